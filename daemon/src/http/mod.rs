@@ -1,0 +1,214 @@
+//! The Engine API server: HTTP/1.1 on a root-only unix socket, Docker's
+//! paths (with optional `/vX.YY` prefix), JSON bodies and error shapes.
+
+mod nodes;
+mod swarm;
+mod system;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use shoal_api::ApiError;
+use tokio::net::UnixListener;
+
+use crate::swarm::SwarmNode;
+
+pub type Reply = Result<Response<Full<Bytes>>, ApiError>;
+
+/// What a handler gets: the parsed request.
+pub struct Call {
+    pub method: Method,
+    /// Path segments after the version prefix.
+    pub segs: Vec<String>,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+}
+
+impl Call {
+    pub fn query_bool(&self, key: &str) -> bool {
+        matches!(self.query.get(key).map(String::as_str), Some("1" | "true" | "True"))
+    }
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.body.is_empty() {
+            return serde_json::from_str("{}").map_err(|e| ApiError::bad_request(format!("missing request body: {e}")));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))
+    }
+    pub fn version(&self) -> Result<u64, ApiError> {
+        let v = self.query.get("version").ok_or_else(|| ApiError::bad_request("missing version parameter"))?;
+        v.parse().map_err(|_| ApiError::bad_request(format!("invalid version {v:?}: must be an integer")))
+    }
+}
+
+pub async fn serve(node: Arc<SwarmNode>, socket: &Path) -> std::io::Result<()> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(socket)?;
+    // Root only: whoever can talk to this socket controls the node.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let node = node.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Ok(error_response(&ApiError::bad_request(format!("reading request body: {e}")))),
+    };
+    let reply = match split_version(&path) {
+        Err(e) => Err(e),
+        Ok(segs) => route(&node, Call { method: method.clone(), segs, query, body }).await,
+    };
+    let mut resp = reply.unwrap_or_else(|e| error_response(&e));
+    let h = resp.headers_mut();
+    h.insert("Api-Version", shoal_api::API_VERSION.parse().expect("static header"));
+    h.insert("Ostype", "linux".parse().expect("static header"));
+    h.insert("Docker-Experimental", "false".parse().expect("static header"));
+    h.insert("Server", format!("Shoal/{} (linux)", shoal_api::ENGINE_VERSION).parse().expect("static header"));
+    if method == Method::HEAD {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    Ok(resp)
+}
+
+/// Strips `/v1.44` and checks it against what we serve.
+fn split_version(path: &str) -> Result<Vec<String>, ApiError> {
+    let mut segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    if let Some(v) = segs.first().and_then(|s| s.strip_prefix('v')) {
+        if v.contains('.') && v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            if version_lt(v, shoal_api::MIN_API_VERSION) {
+                return Err(ApiError::bad_request(format!(
+                    "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+                    shoal_api::MIN_API_VERSION
+                )));
+            }
+            if version_lt(shoal_api::API_VERSION, v) {
+                return Err(ApiError::bad_request(format!(
+                    "client version {v} is too new. Maximum supported API version is {}",
+                    shoal_api::API_VERSION
+                )));
+            }
+            segs.remove(0);
+        }
+    }
+    Ok(segs)
+}
+
+fn version_lt(a: &str, b: &str) -> bool {
+    let p = |s: &str| s.split('.').map(|x| x.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+    p(a) < p(b)
+}
+
+async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
+    let segs: Vec<&str> = call.segs.iter().map(String::as_str).collect();
+    match (call.method.as_str(), segs.as_slice()) {
+        ("GET" | "HEAD", ["_ping"]) => system::ping(node),
+        ("GET", ["version"]) => system::version(),
+        ("GET", ["info"]) => system::info(node),
+        ("GET", ["swarm"]) => swarm::inspect(node),
+        ("POST", ["swarm", "init"]) => swarm::init(node, &call).await,
+        ("POST", ["swarm", "join"]) => swarm::join(node, &call).await,
+        ("POST", ["swarm", "leave"]) => swarm::leave(node, &call).await,
+        ("POST", ["swarm", "update"]) => swarm::update(node, &call).await,
+        ("GET", ["swarm", "unlockkey"]) => swarm::unlock_key(node),
+        ("GET", ["nodes"]) => nodes::list(node, &call),
+        ("GET", ["nodes", id]) => nodes::inspect(node, id),
+        ("POST", ["nodes", id, "update"]) => nodes::update(node, id, &call).await,
+        ("DELETE", ["nodes", id]) => nodes::remove(node, id, &call).await,
+        ("GET", ["tasks"]) => nodes::tasks(node),
+        _ => Err(ApiError::not_found(format!("page not found: {} {}", call.method, call.segs.join("/")))),
+    }
+}
+
+pub fn json_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Reply {
+    let body = serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert("Content-Type", "application/json".parse().expect("static header"));
+    Ok(r)
+}
+
+pub fn ok_empty() -> Reply {
+    Ok(Response::new(Full::new(Bytes::new())))
+}
+
+fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(e.body())));
+    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert("Content-Type", "application/json".parse().expect("static header"));
+    r
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() => {
+                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
+                i += 3;
+                continue;
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix() {
+        assert_eq!(split_version("/v1.44/nodes/abc").unwrap(), vec!["nodes", "abc"]);
+        assert_eq!(split_version("/nodes").unwrap(), vec!["nodes"]);
+        assert_eq!(split_version("/v1.12/nodes").unwrap_err().status, 400);
+        assert_eq!(split_version("/v9.99/nodes").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("filters=%7B%22role%22%3A%7B%22manager%22%3Atrue%7D%7D&force=1");
+        assert_eq!(q["filters"], r#"{"role":{"manager":true}}"#);
+        assert_eq!(q["force"], "1");
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}

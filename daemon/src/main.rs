@@ -1,0 +1,62 @@
+//! shoald: the Shoal node daemon. It serves the Engine API on a unix
+//! socket, runs the agent on every node and the manager role on managers.
+
+mod addr;
+mod config;
+mod http;
+mod swarm;
+
+use clap::Parser;
+
+fn main() {
+    let flags = config::Flags::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},raft=warn", flags.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).init();
+    let cfg = match config::Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shoald: {e}");
+            std::process::exit(1);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = rt.block_on(run(cfg));
+    std::process::exit(code);
+}
+
+async fn run(cfg: config::Config) -> i32 {
+    if let Err(e) = std::fs::create_dir_all(&cfg.data_root) {
+        eprintln!("shoald: creating {}: {e}", cfg.data_root.display());
+        return 1;
+    }
+    let socket = cfg.socket.clone();
+    let node = swarm::SwarmNode::new(cfg);
+    if let Err(e) = node.resume().await {
+        tracing::error!("resuming swarm state: {e}");
+        return 1;
+    }
+    tracing::info!("API listening on {}", socket.display());
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shoald: signal handler: {e}");
+            return 1;
+        }
+    };
+    tokio::select! {
+        r = http::serve(node.clone(), &socket) => {
+            if let Err(e) = r {
+                tracing::error!("API server on {}: {e}", socket.display());
+                return 1;
+            }
+            0
+        }
+        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); let _ = std::fs::remove_file(&socket); 0 }
+        _ = tokio::signal::ctrl_c() => { let _ = std::fs::remove_file(&socket); 0 }
+    }
+}

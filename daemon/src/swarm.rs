@@ -1,0 +1,554 @@
+//! This node's membership in a swarm: init, join, leave, resuming after a
+//! restart, and switching the manager role on and off as the cluster
+//! promotes or demotes the node.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shoal_api::info::LocalNodeState;
+use shoal_api::{ApiError, InitRequest, JoinRequest, Node, NodeSpec, NodeStatus, Role, Swarm, SwarmSpec};
+use shoal_manager::manager::StartMode;
+use shoal_manager::store::{ClusterRecord, Command};
+use shoal_manager::{Manager, ManagerConfig};
+use shoal_rpc::credentials::{write_atomic, Credentials};
+use shoal_rpc::{client, RaftMember, Request, Response};
+use shoal_security::{tls, JoinToken, NodeKey, RootCa};
+use shoal_worker::agent::{Agent, AgentConfig, AgentState};
+use tokio::sync::{watch, Mutex};
+
+use crate::addr;
+use crate::config::Config;
+
+/// What survives a restart besides certificates and the Raft log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeState {
+    pub node_id: String,
+    pub raft_id: u64,
+    pub listen_addr: String,
+    /// host:port other nodes reach the cluster port at.
+    pub advertise_addr: String,
+    pub data_path_addr: String,
+    pub managers: Vec<RaftMember>,
+}
+
+impl NodeState {
+    fn path(swarm_dir: &std::path::Path) -> PathBuf {
+        swarm_dir.join("state.json")
+    }
+    fn save(&self, swarm_dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(swarm_dir)?;
+        write_atomic(&Self::path(swarm_dir), &serde_json::to_vec_pretty(self).expect("state serialises"), 0o600)
+    }
+    fn load(swarm_dir: &std::path::Path) -> std::io::Result<Option<NodeState>> {
+        match std::fs::read(Self::path(swarm_dir)) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(std::io::Error::other),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn host(&self) -> String {
+        self.advertise_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default()
+    }
+}
+
+/// A node in a swarm.
+pub struct Active {
+    pub state: NodeState,
+    pub creds: Arc<RwLock<Credentials>>,
+    pub manager: Option<Arc<Manager>>,
+    pub agent_state: watch::Receiver<AgentState>,
+    agent: tokio::task::JoinHandle<()>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct SwarmNode {
+    pub cfg: Config,
+    /// Serialises init/join/leave and role switches.
+    lifecycle: Mutex<()>,
+    active: RwLock<Option<Active>>,
+}
+
+impl SwarmNode {
+    pub fn new(cfg: Config) -> Arc<SwarmNode> {
+        Arc::new(SwarmNode { cfg, lifecycle: Mutex::new(()), active: RwLock::new(None) })
+    }
+
+    pub fn manager(&self) -> Option<Arc<Manager>> {
+        self.active.read().unwrap().as_ref().and_then(|a| a.manager.clone())
+    }
+
+    /// The manager, or Docker's error for a worker / a node outside a swarm.
+    pub fn require_manager(&self) -> Result<Arc<Manager>, ApiError> {
+        let a = self.active.read().unwrap();
+        match a.as_ref() {
+            None => Err(ApiError::not_in_swarm()),
+            Some(a) => a.manager.clone().ok_or_else(ApiError::not_manager),
+        }
+    }
+
+    pub fn local_state(&self) -> LocalNodeState {
+        if self.active.read().unwrap().is_some() {
+            LocalNodeState::Active
+        } else {
+            LocalNodeState::Inactive
+        }
+    }
+
+    /// (node ID, advertise host, managers, last agent error)
+    pub fn identity(&self) -> Option<(String, String, Vec<RaftMember>, Option<String>)> {
+        let a = self.active.read().unwrap();
+        a.as_ref().map(|a| {
+            let st = a.agent_state.borrow();
+            let managers = if st.managers.is_empty() { a.state.managers.clone() } else { st.managers.clone() };
+            (a.state.node_id.clone(), a.state.host(), managers, st.last_error.clone())
+        })
+    }
+
+    /// Resumes the swarm role this node had before the daemon stopped.
+    pub async fn resume(self: &Arc<Self>) -> Result<(), String> {
+        let _g = self.lifecycle.lock().await;
+        let dir = self.cfg.swarm_dir();
+        let Some(state) = NodeState::load(&dir).map_err(|e| format!("reading swarm state: {e}"))? else {
+            return Ok(());
+        };
+        let creds = Credentials::load(&dir).map_err(|e| format!("reading node certificates: {e}"))?;
+        let role = creds.identity()?.role;
+        let creds = Arc::new(RwLock::new(creds));
+        let manager = if role == shoal_security::Role::Manager && dir.join("raft").exists() {
+            Some(self.start_manager(&state, creds.clone(), false).await?)
+        } else {
+            None
+        };
+        self.activate(state, creds, manager);
+        Ok(())
+    }
+
+    async fn start_manager(&self, state: &NodeState, creds: Arc<RwLock<Credentials>>, bootstrap: bool) -> Result<Arc<Manager>, String> {
+        let cfg = ManagerConfig {
+            swarm_dir: self.cfg.swarm_dir(),
+            node_id: state.node_id.clone(),
+            raft_id: state.raft_id,
+            listen_addr: state.listen_addr.clone(),
+            advertise_addr: state.advertise_addr.clone(),
+        };
+        Manager::start(cfg, creds, StartMode { bootstrap, seeds: state.managers.clone() }).await
+    }
+
+    fn activate(self: &Arc<Self>, state: NodeState, creds: Arc<RwLock<Credentials>>, manager: Option<Arc<Manager>>) {
+        let agent_cfg = AgentConfig {
+            swarm_dir: self.cfg.swarm_dir(),
+            advertise_addr: state.host(),
+            description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+        };
+        let (agent, agent_state) = Agent::start(agent_cfg, creds.clone(), state.managers.clone());
+        let watcher = tokio::spawn(watch_role(self.clone(), agent_state.clone()));
+        *self.active.write().unwrap() = Some(Active { state, creds, manager, agent_state, agent, watcher: Some(watcher) });
+    }
+
+    fn ensure_inactive(&self) -> Result<(), ApiError> {
+        if self.active.read().unwrap().is_some() {
+            return Err(ApiError::unavailable(
+                "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.",
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn init(self: &Arc<Self>, req: InitRequest) -> Result<String, ApiError> {
+        let _g = self.lifecycle.lock().await;
+        if req.force_new_cluster {
+            return self.force_new_cluster().await;
+        }
+        self.ensure_inactive()?;
+        let (listen_addr, advertise_addr) = addresses(&req.listen_addr, &req.advertise_addr)?;
+        let mut spec_json = serde_json::to_value(SwarmSpec::default()).expect("spec serialises");
+        if let Some(s) = &req.spec {
+            shoal_api::swarm::merge_json(&mut spec_json, s);
+        }
+        let spec: SwarmSpec = serde_json::from_value(spec_json).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        shoal_manager::control::validate_spec(&spec)?;
+        let (pools, subnet_size) = address_pools(&req.default_addr_pool, req.subnet_size)?;
+        let data_path_port = match req.data_path_port {
+            0 => shoal_api::DEFAULT_DATA_PATH_PORT,
+            p if (1024..=49151).contains(&p) => p,
+            p => return Err(ApiError::bad_request(format!("data path port {p} is out of range: use 1024 - 49151"))),
+        };
+
+        let internal = |e: String| ApiError::internal(e);
+        let ca = RootCa::generate().map_err(internal)?;
+        let node_id = shoal_api::id::new_id();
+        let cluster_id = shoal_api::id::new_id();
+        let key = NodeKey::generate().map_err(internal)?;
+        let expiry = Duration::from_nanos(spec.ca_config.node_cert_expiry as u64);
+        let cert_pem = ca.issue(&key.csr_pem, &node_id, shoal_security::Role::Manager, &cluster_id, expiry).map_err(internal)?;
+        let creds = Credentials { root_pem: ca.cert_pem().to_string(), cert_pem, key_pem: key.key_pem };
+        let state = NodeState {
+            node_id: node_id.clone(),
+            raft_id: new_raft_id(),
+            listen_addr,
+            advertise_addr: advertise_addr.clone(),
+            data_path_addr: req.data_path_addr.clone(),
+            managers: Vec::new(),
+        };
+        let dir = self.cfg.swarm_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        creds.save(&dir).map_err(|e| internal(format!("saving certificates: {e}")))?;
+        let creds = Arc::new(RwLock::new(creds));
+        let mgr = match self.start_manager(&state, creds.clone(), true).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(ApiError::bad_request(e));
+            }
+        };
+        let now = shoal_api::time::now_rfc3339();
+        let digest = ca.digest();
+        let swarm = Swarm {
+            id: cluster_id,
+            created_at: now.clone(),
+            updated_at: now.clone(),
+            spec,
+            tls_info: shoal_api::TlsInfo { trust_root: ca.cert_pem().to_string(), ..Default::default() },
+            data_path_port,
+            default_addr_pool: pools,
+            subnet_size,
+            ..Default::default()
+        };
+        let cluster = ClusterRecord {
+            swarm,
+            root_cert_pem: ca.cert_pem().to_string(),
+            root_key_pem: ca.key_pem().to_string(),
+            worker_secret: JoinToken::generate(digest).secret,
+            manager_secret: JoinToken::generate(digest).secret,
+        };
+        let host = state.host();
+        let node = Node {
+            id: node_id.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+            spec: NodeSpec { role: Role::Manager, ..Default::default() },
+            description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+            status: NodeStatus { addr: host, ..Default::default() },
+            ..Default::default()
+        };
+        if let Err(e) = mgr.propose(Command::CreateCluster { cluster: Box::new(cluster), node: Box::new(node) }).await {
+            mgr.stop();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        let mut state = state;
+        state.managers = mgr.raft.store.read().unwrap().members.values().cloned().collect();
+        state.save(&dir).map_err(|e| internal(format!("saving swarm state: {e}")))?;
+        self.activate(state, creds, Some(mgr));
+        Ok(node_id)
+    }
+
+    /// `swarm init --force-new-cluster` on a manager that lost its quorum.
+    async fn force_new_cluster(self: &Arc<Self>) -> Result<String, ApiError> {
+        let dir = self.cfg.swarm_dir();
+        let taken = self.active.write().unwrap().take();
+        let state = match taken {
+            Some(a) => {
+                let state = a.state.clone();
+                a.stop();
+                state
+            }
+            None => NodeState::load(&dir)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .ok_or_else(|| ApiError::bad_request("swarm init --force-new-cluster needs a node that was a manager of a swarm"))?,
+        };
+        let creds = Credentials::load(&dir).map_err(|e| ApiError::internal(format!("reading node certificates: {e}")))?;
+        let me = RaftMember { raft_id: state.raft_id, node_id: state.node_id.clone(), addr: state.advertise_addr.clone() };
+        shoal_manager::raft::node::force_new_cluster(&dir.join("raft"), &me).map_err(ApiError::bad_request)?;
+        let mut state = state;
+        state.managers = vec![me];
+        state.save(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+        let creds = Arc::new(RwLock::new(creds));
+        let mgr = self.start_manager(&state, creds.clone(), false).await.map_err(ApiError::internal)?;
+        let node_id = state.node_id.clone();
+        self.activate(state, creds, Some(mgr));
+        Ok(node_id)
+    }
+
+    pub async fn join(self: &Arc<Self>, req: JoinRequest) -> Result<(), ApiError> {
+        let _g = self.lifecycle.lock().await;
+        self.ensure_inactive()?;
+        let remote = req.remote_addrs.first().cloned().ok_or_else(|| ApiError::bad_request("a remote address is required to join a swarm"))?;
+        let remote = if remote.contains(':') { remote } else { format!("{remote}:{}", shoal_api::CLUSTER_PORT) };
+        let token = JoinToken::parse(&req.join_token).map_err(|_| ApiError::bad_request("invalid join token"))?;
+        let (listen_addr, advertise_addr) = addresses(&req.listen_addr, &req.advertise_addr)?;
+        let key = NodeKey::generate().map_err(ApiError::internal)?;
+        let (tls_cfg, pinned) = tls::bootstrap_client_config(token.ca_digest).map_err(ApiError::internal)?;
+        let raft_id = new_raft_id();
+        let host = advertise_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+        let join = Request::Join(shoal_rpc::JoinRequest {
+            token: req.join_token.clone(),
+            csr_pem: key.csr_pem.clone(),
+            advertise_addr: host,
+            raft_addr: advertise_addr.clone(),
+            raft_id,
+            description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+        });
+        let resp = client::call_once(&remote, tls_cfg, &join, Duration::from_secs(20)).await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("unknown authority") {
+                ApiError::bad_request(format!(
+                    "remote CA does not match fingerprint. Expected: {}",
+                    shoal_security::base36::encode_fixed(&token.ca_digest, 50)
+                ))
+            } else {
+                ApiError::unavailable(format!("could not reach the manager at {remote}: {msg}"))
+            }
+        })?;
+        let joined = match resp {
+            Response::Joined(j) => j,
+            Response::Error { status, message } => return Err(ApiError::new(status, message)),
+            other => return Err(ApiError::internal(format!("unexpected answer to join: {other:?}"))),
+        };
+        if pinned.root_pem().map(|r| r.trim() != joined.root_pem.trim()).unwrap_or(false) {
+            return Err(ApiError::bad_request("the manager sent a root CA different from the one it presented"));
+        }
+        let creds = Credentials { root_pem: joined.root_pem, cert_pem: joined.cert_pem, key_pem: key.key_pem };
+        let dir = self.cfg.swarm_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        creds.save(&dir).map_err(|e| ApiError::internal(format!("saving certificates: {e}")))?;
+        let state = NodeState {
+            node_id: joined.node_id,
+            raft_id,
+            listen_addr,
+            advertise_addr,
+            data_path_addr: req.data_path_addr,
+            managers: joined.managers,
+        };
+        state.save(&dir).map_err(|e| ApiError::internal(format!("saving swarm state: {e}")))?;
+        let creds = Arc::new(RwLock::new(creds));
+        let manager = if joined.role == Role::Manager {
+            Some(self.become_manager(&state, creds.clone()).await.map_err(ApiError::unavailable)?)
+        } else {
+            None
+        };
+        self.activate(state, creds, manager);
+        Ok(())
+    }
+
+    /// Starts the manager role on a node that holds a manager certificate
+    /// but is not yet a Raft member, and asks the leader to add it.
+    async fn become_manager(&self, state: &NodeState, creds: Arc<RwLock<Credentials>>) -> Result<Arc<Manager>, String> {
+        let _ = std::fs::remove_dir_all(self.cfg.swarm_dir().join("raft"));
+        let mgr = self.start_manager(state, creds, false).await?;
+        let req = Request::JoinRaft { raft_id: state.raft_id, addr: state.advertise_addr.clone() };
+        let mut targets: Vec<String> = state.managers.iter().map(|m| m.addr.clone()).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut i = 0;
+        while tokio::time::Instant::now() < deadline && !targets.is_empty() {
+            let addr = targets[i % targets.len()].clone();
+            i += 1;
+            match client::call_once(&addr, mgr.client_tls(), &req, Duration::from_secs(10)).await {
+                Ok(Response::Members(_)) => return Ok(mgr),
+                Ok(Response::NotLeader { leader_addr: Some(l) }) => targets.insert(0, l),
+                Ok(Response::Error { message, .. }) => tracing::info!("joining raft via {addr}: {message}"),
+                other => tracing::info!("joining raft via {addr}: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        mgr.stop();
+        Err("could not join the managers' raft cluster: no leader answered".into())
+    }
+
+    pub async fn leave(self: &Arc<Self>, force: bool) -> Result<(), ApiError> {
+        let _g = self.lifecycle.lock().await;
+        let mgr = {
+            let a = self.active.read().unwrap();
+            let a = a.as_ref().ok_or_else(|| ApiError::unavailable("This node is not part of a swarm"))?;
+            a.manager.clone()
+        };
+        if let Some(mgr) = &mgr {
+            let members = mgr.raft.store.read().unwrap().members.len();
+            let reachable = mgr.reachable_members().len();
+            if !force {
+                let mut msg = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
+                if members <= 1 {
+                    msg += "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ";
+                } else {
+                    msg += &format!(
+                        "Removing this node leaves {} managers out of {}. Without a Raft quorum your swarm will be inaccessible. The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.",
+                        reachable.saturating_sub(1),
+                        members
+                    );
+                }
+                return Err(ApiError::unavailable(msg.trim_end().to_string()));
+            }
+            if members > 1 {
+                self.leave_raft(mgr).await;
+            }
+        }
+        if let Some(a) = self.active.write().unwrap().take() {
+            a.stop();
+        }
+        std::fs::remove_dir_all(self.cfg.swarm_dir()).or_else(ignore_missing).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Takes this manager out of the Raft membership (best effort: with no
+    /// quorum, `--force` leaves anyway).
+    async fn leave_raft(&self, mgr: &Arc<Manager>) {
+        let req = Request::LeaveRaft { raft_id: mgr.cfg.raft_id };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            if mgr.is_leader() {
+                shoal_manager::membership::hand_over_leadership(mgr);
+            } else if let Ok(Response::Ok) = mgr.call_leader(req.clone()).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracing::warn!("left the swarm without leaving raft cleanly");
+    }
+
+    /// Switches the manager role to match the node's certificate.
+    async fn reconcile_role(self: &Arc<Self>) {
+        let _g = self.lifecycle.lock().await;
+        let (state, creds, manager, st) = {
+            let guard = self.active.read().unwrap();
+            let Some(a) = guard.as_ref() else { return };
+            let st = a.agent_state.borrow().clone();
+            (a.state.clone(), a.creds.clone(), a.manager.clone(), st)
+        };
+        let removed = manager.as_ref().map(|m| m.raft.status.borrow().removed).unwrap_or(false);
+        if let Some(m) = &manager {
+            let _ = m.refresh_tls();
+        }
+        if removed {
+            if let Some(m) = manager {
+                tracing::info!("demoted: stopping the manager role");
+                m.stop();
+                let _ = std::fs::remove_dir_all(self.cfg.swarm_dir().join("raft"));
+                if let Some(a) = self.active.write().unwrap().as_mut() {
+                    a.manager = None;
+                }
+            }
+            return;
+        }
+        if manager.is_none() && st.cert_role == Some(Role::Manager) && st.desired_role == Some(Role::Manager) {
+            tracing::info!("promoted: starting the manager role");
+            let mut state = state;
+            state.raft_id = new_raft_id();
+            state.managers = st.managers.clone();
+            if state.save(&self.cfg.swarm_dir()).is_err() {
+                return;
+            }
+            match self.become_manager(&state, creds).await {
+                Ok(m) => {
+                    if let Some(a) = self.active.write().unwrap().as_mut() {
+                        a.manager = Some(m);
+                        a.state = state;
+                    }
+                }
+                Err(e) => tracing::warn!("promotion: {e}"),
+            }
+        }
+    }
+}
+
+impl Active {
+    fn stop(self) {
+        if let Some(w) = self.watcher {
+            w.abort();
+        }
+        self.agent.abort();
+        if let Some(m) = self.manager {
+            m.stop();
+        }
+    }
+}
+
+async fn watch_role(node: Arc<SwarmNode>, mut agent: watch::Receiver<AgentState>) {
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(500), agent.changed()).await;
+        node.reconcile_role().await;
+        // Keep the saved manager list fresh for the next restart.
+        let fresh = agent.borrow().managers.clone();
+        let dir = node.cfg.swarm_dir();
+        let mut save = None;
+        if let Some(a) = node.active.write().unwrap().as_mut() {
+            if !fresh.is_empty() && fresh != a.state.managers {
+                a.state.managers = fresh;
+                save = Some(a.state.clone());
+            }
+        }
+        if let Some(s) = save {
+            let _ = s.save(&dir);
+        }
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+fn new_raft_id() -> u64 {
+    loop {
+        let id: u64 = rand::random();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// (listen host:port, advertise host:port) from the request, Docker's way.
+fn addresses(listen: &str, advertise: &str) -> Result<(String, String), ApiError> {
+    let listen = if listen.is_empty() { "0.0.0.0:2377" } else { listen };
+    let (lip, lport) = addr::resolve(listen, shoal_api::CLUSTER_PORT, "--listen-addr")?;
+    let (aip, aport) = if advertise.is_empty() {
+        (addr::choose_advertise(lip)?, lport)
+    } else {
+        addr::resolve(advertise, lport, "--advertise-addr")?
+    };
+    if aip.is_unspecified() {
+        return Err(ApiError::bad_request("advertise address must be a non-zero IP address or network interface (with optional port number)"));
+    }
+    Ok((format!("{lip}:{lport}"), format!("{aip}:{aport}")))
+}
+
+fn address_pools(pools: &[String], subnet_size: u32) -> Result<(Vec<String>, u32), ApiError> {
+    let pools = if pools.is_empty() { vec!["10.0.0.0/8".to_string()] } else { pools.to_vec() };
+    let size = if subnet_size == 0 { 24 } else { subnet_size };
+    for p in &pools {
+        let (ip, len) = p.split_once('/').ok_or_else(|| ApiError::bad_request(format!("invalid CIDR address: {p}")))?;
+        let len: u32 = len.parse().map_err(|_| ApiError::bad_request(format!("invalid CIDR address: {p}")))?;
+        if ip.parse::<std::net::Ipv4Addr>().is_err() || len > 32 {
+            return Err(ApiError::bad_request(format!("invalid CIDR address: {p}")));
+        }
+        if size < len || size > 29 {
+            return Err(ApiError::bad_request(format!("invalid subnet size {size} for address pool {p}")));
+        }
+    }
+    Ok((pools, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_default_and_validate() {
+        assert_eq!(address_pools(&[], 0).unwrap(), (vec!["10.0.0.0/8".to_string()], 24));
+        assert!(address_pools(&["10.20.0.0/16".into()], 24).is_ok());
+        assert!(address_pools(&["10.20.0.0".into()], 24).is_err());
+        assert!(address_pools(&["10.20.0.0/16".into()], 8).is_err());
+    }
+
+    #[test]
+    fn explicit_addresses() {
+        let (l, a) = addresses("", "192.168.77.11").unwrap();
+        assert_eq!(l, "0.0.0.0:2377");
+        assert_eq!(a, "192.168.77.11:2377");
+        assert!(addresses("", "0.0.0.0").is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! The control API behind the Engine API's `/swarm` and `/nodes` endpoints:
+//! reads from this manager's store, writes through `Manager::propose`.
+
+use shoal_api::filters::Filters;
+use shoal_api::{
+    ApiError, JoinTokens, ManagerStatus, Node, NodeSpec, NodeState, Reachability, Role, Swarm, SwarmSpec,
+};
+use shoal_security::JoinToken;
+
+use crate::manager::Manager;
+use crate::membership::check_removal_keeps_quorum;
+use crate::store::{Command, Store};
+
+pub const NODE_FILTERS: &[&str] = &["id", "label", "membership", "name", "node.label", "role"];
+
+/// Options of `POST /swarm/update`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SwarmUpdate {
+    pub rotate_worker_token: bool,
+    pub rotate_manager_token: bool,
+}
+
+impl Manager {
+    fn store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
+        self.raft.store.read().unwrap()
+    }
+
+    pub fn swarm(&self) -> Result<Swarm, ApiError> {
+        let st = self.store();
+        let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+        let digest = shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?;
+        let mut s = c.swarm.clone();
+        s.join_tokens = Some(JoinTokens {
+            worker: JoinToken { ca_digest: digest, secret: c.worker_secret.clone() }.to_string(),
+            manager: JoinToken { ca_digest: digest, secret: c.manager_secret.clone() }.to_string(),
+        });
+        Ok(s)
+    }
+
+    /// A node as the API shows it: stored fields plus what only a manager
+    /// knows now (leader, reachability, the trust root).
+    fn present(&self, st: &Store, n: &Node) -> Node {
+        let mut n = n.clone();
+        if let Some(c) = &st.cluster {
+            n.description.tls_info.trust_root = c.root_cert_pem.clone();
+        }
+        if let Some(m) = st.member_of_node(&n.id) {
+            let status = self.raft.status.borrow();
+            let reachable = self.reachable_members().contains(&m.raft_id);
+            n.manager_status = Some(ManagerStatus {
+                leader: status.leader == m.raft_id && status.leader != 0,
+                reachability: if reachable { Reachability::Reachable } else { Reachability::Unreachable },
+                addr: m.addr.clone(),
+            });
+        }
+        n
+    }
+
+    pub fn nodes(&self, filters: &Filters) -> Vec<Node> {
+        let st = self.store();
+        st.nodes
+            .values()
+            .filter(|n| filters.any("id", |v| n.id.starts_with(v)))
+            .filter(|n| filters.any("name", |v| n.description.hostname.contains(v)))
+            .filter(|n| filters.any("role", |v| v == n.spec.role.as_str()))
+            .filter(|_| filters.any("membership", |v| v == "accepted"))
+            .filter(|n| filters.labels_match("label", &n.description.engine.labels))
+            .filter(|n| filters.labels_match("node.label", &n.spec.labels))
+            .map(|n| self.present(&st, n))
+            .collect()
+    }
+
+    pub fn node(&self, key: &str) -> Result<Node, ApiError> {
+        let st = self.store();
+        let key = if key == "self" { self.cfg.node_id.as_str() } else { key };
+        let n = st.find_node(key)?;
+        Ok(self.present(&st, n))
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.store();
+        (st.nodes.len(), st.members.len())
+    }
+
+    pub async fn update_node(&self, key: &str, version: u64, spec: NodeSpec) -> Result<(), ApiError> {
+        let (id, demoting) = {
+            let st = self.store();
+            let n = st.find_node(key)?;
+            let member = st.member_of_node(&n.id).map(|m| m.raft_id);
+            (n.id.clone(), member.filter(|_| spec.role == Role::Worker && n.spec.role == Role::Manager))
+        };
+        if let Some(raft_id) = demoting {
+            check_removal_keeps_quorum(self, raft_id)?;
+        }
+        self.propose(Command::UpdateNodeSpec { id, version, spec }).await.map(|_| ())
+    }
+
+    pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ApiError> {
+        let id = {
+            let st = self.store();
+            let n = st.find_node(key)?;
+            if st.member_of_node(&n.id).is_some() || n.spec.role == Role::Manager {
+                return Err(ApiError::bad_request(format!(
+                    "rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal",
+                    n.id
+                )));
+            }
+            if !force && n.status.state != NodeState::Down {
+                return Err(ApiError::bad_request(format!(
+                    "rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed",
+                    n.id
+                )));
+            }
+            n.id.clone()
+        };
+        self.propose(Command::RemoveNode { id }).await.map(|_| ())
+    }
+
+    /// `POST /swarm/update`: a full spec (omitted fields take Docker's
+    /// defaults), token rotation, and `CAConfig.ForceRotate` for a new root CA.
+    pub async fn update_swarm(&self, version: u64, spec_json: &serde_json::Value, opts: SwarmUpdate) -> Result<(), ApiError> {
+        let mut full = serde_json::to_value(SwarmSpec::default()).expect("spec serialises");
+        shoal_api::swarm::merge_json(&mut full, spec_json);
+        let spec: SwarmSpec = serde_json::from_value(full).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        validate_spec(&spec)?;
+        let (force_rotate_before, digest) = {
+            let st = self.store();
+            let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+            (c.swarm.spec.ca_config.force_rotate, shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?)
+        };
+        let new_root = if spec.ca_config.force_rotate != force_rotate_before {
+            let ca = shoal_security::RootCa::generate().map_err(ApiError::internal)?;
+            Some((ca.cert_pem().to_string(), ca.key_pem().to_string()))
+        } else {
+            None
+        };
+        let fresh = || JoinToken::generate(digest).secret;
+        self.propose(Command::UpdateCluster {
+            version,
+            spec: Box::new(spec),
+            worker_secret: opts.rotate_worker_token.then(fresh),
+            manager_secret: opts.rotate_manager_token.then(fresh),
+            new_root,
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+pub fn validate_spec(spec: &SwarmSpec) -> Result<(), ApiError> {
+    if spec.dispatcher.heartbeat_period < 0 {
+        return Err(ApiError::bad_request("invalid heartbeat period: must not be negative"));
+    }
+    if spec.ca_config.node_cert_expiry != 0 && spec.ca_config.node_cert_expiry < 3_600_000_000_000 {
+        return Err(ApiError::bad_request(
+            "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s",
+        ));
+    }
+    if spec.orchestration.task_history_retention_limit < 0 {
+        return Err(ApiError::bad_request("invalid task history retention limit: must not be negative"));
+    }
+    Ok(())
+}

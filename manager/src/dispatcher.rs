@@ -1,0 +1,95 @@
+//! The dispatcher's liveness tracking (leader only): agents heartbeat, the
+//! node turns Ready; after three missed periods it turns Down.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shoal_api::{ApiError, NodeState, NodeStatus};
+use shoal_rpc::{HeartbeatRequest, HeartbeatResponse, Response};
+
+use crate::manager::Manager;
+use crate::store::Command;
+
+/// A node is Down after this many heartbeat periods without one (Docker's).
+pub const GRACE_PERIODS: u32 = 3;
+
+#[derive(Default)]
+pub struct Dispatcher {
+    /// When each node's next heartbeat is overdue. Emptied on leadership
+    /// changes: a new leader gives every node a full grace period.
+    deadlines: Mutex<HashMap<String, Instant>>,
+    term: Mutex<u64>,
+}
+
+fn period(mgr: &Manager) -> Duration {
+    let st = mgr.raft.store.read().unwrap();
+    let ns = st.cluster.as_ref().map(|c| c.swarm.spec.dispatcher.heartbeat_period).unwrap_or(shoal_api::DEFAULT_HEARTBEAT_NS);
+    Duration::from_nanos(ns.max(100_000_000) as u64)
+}
+
+pub async fn heartbeat(mgr: &Manager, node_id: &str, hb: HeartbeatRequest) -> Result<Response, ApiError> {
+    if !mgr.is_leader() {
+        return Ok(Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) });
+    }
+    let period = period(mgr);
+    mgr.dispatcher.deadlines.lock().unwrap().insert(node_id.to_string(), Instant::now() + period * GRACE_PERIODS);
+    let (update, desired_role, managers, root_pem) = {
+        let st = mgr.raft.store.read().unwrap();
+        let node = st.nodes.get(node_id).ok_or_else(|| ApiError::not_found(format!("node {node_id} not found")))?;
+        let desc_changed = hb.description.as_ref().map(|d| *d != node.description).unwrap_or(false);
+        let update = node.status.state != NodeState::Ready || node.status.addr != hb.addr || desc_changed;
+        let root = st.cluster.as_ref().map(|c| c.root_cert_pem.clone()).unwrap_or_default();
+        (update.then_some(desc_changed), node.spec.role, st.members.values().cloned().collect(), root)
+    };
+    if let Some(desc_changed) = update {
+        let status = NodeStatus { state: NodeState::Ready, message: String::new(), addr: hb.addr };
+        let description = if desc_changed { hb.description.map(Box::new) } else { None };
+        mgr.propose(Command::UpdateNodeStatus { id: node_id.to_string(), status, description }).await?;
+    }
+    Ok(Response::Heartbeat(HeartbeatResponse {
+        period_ns: period.as_nanos() as i64,
+        desired_role,
+        managers,
+        root_pem,
+    }))
+}
+
+/// Marks nodes Down whose heartbeats stopped. Runs on every manager, acts on
+/// the leader only.
+pub async fn run(mgr: Arc<Manager>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let status = mgr.raft.status.borrow().clone();
+        if !status.is_leader {
+            continue;
+        }
+        {
+            let mut term = mgr.dispatcher.term.lock().unwrap();
+            if *term != status.term {
+                *term = status.term;
+                mgr.dispatcher.deadlines.lock().unwrap().clear();
+            }
+        }
+        let grace = period(&mgr) * GRACE_PERIODS;
+        let now = Instant::now();
+        let overdue: Vec<String> = {
+            let st = mgr.raft.store.read().unwrap();
+            let mut deadlines = mgr.dispatcher.deadlines.lock().unwrap();
+            st.nodes
+                .values()
+                .filter(|n| n.status.state != NodeState::Down)
+                .filter(|n| *deadlines.entry(n.id.clone()).or_insert(now + grace) < now)
+                .map(|n| n.id.clone())
+                .collect()
+        };
+        for id in overdue {
+            let addr = mgr.raft.store.read().unwrap().nodes.get(&id).map(|n| n.status.addr.clone()).unwrap_or_default();
+            let status = NodeStatus { state: NodeState::Down, message: "heartbeat failure".into(), addr };
+            if let Err(e) = mgr.propose(Command::UpdateNodeStatus { id: id.clone(), status, description: None }).await {
+                tracing::warn!("marking node {id} down: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The manager role: Raft and its durable log, the replicated store, the
+//! cluster RPC server (joins, heartbeats, certificates, forwarded writes),
+//! the dispatcher's liveness tracking and the membership reconciler.
+//!
+//! Controllers (dispatcher, membership) act on the leader only; every
+//! manager serves reads from its own store and forwards writes.
+
+pub mod control;
+pub mod dispatcher;
+pub mod manager;
+pub mod membership;
+pub mod raft;
+pub mod server;
+pub mod store;
+
+pub use manager::{Manager, ManagerConfig};

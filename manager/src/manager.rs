@@ -1,0 +1,221 @@
+//! The manager role of one node: starts Raft, the cluster RPC server and the
+//! controllers, and offers `propose`, which forwards to the leader when this
+//! manager is a follower.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use shoal_api::ApiError;
+use shoal_rpc::client;
+use shoal_rpc::credentials::Credentials;
+use shoal_rpc::{RaftMember, Request, Response};
+use tokio::task::JoinHandle;
+
+use crate::dispatcher::Dispatcher;
+use crate::raft::{RaftHandle, StartOptions};
+use crate::store::Command;
+
+/// How long a write may wait for a leader before it is refused.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
+/// A peer manager that has not answered a ping for this long is Unreachable.
+pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// `<data-root>/swarm`.
+    pub swarm_dir: PathBuf,
+    pub node_id: String,
+    pub raft_id: u64,
+    /// Where the cluster port listens (`0.0.0.0:2377`).
+    pub listen_addr: String,
+    /// Where other nodes reach it (`192.168.77.11:2377`).
+    pub advertise_addr: String,
+}
+
+pub struct Manager {
+    pub cfg: ManagerConfig,
+    pub raft: RaftHandle,
+    pub creds: Arc<RwLock<Credentials>>,
+    pub(crate) client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
+    /// Last time each peer manager (by Raft ID) answered a ping.
+    pub(crate) last_pong: Mutex<HashMap<u64, Instant>>,
+    pub(crate) dispatcher: Dispatcher,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+pub struct StartMode {
+    /// First manager of a new swarm.
+    pub bootstrap: bool,
+    /// Managers already known (joining or promoted nodes).
+    pub seeds: Vec<RaftMember>,
+}
+
+impl Manager {
+    pub async fn start(cfg: ManagerConfig, creds: Arc<RwLock<Credentials>>, mode: StartMode) -> Result<Arc<Manager>, String> {
+        let client_tls = Arc::new(RwLock::new(creds.read().unwrap().client_config()?));
+        let me = RaftMember { raft_id: cfg.raft_id, node_id: cfg.node_id.clone(), addr: cfg.advertise_addr.clone() };
+        let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
+            .await
+            .map_err(|e| format!("failed to listen on remote API address {}: {e}", cfg.listen_addr))?;
+        let raft = RaftHandle::start(StartOptions {
+            id: cfg.raft_id,
+            dir: cfg.swarm_dir.join("raft"),
+            bootstrap: mode.bootstrap.then(|| me.clone()),
+            seeds: mode.seeds.iter().map(|m| (m.raft_id, m.addr.clone())).collect(),
+            tls: client_tls.clone(),
+            snapshot_interval: snapshot_interval(),
+            keep_entries: 500,
+        })?;
+        let mgr = Arc::new(Manager {
+            cfg,
+            raft,
+            creds,
+            client_tls,
+            last_pong: Mutex::new(HashMap::new()),
+            dispatcher: Dispatcher::default(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let tasks = vec![
+            tokio::spawn(crate::server::serve(mgr.clone(), listener)),
+            tokio::spawn(crate::dispatcher::run(mgr.clone())),
+            tokio::spawn(crate::membership::run(mgr.clone())),
+            tokio::spawn(ping_peers(mgr.clone())),
+        ];
+        mgr.tasks.lock().unwrap().extend(tasks);
+        Ok(mgr)
+    }
+
+    /// Stops Raft and every task of this manager.
+    pub fn stop(&self) {
+        self.raft.stop();
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Rebuilds TLS client settings after the node's certificate changed.
+    pub fn refresh_tls(&self) -> Result<(), String> {
+        let cfg = self.creds.read().unwrap().client_config()?;
+        *self.client_tls.write().unwrap() = cfg;
+        Ok(())
+    }
+
+    pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
+        self.client_tls.read().unwrap().clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.status.borrow().is_leader
+    }
+
+    pub fn leader_member(&self) -> Option<RaftMember> {
+        let leader = self.raft.status.borrow().leader;
+        self.raft.store.read().unwrap().members.get(&leader).cloned()
+    }
+
+    /// Proposes a command through Raft, on this node if it leads, else by
+    /// forwarding it to the leader; waits until it is applied.
+    pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ApiError::no_leader());
+            }
+            if self.is_leader() {
+                match self.raft.propose_local(command.clone(), left).await {
+                    Err(e) if e == ApiError::no_leader() => {}
+                    r => return r,
+                }
+            } else if let Some(leader) = self.leader_member() {
+                let req = Request::Propose { command: serde_json::to_value(&command).expect("command serialises") };
+                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
+                    Ok(Response::Proposed { result }) => return Ok(result),
+                    Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
+                    _ => {}
+                }
+            }
+            self.wait_for_leader_change(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends a request to the leader (for calls only the leader can serve).
+    pub async fn call_leader(&self, req: Request) -> Result<Response, ApiError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(ApiError::no_leader());
+            }
+            if let Some(leader) = self.leader_member() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
+                    Ok(Response::NotLeader { .. }) | Err(_) => {}
+                    Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
+                    Ok(r) => return Ok(r),
+                }
+            }
+            self.wait_for_leader_change(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_for_leader_change(&self, at_most: Duration) {
+        let mut rx = self.raft.status.clone();
+        let _ = tokio::time::timeout(at_most, rx.changed()).await;
+    }
+
+    /// Raft IDs of the members that answered a ping recently (and this one).
+    pub fn reachable_members(&self) -> Vec<u64> {
+        let pongs = self.last_pong.lock().unwrap();
+        let st = self.raft.store.read().unwrap();
+        st.members
+            .keys()
+            .copied()
+            .filter(|id| *id == self.cfg.raft_id || pongs.get(id).map(|t| t.elapsed() < REACHABLE_WITHIN).unwrap_or(false))
+            .collect()
+    }
+}
+
+fn snapshot_interval() -> u64 {
+    // Tests shrink the interval to exercise snapshots and compaction.
+    std::env::var("SHOAL_RAFT_SNAPSHOT_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(shoal_api::DEFAULT_SNAPSHOT_INTERVAL)
+}
+
+/// Pings every other manager each second over a kept connection, for the
+/// Reachable/Unreachable column of `node ls`.
+async fn ping_peers(mgr: Arc<Manager>) {
+    let mut conns: HashMap<u64, client::Conn> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let peers: Vec<RaftMember> = {
+            let st = mgr.raft.store.read().unwrap();
+            st.members.values().filter(|m| m.raft_id != mgr.cfg.raft_id).cloned().collect()
+        };
+        conns.retain(|id, _| peers.iter().any(|p| p.raft_id == *id));
+        for p in peers {
+            let timeout = Duration::from_millis(900);
+            if !conns.contains_key(&p.raft_id) {
+                match client::connect(&p.addr, mgr.client_tls(), timeout).await {
+                    Ok(c) => {
+                        conns.insert(p.raft_id, c);
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let conn = conns.get_mut(&p.raft_id).expect("inserted above");
+            match conn.call(&Request::Ping, timeout).await {
+                Ok(Response::Pong { .. }) => {
+                    mgr.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());
+                }
+                _ => {
+                    conns.remove(&p.raft_id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Keeps the Raft membership in step with node roles (leader only): a
+//! manager demoted or removed in the store leaves Raft; when it is the
+//! leader itself, it first hands leadership to an up-to-date peer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_api::{ApiError, Role};
+
+use crate::manager::Manager;
+
+pub async fn run(mgr: Arc<Manager>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    loop {
+        tick.tick().await;
+        if !mgr.is_leader() {
+            continue;
+        }
+        let leaving: Vec<u64> = {
+            let st = mgr.raft.store.read().unwrap();
+            st.members
+                .values()
+                .filter(|m| st.nodes.get(&m.node_id).map(|n| n.spec.role == Role::Worker).unwrap_or(true))
+                .map(|m| m.raft_id)
+                .collect()
+        };
+        for id in leaving {
+            if let Err(e) = mgr.remove_member(id).await {
+                tracing::info!("raft member {id:x} not removed yet: {e}");
+            }
+        }
+    }
+}
+
+/// Asks Raft to move leadership to the most up-to-date other voter.
+pub fn hand_over_leadership(mgr: &Manager) {
+    let st = mgr.raft.status.borrow().clone();
+    if let Some(to) = st.up_to_date.iter().copied().find(|id| *id != st.id) {
+        mgr.raft.transfer_leader(to);
+    }
+}
+
+/// Docker's quorum guard for demoting or removing a manager: refuse when the
+/// managers left reachable could not form a majority of the smaller cluster.
+pub fn check_removal_keeps_quorum(mgr: &Manager, raft_id: u64) -> Result<(), ApiError> {
+    let voters = mgr.raft.store.read().unwrap().members.len();
+    if voters <= 1 {
+        return Err(ApiError::bad_request(
+            "rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm",
+        ));
+    }
+    let reachable_after = mgr.reachable_members().into_iter().filter(|id| *id != raft_id).count();
+    let quorum_after = (voters - 1) / 2 + 1;
+    if reachable_after < quorum_after {
+        return Err(ApiError::bad_request(
+            "rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum",
+        ));
+    }
+    Ok(())
+}

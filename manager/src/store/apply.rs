@@ -1,0 +1,135 @@
+//! Applying committed commands to the store.
+
+use shoal_api::{ApiError, Version};
+
+use super::{Command, Envelope, Store};
+
+/// Applies one committed command at log index `index`. An error leaves the
+/// store unchanged and is returned to the proposer.
+pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, ApiError> {
+    let at = env.at;
+    let version = Version { index };
+    match env.command {
+        Command::CreateCluster { cluster, node } => {
+            if store.cluster.is_some() {
+                return Err(ApiError::conflict("the swarm already exists"));
+            }
+            let mut cluster = *cluster;
+            cluster.swarm.version = version;
+            store.cluster = Some(cluster);
+            let mut node = *node;
+            node.version = version;
+            store.nodes.insert(node.id.clone(), node);
+            Ok(serde_json::Value::Null)
+        }
+        Command::CreateNode { node } => {
+            if store.nodes.contains_key(&node.id) {
+                return Err(ApiError::conflict(format!("node {} already exists", node.id)));
+            }
+            let mut node = *node;
+            node.version = version;
+            store.nodes.insert(node.id.clone(), node);
+            Ok(serde_json::Value::Null)
+        }
+        Command::UpdateNodeSpec { id, version: expected, spec } => {
+            let node = store
+                .nodes
+                .get_mut(&id)
+                .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+            if node.version.index != expected {
+                return Err(ApiError::out_of_sequence());
+            }
+            node.spec = spec;
+            node.version = version;
+            node.updated_at = at;
+            Ok(serde_json::Value::Null)
+        }
+        Command::UpdateNodeStatus { id, status, description } => {
+            // A status report for a node removed meanwhile is dropped quietly.
+            let Some(node) = store.nodes.get_mut(&id) else { return Ok(serde_json::Value::Null) };
+            node.status = status;
+            if let Some(d) = description {
+                node.description = *d;
+            }
+            node.version = version;
+            node.updated_at = at;
+            Ok(serde_json::Value::Null)
+        }
+        Command::RemoveNode { id } => {
+            if store.nodes.remove(&id).is_none() {
+                return Err(ApiError::not_found(format!("node {id} not found")));
+            }
+            store.removed.insert(id);
+            Ok(serde_json::Value::Null)
+        }
+        Command::UpdateCluster { version: expected, spec, worker_secret, manager_secret, new_root } => {
+            let cluster = store.cluster.as_mut().ok_or_else(ApiError::not_in_swarm)?;
+            if cluster.swarm.version.index != expected {
+                return Err(ApiError::out_of_sequence());
+            }
+            cluster.swarm.spec = *spec;
+            if let Some(s) = worker_secret {
+                cluster.worker_secret = s;
+            }
+            if let Some(s) = manager_secret {
+                cluster.manager_secret = s;
+            }
+            if let Some((cert, key)) = new_root {
+                cluster.swarm.tls_info.trust_root = cert.clone();
+                cluster.root_cert_pem = cert;
+                cluster.root_key_pem = key;
+            }
+            cluster.swarm.version = version;
+            cluster.swarm.updated_at = at;
+            Ok(serde_json::Value::Null)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::{Node, NodeSpec};
+
+    fn env(command: Command) -> Envelope {
+        Envelope { proposal: 1, at: "2026-01-01T00:00:00Z".into(), command }
+    }
+
+    fn store_with_node() -> Store {
+        let mut s = Store::default();
+        let node = Node { id: "n1".into(), ..Default::default() };
+        apply(&mut s, 3, env(Command::CreateNode { node: Box::new(node) })).unwrap();
+        s
+    }
+
+    #[test]
+    fn node_update_checks_version() {
+        let mut s = store_with_node();
+        let mut spec = NodeSpec::default();
+        spec.labels.insert("zone".into(), "east".into());
+        let stale = apply(&mut s, 4, env(Command::UpdateNodeSpec { id: "n1".into(), version: 2, spec: spec.clone() }));
+        assert_eq!(stale.unwrap_err(), ApiError::out_of_sequence());
+        assert!(s.nodes["n1"].spec.labels.is_empty(), "a refused update changes nothing");
+        apply(&mut s, 5, env(Command::UpdateNodeSpec { id: "n1".into(), version: 3, spec })).unwrap();
+        assert_eq!(s.nodes["n1"].spec.labels["zone"], "east");
+        assert_eq!(s.nodes["n1"].version.index, 5);
+    }
+
+    #[test]
+    fn removed_nodes_are_remembered() {
+        let mut s = store_with_node();
+        apply(&mut s, 4, env(Command::RemoveNode { id: "n1".into() })).unwrap();
+        assert!(s.nodes.is_empty());
+        assert!(s.removed.contains("n1"));
+        assert_eq!(apply(&mut s, 5, env(Command::RemoveNode { id: "n1".into() })).unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn find_node_by_name_and_prefix() {
+        let mut s = store_with_node();
+        s.nodes.get_mut("n1").unwrap().description.hostname = "node-1".into();
+        assert_eq!(s.find_node("node-1").unwrap().id, "n1");
+        assert_eq!(s.find_node("n").unwrap().id, "n1");
+        assert_eq!(s.find_node("zz").unwrap_err().status, 404);
+    }
+}

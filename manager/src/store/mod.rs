@@ -1,0 +1,106 @@
+//! The replicated store: the Raft state machine.
+//!
+//! Every change is a `Command` proposed through Raft and applied here on
+//! every manager, in log order. `apply` must be deterministic: anything that
+//! varies between managers (IDs, secrets, the time) is decided by the
+//! proposer and carried inside the command.
+
+mod apply;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use shoal_api::{Node, NodeDescription, NodeSpec, NodeStatus, Swarm, SwarmSpec};
+use shoal_rpc::RaftMember;
+
+pub use apply::apply;
+
+/// The cluster object with what only managers may see: the CA key and the
+/// join-token secrets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub swarm: Swarm,
+    pub root_cert_pem: String,
+    pub root_key_pem: String,
+    pub worker_secret: String,
+    pub manager_secret: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Store {
+    pub cluster: Option<ClusterRecord>,
+    pub nodes: BTreeMap<String, Node>,
+    /// Raft membership, by Raft ID, kept in step with applied conf changes.
+    pub members: BTreeMap<u64, RaftMember>,
+    /// IDs of nodes removed from the swarm: their certificates are refused.
+    pub removed: BTreeSet<String>,
+    /// Index of the last entry applied.
+    pub applied: u64,
+}
+
+/// A proposal as written to the log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Matches the applied entry to the waiting proposer.
+    pub proposal: u64,
+    /// The proposer's clock, so every manager records the same time.
+    pub at: String,
+    pub command: Command,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Command {
+    CreateCluster { cluster: Box<ClusterRecord>, node: Box<Node> },
+    CreateNode { node: Box<Node> },
+    UpdateNodeSpec { id: String, version: u64, spec: NodeSpec },
+    /// From the dispatcher: liveness and, when it changed, the description.
+    UpdateNodeStatus { id: String, status: NodeStatus, description: Option<Box<NodeDescription>> },
+    RemoveNode { id: String },
+    UpdateCluster {
+        version: u64,
+        spec: Box<SwarmSpec>,
+        worker_secret: Option<String>,
+        manager_secret: Option<String>,
+        /// A new root CA (cert, key) for `swarm ca --rotate`.
+        new_root: Option<(String, String)>,
+    },
+}
+
+impl Store {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("store serialises")
+    }
+    pub fn from_bytes(b: &[u8]) -> Result<Store, String> {
+        if b.is_empty() {
+            return Ok(Store::default());
+        }
+        serde_json::from_slice(b).map_err(|e| format!("corrupt store snapshot: {e}"))
+    }
+
+    /// Resolves a node by full ID, hostname, or unique ID prefix, as Docker does.
+    pub fn find_node(&self, key: &str) -> Result<&Node, shoal_api::ApiError> {
+        if let Some(n) = self.nodes.get(key) {
+            return Ok(n);
+        }
+        let by_name: Vec<&Node> = self.nodes.values().filter(|n| n.description.hostname == key).collect();
+        if by_name.len() == 1 {
+            return Ok(by_name[0]);
+        }
+        if by_name.len() > 1 {
+            return Err(shoal_api::ApiError::bad_request(format!(
+                "node {key} is ambiguous ({} matches found)",
+                by_name.len()
+            )));
+        }
+        let by_prefix: Vec<&Node> = self.nodes.values().filter(|n| n.id.starts_with(key)).collect();
+        match by_prefix.len() {
+            1 if !key.is_empty() => Ok(by_prefix[0]),
+            0 | 1 => Err(shoal_api::ApiError::not_found(format!("node {key} not found"))),
+            n => Err(shoal_api::ApiError::bad_request(format!("node {key} is ambiguous ({n} matches found)"))),
+        }
+    }
+
+    pub fn member_of_node(&self, node_id: &str) -> Option<&RaftMember> {
+        self.members.values().find(|m| m.node_id == node_id)
+    }
+}

@@ -1,0 +1,72 @@
+//! A node's TLS credentials: the root CA it trusts, its certificate and key.
+//! Kept on disk as Docker keeps them (`swarm/certificates/`), written
+//! atomically so a crash never leaves a half-written key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use shoal_security::{identity, tls, NodeIdentity};
+
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub root_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+const ROOT: &str = "swarm-root-ca.crt";
+const CERT: &str = "swarm-node.crt";
+const KEY: &str = "swarm-node.key";
+
+impl Credentials {
+    pub fn dir(swarm_dir: &Path) -> PathBuf {
+        swarm_dir.join("certificates")
+    }
+
+    pub fn load(swarm_dir: &Path) -> std::io::Result<Credentials> {
+        let d = Self::dir(swarm_dir);
+        Ok(Credentials {
+            root_pem: std::fs::read_to_string(d.join(ROOT))?,
+            cert_pem: std::fs::read_to_string(d.join(CERT))?,
+            key_pem: std::fs::read_to_string(d.join(KEY))?,
+        })
+    }
+
+    pub fn save(&self, swarm_dir: &Path) -> std::io::Result<()> {
+        let d = Self::dir(swarm_dir);
+        std::fs::create_dir_all(&d)?;
+        write_atomic(&d.join(KEY), self.key_pem.as_bytes(), 0o600)?;
+        write_atomic(&d.join(CERT), self.cert_pem.as_bytes(), 0o644)?;
+        write_atomic(&d.join(ROOT), self.root_pem.as_bytes(), 0o644)
+    }
+
+    pub fn identity(&self) -> Result<NodeIdentity, String> {
+        identity::identity_from_pem(&self.cert_pem)
+    }
+
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        tls::client_config(std::slice::from_ref(&self.root_pem), Some((&self.cert_pem, &self.key_pem)))
+    }
+
+    /// Server config trusting `roots` (the current root, plus the previous one
+    /// while a CA rotation is under way).
+    pub fn server_config(&self, roots: &[String]) -> Result<Arc<rustls::ServerConfig>, String> {
+        tls::server_config(roots, &self.cert_pem, &self.key_pem, &self.root_pem)
+    }
+}
+
+/// Writes `path` so that it holds either the old or the new content, never a
+/// mix: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Requests and responses of the cluster protocol.
+
+use serde::{Deserialize, Serialize};
+use shoal_api::NodeDescription;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// A new node asks to join with a token; it sends a CSR and gets a certificate.
+    Join(JoinRequest),
+    /// The agent's liveness signal; answered by the leader's dispatcher.
+    Heartbeat(HeartbeatRequest),
+    /// A new certificate for the caller's key (renewal, or a role change).
+    RenewCert { csr_pem: String },
+    /// Manager-only: propose a store command (a follower forwarding a write).
+    Propose { command: serde_json::Value },
+    /// Manager-only: add the caller to the Raft membership (after promotion).
+    JoinRaft { raft_id: u64, addr: String },
+    /// Manager-only: remove a Raft member (leave, demotion).
+    LeaveRaft { raft_id: u64 },
+    /// Manager-only: liveness between managers, for Reachable/Unreachable.
+    Ping,
+    /// Manager-only: the connection turns into a one-way stream of Raft frames.
+    RaftStream,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token: String,
+    pub csr_pem: String,
+    /// The address other nodes reach this node at (`--advertise-addr`), host only.
+    pub advertise_addr: String,
+    /// For a manager: its cluster address (host:port) and Raft ID.
+    pub raft_addr: String,
+    pub raft_id: u64,
+    pub description: NodeDescription,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub node_id: String,
+    pub cluster_id: String,
+    pub role: shoal_api::Role,
+    pub cert_pem: String,
+    pub root_pem: String,
+    pub managers: Vec<RaftMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftMember {
+    pub raft_id: u64,
+    pub node_id: String,
+    pub addr: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub addr: String,
+    /// Sent on the first heartbeat of a session and whenever it changes.
+    pub description: Option<NodeDescription>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Nanoseconds until the next heartbeat is due.
+    pub period_ns: i64,
+    pub desired_role: shoal_api::Role,
+    pub managers: Vec<RaftMember>,
+    /// The current root CA; a node whose certificate chains elsewhere renews.
+    pub root_pem: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Error { status: u16, message: String },
+    /// Only the leader answers this call; try there.
+    NotLeader { leader_addr: Option<String> },
+    Joined(JoinResponse),
+    Heartbeat(HeartbeatResponse),
+    Cert { cert_pem: String, root_pem: String },
+    Proposed { result: serde_json::Value },
+    Members(Vec<RaftMember>),
+    Pong { node_id: String },
+}
+
+impl Response {
+    pub fn error(e: shoal_api::ApiError) -> Response {
+        Response::Error { status: e.status, message: e.message }
+    }
+}

@@ -1,0 +1,176 @@
+//! The agent's session with the managers: it heartbeats to the leader
+//! (following redirects and failing over between managers), learns the
+//! current manager list, and renews its certificate when it nears expiry,
+//! when the root CA changed, or when its role changed (promote/demote).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use shoal_api::{NodeDescription, Role};
+use shoal_rpc::client;
+use shoal_rpc::credentials::Credentials;
+use shoal_rpc::{HeartbeatRequest, RaftMember, Request, Response};
+use tokio::sync::watch;
+
+/// What the agent learned that the daemon acts on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentState {
+    /// The role the cluster wants for this node (from the heartbeat).
+    pub desired_role: Option<Role>,
+    /// The role in the node's current certificate.
+    pub cert_role: Option<Role>,
+    pub managers: Vec<RaftMember>,
+    /// Bumped each time credentials were renewed.
+    pub renewals: u64,
+    pub last_error: Option<String>,
+}
+
+pub struct AgentConfig {
+    pub swarm_dir: std::path::PathBuf,
+    pub advertise_addr: String,
+    pub description: NodeDescription,
+}
+
+pub struct Agent {
+    cfg: AgentConfig,
+    creds: Arc<RwLock<Credentials>>,
+    state: watch::Sender<AgentState>,
+}
+
+impl Agent {
+    pub fn start(
+        cfg: AgentConfig,
+        creds: Arc<RwLock<Credentials>>,
+        managers: Vec<RaftMember>,
+    ) -> (tokio::task::JoinHandle<()>, watch::Receiver<AgentState>) {
+        let cert_role = creds.read().unwrap().identity().ok().map(|i| from_sec(i.role));
+        let (tx, rx) = watch::channel(AgentState { managers, cert_role, ..Default::default() });
+        let agent = Agent { cfg, creds, state: tx };
+        (tokio::spawn(agent.run()), rx)
+    }
+
+    async fn run(self) {
+        let mut next = 0usize;
+        let mut leader_hint: Option<String> = None;
+        loop {
+            let managers = self.state.borrow().managers.clone();
+            let addr = match leader_hint.take() {
+                Some(a) => a,
+                None if managers.is_empty() => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                None => {
+                    next = (next + 1) % managers.len();
+                    managers[next].addr.clone()
+                }
+            };
+            let tls = self.creds.read().unwrap().client_config();
+            let tls = match tls {
+                Ok(t) => t,
+                Err(e) => {
+                    self.note_error(e);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut conn = match client::connect(&addr, tls, Duration::from_secs(3)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.note_error(format!("connecting to manager {addr}: {e}"));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
+                }
+            };
+            // One session: heartbeat on this connection until it fails.
+            let mut sent_description: Option<NodeDescription> = None;
+            loop {
+                let description = (sent_description.as_ref() != Some(&self.cfg.description)).then(|| self.cfg.description.clone());
+                let req = Request::Heartbeat(HeartbeatRequest { addr: self.cfg.advertise_addr.clone(), description: description.clone() });
+                match conn.call(&req, Duration::from_secs(10)).await {
+                    Ok(Response::Heartbeat(hb)) => {
+                        if description.is_some() {
+                            sent_description = description;
+                        }
+                        let period = Duration::from_nanos(hb.period_ns.max(100_000_000) as u64);
+                        let renew = self.needs_renewal(hb.desired_role, &hb.root_pem);
+                        self.state.send_modify(|s| {
+                            s.desired_role = Some(hb.desired_role);
+                            s.managers = hb.managers.clone();
+                            s.last_error = None;
+                        });
+                        if renew {
+                            if let Err(e) = self.renew(&mut conn).await {
+                                self.note_error(e);
+                            }
+                            break; // reconnect with the new certificate
+                        }
+                        // Heartbeat a little early, so jitter never makes us late.
+                        tokio::time::sleep(period.mul_f64(0.8)).await;
+                    }
+                    Ok(Response::NotLeader { leader_addr }) => {
+                        leader_hint = leader_addr;
+                        if leader_hint.is_none() {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        break;
+                    }
+                    Ok(Response::Error { message, .. }) => {
+                        self.note_error(message);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        self.note_error(format!("heartbeat to {addr}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn note_error(&self, e: String) {
+        tracing::debug!("agent: {e}");
+        self.state.send_modify(|s| s.last_error = Some(e));
+    }
+
+    fn needs_renewal(&self, desired: Role, root_pem: &str) -> bool {
+        let creds = self.creds.read().unwrap();
+        let Ok(id) = creds.identity() else { return true };
+        if from_sec(id.role) != desired || (!root_pem.is_empty() && creds.root_pem != root_pem) {
+            return true;
+        }
+        // Renew past half of the certificate's lifetime, as SwarmKit does.
+        let life = id.not_after.duration_since(id.not_before).unwrap_or_default();
+        let left = id.not_after.duration_since(SystemTime::now()).unwrap_or_default();
+        left < life / 2
+    }
+
+    async fn renew(&self, conn: &mut client::Conn) -> Result<(), String> {
+        let key = shoal_security::NodeKey::generate()?;
+        let resp = conn
+            .call(&Request::RenewCert { csr_pem: key.csr_pem.clone() }, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("renewing certificate: {e}"))?;
+        let Response::Cert { cert_pem, root_pem } = resp else {
+            return Err(format!("renewing certificate: unexpected answer {resp:?}"));
+        };
+        let creds = Credentials { root_pem, cert_pem, key_pem: key.key_pem };
+        let role = creds.identity().map(|i| from_sec(i.role))?;
+        creds.save(&self.cfg.swarm_dir).map_err(|e| format!("saving certificate: {e}"))?;
+        *self.creds.write().unwrap() = creds;
+        self.state.send_modify(|s| {
+            s.cert_role = Some(role);
+            s.renewals += 1;
+        });
+        Ok(())
+    }
+}
+
+pub fn from_sec(r: shoal_security::Role) -> Role {
+    match r {
+        shoal_security::Role::Manager => Role::Manager,
+        shoal_security::Role::Worker => Role::Worker,
+    }
+}
