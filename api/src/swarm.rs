@@ -184,6 +184,34 @@ pub struct EncryptionConfig {
     pub auto_lock_managers: bool,
 }
 
+impl SwarmSpec {
+    /// Zero means "not set" in Docker's Go types: take the defaults then.
+    pub fn fill_defaults(&mut self) {
+        let d = SwarmSpec::default();
+        if self.dispatcher.heartbeat_period == 0 {
+            self.dispatcher.heartbeat_period = d.dispatcher.heartbeat_period;
+        }
+        if self.ca_config.node_cert_expiry == 0 {
+            self.ca_config.node_cert_expiry = d.ca_config.node_cert_expiry;
+        }
+        if self.raft.election_tick == 0 {
+            self.raft.election_tick = d.raft.election_tick;
+        }
+        if self.raft.heartbeat_tick == 0 {
+            self.raft.heartbeat_tick = d.raft.heartbeat_tick;
+        }
+        if self.raft.snapshot_interval == 0 {
+            self.raft.snapshot_interval = d.raft.snapshot_interval;
+        }
+        if self.raft.log_entries_for_slow_followers == 0 {
+            self.raft.log_entries_for_slow_followers = d.raft.log_entries_for_slow_followers;
+        }
+        if self.name.is_empty() {
+            self.name = d.name;
+        }
+    }
+}
+
 /// `POST /swarm/init`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -215,6 +243,10 @@ pub fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
     match (base, patch) {
         (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
             for (k, v) in p {
+                // A JSON null is Go's nil pointer: "not set", keep the base.
+                if v.is_null() {
+                    continue;
+                }
                 match b.get_mut(k) {
                     Some(slot) if v.is_object() && slot.is_object() => merge_json(slot, v),
                     _ => {
@@ -246,6 +278,12 @@ mod tests {
         merge_json(&mut base, &serde_json::json!({"Orchestration": {"TaskHistoryRetentionLimit": 2}}));
         let s: SwarmSpec = serde_json::from_value(base).unwrap();
         assert_eq!(s.orchestration.task_history_retention_limit, 2);
+        let mut base = serde_json::to_value(SwarmSpec::default()).unwrap();
+        merge_json(&mut base, &serde_json::json!({"Orchestration": {"TaskHistoryRetentionLimit": null}, "Dispatcher": {"HeartbeatPeriod": 0}}));
+        let mut s: SwarmSpec = serde_json::from_value(base).unwrap();
+        s.fill_defaults();
+        assert_eq!(s.orchestration.task_history_retention_limit, DEFAULT_TASK_HISTORY);
+        assert_eq!(s.dispatcher.heartbeat_period, DEFAULT_HEARTBEAT_NS);
         assert_eq!(s.dispatcher.heartbeat_period, DEFAULT_HEARTBEAT_NS);
     }
 }

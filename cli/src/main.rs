@@ -1,1 +1,175 @@
-fn main(){}
+//! `shoal`: the command line of a Shoal cluster. It speaks the Docker Engine
+//! API to the local `shoald` over a unix socket, and prints what the docker
+//! CLI prints.
+
+mod client;
+mod commands;
+mod duration;
+mod error;
+mod filters;
+mod format;
+mod json;
+mod lab;
+mod sha256;
+mod tabwriter;
+mod template;
+mod timestamp;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::client::{Client, Host};
+use crate::commands::info::InfoArgs;
+use crate::commands::node::NodeCommand;
+use crate::commands::swarm::SwarmCommand;
+use crate::commands::version::VersionArgs;
+use crate::commands::Env;
+use crate::error::{CliError, CliResult};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shoal",
+    about = "Run and manage a Shoal cluster (Docker Swarm mode compatible)",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Daemon socket to connect to (default unix:///run/shoal/shoal.sock, or $SHOAL_HOST)
+    #[arg(short = 'H', long = "host", global = true, value_name = "host")]
+    host: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Start and manage a local multi-node lab cluster
+    Lab {
+        #[command(subcommand)]
+        cmd: lab::LabCommand,
+    },
+    /// Manage Swarm nodes
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCommand,
+    },
+    /// Manage Swarm
+    Swarm {
+        #[command(subcommand)]
+        cmd: SwarmCommand,
+    },
+    /// Show the Shoal version information
+    Version(VersionArgs),
+}
+
+/// The name this program was invoked as, for commands it prints.
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "shoal".to_string())
+}
+
+fn print_help_for(path: &[&str]) {
+    let mut cmd = Cli::command();
+    cmd.build();
+    for p in path {
+        match cmd.find_subcommand(p) {
+            Some(c) => cmd = c.clone(),
+            None => break,
+        }
+    }
+    let _ = cmd.print_help();
+}
+
+fn run(cli: Cli) -> CliResult {
+    if cli.version {
+        println!("Shoal version {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let Some(cmd) = cli.cmd else {
+        let _ = Cli::command().print_help();
+        return Ok(());
+    };
+    if let Command::Lab { cmd } = cmd {
+        return lab::run(cmd).map_err(CliError::new);
+    }
+    if let Command::Swarm { cmd: SwarmCommand::Update(a) } = &cmd {
+        if a.is_empty() {
+            print_help_for(&["swarm", "update"]);
+            return Ok(());
+        }
+    }
+    let host = Host::select(cli.host.as_deref())?;
+    let client = Client::new(host);
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let mut env = Env { client: &client, out: &mut out, err: &mut err, prog: program_name() };
+    match cmd {
+        Command::Info(a) => commands::info::run(&mut env, a),
+        Command::Node { cmd } => commands::node::run(&mut env, cmd),
+        Command::Swarm { cmd } => commands::swarm::run(&mut env, cmd),
+        Command::Version(a) => commands::version::run(&mut env, a),
+        Command::Lab { .. } => unreachable!("handled above"),
+    }
+}
+
+fn main() {
+    // Die quietly on a closed pipe (`shoal node ls | head`), as Go programs do.
+    // SAFETY: setting a signal disposition before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{}", e.message);
+            e.status
+        }
+    };
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_docker_style_flags() {
+        let c = Cli::try_parse_from(["shoal", "-H", "unix:///tmp/s.sock", "node", "ls", "-q", "-f", "role=manager"]).unwrap();
+        assert_eq!(c.host.as_deref(), Some("unix:///tmp/s.sock"));
+        let c = Cli::try_parse_from(["shoal", "swarm", "init", "--advertise-addr", "192.168.77.11", "--default-addr-pool", "10.20.0.0/16", "--default-addr-pool", "10.30.0.0/16", "--cert-expiry", "720h", "--task-history-limit", "3"]).unwrap();
+        let Some(Command::Swarm { cmd: SwarmCommand::Init(a) }) = c.cmd else { panic!() };
+        assert_eq!(a.default_addr_pool, vec!["10.20.0.0/16", "10.30.0.0/16"]);
+        assert_eq!(a.spec.ca.cert_expiry, Some(720 * 3600 * 1_000_000_000));
+        assert_eq!(a.listen_addr, "0.0.0.0:2377");
+        assert!(Cli::try_parse_from(["shoal", "swarm", "init", "--cert-expiry", "90d"]).is_err());
+        let c = Cli::try_parse_from(["shoal", "swarm", "update", "--autolock"]).unwrap();
+        let Some(Command::Swarm { cmd: SwarmCommand::Update(a) }) = c.cmd else { panic!() };
+        assert_eq!(a.autolock, Some(true));
+        let c = Cli::try_parse_from(["shoal", "swarm", "update", "--autolock=false"]).unwrap();
+        let Some(Command::Swarm { cmd: SwarmCommand::Update(a) }) = c.cmd else { panic!() };
+        assert_eq!(a.autolock, Some(false));
+        let c = Cli::try_parse_from(["shoal", "node", "update", "--label-add", "a=b", "--label-add", "c", "--availability", "drain", "node-2"]).unwrap();
+        let Some(Command::Node { cmd: NodeCommand::Update(a) }) = c.cmd else { panic!() };
+        assert_eq!(a.label_add, vec!["a=b", "c"]);
+        assert!(Cli::try_parse_from(["shoal", "node", "list"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "node", "remove", "x"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "node", "rm"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "swarm", "join", "--token", "T", "10.0.0.1:2377"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "swarm", "join-token", "-q", "worker"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "swarm", "ca", "--rotate", "-d"]).is_ok());
+    }
+}

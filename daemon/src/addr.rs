@@ -74,10 +74,10 @@ fn pick_single(addrs: &[(String, Ipv4Addr)]) -> Result<IpAddr, ApiError> {
         }
     }
     match distinct.as_slice() {
-        [] => Err(ApiError::bad_request("could not find the system's IP address - specify one with --advertise-addr")),
+        [] => Err(ApiError::bad_request("could not find the system's IP address")),
         [(_, ip)] => Ok(IpAddr::V4(*ip)),
         [(n1, a1), (n2, a2), ..] => Err(ApiError::bad_request(format!(
-            "could not choose an IP address to advertise since this system has multiple addresses on different interfaces ({a1} on {n1} and {a2} on {n2}) - specify one with --advertise-addr"
+            "could not choose an IP address to advertise since this system has multiple addresses on different interfaces ({a1} on {n1} and {a2} on {n2})"
         ))),
     }
 }
@@ -97,7 +97,7 @@ mod tests {
     fn several_addresses_need_a_choice() {
         let addrs = vec![("enp0s3".to_string(), Ipv4Addr::new(10, 0, 2, 15)), ("enp0s8".to_string(), Ipv4Addr::new(192, 168, 66, 100))];
         let e = pick_single(&addrs).unwrap_err();
-        assert_eq!(e.message, "could not choose an IP address to advertise since this system has multiple addresses on different interfaces (10.0.2.15 on enp0s3 and 192.168.66.100 on enp0s8) - specify one with --advertise-addr");
+        assert_eq!(e.message, "could not choose an IP address to advertise since this system has multiple addresses on different interfaces (10.0.2.15 on enp0s3 and 192.168.66.100 on enp0s8)");
         assert_eq!(pick_single(&addrs[..1]).unwrap(), "10.0.2.15".parse::<IpAddr>().unwrap());
         assert!(pick_single(&[]).is_err());
     }

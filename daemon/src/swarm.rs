@@ -167,7 +167,8 @@ impl SwarmNode {
         if let Some(s) = &req.spec {
             shoal_api::swarm::merge_json(&mut spec_json, s);
         }
-        let spec: SwarmSpec = serde_json::from_value(spec_json).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        let mut spec: SwarmSpec = serde_json::from_value(spec_json).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        spec.fill_defaults();
         shoal_manager::control::validate_spec(&spec)?;
         let (pools, subnet_size) = address_pools(&req.default_addr_pool, req.subnet_size)?;
         let data_path_port = match req.data_path_port {

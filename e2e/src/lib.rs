@@ -1,1 +1,179 @@
+//! Harness for multi-node scenarios: a `shoal lab` per test (network
+//! namespaces, one real `shoald` per host), driven through the `shoal` CLI
+//! and the Engine API on each host's socket. The lab is torn down when the
+//! `Lab` value drops, also when a test fails.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Where cargo put the workspace binaries.
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let p = target.join(profile).join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the e2e tests", p.display());
+    p
+}
+
+/// These scenarios need root (namespaces); they fail loudly rather than skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the e2e scenarios build network namespaces and must run as root");
+}
+
+pub struct Lab {
+    pub name: String,
+}
+
+impl Lab {
+    /// `shoal lab up` with a name unique to the test.
+    pub fn up(name: &str, managers: usize, workers: usize) -> Lab {
+        require_root();
+        let lab = Lab { name: name.to_string() };
+        // A leftover from an earlier crashed run must not fail this one.
+        let _ = lab.lab(&["down"]);
+        let out = lab.lab(&["up", "--managers", &managers.to_string(), "--workers", &workers.to_string()]);
+        assert!(out.status.success(), "lab up failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        lab
+    }
+
+    pub fn lab(&self, args: &[&str]) -> Output {
+        let mut full = vec!["lab"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--name", &self.name]);
+        Command::new(bin("shoal")).args(&full).env("SHOALD_BIN", bin("shoald")).output().expect("run shoal lab")
+    }
+
+    pub fn lab_ok(&self, args: &[&str]) -> String {
+        let out = self.lab(args);
+        assert!(out.status.success(), "shoal lab {args:?} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    pub fn socket(&self, node: &str) -> String {
+        format!("/run/shoal/lab/{}/{node}/shoald.sock", self.name)
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        format!("192.168.77.{}", 10 + i)
+    }
+
+    /// Runs the `shoal` CLI against a node's daemon.
+    pub fn shoal(&self, node: &str, args: &[&str]) -> Output {
+        Command::new(bin("shoal"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket(node)))
+            .args(args)
+            .output()
+            .expect("run shoal")
+    }
+
+    pub fn shoal_ok(&self, node: &str, args: &[&str]) -> String {
+        let out = self.shoal(node, args);
+        assert!(out.status.success(), "shoal {args:?} on {node} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// One Engine API call: (status, parsed JSON body or Null).
+    pub fn api(&self, node: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        api_call(&self.socket(node), method, path, body)
+    }
+
+    pub fn nodes(&self, node: &str) -> Vec<Value> {
+        let (status, v) = self.api(node, "GET", "/v1.44/nodes", None);
+        assert_eq!(status, 200, "GET /nodes on {node}: {v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Sets a node label through `node` (any manager), retrying version races.
+    pub fn label(&self, via: &str, target: &str, key: &str, value: &str) -> Result<(), String> {
+        let out = self.shoal(via, &["node", "update", "--label-add", &format!("{key}={value}"), target]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(text(&out.stderr))
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.lab(&["down"]);
+        if !out.status.success() {
+            eprintln!("lab down for {} failed: {}", self.name, text(&out.stderr));
+        }
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn api_call(socket: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let Ok(mut s) = UnixStream::connect(socket) else { return (0, Value::Null) };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, Value::Null);
+    }
+    let mut raw = Vec::new();
+    if s.read_to_end(&mut raw).is_err() {
+        return (0, Value::Null);
+    }
+    let raw = text(&raw);
+    let Some((head, body)) = raw.split_once("\r\n\r\n") else { return (0, Value::Null) };
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Hostname -> node JSON, from a node list.
+pub fn by_host(nodes: &[Value]) -> std::collections::BTreeMap<String, Value> {
+    nodes.iter().map(|n| (n["Description"]["Hostname"].as_str().unwrap_or("").to_string(), n.clone())).collect()
+}
+
+pub fn leader_host(nodes: &[Value]) -> Option<String> {
+    nodes
+        .iter()
+        .find(|n| n["ManagerStatus"]["Leader"].as_bool() == Some(true))
+        .map(|n| n["Description"]["Hostname"].as_str().unwrap_or("").to_string())
+}

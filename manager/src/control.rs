@@ -121,7 +121,8 @@ impl Manager {
     pub async fn update_swarm(&self, version: u64, spec_json: &serde_json::Value, opts: SwarmUpdate) -> Result<(), ApiError> {
         let mut full = serde_json::to_value(SwarmSpec::default()).expect("spec serialises");
         shoal_api::swarm::merge_json(&mut full, spec_json);
-        let spec: SwarmSpec = serde_json::from_value(full).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        let mut spec: SwarmSpec = serde_json::from_value(full).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        spec.fill_defaults();
         validate_spec(&spec)?;
         let (force_rotate_before, digest) = {
             let st = self.store();

@@ -141,10 +141,7 @@ impl Agent {
         if from_sec(id.role) != desired || (!root_pem.is_empty() && creds.root_pem != root_pem) {
             return true;
         }
-        // Renew past half of the certificate's lifetime, as SwarmKit does.
-        let life = id.not_after.duration_since(id.not_before).unwrap_or_default();
-        let left = id.not_after.duration_since(SystemTime::now()).unwrap_or_default();
-        left < life / 2
+        renewal_due(id.not_before, id.not_after, SystemTime::now())
     }
 
     async fn renew(&self, conn: &mut client::Conn) -> Result<(), String> {
@@ -168,9 +165,31 @@ impl Agent {
     }
 }
 
+/// Renew past half of the certificate's lifetime, as SwarmKit does.
+pub fn renewal_due(not_before: SystemTime, not_after: SystemTime, now: SystemTime) -> bool {
+    let life = not_after.duration_since(not_before).unwrap_or_default();
+    let left = not_after.duration_since(now).unwrap_or_default();
+    left < life / 2
+}
+
 pub fn from_sec(r: shoal_security::Role) -> Role {
     match r {
         shoal_security::Role::Manager => Role::Manager,
         shoal_security::Role::Worker => Role::Worker,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renews_after_half_life() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = start + Duration::from_secs(100);
+        assert!(!renewal_due(start, end, start + Duration::from_secs(10)));
+        assert!(!renewal_due(start, end, start + Duration::from_secs(49)));
+        assert!(renewal_due(start, end, start + Duration::from_secs(51)));
+        assert!(renewal_due(start, end, end + Duration::from_secs(1)), "expired certificates renew");
     }
 }

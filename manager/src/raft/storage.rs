@@ -60,7 +60,11 @@
 //! older than the real snapshot: that is how a few entries before the
 //! snapshot are kept for slow followers while `term(first_index - 1)` still
 //! answers. The real snapshot with its data is held separately and served by
-//! [`DiskStorageReader`]'s `Storage::snapshot`.
+//! [`DiskStorageReader`]'s `Storage::snapshot`. When that snapshot cannot
+//! serve a peer (e.g. it predates the peer joining, so the peer would reject
+//! it), Raft is told `SnapshotTemporarilyUnavailable` and
+//! [`DiskStorage::snapshot_requested`] turns true: the owner should then take
+//! a fresh snapshot.
 //!
 //! Bootstrap of a brand-new cluster uses raft-rs's classic index-0 scheme
 //! (like `MemStorage::new_with_conf_state`): the initial `ConfState` is
@@ -73,6 +77,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -109,6 +114,7 @@ pub struct DiskStorage {
     dir: PathBuf,
     mem: MemStorage,
     snap: Shared,
+    wanted: Arc<AtomicBool>,
     wal: File,
     /// Bytes of `wal` known to be valid and synced.
     wal_len: u64,
@@ -119,6 +125,7 @@ pub struct DiskStorage {
 pub struct DiskStorageReader {
     mem: MemStorage,
     snap: Shared,
+    wanted: Arc<AtomicBool>,
 }
 
 impl DiskStorage {
@@ -155,6 +162,7 @@ impl DiskStorage {
             dir: dir.to_path_buf(),
             mem,
             snap: Arc::new(RwLock::new(snapshot)),
+            wanted: Arc::new(AtomicBool::new(false)),
             wal,
             wal_len: valid_len as u64,
         })
@@ -177,7 +185,7 @@ impl DiskStorage {
 
     /// The `raft::Storage` to give to `RawNode::new`.
     pub fn reader(&self) -> DiskStorageReader {
-        DiskStorageReader { mem: self.mem.clone(), snap: self.snap.clone() }
+        DiskStorageReader { mem: self.mem.clone(), snap: self.snap.clone(), wanted: self.wanted.clone() }
     }
 
     /// For a brand-new cluster: persists the initial `ConfState` (raft-rs's
@@ -301,8 +309,7 @@ impl DiskStorage {
             )));
         }
         let term = self.mem.term(applied_index).map_err(raft_err)?;
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot { data: data.into(), ..Default::default() };
         {
             let meta = snap.mut_metadata();
             meta.index = applied_index;
@@ -353,7 +360,17 @@ impl DiskStorage {
             core.set_hardstate(state.hard_state);
             core.set_conf_state(state.conf_state);
         }
+        self.wanted.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// True when Raft wanted to send a snapshot to a peer but the persisted
+    /// one could not serve (none, older than requested, or taken before the
+    /// peer joined — raft-rs followers refuse a snapshot whose ConfState
+    /// lacks them). Raft retries on its own; take a fresh snapshot with
+    /// `create_snapshot` soon (this resets the flag).
+    pub fn snapshot_requested(&self) -> bool {
+        self.wanted.load(Ordering::Acquire)
     }
 
     /// The latest persisted snapshot, with its data; `None` if none.
@@ -464,13 +481,26 @@ impl ::raft::Storage for DiskStorageReader {
     }
 
     /// The latest persisted snapshot with its data when it is at least
-    /// `request_index`; otherwise `SnapshotTemporarilyUnavailable` (Raft
-    /// retries later, by which time a newer snapshot may exist).
-    fn snapshot(&self, request_index: u64, _to: u64) -> ::raft::Result<Snapshot> {
-        match &*self.snap.read().unwrap_or_else(|e| e.into_inner()) {
-            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
-            _ => Err(::raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)),
+    /// `request_index` and its ConfState includes `to` (raft-rs followers
+    /// ignore snapshots that do not); otherwise `SnapshotTemporarilyUnavailable`
+    /// — Raft retries later — and `DiskStorage::snapshot_requested` turns true.
+    fn snapshot(&self, request_index: u64, to: u64) -> ::raft::Result<Snapshot> {
+        if let Some(s) = &*self.snap.read().unwrap_or_else(|e| e.into_inner()) {
+            let meta = s.get_metadata();
+            let cs = meta.get_conf_state();
+            let member = cs
+                .get_voters()
+                .iter()
+                .chain(cs.get_learners())
+                .chain(cs.get_voters_outgoing())
+                .chain(cs.get_learners_next())
+                .any(|id| *id == to);
+            if meta.index >= request_index && member {
+                return Ok(s.clone());
+            }
         }
+        self.wanted.store(true, Ordering::Release);
+        Err(::raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
     }
 }
 
@@ -874,19 +904,11 @@ mod tests {
     use ::raft::{Config, RawNode};
 
     fn entry(index: u64, term: u64, data: &str) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.as_bytes().to_vec().into();
-        e
+        Entry { index, term, data: data.as_bytes().to_vec().into(), ..Default::default() }
     }
 
     fn hs(term: u64, vote: u64, commit: u64) -> HardState {
-        let mut h = HardState::default();
-        h.term = term;
-        h.vote = vote;
-        h.commit = commit;
-        h
+        HardState { term, vote, commit, ..Default::default() }
     }
 
     fn voters(ids: &[u64]) -> ConfState {
@@ -1100,10 +1122,18 @@ mod tests {
             assert_eq!(snap.get_metadata().term, 2);
             assert_eq!(&snap.data[..], b"state@15");
             assert_eq!(snap.get_metadata().get_conf_state(), &cs);
+            assert!(!st.snapshot_requested());
             assert!(r.snapshot(16, 2).is_err());
+            assert!(st.snapshot_requested());
+            st.create_snapshot(16, cs.clone(), b"state@16".to_vec(), 6).unwrap();
+            assert!(!st.snapshot_requested());
+            assert!(r.snapshot(0, 9).is_err(), "node 9 is not in the snapshot's ConfState");
+            assert!(st.snapshot_requested());
+            st.create_snapshot(15, cs.clone(), b"state@15".to_vec(), 5).unwrap();
+            assert_eq!(&r.snapshot(0, 2).unwrap().data[..], b"state@16");
             // Stale snapshot requests are no-ops.
             st.create_snapshot(12, cs.clone(), b"old".to_vec(), 5).unwrap();
-            assert_eq!(&st.snapshot().unwrap().data[..], b"state@15");
+            assert_eq!(&st.snapshot().unwrap().data[..], b"state@16");
             st.append(&[entry(21, 3, "e21")]).unwrap();
         }
         let st = DiskStorage::open(dir.path()).unwrap();
@@ -1114,7 +1144,7 @@ mod tests {
         assert_eq!(d.last().unwrap(), &(21, 3, "e21".to_string()));
         assert_eq!(st.reader().term(10).unwrap(), 2);
         let snap = st.snapshot().unwrap();
-        assert_eq!((snap.get_metadata().index, &snap.data[..]), (15, &b"state@15"[..]));
+        assert_eq!((snap.get_metadata().index, &snap.data[..]), (16, &b"state@16"[..]));
         assert_eq!(state(&st).hard_state, hs(3, 1, 18));
         assert_eq!(state(&st).conf_state, cs);
 
@@ -1139,8 +1169,7 @@ mod tests {
             st.append(&(1..=10).map(|i| entry(i, 1, "x")).collect::<Vec<_>>()).unwrap();
             st.set_hard_state(hs(1, 1, 8)).unwrap();
         }
-        let mut snap = Snapshot::default();
-        snap.data = b"s".to_vec().into();
+        let mut snap = Snapshot { data: b"s".to_vec().into(), ..Default::default() };
         snap.mut_metadata().index = 8;
         snap.mut_metadata().term = 1;
         snap.mut_metadata().set_conf_state(voters(&[1]));
@@ -1160,8 +1189,7 @@ mod tests {
             st.append(&(1..=10).map(|i| entry(i, 1, "old")).collect::<Vec<_>>()).unwrap();
             st.set_hard_state(hs(1, 7, 3)).unwrap();
         }
-        let mut snap = Snapshot::default();
-        snap.data = b"leader".to_vec().into();
+        let mut snap = Snapshot { data: b"leader".to_vec().into(), ..Default::default() };
         snap.mut_metadata().index = 8;
         snap.mut_metadata().term = 2;
         snap.mut_metadata().set_conf_state(voters(&[1, 2]));
@@ -1175,8 +1203,7 @@ mod tests {
     #[test]
     fn apply_snapshot_resets_log_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut snap = Snapshot::default();
-        snap.data = b"leader-state".to_vec().into();
+        let mut snap = Snapshot { data: b"leader-state".to_vec().into(), ..Default::default() };
         snap.mut_metadata().index = 50;
         snap.mut_metadata().term = 4;
         snap.mut_metadata().set_conf_state(voters(&[1, 2, 3]));
@@ -1241,8 +1268,14 @@ mod tests {
             }
             committed.extend(light.take_committed_entries());
             for e in committed {
-                if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                    applied.push(e);
+                match e.get_entry_type() {
+                    EntryType::EntryNormal if !e.data.is_empty() => applied.push(e),
+                    EntryType::EntryConfChange => {
+                        let cc = ::raft::eraftpb::ConfChange::parse_from_bytes(&e.data).unwrap();
+                        let cs = node.apply_conf_change(&cc).unwrap();
+                        st.set_conf_state(cs).unwrap();
+                    }
+                    _ => {}
                 }
             }
             node.advance_apply();
@@ -1311,10 +1344,23 @@ mod tests {
         let cfg = Config { id: 1, election_tick: 10, heartbeat_tick: 1, ..Default::default() };
         let index;
         {
+            // The manager's bootstrap: conf state at index 0, then a
+            // committed entry 1 adding the founder.
             let mut st = DiskStorage::open(dir.path()).unwrap();
             st.bootstrap(voters(&[1])).unwrap();
+            let mut cc = ::raft::eraftpb::ConfChange::default();
+            cc.set_change_type(::raft::eraftpb::ConfChangeType::AddNode);
+            cc.node_id = 1;
+            let mut e = entry(1, 1, "");
+            e.set_entry_type(EntryType::EntryConfChange);
+            e.data = cc.write_to_bytes().unwrap().into();
+            st.append(&[e]).unwrap();
+            st.set_hard_state(hs(1, 1, 1)).unwrap();
             let mut node = RawNode::new(&cfg, st.reader(), &logger).unwrap();
             let mut applied = Vec::new();
+            // Raft will not campaign before the conf change is applied.
+            drive(&mut node, &mut st, &mut applied);
+            assert_eq!(node.raft.raft_log.applied, 1);
             node.campaign().unwrap();
             drive(&mut node, &mut st, &mut applied);
             node.propose(vec![], b"persist-me".to_vec()).unwrap();
@@ -1330,5 +1376,150 @@ mod tests {
         let mut applied = Vec::new();
         drive(&mut node, &mut st, &mut applied);
         assert_eq!(applied.iter().map(|e| e.index).collect::<Vec<_>>(), vec![index]);
+    }
+
+    struct Peer {
+        node: RawNode<DiskStorageReader>,
+        st: DiskStorage,
+        applied: Vec<Vec<u8>>,
+        restored: Option<Vec<u8>>,
+    }
+
+    fn apply_committed(p: &mut Peer, ents: Vec<Entry>) {
+        for e in ents {
+            match e.get_entry_type() {
+                EntryType::EntryNormal if !e.data.is_empty() => p.applied.push(e.data.to_vec()),
+                EntryType::EntryConfChange => {
+                    let cc = ::raft::eraftpb::ConfChange::parse_from_bytes(&e.data).unwrap();
+                    let cs = p.node.apply_conf_change(&cc).unwrap();
+                    p.st.set_conf_state(cs).unwrap();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One peer's pending Readies, persisted and applied; returns outbound messages.
+    fn process(p: &mut Peer) -> Vec<::raft::eraftpb::Message> {
+        let mut out = Vec::new();
+        while p.node.has_ready() {
+            let mut rd = p.node.ready();
+            out.extend(rd.take_messages());
+            if !rd.snapshot().is_empty() {
+                let snap = rd.snapshot().clone();
+                p.restored = Some(snap.data.to_vec());
+                p.st.apply_snapshot(snap).unwrap();
+            }
+            let committed = rd.take_committed_entries();
+            apply_committed(p, committed);
+            p.st.append(rd.entries()).unwrap();
+            if let Some(h) = rd.hs() {
+                p.st.set_hard_state(h.clone()).unwrap();
+            }
+            out.extend(rd.take_persisted_messages());
+            let mut light = p.node.advance(rd);
+            if let Some(c) = light.commit_index() {
+                p.st.set_commit(c).unwrap();
+            }
+            out.extend(light.take_messages());
+            let committed = light.take_committed_entries();
+            apply_committed(p, committed);
+            p.node.advance_apply();
+        }
+        out
+    }
+
+    fn settle(peers: &mut [Peer]) {
+        for _ in 0..1000 {
+            let mut msgs = Vec::new();
+            for p in peers.iter_mut() {
+                msgs.extend(process(p));
+            }
+            if msgs.is_empty() {
+                return;
+            }
+            for m in msgs {
+                let to = m.to as usize - 1;
+                let _ = peers[to].node.step(m);
+            }
+        }
+        panic!("cluster did not settle");
+    }
+
+    #[test]
+    fn fresh_follower_catches_up_from_compacted_leader_via_snapshot() {
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let cfg = |id| Config { id, election_tick: 10, heartbeat_tick: 1, ..Default::default() };
+
+        let mut st1 = DiskStorage::open(d1.path()).unwrap();
+        st1.bootstrap(voters(&[1])).unwrap();
+        let n1 = RawNode::new(&cfg(1), st1.reader(), &logger).unwrap();
+        let st2 = DiskStorage::open(d2.path()).unwrap();
+        assert!(st2.is_fresh());
+        let n2 = RawNode::new(&cfg(2), st2.reader(), &logger).unwrap();
+        let mut peers = vec![
+            Peer { node: n1, st: st1, applied: Vec::new(), restored: None },
+            Peer { node: n2, st: st2, applied: Vec::new(), restored: None },
+        ];
+
+        peers[0].node.campaign().unwrap();
+        settle(&mut peers);
+        for i in 0..5 {
+            peers[0].node.propose(vec![], format!("cmd{i}").into_bytes()).unwrap();
+        }
+        settle(&mut peers);
+        assert_eq!(peers[0].applied.len(), 5);
+
+        // The leader snapshots its state machine and drops its whole log.
+        let applied = peers[0].node.raft.raft_log.applied;
+        let cs = peers[0].st.reader().initial_state().unwrap().conf_state;
+        peers[0].st.create_snapshot(applied, cs, b"five commands".to_vec(), 0).unwrap();
+        assert_eq!(peers[0].st.first_index(), applied + 1);
+
+        // Add node 2; it can only catch up through the snapshot.
+        let mut cc = ::raft::eraftpb::ConfChange::default();
+        cc.set_change_type(::raft::eraftpb::ConfChangeType::AddNode);
+        cc.node_id = 2;
+        peers[0].node.propose_conf_change(vec![], cc).unwrap();
+        settle(&mut peers);
+        // The old snapshot predates node 2, so it cannot be used: the
+        // storage asks for a fresh one, which the "manager" takes.
+        let mut requested = false;
+        for _ in 0..30 {
+            for p in peers.iter_mut() {
+                p.node.tick();
+            }
+            settle(&mut peers);
+            if peers[0].st.snapshot_requested() {
+                requested = true;
+                let applied = peers[0].node.raft.raft_log.applied;
+                let cs = peers[0].st.reader().initial_state().unwrap().conf_state;
+                peers[0].st.create_snapshot(applied, cs, b"five commands".to_vec(), 0).unwrap();
+                assert!(!peers[0].st.snapshot_requested());
+            }
+        }
+        assert!(requested);
+        let applied = peers[0].st.snapshot().unwrap().get_metadata().index;
+        assert_eq!(peers[1].restored.as_deref(), Some(&b"five commands"[..]));
+        assert_eq!(peers[1].st.snapshot().unwrap().get_metadata().index, applied);
+
+        // Both commit new entries together.
+        peers[0].node.propose(vec![], b"after".to_vec()).unwrap();
+        settle(&mut peers);
+        assert_eq!(peers[1].applied, vec![b"after".to_vec()]);
+        assert_eq!(peers[0].applied.last().unwrap(), &b"after".to_vec());
+        assert_eq!(peers[1].st.reader().initial_state().unwrap().conf_state, voters(&[1, 2]));
+
+        // The follower's state survives a restart.
+        let last = peers[1].st.last_index();
+        let commit = peers[1].node.raft.raft_log.committed;
+        drop(peers);
+        let st2 = DiskStorage::open(d2.path()).unwrap();
+        assert_eq!(st2.last_index(), last);
+        assert_eq!(st2.reader().initial_state().unwrap().hard_state.commit, commit);
+        assert_eq!(&st2.snapshot().unwrap().data[..], b"five commands");
+        assert_eq!(st2.reader().initial_state().unwrap().conf_state, voters(&[1, 2]));
     }
 }

@@ -1,0 +1,72 @@
+//! The commands that talk to the daemon. Each takes an [`Env`] (the client
+//! and the output streams) so tests can run them against a fake daemon.
+
+pub mod info;
+pub mod inspect;
+pub mod node;
+pub mod swarm;
+pub mod swarm_ca;
+pub mod tasks;
+pub mod version;
+
+use std::io::Write;
+
+use crate::client::{path_segment, Client};
+use crate::error::{CliError, CliResult};
+use crate::json::Json;
+
+pub struct Env<'a> {
+    pub client: &'a Client,
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// The program name used in printed commands ("shoal swarm join …").
+    pub prog: String,
+}
+
+impl Env<'_> {
+    pub fn print(&mut self, s: &str) -> CliResult {
+        self.out.write_all(s.as_bytes()).map_err(CliError::from)
+    }
+
+    pub fn println(&mut self, s: &str) -> CliResult {
+        self.print(s)?;
+        self.print("\n")
+    }
+
+    pub fn eprintln(&mut self, s: &str) {
+        let _ = writeln!(self.err, "{s}");
+    }
+}
+
+/// Resolves the `self` node reference to this node's ID (docker's
+/// `node.Reference`); other references are returned unchanged.
+pub fn node_reference(client: &Client, reference: &str) -> CliResult<String> {
+    if reference != "self" {
+        return Ok(reference.to_string());
+    }
+    let info = client.get("/info")?;
+    let id = info.at(&["Swarm", "NodeID"]).str();
+    if id.is_empty() {
+        // Not a manager, probably: ask a swarm endpoint for the precise error.
+        client.get("/nodes")?;
+        return Err(CliError::new("node ID not found in /info"));
+    }
+    Ok(id.to_string())
+}
+
+pub fn get_node(client: &Client, id: &str) -> CliResult<Json> {
+    client.get(&format!("/nodes/{}", path_segment(id)))
+}
+
+/// Go's `runtime.GOARCH` spelling of this machine's architecture.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,236 @@
+//! Tearing a lab down without leaving namespaces, mounts, files or processes.
+
+use super::netns;
+use super::process;
+use super::state::{self, LabState};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long daemons get between SIGTERM and SIGKILL on `lab down`.
+const DOWN_GRACE: Duration = Duration::from_secs(10);
+/// The same for other processes left inside the lab's namespaces (`lab exec` shells).
+const STRAY_GRACE: Duration = Duration::from_secs(3);
+
+/// Remove lab `lab`: everything the state file names, plus anything that looks like
+/// it belongs to the lab even without a state file. Safe to repeat.
+pub fn down(lab: &str) -> Result<bool, String> {
+    state::validate_lab_name(lab)?;
+    let run_dir = state::run_dir(lab);
+    let data_dir = state::data_dir(lab);
+    let _lock = if run_dir.is_dir() {
+        state::LabLock::acquire(lab).ok()
+    } else {
+        None
+    };
+    let saved = LabState::load(lab).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; cleaning up by name");
+        None
+    });
+    let mut found_any = saved.is_some() || run_dir.exists() || data_dir.exists();
+    let mut errors = Vec::new();
+
+    // 1. Daemons: the recorded ones (verified) and any other with a state dir of this lab.
+    let mut pids: Vec<u32> = saved
+        .iter()
+        .flat_map(|s| s.nodes.iter())
+        .filter_map(process::running_pid)
+        .collect();
+    for pid in process::daemons_under(&data_dir) {
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    if !pids.is_empty() {
+        found_any = true;
+        eprintln!("Stopping {} daemon(s)...", pids.len());
+        if let Err(e) = process::terminate(&pids, DOWN_GRACE) {
+            errors.push(e);
+        }
+    }
+
+    // 2. Namespaces: recorded ones and any `shoal-<lab>-{sw,node-N}` that exists.
+    let mut names: Vec<String> = Vec::new();
+    if let Some(s) = &saved {
+        names.extend(s.nodes.iter().map(|n| n.netns.clone()));
+        names.push(s.switch_netns.clone());
+    }
+    match netns::list() {
+        Ok(listed) => {
+            for n in listed.into_iter().filter(|n| state::is_lab_netns(lab, n)) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    // Hosts before the switch (their veths go with them), then the switch.
+    names.sort_by_key(|n| n.ends_with("-sw"));
+    let present: Vec<&String> = names.iter().filter(|n| netns::exists(n)).collect();
+    if !present.is_empty() {
+        found_any = true;
+        // Whatever still runs inside (e.g. a `lab exec` shell) would keep a namespace alive.
+        let strays: Vec<u32> = present
+            .iter()
+            .flat_map(|n| netns::pids(n))
+            .filter(|&p| p != std::process::id())
+            .collect();
+        if !strays.is_empty() {
+            eprintln!(
+                "Stopping {} other process(es) inside the lab's namespaces...",
+                strays.len()
+            );
+            if let Err(e) = process::terminate(&strays, STRAY_GRACE) {
+                errors.push(e);
+            }
+        }
+        eprintln!("Deleting {} network namespace(s)...", present.len());
+    }
+    for n in &names {
+        if let Err(e) = netns::delete(n) {
+            errors.push(e);
+        }
+    }
+
+    // 3. Files: first anything mounted below them (never delete through a mount).
+    for dir in [&run_dir, &data_dir] {
+        if let Err(e) = remove_tree(dir) {
+            errors.push(e);
+        }
+    }
+    release_netns_dir();
+
+    if errors.is_empty() {
+        Ok(found_any)
+    } else {
+        Err(format!(
+            "lab {lab} was not removed completely:\n  {}\nrun 'shoal lab down --name {lab}' again after fixing the cause",
+            errors.join("\n  ")
+        ))
+    }
+}
+
+/// Unmount everything below `dir` (deepest first), then delete it.
+fn remove_tree(dir: &Path) -> Result<(), String> {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut below: Vec<PathBuf> = mount_points(&mounts)
+        .into_iter()
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    below.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    below.dedup();
+    for m in &below {
+        umount_detach(m)?;
+    }
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
+    }
+}
+
+fn umount_detach(path: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: umount2 with a valid C string.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()), // not (or no longer) a mount point
+        _ => Err(format!("cannot unmount {}: {err}", path.display())),
+    }
+}
+
+/// Mount points (field 5) of a mountinfo text, with octal escapes decoded.
+pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mount_path(m)))
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+pub fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            if v <= 255 {
+                out.push(v as u8);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `ip netns add` turns /run/netns into a shared bind mount of itself the first time
+/// it runs. Once no namespace is left there, undo that so no mount stays behind.
+fn release_netns_dir() {
+    let dir = Path::new("/run/netns");
+    let empty = fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    let mounted = fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| mount_points(&m).iter().any(|p| p == dir))
+        .unwrap_or(false);
+    if empty && mounted {
+        // Not detached: if someone just bound a new namespace there, this fails (EBUSY).
+        let c = std::ffi::CString::new("/run/netns").expect("no NUL");
+        // SAFETY: umount2 with a valid C string.
+        unsafe { libc::umount2(c.as_ptr(), 0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_parsing() {
+        let info = "22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                    90 22 0:4 net:[4026532] /run/netns/shoal-lab-sw rw shared:5 - nsfs nsfs rw\n\
+                    91 22 0:50 / /var/lib/shoal/lab/lab/node-1/with\\040space rw - tmpfs tmpfs rw\n";
+        let m = mount_points(info);
+        assert_eq!(
+            m,
+            [
+                PathBuf::from("/"),
+                PathBuf::from("/run/netns/shoal-lab-sw"),
+                PathBuf::from("/var/lib/shoal/lab/lab/node-1/with space"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unescaping() {
+        assert_eq!(unescape_mount_path("a\\040b\\011c\\134d"), "a b\tc\\d");
+        assert_eq!(unescape_mount_path("plain"), "plain");
+        assert_eq!(unescape_mount_path("trail\\04"), "trail\\04");
+        assert_eq!(unescape_mount_path("x\\999"), "x\\999");
+    }
+
+    #[test]
+    fn remove_tree_removes_and_tolerates_missing() {
+        let dir = std::env::temp_dir().join(format!("shoal-lab-test-{}", std::process::id()));
+        fs::create_dir_all(dir.join("a/b")).unwrap();
+        fs::write(dir.join("a/b/f"), "x").unwrap();
+        remove_tree(&dir).unwrap();
+        assert!(!dir.exists());
+        remove_tree(&dir).unwrap();
+    }
+}

@@ -1,0 +1,1143 @@
+//! A subset of Go's `text/template`, enough for docker-style `--format`:
+//! `{{.Field.Sub}}`, `{{json .}}`, `{{if}}/{{else if}}/{{else}}/{{end}}`,
+//! `{{range}}` (with `$i, $v :=`), `{{with}}`, variables, pipelines,
+//! parentheses, `{{- -}}` trimming, comments, and the functions docker
+//! registers (`json`, `join`, `split`, `lower`, `upper`, `title`, `pad`,
+//! `truncate`) plus Go's builtins (`and`, `or`, `not`, `eq`, `ne`, `lt`,
+//! `le`, `gt`, `ge`, `len`, `index`, `print`, `printf`, `println`).
+//!
+//! Data is a [`Json`] tree. Values print as Go prints them: maps as
+//! `map[k:v]`, arrays as `[a b]`, objects whose keys all start with an
+//! upper-case letter (Go structs) as `{v1 v2}`; missing fields print as "".
+
+use crate::json::Json;
+
+#[derive(Debug)]
+pub struct Template {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Text(String),
+    Action(Pipeline),
+    If(Pipeline, Vec<Node>, Vec<Node>),
+    With(Pipeline, Vec<Node>, Vec<Node>),
+    Range(Pipeline, Vec<Node>, Vec<Node>),
+}
+
+#[derive(Debug, Clone)]
+struct Pipeline {
+    /// Variables declared (`$x :=`) or assigned (`$x =`).
+    decl: Vec<String>,
+    assign: bool,
+    cmds: Vec<Command>,
+}
+
+#[derive(Debug, Clone)]
+struct Command {
+    args: Vec<Operand>,
+}
+
+#[derive(Debug, Clone)]
+enum Operand {
+    /// `.` (empty path) or `.A.B`.
+    Field(Vec<String>),
+    /// `$` / `$x`, then fields.
+    Var(String, Vec<String>),
+    /// A function name.
+    Ident(String),
+    Str(String),
+    Num(String),
+    Bool(bool),
+    Nil,
+    /// `( pipeline )`, then fields.
+    Sub(Box<Pipeline>, Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Dot,
+    /// `.Name`; the flag says it follows the previous term with no space
+    /// (`$x.A`, `(…).A`, `.A.B`), so it continues a field chain.
+    Field(String, bool),
+    Var(String),
+    Ident(String),
+    Str(String),
+    Num(String),
+    LParen,
+    RParen,
+    Pipe,
+    Declare,
+    Assign,
+    Comma,
+}
+
+pub fn parse(src: &str) -> Result<Template, String> {
+    let items = split_actions(src)?;
+    let mut pos = 0;
+    let (nodes, end) = parse_list(&items, &mut pos)?;
+    match end {
+        End::Eof => Ok(Template { nodes }),
+        End::End => Err("unexpected {{end}}".into()),
+        End::Else(_) => Err("unexpected {{else}}".into()),
+    }
+}
+
+impl Template {
+    /// Executes the template with `data` as `.` and `$`.
+    pub fn execute(&self, data: &Json) -> Result<String, String> {
+        self.run(data, false)
+    }
+
+    /// Executes the template over a header context: docker's header
+    /// functions (`json`, `join`, `split`, `title`, `lower`, `upper`,
+    /// `truncate`) return their first argument unchanged.
+    pub fn execute_header(&self, data: &Json) -> Result<String, String> {
+        self.run(data, true)
+    }
+
+    fn run(&self, data: &Json, header: bool) -> Result<String, String> {
+        let mut st = State { out: String::new(), vars: vec![("$".to_string(), data.clone())], header };
+        st.walk(&self.nodes, data)?;
+        Ok(st.out)
+    }
+}
+
+/// Parses and executes in one go.
+#[allow(dead_code)]
+pub fn render(src: &str, data: &Json) -> Result<String, String> {
+    parse(src)?.execute(data)
+}
+
+// ---------------------------------------------------------------- lexing
+
+enum Item {
+    Text(String),
+    Action(Vec<Tok>),
+}
+
+fn split_actions(src: &str) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let mut rest = src;
+    let mut trim_next = false;
+    while let Some(start) = rest.find("{{") {
+        let mut text = &rest[..start];
+        if trim_next {
+            text = text.trim_start_matches(is_space);
+        }
+        let mut inner = &rest[start + 2..];
+        let trim_before = inner.starts_with("- ") || inner.starts_with("-\t") || inner.starts_with("-\n");
+        if trim_before {
+            text = text.trim_end_matches(is_space);
+            inner = &inner[1..];
+        }
+        if !text.is_empty() {
+            items.push(Item::Text(text.to_string()));
+        }
+        let (toks, consumed, trim_after) = lex_action(inner)?;
+        trim_next = trim_after;
+        if let Some(toks) = toks {
+            items.push(Item::Action(toks));
+        }
+        rest = &inner[consumed..];
+    }
+    let mut text = rest;
+    if trim_next {
+        text = text.trim_start_matches(is_space);
+    }
+    if !text.is_empty() {
+        items.push(Item::Text(text.to_string()));
+    }
+    Ok(items)
+}
+
+fn is_space(c: char) -> bool {
+    c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
+
+/// Lexes one action body (after `{{` and a left trim marker). Returns the
+/// tokens (None for a comment), the bytes consumed up to and including `}}`
+/// and whether a right trim marker was present.
+fn lex_action(s: &str) -> Result<(Option<Vec<Tok>>, usize, bool), String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    // comments: {{/* ... */}}
+    let lead = s.len() - s.trim_start_matches(is_space).len();
+    if s[lead..].starts_with("/*") {
+        let end = s[lead..].find("*/").ok_or("unclosed comment")? + lead + 2;
+        let after = &s[end..];
+        let t = after.trim_start_matches(is_space);
+        if let Some(r) = t.strip_prefix("-}}") {
+            return Ok((None, s.len() - r.len(), true));
+        }
+        if let Some(r) = t.strip_prefix("}}") {
+            return Ok((None, s.len() - r.len(), false));
+        }
+        return Err("comment ends before closing delimiter".into());
+    }
+    let mut toks = Vec::new();
+    loop {
+        if i >= b.len() {
+            return Err("unclosed action".into());
+        }
+        let c = b[i];
+        if is_space(c as char) {
+            // right trim marker " -}}"
+            let rest = &s[i..];
+            let t = rest.trim_start_matches(is_space);
+            if let Some(r) = t.strip_prefix("-}}") {
+                return Ok((Some(toks), s.len() - r.len(), true));
+            }
+            i += 1;
+            continue;
+        }
+        if s[i..].starts_with("}}") {
+            return Ok((Some(toks), i + 2, false));
+        }
+        match c {
+            b'(' => {
+                toks.push(Tok::LParen);
+                i += 1;
+            }
+            b')' => {
+                toks.push(Tok::RParen);
+                i += 1;
+            }
+            b'|' => {
+                toks.push(Tok::Pipe);
+                i += 1;
+            }
+            b',' => {
+                toks.push(Tok::Comma);
+                i += 1;
+            }
+            b':' if s[i..].starts_with(":=") => {
+                toks.push(Tok::Declare);
+                i += 2;
+            }
+            b'=' => {
+                toks.push(Tok::Assign);
+                i += 1;
+            }
+            b'"' => {
+                let mut out = String::new();
+                i += 1;
+                loop {
+                    let ch = s[i..].chars().next().ok_or("unterminated quoted string")?;
+                    i += ch.len_utf8();
+                    match ch {
+                        '"' => break,
+                        '\n' => return Err("unterminated quoted string".into()),
+                        '\\' => {
+                            let e = s[i..].chars().next().ok_or("unterminated quoted string")?;
+                            i += e.len_utf8();
+                            out.push(match e {
+                                'n' => '\n',
+                                't' => '\t',
+                                'r' => '\r',
+                                '\\' => '\\',
+                                '"' => '"',
+                                '\'' => '\'',
+                                '0' => '\0',
+                                other => return Err(format!("unknown escape sequence: \\{other}")),
+                            });
+                        }
+                        ch => out.push(ch),
+                    }
+                }
+                toks.push(Tok::Str(out));
+            }
+            b'`' => {
+                let end = s[i + 1..].find('`').ok_or("unterminated raw quoted string")?;
+                toks.push(Tok::Str(s[i + 1..i + 1 + end].to_string()));
+                i += end + 2;
+            }
+            b'.' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                if j == start {
+                    if j < b.len() && b[j].is_ascii_digit() {
+                        return Err("bad number syntax".into());
+                    }
+                    toks.push(Tok::Dot);
+                } else {
+                    let joined = i > 0
+                        && !is_space(b[i - 1] as char)
+                        && matches!(toks.last(), Some(Tok::Field(..)) | Some(Tok::Var(_)) | Some(Tok::RParen));
+                    toks.push(Tok::Field(s[start..j].to_string(), joined));
+                }
+                i = j;
+            }
+            b'$' => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                toks.push(Tok::Var(s[i..j].to_string()));
+                i = j;
+            }
+            b'-' | b'+' | b'0'..=b'9' => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'.' || b[j] == b'_') {
+                    j += 1;
+                }
+                toks.push(Tok::Num(s[i..j].to_string()));
+                i = j;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let mut j = i;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                toks.push(Tok::Ident(s[i..j].to_string()));
+                i = j;
+            }
+            _ => {
+                let ch = s[i..].chars().next().unwrap_or('?');
+                return Err(format!("unexpected {ch:?} in command"));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- parsing
+
+#[allow(clippy::enum_variant_names)]
+enum End {
+    Eof,
+    End,
+    /// `{{else}}` or `{{else if ...}}` / `{{else with ...}}` (the rest of the tokens).
+    Else(Vec<Tok>),
+}
+
+fn parse_list(items: &[Item], pos: &mut usize) -> Result<(Vec<Node>, End), String> {
+    let mut nodes = Vec::new();
+    while *pos < items.len() {
+        let item = &items[*pos];
+        *pos += 1;
+        match item {
+            Item::Text(t) => nodes.push(Node::Text(t.clone())),
+            Item::Action(toks) => {
+                let kw = match toks.first() {
+                    Some(Tok::Ident(k)) => k.as_str(),
+                    _ => "",
+                };
+                match kw {
+                    "end" => return Ok((nodes, End::End)),
+                    "else" => return Ok((nodes, End::Else(toks[1..].to_vec()))),
+                    "if" | "with" | "range" => nodes.push(parse_control(kw, &toks[1..], items, pos)?),
+                    "define" | "template" | "block" | "break" | "continue" => {
+                        return Err(format!("{{{{{kw}}}}} is not supported in this format"));
+                    }
+                    _ => {
+                        if toks.is_empty() {
+                            return Err("missing value for command".into());
+                        }
+                        nodes.push(Node::Action(parse_pipeline(toks)?));
+                    }
+                }
+            }
+        }
+    }
+    Ok((nodes, End::Eof))
+}
+
+fn parse_control(kw: &str, toks: &[Tok], items: &[Item], pos: &mut usize) -> Result<Node, String> {
+    if toks.is_empty() {
+        return Err(format!("missing value for {kw}"));
+    }
+    let pipe = parse_pipeline(toks)?;
+    let (body, end) = parse_list(items, pos)?;
+    let else_body = match end {
+        End::Eof => return Err(format!("unexpected EOF: missing {{{{end}}}} for {kw}")),
+        End::End => Vec::new(),
+        End::Else(rest) => {
+            if rest.is_empty() {
+                let (eb, end2) = parse_list(items, pos)?;
+                match end2 {
+                    End::End => eb,
+                    End::Eof => return Err(format!("unexpected EOF: missing {{{{end}}}} for {kw}")),
+                    End::Else(_) => return Err("expected end; found {{else}}".into()),
+                }
+            } else {
+                // `else if` / `else with`: a nested control that consumes the shared {{end}}.
+                let nested_kw = match rest.first() {
+                    Some(Tok::Ident(k)) if k == "if" || k == "with" => k.clone(),
+                    _ => return Err("unexpected tokens after else".into()),
+                };
+                vec![parse_control(&nested_kw, &rest[1..], items, pos)?]
+            }
+        }
+    };
+    Ok(match kw {
+        "if" => Node::If(pipe, body, else_body),
+        "with" => Node::With(pipe, body, else_body),
+        _ => Node::Range(pipe, body, else_body),
+    })
+}
+
+fn parse_pipeline(toks: &[Tok]) -> Result<Pipeline, String> {
+    let mut decl = Vec::new();
+    let mut assign = false;
+    let mut rest = toks;
+    // `$x :=`, `$k, $v :=`, `$x =`
+    let mut k = 0;
+    let mut vars = Vec::new();
+    while let Some(Tok::Var(v)) = rest.get(k) {
+        vars.push(v.clone());
+        match rest.get(k + 1) {
+            Some(Tok::Comma) => k += 2,
+            Some(Tok::Declare) | Some(Tok::Assign) => {
+                assign = rest[k + 1] == Tok::Assign;
+                decl = vars.clone();
+                rest = &rest[k + 2..];
+                break;
+            }
+            _ => break,
+        }
+    }
+    let mut cmds = Vec::new();
+    let mut p = 0;
+    loop {
+        let (cmd, next) = parse_command(rest, p)?;
+        cmds.push(cmd);
+        p = next;
+        match rest.get(p) {
+            None => break,
+            Some(Tok::Pipe) => p += 1,
+            Some(t) => return Err(format!("unexpected {t:?} in operand")),
+        }
+    }
+    Ok(Pipeline { decl, assign, cmds })
+}
+
+fn parse_command(toks: &[Tok], mut p: usize) -> Result<(Command, usize), String> {
+    let mut args = Vec::new();
+    while let Some(t) = toks.get(p) {
+        if matches!(t, Tok::Pipe | Tok::RParen) {
+            break;
+        }
+        let (op, next) = parse_operand(toks, p)?;
+        args.push(op);
+        p = next;
+    }
+    if args.is_empty() {
+        return Err("missing command".into());
+    }
+    Ok((Command { args }, p))
+}
+
+/// Collects a chain of joined fields starting at `p`.
+fn fields_after(toks: &[Tok], mut p: usize) -> (Vec<String>, usize) {
+    let mut fields = Vec::new();
+    while let Some(Tok::Field(f, true)) = toks.get(p) {
+        fields.push(f.clone());
+        p += 1;
+    }
+    (fields, p)
+}
+
+fn parse_operand(toks: &[Tok], p: usize) -> Result<(Operand, usize), String> {
+    match &toks[p] {
+        Tok::Dot => Ok((Operand::Field(Vec::new()), p + 1)),
+        Tok::Field(first, _) => {
+            let (mut rest, n) = fields_after(toks, p + 1);
+            rest.insert(0, first.clone());
+            Ok((Operand::Field(rest), n))
+        }
+        Tok::Var(v) => {
+            let (f, n) = fields_after(toks, p + 1);
+            Ok((Operand::Var(v.clone(), f), n))
+        }
+        Tok::Ident(id) => Ok((
+            match id.as_str() {
+                "true" => Operand::Bool(true),
+                "false" => Operand::Bool(false),
+                "nil" => Operand::Nil,
+                _ => Operand::Ident(id.clone()),
+            },
+            p + 1,
+        )),
+        Tok::Str(s) => Ok((Operand::Str(s.clone()), p + 1)),
+        Tok::Num(n) => Ok((Operand::Num(n.clone()), p + 1)),
+        Tok::LParen => {
+            // find the matching paren
+            let mut depth = 0;
+            let mut q = p;
+            loop {
+                match toks.get(q) {
+                    Some(Tok::LParen) => depth += 1,
+                    Some(Tok::RParen) => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Err("unclosed left paren".into()),
+                }
+                q += 1;
+            }
+            let inner = parse_pipeline(&toks[p + 1..q])?;
+            let (f, n) = fields_after(toks, q + 1);
+            Ok((Operand::Sub(Box::new(inner), f), n))
+        }
+        t => Err(format!("unexpected {t:?} in operand")),
+    }
+}
+
+// ---------------------------------------------------------------- execution
+
+struct State {
+    out: String,
+    vars: Vec<(String, Json)>,
+    header: bool,
+}
+
+impl State {
+    fn walk(&mut self, nodes: &[Node], dot: &Json) -> Result<(), String> {
+        for n in nodes {
+            match n {
+                Node::Text(t) => self.out.push_str(t),
+                Node::Action(p) => {
+                    let v = self.pipeline(p, dot)?;
+                    if p.decl.is_empty() {
+                        self.out.push_str(&go_print(&v));
+                    }
+                }
+                Node::If(p, body, else_body) => {
+                    let mark = self.vars.len();
+                    let v = self.pipeline(p, dot)?;
+                    let r = if truthy(&v) { self.walk(body, dot) } else { self.walk(else_body, dot) };
+                    self.vars.truncate(mark);
+                    r?;
+                }
+                Node::With(p, body, else_body) => {
+                    let mark = self.vars.len();
+                    let v = self.pipeline(p, dot)?;
+                    let r = if truthy(&v) { self.walk(body, &v) } else { self.walk(else_body, dot) };
+                    self.vars.truncate(mark);
+                    r?;
+                }
+                Node::Range(p, body, else_body) => {
+                    let mark = self.vars.len();
+                    let mut plain = p.clone();
+                    plain.decl.clear();
+                    let v = self.pipeline(&plain, dot)?;
+                    let entries: Vec<(Json, Json)> = match &v {
+                        Json::Arr(a) => a.iter().enumerate().map(|(i, e)| (Json::from(i), e.clone())).collect(),
+                        Json::Obj(m) => {
+                            let mut m: Vec<_> = m.iter().map(|(k, e)| (Json::Str(k.clone()), e.clone())).collect();
+                            m.sort_by(|a, b| a.0.str().cmp(b.0.str()));
+                            m
+                        }
+                        Json::Null => Vec::new(),
+                        Json::Num(n) => {
+                            let count = n.parse::<usize>().map_err(|_| format!("range can't iterate over {n}"))?;
+                            (0..count).map(|i| (Json::from(i), Json::from(i))).collect()
+                        }
+                        other => return Err(format!("range can't iterate over {}", go_print(other))),
+                    };
+                    if entries.is_empty() {
+                        self.walk(else_body, dot)?;
+                    } else {
+                        for (k, e) in entries {
+                            let inner = self.vars.len();
+                            match p.decl.len() {
+                                0 => {}
+                                1 => self.vars.push((p.decl[0].clone(), e.clone())),
+                                _ => {
+                                    self.vars.push((p.decl[0].clone(), k));
+                                    self.vars.push((p.decl[1].clone(), e.clone()));
+                                }
+                            }
+                            let r = self.walk(body, &e);
+                            self.vars.truncate(inner);
+                            r?;
+                        }
+                    }
+                    self.vars.truncate(mark);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pipeline(&mut self, p: &Pipeline, dot: &Json) -> Result<Json, String> {
+        let mut val: Option<Json> = None;
+        for cmd in &p.cmds {
+            val = Some(self.command(cmd, dot, val)?);
+        }
+        let v = val.unwrap_or(Json::Null);
+        if !p.decl.is_empty() {
+            if p.assign {
+                let name = &p.decl[0];
+                let slot = self.vars.iter_mut().rev().find(|(n, _)| n == name).ok_or(format!("undefined variable: {name}"))?;
+                slot.1 = v.clone();
+            } else {
+                self.vars.push((p.decl[p.decl.len() - 1].clone(), v.clone()));
+            }
+        }
+        Ok(v)
+    }
+
+    fn command(&mut self, cmd: &Command, dot: &Json, piped: Option<Json>) -> Result<Json, String> {
+        if let Operand::Ident(name) = &cmd.args[0] {
+            let mut args = Vec::with_capacity(cmd.args.len());
+            // `and` / `or` short-circuit in Go; evaluating eagerly is fine for
+            // side-effect-free data.
+            for a in &cmd.args[1..] {
+                args.push(self.operand(a, dot)?);
+            }
+            if let Some(v) = piped {
+                args.push(v);
+            }
+            return self.call(name, args);
+        }
+        if cmd.args.len() > 1 || piped.is_some() {
+            return Err(format!("can't give argument to non-function {}", describe(&cmd.args[0])));
+        }
+        self.operand(&cmd.args[0], dot)
+    }
+
+    fn operand(&mut self, op: &Operand, dot: &Json) -> Result<Json, String> {
+        Ok(match op {
+            Operand::Field(path) => field_path(dot, path)?,
+            Operand::Var(name, path) => {
+                let v = self
+                    .vars
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .ok_or(format!("undefined variable: {name}"))?;
+                field_path(&v, path)?
+            }
+            Operand::Ident(name) => self.call(name, Vec::new())?,
+            Operand::Str(s) => Json::Str(s.clone()),
+            Operand::Num(n) => Json::Num(parse_number_literal(n)?),
+            Operand::Bool(b) => Json::Bool(*b),
+            Operand::Nil => Json::Null,
+            Operand::Sub(p, path) => {
+                let v = self.pipeline(p, dot)?;
+                field_path(&v, path)?
+            }
+        })
+    }
+
+    fn call(&mut self, name: &str, args: Vec<Json>) -> Result<Json, String> {
+        let want = |n: usize| -> Result<(), String> {
+            if args.len() != n {
+                Err(format!("wrong number of args for {name}: want {n} got {}", args.len()))
+            } else {
+                Ok(())
+            }
+        };
+        if self.header && matches!(name, "json" | "split" | "join" | "title" | "lower" | "upper" | "truncate") {
+            return args.into_iter().next().ok_or(format!("wrong number of args for {name}"));
+        }
+        Ok(match name {
+            "json" => {
+                want(1)?;
+                Json::Str(args[0].to_compact())
+            }
+            "split" => {
+                want(2)?;
+                let s = go_print(&args[0]);
+                let sep = go_print(&args[1]);
+                let parts: Vec<String> = if sep.is_empty() {
+                    s.chars().map(|c| c.to_string()).collect()
+                } else {
+                    s.split(sep.as_str()).map(str::to_string).collect()
+                };
+                Json::from(parts)
+            }
+            "join" => {
+                want(2)?;
+                let sep = go_print(&args[1]);
+                match &args[0] {
+                    Json::Null => Json::Str(String::new()),
+                    Json::Arr(a) => Json::Str(a.iter().map(go_print).collect::<Vec<_>>().join(&sep)),
+                    Json::Obj(m) => {
+                        let mut vals: Vec<String> = m.iter().map(|(_, v)| go_print(v)).collect();
+                        vals.sort();
+                        Json::Str(vals.join(&sep))
+                    }
+                    other => return Err(format!("expected slice, got {}", go_print(other))),
+                }
+            }
+            "lower" => {
+                want(1)?;
+                Json::Str(go_print(&args[0]).to_lowercase())
+            }
+            "upper" => {
+                want(1)?;
+                Json::Str(go_print(&args[0]).to_uppercase())
+            }
+            "title" => {
+                want(1)?;
+                Json::Str(title(&go_print(&args[0])))
+            }
+            "pad" => {
+                want(3)?;
+                let s = go_print(&args[0]);
+                if s.is_empty() {
+                    Json::Str(s)
+                } else {
+                    let a = int_arg(&args[1])?.max(0) as usize;
+                    let b = int_arg(&args[2])?.max(0) as usize;
+                    Json::Str(format!("{}{}{}", " ".repeat(a), s, " ".repeat(b)))
+                }
+            }
+            "truncate" => {
+                want(2)?;
+                let s = go_print(&args[0]);
+                let n = int_arg(&args[1])?.max(0) as usize;
+                Json::Str(if s.len() < n { s } else { s.chars().take(n).collect() })
+            }
+            "len" => {
+                want(1)?;
+                Json::from(match &args[0] {
+                    Json::Str(s) => s.len(),
+                    Json::Arr(a) => a.len(),
+                    Json::Obj(m) => m.len(),
+                    Json::Null => 0,
+                    other => return Err(format!("len of type {}", kind(other))),
+                })
+            }
+            "index" => {
+                if args.is_empty() {
+                    return Err("wrong number of args for index".into());
+                }
+                let mut v = args[0].clone();
+                for k in &args[1..] {
+                    v = match (&v, k) {
+                        (Json::Obj(_), k) => v.get(&go_print(k)).clone(),
+                        (Json::Arr(a), Json::Num(_)) => {
+                            let i = int_arg(k)?;
+                            a.get(usize::try_from(i).map_err(|_| format!("index out of range: {i}"))?)
+                                .cloned()
+                                .ok_or(format!("index out of range: {i}"))?
+                        }
+                        (Json::Null, _) => Json::Null,
+                        (other, _) => return Err(format!("can't index item of type {}", kind(other))),
+                    };
+                }
+                v
+            }
+            "not" => {
+                want(1)?;
+                Json::Bool(!truthy(&args[0]))
+            }
+            "and" => {
+                if args.is_empty() {
+                    return Err("wrong number of args for and".into());
+                }
+                args.iter().find(|a| !truthy(a)).unwrap_or(args.last().unwrap()).clone()
+            }
+            "or" => {
+                if args.is_empty() {
+                    return Err("wrong number of args for or".into());
+                }
+                args.iter().find(|a| truthy(a)).unwrap_or(args.last().unwrap()).clone()
+            }
+            "eq" => {
+                if args.len() < 2 {
+                    return Err("missing argument for comparison".into());
+                }
+                Json::Bool(args[1..].iter().any(|b| equal(&args[0], b)))
+            }
+            "ne" => {
+                want(2)?;
+                Json::Bool(!equal(&args[0], &args[1]))
+            }
+            "lt" | "le" | "gt" | "ge" => {
+                want(2)?;
+                let ord = compare(&args[0], &args[1])?;
+                Json::Bool(match name {
+                    "lt" => ord.is_lt(),
+                    "le" => ord.is_le(),
+                    "gt" => ord.is_gt(),
+                    _ => ord.is_ge(),
+                })
+            }
+            "print" => Json::Str(go_sprint(&args)),
+            "println" => {
+                let mut s = args.iter().map(go_print).collect::<Vec<_>>().join(" ");
+                s.push('\n');
+                Json::Str(s)
+            }
+            "printf" => {
+                if args.is_empty() {
+                    return Err("wrong number of args for printf".into());
+                }
+                Json::Str(sprintf(&go_print(&args[0]), &args[1..]))
+            }
+            _ => return Err(format!("function \"{name}\" not defined")),
+        })
+    }
+}
+
+fn describe(op: &Operand) -> String {
+    match op {
+        Operand::Field(p) if p.is_empty() => ".".into(),
+        Operand::Field(p) => format!(".{}", p.join(".")),
+        Operand::Var(v, _) => v.clone(),
+        Operand::Str(s) => format!("{s:?}"),
+        Operand::Num(n) => n.clone(),
+        _ => "value".into(),
+    }
+}
+
+fn parse_number_literal(n: &str) -> Result<String, String> {
+    if n.parse::<i64>().is_ok() || n.parse::<f64>().is_ok() {
+        Ok(n.trim_start_matches('+').to_string())
+    } else if let Some(hex) = n.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).map(|v| v.to_string()).map_err(|_| format!("bad number syntax: {n:?}"))
+    } else {
+        Err(format!("bad number syntax: {n:?}"))
+    }
+}
+
+fn int_arg(v: &Json) -> Result<i64, String> {
+    match v {
+        Json::Num(_) => v.as_i64().ok_or_else(|| format!("expected integer; found {}", go_print(v))),
+        other => Err(format!("expected integer; found {}", go_print(other))),
+    }
+}
+
+fn kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "nil",
+        Json::Bool(_) => "bool",
+        Json::Num(_) => "number",
+        Json::Str(_) => "string",
+        Json::Arr(_) => "slice",
+        Json::Obj(_) => "map",
+    }
+}
+
+fn field_path(v: &Json, path: &[String]) -> Result<Json, String> {
+    let mut cur = v;
+    for f in path {
+        cur = match cur {
+            Json::Obj(_) => cur.get(f),
+            Json::Null => return Ok(Json::Null),
+            other => return Err(format!("can't evaluate field {f} in type {}", kind(other))),
+        };
+    }
+    Ok(cur.clone())
+}
+
+/// Go's notion of truth for `if`, `with`, `and`, `or`, `not`.
+pub fn truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Num(n) => n.parse::<f64>().map(|f| f != 0.0).unwrap_or(true),
+        Json::Str(s) => !s.is_empty(),
+        Json::Arr(a) => !a.is_empty(),
+        Json::Obj(m) => !m.is_empty() || !looks_like_map(m),
+    }
+}
+
+fn equal(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Num(x), Json::Num(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => x == y,
+        },
+        _ => a == b,
+    }
+}
+
+fn compare(a: &Json, b: &Json) -> Result<std::cmp::Ordering, String> {
+    match (a, b) {
+        (Json::Num(_), Json::Num(_)) => {
+            let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+            x.partial_cmp(&y).ok_or_else(|| "incompatible types for comparison".into())
+        }
+        (Json::Str(x), Json::Str(y)) => Ok(x.cmp(y)),
+        _ => Err("incompatible types for comparison".into()),
+    }
+}
+
+/// Objects that look like Go structs (every key starts with an upper-case
+/// letter) print as `{v1 v2}`; others as `map[k:v]`.
+fn looks_like_map(m: &[(String, Json)]) -> bool {
+    m.is_empty() || !m.iter().all(|(k, _)| k.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+}
+
+/// Prints a value as Go's `fmt.Print` would.
+pub fn go_print(v: &Json) -> String {
+    let mut s = String::new();
+    go_print_into(&mut s, v);
+    s
+}
+
+fn go_print_into(out: &mut String, v: &Json) {
+    match v {
+        Json::Null => {}
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Num(n) => out.push_str(n),
+        Json::Str(s) => out.push_str(s),
+        Json::Arr(a) => {
+            out.push('[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                go_print_nested(out, e);
+            }
+            out.push(']');
+        }
+        Json::Obj(m) if looks_like_map(m) => {
+            out.push_str("map[");
+            let mut sorted: Vec<&(String, Json)> = m.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            for (i, (k, e)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push(':');
+                go_print_nested(out, e);
+            }
+            out.push(']');
+        }
+        Json::Obj(m) => {
+            out.push('{');
+            for (i, (_, e)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                go_print_nested(out, e);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn go_print_nested(out: &mut String, v: &Json) {
+    if v.is_null() {
+        out.push_str("<nil>");
+    } else {
+        go_print_into(out, v);
+    }
+}
+
+/// `fmt.Sprint`: spaces between operands when neither is a string.
+fn go_sprint(args: &[Json]) -> String {
+    let mut s = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 && !matches!(a, Json::Str(_)) && !matches!(args[i - 1], Json::Str(_)) {
+            s.push(' ');
+        }
+        s.push_str(&go_print(a));
+    }
+    s
+}
+
+/// `strings.Title`: upper-cases the first letter of each word.
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = !(c.is_alphanumeric() || c == '_');
+    }
+    out
+}
+
+/// A subset of Go's `fmt.Sprintf`: verbs `v s d q t f x %` with flags `-0+`,
+/// width and precision.
+pub fn sprintf(fmt: &str, args: &[Json]) -> String {
+    let mut out = String::new();
+    let mut it = fmt.chars().peekable();
+    let mut argi = 0;
+    while let Some(c) = it.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let (mut left, mut zero, mut plus) = (false, false, false);
+        while let Some(&f) = it.peek() {
+            match f {
+                '-' => left = true,
+                '0' => zero = true,
+                '+' => plus = true,
+                ' ' | '#' => {}
+                _ => break,
+            }
+            it.next();
+        }
+        let mut width = String::new();
+        while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            it.next();
+        }
+        let mut prec: Option<usize> = None;
+        if it.peek() == Some(&'.') {
+            it.next();
+            let mut p = String::new();
+            while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
+                p.push(d);
+                it.next();
+            }
+            prec = Some(p.parse().unwrap_or(0));
+        }
+        let Some(verb) = it.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = args.get(argi) else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        argi += 1;
+        let mut s = match verb {
+            'd' => match arg.as_i64() {
+                Some(n) if plus && n >= 0 => format!("+{n}"),
+                Some(n) => n.to_string(),
+                None => format!("%!d({})", go_print(arg)),
+            },
+            'f' | 'F' => match arg.as_f64() {
+                Some(f) => format!("{:.*}", prec.unwrap_or(6), f),
+                None => format!("%!f({})", go_print(arg)),
+            },
+            'x' => match arg {
+                Json::Num(_) => format!("{:x}", arg.as_i64().unwrap_or(0)),
+                other => go_print(other).bytes().map(|b| format!("{b:02x}")).collect(),
+            },
+            'q' => {
+                let mut q = String::new();
+                crate::json::write_string(&mut q, &go_print(arg));
+                q
+            }
+            't' => go_print(arg),
+            _ => {
+                let mut s = go_print(arg);
+                if let (Some(p), 's' | 'v') = (prec, verb) {
+                    s = s.chars().take(p).collect();
+                }
+                s
+            }
+        };
+        if let Ok(w) = width.parse::<usize>() {
+            let len = s.chars().count();
+            if len < w {
+                let pad = w - len;
+                if left {
+                    s.push_str(&" ".repeat(pad));
+                } else if zero && matches!(verb, 'd' | 'f') {
+                    let (sign, digits) = if s.starts_with('-') || s.starts_with('+') { s.split_at(1) } else { ("", s.as_str()) };
+                    s = format!("{sign}{}{digits}", "0".repeat(pad));
+                } else {
+                    s = format!("{}{s}", " ".repeat(pad));
+                }
+            }
+        }
+        out.push_str(&s);
+    }
+    if argi < args.len() {
+        out.push_str("%!(EXTRA ");
+        out.push_str(&args[argi..].iter().map(go_print).collect::<Vec<_>>().join(", "));
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> Json {
+        Json::parse(
+            r#"{"ID":"abc","Spec":{"Labels":{"zone":"b","app":"x"},"Role":"manager"},
+               "Status":{"State":"ready","Addr":"10.0.0.1"},
+               "List":["a","b"],"Num":3,"Empty":"","Nested":{"Swarm":{"LocalNodeState":"active"}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fields_and_json() {
+        let d = data();
+        assert_eq!(render("{{.ID}}", &d).unwrap(), "abc");
+        assert_eq!(render("{{.Spec.Role}} {{.Nested.Swarm.LocalNodeState}}", &d).unwrap(), "manager active");
+        assert_eq!(render("{{.Spec.Labels}}", &d).unwrap(), "map[app:x zone:b]");
+        assert_eq!(render("{{json .Spec.Labels}}", &d).unwrap(), r#"{"zone":"b","app":"x"}"#);
+        assert_eq!(render("{{json .List}}", &d).unwrap(), r#"["a","b"]"#);
+        assert_eq!(render("{{.Status}}", &d).unwrap(), "{ready 10.0.0.1}");
+        assert_eq!(render("{{.List}}", &d).unwrap(), "[a b]");
+        assert_eq!(render("{{.Missing}}|{{.Missing.Deeper}}", &d).unwrap(), "|");
+        assert!(render("{{.ID.Sub}}", &d).is_err());
+    }
+
+    #[test]
+    fn control_flow() {
+        let d = data();
+        assert_eq!(render("{{if .Empty}}y{{else}}n{{end}}", &d).unwrap(), "n");
+        assert_eq!(render("{{if eq .Spec.Role \"worker\"}}w{{else if eq .Spec.Role \"manager\"}}m{{end}}", &d).unwrap(), "m");
+        assert_eq!(render("{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}};{{end}}", &d).unwrap(), "app=x;zone=b;");
+        assert_eq!(render("{{range .List}}<{{.}}>{{end}}", &d).unwrap(), "<a><b>");
+        assert_eq!(render("{{range .Nope}}x{{else}}none{{end}}", &d).unwrap(), "none");
+        assert_eq!(render("{{with .Status}}{{.State}}{{end}}", &d).unwrap(), "ready");
+        assert_eq!(render("{{$x := .ID}}{{$x}}-{{$.Num}}", &d).unwrap(), "abc-3");
+        assert_eq!(render("{{range .List}}{{$.ID}}{{end}}", &d).unwrap(), "abcabc");
+    }
+
+    #[test]
+    fn trim_and_comments() {
+        let d = data();
+        assert_eq!(render("a  {{- .ID -}}  \n b", &d).unwrap(), "aabcb");
+        assert_eq!(render("x{{/* hi */}}y", &d).unwrap(), "xy");
+        assert_eq!(render("x {{- /* hi */ -}} y", &d).unwrap(), "xy");
+    }
+
+    #[test]
+    fn functions() {
+        let d = data();
+        assert_eq!(render("{{join .List \",\"}}", &d).unwrap(), "a,b");
+        assert_eq!(render("{{.Spec.Role | upper}}", &d).unwrap(), "MANAGER");
+        assert_eq!(render("{{title \"hello world\"}}", &d).unwrap(), "Hello World");
+        assert_eq!(render("{{truncate .Spec.Role 3}}", &d).unwrap(), "man");
+        assert_eq!(render("{{pad .ID 1 2}}|", &d).unwrap(), " abc  |");
+        assert_eq!(render("{{len .List}} {{index .List 1}} {{index .Spec.Labels \"zone\"}}", &d).unwrap(), "2 b b");
+        assert_eq!(render("{{printf \"%-5s|%3d|%q\" .ID .Num .ID}}", &d).unwrap(), "abc  |  3|\"abc\"");
+        assert_eq!(render("{{split \"a:b\" \":\"}}", &d).unwrap(), "[a b]");
+        assert_eq!(render("{{if and .ID (not .Empty)}}ok{{end}}", &d).unwrap(), "ok");
+        assert_eq!(render("{{(index .List 0) | printf \"%s!\"}}", &d).unwrap(), "a!");
+        assert_eq!(render("{{if gt .Num 2}}big{{end}}", &d).unwrap(), "big");
+        assert_eq!(render("{{.ID}} {{.Num}}", &d).unwrap(), "abc 3");
+        assert_eq!(render("{{(index .List 0)}} {{with $s := .Spec}}{{$s.Role}}{{end}}", &d).unwrap(), "a manager");
+        assert!(render("{{nosuch .ID}}", &d).is_err());
+    }
+
+    #[test]
+    fn header_mode() {
+        let header = Json::object([("ID", "ID".into()), ("Self", "".into())]);
+        let t = parse("{{json .ID}} {{if .Self}}*{{else}} {{end}}").unwrap();
+        assert_eq!(t.execute_header(&header).unwrap(), "ID  ");
+    }
+
+    #[test]
+    fn parse_errors() {
+        assert!(parse("{{if .A}}x").is_err());
+        assert!(parse("{{end}}").is_err());
+        assert!(parse("{{.A").is_err());
+        assert!(parse("{{\"abc}}").is_err());
+    }
+}
