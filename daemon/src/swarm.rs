@@ -326,7 +326,14 @@ impl SwarmNode {
         state.save(&dir).map_err(|e| ApiError::internal(format!("saving swarm state: {e}")))?;
         let creds = Arc::new(RwLock::new(creds));
         let manager = if joined.role == Role::Manager {
-            Some(self.become_manager(&state, creds.clone()).await.map_err(ApiError::unavailable)?)
+            match self.become_manager(&state, creds.clone()).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // Leave nothing behind that would resume a half-joined swarm.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(ApiError::unavailable(e));
+                }
+            }
         } else {
             None
         };
@@ -340,15 +347,22 @@ impl SwarmNode {
         let _ = std::fs::remove_dir_all(self.cfg.swarm_dir().join("raft"));
         let mgr = self.start_manager(state, creds, false).await?;
         let req = Request::JoinRaft { raft_id: state.raft_id, addr: state.advertise_addr.clone() };
-        let mut targets: Vec<String> = state.managers.iter().map(|m| m.addr.clone()).collect();
+        let targets: Vec<String> = state.managers.iter().map(|m| m.addr.clone()).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let mut i = 0;
+        let mut next_target = 0;
+        // A follower names the leader: ask it next, before going round again.
+        let mut redirect: Option<String> = None;
         while tokio::time::Instant::now() < deadline && !targets.is_empty() {
-            let addr = targets[i % targets.len()].clone();
-            i += 1;
+            let addr = redirect.take().unwrap_or_else(|| {
+                next_target += 1;
+                targets[(next_target - 1) % targets.len()].clone()
+            });
             match client::call_once(&addr, mgr.client_tls(), &req, Duration::from_secs(10)).await {
                 Ok(Response::Members(_)) => return Ok(mgr),
-                Ok(Response::NotLeader { leader_addr: Some(l) }) => targets.insert(0, l),
+                Ok(Response::NotLeader { leader_addr: Some(l) }) if l != addr => {
+                    redirect = Some(l);
+                    continue;
+                }
                 Ok(Response::Error { message, .. }) => tracing::info!("joining raft via {addr}: {message}"),
                 other => tracing::info!("joining raft via {addr}: {other:?}"),
             }

@@ -151,10 +151,14 @@ impl Manager {
     async fn add_member(&self, member: RaftMember) -> Result<Response, ApiError> {
         let already = self.raft.store.read().unwrap().members.get(&member.raft_id).cloned();
         if already.is_none() {
+            tracing::info!("adding raft member {:x} ({}) at {}", member.raft_id, member.node_id, member.addr);
             self.raft.transport.add_seed(member.raft_id, member.addr.clone());
-            self.raft
+            let r = self
+                .raft
                 .change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, crate::manager::PROPOSE_TIMEOUT)
-                .await?;
+                .await;
+            tracing::info!("raft membership change: {r:?}");
+            r?;
         }
         Ok(Response::Members(self.raft.store.read().unwrap().members.values().cloned().collect()))
     }
