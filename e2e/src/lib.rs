@@ -46,9 +46,9 @@ impl Lab {
     }
 
     pub fn lab(&self, args: &[&str]) -> Output {
-        let mut full = vec!["lab"];
-        full.extend_from_slice(args);
-        full.extend_from_slice(&["--name", &self.name]);
+        // `--name` goes right after the subcommand, before any `-- CMD`.
+        let mut full = vec!["lab", args[0], "--name", &self.name];
+        full.extend_from_slice(&args[1..]);
         Command::new(bin("shoal")).args(&full).env("SHOALD_BIN", bin("shoald")).output().expect("run shoal lab")
     }
 
@@ -85,6 +85,15 @@ impl Lab {
     /// One Engine API call: (status, parsed JSON body or Null).
     pub fn api(&self, node: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         api_call(&self.socket(node), method, path, body)
+    }
+
+    /// The node list, or None while the daemon cannot answer (restarting,
+    /// catching up): for use inside polls.
+    pub fn try_nodes(&self, node: &str) -> Option<Vec<Value>> {
+        match self.api(node, "GET", "/v1.44/nodes", None) {
+            (200, Value::Array(list)) => Some(list),
+            _ => None,
+        }
     }
 
     pub fn nodes(&self, node: &str) -> Vec<Value> {

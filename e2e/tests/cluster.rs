@@ -17,7 +17,7 @@ fn all_ready(nodes: &[Value], n: usize) -> bool {
 /// manager Reachable.
 fn wait_healthy(lab: &Lab, via: &str, nodes: usize, managers: usize) -> Vec<Value> {
     wait_for(LONG, &format!("{nodes} ready nodes and {managers} healthy managers seen from {via}"), || {
-        let list = lab.nodes(via);
+        let list = lab.try_nodes(via)?;
         let leaders = list.iter().filter(|n| n["ManagerStatus"]["Leader"] == true).count();
         let reachable = list.iter().filter(|n| n["ManagerStatus"]["Reachability"] == "reachable").count();
         (all_ready(&list, nodes) && leaders == 1 && reachable == managers).then_some(list)
@@ -25,7 +25,7 @@ fn wait_healthy(lab: &Lab, via: &str, nodes: usize, managers: usize) -> Vec<Valu
 }
 
 fn labels_of(nodes: &[Value], host: &str) -> Value {
-    by_host(nodes)[host]["Spec"]["Labels"].clone()
+    by_host(nodes).get(host).map(|n| n["Spec"]["Labels"].clone()).unwrap_or(Value::Null)
 }
 
 /// Retries a label write through `via` until it lands; returns the time taken.
@@ -96,7 +96,7 @@ fn leader_failover_restart_and_full_stop_keep_state() {
     // The killed manager restarts and catches up.
     lab.lab_ok(&["start", &leader]);
     wait_for(LONG, "the restarted manager to catch up", || {
-        let nodes = lab.nodes(&leader);
+        let nodes = lab.try_nodes(&leader)?;
         let l = labels_of(&nodes, "node-4");
         (l["after"] == "kill" && l["via"] == survivors[1] && l["before"] == "3").then_some(())
     });
@@ -143,7 +143,7 @@ fn partitioned_manager_refuses_writes_then_converges() {
 
     lab.lab_ok(&["heal", &cut]);
     wait_for(LONG, "the healed manager to converge", || {
-        let nodes = lab.nodes(&cut);
+        let nodes = lab.try_nodes(&cut)?;
         (labels_of(&nodes, others[1])["during"] == "partition"
             && labels_of(&nodes, &cut).get("lost").is_none()
             && leader_host(&nodes).is_some())
@@ -240,10 +240,12 @@ fn node_lifecycle_promote_demote_remove() {
 
     // Labels and availability.
     lab.shoal_ok("node-2", &["node", "update", "--label-add", "zone=east", "--availability", "drain", "node-4"]);
-    let nodes = lab.nodes("node-3");
-    let n4 = &by_host(&nodes)["node-4"];
-    assert_eq!(n4["Spec"]["Labels"]["zone"], "east");
-    assert_eq!(n4["Spec"]["Availability"], "drain");
+    // node-3 is a follower: its store catches up within a moment.
+    wait_for(LONG, "node-3 to see the update made through node-2", || {
+        let nodes = lab.try_nodes("node-3")?;
+        let n4 = by_host(&nodes).get("node-4")?.clone();
+        (n4["Spec"]["Labels"]["zone"] == "east" && n4["Spec"]["Availability"] == "drain").then_some(())
+    });
     lab.shoal_ok("node-1", &["node", "update", "--label-rm", "zone", "--availability", "active", "node-4"]);
     assert!(by_host(&lab.nodes("node-1"))["node-4"]["Spec"]["Labels"].get("zone").is_none());
 
@@ -259,7 +261,7 @@ fn node_lifecycle_promote_demote_remove() {
     // Demote back; the quorum guard refuses to demote the last manager.
     lab.shoal_ok("node-1", &["node", "demote", "node-3"]);
     wait_for(LONG, "node-3 to leave the managers", || {
-        let nodes = lab.nodes("node-1");
+        let nodes = lab.try_nodes("node-1")?;
         (by_host(&nodes)["node-3"]["ManagerStatus"].is_null()).then_some(())
     });
     wait_healthy(&lab, "node-1", 4, 2);

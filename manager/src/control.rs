@@ -37,19 +37,25 @@ impl Manager {
         Ok(s)
     }
 
+    /// What `present` needs besides the store, gathered before the store
+    /// lock is taken (never lock the store twice in one reader: a queued
+    /// writer would deadlock it).
+    fn liveness(&self) -> (u64, Vec<u64>) {
+        let leader = self.raft.status.borrow().leader;
+        (leader, self.reachable_members())
+    }
+
     /// A node as the API shows it: stored fields plus what only a manager
     /// knows now (leader, reachability, the trust root).
-    fn present(&self, st: &Store, n: &Node) -> Node {
+    fn present(st: &Store, (leader, reachable): &(u64, Vec<u64>), n: &Node) -> Node {
         let mut n = n.clone();
         if let Some(c) = &st.cluster {
             n.description.tls_info.trust_root = c.root_cert_pem.clone();
         }
         if let Some(m) = st.member_of_node(&n.id) {
-            let status = self.raft.status.borrow();
-            let reachable = self.reachable_members().contains(&m.raft_id);
             n.manager_status = Some(ManagerStatus {
-                leader: status.leader == m.raft_id && status.leader != 0,
-                reachability: if reachable { Reachability::Reachable } else { Reachability::Unreachable },
+                leader: *leader == m.raft_id && *leader != 0,
+                reachability: if reachable.contains(&m.raft_id) { Reachability::Reachable } else { Reachability::Unreachable },
                 addr: m.addr.clone(),
             });
         }
@@ -57,6 +63,7 @@ impl Manager {
     }
 
     pub fn nodes(&self, filters: &Filters) -> Vec<Node> {
+        let live = self.liveness();
         let st = self.store();
         st.nodes
             .values()
@@ -66,15 +73,16 @@ impl Manager {
             .filter(|_| filters.any("membership", |v| v == "accepted"))
             .filter(|n| filters.labels_match("label", &n.description.engine.labels))
             .filter(|n| filters.labels_match("node.label", &n.spec.labels))
-            .map(|n| self.present(&st, n))
+            .map(|n| Self::present(&st, &live, n))
             .collect()
     }
 
     pub fn node(&self, key: &str) -> Result<Node, ApiError> {
+        let live = self.liveness();
         let st = self.store();
         let key = if key == "self" { self.cfg.node_id.as_str() } else { key };
         let n = st.find_node(key)?;
-        Ok(self.present(&st, n))
+        Ok(Self::present(&st, &live, n))
     }
 
     pub fn counts(&self) -> (usize, usize) {
