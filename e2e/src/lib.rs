@@ -31,13 +31,20 @@ pub fn require_root() {
 
 pub struct Lab {
     pub name: String,
+    /// Environment for every `shoal lab` command (and so every daemon).
+    pub env: Vec<(String, String)>,
 }
 
 impl Lab {
     /// `shoal lab up` with a name unique to the test.
     pub fn up(name: &str, managers: usize, workers: usize) -> Lab {
+        Self::up_with_env(name, managers, workers, &[])
+    }
+
+    pub fn up_with_env(name: &str, managers: usize, workers: usize, env: &[(&str, &str)]) -> Lab {
         require_root();
-        let lab = Lab { name: name.to_string() };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lab = Lab { name: name.to_string(), env };
         // A leftover from an earlier crashed run must not fail this one.
         let _ = lab.lab(&["down"]);
         let out = lab.lab(&["up", "--managers", &managers.to_string(), "--workers", &workers.to_string()]);
@@ -49,7 +56,12 @@ impl Lab {
         // `--name` goes right after the subcommand, before any `-- CMD`.
         let mut full = vec!["lab", args[0], "--name", &self.name];
         full.extend_from_slice(&args[1..]);
-        Command::new(bin("shoal")).args(&full).env("SHOALD_BIN", bin("shoald")).output().expect("run shoal lab")
+        Command::new(bin("shoal"))
+            .args(&full)
+            .env("SHOALD_BIN", bin("shoald"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run shoal lab")
     }
 
     pub fn lab_ok(&self, args: &[&str]) -> String {

@@ -361,3 +361,64 @@ fn lab_down_leaves_nothing_behind() {
 fn which(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(name)).find(|p| p.exists())
 }
+
+#[test]
+fn root_ca_rotation_reissues_every_certificate() {
+    let lab = Lab::up("e2e-ca", 3, 1);
+    wait_healthy(&lab, "node-1", 4, 3);
+    lab.shoal_ok("node-1", &["swarm", "update", "--dispatcher-heartbeat", "1s"]);
+    let old_token = lab.shoal_ok("node-1", &["swarm", "join-token", "-q", "worker"]);
+    let old_root = lab.shoal_ok("node-1", &["swarm", "ca"]);
+    assert!(old_root.starts_with("-----BEGIN CERTIFICATE-----"), "{old_root}");
+
+    let out = lab.shoal_ok("node-2", &["swarm", "ca", "--rotate"]);
+    // Progress lines come first, then the new root certificate.
+    let new_root = out[out.find("-----BEGIN CERTIFICATE-----").expect("a root certificate is printed")..].to_string();
+    assert_ne!(new_root, old_root);
+    // Every node ends up trusting the new root, and the swarm keeps working.
+    let nodes = wait_for(LONG, "every node to trust the new root", || {
+        let nodes = lab.try_nodes("node-3")?;
+        let done = nodes.iter().all(|n| n["Description"]["TLSInfo"]["TrustRoot"].as_str().map(str::trim) == Some(new_root.trim()));
+        done.then_some(nodes)
+    });
+    assert_eq!(nodes.len(), 4);
+    let (_, swarm) = lab.api("node-1", "GET", "/v1.44/swarm", None);
+    assert_eq!(swarm["RootRotationInProgress"], false);
+    wait_healthy(&lab, "node-1", 4, 3);
+    label_until_ok(&lab, "node-3", "node-4", "after", "rotation");
+
+    // Tokens now carry the new root's digest.
+    let new_token = lab.shoal_ok("node-1", &["swarm", "join-token", "-q", "worker"]);
+    assert_ne!(new_token.split('-').nth(2), old_token.split('-').nth(2));
+}
+
+#[test]
+fn snapshots_compact_the_log_and_bring_new_managers_up_to_date() {
+    // Snapshot every 20 entries, keeping 10 behind: a manager added later
+    // must be brought up to date from a snapshot, not the log alone.
+    let lab = Lab::up_with_env("e2e-snap", 1, 2, &[("SHOAL_RAFT_SNAPSHOT_INTERVAL", "20")]);
+    wait_healthy(&lab, "node-1", 3, 1);
+    for i in 0..40 {
+        lab.label("node-1", "node-3", &format!("k{i}"), &i.to_string()).unwrap();
+    }
+    let raft_dir = format!("/var/lib/shoal/lab/{}/node-1/swarm/raft", lab.name);
+    assert!(std::path::Path::new(&raft_dir).join("snapshot.bin").exists(), "no snapshot in {raft_dir}");
+
+    lab.shoal_ok("node-1", &["node", "promote", "node-2"]);
+    wait_for(LONG, "the new manager to hold every label", || {
+        let nodes = lab.try_nodes("node-2")?;
+        let l = labels_of(&nodes, "node-3");
+        (0..40).all(|i| l[format!("k{i}")] == i.to_string()).then_some(())
+    });
+    wait_healthy(&lab, "node-2", 3, 2);
+
+    // Restart both managers: state comes back from snapshot plus log.
+    lab.lab_ok(&["stop", "node-1"]);
+    lab.lab_ok(&["stop", "node-2"]);
+    lab.lab_ok(&["start", "node-1"]);
+    lab.lab_ok(&["start", "node-2"]);
+    let nodes = wait_healthy(&lab, "node-1", 3, 2);
+    let l = labels_of(&nodes, "node-3");
+    assert!((0..40).all(|i| l[format!("k{i}")] == i.to_string()), "{l}");
+    label_until_ok(&lab, "node-2", "node-3", "after", "restart");
+}

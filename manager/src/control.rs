@@ -30,6 +30,14 @@ impl Manager {
         let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
         let digest = shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?;
         let mut s = c.swarm.clone();
+        let (subject, key) = shoal_security::identity::tls_info(&c.root_cert_pem).map_err(ApiError::internal)?;
+        s.tls_info = shoal_api::TlsInfo { trust_root: c.root_cert_pem.clone(), cert_issuer_subject: subject, cert_issuer_public_key: key };
+        // A rotation is done when every node reports trusting the new root.
+        // Nodes that are down cannot report; they renew when they return.
+        s.root_rotation_in_progress = st
+            .nodes
+            .values()
+            .any(|n| n.status.state == shoal_api::NodeState::Ready && n.description.tls_info.trust_root != c.root_cert_pem);
         s.join_tokens = Some(JoinTokens {
             worker: JoinToken { ca_digest: digest, secret: c.worker_secret.clone() }.to_string(),
             manager: JoinToken { ca_digest: digest, secret: c.manager_secret.clone() }.to_string(),
@@ -49,9 +57,6 @@ impl Manager {
     /// knows now (leader, reachability, the trust root).
     fn present(st: &Store, (leader, reachable): &(u64, Vec<u64>), n: &Node) -> Node {
         let mut n = n.clone();
-        if let Some(c) = &st.cluster {
-            n.description.tls_info.trust_root = c.root_cert_pem.clone();
-        }
         if let Some(m) = st.member_of_node(&n.id) {
             n.manager_status = Some(ManagerStatus {
                 leader: *leader == m.raft_id && *leader != 0,
@@ -164,6 +169,9 @@ pub fn validate_spec(spec: &SwarmSpec) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(
             "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s",
         ));
+    }
+    if spec.encryption_config.auto_lock_managers {
+        return Err(ApiError::bad_request("autolock is not supported by this version of shoald"));
     }
     if spec.orchestration.task_history_retention_limit < 0 {
         return Err(ApiError::bad_request("invalid task history retention limit: must not be negative"));

@@ -66,7 +66,8 @@ impl Manager {
             seeds: mode.seeds.iter().map(|m| (m.raft_id, m.addr.clone())).collect(),
             tls: client_tls.clone(),
             snapshot_interval: snapshot_interval(),
-            keep_entries: 500,
+            // Entries kept behind a snapshot for slow followers (SwarmKit's 500).
+            keep_entries: (snapshot_interval() / 2).min(shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES),
         })?;
         let mgr = Arc::new(Manager {
             cfg,

@@ -99,6 +99,17 @@ pub fn identity_from_pem(pem: &str) -> Result<NodeIdentity, Error> {
     identity_from_der(&crate::pem::first_cert(pem)?)
 }
 
+/// What Docker shows as a node's `TLSInfo`: the root it trusts, and that
+/// root's subject and public key (DER, base64) — how `swarm ca --rotate`
+/// progress is judged.
+pub fn tls_info(root_pem: &str) -> Result<(String, String), Error> {
+    let der = crate::pem::first_cert(root_pem)?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("invalid root certificate: {e}"))?;
+    let subject = crate::pem::base64(cert.tbs_certificate.subject.as_raw());
+    let key = crate::pem::base64(cert.tbs_certificate.subject_pki.raw);
+    Ok((subject, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

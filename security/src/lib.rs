@@ -6,7 +6,7 @@
 pub mod base36;
 pub mod ca;
 pub mod identity;
-mod pem;
+pub mod pem;
 pub mod tls;
 pub mod token;
 

@@ -85,7 +85,9 @@ impl Agent {
             // One session: heartbeat on this connection until it fails.
             let mut sent_description: Option<NodeDescription> = None;
             loop {
-                let description = (sent_description.as_ref() != Some(&self.cfg.description)).then(|| self.cfg.description.clone());
+                let mut current = self.cfg.description.clone();
+                current.tls_info = self.tls_info();
+                let description = (sent_description.as_ref() != Some(&current)).then_some(current);
                 let req = Request::Heartbeat(HeartbeatRequest { addr: self.cfg.advertise_addr.clone(), description: description.clone() });
                 match conn.call(&req, Duration::from_secs(10)).await {
                     Ok(Response::Heartbeat(hb)) => {
@@ -128,6 +130,13 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// The root this node trusts, as its description reports it.
+    fn tls_info(&self) -> shoal_api::TlsInfo {
+        let root = self.creds.read().unwrap().root_pem.clone();
+        let (subject, key) = shoal_security::identity::tls_info(&root).unwrap_or_default();
+        shoal_api::TlsInfo { trust_root: root, cert_issuer_subject: subject, cert_issuer_public_key: key }
     }
 
     fn note_error(&self, e: String) {
