@@ -408,7 +408,7 @@ fn snapshots_compact_the_log_and_bring_new_managers_up_to_date() {
     wait_for(LONG, "the new manager to hold every label", || {
         let nodes = lab.try_nodes("node-2")?;
         let l = labels_of(&nodes, "node-3");
-        (0..40).all(|i| l[format!("k{i}")] == i.to_string()).then_some(())
+        (0..40).all(|i| l[format!("k{i}")] == i.to_string().as_str()).then_some(())
     });
     wait_healthy(&lab, "node-2", 3, 2);
 
@@ -419,6 +419,6 @@ fn snapshots_compact_the_log_and_bring_new_managers_up_to_date() {
     lab.lab_ok(&["start", "node-2"]);
     let nodes = wait_healthy(&lab, "node-1", 3, 2);
     let l = labels_of(&nodes, "node-3");
-    assert!((0..40).all(|i| l[format!("k{i}")] == i.to_string()), "{l}");
+    assert!((0..40).all(|i| l[format!("k{i}")] == i.to_string().as_str()), "{l}");
     label_until_ok(&lab, "node-2", "node-3", "after", "restart");
 }

@@ -200,15 +200,13 @@ async fn ping_peers(mgr: Arc<Manager>) {
         conns.retain(|id, _| peers.iter().any(|p| p.raft_id == *id));
         for p in peers {
             let timeout = Duration::from_millis(900);
-            if !conns.contains_key(&p.raft_id) {
-                match client::connect(&p.addr, mgr.client_tls(), timeout).await {
-                    Ok(c) => {
-                        conns.insert(p.raft_id, c);
-                    }
+            let conn = match conns.entry(p.raft_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => match client::connect(&p.addr, mgr.client_tls(), timeout).await {
+                    Ok(c) => e.insert(c),
                     Err(_) => continue,
-                }
-            }
-            let conn = conns.get_mut(&p.raft_id).expect("inserted above");
+                },
+            };
             match conn.call(&Request::Ping, timeout).await {
                 Ok(Response::Pong { .. }) => {
                     mgr.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());

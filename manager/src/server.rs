@@ -39,7 +39,7 @@ pub async fn serve(mgr: Arc<Manager>, listener: TcpListener) {
 async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
     loop {
         let req = match conn.next().await {
-            Ok(Some(Incoming::Request(r))) => r,
+            Ok(Some(Incoming::Request(r))) => *r,
             _ => return,
         };
         if let Request::RaftStream = req {

@@ -37,7 +37,7 @@ pub fn acceptor(cfg: Arc<rustls::ServerConfig>) -> TlsAcceptor {
 }
 
 pub enum Incoming {
-    Request(Request),
+    Request(Box<Request>),
     Raft(Vec<u8>),
 }
 
@@ -48,7 +48,7 @@ impl ServerConn {
             None => Ok(None),
             Some((Kind::Raft, body)) => Ok(Some(Incoming::Raft(body))),
             Some((Kind::Json, body)) => serde_json::from_slice(&body)
-                .map(|r| Some(Incoming::Request(r)))
+                .map(|r| Some(Incoming::Request(Box::new(r))))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }

@@ -185,8 +185,7 @@ async fn wait(rx: oneshot::Receiver<Result<serde_json::Value, ApiError>>, timeou
 /// A new swarm's log starts with one committed entry adding the founder, so a
 /// manager that later replays the log from index 1 learns the full membership.
 fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> {
-    let mut cs = ConfState::default();
-    cs.voters = vec![me.raft_id];
+    let cs = ConfState { voters: vec![me.raft_id], ..Default::default() };
     storage.bootstrap(cs)?;
     let mut cc = ConfChange::default();
     cc.set_change_type(ConfChangeType::AddNode);
@@ -200,11 +199,7 @@ fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> 
     e.term = 1;
     e.data = cc.write_to_bytes().map_err(std::io::Error::other)?.into();
     storage.append(&[e])?;
-    let mut hs = HardState::default();
-    hs.term = 1;
-    hs.vote = me.raft_id;
-    hs.commit = 1;
-    storage.set_hard_state(hs)
+    storage.set_hard_state(HardState { term: 1, vote: me.raft_id, commit: 1, ..Default::default() })
 }
 
 /// `swarm init --force-new-cluster`: rebuild the state from this manager's
@@ -243,17 +238,13 @@ pub fn force_new_cluster(dir: &Path, me: &RaftMember) -> Result<(), String> {
     drop(storage);
     DiskStorage::wipe(dir).map_err(io)?;
     let mut fresh = DiskStorage::open(dir).map_err(io)?;
-    let mut snap = Snapshot::default();
-    snap.data = st.to_bytes().into();
+    let mut snap = Snapshot { data: st.to_bytes().into(), ..Default::default() };
     let meta = snap.mut_metadata();
     meta.index = index;
     meta.term = term;
     meta.mut_conf_state().voters = vec![me.raft_id];
     fresh.apply_snapshot(snap).map_err(io)?;
-    let mut hs2 = HardState::default();
-    hs2.term = term.max(hs.term);
-    hs2.commit = index;
-    fresh.set_hard_state(hs2).map_err(io)
+    fresh.set_hard_state(HardState { term: term.max(hs.term), commit: index, ..Default::default() }).map_err(io)
 }
 
 /// Applies an entry to a store outside Raft (recovery): commands and
@@ -474,7 +465,7 @@ impl Loop {
         // Snapshot every `snapshot_interval` entries, or at once when Raft
         // asked for one newer than we have (a member added since the last).
         let due = applied >= self.last_snapshot + self.snapshot_interval;
-        if !due && !(self.storage.snapshot_requested() && applied > 0) {
+        if !(due || self.storage.snapshot_requested() && applied > 0) {
             return Ok(());
         }
         let data = self.store.read().unwrap().to_bytes();
