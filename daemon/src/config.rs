@@ -75,3 +75,37 @@ impl Config {
 fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(dir: &std::path::Path, extra: &[&str]) -> Flags {
+        let mut args = vec!["shoald".to_string(), "--data-root".into(), dir.join("d").display().to_string()];
+        args.push("--config-file".into());
+        args.push(dir.join("daemon.json").display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Flags::parse_from(args)
+    }
+
+    #[test]
+    fn engine_labels_come_from_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("shoald-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("daemon.json"), r#"{"labels": ["storage=ssd", "zone=a"]}"#).unwrap();
+        let cfg = Config::load(&flags(&dir, &["--label", "zone=b", "--hostname", "h1"])).unwrap();
+        assert_eq!(cfg.engine_labels["storage"], "ssd");
+        assert_eq!(cfg.engine_labels["zone"], "b", "flags override the file");
+        assert_eq!(cfg.hostname, "h1");
+        assert_eq!(cfg.socket, PathBuf::from("/run/shoal/shoal.sock"));
+
+        std::fs::write(dir.join("daemon.json"), r#"{"labelz": []}"#).unwrap();
+        let e = Config::load(&flags(&dir, &[])).unwrap_err();
+        assert!(e.contains("invalid config file"), "{e}");
+        std::fs::write(dir.join("daemon.json"), r#"{"labels": ["nokey"]}"#).unwrap();
+        assert!(Config::load(&flags(&dir, &[])).unwrap_err().contains("bad label"));
+        let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2375"])).unwrap_err();
+        assert!(e.contains("only unix://"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
