@@ -383,17 +383,7 @@ impl SwarmNode {
             let members = mgr.raft.store.read().unwrap().members.len();
             let reachable = mgr.reachable_members().len();
             if !force {
-                let mut msg = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
-                if members <= 1 {
-                    msg += "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ";
-                } else {
-                    msg += &format!(
-                        "Removing this node leaves {} managers out of {}. Without a Raft quorum your swarm will be inaccessible. The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.",
-                        reachable.saturating_sub(1),
-                        members
-                    );
-                }
-                return Err(ApiError::unavailable(msg.trim_end().to_string()));
+                return Err(ApiError::unavailable(leave_refusal(reachable, members.saturating_sub(reachable))));
             }
             if members > 1 {
                 self.leave_raft(mgr).await;
@@ -499,6 +489,26 @@ async fn watch_role(node: Arc<SwarmNode>, mut agent: watch::Receiver<AgentState>
     }
 }
 
+/// Docker's refusal of `swarm leave` on a manager without `--force`.
+fn leave_refusal(reachable: usize, unreachable: usize) -> String {
+    let mut msg = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
+    // Removing one reachable manager loses quorum when what stays reachable
+    // is no longer a majority.
+    if reachable.saturating_sub(2) <= unreachable && reachable >= 1 {
+        if reachable == 1 && unreachable == 0 {
+            msg += "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ";
+            return msg;
+        }
+        msg += &format!(
+            "Removing this node leaves {} managers out of {}. Without a Raft quorum your swarm will be inaccessible. ",
+            reachable - 1,
+            reachable + unreachable
+        );
+    }
+    msg += "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.";
+    msg
+}
+
 fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
     if e.kind() == std::io::ErrorKind::NotFound {
         Ok(())
@@ -557,6 +567,16 @@ mod tests {
         assert!(address_pools(&["10.20.0.0/16".into()], 24).is_ok());
         assert!(address_pools(&["10.20.0.0".into()], 24).is_err());
         assert!(address_pools(&["10.20.0.0/16".into()], 8).is_err());
+    }
+
+    #[test]
+    fn leave_refusals_follow_docker() {
+        assert!(leave_refusal(1, 0).contains("Removing the last manager erases all current state of the swarm."));
+        let three = leave_refusal(3, 0);
+        assert!(!three.contains("Without a Raft quorum"), "2 of 3 keep quorum: {three}");
+        assert!(three.ends_with("Use `--force` to suppress this message."));
+        let lossy = leave_refusal(2, 1);
+        assert!(lossy.contains("Removing this node leaves 1 managers out of 3. Without a Raft quorum"), "{lossy}");
     }
 
     #[test]

@@ -72,6 +72,20 @@ fn three_managers_two_workers_form_a_swarm() {
     assert_eq!(ids.lines().count(), 5);
     let managers = lab.shoal_ok("node-1", &["node", "ls", "-q", "--filter", "role=manager"]);
     assert_eq!(managers.lines().count(), 3);
+
+    // Leaving: a manager needs --force; the other two keep a quorum.
+    let out = lab.shoal("node-3", &["swarm", "leave"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("participating as a manager"), "{}", text(&out.stderr));
+    lab.shoal_ok("node-3", &["swarm", "leave", "--force"]);
+    wait_for(LONG, "node-3 to leave the raft membership", || {
+        let nodes = lab.try_nodes("node-1")?;
+        by_host(&nodes).get("node-3")?["ManagerStatus"].is_null().then_some(())
+    });
+    label_until_ok(&lab, "node-2", "node-4", "after", "leave");
+    assert_eq!(lab.shoal_ok("node-5", &["swarm", "leave"]).trim(), "Node left the swarm.");
+    let (_, info) = lab.api("node-5", "GET", "/v1.44/info", None);
+    assert_eq!(info["Swarm"]["LocalNodeState"], "inactive");
 }
 
 #[test]
