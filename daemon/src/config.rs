@@ -12,9 +12,21 @@ pub struct Flags {
     /// Root of persistent state
     #[arg(long, default_value = "/var/lib/shoal")]
     pub data_root: PathBuf,
-    /// Where the Engine API listens (unix:///path)
+    /// Where the Engine API listens: unix:///path, or tcp://ip:port with --tlsverify (repeatable)
     #[arg(short = 'H', long = "host", default_value = "unix:///run/shoal/shoal.sock")]
-    pub host: String,
+    pub hosts: Vec<String>,
+    /// Require TLS client certificates on tcp:// listeners (mandatory for tcp://)
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// CA that client certificates must chain to
+    #[arg(long)]
+    pub tlscacert: Option<PathBuf>,
+    /// Server certificate (PEM) for tcp:// listeners
+    #[arg(long)]
+    pub tlscert: Option<PathBuf>,
+    /// Server key (PEM) for tcp:// listeners
+    #[arg(long)]
+    pub tlskey: Option<PathBuf>,
     /// Node hostname reported to the swarm (default: the system's)
     #[arg(long)]
     pub hostname: Option<String>,
@@ -32,7 +44,9 @@ pub struct Flags {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_root: PathBuf,
-    pub socket: PathBuf,
+    pub socket: Option<PathBuf>,
+    /// TCP listeners with their mutual-TLS settings.
+    pub tcp: Vec<(String, std::sync::Arc<rustls::ServerConfig>)>,
     pub hostname: String,
     pub engine_labels: BTreeMap<String, String>,
 }
@@ -48,10 +62,19 @@ struct FileConfig {
 
 impl Config {
     pub fn load(flags: &Flags) -> Result<Config, String> {
-        let socket = flags
-            .host
-            .strip_prefix("unix://")
-            .ok_or_else(|| format!("unsupported API address {:?}: only unix:// sockets are served (a TCP listener needs TLS client certificates)", flags.host))?;
+        let mut socket = None;
+        let mut tcp = Vec::new();
+        for host in &flags.hosts {
+            if let Some(path) = host.strip_prefix("unix://") {
+                if socket.replace(PathBuf::from(path)).is_some() {
+                    return Err("only one unix:// API socket can be served".into());
+                }
+            } else if let Some(addr) = host.strip_prefix("tcp://") {
+                tcp.push((addr.to_string(), tcp_tls(flags, host)?));
+            } else {
+                return Err(format!("unsupported API address {host:?}: use unix:///path or tcp://ip:port"));
+            }
+        }
         let file: FileConfig = match std::fs::read_to_string(&flags.config_file) {
             Ok(text) => serde_json::from_str(&text)
                 .map_err(|e| format!("invalid config file {}: {e}", flags.config_file.display()))?,
@@ -64,12 +87,24 @@ impl Config {
             engine_labels.insert(k.to_string(), v.to_string());
         }
         let hostname = flags.hostname.clone().or(file.hostname).unwrap_or_else(system_hostname);
-        Ok(Config { data_root: flags.data_root.clone(), socket: PathBuf::from(socket), hostname, engine_labels })
+        Ok(Config { data_root: flags.data_root.clone(), socket, tcp, hostname, engine_labels })
     }
 
     pub fn swarm_dir(&self) -> PathBuf {
         self.data_root.join("swarm")
     }
+}
+
+/// The mutual-TLS settings a tcp:// listener must have: an open TCP API is
+/// how hosts get taken over, so there is no plain or server-only TLS mode.
+fn tcp_tls(flags: &Flags, host: &str) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    let (Some(ca), Some(cert), Some(key), true) = (&flags.tlscacert, &flags.tlscert, &flags.tlskey, flags.tlsverify) else {
+        return Err(format!(
+            "refusing to serve the API on {host} without client certificates: tcp:// needs --tlsverify with --tlscacert, --tlscert and --tlskey"
+        ));
+    };
+    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()));
+    shoal_security::tls::api_server_config(&read(ca)?, &read(cert)?, &read(key)?)
 }
 
 fn system_hostname() -> String {
@@ -97,15 +132,19 @@ mod tests {
         assert_eq!(cfg.engine_labels["storage"], "ssd");
         assert_eq!(cfg.engine_labels["zone"], "b", "flags override the file");
         assert_eq!(cfg.hostname, "h1");
-        assert_eq!(cfg.socket, PathBuf::from("/run/shoal/shoal.sock"));
+        assert_eq!(cfg.socket, Some(PathBuf::from("/run/shoal/shoal.sock")));
 
         std::fs::write(dir.join("daemon.json"), r#"{"labelz": []}"#).unwrap();
         let e = Config::load(&flags(&dir, &[])).unwrap_err();
         assert!(e.contains("invalid config file"), "{e}");
         std::fs::write(dir.join("daemon.json"), r#"{"labels": ["nokey"]}"#).unwrap();
         assert!(Config::load(&flags(&dir, &[])).unwrap_err().contains("bad label"));
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2375"])).unwrap_err();
-        assert!(e.contains("only unix://"), "{e}");
+        assert!(e.contains("without client certificates"), "{e}");
+        let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2376", "--tlsverify"])).unwrap_err();
+        assert!(e.contains("--tlscacert"), "{e}");
+        assert!(Config::load(&flags(&dir, &["-H", "fd://"])).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -35,12 +35,23 @@ async fn run(cfg: config::Config) -> i32 {
         return 1;
     }
     let socket = cfg.socket.clone();
+    let tcp = cfg.tcp.clone();
     let node = swarm::SwarmNode::new(cfg);
     if let Err(e) = node.resume().await {
         tracing::error!("resuming swarm state: {e}");
         return 1;
     }
-    tracing::info!("API listening on {}", socket.display());
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(path) = socket.clone() {
+        tracing::info!("API listening on {}", path.display());
+        let n = node.clone();
+        servers.spawn(async move { http::serve_unix(n, &path).await.map_err(|e| format!("API socket: {e}")) });
+    }
+    for (addr, tls) in tcp {
+        tracing::info!("API listening on tcp://{addr} (mutual TLS)");
+        let n = node.clone();
+        servers.spawn(async move { http::serve_tcp(n, addr.clone(), tls).await.map_err(|e| format!("API on tcp://{addr}: {e}")) });
+    }
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
@@ -48,15 +59,18 @@ async fn run(cfg: config::Config) -> i32 {
             return 1;
         }
     };
-    tokio::select! {
-        r = http::serve(node.clone(), &socket) => {
-            if let Err(e) = r {
-                tracing::error!("API server on {}: {e}", socket.display());
-                return 1;
+    let code = tokio::select! {
+        r = servers.join_next() => {
+            match r {
+                Some(Ok(Err(e))) => { tracing::error!("{e}"); 1 }
+                _ => 0,
             }
-            0
         }
-        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); let _ = std::fs::remove_file(&socket); 0 }
-        _ = tokio::signal::ctrl_c() => { let _ = std::fs::remove_file(&socket); 0 }
+        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); 0 }
+        _ = tokio::signal::ctrl_c() => 0,
+    };
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
     }
+    code
 }

@@ -75,6 +75,24 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Server config for the Engine API on TCP (Docker's `--tlsverify`): a
+/// client certificate chaining to `client_ca_pem` is required, since whoever
+/// reaches an open API controls the node.
+pub fn api_server_config(client_ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<ServerConfig>, Error> {
+    let provider = provider();
+    let roots = Arc::new(root_store(&[client_ca_pem.to_string()])?);
+    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| format!("building client verifier: {e}"))?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS protocol setup: {e}"))?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(crate::pem::certs(cert_pem)?, private_key(key_pem)?)
+        .map_err(|e| format!("server certificate: {e}"))?;
+    Ok(Arc::new(config))
+}
+
 /// Client config: verifies the server (expected server name "swarm-manager")
 /// against the trusted roots and presents the node certificate if given.
 pub fn client_config(

@@ -47,7 +47,7 @@ impl Call {
     }
 }
 
-pub async fn serve(node: Arc<SwarmNode>, socket: &Path) -> std::io::Result<()> {
+pub async fn serve_unix(node: Arc<SwarmNode>, socket: &Path) -> std::io::Result<()> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -62,12 +62,32 @@ pub async fn serve(node: Arc<SwarmNode>, socket: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let node = node.clone();
+        tokio::spawn(serve_conn(node.clone(), stream));
+    }
+}
+
+/// The API on TCP, mutual TLS only (see `config::tcp_tls`).
+pub async fn serve_tcp(node: Arc<SwarmNode>, addr: String, tls: Arc<rustls::ServerConfig>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let (node, acceptor) = (node.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let accepted = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await;
+            if let Ok(Ok(stream)) = accepted {
+                serve_conn(node, stream).await;
+            }
         });
     }
+}
+
+async fn serve_conn<IO>(node: Arc<SwarmNode>, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await;
 }
 
 async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
