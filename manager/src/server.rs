@@ -43,8 +43,8 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
             _ => return,
         };
         if let Request::RaftStream = req {
-            if mgr.authorize(&conn.peer, true).is_ok() {
-                raft_stream(&mgr, conn).await;
+            if let Ok(id) = mgr.authorize(&conn.peer, true) {
+                raft_stream(&mgr, conn, &id.node_id).await;
             }
             return;
         }
@@ -61,12 +61,17 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
 /// Raft messages from an authenticated manager, stepped into our node. Only
 /// managers get here: raft-rs decodes with the `protobuf` 2 crate, whose
 /// parser must not see input from anyone else.
-async fn raft_stream(mgr: &Manager, mut conn: ServerConn) {
+async fn raft_stream(mgr: &Manager, mut conn: ServerConn, node_id: &str) {
     while let Ok(Some(Incoming::Raft(bytes))) = conn.next().await {
-        match ::raft::eraftpb::Message::parse_from_bytes(&bytes) {
-            Ok(m) => mgr.raft.step(m),
-            Err(_) => return,
+        let Ok(m) = ::raft::eraftpb::Message::parse_from_bytes(&bytes) else { return };
+        // A manager may speak only for its own Raft ID. IDs not yet in our
+        // store (a member being added, or entries not replayed yet) pass.
+        let owner = mgr.raft.store.read().unwrap().members.get(&m.from).map(|x| x.node_id.clone());
+        if owner.is_some_and(|o| o != node_id) {
+            tracing::warn!("dropping raft stream from {node_id}: message claims raft ID {:x}", m.from);
+            return;
         }
+        mgr.raft.step(m);
     }
 }
 
