@@ -10,7 +10,9 @@ pub mod filters;
 pub mod id;
 pub mod info;
 pub mod node;
+pub mod service;
 pub mod swarm;
+pub mod task;
 pub mod time;
 
 pub use error::ApiError;

@@ -1,0 +1,345 @@
+//! The Service object (`GET /services`, `POST /services/create`) in Docker's
+//! JSON shape. Clients send partial specs, so nearly everything has a default.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::TaskSpec;
+use crate::Version;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Service {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(default)]
+    pub version: Version,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub updated_at: String,
+    #[serde(default)]
+    pub spec: ServiceSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_spec: Option<ServiceSpec>,
+    #[serde(default)]
+    pub endpoint: Endpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_status: Option<UpdateStatus>,
+    /// Only with `?status=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_status: Option<ServiceStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<JobStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceSpec {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub task_template: TaskSpec,
+    #[serde(default)]
+    pub mode: ServiceMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<UpdateConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<UpdateConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_spec: Option<EndpointSpec>,
+}
+
+/// `{"Replicated":{"Replicas":3}}`, `{"Global":{}}`, `{"ReplicatedJob":{...}}`
+/// or `{"GlobalJob":{}}`. A spec without a mode (or with `{}`) is replicated
+/// with one replica, as Docker makes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ModeRepr", into = "ModeRepr")]
+pub enum ServiceMode {
+    Replicated {
+        replicas: u64,
+    },
+    Global,
+    /// Docker's defaults: `MaxConcurrent` 1, `TotalCompletions` = `MaxConcurrent`.
+    ReplicatedJob {
+        max_concurrent: Option<u64>,
+        total_completions: Option<u64>,
+    },
+    GlobalJob,
+}
+
+impl Default for ServiceMode {
+    fn default() -> Self {
+        ServiceMode::Replicated { replicas: 1 }
+    }
+}
+
+impl ServiceMode {
+    pub fn is_job(&self) -> bool {
+        matches!(self, ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob)
+    }
+    pub fn is_global(&self) -> bool {
+        matches!(self, ServiceMode::Global | ServiceMode::GlobalJob)
+    }
+}
+
+/// The wire shape of `ServiceMode`: one object with at most one key set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ModeRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replicated: Option<ReplicatedRepr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    global: Option<Empty>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replicated_job: Option<ReplicatedJobRepr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    global_job: Option<Empty>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReplicatedRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replicas: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReplicatedJobRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_concurrent: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total_completions: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Empty {}
+
+impl From<ModeRepr> for ServiceMode {
+    fn from(r: ModeRepr) -> Self {
+        if r.global.is_some() {
+            ServiceMode::Global
+        } else if let Some(j) = r.replicated_job {
+            ServiceMode::ReplicatedJob { max_concurrent: j.max_concurrent, total_completions: j.total_completions }
+        } else if r.global_job.is_some() {
+            ServiceMode::GlobalJob
+        } else {
+            ServiceMode::Replicated { replicas: r.replicated.and_then(|r| r.replicas).unwrap_or(1) }
+        }
+    }
+}
+
+impl From<ServiceMode> for ModeRepr {
+    fn from(m: ServiceMode) -> Self {
+        let mut r = ModeRepr::default();
+        match m {
+            ServiceMode::Replicated { replicas } => r.replicated = Some(ReplicatedRepr { replicas: Some(replicas) }),
+            ServiceMode::Global => r.global = Some(Empty {}),
+            ServiceMode::ReplicatedJob { max_concurrent, total_completions } => {
+                r.replicated_job = Some(ReplicatedJobRepr { max_concurrent, total_completions })
+            }
+            ServiceMode::GlobalJob => r.global_job = Some(Empty {}),
+        }
+        r
+    }
+}
+
+/// `--update-*` / `--rollback-*` (durations in nanoseconds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateConfig {
+    #[serde(default)]
+    pub parallelism: u64,
+    #[serde(default, skip_serializing_if = "crate::task::is_zero_i64")]
+    pub delay: i64,
+    /// `pause` (Docker's default), `continue` or `rollback`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failure_action: String,
+    #[serde(default, skip_serializing_if = "crate::task::is_zero_i64")]
+    pub monitor: i64,
+    #[serde(default)]
+    pub max_failure_ratio: f32,
+    /// `stop-first` (default) or `start-first`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub order: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStatus {
+    /// `updating`, `paused`, `completed`, `rollback_started`, ...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceStatus {
+    pub running_tasks: u64,
+    pub desired_tasks: u64,
+    pub completed_tasks: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobStatus {
+    #[serde(default)]
+    pub job_iteration: Version,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_execution: String,
+}
+
+/// `--endpoint-mode` and `--publish`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ResolutionMode>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortConfig>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolutionMode {
+    #[default]
+    Vip,
+    Dnsrr,
+}
+
+/// One `--publish`: `published:target/protocol`, in ingress or host mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortConfig {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default)]
+    pub protocol: PortProtocol,
+    #[serde(default)]
+    pub target_port: u32,
+    /// 0: none asked for (ingress picks one from 30000-32767; host mode
+    /// publishes none).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub published_port: u32,
+    #[serde(default)]
+    pub publish_mode: PublishMode,
+}
+
+impl PortConfig {
+    /// A port this task binds on its node itself: the scheduler must not put
+    /// two such tasks on one node.
+    pub fn is_host_published(&self) -> bool {
+        self.publish_mode == PublishMode::Host && self.published_port != 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    #[default]
+    Ingress,
+    Host,
+}
+
+/// `Service.Endpoint`: the spec in force plus the ports and virtual IPs the
+/// allocator gave.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Endpoint {
+    #[serde(default)]
+    pub spec: EndpointSpec,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortConfig>,
+    #[serde(default, rename = "VirtualIPs", skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ips: Vec<EndpointVirtualIp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointVirtualIp {
+    #[serde(default, rename = "NetworkID")]
+    pub network_id: String,
+    /// CIDR, e.g. `10.0.0.2/24`.
+    #[serde(default)]
+    pub addr: String,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn modes_round_trip_in_dockers_shape() {
+        for (m, v) in [
+            (ServiceMode::Replicated { replicas: 3 }, json!({"Replicated": {"Replicas": 3}})),
+            (ServiceMode::Global, json!({"Global": {}})),
+            (ServiceMode::GlobalJob, json!({"GlobalJob": {}})),
+            (
+                ServiceMode::ReplicatedJob { max_concurrent: Some(2), total_completions: None },
+                json!({"ReplicatedJob": {"MaxConcurrent": 2}}),
+            ),
+        ] {
+            assert_eq!(serde_json::to_value(&m).unwrap(), v);
+            assert_eq!(serde_json::from_value::<ServiceMode>(v).unwrap(), m);
+        }
+        // No mode, an empty mode, or Replicated without a count: one replica.
+        let one = ServiceMode::Replicated { replicas: 1 };
+        assert_eq!(serde_json::from_value::<ServiceMode>(json!({})).unwrap(), one);
+        assert_eq!(serde_json::from_value::<ServiceMode>(json!({"Replicated": {}})).unwrap(), one);
+        let spec: ServiceSpec = serde_json::from_value(json!({"Name": "web"})).unwrap();
+        assert_eq!(spec.mode, one);
+    }
+
+    #[test]
+    fn partial_service_spec_from_a_client_parses() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "Name": "web",
+            "TaskTemplate": {"ContainerSpec": {"Image": "nginx", "Env": ["A=1"]}, "ForceUpdate": 0},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"}]}
+        }))
+        .unwrap();
+        assert_eq!(spec.task_template.container_spec.as_ref().unwrap().env, vec!["A=1"]);
+        let ports = &spec.endpoint_spec.as_ref().unwrap().ports;
+        assert!(ports[0].is_host_published());
+        assert_eq!(ports[0].target_port, 80);
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["EndpointSpec"]["Ports"][0]["PublishMode"], "host");
+        assert_eq!(v["Labels"], json!({}));
+        assert!(v.get("UpdateConfig").is_none());
+        let back: ServiceSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn ingress_is_the_default_publish_mode() {
+        let p: PortConfig = serde_json::from_value(json!({"TargetPort": 80, "PublishedPort": 8080})).unwrap();
+        assert_eq!(p.publish_mode, PublishMode::Ingress);
+        assert_eq!(p.protocol, PortProtocol::Tcp);
+        assert!(!p.is_host_published());
+    }
+}

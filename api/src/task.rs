@@ -1,0 +1,536 @@
+//! The Task object (`GET /tasks`) and the task template every service carries
+//! (`TaskSpec`), in Docker's JSON shape.
+//!
+//! A task is one scheduled unit of a service: the scheduler gives it a
+//! `NodeID`, the worker reports its observed `Status`. Optional parts use
+//! `#[serde(default)]` so the partial JSON that clients send parses, and are
+//! left out when empty so our answers look like Docker's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::Platform;
+use crate::Version;
+
+/// A task's life cycle. Observed states only move forward, so the order of
+/// the variants is meaningful: a later state compares greater
+/// (`TaskState::Running > TaskState::Assigned`), as in SwarmKit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    #[default]
+    New,
+    Allocated,
+    Pending,
+    Assigned,
+    Accepted,
+    Preparing,
+    Ready,
+    Starting,
+    Running,
+    Complete,
+    Shutdown,
+    Failed,
+    Rejected,
+    Remove,
+    Orphaned,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 15] = [
+        TaskState::New,
+        TaskState::Allocated,
+        TaskState::Pending,
+        TaskState::Assigned,
+        TaskState::Accepted,
+        TaskState::Preparing,
+        TaskState::Ready,
+        TaskState::Starting,
+        TaskState::Running,
+        TaskState::Complete,
+        TaskState::Shutdown,
+        TaskState::Failed,
+        TaskState::Rejected,
+        TaskState::Remove,
+        TaskState::Orphaned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::New => "new",
+            TaskState::Allocated => "allocated",
+            TaskState::Pending => "pending",
+            TaskState::Assigned => "assigned",
+            TaskState::Accepted => "accepted",
+            TaskState::Preparing => "preparing",
+            TaskState::Ready => "ready",
+            TaskState::Starting => "starting",
+            TaskState::Running => "running",
+            TaskState::Complete => "complete",
+            TaskState::Shutdown => "shutdown",
+            TaskState::Failed => "failed",
+            TaskState::Rejected => "rejected",
+            TaskState::Remove => "remove",
+            TaskState::Orphaned => "orphaned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskState> {
+        TaskState::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Past running: the task will not run (again) where it is.
+    pub fn is_terminal(self) -> bool {
+        self > TaskState::Running
+    }
+}
+
+/// `GET /tasks/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Task {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(default)]
+    pub version: Version,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Docker always prints `Labels`, even empty.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub spec: TaskSpec,
+    #[serde(default, rename = "ServiceID", skip_serializing_if = "String::is_empty")]
+    pub service_id: String,
+    /// Replicated tasks are named by slot (`web.3`); global tasks have none.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub slot: u64,
+    #[serde(default, rename = "NodeID", skip_serializing_if = "String::is_empty")]
+    pub node_id: String,
+    #[serde(default)]
+    pub status: TaskStatus,
+    #[serde(default)]
+    pub desired_state: TaskState,
+    /// Generic resources the scheduler assigned to this task (for example
+    /// which GPUs), out of the node's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic_resources: Vec<GenericResource>,
+    /// For jobs: which run of the job this task belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_iteration: Option<Version>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskStatus {
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timestamp: String,
+    #[serde(default)]
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Why the task is stuck or failed, e.g. the scheduler's
+    /// `no suitable node (...)`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub err: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_status: Option<ContainerStatus>,
+    #[serde(default, skip_serializing_if = "PortStatus::is_empty")]
+    pub port_status: PortStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerStatus {
+    #[serde(default, rename = "ContainerID")]
+    pub container_id: String,
+    #[serde(default, rename = "PID")]
+    pub pid: i64,
+    #[serde(default)]
+    pub exit_code: i64,
+}
+
+/// Host-mode ports a running task actually published.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::service::PortConfig>,
+}
+
+impl PortStatus {
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+}
+
+/// The task template of a service (`ServiceSpec.TaskTemplate`) and the spec
+/// each of its tasks runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_spec: Option<ContainerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkAttachmentConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_driver: Option<Driver>,
+    /// A counter: changing it redeploys the service's tasks unchanged.
+    #[serde(default)]
+    pub force_update: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+}
+
+impl TaskSpec {
+    /// The reservations, if any (what the scheduler must find free on a node).
+    pub fn reservations(&self) -> Option<&Reservations> {
+        self.resources.as_ref()?.reservations.as_ref()
+    }
+    pub fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
+    }
+}
+
+/// The subset of Docker's ContainerSpec Shoal runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dir: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// Nanoseconds (Docker's default is 10 s when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<i64>,
+    #[serde(default, rename = "TTY", skip_serializing_if = "is_false")]
+    pub tty: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub open_stdin: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capability_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capability_drop: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Mount {
+    /// `bind`, `volume`, `tmpfs`, ...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub r#type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+}
+
+/// Durations in nanoseconds, as in Docker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub interval: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub timeout: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub start_period: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub retries: i64,
+}
+
+/// `--limit-*` and `--reserve-*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceRequirements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<Reservations>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Limit {
+    #[serde(default, rename = "NanoCPUs", skip_serializing_if = "is_zero_i64")]
+    pub nano_cpus: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory_bytes: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pids: i64,
+}
+
+/// What a task reserves on its node (Docker's `Resources` type; named so it
+/// does not clash with the node's `Resources`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Reservations {
+    #[serde(default, rename = "NanoCPUs", skip_serializing_if = "is_zero_i64")]
+    pub nano_cpus: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory_bytes: i64,
+    /// `--generic-resource gpu=2`: tasks reserve discrete amounts only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic_resources: Vec<GenericResource>,
+}
+
+impl Reservations {
+    pub fn is_empty(&self) -> bool {
+        self.nano_cpus == 0 && self.memory_bytes == 0 && self.generic_resources.is_empty()
+    }
+}
+
+/// A user-defined resource a node advertises (`--node-generic-resource`):
+/// either a set of named items (`gpu=UUID1`, `gpu=UUID2`) or a count (`ssd=3`).
+/// Docker's JSON has exactly one of the two keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GenericResource {
+    #[serde(rename = "NamedResourceSpec")]
+    Named(NamedGenericResource),
+    #[serde(rename = "DiscreteResourceSpec")]
+    Discrete(DiscreteGenericResource),
+}
+
+impl GenericResource {
+    pub fn named(kind: &str, value: &str) -> Self {
+        GenericResource::Named(NamedGenericResource { kind: kind.into(), value: value.into() })
+    }
+    pub fn discrete(kind: &str, value: i64) -> Self {
+        GenericResource::Discrete(DiscreteGenericResource { kind: kind.into(), value })
+    }
+    pub fn kind(&self) -> &str {
+        match self {
+            GenericResource::Named(n) => &n.kind,
+            GenericResource::Discrete(d) => &d.kind,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NamedGenericResource {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DiscreteGenericResource {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub value: i64,
+}
+
+/// `--restart-condition`, `--restart-delay`, ... (durations in nanoseconds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<RestartCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartCondition {
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "on-failure")]
+    OnFailure,
+    #[default]
+    #[serde(rename = "any")]
+    Any,
+}
+
+/// `--constraint`, `--placement-pref`, `--replicas-max-per-node`, and the
+/// platforms the image supports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Placement {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferences: Vec<PlacementPreference>,
+    /// 0 means no limit.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub max_replicas: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<Platform>,
+}
+
+/// `{"Spread": {"SpreadDescriptor": "node.labels.zone"}}`; spread is the only
+/// kind Docker has.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PlacementPreference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<SpreadOver>,
+}
+
+impl PlacementPreference {
+    pub fn spread(descriptor: &str) -> Self {
+        PlacementPreference { spread: Some(SpreadOver { spread_descriptor: descriptor.into() }) }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpreadOver {
+    #[serde(default)]
+    pub spread_descriptor: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkAttachmentConfig {
+    #[serde(default)]
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Driver {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+pub(crate) fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+pub(crate) fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_ordered_and_lowercase() {
+        assert!(TaskState::Pending < TaskState::Assigned);
+        assert!(TaskState::Running < TaskState::Complete);
+        assert!(TaskState::Shutdown < TaskState::Orphaned);
+        assert_eq!(serde_json::to_value(TaskState::Running).unwrap(), "running");
+        for s in TaskState::ALL {
+            assert_eq!(TaskState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!(TaskState::Failed.is_terminal());
+        assert!(!TaskState::Running.is_terminal());
+    }
+
+    #[test]
+    fn task_json_uses_dockers_field_names() {
+        let mut t = Task { id: "t1".into(), service_id: "s1".into(), slot: 3, ..Default::default() };
+        t.node_id = "n1".into();
+        t.desired_state = TaskState::Running;
+        t.status.state = TaskState::Pending;
+        t.status.err = "no suitable node (1 node not available for new tasks)".into();
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["ID"], "t1");
+        assert_eq!(v["ServiceID"], "s1");
+        assert_eq!(v["NodeID"], "n1");
+        assert_eq!(v["Slot"], 3);
+        assert_eq!(v["DesiredState"], "running");
+        assert_eq!(v["Status"]["State"], "pending");
+        assert!(v["Status"]["Err"].as_str().unwrap().starts_with("no suitable node"));
+        assert_eq!(v["Labels"], serde_json::json!({}));
+        assert!(v["Status"].get("PortStatus").is_none());
+        let back: Task = serde_json::from_value(v).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn partial_task_spec_parses() {
+        let spec: TaskSpec = serde_json::from_str(
+            r#"{"ContainerSpec":{"Image":"busybox","Args":["sleep","1d"]},
+                "Resources":{"Reservations":{"NanoCPUs":500000000,
+                  "GenericResources":[{"DiscreteResourceSpec":{"Kind":"gpu","Value":1}}]}},
+                "Placement":{"Constraints":["node.role==worker"],
+                  "Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}],
+                  "MaxReplicas":2,"Platforms":[{"Architecture":"amd64","OS":"linux"}]},
+                "RestartPolicy":{"Condition":"on-failure"}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.container_spec.as_ref().unwrap().image, "busybox");
+        let r = spec.reservations().unwrap();
+        assert_eq!(r.nano_cpus, 500_000_000);
+        assert_eq!(r.generic_resources, vec![GenericResource::discrete("gpu", 1)]);
+        let p = spec.placement().unwrap();
+        assert_eq!(p.max_replicas, 2);
+        assert_eq!(p.preferences[0], PlacementPreference::spread("node.labels.zone"));
+        assert_eq!(p.platforms[0].os, "linux");
+        assert_eq!(spec.restart_policy.unwrap().condition, Some(RestartCondition::OnFailure));
+        let empty: TaskSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, TaskSpec::default());
+        assert_eq!(serde_json::to_value(&empty).unwrap(), serde_json::json!({"ForceUpdate": 0}));
+    }
+
+    #[test]
+    fn generic_resources_use_dockers_keys() {
+        let v = serde_json::to_value(GenericResource::named("gpu", "UUID1")).unwrap();
+        assert_eq!(v, serde_json::json!({"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID1"}}));
+        let v = serde_json::to_value(GenericResource::discrete("ssd", 2)).unwrap();
+        assert_eq!(v, serde_json::json!({"DiscreteResourceSpec": {"Kind": "ssd", "Value": 2}}));
+    }
+}
