@@ -9,7 +9,9 @@ pub mod control;
 pub mod dispatcher;
 pub mod manager;
 pub mod membership;
+pub mod orchestrator;
 pub mod raft;
+pub mod scheduling;
 pub mod server;
 pub mod store;
 

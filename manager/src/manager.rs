@@ -83,6 +83,7 @@ impl Manager {
             tokio::spawn(crate::dispatcher::run(mgr.clone())),
             tokio::spawn(crate::membership::run(mgr.clone())),
             tokio::spawn(ping_peers(mgr.clone())),
+            tokio::spawn(crate::orchestrator::run(mgr.clone())),
         ];
         mgr.tasks.lock().unwrap().extend(tasks);
         Ok(mgr)

@@ -2,6 +2,7 @@
 //! paths (with optional `/vX.YY` prefix), JSON bodies and error shapes.
 
 mod nodes;
+mod services;
 mod swarm;
 mod system;
 
@@ -158,7 +159,13 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["nodes", id]) => nodes::inspect(node, id),
         ("POST", ["nodes", id, "update"]) => nodes::update(node, id, &call).await,
         ("DELETE", ["nodes", id]) => nodes::remove(node, id, &call).await,
-        ("GET", ["tasks"]) => nodes::tasks(node),
+        ("POST", ["services", "create"]) => services::create(node, &call).await,
+        ("GET", ["services"]) => services::list(node, &call),
+        ("GET", ["services", id]) => services::inspect(node, id),
+        ("POST", ["services", id, "update"]) => services::update(node, id, &call).await,
+        ("DELETE", ["services", id]) => services::remove(node, id).await,
+        ("GET", ["tasks"]) => services::tasks(node, &call),
+        ("GET", ["tasks", id]) => services::task(node, id),
         _ => Err(ApiError::not_found(format!("page not found: {} {}", call.method, call.segs.join("/")))),
     }
 }

@@ -1,4 +1,4 @@
-//! `/nodes` (and `/tasks`, empty until services exist).
+//! `/nodes`.
 
 use std::sync::Arc;
 
@@ -38,9 +38,4 @@ pub async fn remove(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     mgr.remove_node(id, call.query_bool("force")).await?;
     ok_empty()
-}
-
-pub fn tasks(node: &Arc<SwarmNode>) -> Reply {
-    node.require_manager()?;
-    json_response(StatusCode::OK, &Vec::<serde_json::Value>::new())
 }

@@ -1,5 +1,6 @@
 //! Applying committed commands to the store.
 
+use shoal_api::task::TaskState;
 use shoal_api::{ApiError, Version};
 
 use super::{Command, Envelope, Store};
@@ -83,6 +84,73 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             cluster.swarm.updated_at = at;
             Ok(serde_json::Value::Null)
         }
+        Command::CreateService { service } => {
+            let name = &service.spec.name;
+            if store.services.values().any(|s| &s.spec.name == name) {
+                return Err(ApiError::conflict(format!(
+                    "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
+                )));
+            }
+            let mut service = *service;
+            service.version = version;
+            store.services.insert(service.id.clone(), service);
+            Ok(serde_json::Value::Null)
+        }
+        Command::UpdateService { id, version: expected, spec, rollback } => {
+            let svc = store.services.get(&id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
+            if svc.version.index != expected {
+                return Err(ApiError::out_of_sequence());
+            }
+            let spec = if rollback {
+                svc.previous_spec.clone().ok_or_else(|| {
+                    ApiError::bad_request(format!("rpc error: code = FailedPrecondition desc = service {id} does not have a previous spec"))
+                })?
+            } else {
+                *spec
+            };
+            let name = &spec.name;
+            if store.services.values().any(|s| &s.spec.name == name && s.id != id) {
+                return Err(ApiError::conflict(format!(
+                    "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
+                )));
+            }
+            let svc = store.services.get_mut(&id).expect("checked above");
+            let old = std::mem::replace(&mut svc.spec, spec);
+            svc.previous_spec = Some(old);
+            svc.version = version;
+            svc.updated_at = at;
+            Ok(serde_json::Value::Null)
+        }
+        Command::RemoveService { id } => {
+            if store.services.remove(&id).is_none() {
+                return Err(ApiError::not_found(format!("service {id} not found")));
+            }
+            // Tasks no node has accepted go at once; the others are told to
+            // go and are reaped once their node reports them stopped.
+            store.tasks.retain(|_, t| t.service_id != id || t.status.state > TaskState::Assigned);
+            for t in store.tasks.values_mut().filter(|t| t.service_id == id) {
+                t.desired_state = TaskState::Remove;
+                t.version = version;
+            }
+            Ok(serde_json::Value::Null)
+        }
+        Command::PutTasks { tasks } => {
+            for mut t in tasks {
+                t.version = version;
+                if t.created_at.is_empty() {
+                    t.created_at = at.clone();
+                }
+                t.updated_at = at.clone();
+                store.tasks.insert(t.id.clone(), t);
+            }
+            Ok(serde_json::Value::Null)
+        }
+        Command::DeleteTasks { ids } => {
+            for id in ids {
+                store.tasks.remove(&id);
+            }
+            Ok(serde_json::Value::Null)
+        }
     }
 }
 
@@ -113,6 +181,30 @@ mod tests {
         apply(&mut s, 5, env(Command::UpdateNodeSpec { id: "n1".into(), version: 3, spec })).unwrap();
         assert_eq!(s.nodes["n1"].spec.labels["zone"], "east");
         assert_eq!(s.nodes["n1"].version.index, 5);
+    }
+
+    #[test]
+    fn service_names_are_unique_and_updates_keep_the_previous_spec() {
+        use shoal_api::service::{Service, ServiceSpec};
+        let mut s = Store::default();
+        let svc = |id: &str| Service {
+            id: id.into(),
+            spec: ServiceSpec { name: "web".into(), ..Default::default() },
+            ..Default::default()
+        };
+        apply(&mut s, 2, env(Command::CreateService { service: Box::new(svc("s1")) })).unwrap();
+        let dup = apply(&mut s, 3, env(Command::CreateService { service: Box::new(svc("s2")) })).unwrap_err();
+        assert_eq!(dup.status, 409);
+        assert_eq!(s.services.len(), 1);
+        let mut spec = s.services["s1"].spec.clone();
+        spec.labels.insert("v".into(), "2".into());
+        let stale = Command::UpdateService { id: "s1".into(), version: 1, spec: Box::new(spec.clone()), rollback: false };
+        assert_eq!(apply(&mut s, 4, env(stale)).unwrap_err(), ApiError::out_of_sequence());
+        apply(&mut s, 5, env(Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec), rollback: false })).unwrap();
+        assert_eq!(s.services["s1"].spec.labels["v"], "2");
+        let back = Command::UpdateService { id: "s1".into(), version: 5, spec: Box::default(), rollback: true };
+        apply(&mut s, 6, env(back)).unwrap();
+        assert!(s.services["s1"].spec.labels.is_empty(), "rollback restores the previous spec");
     }
 
     #[test]

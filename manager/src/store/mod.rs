@@ -10,6 +10,8 @@ mod apply;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use shoal_api::service::{Service, ServiceSpec};
+use shoal_api::task::Task;
 use shoal_api::{Node, NodeDescription, NodeSpec, NodeStatus, Swarm, SwarmSpec};
 use shoal_rpc::RaftMember;
 
@@ -34,6 +36,10 @@ pub struct Store {
     pub members: BTreeMap<u64, RaftMember>,
     /// IDs of nodes removed from the swarm: their certificates are refused.
     pub removed: BTreeSet<String>,
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    #[serde(default)]
+    pub tasks: BTreeMap<String, Task>,
     /// Index of the last entry applied.
     pub applied: u64,
 }
@@ -64,6 +70,13 @@ pub enum Command {
         /// A new root CA (cert, key) for `swarm ca --rotate`.
         new_root: Option<(String, String)>,
     },
+    CreateService { service: Box<Service> },
+    /// `previous` restores `PreviousSpec` (`rollback=previous`).
+    UpdateService { id: String, version: u64, spec: Box<ServiceSpec>, rollback: bool },
+    RemoveService { id: String },
+    /// Creates or replaces tasks (orchestrators and the scheduler).
+    PutTasks { tasks: Vec<Task> },
+    DeleteTasks { ids: Vec<String> },
 }
 
 impl Store {
@@ -97,6 +110,22 @@ impl Store {
             1 if !key.is_empty() => Ok(by_prefix[0]),
             0 | 1 => Err(shoal_api::ApiError::not_found(format!("node {key} not found"))),
             n => Err(shoal_api::ApiError::bad_request(format!("node {key} is ambiguous ({n} matches found)"))),
+        }
+    }
+
+    /// Resolves a service by full ID, name, or unique ID prefix.
+    pub fn find_service(&self, key: &str) -> Result<&Service, shoal_api::ApiError> {
+        if let Some(s) = self.services.get(key) {
+            return Ok(s);
+        }
+        if let Some(s) = self.services.values().find(|s| s.spec.name == key) {
+            return Ok(s);
+        }
+        let by_prefix: Vec<&Service> = self.services.values().filter(|s| s.id.starts_with(key)).collect();
+        match by_prefix.len() {
+            1 if !key.is_empty() => Ok(by_prefix[0]),
+            0 | 1 => Err(shoal_api::ApiError::not_found(format!("service {key} not found"))),
+            n => Err(shoal_api::ApiError::bad_request(format!("service {key} is ambiguous ({n} matches found)"))),
         }
     }
 

@@ -1,0 +1,128 @@
+//! Services in the store, placed by the scheduler (issue 3, manager side):
+//! driven by the stock docker CLI. Workers do not run containers yet, so
+//! tasks stop at "assigned"; these checks cover what the managers decide.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_e2e::{text, wait_for, Lab};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn docker(lab: &Lab, args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", lab.socket("node-1")))
+        .output()
+        .expect("the docker CLI is part of this test")
+}
+
+fn docker_ok(lab: &Lab, args: &[&str]) -> String {
+    let out = docker(lab, args);
+    assert!(out.status.success(), "docker {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
+    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%2C%22desired-state%22%3A%7B%22running%22%3Atrue%7D%7D");
+    let (status, v) = lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None);
+    assert_eq!(status, 200, "{v}");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// Hostname -> number of assigned tasks of the service, once all are placed.
+fn placement(lab: &Lab, service: &str, want: usize) -> BTreeMap<String, usize> {
+    let hosts: BTreeMap<String, String> = lab
+        .nodes("node-1")
+        .iter()
+        .map(|n| (n["ID"].as_str().unwrap().to_string(), n["Description"]["Hostname"].as_str().unwrap().to_string()))
+        .collect();
+    wait_for(LONG, &format!("{want} assigned tasks of {service}"), || {
+        let ts = tasks(lab, service);
+        let assigned: Vec<&Value> = ts.iter().filter(|t| t["Status"]["State"] == "assigned").collect();
+        if ts.len() != want || assigned.len() != want {
+            return None;
+        }
+        let mut per = BTreeMap::new();
+        for t in assigned {
+            *per.entry(hosts[t["NodeID"].as_str().unwrap()].clone()).or_insert(0) += 1;
+        }
+        Some(per)
+    })
+}
+
+#[test]
+fn services_are_created_scaled_and_placed() {
+    let lab = Lab::up("e2e-svc", 1, 2);
+    let create = |args: &[&str]| {
+        let mut full = vec!["service", "create", "-d", "--no-resolve-image"];
+        full.extend_from_slice(args);
+        docker(&lab, &full)
+    };
+    let out = create(&["--name", "web", "--replicas", "6", "busybox:latest", "sleep", "1000"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let per = placement(&lab, "web", 6);
+    assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2], "{per:?}");
+    docker_ok(&lab, &["service", "scale", "-d", "web=9"]);
+    let per = placement(&lab, "web", 9);
+    assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![3, 3, 3], "{per:?}");
+    let ls = docker_ok(&lab, &["service", "ls"]);
+    assert!(ls.contains("0/9"), "{ls}");
+
+    // Bad input is refused and changes nothing.
+    let dup = create(&["--name", "web", "busybox"]);
+    assert!(text(&dup.stderr).contains("name conflicts with an existing object"), "{}", text(&dup.stderr));
+    let bad = create(&["--name", "bad", "--constraint", "node.labels.zone=a", "busybox"]);
+    assert!(text(&bad.stderr).contains("constraint expected one operator from ==, !="), "{}", text(&bad.stderr));
+    let (_, svc) = lab.api("node-1", "GET", "/v1.44/services/web", None);
+    let stale = svc["Version"]["Index"].as_u64().unwrap() - 1;
+    let (status, body) = lab.api("node-1", "POST", &format!("/v1.44/services/web/update?version={stale}"), Some(&svc["Spec"]));
+    assert!(status >= 400 && body["message"].as_str().unwrap().contains("update out of sequence"), "{status} {body}");
+    let names: Vec<String> = docker_ok(&lab, &["service", "ls", "--format", "{{.Name}}"]).lines().map(String::from).collect();
+    assert_eq!(names, vec!["web"]);
+
+    // Constraints pin tasks; an impossible one leaves them pending with the reason.
+    lab.shoal_ok("node-1", &["node", "update", "--label-add", "zone=a", "node-2"]);
+    create(&["--name", "pinned", "--replicas", "3", "--constraint", "node.labels.zone==a", "busybox"]);
+    assert_eq!(placement(&lab, "pinned", 3).into_iter().collect::<Vec<_>>(), vec![("node-2".to_string(), 3)]);
+    create(&["--name", "nowhere", "--replicas", "2", "--constraint", "node.labels.zone==b", "busybox"]);
+    wait_for(LONG, "unplaceable tasks to explain themselves", || {
+        let ts = tasks(&lab, "nowhere");
+        (ts.len() == 2
+            && ts.iter().all(|t| {
+                t["Status"]["State"] == "pending"
+                    && t["Status"]["Err"] == "no suitable node (scheduling constraints not satisfied on 3 nodes)"
+            }))
+        .then_some(())
+    });
+
+    // Global: one task per node; draining a node moves replicated tasks off it.
+    create(&["--name", "agent", "--mode", "global", "busybox"]);
+    assert_eq!(placement(&lab, "agent", 3).values().copied().collect::<Vec<_>>(), vec![1, 1, 1]);
+    lab.shoal_ok("node-1", &["node", "update", "--availability", "drain", "node-3"]);
+    for (svc, n) in [("web", 9), ("agent", 2)] {
+        wait_for(LONG, &format!("{svc}'s tasks to leave the drained node"), || {
+            let per = placement(&lab, svc, n);
+            (!per.contains_key("node-3")).then_some(())
+        });
+    }
+
+    // An update replaces tasks with the new spec; rollback restores the old one.
+    docker_ok(&lab, &["service", "update", "-d", "--no-resolve-image", "--image", "busybox:1.36", "web"]);
+    wait_for(LONG, "web's tasks to run the new image", || {
+        let ts = tasks(&lab, "web");
+        (ts.len() == 9 && ts.iter().all(|t| t["Spec"]["ContainerSpec"]["Image"] == "busybox:1.36")).then_some(())
+    });
+    docker_ok(&lab, &["service", "rollback", "-d", "web"]);
+    let (_, svc) = lab.api("node-1", "GET", "/v1.44/services/web", None);
+    assert_eq!(svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], "busybox:latest");
+
+    // `node ps` lists a node's tasks.
+    let ps = lab.shoal_ok("node-1", &["node", "ps", "node-2"]);
+    assert!(ps.contains("pinned.1"), "{ps}");
+
+    docker_ok(&lab, &["service", "rm", "web", "pinned", "nowhere", "agent"]);
+    assert_eq!(docker_ok(&lab, &["service", "ls", "-q"]).trim(), "");
+}

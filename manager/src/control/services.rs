@@ -1,0 +1,208 @@
+//! The control API behind `/services` and `/tasks`: validation with
+//! SwarmKit's wording, reads from this manager's store, writes through Raft.
+
+use shoal_api::filters::Filters;
+use shoal_api::service::{Service, ServiceMode, ServiceSpec, ServiceStatus};
+use shoal_api::task::{Task, TaskState};
+use shoal_api::ApiError;
+
+use crate::manager::Manager;
+use crate::store::Command;
+
+pub const SERVICE_FILTERS: &[&str] = &["id", "label", "mode", "name"];
+pub const TASK_FILTERS: &[&str] = &["desired-state", "id", "label", "name", "node", "service"];
+
+fn invalid(msg: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("rpc error: code = InvalidArgument desc = {msg}"))
+}
+
+/// SwarmKit's checks on a service spec; a refused spec changes nothing.
+pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
+    if !valid_dns_label(&spec.name) {
+        return Err(invalid("name must be valid as a DNS name component"));
+    }
+    let image = spec.task_template.container_spec.as_ref().map(|c| c.image.as_str()).unwrap_or("");
+    if image.is_empty() {
+        return Err(invalid("ContainerSpec: image reference must be provided"));
+    }
+    if let Some(p) = spec.task_template.placement() {
+        shoal_scheduler::parse_constraints(&p.constraints).map_err(invalid)?;
+    }
+    Ok(())
+}
+
+/// `^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$`, at most 63 characters.
+fn valid_dns_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+}
+
+impl Manager {
+    pub async fn create_service(&self, mut spec: ServiceSpec) -> Result<String, ApiError> {
+        let id = shoal_api::id::new_id();
+        if spec.name.is_empty() {
+            // Docker makes up a name; ours is derived from the ID.
+            spec.name = format!("service-{}", &id[..12]);
+        }
+        validate_service_spec(&spec)?;
+        let now = shoal_api::time::now_rfc3339();
+        let service = Service { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
+        self.propose(Command::CreateService { service: Box::new(service) }).await?;
+        Ok(id)
+    }
+
+    pub async fn update_service(&self, key: &str, version: u64, spec: ServiceSpec, rollback: bool) -> Result<(), ApiError> {
+        let id = self.raft.store.read().unwrap().find_service(key)?.id.clone();
+        if !rollback {
+            validate_service_spec(&spec)?;
+        }
+        self.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback }).await.map(|_| ())
+    }
+
+    pub async fn remove_service(&self, key: &str) -> Result<(), ApiError> {
+        let id = self.raft.store.read().unwrap().find_service(key)?.id.clone();
+        self.propose(Command::RemoveService { id }).await.map(|_| ())
+    }
+
+    pub fn service(&self, key: &str) -> Result<Service, ApiError> {
+        self.raft.store.read().unwrap().find_service(key).cloned()
+    }
+
+    pub fn services(&self, filters: &Filters, with_status: bool) -> Vec<Service> {
+        let st = self.raft.store.read().unwrap();
+        st.services
+            .values()
+            .filter(|s| filters.any("id", |v| s.id.starts_with(v)))
+            .filter(|s| filters.any("name", |v| s.spec.name.starts_with(v)))
+            .filter(|s| filters.any("mode", |v| v == if s.spec.mode.is_global() { "global" } else { "replicated" }))
+            .filter(|s| filters.labels_match("label", &s.spec.labels))
+            .map(|s| {
+                let mut s = s.clone();
+                if with_status {
+                    s.service_status = Some(status_of(&s, st.tasks.values()));
+                }
+                s
+            })
+            .collect()
+    }
+
+    pub fn tasks(&self, filters: &Filters) -> Vec<Task> {
+        let st = self.raft.store.read().unwrap();
+        let service_ids: Vec<String> = filters
+            .get("service")
+            .iter()
+            .filter_map(|k| st.find_service(k).ok().map(|s| s.id.clone()))
+            .collect();
+        let node_ids: Vec<String> = filters
+            .get("node")
+            .iter()
+            .filter_map(|k| if k == "self" { Some(self.cfg.node_id.clone()) } else { st.find_node(k).ok().map(|n| n.id.clone()) })
+            .collect();
+        st.tasks
+            .values()
+            .filter(|t| filters.get("service").is_empty() || service_ids.contains(&t.service_id))
+            .filter(|t| filters.get("node").is_empty() || node_ids.contains(&t.node_id))
+            .filter(|t| filters.any("id", |v| t.id.starts_with(v)))
+            .filter(|t| filters.any("desired-state", |v| desired_matches(v, t.desired_state)))
+            .filter(|t| filters.labels_match("label", &t.labels))
+            .filter(|t| {
+                let name = task_name(&st, t);
+                filters.any("name", |v| name.starts_with(v))
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn task(&self, key: &str) -> Result<Task, ApiError> {
+        let st = self.raft.store.read().unwrap();
+        if let Some(t) = st.tasks.get(key) {
+            return Ok(t.clone());
+        }
+        let matches: Vec<&Task> = st.tasks.values().filter(|t| t.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [t] if !key.is_empty() => Ok((*t).clone()),
+            [] | [_] => Err(ApiError::not_found(format!("task {key} not found"))),
+            _ => Err(ApiError::bad_request(format!("task {key} is ambiguous"))),
+        }
+    }
+}
+
+/// `desired-state=running|shutdown|accepted`, as the docker CLI sends it.
+fn desired_matches(filter: &str, state: TaskState) -> bool {
+    match filter {
+        "running" => state <= TaskState::Running,
+        "shutdown" => state >= TaskState::Shutdown,
+        "accepted" => state == TaskState::Accepted,
+        other => TaskState::parse(other) == Some(state),
+    }
+}
+
+fn task_name(st: &crate::store::Store, t: &Task) -> String {
+    let svc = st.services.get(&t.service_id).map(|s| s.spec.name.as_str()).unwrap_or("");
+    if t.slot > 0 {
+        format!("{svc}.{}", t.slot)
+    } else {
+        format!("{svc}.{}", t.node_id)
+    }
+}
+
+/// `REPLICAS` for `service ls`: running tasks out of desired ones.
+fn status_of<'a>(s: &Service, tasks: impl Iterator<Item = &'a Task>) -> ServiceStatus {
+    let mut running = 0;
+    let mut completed = 0;
+    let mut live = 0;
+    for t in tasks.filter(|t| t.service_id == s.id) {
+        if t.desired_state <= TaskState::Running {
+            live += 1;
+            if t.status.state == TaskState::Running {
+                running += 1;
+            }
+        }
+        if t.status.state == TaskState::Complete {
+            completed += 1;
+        }
+    }
+    let desired = match s.spec.mode {
+        ServiceMode::Replicated { replicas } => replicas,
+        // Global: one task per eligible node, which is what is live.
+        _ => live,
+    };
+    ServiceStatus { running_tasks: running, desired_tasks: desired, completed_tasks: completed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::task::{ContainerSpec, Placement};
+
+    fn spec(name: &str, image: &str) -> ServiceSpec {
+        let mut s = ServiceSpec { name: name.into(), ..Default::default() };
+        s.task_template.container_spec = Some(ContainerSpec { image: image.into(), ..Default::default() });
+        s
+    }
+
+    #[test]
+    fn validation_uses_swarmkits_words() {
+        assert!(validate_service_spec(&spec("web", "busybox")).is_ok());
+        let e = validate_service_spec(&spec("bad name", "busybox")).unwrap_err();
+        assert!(e.message.ends_with("name must be valid as a DNS name component"), "{e}");
+        let e = validate_service_spec(&spec("web", "")).unwrap_err();
+        assert!(e.message.ends_with("ContainerSpec: image reference must be provided"));
+        let mut s = spec("web", "busybox");
+        s.task_template.placement = Some(Placement { constraints: vec!["node.labels.zone=a".into()], ..Default::default() });
+        let e = validate_service_spec(&s).unwrap_err();
+        assert!(e.message.contains("constraint expected one operator from ==, !="), "{e}");
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn desired_state_filter() {
+        assert!(desired_matches("running", TaskState::Running));
+        assert!(!desired_matches("running", TaskState::Shutdown));
+        assert!(desired_matches("shutdown", TaskState::Remove));
+    }
+}

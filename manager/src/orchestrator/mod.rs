@@ -1,0 +1,147 @@
+//! Orchestrators: pure functions from a store snapshot to the task changes
+//! that bring each service to its desired shape. `run` applies them on the
+//! leader. Replicated services own slots 1..=replicas; global services own
+//! one task per eligible node.
+//!
+//! Not here yet: rolling updates with parallelism/delay (a changed spec
+//! replaces every task at once), restart policies, jobs.
+
+mod global;
+mod replicated;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_api::service::Service;
+use shoal_api::task::{Task, TaskState, TaskStatus};
+
+use crate::manager::Manager;
+use crate::store::{Command, Store};
+
+/// What one reconciliation wants written.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    pub put: Vec<Task>,
+    pub delete: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.put.is_empty() && self.delete.is_empty()
+    }
+
+    /// Stops a task: never-placed tasks are deleted, others told to shut down.
+    fn shut_down(&mut self, t: &Task) {
+        if t.status.state < TaskState::Assigned {
+            self.delete.push(t.id.clone());
+        } else if t.desired_state < TaskState::Shutdown {
+            let mut t = t.clone();
+            t.desired_state = TaskState::Shutdown;
+            self.put.push(t);
+        }
+    }
+}
+
+pub fn reconcile(st: &Store, now: &str) -> Changes {
+    let mut changes = Changes::default();
+    reap_history(st, &mut changes);
+    for svc in st.services.values() {
+        if svc.spec.mode.is_job() {
+            continue;
+        }
+        let live: Vec<&Task> = st
+            .tasks
+            .values()
+            .filter(|t| t.service_id == svc.id && t.desired_state <= TaskState::Running)
+            .collect();
+        if svc.spec.mode.is_global() {
+            global::reconcile(st, svc, &live, now, &mut changes);
+        } else {
+            replicated::reconcile(st, svc, &live, now, &mut changes);
+        }
+    }
+    changes
+}
+
+/// The task reaper: keeps at most the cluster's task history limit of
+/// retired tasks per slot (or per node for global services), dropping the
+/// oldest that are finished or never accepted by a node.
+fn reap_history(st: &Store, changes: &mut Changes) {
+    let limit = st.cluster.as_ref().map(|c| c.swarm.spec.orchestration.task_history_retention_limit).unwrap_or(5).max(0) as usize;
+    let mut retired: std::collections::BTreeMap<(&str, u64, &str), Vec<&Task>> = Default::default();
+    for t in st.tasks.values().filter(|t| t.desired_state > TaskState::Running) {
+        let node = if t.slot == 0 { t.node_id.as_str() } else { "" };
+        retired.entry((t.service_id.as_str(), t.slot, node)).or_default().push(t);
+    }
+    for mut tasks in retired.into_values() {
+        if tasks.len() <= limit {
+            continue;
+        }
+        tasks.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        let excess = tasks.len() - limit;
+        for t in tasks.into_iter().filter(|t| t.status.state <= TaskState::Assigned || t.status.state.is_terminal()).take(excess) {
+            changes.delete.push(t.id.clone());
+        }
+    }
+}
+
+/// A fresh task of `svc`, waiting for the scheduler.
+fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
+    Task {
+        id: shoal_api::id::new_id(),
+        service_id: svc.id.clone(),
+        slot,
+        node_id: node_id.to_string(),
+        spec: svc.spec.task_template.clone(),
+        labels: Default::default(),
+        desired_state: TaskState::Running,
+        status: TaskStatus {
+            timestamp: now.to_string(),
+            state: TaskState::Pending,
+            message: "pending task scheduling".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A task runs the service's current spec unless the spec changed since.
+fn outdated(svc: &Service, t: &Task) -> bool {
+    t.spec != svc.spec.task_template
+}
+
+/// Runs the orchestrators and the scheduler on the leader.
+pub async fn run(mgr: Arc<Manager>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut seen = u64::MAX;
+    loop {
+        tick.tick().await;
+        if !mgr.is_leader() {
+            seen = u64::MAX;
+            continue;
+        }
+        let applied = mgr.raft.store.read().unwrap().applied;
+        if applied == seen {
+            continue;
+        }
+        let (orchestrated, scheduled) = {
+            let st = mgr.raft.store.read().unwrap();
+            let now = shoal_api::time::now_rfc3339();
+            (reconcile(&st, &now), crate::scheduling::schedule(&st, &now))
+        };
+        let mut ok = true;
+        for changes in [orchestrated, scheduled] {
+            if changes.is_empty() {
+                continue;
+            }
+            if !changes.delete.is_empty() {
+                ok &= mgr.propose(Command::DeleteTasks { ids: changes.delete }).await.is_ok();
+            }
+            if !changes.put.is_empty() {
+                ok &= mgr.propose(Command::PutTasks { tasks: changes.put }).await.is_ok();
+            }
+        }
+        // Re-run at once after our own writes; otherwise wait for a change.
+        seen = if ok { applied } else { u64::MAX };
+    }
+}

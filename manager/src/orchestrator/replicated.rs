@@ -1,0 +1,149 @@
+//! Replicated services: exactly `replicas` live tasks, one per slot.
+
+use std::collections::BTreeMap;
+
+use shoal_api::service::{Service, ServiceMode};
+use shoal_api::task::Task;
+use shoal_api::{Availability, NodeState};
+
+use super::{new_task, outdated, Changes};
+use crate::store::Store;
+
+pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: &mut Changes) {
+    let ServiceMode::Replicated { replicas } = svc.spec.mode else { return };
+    let mut by_slot: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    for t in live {
+        by_slot.entry(t.slot).or_default().push(t);
+    }
+    for slot in 1..=replicas {
+        let tasks = by_slot.remove(&slot).unwrap_or_default();
+        // A slot keeps one healthy task of the current spec on a usable node.
+        let mut keep = None;
+        for t in tasks {
+            let usable = t.node_id.is_empty() || node_usable(st, &t.node_id);
+            if keep.is_none() && usable && !outdated(svc, t) {
+                keep = Some(t);
+            } else {
+                changes.shut_down(t);
+            }
+        }
+        if keep.is_none() {
+            changes.put.push(new_task(svc, slot, "", now));
+        }
+    }
+    // Slots past the replica count (scaled down).
+    for tasks in by_slot.into_values() {
+        for t in tasks {
+            changes.shut_down(t);
+        }
+    }
+}
+
+/// Replicated tasks leave nodes that are drained, down or gone.
+fn node_usable(st: &Store, node_id: &str) -> bool {
+    st.nodes
+        .get(node_id)
+        .map(|n| n.spec.availability != Availability::Drain && n.status.state != NodeState::Down)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::reconcile as reconcile_all;
+    use shoal_api::service::ServiceSpec;
+    use shoal_api::task::TaskState;
+    use shoal_api::Node;
+
+    fn store(replicas: u64) -> Store {
+        let mut st = Store::default();
+        let svc = Service {
+            id: "s".into(),
+            spec: ServiceSpec { name: "web".into(), mode: ServiceMode::Replicated { replicas }, ..Default::default() },
+            ..Default::default()
+        };
+        st.services.insert("s".into(), svc);
+        st
+    }
+
+    fn apply(st: &mut Store, c: super::Changes) {
+        for id in c.delete {
+            st.tasks.remove(&id);
+        }
+        for t in c.put {
+            st.tasks.insert(t.id.clone(), t);
+        }
+    }
+
+    fn live_slots(st: &Store) -> Vec<u64> {
+        let mut v: Vec<u64> = st.tasks.values().filter(|t| t.desired_state == TaskState::Running).map(|t| t.slot).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn creates_one_task_per_slot_and_is_then_stable() {
+        let mut st = store(3);
+        let c = reconcile_all(&st, "now");
+        assert_eq!(c.put.len(), 3);
+        apply(&mut st, c);
+        assert_eq!(live_slots(&st), vec![1, 2, 3]);
+        assert!(reconcile_all(&st, "now").is_empty(), "a converged service needs nothing");
+    }
+
+    #[test]
+    fn scaling_down_drops_the_highest_slots() {
+        let mut st = store(4);
+        let c = reconcile_all(&st, "now");
+        apply(&mut st, c);
+        st.services.get_mut("s").unwrap().spec.mode = ServiceMode::Replicated { replicas: 2 };
+        let c = reconcile_all(&st, "now");
+        apply(&mut st, c);
+        assert_eq!(live_slots(&st), vec![1, 2]);
+        assert_eq!(st.tasks.len(), 2, "never-placed tasks are deleted outright");
+    }
+
+    #[test]
+    fn history_is_capped_per_slot() {
+        let mut st = store(1);
+        for round in 0..8 {
+            let c = reconcile_all(&st, "now");
+            apply(&mut st, c);
+            // Each round the running task is placed, then retired by a spec change.
+            for t in st.tasks.values_mut().filter(|t| t.desired_state == TaskState::Running) {
+                t.status.state = TaskState::Assigned;
+                t.created_at = format!("2026-01-01T00:00:0{round}Z");
+            }
+            st.services.get_mut("s").unwrap().spec.labels.insert("round".into(), round.to_string());
+            st.services.get_mut("s").unwrap().spec.task_template.force_update += 1;
+        }
+        // The reaper sees retirements on the next round, as SwarmKit's does.
+        for _ in 0..2 {
+            let c = reconcile_all(&st, "now");
+            apply(&mut st, c);
+        }
+        let retired = st.tasks.values().filter(|t| t.desired_state > TaskState::Running).count();
+        assert!(retired <= 5, "{retired} retired tasks kept, limit is 5");
+        assert_eq!(st.tasks.values().filter(|t| t.desired_state == TaskState::Running).count(), 1);
+    }
+
+    #[test]
+    fn tasks_leave_a_drained_node() {
+        let mut st = store(1);
+        let c = reconcile_all(&st, "now");
+        apply(&mut st, c);
+        let mut node = Node { id: "n1".into(), ..Default::default() };
+        node.status.state = NodeState::Ready;
+        st.nodes.insert("n1".into(), node);
+        for t in st.tasks.values_mut() {
+            t.node_id = "n1".into();
+            t.status.state = TaskState::Running;
+        }
+        assert!(reconcile_all(&st, "now").is_empty());
+        st.nodes.get_mut("n1").unwrap().spec.availability = Availability::Drain;
+        let c = reconcile_all(&st, "now");
+        assert_eq!(c.put.len(), 2, "old task shut down, new one created");
+        assert!(c.put.iter().any(|t| t.desired_state == TaskState::Shutdown && t.node_id == "n1"));
+        assert!(c.put.iter().any(|t| t.status.state == TaskState::Pending && t.slot == 1 && t.node_id.is_empty()));
+    }
+}
