@@ -1,0 +1,627 @@
+//! A small blocking HTTP/1.1 client, just enough for the registry API.
+//!
+//! Why hand-written: the registry protocol needs GET/HEAD/POST of small JSON
+//! documents, streamed blob downloads, redirects and a handful of headers.
+//! An HTTP client library would bring a second async stack and a large
+//! dependency tree into the worker for that. One request per connection
+//! (`Connection: close`) keeps the code simple; a pull makes few requests
+//! and most of the time goes into the blob bodies.
+//!
+//! Blocking I/O is deliberate: a pull is file-system work (hashing,
+//! decompressing, writing files) as much as network work, so callers run it
+//! on a blocking thread (`tokio::task::spawn_blocking`).
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A registry that stops sending for this long is treated as gone.
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_REDIRECTS: usize = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// An absolute http(s) URL, split the way a request needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: Scheme,
+    /// As written in the URL: IPv6 addresses keep their brackets.
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with '/'.
+    pub target: String,
+}
+
+impl Url {
+    pub fn parse(s: &str) -> io::Result<Url> {
+        let bad = || invalid(format!("invalid URL {s:?}"));
+        let (scheme, rest) = if let Some(r) = s.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else if let Some(r) = s.strip_prefix("https://") {
+            (Scheme::Https, r)
+        } else {
+            return Err(bad());
+        };
+        let (authority, target) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        if authority.contains('@') || authority.is_empty() {
+            return Err(bad());
+        }
+        let (host, port) = split_host_port(authority).ok_or_else(bad)?;
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad())?,
+            None => scheme.default_port(),
+        };
+        Ok(Url { scheme, host: host.to_string(), port, target })
+    }
+
+    /// Builds `scheme://authority/path` for a registry: `authority` is a
+    /// reference's domain (`host[:port]`).
+    pub fn for_authority(scheme: Scheme, authority: &str, target: &str) -> io::Result<Url> {
+        Url::parse(&format!("{}://{}{}", scheme.as_str(), authority, target))
+    }
+
+    /// Resolves a `Location` header against this URL.
+    pub fn join(&self, location: &str) -> io::Result<Url> {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            return Url::parse(location);
+        }
+        let mut u = self.clone();
+        if let Some(rest) = location.strip_prefix("//") {
+            return Url::parse(&format!("{}://{}", self.scheme.as_str(), rest));
+        }
+        if location.starts_with('/') {
+            u.target = location.to_string();
+        } else {
+            let path = self.target.split('?').next().unwrap_or("/");
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            u.target = format!("{dir}{location}");
+        }
+        Ok(u)
+    }
+
+    /// `host[:port]` as the Host header wants it (default ports omitted).
+    pub fn authority(&self) -> String {
+        if self.port == self.scheme.default_port() {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The host without IPv6 brackets, for connecting and TLS names.
+    pub fn bare_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme.as_str(), self.authority(), self.target)
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, `host`.
+fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
+    if s.starts_with('[') {
+        let end = s.find(']')?;
+        let after = &s[end + 1..];
+        match after.strip_prefix(':') {
+            Some(p) => Some((&s[..=end], Some(p))),
+            None if after.is_empty() => Some((s, None)),
+            None => None,
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.contains(':') => Some((h, Some(p))),
+            Some(_) => None,
+            None => Some((s, None)),
+        }
+    }
+}
+
+/// Percent-encodes a query component (everything but RFC 3986 unreserved).
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// What carries the bytes: a plain TCP stream, or TLS over one.
+pub trait Connection: Read + Write + Send {}
+impl<T: Read + Write + Send> Connection for T {}
+
+/// Opens connections for `https://` URLs. The registry module supplies one
+/// when TLS is available; without it only plain HTTP works.
+pub trait TlsConnector: Send + Sync {
+    /// Wraps `tcp` in TLS for `url`'s host. `verify` false skips certificate
+    /// checks (Docker's behaviour for registries marked insecure).
+    fn connect(&self, url: &Url, tcp: TcpStream, verify: bool) -> io::Result<Box<dyn Connection>>;
+}
+
+/// One request.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: &'a [u8],
+    /// For `https://`: whether to check the server's certificate.
+    pub verify_tls: bool,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(method: &'a str, url: Url) -> Self {
+        Request { method, url, headers: Vec::new(), body: &[], verify_tls: true }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// A response whose body is still on the wire.
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    /// The URL that answered (after redirects).
+    pub url: Url,
+    body: Body,
+}
+
+impl Response {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// All headers of that name.
+    pub fn header_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The declared body length, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.trim().parse().ok())
+    }
+
+    pub fn into_body(self) -> Body {
+        self.body
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes (registries
+    /// are untrusted: a manifest must not be allowed to fill memory).
+    pub fn read_body(self, limit: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.body.take(limit + 1).read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(invalid(format!("response body exceeds {limit} bytes")));
+        }
+        Ok(out)
+    }
+}
+
+/// A response body: fixed length, chunked, or up to connection close.
+pub struct Body {
+    stream: Option<BufReader<Box<dyn Connection>>>,
+    kind: BodyKind,
+}
+
+enum BodyKind {
+    Empty,
+    Length(u64),
+    /// Bytes left in the current chunk; `None` before the first chunk header.
+    Chunked(Option<u64>),
+    UntilClose,
+}
+
+impl Body {
+    fn empty() -> Body {
+        Body { stream: None, kind: BodyKind::Empty }
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(stream) = self.stream.as_mut() else { return Ok(0) };
+        match &mut self.kind {
+            BodyKind::Empty => Ok(0),
+            BodyKind::Length(left) => {
+                if *left == 0 || buf.is_empty() {
+                    return Ok(0);
+                }
+                let want = buf.len().min(*left as usize);
+                let n = stream.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the end of the body"));
+                }
+                *left -= n as u64;
+                Ok(n)
+            }
+            BodyKind::UntilClose => stream.read(buf),
+            BodyKind::Chunked(state) => loop {
+                match state {
+                    Some(0) => {
+                        // End of a chunk: its CRLF, then the next size line.
+                        let mut crlf = String::new();
+                        read_line(stream, &mut crlf)?;
+                        *state = None;
+                    }
+                    Some(left) => {
+                        let want = buf.len().min(*left as usize);
+                        let n = stream.read(&mut buf[..want])?;
+                        if n == 0 {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a chunk"));
+                        }
+                        *left -= n as u64;
+                        return Ok(n);
+                    }
+                    None => {
+                        let mut line = String::new();
+                        read_line(stream, &mut line)?;
+                        let size = line.trim().split(';').next().unwrap_or("");
+                        let size = u64::from_str_radix(size.trim(), 16)
+                            .map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
+                        if size == 0 {
+                            // Trailers, up to the empty line.
+                            loop {
+                                let mut t = String::new();
+                                if read_line(stream, &mut t)? == 0 || t.trim().is_empty() {
+                                    break;
+                                }
+                            }
+                            self.kind = BodyKind::Empty;
+                            return Ok(0);
+                        }
+                        *state = Some(size);
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn read_line(r: &mut impl BufRead, line: &mut String) -> io::Result<usize> {
+    let mut raw = Vec::new();
+    let n = r.by_ref().take(MAX_HEADER_BYTES as u64).read_until(b'\n', &mut raw)?;
+    if n == MAX_HEADER_BYTES && !raw.ends_with(b"\n") {
+        return Err(invalid("header line too long".into()));
+    }
+    line.push_str(&String::from_utf8_lossy(&raw));
+    Ok(n)
+}
+
+/// The client: stateless apart from the TLS connector.
+#[derive(Clone, Default)]
+pub struct Client {
+    tls: Option<std::sync::Arc<dyn TlsConnector>>,
+}
+
+/// A request failed before an HTTP status came back. Formatted as Go's
+/// `url.Error` is, because that is what Docker users see:
+/// `Get "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused`.
+#[derive(Debug)]
+pub struct TransportError {
+    pub method: String,
+    pub url: String,
+    pub source: io::Error,
+    dial: Option<String>,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut method = self.method.to_lowercase();
+        if let Some(first) = method.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        write!(f, "{method} \"{}\": ", self.url)?;
+        match (&self.dial, self.source.kind()) {
+            (Some(addr), io::ErrorKind::ConnectionRefused) => write!(f, "dial tcp {addr}: connect: connection refused"),
+            (Some(addr), io::ErrorKind::TimedOut) => write!(f, "dial tcp {addr}: i/o timeout"),
+            (Some(addr), _) => write!(f, "dial tcp {addr}: {}", self.source),
+            (None, _) => write!(f, "{}", self.source),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl Client {
+    pub fn new(tls: Option<std::sync::Arc<dyn TlsConnector>>) -> Client {
+        Client { tls }
+    }
+
+    /// Sends the request, following redirects for GET and HEAD. The
+    /// Authorization header is dropped when a redirect leaves the host
+    /// (blob storage behind a registry must not see registry credentials).
+    pub fn send(&self, mut req: Request<'_>) -> Result<Response, TransportError> {
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self.send_once(&req)?;
+            let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308)
+                && matches!(req.method, "GET" | "HEAD");
+            let Some(location) = resp.header("location").filter(|_| redirect) else {
+                return Ok(resp);
+            };
+            let next = req.url.join(location).map_err(|e| self.error(&req, e, None))?;
+            if next.host != req.url.host || next.port != req.url.port {
+                req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+            }
+            req.url = next;
+        }
+        Err(self.error(&req, invalid("stopped after 10 redirects".into()), None))
+    }
+
+    fn error(&self, req: &Request<'_>, source: io::Error, dial: Option<String>) -> TransportError {
+        TransportError { method: req.method.to_string(), url: req.url.to_string(), source, dial }
+    }
+
+    fn send_once(&self, req: &Request<'_>) -> Result<Response, TransportError> {
+        let url = &req.url;
+        let dial_addr = format!("{}:{}", url.host, url.port);
+        let tcp = connect(url.bare_host(), url.port).map_err(|e| self.error(req, e, Some(dial_addr.clone())))?;
+        let conn: Box<dyn Connection> = match url.scheme {
+            Scheme::Http => Box::new(tcp),
+            Scheme::Https => match &self.tls {
+                Some(tls) => tls.connect(url, tcp, req.verify_tls).map_err(|e| self.error(req, e, None))?,
+                None => return Err(self.error(req, invalid("https is not available in this build".into()), None)),
+            },
+        };
+        self.exchange(req, conn).map_err(|e| self.error(req, e, None))
+    }
+
+    fn exchange(&self, req: &Request<'_>, mut conn: Box<dyn Connection>) -> io::Result<Response> {
+        let mut head = format!("{} {} HTTP/1.1\r\nHost: {}\r\n", req.method, req.url.target, req.url.authority());
+        head.push_str(concat!("User-Agent: shoal/", env!("CARGO_PKG_VERSION"), "\r\n"));
+        head.push_str("Connection: close\r\n");
+        for (k, v) in &req.headers {
+            if v.contains(['\r', '\n']) || k.contains(['\r', '\n', ':']) {
+                return Err(invalid(format!("invalid header {k}")));
+            }
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH") {
+            head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+        }
+        head.push_str("\r\n");
+        conn.write_all(head.as_bytes())?;
+        conn.write_all(req.body)?;
+        conn.flush()?;
+
+        let mut stream = BufReader::with_capacity(64 * 1024, conn);
+        let (status, reason, headers) = read_head(&mut stream)?;
+        let mut resp = Response { status, reason, headers, url: req.url.clone(), body: Body::empty() };
+        let no_body = req.method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
+        let chunked = resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let kind = if no_body {
+            BodyKind::Empty
+        } else if chunked {
+            BodyKind::Chunked(None)
+        } else if let Some(len) = resp.header("content-length") {
+            BodyKind::Length(len.trim().parse().map_err(|_| invalid(format!("bad Content-Length {len:?}")))?)
+        } else {
+            BodyKind::UntilClose
+        };
+        resp.body = Body { stream: Some(stream), kind };
+        Ok(resp)
+    }
+}
+
+type Head = (u16, String, Vec<(String, String)>);
+
+fn read_head(stream: &mut impl BufRead) -> io::Result<Head> {
+    let mut total = 0;
+    loop {
+        let mut status_line = String::new();
+        if read_line(stream, &mut status_line)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"));
+        }
+        let mut parts = status_line.trim_end().splitn(3, ' ');
+        let version = parts.next().unwrap_or("");
+        if !version.starts_with("HTTP/1.") {
+            return Err(invalid(format!("malformed HTTP response {:?}", status_line.trim_end())));
+        }
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid(format!("malformed HTTP status line {status_line:?}")))?;
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = read_line(stream, &mut line)?;
+            total += n;
+            if total > MAX_HEADER_BYTES {
+                return Err(invalid("response headers too large".into()));
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        // "100 Continue" and friends precede the real response.
+        if (100..200).contains(&status) && status != 101 {
+            continue;
+        }
+        return Ok((status, reason, headers));
+    }
+}
+
+fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                s.set_write_timeout(Some(IO_TIMEOUT))?;
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn parses_and_joins_urls() {
+        let u = Url::parse("http://127.0.0.1:5000/v2/a/b/manifests/latest?x=1").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("127.0.0.1", 5000, "/v2/a/b/manifests/latest?x=1"));
+        assert_eq!(u.to_string(), "http://127.0.0.1:5000/v2/a/b/manifests/latest?x=1");
+        let v6 = Url::parse("https://[::1]:8443/token").unwrap();
+        assert_eq!((v6.bare_host(), v6.port, v6.authority()), ("::1", 8443, "[::1]:8443".to_string()));
+        let d = Url::parse("https://example.test").unwrap();
+        assert_eq!((d.port, d.target.as_str(), d.authority()), (443, "/", "example.test".to_string()));
+        assert_eq!(Url::parse("http://h?q").unwrap().target, "/?q");
+        assert!(Url::parse("ftp://x/").is_err());
+        assert!(Url::parse("http://user@x/").is_err());
+        assert!(Url::parse("http://x:99999/").is_err());
+        assert_eq!(u.join("/other").unwrap().to_string(), "http://127.0.0.1:5000/other");
+        assert_eq!(u.join("blob").unwrap().target, "/v2/a/b/manifests/blob");
+        assert_eq!(u.join("http://10.0.0.1/x").unwrap().host, "10.0.0.1");
+        assert_eq!(u.join("//h2:1/y").unwrap().to_string(), "http://h2:1/y");
+    }
+
+    #[test]
+    fn escapes_queries() {
+        assert_eq!(query_escape("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+        assert_eq!(query_escape("x y~"), "x%20y~");
+    }
+
+    /// Serves canned raw responses, one per connection, and returns what
+    /// each request looked like.
+    fn serve(responses: Vec<Vec<u8>>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for r in responses {
+                let (mut s, _) = l.accept().unwrap();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut req = String::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    req.push_str(&line);
+                }
+                seen.push(req);
+                s.write_all(&r).unwrap();
+            }
+            seen
+        });
+        (port, h)
+    }
+
+    #[test]
+    fn reads_length_chunked_and_close_delimited_bodies() {
+        let (port, h) = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello-extra".to_vec(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nX-T: 1\r\n\r\n".to_vec(),
+            b"HTTP/1.0 200 OK\r\n\r\nuntil close".to_vec(),
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\n{}".to_vec(),
+        ]);
+        let c = Client::default();
+        let url = |p: &str| Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap();
+        let r = c.send(Request::new("GET", url("/a")).header("Accept", "x/y")).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.read_body(100).unwrap(), b"hello");
+        let r = c.send(Request::new("GET", url("/b"))).unwrap();
+        assert_eq!(r.read_body(100).unwrap(), b"abcdefg");
+        let r = c.send(Request::new("GET", url("/c"))).unwrap();
+        assert_eq!(r.read_body(100).unwrap(), b"until close");
+        let r = c.send(Request::new("GET", url("/d"))).unwrap();
+        assert_eq!((r.status, r.reason.as_str()), (404, "Not Found"));
+        assert_eq!(r.header_all("x-a").collect::<Vec<_>>(), vec!["1", "2"]);
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("GET /a HTTP/1.1\r\n"), "{}", seen[0]);
+        assert!(seen[0].contains(&format!("Host: 127.0.0.1:{port}\r\n")));
+        assert!(seen[0].contains("Accept: x/y\r\n"));
+    }
+
+    #[test]
+    fn limits_bodies_and_follows_redirects_without_leaking_credentials() {
+        let (port2, h2) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nblob".to_vec()]);
+        let redirect = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:{port2}/data\r\nContent-Length: 0\r\n\r\n");
+        let (port, h) = serve(vec![
+            redirect.into_bytes(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec(),
+        ]);
+        let c = Client::default();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/x/blobs/y")).unwrap();
+        let r = c.send(Request::new("GET", url.clone()).header("Authorization", "Bearer secret")).unwrap();
+        assert_eq!(r.url.port, port2);
+        assert_eq!(r.read_body(10).unwrap(), b"blob");
+        let r = c.send(Request::new("GET", url)).unwrap();
+        assert!(r.read_body(9).unwrap_err().to_string().contains("exceeds 9 bytes"));
+        h.join().unwrap();
+        let seen = h2.join().unwrap();
+        assert!(!seen[0].to_lowercase().contains("authorization"), "{}", seen[0]);
+    }
+
+    #[test]
+    fn connection_errors_read_like_docker() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/")).unwrap();
+        let e = Client::default().send(Request::new("GET", url)).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: connect: connection refused")
+        );
+    }
+}
