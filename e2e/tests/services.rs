@@ -87,6 +87,13 @@ fn services_are_created_scaled_and_placed() {
     lab.shoal_ok("node-1", &["node", "update", "--label-add", "zone=a", "node-2"]);
     create(&["--name", "pinned", "--replicas", "3", "--constraint", "node.labels.zone==a", "busybox"]);
     assert_eq!(placement(&lab, "pinned", 3).into_iter().collect::<Vec<_>>(), vec![("node-2".to_string(), 3)]);
+    // Removing the label moves the tasks: nowhere left to go, so they wait.
+    lab.shoal_ok("node-1", &["node", "update", "--label-rm", "zone", "node-2"]);
+    wait_for(LONG, "pinned's tasks to leave node-2", || {
+        let ts = tasks(&lab, "pinned");
+        (ts.len() == 3 && ts.iter().all(|t| t["Status"]["State"] == "pending" && t["NodeID"].as_str().unwrap_or("").is_empty()))
+            .then_some(())
+    });
     create(&["--name", "nowhere", "--replicas", "2", "--constraint", "node.labels.zone==b", "busybox"]);
     wait_for(LONG, "unplaceable tasks to explain themselves", || {
         let ts = tasks(&lab, "nowhere");
@@ -121,7 +128,7 @@ fn services_are_created_scaled_and_placed() {
 
     // `node ps` lists a node's tasks.
     let ps = lab.shoal_ok("node-1", &["node", "ps", "node-2"]);
-    assert!(ps.contains("pinned.1"), "{ps}");
+    assert!(ps.contains("web."), "{ps}");
 
     docker_ok(&lab, &["service", "rm", "web", "pinned", "nowhere", "agent"]);
     assert_eq!(docker_ok(&lab, &["service", "ls", "-q"]).trim(), "");

@@ -11,6 +11,10 @@ use crate::store::Store;
 
 pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: &mut Changes) {
     let ServiceMode::Replicated { replicas } = svc.spec.mode else { return };
+    // The constraint enforcer: a task whose node stopped matching the
+    // service's constraints (a label removed, say) is moved.
+    let constraints = svc.spec.task_template.placement().map(|p| p.constraints.clone()).unwrap_or_default();
+    let constraints = shoal_scheduler::parse_constraints(&constraints).unwrap_or_default();
     let mut by_slot: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
     for t in live {
         by_slot.entry(t.slot).or_default().push(t);
@@ -20,7 +24,7 @@ pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: 
         // A slot keeps one healthy task of the current spec on a usable node.
         let mut keep = None;
         for t in tasks {
-            let usable = t.node_id.is_empty() || node_usable(st, &t.node_id);
+            let usable = t.node_id.is_empty() || node_usable(st, &t.node_id, &constraints);
             if keep.is_none() && usable && !outdated(svc, t) {
                 keep = Some(t);
             } else {
@@ -39,11 +43,16 @@ pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: 
     }
 }
 
-/// Replicated tasks leave nodes that are drained, down or gone.
-fn node_usable(st: &Store, node_id: &str) -> bool {
+/// Replicated tasks leave nodes that are drained, down, gone, or no longer
+/// match the service's constraints.
+fn node_usable(st: &Store, node_id: &str, constraints: &[shoal_scheduler::Constraint]) -> bool {
     st.nodes
         .get(node_id)
-        .map(|n| n.spec.availability != Availability::Drain && n.status.state != NodeState::Down)
+        .map(|n| {
+            n.spec.availability != Availability::Drain
+                && n.status.state != NodeState::Down
+                && (constraints.is_empty() || shoal_scheduler::node_matches(constraints, &shoal_scheduler::NodeInfo::from_node(n)))
+        })
         .unwrap_or(false)
 }
 
@@ -101,6 +110,28 @@ mod tests {
         apply(&mut st, c);
         assert_eq!(live_slots(&st), vec![1, 2]);
         assert_eq!(st.tasks.len(), 2, "never-placed tasks are deleted outright");
+    }
+
+    #[test]
+    fn tasks_leave_a_node_whose_labels_stop_matching() {
+        let mut st = store(1);
+        st.services.get_mut("s").unwrap().spec.task_template.placement =
+            Some(shoal_api::task::Placement { constraints: vec!["node.labels.zone==a".into()], ..Default::default() });
+        let c = reconcile_all(&st, "now");
+        apply(&mut st, c);
+        let mut node = Node { id: "n1".into(), ..Default::default() };
+        node.status.state = NodeState::Ready;
+        node.spec.labels.insert("zone".into(), "a".into());
+        st.nodes.insert("n1".into(), node);
+        for t in st.tasks.values_mut() {
+            t.node_id = "n1".into();
+            t.status.state = TaskState::Running;
+        }
+        assert!(reconcile_all(&st, "now").is_empty());
+        st.nodes.get_mut("n1").unwrap().spec.labels.clear();
+        let c = reconcile_all(&st, "now");
+        assert!(c.put.iter().any(|t| t.desired_state == TaskState::Shutdown && t.node_id == "n1"), "{c:?}");
+        assert!(c.put.iter().any(|t| t.status.state == TaskState::Pending && t.node_id.is_empty()));
     }
 
     #[test]
