@@ -43,9 +43,13 @@ impl Filters {
         self.map.is_empty()
     }
 
-    #[allow(dead_code)]
     pub fn get(&self, key: &str) -> Vec<&str> {
         self.map.get(key).map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default()
+    }
+
+    /// Drops every value of `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.map.remove(key);
     }
 
     /// The JSON text of the `filters` query parameter.
@@ -83,6 +87,9 @@ mod tests {
         );
         assert_eq!(Filters::new().query(), "");
         assert_eq!(f.get("name"), vec!["node-1", "node-2"]);
+        let mut g = f.clone();
+        g.remove("name");
+        assert_eq!(g.to_json(), r#"{"role":{"manager":true}}"#);
     }
 
     #[test]

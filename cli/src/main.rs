@@ -20,6 +20,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::client::{Client, Host};
 use crate::commands::info::InfoArgs;
 use crate::commands::node::NodeCommand;
+use crate::commands::service::ServiceCommand;
 use crate::commands::swarm::SwarmCommand;
 use crate::commands::version::VersionArgs;
 use crate::commands::Env;
@@ -55,6 +56,11 @@ enum Command {
     Node {
         #[command(subcommand)]
         cmd: NodeCommand,
+    },
+    /// Manage Swarm services
+    Service {
+        #[command(subcommand)]
+        cmd: ServiceCommand,
     },
     /// Manage Swarm
     Swarm {
@@ -114,6 +120,7 @@ fn run(cli: Cli) -> CliResult {
     match cmd {
         Command::Info(a) => commands::info::run(&mut env, a),
         Command::Node { cmd } => commands::node::run(&mut env, cmd),
+        Command::Service { cmd } => commands::service::run(&mut env, cmd),
         Command::Swarm { cmd } => commands::swarm::run(&mut env, cmd),
         Command::Version(a) => commands::version::run(&mut env, a),
         Command::Lab { .. } => unreachable!("handled above"),
@@ -171,5 +178,18 @@ mod tests {
         assert!(Cli::try_parse_from(["shoal", "swarm", "join", "--token", "T", "10.0.0.1:2377"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "swarm", "join-token", "-q", "worker"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "swarm", "ca", "--rotate", "-d"]).is_ok());
+        let c = Cli::try_parse_from(["shoal", "-H", "unix:///x.sock", "service", "create", "-d", "--name", "web", "--replicas", "6", "busybox", "sleep", "1000"]).unwrap();
+        let Some(Command::Service { cmd: ServiceCommand::Create(a) }) = c.cmd else { panic!() };
+        assert_eq!((a.name.as_deref(), a.flags.replicas, a.image_and_args.len()), (Some("web"), Some(6), 3));
+        let c = Cli::try_parse_from(["shoal", "service", "update", "--image", "busybox:1.36", "web", "-d"]).unwrap();
+        let Some(Command::Service { cmd: ServiceCommand::Update(a) }) = c.cmd else { panic!() };
+        assert!(a.flags.detach && a.service == "web");
+        assert!(Cli::try_parse_from(["shoal", "service", "list", "-q"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "service", "remove", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "service", "scale", "web=5", "redis=1", "-d"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "service", "rollback", "-d", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "service", "inspect", "--pretty", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "service", "ps", "--no-trunc", "-f", "desired-state=running", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "service", "ps"]).is_err());
     }
 }

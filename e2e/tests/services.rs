@@ -70,6 +70,12 @@ fn services_are_created_scaled_and_placed() {
     assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![3, 3, 3], "{per:?}");
     let ls = docker_ok(&lab, &["service", "ls"]);
     assert!(ls.contains("0/9"), "{ls}");
+    // The shoal CLI reads the same.
+    let ls = lab.shoal_ok("node-1", &["service", "ls"]);
+    assert!(ls.contains("web") && ls.contains("0/9"), "{ls}");
+    let ps = lab.shoal_ok("node-1", &["service", "ps", "-q", "-f", "desired-state=running", "web"]);
+    assert_eq!(ps.lines().count(), 9, "{ps}");
+    lab.shoal_ok("node-1", &["service", "scale", "-d", "web=9"]);
 
     // Bad input is refused and changes nothing.
     let dup = create(&["--name", "web", "busybox"]);

@@ -4,6 +4,7 @@
 pub mod info;
 pub mod inspect;
 pub mod node;
+pub mod service;
 pub mod swarm;
 pub mod swarm_ca;
 pub mod tasks;

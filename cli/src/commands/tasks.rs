@@ -1,4 +1,4 @@
-//! The task table shared by `node ps` and (later) `service ps`:
+//! The task table shared by `node ps` and `service ps`:
 //! names `service.slot` (or `service.nodeID` for global tasks), history rows
 //! indented with ` \_ `, times as "Running 8 seconds ago".
 

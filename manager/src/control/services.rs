@@ -10,7 +10,7 @@ use crate::manager::Manager;
 use crate::store::Command;
 
 pub const SERVICE_FILTERS: &[&str] = &["id", "label", "mode", "name"];
-pub const TASK_FILTERS: &[&str] = &["desired-state", "id", "label", "name", "node", "service"];
+pub const TASK_FILTERS: &[&str] = &["_up-to-date", "desired-state", "id", "label", "name", "node", "service"];
 
 fn invalid(msg: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("rpc error: code = InvalidArgument desc = {msg}"))
@@ -109,6 +109,13 @@ impl Manager {
             .filter(|t| filters.any("id", |v| t.id.starts_with(v)))
             .filter(|t| filters.any("desired-state", |v| desired_matches(v, t.desired_state)))
             .filter(|t| filters.labels_match("label", &t.labels))
+            // The docker CLI's progress display asks for tasks of the current spec.
+            .filter(|t| {
+                filters.any("_up-to-date", |v| {
+                    let current = st.services.get(&t.service_id).map(|s| s.spec.task_template == t.spec).unwrap_or(false);
+                    v != "true" || current
+                })
+            })
             .filter(|t| {
                 let name = task_name(&st, t);
                 filters.any("name", |v| name.starts_with(v))

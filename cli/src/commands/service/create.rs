@@ -1,0 +1,430 @@
+//! `shoal service create`: flags → `ServiceSpec` (docker's `ToService`),
+//! `POST /services/create`, the new ID, then the convergence progress.
+
+use clap::Args;
+
+use super::flags::ServiceFlags;
+use super::opts::{self, PortList};
+use super::progress;
+use crate::commands::Env;
+use crate::error::{CliError, CliResult};
+use crate::json::Json;
+
+#[derive(Args, Debug, Default, Clone, PartialEq)]
+pub struct CreateArgs {
+    /// Service mode ("replicated", "global", "replicated-job", "global-job")
+    #[arg(long, value_name = "string", default_value = "replicated")]
+    pub mode: String,
+    /// Service name
+    #[arg(long, value_name = "string")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub flags: ServiceFlags,
+    /// Service labels
+    #[arg(short = 'l', long = "label", value_name = "list", value_parser = opts::label)]
+    pub label: Vec<String>,
+    /// Container labels
+    #[arg(long = "container-label", value_name = "list", value_parser = opts::label)]
+    pub container_label: Vec<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "list", value_parser = opts::env_var)]
+    pub env: Vec<String>,
+    /// Attach a filesystem mount to the service
+    #[arg(long = "mount", value_name = "mount", value_parser = opts::mount)]
+    pub mount: Vec<Json>,
+    /// Placement constraints
+    #[arg(long = "constraint", value_name = "list")]
+    pub constraint: Vec<String>,
+    /// Add a placement preference
+    #[arg(long = "placement-pref", value_name = "pref", value_parser = opts::placement_pref)]
+    pub placement_pref: Vec<String>,
+    /// Network attachments
+    #[arg(long = "network", value_name = "network", value_parser = opts::network)]
+    pub network: Vec<Json>,
+    /// Specify secrets to expose to the service
+    #[arg(long = "secret", value_name = "secret", value_parser = opts::secret)]
+    pub secret: Vec<Json>,
+    /// Specify configurations to expose to the service
+    #[arg(long = "config", value_name = "config", value_parser = opts::config)]
+    pub config: Vec<Json>,
+    /// Publish a port as a node port
+    #[arg(short = 'p', long = "publish", value_name = "port", value_parser = opts::publish)]
+    pub publish: Vec<PortList>,
+    /// Use an init inside each service container to forward signals and reap processes
+    #[arg(long)]
+    pub init: bool,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(value_name = "IMAGE", required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    pub image_and_args: Vec<String>,
+}
+
+/// docker's `makeEnv`: later values of a variable replace earlier ones.
+fn make_env(list: &[String]) -> Vec<String> {
+    let mut cur: Vec<String> = Vec::new();
+    for env in list {
+        let k = env.split_once('=').map(|(k, _)| k).unwrap_or(env);
+        let prefix = format!("{k}=");
+        cur.retain(|c| c == env || !c.starts_with(&prefix));
+        cur.push(env.clone());
+    }
+    cur
+}
+
+fn service_mode(a: &CreateArgs) -> CliResult<Json> {
+    let f = &a.flags;
+    let replicas = |r: Option<u64>| match r {
+        Some(n) => Json::object([("Replicas", Json::from(n))]),
+        None => Json::Obj(Vec::new()),
+    };
+    let err = |m: &str| Err(CliError::new(m));
+    Ok(match a.mode.as_str() {
+        "global" => {
+            if f.replicas.is_some() {
+                return err("replicas can only be used with replicated or replicated-job mode");
+            }
+            if f.replicas_max_per_node.unwrap_or(0) > 0 {
+                return err("replicas-max-per-node can only be used with replicated or replicated-job mode");
+            }
+            if f.max_concurrent.is_some() {
+                return err("max-concurrent can only be used with replicated-job mode");
+            }
+            Json::object([("Global", Json::Obj(Vec::new()))])
+        }
+        "replicated" => {
+            if f.max_concurrent.is_some() {
+                return err("max-concurrent can only be used with replicated-job mode");
+            }
+            Json::object([("Replicated", replicas(f.replicas))])
+        }
+        "replicated-job" => {
+            let mut job = Vec::new();
+            if let Some(c) = f.max_concurrent.or(f.replicas) {
+                job.push(("MaxConcurrent", Json::from(c)));
+            }
+            if let Some(n) = f.replicas {
+                job.push(("TotalCompletions", Json::from(n)));
+            }
+            Json::object([("ReplicatedJob", Json::object(job))])
+        }
+        "global-job" => {
+            if f.replicas_max_per_node.unwrap_or(0) > 0 {
+                return err("replicas-max-per-node can only be used with replicated or replicated-job mode");
+            }
+            if f.max_concurrent.is_some() {
+                return err("max-concurrent can only be used with replicated-job mode");
+            }
+            if f.replicas.is_some() {
+                return err("replicas can only be used with replicated or replicated-job mode");
+            }
+            Json::object([("GlobalJob", Json::Obj(Vec::new()))])
+        }
+        m => return Err(CliError::new(format!("Unknown mode: {m}, only replicated and global supported"))),
+    })
+}
+
+/// The `ServiceSpec` the flags describe, in Go's field order with
+/// `omitempty` applied, as docker sends it.
+pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
+    let f = &a.flags;
+    let env = make_env(&a.env);
+    let health = f.health_config().map_err(CliError::new)?;
+    let mode = service_mode(a)?;
+    let is_job = mode.has("ReplicatedJob") || mode.has("GlobalJob");
+    let update_flags = f.update_flags();
+    let rollback_flags = f.rollback_flags();
+    if is_job && (update_flags.any() || rollback_flags.any()) {
+        return Err(CliError::new("update and rollback configuration is not supported for jobs"));
+    }
+    let (image, args) = a.image_and_args.split_first().map(|(i, r)| (i.clone(), r.to_vec())).unwrap_or_default();
+
+    // ContainerSpec
+    let mut cs: Vec<(&str, Json)> = vec![("Image", Json::from(image))];
+    let labels = opts::kv_map(&a.container_label);
+    if !labels.as_object().is_empty() {
+        cs.push(("Labels", labels));
+    }
+    if let Some(ep) = &f.entrypoint {
+        if !ep.0.is_empty() {
+            cs.push(("Command", Json::from(ep.0.clone())));
+        }
+    }
+    if !args.is_empty() {
+        cs.push(("Args", Json::from(args)));
+    }
+    let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(Json::from);
+    if let Some(h) = nonempty(&f.hostname) {
+        cs.push(("Hostname", h));
+    }
+    if !env.is_empty() {
+        cs.push(("Env", Json::from(env)));
+    }
+    if let Some(d) = nonempty(&f.workdir) {
+        cs.push(("Dir", d));
+    }
+    if let Some(u) = nonempty(&f.user) {
+        cs.push(("User", u));
+    }
+    cs.push(("Init", Json::Bool(a.init)));
+    if let Some(s) = nonempty(&f.stop_signal) {
+        cs.push(("StopSignal", s));
+    }
+    if f.tty == Some(true) {
+        cs.push(("TTY", Json::Bool(true)));
+    }
+    if f.read_only == Some(true) {
+        cs.push(("ReadOnly", Json::Bool(true)));
+    }
+    if !a.mount.is_empty() {
+        cs.push(("Mounts", Json::Arr(a.mount.clone())));
+    }
+    if let Some(g) = f.stop_grace_period {
+        cs.push(("StopGracePeriod", g.into()));
+    }
+    if let Some(h) = health {
+        cs.push(("Healthcheck", h));
+    }
+    cs.push(("DNSConfig", Json::Obj(Vec::new())));
+    if !a.secret.is_empty() {
+        cs.push(("Secrets", Json::Arr(a.secret.clone())));
+    }
+    if !a.config.is_empty() {
+        cs.push(("Configs", Json::Arr(a.config.clone())));
+    }
+    let (cap_add, cap_drop) = opts::effective_caps(&f.cap_add, &f.cap_drop);
+    if !cap_add.is_empty() {
+        cs.push(("CapabilityAdd", Json::from(cap_add)));
+    }
+    if !cap_drop.is_empty() {
+        cs.push(("CapabilityDrop", Json::from(cap_drop)));
+    }
+
+    // Resources
+    let mut limits = Vec::new();
+    if let Some(n) = f.limit_cpu.filter(|n| *n != 0) {
+        limits.push(("NanoCPUs", Json::from(n)));
+    }
+    if let Some(n) = f.limit_memory.filter(|n| *n != 0) {
+        limits.push(("MemoryBytes", Json::from(n)));
+    }
+    if let Some(n) = f.limit_pids.filter(|n| *n != 0) {
+        limits.push(("Pids", Json::from(n)));
+    }
+    let mut reservations = Vec::new();
+    if let Some(n) = f.reserve_cpu.filter(|n| *n != 0) {
+        reservations.push(("NanoCPUs", Json::from(n)));
+    }
+    if let Some(n) = f.reserve_memory.filter(|n| *n != 0) {
+        reservations.push(("MemoryBytes", Json::from(n)));
+    }
+
+    let mut task: Vec<(&str, Json)> = vec![
+        ("ContainerSpec", Json::object(cs)),
+        ("Resources", Json::object([("Limits", Json::object(limits)), ("Reservations", Json::object(reservations))])),
+    ];
+    if f.restart_changed() {
+        let mut rp = Json::Null;
+        f.apply_restart(&mut rp);
+        task.push(("RestartPolicy", rp));
+    }
+    let mut placement = Vec::new();
+    if !a.constraint.is_empty() {
+        placement.push(("Constraints", Json::from(a.constraint.clone())));
+    }
+    if !a.placement_pref.is_empty() {
+        placement.push(("Preferences", Json::Arr(a.placement_pref.iter().map(|d| opts::spread_pref(d)).collect())));
+    }
+    if let Some(n) = f.replicas_max_per_node.filter(|n| *n > 0) {
+        placement.push(("MaxReplicas", Json::from(n)));
+    }
+    task.push(("Placement", Json::object(placement)));
+    if !a.network.is_empty() {
+        let mut nets = a.network.clone();
+        nets.sort_by(|x, y| x.get("Target").str().cmp(y.get("Target").str()));
+        task.push(("Networks", Json::Arr(nets)));
+    }
+    if let Some(d) = f.log_driver.as_deref().filter(|d| !d.is_empty()) {
+        let mut drv = vec![("Name", Json::from(d))];
+        if !f.log_opt.is_empty() {
+            drv.push(("Options", opts::kv_map(&f.log_opt)));
+        }
+        task.push(("LogDriver", Json::object(drv)));
+    }
+    task.push(("ForceUpdate", Json::from(0u64)));
+
+    let mut spec: Vec<(&str, Json)> = Vec::new();
+    if let Some(n) = a.name.as_deref().filter(|n| !n.is_empty()) {
+        spec.push(("Name", Json::from(n)));
+    }
+    spec.push(("Labels", opts::kv_map(&a.label)));
+    spec.push(("TaskTemplate", Json::object(task)));
+    spec.push(("Mode", mode));
+    if update_flags.any() {
+        let mut c = Json::Null;
+        update_flags.apply(&mut c);
+        spec.push(("UpdateConfig", c));
+    }
+    if rollback_flags.any() {
+        let mut c = Json::Null;
+        rollback_flags.apply(&mut c);
+        spec.push(("RollbackConfig", c));
+    }
+    let mut endpoint = vec![("Mode", Json::from(f.endpoint_mode.as_deref().unwrap_or("vip").to_lowercase()))];
+    let ports: Vec<Json> = a.publish.iter().flat_map(|l| l.0.iter().map(|p| p.to_json())).collect();
+    if !ports.is_empty() {
+        endpoint.push(("Ports", Json::Arr(ports)));
+    }
+    spec.push(("EndpointSpec", Json::object(endpoint)));
+    let mut spec = Json::object(spec);
+    opts::tag_spec_image(&mut spec);
+    Ok(spec)
+}
+
+pub fn run(env: &mut Env, a: CreateArgs) -> CliResult {
+    let spec = build_spec(&a)?;
+    let resp = env.client.post("/services/create", Some(&spec))?;
+    for w in resp.get("Warnings").as_array() {
+        env.eprintln(w.str());
+    }
+    let id = resp.get("ID").str().to_string();
+    env.println(&id)?;
+    if a.flags.detach {
+        return Ok(());
+    }
+    progress::wait_on_service(env, &id, a.flags.quiet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::service::ServiceCommand;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(subcommand)]
+        cmd: ServiceCommand,
+    }
+
+    pub fn parse(args: &[&str]) -> CreateArgs {
+        let mut v = vec!["service", "create"];
+        v.extend_from_slice(args);
+        match T::try_parse_from(v).map_err(|e| e.to_string()).unwrap().cmd {
+            ServiceCommand::Create(a) => *a,
+            _ => panic!(),
+        }
+    }
+
+    fn spec(args: &[&str]) -> Json {
+        build_spec(&parse(args)).unwrap()
+    }
+
+    #[test]
+    fn minimal_spec_is_what_docker_sends() {
+        assert_eq!(
+            spec(&["--name", "web", "--replicas", "6", "busybox", "sleep", "1000"]).to_compact(),
+            r#"{"Name":"web","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"busybox:latest","Args":["sleep","1000"],"Init":false,"DNSConfig":{}},"Resources":{"Limits":{},"Reservations":{}},"Placement":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":6}},"EndpointSpec":{"Mode":"vip"}}"#
+        );
+        // no --replicas: the daemon's default (1)
+        assert_eq!(spec(&["nginx"]).get("Mode").to_compact(), r#"{"Replicated":{}}"#);
+    }
+
+    #[test]
+    fn flags_after_the_image_belong_to_the_command() {
+        let a = parse(&["--name", "web", "busybox", "-d", "--name", "x"]);
+        assert_eq!(a.image_and_args, ["busybox", "-d", "--name", "x"]);
+        assert_eq!(a.name.as_deref(), Some("web"));
+        assert!(!a.flags.detach);
+        let a = parse(&["-d", "-q", "busybox"]);
+        assert!(a.flags.detach && a.flags.quiet);
+    }
+
+    #[test]
+    fn resources_restart_update_and_placement() {
+        let s = spec(&[
+            "--limit-cpu", "0.25", "--reserve-cpu", "0.1", "--limit-memory", "64M", "--reserve-memory", "32MiB",
+            "--restart-condition", "on-failure", "--restart-max-attempts", "3",
+            "--update-parallelism", "2", "--update-delay", "10s", "--rollback-order", "start-first",
+            "--constraint", "node.role == manager", "--constraint", "node.labels.type == frontend",
+            "--placement-pref", "spread=node.labels.zone", "--replicas-max-per-node", "2",
+            "--stop-grace-period", "30s", "--endpoint-mode", "DNSRR", "nginx",
+        ]);
+        let t = s.get("TaskTemplate");
+        assert_eq!(
+            t.get("Resources").to_compact(),
+            r#"{"Limits":{"NanoCPUs":250000000,"MemoryBytes":67108864},"Reservations":{"NanoCPUs":100000000,"MemoryBytes":33554432}}"#
+        );
+        assert_eq!(t.get("RestartPolicy").to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#);
+        assert_eq!(
+            t.get("Placement").to_compact(),
+            r#"{"Constraints":["node.role == manager","node.labels.type == frontend"],"Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}],"MaxReplicas":2}"#
+        );
+        assert_eq!(t.at(&["ContainerSpec", "StopGracePeriod"]).as_i64(), Some(30_000_000_000));
+        assert_eq!(
+            s.get("UpdateConfig").to_compact(),
+            r#"{"Parallelism":2,"Delay":10000000000,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"stop-first"}"#
+        );
+        assert_eq!(
+            s.get("RollbackConfig").to_compact(),
+            r#"{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"start-first"}"#
+        );
+        assert_eq!(s.get("EndpointSpec").to_compact(), r#"{"Mode":"dnsrr"}"#);
+    }
+
+    #[test]
+    fn env_labels_ports_mounts_health() {
+        let s = spec(&[
+            "-e", "A=1", "--env", "B=2", "-e", "A=3", "-l", "com.example=x", "--label", "flag", "--container-label", "c=d",
+            "-p", "80:80", "--publish", "published=9090,target=9090,protocol=udp,mode=host",
+            "--mount", "type=bind,source=/srv,target=/srv,readonly", "--health-cmd", "curl -f localhost", "--health-interval", "5s",
+            "--health-retries", "3", "-u", "nobody", "-w", "/tmp", "--hostname", "h", "--entrypoint", "sh -c", "--init",
+            "--read-only", "--cap-add", "net_admin", "--secret", "db_pw", "--network", "appnet", "nginx",
+        ]);
+        let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
+        assert_eq!(cs.get("Env").to_compact(), r#"["B=2","A=3"]"#);
+        assert_eq!(s.get("Labels").to_compact(), r#"{"com.example":"x","flag":""}"#);
+        assert_eq!(cs.get("Labels").to_compact(), r#"{"c":"d"}"#);
+        assert_eq!(
+            s.at(&["EndpointSpec", "Ports"]).to_compact(),
+            r#"[{"Protocol":"tcp","TargetPort":80,"PublishedPort":80,"PublishMode":"ingress"},{"Protocol":"udp","TargetPort":9090,"PublishedPort":9090,"PublishMode":"host"}]"#
+        );
+        assert_eq!(cs.get("Mounts").to_compact(), r#"[{"Type":"bind","Source":"/srv","Target":"/srv","ReadOnly":true}]"#);
+        assert_eq!(cs.get("Healthcheck").to_compact(), r#"{"Test":["CMD-SHELL","curl -f localhost"],"Interval":5000000000,"Retries":3}"#);
+        assert_eq!(cs.get("Command").to_compact(), r#"["sh","-c"]"#);
+        assert_eq!((cs.get("User").str(), cs.get("Dir").str(), cs.get("Hostname").str()), ("nobody", "/tmp", "h"));
+        assert_eq!((cs.get("Init").bool(), cs.get("ReadOnly").bool()), (true, true));
+        assert_eq!(cs.get("CapabilityAdd").to_compact(), r#"["CAP_NET_ADMIN"]"#);
+        assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretName").str(), "db_pw");
+        assert_eq!(s.at(&["TaskTemplate", "Networks"]).to_compact(), r#"[{"Target":"appnet"}]"#);
+        assert_eq!(spec(&["--no-healthcheck", "x"]).at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(), r#"{"Test":["NONE"]}"#);
+    }
+
+    #[test]
+    fn modes_and_their_errors() {
+        assert_eq!(spec(&["--mode", "global", "x"]).get("Mode").to_compact(), r#"{"Global":{}}"#);
+        assert_eq!(
+            spec(&["--mode", "replicated-job", "--replicas", "4", "x"]).get("Mode").to_compact(),
+            r#"{"ReplicatedJob":{"MaxConcurrent":4,"TotalCompletions":4}}"#
+        );
+        assert_eq!(spec(&["--mode", "global-job", "x"]).get("Mode").to_compact(), r#"{"GlobalJob":{}}"#);
+        let err = |args: &[&str]| build_spec(&parse(args)).unwrap_err().message;
+        assert_eq!(err(&["--mode", "global", "--replicas", "2", "x"]), "replicas can only be used with replicated or replicated-job mode");
+        assert_eq!(err(&["--mode", "bogus", "x"]), "Unknown mode: bogus, only replicated and global supported");
+        assert_eq!(err(&["--mode", "global-job", "--update-delay", "1s", "x"]), "update and rollback configuration is not supported for jobs");
+        assert_eq!(err(&["--no-healthcheck", "--health-cmd", "true", "x"]), "--no-healthcheck conflicts with --health-* options");
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_parse_time() {
+        let bad = |args: &[&str]| {
+            let mut v = vec!["service", "create"];
+            v.extend_from_slice(args);
+            T::try_parse_from(v).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert!(bad(&["--limit-memory", "64Q", "x"]).contains("invalid suffix: 'q'"));
+        assert!(bad(&["--limit-cpu", "abc", "x"]).contains("failed to parse abc as a rational number"));
+        assert!(bad(&["-p", "80:80/xyz", "x"]).contains("invalid proto: xyz"));
+        assert!(bad(&["--mount", "type=bind", "x"]).contains("target is required"));
+        assert!(bad(&["--replicas=-1", "x"]).contains("strconv.ParseUint: parsing \"-1\": invalid syntax"));
+        assert!(bad(&["--name", "web"]).contains("IMAGE"));
+    }
+}
