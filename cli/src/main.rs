@@ -45,6 +45,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Manage images on this node
+    Image {
+        #[command(subcommand)]
+        cmd: commands::image::ImageCommand,
+    },
     /// Display system-wide information
     Info(InfoArgs),
     /// Start and manage a local multi-node lab cluster
@@ -118,6 +123,7 @@ fn run(cli: Cli) -> CliResult {
     let mut err = stderr.lock();
     let mut env = Env { client: &client, out: &mut out, err: &mut err, prog: program_name() };
     match cmd {
+        Command::Image { cmd } => commands::image::run(&mut env, cmd),
         Command::Info(a) => commands::info::run(&mut env, a),
         Command::Node { cmd } => commands::node::run(&mut env, cmd),
         Command::Service { cmd } => commands::service::run(&mut env, cmd),

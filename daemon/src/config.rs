@@ -49,6 +49,8 @@ pub struct Config {
     pub tcp: Vec<(String, std::sync::Arc<rustls::ServerConfig>)>,
     pub hostname: String,
     pub engine_labels: BTreeMap<String, String>,
+    /// Registries reached over plain HTTP (daemon.json `insecure-registries`).
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -58,6 +60,8 @@ struct FileConfig {
     labels: Vec<String>,
     #[serde(default)]
     hostname: Option<String>,
+    #[serde(default, rename = "insecure-registries")]
+    insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -87,7 +91,8 @@ impl Config {
             engine_labels.insert(k.to_string(), v.to_string());
         }
         let hostname = flags.hostname.clone().or(file.hostname).unwrap_or_else(system_hostname);
-        Ok(Config { data_root: flags.data_root.clone(), socket, tcp, hostname, engine_labels })
+        let insecure_registries = file.insecure_registries.clone();
+        Ok(Config { data_root: flags.data_root.clone(), socket, tcp, hostname, engine_labels, insecure_registries })
     }
 
     pub fn swarm_dir(&self) -> PathBuf {

@@ -36,7 +36,13 @@ async fn run(cfg: config::Config) -> i32 {
     }
     let socket = cfg.socket.clone();
     let tcp = cfg.tcp.clone();
-    let node = swarm::SwarmNode::new(cfg);
+    let node = match swarm::SwarmNode::new(cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("shoald: {e}");
+            return 1;
+        }
+    };
     if let Err(e) = node.resume().await {
         tracing::error!("resuming swarm state: {e}");
         return 1;

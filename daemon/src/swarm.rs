@@ -65,14 +65,22 @@ pub struct Active {
 
 pub struct SwarmNode {
     pub cfg: Config,
+    /// This node's images: pulls, the content store, container root filesystems.
+    pub images: Arc<shoal_worker::image::ImageService>,
     /// Serialises init/join/leave and role switches.
     lifecycle: Mutex<()>,
     active: RwLock<Option<Active>>,
 }
 
 impl SwarmNode {
-    pub fn new(cfg: Config) -> Arc<SwarmNode> {
-        Arc::new(SwarmNode { cfg, lifecycle: Mutex::new(()), active: RwLock::new(None) })
+    pub fn new(cfg: Config) -> Result<Arc<SwarmNode>, String> {
+        let registries = shoal_worker::image::RegistryConfig {
+            insecure_registries: cfg.insecure_registries.clone(),
+            certs_dir: Some(PathBuf::from("/etc/docker/certs.d")),
+        };
+        let images = shoal_worker::image::ImageService::open(cfg.data_root.join("image"), &registries)
+            .map_err(|e| format!("opening the image store: {}", e.message))?;
+        Ok(Arc::new(SwarmNode { cfg, images: Arc::new(images), lifecycle: Mutex::new(()), active: RwLock::new(None) }))
     }
 
     pub fn manager(&self) -> Option<Arc<Manager>> {

@@ -1,6 +1,7 @@
 //! The commands that talk to the daemon. Each takes an [`Env`] (the client
 //! and the output streams) so tests can run them against a fake daemon.
 
+pub mod image;
 pub mod info;
 pub mod inspect;
 pub mod node;

@@ -1,6 +1,7 @@
 //! The Engine API server: HTTP/1.1 on a root-only unix socket, Docker's
 //! paths (with optional `/vX.YY` prefix), JSON bodies and error shapes.
 
+mod images;
 mod nodes;
 mod services;
 mod swarm;
@@ -164,6 +165,8 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["services", id]) => services::inspect(node, id),
         ("POST", ["services", id, "update"]) => services::update(node, id, &call).await,
         ("DELETE", ["services", id]) => services::remove(node, id).await,
+        ("POST", ["images", "load"]) => images::load(node, &call).await,
+        ("GET", ["images", "json"]) => images::list(node),
         ("GET", ["tasks"]) => services::tasks(node, &call),
         ("GET", ["tasks", id]) => services::task(node, id),
         _ => Err(ApiError::not_found(format!("page not found: {} {}", call.method, call.segs.join("/")))),
