@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_api::{ApiError, NodeState, NodeStatus};
-use shoal_rpc::{HeartbeatRequest, HeartbeatResponse, Response};
+use shoal_api::task::TaskState;
+use shoal_rpc::{HeartbeatRequest, HeartbeatResponse, Response, TaskStatusUpdate};
 
 use crate::manager::Manager;
 use crate::store::Command;
@@ -92,4 +93,45 @@ pub async fn run(mgr: Arc<Manager>) {
             }
         }
     }
+}
+
+/// The tasks a node must run or stop: everything assigned to it that has
+/// not finished, plus finished ones still wanted running (so the node
+/// reports them once more). Always the complete set: the agent reconciles.
+pub fn assignments(mgr: &Manager, node_id: &str) -> Result<Response, ApiError> {
+    if !mgr.is_leader() {
+        return Ok(Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) });
+    }
+    let st = mgr.raft.store.read().unwrap();
+    let tasks = st
+        .tasks
+        .values()
+        .filter(|t| t.node_id == node_id && t.status.state >= TaskState::Assigned)
+        .filter(|t| !t.status.state.is_terminal() || t.desired_state <= TaskState::Running)
+        .cloned()
+        .collect();
+    Ok(Response::Assignments(tasks))
+}
+
+/// Observed states from a node: only for its own tasks, and only forward.
+pub async fn task_status(mgr: &Manager, node_id: &str, updates: Vec<TaskStatusUpdate>) -> Result<Response, ApiError> {
+    if !mgr.is_leader() {
+        return Ok(Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) });
+    }
+    let changed: Vec<(String, shoal_api::task::TaskStatus)> = {
+        let st = mgr.raft.store.read().unwrap();
+        updates
+            .into_iter()
+            .filter(|u| {
+                st.tasks
+                    .get(&u.task_id)
+                    .is_some_and(|t| t.node_id == node_id && u.status.state >= t.status.state && u.status != t.status)
+            })
+            .map(|u| (u.task_id, u.status))
+            .collect()
+    };
+    if !changed.is_empty() {
+        mgr.propose(Command::UpdateTaskStatus { node_id: node_id.to_string(), updates: changed }).await?;
+    }
+    Ok(Response::Ok)
 }

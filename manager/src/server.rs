@@ -150,6 +150,14 @@ impl Manager {
                 Ok(Response::Pong { node_id: self.cfg.node_id.clone() })
             }
             Request::RaftStream => Err(ApiError::bad_request("unexpected raft stream")),
+            Request::Assignments => {
+                let id = self.authorize(peer, false)?;
+                crate::dispatcher::assignments(self, &id.node_id)
+            }
+            Request::TaskStatus { updates } => {
+                let id = self.authorize(peer, false)?;
+                crate::dispatcher::task_status(self, &id.node_id, updates).await
+            }
         }
     }
 

@@ -21,6 +21,16 @@ pub enum Request {
     Ping,
     /// Manager-only: the connection turns into a one-way stream of Raft frames.
     RaftStream,
+    /// The tasks assigned to the calling node (leader only).
+    Assignments,
+    /// Observed task states from the calling node, in one batch (leader only).
+    TaskStatus { updates: Vec<TaskStatusUpdate> },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskStatusUpdate {
+    pub task_id: String,
+    pub status: shoal_api::task::TaskStatus,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,6 +90,7 @@ pub enum Response {
     Cert { cert_pem: String, root_pem: String },
     Proposed { result: serde_json::Value },
     Members(Vec<RaftMember>),
+    Assignments(Vec<shoal_api::task::Task>),
     Pong { node_id: String },
 }
 

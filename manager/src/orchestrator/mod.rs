@@ -124,16 +124,14 @@ pub async fn run(mgr: Arc<Manager>) {
         if applied == seen {
             continue;
         }
-        let (orchestrated, scheduled) = {
-            let st = mgr.raft.store.read().unwrap();
-            let now = shoal_api::time::now_rfc3339();
-            (reconcile(&st, &now), crate::scheduling::schedule(&st, &now))
-        };
+        // Orchestrate, then schedule from the store as the orchestrator left
+        // it, so a task it just removed is never placed (and so revived).
         let mut ok = true;
-        for changes in [orchestrated, scheduled] {
-            if changes.is_empty() {
-                continue;
-            }
+        for step in [reconcile as fn(&Store, &str) -> Changes, crate::scheduling::schedule] {
+            let changes = {
+                let st = mgr.raft.store.read().unwrap();
+                step(&st, &shoal_api::time::now_rfc3339())
+            };
             if !changes.delete.is_empty() {
                 ok &= mgr.propose(Command::DeleteTasks { ids: changes.delete }).await.is_ok();
             }

@@ -135,13 +135,28 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             Ok(serde_json::Value::Null)
         }
         Command::PutTasks { tasks } => {
-            for mut t in tasks {
+            // A task written for a service removed meanwhile is dropped, so
+            // a controller acting on an older view cannot revive it.
+            for mut t in tasks.into_iter().filter(|t| store.services.contains_key(&t.service_id)) {
                 t.version = version;
                 if t.created_at.is_empty() {
                     t.created_at = at.clone();
                 }
                 t.updated_at = at.clone();
                 store.tasks.insert(t.id.clone(), t);
+            }
+            Ok(serde_json::Value::Null)
+        }
+        Command::UpdateTaskStatus { node_id, updates } => {
+            for (id, status) in updates {
+                if let Some(t) = store.tasks.get_mut(&id) {
+                    // Only the task's node may report, and states only move forward.
+                    if t.node_id == node_id && status.state >= t.status.state {
+                        t.status = status;
+                        t.version = version;
+                        t.updated_at = at.clone();
+                    }
+                }
             }
             Ok(serde_json::Value::Null)
         }

@@ -77,6 +77,9 @@ pub enum Command {
     /// Creates or replaces tasks (orchestrators and the scheduler).
     PutTasks { tasks: Vec<Task> },
     DeleteTasks { ids: Vec<String> },
+    /// Observed states reported by a node: merged at apply time, so a
+    /// concurrent change of desired state is never overwritten.
+    UpdateTaskStatus { node_id: String, updates: Vec<(String, shoal_api::task::TaskStatus)> },
 }
 
 impl Store {
