@@ -6,7 +6,7 @@ use shoal_api::service::Service;
 use shoal_api::task::Task;
 use shoal_api::{Availability, NodeState};
 
-use super::{new_task, outdated, Changes};
+use super::{new_task, outdated, restart_due, Changes};
 use crate::store::Store;
 
 pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: &mut Changes) {
@@ -24,7 +24,8 @@ pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: 
         let tasks = by_node.remove(node.id.as_str()).unwrap_or_default();
         let mut keep = None;
         for t in tasks {
-            if eligible && keep.is_none() && !outdated(svc, t) {
+            let restart = if t.status.state.is_terminal() { restart_due(svc, t, now) } else { Some(false) };
+            if eligible && keep.is_none() && !outdated(svc, t) && restart != Some(true) {
                 keep = Some(t);
             } else {
                 changes.shut_down(t);

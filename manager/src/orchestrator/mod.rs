@@ -105,6 +105,28 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
     }
 }
 
+/// The restart supervisor's decision for a task that ended while it was
+/// still wanted running: `Some(true)` replace it now, `Some(false)` wait for
+/// the restart delay, `None` leave it ended (restart condition says so).
+/// Not yet: `--restart-max-attempts` and `--restart-window`.
+fn restart_due(svc: &Service, t: &Task, now: &str) -> Option<bool> {
+    use shoal_api::task::RestartCondition;
+    let policy = svc.spec.task_template.restart_policy.clone().unwrap_or_default();
+    match policy.condition.unwrap_or_default() {
+        RestartCondition::None => return None,
+        RestartCondition::OnFailure if t.status.state == TaskState::Complete => return None,
+        _ => {}
+    }
+    // Docker's default restart delay is 5 s.
+    let delay = std::time::Duration::from_nanos(policy.delay.unwrap_or(5_000_000_000).max(0) as u64);
+    let ended = shoal_api::time::parse_rfc3339(&t.status.timestamp);
+    let now = shoal_api::time::parse_rfc3339(now);
+    Some(match (ended, now) {
+        (Some(e), Some(n)) => n.duration_since(e).map(|d| d >= delay).unwrap_or(false),
+        _ => true,
+    })
+}
+
 /// A task runs the service's current spec unless the spec changed since.
 fn outdated(svc: &Service, t: &Task) -> bool {
     t.spec != svc.spec.task_template
@@ -114,16 +136,20 @@ fn outdated(svc: &Service, t: &Task) -> bool {
 pub async fn run(mgr: Arc<Manager>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut seen = u64::MAX;
+    let mut last_run = std::time::Instant::now();
     loop {
         tick.tick().await;
         if !mgr.is_leader() {
             seen = u64::MAX;
             continue;
         }
+        // Re-run when the store changed, and every second anyway (restart
+        // delays expire with time alone).
         let applied = mgr.raft.store.read().unwrap().applied;
-        if applied == seen {
+        if applied == seen && last_run.elapsed() < Duration::from_secs(1) {
             continue;
         }
+        last_run = std::time::Instant::now();
         // Orchestrate, then schedule from the store as the orchestrator left
         // it, so a task it just removed is never placed (and so revived).
         let mut ok = true;

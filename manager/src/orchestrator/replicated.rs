@@ -6,7 +6,8 @@ use shoal_api::service::{Service, ServiceMode};
 use shoal_api::task::Task;
 use shoal_api::{Availability, NodeState};
 
-use super::{new_task, outdated, Changes};
+use super::{new_task, outdated, restart_due, Changes};
+use shoal_api::task::TaskState;
 use crate::store::Store;
 
 pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: &mut Changes) {
@@ -25,7 +26,10 @@ pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: 
         let mut keep = None;
         for t in tasks {
             let usable = t.node_id.is_empty() || node_usable(st, &t.node_id, &constraints);
-            if keep.is_none() && usable && !outdated(svc, t) {
+            // An ended task is kept (not refilled) until the restart policy says go.
+            let ended = t.status.state.is_terminal();
+            let restart = if ended { restart_due(svc, t, now) } else { Some(false) };
+            if keep.is_none() && usable && !outdated(svc, t) && restart != Some(true) {
                 keep = Some(t);
             } else {
                 changes.shut_down(t);
@@ -132,6 +136,31 @@ mod tests {
         let c = reconcile_all(&st, "now");
         assert!(c.put.iter().any(|t| t.desired_state == TaskState::Shutdown && t.node_id == "n1"), "{c:?}");
         assert!(c.put.iter().any(|t| t.status.state == TaskState::Pending && t.node_id.is_empty()));
+    }
+
+    #[test]
+    fn ended_tasks_restart_after_the_delay_unless_told_not_to() {
+        let mut st = store(1);
+        let c = reconcile_all(&st, "2026-01-01T00:00:00Z");
+        apply(&mut st, c);
+        let mut node = Node { id: "n1".into(), ..Default::default() };
+        node.status.state = NodeState::Ready;
+        st.nodes.insert("n1".into(), node);
+        for t in st.tasks.values_mut() {
+            t.node_id = "n1".into();
+            t.status.state = TaskState::Failed;
+            t.status.timestamp = "2026-01-01T00:00:10Z".into();
+        }
+        assert!(reconcile_all(&st, "2026-01-01T00:00:12Z").is_empty(), "the 5 s restart delay has not passed");
+        let c = reconcile_all(&st, "2026-01-01T00:00:16Z");
+        assert_eq!(c.put.len(), 2, "retired and replaced: {c:?}");
+        let policy = shoal_api::task::RestartPolicy { condition: Some(shoal_api::task::RestartCondition::None), ..Default::default() };
+        st.services.get_mut("s").unwrap().spec.task_template.restart_policy = Some(policy.clone());
+        // A spec change would replace it; re-stamp the task with the new spec.
+        for t in st.tasks.values_mut() {
+            t.spec.restart_policy = Some(policy.clone());
+        }
+        assert!(reconcile_all(&st, "2026-01-01T00:01:00Z").is_empty(), "restart-condition none keeps it ended");
     }
 
     #[test]
