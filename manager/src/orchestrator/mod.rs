@@ -70,6 +70,13 @@ fn reap_history(st: &Store, changes: &mut Changes) {
     let limit = st.cluster.as_ref().map(|c| c.swarm.spec.orchestration.task_history_retention_limit).unwrap_or(5).max(0) as usize;
     let mut retired: std::collections::BTreeMap<(&str, u64, &str), Vec<&Task>> = Default::default();
     for t in st.tasks.values().filter(|t| t.desired_state > TaskState::Running) {
+        // Tasks of removed services go once their node reports them ended.
+        if !st.services.contains_key(&t.service_id) {
+            if t.status.state.is_terminal() || t.status.state <= TaskState::Assigned {
+                changes.delete.push(t.id.clone());
+            }
+            continue;
+        }
         let node = if t.slot == 0 { t.node_id.as_str() } else { "" };
         retired.entry((t.service_id.as_str(), t.slot, node)).or_default().push(t);
     }
