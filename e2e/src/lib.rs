@@ -198,3 +198,31 @@ pub fn leader_host(nodes: &[Value]) -> Option<String> {
         .find(|n| n["ManagerStatus"]["Leader"].as_bool() == Some(true))
         .map(|n| n["Description"]["Hostname"].as_str().unwrap_or("").to_string())
 }
+
+fn sh(dir: &std::path::Path, script: &str) -> String {
+    let out = Command::new("sh").arg("-ec").arg(script).current_dir(dir).output().expect("run sh");
+    assert!(out.status.success(), "{script}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Builds, in `dir`, a `docker save` archive of `shoal-test/busy:1`: one
+/// layer holding busybox-static with a few applet links, `Cmd ["sh"]`.
+pub fn build_busybox_image(dir: &std::path::Path) -> PathBuf {
+    assert!(
+        std::path::Path::new("/bin/busybox").exists(),
+        "install busybox-static: the test image is built from /bin/busybox"
+    );
+    sh(dir, "rm -rf rootfs img && mkdir -p rootfs/bin rootfs/etc rootfs/tmp && cp /bin/busybox rootfs/bin/ && for l in sh echo sleep cat; do ln -sf busybox rootfs/bin/$l; done");
+    sh(dir, "mkdir -p img/layer1 && tar -C rootfs -cf img/layer1/layer.tar .");
+    let diff = sh(dir, "sha256sum img/layer1/layer.tar | cut -d' ' -f1").trim().to_string();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"],"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
+    );
+    std::fs::write(dir.join("img/config.json"), &config).expect("write config");
+    let cid = sh(dir, "sha256sum img/config.json | cut -d' ' -f1").trim().to_string();
+    std::fs::rename(dir.join("img/config.json"), dir.join(format!("img/{cid}.json"))).expect("rename config");
+    let manifest = format!(r#"[{{"Config":"{cid}.json","RepoTags":["shoal-test/busy:1"],"Layers":["layer1/layer.tar"]}}]"#);
+    std::fs::write(dir.join("img/manifest.json"), manifest).expect("write manifest");
+    sh(dir, "tar -C img -cf busy.tar .");
+    dir.join("busy.tar")
+}
