@@ -34,6 +34,12 @@ async fn run(cfg: config::Config) -> i32 {
         eprintln!("shoald: creating {}: {e}", cfg.data_root.display());
         return 1;
     }
+    // Container processes are reparented to us when runc exits, so their
+    // exit codes reach us without a shim process per container.
+    if let Err(e) = shoal_worker::executor::become_subreaper() {
+        eprintln!("shoald: {e}");
+        return 1;
+    }
     let socket = cfg.socket.clone();
     let tcp = cfg.tcp.clone();
     let node = match swarm::SwarmNode::new(cfg) {
@@ -78,5 +84,9 @@ async fn run(cfg: config::Config) -> i32 {
     if let Some(path) = socket {
         let _ = std::fs::remove_file(path);
     }
+    // Like dockerd, stop the containers on the way out (no live restore).
+    let tasks = node.tasks.clone();
+    // Capped at 5 s so a supervisor that waits 10 s (the lab) sees us finish.
+    let _ = tokio::task::spawn_blocking(move || tasks.shutdown(std::time::Duration::from_secs(5))).await;
     code
 }

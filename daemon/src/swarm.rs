@@ -67,6 +67,8 @@ pub struct SwarmNode {
     pub cfg: Config,
     /// This node's images: pulls, the content store, container root filesystems.
     pub images: Arc<shoal_worker::image::ImageService>,
+    /// Runs the tasks the managers assign to this node.
+    pub tasks: Arc<shoal_worker::taskmanager::TaskManager>,
     /// Serialises init/join/leave and role switches.
     lifecycle: Mutex<()>,
     active: RwLock<Option<Active>>,
@@ -80,7 +82,20 @@ impl SwarmNode {
         };
         let images = shoal_worker::image::ImageService::open(cfg.data_root.join("image"), &registries)
             .map_err(|e| format!("opening the image store: {}", e.message))?;
-        Ok(Arc::new(SwarmNode { cfg, images: Arc::new(images), lifecycle: Mutex::new(()), active: RwLock::new(None) }))
+        let images = Arc::new(images);
+        // Everything the executor owns on the host is named per node, so
+        // several daemons can share one host (the lab).
+        let mut exec_cfg = shoal_worker::executor::ExecutorConfig::for_node(&cfg.data_root, &cfg.hostname);
+        exec_cfg.runc_root = cfg.data_root.join("runc");
+        exec_cfg.cgroup_parent = format!("shoal-{}-{:08x}", cfg.hostname, fnv32(cfg.data_root.to_string_lossy().as_bytes()));
+        if let Ok(runc) = std::env::var("SHOAL_RUNC") {
+            exec_cfg.runc_bin = runc.into();
+        }
+        let exec = shoal_worker::executor::Executor::new(exec_cfg)
+        .map_err(|e| format!("setting up the container executor: {e}"))?;
+        let tasks = shoal_worker::taskmanager::TaskManager::new(images.clone(), Arc::new(exec));
+        tasks.remove_leftovers();
+        Ok(Arc::new(SwarmNode { cfg, images, tasks, lifecycle: Mutex::new(()), active: RwLock::new(None) }))
     }
 
     pub fn manager(&self) -> Option<Arc<Manager>> {
@@ -149,6 +164,7 @@ impl SwarmNode {
             swarm_dir: self.cfg.swarm_dir(),
             advertise_addr: state.host(),
             description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+            tasks: Some(self.tasks.clone()),
         };
         let (agent, agent_state) = Agent::start(agent_cfg, creds.clone(), state.managers.clone());
         let watcher = tokio::spawn(watch_role(self.clone(), agent_state.clone()));
@@ -515,6 +531,11 @@ fn leave_refusal(reachable: usize, unreachable: usize) -> String {
     }
     msg += "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.";
     msg
+}
+
+/// A short stable hash (FNV-1a), to tell apart nodes sharing one host.
+fn fnv32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x0100_0193))
 }
 
 fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {

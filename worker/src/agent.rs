@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub swarm_dir: std::path::PathBuf,
     pub advertise_addr: String,
     pub description: NodeDescription,
+    /// Runs the tasks assigned to this node.
+    pub tasks: Option<std::sync::Arc<crate::taskmanager::TaskManager>>,
 }
 
 pub struct Agent {
@@ -107,8 +109,13 @@ impl Agent {
                             }
                             break; // reconnect with the new certificate
                         }
-                        // Heartbeat a little early, so jitter never makes us late.
-                        tokio::time::sleep(period.mul_f64(0.8)).await;
+                        if let Err(e) = self.sync_tasks(&mut conn).await {
+                            self.note_error(e);
+                            break;
+                        }
+                        // Heartbeat a little early, so jitter never makes us
+                        // late; at least every second, to carry task states.
+                        tokio::time::sleep(period.mul_f64(0.8).min(Duration::from_secs(1))).await;
                     }
                     Ok(Response::NotLeader { leader_addr }) => {
                         leader_hint = leader_addr;
@@ -137,6 +144,30 @@ impl Agent {
         let root = self.creds.read().unwrap().root_pem.clone();
         let (subject, key) = shoal_security::identity::tls_info(&root).unwrap_or_default();
         shoal_api::TlsInfo { trust_root: root, cert_issuer_subject: subject, cert_issuer_public_key: key }
+    }
+
+    /// Fetches this node's assignments, hands them to the task manager, and
+    /// reports the task states it observed since the last round.
+    async fn sync_tasks(&self, conn: &mut client::Conn) -> Result<(), String> {
+        let Some(tm) = &self.cfg.tasks else { return Ok(()) };
+        match conn.call(&Request::Assignments, Duration::from_secs(10)).await {
+            Ok(Response::Assignments(tasks)) => tm.sync(tasks),
+            Ok(Response::NotLeader { .. }) => return Err("assignments: not the leader".into()),
+            Ok(other) => return Err(format!("assignments: unexpected answer {other:?}")),
+            Err(e) => return Err(format!("assignments: {e}")),
+        }
+        let updates = tm.take_updates();
+        if updates.is_empty() {
+            return Ok(());
+        }
+        match conn.call(&Request::TaskStatus { updates: updates.clone() }, Duration::from_secs(10)).await {
+            Ok(Response::Ok) => Ok(()),
+            other => {
+                // Not delivered: keep them for the next round, in order.
+                tm.requeue(updates);
+                Err(format!("task status: {other:?}"))
+            }
+        }
     }
 
     fn note_error(&self, e: String) {

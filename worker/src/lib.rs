@@ -1,7 +1,10 @@
 //! The worker role. For now: the agent's session with the managers
 //! (heartbeats, manager list, certificate renewal and role changes), and
-//! images (`image`: pull, store by digest, unpack once, overlayfs roots).
+//! images (`image`: pull, store by digest, unpack once, overlayfs roots), and
+//! containers (`executor`: OCI spec, runc detached, exit codes as subreaper).
 
 pub mod agent;
 pub mod description;
+pub mod taskmanager;
+pub mod executor;
 pub mod image;

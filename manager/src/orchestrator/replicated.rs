@@ -7,7 +7,6 @@ use shoal_api::task::Task;
 use shoal_api::{Availability, NodeState};
 
 use super::{new_task, outdated, restart_due, Changes};
-use shoal_api::task::TaskState;
 use crate::store::Store;
 
 pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: &mut Changes) {

@@ -1,0 +1,272 @@
+//! The container executor: runs one container per task through an OCI
+//! runtime binary (runc), detached, with no shim process per container.
+//!
+//! - `spec`: the OCI runtime spec (`config.json`) with Docker's defaults.
+//! - `runc`: the runtime binary's CLI (`run -d`, `kill`, `delete`, `state`).
+//! - `supervise`: the daemon is the child subreaper; a small thread per
+//!   container reaps its init process and turns the status into Docker's
+//!   exit code.
+//!
+//! On disk, under `ExecutorConfig::state_dir`:
+//! `bundles/<id>/{config.json,pid,runc.log}` and `logs/<id>.log` (the
+//! container's stdout and stderr, appended).
+//!
+//! Not wired to the agent yet. The daemon must call
+//! [`supervise::become_subreaper`] once at start.
+
+pub mod runc;
+pub mod spec;
+pub mod supervise;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shoal_api::task::{ContainerSpec, Limit};
+
+pub use supervise::become_subreaper;
+
+/// Where a node's executor keeps its things. Everything is per node so
+/// several shoald on one host never collide.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// Bundles and logs, e.g. `<data-root>/containers`.
+    pub state_dir: PathBuf,
+    /// The OCI runtime binary; `runc` by default (found on PATH).
+    pub runc_bin: PathBuf,
+    /// runc's `--root`, e.g. `/run/shoal/<node>/runc`.
+    pub runc_root: PathBuf,
+    /// Parent cgroup for the node's containers, e.g. `shoal-<node id>`.
+    pub cgroup_parent: String,
+}
+
+impl ExecutorConfig {
+    /// Defaults for a node: state under `data_root/containers`, runc from
+    /// PATH, runtime root `/run/shoal/<node>/runc`, cgroup `shoal-<node>`.
+    pub fn for_node(data_root: &Path, node: &str) -> ExecutorConfig {
+        ExecutorConfig {
+            state_dir: data_root.join("containers"),
+            runc_bin: PathBuf::from("runc"),
+            runc_root: PathBuf::from(format!("/run/shoal/{node}/runc")),
+            cgroup_parent: format!("shoal-{node}"),
+        }
+    }
+}
+
+/// Everything needed to start one container: the image config's bits, the
+/// task's container spec and limits, the prepared rootfs and the hostname.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerInput {
+    /// The container ID (also runc's ID): `[A-Za-z0-9_.-]`, unique per node.
+    pub id: String,
+    pub image_env: Vec<String>,
+    pub image_cmd: Vec<String>,
+    pub image_entrypoint: Vec<String>,
+    pub image_working_dir: String,
+    pub image_user: String,
+    pub spec: ContainerSpec,
+    /// The task's `Resources.Limits`.
+    pub limits: Option<Limit>,
+    /// The container's root filesystem (e.g. `Rootfs::path` from the image service).
+    pub rootfs: PathBuf,
+    pub hostname: String,
+}
+
+impl ContainerInput {
+    /// Fill the image bits from an image config (`Image::config.config`).
+    pub fn with_image_config(
+        mut self,
+        cfg: Option<&crate::image::manifest::ContainerConfig>,
+    ) -> Self {
+        if let Some(c) = cfg {
+            self.image_env = c.env.clone();
+            self.image_cmd = c.cmd.clone().unwrap_or_default();
+            self.image_entrypoint = c.entrypoint.clone().unwrap_or_default();
+            self.image_working_dir = c.working_dir.clone().unwrap_or_default();
+            self.image_user = c.user.clone().unwrap_or_default();
+        }
+        self
+    }
+}
+
+/// A started container.
+#[derive(Clone, Debug)]
+pub struct Container {
+    pub id: String,
+    /// The container's init process, as seen from the host.
+    pub pid: i32,
+    /// stdout and stderr, appended.
+    pub log_path: PathBuf,
+    pub bundle: PathBuf,
+    exit: supervise::ExitWatch,
+}
+
+impl Container {
+    /// The exit code if the container has ended (Docker's: 128+n for signal n).
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit.try_get()
+    }
+}
+
+pub struct Executor {
+    cfg: ExecutorConfig,
+    runc: runc::Runc,
+    spec_opts: spec::SpecOptions,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && !id.starts_with('.')
+}
+
+impl Executor {
+    /// Removes this node's (empty) parent cgroup, in every v1 controller
+    /// hierarchy and in the v2 tree; a parent still holding containers stays.
+    pub fn remove_cgroup_parent(&self) {
+        let parent = self.cfg.cgroup_parent.trim_matches('/').to_string();
+        if parent.is_empty() {
+            return;
+        }
+        let root = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::remove_dir(root.join(&parent));
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(&parent));
+            }
+        }
+    }
+
+    pub fn new(cfg: ExecutorConfig) -> Result<Executor, String> {
+        for d in [
+            cfg.state_dir.join("bundles"),
+            cfg.state_dir.join("logs"),
+            cfg.runc_root.clone(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
+        let swap_accounting =
+            Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+        Ok(Executor {
+            runc: runc::Runc {
+                bin: cfg.runc_bin.clone(),
+                root: cfg.runc_root.clone(),
+            },
+            spec_opts: spec::SpecOptions {
+                cgroup_parent: cfg.cgroup_parent.clone(),
+                swap_accounting,
+                nofile: spec::nofile_limit(),
+            },
+            cfg,
+        })
+    }
+
+    pub fn runc(&self) -> &runc::Runc {
+        &self.runc
+    }
+
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.cfg.state_dir.join("bundles").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.cfg.state_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    /// Write the bundle and start the container detached. The caller's
+    /// process must be the child subreaper (see [`become_subreaper`]).
+    pub fn start(&self, input: &ContainerInput) -> Result<Container, String> {
+        if !valid_id(&input.id) {
+            return Err(format!("invalid container id {:?}", input.id));
+        }
+        let spec = spec::oci_spec(input, &self.spec_opts)?;
+        let bundle = self.bundle_dir(&input.id);
+        std::fs::create_dir_all(&bundle)
+            .map_err(|e| format!("creating {}: {e}", bundle.display()))?;
+        let _ = std::fs::remove_file(bundle.join("pid"));
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
+        std::fs::write(bundle.join("config.json"), json)
+            .map_err(|e| format!("writing {}: {e}", bundle.join("config.json").display()))?;
+        let log_path = self.log_path(&input.id);
+        let pid = match self.runc.run_detached(&input.id, &bundle, &log_path) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = self.runc.delete(&input.id);
+                return Err(e);
+            }
+        };
+        let exit = supervise::ExitWatch::spawn(pid)?;
+        Ok(Container {
+            id: input.id.clone(),
+            pid,
+            log_path,
+            bundle,
+            exit,
+        })
+    }
+
+    /// Block until the container ends; its exit code.
+    pub fn wait(&self, c: &Container) -> i32 {
+        c.exit.wait()
+    }
+
+    /// Block up to `timeout`; `None` if still running.
+    pub fn wait_timeout(&self, c: &Container, timeout: Duration) -> Option<i32> {
+        c.exit.wait_timeout(timeout)
+    }
+
+    /// Docker's stop: `signal` (e.g. the spec's StopSignal, default
+    /// SIGTERM), then SIGKILL once `grace` has passed. Returns the exit code.
+    pub fn stop(&self, c: &Container, signal: &str, grace: Duration) -> Result<i32, String> {
+        if let Some(code) = c.exit.try_get() {
+            return Ok(code);
+        }
+        let signal = if signal.is_empty() { "SIGTERM" } else { signal };
+        if let Err(e) = self.runc.kill(&c.id, signal) {
+            if let Some(code) = c.exit.try_get() {
+                return Ok(code);
+            }
+            tracing::warn!(container = %c.id, "stop signal: {e}");
+        }
+        if let Some(code) = c.exit.wait_timeout(grace) {
+            return Ok(code);
+        }
+        if let Err(e) = self.runc.kill(&c.id, "SIGKILL") {
+            if let Some(code) = c.exit.try_get() {
+                return Ok(code);
+            }
+            // Last resort: the init pid directly (still our child, so the
+            // pid cannot have been reused before we reap it).
+            tracing::warn!(container = %c.id, "SIGKILL through runc: {e}");
+            unsafe { libc::kill(c.pid, libc::SIGKILL) };
+        }
+        c.exit
+            .wait_timeout(Duration::from_secs(30))
+            .ok_or_else(|| format!("container {} did not exit after SIGKILL", c.id))
+    }
+
+    /// `runc delete --force`, then the bundle and the log file.
+    pub fn remove(&self, c: &Container) -> Result<(), String> {
+        self.remove_id(&c.id)
+    }
+
+    /// Remove by ID (also for leftovers found after a restart).
+    pub fn remove_id(&self, id: &str) -> Result<(), String> {
+        if !valid_id(id) {
+            return Err(format!("invalid container id {id:?}"));
+        }
+        self.runc.delete(id)?;
+        let bundle = self.bundle_dir(id);
+        if bundle.exists() {
+            std::fs::remove_dir_all(&bundle)
+                .map_err(|e| format!("removing {}: {e}", bundle.display()))?;
+        }
+        let _ = std::fs::remove_file(self.log_path(id));
+        Ok(())
+    }
+}

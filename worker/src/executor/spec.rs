@@ -1,0 +1,486 @@
+//! The OCI runtime spec (`config.json`) for one container, built with
+//! Docker's defaults: mounts, capabilities, masked paths, namespaces (a new
+//! network namespace with loopback only), rlimits, cgroup limits.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::ContainerInput;
+
+/// Host facts the spec depends on, decided by the executor.
+#[derive(Clone, Debug, Default)]
+pub struct SpecOptions {
+    /// Parent cgroup, one per node (`shoal-<node>`), so several shoald on
+    /// one host never collide.
+    pub cgroup_parent: String,
+    /// The host has swap accounting (cgroup v1 `memory.memsw.*`): then a
+    /// memory limit also caps swap at the same value (no swap use).
+    pub swap_accounting: bool,
+    /// RLIMIT_NOFILE (soft, hard) for the container. Docker's containers
+    /// inherit dockerd's (systemd's `LimitNOFILE`, 1048576); we use that,
+    /// capped by what this process may grant (see [`nofile_limit`]).
+    /// (0, 0) means 1048576.
+    pub nofile: (u64, u64),
+}
+
+/// The NOFILE limit to give containers: 1048576, or our own hard limit if
+/// lower (raising it needs CAP_SYS_RESOURCE, which we may not have).
+pub fn nofile_limit() -> (u64, u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_max.min(1_048_576)
+    } else {
+        1024
+    };
+    (hard, hard)
+}
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The process arguments with Docker's rules: the spec's Command replaces
+/// the image's Entrypoint (and then the image's Cmd is dropped); the spec's
+/// Args replace the image's Cmd.
+pub fn process_args(c: &ContainerInput) -> Result<Vec<String>, String> {
+    let (entrypoint, cmd): (Vec<String>, Vec<String>) = if !c.spec.command.is_empty() {
+        (c.spec.command.clone(), c.spec.args.clone())
+    } else {
+        let cmd = if !c.spec.args.is_empty() {
+            c.spec.args.clone()
+        } else {
+            c.image_cmd.clone()
+        };
+        (c.image_entrypoint.clone(), cmd)
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err("no command specified".into());
+    }
+    Ok(args)
+}
+
+/// Image env, then the spec's env (a later `KEY=` replaces an earlier one),
+/// with Docker's default PATH and HOSTNAME.
+pub fn process_env(c: &ContainerInput) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut vals: BTreeMap<String, String> = BTreeMap::new();
+    let mut put = |kv: &str, order: &mut Vec<String>| {
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        if !vals.contains_key(&key) {
+            order.push(key.clone());
+        }
+        vals.insert(key, kv.to_string());
+    };
+    put(&format!("PATH={DEFAULT_PATH}"), &mut order);
+    if !c.hostname.is_empty() {
+        put(&format!("HOSTNAME={}", c.hostname), &mut order);
+    }
+    for kv in c.image_env.iter().chain(c.spec.env.iter()) {
+        put(kv, &mut order);
+    }
+    order
+        .into_iter()
+        .map(|k| vals.remove(&k).unwrap())
+        .collect()
+}
+
+/// A resolved user: uid, gid and additional gids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// Resolve Docker's `user[:group]` (names or numbers) against the rootfs's
+/// `/etc/passwd` and `/etc/group`. Empty means root.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<User, String> {
+    if user.is_empty() {
+        return Ok(User {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        });
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let groups = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    // name:x:uid:gid:...
+    let pw_entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
+    let (uid, default_gid, name) = match (u.parse::<u32>(), &pw_entry) {
+        (Ok(n), Some(f)) => (n, f[3].parse().unwrap_or(0), Some(f[0].to_string())),
+        (Ok(n), None) => (n, 0, None),
+        (Err(_), Some(f)) => (
+            f[2].parse()
+                .map_err(|_| format!("bad uid in /etc/passwd for user {u}"))?,
+            f[3].parse().unwrap_or(0),
+            Some(f[0].to_string()),
+        ),
+        (Err(_), None) => {
+            return Err(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        }
+    };
+    let group_lines: Vec<Vec<&str>> = groups
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 3)
+        .collect();
+    let gid = match g {
+        None => default_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group_lines
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+        },
+    };
+    let mut additional_gids = Vec::new();
+    if let Some(name) = name {
+        for f in &group_lines {
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(n) = f[2].parse::<u32>() {
+                    if n != gid && !additional_gids.contains(&n) {
+                        additional_gids.push(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok(User {
+        uid,
+        gid,
+        additional_gids,
+    })
+}
+
+/// The capability list after the spec's add/drop (Docker's names, with or
+/// without the `CAP_` prefix; `ALL` is understood).
+fn capabilities(c: &ContainerInput) -> Vec<String> {
+    let norm = |s: &str| {
+        let s = s.to_ascii_uppercase();
+        if s == "ALL" || s.starts_with("CAP_") {
+            s
+        } else {
+            format!("CAP_{s}")
+        }
+    };
+    let drop: Vec<String> = c.spec.capability_drop.iter().map(|s| norm(s)).collect();
+    let mut caps: Vec<String> = if drop.iter().any(|d| d == "ALL") {
+        vec![]
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|s| !drop.contains(s))
+            .collect()
+    };
+    for a in c.spec.capability_add.iter().map(|s| norm(s)) {
+        if a != "ALL" && !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    caps
+}
+
+/// The whole `config.json`.
+pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String> {
+    let args = process_args(c)?;
+    let user = resolve_user(
+        &c.rootfs,
+        if c.spec.user.is_empty() {
+            &c.image_user
+        } else {
+            &c.spec.user
+        },
+    )?;
+    let cwd = if !c.spec.dir.is_empty() {
+        c.spec.dir.clone()
+    } else if !c.image_working_dir.is_empty() {
+        c.image_working_dir.clone()
+    } else {
+        "/".to_string()
+    };
+    if !cwd.starts_with('/') {
+        return Err(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        ));
+    }
+    let caps = capabilities(c);
+    let nofile = if opts.nofile == (0, 0) {
+        (1_048_576, 1_048_576)
+    } else {
+        opts.nofile
+    };
+
+    let mut resources = json!({
+        "devices": [{"allow": false, "access": "rwm"}],
+    });
+    if let Some(l) = c.limits.as_ref() {
+        if l.memory_bytes > 0 {
+            let mut mem = json!({"limit": l.memory_bytes});
+            if opts.swap_accounting {
+                mem["swap"] = json!(l.memory_bytes);
+            }
+            resources["memory"] = mem;
+        }
+        if l.nano_cpus > 0 {
+            let period: i64 = 100_000;
+            resources["cpu"] =
+                json!({"quota": l.nano_cpus * period / 1_000_000_000, "period": period});
+        }
+        if l.pids > 0 {
+            resources["pids"] = json!({"limit": l.pids});
+        }
+    }
+
+    let mounts = json!([
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+    ]);
+
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": args,
+            "env": process_env(c),
+            "cwd": cwd,
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile.1, "soft": nofile.0}],
+            "noNewPrivileges": false,
+        },
+        "root": {"path": c.rootfs.to_string_lossy(), "readonly": c.spec.read_only},
+        "hostname": c.hostname,
+        "mounts": mounts,
+        "linux": {
+            "cgroupsPath": format!("/{}/{}", opts.cgroup_parent.trim_matches('/'), c.id),
+            "resources": resources,
+            "namespaces": [
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"},
+            ],
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::task::{ContainerSpec, Limit};
+
+    fn input() -> ContainerInput {
+        ContainerInput {
+            id: "c1".into(),
+            image_env: vec!["PATH=/img/bin".into(), "A=1".into()],
+            image_cmd: vec!["cmd1".into()],
+            image_entrypoint: vec!["ep".into()],
+            image_working_dir: "/work".into(),
+            image_user: String::new(),
+            spec: ContainerSpec::default(),
+            limits: None,
+            rootfs: "/nonexistent".into(),
+            hostname: "h1".into(),
+        }
+    }
+
+    #[test]
+    fn args_follow_docker_rules() {
+        let mut c = input();
+        assert_eq!(process_args(&c).unwrap(), ["ep", "cmd1"]);
+        c.spec.args = vec!["a".into()];
+        assert_eq!(process_args(&c).unwrap(), ["ep", "a"]);
+        c.spec.command = vec!["x".into()];
+        c.spec.args = vec![];
+        assert_eq!(process_args(&c).unwrap(), ["x"]);
+        c.spec.args = vec!["y".into()];
+        assert_eq!(process_args(&c).unwrap(), ["x", "y"]);
+        let mut e = input();
+        e.image_cmd.clear();
+        e.image_entrypoint.clear();
+        assert!(process_args(&e).is_err());
+    }
+
+    #[test]
+    fn env_merges_image_then_spec() {
+        let mut c = input();
+        c.spec.env = vec!["A=2".into(), "B=3".into()];
+        assert_eq!(
+            process_env(&c),
+            ["PATH=/img/bin", "HOSTNAME=h1", "A=2", "B=3"]
+        );
+        c.image_env.clear();
+        assert!(process_env(&c)[0].starts_with("PATH=/usr/local/sbin"));
+    }
+
+    #[test]
+    fn users_resolve_from_rootfs() {
+        let dir = std::env::temp_dir().join(format!("shoal-spec-user-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\nstaff:x:50:web\nwww:x:44:\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_user(&dir, "").unwrap().uid, 0);
+        assert_eq!(
+            resolve_user(&dir, "web").unwrap(),
+            User {
+                uid: 33,
+                gid: 44,
+                additional_gids: vec![50]
+            }
+        );
+        assert_eq!(resolve_user(&dir, "web:staff").unwrap().gid, 50);
+        assert_eq!(
+            resolve_user(&dir, "1000:7").unwrap(),
+            User {
+                uid: 1000,
+                gid: 7,
+                additional_gids: vec![]
+            }
+        );
+        assert!(resolve_user(&dir, "nobody")
+            .unwrap_err()
+            .contains("unable to find user nobody"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec_has_limits_namespaces_and_defaults() {
+        let mut c = input();
+        c.limits = Some(Limit {
+            nano_cpus: 1_500_000_000,
+            memory_bytes: 32 << 20,
+            pids: 100,
+        });
+        c.spec.read_only = true;
+        c.spec.capability_drop = vec!["net_raw".into()];
+        c.spec.capability_add = vec!["SYS_ADMIN".into()];
+        let s = oci_spec(
+            &c,
+            &SpecOptions {
+                cgroup_parent: "shoal-n1".into(),
+                swap_accounting: true,
+                nofile: (1024, 4096),
+            },
+        )
+        .unwrap();
+        assert_eq!(s["linux"]["cgroupsPath"], "/shoal-n1/c1");
+        assert_eq!(s["linux"]["resources"]["memory"]["limit"], 32 << 20);
+        assert_eq!(s["linux"]["resources"]["memory"]["swap"], 32 << 20);
+        assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 150_000);
+        assert_eq!(s["linux"]["resources"]["cpu"]["period"], 100_000);
+        assert_eq!(s["linux"]["resources"]["pids"]["limit"], 100);
+        assert_eq!(s["root"]["readonly"], true);
+        assert_eq!(s["root"]["path"], "/nonexistent");
+        assert_eq!(s["hostname"], "h1");
+        assert_eq!(s["process"]["cwd"], "/work");
+        let ns: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
+        let caps = s["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(!caps.contains(&json!("CAP_NET_RAW")));
+        assert!(caps.contains(&json!("CAP_SYS_ADMIN")));
+        assert!(caps.contains(&json!("CAP_CHOWN")));
+        assert_eq!(s["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(s["process"]["rlimits"][0]["soft"], 1024);
+        assert_eq!(s["process"]["rlimits"][0]["hard"], 4096);
+        assert!(s["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/kcore")));
+        let dests: Vec<&str> = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        for d in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+        ] {
+            assert!(dests.contains(&d), "{d}");
+        }
+        c.spec.dir = "rel".into();
+        assert!(oci_spec(&c, &SpecOptions::default()).is_err());
+    }
+}

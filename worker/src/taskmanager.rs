@@ -1,0 +1,236 @@
+//! The worker's task manager: reconciles the tasks the dispatcher assigned
+//! to this node with what runs here. Each task goes through Docker's
+//! states on its own thread (image, rootfs, container, wait, clean up) and
+//! every change is queued for the agent to report in a batch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shoal_api::task::{ContainerStatus, Task, TaskState, TaskStatus};
+use shoal_rpc::TaskStatusUpdate;
+
+use crate::executor::{Container, ContainerInput, Executor};
+use crate::image::ImageService;
+
+/// Docker's default stop grace period.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Entry {
+    container: Option<Container>,
+    stop_requested: bool,
+}
+
+pub struct TaskManager {
+    images: Arc<ImageService>,
+    exec: Arc<Executor>,
+    entries: Mutex<HashMap<String, Entry>>,
+    updates: Mutex<Vec<TaskStatusUpdate>>,
+}
+
+impl TaskManager {
+    pub fn new(images: Arc<ImageService>, exec: Arc<Executor>) -> Arc<TaskManager> {
+        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
+    }
+
+    /// Takes the complete set of tasks assigned to this node.
+    pub fn sync(self: &Arc<Self>, assigned: Vec<Task>) {
+        for t in assigned {
+            let known = self.entries.lock().unwrap().contains_key(&t.id);
+            let wanted = t.desired_state <= TaskState::Running;
+            if wanted && !known && t.status.state <= TaskState::Assigned {
+                self.entries.lock().unwrap().insert(t.id.clone(), Entry::default());
+                let me = self.clone();
+                std::thread::Builder::new()
+                    .name(format!("task-{}", &t.id[..t.id.len().min(12)]))
+                    .spawn(move || me.run(t))
+                    .expect("spawn task thread");
+            } else if wanted && !known && !t.status.state.is_terminal() {
+                // Running according to the managers, unknown here: this
+                // daemon restarted and lost it.
+                self.report(&t.id, TaskState::Failed, "task lost when the node restarted", None);
+            } else if !wanted && known {
+                self.request_stop(&t);
+            } else if !wanted && !known && !t.status.state.is_terminal() {
+                self.report(&t.id, TaskState::Shutdown, "shutdown", None);
+            }
+        }
+    }
+
+    /// Removes containers a previous run of the daemon left (it cannot
+    /// collect their exit codes any more): their tasks are reported lost.
+    pub fn remove_leftovers(&self) {
+        let dir = self.exec.bundle_dir("x");
+        let Some(bundles) = dir.parent() else { return };
+        let Ok(entries) = std::fs::read_dir(bundles) else { return };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Err(err) = self.exec.remove_id(&id) {
+                tracing::warn!("removing leftover container {id}: {err}");
+            }
+            let _ = self.images.remove_rootfs(&id);
+        }
+    }
+
+    /// Stops every container (daemon shutdown), each with its grace period
+    /// capped at `cap`, and waits for them.
+    pub fn shutdown(&self, cap: Duration) {
+        let running: Vec<Container> = {
+            let mut entries = self.entries.lock().unwrap();
+            entries.values_mut().filter_map(|e| {
+                e.stop_requested = true;
+                e.container.clone()
+            }).collect()
+        };
+        let handles: Vec<_> = running
+            .into_iter()
+            .map(|c| {
+                let exec = self.exec.clone();
+                std::thread::spawn(move || {
+                    let _ = exec.stop(&c, "SIGTERM", cap);
+                    let _ = exec.remove(&c);
+                })
+            })
+            .collect();
+        for h in handles {
+            let _ = h.join();
+        }
+        self.exec.remove_cgroup_parent();
+    }
+
+    /// Status changes since the last call, oldest first.
+    pub fn take_updates(&self) -> Vec<TaskStatusUpdate> {
+        std::mem::take(&mut *self.updates.lock().unwrap())
+    }
+
+    /// Puts back updates that could not be delivered, ahead of newer ones.
+    pub fn requeue(&self, mut updates: Vec<TaskStatusUpdate>) {
+        let mut q = self.updates.lock().unwrap();
+        updates.append(&mut q);
+        *q = updates;
+    }
+
+    fn report(&self, id: &str, state: TaskState, message: &str, exit: Option<(ContainerStatus, String)>) {
+        let (container_status, err) = match exit {
+            Some((c, e)) => (Some(c), e),
+            None => (None, String::new()),
+        };
+        let status = TaskStatus {
+            timestamp: shoal_api::time::now_rfc3339(),
+            state,
+            message: message.to_string(),
+            err,
+            container_status,
+            ..Default::default()
+        };
+        self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
+    }
+
+    fn fail(&self, id: &str, state: TaskState, err: String) {
+        let status = TaskStatus { timestamp: shoal_api::time::now_rfc3339(), state, err, ..Default::default() };
+        self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
+        self.entries.lock().unwrap().remove(id);
+    }
+
+    fn request_stop(self: &Arc<Self>, t: &Task) {
+        let container = {
+            let mut entries = self.entries.lock().unwrap();
+            let Some(e) = entries.get_mut(&t.id) else { return };
+            if e.stop_requested {
+                return;
+            }
+            e.stop_requested = true;
+            e.container.clone()
+        };
+        // Not started yet: the task thread sees the flag and stops itself.
+        if let Some(c) = container {
+            let me = self.clone();
+            let spec = t.spec.container_spec.clone().unwrap_or_default();
+            let grace = spec.stop_grace_period.map(|ns| Duration::from_nanos(ns.max(0) as u64)).unwrap_or(DEFAULT_GRACE);
+            let signal = if spec.stop_signal.is_empty() { "SIGTERM".to_string() } else { spec.stop_signal };
+            std::thread::spawn(move || {
+                if let Err(e) = me.exec.stop(&c, &signal, grace) {
+                    tracing::warn!("stopping container {}: {e}", c.id);
+                }
+            });
+        }
+    }
+
+    fn stop_requested(&self, id: &str) -> bool {
+        self.entries.lock().unwrap().get(id).map(|e| e.stop_requested).unwrap_or(true)
+    }
+
+    fn run(self: Arc<Self>, t: Task) {
+        let id = t.id.clone();
+        self.report(&id, TaskState::Accepted, "accepted", None);
+        let spec = t.spec.container_spec.clone().unwrap_or_default();
+        self.report(&id, TaskState::Preparing, "preparing", None);
+        let image = match self.images.ensure(&spec.image, None) {
+            Ok(i) => i,
+            Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
+        };
+        let rootfs = match self.images.prepare_rootfs(&image, &id) {
+            Ok(r) => r,
+            Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
+        };
+        if self.stop_requested(&id) {
+            let _ = self.images.remove_rootfs(&id);
+            self.report(&id, TaskState::Shutdown, "shutdown", None);
+            self.entries.lock().unwrap().remove(&id);
+            return;
+        }
+        self.report(&id, TaskState::Ready, "prepared", None);
+        self.report(&id, TaskState::Starting, "starting", None);
+        let hostname = if spec.hostname.is_empty() { id[..id.len().min(12)].to_string() } else { spec.hostname.clone() };
+        let input = ContainerInput {
+            id: id.clone(),
+            spec: spec.clone(),
+            limits: t.spec.resources.as_ref().and_then(|r| r.limits.clone()),
+            rootfs: rootfs.path.clone(),
+            hostname,
+            ..Default::default()
+        }
+        .with_image_config(image.config.config.as_ref());
+        let container = match self.exec.start(&input) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.images.remove_rootfs(&id);
+                return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
+            }
+        };
+        let running = ContainerStatus { container_id: id.clone(), pid: container.pid as i64, exit_code: 0 };
+        if let Some(e) = self.entries.lock().unwrap().get_mut(&id) {
+            e.container = Some(container.clone());
+        }
+        self.report(&id, TaskState::Running, "started", Some((running, String::new())));
+        // A stop asked for while we were starting is carried out now.
+        if self.stop_requested(&id) {
+            self.request_stop_now(&t, &container);
+        }
+        let code = self.exec.wait(&container);
+        let stopped = self.stop_requested(&id);
+        if let Err(e) = self.exec.remove(&container) {
+            tracing::warn!("removing container {id}: {e}");
+        }
+        let _ = self.images.remove_rootfs(&id);
+        self.entries.lock().unwrap().remove(&id);
+        let status = ContainerStatus { container_id: id.clone(), pid: 0, exit_code: code as i64 };
+        if stopped {
+            self.report(&id, TaskState::Shutdown, "shutdown", Some((status, String::new())));
+        } else if code == 0 {
+            self.report(&id, TaskState::Complete, "finished", Some((status, String::new())));
+        } else {
+            self.report(&id, TaskState::Failed, "started", Some((status, format!("task: non-zero exit ({code})"))));
+        }
+    }
+
+    fn request_stop_now(&self, t: &Task, c: &Container) {
+        let spec = t.spec.container_spec.clone().unwrap_or_default();
+        let grace = spec.stop_grace_period.map(|ns| Duration::from_nanos(ns.max(0) as u64)).unwrap_or(DEFAULT_GRACE);
+        let signal = if spec.stop_signal.is_empty() { "SIGTERM".to_string() } else { spec.stop_signal };
+        if let Err(e) = self.exec.stop(c, &signal, grace) {
+            tracing::warn!("stopping container {}: {e}", c.id);
+        }
+    }
+}
