@@ -91,6 +91,11 @@ impl SwarmNode {
         if let Ok(runc) = std::env::var("SHOAL_RUNC") {
             exec_cfg.runc_bin = runc.into();
         }
+        // Recorded so tools that clean up after a killed daemon (the lab)
+        // know which parent cgroup is this node's.
+        let marker = cfg.data_root.join("containers").join("cgroup-parent");
+        let _ = std::fs::create_dir_all(cfg.data_root.join("containers"));
+        let _ = std::fs::write(&marker, &exec_cfg.cgroup_parent);
         let exec = shoal_worker::executor::Executor::new(exec_cfg)
         .map_err(|e| format!("setting up the container executor: {e}"))?;
         let tasks = shoal_worker::taskmanager::TaskManager::new(images.clone(), Arc::new(exec));

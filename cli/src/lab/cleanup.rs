@@ -49,6 +49,10 @@ pub fn down(lab: &str) -> Result<bool, String> {
         }
     }
 
+    // 1b. Containers a killed daemon could not stop: each node keeps runc's
+    // state under `<data dir>/<node>/runc`; delete what is listed there.
+    remove_containers(&data_dir, &mut errors);
+
     // 2. Namespaces: recorded ones and any `shoal-<lab>-{sw,node-N}` that exists.
     let mut names: Vec<String> = Vec::new();
     if let Some(s) = &saved {
@@ -112,6 +116,42 @@ pub fn down(lab: &str) -> Result<bool, String> {
 }
 
 /// Unmount everything below `dir` (deepest first), then delete it.
+/// `runc --root <node>/runc list -q`, then `delete --force` each container
+/// (which kills it). Absent runc or state is nothing to do.
+fn remove_containers(data_dir: &Path, errors: &mut Vec<String>) {
+    let Ok(nodes) = fs::read_dir(data_dir) else { return };
+    for node in nodes.flatten() {
+        let root = node.path().join("runc");
+        if !root.is_dir() {
+            continue;
+        }
+        remove_containers_of(&root, errors);
+        // The node's (now empty) parent cgroup, named in a marker file.
+        if let Ok(parent) = fs::read_to_string(node.path().join("containers/cgroup-parent")) {
+            let parent = parent.trim();
+            if !parent.is_empty() && !parent.contains('/') && !parent.contains("..") {
+                let cg = Path::new("/sys/fs/cgroup");
+                let _ = fs::remove_dir(cg.join(parent));
+                for h in fs::read_dir(cg).into_iter().flatten().flatten() {
+                    let _ = fs::remove_dir(h.path().join(parent));
+                }
+            }
+        }
+    }
+}
+
+fn remove_containers_of(root: &Path, errors: &mut Vec<String>) {
+    let runc = |args: &[&str]| std::process::Command::new("runc").arg("--root").arg(root).args(args).output();
+    let Ok(out) = runc(&["list", "-q"]) else { return };
+    for id in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match runc(&["delete", "--force", id]) {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => errors.push(format!("runc delete {id}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+            Err(e) => errors.push(format!("runc delete {id}: {e}")),
+        }
+    }
+}
+
 fn remove_tree(dir: &Path) -> Result<(), String> {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut below: Vec<PathBuf> = mount_points(&mounts)
