@@ -1,13 +1,13 @@
-//! Services in the store, placed by the scheduler (issue 3, manager side):
-//! driven by the stock docker CLI. Workers do not run containers yet, so
-//! tasks stop at "assigned"; these checks cover what the managers decide.
+//! Services in the store, placed by the scheduler: driven by the stock
+//! docker CLI. The image is loaded onto every node first (tests never pull
+//! from a public registry); these checks cover what the managers decide.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::{text, wait_for, Lab};
+use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -32,7 +32,12 @@ fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
-/// Hostname -> number of assigned tasks of the service, once all are placed.
+/// Placed on a node and not ended.
+fn placed(t: &Value) -> bool {
+    matches!(t["Status"]["State"].as_str(), Some("assigned" | "accepted" | "preparing" | "ready" | "starting" | "running"))
+}
+
+/// Hostname -> number of placed tasks of the service, once all are placed.
 fn placement(lab: &Lab, service: &str, want: usize) -> BTreeMap<String, usize> {
     let hosts: BTreeMap<String, String> = lab
         .nodes("node-1")
@@ -41,7 +46,7 @@ fn placement(lab: &Lab, service: &str, want: usize) -> BTreeMap<String, usize> {
         .collect();
     wait_for(LONG, &format!("{want} assigned tasks of {service}"), || {
         let ts = tasks(lab, service);
-        let assigned: Vec<&Value> = ts.iter().filter(|t| t["Status"]["State"] == "assigned").collect();
+        let assigned: Vec<&Value> = ts.iter().filter(|t| placed(t)).collect();
         if ts.len() != want || assigned.len() != want {
             return None;
         }
@@ -56,12 +61,19 @@ fn placement(lab: &Lab, service: &str, want: usize) -> BTreeMap<String, usize> {
 #[test]
 fn services_are_created_scaled_and_placed() {
     let lab = Lab::up("e2e-svc", 1, 2);
+    let dir = std::env::temp_dir().join(format!("shoal-e2e-svc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = build_busybox_image(&dir);
+    for n in ["node-1", "node-2", "node-3"] {
+        lab.shoal_ok(n, &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     let create = |args: &[&str]| {
         let mut full = vec!["service", "create", "-d", "--no-resolve-image"];
         full.extend_from_slice(args);
         docker(&lab, &full)
     };
-    let out = create(&["--name", "web", "--replicas", "6", "busybox:latest", "sleep", "1000"]);
+    let out = create(&["--name", "web", "--replicas", "6", "shoal-test/busy:1", "sleep", "1000"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let per = placement(&lab, "web", 6);
     assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2], "{per:?}");
@@ -78,9 +90,9 @@ fn services_are_created_scaled_and_placed() {
     lab.shoal_ok("node-1", &["service", "scale", "-d", "web=9"]);
 
     // Bad input is refused and changes nothing.
-    let dup = create(&["--name", "web", "busybox"]);
+    let dup = create(&["--name", "web", "shoal-test/busy:1"]);
     assert!(text(&dup.stderr).contains("name conflicts with an existing object"), "{}", text(&dup.stderr));
-    let bad = create(&["--name", "bad", "--constraint", "node.labels.zone=a", "busybox"]);
+    let bad = create(&["--name", "bad", "--constraint", "node.labels.zone=a", "shoal-test/busy:1"]);
     assert!(text(&bad.stderr).contains("constraint expected one operator from ==, !="), "{}", text(&bad.stderr));
     let (_, svc) = lab.api("node-1", "GET", "/v1.44/services/web", None);
     let stale = svc["Version"]["Index"].as_u64().unwrap() - 1;
@@ -91,7 +103,7 @@ fn services_are_created_scaled_and_placed() {
 
     // Constraints pin tasks; an impossible one leaves them pending with the reason.
     lab.shoal_ok("node-1", &["node", "update", "--label-add", "zone=a", "node-2"]);
-    create(&["--name", "pinned", "--replicas", "3", "--constraint", "node.labels.zone==a", "busybox"]);
+    create(&["--name", "pinned", "--replicas", "3", "--constraint", "node.labels.zone==a", "shoal-test/busy:1", "sleep", "1000"]);
     assert_eq!(placement(&lab, "pinned", 3).into_iter().collect::<Vec<_>>(), vec![("node-2".to_string(), 3)]);
     // Removing the label moves the tasks: nowhere left to go, so they wait.
     lab.shoal_ok("node-1", &["node", "update", "--label-rm", "zone", "node-2"]);
@@ -100,7 +112,7 @@ fn services_are_created_scaled_and_placed() {
         (ts.len() == 3 && ts.iter().all(|t| t["Status"]["State"] == "pending" && t["NodeID"].as_str().unwrap_or("").is_empty()))
             .then_some(())
     });
-    create(&["--name", "nowhere", "--replicas", "2", "--constraint", "node.labels.zone==b", "busybox"]);
+    create(&["--name", "nowhere", "--replicas", "2", "--constraint", "node.labels.zone==b", "shoal-test/busy:1"]);
     wait_for(LONG, "unplaceable tasks to explain themselves", || {
         let ts = tasks(&lab, "nowhere");
         (ts.len() == 2
@@ -112,7 +124,7 @@ fn services_are_created_scaled_and_placed() {
     });
 
     // Global: one task per node; draining a node moves replicated tasks off it.
-    create(&["--name", "agent", "--mode", "global", "busybox"]);
+    create(&["--name", "agent", "--mode", "global", "shoal-test/busy:1", "sleep", "1000"]);
     assert_eq!(placement(&lab, "agent", 3).values().copied().collect::<Vec<_>>(), vec![1, 1, 1]);
     lab.shoal_ok("node-1", &["node", "update", "--availability", "drain", "node-3"]);
     for (svc, n) in [("web", 9), ("agent", 2)] {
@@ -123,14 +135,14 @@ fn services_are_created_scaled_and_placed() {
     }
 
     // An update replaces tasks with the new spec; rollback restores the old one.
-    docker_ok(&lab, &["service", "update", "-d", "--no-resolve-image", "--image", "busybox:1.36", "web"]);
-    wait_for(LONG, "web's tasks to run the new image", || {
+    docker_ok(&lab, &["service", "update", "-d", "--no-resolve-image", "--image", "shoal-test/busy:1", "--args", "sleep 2000", "web"]);
+    wait_for(LONG, "web's tasks to run the new spec", || {
         let ts = tasks(&lab, "web");
-        (ts.len() == 9 && ts.iter().all(|t| t["Spec"]["ContainerSpec"]["Image"] == "busybox:1.36")).then_some(())
+        (ts.len() == 9 && ts.iter().all(|t| t["Spec"]["ContainerSpec"]["Args"][1] == "2000")).then_some(())
     });
     docker_ok(&lab, &["service", "rollback", "-d", "web"]);
     let (_, svc) = lab.api("node-1", "GET", "/v1.44/services/web", None);
-    assert_eq!(svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], "busybox:latest");
+    assert_eq!(svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Args"][1], "1000");
 
     // `node ps` lists a node's tasks.
     let ps = lab.shoal_ok("node-1", &["node", "ps", "node-2"]);

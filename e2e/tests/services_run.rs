@@ -46,8 +46,9 @@ fn services_run_real_containers() {
     assert_eq!(failed["Status"]["Err"], "task: non-zero exit (3)");
     assert_eq!(failed["Status"]["ContainerStatus"]["ExitCode"], 3);
 
-    // An unknown image is rejected with the reason.
-    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "noimage", "--restart-condition", "none", "shoal-test/missing:1"]);
+    // An image that cannot be had is rejected with the reason. The registry
+    // named is a closed port on the node's own loopback: nothing leaves it.
+    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "noimage", "--restart-condition", "none", "127.0.0.1:1/missing:1"]);
     let rejected = wait_for(LONG, "the task of an unknown image to be rejected", || {
         tasks(&lab, "noimage").into_iter().find(|t| t["Status"]["State"] == "rejected")
     });
