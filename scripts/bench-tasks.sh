@@ -1,0 +1,30 @@
+#!/bin/bash
+# Task start figures in a 4-node lab (release build). Run from the repo root as root.
+set -e
+S=./target/release/shoal
+# The test image: busybox-static in one layer, as a docker-save archive.
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+( cd "$W" && mkdir -p rootfs/bin rootfs/etc rootfs/tmp img/layer1 && cp /bin/busybox rootfs/bin/ \
+  && for l in sh sleep; do ln -sf busybox rootfs/bin/$l; done && tar -C rootfs -cf img/layer1/layer.tar . \
+  && d=$(sha256sum img/layer1/layer.tar | cut -d' ' -f1) \
+  && printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$d" > img/c.json \
+  && c=$(sha256sum img/c.json | cut -d' ' -f1) && mv img/c.json img/$c.json \
+  && printf '[{"Config":"%s.json","RepoTags":["shoal-test/busy:1"],"Layers":["layer1/layer.tar"]}]' "$c" > img/manifest.json \
+  && tar -C img -cf busy.tar . )
+$S lab down --name bench >/dev/null 2>&1 || true
+$S lab up --name bench --managers 1 --workers 3 >/dev/null
+H="-H unix:///run/shoal/lab/bench/node-1/shoald.sock"
+for n in 1 2 3 4; do $S -H unix:///run/shoal/lab/bench/node-$n/shoald.sock image load -q -i $W/busy.tar; done
+running() { $S $H service ps -q -f desired-state=running web 2>/dev/null | wc -l; }
+count_running() { curl -s --unix-socket /run/shoal/lab/bench/node-1/shoald.sock 'http://x/v1.44/tasks' | python3 -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if t["Status"]["State"]=="running" and t["DesiredState"]=="running"))'; }
+wait_n() { while [ "$(count_running)" -lt "$1" ]; do sleep 0.05; done; }
+t0=$(date +%s.%N); $S $H service create -d --name web --replicas 50 --stop-grace-period 0s shoal-test/busy:1 sleep 100000 >/dev/null; wait_n 50; t1=$(date +%s.%N)
+echo "create 50 -> 50 running: $(echo "$t1 - $t0" | bc) s"
+t0=$(date +%s.%N); $S $H service scale -d web=100 >/dev/null; wait_n 100; t1=$(date +%s.%N)
+echo "scale 50 -> 100 running: $(echo "$t1 - $t0" | bc) s"
+pid=$($S lab ls --name bench | awk '$1=="node-2"{print $5}')
+echo "node-2 shoald RSS (its share, about a quarter, of the 100 containers running): $(awk '/VmRSS/{print $2" kB"}' /proc/$pid/status)"
+t0=$(date +%s.%N); $S $H service rm web >/dev/null; while [ "$(curl -s --unix-socket /run/shoal/lab/bench/node-1/shoald.sock 'http://x/v1.44/tasks' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" != 0 ]; do sleep 0.05; done; t1=$(date +%s.%N)
+echo "service rm of 100 tasks until all gone: $(echo "$t1 - $t0" | bc) s"
+echo "containers left: $(pgrep -c -f '^sleep 100000' || true)"
+$S lab down --name bench >/dev/null
