@@ -146,9 +146,7 @@ impl TaskManager {
         // Not started yet: the task thread sees the flag and stops itself.
         if let Some(c) = container {
             let me = self.clone();
-            let spec = t.spec.container_spec.clone().unwrap_or_default();
-            let grace = spec.stop_grace_period.map(|ns| Duration::from_nanos(ns.max(0) as u64)).unwrap_or(DEFAULT_GRACE);
-            let signal = if spec.stop_signal.is_empty() { "SIGTERM".to_string() } else { spec.stop_signal };
+            let (signal, grace) = stop_params(t);
             std::thread::spawn(move || {
                 if let Err(e) = me.exec.stop(&c, &signal, grace) {
                     tracing::warn!("stopping container {}: {e}", c.id);
@@ -226,11 +224,17 @@ impl TaskManager {
     }
 
     fn request_stop_now(&self, t: &Task, c: &Container) {
-        let spec = t.spec.container_spec.clone().unwrap_or_default();
-        let grace = spec.stop_grace_period.map(|ns| Duration::from_nanos(ns.max(0) as u64)).unwrap_or(DEFAULT_GRACE);
-        let signal = if spec.stop_signal.is_empty() { "SIGTERM".to_string() } else { spec.stop_signal };
+        let (signal, grace) = stop_params(t);
         if let Err(e) = self.exec.stop(c, &signal, grace) {
             tracing::warn!("stopping container {}: {e}", c.id);
         }
     }
+}
+
+/// The task's stop signal and grace period, with Docker's defaults.
+fn stop_params(t: &Task) -> (String, Duration) {
+    let spec = t.spec.container_spec.clone().unwrap_or_default();
+    let grace = spec.stop_grace_period.map(|ns| Duration::from_nanos(ns.max(0) as u64)).unwrap_or(DEFAULT_GRACE);
+    let signal = if spec.stop_signal.is_empty() { "SIGTERM".to_string() } else { spec.stop_signal };
+    (signal, grace)
 }
