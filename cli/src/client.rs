@@ -379,6 +379,17 @@ pub mod testing {
     type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
 
     impl FakeDaemon {
+        /// Runs a command against this daemon: (its result, what it printed).
+        pub fn run(&self, f: impl FnOnce(&mut crate::commands::Env) -> crate::error::CliResult) -> (crate::error::CliResult, String) {
+            let client = self.client();
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let r = {
+                let mut env = crate::commands::Env { client: &client, out: &mut out, err: &mut err, prog: "shoal".into() };
+                f(&mut env)
+            };
+            (r, String::from_utf8(out).expect("commands print UTF-8"))
+        }
+
         /// Serves `handler(request) -> (status, body)` until dropped.
         pub fn start(handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static) -> FakeDaemon {
             static N: AtomicUsize = AtomicUsize::new(0);

@@ -590,14 +590,7 @@ mod tests {
     }
 
     fn run_cmd(d: &FakeDaemon, cmd: NodeCommand) -> (CliResult, String) {
-        let client = d.client();
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let r = {
-            let mut env = Env { client: &client, out: &mut out, err: &mut err, prog: "shoal".into() };
-            run(&mut env, cmd)
-        };
-        (r, String::from_utf8(out).unwrap())
+        d.run(|env| run(env, cmd))
     }
 
     #[test]

@@ -194,13 +194,7 @@ mod tests {
     use crate::client::testing::FakeDaemon;
 
     fn run_cmd(d: &FakeDaemon, cmd: ServiceCommand) -> (CliResult, String) {
-        let client = d.client();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let r = {
-            let mut env = Env { client: &client, out: &mut out, err: &mut err, prog: "shoal".into() };
-            run(&mut env, cmd)
-        };
-        (r, String::from_utf8(out).unwrap())
+        d.run(|env| run(env, cmd))
     }
 
     fn daemon() -> FakeDaemon {
