@@ -3,11 +3,15 @@
 //! leader. Replicated services own slots 1..=replicas; global services own
 //! one task per eligible node.
 //!
-//! Not here yet: rolling updates with parallelism/delay (a changed spec
-//! replaces every task at once), restart policies, jobs.
+//! A changed spec rolls out through `update` (parallelism, delay, order,
+//! failure action, monitor). The restart supervisor (`restart_due`) applies
+//! the restart policy to tasks that ended.
 
 mod global;
 mod replicated;
+pub mod update;
+#[cfg(test)]
+mod update_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +27,13 @@ use crate::store::{Command, Store};
 pub struct Changes {
     pub put: Vec<Task>,
     pub delete: Vec<String>,
+    /// Services' update progress (`UpdateStatus`), and automatic rollbacks.
+    pub services: Vec<update::StatusChange>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.put.is_empty() && self.delete.is_empty()
+        self.put.is_empty() && self.delete.is_empty() && self.services.is_empty()
     }
 
     /// Stops a task: never-placed tasks are deleted, others told to shut down.
@@ -49,15 +55,11 @@ pub fn reconcile(st: &Store, now: &str) -> Changes {
         if svc.spec.mode.is_job() {
             continue;
         }
-        let live: Vec<&Task> = st
-            .tasks
-            .values()
-            .filter(|t| t.service_id == svc.id && t.desired_state <= TaskState::Running)
-            .collect();
+        let tasks: Vec<&Task> = st.tasks.values().filter(|t| t.service_id == svc.id).collect();
         if svc.spec.mode.is_global() {
-            global::reconcile(st, svc, &live, now, &mut changes);
+            global::reconcile(st, svc, &tasks, now, &mut changes);
         } else {
-            replicated::reconcile(st, svc, &live, now, &mut changes);
+            replicated::reconcile(st, svc, &tasks, now, &mut changes);
         }
     }
     changes
@@ -80,7 +82,11 @@ fn reap_history(st: &Store, changes: &mut Changes) {
         let node = if t.slot == 0 { t.node_id.as_str() } else { "" };
         retired.entry((t.service_id.as_str(), t.slot, node)).or_default().push(t);
     }
-    for mut tasks in retired.into_values() {
+    for ((service_id, _, _), mut tasks) in retired {
+        // The restart supervisor counts a slot's attempts from its history,
+        // so a slot keeps at least `MaxAttempts` retired tasks.
+        let attempts = st.services[service_id].spec.task_template.restart_policy.as_ref().and_then(|p| p.max_attempts).unwrap_or(0);
+        let limit = limit.max(attempts as usize);
         if tasks.len() <= limit {
             continue;
         }
@@ -114,9 +120,12 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
 
 /// The restart supervisor's decision for a task that ended while it was
 /// still wanted running: `Some(true)` replace it now, `Some(false)` wait for
-/// the restart delay, `None` leave it ended (restart condition says so).
-/// Not yet: `--restart-max-attempts` and `--restart-window`.
-fn restart_due(svc: &Service, t: &Task, now: &str) -> Option<bool> {
+/// the restart delay, `None` leave it ended (the restart condition says so,
+/// or the slot used up `MaxAttempts` restarts, within `Window` if set).
+/// `history`: the slot's retired tasks; SwarmKit counts restarts since the
+/// spec last changed, so only tasks of the current spec that ended on
+/// their own count as attempts.
+fn restart_due(svc: &Service, t: &Task, history: &[&Task], now: &str) -> Option<bool> {
     use shoal_api::task::RestartCondition;
     let policy = svc.spec.task_template.restart_policy.clone().unwrap_or_default();
     match policy.condition.unwrap_or_default() {
@@ -124,10 +133,28 @@ fn restart_due(svc: &Service, t: &Task, now: &str) -> Option<bool> {
         RestartCondition::OnFailure if t.status.state == TaskState::Complete => return None,
         _ => {}
     }
-    // Docker's default restart delay is 5 s.
-    let delay = std::time::Duration::from_nanos(policy.delay.unwrap_or(5_000_000_000).max(0) as u64);
     let ended = shoal_api::time::parse_rfc3339(&t.status.timestamp);
     let now = shoal_api::time::parse_rfc3339(now);
+    if let Some(max) = policy.max_attempts.filter(|m| *m > 0) {
+        let window = Duration::from_nanos(policy.window.unwrap_or(0).max(0) as u64);
+        let attempts = history
+            .iter()
+            .filter(|h| h.id != t.id && !outdated(svc, h))
+            .filter(|h| matches!(h.status.state, TaskState::Complete | TaskState::Failed | TaskState::Rejected))
+            .filter(|h| {
+                window.is_zero()
+                    || match (shoal_api::time::parse_rfc3339(&h.status.timestamp), now) {
+                        (Some(at), Some(n)) => n.duration_since(at).map(|d| d <= window).unwrap_or(true),
+                        _ => true,
+                    }
+            })
+            .count() as u64;
+        if attempts >= max {
+            return None;
+        }
+    }
+    // Docker's default restart delay is 5 s.
+    let delay = Duration::from_nanos(policy.delay.unwrap_or(5_000_000_000).max(0) as u64);
     Some(match (ended, now) {
         (Some(e), Some(n)) => n.duration_since(e).map(|d| d >= delay).unwrap_or(false),
         _ => true,
@@ -170,6 +197,10 @@ pub async fn run(mgr: Arc<Manager>) {
             }
             if !changes.put.is_empty() {
                 ok &= mgr.propose(Command::PutTasks { tasks: changes.put }).await.is_ok();
+            }
+            for c in changes.services {
+                let cmd = Command::SetUpdateStatus { id: c.service_id, version: c.version, status: c.status, rollback: c.rollback };
+                ok &= mgr.propose(cmd).await.is_ok();
             }
         }
         // Re-run at once after our own writes; otherwise wait for a change.

@@ -3,45 +3,129 @@
 use std::collections::BTreeMap;
 
 use shoal_api::service::{Service, ServiceMode};
-use shoal_api::task::Task;
+use shoal_api::task::{Task, TaskState};
 use shoal_api::{Availability, NodeState};
 
+use super::update::Rollout;
 use super::{new_task, outdated, restart_due, Changes};
 use crate::store::Store;
 
-pub fn reconcile(st: &Store, svc: &Service, live: &[&Task], now: &str, changes: &mut Changes) {
+/// `tasks`: every task of the service, live and retired.
+pub fn reconcile(st: &Store, svc: &Service, tasks: &[&Task], now: &str, changes: &mut Changes) {
     let ServiceMode::Replicated { replicas } = svc.spec.mode else { return };
     // The constraint enforcer: a task whose node stopped matching the
     // service's constraints (a label removed, say) is moved.
     let constraints = svc.spec.task_template.placement().map(|p| p.constraints.clone()).unwrap_or_default();
     let constraints = shoal_scheduler::parse_constraints(&constraints).unwrap_or_default();
-    let mut by_slot: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
-    for t in live {
-        by_slot.entry(t.slot).or_default().push(t);
+    let mut live: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    let mut history: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    for &t in tasks {
+        let by = if t.desired_state <= TaskState::Running { &mut live } else { &mut history };
+        by.entry(t.slot).or_default().push(t);
     }
+    let mut rollout = Rollout::new(svc, tasks, replicas as usize, now);
     for slot in 1..=replicas {
-        let tasks = by_slot.remove(&slot).unwrap_or_default();
-        // A slot keeps one healthy task of the current spec on a usable node.
-        let mut keep = None;
+        let slot_tasks = live.remove(&slot).unwrap_or_default();
+        let retired = history.get(&slot).map(Vec::as_slice).unwrap_or_default();
+        let usable = |t: &Task| t.node_id.is_empty() || node_usable(st, &t.node_id, &constraints);
+        let plan = plan_slot(svc, &slot_tasks, retired, usable, now, changes);
+        match plan {
+            SlotPlan::Settled => {}
+            SlotPlan::InFlight => rollout.in_flight(),
+            SlotPlan::Dirty(old) => rollout.dirty(old),
+            SlotPlan::Empty => {
+                // stop-first: the replacement waits until the old task stopped.
+                let stopping = retired.iter().any(|t| {
+                    outdated(svc, t)
+                        && t.status.state >= TaskState::Assigned
+                        && !t.status.state.is_terminal()
+                        && node_usable(st, &t.node_id, &constraints)
+                });
+                rollout.in_flight();
+                if !(stopping && rollout.stop_first()) {
+                    changes.put.push(new_task(svc, slot, "", now));
+                }
+            }
+        }
+    }
+    rollout.finish(changes, |old| new_task(svc, old.slot, "", now));
+    // Slots past the replica count (scaled down).
+    for tasks in live.into_values() {
         for t in tasks {
-            let usable = t.node_id.is_empty() || node_usable(st, &t.node_id, &constraints);
-            // An ended task is kept (not refilled) until the restart policy says go.
-            let ended = t.status.state.is_terminal();
-            let restart = if ended { restart_due(svc, t, now) } else { Some(false) };
-            if keep.is_none() && usable && !outdated(svc, t) && restart != Some(true) {
-                keep = Some(t);
+            changes.shut_down(t);
+        }
+    }
+}
+
+/// Where one slot (or one node of a global service) stands.
+#[derive(Debug)]
+pub(super) enum SlotPlan<'a> {
+    /// A task of the current spec, running or about to (or ended and kept
+    /// by the restart policy).
+    Settled,
+    /// An update of the slot is under way.
+    InFlight,
+    /// Runs a task of an older spec: the updater decides when it goes.
+    Dirty(&'a Task),
+    /// Nothing live: a new task is needed.
+    Empty,
+}
+
+/// Sorts a slot's live tasks: keeps one of the current spec on a usable
+/// node, shuts down the rest, and says what the slot needs.
+pub(super) fn plan_slot<'a>(
+    svc: &Service,
+    live: &[&'a Task],
+    retired: &[&Task],
+    usable: impl Fn(&Task) -> bool,
+    now: &str,
+    changes: &mut Changes,
+) -> SlotPlan<'a> {
+    let mut current: Option<&Task> = None;
+    let mut old: Vec<&'a Task> = Vec::new();
+    for &t in live {
+        let ended = t.status.state.is_terminal();
+        let restart = if ended { restart_due(svc, t, retired, now) } else { Some(false) };
+        if !usable(t) || restart == Some(true) {
+            changes.shut_down(t);
+        } else if !outdated(svc, t) {
+            if current.is_none() {
+                current = Some(t);
             } else {
                 changes.shut_down(t);
             }
-        }
-        if keep.is_none() {
-            changes.put.push(new_task(svc, slot, "", now));
+        } else if ended {
+            // An ended task of an old spec is replaced by the new spec now.
+            changes.shut_down(t);
+        } else {
+            old.push(t);
         }
     }
-    // Slots past the replica count (scaled down).
-    for tasks in by_slot.into_values() {
-        for t in tasks {
-            changes.shut_down(t);
+    match current {
+        Some(c) if !old.is_empty() => {
+            // start-first: the old task goes once its replacement runs.
+            if c.status.state == TaskState::Running {
+                for t in old {
+                    changes.shut_down(t);
+                }
+                SlotPlan::Settled
+            } else {
+                SlotPlan::InFlight
+            }
+        }
+        Some(c) if c.status.state < TaskState::Running => SlotPlan::InFlight,
+        Some(_) => SlotPlan::Settled,
+        None => {
+            let mut old = old.into_iter();
+            match old.next() {
+                Some(first) => {
+                    for t in old {
+                        changes.shut_down(t);
+                    }
+                    SlotPlan::Dirty(first)
+                }
+                None => SlotPlan::Empty,
+            }
         }
     }
 }

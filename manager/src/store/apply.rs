@@ -117,6 +117,31 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             let svc = store.services.get_mut(&id).expect("checked above");
             let old = std::mem::replace(&mut svc.spec, spec);
             svc.previous_spec = Some(old);
+            // As SwarmKit: a new spec resets the update status (the updater
+            // sets `updating` when it starts); a rollback says it started.
+            svc.update_status = rollback.then(|| shoal_api::service::UpdateStatus {
+                state: "rollback_started".into(),
+                started_at: Some(at.clone()),
+                completed_at: None,
+                message: "manually requested rollback".into(),
+            });
+            svc.version = version;
+            svc.updated_at = at;
+            Ok(serde_json::Value::Null)
+        }
+        Command::SetUpdateStatus { id, version: expected, status, rollback } => {
+            let svc = store.services.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
+            if svc.version.index != expected {
+                return Err(ApiError::out_of_sequence());
+            }
+            if rollback {
+                if svc.previous_spec.is_none() {
+                    return Err(ApiError::bad_request(format!("service {id} does not have a previous spec")));
+                }
+                // SwarmKit's automatic rollback forgets the failed spec.
+                svc.spec = svc.previous_spec.take().expect("checked above");
+            }
+            svc.update_status = Some(status);
             svc.version = version;
             svc.updated_at = at;
             Ok(serde_json::Value::Null)

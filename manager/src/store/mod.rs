@@ -74,6 +74,9 @@ pub enum Command {
     /// `previous` restores `PreviousSpec` (`rollback=previous`).
     UpdateService { id: String, version: u64, spec: Box<ServiceSpec>, rollback: bool },
     RemoveService { id: String },
+    /// From the updater: the service's `UpdateStatus` (based on `version`);
+    /// `rollback` also puts `PreviousSpec` back (automatic rollback).
+    SetUpdateStatus { id: String, version: u64, status: shoal_api::service::UpdateStatus, rollback: bool },
     /// Creates or replaces tasks (orchestrators and the scheduler).
     PutTasks { tasks: Vec<Task> },
     DeleteTasks { ids: Vec<String> },
