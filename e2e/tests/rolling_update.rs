@@ -130,6 +130,22 @@ fn rolling_update_rollback_and_restart_limits() {
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
     assert!(ls.lines().any(|l| l.contains("flaky") && l.contains("0/1")), "{ls}");
 
-    lab.shoal_ok("node-1", &["service", "rm", "web", "flaky", "marker"]);
+    // A replicated job: 4 completions, 2 at a time; `service ls` counts them.
+    lab.shoal_ok(
+        "node-1",
+        &["service", "create", "-d", "--name", "batch", "--mode", "replicated-job", "--replicas", "4", "--max-concurrent", "2", "shoal-test/busy:1", "sh", "-c", "exit 0"],
+    );
+    wait_for(LONG, "4 completed job tasks", || {
+        (tasks(&lab, "batch").iter().filter(|t| t["Status"]["State"] == "complete").count() == 4).then_some(())
+    });
+    let ls = lab.shoal_ok("node-1", &["service", "ls"]);
+    assert!(ls.lines().any(|l| l.contains("batch") && l.contains("replicated job") && l.contains("0/0 (4/4 completed)")), "{ls}");
+    // A global job runs once on each of the three nodes.
+    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "each", "--mode", "global-job", "shoal-test/busy:1", "sh", "-c", "exit 0"]);
+    wait_for(LONG, "a completed task per node", || {
+        (tasks(&lab, "each").iter().filter(|t| t["Status"]["State"] == "complete").count() == 3).then_some(())
+    });
+
+    lab.shoal_ok("node-1", &["service", "rm", "web", "flaky", "marker", "batch", "each"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,7 +24,7 @@ pub fn schedule(st: &Store, now: &str) -> Changes {
     let pending: Vec<&Task> = st
         .tasks
         .values()
-        .filter(|t| t.status.state == TaskState::Pending && t.desired_state == TaskState::Running)
+        .filter(|t| t.status.state == TaskState::Pending && matches!(t.desired_state, TaskState::Running | TaskState::Complete))
         .collect();
     if pending.is_empty() {
         return changes;
@@ -32,7 +32,7 @@ pub fn schedule(st: &Store, now: &str) -> Changes {
     let mut sched = Scheduler::new(st.nodes.values().map(NodeInfo::from_node));
     for t in st.tasks.values() {
         let placed = !t.node_id.is_empty() && (TaskState::Assigned..=TaskState::Running).contains(&t.status.state);
-        if placed && t.desired_state <= TaskState::Running {
+        if placed && t.desired_state <= TaskState::Complete {
             sched.add_task(t, ports(st, &t.service_id));
         }
     }

@@ -38,7 +38,8 @@ impl TaskManager {
     pub fn sync(self: &Arc<Self>, assigned: Vec<Task>) {
         for t in assigned {
             let known = self.entries.lock().unwrap().contains_key(&t.id);
-            let wanted = t.desired_state <= TaskState::Running;
+            // Job tasks want COMPLETE; both mean run it.
+            let wanted = t.desired_state <= TaskState::Complete;
             if wanted && !known && t.status.state <= TaskState::Assigned {
                 self.entries.lock().unwrap().insert(t.id.clone(), Entry::default());
                 let me = self.clone();

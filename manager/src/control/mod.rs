@@ -11,7 +11,7 @@ use crate::manager::Manager;
 use crate::membership::check_removal_keeps_quorum;
 use crate::store::{Command, Store};
 
-mod services;
+pub(crate) mod services;
 pub use services::{SERVICE_FILTERS, TASK_FILTERS};
 
 pub const NODE_FILTERS: &[&str] = &["id", "label", "membership", "name", "node.label", "role"];

@@ -157,24 +157,33 @@ fn task_name(st: &crate::store::Store, t: &Task) -> String {
     }
 }
 
-/// `REPLICAS` for `service ls`: running tasks out of desired ones.
-fn status_of<'a>(s: &Service, tasks: impl Iterator<Item = &'a Task>) -> ServiceStatus {
+/// `REPLICAS` for `service ls`: running tasks out of desired ones (for
+/// jobs, of the current run, with the completed ones counted apart).
+pub(crate) fn status_of<'a>(s: &Service, tasks: impl Iterator<Item = &'a Task>) -> ServiceStatus {
+    let iteration = s.job_status.as_ref().map(|j| j.job_iteration.index);
     let mut running = 0;
     let mut completed = 0;
     let mut live = 0;
     for t in tasks.filter(|t| t.service_id == s.id) {
-        if t.desired_state <= TaskState::Running {
+        if iteration.is_some() && t.job_iteration.as_ref().map(|v| v.index) != iteration {
+            continue;
+        }
+        if t.status.state == TaskState::Complete {
+            completed += 1;
+        } else if t.desired_state <= TaskState::Complete {
             live += 1;
             if t.status.state == TaskState::Running {
                 running += 1;
             }
         }
-        if t.status.state == TaskState::Complete {
-            completed += 1;
-        }
     }
     let desired = match s.spec.mode {
         ServiceMode::Replicated { replicas } => replicas,
+        ServiceMode::ReplicatedJob { max_concurrent, total_completions } => {
+            let max_concurrent = max_concurrent.unwrap_or(1).max(1);
+            let total = total_completions.unwrap_or(max_concurrent);
+            max_concurrent.min(total.saturating_sub(completed))
+        }
         // Global: one task per eligible node, which is what is live.
         _ => live,
     };

@@ -8,6 +8,7 @@
 //! the restart policy to tasks that ended.
 
 mod global;
+mod jobs;
 mod replicated;
 pub mod update;
 #[cfg(test)]
@@ -52,11 +53,10 @@ pub fn reconcile(st: &Store, now: &str) -> Changes {
     let mut changes = Changes::default();
     reap_history(st, &mut changes);
     for svc in st.services.values() {
-        if svc.spec.mode.is_job() {
-            continue;
-        }
         let tasks: Vec<&Task> = st.tasks.values().filter(|t| t.service_id == svc.id).collect();
-        if svc.spec.mode.is_global() {
+        if svc.spec.mode.is_job() {
+            jobs::reconcile(st, svc, &tasks, now, &mut changes);
+        } else if svc.spec.mode.is_global() {
             global::reconcile(st, svc, &tasks, now, &mut changes);
         } else {
             replicated::reconcile(st, svc, &tasks, now, &mut changes);

@@ -75,7 +75,7 @@ impl Sim {
         for t in self.st.tasks.values_mut() {
             n += 1;
             let image = t.spec.container_spec.as_ref().map(|c| c.image.clone()).unwrap_or_default();
-            if t.desired_state > TaskState::Running {
+            if t.desired_state >= TaskState::Shutdown {
                 // A task told to stop stops at once, or (slow_stop) is seen
                 // stopping for one step first.
                 if t.status.state == TaskState::Running && (!self.slow_stop || t.status.message == "stopping") {
@@ -100,6 +100,11 @@ impl Sim {
                 }
                 TaskState::Assigned => {
                     t.status.state = TaskState::Running;
+                    t.status.timestamp = now.clone();
+                }
+                // "job" runs for one step, "badjob" fails after one step.
+                TaskState::Running if image == "job" || image == "badjob" => {
+                    t.status.state = if image == "job" { TaskState::Complete } else { TaskState::Failed };
                     t.status.timestamp = now.clone();
                 }
                 _ => {}
@@ -304,4 +309,67 @@ fn a_global_service_updates_node_by_node() {
     let nodes: std::collections::BTreeSet<_> =
         sim.st.tasks.values().filter(|t| t.status.state == TaskState::Running).map(|t| t.node_id.clone()).collect();
     assert_eq!(nodes.len(), 3);
+}
+
+fn job(image: &str, mode: ServiceMode) -> ServiceSpec {
+    let mut s = spec(image, 0, None);
+    s.mode = mode;
+    s
+}
+
+#[test]
+fn a_replicated_job_runs_its_completions_a_few_at_a_time() {
+    let mut sim = Sim::new(job("job", ServiceMode::ReplicatedJob { max_concurrent: Some(2), total_completions: Some(5) }));
+    let mut most = 0;
+    for _ in 0..30 {
+        sim.step();
+        let active = sim.st.tasks.values().filter(|t| !t.status.state.is_terminal()).count();
+        most = most.max(active);
+    }
+    assert_eq!(most, 2, "MaxConcurrent");
+    let done = sim.st.tasks.values().filter(|t| t.status.state == TaskState::Complete).count();
+    assert_eq!(done, 5, "TotalCompletions, and no more");
+    let slots: std::collections::BTreeSet<u64> = sim.st.tasks.values().map(|t| t.slot).collect();
+    assert_eq!(slots.len(), 5, "a slot per completion");
+    let st = crate::control::services::status_of(sim.svc(), sim.st.tasks.values());
+    assert_eq!((st.running_tasks, st.desired_tasks, st.completed_tasks), (0, 0, 5));
+
+    // An update starts a new run.
+    let mut again = job("job", ServiceMode::ReplicatedJob { max_concurrent: Some(2), total_completions: Some(5) });
+    again.task_template.force_update = 1;
+    sim.update(again);
+    for _ in 0..30 {
+        sim.step();
+    }
+    assert_eq!(sim.st.tasks.values().filter(|t| t.status.state == TaskState::Complete).count(), 10);
+}
+
+#[test]
+fn a_failing_job_task_is_retried_within_its_restart_policy() {
+    let mut s = job("badjob", ServiceMode::ReplicatedJob { max_concurrent: Some(1), total_completions: Some(1) });
+    s.task_template.restart_policy =
+        Some(RestartPolicy { condition: Some(RestartCondition::OnFailure), delay: Some(0), max_attempts: Some(2), window: None });
+    let mut sim = Sim::new(s);
+    for _ in 0..30 {
+        sim.step();
+    }
+    assert_eq!(sim.st.tasks.len(), 3, "the run and two retries, all in slot 1");
+    assert!(sim.st.tasks.values().all(|t| t.slot == 1 && t.status.state == TaskState::Failed));
+}
+
+#[test]
+fn a_global_job_runs_once_per_node_and_on_nodes_that_join() {
+    let mut sim = Sim::new(job("job", ServiceMode::GlobalJob));
+    for _ in 0..10 {
+        sim.step();
+    }
+    assert_eq!(sim.st.tasks.values().filter(|t| t.status.state == TaskState::Complete).count(), 3);
+    let mut node = Node { id: "n4".into(), ..Default::default() };
+    node.status.state = NodeState::Ready;
+    sim.st.nodes.insert("n4".into(), node);
+    for _ in 0..10 {
+        sim.step();
+    }
+    assert_eq!(sim.st.tasks.len(), 4);
+    assert!(sim.st.tasks.values().all(|t| t.status.state == TaskState::Complete));
 }

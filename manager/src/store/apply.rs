@@ -5,6 +5,15 @@ use shoal_api::{ApiError, Version};
 
 use super::{Command, Envelope, Store};
 
+/// A job runs again each time it is created or updated: the run is named
+/// by the service version (`JobStatus.JobIteration`), as in SwarmKit.
+fn stamp_job_iteration(svc: &mut shoal_api::service::Service, at: &str) {
+    svc.job_status = svc.spec.mode.is_job().then(|| shoal_api::service::JobStatus {
+        job_iteration: svc.version.clone(),
+        last_execution: at.to_string(),
+    });
+}
+
 /// Applies one committed command at log index `index`. An error leaves the
 /// store unchanged and is returned to the proposer.
 pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, ApiError> {
@@ -93,6 +102,7 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             }
             let mut service = *service;
             service.version = version;
+            stamp_job_iteration(&mut service, &at);
             store.services.insert(service.id.clone(), service);
             Ok(serde_json::Value::Null)
         }
@@ -126,6 +136,7 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
                 message: "manually requested rollback".into(),
             });
             svc.version = version;
+            stamp_job_iteration(svc, &at);
             svc.updated_at = at;
             Ok(serde_json::Value::Null)
         }
