@@ -7,6 +7,7 @@
 
 pub mod control;
 pub mod dispatcher;
+pub mod logbroker;
 pub mod manager;
 pub mod membership;
 pub mod orchestrator;

@@ -42,6 +42,8 @@ pub struct Manager {
     /// Last time each peer manager (by Raft ID) answered a ping.
     pub(crate) last_pong: Mutex<HashMap<u64, Instant>>,
     pub(crate) dispatcher: Dispatcher,
+    /// Log subscriptions (used on the leader).
+    pub(crate) logs: Arc<crate::logbroker::LogBroker>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -76,6 +78,7 @@ impl Manager {
             client_tls,
             last_pong: Mutex::new(HashMap::new()),
             dispatcher: Dispatcher::default(),
+            logs: Arc::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let tasks = vec![
@@ -84,6 +87,7 @@ impl Manager {
             tokio::spawn(crate::membership::run(mgr.clone())),
             tokio::spawn(ping_peers(mgr.clone())),
             tokio::spawn(crate::orchestrator::run(mgr.clone())),
+            tokio::spawn(crate::logbroker::run(mgr.clone())),
         ];
         mgr.tasks.lock().unwrap().extend(tasks);
         Ok(mgr)

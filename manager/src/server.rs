@@ -48,6 +48,10 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
             }
             return;
         }
+        if let Request::Logs(r) = req {
+            crate::logbroker::serve(mgr, conn, r).await;
+            return;
+        }
         let resp = match mgr.handle(req, &conn.peer).await {
             Ok(r) => r,
             Err(e) => Response::error(e),
@@ -158,6 +162,7 @@ impl Manager {
                 let id = self.authorize(peer, false)?;
                 crate::dispatcher::task_status(self, &id.node_id, updates).await
             }
+            Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
         }
     }
 

@@ -48,6 +48,23 @@ impl Conn {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request timed out"))?
     }
 
+    /// Sends a request without waiting for an answer (streams such as logs).
+    pub async fn send(&mut self, req: &Request) -> io::Result<()> {
+        let body = serde_json::to_vec(req).map_err(io::Error::other)?;
+        write_frame(&mut self.stream, Kind::Json, &body).await
+    }
+
+    /// The next response frame of a stream; `None` when the manager hung up.
+    pub async fn recv(&mut self) -> io::Result<Option<Response>> {
+        match read_frame(&mut self.stream).await? {
+            Some((Kind::Json, body)) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Some(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected frame kind")),
+            None => Ok(None),
+        }
+    }
+
     /// Turns this connection into a Raft stream (no responses are sent back).
     pub async fn start_raft_stream(&mut self) -> io::Result<()> {
         let body = serde_json::to_vec(&Request::RaftStream).map_err(io::Error::other)?;

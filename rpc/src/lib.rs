@@ -10,6 +10,7 @@
 pub mod client;
 pub mod credentials;
 pub mod frame;
+pub mod logs;
 pub mod message;
 pub mod server;
 

@@ -25,6 +25,8 @@ pub enum Request {
     Assignments,
     /// Observed task states from the calling node, in one batch (leader only).
     TaskStatus { updates: Vec<TaskStatusUpdate> },
+    /// Log streaming; takes over the connection (see `logs`).
+    Logs(crate::logs::LogRequest),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,6 +94,8 @@ pub enum Response {
     Members(Vec<RaftMember>),
     Assignments(Vec<shoal_api::task::Task>),
     Pong { node_id: String },
+    /// A frame of a log stream (see `logs`).
+    Logs(crate::logs::LogResponse),
 }
 
 impl Response {

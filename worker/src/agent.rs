@@ -54,6 +54,8 @@ impl Agent {
     async fn run(self) {
         let mut next = 0usize;
         let mut leader_hint: Option<String> = None;
+        // Log subscriptions from the leader we heartbeat to.
+        let mut log_listener = crate::logs::Listener::default();
         loop {
             let managers = self.state.borrow().managers.clone();
             let addr = match leader_hint.take() {
@@ -76,7 +78,7 @@ impl Agent {
                     continue;
                 }
             };
-            let mut conn = match client::connect(&addr, tls, Duration::from_secs(3)).await {
+            let mut conn = match client::connect(&addr, tls.clone(), Duration::from_secs(3)).await {
                 Ok(c) => c,
                 Err(e) => {
                     self.note_error(format!("connecting to manager {addr}: {e}"));
@@ -103,6 +105,9 @@ impl Agent {
                             s.managers = hb.managers.clone();
                             s.last_error = None;
                         });
+                        if let Some(tm) = &self.cfg.tasks {
+                            log_listener.ensure(&addr, tls.clone(), tm.executor());
+                        }
                         if renew {
                             if let Err(e) = self.renew(&mut conn).await {
                                 self.note_error(e);

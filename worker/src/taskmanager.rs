@@ -34,6 +34,11 @@ impl TaskManager {
         Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
     }
 
+    /// The executor (log files live under its state dir).
+    pub fn executor(&self) -> Arc<Executor> {
+        self.exec.clone()
+    }
+
     /// Takes the complete set of tasks assigned to this node.
     pub fn sync(self: &Arc<Self>, assigned: Vec<Task>) {
         for t in assigned {

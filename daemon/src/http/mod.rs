@@ -2,6 +2,7 @@
 //! paths (with optional `/vX.YY` prefix), JSON bodies and error shapes.
 
 mod images;
+mod logs;
 mod nodes;
 mod services;
 mod swarm;
@@ -23,6 +24,8 @@ use tokio::net::UnixListener;
 use crate::swarm::SwarmNode;
 
 pub type Reply = Result<Response<Full<Bytes>>, ApiError>;
+/// A whole body, or a stream (logs).
+pub type Body = http_body_util::Either<Full<Bytes>, logs::StreamBody>;
 
 /// What a handler gets: the parsed request.
 pub struct Call {
@@ -92,26 +95,26 @@ where
     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await;
 }
 
-async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(error_response(&ApiError::bad_request(format!("reading request body: {e}")))),
+        Err(e) => return Ok(error_response(&ApiError::bad_request(format!("reading request body: {e}"))).map(Body::Left)),
     };
     let reply = match split_version(&path) {
         Err(e) => Err(e),
-        Ok(segs) => route(&node, Call { method: method.clone(), segs, query, body }).await,
+        Ok(segs) => route_streams(&node, Call { method: method.clone(), segs, query, body }).await,
     };
-    let mut resp = reply.unwrap_or_else(|e| error_response(&e));
+    let mut resp = reply.unwrap_or_else(|e| error_response(&e).map(Body::Left));
     let h = resp.headers_mut();
     h.insert("Api-Version", shoal_api::API_VERSION.parse().expect("static header"));
     h.insert("Ostype", "linux".parse().expect("static header"));
     h.insert("Docker-Experimental", "false".parse().expect("static header"));
     h.insert("Server", format!("Shoal/{} (linux)", shoal_api::ENGINE_VERSION).parse().expect("static header"));
     if method == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = Body::Left(Full::new(Bytes::new()));
     }
     Ok(resp)
 }
@@ -142,6 +145,20 @@ fn split_version(path: &str) -> Result<Vec<String>, ApiError> {
 fn version_lt(a: &str, b: &str) -> bool {
     let p = |s: &str| s.split('.').map(|x| x.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
     p(a) < p(b)
+}
+
+/// Streaming endpoints, then everything else through `route`.
+async fn route_streams(node: &Arc<SwarmNode>, call: Call) -> Result<Response<Body>, ApiError> {
+    let segs: Vec<&str> = call.segs.iter().map(String::as_str).collect();
+    let target = match (call.method.as_str(), segs.as_slice()) {
+        ("GET", ["services", id, "logs"]) => Some(logs::Target::Service(id)),
+        ("GET", ["tasks", id, "logs"]) => Some(logs::Target::Task(id)),
+        _ => None,
+    };
+    match target {
+        Some(t) => logs::serve(node, t, &call).await.map(|r| r.map(Body::Right)),
+        None => route(node, call).await.map(|r| r.map(Body::Left)),
+    }
 }
 
 async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {

@@ -9,7 +9,9 @@
 //!
 //! On disk, under `ExecutorConfig::state_dir`:
 //! `bundles/<id>/{config.json,pid,runc.log}` and `logs/<id>.log` (the
-//! container's stdout and stderr, appended).
+//! container's stdout and stderr, one json-file record per line, captured
+//! by shoald through pipes: see `crate::logs::capture`). The log file
+//! outlives the container; [`Executor::remove_log`] deletes it.
 //!
 //! Not wired to the agent yet. The daemon must call
 //! [`supervise::become_subreaper`] once at start.
@@ -97,10 +99,12 @@ pub struct Container {
     pub id: String,
     /// The container's init process, as seen from the host.
     pub pid: i32,
-    /// stdout and stderr, appended.
+    /// stdout and stderr as json-file records.
     pub log_path: PathBuf,
     pub bundle: PathBuf,
     exit: supervise::ExitWatch,
+    /// Set when all output has been written to the log file.
+    pub logs: crate::logs::capture::CaptureDone,
 }
 
 impl Container {
@@ -193,7 +197,12 @@ impl Executor {
         std::fs::write(bundle.join("config.json"), json)
             .map_err(|e| format!("writing {}: {e}", bundle.join("config.json").display()))?;
         let log_path = self.log_path(&input.id);
-        let pid = match self.runc.run_detached(&input.id, &bundle, &log_path) {
+        let (read_ends, write_ends) = crate::logs::capture::pipes().map_err(|e| format!("creating output pipes: {e}"))?;
+        let logs = crate::logs::capture::spawn(&input.id, read_ends, &log_path)
+            .map_err(|e| format!("capturing output to {}: {e}", log_path.display()))?;
+        // runc hands its stdout and stderr (the pipes' write ends) to the
+        // container and exits; ours close when `write_ends` drops here.
+        let pid = match self.runc.run_detached(&input.id, &bundle, write_ends.stdout, write_ends.stderr) {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = self.runc.delete(&input.id);
@@ -207,6 +216,7 @@ impl Executor {
             log_path,
             bundle,
             exit,
+            logs,
         })
     }
 
@@ -250,7 +260,7 @@ impl Executor {
             .ok_or_else(|| format!("container {} did not exit after SIGKILL", c.id))
     }
 
-    /// `runc delete --force`, then the bundle and the log file.
+    /// `runc delete --force`, then the bundle. The log file stays.
     pub fn remove(&self, c: &Container) -> Result<(), String> {
         self.remove_id(&c.id)
     }
@@ -266,7 +276,13 @@ impl Executor {
             std::fs::remove_dir_all(&bundle)
                 .map_err(|e| format!("removing {}: {e}", bundle.display()))?;
         }
-        let _ = std::fs::remove_file(self.log_path(id));
         Ok(())
+    }
+
+    /// Deletes a task's log file (its task is gone from the store).
+    pub fn remove_log(&self, id: &str) {
+        if valid_id(id) {
+            let _ = std::fs::remove_file(self.log_path(id));
+        }
     }
 }

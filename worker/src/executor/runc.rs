@@ -1,7 +1,8 @@
 //! The OCI runtime binary (runc, or crun with the same CLI), with a
 //! per-node `--root` so several shoald on one host keep separate state.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -48,18 +49,12 @@ impl Runc {
         }
     }
 
-    /// `runc run -d`: the container's stdout and stderr append to `log`,
-    /// stdin is /dev/null. Returns the container init's pid. runc's own
-    /// messages go to `<bundle>/runc.log` and are quoted on failure.
-    pub fn run_detached(&self, id: &str, bundle: &Path, log: &Path) -> Result<i32, String> {
-        let open = || {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .map_err(|e| format!("opening log file {}: {e}", log.display()))
-        };
-        let (out, err): (File, File) = (open()?, open()?);
+    /// `runc run -d`: the container's stdout and stderr are `stdout` and
+    /// `stderr` (the write ends of shoald's capture pipes), stdin is
+    /// /dev/null. Returns the container init's pid. runc's own messages go
+    /// to `<bundle>/runc.log` and are quoted on failure.
+    pub fn run_detached(&self, id: &str, bundle: &Path, stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String> {
+        let (out, err) = (File::from(stdout), File::from(stderr));
         let pid_file = bundle.join("pid");
         let runc_log = bundle.join("runc.log");
         let status = self

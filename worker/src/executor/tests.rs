@@ -91,8 +91,18 @@ impl Fixture {
         }
     }
 
+    /// The container's output as text (the log file's records joined),
+    /// once the capture has written all of it.
     fn log(&self) -> String {
-        std::fs::read_to_string(self.exec.log_path(&self.id)).unwrap_or_default()
+        let raw = std::fs::read(self.exec.log_path(&self.id)).unwrap_or_default();
+        raw.split(|&b| b == b'\n')
+            .filter_map(crate::logs::format::decode)
+            .map(|r| r.log)
+            .collect()
+    }
+
+    fn wait_logs(&self, c: &Container) {
+        assert!(c.logs.wait_timeout(Duration::from_secs(20)), "output capture did not end");
     }
 }
 
@@ -100,6 +110,7 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = self.exec.runc().kill(&self.id, "SIGKILL");
         let _ = self.exec.remove_id(&self.id);
+        self.exec.remove_log(&self.id);
         if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
             for e in entries.flatten() {
                 let p: &Path = &e.path().join(&self.cgroup_parent);
@@ -117,9 +128,28 @@ fn echo_exits_zero_and_logs() {
     assert!(c.pid > 0);
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
     assert_eq!(f.exec.runc().state(&c.id).unwrap(), "stopped");
+    f.wait_logs(&c);
     assert!(f.log().contains("hello"), "log: {:?}", f.log());
     f.exec.remove(&c).unwrap();
     assert!(!c.bundle.exists());
+}
+
+#[test]
+fn stdout_and_stderr_are_captured_apart_and_outlive_the_container() {
+    let f = Fixture::new("streams");
+    let c = f.exec.start(&f.input(&["sh", "-c", "echo out1; echo err1 >&2; echo out2"])).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
+    f.wait_logs(&c);
+    let raw = std::fs::read(&c.log_path).unwrap();
+    let recs: Vec<_> = raw.split(|&b| b == b'\n').filter_map(crate::logs::format::decode).collect();
+    let of = |s: &str| recs.iter().filter(|r| r.stream == s).map(|r| r.log.as_str()).collect::<Vec<_>>();
+    assert_eq!(of("stdout"), ["out1\n", "out2\n"], "{recs:?}");
+    assert_eq!(of("stderr"), ["err1\n"], "{recs:?}");
+    assert!(recs.iter().all(|r| r.unix_nanos().is_some()), "{recs:?}");
+    f.exec.remove(&c).unwrap();
+    assert!(c.log_path.exists(), "the log file outlives the container");
+    f.exec.remove_log(&c.id);
+    assert!(!c.log_path.exists());
 }
 
 #[test]
@@ -184,6 +214,7 @@ fn network_is_loopback_only() {
     let f = Fixture::new("net");
     let c = f.exec.start(&f.input(&["cat", "/proc/net/dev"])).unwrap();
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
+    f.wait_logs(&c);
     let log = f.log();
     let ifaces: Vec<&str> = log
         .lines()
@@ -228,6 +259,7 @@ fn user_and_env_and_cwd_reach_the_process() {
     input.spec.user = "1000:1000".into();
     let c = f.exec.start(&input).unwrap();
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
+    f.wait_logs(&c);
     let log = f.log();
     assert!(
         log.contains("user=1000 A=spec PWD=/tmp HOST=box"),

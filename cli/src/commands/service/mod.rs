@@ -1,4 +1,4 @@
-//! `shoal service …`: create, inspect, ls, ps, rm, rollback, scale, update,
+//! `shoal service …`: create, inspect, logs, ls, ps, rm, rollback, scale, update,
 //! with the docker CLI's flags, tables and messages.
 //!
 //! `opts` parses flag values, `flags` holds the flags `create` and `update`
@@ -9,6 +9,7 @@ pub mod create;
 pub mod flags;
 pub mod inspect;
 pub mod list;
+pub mod logs;
 pub mod opts;
 pub mod progress;
 pub mod ps;
@@ -29,6 +30,8 @@ pub enum ServiceCommand {
     /// List services
     #[command(visible_alias = "list")]
     Ls(list::LsArgs),
+    /// Fetch the logs of a service or task
+    Logs(logs::LogsArgs),
     /// List the tasks of one or more services
     Ps(ps::PsArgs),
     /// Remove one or more services
@@ -71,6 +74,7 @@ pub fn run(env: &mut Env, cmd: ServiceCommand) -> CliResult {
         ServiceCommand::Create(a) => create::run(env, *a),
         ServiceCommand::Inspect(a) => inspect::run(env, a),
         ServiceCommand::Ls(a) => list::run(env, a),
+        ServiceCommand::Logs(a) => logs::run(env, a),
         ServiceCommand::Ps(a) => ps::run(env, a),
         ServiceCommand::Rm { services } => rm(env, &services),
         ServiceCommand::Rollback(a) => rollback(env, a),

@@ -1,0 +1,172 @@
+//! Capturing a container's stdout and stderr in shoald itself, with no
+//! helper process: the container gets the write ends of two pipes, one
+//! thread per container polls the read ends and appends a timestamped
+//! json-file record per line to the task's log file.
+//!
+//! The thread holds two 16 KiB line buffers and a 32 KiB read buffer; it
+//! ends when both pipes reach end of file (every process holding the write
+//! ends exited), which is also what [`CaptureDone`] reports.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use shoal_rpc::logs::LogStream;
+
+use super::format::{encode, Splitter};
+
+/// Write ends for the runtime (given to runc as its stdout and stderr).
+pub struct WriteEnds {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Read ends, kept by shoald.
+pub struct ReadEnds {
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // Close-on-exec on both ends: no other child (another container's runc)
+    // may inherit them, or the reader would never see end of file. The
+    // runtime gets the write ends through dup2, which clears the flag.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn pipes() -> io::Result<(ReadEnds, WriteEnds)> {
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    Ok((ReadEnds { stdout: out_r, stderr: err_r }, WriteEnds { stdout: out_w, stderr: err_w }))
+}
+
+/// Set once the capture thread has written everything and closed the file.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureDone(Arc<(Mutex<bool>, Condvar)>);
+
+impl CaptureDone {
+    fn set(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    pub fn is_done(&self) -> bool {
+        *self.0 .0.lock().unwrap()
+    }
+
+    /// Waits up to `timeout`; whether the capture has ended.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let (m, cv) = &*self.0;
+        let g = m.lock().unwrap();
+        let (g, _) = cv.wait_timeout_while(g, timeout, |done| !*done).unwrap();
+        *g
+    }
+}
+
+/// Starts the capture thread for one container, appending to `log`.
+pub fn spawn(name: &str, ends: ReadEnds, log: &Path) -> io::Result<CaptureDone> {
+    let file = OpenOptions::new().create(true).append(true).open(log)?;
+    let done = CaptureDone::default();
+    let d = done.clone();
+    std::thread::Builder::new()
+        .name(format!("logs-{}", &name[..name.len().min(10)]))
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            if let Err(e) = capture(ends, file) {
+                tracing::warn!("capturing container output: {e}");
+            }
+            d.set();
+        })?;
+    Ok(done)
+}
+
+fn capture(ends: ReadEnds, mut file: File) -> io::Result<()> {
+    let mut open = [Some(ends.stdout), Some(ends.stderr)];
+    let mut splitters = [Splitter::default(), Splitter::default()];
+    let streams = [LogStream::Stdout, LogStream::Stderr];
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = Vec::new();
+    while open.iter().any(Option::is_some) {
+        let mut pfds: Vec<libc::pollfd> = open
+            .iter()
+            .map(|fd| libc::pollfd { fd: fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1), events: libc::POLLIN, revents: 0 })
+            .collect();
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for i in 0..2 {
+            if pfds[i].revents == 0 {
+                continue;
+            }
+            let Some(fd) = open[i].as_ref() else { continue };
+            let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = if r >= 0 {
+                r as usize
+            } else if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                0 // a broken pipe ends this stream like end of file
+            };
+            let time = shoal_api::time::now_rfc3339();
+            let mut emit = |piece: &[u8]| out.extend_from_slice(&encode(streams[i], &time, piece));
+            if n == 0 {
+                splitters[i].finish(&mut emit);
+                open[i] = None;
+            } else {
+                splitters[i].push(&buf[..n], &mut emit);
+            }
+        }
+        if !out.is_empty() {
+            // One write per round, so a reader never sees half a record
+            // unless the disk is full.
+            file.write_all(&out)?;
+            out.clear();
+        }
+    }
+    file.sync_data().ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::format::decode;
+
+    #[test]
+    fn both_streams_are_recorded_until_the_writers_close() {
+        let dir = std::env::temp_dir().join(format!("shoal-capture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("t.log");
+        let (r, w) = pipes().unwrap();
+        let done = spawn("t", r, &log).unwrap();
+        let mut out = File::from(w.stdout);
+        let mut err = File::from(w.stderr);
+        out.write_all(b"one\ntw").unwrap();
+        err.write_all(b"oops\n").unwrap();
+        out.write_all(b"o\n").unwrap();
+        assert!(!done.is_done());
+        drop(out);
+        err.write_all(b"tail without newline").unwrap();
+        drop(err);
+        assert!(done.wait_timeout(Duration::from_secs(10)), "capture ended");
+        let text = std::fs::read(&log).unwrap();
+        let recs: Vec<_> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| decode(l).unwrap()).collect();
+        let of = |s: &str| recs.iter().filter(|r| r.stream == s).map(|r| r.log.clone()).collect::<Vec<_>>();
+        assert_eq!(of("stdout"), ["one\n", "two\n"]);
+        assert_eq!(of("stderr"), ["oops\n", "tail without newline"]);
+        assert!(recs.iter().all(|r| r.unix_nanos().is_some()), "{recs:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
