@@ -64,6 +64,9 @@ pub struct RaftHandle {
     tx: mpsc::UnboundedSender<Input>,
     pub store: Arc<RwLock<Store>>,
     pub status: watch::Receiver<Status>,
+    /// The index of the last applied entry: controllers and long-polls wait
+    /// on it instead of polling the store.
+    pub applied: watch::Receiver<u64>,
     pub transport: Arc<Transport>,
 }
 
@@ -113,7 +116,9 @@ impl RaftHandle {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = RawNode::new(&cfg, storage.reader(), &logger).map_err(|e| format!("raft: {e}"))?;
         let (status_tx, status_rx) = watch::channel(Status { id: opts.id, ..Default::default() });
+        let (applied_tx, applied_rx) = watch::channel(applied);
         let node = Loop {
+            applied_tx,
             raw,
             storage,
             store: store.clone(),
@@ -126,7 +131,7 @@ impl RaftHandle {
             removed: false,
         };
         tokio::spawn(node.run(rx));
-        Ok(RaftHandle { tx, store, status: status_rx, transport })
+        Ok(RaftHandle { tx, store, status: status_rx, applied: applied_rx, transport })
     }
 
     pub fn id(&self) -> u64 {
@@ -282,6 +287,7 @@ fn apply_membership(st: &mut Store, cc: &ConfChange) -> Option<u64> {
 }
 
 struct Loop {
+    applied_tx: watch::Sender<u64>,
     raw: RawNode<super::storage::DiskStorageReader>,
     storage: DiskStorage,
     store: Arc<RwLock<Store>>,
@@ -386,6 +392,7 @@ impl Loop {
         }
         let committed = ready.take_committed_entries();
         self.apply_entries(committed)?;
+        self.publish_applied();
         if !ready.entries().is_empty() {
             self.storage.append(ready.entries()).map_err(io)?;
         }
@@ -402,8 +409,14 @@ impl Loop {
         self.transport.send(light.take_messages());
         let committed = light.take_committed_entries();
         self.apply_entries(committed)?;
+        self.publish_applied();
         self.raw.advance_apply();
         self.maybe_snapshot().map_err(io)
+    }
+
+    fn publish_applied(&self) {
+        let applied = self.store.read().unwrap().applied;
+        self.applied_tx.send_if_modified(|a| std::mem::replace(a, applied) != applied);
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), String> {
