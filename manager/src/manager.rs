@@ -42,6 +42,9 @@ pub struct Manager {
     /// Last time each peer manager (by Raft ID) answered a ping.
     pub(crate) last_pong: Mutex<HashMap<u64, Instant>>,
     pub(crate) dispatcher: Dispatcher,
+    /// Seals secrets in the Raft log (see `datakey`); None until a joining
+    /// manager has fetched it.
+    pub(crate) data_key: RwLock<Option<crate::datakey::DataKey>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -69,6 +72,7 @@ impl Manager {
             // Entries kept behind a snapshot for slow followers (SwarmKit's 500).
             keep_entries: (snapshot_interval() / 2).min(shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES),
         })?;
+        let data_key = crate::datakey::at_start(&cfg.swarm_dir.join("raft"), mode.bootstrap)?;
         let mgr = Arc::new(Manager {
             cfg,
             raft,
@@ -76,15 +80,19 @@ impl Manager {
             client_tls,
             last_pong: Mutex::new(HashMap::new()),
             dispatcher: Dispatcher::default(),
+            data_key: RwLock::new(data_key),
             tasks: Mutex::new(Vec::new()),
         });
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::server::serve(mgr.clone(), listener)),
             tokio::spawn(crate::dispatcher::run(mgr.clone())),
             tokio::spawn(crate::membership::run(mgr.clone())),
             tokio::spawn(ping_peers(mgr.clone())),
             tokio::spawn(crate::orchestrator::run(mgr.clone())),
         ];
+        if mgr.data_key().is_none() {
+            tasks.push(tokio::spawn(crate::datakey::fetch(mgr.clone())));
+        }
         mgr.tasks.lock().unwrap().extend(tasks);
         Ok(mgr)
     }
@@ -106,6 +114,11 @@ impl Manager {
 
     pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
         self.client_tls.read().unwrap().clone()
+    }
+
+    /// The data key that seals secrets, once this manager holds it.
+    pub fn data_key(&self) -> Option<crate::datakey::DataKey> {
+        self.data_key.read().unwrap().clone()
     }
 
     pub fn is_leader(&self) -> bool {

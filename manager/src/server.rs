@@ -158,6 +158,11 @@ impl Manager {
                 let id = self.authorize(peer, false)?;
                 crate::dispatcher::task_status(self, &id.node_id, updates).await
             }
+            Request::SecretsKey => {
+                self.authorize(peer, true)?;
+                let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
+                Ok(Response::SecretsKey { key: key.to_text() })
+            }
         }
     }
 
