@@ -8,3 +8,4 @@ pub mod description;
 pub mod taskmanager;
 pub mod executor;
 pub mod image;
+pub mod secrets;
