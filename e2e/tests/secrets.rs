@@ -235,3 +235,40 @@ fn shoal_api_base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// Managers that joined later fetch the data key: a secret created through
+/// a follower (sealed there) is unsealed by the leader for the worker.
+#[test]
+fn joining_managers_share_the_data_key() {
+    let lab = Lab::up("e2e-secrets-ha", 3, 0);
+    let dir = std::env::temp_dir().join(format!("shoal-e2e-secrets-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = build_busybox_image(&dir);
+    lab.shoal_ok("node-3", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+    let leader = wait_for(LONG, "a leader", || lab.try_nodes("node-1").and_then(|n| shoal_e2e::leader_host(&n)));
+    let follower = ["node-1", "node-2", "node-3"].into_iter().find(|n| *n != leader).unwrap();
+    // The follower may still be fetching the key right after joining.
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "ha-value").unwrap();
+    wait_for(LONG, "the follower to create a secret", || {
+        lab.shoal(follower, &["secret", "create", "ha_pw", pw.to_str().unwrap()]).status.success().then_some(())
+    });
+    for n in ["node-1", "node-2", "node-3"] {
+        let key = Path::new(&format!("/var/lib/shoal/lab/e2e-secrets-ha/{n}/swarm/raft/secrets.key")).to_path_buf();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = wait_for(LONG, "every manager to hold the key", || std::fs::metadata(&key).ok()).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{n}");
+    }
+    lab.shoal_ok(
+        follower,
+        &[
+            "service", "create", "-d", "--name", "ha", "--constraint", "node.hostname==node-3", "--secret", "ha_pw",
+            "shoal-test/busy:1", "sh", "-c", "test \"$(cat /run/secrets/ha_pw)\" = ha-value && echo ha-ok && sleep 1000",
+        ],
+    );
+    let task = wait_for(LONG, "the task to run", || tasks(&lab, "ha").into_iter().find(|t| t["Status"]["State"] == "running"));
+    let log = format!("/var/lib/shoal/lab/e2e-secrets-ha/node-3/containers/logs/{}.log", task["ID"].as_str().unwrap());
+    wait_for(LONG, "the container to read the secret", || std::fs::read_to_string(&log).ok().filter(|l| l.contains("ha-ok")));
+    lab.shoal_ok("node-1", &["service", "rm", "ha"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
