@@ -32,6 +32,7 @@ pub struct TaskFiles {
 /// One file to write: its name in the tmpfs, content, owner and mode, and
 /// where it goes in the container.
 struct Planned {
+    secret: bool,
     file: String,
     data: Vec<u8>,
     target: FileTarget,
@@ -64,7 +65,7 @@ impl TaskFiles {
                 .get(&r.secret_id)
                 .and_then(|s| s.spec.data.clone())
                 .ok_or_else(|| format!("secret {} not found", r.secret_name))?;
-            out.push(Planned { file: format!("secret-{i}"), data, target, destination });
+            out.push(Planned { secret: true, file: format!("secret-{i}"), data, target, destination });
         }
         let configs = self.configs.lock().unwrap();
         for (i, r) in spec.configs.iter().enumerate() {
@@ -73,7 +74,7 @@ impl TaskFiles {
                 .get(&r.config_id)
                 .and_then(|c| c.spec.data.clone())
                 .ok_or_else(|| format!("config {} not found", r.config_name))?;
-            out.push(Planned { file: format!("config-{i}"), data, target, destination });
+            out.push(Planned { secret: false, file: format!("config-{i}"), data, target, destination });
         }
         Ok(out)
     }
@@ -96,7 +97,10 @@ impl TaskFiles {
             .map_err(|e| format!("creating {}: {e}", dir.display()))?;
         // Room for the data plus a page per file; tmpfs only uses what it holds.
         let size: usize = planned.iter().map(|p| p.data.len() + 4096).sum::<usize>() + 64 * 1024;
-        mount_tmpfs(&dir, size)?;
+        if let Err(e) = mount_tmpfs(&dir, size) {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
         let mut mounts = Vec::new();
         for p in &planned {
             let path = dir.join(&p.file);
@@ -104,7 +108,7 @@ impl TaskFiles {
                 self.release(task_id);
                 return Err(e);
             }
-            mounts.push(ExtraMount { source: path, destination: p.destination.clone(), read_only: true });
+            mounts.push(ExtraMount { source: path, destination: p.destination.clone(), read_only: true, noexec: p.secret });
         }
         Ok(mounts)
     }
@@ -158,7 +162,9 @@ fn cstr(p: &Path) -> Result<std::ffi::CString, String> {
 fn mount_tmpfs(dir: &Path, size: usize) -> Result<(), String> {
     let target = cstr(dir)?;
     let data = std::ffi::CString::new(format!("mode=0700,size={size}")).expect("no NUL");
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // Not noexec here: a config may be a script; each secret's bind mount
+    // into the container is noexec.
+    let flags = libc::MS_NOSUID | libc::MS_NODEV;
     // SAFETY: valid NUL-terminated strings that outlive the call.
     let rc = unsafe {
         libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast())
@@ -254,6 +260,7 @@ mod tests {
         assert_eq!(mounts[0].destination, "/run/secrets/db_pw");
         assert_eq!(mounts[1].destination, "/etc/site.conf");
         assert!(mounts.iter().all(|m| m.read_only && m.source.starts_with(&dir)));
+        assert!(mounts[0].noexec && !mounts[1].noexec, "secrets are noexec, configs may be scripts");
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(&mounts[0].source).unwrap();
         assert_eq!((meta.uid(), meta.mode() & 0o7777), (33, 0o400));

@@ -83,12 +83,17 @@ pub struct ExtraMount {
     pub source: PathBuf,
     pub destination: String,
     pub read_only: bool,
+    /// Secrets are noexec (as Docker mounts them); configs may be scripts.
+    pub noexec: bool,
 }
 
 impl ExtraMount {
     /// The OCI `mounts` entry.
     pub fn to_oci(&self) -> serde_json::Value {
-        let mut options = vec!["rbind", "nosuid", "nodev", "noexec"];
+        let mut options = vec!["rbind", "nosuid", "nodev"];
+        if self.noexec {
+            options.push("noexec");
+        }
         if self.read_only {
             options.push("ro");
         }

@@ -495,6 +495,7 @@ mod tests {
             source: "/run/shoal/secrets/t1/secret-0".into(),
             destination: "/run/secrets/db_pw".into(),
             read_only: true,
+            noexec: true,
         }];
         let s = oci_spec(&c, &SpecOptions::default()).unwrap();
         let last = s["mounts"].as_array().unwrap().last().unwrap().clone();
@@ -502,5 +503,6 @@ mod tests {
         assert_eq!(last["type"], "bind");
         assert_eq!(last["source"], "/run/shoal/secrets/t1/secret-0");
         assert!(last["options"].as_array().unwrap().contains(&json!("ro")));
+        assert!(last["options"].as_array().unwrap().contains(&json!("noexec")));
     }
 }
