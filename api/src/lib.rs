@@ -5,11 +5,13 @@
 //! names without repeating them. Durations are integer nanoseconds, times are
 //! RFC 3339 strings, as in Docker.
 
+pub mod base64;
 pub mod error;
 pub mod filters;
 pub mod id;
 pub mod info;
 pub mod node;
+pub mod secret;
 pub mod service;
 pub mod swarm;
 pub mod task;

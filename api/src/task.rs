@@ -251,6 +251,10 @@ pub struct ContainerSpec {
     pub capability_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capability_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::secret::SecretReference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<crate::secret::ConfigReference>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

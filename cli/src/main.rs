@@ -57,10 +57,20 @@ enum Command {
         #[command(subcommand)]
         cmd: lab::LabCommand,
     },
+    /// Manage Swarm configs
+    Config {
+        #[command(subcommand)]
+        cmd: commands::secret::ConfigCommand,
+    },
     /// Manage Swarm nodes
     Node {
         #[command(subcommand)]
         cmd: NodeCommand,
+    },
+    /// Manage Swarm secrets
+    Secret {
+        #[command(subcommand)]
+        cmd: commands::secret::SecretCommand,
     },
     /// Manage Swarm services
     Service {
@@ -125,7 +135,9 @@ fn run(cli: Cli) -> CliResult {
     match cmd {
         Command::Image { cmd } => commands::image::run(&mut env, cmd),
         Command::Info(a) => commands::info::run(&mut env, a),
+        Command::Config { cmd } => commands::secret::run_config(&mut env, cmd),
         Command::Node { cmd } => commands::node::run(&mut env, cmd),
+        Command::Secret { cmd } => commands::secret::run_secret(&mut env, cmd),
         Command::Service { cmd } => commands::service::run(&mut env, cmd),
         Command::Swarm { cmd } => commands::swarm::run(&mut env, cmd),
         Command::Version(a) => commands::version::run(&mut env, a),
@@ -197,5 +209,17 @@ mod tests {
         assert!(Cli::try_parse_from(["shoal", "service", "inspect", "--pretty", "web"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "service", "ps", "--no-trunc", "-f", "desired-state=running", "web"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "service", "ps"]).is_err());
+        let c = Cli::try_parse_from(["shoal", "secret", "create", "-l", "env=prod", "--label", "tier", "db_pw", "-"]).unwrap();
+        let Some(Command::Secret { cmd: commands::secret::SecretCommand::Create(a) }) = c.cmd else { panic!() };
+        assert_eq!((a.name.as_str(), a.file.as_deref(), a.label.len()), ("db_pw", Some("-"), 2));
+        assert!(Cli::try_parse_from(["shoal", "secret", "create", "-l", "a b", "x", "-"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "secret", "ls", "-q", "-f", "name=db", "--format", "{{.Name}}"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "secret", "list"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "secret", "inspect", "--pretty", "db_pw"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "secret", "inspect"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "secret", "remove", "a", "b"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "config", "create", "site", "./site.conf"]).is_ok());
+        assert!(Cli::try_parse_from(["shoal", "config", "create", "site"]).is_err(), "config create needs a file");
+        assert!(Cli::try_parse_from(["shoal", "config", "rm", "site"]).is_ok());
     }
 }

@@ -12,6 +12,9 @@ pub struct Flags {
     /// Root of persistent state
     #[arg(long, default_value = "/var/lib/shoal")]
     pub data_root: PathBuf,
+    /// Root of the daemon's execution state: tmpfs mounts of task secrets
+    #[arg(long, default_value = "/run/shoal")]
+    pub exec_root: PathBuf,
     /// Where the Engine API listens: unix:///path, or tcp://ip:port with --tlsverify (repeatable)
     #[arg(short = 'H', long = "host", default_value = "unix:///run/shoal/shoal.sock")]
     pub hosts: Vec<String>,
@@ -44,6 +47,8 @@ pub struct Flags {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_root: PathBuf,
+    /// Run-time state that must not outlive a reboot (`--exec-root`).
+    pub exec_root: PathBuf,
     pub socket: Option<PathBuf>,
     /// TCP listeners with their mutual-TLS settings.
     pub tcp: Vec<(String, std::sync::Arc<rustls::ServerConfig>)>,
@@ -92,7 +97,7 @@ impl Config {
         }
         let hostname = flags.hostname.clone().or(file.hostname).unwrap_or_else(system_hostname);
         let insecure_registries = file.insecure_registries.clone();
-        Ok(Config { data_root: flags.data_root.clone(), socket, tcp, hostname, engine_labels, insecure_registries })
+        Ok(Config { data_root: flags.data_root.clone(), exec_root: flags.exec_root.clone(), socket, tcp, hostname, engine_labels, insecure_registries })
     }
 
     pub fn swarm_dir(&self) -> PathBuf {

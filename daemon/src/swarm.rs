@@ -98,7 +98,9 @@ impl SwarmNode {
         let _ = std::fs::write(&marker, &exec_cfg.cgroup_parent);
         let exec = shoal_worker::executor::Executor::new(exec_cfg)
         .map_err(|e| format!("setting up the container executor: {e}"))?;
-        let tasks = shoal_worker::taskmanager::TaskManager::new(images.clone(), Arc::new(exec));
+        // Secrets live on a tmpfs per task under the exec root, never on disk.
+        let files = shoal_worker::secrets::TaskFiles::new(cfg.exec_root.join("secrets"));
+        let tasks = shoal_worker::taskmanager::TaskManager::new(images.clone(), Arc::new(exec), Arc::new(files));
         tasks.remove_leftovers();
         Ok(Arc::new(SwarmNode { cfg, images, tasks, lifecycle: Mutex::new(()), active: RwLock::new(None) }))
     }

@@ -26,7 +26,7 @@ fn services_run_real_containers() {
         lab.shoal_ok(n, &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
     }
 
-    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "sleeper", "--replicas", "4", "shoal-test/busy:1", "sleep", "1000"]);
+    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "sleeper", "--replicas", "4", "shoal-test/busy:1", "sleep", "4242"]);
     wait_for(LONG, "4 running tasks", || {
         let ts = tasks(&lab, "sleeper");
         (ts.len() == 4 && ts.iter().all(|t| t["Status"]["State"] == "running")).then_some(())
@@ -60,7 +60,8 @@ fn services_run_real_containers() {
         let (_, all) = lab.api("node-1", "GET", "/v1.44/tasks", None);
         (all.as_array().map(|a| a.is_empty()).unwrap_or(false)).then_some(())
     });
-    let out = lab.lab_ok(&["exec", "node-2", "--", "sh", "-c", "ps -eo args | grep -c '^sleep 1000' || true"]);
+    // 4242: no other test uses it, so labs running at the same time do not count.
+    let out = lab.lab_ok(&["exec", "node-2", "--", "sh", "-c", "ps -eo args | grep -c '^sleep 4242' || true"]);
     assert_eq!(out.trim(), "0", "no container process is left: {out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

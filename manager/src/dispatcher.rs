@@ -103,14 +103,15 @@ pub fn assignments(mgr: &Manager, node_id: &str) -> Result<Response, ApiError> {
         return Ok(Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) });
     }
     let st = mgr.raft.store.read().unwrap();
-    let tasks = st
+    let tasks: Vec<shoal_api::task::Task> = st
         .tasks
         .values()
         .filter(|t| t.node_id == node_id && t.status.state >= TaskState::Assigned)
         .filter(|t| !t.status.state.is_terminal() || t.desired_state <= TaskState::Running)
         .cloned()
         .collect();
-    Ok(Response::Assignments(tasks))
+    let (secrets, configs) = crate::delivery::payloads_for(&st, mgr.data_key().as_ref(), &tasks);
+    Ok(Response::Assignments(shoal_rpc::Assignments { tasks, secrets, configs }))
 }
 
 /// Observed states from a node: only for its own tasks, and only forward.

@@ -6,6 +6,8 @@
 //! manager serves reads from its own store and forwards writes.
 
 pub mod control;
+pub mod datakey;
+pub mod delivery;
 pub mod dispatcher;
 pub mod logbroker;
 pub mod manager;

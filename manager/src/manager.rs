@@ -44,6 +44,9 @@ pub struct Manager {
     pub(crate) dispatcher: Dispatcher,
     /// Log subscriptions (used on the leader).
     pub(crate) logs: Arc<crate::logbroker::LogBroker>,
+    /// Seals secrets in the Raft log (see `datakey`); None until a joining
+    /// manager has fetched it.
+    pub(crate) data_key: RwLock<Option<crate::datakey::DataKey>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -71,6 +74,7 @@ impl Manager {
             // Entries kept behind a snapshot for slow followers (SwarmKit's 500).
             keep_entries: (snapshot_interval() / 2).min(shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES),
         })?;
+        let data_key = crate::datakey::at_start(&cfg.swarm_dir.join("raft"), mode.bootstrap)?;
         let mgr = Arc::new(Manager {
             cfg,
             raft,
@@ -79,9 +83,10 @@ impl Manager {
             last_pong: Mutex::new(HashMap::new()),
             dispatcher: Dispatcher::default(),
             logs: Arc::default(),
+            data_key: RwLock::new(data_key),
             tasks: Mutex::new(Vec::new()),
         });
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::server::serve(mgr.clone(), listener)),
             tokio::spawn(crate::dispatcher::run(mgr.clone())),
             tokio::spawn(crate::membership::run(mgr.clone())),
@@ -89,6 +94,9 @@ impl Manager {
             tokio::spawn(crate::orchestrator::run(mgr.clone())),
             tokio::spawn(crate::logbroker::run(mgr.clone())),
         ];
+        if mgr.data_key().is_none() {
+            tasks.push(tokio::spawn(crate::datakey::fetch(mgr.clone())));
+        }
         mgr.tasks.lock().unwrap().extend(tasks);
         Ok(mgr)
     }
@@ -110,6 +118,11 @@ impl Manager {
 
     pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
         self.client_tls.read().unwrap().clone()
+    }
+
+    /// The data key that seals secrets, once this manager holds it.
+    pub fn data_key(&self) -> Option<crate::datakey::DataKey> {
+        self.data_key.read().unwrap().clone()
     }
 
     pub fn is_leader(&self) -> bool {

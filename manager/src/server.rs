@@ -163,6 +163,11 @@ impl Manager {
                 crate::dispatcher::task_status(self, &id.node_id, updates).await
             }
             Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
+            Request::SecretsKey => {
+                self.authorize(peer, true)?;
+                let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
+                Ok(Response::SecretsKey { key: key.to_text() })
+            }
         }
     }
 

@@ -27,12 +27,37 @@ pub enum Request {
     TaskStatus { updates: Vec<TaskStatusUpdate> },
     /// Log streaming; takes over the connection (see `logs`).
     Logs(crate::logs::LogRequest),
+    /// Manager-only: the cluster's data key that seals secrets in the Raft
+    /// log, for a manager that joined or was promoted.
+    SecretsKey,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskStatusUpdate {
     pub task_id: String,
     pub status: shoal_api::task::TaskStatus,
+}
+
+/// What a node must run: the complete set of its tasks, with the secrets
+/// (decrypted: this travels only over the node's mutual-TLS session) and
+/// configs those tasks reference, and nothing else.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Assignments {
+    pub tasks: Vec<shoal_api::task::Task>,
+    #[serde(default)]
+    pub secrets: Vec<shoal_api::secret::Secret>,
+    #[serde(default)]
+    pub configs: Vec<shoal_api::secret::Config>,
+}
+
+/// Key material as text (base64); `{:?}` never prints it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeyText(pub String);
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(<redacted>)")
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,7 +117,9 @@ pub enum Response {
     Cert { cert_pem: String, root_pem: String },
     Proposed { result: serde_json::Value },
     Members(Vec<RaftMember>),
-    Assignments(Vec<shoal_api::task::Task>),
+    Assignments(Assignments),
+    /// The data key, answered to `SecretsKey`.
+    SecretsKey { key: KeyText },
     Pong { node_id: String },
     /// A frame of a log stream (see `logs`).
     Logs(crate::logs::LogResponse),

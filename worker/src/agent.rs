@@ -156,7 +156,7 @@ impl Agent {
     async fn sync_tasks(&self, conn: &mut client::Conn) -> Result<(), String> {
         let Some(tm) = &self.cfg.tasks else { return Ok(()) };
         match conn.call(&Request::Assignments, Duration::from_secs(10)).await {
-            Ok(Response::Assignments(tasks)) => tm.sync(tasks),
+            Ok(Response::Assignments(a)) => tm.assign(a),
             Ok(Response::NotLeader { .. }) => return Err("assignments: not the leader".into()),
             Ok(other) => return Err(format!("assignments: unexpected answer {other:?}")),
             Err(e) => return Err(format!("assignments: {e}")),

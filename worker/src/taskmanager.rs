@@ -12,6 +12,7 @@ use shoal_rpc::TaskStatusUpdate;
 
 use crate::executor::{Container, ContainerInput, Executor};
 use crate::image::ImageService;
+use crate::secrets::TaskFiles;
 
 /// Docker's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -25,13 +26,22 @@ struct Entry {
 pub struct TaskManager {
     images: Arc<ImageService>,
     exec: Arc<Executor>,
+    /// Secrets and configs: payloads in memory, per-task tmpfs mounts.
+    files: Arc<TaskFiles>,
     entries: Mutex<HashMap<String, Entry>>,
     updates: Mutex<Vec<TaskStatusUpdate>>,
 }
 
 impl TaskManager {
-    pub fn new(images: Arc<ImageService>, exec: Arc<Executor>) -> Arc<TaskManager> {
-        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
+    pub fn new(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>) -> Arc<TaskManager> {
+        Arc::new(TaskManager { images, exec, files, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
+    }
+
+    /// Takes the dispatcher's complete assignments: the payloads first, so
+    /// a task started by `sync` finds its secrets and configs.
+    pub fn assign(self: &Arc<Self>, a: shoal_rpc::Assignments) {
+        self.files.update(a.secrets, a.configs);
+        self.sync(a.tasks);
     }
 
     /// The executor (log files live under its state dir).
@@ -77,6 +87,7 @@ impl TaskManager {
             }
             let _ = self.images.remove_rootfs(&id);
         }
+        self.files.release_all();
     }
 
     /// Stops every container (daemon shutdown), each with its grace period
@@ -102,6 +113,7 @@ impl TaskManager {
         for h in handles {
             let _ = h.join();
         }
+        self.files.release_all();
         self.exec.remove_cgroup_parent();
     }
 
@@ -178,7 +190,15 @@ impl TaskManager {
             Ok(r) => r,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
         };
+        let extra_mounts = match self.files.prepare(&id, &spec) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.images.remove_rootfs(&id);
+                return self.fail(&id, TaskState::Rejected, e);
+            }
+        };
         if self.stop_requested(&id) {
+            self.files.release(&id);
             let _ = self.images.remove_rootfs(&id);
             self.report(&id, TaskState::Shutdown, "shutdown", None);
             self.entries.lock().unwrap().remove(&id);
@@ -193,12 +213,14 @@ impl TaskManager {
             limits: t.spec.resources.as_ref().and_then(|r| r.limits.clone()),
             rootfs: rootfs.path.clone(),
             hostname,
+            extra_mounts,
             ..Default::default()
         }
         .with_image_config(image.config.config.as_ref());
         let container = match self.exec.start(&input) {
             Ok(c) => c,
             Err(e) => {
+                self.files.release(&id);
                 let _ = self.images.remove_rootfs(&id);
                 return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
             }
@@ -217,6 +239,7 @@ impl TaskManager {
         if let Err(e) = self.exec.remove(&container) {
             tracing::warn!("removing container {id}: {e}");
         }
+        self.files.release(&id);
         let _ = self.images.remove_rootfs(&id);
         self.entries.lock().unwrap().remove(&id);
         let status = ContainerStatus { container_id: id.clone(), pid: 0, exit_code: code as i64 };

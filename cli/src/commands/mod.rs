@@ -5,6 +5,7 @@ pub mod image;
 pub mod info;
 pub mod inspect;
 pub mod node;
+pub mod secret;
 pub mod service;
 pub mod swarm;
 pub mod swarm_ca;

@@ -59,6 +59,10 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
         node.host_url().into(),
         "--hostname".into(),
         (&node.name).into(),
+        // The node's run dir (beside its socket): the tmpfs mounts of its
+        // tasks' secrets go there, and `lab down` unmounts what is left.
+        "--exec-root".into(),
+        node.socket.parent().expect("socket path has a parent").into(),
     ]
 }
 
@@ -473,7 +477,8 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "--data-root /var/lib/shoal/lab/lab/node-2 \
-             --host unix:///run/shoal/lab/lab/node-2/shoald.sock --hostname node-2"
+             --host unix:///run/shoal/lab/lab/node-2/shoald.sock --hostname node-2 \
+             --exec-root /run/shoal/lab/lab/node-2"
         );
         // What /proc/PID/cmdline shows for the daemon (binary or interpreted script).
         let dir = Path::new("/var/lib/shoal/lab/lab/node-2");

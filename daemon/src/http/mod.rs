@@ -4,6 +4,7 @@
 mod images;
 mod logs;
 mod nodes;
+mod secrets;
 mod services;
 mod swarm;
 mod system;
@@ -184,6 +185,16 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("DELETE", ["services", id]) => services::remove(node, id).await,
         ("POST", ["images", "load"]) => images::load(node, &call).await,
         ("GET", ["images", "json"]) => images::list(node),
+        ("POST", ["secrets", "create"]) => secrets::create_secret(node, &call).await,
+        ("GET", ["secrets"]) => secrets::list_secrets(node, &call),
+        ("GET", ["secrets", id]) => secrets::inspect_secret(node, id),
+        ("POST", ["secrets", id, "update"]) => secrets::update_secret(node, id, &call).await,
+        ("DELETE", ["secrets", id]) => secrets::remove_secret(node, id).await,
+        ("POST", ["configs", "create"]) => secrets::create_config(node, &call).await,
+        ("GET", ["configs"]) => secrets::list_configs(node, &call),
+        ("GET", ["configs", id]) => secrets::inspect_config(node, id),
+        ("POST", ["configs", id, "update"]) => secrets::update_config(node, id, &call).await,
+        ("DELETE", ["configs", id]) => secrets::remove_config(node, id).await,
         ("GET", ["tasks"]) => services::tasks(node, &call),
         ("GET", ["tasks", id]) => services::task(node, id),
         _ => Err(ApiError::not_found(format!("page not found: {} {}", call.method, call.segs.join("/")))),

@@ -11,7 +11,11 @@ use crate::manager::Manager;
 use crate::membership::check_removal_keeps_quorum;
 use crate::store::{Command, Store};
 
+mod configs;
+mod secrets;
 pub(crate) mod services;
+pub use configs::CONFIG_FILTERS;
+pub use secrets::SECRET_FILTERS;
 pub use services::{SERVICE_FILTERS, TASK_FILTERS};
 
 pub const NODE_FILTERS: &[&str] = &["id", "label", "membership", "name", "node.label", "role"];

@@ -49,16 +49,18 @@ impl Manager {
             spec.name = format!("service-{}", &id[..12]);
         }
         validate_service_spec(&spec)?;
+        super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
         let now = shoal_api::time::now_rfc3339();
         let service = Service { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
         self.propose(Command::CreateService { service: Box::new(service) }).await?;
         Ok(id)
     }
 
-    pub async fn update_service(&self, key: &str, version: u64, spec: ServiceSpec, rollback: bool) -> Result<(), ApiError> {
+    pub async fn update_service(&self, key: &str, version: u64, mut spec: ServiceSpec, rollback: bool) -> Result<(), ApiError> {
         let id = self.raft.store.read().unwrap().find_service(key)?.id.clone();
         if !rollback {
             validate_service_spec(&spec)?;
+            super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
         }
         self.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback }).await.map(|_| ())
     }

@@ -94,6 +94,7 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             Ok(serde_json::Value::Null)
         }
         Command::CreateService { service } => {
+            super::secrets::check_references(store, &service.spec)?;
             let name = &service.spec.name;
             if store.services.values().any(|s| &s.spec.name == name) {
                 return Err(ApiError::conflict(format!(
@@ -118,6 +119,7 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             } else {
                 *spec
             };
+            super::secrets::check_references(store, &spec)?;
             let name = &spec.name;
             if store.services.values().any(|s| &s.spec.name == name && s.id != id) {
                 return Err(ApiError::conflict(format!(
@@ -196,6 +198,12 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             }
             Ok(serde_json::Value::Null)
         }
+        c @ (Command::CreateSecret { .. }
+        | Command::UpdateSecret { .. }
+        | Command::RemoveSecret { .. }
+        | Command::CreateConfig { .. }
+        | Command::UpdateConfig { .. }
+        | Command::RemoveConfig { .. }) => super::secrets::apply(store, version, at, c),
         Command::DeleteTasks { ids } => {
             for id in ids {
                 store.tasks.remove(&id);

@@ -6,6 +6,7 @@
 //! proposer and carried inside the command.
 
 mod apply;
+mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +17,7 @@ use shoal_api::{Node, NodeDescription, NodeSpec, NodeStatus, Swarm, SwarmSpec};
 use shoal_rpc::RaftMember;
 
 pub use apply::apply;
+pub use secrets::{check_references, SecretRecord};
 
 /// The cluster object with what only managers may see: the CA key and the
 /// join-token secrets.
@@ -40,6 +42,11 @@ pub struct Store {
     pub services: BTreeMap<String, Service>,
     #[serde(default)]
     pub tasks: BTreeMap<String, Task>,
+    /// Secrets without their data, which is kept sealed beside them.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRecord>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, shoal_api::secret::Config>,
     /// Index of the last entry applied.
     pub applied: u64,
 }
@@ -83,6 +90,14 @@ pub enum Command {
     /// Observed states reported by a node: merged at apply time, so a
     /// concurrent change of desired state is never overwritten.
     UpdateTaskStatus { node_id: String, updates: Vec<(String, shoal_api::task::TaskStatus)> },
+    /// The data travels sealed with the cluster's data key.
+    CreateSecret { secret: Box<SecretRecord> },
+    /// Labels are all a secret's update may change (as in SwarmKit).
+    UpdateSecret { id: String, version: u64, labels: BTreeMap<String, String> },
+    RemoveSecret { id: String },
+    CreateConfig { config: Box<shoal_api::secret::Config> },
+    UpdateConfig { id: String, version: u64, labels: BTreeMap<String, String> },
+    RemoveConfig { id: String },
 }
 
 impl Store {

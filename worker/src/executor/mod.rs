@@ -74,6 +74,38 @@ pub struct ContainerInput {
     /// The container's root filesystem (e.g. `Rootfs::path` from the image service).
     pub rootfs: PathBuf,
     pub hostname: String,
+    /// Bind mounts the worker adds besides the spec's (secrets and configs
+    /// from the task's tmpfs), after every other mount.
+    pub extra_mounts: Vec<ExtraMount>,
+}
+
+/// A host path bind-mounted into the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+    /// Secrets are noexec (as Docker mounts them); configs may be scripts.
+    pub noexec: bool,
+}
+
+impl ExtraMount {
+    /// The OCI `mounts` entry.
+    pub fn to_oci(&self) -> serde_json::Value {
+        let mut options = vec!["rbind", "nosuid", "nodev"];
+        if self.noexec {
+            options.push("noexec");
+        }
+        if self.read_only {
+            options.push("ro");
+        }
+        serde_json::json!({
+            "destination": self.destination,
+            "type": "bind",
+            "source": self.source.to_string_lossy(),
+            "options": options,
+        })
+    }
 }
 
 impl ContainerInput {

@@ -289,7 +289,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         }
     }
 
-    let mounts = json!([
+    let mut mounts = json!([
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
@@ -298,6 +298,9 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
     ]);
+    if let Some(list) = mounts.as_array_mut() {
+        list.extend(c.extra_mounts.iter().map(super::ExtraMount::to_oci));
+    }
 
     Ok(json!({
         "ociVersion": "1.0.2",
@@ -345,6 +348,7 @@ mod tests {
             limits: None,
             rootfs: "/nonexistent".into(),
             hostname: "h1".into(),
+            extra_mounts: vec![],
         }
     }
 
@@ -482,5 +486,23 @@ mod tests {
         }
         c.spec.dir = "rel".into();
         assert!(oci_spec(&c, &SpecOptions::default()).is_err());
+    }
+
+    #[test]
+    fn extra_mounts_come_last_read_only() {
+        let mut c = input();
+        c.extra_mounts = vec![super::super::ExtraMount {
+            source: "/run/shoal/secrets/t1/secret-0".into(),
+            destination: "/run/secrets/db_pw".into(),
+            read_only: true,
+            noexec: true,
+        }];
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        let last = s["mounts"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["destination"], "/run/secrets/db_pw");
+        assert_eq!(last["type"], "bind");
+        assert_eq!(last["source"], "/run/shoal/secrets/t1/secret-0");
+        assert!(last["options"].as_array().unwrap().contains(&json!("ro")));
+        assert!(last["options"].as_array().unwrap().contains(&json!("noexec")));
     }
 }

@@ -266,3 +266,15 @@ fn user_and_env_and_cwd_reach_the_process() {
         "log: {log}"
     );
 }
+
+#[test]
+fn extra_mounts_are_read_only_files_in_the_container() {
+    let f = Fixture::new("extra");
+    let secret = f.dir.join("secret-0");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let mut input = f.input(&["sh", "-c", "test \"$(cat /run/secrets/db_pw)\" = s3cret && ! echo x > /run/secrets/db_pw"]);
+    input.extra_mounts = vec![ExtraMount { source: secret, destination: "/run/secrets/db_pw".into(), read_only: true, noexec: true }];
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0), "log: {}", f.log());
+    assert_eq!(std::fs::read_to_string(f.dir.join("secret-0")).unwrap(), "s3cret", "the container could not write it");
+}

@@ -280,7 +280,8 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
 }
 
 pub fn run(env: &mut Env, a: CreateArgs) -> CliResult {
-    let spec = build_spec(&a)?;
+    let mut spec = build_spec(&a)?;
+    crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
     let resp = env.client.post("/services/create", Some(&spec))?;
     for w in resp.get("Warnings").as_array() {
         env.eprintln(w.str());

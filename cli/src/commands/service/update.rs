@@ -470,6 +470,7 @@ pub fn run(env: &mut Env, a: UpdateArgs) -> CliResult {
     }
     let mut spec = service.get("Spec").clone();
     merge(&a, &mut spec)?;
+    crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
     opts::tag_spec_image(&mut spec);
     let id = service.get("ID").str();
     let version = service.at(&["Version", "Index"]).as_u64().unwrap_or(0);
