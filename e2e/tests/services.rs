@@ -80,11 +80,10 @@ fn services_are_created_scaled_and_placed() {
     docker_ok(&lab, &["service", "scale", "-d", "web=9"]);
     let per = placement(&lab, "web", 9);
     assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![3, 3, 3], "{per:?}");
-    let ls = docker_ok(&lab, &["service", "ls"]);
-    assert!(ls.contains("0/9"), "{ls}");
+    wait_for(LONG, "docker service ls to show 9/9", || docker_ok(&lab, &["service", "ls"]).contains("9/9").then_some(()));
     // The shoal CLI reads the same.
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
-    assert!(ls.contains("web") && ls.contains("0/9"), "{ls}");
+    assert!(ls.contains("web") && ls.contains("9/9"), "{ls}");
     let ps = lab.shoal_ok("node-1", &["service", "ps", "-q", "-f", "desired-state=running", "web"]);
     assert_eq!(ps.lines().count(), 9, "{ps}");
     lab.shoal_ok("node-1", &["service", "scale", "-d", "web=9"]);
@@ -134,8 +133,9 @@ fn services_are_created_scaled_and_placed() {
         });
     }
 
-    // An update replaces tasks with the new spec; rollback restores the old one.
-    docker_ok(&lab, &["service", "update", "-d", "--no-resolve-image", "--image", "shoal-test/busy:1", "--args", "sleep 2000", "web"]);
+    // An update replaces tasks with the new spec (all at once: sleep ignores
+    // SIGTERM, so each stop takes the 10 s grace period); rollback restores the old one.
+    docker_ok(&lab, &["service", "update", "-d", "--no-resolve-image", "--image", "shoal-test/busy:1", "--args", "sleep 2000", "--update-parallelism", "0", "web"]);
     wait_for(LONG, "web's tasks to run the new spec", || {
         let ts = tasks(&lab, "web");
         (ts.len() == 9 && ts.iter().all(|t| t["Spec"]["ContainerSpec"]["Args"][1] == "2000")).then_some(())

@@ -21,8 +21,15 @@ pub enum Request {
     Ping,
     /// Manager-only: the connection turns into a one-way stream of Raft frames.
     RaftStream,
-    /// The tasks assigned to the calling node (leader only).
-    Assignments,
+    /// The tasks assigned to the calling node (leader only). A long poll:
+    /// while the node's assignments still hash to `known`, the leader
+    /// answers only once they change or `wait_ms` has passed.
+    Assignments {
+        #[serde(default)]
+        known: u64,
+        #[serde(default)]
+        wait_ms: u64,
+    },
     /// Observed task states from the calling node, in one batch (leader only).
     TaskStatus { updates: Vec<TaskStatusUpdate> },
     /// Log streaming; takes over the connection (see `logs`).
@@ -48,6 +55,9 @@ pub struct Assignments {
     pub secrets: Vec<shoal_api::secret::Secret>,
     #[serde(default)]
     pub configs: Vec<shoal_api::secret::Config>,
+    /// Hash of the node's task set (IDs and versions), for the next poll.
+    #[serde(default)]
+    pub digest: u64,
 }
 
 /// Key material as text (base64); `{:?}` never prints it.

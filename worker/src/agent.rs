@@ -86,60 +86,106 @@ impl Agent {
                     continue;
                 }
             };
-            // One session: heartbeat on this connection until it fails.
-            let mut sent_description: Option<NodeDescription> = None;
-            loop {
-                let mut current = self.cfg.description.clone();
-                current.tls_info = self.tls_info();
-                let description = (sent_description.as_ref() != Some(&current)).then_some(current);
-                let req = Request::Heartbeat(HeartbeatRequest { addr: self.cfg.advertise_addr.clone(), description: description.clone() });
-                match conn.call(&req, Duration::from_secs(10)).await {
-                    Ok(Response::Heartbeat(hb)) => {
-                        if description.is_some() {
-                            sent_description = description;
-                        }
-                        let period = Duration::from_nanos(hb.period_ns.max(100_000_000) as u64);
-                        let renew = self.needs_renewal(hb.desired_role, &hb.root_pem);
-                        self.state.send_modify(|s| {
-                            s.desired_role = Some(hb.desired_role);
-                            s.managers = hb.managers.clone();
-                            s.last_error = None;
-                        });
-                        if let Some(tm) = &self.cfg.tasks {
-                            log_listener.ensure(&addr, tls.clone(), tm.executor());
-                        }
-                        if renew {
-                            if let Err(e) = self.renew(&mut conn).await {
-                                self.note_error(e);
+            // One session: heartbeats and task states on this connection,
+            // assignments long-polled on a second one (so a change reaches
+            // the node at once), until either fails.
+            let heartbeats = async {
+                let mut sent_description: Option<NodeDescription> = None;
+                let mut next_heartbeat = tokio::time::Instant::now();
+                loop {
+                    if tokio::time::Instant::now() >= next_heartbeat {
+                        let mut current = self.cfg.description.clone();
+                        current.tls_info = self.tls_info();
+                        let description = (sent_description.as_ref() != Some(&current)).then_some(current);
+                        let req = Request::Heartbeat(HeartbeatRequest { addr: self.cfg.advertise_addr.clone(), description: description.clone() });
+                        match conn.call(&req, Duration::from_secs(10)).await {
+                            Ok(Response::Heartbeat(hb)) => {
+                                if description.is_some() {
+                                    sent_description = description;
+                                }
+                                let period = Duration::from_nanos(hb.period_ns.max(100_000_000) as u64);
+                                let renew = self.needs_renewal(hb.desired_role, &hb.root_pem);
+                                self.state.send_modify(|s| {
+                                    s.desired_role = Some(hb.desired_role);
+                                    s.managers = hb.managers.clone();
+                                    s.last_error = None;
+                                });
+                                if let Some(tm) = &self.cfg.tasks {
+                                    log_listener.ensure(&addr, tls.clone(), tm.executor());
+                                }
+                                if renew {
+                                    if let Err(e) = self.renew(&mut conn).await {
+                                        self.note_error(e);
+                                    }
+                                    return None; // reconnect with the new certificate
+                                }
+                                // A little early, so jitter never makes us late.
+                                next_heartbeat = tokio::time::Instant::now() + period.mul_f64(0.8).min(Duration::from_secs(1));
                             }
-                            break; // reconnect with the new certificate
+                            Ok(Response::NotLeader { leader_addr }) => {
+                                if leader_addr.is_none() {
+                                    tokio::time::sleep(Duration::from_millis(300)).await;
+                                }
+                                return leader_addr;
+                            }
+                            Ok(Response::Error { message, .. }) => {
+                                self.note_error(message);
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                return None;
+                            }
+                            Ok(_) => return None,
+                            Err(e) => {
+                                self.note_error(format!("heartbeat to {addr}: {e}"));
+                                return None;
+                            }
                         }
-                        if let Err(e) = self.sync_tasks(&mut conn).await {
-                            self.note_error(e);
-                            break;
+                    }
+                    if let Err(e) = self.report_tasks(&mut conn).await {
+                        self.note_error(e);
+                        return None;
+                    }
+                    // Until the next heartbeat, or a task state to report.
+                    match &self.cfg.tasks {
+                        Some(tm) => {
+                            let _ = tokio::time::timeout_at(next_heartbeat, tm.updated.notified()).await;
                         }
-                        // Heartbeat a little early, so jitter never makes us
-                        // late; at least every second, to carry task states.
-                        tokio::time::sleep(period.mul_f64(0.8).min(Duration::from_secs(1))).await;
-                    }
-                    Ok(Response::NotLeader { leader_addr }) => {
-                        leader_hint = leader_addr;
-                        if leader_hint.is_none() {
-                            tokio::time::sleep(Duration::from_millis(300)).await;
-                        }
-                        break;
-                    }
-                    Ok(Response::Error { message, .. }) => {
-                        self.note_error(message);
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        break;
-                    }
-                    Ok(_) => break,
-                    Err(e) => {
-                        self.note_error(format!("heartbeat to {addr}: {e}"));
-                        break;
+                        None => tokio::time::sleep_until(next_heartbeat).await,
                     }
                 }
+            };
+            let assignments = self.poll_assignments(&addr, tls.clone());
+            tokio::select! {
+                hint = heartbeats => leader_hint = hint,
+                (err, hint) = assignments => {
+                    self.note_error(err);
+                    if hint.is_none() {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    leader_hint = hint;
+                }
+            }
+        }
+    }
+
+    /// Long-polls this node's assignments on a connection of its own and
+    /// hands each new set to the task manager. Returns why it stopped, and
+    /// the leader's address if this manager is not the leader.
+    async fn poll_assignments(&self, addr: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> (String, Option<String>) {
+        let Some(tm) = &self.cfg.tasks else { return std::future::pending().await };
+        let mut conn = match client::connect(addr, tls, Duration::from_secs(3)).await {
+            Ok(c) => c,
+            Err(e) => return (format!("connecting to manager {addr}: {e}"), None),
+        };
+        let mut known = 0;
+        loop {
+            match conn.call(&Request::Assignments { known, wait_ms: 3_000 }, Duration::from_secs(10)).await {
+                Ok(Response::Assignments(a)) => {
+                    known = a.digest;
+                    tm.assign(a);
+                }
+                Ok(Response::NotLeader { leader_addr }) => return ("assignments: not the leader".into(), leader_addr),
+                Ok(other) => return (format!("assignments: unexpected answer {other:?}"), None),
+                Err(e) => return (format!("assignments: {e}"), None),
             }
         }
     }
@@ -151,16 +197,9 @@ impl Agent {
         shoal_api::TlsInfo { trust_root: root, cert_issuer_subject: subject, cert_issuer_public_key: key }
     }
 
-    /// Fetches this node's assignments, hands them to the task manager, and
-    /// reports the task states it observed since the last round.
-    async fn sync_tasks(&self, conn: &mut client::Conn) -> Result<(), String> {
+    /// Reports the task states the task manager observed since last time.
+    async fn report_tasks(&self, conn: &mut client::Conn) -> Result<(), String> {
         let Some(tm) = &self.cfg.tasks else { return Ok(()) };
-        match conn.call(&Request::Assignments, Duration::from_secs(10)).await {
-            Ok(Response::Assignments(a)) => tm.assign(a),
-            Ok(Response::NotLeader { .. }) => return Err("assignments: not the leader".into()),
-            Ok(other) => return Err(format!("assignments: unexpected answer {other:?}")),
-            Err(e) => return Err(format!("assignments: {e}")),
-        }
         let updates = tm.take_updates();
         if updates.is_empty() {
             return Ok(());

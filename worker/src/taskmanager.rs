@@ -30,11 +30,13 @@ pub struct TaskManager {
     files: Arc<TaskFiles>,
     entries: Mutex<HashMap<String, Entry>>,
     updates: Mutex<Vec<TaskStatusUpdate>>,
+    /// Woken when an update is queued, so the agent reports it at once.
+    pub updated: tokio::sync::Notify,
 }
 
 impl TaskManager {
     pub fn new(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>) -> Arc<TaskManager> {
-        Arc::new(TaskManager { images, exec, files, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
+        Arc::new(TaskManager { images, exec, files, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), updated: tokio::sync::Notify::new() })
     }
 
     /// Takes the dispatcher's complete assignments: the payloads first, so
@@ -143,11 +145,13 @@ impl TaskManager {
             ..Default::default()
         };
         self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
+        self.updated.notify_one();
     }
 
     fn fail(&self, id: &str, state: TaskState, err: String) {
         let status = TaskStatus { timestamp: shoal_api::time::now_rfc3339(), state, err, ..Default::default() };
         self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
+        self.updated.notify_one();
         self.entries.lock().unwrap().remove(id);
     }
 

@@ -168,19 +168,22 @@ fn outdated(svc: &Service, t: &Task) -> bool {
 
 /// Runs the orchestrators and the scheduler on the leader.
 pub async fn run(mgr: Arc<Manager>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut applied = mgr.raft.applied.clone();
     let mut seen = u64::MAX;
     let mut last_run = std::time::Instant::now();
     loop {
-        tick.tick().await;
+        // Wake on a store change, and every second anyway (restart delays
+        // and update delays expire with time alone); then let a burst of
+        // commits (task states from several nodes) settle for a moment.
+        let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
+        tokio::time::sleep(Duration::from_millis(15)).await;
         if !mgr.is_leader() {
             seen = u64::MAX;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
-        // Re-run when the store changed, and every second anyway (restart
-        // delays expire with time alone).
-        let applied = mgr.raft.store.read().unwrap().applied;
-        if applied == seen && last_run.elapsed() < Duration::from_secs(1) {
+        let index = *applied.borrow_and_update();
+        if index == seen && last_run.elapsed() < Duration::from_secs(1) {
             continue;
         }
         last_run = std::time::Instant::now();
@@ -204,6 +207,6 @@ pub async fn run(mgr: Arc<Manager>) {
             }
         }
         // Re-run at once after our own writes; otherwise wait for a change.
-        seen = if ok { applied } else { u64::MAX };
+        seen = if ok { index } else { u64::MAX };
     }
 }
