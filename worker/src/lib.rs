@@ -7,4 +7,6 @@ pub mod agent;
 pub mod description;
 pub mod taskmanager;
 pub mod executor;
+pub mod health;
 pub mod image;
+pub mod volumes;

@@ -2,6 +2,11 @@
 //! to this node with what runs here. Each task goes through Docker's
 //! states on its own thread (image, rootfs, container, wait, clean up) and
 //! every change is queued for the agent to report in a batch.
+//!
+//! A container with a health check stays STARTING until its first healthy
+//! probe, then is RUNNING; once unhealthy it is stopped and the task FAILED
+//! with Docker's `dockerexec: unhealthy container` cause (the swarm
+//! executor's controller does the same).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +16,7 @@ use shoal_api::task::{ContainerStatus, Task, TaskState, TaskStatus};
 use shoal_rpc::TaskStatusUpdate;
 
 use crate::executor::{Container, ContainerInput, Executor};
+use crate::health::{HealthMonitor, HealthStatus};
 use crate::image::ImageService;
 
 /// Docker's default stop grace period.
@@ -20,6 +26,10 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 struct Entry {
     container: Option<Container>,
     stop_requested: bool,
+    /// RUNNING has been reported (at start, or at the first healthy probe).
+    reported_running: bool,
+    /// Stopped because its health check failed.
+    unhealthy: bool,
 }
 
 pub struct TaskManager {
@@ -27,11 +37,13 @@ pub struct TaskManager {
     exec: Arc<Executor>,
     entries: Mutex<HashMap<String, Entry>>,
     updates: Mutex<Vec<TaskStatusUpdate>>,
+    health: HealthMonitor,
 }
 
 impl TaskManager {
     pub fn new(images: Arc<ImageService>, exec: Arc<Executor>) -> Arc<TaskManager> {
-        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
+        let health = HealthMonitor::new(exec.runc().clone());
+        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), health })
     }
 
     /// Takes the complete set of tasks assigned to this node.
@@ -97,6 +109,12 @@ impl TaskManager {
             let _ = h.join();
         }
         self.exec.remove_cgroup_parent();
+    }
+
+    /// The health of a task's container (status, failing streak, last
+    /// probe results), while it runs with a health check.
+    pub fn health(&self, task_id: &str) -> Option<crate::health::HealthSnapshot> {
+        self.health.snapshot(task_id)
     }
 
     /// Status changes since the last call, oldest first.
@@ -168,6 +186,10 @@ impl TaskManager {
             Ok(i) => i,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
         };
+        // Bad mounts reject the task, as a failed container create does.
+        if let Err(e) = crate::executor::mounts::validate(&spec.mounts) {
+            return self.fail(&id, TaskState::Rejected, e);
+        }
         let rootfs = match self.images.prepare_rootfs(&image, &id) {
             Ok(r) => r,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
@@ -197,17 +219,31 @@ impl TaskManager {
                 return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
             }
         };
-        let running = ContainerStatus { container_id: id.clone(), pid: container.pid as i64, exit_code: 0 };
+        let image_cfg = image.config.config.as_ref();
+        let health = crate::health::resolve(
+            image_cfg.and_then(|c| c.healthcheck.as_ref()),
+            spec.healthcheck.as_ref(),
+            image_cfg.and_then(|c| c.shell.as_deref()).unwrap_or(&[]),
+        );
         if let Some(e) = self.entries.lock().unwrap().get_mut(&id) {
             e.container = Some(container.clone());
         }
-        self.report(&id, TaskState::Running, "started", Some((running, String::new())));
+        match health {
+            None => self.report_running(&id),
+            Some(settings) => {
+                let me = self.clone();
+                let task = t.clone();
+                self.health.watch(&id, container.bundle.clone(), settings, move |status| me.on_health(&task, status));
+            }
+        }
         // A stop asked for while we were starting is carried out now.
         if self.stop_requested(&id) {
             self.request_stop_now(&t, &container);
         }
         let code = self.exec.wait(&container);
+        self.health.unwatch(&id);
         let stopped = self.stop_requested(&id);
+        let unhealthy = self.entries.lock().unwrap().get(&id).is_some_and(|e| e.unhealthy);
         if let Err(e) = self.exec.remove(&container) {
             tracing::warn!("removing container {id}: {e}");
         }
@@ -219,7 +255,58 @@ impl TaskManager {
         } else if code == 0 {
             self.report(&id, TaskState::Complete, "finished", Some((status, String::new())));
         } else {
-            self.report(&id, TaskState::Failed, "started", Some((status, format!("task: non-zero exit ({code})"))));
+            let err = if unhealthy {
+                format!("task: non-zero exit ({code}): {}", crate::health::UNHEALTHY)
+            } else {
+                format!("task: non-zero exit ({code})")
+            };
+            self.report(&id, TaskState::Failed, "started", Some((status, err)));
+        }
+    }
+
+    /// Reports RUNNING once, while the task is still here. Done under the
+    /// entries lock so it is always queued before the task's final state
+    /// (the task thread removes the entry before reporting that).
+    fn report_running(&self, id: &str) {
+        let mut entries = self.entries.lock().unwrap();
+        let Some(e) = entries.get_mut(id) else { return };
+        if e.reported_running {
+            return;
+        }
+        e.reported_running = true;
+        let pid = e.container.as_ref().map(|c| c.pid as i64).unwrap_or(0);
+        let running = ContainerStatus { container_id: id.to_string(), pid, exit_code: 0 };
+        self.report(id, TaskState::Running, "started", Some((running, String::new())));
+    }
+
+    /// A health status change: healthy makes a starting task RUNNING;
+    /// unhealthy stops the container (with the task's stop signal and
+    /// grace period) and marks why, for the final error.
+    fn on_health(self: &Arc<Self>, t: &Task, status: HealthStatus) {
+        match status {
+            HealthStatus::Healthy => self.report_running(&t.id),
+            HealthStatus::Starting => {}
+            HealthStatus::Unhealthy => {
+                let container = {
+                    let mut entries = self.entries.lock().unwrap();
+                    let Some(e) = entries.get_mut(&t.id) else { return };
+                    if e.unhealthy || e.stop_requested {
+                        return;
+                    }
+                    e.unhealthy = true;
+                    e.container.clone()
+                };
+                tracing::info!(task = %t.id, "container is unhealthy: stopping it");
+                if let Some(c) = container {
+                    let me = self.clone();
+                    let (signal, grace) = stop_params(t);
+                    std::thread::spawn(move || {
+                        if let Err(e) = me.exec.stop(&c, &signal, grace) {
+                            tracing::warn!("stopping unhealthy container {}: {e}", c.id);
+                        }
+                    });
+                }
+            }
         }
     }
 
