@@ -8,7 +8,7 @@
 //! with Docker's `dockerexec: unhealthy container` cause (the swarm
 //! executor's controller does the same).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,17 +38,34 @@ pub struct TaskManager {
     entries: Mutex<HashMap<String, Entry>>,
     updates: Mutex<Vec<TaskStatusUpdate>>,
     health: HealthMonitor,
+    /// Tasks that ended here, until the assignments show them ended too:
+    /// the managers may still list such a task as running for a round, and
+    /// it must not then look lost (or new).
+    ended: Mutex<HashSet<String>>,
 }
 
 impl TaskManager {
     pub fn new(images: Arc<ImageService>, exec: Arc<Executor>) -> Arc<TaskManager> {
         let health = HealthMonitor::new(exec.runc().clone());
-        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), health })
+        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), health, ended: Mutex::new(HashSet::new()) })
     }
 
     /// Takes the complete set of tasks assigned to this node.
     pub fn sync(self: &Arc<Self>, assigned: Vec<Task>) {
+        {
+            let listed: HashSet<&str> = assigned.iter().map(|t| t.id.as_str()).collect();
+            let mut ended = self.ended.lock().unwrap();
+            ended.retain(|id| listed.contains(id.as_str()));
+            for t in &assigned {
+                if t.status.state.is_terminal() {
+                    ended.remove(&t.id);
+                }
+            }
+        }
         for t in assigned {
+            if self.ended.lock().unwrap().contains(&t.id) {
+                continue;
+            }
             let known = self.entries.lock().unwrap().contains_key(&t.id);
             let wanted = t.desired_state <= TaskState::Running;
             if wanted && !known && t.status.state <= TaskState::Assigned {
@@ -148,6 +165,13 @@ impl TaskManager {
     fn fail(&self, id: &str, state: TaskState, err: String) {
         let status = TaskStatus { timestamp: shoal_api::time::now_rfc3339(), state, err, ..Default::default() };
         self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
+        self.forget(id);
+    }
+
+    /// The task ended here: off the running list, onto the ended one (in
+    /// that order under no gap, so a concurrent `sync` sees one of them).
+    fn forget(&self, id: &str) {
+        self.ended.lock().unwrap().insert(id.to_string());
         self.entries.lock().unwrap().remove(id);
     }
 
@@ -197,7 +221,7 @@ impl TaskManager {
         if self.stop_requested(&id) {
             let _ = self.images.remove_rootfs(&id);
             self.report(&id, TaskState::Shutdown, "shutdown", None);
-            self.entries.lock().unwrap().remove(&id);
+            self.forget(&id);
             return;
         }
         self.report(&id, TaskState::Ready, "prepared", None);
@@ -248,7 +272,7 @@ impl TaskManager {
             tracing::warn!("removing container {id}: {e}");
         }
         let _ = self.images.remove_rootfs(&id);
-        self.entries.lock().unwrap().remove(&id);
+        self.forget(&id);
         let status = ContainerStatus { container_id: id.clone(), pid: 0, exit_code: code as i64 };
         if stopped {
             self.report(&id, TaskState::Shutdown, "shutdown", Some((status, String::new())));
