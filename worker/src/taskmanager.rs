@@ -314,7 +314,10 @@ impl TaskManager {
                 let container = {
                     let mut entries = self.entries.lock().unwrap();
                     let Some(e) = entries.get_mut(&t.id) else { return };
-                    if e.unhealthy || e.stop_requested {
+                    // A container that already ended fails its probes too:
+                    // that is not what ended it.
+                    let ended = e.container.as_ref().is_none_or(|c| c.exit_code().is_some());
+                    if e.unhealthy || e.stop_requested || ended {
                         return;
                     }
                     e.unhealthy = true;
