@@ -255,6 +255,34 @@ pub struct ContainerSpec {
     pub secrets: Vec<crate::secret::SecretReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<crate::secret::ConfigReference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    #[serde(default, rename = "DNSConfig", skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<DnsConfig>,
+}
+
+/// `--ulimit nofile=1024:2048`: a resource limit of the container's processes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub hard: i64,
+    #[serde(default)]
+    pub soft: i64,
+}
+
+/// `--dns`, `--dns-search`, `--dns-option`: the container's resolv.conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DnsConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -269,6 +297,53 @@ pub struct Mount {
     pub target: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub read_only: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BindOptions {
+    /// `private`, `rprivate` (the default), `shared`, `rshared`, `slave`, `rslave`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub non_recursive: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeOptions {
+    /// Do not fill a new volume with the image's content at the target.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_copy: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<Driver>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TmpfsOptions {
+    /// Bytes; 0 is the kernel's default (half of RAM).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub size_bytes: i64,
+    /// Permission bits (e.g. 0o1777, Docker's default).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub mode: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Durations in nanoseconds, as in Docker.
@@ -283,6 +358,8 @@ pub struct HealthConfig {
     pub timeout: i64,
     #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub start_period: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub start_interval: i64,
     #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub retries: i64,
 }

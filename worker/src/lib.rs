@@ -7,6 +7,8 @@ pub mod agent;
 pub mod description;
 pub mod taskmanager;
 pub mod executor;
+pub mod health;
 pub mod image;
 pub mod logs;
 pub mod secrets;
+pub mod volumes;

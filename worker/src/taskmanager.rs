@@ -2,8 +2,13 @@
 //! to this node with what runs here. Each task goes through Docker's
 //! states on its own thread (image, rootfs, container, wait, clean up) and
 //! every change is queued for the agent to report in a batch.
+//!
+//! A container with a health check stays STARTING until its first healthy
+//! probe, then is RUNNING; once unhealthy it is stopped and the task FAILED
+//! with Docker's `dockerexec: unhealthy container` cause (the swarm
+//! executor's controller does the same).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +16,7 @@ use shoal_api::task::{ContainerStatus, Task, TaskState, TaskStatus};
 use shoal_rpc::TaskStatusUpdate;
 
 use crate::executor::{Container, ContainerInput, Executor};
+use crate::health::{HealthMonitor, HealthStatus};
 use crate::image::ImageService;
 use crate::secrets::TaskFiles;
 
@@ -21,6 +27,10 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 struct Entry {
     container: Option<Container>,
     stop_requested: bool,
+    /// RUNNING has been reported (at start, or at the first healthy probe).
+    reported_running: bool,
+    /// Stopped because its health check failed.
+    unhealthy: bool,
 }
 
 pub struct TaskManager {
@@ -30,13 +40,28 @@ pub struct TaskManager {
     files: Arc<TaskFiles>,
     entries: Mutex<HashMap<String, Entry>>,
     updates: Mutex<Vec<TaskStatusUpdate>>,
+    health: HealthMonitor,
+    /// Tasks that ended here, until the assignments show them ended too:
+    /// the managers may still list such a task as running for a round, and
+    /// it must not then look lost (or new).
+    ended: Mutex<HashSet<String>>,
     /// Woken when an update is queued, so the agent reports it at once.
     pub updated: tokio::sync::Notify,
 }
 
 impl TaskManager {
     pub fn new(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>) -> Arc<TaskManager> {
-        Arc::new(TaskManager { images, exec, files, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), updated: tokio::sync::Notify::new() })
+        let health = HealthMonitor::new(exec.runc().clone());
+        Arc::new(TaskManager {
+            images,
+            exec,
+            files,
+            entries: Mutex::new(HashMap::new()),
+            updates: Mutex::new(Vec::new()),
+            health,
+            ended: Mutex::new(HashSet::new()),
+            updated: tokio::sync::Notify::new(),
+        })
     }
 
     /// Takes the dispatcher's complete assignments: the payloads first, so
@@ -53,7 +78,20 @@ impl TaskManager {
 
     /// Takes the complete set of tasks assigned to this node.
     pub fn sync(self: &Arc<Self>, assigned: Vec<Task>) {
+        {
+            let listed: HashSet<&str> = assigned.iter().map(|t| t.id.as_str()).collect();
+            let mut ended = self.ended.lock().unwrap();
+            ended.retain(|id| listed.contains(id.as_str()));
+            for t in &assigned {
+                if t.status.state.is_terminal() {
+                    ended.remove(&t.id);
+                }
+            }
+        }
         for t in assigned {
+            if self.ended.lock().unwrap().contains(&t.id) {
+                continue;
+            }
             let known = self.entries.lock().unwrap().contains_key(&t.id);
             // Job tasks want COMPLETE; both mean run it.
             let wanted = t.desired_state <= TaskState::Complete;
@@ -119,6 +157,12 @@ impl TaskManager {
         self.exec.remove_cgroup_parent();
     }
 
+    /// The health of a task's container (status, failing streak, last
+    /// probe results), while it runs with a health check.
+    pub fn health(&self, task_id: &str) -> Option<crate::health::HealthSnapshot> {
+        self.health.snapshot(task_id)
+    }
+
     /// Status changes since the last call, oldest first.
     pub fn take_updates(&self) -> Vec<TaskStatusUpdate> {
         std::mem::take(&mut *self.updates.lock().unwrap())
@@ -152,6 +196,13 @@ impl TaskManager {
         let status = TaskStatus { timestamp: shoal_api::time::now_rfc3339(), state, err, ..Default::default() };
         self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
         self.updated.notify_one();
+        self.forget(id);
+    }
+
+    /// The task ended here: off the running list, onto the ended one (in
+    /// that order under no gap, so a concurrent `sync` sees one of them).
+    fn forget(&self, id: &str) {
+        self.ended.lock().unwrap().insert(id.to_string());
         self.entries.lock().unwrap().remove(id);
     }
 
@@ -190,6 +241,10 @@ impl TaskManager {
             Ok(i) => i,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
         };
+        // Bad mounts reject the task, as a failed container create does.
+        if let Err(e) = crate::executor::mounts::validate(&spec.mounts) {
+            return self.fail(&id, TaskState::Rejected, e);
+        }
         let rootfs = match self.images.prepare_rootfs(&image, &id) {
             Ok(r) => r,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
@@ -205,7 +260,7 @@ impl TaskManager {
             self.files.release(&id);
             let _ = self.images.remove_rootfs(&id);
             self.report(&id, TaskState::Shutdown, "shutdown", None);
-            self.entries.lock().unwrap().remove(&id);
+            self.forget(&id);
             return;
         }
         self.report(&id, TaskState::Ready, "prepared", None);
@@ -229,30 +284,98 @@ impl TaskManager {
                 return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
             }
         };
-        let running = ContainerStatus { container_id: id.clone(), pid: container.pid as i64, exit_code: 0 };
+        let image_cfg = image.config.config.as_ref();
+        let health = crate::health::resolve(
+            image_cfg.and_then(|c| c.healthcheck.as_ref()),
+            spec.healthcheck.as_ref(),
+            image_cfg.and_then(|c| c.shell.as_deref()).unwrap_or(&[]),
+        );
         if let Some(e) = self.entries.lock().unwrap().get_mut(&id) {
             e.container = Some(container.clone());
         }
-        self.report(&id, TaskState::Running, "started", Some((running, String::new())));
+        match health {
+            None => self.report_running(&id),
+            Some(settings) => {
+                let me = self.clone();
+                let task = t.clone();
+                self.health.watch(&id, container.bundle.clone(), settings, move |status| me.on_health(&task, status));
+            }
+        }
         // A stop asked for while we were starting is carried out now.
         if self.stop_requested(&id) {
             self.request_stop_now(&t, &container);
         }
         let code = self.exec.wait(&container);
+        self.health.unwatch(&id);
         let stopped = self.stop_requested(&id);
+        let unhealthy = self.entries.lock().unwrap().get(&id).is_some_and(|e| e.unhealthy);
         if let Err(e) = self.exec.remove(&container) {
             tracing::warn!("removing container {id}: {e}");
         }
         self.files.release(&id);
         let _ = self.images.remove_rootfs(&id);
-        self.entries.lock().unwrap().remove(&id);
+        self.forget(&id);
         let status = ContainerStatus { container_id: id.clone(), pid: 0, exit_code: code as i64 };
         if stopped {
             self.report(&id, TaskState::Shutdown, "shutdown", Some((status, String::new())));
         } else if code == 0 {
             self.report(&id, TaskState::Complete, "finished", Some((status, String::new())));
         } else {
-            self.report(&id, TaskState::Failed, "started", Some((status, format!("task: non-zero exit ({code})"))));
+            let err = if unhealthy {
+                format!("task: non-zero exit ({code}): {}", crate::health::UNHEALTHY)
+            } else {
+                format!("task: non-zero exit ({code})")
+            };
+            self.report(&id, TaskState::Failed, "started", Some((status, err)));
+        }
+    }
+
+    /// Reports RUNNING once, while the task is still here. Done under the
+    /// entries lock so it is always queued before the task's final state
+    /// (the task thread removes the entry before reporting that).
+    fn report_running(&self, id: &str) {
+        let mut entries = self.entries.lock().unwrap();
+        let Some(e) = entries.get_mut(id) else { return };
+        if e.reported_running {
+            return;
+        }
+        e.reported_running = true;
+        let pid = e.container.as_ref().map(|c| c.pid as i64).unwrap_or(0);
+        let running = ContainerStatus { container_id: id.to_string(), pid, exit_code: 0 };
+        self.report(id, TaskState::Running, "started", Some((running, String::new())));
+    }
+
+    /// A health status change: healthy makes a starting task RUNNING;
+    /// unhealthy stops the container (with the task's stop signal and
+    /// grace period) and marks why, for the final error.
+    fn on_health(self: &Arc<Self>, t: &Task, status: HealthStatus) {
+        match status {
+            HealthStatus::Healthy => self.report_running(&t.id),
+            HealthStatus::Starting => {}
+            HealthStatus::Unhealthy => {
+                let container = {
+                    let mut entries = self.entries.lock().unwrap();
+                    let Some(e) = entries.get_mut(&t.id) else { return };
+                    // A container that already ended fails its probes too:
+                    // that is not what ended it.
+                    let ended = e.container.as_ref().is_none_or(|c| c.exit_code().is_some());
+                    if e.unhealthy || e.stop_requested || ended {
+                        return;
+                    }
+                    e.unhealthy = true;
+                    e.container.clone()
+                };
+                tracing::info!(task = %t.id, "container is unhealthy: stopping it");
+                if let Some(c) = container {
+                    let me = self.clone();
+                    let (signal, grace) = stop_params(t);
+                    std::thread::spawn(move || {
+                        if let Err(e) = me.exec.stop(&c, &signal, grace) {
+                            tracing::warn!("stopping unhealthy container {}: {e}", c.id);
+                        }
+                    });
+                }
+            }
         }
     }
 

@@ -25,6 +25,12 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     if image.is_empty() {
         return Err(invalid("ContainerSpec: image reference must be provided"));
     }
+    let mut targets = std::collections::HashSet::new();
+    for m in spec.task_template.container_spec.iter().flat_map(|c| c.mounts.iter()) {
+        if !targets.insert(m.target.as_str()) {
+            return Err(invalid(format!("ContainerSpec: duplicate mount point: {}", m.target)));
+        }
+    }
     if let Some(p) = spec.task_template.placement() {
         shoal_scheduler::parse_constraints(&p.constraints).map_err(invalid)?;
     }
@@ -215,6 +221,11 @@ mod tests {
         let e = validate_service_spec(&s).unwrap_err();
         assert!(e.message.contains("constraint expected one operator from ==, !="), "{e}");
         assert_eq!(e.status, 400);
+        let mut s = spec("web", "busybox");
+        let m = |t: &str| shoal_api::task::Mount { r#type: "tmpfs".into(), target: t.into(), ..Default::default() };
+        s.task_template.container_spec.as_mut().unwrap().mounts = vec![m("/a"), m("/b"), m("/a")];
+        let e = validate_service_spec(&s).unwrap_err();
+        assert_eq!(e.message, "rpc error: code = InvalidArgument desc = ContainerSpec: duplicate mount point: /a");
     }
 
     #[test]

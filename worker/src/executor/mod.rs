@@ -6,6 +6,9 @@
 //! - `supervise`: the daemon is the child subreaper; a small thread per
 //!   container reaps its init process and turns the status into Docker's
 //!   exit code.
+//! - `mounts`: the task's bind, volume and tmpfs mounts (volumes from
+//!   `crate::volumes`); `etc_files`: `/etc/hostname`, `/etc/hosts`,
+//!   `/etc/resolv.conf`; `process_opts`: ulimits, sysctls, `--init`.
 //!
 //! On disk, under `ExecutorConfig::state_dir`:
 //! `bundles/<id>/{config.json,pid,runc.log}` and `logs/<id>.log` (the
@@ -16,6 +19,9 @@
 //! Not wired to the agent yet. The daemon must call
 //! [`supervise::become_subreaper`] once at start.
 
+pub mod etc_files;
+pub mod mounts;
+pub mod process_opts;
 pub mod runc;
 pub mod spec;
 pub mod supervise;
@@ -42,6 +48,8 @@ pub struct ExecutorConfig {
     pub runc_root: PathBuf,
     /// Parent cgroup for the node's containers, e.g. `shoal-<node id>`.
     pub cgroup_parent: String,
+    /// Local volumes, e.g. `<data-root>/volumes`.
+    pub volumes_dir: PathBuf,
 }
 
 impl ExecutorConfig {
@@ -53,6 +61,7 @@ impl ExecutorConfig {
             runc_bin: PathBuf::from("runc"),
             runc_root: PathBuf::from(format!("/run/shoal/{node}/runc")),
             cgroup_parent: format!("shoal-{node}"),
+            volumes_dir: data_root.join("volumes"),
         }
     }
 }
@@ -150,7 +159,11 @@ pub struct Executor {
     cfg: ExecutorConfig,
     runc: runc::Runc,
     spec_opts: spec::SpecOptions,
+    volumes: crate::volumes::VolumeStore,
 }
+
+/// In the bundle: the anonymous volumes to remove with the container.
+const ANON_VOLUMES_FILE: &str = "anonymous-volumes.json";
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -198,12 +211,51 @@ impl Executor {
                 swap_accounting,
                 nofile: spec::nofile_limit(),
             },
+            volumes: crate::volumes::VolumeStore::new(cfg.volumes_dir.clone()),
             cfg,
         })
     }
 
     pub fn runc(&self) -> &runc::Runc {
         &self.runc
+    }
+
+    pub fn volumes(&self) -> &crate::volumes::VolumeStore {
+        &self.volumes
+    }
+
+    /// The task's mounts, volumes, `/etc` files, ulimits, sysctls and init
+    /// added to `spec`; the bundle records the anonymous volumes made. On
+    /// error, those volumes are gone again.
+    fn add_runtime_options(&self, input: &ContainerInput, bundle: &Path, spec: &mut serde_json::Value) -> Result<(), String> {
+        let prepared = mounts::prepare(input, &self.volumes);
+        let result = prepared.as_ref().map_err(Clone::clone).and_then(|p| {
+            let list = serde_json::to_vec(&p.anonymous_volumes).map_err(|e| e.to_string())?;
+            std::fs::write(bundle.join(ANON_VOLUMES_FILE), list).map_err(|e| format!("writing {}: {e}", bundle.display()))?;
+            let mut extra = etc_files::write(input, bundle)?;
+            extra.extend(p.mounts.iter().cloned());
+            mounts::apply(spec, extra);
+            let init = if input.spec.init == Some(true) { process_opts::find_init() } else { None };
+            process_opts::apply(spec, input, init)
+        });
+        if result.is_err() {
+            self.remove_anonymous_volumes(bundle);
+            for v in prepared.map(|p| p.anonymous_volumes).unwrap_or_default() {
+                let _ = self.volumes.remove(&v);
+            }
+        }
+        result
+    }
+
+    fn remove_anonymous_volumes(&self, bundle: &Path) {
+        let Ok(bytes) = std::fs::read(bundle.join(ANON_VOLUMES_FILE)) else { return };
+        let names: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
+        for n in names {
+            if let Err(e) = self.volumes.remove(&n) {
+                tracing::warn!("{e}");
+            }
+        }
+        let _ = std::fs::remove_file(bundle.join(ANON_VOLUMES_FILE));
     }
 
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
@@ -220,10 +272,11 @@ impl Executor {
         if !valid_id(&input.id) {
             return Err(format!("invalid container id {:?}", input.id));
         }
-        let spec = spec::oci_spec(input, &self.spec_opts)?;
+        let mut spec = spec::oci_spec(input, &self.spec_opts)?;
         let bundle = self.bundle_dir(&input.id);
         std::fs::create_dir_all(&bundle)
             .map_err(|e| format!("creating {}: {e}", bundle.display()))?;
+        self.add_runtime_options(input, &bundle, &mut spec)?;
         let _ = std::fs::remove_file(bundle.join("pid"));
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
         std::fs::write(bundle.join("config.json"), json)
@@ -304,6 +357,7 @@ impl Executor {
         }
         self.runc.delete(id)?;
         let bundle = self.bundle_dir(id);
+        self.remove_anonymous_volumes(&bundle);
         if bundle.exists() {
             std::fs::remove_dir_all(&bundle)
                 .map_err(|e| format!("removing {}: {e}", bundle.display()))?;

@@ -67,6 +67,7 @@ impl Fixture {
             runc_bin: "runc".into(),
             runc_root: dir.join("runc"),
             cgroup_parent: cgroup_parent.clone(),
+            volumes_dir: dir.join("volumes"),
         })
         .unwrap();
         Fixture {
@@ -127,6 +128,7 @@ fn echo_exits_zero_and_logs() {
     let c = f.exec.start(&f.input(&["echo", "hello"])).unwrap();
     assert!(c.pid > 0);
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
+    f.wait_logs(&c);
     assert_eq!(f.exec.runc().state(&c.id).unwrap(), "stopped");
     f.wait_logs(&c);
     assert!(f.log().contains("hello"), "log: {:?}", f.log());
@@ -277,4 +279,177 @@ fn extra_mounts_are_read_only_files_in_the_container() {
     let c = f.exec.start(&input).unwrap();
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0), "log: {}", f.log());
     assert_eq!(std::fs::read_to_string(f.dir.join("secret-0")).unwrap(), "s3cret", "the container could not write it");
+}
+
+// ---------------------------------------------------------------- health
+
+use crate::health::{self, HealthMonitor, HealthSettings, HealthStatus};
+
+fn probe_settings(cmd: &[&str], retries: u32) -> HealthSettings {
+    HealthSettings {
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(10),
+        start_period: Duration::ZERO,
+        start_interval: Duration::from_millis(100),
+        retries,
+    }
+}
+
+#[test]
+fn probes_run_inside_the_container() {
+    let f = Fixture::new("probe");
+    let mut input = f.input(&["sleep", "1000"]);
+    input.spec.env = vec!["PROBE_VAR=from-spec".into()];
+    let c = f.exec.start(&input).unwrap();
+    let run = |cmd: &[&str], timeout: Duration| {
+        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        health::probe::run(f.exec.runc(), &c.id, &c.bundle, &cmd, timeout)
+    };
+    let ok = run(&["sh", "-c", "echo $PROBE_VAR $(cat /proc/sys/kernel/hostname)"], Duration::from_secs(20));
+    assert_eq!((ok.exit_code, ok.output.as_str()), (0, "from-spec box\n"));
+    let failed = run(&["sh", "-c", "echo nope >&2; exit 3"], Duration::from_secs(20));
+    assert_eq!((failed.exit_code, failed.output.as_str()), (3, "nope\n"));
+    // Past the timeout the probe is killed and the result says so.
+    let slow = run(&["sh", "-c", "echo started; exec sleep 1000"], Duration::from_millis(700));
+    assert_eq!(slow.exit_code, -1);
+    assert_eq!(slow.output, "Health check exceeded timeout (700ms): started\n");
+    let missing = run(&["/nope"], Duration::from_secs(20));
+    assert_ne!(missing.exit_code, 0);
+    f.exec.stop(&c, "SIGKILL", Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn monitor_turns_healthy_then_unhealthy() {
+    let f = Fixture::new("monitor");
+    let c = f.exec.start(&f.input(&["sleep", "1000"])).unwrap();
+    let monitor = HealthMonitor::new(f.exec.runc().clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    monitor.watch(&c.id, c.bundle.clone(), probe_settings(&["sh", "-c", "test -f /tmp/ok"], 2), move |s| {
+        let _ = tx.lock().unwrap().send(s);
+    });
+    let wait_change = || rx.recv_timeout(Duration::from_secs(30)).expect("a health status change");
+    // Failing probes while starting: after 2 the container is unhealthy.
+    assert_eq!(wait_change(), HealthStatus::Unhealthy);
+    let snap = monitor.snapshot(&c.id).unwrap();
+    assert!(snap.failing_streak >= 2 && snap.log.iter().all(|r| r.exit_code == 1), "{snap:?}");
+    // The file appears (the fixture's rootfs is a plain directory).
+    std::fs::write(f.dir.join("rootfs/tmp/ok"), "").unwrap();
+    assert_eq!(wait_change(), HealthStatus::Healthy);
+    assert_eq!(monitor.snapshot(&c.id).unwrap().failing_streak, 0);
+    monitor.unwatch(&c.id);
+    assert!(monitor.snapshot(&c.id).is_none());
+    f.exec.stop(&c, "SIGKILL", Duration::from_secs(1)).unwrap();
+}
+
+// ---------------------------------------------------------------- mounts
+
+use shoal_api::task::{Mount, TmpfsOptions, Ulimit, VolumeOptions};
+
+fn mount(kind: &str, source: &str, target: &str) -> Mount {
+    Mount { r#type: kind.into(), source: source.into(), target: target.into(), ..Default::default() }
+}
+
+#[test]
+fn bind_volume_and_tmpfs_mounts_reach_the_container() {
+    let f = Fixture::new("mounts");
+    let host = f.dir.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from host").unwrap();
+    std::fs::create_dir_all(f.dir.join("rootfs/seed")).unwrap();
+    std::fs::write(f.dir.join("rootfs/seed/file"), "from image").unwrap();
+    let mut ro = mount("bind", host.to_str().unwrap(), "/ro");
+    ro.read_only = true;
+    let mut tmp = mount("tmpfs", "", "/scratch");
+    tmp.tmpfs_options = Some(TmpfsOptions { size_bytes: 1 << 20, mode: 0o700 });
+    let mut input = f.input(&[
+        "sh",
+        "-c",
+        "cat /seed/file; echo; echo written > /seed/new; cat /ro/in; echo; (echo x > /ro/x) 2>/dev/null && echo ro-writable || echo ro-refused; \
+         echo w > /rw/out; while read dev mnt typ opts rest; do [ $mnt = /scratch ] && echo $typ $opts; done < /proc/mounts; true",
+    ]);
+    input.spec.mounts = vec![mount("volume", "data1", "/seed"), ro, mount("bind", host.to_str().unwrap(), "/rw"), tmp];
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0), "log: {}", f.log());
+    f.wait_logs(&c);
+    let log = f.log();
+    assert!(log.contains("from image\n"), "{log}");
+    assert!(log.contains("from host\n"), "{log}");
+    assert!(log.contains("ro-refused"), "{log}");
+    assert!(log.contains("tmpfs rw,nosuid,nodev,noexec") && log.contains("size=1024k") && log.contains("mode=700"), "{log}");
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "w\n");
+    // The new named volume was filled from the image's /seed.
+    let data = f.exec.volumes().data_dir("data1");
+    assert_eq!(std::fs::read_to_string(data.join("file")).unwrap(), "from image");
+    assert_eq!(std::fs::read_to_string(data.join("new")).unwrap(), "written\n");
+    f.exec.remove(&c).unwrap();
+    // The named volume outlives the container.
+    assert!(data.join("new").exists());
+}
+
+#[test]
+fn new_volumes_are_filled_from_the_image_unless_nocopy() {
+    let f = Fixture::new("copyup");
+    std::fs::create_dir_all(f.dir.join("rootfs/seed")).unwrap();
+    std::fs::write(f.dir.join("rootfs/seed/file"), "from image").unwrap();
+    let mut nocopy = mount("volume", "empty1", "/other");
+    nocopy.target = "/seed2".into();
+    std::fs::create_dir_all(f.dir.join("rootfs/seed2")).unwrap();
+    std::fs::write(f.dir.join("rootfs/seed2/file"), "hidden").unwrap();
+    nocopy.volume_options = Some(VolumeOptions { no_copy: true, ..Default::default() });
+    let mut input = f.input(&["sh", "-c", "cat /seed/file; echo; ls /seed2; echo end"]);
+    input.spec.mounts = vec![mount("volume", "", "/seed"), nocopy];
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
+    f.wait_logs(&c);
+    assert_eq!(f.log(), "from image\nend\n");
+    // The anonymous volume goes with the container; the named one stays.
+    let anon = crate::volumes::anonymous_name(&c.id, "/seed");
+    assert!(f.exec.volumes().get(&anon).is_some());
+    f.exec.remove(&c).unwrap();
+    assert!(f.exec.volumes().get(&anon).is_none());
+    assert!(f.exec.volumes().get("empty1").is_some());
+}
+
+#[test]
+fn a_missing_bind_source_is_refused_before_anything_runs() {
+    let f = Fixture::new("nobind");
+    let mut input = f.input(&["true"]);
+    input.spec.mounts = vec![mount("volume", "", "/v"), mount("bind", "/nonexistent-shoal-bind", "/x")];
+    let err = f.exec.start(&input).unwrap_err();
+    assert_eq!(err, "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent-shoal-bind");
+    assert!(f.exec.volumes().list().is_empty());
+}
+
+#[test]
+fn etc_files_ulimits_and_read_only_root() {
+    let f = Fixture::new("etc");
+    let mut input = f.input(&["sh", "-c", "cat /etc/hostname /etc/hosts; ulimit -n; ulimit -Hn; (echo x > /etc/x) 2>/dev/null && echo root-writable || echo root-read-only"]);
+    input.spec.hosts = vec!["10.1.2.3 db".into()];
+    input.spec.ulimits = vec![Ulimit { name: "nofile".into(), soft: 321, hard: 654 }];
+    input.spec.read_only = true;
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0), "log: {}", f.log());
+    f.wait_logs(&c);
+    let log = f.log();
+    assert!(log.starts_with("box\n127.0.0.1\tlocalhost\n"), "{log}");
+    assert!(log.contains("10.1.2.3\tdb\n321\n654\nroot-read-only\n"), "{log}");
+}
+
+#[test]
+fn init_runs_as_pid_one() {
+    assert!(
+        process_opts::find_init().is_some(),
+        "no static init on this host: apt-get install tini"
+    );
+    let f = Fixture::new("init");
+    let mut input = f.input(&["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo pid=$$"]);
+    input.spec.init = Some(true);
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0), "log: {}", f.log());
+    f.wait_logs(&c);
+    let log = f.log();
+    assert!(log.starts_with("/sbin/docker-init -- sh -c"), "{log}");
+    assert!(!log.contains("pid=1\n"), "{log}");
 }

@@ -301,6 +301,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
+    /// `SHELL`: what runs `CMD-SHELL` health checks (default `/bin/sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// `HEALTHCHECK` from the image; durations in nanoseconds as in Docker.

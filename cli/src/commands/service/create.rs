@@ -53,6 +53,24 @@ pub struct CreateArgs {
     /// Use an init inside each service container to forward signals and reap processes
     #[arg(long)]
     pub init: bool,
+    /// Sysctl options
+    #[arg(long = "sysctl", value_name = "list")]
+    pub sysctl: Vec<String>,
+    /// Ulimit options
+    #[arg(long = "ulimit", value_name = "ulimit", value_parser = opts::ulimit)]
+    pub ulimit: Vec<Json>,
+    /// Set one or more custom host-to-IP mappings (host:ip)
+    #[arg(long = "host", value_name = "list", value_parser = opts::extra_host)]
+    pub host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long = "dns", value_name = "list", value_parser = opts::ip_address)]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list", value_parser = opts::dns_search)]
+    pub dns_search: Vec<String>,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(value_name = "IMAGE", required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
     pub image_and_args: Vec<String>,
@@ -183,12 +201,24 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     if let Some(h) = health {
         cs.push(("Healthcheck", h));
     }
-    cs.push(("DNSConfig", Json::Obj(Vec::new())));
+    if !a.host.is_empty() {
+        cs.push(("Hosts", Json::from(a.host.clone())));
+    }
+    let mut dns = Vec::new();
+    for (k, v) in [("Nameservers", &a.dns), ("Search", &a.dns_search), ("Options", &a.dns_option)] {
+        if !v.is_empty() {
+            dns.push((k, Json::from(v.clone())));
+        }
+    }
+    cs.push(("DNSConfig", Json::object(dns)));
     if !a.secret.is_empty() {
         cs.push(("Secrets", Json::Arr(a.secret.clone())));
     }
     if !a.config.is_empty() {
         cs.push(("Configs", Json::Arr(a.config.clone())));
+    }
+    if !a.sysctl.is_empty() {
+        cs.push(("Sysctls", opts::kv_map(&a.sysctl)));
     }
     let (cap_add, cap_drop) = opts::effective_caps(&f.cap_add, &f.cap_drop);
     if !cap_add.is_empty() {
@@ -196,6 +226,9 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     }
     if !cap_drop.is_empty() {
         cs.push(("CapabilityDrop", Json::from(cap_drop)));
+    }
+    if !a.ulimit.is_empty() {
+        cs.push(("Ulimits", Json::Arr(opts::sorted_ulimits(&a.ulimit))));
     }
 
     // Resources
@@ -415,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn runtime_options() {
+        let s = spec(&[
+            "--sysctl", "net.core.somaxconn=1024", "--ulimit", "nproc=64", "--ulimit", "nofile=1024:2048", "--host", "db:10.0.0.5",
+            "--dns", "10.0.0.2", "--dns-search", "example.test", "--dns-option", "ndots:2", "x",
+        ]);
+        let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
+        assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.5 db"]"#);
+        assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.0.0.2"],"Search":["example.test"],"Options":["ndots:2"]}"#);
+        assert_eq!(cs.get("Sysctls").to_compact(), r#"{"net.core.somaxconn":"1024"}"#);
+        assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":2048,"Soft":1024},{"Name":"nproc","Hard":64,"Soft":64}]"#);
+    }
+
+    #[test]
     fn bad_values_are_refused_at_parse_time() {
         let bad = |args: &[&str]| {
             let mut v = vec!["service", "create"];
@@ -427,5 +473,12 @@ mod tests {
         assert!(bad(&["--mount", "type=bind", "x"]).contains("target is required"));
         assert!(bad(&["--replicas=-1", "x"]).contains("strconv.ParseUint: parsing \"-1\": invalid syntax"));
         assert!(bad(&["--name", "web"]).contains("IMAGE"));
+        assert!(bad(&["--ulimit", "bogus=1", "x"]).contains("invalid ulimit type: bogus"));
+        assert!(bad(&["--ulimit", "nofile", "x"]).contains("invalid ulimit argument: nofile"));
+        assert!(bad(&["--ulimit", "nofile=10:5", "x"]).contains("ulimit soft limit must be less than or equal to hard limit: 10 > 5"));
+        assert!(bad(&["--host", "db", "x"]).contains("bad format for add-host: \"db\""));
+        assert!(bad(&["--host", "db:1.2.3", "x"]).contains("invalid IP address in add-host: \"1.2.3\""));
+        assert!(bad(&["--dns", "nope", "x"]).contains("IP address is not correctly formatted: nope"));
+        assert!(bad(&["--dns-search", "-bad", "x"]).contains("-bad is not a valid domain"));
     }
 }

@@ -319,6 +319,73 @@ pub fn label(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+// ------------------------------------------------- runtime options
+
+const ULIMIT_NAMES: &[&str] = &[
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
+    "sigpending", "stack",
+];
+
+/// `--ulimit name=soft[:hard]` (go-units' `ParseUlimit`) as a swarm
+/// `Ulimit`; a missing hard limit equals the soft one.
+pub fn ulimit(s: &str) -> Result<Json, String> {
+    let Some((name, limits)) = s.split_once('=') else { return Err(format!("invalid ulimit argument: {s}")) };
+    if !ULIMIT_NAMES.contains(&name) {
+        return Err(format!("invalid ulimit type: {name}"));
+    }
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let soft: i64 = soft.parse().map_err(|_| format!("invalid ulimit soft value: {soft}"))?;
+    let hard: i64 = hard.parse().map_err(|_| format!("invalid ulimit hard value: {hard}"))?;
+    if soft > hard {
+        return Err(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"));
+    }
+    Ok(Json::object([("Name", Json::from(name.to_string())), ("Hard", Json::from(hard)), ("Soft", Json::from(soft))]))
+}
+
+/// The ulimits by name (the CLI keeps them in a map), one per name.
+pub fn sorted_ulimits(list: &[Json]) -> Vec<Json> {
+    let mut by_name: BTreeMap<String, Json> = BTreeMap::new();
+    for u in list {
+        by_name.insert(u.get("Name").as_str().unwrap_or("").to_string(), u.clone());
+    }
+    by_name.into_values().collect()
+}
+
+/// `--host host:ip` (or `host=ip`): `opts.ValidateExtraHost`, turned into
+/// SwarmKit's "IP host" form.
+pub fn extra_host(s: &str) -> Result<String, String> {
+    let (name, ip) = s.split_once('=').or_else(|| s.split_once(':')).ok_or_else(|| format!("bad format for add-host: {s:?}"))?;
+    if name.is_empty() {
+        return Err(format!("bad format for add-host: {s:?}"));
+    }
+    let bare = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip != "host-gateway" && bare.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid IP address in add-host: {ip:?}"));
+    }
+    Ok(format!("{bare} {name}"))
+}
+
+/// `--dns`: `opts.ValidateIPAddress`.
+pub fn ip_address(s: &str) -> Result<String, String> {
+    s.trim().parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| format!("IP address is not correctly formatted: {s}"))
+}
+
+/// `--dns-search`: `opts.ValidateDNSSearch` ("." clears the list).
+pub fn dns_search(s: &str) -> Result<String, String> {
+    let d = s.trim_end_matches('.');
+    if s == "." {
+        return Ok(s.to_string());
+    }
+    let ok = !d.is_empty()
+        && d.len() <= 255
+        && d.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s} is not a valid domain"))
+    }
+}
+
 /// `opts.ConvertKVStringsToMap` as a JSON object (keys sorted, as Go
 /// marshals maps).
 pub fn kv_map(list: &[String]) -> Json {

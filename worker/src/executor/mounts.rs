@@ -1,0 +1,446 @@
+//! The task's `ContainerSpec.Mounts` as OCI mounts: bind mounts of host
+//! paths, local volumes (named ones created on first use, anonymous ones per
+//! container; a new, empty volume is filled from the image's content at the
+//! target unless `NoCopy`), and tmpfs with size and mode.
+//!
+//! [`validate`] has no side effects and gives Docker's errors, first the
+//! swarm executor's (`invalid mount target, must be an absolute path: x`),
+//! then the daemon's (`invalid mount config for type "bind": bind source
+//! path does not exist: /x`); the task manager calls it while preparing so
+//! a bad mount rejects the task. [`prepare`] creates and fills volumes.
+
+use std::collections::{HashSet, VecDeque};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{json, Value};
+use shoal_api::task::Mount;
+
+use super::ContainerInput;
+use crate::volumes::{anonymous_name, VolumeStore};
+
+const PROPAGATIONS: &[&str] = &["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+
+fn config_err(m: &Mount, msg: impl std::fmt::Display) -> String {
+    format!("invalid mount config for type \"{}\": {msg}", m.r#type)
+}
+
+/// Docker's checks of a task's mounts, in Docker's order and words.
+pub fn validate(mounts: &[Mount]) -> Result<(), String> {
+    // The swarm executor's checks (daemon/cluster/executor/container).
+    for m in mounts {
+        if !m.target.starts_with('/') {
+            return Err(format!("invalid mount target, must be an absolute path: {}", m.target));
+        }
+        match m.r#type.as_str() {
+            "bind" if !m.source.starts_with('/') => {
+                return Err(format!("invalid bind mount source, must be an absolute path: {}", m.source))
+            }
+            "volume" if m.source.starts_with('/') => {
+                return Err(format!("invalid volume mount source, must not be an absolute path: {}", m.source))
+            }
+            "tmpfs" if !m.source.is_empty() => return Err("invalid tmpfs source, source must be empty".into()),
+            "bind" | "volume" | "tmpfs" => {}
+            other => return Err(format!("invalid mount type: {other}")),
+        }
+    }
+    // The daemon's checks when it creates the container.
+    let mut seen = HashSet::new();
+    for m in mounts {
+        if clean(&m.target) == "/" {
+            return Err(config_err(m, "invalid specification: destination can't be '/'"));
+        }
+        let extra = |present: bool, field: &str| if present { Err(config_err(m, format!("field {field} must not be specified"))) } else { Ok(()) };
+        match m.r#type.as_str() {
+            "bind" => {
+                extra(m.volume_options.is_some(), "VolumeOptions")?;
+                extra(m.tmpfs_options.is_some(), "TmpfsOptions")?;
+                if let Some(p) = m.bind_options.as_ref().map(|b| b.propagation.as_str()).filter(|p| !p.is_empty()) {
+                    if !PROPAGATIONS.contains(&p) {
+                        return Err(config_err(m, format!("invalid propagation mode: {p}")));
+                    }
+                }
+                if !Path::new(&m.source).exists() {
+                    return Err(config_err(m, format!("bind source path does not exist: {}", m.source)));
+                }
+            }
+            "volume" => {
+                extra(m.bind_options.is_some(), "BindOptions")?;
+                extra(m.tmpfs_options.is_some(), "TmpfsOptions")?;
+                if !m.source.is_empty() {
+                    crate::volumes::check_name(&m.source)?;
+                }
+                if let Some(sub) = m.volume_options.as_ref().map(|v| v.subpath.as_str()).filter(|s| !s.is_empty()) {
+                    if Path::new(sub).is_absolute() || Path::new(sub).components().any(|c| c == Component::ParentDir) {
+                        return Err(config_err(m, format!("subpath must be a relative path within the volume: {sub}")));
+                    }
+                }
+            }
+            _ => {
+                extra(m.bind_options.is_some(), "BindOptions")?;
+                extra(m.volume_options.is_some(), "VolumeOptions")?;
+                if m.tmpfs_options.as_ref().is_some_and(|t| t.size_bytes < 0) {
+                    return Err(config_err(m, "invalid tmpfs size"));
+                }
+            }
+        }
+        if !seen.insert(clean(&m.target)) {
+            return Err(format!("Duplicate mount point: {}", clean(&m.target)));
+        }
+    }
+    Ok(())
+}
+
+/// A path with `.`, `..` and double slashes resolved lexically.
+fn clean(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The task's mounts ready for the spec, and the anonymous volumes made
+/// for them (removed with the container).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub mounts: Vec<Value>,
+    pub anonymous_volumes: Vec<String>,
+}
+
+/// Docker's tmpfs data: `size=<n>[kmg]` with the largest exact unit, and
+/// `mode=<octal>`.
+pub fn tmpfs_data(size_bytes: i64, mode: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    if size_bytes > 0 {
+        let (mut n, mut suffix) = (size_bytes, "");
+        for (s, d) in [("g", 1i64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+            if size_bytes % d == 0 {
+                n = size_bytes / d;
+                suffix = s;
+                break;
+            }
+        }
+        out.push(format!("size={n}{suffix}"));
+    }
+    if mode != 0 {
+        out.push(format!("mode={mode:o}"));
+    }
+    out
+}
+
+/// Validates, creates the volumes (filling new ones from the image), and
+/// returns the OCI mounts.
+pub fn prepare(c: &ContainerInput, volumes: &VolumeStore) -> Result<Prepared, String> {
+    validate(&c.spec.mounts)?;
+    let mut out = Prepared::default();
+    for m in &c.spec.mounts {
+        let target = clean(&m.target);
+        let mut options: Vec<String> = Vec::new();
+        let (kind, source) = match m.r#type.as_str() {
+            "bind" => {
+                let b = m.bind_options.clone().unwrap_or_default();
+                options.push(if b.non_recursive { "bind" } else { "rbind" }.into());
+                options.push(if b.propagation.is_empty() { "rprivate".into() } else { b.propagation });
+                ("bind", m.source.clone())
+            }
+            "volume" => {
+                let vo = m.volume_options.clone().unwrap_or_default();
+                let anonymous = m.source.is_empty();
+                let name = if anonymous { anonymous_name(&c.id, &target) } else { m.source.clone() };
+                let driver = vo.driver_config.clone().unwrap_or_default();
+                let data = volumes.ensure(&name, &driver.name, &driver.options, &vo.labels, anonymous)?;
+                if anonymous {
+                    out.anonymous_volumes.push(name.clone());
+                }
+                if !vo.no_copy {
+                    copy_image_content(&c.rootfs, &target, &data).map_err(|e| format!("copying image content into volume {name}: {e}"))?;
+                }
+                let mut src = data;
+                if !vo.subpath.is_empty() {
+                    src = src.join(&vo.subpath);
+                    if !src.exists() {
+                        return Err(format!("cannot access path {}: no such file or directory", src.display()));
+                    }
+                }
+                options.push("rbind".into());
+                options.push("rprivate".into());
+                ("bind", src.to_string_lossy().into_owned())
+            }
+            _ => {
+                options.extend(["noexec", "nosuid", "nodev", "rprivate"].map(String::from));
+                let t = m.tmpfs_options.clone().unwrap_or_default();
+                options.extend(tmpfs_data(t.size_bytes, t.mode));
+                ("tmpfs", "tmpfs".to_string())
+            }
+        };
+        if m.read_only {
+            options.push("ro".into());
+        }
+        out.mounts.push(json!({"destination": target, "type": kind, "source": source, "options": options}));
+    }
+    Ok(out)
+}
+
+/// Adds `extra` mounts to a spec: a default mount at the same destination
+/// gives way, and parents are mounted before their children (Docker sorts
+/// by the number of path components). Shared or slave propagation asks for
+/// the matching root propagation, as Docker sets it.
+pub fn apply(spec: &mut Value, extra: Vec<Value>) {
+    if extra.is_empty() {
+        return;
+    }
+    let dests: HashSet<String> = extra.iter().filter_map(|m| m["destination"].as_str().map(str::to_string)).collect();
+    let mut all: Vec<Value> = spec["mounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| !m["destination"].as_str().is_some_and(|d| dests.contains(d)))
+        .collect();
+    let mut extra = extra;
+    extra.sort_by_key(|m| m["destination"].as_str().map(|d| d.split('/').filter(|s| !s.is_empty()).count()).unwrap_or(0));
+    let opts = |m: &Value| m["options"].as_array().cloned().unwrap_or_default();
+    let has = |want: &[&str]| extra.iter().any(|m| opts(m).iter().any(|o| o.as_str().is_some_and(|o| want.contains(&o))));
+    let propagation = if has(&["shared", "rshared"]) {
+        Some("rshared")
+    } else if has(&["slave", "rslave"]) {
+        Some("rslave")
+    } else {
+        None
+    };
+    all.extend(extra);
+    spec["mounts"] = Value::Array(all);
+    if let Some(p) = propagation {
+        spec["linux"]["rootfsPropagation"] = json!(p);
+    }
+}
+
+/// Resolves `target` inside `root` the way the container would see it:
+/// symlinks are followed but never leave `root`. `None` if it does not exist.
+pub fn resolve_in_root(root: &Path, target: &str) -> Option<PathBuf> {
+    let mut parts: VecDeque<String> = target.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let mut cur = PathBuf::new();
+    let mut hops = 0;
+    while let Some(p) = parts.pop_front() {
+        if p == "." {
+            continue;
+        }
+        if p == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&p);
+        let meta = std::fs::symlink_metadata(root.join(&next)).ok()?;
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return None;
+            }
+            let link = std::fs::read_link(root.join(&next)).ok()?;
+            let link = link.to_string_lossy().into_owned();
+            if link.starts_with('/') {
+                cur = PathBuf::new();
+            }
+            for (i, part) in link.split('/').filter(|s| !s.is_empty()).enumerate() {
+                parts.insert(i, part.to_string());
+            }
+        } else {
+            cur = next;
+        }
+    }
+    Some(root.join(cur))
+}
+
+/// Fills an empty volume with what the image has at `target` (Docker's
+/// copy-up): content, modes and owners, and the volume root takes the
+/// mode and owner of the image's directory.
+pub fn copy_image_content(rootfs: &Path, target: &str, volume: &Path) -> io::Result<()> {
+    if std::fs::read_dir(volume)?.next().is_some() {
+        return Ok(());
+    }
+    let Some(src) = resolve_in_root(rootfs, target) else { return Ok(()) };
+    let meta = std::fs::metadata(&src)?;
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    copy_tree(&src, volume)?;
+    std::fs::set_permissions(volume, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    std::os::unix::fs::lchown(volume, Some(meta.uid()), Some(meta.gid()))
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&from)?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+        } else {
+            // Devices, fifos and sockets are not copied into volumes.
+            continue;
+        }
+        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::task::{BindOptions, ContainerSpec, TmpfsOptions, VolumeOptions};
+
+    fn mount(kind: &str, source: &str, target: &str) -> Mount {
+        Mount { r#type: kind.into(), source: source.into(), target: target.into(), ..Default::default() }
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("shoal-mounts-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn validation_uses_dockers_words() {
+        let err = |m: Mount| validate(&[m]).unwrap_err();
+        assert_eq!(err(mount("bind", "/tmp", "rel")), "invalid mount target, must be an absolute path: rel");
+        assert_eq!(err(mount("bind", "rel", "/x")), "invalid bind mount source, must be an absolute path: rel");
+        assert_eq!(err(mount("volume", "/abs", "/x")), "invalid volume mount source, must not be an absolute path: /abs");
+        assert_eq!(err(mount("tmpfs", "x", "/x")), "invalid tmpfs source, source must be empty");
+        assert_eq!(err(mount("npipe", "", "/x")), "invalid mount type: npipe");
+        assert_eq!(
+            err(mount("bind", "/nonexistent-shoal-src", "/x")),
+            "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent-shoal-src"
+        );
+        assert_eq!(err(mount("tmpfs", "", "/")), "invalid mount config for type \"tmpfs\": invalid specification: destination can't be '/'");
+        let mut m = mount("tmpfs", "", "/x");
+        m.volume_options = Some(VolumeOptions::default());
+        assert_eq!(err(m), "invalid mount config for type \"tmpfs\": field VolumeOptions must not be specified");
+        let mut m = mount("bind", "/tmp", "/x");
+        m.bind_options = Some(BindOptions { propagation: "sideways".into(), ..Default::default() });
+        assert_eq!(err(m), "invalid mount config for type \"bind\": invalid propagation mode: sideways");
+        assert!(err(mount("volume", "a/b", "/x")).contains("includes invalid characters for a local volume name"));
+        assert_eq!(validate(&[mount("tmpfs", "", "/x"), mount("volume", "v1", "/x/")]).unwrap_err(), "Duplicate mount point: /x");
+        assert!(validate(&[mount("bind", "/tmp", "/x"), mount("volume", "", "/y"), mount("tmpfs", "", "/z")]).is_ok());
+    }
+
+    #[test]
+    fn tmpfs_options_like_docker() {
+        assert_eq!(tmpfs_data(1 << 20, 0o1777), ["size=1m", "mode=1777"]);
+        assert_eq!(tmpfs_data(3 << 30, 0), ["size=3g"]);
+        assert_eq!(tmpfs_data(1536, 0o700), ["size=1536", "mode=700"]);
+        assert_eq!(tmpfs_data(2048, 0), ["size=2k"]);
+        assert!(tmpfs_data(0, 0).is_empty());
+    }
+
+    #[test]
+    fn each_mount_type_becomes_its_oci_mount() {
+        let dir = tmpdir("spec");
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("srv/data/sub")).unwrap();
+        std::fs::write(rootfs.join("srv/data/hello"), "from image").unwrap();
+        std::fs::set_permissions(rootfs.join("srv/data"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::symlink("/srv/data", rootfs.join("link")).unwrap();
+        let volumes = VolumeStore::new(dir.join("volumes"));
+        let mut bind = mount("bind", dir.to_str().unwrap(), "/host");
+        bind.read_only = true;
+        bind.bind_options = Some(BindOptions { propagation: "rslave".into(), non_recursive: true });
+        let named = mount("volume", "vol1", "/link");
+        let mut nocopy = mount("volume", "vol2", "/srv/data");
+        nocopy.volume_options = Some(VolumeOptions { no_copy: true, ..Default::default() });
+        let anon = mount("volume", "", "/srv/data");
+        let mut tmp = mount("tmpfs", "", "/scratch");
+        tmp.tmpfs_options = Some(TmpfsOptions { size_bytes: 1 << 20, mode: 0o700 });
+        let input = ContainerInput {
+            id: "c1".into(),
+            rootfs: rootfs.clone(),
+            spec: ContainerSpec { mounts: vec![bind, named, tmp], ..Default::default() },
+            ..Default::default()
+        };
+        let p = prepare(&input, &volumes).unwrap();
+        assert!(p.anonymous_volumes.is_empty());
+        assert_eq!(
+            p.mounts[0],
+            json!({"destination": "/host", "type": "bind", "source": dir.to_str().unwrap(), "options": ["bind", "rslave", "ro"]})
+        );
+        let data1 = dir.join("volumes/vol1/_data");
+        assert_eq!(
+            p.mounts[1],
+            json!({"destination": "/link", "type": "bind", "source": data1.to_str().unwrap(), "options": ["rbind", "rprivate"]})
+        );
+        // Filled through the image's symlink, with the directory's mode.
+        assert_eq!(std::fs::read_to_string(data1.join("hello")).unwrap(), "from image");
+        assert!(data1.join("sub").is_dir());
+        assert_eq!(std::fs::metadata(&data1).unwrap().mode() & 0o777, 0o750);
+        assert_eq!(
+            p.mounts[2],
+            json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "nosuid", "nodev", "rprivate", "size=1m", "mode=700"]})
+        );
+        // A volume already holding data is not filled again.
+        std::fs::write(data1.join("hello"), "changed").unwrap();
+        prepare(&input, &volumes).unwrap();
+        assert_eq!(std::fs::read_to_string(data1.join("hello")).unwrap(), "changed");
+
+        // NoCopy leaves a new volume empty; an anonymous volume is named
+        // after the container and target and reported for removal.
+        let input2 = ContainerInput { spec: ContainerSpec { mounts: vec![nocopy], ..Default::default() }, ..input.clone() };
+        prepare(&input2, &volumes).unwrap();
+        assert_eq!(std::fs::read_dir(dir.join("volumes/vol2/_data")).unwrap().count(), 0);
+        let input3 = ContainerInput { spec: ContainerSpec { mounts: vec![anon], ..Default::default() }, ..input.clone() };
+        let p3 = prepare(&input3, &volumes).unwrap();
+        assert_eq!(p3.anonymous_volumes, [anonymous_name("c1", "/srv/data")]);
+        assert!(volumes.data_dir(&p3.anonymous_volumes[0]).join("hello").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resolving_never_leaves_the_root() {
+        let dir = tmpdir("resolve");
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../etc", dir.join("up")).unwrap();
+        assert_eq!(resolve_in_root(&dir, "/abs"), Some(dir.join("etc")));
+        assert_eq!(resolve_in_root(&dir, "/up"), Some(dir.join("etc")));
+        assert_eq!(resolve_in_root(&dir, "/missing"), None);
+        std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
+        assert_eq!(resolve_in_root(&dir, "/loop"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn extra_mounts_replace_defaults_and_sort_parents_first() {
+        let mut spec = json!({"mounts": [
+            {"destination": "/proc", "type": "proc"},
+            {"destination": "/dev/shm", "type": "tmpfs", "options": []},
+        ], "linux": {}});
+        apply(
+            &mut spec,
+            vec![
+                json!({"destination": "/a/b", "type": "bind", "options": ["rbind", "rshared"]}),
+                json!({"destination": "/dev/shm", "type": "tmpfs", "options": ["size=1m"]}),
+                json!({"destination": "/a", "type": "bind", "options": ["rbind"]}),
+            ],
+        );
+        let dests: Vec<&str> = spec["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        // Same depth keeps the task's order.
+        assert_eq!(dests, ["/proc", "/a", "/a/b", "/dev/shm"]);
+        assert_eq!(spec["mounts"][3]["options"][0], "size=1m");
+        assert_eq!(spec["linux"]["rootfsPropagation"], "rshared");
+    }
+}
