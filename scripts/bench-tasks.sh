@@ -43,5 +43,5 @@ for n in 1 2; do $S -H unix:///run/shoal/lab/bench/node-$n/shoald.sock image loa
 $S $H service create -d --name mem --replicas 100 --constraint node.role==worker --stop-grace-period 0s shoal-test/busy:1 sleep 100000 >/dev/null
 wait_n 100
 pid=$($S lab ls --name bench | awk '$1=="node-2"{print $5}')
-echo "worker with 100 running tasks: shoald RSS $(awk '/VmRSS/{print $2" kB"}' /proc/$pid/status), PSS $(awk '/^Pss:/{print $2" kB"}' /proc/$pid/smaps_rollup), threads $(awk '/Threads/{print $2}' /proc/$pid/status); other shoal/runc processes: $(pgrep -c -f 'runc|shoald' | awk -v n=2 '{print $1-n}')"
+echo "worker with 100 running tasks: shoald RSS $(awk '/VmRSS/{print $2" kB"}' /proc/$pid/status), PSS $(awk '/^Pss:/{print $2" kB"}' /proc/$pid/smaps_rollup), threads $(awk '/Threads/{print $2}' /proc/$pid/status); its children: $(ps --ppid $pid -o comm= | grep -c '^sleep$') containers and $(ps --ppid $pid -o comm= | grep -vc '^sleep$' || true) other processes"
 $S lab down --name bench >/dev/null
