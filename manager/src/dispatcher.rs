@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_api::{ApiError, NodeState, NodeStatus};
-use shoal_api::task::TaskState;
 use shoal_rpc::{HeartbeatRequest, HeartbeatResponse, Response, TaskStatusUpdate};
 
 use crate::manager::Manager;
@@ -95,12 +94,12 @@ pub async fn run(mgr: Arc<Manager>) {
     }
 }
 
-/// The tasks a node must run or stop: everything assigned to it that has
-/// not finished, plus finished ones still wanted running (so the node
-/// reports them once more). Always the complete set: the agent reconciles.
-/// A long poll: while the set still hashes to `known`, wait up to `wait`
-/// for the store to change.
-pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, wait: Duration) -> Result<Response, ApiError> {
+/// The tasks a node must run or stop (see `shoal_rpc::assignments`): the
+/// complete set, or with `since` only what changed after that index. A long
+/// poll: while the set still hashes to `known`, wait up to `wait` for the
+/// store to change.
+pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, wait: Duration) -> Result<Response, ApiError> {
+    use shoal_rpc::assignments::{digest, in_set};
     let deadline = tokio::time::Instant::now() + wait;
     let mut applied = mgr.raft.applied.clone();
     loop {
@@ -108,44 +107,28 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, wait: Duratio
             return Ok(Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) });
         }
         applied.borrow_and_update();
-        let digest = {
+        {
             let st = mgr.raft.store.read().unwrap();
-            assignment_digest(assigned(&st, node_id))
-        };
-        if digest != known || tokio::time::Instant::now() >= deadline {
-            let st = mgr.raft.store.read().unwrap();
-            let tasks: Vec<shoal_api::task::Task> = assigned(&st, node_id).cloned().collect();
-            let (secrets, configs) = crate::delivery::payloads_for(&st, mgr.data_key().as_ref(), &tasks);
-            return Ok(Response::Assignments(shoal_rpc::Assignments { tasks, secrets, configs, digest }));
+            let set = || st.tasks.values().filter(|t| in_set(t, node_id));
+            let hash = digest(set());
+            if hash != known || tokio::time::Instant::now() >= deadline {
+                let full: Vec<shoal_api::task::Task> = set().cloned().collect();
+                let (secrets, configs) = crate::delivery::payloads_for(&st, mgr.data_key().as_ref(), &full);
+                let incremental = known != 0 && since != 0 && since <= st.applied;
+                let tasks = if incremental {
+                    // Changes include tasks that just left the set.
+                    st.tasks.values().filter(|t| t.node_id == node_id && t.version.index > since).cloned().collect()
+                } else {
+                    full
+                };
+                let answer = shoal_rpc::Assignments { tasks, secrets, configs, digest: hash, incremental, applied: st.applied };
+                return Ok(Response::Assignments(answer));
+            }
         }
         // Leadership changes show on the status watch, not the applied one;
         // the deadline bounds the wait either way.
         let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
     }
-}
-
-fn assigned<'a>(st: &'a crate::store::Store, node_id: &'a str) -> impl Iterator<Item = &'a shoal_api::task::Task> + 'a {
-    st.tasks
-        .values()
-        .filter(move |t| t.node_id == node_id && t.status.state >= TaskState::Assigned)
-        .filter(|t| !t.status.state.is_terminal() || t.desired_state <= TaskState::Running)
-}
-
-/// FNV-1a over the IDs and versions of a node's tasks (never 0, the
-/// agent's "know nothing yet").
-fn assignment_digest<'a>(tasks: impl Iterator<Item = &'a shoal_api::task::Task>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for t in tasks {
-        eat(t.id.as_bytes());
-        eat(&t.version.index.to_le_bytes());
-    }
-    h.max(1)
 }
 
 /// Observed states from a node: only for its own tasks, and only forward.

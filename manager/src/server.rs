@@ -154,10 +154,10 @@ impl Manager {
                 Ok(Response::Pong { node_id: self.cfg.node_id.clone() })
             }
             Request::RaftStream => Err(ApiError::bad_request("unexpected raft stream")),
-            Request::Assignments { known, wait_ms } => {
+            Request::Assignments { known, wait_ms, since } => {
                 let id = self.authorize(peer, false)?;
                 // At most 5 s: the agent's call times out after 10.
-                crate::dispatcher::assignments(self, &id.node_id, known, Duration::from_millis(wait_ms.min(5_000))).await
+                crate::dispatcher::assignments(self, &id.node_id, known, since, Duration::from_millis(wait_ms.min(5_000))).await
             }
             Request::TaskStatus { updates } => {
                 let id = self.authorize(peer, false)?;

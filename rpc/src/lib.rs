@@ -7,6 +7,7 @@
 //! manager-only calls need a manager one (checked by the server from the
 //! peer certificate, see `server::Peer`).
 
+pub mod assignments;
 pub mod client;
 pub mod credentials;
 pub mod frame;

@@ -23,12 +23,15 @@ pub enum Request {
     RaftStream,
     /// The tasks assigned to the calling node (leader only). A long poll:
     /// while the node's assignments still hash to `known`, the leader
-    /// answers only once they change or `wait_ms` has passed.
+    /// answers only once they change or `wait_ms` has passed. With `since`
+    /// (the `applied` of the last answer) the answer is incremental.
     Assignments {
         #[serde(default)]
         known: u64,
         #[serde(default)]
         wait_ms: u64,
+        #[serde(default)]
+        since: u64,
     },
     /// Observed task states from the calling node, in one batch (leader only).
     TaskStatus { updates: Vec<TaskStatusUpdate> },
@@ -55,9 +58,15 @@ pub struct Assignments {
     pub secrets: Vec<shoal_api::secret::Secret>,
     #[serde(default)]
     pub configs: Vec<shoal_api::secret::Config>,
-    /// Hash of the node's task set (IDs and versions), for the next poll.
+    /// Hash of the node's whole task set (see `assignments::digest`).
     #[serde(default)]
     pub digest: u64,
+    /// `tasks` holds only what changed since the request's `since`.
+    #[serde(default)]
+    pub incremental: bool,
+    /// The leader's applied index when the set was read.
+    #[serde(default)]
+    pub applied: u64,
 }
 
 /// Key material as text (base64); `{:?}` never prints it.

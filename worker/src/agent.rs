@@ -176,12 +176,21 @@ impl Agent {
             Ok(c) => c,
             Err(e) => return (format!("connecting to manager {addr}: {e}"), None),
         };
-        let mut known = 0;
+        let node_id = match self.creds.read().unwrap().identity() {
+            Ok(id) => id.node_id,
+            Err(e) => return (format!("assignments: {e}"), None),
+        };
+        let mut view = shoal_rpc::assignments::AssignmentView::new(&node_id);
         loop {
-            match conn.call(&Request::Assignments { known, wait_ms: 3_000 }, Duration::from_secs(10)).await {
-                Ok(Response::Assignments(a)) => {
-                    known = a.digest;
-                    tm.assign(a);
+            let (known, since) = view.cursor();
+            match conn.call(&Request::Assignments { known, wait_ms: 3_000, since }, Duration::from_secs(10)).await {
+                Ok(Response::Assignments(mut a)) => {
+                    // Incremental answers are folded into the full copy;
+                    // the task manager always gets the whole set.
+                    if let Some(tasks) = view.take(&a) {
+                        a.tasks = tasks;
+                        tm.assign(a);
+                    }
                 }
                 Ok(Response::NotLeader { leader_addr }) => return ("assignments: not the leader".into(), leader_addr),
                 Ok(other) => return (format!("assignments: unexpected answer {other:?}"), None),
