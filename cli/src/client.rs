@@ -122,8 +122,13 @@ impl Client {
     /// Sends a request and returns the response head with its body unread,
     /// whatever the status (for streams such as logs and events).
     pub fn open(&self, method: &str, path: &str, body: Option<&[u8]>) -> CliResult<Response> {
+        self.open_with(method, path, body, &[])
+    }
+
+    /// [`Client::open`] with extra request headers (`X-Registry-Auth`).
+    pub fn open_with(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> CliResult<Response> {
         let mut stream = self.connect()?;
-        let request = build_request(method, &format!("/v{API_VERSION}{path}"), body);
+        let request = build_request(method, &format!("/v{API_VERSION}{path}"), body, headers);
         stream
             .write_all(&request)
             .map_err(|e| CliError::new(format!("error during connect: {e}")))?;
@@ -133,8 +138,13 @@ impl Client {
 
     /// Sends a request; a non-2xx answer becomes "Error response from daemon: …".
     pub fn send(&self, method: &str, path: &str, body: Option<&Json>) -> CliResult<Response> {
+        self.send_with(method, path, body, &[])
+    }
+
+    /// [`Client::send`] with extra request headers.
+    pub fn send_with(&self, method: &str, path: &str, body: Option<&Json>, headers: &[(&str, &str)]) -> CliResult<Response> {
         let bytes = body.map(|b| b.to_compact().into_bytes());
-        let mut resp = self.open(method, path, bytes.as_deref())?;
+        let mut resp = self.open_with(method, path, bytes.as_deref(), headers)?;
         if !resp.is_success() {
             let status = resp.status;
             let reason = resp.reason.clone();
@@ -161,6 +171,12 @@ impl Client {
 
     pub fn post(&self, path: &str, body: Option<&Json>) -> CliResult<Json> {
         self.json("POST", path, body)
+    }
+
+    /// A POST with `X-Registry-Auth` when `registry_auth` is set.
+    pub fn post_auth(&self, path: &str, body: Option<&Json>, registry_auth: Option<&str>) -> CliResult<Json> {
+        let headers: Vec<(&str, &str)> = registry_auth.map(|a| ("X-Registry-Auth", a)).into_iter().collect();
+        parse_body(&self.send_with("POST", path, body, &headers)?.text()?)
     }
 
     pub fn delete(&self, path: &str) -> CliResult<Json> {
@@ -190,12 +206,15 @@ fn error_message(status: u16, reason: &str, body: &str) -> String {
     format!("{status} {reason}").trim().to_lowercase()
 }
 
-fn build_request(method: &str, target: &str, body: Option<&[u8]>) -> Vec<u8> {
+fn build_request(method: &str, target: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut head = format!(
         "{method} {target} HTTP/1.1\r\nHost: shoal\r\nUser-Agent: Shoal-Client/{} ({})\r\nConnection: close\r\n",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS
     );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     match body {
         Some(b) => head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len())),
         None if method == "POST" || method == "PUT" => head.push_str("Content-Length: 0\r\n"),

@@ -10,6 +10,7 @@ mod filters;
 mod format;
 mod json;
 mod lab;
+mod registry_auth;
 mod sha256;
 mod tabwriter;
 mod template;

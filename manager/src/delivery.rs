@@ -41,6 +41,26 @@ pub fn payloads_for(st: &Store, key: Option<&DataKey>, tasks: &[Task]) -> (Vec<S
     (secrets, configs)
 }
 
+/// The registry credentials (`X-Registry-Auth` values) of the services
+/// whose tasks in `tasks` may still start, unsealed, by service ID.
+pub fn registry_auth_for(st: &Store, key: Option<&DataKey>, tasks: &[Task]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(key) = key else { return out };
+    for t in tasks.iter().filter(|t| t.desired_state <= TaskState::Complete && t.status.state < TaskState::Running) {
+        if out.contains_key(&t.service_id) {
+            continue;
+        }
+        let Some(sealed) = st.registry_auth.get(&t.service_id) else { continue };
+        match key.open(&crate::control::services::registry_auth_context(&t.service_id), sealed) {
+            Ok(plain) => {
+                out.insert(t.service_id.clone(), String::from_utf8_lossy(&plain).into_owned());
+            }
+            Err(e) => tracing::warn!("registry credentials of service {} do not unseal: {e}", t.service_id),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +96,22 @@ mod tests {
         assert_eq!(secrets[0].spec.data.as_deref(), Some(&b"alpha"[..]));
         let (none, _) = payloads_for(&st, None, &tasks);
         assert!(none.is_empty(), "without the key nothing is sent");
+    }
+
+    #[test]
+    fn registry_credentials_go_out_for_tasks_still_to_pull() {
+        let key = DataKey::generate();
+        let mut st = Store::default();
+        let ctx = crate::control::services::registry_auth_context("svc");
+        st.registry_auth.insert("svc".into(), key.seal(&ctx, b"header-value"));
+        let mut pending = task("t1", "a", TaskState::Running, TaskState::Assigned);
+        pending.service_id = "svc".into();
+        let mut running = pending.clone();
+        running.status.state = TaskState::Running;
+        assert_eq!(registry_auth_for(&st, Some(&key), &[pending])["svc"], "header-value");
+        assert!(registry_auth_for(&st, Some(&key), &[running]).is_empty(), "a running task needs no pull");
+        let mut other = task("t2", "a", TaskState::Running, TaskState::Assigned);
+        other.service_id = "other".into();
+        assert!(registry_auth_for(&st, Some(&key), &[other]).is_empty());
     }
 }

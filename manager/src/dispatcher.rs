@@ -113,7 +113,9 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
             let hash = digest(set());
             if hash != known || tokio::time::Instant::now() >= deadline {
                 let full: Vec<shoal_api::task::Task> = set().cloned().collect();
-                let (secrets, configs) = crate::delivery::payloads_for(&st, mgr.data_key().as_ref(), &full);
+                let key = mgr.data_key();
+                let (secrets, configs) = crate::delivery::payloads_for(&st, key.as_ref(), &full);
+                let registry_auth = crate::delivery::registry_auth_for(&st, key.as_ref(), &full);
                 let incremental = known != 0 && since != 0 && since <= st.applied;
                 let tasks = if incremental {
                     // Changes include tasks that just left the set.
@@ -121,7 +123,8 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
                 } else {
                     full
                 };
-                let answer = shoal_rpc::Assignments { tasks, secrets, configs, digest: hash, incremental, applied: st.applied };
+                let answer =
+                    shoal_rpc::Assignments { tasks, secrets, configs, digest: hash, incremental, applied: st.applied, registry_auth };
                 return Ok(Response::Assignments(answer));
             }
         }

@@ -67,6 +67,10 @@ pub struct Assignments {
     /// The leader's applied index when the set was read.
     #[serde(default)]
     pub applied: u64,
+    /// `X-Registry-Auth` values by service ID, for tasks still to pull
+    /// their image (`--with-registry-auth`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub registry_auth: std::collections::BTreeMap<String, String>,
 }
 
 /// Key material as text (base64); `{:?}` never prints it.

@@ -47,6 +47,8 @@ pub struct TaskManager {
     ended: Mutex<HashSet<String>>,
     /// Woken when an update is queued, so the agent reports it at once.
     pub updated: tokio::sync::Notify,
+    /// `X-Registry-Auth` by service ID, from the latest assignments.
+    registry_auth: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl TaskManager {
@@ -61,6 +63,7 @@ impl TaskManager {
             health,
             ended: Mutex::new(HashSet::new()),
             updated: tokio::sync::Notify::new(),
+            registry_auth: Mutex::default(),
         })
     }
 
@@ -68,6 +71,7 @@ impl TaskManager {
     /// a task started by `sync` finds its secrets and configs.
     pub fn assign(self: &Arc<Self>, a: shoal_rpc::Assignments) {
         self.files.update(a.secrets, a.configs);
+        *self.registry_auth.lock().unwrap() = a.registry_auth;
         self.sync(a.tasks);
     }
 
@@ -237,7 +241,14 @@ impl TaskManager {
         self.report(&id, TaskState::Accepted, "accepted", None);
         let spec = t.spec.container_spec.clone().unwrap_or_default();
         self.report(&id, TaskState::Preparing, "preparing", None);
-        let image = match self.images.ensure(&spec.image, None) {
+        // The service's registry credentials (`--with-registry-auth`).
+        let header = self.registry_auth.lock().unwrap().get(&t.service_id).cloned();
+        let auth = match header.as_deref().map(crate::image::auth::AuthConfig::from_header) {
+            Some(Err(e)) => return self.fail(&id, TaskState::Rejected, e),
+            Some(Ok(a)) => a,
+            None => None,
+        };
+        let image = match self.images.ensure(&spec.image, auth.as_ref()) {
             Ok(i) => i,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
         };

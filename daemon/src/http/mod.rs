@@ -35,6 +35,8 @@ pub struct Call {
     pub segs: Vec<String>,
     pub query: HashMap<String, String>,
     pub body: Bytes,
+    /// The `X-Registry-Auth` header (registry credentials, base64url JSON).
+    pub registry_auth: Option<String>,
 }
 
 impl Call {
@@ -100,13 +102,14 @@ async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
+    let registry_auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(error_response(&ApiError::bad_request(format!("reading request body: {e}"))).map(Body::Left)),
     };
     let reply = match split_version(&path) {
         Err(e) => Err(e),
-        Ok(segs) => route_streams(&node, Call { method: method.clone(), segs, query, body }).await,
+        Ok(segs) => route_streams(&node, Call { method: method.clone(), segs, query, body, registry_auth }).await,
     };
     let mut resp = reply.unwrap_or_else(|e| error_response(&e).map(Body::Left));
     let h = resp.headers_mut();

@@ -17,7 +17,7 @@ fn spec(call: &Call) -> Result<ServiceSpec, ApiError> {
 
 pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    let id = mgr.create_service(spec(call)?).await?;
+    let id = mgr.create_service(spec(call)?, call.registry_auth.as_deref()).await?;
     json_response(StatusCode::CREATED, &serde_json::json!({"ID": id, "Warnings": null}))
 }
 
@@ -37,7 +37,7 @@ pub async fn update(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let version = call.version()?;
     let rollback = call.query.get("rollback").map(String::as_str) == Some("previous");
     let spec = if rollback { ServiceSpec::default() } else { spec(call)? };
-    mgr.update_service(id, version, spec, rollback).await?;
+    mgr.update_service(id, version, spec, rollback, call.registry_auth.as_deref()).await?;
     json_response(StatusCode::OK, &serde_json::json!({"Warnings": null}))
 }
 

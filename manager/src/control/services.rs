@@ -48,7 +48,8 @@ fn valid_dns_label(name: &str) -> bool {
 }
 
 impl Manager {
-    pub async fn create_service(&self, mut spec: ServiceSpec) -> Result<String, ApiError> {
+    /// `registry_auth`: the request's `X-Registry-Auth`, if any.
+    pub async fn create_service(&self, mut spec: ServiceSpec, registry_auth: Option<&str>) -> Result<String, ApiError> {
         let id = shoal_api::id::new_id();
         if spec.name.is_empty() {
             // Docker makes up a name; ours is derived from the ID.
@@ -57,18 +58,38 @@ impl Manager {
         validate_service_spec(&spec)?;
         super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
         let now = shoal_api::time::now_rfc3339();
+        let registry_auth = self.seal_registry_auth(&id, registry_auth)?;
         let service = Service { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
-        self.propose(Command::CreateService { service: Box::new(service) }).await?;
+        self.propose(Command::CreateService { service: Box::new(service), registry_auth }).await?;
         Ok(id)
     }
 
-    pub async fn update_service(&self, key: &str, version: u64, mut spec: ServiceSpec, rollback: bool) -> Result<(), ApiError> {
+    /// `registry_auth`: new credentials (`X-Registry-Auth`); without them
+    /// the service keeps its own (`registryAuthFrom=spec`).
+    pub async fn update_service(
+        &self,
+        key: &str,
+        version: u64,
+        mut spec: ServiceSpec,
+        rollback: bool,
+        registry_auth: Option<&str>,
+    ) -> Result<(), ApiError> {
         let id = self.raft.store.read().unwrap().find_service(key)?.id.clone();
+        let registry_auth = self.seal_registry_auth(&id, registry_auth)?;
         if !rollback {
             validate_service_spec(&spec)?;
             super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
         }
-        self.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback }).await.map(|_| ())
+        self.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback, registry_auth }).await.map(|_| ())
+    }
+
+    /// Seals a service's registry credentials with the data key (like
+    /// secrets, they never sit in the Raft log in the clear). An empty
+    /// header means none.
+    fn seal_registry_auth(&self, service_id: &str, header: Option<&str>) -> Result<Option<String>, ApiError> {
+        let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(None) };
+        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
+        Ok(Some(key.seal(&registry_auth_context(service_id), header.as_bytes())))
     }
 
     pub async fn remove_service(&self, key: &str) -> Result<(), ApiError> {
@@ -147,6 +168,11 @@ impl Manager {
 }
 
 /// `desired-state=running|shutdown|accepted`, as the docker CLI sends it.
+/// What a service's sealed registry credentials are bound to.
+pub(crate) fn registry_auth_context(service_id: &str) -> String {
+    format!("registry-auth:{service_id}")
+}
+
 fn desired_matches(filter: &str, state: TaskState) -> bool {
     match filter {
         "running" => state <= TaskState::Running,

@@ -39,7 +39,7 @@ impl Sim {
             sim.st.nodes.insert(n.into(), node);
         }
         let service = Service { id: "s".into(), spec, ..Default::default() };
-        sim.commit(Command::CreateService { service: Box::new(service) }).unwrap();
+        sim.commit(Command::CreateService { service: Box::new(service), registry_auth: None }).unwrap();
         sim
     }
 
@@ -54,7 +54,7 @@ impl Sim {
 
     fn update(&mut self, spec: ServiceSpec) {
         let version = self.svc().version.index;
-        self.commit(Command::UpdateService { id: "s".into(), version, spec: Box::new(spec), rollback: false }).unwrap();
+        self.commit(Command::UpdateService { id: "s".into(), version, spec: Box::new(spec), rollback: false, registry_auth: None }).unwrap();
     }
 
     /// One second of the cluster: orchestrate, commit, then the workers act.
@@ -222,7 +222,7 @@ fn a_manual_rollback_is_reported_and_completes() {
     sim.update(spec("v2", 3, cfg));
     sim.run_until(20, |s| s.state() == "completed");
     let version = sim.svc().version.index;
-    sim.commit(Command::UpdateService { id: "s".into(), version, spec: Box::default(), rollback: true }).unwrap();
+    sim.commit(Command::UpdateService { id: "s".into(), version, spec: Box::default(), rollback: true, registry_auth: None }).unwrap();
     assert_eq!(sim.state(), "rollback_started");
     assert_eq!(sim.svc().update_status.as_ref().unwrap().message, "manually requested rollback");
     sim.run_until(20, |s| s.state() == "rollback_completed");

@@ -93,7 +93,7 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             cluster.swarm.updated_at = at;
             Ok(serde_json::Value::Null)
         }
-        Command::CreateService { service } => {
+        Command::CreateService { service, registry_auth } => {
             super::secrets::check_references(store, &service.spec)?;
             let name = &service.spec.name;
             if store.services.values().any(|s| &s.spec.name == name) {
@@ -104,10 +104,13 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             let mut service = *service;
             service.version = version;
             stamp_job_iteration(&mut service, &at);
+            if let Some(auth) = registry_auth {
+                store.registry_auth.insert(service.id.clone(), auth);
+            }
             store.services.insert(service.id.clone(), service);
             Ok(serde_json::Value::Null)
         }
-        Command::UpdateService { id, version: expected, spec, rollback } => {
+        Command::UpdateService { id, version: expected, spec, rollback, registry_auth } => {
             let svc = store.services.get(&id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
             if svc.version.index != expected {
                 return Err(ApiError::out_of_sequence());
@@ -140,6 +143,9 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             svc.version = version;
             stamp_job_iteration(svc, &at);
             svc.updated_at = at;
+            if let Some(auth) = registry_auth {
+                store.registry_auth.insert(id, auth);
+            }
             Ok(serde_json::Value::Null)
         }
         Command::SetUpdateStatus { id, version: expected, status, rollback } => {
@@ -163,6 +169,7 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             if store.services.remove(&id).is_none() {
                 return Err(ApiError::not_found(format!("service {id} not found")));
             }
+            store.registry_auth.remove(&id);
             // Tasks no node has accepted go at once; the others are told to
             // go and are reaped once their node reports them stopped.
             store.tasks.retain(|_, t| t.service_id != id || t.status.state > TaskState::Assigned);
@@ -251,19 +258,37 @@ mod tests {
             spec: ServiceSpec { name: "web".into(), ..Default::default() },
             ..Default::default()
         };
-        apply(&mut s, 2, env(Command::CreateService { service: Box::new(svc("s1")) })).unwrap();
-        let dup = apply(&mut s, 3, env(Command::CreateService { service: Box::new(svc("s2")) })).unwrap_err();
+        apply(&mut s, 2, env(Command::CreateService { service: Box::new(svc("s1")), registry_auth: None })).unwrap();
+        let dup = apply(&mut s, 3, env(Command::CreateService { service: Box::new(svc("s2")), registry_auth: None })).unwrap_err();
         assert_eq!(dup.status, 409);
         assert_eq!(s.services.len(), 1);
         let mut spec = s.services["s1"].spec.clone();
         spec.labels.insert("v".into(), "2".into());
-        let stale = Command::UpdateService { id: "s1".into(), version: 1, spec: Box::new(spec.clone()), rollback: false };
+        let stale = Command::UpdateService { id: "s1".into(), version: 1, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
         assert_eq!(apply(&mut s, 4, env(stale)).unwrap_err(), ApiError::out_of_sequence());
-        apply(&mut s, 5, env(Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec), rollback: false })).unwrap();
+        apply(&mut s, 5, env(Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec), rollback: false, registry_auth: None })).unwrap();
         assert_eq!(s.services["s1"].spec.labels["v"], "2");
-        let back = Command::UpdateService { id: "s1".into(), version: 5, spec: Box::default(), rollback: true };
+        let back = Command::UpdateService { id: "s1".into(), version: 5, spec: Box::default(), rollback: true, registry_auth: None };
         apply(&mut s, 6, env(back)).unwrap();
         assert!(s.services["s1"].spec.labels.is_empty(), "rollback restores the previous spec");
+    }
+
+    #[test]
+    fn registry_credentials_follow_the_service() {
+        let mut s = Store::default();
+        let service = shoal_api::service::Service { id: "s1".into(), ..Default::default() };
+        let create = Command::CreateService { service: Box::new(service), registry_auth: Some("sealed-1".into()) };
+        apply(&mut s, 2, env(create)).unwrap();
+        assert_eq!(s.registry_auth["s1"], "sealed-1");
+        let spec = s.services["s1"].spec.clone();
+        let keep = Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
+        apply(&mut s, 3, env(keep)).unwrap();
+        assert_eq!(s.registry_auth["s1"], "sealed-1", "an update without credentials keeps them");
+        let set = Command::UpdateService { id: "s1".into(), version: 3, spec: Box::new(spec), rollback: false, registry_auth: Some("sealed-2".into()) };
+        apply(&mut s, 4, env(set)).unwrap();
+        assert_eq!(s.registry_auth["s1"], "sealed-2");
+        apply(&mut s, 5, env(Command::RemoveService { id: "s1".into() })).unwrap();
+        assert!(s.registry_auth.is_empty());
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Store {
     pub secrets: BTreeMap<String, SecretRecord>,
     #[serde(default)]
     pub configs: BTreeMap<String, shoal_api::secret::Config>,
+    /// Registry credentials by service ID (`--with-registry-auth`), sealed
+    /// with the data key; never part of the spec the API shows.
+    #[serde(default)]
+    pub registry_auth: BTreeMap<String, String>,
     /// Index of the last entry applied.
     pub applied: u64,
 }
@@ -77,9 +81,23 @@ pub enum Command {
         /// A new root CA (cert, key) for `swarm ca --rotate`.
         new_root: Option<(String, String)>,
     },
-    CreateService { service: Box<Service> },
+    /// `registry_auth`: the `X-Registry-Auth` the service's images are
+    /// pulled with, sealed with the data key (see `Store::registry_auth`).
+    CreateService {
+        service: Box<Service>,
+        #[serde(default)]
+        registry_auth: Option<String>,
+    },
     /// `previous` restores `PreviousSpec` (`rollback=previous`).
-    UpdateService { id: String, version: u64, spec: Box<ServiceSpec>, rollback: bool },
+    /// `registry_auth`: new sealed credentials; `None` keeps the current.
+    UpdateService {
+        id: String,
+        version: u64,
+        spec: Box<ServiceSpec>,
+        rollback: bool,
+        #[serde(default)]
+        registry_auth: Option<String>,
+    },
     RemoveService { id: String },
     /// From the updater: the service's `UpdateStatus` (based on `version`);
     /// `rollback` also puts `PreviousSpec` back (automatic rollback).

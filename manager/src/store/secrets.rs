@@ -190,7 +190,7 @@ mod tests {
             }],
             ..Default::default()
         });
-        Command::CreateService { service: Box::new(Service { id: id.into(), spec, ..Default::default() }) }
+        Command::CreateService { service: Box::new(Service { id: id.into(), spec, ..Default::default() }), registry_auth: None }
     }
 
     #[test]

@@ -312,10 +312,19 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     Ok(spec)
 }
 
+/// `--with-registry-auth`: the client's credentials for the spec's image.
+pub(super) fn registry_auth(wanted: bool, spec: &Json) -> CliResult<Option<String>> {
+    if !wanted {
+        return Ok(None);
+    }
+    crate::registry_auth::header_for(spec.at(&["TaskTemplate", "ContainerSpec", "Image"]).str())
+}
+
 pub fn run(env: &mut Env, a: CreateArgs) -> CliResult {
     let mut spec = build_spec(&a)?;
     crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
-    let resp = env.client.post("/services/create", Some(&spec))?;
+    let auth = registry_auth(a.flags.with_registry_auth, &spec)?;
+    let resp = env.client.post_auth("/services/create", Some(&spec), auth.as_deref())?;
     for w in resp.get("Warnings").as_array() {
         env.eprintln(w.str());
     }

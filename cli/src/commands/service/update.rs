@@ -479,7 +479,9 @@ pub fn run(env: &mut Env, a: UpdateArgs) -> CliResult {
         params.push(("rollback", "previous".to_string()));
     }
     params.push(("version", version.to_string()));
-    let resp = env.client.post(&format!("/services/{}/update{}", path_segment(id), query(&params)), Some(&spec))?;
+    let auth = super::create::registry_auth(a.flags.with_registry_auth, &spec)?;
+    let path = format!("/services/{}/update{}", path_segment(id), query(&params));
+    let resp = env.client.post_auth(&path, Some(&spec), auth.as_deref())?;
     for w in resp.get("Warnings").as_array() {
         env.eprintln(w.str());
     }
