@@ -9,6 +9,7 @@ pub mod error;
 pub mod filters;
 pub mod id;
 pub mod info;
+pub mod network;
 pub mod node;
 pub mod service;
 pub mod swarm;

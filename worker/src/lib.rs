@@ -9,3 +9,4 @@ pub mod taskmanager;
 pub mod executor;
 pub mod image;
 pub mod logs;
+pub mod network;
