@@ -12,6 +12,7 @@ use shoal_rpc::TaskStatusUpdate;
 
 use crate::executor::{Container, ContainerInput, Executor};
 use crate::image::ImageService;
+use crate::network::{NodeNetwork, TaskNetwork};
 
 /// Docker's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -27,11 +28,30 @@ pub struct TaskManager {
     exec: Arc<Executor>,
     entries: Mutex<HashMap<String, Entry>>,
     updates: Mutex<Vec<TaskStatusUpdate>>,
+    /// Task networking (gateway bridge, namespaces); without it containers
+    /// get a namespace with loopback only.
+    net: Option<Arc<NodeNetwork>>,
 }
 
 impl TaskManager {
     pub fn new(images: Arc<ImageService>, exec: Arc<Executor>) -> Arc<TaskManager> {
-        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()) })
+        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), net: None })
+    }
+
+    /// As [`TaskManager::new`], with each task attached to the node's gateway bridge.
+    pub fn with_network(images: Arc<ImageService>, exec: Arc<Executor>, net: Arc<NodeNetwork>) -> Arc<TaskManager> {
+        Arc::new(TaskManager { images, exec, entries: Mutex::new(HashMap::new()), updates: Mutex::new(Vec::new()), net: Some(net) })
+    }
+
+    /// The task's network namespace, address and files, if networking is on.
+    fn attach_network(&self, id: &str, hostname: &str) -> Result<Option<TaskNetwork>, String> {
+        self.net.as_ref().map(|n| n.attach(id, hostname)).transpose()
+    }
+
+    fn detach_network(&self, id: &str) {
+        if let Some(n) = &self.net {
+            n.detach(id);
+        }
     }
 
     /// The executor (log files live under its state dir).
@@ -77,6 +97,9 @@ impl TaskManager {
             }
             let _ = self.images.remove_rootfs(&id);
         }
+        if let Some(n) = &self.net {
+            n.remove_leftovers();
+        }
     }
 
     /// Stops every container (daemon shutdown), each with its grace period
@@ -103,6 +126,9 @@ impl TaskManager {
             let _ = h.join();
         }
         self.exec.remove_cgroup_parent();
+        if let Some(n) = &self.net {
+            n.shutdown();
+        }
     }
 
     /// Status changes since the last call, oldest first.
@@ -187,8 +213,18 @@ impl TaskManager {
         self.report(&id, TaskState::Ready, "prepared", None);
         self.report(&id, TaskState::Starting, "starting", None);
         let hostname = if spec.hostname.is_empty() { id[..id.len().min(12)].to_string() } else { spec.hostname.clone() };
+        let net = match self.attach_network(&id, &hostname) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = self.images.remove_rootfs(&id);
+                return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
+            }
+        };
         let input = ContainerInput {
             id: id.clone(),
+            netns_path: net.as_ref().map(|n| n.netns.clone()),
+            hosts_path: net.as_ref().map(|n| n.hosts.clone()),
+            resolv_conf_path: net.as_ref().map(|n| n.resolv_conf.clone()),
             spec: spec.clone(),
             limits: t.spec.resources.as_ref().and_then(|r| r.limits.clone()),
             rootfs: rootfs.path.clone(),
@@ -200,6 +236,7 @@ impl TaskManager {
             Ok(c) => c,
             Err(e) => {
                 let _ = self.images.remove_rootfs(&id);
+                self.detach_network(&id);
                 return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
             }
         };
@@ -218,6 +255,7 @@ impl TaskManager {
             tracing::warn!("removing container {id}: {e}");
         }
         let _ = self.images.remove_rootfs(&id);
+        self.detach_network(&id);
         self.entries.lock().unwrap().remove(&id);
         let status = ContainerStatus { container_id: id.clone(), pid: 0, exit_code: code as i64 };
         if stopped {

@@ -74,6 +74,12 @@ pub struct ContainerInput {
     /// The container's root filesystem (e.g. `Rootfs::path` from the image service).
     pub rootfs: PathBuf,
     pub hostname: String,
+    /// A network namespace the worker made (`crate::network`) for runc to
+    /// join; `None` gives the container a new one with loopback only.
+    pub netns_path: Option<PathBuf>,
+    /// Bind-mounted at `/etc/hosts` and `/etc/resolv.conf` when set.
+    pub hosts_path: Option<PathBuf>,
+    pub resolv_conf_path: Option<PathBuf>,
 }
 
 impl ContainerInput {

@@ -289,7 +289,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         }
     }
 
-    let mounts = json!([
+    let mut mounts = json!([
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
@@ -298,6 +298,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
     ]);
+    network_files(c, &mut mounts);
 
     Ok(json!({
         "ociVersion": "1.0.2",
@@ -320,12 +321,35 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
             "cgroupsPath": format!("/{}/{}", opts.cgroup_parent.trim_matches('/'), c.id),
             "resources": resources,
             "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"},
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network_namespace(c),
             ],
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
     }))
+}
+
+/// The worker's namespace for the task when it made one (runc joins it by
+/// path), otherwise a new one with loopback only.
+fn network_namespace(c: &ContainerInput) -> Value {
+    match &c.netns_path {
+        Some(p) => json!({"type": "network", "path": p.to_string_lossy()}),
+        None => json!({"type": "network"}),
+    }
+}
+
+/// `/etc/hosts` and `/etc/resolv.conf` from the worker's per-task files.
+fn network_files(c: &ContainerInput, mounts: &mut Value) {
+    let list = mounts.as_array_mut().expect("mounts is an array");
+    for (dest, src) in [("/etc/hosts", &c.hosts_path), ("/etc/resolv.conf", &c.resolv_conf_path)] {
+        if let Some(src) = src {
+            let mut options = vec!["rbind", "rprivate"];
+            if c.spec.read_only {
+                options.push("ro");
+            }
+            list.push(json!({"destination": dest, "type": "bind", "source": src.to_string_lossy(), "options": options}));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -345,6 +369,7 @@ mod tests {
             limits: None,
             rootfs: "/nonexistent".into(),
             hostname: "h1".into(),
+            ..Default::default()
         }
     }
 
@@ -482,5 +507,22 @@ mod tests {
         }
         c.spec.dir = "rel".into();
         assert!(oci_spec(&c, &SpecOptions::default()).is_err());
+    }
+
+    #[test]
+    fn spec_joins_the_workers_namespace_and_mounts_its_files() {
+        let mut c = input();
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        assert_eq!(s["linux"]["namespaces"][4], json!({"type": "network"}));
+        c.netns_path = Some("/run/shoal/n/netns/c1".into());
+        c.hosts_path = Some("/state/c1/hosts".into());
+        c.resolv_conf_path = Some("/state/c1/resolv.conf".into());
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        assert_eq!(s["linux"]["namespaces"][4], json!({"type": "network", "path": "/run/shoal/n/netns/c1"}));
+        let mounts = s["mounts"].as_array().unwrap();
+        let hosts = mounts.iter().find(|m| m["destination"] == "/etc/hosts").unwrap();
+        assert_eq!(hosts["source"], "/state/c1/hosts");
+        assert_eq!(hosts["type"], "bind");
+        assert!(mounts.iter().any(|m| m["destination"] == "/etc/resolv.conf" && m["source"] == "/state/c1/resolv.conf"));
     }
 }

@@ -154,6 +154,8 @@ struct State {
     ipam: Ipam,
     /// The bridge's index once it is up in this run of the daemon.
     bridge: Option<u32>,
+    /// Set by shutdown: a task starting late must not bring the bridge back.
+    closed: bool,
 }
 
 /// The node's networking: the gateway bridge (made when the first task
@@ -176,7 +178,7 @@ impl NodeNetwork {
         let path = cfg.state_dir.join(NodeMarker::FILE);
         std::fs::write(&path, serde_json::to_vec_pretty(&marker).map_err(|e| e.to_string())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, bridge: None }) })
+        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, bridge: None, closed: false }) })
     }
 
     pub fn config(&self) -> &NetworkConfig {
@@ -200,6 +202,9 @@ impl NodeNetwork {
     fn ensure_bridge(&self, st: &mut State) -> Result<u32, String> {
         if let Some(i) = st.bridge {
             return Ok(i);
+        }
+        if st.closed {
+            return Err("the node is shutting down".into());
         }
         let mut nl = Netlink::open()?;
         let bridge = self.cfg.bridge();
@@ -312,8 +317,23 @@ impl NodeNetwork {
             tracing::warn!("task {task}: {e}");
         }
         let _ = std::fs::remove_dir_all(cfg.task_dir(task));
-        if let Err(e) = self.state.lock().unwrap().ipam.release(task) {
+        let mut st = self.state.lock().unwrap();
+        if let Err(e) = st.ipam.release(task) {
             tracing::warn!("task {task}: releasing its address: {e}");
+        }
+        // The last task gone: the bridge and its nft table go too, so an
+        // idle node keeps nothing on the host (the next task makes them
+        // anew, checking the subnet again). Under the lock, so a task
+        // being attached (it holds an address already) keeps them.
+        if st.bridge.is_some() && st.ipam.owners().is_empty() {
+            st.bridge = None;
+            if let Err(e) = Netlink::open().and_then(|mut nl| nl.del_link(&cfg.bridge())) {
+                tracing::warn!("{e}");
+            }
+            if let Err(e) = nft::remove(&cfg.nft_table()) {
+                tracing::warn!("{e}");
+            }
+            tracing::info!("gateway bridge {} removed: no task uses it", cfg.bridge());
         }
     }
 
@@ -330,6 +350,7 @@ impl NodeNetwork {
 
     /// At shutdown (containers already stopped): nothing is left behind.
     pub fn shutdown(&self) {
+        self.state.lock().unwrap().closed = true;
         self.remove_leftovers();
         self.state.lock().unwrap().bridge = None;
     }

@@ -124,6 +124,12 @@ fn gateway_bridge_connects_task_namespaces() {
     // The freed address is given again, the persisted state agrees.
     assert_eq!(ipam::Ipam::open(&cfg.state_dir.join("ipam.json")).unwrap().owners(), ["task-b"]);
 
+    // The last task of a node gone, its bridge and nft table go too.
+    net2.detach("task-c");
+    assert_eq!(nl.link_index(&cfg2.bridge()).unwrap(), None);
+    assert!(!nft::exists(&cfg2.nft_table()));
+    assert!(nl.link_index(&cfg.bridge()).unwrap().is_some(), "node 1 still has task b");
+
     // A restarted daemon (new NodeNetwork on the same state) cleans up
     // what the old one left, reusing its names.
     let restarted = NodeNetwork::new(cfg.clone()).unwrap();
