@@ -1,6 +1,7 @@
 //! The OCI runtime spec (`config.json`) for one container, built with
-//! Docker's defaults: mounts, capabilities, masked paths, namespaces (a new
-//! network namespace with loopback only), rlimits, cgroup limits.
+//! Docker's defaults: mounts, capabilities, masked paths, namespaces (the
+//! worker's network namespace for the task, or a new one with loopback
+//! only), rlimits, cgroup limits.
 
 use std::collections::BTreeMap;
 use std::path::Path;
