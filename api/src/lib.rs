@@ -10,6 +10,7 @@ pub mod error;
 pub mod filters;
 pub mod id;
 pub mod info;
+pub mod network;
 pub mod node;
 pub mod secret;
 pub mod service;

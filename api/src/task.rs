@@ -123,6 +123,11 @@ pub struct Task {
     /// For jobs: which run of the job this task belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_iteration: Option<Version>,
+    /// The swarm networks (overlays) the task is attached to, with its
+    /// addresses on each. The node-local gateway bridge leg is not listed,
+    /// as in Docker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks_attachments: Vec<crate::network::NetworkAttachment>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -56,6 +56,17 @@ pub struct Config {
     pub engine_labels: BTreeMap<String, String>,
     /// Registries reached over plain HTTP (daemon.json `insecure-registries`).
     pub insecure_registries: Vec<String>,
+    /// Where the gateway bridge's subnet comes from (daemon.json
+    /// `default-address-pools`, Docker's key); empty means the defaults.
+    pub default_address_pools: Vec<shoal_worker::network::ipam::AddressPool>,
+}
+
+/// One `default-address-pools` entry as written in daemon.json.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolEntry {
+    base: String,
+    size: u8,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -67,6 +78,8 @@ struct FileConfig {
     hostname: Option<String>,
     #[serde(default, rename = "insecure-registries")]
     insecure_registries: Vec<String>,
+    #[serde(default, rename = "default-address-pools")]
+    default_address_pools: Vec<PoolEntry>,
 }
 
 impl Config {
@@ -97,7 +110,19 @@ impl Config {
         }
         let hostname = flags.hostname.clone().or(file.hostname).unwrap_or_else(system_hostname);
         let insecure_registries = file.insecure_registries.clone();
-        Ok(Config { data_root: flags.data_root.clone(), exec_root: flags.exec_root.clone(), socket, tcp, hostname, engine_labels, insecure_registries })
+        let mut default_address_pools = Vec::new();
+        for p in &file.default_address_pools {
+            let base: shoal_worker::network::subnet::Subnet =
+                p.base.parse().map_err(|e| format!("invalid default-address-pools entry {:?}: {e}", p.base))?;
+            if p.size < base.prefix() || p.size > 30 {
+                return Err(format!(
+                    "invalid default-address-pools entry {}: size {} must be between the base's prefix length and 30",
+                    p.base, p.size
+                ));
+            }
+            default_address_pools.push(shoal_worker::network::ipam::AddressPool { base, size: p.size });
+        }
+        Ok(Config { data_root: flags.data_root.clone(), exec_root: flags.exec_root.clone(), socket, tcp, hostname, engine_labels, insecure_registries, default_address_pools })
     }
 
     pub fn swarm_dir(&self) -> PathBuf {
@@ -149,7 +174,18 @@ mod tests {
         assert!(e.contains("invalid config file"), "{e}");
         std::fs::write(dir.join("daemon.json"), r#"{"labels": ["nokey"]}"#).unwrap();
         assert!(Config::load(&flags(&dir, &[])).unwrap_err().contains("bad label"));
+        std::fs::write(dir.join("daemon.json"), r#"{"default-address-pools": [{"base": "10.99.0.0/16", "size": 24}]}"#).unwrap();
+        let pools = Config::load(&flags(&dir, &[])).unwrap().default_address_pools;
+        assert_eq!(pools[0].base.to_string(), "10.99.0.0/16");
+        assert_eq!(pools[0].size, 24);
+        std::fs::write(dir.join("daemon.json"), r#"{"default-address-pools": [{"base": "10.99.0.0/16", "size": 8}]}"#).unwrap();
+        let e = Config::load(&flags(&dir, &[])).unwrap_err();
+        assert!(e.contains("size 8"), "{e}");
+        std::fs::write(dir.join("daemon.json"), r#"{"default-address-pools": [{"base": "10.99.0.0", "size": 24}]}"#).unwrap();
+        let e = Config::load(&flags(&dir, &[])).unwrap_err();
+        assert!(e.contains("invalid CIDR address: 10.99.0.0"), "{e}");
         std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        assert!(Config::load(&flags(&dir, &[])).unwrap().default_address_pools.is_empty());
         let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2375"])).unwrap_err();
         assert!(e.contains("without client certificates"), "{e}");
         let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2376", "--tlsverify"])).unwrap_err();

@@ -98,9 +98,21 @@ impl SwarmNode {
         let _ = std::fs::write(&marker, &exec_cfg.cgroup_parent);
         let exec = shoal_worker::executor::Executor::new(exec_cfg)
         .map_err(|e| format!("setting up the container executor: {e}"))?;
+        // Task networking: names from a key of the data root (unique per
+        // node on a host), namespaces pinned under /run.
+        let key = format!("{:06x}", fnv32(cfg.data_root.to_string_lossy().as_bytes()) & 0xff_ffff);
+        let mut net_cfg = shoal_worker::network::NetworkConfig::new(
+            &key,
+            cfg.data_root.join("network"),
+            PathBuf::from(format!("/run/shoal/{}-{key}/netns", cfg.hostname)),
+        );
+        if !cfg.default_address_pools.is_empty() {
+            net_cfg.pools = cfg.default_address_pools.clone();
+        }
+        let net = shoal_worker::network::NodeNetwork::new(net_cfg).map_err(|e| format!("setting up task networking: {e}"))?;
         // Secrets live on a tmpfs per task under the exec root, never on disk.
         let files = shoal_worker::secrets::TaskFiles::new(cfg.exec_root.join("secrets"));
-        let tasks = shoal_worker::taskmanager::TaskManager::new(images.clone(), Arc::new(exec), Arc::new(files));
+        let tasks = shoal_worker::taskmanager::TaskManager::with_network(images.clone(), Arc::new(exec), Arc::new(files), Arc::new(net));
         tasks.remove_leftovers();
         Ok(Arc::new(SwarmNode { cfg, images, tasks, lifecycle: Mutex::new(()), active: RwLock::new(None) }))
     }

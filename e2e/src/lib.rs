@@ -212,7 +212,7 @@ pub fn build_busybox_image(dir: &std::path::Path) -> PathBuf {
         std::path::Path::new("/bin/busybox").exists(),
         "install busybox-static: the test image is built from /bin/busybox"
     );
-    sh(dir, "rm -rf rootfs img && mkdir -p rootfs/bin rootfs/etc rootfs/tmp && cp /bin/busybox rootfs/bin/ && for l in sh echo sleep cat; do ln -sf busybox rootfs/bin/$l; done");
+    sh(dir, "rm -rf rootfs img && mkdir -p rootfs/bin rootfs/etc rootfs/tmp && cp /bin/busybox rootfs/bin/ && for l in sh echo sleep cat ip ping; do ln -sf busybox rootfs/bin/$l; done");
     sh(dir, "mkdir -p img/layer1 && tar -C rootfs -cf img/layer1/layer.tar .");
     let diff = sh(dir, "sha256sum img/layer1/layer.tar | cut -d' ' -f1").trim().to_string();
     let config = format!(

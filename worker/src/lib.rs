@@ -12,3 +12,4 @@ pub mod image;
 pub mod logs;
 pub mod secrets;
 pub mod volumes;
+pub mod network;

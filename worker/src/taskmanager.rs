@@ -19,6 +19,7 @@ use crate::executor::{Container, ContainerInput, Executor};
 use crate::health::{HealthMonitor, HealthStatus};
 use crate::image::ImageService;
 use crate::secrets::TaskFiles;
+use crate::network::{NodeNetwork, TaskNetwork};
 
 /// Docker's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -49,10 +50,22 @@ pub struct TaskManager {
     pub updated: tokio::sync::Notify,
     /// `X-Registry-Auth` by service ID, from the latest assignments.
     registry_auth: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Task networking (gateway bridge, namespaces); without it containers
+    /// get a namespace with loopback only.
+    net: Option<Arc<NodeNetwork>>,
 }
 
 impl TaskManager {
     pub fn new(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>) -> Arc<TaskManager> {
+        Self::build(images, exec, files, None)
+    }
+
+    /// As [`TaskManager::new`], with each task attached to the node's gateway bridge.
+    pub fn with_network(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>, net: Arc<NodeNetwork>) -> Arc<TaskManager> {
+        Self::build(images, exec, files, Some(net))
+    }
+
+    fn build(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>, net: Option<Arc<NodeNetwork>>) -> Arc<TaskManager> {
         let health = HealthMonitor::new(exec.runc().clone());
         Arc::new(TaskManager {
             images,
@@ -64,7 +77,19 @@ impl TaskManager {
             ended: Mutex::new(HashSet::new()),
             updated: tokio::sync::Notify::new(),
             registry_auth: Mutex::default(),
+            net,
         })
+    }
+
+    /// The task's network namespace, address and files, if networking is on.
+    fn attach_network(&self, id: &str) -> Result<Option<TaskNetwork>, String> {
+        self.net.as_ref().map(|n| n.attach(id)).transpose()
+    }
+
+    fn detach_network(&self, id: &str) {
+        if let Some(n) = &self.net {
+            n.detach(id);
+        }
     }
 
     /// Takes the dispatcher's complete assignments: the payloads first, so
@@ -132,6 +157,9 @@ impl TaskManager {
             let _ = self.images.remove_rootfs(&id);
         }
         self.files.release_all();
+        if let Some(n) = &self.net {
+            n.remove_leftovers();
+        }
     }
 
     /// Stops every container (daemon shutdown), each with its grace period
@@ -159,6 +187,9 @@ impl TaskManager {
         }
         self.files.release_all();
         self.exec.remove_cgroup_parent();
+        if let Some(n) = &self.net {
+            n.shutdown();
+        }
     }
 
     /// The health of a task's container (status, failing streak, last
@@ -277,8 +308,18 @@ impl TaskManager {
         self.report(&id, TaskState::Ready, "prepared", None);
         self.report(&id, TaskState::Starting, "starting", None);
         let hostname = if spec.hostname.is_empty() { id[..id.len().min(12)].to_string() } else { spec.hostname.clone() };
+        let net = match self.attach_network(&id) {
+            Ok(n) => n,
+            Err(e) => {
+                self.files.release(&id);
+                let _ = self.images.remove_rootfs(&id);
+                return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
+            }
+        };
         let input = ContainerInput {
             id: id.clone(),
+            netns_path: net.as_ref().map(|n| n.netns.clone()),
+            address: net.as_ref().and_then(|n| n.legs.first()).map(|l| l.addr),
             spec: spec.clone(),
             limits: t.spec.resources.as_ref().and_then(|r| r.limits.clone()),
             rootfs: rootfs.path.clone(),
@@ -292,6 +333,7 @@ impl TaskManager {
             Err(e) => {
                 self.files.release(&id);
                 let _ = self.images.remove_rootfs(&id);
+                self.detach_network(&id);
                 return self.fail(&id, TaskState::Failed, format!("starting container failed: {e}"));
             }
         };
@@ -325,6 +367,7 @@ impl TaskManager {
         }
         self.files.release(&id);
         let _ = self.images.remove_rootfs(&id);
+        self.detach_network(&id);
         self.forget(&id);
         let status = ContainerStatus { container_id: id.clone(), pid: 0, exit_code: code as i64 };
         if stopped {

@@ -53,6 +53,16 @@ pub fn down(lab: &str) -> Result<bool, String> {
     // state under `<data dir>/<node>/runc`; delete what is listed there.
     remove_containers(&data_dir, &mut errors);
 
+    // 1c. Task networking a killed daemon left: namespace mounts (outside
+    // the lab's namespaces, so deleting those would not free them), then
+    // the gateway bridge, task veths and nft table inside each host.
+    let hosts: Vec<(PathBuf, String)> = saved
+        .iter()
+        .flat_map(|s| s.nodes.iter())
+        .map(|n| (n.data_dir.clone(), n.netns.clone()))
+        .collect();
+    remove_networks(&data_dir, &hosts, &mut errors);
+
     // 2. Namespaces: recorded ones and any `shoal-<lab>-{sw,node-N}` that exists.
     let mut names: Vec<String> = Vec::new();
     if let Some(s) = &saved {
@@ -138,6 +148,68 @@ fn remove_containers(data_dir: &Path, errors: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// What a node's `shoald` records about the networking it made
+/// (`<data dir>/network/node.json`, see shoal-worker's `network` module).
+#[derive(serde::Deserialize)]
+struct NetworkMarker {
+    bridge: String,
+    nft_table: String,
+    netns_dir: PathBuf,
+    veth_prefix: String,
+}
+
+/// For each node with a network marker: unmount and delete its task
+/// namespaces; inside its host namespace (`hosts`: data dir → namespace),
+/// delete its veths, bridge and nft table.
+fn remove_networks(data_dir: &Path, hosts: &[(PathBuf, String)], errors: &mut Vec<String>) {
+    let Ok(nodes) = fs::read_dir(data_dir) else { return };
+    for node in nodes.flatten() {
+        let Ok(text) = fs::read(node.path().join("network/node.json")) else { continue };
+        let Ok(m) = serde_json::from_slice::<NetworkMarker>(&text) else { continue };
+        // Only what the daemon named as its own: a dir under /run/shoal.
+        if m.netns_dir.starts_with("/run/shoal/") && !m.netns_dir.components().any(|c| c.as_os_str() == "..") {
+            for e in fs::read_dir(&m.netns_dir).into_iter().flatten().flatten() {
+                if let Err(err) = umount_detach(&e.path()) {
+                    errors.push(err);
+                } else {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+            let _ = fs::remove_dir(&m.netns_dir);
+            if let Some(parent) = m.netns_dir.parent() {
+                let _ = fs::remove_dir(parent);
+            }
+        }
+        let Some((_, ns)) = hosts.iter().find(|(d, _)| *d == node.path()) else { continue };
+        if !netns::exists(ns) {
+            continue;
+        }
+        if let Ok(out) = netns::ip(&["-n", ns, "-o", "link", "show"]) {
+            for name in link_names(&out).into_iter().filter(|n| n.starts_with(&m.veth_prefix) || *n == m.bridge) {
+                let _ = netns::ip(&["-n", ns, "link", "del", &name]);
+            }
+        }
+        let nft = |args: &[&str]| {
+            std::process::Command::new("ip").args(["netns", "exec", ns, "nft"]).args(args).output()
+        };
+        if nft(&["list", "table", "ip", &m.nft_table]).map(|o| o.status.success()).unwrap_or(false) {
+            match nft(&["delete", "table", "ip", &m.nft_table]) {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => errors.push(format!("nft delete table ip {}: {}", m.nft_table, String::from_utf8_lossy(&o.stderr).trim())),
+                Err(e) => errors.push(format!("nft delete table ip {}: {e}", m.nft_table)),
+            }
+        }
+    }
+}
+
+/// Interface names from `ip -o link show` (`3: name@peer: <...> ...`).
+pub fn link_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
 }
 
 fn remove_containers_of(root: &Path, errors: &mut Vec<String>) {
@@ -254,6 +326,14 @@ mod tests {
                 PathBuf::from("/var/lib/shoal/lab/lab/node-1/with space"),
             ]
         );
+    }
+
+    #[test]
+    fn link_names_from_ip_output() {
+        let out = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue\n\
+                   5: sgw-a1b2c3: <BROADCAST,MULTICAST,UP> mtu 1500\n\
+                   7: vea1b2c30123abc@if2: <BROADCAST,MULTICAST,UP> mtu 1500 master sgw-a1b2c3\n";
+        assert_eq!(link_names(out), ["lo", "sgw-a1b2c3", "vea1b2c30123abc"]);
     }
 
     #[test]

@@ -14,10 +14,14 @@ use super::ContainerInput;
 
 const LOOPBACK_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
-/// `/etc/hosts`: Docker's loopback lines, then each `Hosts` entry
-/// ("IP name [aliases...]", SwarmKit's form) as one line per name.
+/// `/etc/hosts`: Docker's loopback lines, the hostname on the task's
+/// address (when it has a network), then each `Hosts` entry ("IP name
+/// [aliases...]", SwarmKit's form) as one line per name.
 pub fn hosts_file(c: &ContainerInput) -> String {
     let mut out = String::from(LOOPBACK_HOSTS);
+    if let Some(addr) = c.address.filter(|_| !c.hostname.is_empty()) {
+        out.push_str(&format!("{addr}\t{}\n", c.hostname));
+    }
     for entry in &c.spec.hosts {
         let mut f = entry.split_whitespace();
         let Some(ip) = f.next() else { continue };
@@ -110,6 +114,8 @@ mod tests {
         let h = hosts_file(&c);
         assert!(h.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         assert!(h.ends_with("10.0.0.5\tdb\n10.0.0.5\tdb.local\n"), "{h}");
+        let c = ContainerInput { hostname: "web1".into(), address: Some("172.18.0.2".parse().unwrap()), ..c };
+        assert!(hosts_file(&c).contains("ip6-allrouters\n172.18.0.2\tweb1\n10.0.0.5\tdb\n"), "the hostname on the task's address");
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub struct ContainerInput {
     /// Bind mounts the worker adds besides the spec's (secrets and configs
     /// from the task's tmpfs), after every other mount.
     pub extra_mounts: Vec<ExtraMount>,
+    /// A network namespace the worker made (`crate::network`) for runc to
+    /// join; `None` gives the container a new one with loopback only.
+    pub netns_path: Option<PathBuf>,
+    /// The task's address there: `/etc/hosts` names the hostname on it.
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 /// A host path bind-mounted into the container.

@@ -1,6 +1,7 @@
 //! The OCI runtime spec (`config.json`) for one container, built with
-//! Docker's defaults: mounts, capabilities, masked paths, namespaces (a new
-//! network namespace with loopback only), rlimits, cgroup limits.
+//! Docker's defaults: mounts, capabilities, masked paths, namespaces (the
+//! worker's network namespace for the task, or a new one with loopback
+//! only), rlimits, cgroup limits.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -323,12 +324,21 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
             "cgroupsPath": format!("/{}/{}", opts.cgroup_parent.trim_matches('/'), c.id),
             "resources": resources,
             "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"},
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network_namespace(c),
             ],
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
     }))
+}
+
+/// The worker's namespace for the task when it made one (runc joins it by
+/// path), otherwise a new one with loopback only.
+fn network_namespace(c: &ContainerInput) -> Value {
+    match &c.netns_path {
+        Some(p) => json!({"type": "network", "path": p.to_string_lossy()}),
+        None => json!({"type": "network"}),
+    }
 }
 
 #[cfg(test)]
@@ -348,7 +358,7 @@ mod tests {
             limits: None,
             rootfs: "/nonexistent".into(),
             hostname: "h1".into(),
-            extra_mounts: vec![],
+            ..Default::default()
         }
     }
 
@@ -504,5 +514,15 @@ mod tests {
         assert_eq!(last["source"], "/run/shoal/secrets/t1/secret-0");
         assert!(last["options"].as_array().unwrap().contains(&json!("ro")));
         assert!(last["options"].as_array().unwrap().contains(&json!("noexec")));
+    }
+
+    #[test]
+    fn spec_joins_the_workers_network_namespace() {
+        let mut c = input();
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        assert_eq!(s["linux"]["namespaces"][4], json!({"type": "network"}));
+        c.netns_path = Some("/run/shoal/n/netns/c1".into());
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        assert_eq!(s["linux"]["namespaces"][4], json!({"type": "network", "path": "/run/shoal/n/netns/c1"}));
     }
 }

@@ -1,0 +1,391 @@
+//! Container networking on a node: the per-node gateway bridge (Docker's
+//! `docker_gwbridge`) and each task's network namespace with a veth leg on
+//! it. Overlay networks will add legs of their own (see ARCHITECTURE.md,
+//! "Task networking").
+//!
+//! - `subnet`: IPv4 CIDR arithmetic.
+//! - `ipam`: the bridge's subnet out of the address pools (never one the
+//!   host already uses) and one address per task, persisted.
+//! - `netlink`: a small rtnetlink client (links, bridges, veths,
+//!   addresses, routes) over a raw socket.
+//! - `netns`: task namespaces pinned by bind mounts, entered by path.
+//! - `nft`: outbound masquerade in a table the node owns.
+//!
+//! Everything a node makes on the host is named from its `key` (6 hex
+//! digits), so several shoald on one host never collide: bridge
+//! `sgw-<key>`, task veths `ve<key><7 hex>`, nft table `shoal-<key>`,
+//! namespaces under `netns_dir`.
+
+pub mod ipam;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod subnet;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use ipam::{AddressPool, Ipam};
+use netlink::Netlink;
+use subnet::Subnet;
+
+/// Where and how a node builds its networking.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// 6 hex digits naming everything this node makes on the host.
+    pub key: String,
+    /// IPAM state and the marker file.
+    pub state_dir: PathBuf,
+    /// Task namespaces are pinned here, e.g. `/run/shoal/<node>/netns`.
+    pub netns_dir: PathBuf,
+    /// Where the bridge's subnet comes from (daemon.json `default-address-pools`).
+    pub pools: Vec<AddressPool>,
+}
+
+impl NetworkConfig {
+    pub fn new(key: &str, state_dir: PathBuf, netns_dir: PathBuf) -> NetworkConfig {
+        NetworkConfig {
+            key: key.to_string(),
+            state_dir,
+            netns_dir,
+            pools: AddressPool::defaults(),
+        }
+    }
+
+    pub fn bridge(&self) -> String {
+        format!("sgw-{}", self.key)
+    }
+
+    pub fn nft_table(&self) -> String {
+        format!("shoal-{}", self.key)
+    }
+
+    /// Host-side veth names start with this.
+    pub fn veth_prefix(&self) -> String {
+        format!("ve{}", self.key)
+    }
+
+    /// The host-side veth of `task`'s gateway leg (15 chars, the kernel's limit).
+    pub fn host_veth(&self, task: &str) -> String {
+        format!("{}{:07x}", self.veth_prefix(), fnv32(task.as_bytes()) & 0x0fff_ffff)
+    }
+
+    pub fn netns_path(&self, task: &str) -> PathBuf {
+        self.netns_dir.join(task)
+    }
+
+    fn task_dir(&self, task: &str) -> PathBuf {
+        self.state_dir.join("tasks").join(task)
+    }
+}
+
+/// What the node made on the host, written where tools that clean up after
+/// a killed daemon (`shoal lab down`) can read it: `<state_dir>/node.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeMarker {
+    pub bridge: String,
+    pub nft_table: String,
+    pub netns_dir: PathBuf,
+    pub veth_prefix: String,
+}
+
+impl NodeMarker {
+    pub const FILE: &'static str = "node.json";
+
+    pub fn read(state_dir: &Path) -> Option<NodeMarker> {
+        serde_json::from_slice(&std::fs::read(state_dir.join(Self::FILE)).ok()?).ok()
+    }
+}
+
+/// One interface of a task's namespace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leg {
+    /// The name inside the namespace (`eth0`, ...).
+    pub ifname: String,
+    /// The veth end left on the host side (in the bridge).
+    pub host_veth: String,
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    /// Set on the leg that carries the default route.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A task's network: its namespace and its legs. (`/etc/hosts` and
+/// `/etc/resolv.conf` are the executor's, see `executor::etc_files`.)
+#[derive(Clone, Debug)]
+pub struct TaskNetwork {
+    pub netns: PathBuf,
+    pub legs: Vec<Leg>,
+}
+
+/// Where a task's interfaces go, in order: one per overlay attachment
+/// (`eth0`, `eth1`, ... as Docker numbers them), then the gateway bridge
+/// leg, which carries the default route. With no overlays, as today, the
+/// gateway leg is `eth0`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LegPlan {
+    Overlay { network_id: String, ifname: String },
+    Gateway { ifname: String },
+}
+
+pub fn plan_legs(attachments: &[shoal_api::network::NetworkAttachment]) -> Vec<LegPlan> {
+    let mut legs: Vec<LegPlan> = attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| LegPlan::Overlay { network_id: a.network.id.clone(), ifname: format!("eth{i}") })
+        .collect();
+    legs.push(LegPlan::Gateway { ifname: format!("eth{}", attachments.len()) });
+    legs
+}
+
+struct State {
+    ipam: Ipam,
+    /// The bridge's index once it is up in this run of the daemon.
+    bridge: Option<u32>,
+    /// Set by shutdown: a task starting late must not bring the bridge back.
+    closed: bool,
+}
+
+/// The node's networking: the gateway bridge (made when the first task
+/// needs it) and the tasks' namespaces on it.
+pub struct NodeNetwork {
+    cfg: NetworkConfig,
+    state: Mutex<State>,
+}
+
+impl NodeNetwork {
+    pub fn new(cfg: NetworkConfig) -> Result<NodeNetwork, String> {
+        let ipam = Ipam::open(&cfg.state_dir.join("ipam.json"))?;
+        let marker = NodeMarker {
+            bridge: cfg.bridge(),
+            nft_table: cfg.nft_table(),
+            netns_dir: cfg.netns_dir.clone(),
+            veth_prefix: cfg.veth_prefix(),
+        };
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("creating {}: {e}", cfg.state_dir.display()))?;
+        let path = cfg.state_dir.join(NodeMarker::FILE);
+        std::fs::write(&path, serde_json::to_vec_pretty(&marker).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, bridge: None, closed: false }) })
+    }
+
+    pub fn config(&self) -> &NetworkConfig {
+        &self.cfg
+    }
+
+    /// The bridge's subnet, once chosen.
+    pub fn subnet(&self) -> Option<Subnet> {
+        self.state.lock().unwrap().ipam.subnet()
+    }
+
+    /// The address `task` holds on the gateway bridge. Docker reports no
+    /// container address in a task's status for this leg, so it stays here.
+    pub fn address_of(&self, task: &str) -> Option<Ipv4Addr> {
+        self.state.lock().unwrap().ipam.address_of(task)
+    }
+
+    /// Makes the gateway bridge if this run has not yet: a subnet that
+    /// overlaps nothing the host has (the one of the last run if it still
+    /// fits), the gateway address, masquerade, forwarding.
+    fn ensure_bridge(&self, st: &mut State) -> Result<u32, String> {
+        if let Some(i) = st.bridge {
+            return Ok(i);
+        }
+        if st.closed {
+            return Err("the node is shutting down".into());
+        }
+        let mut nl = Netlink::open()?;
+        let bridge = self.cfg.bridge();
+        // A bridge of an earlier run goes: its subnet must be checked anew.
+        nl.del_link(&bridge)?;
+        let mut in_use: Vec<Subnet> = Vec::new();
+        for (_, ip, prefix) in nl.addrs()? {
+            in_use.push(Subnet::new(ip, prefix)?);
+        }
+        for (dst, len) in nl.routes()? {
+            in_use.push(Subnet::new(dst, len)?);
+        }
+        let subnet = match st.ipam.subnet() {
+            Some(s) if ipam::choose_subnet(&[AddressPool { base: s, size: s.prefix() }], &in_use).is_ok() => s,
+            _ => ipam::choose_subnet(&self.cfg.pools, &in_use)?,
+        };
+        if st.ipam.subnet() != Some(subnet) {
+            st.ipam.set_subnet(subnet)?;
+        }
+        let gateway = st.ipam.gateway().ok_or("the bridge subnet has no gateway address")?;
+        let index = nl.add_bridge(&bridge)?;
+        let made = (|| -> Result<(), String> {
+            nl.add_addr(&bridge, gateway, subnet.prefix())?;
+            nl.set_up(&bridge, None)?;
+            nft::install(&self.cfg.nft_table(), &bridge, subnet)?;
+            // Masquerade needs forwarding in this namespace (as dockerd
+            // turns it on); the bridge's own traffic does not.
+            enable_ip_forward()
+        })();
+        if let Err(e) = made {
+            let _ = nl.del_link(&bridge);
+            let _ = nft::remove(&self.cfg.nft_table());
+            return Err(e);
+        }
+        tracing::info!("gateway bridge {bridge} up on {subnet} (gateway {gateway})");
+        st.bridge = Some(index);
+        Ok(index)
+    }
+
+    /// Builds `task`'s namespace: a veth into the gateway bridge named
+    /// `eth0` inside, its address, the default route, loopback, and the
+    /// Anything half made is undone on error.
+    pub fn attach(&self, task: &str) -> Result<TaskNetwork, String> {
+        let (gateway, subnet, addr) = {
+            let mut st = self.state.lock().unwrap();
+            self.ensure_bridge(&mut st)?;
+            let addr = st.ipam.allocate(task)?;
+            (st.ipam.gateway().expect("bridge has a subnet"), st.ipam.subnet().expect("bridge has a subnet"), addr)
+        };
+        let r = self.build(task, gateway, subnet, addr);
+        if r.is_err() {
+            self.detach(task);
+        }
+        r
+    }
+
+    fn build(&self, task: &str, gateway: Ipv4Addr, subnet: Subnet, addr: Ipv4Addr) -> Result<TaskNetwork, String> {
+        let ns_path = self.cfg.netns_path(task);
+        netns::create(&ns_path)?;
+        let ns = netns::open(&ns_path)?;
+        let ifname = match plan_legs(&[]).pop() {
+            Some(LegPlan::Gateway { ifname }) => ifname,
+            _ => unreachable!("the gateway leg is always planned last"),
+        };
+        let leg = Leg { ifname, host_veth: self.cfg.host_veth(task), addr, prefix: subnet.prefix(), gateway: Some(gateway) };
+        self.add_leg(&ns, &leg)?;
+        tracing::info!("task {task}: {} {addr}/{} via {gateway}", leg.ifname, subnet.prefix());
+        Ok(TaskNetwork { netns: ns_path, legs: vec![leg] })
+    }
+
+    /// One veth leg: created with its inside end already in the namespace
+    /// (it never appears on the host under a clashing name), host end into
+    /// the bridge, then address, loopback and route inside.
+    fn add_leg(&self, ns: &std::fs::File, leg: &Leg) -> Result<(), String> {
+        let bridge = {
+            let st = self.state.lock().unwrap();
+            st.bridge.ok_or("the gateway bridge is not up")?
+        };
+        let mut host = Netlink::open()?;
+        host.del_link(&leg.host_veth)?; // a leftover of the same task
+        host.add_veth(&leg.host_veth, &leg.ifname, ns)?;
+        host.set_up(&leg.host_veth, Some(bridge))?;
+        let mut inside = Netlink::open_in(ns)?;
+        inside.set_up("lo", None)?;
+        inside.add_addr(&leg.ifname, leg.addr, leg.prefix)?;
+        inside.set_up(&leg.ifname, None)?;
+        if let Some(gw) = leg.gateway {
+            inside.add_default_route(gw)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `task`'s network apart: its veth, namespace and address.
+    /// Safe to call for a task with nothing (or only part) made.
+    pub fn detach(&self, task: &str) {
+        let cfg = &self.cfg;
+        match Netlink::open().and_then(|mut nl| nl.del_link(&cfg.host_veth(task))) {
+            Ok(()) => {}
+            Err(e) => tracing::warn!("task {task}: {e}"),
+        }
+        if let Err(e) = netns::remove(&cfg.netns_path(task)) {
+            tracing::warn!("task {task}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(cfg.task_dir(task));
+        let mut st = self.state.lock().unwrap();
+        if let Err(e) = st.ipam.release(task) {
+            tracing::warn!("task {task}: releasing its address: {e}");
+        }
+        // The last task gone: the bridge and its nft table go too, so an
+        // idle node keeps nothing on the host (the next task makes them
+        // anew, checking the subnet again). Under the lock, so a task
+        // being attached (it holds an address already) keeps them.
+        if st.bridge.is_some() && st.ipam.owners().is_empty() {
+            st.bridge = None;
+            if let Err(e) = Netlink::open().and_then(|mut nl| nl.del_link(&cfg.bridge())) {
+                tracing::warn!("{e}");
+            }
+            if let Err(e) = nft::remove(&cfg.nft_table()) {
+                tracing::warn!("{e}");
+            }
+            tracing::info!("gateway bridge {} removed: no task uses it", cfg.bridge());
+        }
+    }
+
+    /// At start: removes what an earlier run left (its tasks' namespaces,
+    /// veths and addresses, its bridge and nft table). Tasks do not survive
+    /// a daemon restart, so nothing of theirs is kept.
+    pub fn remove_leftovers(&self) {
+        let owners = self.state.lock().unwrap().ipam.owners();
+        for t in owners {
+            self.detach(&t);
+        }
+        self.sweep();
+    }
+
+    /// At shutdown (containers already stopped): nothing is left behind.
+    pub fn shutdown(&self) {
+        self.state.lock().unwrap().closed = true;
+        self.remove_leftovers();
+        self.state.lock().unwrap().bridge = None;
+    }
+
+    /// Whatever carries this node's names, known to IPAM or not.
+    fn sweep(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.cfg.netns_dir) {
+            for e in entries.flatten() {
+                if let Err(err) = netns::remove(&e.path()) {
+                    tracing::warn!("{err}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&self.cfg.netns_dir);
+        if let Some(parent) = self.cfg.netns_dir.parent() {
+            let _ = std::fs::remove_dir(parent); // only if empty
+        }
+        let _ = std::fs::remove_dir_all(self.cfg.state_dir.join("tasks"));
+        if let Ok(mut nl) = Netlink::open() {
+            let prefix = self.cfg.veth_prefix();
+            for l in nl.links().unwrap_or_default() {
+                if l.name.starts_with(&prefix) {
+                    let _ = nl.del_link(&l.name);
+                }
+            }
+            if let Err(e) = nl.del_link(&self.cfg.bridge()) {
+                tracing::warn!("{e}");
+            }
+        }
+        if let Err(e) = nft::remove(&self.cfg.nft_table()) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn enable_ip_forward() -> Result<(), String> {
+    let p = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(p).map(|s| s.trim() == "1").unwrap_or(false) {
+        return Ok(());
+    }
+    std::fs::write(p, "1").map_err(|e| format!("enabling IPv4 forwarding ({p}): {e}"))
+}
+
+/// FNV-1a, for short stable names.
+pub fn fnv32(b: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &x in b {
+        h ^= x as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}

@@ -1,0 +1,175 @@
+//! Real kernel networking, as root: a gateway bridge and task namespaces,
+//! with pings between them. The test thread first moves into a network
+//! namespace of its own, so the bridge, veths and nft table never touch
+//! the machine's interfaces, and every address pinged is one made here.
+//! These FAIL (never skip) without root, `nft` and a static busybox.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// Removes what the test made, also when it fails.
+struct Cleanup {
+    dir: PathBuf,
+    nets: Vec<std::sync::Arc<NodeNetwork>>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for n in &self.nets {
+            n.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ping_ok(ns: Option<&Path>, addr: Ipv4Addr) -> bool {
+    let mut cmd = Command::new("busybox");
+    cmd.args(["ping", "-c", "1", "-W", "1", &addr.to_string()]);
+    let file = ns.map(|p| netns::open(p).unwrap());
+    if let Some(f) = &file {
+        let fd = f.as_raw_fd();
+        // SAFETY: only setns between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Pings until one answers or 15 s pass (a new bridge port may take a moment).
+fn eventually_pings(ns: Option<&Path>, addr: Ipv4Addr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if ping_ok(ns, addr) {
+            return true;
+        }
+    }
+    false
+}
+
+fn config(dir: &Path, name: &str) -> NetworkConfig {
+    let key = format!("{:06x}", fnv32(format!("{name}-{}", std::process::id()).as_bytes()) & 0xff_ffff);
+    NetworkConfig::new(&key, dir.join(name).join("state"), dir.join(name).join("netns"))
+}
+
+#[test]
+fn gateway_bridge_connects_task_namespaces() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test builds network namespaces and must run as root");
+    assert!(nft_available(), "nft is missing: apt-get install -y nftables");
+    // SAFETY: moves only this test's thread (and the threads and processes
+    // it starts) into a fresh network namespace.
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare: {}", std::io::Error::last_os_error());
+
+    let dir = std::env::temp_dir().join(format!("shoal-net-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cleanup = Cleanup { dir: dir.clone(), nets: vec![] };
+    let cfg = config(&dir, "n1");
+    let net = std::sync::Arc::new(NodeNetwork::new(cfg.clone()).unwrap());
+    cleanup.nets.push(net.clone());
+
+    let a = net.attach("task-a").unwrap();
+    let b = net.attach("task-b").unwrap();
+    // A fresh namespace uses nothing: the pool's first /24.
+    assert_eq!(net.subnet().unwrap().to_string(), "172.18.0.0/24");
+    let (ip_a, ip_b) = (a.legs[0].addr, b.legs[0].addr);
+    assert_eq!(ip_a.to_string(), "172.18.0.2");
+    assert_eq!(ip_b.to_string(), "172.18.0.3");
+    assert_eq!(a.legs[0].ifname, "eth0");
+    let gw: Ipv4Addr = "172.18.0.1".parse().unwrap();
+
+    // Bridge address -> task, task -> task, task -> bridge address.
+    assert!(eventually_pings(None, ip_a), "host namespace cannot reach task a");
+    assert!(eventually_pings(Some(&a.netns), ip_b), "task a cannot reach task b");
+    assert!(eventually_pings(Some(&b.netns), gw), "task b cannot reach the gateway");
+
+    assert!(nft::exists(&cfg.nft_table()), "the masquerade table is installed");
+
+    // A second node in the same namespace sees the first bridge's subnet
+    // as taken and picks the next one.
+    let cfg2 = config(&dir, "n2");
+    let net2 = std::sync::Arc::new(NodeNetwork::new(cfg2.clone()).unwrap());
+    cleanup.nets.push(net2.clone());
+    let c = net2.attach("task-c").unwrap();
+    assert_eq!(net2.subnet().unwrap().to_string(), "172.18.1.0/24");
+    assert_eq!(c.legs[0].addr.to_string(), "172.18.1.2");
+
+    // Detach: veth, namespace, files and address go; the other task stays.
+    net.detach("task-a");
+    let mut nl = Netlink::open().unwrap();
+    assert_eq!(nl.link_index(&cfg.host_veth("task-a")).unwrap(), None);
+    assert!(nl.link_index(&cfg.host_veth("task-b")).unwrap().is_some());
+    assert!(!a.netns.exists());
+    assert_eq!(net.address_of("task-a"), None);
+    assert!(eventually_pings(None, ip_b), "task b is still reachable");
+    assert!(!ping_ok(None, ip_a), "the detached task's address no longer answers");
+    // The freed address is given again, the persisted state agrees.
+    assert_eq!(ipam::Ipam::open(&cfg.state_dir.join("ipam.json")).unwrap().owners(), ["task-b"]);
+
+    // The last task of a node gone, its bridge and nft table go too.
+    net2.detach("task-c");
+    assert_eq!(nl.link_index(&cfg2.bridge()).unwrap(), None);
+    assert!(!nft::exists(&cfg2.nft_table()));
+    assert!(nl.link_index(&cfg.bridge()).unwrap().is_some(), "node 1 still has task b");
+
+    // A restarted daemon (new NodeNetwork on the same state) cleans up
+    // what the old one left, reusing its names.
+    let restarted = NodeNetwork::new(cfg.clone()).unwrap();
+    restarted.remove_leftovers();
+    assert!(!b.netns.exists());
+    assert_eq!(nl.link_index(&cfg.bridge()).unwrap(), None);
+    assert!(!nft::exists(&cfg.nft_table()));
+    let again = restarted.attach("task-d").unwrap();
+    assert_eq!(restarted.subnet().unwrap().to_string(), "172.18.0.0/24", "the subnet of the last run is kept");
+    assert_eq!(again.legs[0].addr.to_string(), "172.18.0.2");
+    restarted.shutdown();
+
+    // Shutdown leaves nothing: no bridge, veth, namespace or nft table.
+    net2.shutdown();
+    let names: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["lo"], "links left: {names:?}");
+    assert!(!nft::exists(&cfg2.nft_table()));
+    assert!(!cfg.netns_dir.exists() && !cfg2.netns_dir.exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(dir.to_str().unwrap()), "a namespace mount is left");
+    drop(cleanup);
+}
+
+fn nft_available() -> bool {
+    Command::new("nft").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+#[test]
+fn legs_put_overlays_first_and_the_gateway_last() {
+    use shoal_api::network::{Network, NetworkAttachment};
+    assert_eq!(plan_legs(&[]), [LegPlan::Gateway { ifname: "eth0".into() }]);
+    let att = |id: &str| NetworkAttachment { network: Network { id: id.into(), ..Default::default() }, addresses: vec![] };
+    assert_eq!(
+        plan_legs(&[att("n1"), att("n2")]),
+        [
+            LegPlan::Overlay { network_id: "n1".into(), ifname: "eth0".into() },
+            LegPlan::Overlay { network_id: "n2".into(), ifname: "eth1".into() },
+            LegPlan::Gateway { ifname: "eth2".into() },
+        ]
+    );
+}
+
+#[test]
+fn names_fit_the_kernel_limit() {
+    let cfg = NetworkConfig::new("a1b2c3", PathBuf::from("/s"), PathBuf::from("/n"));
+    assert_eq!(cfg.bridge(), "sgw-a1b2c3");
+    assert_eq!(cfg.nft_table(), "shoal-a1b2c3");
+    let v = cfg.host_veth("x3d9f0q1w2e3r4t5y6u7i8o9p");
+    assert!(v.starts_with("vea1b2c3") && v.len() == 15, "{v}");
+    assert_ne!(v, cfg.host_veth("another-task"));
+}
