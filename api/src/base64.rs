@@ -2,15 +2,26 @@
 //! `[]byte` fields such as a secret's or config's `Data`.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// RFC 4648's URL-safe alphabet (Docker's `X-Registry-Auth`).
+const URL_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 pub fn encode(data: &[u8]) -> String {
+    encode_with(data, ALPHABET)
+}
+
+/// URL-safe base64, with padding (Go's `base64.URLEncoding`).
+pub fn encode_url(data: &[u8]) -> String {
+    encode_with(data, URL_ALPHABET)
+}
+
+fn encode_with(data: &[u8], alphabet: &[u8; 64]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
             } else {
                 out.push('=');
             }
@@ -27,16 +38,29 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     if bytes.len() - trimmed.len() > 2 || trimmed.len() % 4 == 1 {
         return Err(format!("illegal base64 data at input byte {}", trimmed.len()));
     }
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    decode_sextets(trimmed, false)
+}
+
+/// Decodes either alphabet, with or without padding, line breaks skipped
+/// (what older clients sent as `X-Registry-Auth`, and `auths` entries).
+pub fn decode_any(text: &str) -> Result<Vec<u8>, String> {
+    decode_sextets(text.trim().trim_end_matches('='), true)
+}
+
+fn decode_sextets(text: &str, lenient: bool) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;
-    for (i, c) in trimmed.bytes().enumerate() {
+    for (i, c) in text.bytes().enumerate() {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
             b'0'..=b'9' => c - b'0' + 52,
             b'+' => 62,
             b'/' => 63,
+            b'-' if lenient => 62,
+            b'_' if lenient => 63,
+            b'\n' | b'\r' if lenient => continue,
             _ => return Err(format!("illegal base64 data at input byte {i}")),
         };
         acc = (acc << 6) | u32::from(v);
@@ -46,6 +70,10 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
         }
+    }
+    // A lone trailing sextet cannot encode a byte.
+    if bits >= 6 {
+        return Err(format!("illegal base64 data at input byte {}", text.len()));
     }
     Ok(out)
 }
@@ -83,6 +111,11 @@ mod tests {
             assert_eq!(decode(&encode(&data)).unwrap(), data);
         }
         assert_eq!(decode("Zm8").unwrap(), b"fo");
+        assert_eq!(encode(b"\xfb\xff"), "+/8=");
+        assert_eq!(encode_url(b"\xfb\xff"), "-_8=");
+        assert_eq!(decode_any("-_8").unwrap(), b"\xfb\xff");
+        assert_eq!(decode_any("Zm9v\nYg==\n").unwrap(), b"foob");
+        assert!(decode("-_8=").is_err(), "the strict decoder wants the standard alphabet");
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn header_from_config(config: &Json, registry: &str) -> Option<String> {
         .clone();
     let (user, password) = match entry.get("auth").as_str().filter(|a| !a.is_empty()) {
         Some(b64) => {
-            let raw = shoal_api::base64::decode(b64).ok()?;
+            let raw = shoal_api::base64::decode_any(b64).ok()?;
             let text = String::from_utf8(raw).ok()?;
             let (u, p) = text.split_once(':')?;
             (u.to_string(), p.to_string())
@@ -67,8 +67,7 @@ pub fn header_from_config(config: &Json, registry: &str) -> Option<String> {
         ("serveraddress", Json::from(registry)),
     ]);
     // base64url with padding, as the docker CLI encodes it.
-    let b64 = shoal_api::base64::encode(auth.to_compact().as_bytes()).replace('+', "-").replace('/', "_");
-    Some(b64)
+    Some(shoal_api::base64::encode_url(auth.to_compact().as_bytes()))
 }
 
 #[cfg(test)]
@@ -88,7 +87,7 @@ mod tests {
     fn credentials_come_from_auths() {
         let cfg = Json::parse(r#"{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"}}}"#).unwrap();
         let h = header_from_config(&cfg, "127.0.0.1:5000").unwrap();
-        let json = shoal_api::base64::decode(&h.replace('-', "+").replace('_', "/")).unwrap();
+        let json = shoal_api::base64::decode_any(&h).unwrap();
         let json = Json::parse(std::str::from_utf8(&json).unwrap()).unwrap();
         assert_eq!(json.get("username").str(), "user");
         assert_eq!(json.get("password").str(), "pass");
