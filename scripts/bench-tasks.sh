@@ -2,15 +2,8 @@
 # Task start figures in a 4-node lab (release build). Run from the repo root as root.
 set -e
 S=./target/release/shoal
-# The test image: busybox-static in one layer, as a docker-save archive.
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-( cd "$W" && mkdir -p rootfs/bin rootfs/etc rootfs/tmp img/layer1 && cp /bin/busybox rootfs/bin/ \
-  && for l in sh sleep; do ln -sf busybox rootfs/bin/$l; done && tar -C rootfs -cf img/layer1/layer.tar . \
-  && d=$(sha256sum img/layer1/layer.tar | cut -d' ' -f1) \
-  && printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$d" > img/c.json \
-  && c=$(sha256sum img/c.json | cut -d' ' -f1) && mv img/c.json img/$c.json \
-  && printf '[{"Config":"%s.json","RepoTags":["shoal-test/busy:1"],"Layers":["layer1/layer.tar"]}]' "$c" > img/manifest.json \
-  && tar -C img -cf busy.tar . )
+scripts/busybox-image.sh "$W/busy.tar" shoal-test/busy:1
 $S lab down --name bench >/dev/null 2>&1 || true
 $S lab up --name bench --managers 1 --workers 3 >/dev/null
 H="-H unix:///run/shoal/lab/bench/node-1/shoald.sock"
