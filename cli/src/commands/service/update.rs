@@ -93,6 +93,42 @@ pub struct UpdateArgs {
     /// Remove a network
     #[arg(long = "network-rm", value_name = "list")]
     pub network_rm: Vec<String>,
+    /// Add a custom host-to-IP mapping ("host:ip")
+    #[arg(long = "host-add", value_name = "list", value_parser = opts::extra_host)]
+    pub host_add: Vec<String>,
+    /// Remove a custom host-to-IP mapping ("host:ip")
+    #[arg(long = "host-rm", value_name = "list")]
+    pub host_rm: Vec<String>,
+    /// Add or update a custom DNS server
+    #[arg(long = "dns-add", value_name = "list", value_parser = opts::ip_address)]
+    pub dns_add: Vec<String>,
+    /// Remove a custom DNS server
+    #[arg(long = "dns-rm", value_name = "list", value_parser = opts::ip_address)]
+    pub dns_rm: Vec<String>,
+    /// Add or update a DNS option
+    #[arg(long = "dns-option-add", value_name = "list")]
+    pub dns_option_add: Vec<String>,
+    /// Remove a DNS option
+    #[arg(long = "dns-option-rm", value_name = "list")]
+    pub dns_option_rm: Vec<String>,
+    /// Add or update a custom DNS search domain
+    #[arg(long = "dns-search-add", value_name = "list", value_parser = opts::dns_search)]
+    pub dns_search_add: Vec<String>,
+    /// Remove a DNS search domain
+    #[arg(long = "dns-search-rm", value_name = "list")]
+    pub dns_search_rm: Vec<String>,
+    /// Add or update a Sysctl option
+    #[arg(long = "sysctl-add", value_name = "list")]
+    pub sysctl_add: Vec<String>,
+    /// Remove a Sysctl option
+    #[arg(long = "sysctl-rm", value_name = "list")]
+    pub sysctl_rm: Vec<String>,
+    /// Add or update a ulimit option
+    #[arg(long = "ulimit-add", value_name = "ulimit", value_parser = opts::ulimit)]
+    pub ulimit_add: Vec<Json>,
+    /// Remove a ulimit option
+    #[arg(long = "ulimit-rm", value_name = "list")]
+    pub ulimit_rm: Vec<String>,
     #[arg(value_name = "SERVICE")]
     pub service: String,
 }
@@ -320,6 +356,40 @@ impl UpdateArgs {
     }
 }
 
+/// docker's `updateHosts`: `--host-rm` takes "host" (every entry naming
+/// it) or "host:ip" (that mapping only); then the additions, deduplicated.
+/// Entries are SwarmKit's "IP host" form.
+pub fn update_hosts(cur: &[String], add: &[String], rm: &[String]) -> Vec<String> {
+    let removed = |entry: &str| {
+        let mut f = entry.split_whitespace();
+        let ip = f.next().unwrap_or("");
+        let names: Vec<&str> = f.collect();
+        rm.iter().any(|r| match r.split_once(':').or_else(|| r.split_once('=')) {
+            Some((host, rip)) => names.contains(&host) && rip.trim_matches(|c| c == '[' || c == ']') == ip,
+            None => names.contains(&r.as_str()),
+        })
+    };
+    let mut out: Vec<String> = cur.iter().filter(|e| !removed(e)).cloned().collect();
+    for a in add {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// Removals, then additions not already there (DNS servers, options,
+/// search domains).
+fn update_list(cur: &[String], add: &[String], rm: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = cur.iter().filter(|v| !rm.contains(v)).cloned().collect();
+    for a in add {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// Applies the flags to a service spec (docker's `updateService` plus the
 /// secrets and configs of `runUpdate`).
 pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
@@ -433,6 +503,30 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         }
         update_references(cs, "Secrets", "SecretName", &a.secret_add, &a.secret_rm);
         update_references(cs, "Configs", "ConfigName", &a.config_add, &a.config_rm);
+        if !a.host_add.is_empty() || !a.host_rm.is_empty() {
+            let hosts = update_hosts(&strings(cs.get("Hosts")), &a.host_add, &a.host_rm);
+            set_list(cs, "Hosts", hosts.into_iter().map(Json::Str).collect());
+        }
+        for (key, add, rm) in [
+            ("Nameservers", &a.dns_add, &a.dns_rm),
+            ("Options", &a.dns_option_add, &a.dns_option_rm),
+            ("Search", &a.dns_search_add, &a.dns_search_rm),
+        ] {
+            if !add.is_empty() || !rm.is_empty() {
+                let dns = cs.entry(&["DNSConfig"]);
+                let list = update_list(&strings(dns.get(key)), add, rm);
+                set_list(dns, key, list.into_iter().map(Json::Str).collect());
+            }
+        }
+        if !a.sysctl_add.is_empty() || !a.sysctl_rm.is_empty() {
+            update_map(cs, "Sysctls", &a.sysctl_rm, &a.sysctl_add);
+        }
+        if !a.ulimit_add.is_empty() || !a.ulimit_rm.is_empty() {
+            let mut list: Vec<Json> =
+                cs.get("Ulimits").as_array().iter().filter(|u| !a.ulimit_rm.iter().any(|r| r == u.get("Name").str())).cloned().collect();
+            list.extend(a.ulimit_add.iter().cloned());
+            set_list(cs, "Ulimits", opts::sorted_ulimits(&list));
+        }
     }
 
     if let Some(n) = f.replicas {
@@ -641,5 +735,28 @@ mod tests {
         assert_eq!(body.at(&["TaskTemplate", "ContainerSpec", "Image"]).str(), "busybox:1.36");
         assert_eq!(body.get("Name").str(), "web");
         assert_eq!(body.at(&["Mode", "Replicated", "Replicas"]).as_u64(), Some(3));
+    }
+
+    #[test]
+    fn hosts_dns_sysctls_and_ulimits_are_added_and_removed() {
+        let mut spec = Json::parse(
+            r#"{"TaskTemplate":{"ContainerSpec":{"Hosts":["10.0.0.5 db","10.0.0.6 cache"],"DNSConfig":{"Nameservers":["10.1.1.1"]},"Sysctls":{"a":"1"},"Ulimits":[{"Name":"nproc","Hard":64,"Soft":64}]}}}"#,
+        )
+        .unwrap();
+        let a = parse(&[
+            "--host-rm", "db", "--host-add", "web:10.0.0.7", "--dns-add", "10.2.2.2", "--dns-rm", "10.1.1.1",
+            "--sysctl-add", "b=2", "--sysctl-rm", "a", "--ulimit-add", "nofile=10:20", "--ulimit-rm", "nproc", "web",
+        ]);
+        merge(&a, &mut spec).unwrap();
+        let cs = spec.at(&["TaskTemplate", "ContainerSpec"]);
+        assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.6 cache","10.0.0.7 web"]"#);
+        assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.2.2.2"]}"#);
+        assert_eq!(cs.get("Sysctls").to_compact(), r#"{"b":"2"}"#);
+        assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":20,"Soft":10}]"#);
+        assert_eq!(update_hosts(&["10.0.0.5 db".into(), "10.0.0.9 db".into()], &[], &["db:10.0.0.9".into()]), vec!["10.0.0.5 db"]);
+        // Without these flags the spec is left alone (no empty DNSConfig).
+        let mut bare = Json::parse(r#"{"TaskTemplate":{"ContainerSpec":{"Image":"x"}}}"#).unwrap();
+        merge(&parse(&["--replicas", "2", "web"]), &mut bare).ok();
+        assert!(bare.at(&["TaskTemplate", "ContainerSpec"]).get("DNSConfig").is_null());
     }
 }
