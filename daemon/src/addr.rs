@@ -58,12 +58,15 @@ pub fn resolve(spec: &str, default_port: u16, flag: &str) -> Result<(IpAddr, u16
 }
 
 /// The address to advertise when none was given: the listen address if it
-/// is specific, else the system's only address.
+/// is specific, else the system's only address (the node's own gateway
+/// bridge for task networking does not count: it is node-local).
 pub fn choose_advertise(listen_ip: IpAddr) -> Result<IpAddr, ApiError> {
     if !listen_ip.is_unspecified() {
         return Ok(listen_ip);
     }
-    pick_single(&interface_addrs())
+    let addrs: Vec<(String, Ipv4Addr)> =
+        interface_addrs().into_iter().filter(|(name, _)| !shoal_worker::network::is_gateway_bridge(name)).collect();
+    pick_single(&addrs)
 }
 
 fn pick_single(addrs: &[(String, Ipv4Addr)]) -> Result<IpAddr, ApiError> {

@@ -39,6 +39,10 @@ pub struct Flags {
     /// Engine labels (key=value), also settable as "labels" in the config file
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// A registry reached over plain HTTP, as dockerd's flag (repeatable;
+    /// added to daemon.json's "insecure-registries")
+    #[arg(long = "insecure-registry", value_name = "registry")]
+    pub insecure_registries: Vec<String>,
     /// Log level: error, warn, info, debug
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -109,7 +113,8 @@ impl Config {
             engine_labels.insert(k.to_string(), v.to_string());
         }
         let hostname = flags.hostname.clone().or(file.hostname).unwrap_or_else(system_hostname);
-        let insecure_registries = file.insecure_registries.clone();
+        let mut insecure_registries = file.insecure_registries.clone();
+        insecure_registries.extend(flags.insecure_registries.iter().cloned());
         let mut default_address_pools = Vec::new();
         for p in &file.default_address_pools {
             let base: shoal_worker::network::subnet::Subnet =

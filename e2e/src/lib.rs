@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod registry;
+
 /// Where cargo put the workspace binaries.
 pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -42,12 +44,20 @@ impl Lab {
     }
 
     pub fn up_with_env(name: &str, managers: usize, workers: usize, env: &[(&str, &str)]) -> Lab {
+        Self::up_with(name, managers, workers, env, &[])
+    }
+
+    /// `shoal lab up` with extra flags (e.g. `--insecure-registry`).
+    pub fn up_with(name: &str, managers: usize, workers: usize, env: &[(&str, &str)], flags: &[&str]) -> Lab {
         require_root();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let lab = Lab { name: name.to_string(), env };
         // A leftover from an earlier crashed run must not fail this one.
         let _ = lab.lab(&["down"]);
-        let out = lab.lab(&["up", "--managers", &managers.to_string(), "--workers", &workers.to_string()]);
+        let (m, w) = (managers.to_string(), workers.to_string());
+        let mut args = vec!["up", "--managers", &m, "--workers", &w];
+        args.extend_from_slice(flags);
+        let out = lab.lab(&args);
         assert!(out.status.success(), "lab up failed:\n{}{}", text(&out.stdout), text(&out.stderr));
         lab
     }
@@ -199,30 +209,29 @@ pub fn leader_host(nodes: &[Value]) -> Option<String> {
         .map(|n| n["Description"]["Hostname"].as_str().unwrap_or("").to_string())
 }
 
-fn sh(dir: &std::path::Path, script: &str) -> String {
+pub fn sh(dir: &std::path::Path, script: &str) -> String {
     let out = Command::new("sh").arg("-ec").arg(script).current_dir(dir).output().expect("run sh");
     assert!(out.status.success(), "{script}: {}", text(&out.stderr));
     text(&out.stdout)
 }
 
 /// Builds, in `dir`, a `docker save` archive of `shoal-test/busy:1`: one
-/// layer holding busybox-static with a few applet links, `Cmd ["sh"]`.
+/// layer holding busybox-static with the usual applet links, `Cmd ["sh"]`
+/// (`scripts/busybox-image.sh`, also used by the demo and the benchmarks).
 pub fn build_busybox_image(dir: &std::path::Path) -> PathBuf {
-    assert!(
-        std::path::Path::new("/bin/busybox").exists(),
-        "install busybox-static: the test image is built from /bin/busybox"
-    );
-    sh(dir, "rm -rf rootfs img && mkdir -p rootfs/bin rootfs/etc rootfs/tmp && cp /bin/busybox rootfs/bin/ && for l in sh echo sleep cat ip ping; do ln -sf busybox rootfs/bin/$l; done");
-    sh(dir, "mkdir -p img/layer1 && tar -C rootfs -cf img/layer1/layer.tar .");
-    let diff = sh(dir, "sha256sum img/layer1/layer.tar | cut -d' ' -f1").trim().to_string();
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"],"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
-    );
-    std::fs::write(dir.join("img/config.json"), &config).expect("write config");
-    let cid = sh(dir, "sha256sum img/config.json | cut -d' ' -f1").trim().to_string();
-    std::fs::rename(dir.join("img/config.json"), dir.join(format!("img/{cid}.json"))).expect("rename config");
-    let manifest = format!(r#"[{{"Config":"{cid}.json","RepoTags":["shoal-test/busy:1"],"Layers":["layer1/layer.tar"]}}]"#);
-    std::fs::write(dir.join("img/manifest.json"), manifest).expect("write manifest");
-    sh(dir, "tar -C img -cf busy.tar .");
-    dir.join("busy.tar")
+    build_image(dir, "shoal-test/busy:1", "busy.tar")
+}
+
+/// [`build_busybox_image`] under another name, as `dir/<file>`, optionally
+/// with another `Cmd` (JSON, e.g. `["sh","-c","exit 1"]`).
+pub fn build_image(dir: &std::path::Path, tag: &str, file: &str) -> PathBuf {
+    build_image_with_cmd(dir, tag, file, r#"["sh"]"#)
+}
+
+pub fn build_image_with_cmd(dir: &std::path::Path, tag: &str, file: &str, cmd: &str) -> PathBuf {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/busybox-image.sh");
+    let out = dir.join(file);
+    let run = Command::new(&script).arg(&out).arg(tag).arg(cmd).output().expect("run scripts/busybox-image.sh");
+    assert!(run.status.success(), "busybox-image.sh: {}", text(&run.stderr));
+    out
 }

@@ -27,6 +27,11 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Entry {
     container: Option<Container>,
+    /// The task's stop signal and grace period (for a stop after the task
+    /// left the assignments).
+    stop: (String, Duration),
+    /// The leader's applied index in the answer that first listed it.
+    listed_at: u64,
     stop_requested: bool,
     /// RUNNING has been reported (at start, or at the first healthy probe).
     reported_running: bool,
@@ -97,7 +102,7 @@ impl TaskManager {
     pub fn assign(self: &Arc<Self>, a: shoal_rpc::Assignments) {
         self.files.update(a.secrets, a.configs);
         *self.registry_auth.lock().unwrap() = a.registry_auth;
-        self.sync(a.tasks);
+        self.sync(a.tasks, a.applied);
     }
 
     /// The executor (log files live under its state dir).
@@ -106,7 +111,21 @@ impl TaskManager {
     }
 
     /// Takes the complete set of tasks assigned to this node.
-    pub fn sync(self: &Arc<Self>, assigned: Vec<Task>) {
+    /// `applied`: the leader's applied index when it read the set.
+    pub fn sync(self: &Arc<Self>, assigned: Vec<Task>, applied: u64) {
+        // A task running here that the managers no longer list (deleted with
+        // its service before its state reached them, or while this node was
+        // cut off) has nobody to want it: stop it. Only a set read at or
+        // after the index that first listed the task can say so (a new
+        // leader may answer before it applied everything).
+        let orphans: Vec<String> = {
+            let listed: HashSet<&str> = assigned.iter().map(|t| t.id.as_str()).collect();
+            let entries = self.entries.lock().unwrap();
+            entries.iter().filter(|(id, e)| !listed.contains(id.as_str()) && applied >= e.listed_at).map(|(id, _)| id.clone()).collect()
+        };
+        for id in orphans {
+            self.stop_by_id(&id);
+        }
         {
             let listed: HashSet<&str> = assigned.iter().map(|t| t.id.as_str()).collect();
             let mut ended = self.ended.lock().unwrap();
@@ -125,7 +144,8 @@ impl TaskManager {
             // Job tasks want COMPLETE; both mean run it.
             let wanted = t.desired_state <= TaskState::Complete;
             if wanted && !known && t.status.state <= TaskState::Assigned {
-                self.entries.lock().unwrap().insert(t.id.clone(), Entry::default());
+                let entry = Entry { stop: stop_params(&t), listed_at: applied, ..Entry::default() };
+                self.entries.lock().unwrap().insert(t.id.clone(), entry);
                 let me = self.clone();
                 std::thread::Builder::new()
                     .name(format!("task-{}", &t.id[..t.id.len().min(12)]))
@@ -242,19 +262,23 @@ impl TaskManager {
     }
 
     fn request_stop(self: &Arc<Self>, t: &Task) {
-        let container = {
+        self.stop_by_id(&t.id);
+    }
+
+    /// Stops a task with the stop signal and grace period it started with.
+    fn stop_by_id(self: &Arc<Self>, id: &str) {
+        let (container, (signal, grace)) = {
             let mut entries = self.entries.lock().unwrap();
-            let Some(e) = entries.get_mut(&t.id) else { return };
+            let Some(e) = entries.get_mut(id) else { return };
             if e.stop_requested {
                 return;
             }
             e.stop_requested = true;
-            e.container.clone()
+            (e.container.clone(), e.stop.clone())
         };
         // Not started yet: the task thread sees the flag and stops itself.
         if let Some(c) = container {
             let me = self.clone();
-            let (signal, grace) = stop_params(t);
             std::thread::spawn(move || {
                 if let Err(e) = me.exec.stop(&c, &signal, grace) {
                     tracing::warn!("stopping container {}: {e}", c.id);

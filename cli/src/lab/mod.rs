@@ -39,6 +39,10 @@ pub enum LabCommand {
         /// Name of the lab
         #[arg(long, default_value = "lab")]
         name: String,
+        /// A registry every node reaches over plain HTTP (repeatable), e.g. a
+        /// test registry inside the lab at 192.168.77.11:5000
+        #[arg(long = "insecure-registry", value_name = "registry")]
+        insecure_registries: Vec<String>,
     },
     /// List the nodes of a lab and the state of their daemons
     Ls {
@@ -135,7 +139,8 @@ pub fn run(cmd: LabCommand) -> Result<(), String> {
             managers,
             workers,
             name,
-        } => up::up(&name, managers, workers),
+            insecure_registries,
+        } => up::up(&name, managers, workers, &insecure_registries),
         LabCommand::Ls { name } => ops::ls(&name),
         LabCommand::Exec { name, node, cmd } => ops::exec(&name, &node, &cmd),
         LabCommand::Kill { name, nodes } => ops::each_node(&name, &nodes, ops::kill_node),
@@ -193,15 +198,20 @@ mod tests {
                 managers,
                 workers,
                 name,
+                ..
             } => assert_eq!((managers, workers, name.as_str()), (1, 0, "lab")),
             c => panic!("{c:?}"),
         }
-        match parse(&["up", "--managers", "3", "--workers", "2", "--name", "t"]) {
+        match parse(&["up", "--managers", "3", "--workers", "2", "--name", "t", "--insecure-registry", "192.168.77.11:5000"]) {
             LabCommand::Up {
                 managers,
                 workers,
                 name,
-            } => assert_eq!((managers, workers, name.as_str()), (3, 2, "t")),
+                insecure_registries,
+            } => {
+                assert_eq!((managers, workers, name.as_str()), (3, 2, "t"));
+                assert_eq!(insecure_registries, ["192.168.77.11:5000"]);
+            }
             c => panic!("{c:?}"),
         }
     }

@@ -52,7 +52,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// The arguments `shoald` gets for `node`.
 pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
-    vec![
+    let mut args: Vec<OsString> = vec![
         "--data-root".into(),
         (&node.data_dir).into(),
         "--host".into(),
@@ -63,7 +63,12 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
         // tasks' secrets go there, and `lab down` unmounts what is left.
         "--exec-root".into(),
         node.socket.parent().expect("socket path has a parent").into(),
-    ]
+    ];
+    for r in &node.insecure_registries {
+        args.push("--insecure-registry".into());
+        args.push(r.into());
+    }
+    args
 }
 
 /// Open a named network namespace (`/run/netns/<name>`), to enter it with setns.

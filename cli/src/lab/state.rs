@@ -63,6 +63,9 @@ pub struct NodeState {
     /// The switch-side veth is down.
     #[serde(default)]
     pub partitioned: bool,
+    /// Registries the daemon reaches over plain HTTP (`lab up --insecure-registry`).
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
 }
 
 impl NodeState {
@@ -180,6 +183,7 @@ pub fn plan(lab: &str, managers: usize, workers: usize) -> Result<LabState, Stri
                 data_dir: node_data,
                 pid: None,
                 partitioned: false,
+                insecure_registries: Vec::new(),
                 name,
             }
         })

@@ -71,10 +71,13 @@ pub fn reconcile(st: &Store, now: &str) -> Changes {
 fn reap_history(st: &Store, changes: &mut Changes) {
     let limit = st.cluster.as_ref().map(|c| c.swarm.spec.orchestration.task_history_retention_limit).unwrap_or(5).max(0) as usize;
     let mut retired: std::collections::BTreeMap<(&str, u64, &str), Vec<&Task>> = Default::default();
+    // A node that is gone, or down, will not report its tasks stopped.
+    let unreachable = |t: &Task| st.nodes.get(&t.node_id).map(|n| n.status.state == shoal_api::NodeState::Down).unwrap_or(true);
     for t in st.tasks.values().filter(|t| t.desired_state > TaskState::Running) {
-        // Tasks of removed services go once their node reports them ended.
+        // Tasks of removed services go once their node reports them ended
+        // (or cannot: a node that comes back stops what it no longer has).
         if !st.services.contains_key(&t.service_id) {
-            if t.status.state.is_terminal() || t.status.state <= TaskState::Assigned {
+            if t.status.state.is_terminal() || t.status.state <= TaskState::Assigned || unreachable(t) {
                 changes.delete.push(t.id.clone());
             }
             continue;
@@ -92,7 +95,8 @@ fn reap_history(st: &Store, changes: &mut Changes) {
         }
         tasks.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         let excess = tasks.len() - limit;
-        for t in tasks.into_iter().filter(|t| t.status.state <= TaskState::Assigned || t.status.state.is_terminal()).take(excess) {
+        let reapable = |t: &&Task| t.status.state <= TaskState::Assigned || t.status.state.is_terminal() || !st.nodes.contains_key(&t.node_id);
+        for t in tasks.into_iter().filter(reapable).take(excess) {
             changes.delete.push(t.id.clone());
         }
     }

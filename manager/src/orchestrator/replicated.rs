@@ -289,4 +289,25 @@ mod tests {
         assert!(c.put.iter().any(|t| t.desired_state == TaskState::Shutdown && t.node_id == "n1"));
         assert!(c.put.iter().any(|t| t.status.state == TaskState::Pending && t.slot == 1 && t.node_id.is_empty()));
     }
+
+    #[test]
+    fn tasks_of_a_removed_service_on_an_unreachable_node_are_reaped() {
+        let mut st = store(2);
+        let c = reconcile_all(&st, "now");
+        apply(&mut st, c);
+        let mut node = Node { id: "n1".into(), ..Default::default() };
+        node.status.state = NodeState::Ready;
+        st.nodes.insert("n1".into(), node);
+        for t in st.tasks.values_mut() {
+            t.node_id = "n1".into();
+            t.status.state = TaskState::Running;
+            t.desired_state = TaskState::Remove;
+        }
+        st.services.clear();
+        assert!(reconcile_all(&st, "now").delete.is_empty(), "a live node reports its tasks stopped first");
+        st.nodes.get_mut("n1").unwrap().status.state = NodeState::Down;
+        assert_eq!(reconcile_all(&st, "now").delete.len(), 2, "a down node cannot");
+        st.nodes.clear();
+        assert_eq!(reconcile_all(&st, "now").delete.len(), 2, "nor can a removed one");
+    }
 }

@@ -35,6 +35,16 @@ use ipam::{AddressPool, Ipam};
 use netlink::Netlink;
 use subnet::Subnet;
 
+/// Gateway bridges are named `sgw-<key>`.
+const BRIDGE_PREFIX: &str = "sgw-";
+
+/// Whether an interface is a node's gateway bridge: its addresses are
+/// node-local (never reachable from other nodes), so they are no candidate
+/// for the address a node advertises to the swarm.
+pub fn is_gateway_bridge(ifname: &str) -> bool {
+    ifname.starts_with(BRIDGE_PREFIX)
+}
+
 /// Where and how a node builds its networking.
 #[derive(Clone, Debug)]
 pub struct NetworkConfig {
@@ -59,7 +69,7 @@ impl NetworkConfig {
     }
 
     pub fn bridge(&self) -> String {
-        format!("sgw-{}", self.key)
+        format!("{BRIDGE_PREFIX}{}", self.key)
     }
 
     pub fn nft_table(&self) -> String {
