@@ -190,7 +190,7 @@ fn issue_3_acceptance() {
     });
 
     // A rolling update two at a time with a delay, then `service rollback`.
-    lab.shoal_ok("node-1", &["service", "update", "-d", "--image", &web2, "--update-parallelism", "2", "--update-delay", "1s", "web"]);
+    lab.shoal_ok("node-1", &["service", "update", "-d", "--image", &web2, "--update-parallelism", "2", "--update-delay", "1s", "--update-monitor", "1s", "--rollback-parallelism", "0", "--rollback-monitor", "1s", "web"]);
     wait_for(LONG, "the update to complete", || (update_state(&lab, "web") == "completed").then_some(()));
     let new = tasks(&lab, "web").into_iter().filter(|t| t["DesiredState"] == "running" && t["Spec"]["ContainerSpec"]["Image"] == web2.as_str()).count();
     assert_eq!(new, 10);
@@ -264,7 +264,7 @@ fn issue_3_acceptance() {
     assert_eq!(lab.shoal_ok("node-1", &["service", "ls", "-q"]), before, "nothing changed");
 
     // The same core flow through the stock docker CLI.
-    docker(&lab, &["service", "create", "-d", "--name", "dk", "--replicas", "2", "--constraint", "node.role==worker", &web1, "sh", "-c", "echo hello from docker; exec sleep 100000"]);
+    docker(&lab, &["service", "create", "-d", "--name", "dk", "--replicas", "2", "--constraint", "node.role==worker", "--stop-grace-period", "1s", "--update-parallelism", "0", "--rollback-parallelism", "0", &web1, "sh", "-c", "echo hello from docker; exec sleep 100000"]);
     wait_running(&lab, "dk", 2);
     assert_eq!(docker(&lab, &["service", "ps", "-q", "-f", "desired-state=running", "dk"]).lines().count(), 2);
     docker(&lab, &["service", "scale", "-d", "dk=3"]);
