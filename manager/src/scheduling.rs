@@ -49,6 +49,21 @@ pub fn schedule(st: &Store, now: &str) -> Changes {
         }
     }
     for (service_id, tasks) in batches {
+        if service_id.is_empty() {
+            // Tasks of no service share no spec version: each is placed on
+            // its own (as SwarmKit does for them). A run of equal specs
+            // shares the parsed group (constraints, preferences).
+            let mut last: Option<(&shoal_api::task::TaskSpec, TaskGroup)> = None;
+            for t in tasks {
+                if last.as_ref().map(|(spec, _)| *spec != &t.spec).unwrap_or(true) {
+                    last = Some((&t.spec, TaskGroup::new("", &t.spec)));
+                }
+                let group = &last.as_ref().expect("set above").1;
+                let r = sched.schedule_batch(group, 1).pop().expect("one result per task");
+                record(&mut changes, t, r.map(|a| (a.node_id, a.generic_resources)), now);
+            }
+            continue;
+        }
         let group = TaskGroup::new(service_id, &tasks[0].spec).with_ports(ports(st, service_id));
         let results = sched.schedule_batch(&group, tasks.len());
         for (t, r) in tasks.into_iter().zip(results) {

@@ -124,6 +124,7 @@ impl RaftHandle {
             store: store.clone(),
             transport: transport.clone(),
             pending: HashMap::new(),
+            proposed: HashMap::new(),
             status_tx,
             snapshot_interval: opts.snapshot_interval.max(1),
             keep_entries: opts.keep_entries,
@@ -293,6 +294,10 @@ struct Loop {
     store: Arc<RwLock<Store>>,
     transport: Arc<Transport>,
     pending: HashMap<u64, Reply>,
+    /// This leader's own proposals by ID (also in the entry's context): at
+    /// apply time the leader takes the command from here instead of
+    /// decoding the bytes it encoded itself (JSON round-trips exactly).
+    proposed: HashMap<u64, Envelope>,
     status_tx: watch::Sender<Status>,
     snapshot_interval: u64,
     keep_entries: u64,
@@ -341,9 +346,10 @@ impl Loop {
                     let _ = reply.send(Err(ApiError::no_leader()));
                     return;
                 }
-                match self.raw.propose(vec![], data) {
+                match self.raw.propose(id.to_le_bytes().to_vec(), data) {
                     Ok(()) => {
                         self.pending.insert(id, reply);
+                        self.proposed.insert(id, envelope);
                     }
                     Err(_) => {
                         let _ = reply.send(Err(ApiError::no_leader()));
@@ -427,7 +433,12 @@ impl Loop {
                         self.store.write().unwrap().applied = e.index;
                         continue;
                     }
-                    let env: Envelope = match serde_json::from_slice(&e.data) {
+                    let own = <[u8; 8]>::try_from(e.context.as_ref()).ok().and_then(|id| self.proposed.remove(&u64::from_le_bytes(id)));
+                    let decoded = match own {
+                        Some(env) => Ok(env),
+                        None => serde_json::from_slice::<Envelope>(&e.data),
+                    };
+                    let env: Envelope = match decoded {
                         Ok(env) => env,
                         Err(err) => {
                             tracing::error!("skipping undecodable entry {}: {err}", e.index);
@@ -489,6 +500,7 @@ impl Loop {
     }
 
     fn fail_pending(&mut self) {
+        self.proposed.clear();
         for (_, r) in self.pending.drain() {
             let _ = r.send(Err(ApiError::no_leader()));
         }

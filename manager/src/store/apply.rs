@@ -181,8 +181,10 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
         }
         Command::PutTasks { tasks } => {
             // A task written for a service removed meanwhile is dropped, so
-            // a controller acting on an older view cannot revive it.
-            for mut t in tasks.into_iter().filter(|t| store.services.contains_key(&t.service_id)) {
+            // a controller acting on an older view cannot revive it. (Tasks
+            // of no service at all are SwarmKit's benchmark shape; only the
+            // scheduler benchmark writes them.)
+            for mut t in tasks.into_iter().filter(|t| t.service_id.is_empty() || store.services.contains_key(&t.service_id)) {
                 t.version = version;
                 if t.created_at.is_empty() {
                     t.created_at = at.clone();
