@@ -80,6 +80,16 @@ impl Lab {
         text(&out.stdout)
     }
 
+    /// Every task of `service` (history included), as node-1's API lists
+    /// them; empty while the API cannot answer.
+    pub fn tasks(&self, service: &str) -> Vec<Value> {
+        let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
+        match self.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
+            (200, Value::Array(v)) => v,
+            _ => Vec::new(),
+        }
+    }
+
     pub fn socket(&self, node: &str) -> String {
         format!("/run/shoal/lab/{}/{node}/shoald.sock", self.name)
     }

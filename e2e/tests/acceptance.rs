@@ -15,14 +15,6 @@ use shoal_e2e::{build_image, build_image_with_cmd, text, wait_for, Lab};
 const LONG: Duration = Duration::from_secs(90);
 const REG_IP: &str = "192.168.77.11";
 
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
-    match lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
-        (200, Value::Array(v)) => v,
-        _ => Vec::new(),
-    }
-}
-
 fn hostnames(lab: &Lab) -> BTreeMap<String, String> {
     lab.nodes("node-1")
         .iter()
@@ -34,7 +26,7 @@ fn hostnames(lab: &Lab) -> BTreeMap<String, String> {
 fn running_per_node(lab: &Lab, service: &str) -> BTreeMap<String, usize> {
     let hosts = hostnames(lab);
     let mut per = BTreeMap::new();
-    for t in tasks(lab, service) {
+    for t in lab.tasks(service) {
         if t["DesiredState"] == "running" && t["Status"]["State"] == "running" {
             let host = hosts.get(t["NodeID"].as_str().unwrap_or("")).cloned().unwrap_or_default();
             *per.entry(host).or_insert(0) += 1;
@@ -50,7 +42,7 @@ fn running(lab: &Lab, service: &str) -> usize {
 fn wait_running(lab: &Lab, service: &str, n: usize) -> BTreeMap<String, usize> {
     wait_for(LONG, &format!("{n} running tasks of {service}"), || {
         let per = running_per_node(lab, service);
-        let live = tasks(lab, service).iter().filter(|t| t["DesiredState"] == "running").count();
+        let live = lab.tasks(service).iter().filter(|t| t["DesiredState"] == "running").count();
         (per.values().sum::<usize>() == n && live == n).then_some(per)
     })
 }
@@ -129,7 +121,7 @@ fn issue_3_acceptance() {
     assert_eq!(wait_running(&lab, "pinned", 3).keys().collect::<Vec<_>>(), ["node-2"]);
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==mars", &web1]);
     wait_for(LONG, "the unplaceable task's reason", || {
-        tasks(&lab, "nowhere")
+        lab.tasks("nowhere")
             .iter()
             .any(|t| t["Status"]["State"] == "pending" && t["Status"]["Err"] == "no suitable node (scheduling constraints not satisfied on 4 nodes)")
             .then_some(())
@@ -192,7 +184,7 @@ fn issue_3_acceptance() {
     // A rolling update two at a time with a delay, then `service rollback`.
     lab.shoal_ok("node-1", &["service", "update", "-d", "--image", &web2, "--update-parallelism", "2", "--update-delay", "1s", "--update-monitor", "1s", "--rollback-parallelism", "0", "--rollback-monitor", "1s", "web"]);
     wait_for(LONG, "the update to complete", || (update_state(&lab, "web") == "completed").then_some(()));
-    let new = tasks(&lab, "web").into_iter().filter(|t| t["DesiredState"] == "running" && t["Spec"]["ContainerSpec"]["Image"] == web2.as_str()).count();
+    let new = lab.tasks("web").into_iter().filter(|t| t["DesiredState"] == "running" && t["Spec"]["ContainerSpec"]["Image"] == web2.as_str()).count();
     assert_eq!(new, 10);
     lab.shoal_ok("node-1", &["service", "rollback", "-d", "web"]);
     wait_for(LONG, "the rollback to complete", || (update_state(&lab, "web") == "rollback_completed").then_some(()));
@@ -208,7 +200,7 @@ fn issue_3_acceptance() {
         "node-1",
         &["service", "create", "-d", "--name", "flaky", "--restart-condition", "on-failure", "--restart-max-attempts", "2", "--restart-delay", "0s", &fail1],
     );
-    wait_for(LONG, "three failed runs", || (tasks(&lab, "flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(()));
+    wait_for(LONG, "three failed runs", || (lab.tasks("flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(()));
     lab.shoal_ok(
         "node-1",
         &[
@@ -217,12 +209,12 @@ fn issue_3_acceptance() {
         ],
     );
     let sick = wait_for(LONG, "an unhealthy task failed and replaced", || {
-        let ts = tasks(&lab, "sick");
+        let ts = lab.tasks("sick");
         let failed = ts.iter().find(|t| t["Status"]["State"] == "failed")?.clone();
         (ts.len() >= 2).then_some(failed)
     });
     assert_eq!(sick["Status"]["Err"], "task: non-zero exit (137): dockerexec: unhealthy container", "{sick}");
-    assert_eq!(tasks(&lab, "flaky").len(), 3, "no fourth run of the flaky service");
+    assert_eq!(lab.tasks("flaky").len(), 3, "no fourth run of the flaky service");
 
     // A secret, readable in the container at /run/secrets/<name>.
     let mut child = Command::new(shoal_e2e::bin("shoal"))
@@ -243,13 +235,13 @@ fn issue_3_acceptance() {
         "node-1",
         &["service", "create", "-d", "--name", "oom", "--limit-memory", "32M", "--restart-condition", "none", &web1, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
     );
-    let oom = wait_for(LONG, "the OOM-killed task", || tasks(&lab, "oom").into_iter().find(|t| t["Status"]["State"] == "failed"));
+    let oom = wait_for(LONG, "the OOM-killed task", || lab.tasks("oom").into_iter().find(|t| t["Status"]["State"] == "failed"));
     assert_eq!(oom["Status"]["ContainerStatus"]["ExitCode"], 137, "{oom}");
     assert_eq!(oom["Status"]["Err"], "task: non-zero exit (137)", "{oom}");
 
     // Bad input changes nothing and says why.
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "ghost", "--restart-condition", "none", &format!("{REG_IP}:5000/nope:1")]);
-    let rejected = wait_for(LONG, "the unknown image's task rejected", || tasks(&lab, "ghost").into_iter().find(|t| t["Status"]["State"] == "rejected"));
+    let rejected = wait_for(LONG, "the unknown image's task rejected", || lab.tasks("ghost").into_iter().find(|t| t["Status"]["State"] == "rejected"));
     let err = rejected["Status"]["Err"].as_str().unwrap_or("");
     assert!(err.contains("nope") && (err.contains("not found") || err.contains("unknown")), "{err}");
     let before = lab.shoal_ok("node-1", &["service", "ls", "-q"]);

@@ -14,21 +14,13 @@ use shoal_e2e::{build_busybox_image, wait_for, Lab};
 const LONG: Duration = Duration::from_secs(90);
 const IMAGE: &str = "shoal-test/busy:1";
 
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
-    match lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
-        (200, Value::Array(v)) => v,
-        _ => Vec::new(),
-    }
-}
-
 fn state(t: &Value) -> &str {
     t["Status"]["State"].as_str().unwrap_or("")
 }
 
 /// The one task of a one-replica service, once there is exactly one.
 fn only_task(lab: &Lab, service: &str) -> Option<Value> {
-    let ts = tasks(lab, service);
+    let ts = lab.tasks(service);
     (ts.len() == 1).then(|| ts[0].clone())
 }
 
@@ -93,11 +85,11 @@ fn health_checks_and_mounts() {
             "--health-retries", "2", "--stop-grace-period", "1s", "--restart-delay", "1s", IMAGE, "sleep", "100000",
         ],
     );
-    let failed = wait_for(LONG, "the unhealthy task to fail", || tasks(&lab, "sick").into_iter().find(|t| state(t) == "failed"));
+    let failed = wait_for(LONG, "the unhealthy task to fail", || lab.tasks("sick").into_iter().find(|t| state(t) == "failed"));
     assert_eq!(failed["Status"]["Err"], "task: non-zero exit (137): dockerexec: unhealthy container", "{failed}");
     assert_eq!(failed["Status"]["ContainerStatus"]["ExitCode"], 137);
     wait_for(LONG, "a replacement task", || {
-        let ts = tasks(&lab, "sick");
+        let ts = lab.tasks("sick");
         (ts.len() >= 2 && ts.iter().any(|t| t["ID"] != failed["ID"] && t["Slot"] == failed["Slot"])).then_some(())
     });
     let ps = lab.shoal_ok("node-1", &["service", "ps", "--no-trunc", "sick"]);
@@ -117,7 +109,7 @@ fn health_checks_and_mounts() {
             only_task(&lab, "vol").filter(|t| matches!(state(t), "complete" | "failed" | "rejected"))
         });
         lab.shoal_ok("node-1", &["service", "rm", "vol"]);
-        wait_for(LONG, "the volume service's tasks to go", || tasks(&lab, "vol").is_empty().then_some(()));
+        wait_for(LONG, "the volume service's tasks to go", || lab.tasks("vol").is_empty().then_some(()));
         t
     };
     let wrote = run_once("echo hello > /data/f");

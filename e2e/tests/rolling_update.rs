@@ -8,14 +8,6 @@ use shoal_e2e::{build_busybox_image, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
-    match lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
-        (200, Value::Array(v)) => v,
-        _ => Vec::new(),
-    }
-}
-
 fn service(lab: &Lab, name: &str) -> Value {
     lab.api("node-1", "GET", &format!("/v1.44/services/{name}"), None).1
 }
@@ -30,7 +22,7 @@ fn has_env(t: &Value, env: &str) -> bool {
 
 /// Running tasks that do / do not carry `env`.
 fn running_split(lab: &Lab, name: &str, env: &str) -> (usize, usize) {
-    let ts = tasks(lab, name);
+    let ts = lab.tasks(name);
     let running: Vec<&Value> = ts.iter().filter(|t| t["Status"]["State"] == "running" && t["DesiredState"] == "running").collect();
     let with = running.iter().filter(|t| has_env(t, env)).count();
     (with, running.len() - with)
@@ -65,7 +57,7 @@ fn rolling_update_rollback_and_restart_limits() {
     let mut most_in_flight = 0;
     while update_state(&lab, "web") != "completed" {
         assert!(std::time::Instant::now() < deadline, "the update did not complete: {}", service(&lab, "web"));
-        let ts = tasks(&lab, "web");
+        let ts = lab.tasks("web");
         let stopping = ts.iter().filter(|t| !has_env(t, "V=2") && t["DesiredState"] != "running" && t["Status"]["State"] == "running").count();
         let starting = ts.iter().filter(|t| has_env(t, "V=2") && t["DesiredState"] == "running" && t["Status"]["State"] != "running").count();
         let running = ts.iter().filter(|t| t["DesiredState"] == "running" && t["Status"]["State"] == "running").count();
@@ -76,7 +68,7 @@ fn rolling_update_rollback_and_restart_limits() {
     }
     assert_eq!(most_in_flight, 2, "two slots were updated together");
     assert_eq!(running_split(&lab, "web", "V=2"), (4, 0));
-    let mut created: Vec<std::time::SystemTime> = tasks(&lab, "web")
+    let mut created: Vec<std::time::SystemTime> = lab.tasks("web")
         .iter()
         .filter(|t| has_env(t, "V=2"))
         .map(|t| shoal_api::time::parse_rfc3339(t["CreatedAt"].as_str().unwrap()).unwrap())
@@ -108,7 +100,7 @@ fn rolling_update_rollback_and_restart_limits() {
     let msg = svc["UpdateStatus"]["Message"].as_str().unwrap_or("");
     assert_eq!(msg, "rollback completed");
     wait_for(LONG, "4 tasks of the old spec running", || (running_split(&lab, "web", "V=2") == (0, 4)).then_some(()));
-    let failed = tasks(&lab, "web").into_iter().filter(|t| t["Status"]["State"] == "failed").count();
+    let failed = lab.tasks("web").into_iter().filter(|t| t["Status"]["State"] == "failed").count();
     assert!(failed >= 1, "the failed tasks of the bad spec stay in the history");
 
     // --restart-max-attempts 2: the first run and two restarts, then no more.
@@ -119,14 +111,14 @@ fn rolling_update_rollback_and_restart_limits() {
             "--restart-max-attempts", "2", "--restart-delay", "0s", "shoal-test/busy:1", "sh", "-c", "exit 1",
         ],
     );
-    wait_for(LONG, "three failed runs", || (tasks(&lab, "flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(()));
+    wait_for(LONG, "three failed runs", || (lab.tasks("flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(()));
     // Give the orchestrator passes to act (a service created now must run),
     // then the count must still be three.
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "marker", "shoal-test/busy:1", "sleep", "1000"]);
     wait_for(LONG, "the marker service", || (running_split(&lab, "marker", "-") == (0, 1)).then_some(()));
     lab.shoal_ok("node-1", &["service", "update", "-d", "--replicas", "2", "marker"]);
     wait_for(LONG, "the marker service scaled", || (running_split(&lab, "marker", "-") == (0, 2)).then_some(()));
-    assert_eq!(tasks(&lab, "flaky").len(), 3, "no fourth run after two restarts");
+    assert_eq!(lab.tasks("flaky").len(), 3, "no fourth run after two restarts");
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
     assert!(ls.lines().any(|l| l.contains("flaky") && l.contains("0/1")), "{ls}");
 
@@ -136,14 +128,14 @@ fn rolling_update_rollback_and_restart_limits() {
         &["service", "create", "-d", "--name", "batch", "--mode", "replicated-job", "--replicas", "4", "--max-concurrent", "2", "shoal-test/busy:1", "sh", "-c", "exit 0"],
     );
     wait_for(LONG, "4 completed job tasks", || {
-        (tasks(&lab, "batch").iter().filter(|t| t["Status"]["State"] == "complete").count() == 4).then_some(())
+        (lab.tasks("batch").iter().filter(|t| t["Status"]["State"] == "complete").count() == 4).then_some(())
     });
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
     assert!(ls.lines().any(|l| l.contains("batch") && l.contains("replicated job") && l.contains("0/0 (4/4 completed)")), "{ls}");
     // A global job runs once on each of the three nodes.
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "each", "--mode", "global-job", "shoal-test/busy:1", "sh", "-c", "exit 0"]);
     wait_for(LONG, "a completed task per node", || {
-        (tasks(&lab, "each").iter().filter(|t| t["Status"]["State"] == "complete").count() == 3).then_some(())
+        (lab.tasks("each").iter().filter(|t| t["Status"]["State"] == "complete").count() == 3).then_some(())
     });
 
     lab.shoal_ok("node-1", &["service", "rm", "web", "flaky", "marker", "batch", "each"]);

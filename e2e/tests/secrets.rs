@@ -7,19 +7,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use shoal_e2e::{bin, build_busybox_image, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 const LAB: &str = "e2e-secrets";
-
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
-    match lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
-        (200, Value::Array(v)) => v,
-        _ => Vec::new(),
-    }
-}
 
 /// Every regular file below `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
@@ -136,7 +127,7 @@ fn secrets_and_configs_reach_only_their_task_on_tmpfs() {
         ],
     );
     let task = wait_for(LONG, "the reader task to run", || {
-        tasks(&lab, "reader").into_iter().find(|t| t["Status"]["State"] == "running")
+        lab.tasks("reader").into_iter().find(|t| t["Status"]["State"] == "running")
     });
     let task_id = task["ID"].as_str().unwrap().to_string();
     assert_eq!(task["NodeID"], lab.shoal_ok("node-2", &["info", "--format", "{{.Swarm.NodeID}}"]).trim());
@@ -146,7 +137,7 @@ fn secrets_and_configs_reach_only_their_task_on_tmpfs() {
         std::fs::read_to_string(&log).ok().filter(|l| l.contains("contents-ok"))
     });
     let failed = wait_for(LONG, "the wrong-secret task to fail", || {
-        tasks(&lab, "wrong").into_iter().find(|t| t["Status"]["State"] == "failed")
+        lab.tasks("wrong").into_iter().find(|t| t["Status"]["State"] == "failed")
     });
     assert_eq!(failed["Status"]["Err"], "task: non-zero exit (1)");
 
@@ -266,7 +257,7 @@ fn joining_managers_share_the_data_key() {
             "shoal-test/busy:1", "sh", "-c", "test \"$(cat /run/secrets/ha_pw)\" = ha-value && echo ha-ok && sleep 1000",
         ],
     );
-    let task = wait_for(LONG, "the task to run", || tasks(&lab, "ha").into_iter().find(|t| t["Status"]["State"] == "running"));
+    let task = wait_for(LONG, "the task to run", || lab.tasks("ha").into_iter().find(|t| t["Status"]["State"] == "running"));
     let log = format!("/var/lib/shoal/lab/e2e-secrets-ha/node-3/containers/logs/{}.log", task["ID"].as_str().unwrap());
     wait_for(LONG, "the container to read the secret", || std::fs::read_to_string(&log).ok().filter(|l| l.contains("ha-ok")));
     lab.shoal_ok("node-1", &["service", "rm", "ha"]);

@@ -3,18 +3,9 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use shoal_e2e::{build_busybox_image, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
-
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
-    match lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
-        (200, Value::Array(v)) => v,
-        _ => Vec::new(),
-    }
-}
 
 #[test]
 fn services_run_real_containers() {
@@ -28,7 +19,7 @@ fn services_run_real_containers() {
 
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "sleeper", "--replicas", "4", "shoal-test/busy:1", "sleep", "4242"]);
     wait_for(LONG, "4 running tasks", || {
-        let ts = tasks(&lab, "sleeper");
+        let ts = lab.tasks("sleeper");
         (ts.len() == 4 && ts.iter().all(|t| t["Status"]["State"] == "running")).then_some(())
     });
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
@@ -41,7 +32,7 @@ fn services_run_real_containers() {
         &["service", "create", "-d", "--name", "fails", "--restart-condition", "none", "shoal-test/busy:1", "sh", "-c", "exit 3"],
     );
     let failed = wait_for(LONG, "the failing task to be reported", || {
-        tasks(&lab, "fails").into_iter().find(|t| t["Status"]["State"] == "failed")
+        lab.tasks("fails").into_iter().find(|t| t["Status"]["State"] == "failed")
     });
     assert_eq!(failed["Status"]["Err"], "task: non-zero exit (3)");
     assert_eq!(failed["Status"]["ContainerStatus"]["ExitCode"], 3);
@@ -50,7 +41,7 @@ fn services_run_real_containers() {
     // named is a closed port on the node's own loopback: nothing leaves it.
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "noimage", "--restart-condition", "none", "127.0.0.1:1/missing:1"]);
     let rejected = wait_for(LONG, "the task of an unknown image to be rejected", || {
-        tasks(&lab, "noimage").into_iter().find(|t| t["Status"]["State"] == "rejected")
+        lab.tasks("noimage").into_iter().find(|t| t["Status"]["State"] == "rejected")
     });
     assert!(!rejected["Status"]["Err"].as_str().unwrap_or("").is_empty(), "{rejected}");
 

@@ -12,17 +12,9 @@ use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
 const LONG: Duration = Duration::from_secs(90);
 const LAB: &str = "e2e-net";
 
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%7D");
-    match lab.api("node-1", "GET", &format!("/v1.44/tasks?filters={filters}"), None) {
-        (200, Value::Array(v)) => v,
-        _ => Vec::new(),
-    }
-}
-
 fn running_ids(lab: &Lab, service: &str, n: usize) -> Vec<String> {
     wait_for(LONG, &format!("{n} running tasks of {service}"), || {
-        let ts = tasks(lab, service);
+        let ts = lab.tasks(service);
         let running: Vec<String> = ts
             .iter()
             .filter(|t| t["Status"]["State"] == "running")

@@ -4,15 +4,12 @@
 //!
 //! `cargo bench -p shoal-manager --bench raft_propose`
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use shoal_api::{Node, NodeState, NodeStatus};
-use shoal_manager::raft::{RaftHandle, StartOptions};
 use shoal_manager::store::Command;
-use shoal_rpc::RaftMember;
-use shoal_security::{tls, NodeKey, RootCa, Role};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -21,25 +18,7 @@ fn main() {
 
 async fn run() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca = RootCa::generate().expect("root CA");
-    let key = NodeKey::generate().expect("key");
-    let cert = ca.issue(&key.csr_pem, "bench", Role::Manager, "cluster", Duration::from_secs(3600)).expect("cert");
-    let client = tls::client_config(&[ca.cert_pem().to_string()], Some((&cert, &key.key_pem))).expect("tls");
-    let me = RaftMember { raft_id: 1, node_id: "bench".into(), addr: "127.0.0.1:1".into() };
-    let raft = RaftHandle::start(StartOptions {
-        id: 1,
-        dir: dir.path().join("raft"),
-        bootstrap: Some(me),
-        seeds: HashMap::new(),
-        tls: Arc::new(RwLock::new(client)),
-        snapshot_interval: 10_000,
-        keep_entries: 500,
-    })
-    .expect("raft");
-    let mut status = raft.status.clone();
-    while !status.borrow().is_leader {
-        status.changed().await.expect("raft running");
-    }
+    let raft = common::start_single_manager(dir.path(), 10_000).await;
     let node = Node { id: "n1".into(), ..Default::default() };
     raft.propose_local(Command::CreateNode { node: Box::new(node) }, Duration::from_secs(5)).await.expect("create");
 

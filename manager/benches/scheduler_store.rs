@@ -18,16 +18,14 @@
 //! `cargo bench -p shoal-manager --bench scheduler_store` (SHAPES=small for
 //! the first two shapes only).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use shoal_api::task::{Placement, Task, TaskSpec, TaskState, TaskStatus};
 use shoal_api::{Node, NodeState};
-use shoal_manager::raft::{RaftHandle, StartOptions};
+use shoal_manager::raft::RaftHandle;
 use shoal_manager::store::Command;
-use shoal_rpc::RaftMember;
-use shoal_security::{tls, NodeKey, RootCa, Role};
 
 struct Shape {
     name: &'static str,
@@ -72,29 +70,6 @@ fn main() {
     }
 }
 
-async fn start_raft(dir: &std::path::Path) -> RaftHandle {
-    let ca = RootCa::generate().expect("root CA");
-    let key = NodeKey::generate().expect("key");
-    let cert = ca.issue(&key.csr_pem, "bench", Role::Manager, "cluster", Duration::from_secs(3600)).expect("cert");
-    let client = tls::client_config(&[ca.cert_pem().to_string()], Some((&cert, &key.key_pem))).expect("tls");
-    let me = RaftMember { raft_id: 1, node_id: "bench".into(), addr: "127.0.0.1:1".into() };
-    let raft = RaftHandle::start(StartOptions {
-        id: 1,
-        dir: dir.join("raft"),
-        bootstrap: Some(me),
-        seeds: HashMap::new(),
-        tls: Arc::new(RwLock::new(client)),
-        snapshot_interval: 1_000_000,
-        keep_entries: 500,
-    })
-    .expect("raft");
-    let mut status = raft.status.clone();
-    while !status.borrow().is_leader {
-        status.changed().await.expect("raft running");
-    }
-    raft
-}
-
 fn node(i: usize, constrained: bool) -> Node {
     let mut n = Node { id: format!("node{i:06}"), ..Default::default() };
     n.status.state = NodeState::Ready;
@@ -133,7 +108,7 @@ async fn propose_all(raft: &RaftHandle, commands: Vec<Command>) {
 
 async fn run(shape: &Shape, batched: bool) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
-    let raft = start_raft(dir.path()).await;
+    let raft = common::start_single_manager(dir.path(), 1_000_000).await;
     // Setup, not timed: the nodes, and (for the batch) the service.
     let nodes: Vec<Command> = (0..shape.nodes).map(|i| Command::CreateNode { node: Box::new(node(i, shape.constrained)) }).collect();
     propose_all(&raft, nodes).await;
