@@ -134,6 +134,15 @@ impl ContainerInput {
             self.image_entrypoint = c.entrypoint.clone().unwrap_or_default();
             self.image_working_dir = c.working_dir.clone().unwrap_or_default();
             self.image_user = c.user.clone().unwrap_or_default();
+            // The image's VOLUMEs: an anonymous volume each (filled from the
+            // image, removed with the container), unless a task mount is
+            // there already, as Docker does.
+            for path in c.volumes.keys() {
+                let covered = self.spec.mounts.iter().any(|m| m.target.trim_end_matches('/') == path.trim_end_matches('/'));
+                if !covered && path.starts_with('/') {
+                    self.spec.mounts.push(shoal_api::task::Mount { r#type: "volume".into(), target: path.clone(), ..Default::default() });
+                }
+            }
         }
         self
     }

@@ -453,3 +453,15 @@ fn init_runs_as_pid_one() {
     assert!(log.starts_with("/sbin/docker-init -- sh -c"), "{log}");
     assert!(!log.contains("pid=1\n"), "{log}");
 }
+
+#[test]
+fn image_volumes_become_anonymous_volumes_unless_a_mount_is_there() {
+    let cfg: crate::image::manifest::ContainerConfig =
+        serde_json::from_str(r#"{"Volumes":{"/data":{},"/logs/":{}}}"#).unwrap();
+    let mut input = ContainerInput::default();
+    input.spec.mounts.push(shoal_api::task::Mount { r#type: "tmpfs".into(), target: "/logs".into(), ..Default::default() });
+    let input = input.with_image_config(Some(&cfg));
+    let targets: Vec<(&str, &str)> = input.spec.mounts.iter().map(|m| (m.r#type.as_str(), m.target.as_str())).collect();
+    assert_eq!(targets, vec![("tmpfs", "/logs"), ("volume", "/data")]);
+    assert!(input.spec.mounts[1].source.is_empty(), "anonymous");
+}
