@@ -239,10 +239,30 @@ fn capabilities(c: &ContainerInput) -> Vec<String> {
     caps
 }
 
+/// `--group`: names (from the rootfs's `/etc/group`) or numbers.
+pub fn supplementary_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>, String> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| {
+            g.parse::<u32>().or_else(|_| {
+                file.lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() >= 3 && f[0] == g)
+                    .and_then(|f| f[2].parse().ok())
+                    .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))
+            })
+        })
+        .collect()
+}
+
 /// The whole `config.json`.
 pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String> {
     let args = process_args(c)?;
-    let user = resolve_user(
+    let mut user = resolve_user(
         &c.rootfs,
         if c.spec.user.is_empty() {
             &c.image_user
@@ -250,6 +270,11 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
             &c.spec.user
         },
     )?;
+    for gid in supplementary_groups(&c.rootfs, &c.spec.groups)? {
+        if gid != user.gid && !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
     let cwd = if !c.spec.dir.is_empty() {
         c.spec.dir.clone()
     } else if !c.image_working_dir.is_empty() {
@@ -405,6 +430,11 @@ mod tests {
             "root:x:0:\nstaff:x:50:web\nwww:x:44:\n",
         )
         .unwrap();
+        assert_eq!(supplementary_groups(&dir, &["staff".into(), "44".into()]).unwrap(), vec![50, 44]);
+        assert_eq!(
+            supplementary_groups(&dir, &["wheel-less".into()]).unwrap_err(),
+            "unable to find group wheel-less: no matching entries in group file"
+        );
         assert_eq!(resolve_user(&dir, "").unwrap().uid, 0);
         assert_eq!(
             resolve_user(&dir, "web").unwrap(),

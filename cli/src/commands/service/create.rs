@@ -53,6 +53,9 @@ pub struct CreateArgs {
     /// Use an init inside each service container to forward signals and reap processes
     #[arg(long)]
     pub init: bool,
+    /// Set one or more supplementary user groups for the container
+    #[arg(long = "group", value_name = "list")]
+    pub group: Vec<String>,
     /// Sysctl options
     #[arg(long = "sysctl", value_name = "list")]
     pub sysctl: Vec<String>,
@@ -181,6 +184,9 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     }
     if let Some(u) = nonempty(&f.user) {
         cs.push(("User", u));
+    }
+    if !a.group.is_empty() {
+        cs.push(("Groups", Json::from(a.group.clone())));
     }
     cs.push(("Init", Json::Bool(a.init)));
     if let Some(s) = nonempty(&f.stop_signal) {

@@ -117,6 +117,12 @@ pub struct UpdateArgs {
     /// Remove a DNS search domain
     #[arg(long = "dns-search-rm", value_name = "list")]
     pub dns_search_rm: Vec<String>,
+    /// Add an additional supplementary user group to the container
+    #[arg(long = "group-add", value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Remove a previously added supplementary user group from the container
+    #[arg(long = "group-rm", value_name = "list")]
+    pub group_rm: Vec<String>,
     /// Add or update a Sysctl option
     #[arg(long = "sysctl-add", value_name = "list")]
     pub sysctl_add: Vec<String>,
@@ -518,6 +524,10 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
                 set_list(dns, key, list.into_iter().map(Json::Str).collect());
             }
         }
+        if !a.group_add.is_empty() || !a.group_rm.is_empty() {
+            let groups = update_list(&strings(cs.get("Groups")), &a.group_add, &a.group_rm);
+            set_list(cs, "Groups", groups.into_iter().map(Json::Str).collect());
+        }
         if !a.sysctl_add.is_empty() || !a.sysctl_rm.is_empty() {
             update_map(cs, "Sysctls", &a.sysctl_rm, &a.sysctl_add);
         }
@@ -745,13 +755,14 @@ mod tests {
         .unwrap();
         let a = parse(&[
             "--host-rm", "db", "--host-add", "web:10.0.0.7", "--dns-add", "10.2.2.2", "--dns-rm", "10.1.1.1",
-            "--sysctl-add", "b=2", "--sysctl-rm", "a", "--ulimit-add", "nofile=10:20", "--ulimit-rm", "nproc", "web",
+            "--sysctl-add", "b=2", "--sysctl-rm", "a", "--group-add", "audio", "--ulimit-add", "nofile=10:20", "--ulimit-rm", "nproc", "web",
         ]);
         merge(&a, &mut spec).unwrap();
         let cs = spec.at(&["TaskTemplate", "ContainerSpec"]);
         assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.6 cache","10.0.0.7 web"]"#);
         assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.2.2.2"]}"#);
         assert_eq!(cs.get("Sysctls").to_compact(), r#"{"b":"2"}"#);
+        assert_eq!(cs.get("Groups").to_compact(), r#"["audio"]"#);
         assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":20,"Soft":10}]"#);
         assert_eq!(update_hosts(&["10.0.0.5 db".into(), "10.0.0.9 db".into()], &[], &["db:10.0.0.9".into()]), vec!["10.0.0.5 db"]);
         // Without these flags the spec is left alone (no empty DNSConfig).
