@@ -465,3 +465,16 @@ fn image_volumes_become_anonymous_volumes_unless_a_mount_is_there() {
     assert_eq!(targets, vec![("tmpfs", "/logs"), ("volume", "/data")]);
     assert!(input.spec.mounts[1].source.is_empty(), "anonymous");
 }
+
+#[test]
+fn supplementary_groups_reach_the_process() {
+    let f = Fixture::new("groups");
+    let mut input = f.input(&["sh", "-c", "while read k v; do [ \"$k\" = Groups: ] && echo \"groups=$v\"; done < /proc/self/status; true"]);
+    input.spec.user = "1000:1000".into();
+    input.spec.groups = vec!["44".into(), "45".into()];
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
+    f.wait_logs(&c);
+    let log = f.log();
+    assert!(log.contains("groups=44 45"), "log: {log}");
+}
