@@ -171,6 +171,17 @@ mod tests {
         }
     }
 
+    /// Adds a ready node n1 and puts every task on it, in `state`.
+    fn on_ready_node(st: &mut Store, state: TaskState) {
+        let mut node = Node { id: "n1".into(), ..Default::default() };
+        node.status.state = NodeState::Ready;
+        st.nodes.insert("n1".into(), node);
+        for t in st.tasks.values_mut() {
+            t.node_id = "n1".into();
+            t.status.state = state;
+        }
+    }
+
     fn live_slots(st: &Store) -> Vec<u64> {
         let mut v: Vec<u64> = st.tasks.values().filter(|t| t.desired_state == TaskState::Running).map(|t| t.slot).collect();
         v.sort();
@@ -226,12 +237,8 @@ mod tests {
         let mut st = store(1);
         let c = reconcile_all(&st, "2026-01-01T00:00:00Z");
         apply(&mut st, c);
-        let mut node = Node { id: "n1".into(), ..Default::default() };
-        node.status.state = NodeState::Ready;
-        st.nodes.insert("n1".into(), node);
+        on_ready_node(&mut st, TaskState::Failed);
         for t in st.tasks.values_mut() {
-            t.node_id = "n1".into();
-            t.status.state = TaskState::Failed;
             t.status.timestamp = "2026-01-01T00:00:10Z".into();
         }
         assert!(reconcile_all(&st, "2026-01-01T00:00:12Z").is_empty(), "the 5 s restart delay has not passed");
@@ -275,13 +282,7 @@ mod tests {
         let mut st = store(1);
         let c = reconcile_all(&st, "now");
         apply(&mut st, c);
-        let mut node = Node { id: "n1".into(), ..Default::default() };
-        node.status.state = NodeState::Ready;
-        st.nodes.insert("n1".into(), node);
-        for t in st.tasks.values_mut() {
-            t.node_id = "n1".into();
-            t.status.state = TaskState::Running;
-        }
+        on_ready_node(&mut st, TaskState::Running);
         assert!(reconcile_all(&st, "now").is_empty());
         st.nodes.get_mut("n1").unwrap().spec.availability = Availability::Drain;
         let c = reconcile_all(&st, "now");
@@ -295,12 +296,8 @@ mod tests {
         let mut st = store(2);
         let c = reconcile_all(&st, "now");
         apply(&mut st, c);
-        let mut node = Node { id: "n1".into(), ..Default::default() };
-        node.status.state = NodeState::Ready;
-        st.nodes.insert("n1".into(), node);
+        on_ready_node(&mut st, TaskState::Running);
         for t in st.tasks.values_mut() {
-            t.node_id = "n1".into();
-            t.status.state = TaskState::Running;
             t.desired_state = TaskState::Remove;
         }
         st.services.clear();
