@@ -4,11 +4,14 @@
 mod addr;
 mod config;
 mod http;
+mod private;
 mod swarm;
 
 use clap::Parser;
 
 fn main() {
+    // Before anything is created: files and folders are private to root.
+    private::restrict_umask();
     let flags = config::Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{},raft=warn", flags.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -30,9 +33,11 @@ fn main() {
 }
 
 async fn run(cfg: config::Config) -> i32 {
-    if let Err(e) = std::fs::create_dir_all(&cfg.data_root) {
-        eprintln!("shoald: creating {}: {e}", cfg.data_root.display());
-        return 1;
+    for root in [&cfg.data_root, &cfg.exec_root] {
+        if let Err(e) = private::secure_root(root) {
+            eprintln!("shoald: securing {}: {e}", root.display());
+            return 1;
+        }
     }
     // Container processes are reparented to us when runc exits, so their
     // exit codes reach us without a shim process per container.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use shoal_api::info::LocalNodeState;
 use shoal_api::{ApiError, InitRequest, JoinRequest, Node, NodeSpec, NodeStatus, Role, Swarm, SwarmSpec};
 use shoal_manager::manager::StartMode;
-use shoal_manager::store::{ClusterRecord, Command};
+use shoal_manager::store::{ClusterRecord, Command, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 use shoal_manager::{Manager, ManagerConfig};
 use shoal_rpc::credentials::{write_atomic, Credentials};
 use shoal_rpc::{client, RaftMember, Request, Response};
@@ -260,12 +260,18 @@ impl SwarmNode {
             subnet_size,
             ..Default::default()
         };
+        // The CA key and the join-token secrets enter the Raft log sealed.
+        let Some(data_key) = mgr.data_key() else {
+            mgr.stop();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(internal("the new manager has no data key".into()));
+        };
         let cluster = ClusterRecord {
             swarm,
             root_cert_pem: ca.cert_pem().to_string(),
-            root_key_pem: ca.key_pem().to_string(),
-            worker_secret: JoinToken::generate(digest).secret,
-            manager_secret: JoinToken::generate(digest).secret,
+            root_key_pem: ClusterRecord::seal(&data_key, ROOT_KEY_CONTEXT, ca.key_pem()),
+            worker_secret: ClusterRecord::seal(&data_key, WORKER_SECRET_CONTEXT, &JoinToken::generate(digest).secret),
+            manager_secret: ClusterRecord::seal(&data_key, MANAGER_SECRET_CONTEXT, &JoinToken::generate(digest).secret),
         };
         let host = state.host();
         let node = Node {

@@ -31,6 +31,12 @@ pub struct DataKey {
     bytes: [u8; 32],
 }
 
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.bytes);
+    }
+}
+
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DataKey(<redacted>)")
@@ -101,6 +107,11 @@ impl DataKey {
             .map_err(|_| "sealed data does not open with this key".to_string())?;
         Ok(plain.to_vec())
     }
+}
+
+/// Whether `text` is sealed data (of any scheme this version knows).
+pub fn is_sealed(text: &str) -> bool {
+    text.starts_with(SCHEME)
 }
 
 /// The key at start: the saved one, or a new one for a new swarm.

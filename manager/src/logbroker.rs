@@ -327,8 +327,8 @@ impl Manager {
 
 /// A `Request::Logs` connection on this manager (it takes the connection over).
 pub async fn serve(mgr: Arc<Manager>, mut conn: ServerConn, req: LogRequest) {
-    let manager_only = matches!(req, LogRequest::Subscribe(..));
-    let id = match mgr.authorize(&conn.peer, manager_only) {
+    let access = if matches!(req, LogRequest::Subscribe(..)) { crate::server::Access::Manager } else { crate::server::Access::Node };
+    let id = match mgr.authorize(&conn.peer, access) {
         Ok(id) => id,
         Err(e) => {
             let _ = conn.respond(&Response::error(e)).await;

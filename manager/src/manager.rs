@@ -149,7 +149,7 @@ impl Manager {
                     r => return r,
                 }
             } else if let Some(leader) = self.leader_member() {
-                let req = Request::Propose { command: serde_json::to_value(&command).expect("command serialises") };
+                let req = Request::Propose { command: serde_json::value::to_raw_value(&command).expect("command serialises") };
                 match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
                     Ok(Response::Proposed { result }) => return Ok(result),
                     Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),

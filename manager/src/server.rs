@@ -12,12 +12,31 @@ use shoal_security::{JoinToken, NodeIdentity, RootCa};
 use tokio::net::TcpListener;
 
 use crate::manager::Manager;
-use crate::store::Command;
+use crate::store::{Command, Store};
+
+/// How many connections may be in their TLS handshake at once, and how many
+/// handshaken connections without a certificate (joining nodes) may wait
+/// for their one `Join` answer. Past either, new connections are closed at
+/// once: a flood of them costs a few KiB each, not the manager.
+const MAX_HANDSHAKES: usize = 256;
+const MAX_ANONYMOUS: usize = 32;
+/// A TLS handshake, and a `Join` after it, must each arrive within this.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+/// A node's request/response connection with nothing sent for this long is
+/// closed (agents call at least every heartbeat; streams are exempt).
+const IDLE_LIMIT: Duration = Duration::from_secs(120);
 
 pub async fn serve(mgr: Arc<Manager>, listener: TcpListener) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let anonymous = Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS));
     loop {
         let Ok((tcp, remote)) = listener.accept().await else { continue };
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            tracing::debug!("refusing a connection from {remote}: {MAX_HANDSHAKES} handshakes under way");
+            continue;
+        };
         let mgr = mgr.clone();
+        let anonymous = anonymous.clone();
         tokio::spawn(async move {
             let roots = mgr.trusted_roots();
             let cfg = match mgr.creds.read().unwrap().server_config(&roots) {
@@ -28,28 +47,63 @@ pub async fn serve(mgr: Arc<Manager>, listener: TcpListener) {
                 }
             };
             let acceptor = server::acceptor(cfg);
-            let accepted = tokio::time::timeout(Duration::from_secs(10), server::accept(&acceptor, tcp, remote)).await;
-            if let Ok(Ok(conn)) = accepted {
-                handle_conn(mgr, conn).await;
+            let accepted = tokio::time::timeout(HANDSHAKE_DEADLINE, server::accept(&acceptor, tcp, remote)).await;
+            drop(handshake);
+            let Ok(Ok(conn)) = accepted else { return };
+            if conn.peer.identity.is_none() {
+                let Ok(_slot) = anonymous.try_acquire_owned() else {
+                    tracing::debug!("refusing a caller without a certificate from {remote}: {MAX_ANONYMOUS} already waiting");
+                    return;
+                };
+                join_conn(&mgr, conn).await;
+                return;
             }
+            handle_conn(mgr, conn).await;
         });
     }
 }
 
+/// A caller without a certificate: one `Join`, answered, then the
+/// connection closes (the new node comes back with its certificate).
+async fn join_conn(mgr: &Arc<Manager>, mut conn: ServerConn) {
+    let Ok(Ok(Some(Incoming::Request(req)))) = tokio::time::timeout(HANDSHAKE_DEADLINE, conn.next()).await else { return };
+    let resp = match *req {
+        Request::Join(j) => mgr.join(j).await.map(Response::Joined).unwrap_or_else(Response::error),
+        _ => Response::error(ApiError::new(403, "a node certificate is required for this call")),
+    };
+    let _ = conn.respond(&resp).await;
+}
+
 async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
     loop {
-        let req = match conn.next().await {
-            Ok(Some(Incoming::Request(r))) => *r,
+        let req = match tokio::time::timeout(IDLE_LIMIT, conn.next()).await {
+            Ok(Ok(Some(Incoming::Request(r)))) => *r,
             _ => return,
         };
+        // Long-lived streams end as soon as the store no longer grants
+        // what opened them (a demotion or removal applied).
         if let Request::RaftStream = req {
-            if let Ok(id) = mgr.authorize(&conn.peer, true) {
-                raft_stream(&mgr, conn, &id.node_id).await;
+            let Ok(id) = mgr.authorize(&conn.peer, Access::RaftPeer) else { return };
+            tokio::select! {
+                _ = raft_stream(&mgr, conn, &id.node_id) => {}
+                _ = mgr.until_revoked(&id, Access::RaftPeer) => {
+                    tracing::info!("closing the raft stream of {}: no longer a manager", id.node_id);
+                }
             }
             return;
         }
         if let Request::Logs(r) = req {
-            crate::logbroker::serve(mgr, conn, r).await;
+            let access = if matches!(r, shoal_rpc::logs::LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
+            match &conn.peer.identity {
+                Some(id) => {
+                    let id = id.clone();
+                    tokio::select! {
+                        _ = crate::logbroker::serve(mgr.clone(), conn, r) => {}
+                        _ = mgr.until_revoked(&id, access) => {}
+                    }
+                }
+                None => {}
+            }
             return;
         }
         let resp = match mgr.handle(req, &conn.peer).await {
@@ -62,20 +116,86 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
     }
 }
 
-/// Raft messages from an authenticated manager, stepped into our node. Only
-/// managers get here: raft-rs decodes with the `protobuf` 2 crate, whose
-/// parser must not see input from anyone else.
+/// Raft messages from a manager, stepped into our node. raft-rs decodes
+/// with the `protobuf` 2 crate, whose parser sees input only from callers
+/// the store says may speak Raft.
 async fn raft_stream(mgr: &Manager, mut conn: ServerConn, node_id: &str) {
     while let Ok(Some(Incoming::Raft(bytes))) = conn.next().await {
         let Ok(m) = ::raft::eraftpb::Message::parse_from_bytes(&bytes) else { return };
-        // A manager may speak only for its own Raft ID. IDs not yet in our
-        // store (a member being added, or entries not replayed yet) pass.
-        let owner = mgr.raft.store.read().unwrap().members.get(&m.from).map(|x| x.node_id.clone());
-        if owner.is_some_and(|o| o != node_id) {
-            tracing::warn!("dropping raft stream from {node_id}: message claims raft ID {:x}", m.from);
-            return;
+        match raft_sender(&mgr.raft.store.read().unwrap(), node_id, m.from) {
+            Sender::Owner => mgr.raft.step(m),
+            // Not in our store yet (a member being added, or entries not
+            // applied here yet): Raft tolerates a dropped message.
+            Sender::Unknown => {}
+            Sender::Impostor => {
+                tracing::warn!("dropping raft stream from {node_id}: message claims raft ID {:x}", m.from);
+                return;
+            }
         }
-        mgr.raft.step(m);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Sender {
+    Owner,
+    Unknown,
+    Impostor,
+}
+
+/// Whether `node_id` may send a Raft message as `from`: the ID must be the
+/// one its node owns in the store. An ID no node owns passes only from a
+/// node that owns none (a manager being added).
+fn raft_sender(st: &Store, node_id: &str, from: u64) -> Sender {
+    match st.members.get(&from) {
+        Some(m) if m.node_id == node_id => Sender::Owner,
+        Some(_) => Sender::Impostor,
+        None if st.member_of_node(node_id).is_some() => Sender::Impostor,
+        None => Sender::Unknown,
+    }
+}
+
+/// What a call needs of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Any node of this swarm.
+    Node,
+    /// A manager now: a manager certificate and a manager role in the store.
+    Manager,
+    /// A Raft stream: a manager certificate, and a node that is a Raft member
+    /// (a demoted manager stays one until its removal commits, which needs
+    /// its votes), or one the store makes a manager that is joining Raft.
+    RaftPeer,
+}
+
+/// Whether the store grants `access` to the holder of `id`: the rights of a
+/// certificate are those its node has in the store now.
+pub(crate) fn check_access(st: &Store, id: &NodeIdentity, access: Access) -> Result<(), ApiError> {
+    if let Some(c) = &st.cluster {
+        if c.swarm.id != id.cluster_id {
+            return Err(ApiError::new(403, "certificate belongs to another swarm"));
+        }
+    }
+    if st.removed.contains(&id.node_id) {
+        return Err(ApiError::new(403, format!("node {} was removed from the swarm", id.node_id)));
+    }
+    if access == Access::Node {
+        return Ok(());
+    }
+    let manager_only = || ApiError::new(403, "this call is for managers only");
+    if id.role != shoal_security::Role::Manager {
+        return Err(manager_only());
+    }
+    // A store that has not applied anything yet (this manager is joining)
+    // cannot judge; the certificate chains to our root.
+    if st.cluster.is_none() && st.nodes.is_empty() {
+        return Ok(());
+    }
+    let role_now = st.nodes.get(&id.node_id).map(|n| n.spec.role);
+    let member = st.member_of_node(&id.node_id).is_some();
+    match access {
+        Access::Manager if role_now == Some(Role::Manager) => Ok(()),
+        Access::RaftPeer if member || role_now == Some(Role::Manager) => Ok(()),
+        _ => Err(ApiError::new(403, format!("node {} is not a manager", id.node_id))),
     }
 }
 
@@ -92,80 +212,94 @@ impl Manager {
         roots
     }
 
-    /// The caller's identity, if its certificate belongs to a current member
-    /// of this swarm (and to a manager, when `manager_only`).
-    pub(crate) fn authorize(&self, peer: &Peer, manager_only: bool) -> Result<NodeIdentity, ApiError> {
+    /// The caller's identity, if its certificate belongs to this swarm and
+    /// the store grants it `access`.
+    pub(crate) fn authorize(&self, peer: &Peer, access: Access) -> Result<NodeIdentity, ApiError> {
         let id = peer
             .identity
             .clone()
             .ok_or_else(|| ApiError::new(403, "a node certificate is required for this call"))?;
-        let st = self.raft.store.read().unwrap();
-        if let Some(c) = &st.cluster {
-            if c.swarm.id != id.cluster_id {
-                return Err(ApiError::new(403, "certificate belongs to another swarm"));
+        check_access(&self.raft.store.read().unwrap(), &id, access)?;
+        Ok(id)
+    }
+
+    /// Returns once the store stops granting `access` to `id` (checked at
+    /// every applied entry), or when Raft stops.
+    pub(crate) async fn until_revoked(&self, id: &NodeIdentity, access: Access) {
+        let mut applied = self.raft.applied.clone();
+        loop {
+            if check_access(&self.raft.store.read().unwrap(), id, access).is_err() {
+                return;
+            }
+            if applied.changed().await.is_err() {
+                return;
             }
         }
-        if st.removed.contains(&id.node_id) {
-            return Err(ApiError::new(403, format!("node {} was removed from the swarm", id.node_id)));
-        }
-        if manager_only && id.role != shoal_security::Role::Manager {
-            return Err(ApiError::new(403, "this call is for managers only"));
-        }
-        Ok(id)
     }
 
     async fn handle(self: &Arc<Self>, req: Request, peer: &Peer) -> Result<Response, ApiError> {
         match req {
-            Request::Join(j) => self.join(j).await.map(Response::Joined),
+            // Joining is served on connections without a certificate.
+            Request::Join(_) => Err(ApiError::bad_request("this node already has a certificate")),
             Request::Heartbeat(hb) => {
-                let id = self.authorize(peer, false)?;
+                let id = self.authorize(peer, Access::Node)?;
                 crate::dispatcher::heartbeat(self, &id.node_id, hb).await
             }
             Request::RenewCert { csr_pem } => {
-                let id = self.authorize(peer, false)?;
+                let id = self.authorize(peer, Access::Node)?;
                 self.renew(&id.node_id, &csr_pem)
             }
             Request::Propose { command } => {
-                self.authorize(peer, true)?;
+                self.authorize(peer, Access::Manager)?;
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
                 }
-                let command: Command = serde_json::from_value(command)
+                let command: Command = serde_json::from_str(command.get())
                     .map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
                 let result = self.raft.propose_local(command, crate::manager::PROPOSE_TIMEOUT).await?;
                 Ok(Response::Proposed { result })
             }
             Request::JoinRaft { raft_id, addr } => {
-                let id = self.authorize(peer, true)?;
+                let id = self.authorize(peer, Access::Manager)?;
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
+                }
+                let owner = self.raft.store.read().unwrap().members.get(&raft_id).map(|m| m.node_id.clone());
+                if owner.is_some_and(|o| o != id.node_id) {
+                    return Err(ApiError::new(403, format!("raft ID {raft_id:x} belongs to another node")));
                 }
                 self.add_member(RaftMember { raft_id, node_id: id.node_id, addr }).await
             }
             Request::LeaveRaft { raft_id } => {
-                self.authorize(peer, true)?;
+                let id = self.authorize(peer, Access::Manager)?;
+                // A manager takes only itself out (the leader removes
+                // demoted ones on its own, see `membership`).
+                let owner = self.raft.store.read().unwrap().members.get(&raft_id).map(|m| m.node_id.clone());
+                if owner.is_some_and(|o| o != id.node_id) {
+                    return Err(ApiError::new(403, format!("raft member {raft_id:x} is not node {}", id.node_id)));
+                }
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
                 }
                 self.remove_member(raft_id).await.map(|_| Response::Ok)
             }
             Request::Ping => {
-                self.authorize(peer, true)?;
+                self.authorize(peer, Access::Manager)?;
                 Ok(Response::Pong { node_id: self.cfg.node_id.clone() })
             }
             Request::RaftStream => Err(ApiError::bad_request("unexpected raft stream")),
             Request::Assignments { known, wait_ms, since } => {
-                let id = self.authorize(peer, false)?;
+                let id = self.authorize(peer, Access::Node)?;
                 // At most 5 s: the agent's call times out after 10.
                 crate::dispatcher::assignments(self, &id.node_id, known, since, Duration::from_millis(wait_ms.min(5_000))).await
             }
             Request::TaskStatus { updates } => {
-                let id = self.authorize(peer, false)?;
+                let id = self.authorize(peer, Access::Node)?;
                 crate::dispatcher::task_status(self, &id.node_id, updates).await
             }
             Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
             Request::SecretsKey => {
-                self.authorize(peer, true)?;
+                self.authorize(peer, Access::Manager)?;
                 let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
                 Ok(Response::SecretsKey { key: key.to_text() })
             }
@@ -202,27 +336,35 @@ impl Manager {
             .map(|_| ())
     }
 
-    fn root_ca(&self) -> Result<(RootCa, String, std::time::Duration), ApiError> {
+    /// The cluster record's sealed keys, opened with the data key.
+    pub(crate) fn cluster_keys(&self) -> Result<crate::store::ClusterKeys, ApiError> {
+        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
         let st = self.raft.store.read().unwrap();
         let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
-        let ca = RootCa::from_pem(&c.root_cert_pem, &c.root_key_pem).map_err(ApiError::internal)?;
+        c.open(&key).map_err(ApiError::internal)
+    }
+
+    fn root_ca(&self) -> Result<(RootCa, String, std::time::Duration), ApiError> {
+        let keys = self.cluster_keys()?;
+        let st = self.raft.store.read().unwrap();
+        let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+        let ca = RootCa::from_pem(&c.root_cert_pem, &keys.root_key_pem).map_err(ApiError::internal)?;
         let expiry = std::time::Duration::from_nanos(c.swarm.spec.ca_config.node_cert_expiry.max(3_600_000_000_000) as u64);
         Ok((ca, c.swarm.id.clone(), expiry))
     }
 
-    async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
+    pub(crate) async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
         let invalid = || ApiError::bad_request("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster");
         let token = JoinToken::parse(&req.token).map_err(|_| ApiError::bad_request("invalid join token"))?;
         let (ca, cluster_id, expiry) = self.root_ca()?;
+        let keys = self.cluster_keys()?;
         let role = {
-            let st = self.raft.store.read().unwrap();
-            let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
             if token.ca_digest != ca.digest() {
                 return Err(invalid());
             }
             // Compare against both secrets so the time taken says nothing.
-            let is_manager = token.secret_matches(&c.manager_secret);
-            let is_worker = token.secret_matches(&c.worker_secret);
+            let is_manager = token.secret_matches(&keys.manager_secret);
+            let is_worker = token.secret_matches(&keys.worker_secret);
             if is_manager {
                 Role::Manager
             } else if is_worker {
@@ -265,5 +407,83 @@ pub fn to_security_role(r: Role) -> shoal_security::Role {
     match r {
         Role::Manager => shoal_security::Role::Manager,
         Role::Worker => shoal_security::Role::Worker,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn identity(node: &str, role: shoal_security::Role) -> NodeIdentity {
+        NodeIdentity {
+            node_id: node.into(),
+            role,
+            cluster_id: "c1".into(),
+            not_before: SystemTime::UNIX_EPOCH,
+            not_after: SystemTime::now() + Duration::from_secs(3600),
+        }
+    }
+
+    /// m1 is a manager and Raft member 1; m2 was a manager (its certificate
+    /// still says so) and has been demoted, but is still Raft member 2; w1 is
+    /// a worker; gone was removed.
+    fn store() -> Store {
+        let mut st = Store::default();
+        let mut swarm = shoal_api::Swarm::default();
+        swarm.id = "c1".into();
+        st.cluster = Some(crate::store::ClusterRecord {
+            swarm,
+            root_cert_pem: String::new(),
+            root_key_pem: String::new(),
+            worker_secret: String::new(),
+            manager_secret: String::new(),
+        });
+        for (id, role) in [("m1", Role::Manager), ("m2", Role::Worker), ("w1", Role::Worker)] {
+            let node = Node { id: id.into(), spec: NodeSpec { role, ..Default::default() }, ..Default::default() };
+            st.nodes.insert(id.into(), node);
+        }
+        for (raft_id, node) in [(1, "m1"), (2, "m2")] {
+            st.members.insert(raft_id, RaftMember { raft_id, node_id: node.into(), addr: String::new() });
+        }
+        st.removed.insert("gone".into());
+        st
+    }
+
+    #[test]
+    fn manager_calls_need_a_manager_role_in_the_store_not_only_in_the_certificate() {
+        use shoal_security::Role as Cert;
+        let st = store();
+        assert!(check_access(&st, &identity("m1", Cert::Manager), Access::Manager).is_ok());
+        let demoted = check_access(&st, &identity("m2", Cert::Manager), Access::Manager).unwrap_err();
+        assert_eq!((demoted.status, demoted.message.as_str()), (403, "node m2 is not a manager"));
+        assert!(check_access(&st, &identity("w1", Cert::Worker), Access::Manager).is_err());
+        assert!(check_access(&st, &identity("w1", Cert::Manager), Access::Manager).is_err(), "a worker with a stale manager certificate");
+        assert!(check_access(&st, &identity("gone", Cert::Manager), Access::Node).is_err());
+        let mut other = identity("m1", Cert::Manager);
+        other.cluster_id = "c2".into();
+        assert!(check_access(&st, &other, Access::Node).is_err());
+    }
+
+    #[test]
+    fn raft_streams_stay_open_until_the_membership_change_applies() {
+        use shoal_security::Role as Cert;
+        let mut st = store();
+        // Still a member: its vote is needed to commit its own removal.
+        assert!(check_access(&st, &identity("m2", Cert::Manager), Access::RaftPeer).is_ok());
+        st.members.remove(&2);
+        assert!(check_access(&st, &identity("m2", Cert::Manager), Access::RaftPeer).is_err());
+        // A node the store made a manager, before its conf change applied.
+        st.nodes.get_mut("w1").unwrap().spec.role = Role::Manager;
+        assert!(check_access(&st, &identity("w1", Cert::Manager), Access::RaftPeer).is_ok());
+    }
+
+    #[test]
+    fn a_raft_message_must_come_from_the_id_its_node_owns() {
+        let st = store();
+        assert_eq!(raft_sender(&st, "m1", 1), Sender::Owner);
+        assert_eq!(raft_sender(&st, "m2", 1), Sender::Impostor, "another member's ID");
+        assert_eq!(raft_sender(&st, "m2", 9), Sender::Impostor, "a member speaking as an unknown ID");
+        assert_eq!(raft_sender(&st, "new", 9), Sender::Unknown, "a manager being added");
     }
 }

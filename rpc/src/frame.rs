@@ -8,6 +8,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub const MAX_FRAME: usize = 64 << 20;
 
+/// What a caller may send in one frame, by who it is. The cap is checked on
+/// the length prefix, before a byte of the body is read or allocated.
+pub mod caps {
+    /// Before the caller is known only `Join` is read: a token, a CSR and a
+    /// node description fit in a few KiB.
+    pub const PRE_AUTH: usize = 64 << 10;
+    /// A node's calls: heartbeats (with its description), task states, log
+    /// batches (256 KiB each).
+    pub const NODE: usize = 4 << 20;
+    /// A manager's: forwarded proposals and Raft messages.
+    pub const MANAGER: usize = super::MAX_FRAME;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
@@ -31,6 +44,12 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, kind: Kind, payload: 
 
 /// Reads one frame; `Ok(None)` on a clean end of stream between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<(Kind, Vec<u8>)>> {
+    read_frame_capped(r, MAX_FRAME).await
+}
+
+/// Reads one frame of at most `cap` bytes; a longer one is refused from its
+/// length prefix alone.
+pub async fn read_frame_capped<R: AsyncRead + Unpin>(r: &mut R, cap: usize) -> io::Result<Option<(Kind, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -38,8 +57,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<(K
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len == 0 || len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame length {len}")));
+    if len == 0 || len > cap.min(MAX_FRAME) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame length {len} (at most {cap} here)")));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
@@ -65,6 +84,15 @@ mod tests {
         assert_eq!(read_frame(&mut b).await.unwrap(), Some((Kind::Json, b"{}".to_vec())));
         assert_eq!(read_frame(&mut b).await.unwrap(), Some((Kind::Raft, vec![1, 2, 3])));
         assert_eq!(read_frame(&mut b).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_cap_is_refused_before_its_body_is_read() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        // Only the length prefix is written: reading the body would block.
+        a.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+        let e = read_frame_capped(&mut b, caps::PRE_AUTH).await.unwrap_err();
+        assert!(e.to_string().contains("at most 65536"), "{e}");
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ pub enum Request {
     /// A new certificate for the caller's key (renewal, or a role change).
     RenewCert { csr_pem: String },
     /// Manager-only: propose a store command (a follower forwarding a write).
-    Propose { command: serde_json::Value },
+    /// Kept as raw JSON text here (the command type is the manager's) and
+    /// decoded straight into that type, never into a generic JSON tree.
+    Propose { command: Box<serde_json::value::RawValue> },
     /// Manager-only: add the caller to the Raft membership (after promotion).
     JoinRaft { raft_id: u64, addr: String },
     /// Manager-only: remove a Raft member (leave, demotion).
@@ -40,6 +42,12 @@ pub enum Request {
     /// Manager-only: the cluster's data key that seals secrets in the Raft
     /// log, for a manager that joined or was promoted.
     SecretsKey,
+}
+
+/// The only request read from a caller without a certificate.
+#[derive(Debug, Deserialize)]
+pub enum PreAuthRequest {
+    Join(JoinRequest),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

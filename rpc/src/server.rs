@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::frame::{read_frame, write_frame, Kind};
-use crate::{Request, Response};
+use crate::frame::{caps, read_frame_capped, write_frame, Kind};
+use crate::{PreAuthRequest, Request, Response};
 
 /// The authenticated peer: `identity` is `None` for a node with no
 /// certificate yet (it may only join).
@@ -42,14 +42,33 @@ pub enum Incoming {
 }
 
 impl ServerConn {
-    /// The next request or Raft frame; `None` when the peer hung up.
+    /// The largest frame this caller may send (see `frame::caps`).
+    pub fn frame_cap(&self) -> usize {
+        match &self.peer.identity {
+            None => caps::PRE_AUTH,
+            Some(id) if id.role == shoal_security::Role::Manager => caps::MANAGER,
+            Some(_) => caps::NODE,
+        }
+    }
+
+    /// The next request or Raft frame; `None` when the peer hung up. A caller
+    /// without a certificate gets only `Join` decoded; anything else it sends
+    /// is an error before any of it is parsed.
     pub async fn next(&mut self) -> io::Result<Option<Incoming>> {
-        match read_frame(&mut self.stream).await? {
+        let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let anonymous = self.peer.identity.is_none();
+        let cap = self.frame_cap();
+        match read_frame_capped(&mut self.stream, cap).await? {
             None => Ok(None),
+            Some((Kind::Raft, _)) if anonymous => Err(bad("a Raft frame from a caller without a certificate".into())),
             Some((Kind::Raft, body)) => Ok(Some(Incoming::Raft(body))),
+            Some((Kind::Json, body)) if anonymous => match serde_json::from_slice::<PreAuthRequest>(&body) {
+                Ok(PreAuthRequest::Join(j)) => Ok(Some(Incoming::Request(Box::new(Request::Join(j))))),
+                Err(e) => Err(bad(format!("only Join is served without a node certificate: {e}"))),
+            },
             Some((Kind::Json, body)) => serde_json::from_slice(&body)
                 .map(|r| Some(Incoming::Request(Box::new(r))))
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+                .map_err(|e| bad(e.to_string())),
         }
     }
 

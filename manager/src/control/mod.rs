@@ -9,7 +9,7 @@ use shoal_security::JoinToken;
 
 use crate::manager::Manager;
 use crate::membership::check_removal_keeps_quorum;
-use crate::store::{Command, Store};
+use crate::store::{ClusterRecord, Command, Store, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 
 mod configs;
 mod secrets;
@@ -33,6 +33,7 @@ impl Manager {
     }
 
     pub fn swarm(&self) -> Result<Swarm, ApiError> {
+        let keys = self.cluster_keys()?;
         let st = self.store();
         let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
         let digest = shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?;
@@ -46,8 +47,8 @@ impl Manager {
             .values()
             .any(|n| n.status.state == shoal_api::NodeState::Ready && n.description.tls_info.trust_root != c.root_cert_pem);
         s.join_tokens = Some(JoinTokens {
-            worker: JoinToken { ca_digest: digest, secret: c.worker_secret.clone() }.to_string(),
-            manager: JoinToken { ca_digest: digest, secret: c.manager_secret.clone() }.to_string(),
+            worker: JoinToken { ca_digest: digest, secret: keys.worker_secret.to_string() }.to_string(),
+            manager: JoinToken { ca_digest: digest, secret: keys.manager_secret.to_string() }.to_string(),
         });
         Ok(s)
     }
@@ -144,23 +145,57 @@ impl Manager {
         let mut spec: SwarmSpec = serde_json::from_value(full).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
         spec.fill_defaults();
         validate_spec(&spec)?;
-        let (force_rotate_before, digest) = {
+        let (force_rotate_before, digest, current_root) = {
             let st = self.store();
             let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
-            (c.swarm.spec.ca_config.force_rotate, shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?)
+            (
+                c.swarm.spec.ca_config.force_rotate,
+                shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?,
+                c.root_cert_pem.clone(),
+            )
         };
-        let new_root = if spec.ca_config.force_rotate != force_rotate_before {
+        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
+        // `swarm ca --rotate --ca-cert --ca-key`: rotate to the given root.
+        // The key is sealed like a generated one and never kept in the spec
+        // (which every API reader sees).
+        let signing_key = zeroize::Zeroizing::new(std::mem::take(&mut spec.ca_config.signing_ca_key));
+        let given_root = match (spec.ca_config.signing_ca_cert.is_empty(), signing_key.is_empty()) {
+            (true, true) => None,
+            (true, false) => {
+                return Err(ApiError::bad_request(
+                    "rpc error: code = InvalidArgument desc = if a signing CA key is provided, the signing CA cert must also be provided",
+                ))
+            }
+            (false, true) => {
+                if spec.ca_config.signing_ca_cert.trim() == current_root.trim() {
+                    None
+                } else {
+                    return Err(ApiError::bad_request(
+                        "rpc error: code = InvalidArgument desc = rotating to a CA without its key (an external CA) is not supported by this version of shoald",
+                    ));
+                }
+            }
+            (false, false) => {
+                let ca = shoal_security::RootCa::from_pem(&spec.ca_config.signing_ca_cert, &signing_key)
+                    .map_err(|e| ApiError::bad_request(format!("rpc error: code = InvalidArgument desc = invalid signing CA: {e}")))?;
+                (ca.cert_pem().trim() != current_root.trim())
+                    .then(|| (ca.cert_pem().to_string(), ClusterRecord::seal(&key, ROOT_KEY_CONTEXT, ca.key_pem())))
+            }
+        };
+        let new_root = if given_root.is_some() {
+            given_root
+        } else if spec.ca_config.force_rotate != force_rotate_before {
             let ca = shoal_security::RootCa::generate().map_err(ApiError::internal)?;
-            Some((ca.cert_pem().to_string(), ca.key_pem().to_string()))
+            Some((ca.cert_pem().to_string(), ClusterRecord::seal(&key, ROOT_KEY_CONTEXT, ca.key_pem())))
         } else {
             None
         };
-        let fresh = || JoinToken::generate(digest).secret;
+        let fresh = |context| ClusterRecord::seal(&key, context, &JoinToken::generate(digest).secret);
         self.propose(Command::UpdateCluster {
             version,
             spec: Box::new(spec),
-            worker_secret: opts.rotate_worker_token.then(fresh),
-            manager_secret: opts.rotate_manager_token.then(fresh),
+            worker_secret: opts.rotate_worker_token.then(|| fresh(WORKER_SECRET_CONTEXT)),
+            manager_secret: opts.rotate_manager_token.then(|| fresh(MANAGER_SECRET_CONTEXT)),
             new_root,
         })
         .await

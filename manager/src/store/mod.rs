@@ -20,7 +20,10 @@ pub use apply::apply;
 pub use secrets::{check_references, SecretRecord};
 
 /// The cluster object with what only managers may see: the CA key and the
-/// join-token secrets.
+/// join-token secrets. Those three are sealed with the cluster's data key
+/// (`ClusterRecord::seal`, opened by `Manager::cluster_keys`), so the Raft
+/// log and snapshots never hold them in clear; a record written by an older
+/// shoald in clear still opens.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterRecord {
     pub swarm: Swarm,
@@ -28,6 +31,43 @@ pub struct ClusterRecord {
     pub root_key_pem: String,
     pub worker_secret: String,
     pub manager_secret: String,
+}
+
+/// What the sealed fields of `ClusterRecord` hold, opened.
+pub struct ClusterKeys {
+    pub root_key_pem: zeroize::Zeroizing<String>,
+    pub worker_secret: zeroize::Zeroizing<String>,
+    pub manager_secret: zeroize::Zeroizing<String>,
+}
+
+/// The contexts the sealed fields are bound to (a sealed value moved to
+/// another field does not open).
+pub const ROOT_KEY_CONTEXT: &str = "cluster/root-key";
+pub const WORKER_SECRET_CONTEXT: &str = "cluster/worker-secret";
+pub const MANAGER_SECRET_CONTEXT: &str = "cluster/manager-secret";
+
+impl ClusterRecord {
+    /// Seals a root key or a join-token secret for this record.
+    pub fn seal(key: &crate::datakey::DataKey, context: &str, plain: &str) -> String {
+        key.seal(context, plain.as_bytes())
+    }
+
+    /// Opens the sealed fields with the data key.
+    pub fn open(&self, key: &crate::datakey::DataKey) -> Result<ClusterKeys, String> {
+        let open = |context: &str, value: &str| -> Result<zeroize::Zeroizing<String>, String> {
+            if !crate::datakey::is_sealed(value) {
+                // Written in clear by a shoald from before sealing.
+                return Ok(zeroize::Zeroizing::new(value.to_string()));
+            }
+            let plain = zeroize::Zeroizing::new(key.open(context, value).map_err(|e| format!("{context}: {e}"))?);
+            String::from_utf8(plain.to_vec()).map(zeroize::Zeroizing::new).map_err(|_| format!("{context}: not UTF-8"))
+        };
+        Ok(ClusterKeys {
+            root_key_pem: open(ROOT_KEY_CONTEXT, &self.root_key_pem)?,
+            worker_secret: open(WORKER_SECRET_CONTEXT, &self.worker_secret)?,
+            manager_secret: open(MANAGER_SECRET_CONTEXT, &self.manager_secret)?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -170,5 +210,57 @@ impl Store {
 
     pub fn member_of_node(&self, node_id: &str) -> Option<&RaftMember> {
         self.members.values().find(|m| m.node_id == node_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datakey::DataKey;
+
+    fn record(key: &DataKey) -> ClusterRecord {
+        ClusterRecord {
+            swarm: Swarm::default(),
+            root_cert_pem: "cert".into(),
+            root_key_pem: ClusterRecord::seal(key, ROOT_KEY_CONTEXT, "-----BEGIN PRIVATE KEY-----\nabc\n"),
+            worker_secret: ClusterRecord::seal(key, WORKER_SECRET_CONTEXT, "worker-secret"),
+            manager_secret: ClusterRecord::seal(key, MANAGER_SECRET_CONTEXT, "manager-secret"),
+        }
+    }
+
+    #[test]
+    fn cluster_keys_are_sealed_in_the_record_and_open_with_the_data_key() {
+        let key = DataKey::generate();
+        let rec = record(&key);
+        let json = serde_json::to_string(&rec).unwrap();
+        for clear in ["PRIVATE KEY", "worker-secret", "manager-secret"] {
+            assert!(!json.contains(clear), "{clear} in clear in {json}");
+        }
+        let keys = rec.open(&key).unwrap();
+        assert_eq!(keys.root_key_pem.as_str(), "-----BEGIN PRIVATE KEY-----\nabc\n");
+        assert_eq!(keys.worker_secret.as_str(), "worker-secret");
+        assert_eq!(keys.manager_secret.as_str(), "manager-secret");
+        assert!(rec.open(&DataKey::generate()).is_err(), "another cluster's key does not open it");
+    }
+
+    #[test]
+    fn a_sealed_value_moved_to_another_field_does_not_open() {
+        let key = DataKey::generate();
+        let mut rec = record(&key);
+        rec.worker_secret = rec.manager_secret.clone();
+        assert!(rec.open(&key).is_err());
+    }
+
+    #[test]
+    fn a_record_written_in_clear_by_an_older_shoald_still_opens() {
+        let rec = ClusterRecord {
+            swarm: Swarm::default(),
+            root_cert_pem: "cert".into(),
+            root_key_pem: "-----BEGIN PRIVATE KEY-----".into(),
+            worker_secret: "w".into(),
+            manager_secret: "m".into(),
+        };
+        let keys = rec.open(&DataKey::generate()).unwrap();
+        assert_eq!((keys.worker_secret.as_str(), keys.manager_secret.as_str()), ("w", "m"));
     }
 }

@@ -91,6 +91,9 @@ pub fn write(c: &ContainerInput, bundle: &Path) -> Result<Vec<Value>, String> {
         }
         let path = bundle.join(name);
         std::fs::write(&path, content).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        // Readable by every user in the container (shoald's umask is 077).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
         let mut options = vec!["rbind", "rprivate"];
         if c.spec.read_only {
             options.push("ro");

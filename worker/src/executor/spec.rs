@@ -332,7 +332,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
-            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids, "umask": 0o022},
             "args": args,
             "env": process_env(c),
             "cwd": cwd,

@@ -85,6 +85,11 @@ pub fn prepare(store: &Store, layers: &[Digest], container_id: &str) -> Result<R
     for d in [&rootfs.upper, &rootfs.work, &rootfs.path] {
         fs::create_dir_all(d).map_err(|e| ImageError::io(format!("creating {}", d.display()), e))?;
     }
+    // The merged root takes the upper directory's mode: a container's `/` is
+    // 0755 as in Docker (shoald's umask would make it 0700, and a container
+    // user other than root could then reach nothing).
+    fs::set_permissions(&rootfs.upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| ImageError::io(format!("chmod {}", rootfs.upper.display()), e))?;
     let record = serde_json::to_vec(&rootfs.layers).map_err(|e| ImageError::internal(e.to_string()))?;
     write_atomic(&dir.join("layers.json"), &record, &store.temp_path("rootfs-layers"))?;
 
