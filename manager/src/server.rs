@@ -123,10 +123,10 @@ async fn raft_stream(mgr: &Manager, mut conn: ServerConn, node_id: &str) {
     while let Ok(Some(Incoming::Raft(bytes))) = conn.next().await {
         let Ok(m) = ::raft::eraftpb::Message::parse_from_bytes(&bytes) else { return };
         match raft_sender(&mgr.raft.store.read().unwrap(), node_id, m.from) {
-            Sender::Owner => mgr.raft.step(m),
-            // Not in our store yet (a member being added, or entries not
-            // applied here yet): Raft tolerates a dropped message.
-            Sender::Unknown => {}
+            // An ID our store does not know yet passes: a manager being
+            // added, or this one catching up (its store is empty until the
+            // leader's messages fill it).
+            Sender::Owner | Sender::Unknown => mgr.raft.step(m),
             Sender::Impostor => {
                 tracing::warn!("dropping raft stream from {node_id}: message claims raft ID {:x}", m.from);
                 return;
@@ -355,6 +355,7 @@ impl Manager {
 
     pub(crate) async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
         let invalid = || ApiError::bad_request("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster");
+        crate::dispatcher::bounds::check_description(&req.description)?;
         let token = JoinToken::parse(&req.token).map_err(|_| ApiError::bad_request("invalid join token"))?;
         let (ca, cluster_id, expiry) = self.root_ca()?;
         let keys = self.cluster_keys()?;

@@ -11,6 +11,8 @@ use shoal_rpc::{HeartbeatRequest, HeartbeatResponse, Response, TaskStatusUpdate}
 use crate::manager::Manager;
 use crate::store::Command;
 
+pub mod bounds;
+
 /// A node is Down after this many heartbeat periods without one (Docker's).
 pub const GRACE_PERIODS: u32 = 3;
 
@@ -20,6 +22,8 @@ pub struct Dispatcher {
     /// changes: a new leader gives every node a full grace period.
     deadlines: Mutex<HashMap<String, Instant>>,
     term: Mutex<u64>,
+    /// Description changes, written at most once per interval per node.
+    descriptions: Mutex<bounds::DescriptionGate>,
 }
 
 fn period(mgr: &Manager) -> Duration {
@@ -32,20 +36,27 @@ pub async fn heartbeat(mgr: &Manager, node_id: &str, hb: HeartbeatRequest) -> Re
     if !mgr.is_leader() {
         return Ok(Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) });
     }
+    if let Some(d) = &hb.description {
+        bounds::check_description(d)?;
+    }
+    if hb.addr.len() > 255 {
+        return Err(ApiError::bad_request("node address too long"));
+    }
     let period = period(mgr);
     mgr.dispatcher.deadlines.lock().unwrap().insert(node_id.to_string(), Instant::now() + period * GRACE_PERIODS);
     let (update, desired_role, managers, root_pem) = {
         let st = mgr.raft.store.read().unwrap();
         let node = st.nodes.get(node_id).ok_or_else(|| ApiError::not_found(format!("node {node_id} not found")))?;
-        let desc_changed = hb.description.as_ref().map(|d| *d != node.description).unwrap_or(false);
-        let update = node.status.state != NodeState::Ready || node.status.addr != hb.addr || desc_changed;
+        let offered = hb.description.filter(|d| *d != node.description);
+        let description = mgr.dispatcher.descriptions.lock().unwrap().take(node_id, offered, Instant::now());
+        let description = description.filter(|d| *d != node.description);
+        let update = node.status.state != NodeState::Ready || node.status.addr != hb.addr || description.is_some();
         let root = st.cluster.as_ref().map(|c| c.root_cert_pem.clone()).unwrap_or_default();
-        (update.then_some(desc_changed), node.spec.role, st.members.values().cloned().collect(), root)
+        (update.then_some(description), node.spec.role, st.members.values().cloned().collect(), root)
     };
-    if let Some(desc_changed) = update {
+    if let Some(description) = update {
         let status = NodeStatus { state: NodeState::Ready, message: String::new(), addr: hb.addr };
-        let description = if desc_changed { hb.description.map(Box::new) } else { None };
-        mgr.propose(Command::UpdateNodeStatus { id: node_id.to_string(), status, description }).await?;
+        mgr.propose(Command::UpdateNodeStatus { id: node_id.to_string(), status, description: description.map(Box::new) }).await?;
     }
     Ok(Response::Heartbeat(HeartbeatResponse {
         period_ns: period.as_nanos() as i64,
@@ -70,6 +81,7 @@ pub async fn run(mgr: Arc<Manager>) {
             if *term != status.term {
                 *term = status.term;
                 mgr.dispatcher.deadlines.lock().unwrap().clear();
+                *mgr.dispatcher.descriptions.lock().unwrap() = Default::default();
             }
         }
         let grace = period(&mgr) * GRACE_PERIODS;
@@ -143,6 +155,10 @@ pub async fn task_status(mgr: &Manager, node_id: &str, updates: Vec<TaskStatusUp
         let st = mgr.raft.store.read().unwrap();
         updates
             .into_iter()
+            .map(|mut u| {
+                bounds::bound_status(&mut u.status);
+                u
+            })
             .filter(|u| {
                 st.tasks
                     .get(&u.task_id)
