@@ -209,6 +209,7 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<u64> {
             } else if hidden.starts_with(WHITEOUT_PREFIX) {
                 // Other `.wh..wh.` names are AUFS bookkeeping: nothing to do.
             } else {
+                check_whiteout_target(hidden, &raw_path)?;
                 let target = parent.join(hidden);
                 remove_existing(&target)?;
                 mknod(&target, libc::S_IFCHR, 0).map_err(|e| io_err(&target, "creating whiteout", e))?;
@@ -349,6 +350,21 @@ fn clean_path(p: &Path) -> Result<Vec<OsString>> {
         }
     }
     Ok(out)
+}
+
+/// A whiteout deletes one entry of its own directory, so what it names
+/// must be a plain name: `.wh.` (empty), `.wh..` (`.`) and `.wh...` (`..`)
+/// would otherwise delete the directory itself or its parent, which for a
+/// top-level entry is the layer root or the folder of layers in progress.
+fn check_whiteout_target(hidden: &str, name: &Path) -> Result<()> {
+    if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+        return Err(bad_layer(format!(
+            "whiteout {:?} does not name an entry (it would delete {:?})",
+            name.display().to_string(),
+            if hidden.is_empty() { "." } else { hidden }
+        )));
+    }
+    Ok(())
 }
 
 /// Docker refuses a symlink whose relative target, read from the link's
@@ -738,6 +754,39 @@ pub(crate) mod tests {
             fs::remove_dir_all(&dir).unwrap();
         }
         fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn whiteouts_that_name_no_entry_are_refused() {
+        // Each layer is unpacked into `sandbox/layer`, next to a sibling
+        // that stands for other layers being unpacked: a whiteout naming
+        // `.`, `..` or nothing must not delete either, nor the layer's own
+        // earlier entries.
+        for name in [".wh.", ".wh..", ".wh...", "sub/.wh.", "sub/.wh..", "sub/.wh..."] {
+            let sandbox = tempdir("whiteout-names");
+            let dest = sandbox.join("layer");
+            fs::create_dir(&dest).unwrap();
+            fs::write(sandbox.join("sibling"), "other layer").unwrap();
+            let tar = TarBuilder::new().file("sub/keep", b"k", 0o644).file("keep", b"k", 0o644).file(name, b"", 0o644).finish();
+            let e = unpack_tar(&tar[..], &dest).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Corrupt, "{name}: {e}");
+            assert!(e.message.contains("does not name an entry"), "{name}: {e}");
+            assert_eq!(fs::read(sandbox.join("sibling")).unwrap(), b"other layer", "{name}");
+            assert_eq!(fs::read(dest.join("keep")).unwrap(), b"k", "{name}");
+            assert_eq!(fs::read(dest.join("sub/keep")).unwrap(), b"k", "{name}");
+            fs::remove_dir_all(&sandbox).unwrap();
+        }
+        // Through unpack_layer the half-made layer goes away and nothing is stored.
+        let root = std::env::temp_dir().join(format!("shoal-unpack-wh-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let store = Store::open(&root).unwrap();
+        let tar = TarBuilder::new().file("a", b"x", 0o644).file(".wh...", b"", 0o644).finish();
+        let diff_id = Digest::sha256_of(&tar);
+        let e = unpack_layer(&store, &tar[..], &LayerSource { diff_id: &diff_id, blob: None }).unwrap_err();
+        assert!(e.message.contains("does not name an entry"), "{e}");
+        assert!(!is_unpacked(&store, &diff_id));
+        assert!(root.join("tmp").is_dir() && fs::read_dir(root.join("tmp")).unwrap().next().is_none());
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
