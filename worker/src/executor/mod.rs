@@ -242,7 +242,9 @@ impl Executor {
     /// added to `spec`; the bundle records the anonymous volumes made. On
     /// error, those volumes are gone again.
     fn add_runtime_options(&self, input: &ContainerInput, bundle: &Path, spec: &mut serde_json::Value) -> Result<(), String> {
-        let prepared = mounts::prepare(input, &self.volumes);
+        let staging = mounts::staging_dir(bundle);
+        mounts::release_staged(&staging)?;
+        let prepared = mounts::prepare(input, &self.volumes, &staging);
         let result = prepared.as_ref().map_err(Clone::clone).and_then(|p| {
             let list = serde_json::to_vec(&p.anonymous_volumes).map_err(|e| e.to_string())?;
             std::fs::write(bundle.join(ANON_VOLUMES_FILE), list).map_err(|e| format!("writing {}: {e}", bundle.display()))?;
@@ -253,6 +255,9 @@ impl Executor {
             process_opts::apply(spec, input, init)
         });
         if result.is_err() {
+            if let Err(e) = mounts::release_staged(&staging) {
+                tracing::warn!("{e}");
+            }
             self.remove_anonymous_volumes(bundle);
             for v in prepared.map(|p| p.anonymous_volumes).unwrap_or_default() {
                 let _ = self.volumes.remove(&v);
@@ -301,7 +306,13 @@ impl Executor {
             .map_err(|e| format!("capturing output to {}: {e}", log_path.display()))?;
         // runc hands its stdout and stderr (the pipes' write ends) to the
         // container and exits; ours close when `write_ends` drops here.
-        let pid = match self.runc.run_detached(&input.id, &bundle, write_ends.stdout, write_ends.stderr) {
+        let run = self.runc.run_detached(&input.id, &bundle, write_ends.stdout, write_ends.stderr);
+        // The container has its own mounts now (or none): the staged volume
+        // subpaths are not needed any more.
+        if let Err(e) = mounts::release_staged(&mounts::staging_dir(&bundle)) {
+            tracing::warn!(container = %input.id, "{e}");
+        }
+        let pid = match run {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = self.runc.delete(&input.id);
@@ -371,6 +382,9 @@ impl Executor {
         }
         self.runc.delete(id)?;
         let bundle = self.bundle_dir(id);
+        // Before anything recursive: a staged subpath mount left by a killed
+        // daemon leads into a volume.
+        mounts::release_staged(&mounts::staging_dir(&bundle))?;
         self.remove_anonymous_volumes(&bundle);
         if bundle.exists() {
             std::fs::remove_dir_all(&bundle)

@@ -413,6 +413,33 @@ fn new_volumes_are_filled_from_the_image_unless_nocopy() {
 }
 
 #[test]
+fn a_planted_symlink_in_a_volume_keeps_a_subpath_mount_inside_it() {
+    let f = Fixture::new("subpath");
+    let data = f.exec.volumes().ensure("shared", "", &Default::default(), &Default::default(), false).unwrap();
+    std::fs::write(data.join("volume-marker"), "in volume").unwrap();
+    // A container using the volume planted `x -> /` (and one with `..`s).
+    std::os::unix::fs::symlink("/", data.join("x")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../etc", data.join("up")).unwrap();
+    let mut via_root = mount("volume", "shared", "/mnt");
+    via_root.volume_options = Some(VolumeOptions { subpath: "x".into(), no_copy: true, ..Default::default() });
+    let mut via_up = mount("volume", "shared", "/up");
+    via_up.volume_options = Some(VolumeOptions { subpath: "up".into(), no_copy: true, ..Default::default() });
+    std::fs::create_dir_all(data.join("etc")).unwrap();
+    std::fs::write(data.join("etc/volume-etc"), "").unwrap();
+    let mut input = f.input(&["sh", "-c", "cat /mnt/volume-marker; echo; ls /up; test -e /mnt/etc/hostname && echo HOST-ROOT; true"]);
+    input.spec.mounts = vec![via_root, via_up];
+    let c = f.exec.start(&input).unwrap();
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0), "log: {}", f.log());
+    f.wait_logs(&c);
+    let log = f.log();
+    assert_eq!(log, "in volume\nvolume-etc\n", "the host's / or /etc must not be what is mounted");
+    // The staged mounts are gone once runc has started the container.
+    assert!(!mounts::staging_dir(&c.bundle).exists());
+    f.exec.remove(&c).unwrap();
+    assert_eq!(std::fs::read_to_string(data.join("volume-marker")).unwrap(), "in volume");
+}
+
+#[test]
 fn a_missing_bind_source_is_refused_before_anything_runs() {
     let f = Fixture::new("nobind");
     let mut input = f.input(&["true"]);
