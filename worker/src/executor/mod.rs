@@ -19,10 +19,12 @@
 //! Not wired to the agent yet. The daemon must call
 //! [`supervise::become_subreaper`] once at start.
 
+pub mod apparmor;
 pub mod etc_files;
 pub mod mounts;
 pub mod process_opts;
 pub mod runc;
+pub mod seccomp;
 pub mod spec;
 pub mod supervise;
 
@@ -188,6 +190,26 @@ fn valid_id(id: &str) -> bool {
         && !id.starts_with('.')
 }
 
+/// Loads `shoal-default` once per process where the host has AppArmor.
+/// A host with AppArmor whose profile does not load gets no profile set
+/// (runc would refuse to start containers with an unknown one); the
+/// failure is logged.
+fn apparmor_loaded() -> bool {
+    static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LOADED.get_or_init(|| {
+        if !apparmor::host_has_apparmor() {
+            return false;
+        }
+        match apparmor::load() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("AppArmor is enabled on this host but {e}; containers run without an AppArmor profile");
+                false
+            }
+        }
+    })
+}
+
 impl Executor {
     /// Removes this node's (empty) parent cgroup, in every v1 controller
     /// hierarchy and in the v2 tree; a parent still holding containers stays.
@@ -224,6 +246,8 @@ impl Executor {
                 cgroup_parent: cfg.cgroup_parent.clone(),
                 swap_accounting,
                 nofile: spec::nofile_limit(),
+                kernel: seccomp::kernel_version(),
+                apparmor: apparmor_loaded(),
             },
             volumes: crate::volumes::VolumeStore::new(cfg.volumes_dir.clone()),
             cfg,
