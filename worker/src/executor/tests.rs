@@ -514,7 +514,9 @@ fn supplementary_groups_reach_the_process() {
 /// the call succeeded. Hand-assembled: an ELF header, one loadable program
 /// header, then the code.
 fn syscall_probe(nr: u32, a0: u32, a1: u32, a2: u32) -> Vec<u8> {
-    assert!(cfg!(target_arch = "x86_64"), "the syscall probe is x86_64 machine code; add one for this architecture");
+    if cfg!(not(target_arch = "x86_64")) {
+        panic!("the syscall probe is x86_64 machine code; add one for this architecture");
+    }
     let mut code = Vec::new();
     for (op, v) in [(0xb8u8, nr), (0xbf, a0), (0xbe, a1), (0xba, a2)] {
         // mov eax/edi/esi/edx, imm32

@@ -527,7 +527,7 @@ mod tests {
         let p = p.get("Privileges");
         assert_eq!(p.at(&["Seccomp", "Mode"]).str(), "custom");
         assert_eq!(shoal_api::base64::decode(p.at(&["Seccomp", "Profile"]).str()).unwrap(), profile);
-        assert_eq!(p.get("NoNewPrivileges").bool(), false);
+        assert!(p.has("NoNewPrivileges") && !p.get("NoNewPrivileges").bool());
         // What the CLI sends is what the API reads.
         let typed: shoal_api::task::Privileges = serde_json::from_str(&p.to_compact()).unwrap();
         typed.validate().unwrap();
