@@ -12,6 +12,7 @@ pub mod id;
 pub mod info;
 pub mod network;
 pub mod node;
+pub mod seccomp;
 pub mod secret;
 pub mod service;
 pub mod swarm;

@@ -264,6 +264,125 @@ pub struct ContainerSpec {
     pub ulimits: Vec<Ulimit>,
     #[serde(default, rename = "DNSConfig", skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<DnsConfig>,
+    /// Seccomp, AppArmor and no-new-privileges per service (Docker's
+    /// `--security-opt`); absent means Docker's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Privileges>,
+}
+
+/// Docker's `ContainerSpec.Privileges`. Every part may be absent or JSON
+/// null. Shoal acts on `Seccomp`, `AppArmor` and `NoNewPrivileges`;
+/// `CredentialSpec` (Windows) and `SELinuxContext` (SELinux labels) are
+/// parsed only so that [`Privileges::validate`] can refuse them by name
+/// rather than drop them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Privileges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_spec: Option<CredentialSpec>,
+    #[serde(default, rename = "SELinuxContext", skip_serializing_if = "Option::is_none")]
+    pub selinux_context: Option<SELinuxContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<SeccompOpts>,
+    #[serde(default, rename = "AppArmor", skip_serializing_if = "Option::is_none")]
+    pub app_armor: Option<AppArmorOpts>,
+    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "null_as_default")]
+    pub no_new_privileges: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CredentialSpec {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub config: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub file: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub registry: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SELinuxContext {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub disable: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub user: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub role: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub r#type: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub level: String,
+}
+
+/// `Mode`: `default` (or empty), `unconfined`, `custom`. `Profile` is the
+/// custom profile's JSON; Docker's Go type is `[]byte`, so on the wire it
+/// is base64, as Go writes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SeccompOpts {
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_default")]
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::base64::opt")]
+    pub profile: Option<Vec<u8>>,
+}
+
+/// `Mode`: `default` (or empty) or `disabled`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AppArmorOpts {
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_default")]
+    pub mode: String,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// What a container's seccomp filter is, once the mode is checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeccompChoice {
+    Default,
+    Unconfined,
+    Custom(crate::seccomp::Profile),
+}
+
+impl Privileges {
+    /// Refuses what Shoal cannot honour, naming the field, and checks a
+    /// custom seccomp profile. Managers call it when a service is created
+    /// or updated; workers again before a container starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.credential_spec.as_ref().is_some_and(|c| *c != CredentialSpec::default()) {
+            return Err("Privileges.CredentialSpec is not supported: credential specs are for Windows containers".into());
+        }
+        if self.selinux_context.as_ref().is_some_and(|c| *c != SELinuxContext::default()) {
+            return Err("Privileges.SELinuxContext is not supported: Shoal does not apply SELinux labels".into());
+        }
+        self.seccomp_choice()?;
+        match self.app_armor.as_ref().map(|a| a.mode.as_str()).unwrap_or("") {
+            "" | "default" | "disabled" => Ok(()),
+            other => Err(format!("Privileges.AppArmor.Mode {other:?} is invalid: want \"default\" or \"disabled\"")),
+        }
+    }
+
+    /// The seccomp filter asked for (the profile parsed and checked).
+    pub fn seccomp_choice(&self) -> Result<SeccompChoice, String> {
+        let Some(s) = self.seccomp.as_ref() else { return Ok(SeccompChoice::Default) };
+        let profile = s.profile.as_deref().filter(|p| !p.is_empty());
+        match (s.mode.as_str(), profile) {
+            ("" | "default", None) => Ok(SeccompChoice::Default),
+            ("unconfined", None) => Ok(SeccompChoice::Unconfined),
+            ("custom", Some(p)) => {
+                crate::seccomp::Profile::parse(p).map(SeccompChoice::Custom).map_err(|e| format!("Privileges.Seccomp.Profile: {e}"))
+            }
+            ("custom", None) => Err("Privileges.Seccomp.Mode is \"custom\" but no Profile is given".into()),
+            ("" | "default" | "unconfined", Some(_)) => {
+                Err(format!("Privileges.Seccomp.Profile is only used with Mode \"custom\", not {:?}", s.mode))
+            }
+            (other, _) => Err(format!("Privileges.Seccomp.Mode {other:?} is invalid: want \"default\", \"unconfined\" or \"custom\"")),
+        }
+    }
 }
 
 /// `--ulimit nofile=1024:2048`: a resource limit of the container's processes.
@@ -618,5 +737,53 @@ mod tests {
         assert_eq!(v, serde_json::json!({"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID1"}}));
         let v = serde_json::to_value(GenericResource::discrete("ssd", 2)).unwrap();
         assert_eq!(v, serde_json::json!({"DiscreteResourceSpec": {"Kind": "ssd", "Value": 2}}));
+    }
+
+    #[test]
+    fn privileges_in_dockers_shape_with_nulls() {
+        let cs: ContainerSpec = serde_json::from_str(
+            r#"{"Image": "x", "Privileges": {"CredentialSpec": null, "SELinuxContext": null, "Seccomp": null, "AppArmor": null, "NoNewPrivileges": null}}"#,
+        )
+        .unwrap();
+        let p = cs.privileges.unwrap();
+        assert_eq!(p, Privileges::default());
+        assert_eq!(p.seccomp_choice().unwrap(), SeccompChoice::Default);
+        p.validate().unwrap();
+        let cs: ContainerSpec = serde_json::from_str(r#"{"Image": "x", "Privileges": null}"#).unwrap();
+        assert!(cs.privileges.is_none());
+
+        // Profile is Go's []byte: base64 on the wire.
+        let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        let json = format!(
+            r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}, "AppArmor": {{"Mode": "disabled"}}, "NoNewPrivileges": true}}"#,
+            crate::base64::encode(profile)
+        );
+        let p: Privileges = serde_json::from_str(&json).unwrap();
+        p.validate().unwrap();
+        assert!(p.no_new_privileges);
+        let SeccompChoice::Custom(custom) = p.seccomp_choice().unwrap() else { panic!("custom") };
+        assert_eq!(custom.syscalls[0].names, ["keyctl"]);
+        let back = serde_json::to_value(&p).unwrap();
+        assert_eq!(back["Seccomp"]["Profile"], crate::base64::encode(profile));
+        assert_eq!(back["AppArmor"]["Mode"], "disabled");
+        let unconfined: Privileges = serde_json::from_str(r#"{"Seccomp": {"Mode": "unconfined"}}"#).unwrap();
+        assert_eq!(unconfined.seccomp_choice().unwrap(), SeccompChoice::Unconfined);
+    }
+
+    #[test]
+    fn privileges_shoal_cannot_honour_are_refused_by_name() {
+        let err = |j: &str| serde_json::from_str::<Privileges>(j).unwrap().validate().unwrap_err();
+        assert!(err(r#"{"CredentialSpec": {"File": "spec.json"}}"#).starts_with("Privileges.CredentialSpec is not supported"));
+        assert!(err(r#"{"SELinuxContext": {"Type": "svirt_lxc_net_t"}}"#).starts_with("Privileges.SELinuxContext is not supported"));
+        assert!(err(r#"{"SELinuxContext": {"Disable": true}}"#).starts_with("Privileges.SELinuxContext"));
+        assert!(err(r#"{"Seccomp": {"Mode": "strict"}}"#).contains("Privileges.Seccomp.Mode \"strict\" is invalid"));
+        assert!(err(r#"{"Seccomp": {"Mode": "custom"}}"#).contains("no Profile"));
+        let with_profile = format!(r#"{{"Seccomp": {{"Mode": "unconfined", "Profile": "{}"}}}}"#, crate::base64::encode(b"{}"));
+        assert!(err(&with_profile).contains("only used with Mode \"custom\""));
+        let broken = format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}}}"#, crate::base64::encode(b"{\"defaultAction\": 1}"));
+        assert!(err(&broken).starts_with("Privileges.Seccomp.Profile: decoding seccomp profile failed"));
+        assert!(err(r#"{"AppArmor": {"Mode": "enforce"}}"#).contains("Privileges.AppArmor.Mode \"enforce\" is invalid"));
+        // Empty objects ask for nothing, so nothing is dropped by accepting them.
+        serde_json::from_str::<Privileges>(r#"{"CredentialSpec": {}, "SELinuxContext": {}}"#).unwrap().validate().unwrap();
     }
 }

@@ -34,6 +34,12 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     if let Some(p) = spec.task_template.placement() {
         shoal_scheduler::parse_constraints(&p.constraints).map_err(invalid)?;
     }
+    // Seccomp, AppArmor, no-new-privileges: what workers cannot honour
+    // (CredentialSpec, SELinuxContext) and bad custom seccomp profiles are
+    // refused here, before any task exists.
+    if let Some(p) = spec.task_template.container_spec.as_ref().and_then(|c| c.privileges.as_ref()) {
+        p.validate().map_err(|e| invalid(format!("ContainerSpec: {e}")))?;
+    }
     Ok(())
 }
 
@@ -252,6 +258,22 @@ mod tests {
         s.task_template.container_spec.as_mut().unwrap().mounts = vec![m("/a"), m("/b"), m("/a")];
         let e = validate_service_spec(&s).unwrap_err();
         assert_eq!(e.message, "rpc error: code = InvalidArgument desc = ContainerSpec: duplicate mount point: /a");
+    }
+
+    #[test]
+    fn privileges_are_checked_at_create() {
+        let with = |json: &str| {
+            let mut s = spec("web", "busybox");
+            s.task_template.container_spec.as_mut().unwrap().privileges = Some(serde_json::from_str(json).unwrap());
+            validate_service_spec(&s)
+        };
+        assert!(with(r#"{"Seccomp": {"Mode": "unconfined"}, "AppArmor": {"Mode": "disabled"}, "NoNewPrivileges": true}"#).is_ok());
+        let e = with(r#"{"CredentialSpec": {"Registry": "x"}}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("ContainerSpec: Privileges.CredentialSpec is not supported"), "{e}");
+        let profile = shoal_api::base64::encode(br#"{"defaultAction": "SCMP_ACT_NOPE"}"#);
+        let e = with(&format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{profile}"}}}}"#)).unwrap_err();
+        assert!(e.message.contains("Privileges.Seccomp.Profile: invalid seccomp profile: unknown defaultAction"), "{e}");
     }
 
     #[test]

@@ -19,10 +19,12 @@
 //! Not wired to the agent yet. The daemon must call
 //! [`supervise::become_subreaper`] once at start.
 
+pub mod apparmor;
 pub mod etc_files;
 pub mod mounts;
 pub mod process_opts;
 pub mod runc;
+pub mod seccomp;
 pub mod spec;
 pub mod supervise;
 
@@ -188,6 +190,26 @@ fn valid_id(id: &str) -> bool {
         && !id.starts_with('.')
 }
 
+/// Loads `shoal-default` once per process where the host has AppArmor.
+/// A host with AppArmor whose profile does not load gets no profile set
+/// (runc would refuse to start containers with an unknown one); the
+/// failure is logged.
+fn apparmor_loaded() -> bool {
+    static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LOADED.get_or_init(|| {
+        if !apparmor::host_has_apparmor() {
+            return false;
+        }
+        match apparmor::load() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("AppArmor is enabled on this host but {e}; containers run without an AppArmor profile");
+                false
+            }
+        }
+    })
+}
+
 impl Executor {
     /// Removes this node's (empty) parent cgroup, in every v1 controller
     /// hierarchy and in the v2 tree; a parent still holding containers stays.
@@ -224,6 +246,8 @@ impl Executor {
                 cgroup_parent: cfg.cgroup_parent.clone(),
                 swap_accounting,
                 nofile: spec::nofile_limit(),
+                kernel: seccomp::kernel_version(),
+                apparmor: apparmor_loaded(),
             },
             volumes: crate::volumes::VolumeStore::new(cfg.volumes_dir.clone()),
             cfg,
@@ -242,7 +266,9 @@ impl Executor {
     /// added to `spec`; the bundle records the anonymous volumes made. On
     /// error, those volumes are gone again.
     fn add_runtime_options(&self, input: &ContainerInput, bundle: &Path, spec: &mut serde_json::Value) -> Result<(), String> {
-        let prepared = mounts::prepare(input, &self.volumes);
+        let staging = mounts::staging_dir(bundle);
+        mounts::release_staged(&staging)?;
+        let prepared = mounts::prepare(input, &self.volumes, &staging);
         let result = prepared.as_ref().map_err(Clone::clone).and_then(|p| {
             let list = serde_json::to_vec(&p.anonymous_volumes).map_err(|e| e.to_string())?;
             std::fs::write(bundle.join(ANON_VOLUMES_FILE), list).map_err(|e| format!("writing {}: {e}", bundle.display()))?;
@@ -253,6 +279,9 @@ impl Executor {
             process_opts::apply(spec, input, init)
         });
         if result.is_err() {
+            if let Err(e) = mounts::release_staged(&staging) {
+                tracing::warn!("{e}");
+            }
             self.remove_anonymous_volumes(bundle);
             for v in prepared.map(|p| p.anonymous_volumes).unwrap_or_default() {
                 let _ = self.volumes.remove(&v);
@@ -301,7 +330,13 @@ impl Executor {
             .map_err(|e| format!("capturing output to {}: {e}", log_path.display()))?;
         // runc hands its stdout and stderr (the pipes' write ends) to the
         // container and exits; ours close when `write_ends` drops here.
-        let pid = match self.runc.run_detached(&input.id, &bundle, write_ends.stdout, write_ends.stderr) {
+        let run = self.runc.run_detached(&input.id, &bundle, write_ends.stdout, write_ends.stderr);
+        // The container has its own mounts now (or none): the staged volume
+        // subpaths are not needed any more.
+        if let Err(e) = mounts::release_staged(&mounts::staging_dir(&bundle)) {
+            tracing::warn!(container = %input.id, "{e}");
+        }
+        let pid = match run {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = self.runc.delete(&input.id);
@@ -371,6 +406,9 @@ impl Executor {
         }
         self.runc.delete(id)?;
         let bundle = self.bundle_dir(id);
+        // Before anything recursive: a staged subpath mount left by a killed
+        // daemon leads into a volume.
+        mounts::release_staged(&mounts::staging_dir(&bundle))?;
         self.remove_anonymous_volumes(&bundle);
         if bundle.exists() {
             std::fs::remove_dir_all(&bundle)

@@ -10,8 +10,11 @@
 //! a bad mount rejects the task. [`prepare`] creates and fills volumes.
 
 use std::collections::{HashSet, VecDeque};
+use std::ffi::CString;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -138,7 +141,12 @@ pub fn tmpfs_data(size_bytes: i64, mode: u32) -> Vec<String> {
 
 /// Validates, creates the volumes (filling new ones from the image), and
 /// returns the OCI mounts.
-pub fn prepare(c: &ContainerInput, volumes: &VolumeStore) -> Result<Prepared, String> {
+///
+/// A volume's `Subpath` is resolved inside the volume and bind-mounted
+/// under `staging` (in the bundle), and runc is handed that mount: see
+/// [`stage_subpath`]. The caller releases it with [`release_staged`] once
+/// runc has made the container's mounts, or when preparing fails.
+pub fn prepare(c: &ContainerInput, volumes: &VolumeStore, staging: &Path) -> Result<Prepared, String> {
     validate(&c.spec.mounts)?;
     let mut out = Prepared::default();
     for m in &c.spec.mounts {
@@ -165,10 +173,7 @@ pub fn prepare(c: &ContainerInput, volumes: &VolumeStore) -> Result<Prepared, St
                 }
                 let mut src = data;
                 if !vo.subpath.is_empty() {
-                    src = src.join(&vo.subpath);
-                    if !src.exists() {
-                        return Err(format!("cannot access path {}: no such file or directory", src.display()));
-                    }
+                    src = stage_subpath(&src, &vo.subpath, staging, out.mounts.len())?;
                 }
                 options.push("rbind".into());
                 options.push("rprivate".into());
@@ -187,6 +192,117 @@ pub fn prepare(c: &ContainerInput, volumes: &VolumeStore) -> Result<Prepared, St
         out.mounts.push(json!({"destination": target, "type": kind, "source": source, "options": options}));
     }
     Ok(out)
+}
+
+/// The layout of `open_how` (linux/openat2.h), the argument of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `sub` below the directory `root` as an `O_PATH` descriptor with
+/// openat2(2) and `RESOLVE_IN_ROOT`: the kernel resolves every component,
+/// symlinks and `..` included, as if `root` were `/`, so the result is
+/// always inside `root` whatever a container planted there (a symlink
+/// `x -> /` names the volume's own root). Magic links (`/proc/self/fd/..`)
+/// are refused.
+pub fn open_in_root(root: &Path, sub: &str) -> io::Result<OwnedFd> {
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let sub_c = CString::new(sub).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid C string; the returned descriptor is owned below.
+    let dir = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if dir < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dir` was just opened and nothing else owns it.
+    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: valid descriptor and C string; `how` is a live open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), sub_c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A volume's `Subpath`, made safe to hand to runc. runc bind-mounts the
+/// `source` path of config.json itself, and a path inside a volume can be
+/// changed by any container using the volume (a symlink `x -> /` planted
+/// there would make `data/x` the host's `/`). So the subpath is opened with
+/// [`open_in_root`] and that very descriptor is bind-mounted (through
+/// `/proc/self/fd/<n>`) at `<staging>/<n>`, a root-only folder in the
+/// bundle that no container can reach; runc gets the staging path.
+fn stage_subpath(data: &Path, sub: &str, staging: &Path, n: usize) -> Result<PathBuf, String> {
+    let fd = open_in_root(data, sub).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => format!("cannot access path {}: no such file or directory", data.join(sub).display()),
+        _ => format!("cannot access path {} inside its volume: {e}", data.join(sub).display()),
+    })?;
+    // SAFETY: fstat on a live descriptor into a zeroed stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(format!("cannot access path {}: {}", data.join(sub).display(), io::Error::last_os_error()));
+    }
+    let err = |what: &str, p: &Path, e: io::Error| format!("staging volume subpath {sub}: {what} {}: {e}", p.display());
+    std::fs::create_dir_all(staging).map_err(|e| err("creating", staging, e))?;
+    std::fs::set_permissions(staging, std::fs::Permissions::from_mode(0o700)).map_err(|e| err("chmod", staging, e))?;
+    let point = staging.join(n.to_string());
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        std::fs::create_dir(&point).map_err(|e| err("creating", &point, e))?;
+    } else {
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&point).map_err(|e| err("creating", &point, e))?;
+    }
+    let src = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
+    let dst = CString::new(point.as_os_str().as_bytes()).map_err(|_| format!("staging volume subpath {sub}: bad path"))?;
+    // SAFETY: valid C strings; a bind mount takes no type or data.
+    let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        let _ = std::fs::remove_dir(&point).or_else(|_| std::fs::remove_file(&point));
+        return Err(err("bind-mounting", &point, e));
+    }
+    Ok(point)
+}
+
+/// Where [`prepare`] stages volume subpaths for a container's bundle.
+pub fn staging_dir(bundle: &Path) -> PathBuf {
+    bundle.join("subpaths")
+}
+
+/// Unmounts and removes what [`stage_subpath`] made under `staging` (also
+/// what a killed daemon left). An error means a staged mount is still
+/// there: then the bundle must not be deleted recursively, which would go
+/// into the volume.
+pub fn release_staged(staging: &Path) -> Result<(), String> {
+    let entries = match std::fs::read_dir(staging) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("reading {}: {e}", staging.display())),
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("bad path {}", p.display()))?;
+        // Lazily, so a busy mount still goes; EINVAL: not (or no longer) a mount.
+        // SAFETY: a valid C string.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(format!("unmounting {}: {e}", p.display()));
+            }
+        }
+        // remove_dir / remove_file never follow into a mount: a point still
+        // mounted fails with EBUSY rather than emptying the volume.
+        std::fs::remove_dir(&p).or_else(|_| std::fs::remove_file(&p)).map_err(|e| format!("removing {}: {e}", p.display()))?;
+    }
+    std::fs::remove_dir(staging).map_err(|e| format!("removing {}: {e}", staging.display()))
 }
 
 /// Adds `extra` mounts to a spec: a default mount at the same destination
@@ -373,7 +489,7 @@ mod tests {
             spec: ContainerSpec { mounts: vec![bind, named, tmp], ..Default::default() },
             ..Default::default()
         };
-        let p = prepare(&input, &volumes).unwrap();
+        let p = prepare(&input, &volumes, &dir.join("staging")).unwrap();
         assert!(p.anonymous_volumes.is_empty());
         assert_eq!(
             p.mounts[0],
@@ -394,16 +510,16 @@ mod tests {
         );
         // A volume already holding data is not filled again.
         std::fs::write(data1.join("hello"), "changed").unwrap();
-        prepare(&input, &volumes).unwrap();
+        prepare(&input, &volumes, &dir.join("staging")).unwrap();
         assert_eq!(std::fs::read_to_string(data1.join("hello")).unwrap(), "changed");
 
         // NoCopy leaves a new volume empty; an anonymous volume is named
         // after the container and target and reported for removal.
         let input2 = ContainerInput { spec: ContainerSpec { mounts: vec![nocopy], ..Default::default() }, ..input.clone() };
-        prepare(&input2, &volumes).unwrap();
+        prepare(&input2, &volumes, &dir.join("staging")).unwrap();
         assert_eq!(std::fs::read_dir(dir.join("volumes/vol2/_data")).unwrap().count(), 0);
         let input3 = ContainerInput { spec: ContainerSpec { mounts: vec![anon], ..Default::default() }, ..input.clone() };
-        let p3 = prepare(&input3, &volumes).unwrap();
+        let p3 = prepare(&input3, &volumes, &dir.join("staging")).unwrap();
         assert_eq!(p3.anonymous_volumes, [anonymous_name("c1", "/srv/data")]);
         assert!(volumes.data_dir(&p3.anonymous_volumes[0]).join("hello").exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -420,6 +536,54 @@ mod tests {
         assert_eq!(resolve_in_root(&dir, "/missing"), None);
         std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
         assert_eq!(resolve_in_root(&dir, "/loop"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn same_inode(a: &Path, b: &Path) -> bool {
+        let (a, b) = (std::fs::metadata(a).unwrap(), std::fs::metadata(b).unwrap());
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    }
+
+    #[test]
+    fn subpaths_resolve_inside_the_volume_whatever_it_holds() {
+        let dir = tmpdir("subpath");
+        let volumes = VolumeStore::new(dir.join("volumes"));
+        let data = volumes.ensure("vol", "", &Default::default(), &Default::default(), false).unwrap();
+        std::fs::create_dir_all(data.join("etc")).unwrap();
+        std::fs::write(data.join("marker"), "in volume").unwrap();
+        // What a container using the volume could plant.
+        std::os::unix::fs::symlink("/", data.join("x")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../..", data.join("up")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/root", data.join("magic")).unwrap();
+        let fd = open_in_root(&data, "x").unwrap();
+        let via_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        assert!(same_inode(&via_fd, &data), "x -> / names the volume's root");
+        assert!(!same_inode(&via_fd, Path::new("/")));
+        let up = open_in_root(&data, "up/etc").unwrap();
+        assert!(same_inode(Path::new(&format!("/proc/self/fd/{}", up.as_raw_fd())), &data.join("etc")), "`..` stops at the volume's root");
+        assert!(open_in_root(&data, "magic/etc").is_err(), "magic links are refused");
+
+        // The mount runc is handed is the staged volume root, not the host's /.
+        let staging = dir.join("bundle/subpaths");
+        let mut m = mount("volume", "vol", "/data");
+        m.volume_options = Some(VolumeOptions { subpath: "x".into(), no_copy: true, ..Default::default() });
+        let mut missing = mount("volume", "vol", "/other");
+        missing.volume_options = Some(VolumeOptions { subpath: "x/nope".into(), no_copy: true, ..Default::default() });
+        let input = ContainerInput { id: "c1".into(), rootfs: dir.join("rootfs"), spec: ContainerSpec { mounts: vec![m], ..Default::default() }, ..Default::default() };
+        let p = prepare(&input, &volumes, &staging).unwrap();
+        let source = PathBuf::from(p.mounts[0]["source"].as_str().unwrap());
+        assert!(source.starts_with(&staging), "{source:?}");
+        assert!(same_inode(&source, &data));
+        assert_eq!(std::fs::read_to_string(source.join("marker")).unwrap(), "in volume");
+        assert!(!same_inode(&source, Path::new("/")));
+        release_staged(&staging).unwrap();
+        assert!(!staging.exists());
+        assert_eq!(std::fs::read_to_string(data.join("marker")).unwrap(), "in volume", "releasing leaves the volume alone");
+
+        let input = ContainerInput { spec: ContainerSpec { mounts: vec![missing], ..Default::default() }, ..input };
+        let e = prepare(&input, &volumes, &staging).unwrap_err();
+        assert!(e.starts_with("cannot access path") && e.contains("no such file or directory"), "{e}");
+        release_staged(&staging).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

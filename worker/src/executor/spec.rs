@@ -1,12 +1,16 @@
 //! The OCI runtime spec (`config.json`) for one container, built with
 //! Docker's defaults: mounts, capabilities, masked paths, namespaces (the
 //! worker's network namespace for the task, or a new one with loopback
-//! only), rlimits, cgroup limits.
+//! only; a private cgroup namespace), rlimits, cgroup limits, and the
+//! confinement of `Privileges`: Docker's default seccomp profile unless
+//! the service asks for `unconfined` or a custom one (`super::seccomp`),
+//! AppArmor where the host has it (`super::apparmor`), no-new-privileges.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
+use shoal_api::task::SeccompChoice;
 
 use super::ContainerInput;
 
@@ -24,6 +28,12 @@ pub struct SpecOptions {
     /// capped by what this process may grant (see [`nofile_limit`]).
     /// (0, 0) means 1048576.
     pub nofile: (u64, u64),
+    /// The kernel's (major, minor), for the seccomp rules that depend on
+    /// it; (0, 0) means read it from this host.
+    pub kernel: (u32, u32),
+    /// The host has AppArmor and `shoal-default` is loaded (see
+    /// `super::apparmor`); false everywhere else.
+    pub apparmor: bool,
 }
 
 /// The NOFILE limit to give containers: 1048576, or our own hard limit if
@@ -288,6 +298,19 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         ));
     }
     let caps = capabilities(c);
+    let privileges = c.spec.privileges.clone().unwrap_or_default();
+    privileges.validate()?;
+    let seccomp_profile = match privileges.seccomp_choice()? {
+        SeccompChoice::Default => Some(super::seccomp::default_profile()),
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Custom(p) => Some(p),
+    };
+    let kernel = if opts.kernel == (0, 0) { super::seccomp::kernel_version() } else { opts.kernel };
+    let seccomp = seccomp_profile.map(|p| {
+        super::seccomp::to_oci(&p, &super::seccomp::Target { caps: &caps, arch: super::seccomp::native_arch(), kernel })
+    });
+    let apparmor_disabled = privileges.app_armor.as_ref().is_some_and(|a| a.mode == "disabled");
+    let apparmor_profile = super::apparmor::profile_for(opts.apparmor, apparmor_disabled);
     let nofile = if opts.nofile == (0, 0) {
         (1_048_576, 1_048_576)
     } else {
@@ -328,7 +351,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         list.extend(c.extra_mounts.iter().map(super::ExtraMount::to_oci));
     }
 
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -340,7 +363,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
                 "bounding": caps, "effective": caps, "permitted": caps,
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile.1, "soft": nofile.0}],
-            "noNewPrivileges": false,
+            "noNewPrivileges": privileges.no_new_privileges,
         },
         "root": {"path": c.rootfs.to_string_lossy(), "readonly": c.spec.read_only},
         "hostname": c.hostname,
@@ -349,12 +372,19 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
             "cgroupsPath": format!("/{}/{}", opts.cgroup_parent.trim_matches('/'), c.id),
             "resources": resources,
             "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network_namespace(c),
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network_namespace(c), {"type": "cgroup"},
             ],
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
-    }))
+    });
+    if let Some(s) = seccomp {
+        spec["linux"]["seccomp"] = s;
+    }
+    if let Some(p) = apparmor_profile {
+        spec["process"]["apparmorProfile"] = json!(p);
+    }
+    Ok(spec)
 }
 
 /// The worker's namespace for the task when it made one (runc joins it by
@@ -476,6 +506,7 @@ mod tests {
                 cgroup_parent: "shoal-n1".into(),
                 swap_accounting: true,
                 nofile: (1024, 4096),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -495,7 +526,7 @@ mod tests {
             .iter()
             .map(|n| n["type"].as_str().unwrap())
             .collect();
-        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network", "cgroup"]);
         let caps = s["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.contains(&json!("CAP_NET_RAW")));
         assert!(caps.contains(&json!("CAP_SYS_ADMIN")));
@@ -544,6 +575,59 @@ mod tests {
         assert_eq!(last["source"], "/run/shoal/secrets/t1/secret-0");
         assert!(last["options"].as_array().unwrap().contains(&json!("ro")));
         assert!(last["options"].as_array().unwrap().contains(&json!("noexec")));
+    }
+
+    fn privileges(json: &str) -> Option<shoal_api::task::Privileges> {
+        Some(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn confinement_defaults_to_dockers_seccomp_profile_without_apparmor_here() {
+        let c = input();
+        let s = oci_spec(&c, &SpecOptions { kernel: (6, 1), ..Default::default() }).unwrap();
+        let seccomp = &s["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        let allowed: Vec<&str> = seccomp["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()))
+            .collect();
+        assert!(allowed.contains(&"read") && allowed.contains(&"clone"));
+        for n in ["keyctl", "unshare", "bpf", "userfaultfd", "perf_event_open", "mount"] {
+            assert!(!allowed.contains(&n), "{n}");
+        }
+        assert_eq!(s["process"]["noNewPrivileges"], false);
+        assert!(s["process"].get("apparmorProfile").is_none(), "no AppArmor on the host: nothing set");
+        let s = oci_spec(&c, &SpecOptions { apparmor: true, ..Default::default() }).unwrap();
+        assert_eq!(s["process"]["apparmorProfile"], "shoal-default");
+        // CAP_SYS_ADMIN unlocks unshare, as in Docker.
+        let mut admin = input();
+        admin.spec.capability_add = vec!["CAP_SYS_ADMIN".into()];
+        let s = oci_spec(&admin, &SpecOptions::default()).unwrap();
+        assert!(s["linux"]["seccomp"]["syscalls"].as_array().unwrap().iter().any(|r| r["names"].as_array().unwrap().contains(&json!("unshare"))));
+    }
+
+    #[test]
+    fn privileges_choose_the_confinement() {
+        let mut c = input();
+        c.spec.privileges = privileges(r#"{"Seccomp": {"Mode": "unconfined"}, "AppArmor": {"Mode": "disabled"}, "NoNewPrivileges": true}"#);
+        let s = oci_spec(&c, &SpecOptions { apparmor: true, ..Default::default() }).unwrap();
+        assert!(s["linux"].get("seccomp").is_none());
+        assert_eq!(s["process"]["apparmorProfile"], "unconfined");
+        assert_eq!(s["process"]["noNewPrivileges"], true);
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        assert!(s["process"].get("apparmorProfile").is_none());
+
+        let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        c.spec.privileges = privileges(&format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}}}"#, shoal_api::base64::encode(profile)));
+        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(s["linux"]["seccomp"]["syscalls"], json!([{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]));
+
+        c.spec.privileges = privileges(r#"{"SELinuxContext": {"Level": "s0:c1"}}"#);
+        assert!(oci_spec(&c, &SpecOptions::default()).unwrap_err().starts_with("Privileges.SELinuxContext is not supported"));
     }
 
     #[test]

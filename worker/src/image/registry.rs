@@ -461,6 +461,10 @@ impl Repository {
                 desc.digest
             )));
         }
+        // The size caps the download (see `unpack`): it must be there.
+        if desc.size < 0 {
+            return Err(ImageError::corrupt(format!("the manifest gives blob {} no size", desc.digest)));
+        }
         let target = format!("/v2/{}/blobs/{}", self.reference.path(), desc.digest);
         let resp = self.send("GET", &target, None)?;
         if resp.status != 200 {

@@ -66,6 +66,8 @@ struct Index {
 pub struct Store {
     root: PathBuf,
     index: Mutex<Index>,
+    /// The most one layer may unpack to (see `unpack::DEFAULT_MAX_LAYER_BYTES`).
+    max_layer_bytes: AtomicU64,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -92,7 +94,17 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Index::default(),
             Err(e) => return Err(ImageError::io(format!("reading {}", index_path.display()), e)),
         };
-        Ok(Store { root, index: Mutex::new(index) })
+        Ok(Store { root, index: Mutex::new(index), max_layer_bytes: AtomicU64::new(super::unpack::DEFAULT_MAX_LAYER_BYTES) })
+    }
+
+    /// The cap on one layer's unpacked size.
+    pub fn max_layer_bytes(&self) -> u64 {
+        self.max_layer_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Changes the cap on one layer's unpacked size (configuration, tests).
+    pub fn set_max_layer_bytes(&self, limit: u64) {
+        self.max_layer_bytes.store(limit, Ordering::Relaxed);
     }
 
     pub fn root(&self) -> &Path {

@@ -42,6 +42,46 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Symlink hops allowed while resolving one path (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
 
+/// The default cap on what one layer may unpack to: the uncompressed tar
+/// stream and, separately, the bytes written to files (a sparse entry can
+/// stand for far more than its bytes in the archive). A layer is untrusted
+/// input and a small gzip stream can inflate a thousandfold, so without a
+/// cap a hostile registry or archive fills the disk. 32 GiB is far above
+/// any real layer (the largest common ones, CUDA and ML runtimes, are a
+/// few GiB) while still stopping a bomb long before most data disks fill;
+/// `Store::set_max_layer_bytes` changes it.
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 32 << 30;
+
+/// Reads at most `limit` bytes from `inner`; one more byte is an error
+/// (and is noted in `tripped`, because the gzip and tar readers above may
+/// reword the error on its way up).
+struct CappedReader<R> {
+    inner: R,
+    left: u64,
+    message: String,
+    tripped: std::rc::Rc<std::cell::RefCell<Option<String>>>,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            *self.tripped.borrow_mut() = Some(self.message.clone());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, self.message.clone()));
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Where a layer with this diff ID lives once unpacked.
 pub fn layer_dir(store: &Store, diff_id: &Digest) -> PathBuf {
     store.root().join("layers").join(diff_id.algorithm().name()).join(diff_id.hex())
@@ -98,7 +138,7 @@ pub fn unpack_layer(store: &Store, input: impl Read, src: &LayerSource<'_>) -> R
     }
     let tmp = store.temp_path("layer");
     fs::create_dir(&tmp).map_err(|e| ImageError::io(format!("creating {}", tmp.display()), e))?;
-    let result = unpack_verified(input, &tmp, src);
+    let result = unpack_verified(input, &tmp, src, store.max_layer_bytes());
     let size = match result {
         Ok(size) => size,
         Err(e) => {
@@ -124,17 +164,53 @@ pub fn unpack_layer(store: &Store, input: impl Read, src: &LayerSource<'_>) -> R
     Ok(size)
 }
 
-fn unpack_verified(input: impl Read, dest: &Path, src: &LayerSource<'_>) -> Result<u64> {
+/// Unpacks and verifies. The blob stream is capped at the size the
+/// manifest declares (a registry that sends more is refused, whatever its
+/// Content-Length said), the uncompressed stream and the file contents at
+/// `max_unpacked` each; any of them tripping refuses the layer.
+fn unpack_verified(input: impl Read, dest: &Path, src: &LayerSource<'_>, max_unpacked: u64) -> Result<u64> {
+    let tripped = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let result = unpack_capped(input, dest, src, max_unpacked, &tripped);
+    // A cap that tripped is the real reason, however the readers above
+    // reported it.
+    let cap_message = tripped.borrow_mut().take();
+    match (result, cap_message) {
+        (Err(_), Some(message)) => Err(ImageError::corrupt(message)),
+        (result, _) => result,
+    }
+}
+
+fn unpack_capped(
+    input: impl Read,
+    dest: &Path,
+    src: &LayerSource<'_>,
+    max_unpacked: u64,
+    tripped: &std::rc::Rc<std::cell::RefCell<Option<String>>>,
+) -> Result<u64> {
     let blob_alg = src.blob.map(|(d, _)| d.algorithm()).unwrap_or(src.diff_id.algorithm());
+    let name = src.blob.map(|(d, _)| d).unwrap_or(src.diff_id);
+    let declared = src.blob.map(|(_, size)| size).filter(|size| *size >= 0);
+    let input = CappedReader {
+        inner: input,
+        left: declared.map(|s| s as u64).unwrap_or(u64::MAX),
+        message: format!("layer {name} is larger than the {} bytes its manifest declares", declared.unwrap_or(0)),
+        tripped: tripped.clone(),
+    };
     let mut compressed = BufReader::with_capacity(256 * 1024, HashingReader::new(input, blob_alg));
     let magic = compressed.fill_buf().map_err(|e| read_error(src, e))?.to_vec();
     let read_err = |e: io::Error| read_error(src, e);
+    let cap = |inner| CappedReader {
+        inner,
+        left: max_unpacked,
+        message: format!("layer {name} unpacks to more than {max_unpacked} bytes, the most one layer may take"),
+        tripped: tripped.clone(),
+    };
     let size;
     let diff;
     if magic.starts_with(&[0x1f, 0x8b]) {
-        let decoder = MultiGzDecoder::new(&mut compressed);
-        let mut uncompressed = HashingReader::new(decoder, src.diff_id.algorithm());
-        size = unpack_tar(&mut uncompressed, dest)?;
+        let decoder: Box<dyn Read + '_> = Box::new(MultiGzDecoder::new(&mut compressed));
+        let mut uncompressed = HashingReader::new(cap(decoder), src.diff_id.algorithm());
+        size = unpack_tar_limited(&mut uncompressed, dest, max_unpacked)?;
         diff = uncompressed.finish().map_err(read_err)?.0;
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return Err(ImageError::invalid(format!(
@@ -142,8 +218,9 @@ fn unpack_verified(input: impl Read, dest: &Path, src: &LayerSource<'_>) -> Resu
             src.blob.map(|(d, _)| d).unwrap_or(src.diff_id)
         )));
     } else {
-        let mut uncompressed = HashingReader::new(&mut compressed, src.diff_id.algorithm());
-        size = unpack_tar(&mut uncompressed, dest)?;
+        let plain: Box<dyn Read + '_> = Box::new(&mut compressed);
+        let mut uncompressed = HashingReader::new(cap(plain), src.diff_id.algorithm());
+        size = unpack_tar_limited(&mut uncompressed, dest, max_unpacked)?;
         diff = uncompressed.finish().map_err(read_err)?.0;
     }
     // Whatever follows the compressed stream still counts for the blob.
@@ -179,6 +256,13 @@ fn read_error(src: &LayerSource<'_>, e: io::Error) -> ImageError {
 /// turning whiteouts into their overlayfs form. Returns the total size of
 /// the regular files. Does not read past the end-of-archive marker.
 pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<u64> {
+    unpack_tar_limited(reader, dest, DEFAULT_MAX_LAYER_BYTES)
+}
+
+/// [`unpack_tar`], refusing once the files' contents pass `limit` bytes
+/// (an entry that declares more than what is left is refused before
+/// anything of it is written).
+pub fn unpack_tar_limited(reader: impl Read, dest: &Path, limit: u64) -> Result<u64> {
     let mut archive = tar::Archive::new(reader);
     let mut size = 0u64;
     // Directory times are set last: creating entries inside a directory
@@ -209,6 +293,7 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<u64> {
             } else if hidden.starts_with(WHITEOUT_PREFIX) {
                 // Other `.wh..wh.` names are AUFS bookkeeping: nothing to do.
             } else {
+                check_whiteout_target(hidden, &raw_path)?;
                 let target = parent.join(hidden);
                 remove_existing(&target)?;
                 mknod(&target, libc::S_IFCHR, 0).map_err(|e| io_err(&target, "creating whiteout", e))?;
@@ -246,7 +331,19 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<u64> {
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&target)
                     .map_err(|e| io_err(&target, "create", e))?;
-                size += io::copy(&mut entry, &mut f).map_err(|e| bad_layer(format!("reading {}: {e}", raw_path.display())))?;
+                let budget = limit.saturating_sub(size);
+                let too_big = || bad_layer(format!("{} would take the layer past {limit} bytes, the most one layer may take", raw_path.display()));
+                if entry.size() > budget {
+                    drop(f);
+                    let _ = fs::remove_file(&target);
+                    return Err(too_big());
+                }
+                let n = io::copy(&mut (&mut entry).take(budget + 1), &mut f)
+                    .map_err(|e| bad_layer(format!("reading {}: {e}", raw_path.display())))?;
+                if n > budget {
+                    return Err(too_big());
+                }
+                size += n;
             }
             EntryType::Symlink => {
                 let link = entry
@@ -349,6 +446,21 @@ fn clean_path(p: &Path) -> Result<Vec<OsString>> {
         }
     }
     Ok(out)
+}
+
+/// A whiteout deletes one entry of its own directory, so what it names
+/// must be a plain name: `.wh.` (empty), `.wh..` (`.`) and `.wh...` (`..`)
+/// would otherwise delete the directory itself or its parent, which for a
+/// top-level entry is the layer root or the folder of layers in progress.
+fn check_whiteout_target(hidden: &str, name: &Path) -> Result<()> {
+    if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+        return Err(bad_layer(format!(
+            "whiteout {:?} does not name an entry (it would delete {:?})",
+            name.display().to_string(),
+            if hidden.is_empty() { "." } else { hidden }
+        )));
+    }
+    Ok(())
 }
 
 /// Docker refuses a symlink whose relative target, read from the link's
@@ -741,6 +853,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn whiteouts_that_name_no_entry_are_refused() {
+        // Each layer is unpacked into `sandbox/layer`, next to a sibling
+        // that stands for other layers being unpacked: a whiteout naming
+        // `.`, `..` or nothing must not delete either, nor the layer's own
+        // earlier entries.
+        for name in [".wh.", ".wh..", ".wh...", "sub/.wh.", "sub/.wh..", "sub/.wh..."] {
+            let sandbox = tempdir("whiteout-names");
+            let dest = sandbox.join("layer");
+            fs::create_dir(&dest).unwrap();
+            fs::write(sandbox.join("sibling"), "other layer").unwrap();
+            let tar = TarBuilder::new().file("sub/keep", b"k", 0o644).file("keep", b"k", 0o644).file(name, b"", 0o644).finish();
+            let e = unpack_tar(&tar[..], &dest).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Corrupt, "{name}: {e}");
+            assert!(e.message.contains("does not name an entry"), "{name}: {e}");
+            assert_eq!(fs::read(sandbox.join("sibling")).unwrap(), b"other layer", "{name}");
+            assert_eq!(fs::read(dest.join("keep")).unwrap(), b"k", "{name}");
+            assert_eq!(fs::read(dest.join("sub/keep")).unwrap(), b"k", "{name}");
+            fs::remove_dir_all(&sandbox).unwrap();
+        }
+        // Through unpack_layer the half-made layer goes away and nothing is stored.
+        let root = std::env::temp_dir().join(format!("shoal-unpack-wh-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let store = Store::open(&root).unwrap();
+        let tar = TarBuilder::new().file("a", b"x", 0o644).file(".wh...", b"", 0o644).finish();
+        let diff_id = Digest::sha256_of(&tar);
+        let e = unpack_layer(&store, &tar[..], &LayerSource { diff_id: &diff_id, blob: None }).unwrap_err();
+        assert!(e.message.contains("does not name an entry"), "{e}");
+        assert!(!is_unpacked(&store, &diff_id));
+        assert!(root.join("tmp").is_dir() && fs::read_dir(root.join("tmp")).unwrap().next().is_none());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn writes_through_symlinks_stay_inside() {
         // A symlink to an absolute path outside, then a file "through" it:
         // the write lands inside the layer, at the link's target read as if
@@ -814,6 +959,82 @@ pub(crate) mod tests {
         remove_layer(&store, &d2).unwrap();
         assert!(!is_unpacked(&store, &d2));
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn temp_store(name: &str) -> (PathBuf, Store) {
+        let root = std::env::temp_dir().join(format!("shoal-unpack-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let store = Store::open(&root).unwrap();
+        (root, store)
+    }
+
+    fn nothing_kept(root: &Path, store: &Store, diff_id: &Digest) -> bool {
+        !is_unpacked(store, diff_id) && fs::read_dir(root.join("tmp")).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn a_blob_longer_than_the_manifest_says_is_refused() {
+        let (root, store) = temp_store("blob-cap");
+        let tar = TarBuilder::new().file("hello", b"world", 0o644).finish();
+        let gz = gzip(&tar);
+        let diff_id = Digest::sha256_of(&tar);
+        let blob = Digest::sha256_of(&gz);
+        // The registry sends the right layer, then keeps going.
+        let mut flood = gz.clone();
+        flood.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let src = LayerSource { diff_id: &diff_id, blob: Some((&blob, gz.len() as i64)) };
+        let e = unpack_layer(&store, &flood[..], &src).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Corrupt);
+        assert_eq!(e.message, format!("layer {blob} is larger than the {} bytes its manifest declares", gz.len()));
+        assert!(nothing_kept(&root, &store, &diff_id));
+        // A manifest that declares less than the layer is: refused mid-stream.
+        let src = LayerSource { diff_id: &diff_id, blob: Some((&blob, 20)) };
+        let e = unpack_layer(&store, &gz[..], &src).unwrap_err();
+        assert_eq!(e.message, format!("layer {blob} is larger than the 20 bytes its manifest declares"));
+        assert!(nothing_kept(&root, &store, &diff_id));
+        // Exactly the declared size is fine.
+        let src = LayerSource { diff_id: &diff_id, blob: Some((&blob, gz.len() as i64)) };
+        assert_eq!(unpack_layer(&store, &gz[..], &src).unwrap(), 5);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn unpacked_size_is_capped() {
+        let (root, store) = temp_store("unpacked-cap");
+        store.set_max_layer_bytes(8192);
+        // A gzip bomb in miniature: 64 KiB of zeros in a few hundred bytes.
+        let tar = TarBuilder::new().file("small", b"ok", 0o644).file("big", &vec![0u8; 64 << 10], 0o644).finish();
+        let gz = gzip(&tar);
+        assert!(gz.len() < 1024);
+        let diff_id = Digest::sha256_of(&tar);
+        let blob = Digest::sha256_of(&gz);
+        let src = LayerSource { diff_id: &diff_id, blob: Some((&blob, gz.len() as i64)) };
+        let e = unpack_layer(&store, &gz[..], &src).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Corrupt);
+        assert!(e.message.contains("big would take the layer past 8192 bytes"), "{e}");
+        assert!(nothing_kept(&root, &store, &diff_id));
+        // Many entries, no content: the tar stream itself passes the cap.
+        let mut many = TarBuilder::new();
+        for i in 0..40 {
+            many = many.file(&format!("empty{i}"), b"", 0o644);
+        }
+        let tar = many.finish();
+        let diff_id = Digest::sha256_of(&tar);
+        let e = unpack_layer(&store, &tar[..], &LayerSource { diff_id: &diff_id, blob: None }).unwrap_err();
+        assert_eq!(e.message, format!("layer {diff_id} unpacks to more than 8192 bytes, the most one layer may take"));
+        assert!(nothing_kept(&root, &store, &diff_id));
+        // Under the cap all is well.
+        store.set_max_layer_bytes(1 << 20);
+        assert_eq!(unpack_layer(&store, &gz[..], &src).unwrap(), 2 + (64 << 10));
+        fs::remove_dir_all(&root).unwrap();
+
+        // Two files each under the cap, together over it.
+        let dir = tempdir("cap-sum");
+        let tar = TarBuilder::new().file("a", &[1u8; 600], 0o644).file("b", &[2u8; 600], 0o644).finish();
+        let e = unpack_tar_limited(&tar[..], &dir, 1000).unwrap_err();
+        assert!(e.message.contains("b would take the layer past 1000 bytes"), "{e}");
+        assert!(!dir.join("b").exists(), "nothing of the refused entry is written");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

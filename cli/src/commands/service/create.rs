@@ -74,6 +74,9 @@ pub struct CreateArgs {
     /// Set custom DNS search domains
     #[arg(long = "dns-search", value_name = "list", value_parser = opts::dns_search)]
     pub dns_search: Vec<String>,
+    /// Security options (seccomp=unconfined|<profile.json>, apparmor=unconfined, no-new-privileges[=true|false])
+    #[arg(long = "security-opt", value_name = "list", value_parser = opts::security_opt)]
+    pub security_opt: Vec<opts::SecurityOpt>,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(value_name = "IMAGE", required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
     pub image_and_args: Vec<String>,
@@ -187,6 +190,9 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     }
     if !a.group.is_empty() {
         cs.push(("Groups", Json::from(a.group.clone())));
+    }
+    if let Some(p) = opts::privileges(&a.security_opt) {
+        cs.push(("Privileges", p));
     }
     cs.push(("Init", Json::Bool(a.init)));
     if let Some(s) = nonempty(&f.stop_signal) {
@@ -495,5 +501,40 @@ mod tests {
         assert!(bad(&["--host", "db:1.2.3", "x"]).contains("invalid IP address in add-host: \"1.2.3\""));
         assert!(bad(&["--dns", "nope", "x"]).contains("IP address is not correctly formatted: nope"));
         assert!(bad(&["--dns-search", "-bad", "x"]).contains("-bad is not a valid domain"));
+        assert!(bad(&["--security-opt", "label=type:svirt_t", "x"]).contains("SELinux labels are not supported"));
+        assert!(bad(&["--security-opt", "apparmor=my-profile", "x"]).contains("only turn AppArmor off"));
+        assert!(bad(&["--security-opt", "systempaths=unconfined", "x"]).contains("invalid --security-opt: \"systempaths=unconfined\""));
+        assert!(bad(&["--security-opt", "no-new-privileges=maybe", "x"]).contains("no-new-privileges takes true or false"));
+        assert!(bad(&["--security-opt", "seccomp=/nonexistent/profile.json", "x"]).contains("opening seccomp profile (/nonexistent/profile.json) failed"));
+    }
+
+    #[test]
+    fn security_opts_become_privileges() {
+        let cs = |args: &[&str]| spec(args).at(&["TaskTemplate", "ContainerSpec"]).clone();
+        assert!(!cs(&["x"]).has("Privileges"));
+        assert_eq!(
+            cs(&["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "no-new-privileges", "x"])
+                .get("Privileges")
+                .to_compact(),
+            r#"{"CredentialSpec":null,"SELinuxContext":null,"Seccomp":{"Mode":"unconfined"},"AppArmor":{"Mode":"disabled"},"NoNewPrivileges":true}"#
+        );
+        let dir = std::env::temp_dir().join(format!("shoal-cli-seccomp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        std::fs::write(&good, profile).unwrap();
+        let p = cs(&["--security-opt", &format!("seccomp={}", good.display()), "--security-opt", "no-new-privileges=false", "x"]);
+        let p = p.get("Privileges");
+        assert_eq!(p.at(&["Seccomp", "Mode"]).str(), "custom");
+        assert_eq!(shoal_api::base64::decode(p.at(&["Seccomp", "Profile"]).str()).unwrap(), profile);
+        assert!(p.has("NoNewPrivileges") && !p.get("NoNewPrivileges").bool());
+        // What the CLI sends is what the API reads.
+        let typed: shoal_api::task::Privileges = serde_json::from_str(&p.to_compact()).unwrap();
+        typed.validate().unwrap();
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscals": []}"#).unwrap();
+        let e = opts::security_opt(&format!("seccomp={}", bad.display())).unwrap_err();
+        assert!(e.contains("unknown field `syscals`"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

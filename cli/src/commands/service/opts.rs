@@ -287,6 +287,73 @@ pub fn boolean(s: &str) -> Result<bool, String> {
 
 // --------------------------------------------------------- validated lists
 
+/// One `--security-opt`, checked when parsed (a profile file is read and
+/// checked then, so a bad one never reaches the managers).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecurityOpt {
+    SeccompUnconfined,
+    /// The profile file's bytes, as read.
+    SeccompProfile(Vec<u8>),
+    AppArmorUnconfined,
+    NoNewPrivileges(bool),
+}
+
+/// `--security-opt`: `seccomp=unconfined`, `seccomp=<profile.json>`,
+/// `apparmor=unconfined`, `no-new-privileges[=true|false]`. Everything
+/// else Docker's `run` knows (`label=...` for SELinux, `apparmor=<name>`,
+/// `systempaths=unconfined`...) a service cannot carry, so it is refused.
+pub fn security_opt(s: &str) -> Result<SecurityOpt, String> {
+    let accepted = "accepted: seccomp=unconfined, seccomp=<profile.json>, apparmor=unconfined, no-new-privileges[=true|false]";
+    let (key, value) = match s.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (s, None),
+    };
+    match (key, value) {
+        ("no-new-privileges", None) => Ok(SecurityOpt::NoNewPrivileges(true)),
+        ("no-new-privileges", Some(v)) => boolean(v)
+            .map(SecurityOpt::NoNewPrivileges)
+            .map_err(|_| format!("invalid --security-opt: {s:?}: no-new-privileges takes true or false")),
+        ("seccomp", Some("unconfined")) => Ok(SecurityOpt::SeccompUnconfined),
+        ("seccomp", Some(path)) if !path.is_empty() => {
+            let data = std::fs::read(path).map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))?;
+            shoal_api::seccomp::Profile::parse(&data).map_err(|e| format!("seccomp profile ({path}): {e}"))?;
+            Ok(SecurityOpt::SeccompProfile(data))
+        }
+        ("apparmor", Some("unconfined")) => Ok(SecurityOpt::AppArmorUnconfined),
+        ("apparmor", Some(_)) => Err(format!("invalid --security-opt: {s:?}: a service can only turn AppArmor off (apparmor=unconfined)")),
+        ("label", _) => Err(format!("invalid --security-opt: {s:?}: SELinux labels are not supported")),
+        _ => Err(format!("invalid --security-opt: {s:?} ({accepted})")),
+    }
+}
+
+/// The `Privileges` that `--security-opt` values ask for (a later value
+/// for the same thing wins), in Go's field order; `None` without any.
+pub fn privileges(list: &[SecurityOpt]) -> Option<Json> {
+    if list.is_empty() {
+        return None;
+    }
+    let (mut seccomp, mut apparmor, mut nnp) = (None, None, false);
+    for o in list {
+        match o {
+            SecurityOpt::SeccompUnconfined => seccomp = Some(Json::object([("Mode", Json::from("unconfined"))])),
+            SecurityOpt::SeccompProfile(data) => {
+                seccomp = Some(Json::object([("Mode", Json::from("custom")), ("Profile", Json::from(shoal_api::base64::encode(data)))]))
+            }
+            SecurityOpt::AppArmorUnconfined => apparmor = Some(Json::object([("Mode", Json::from("disabled"))])),
+            SecurityOpt::NoNewPrivileges(b) => nnp = *b,
+        }
+    }
+    let mut p = vec![("CredentialSpec", Json::Null), ("SELinuxContext", Json::Null)];
+    if let Some(s) = seccomp {
+        p.push(("Seccomp", s));
+    }
+    if let Some(a) = apparmor {
+        p.push(("AppArmor", a));
+    }
+    p.push(("NoNewPrivileges", Json::Bool(nnp)));
+    Some(Json::object(p))
+}
+
 /// `opts.ValidateEnv`: `KEY=value` as is; a bare `KEY` takes its value from
 /// this process's environment when set there.
 pub fn env_var(s: &str) -> Result<String, String> {
