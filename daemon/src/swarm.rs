@@ -407,7 +407,20 @@ impl SwarmNode {
                 targets[(next_target - 1) % targets.len()].clone()
             });
             match client::call_once(&addr, mgr.client_tls(), &req, Duration::from_secs(10)).await {
-                Ok(Response::Members(_)) => return Ok(mgr),
+                Ok(Response::Members(_)) => {
+                    // Answer as a manager only once this one can open the
+                    // cluster's sealed keys (join tokens, the CA key): the
+                    // data key comes from a peer as soon as Raft tells us who
+                    // they are.
+                    let mut applied = mgr.raft.applied.clone();
+                    while mgr.data_key().is_none() && tokio::time::Instant::now() < deadline {
+                        let _ = tokio::time::timeout(Duration::from_millis(200), applied.changed()).await;
+                    }
+                    if mgr.data_key().is_none() {
+                        tracing::warn!("joined raft, but no manager has handed over the data key yet");
+                    }
+                    return Ok(mgr);
+                }
                 Ok(Response::NotLeader { leader_addr: Some(l) }) if l != addr => {
                     redirect = Some(l);
                     continue;

@@ -167,7 +167,9 @@ pub async fn fetch(mgr: Arc<Manager>) {
             tracing::info!("this manager now holds the secrets key");
             return;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Peers show up as entries apply: try again then, or after a second.
+        let mut applied = mgr.raft.applied.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
     }
 }
 

@@ -71,8 +71,9 @@ impl Conn {
         write_frame(&mut self.stream, Kind::Json, &body).await
     }
 
+    /// Sends one Raft message (in pieces when it is larger than a frame).
     pub async fn send_raft(&mut self, msg: &[u8]) -> io::Result<()> {
-        write_frame(&mut self.stream, Kind::Raft, msg).await
+        crate::frame::write_raft_message(&mut self.stream, msg).await
     }
 }
 

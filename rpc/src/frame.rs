@@ -26,8 +26,60 @@ pub mod caps {
 pub enum Kind {
     /// A JSON `Request` or `Response`.
     Json = 1,
-    /// A protobuf-encoded Raft message (only on a Raft stream).
+    /// A protobuf-encoded Raft message (only on a Raft stream), or the last
+    /// piece of one sent in pieces.
     Raft = 2,
+    /// A piece of a Raft message larger than one frame (a snapshot of a big
+    /// store); more pieces follow, the last one as `Raft`.
+    RaftPart = 3,
+}
+
+/// Raft messages longer than this go in pieces of this size.
+pub const RAFT_PIECE: usize = 16 << 20;
+/// The largest Raft message a stream reassembles (a snapshot is the store
+/// as JSON; only managers may open Raft streams).
+pub const MAX_RAFT_MESSAGE: usize = 4 << 30;
+
+/// Writes one Raft message, in pieces when it does not fit one frame.
+pub async fn write_raft_message<W: AsyncWrite + Unpin>(w: &mut W, msg: &[u8]) -> io::Result<()> {
+    if msg.len() > MAX_RAFT_MESSAGE {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "raft message too large"));
+    }
+    let mut rest = msg;
+    while rest.len() > RAFT_PIECE {
+        let (piece, tail) = rest.split_at(RAFT_PIECE);
+        write_frame(w, Kind::RaftPart, piece).await?;
+        rest = tail;
+    }
+    write_frame(w, Kind::Raft, rest).await
+}
+
+/// Gathers the pieces of Raft messages read frame by frame.
+#[derive(Default)]
+pub struct RaftAssembler {
+    buf: Vec<u8>,
+}
+
+impl RaftAssembler {
+    /// Takes one `Raft` or `RaftPart` frame; returns the message once whole.
+    pub fn push(&mut self, kind: Kind, body: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        if self.buf.len() + body.len() > MAX_RAFT_MESSAGE {
+            self.buf = Vec::new();
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "raft message too large"));
+        }
+        match kind {
+            Kind::RaftPart => {
+                self.buf.extend_from_slice(&body);
+                Ok(None)
+            }
+            Kind::Raft if self.buf.is_empty() => Ok(Some(body)),
+            Kind::Raft => {
+                self.buf.extend_from_slice(&body);
+                Ok(Some(std::mem::take(&mut self.buf)))
+            }
+            Kind::Json => Err(io::Error::new(io::ErrorKind::InvalidData, "a request inside a raft message")),
+        }
+    }
 }
 
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, kind: Kind, payload: &[u8]) -> io::Result<()> {
@@ -65,6 +117,7 @@ pub async fn read_frame_capped<R: AsyncRead + Unpin>(r: &mut R, cap: usize) -> i
     let kind = match body[0] {
         1 => Kind::Json,
         2 => Kind::Raft,
+        3 => Kind::RaftPart,
         k => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame kind {k}"))),
     };
     body.remove(0);
@@ -93,6 +146,32 @@ mod tests {
         a.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
         let e = read_frame_capped(&mut b, caps::PRE_AUTH).await.unwrap_err();
         assert!(e.to_string().contains("at most 65536"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_raft_message_larger_than_a_frame_travels_in_pieces() {
+        let msg: Vec<u8> = (0..MAX_FRAME + 3 * RAFT_PIECE / 2).map(|i| (i % 251) as u8).collect();
+        let (mut a, mut b) = tokio::io::duplex(1 << 20);
+        let sent = msg.clone();
+        let writer = tokio::spawn(async move {
+            write_raft_message(&mut a, b"small").await.unwrap();
+            write_raft_message(&mut a, &sent).await.unwrap();
+        });
+        let mut asm = RaftAssembler::default();
+        let mut got = Vec::new();
+        let mut frames = 0;
+        while got.len() < 2 {
+            let (kind, body) = read_frame(&mut b).await.unwrap().unwrap();
+            assert!(body.len() <= RAFT_PIECE);
+            frames += 1;
+            if let Some(m) = asm.push(kind, body).unwrap() {
+                got.push(m);
+            }
+        }
+        writer.await.unwrap();
+        assert_eq!(got[0], b"small");
+        assert!(got[1] == msg, "reassembled message differs");
+        assert_eq!(frames, 1 + msg.len().div_ceil(RAFT_PIECE));
     }
 
     #[tokio::test]

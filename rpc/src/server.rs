@@ -23,13 +23,14 @@ pub struct Peer {
 pub struct ServerConn {
     stream: TlsStream<TcpStream>,
     pub peer: Peer,
+    raft: crate::frame::RaftAssembler,
 }
 
 pub async fn accept(acceptor: &TlsAcceptor, tcp: TcpStream, remote: SocketAddr) -> io::Result<ServerConn> {
     tcp.set_nodelay(true)?;
     let stream = acceptor.accept(tcp).await?;
     let identity = shoal_security::tls::peer_identity(stream.get_ref().1.peer_certificates());
-    Ok(ServerConn { stream, peer: Peer { remote, identity } })
+    Ok(ServerConn { stream, peer: Peer { remote, identity }, raft: Default::default() })
 }
 
 pub fn acceptor(cfg: Arc<rustls::ServerConfig>) -> TlsAcceptor {
@@ -58,10 +59,14 @@ impl ServerConn {
         let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
         let anonymous = self.peer.identity.is_none();
         let cap = self.frame_cap();
-        match read_frame_capped(&mut self.stream, cap).await? {
+        loop {
+            return match read_frame_capped(&mut self.stream, cap).await? {
             None => Ok(None),
-            Some((Kind::Raft, _)) if anonymous => Err(bad("a Raft frame from a caller without a certificate".into())),
-            Some((Kind::Raft, body)) => Ok(Some(Incoming::Raft(body))),
+            Some((Kind::Raft | Kind::RaftPart, _)) if anonymous => Err(bad("a Raft frame from a caller without a certificate".into())),
+            Some((kind @ (Kind::Raft | Kind::RaftPart), body)) => match self.raft.push(kind, body)? {
+                Some(msg) => Ok(Some(Incoming::Raft(msg))),
+                None => continue,
+            },
             Some((Kind::Json, body)) if anonymous => match serde_json::from_slice::<PreAuthRequest>(&body) {
                 Ok(PreAuthRequest::Join(j)) => Ok(Some(Incoming::Request(Box::new(Request::Join(j))))),
                 Err(e) => Err(bad(format!("only Join is served without a node certificate: {e}"))),
@@ -69,6 +74,7 @@ impl ServerConn {
             Some((Kind::Json, body)) => serde_json::from_slice(&body)
                 .map(|r| Some(Incoming::Request(Box::new(r))))
                 .map_err(|e| bad(e.to_string())),
+            };
         }
     }
 
