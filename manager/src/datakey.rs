@@ -92,7 +92,8 @@ impl DataKey {
         format!("{SCHEME}{}", shoal_api::base64::encode(&out))
     }
 
-    pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, String> {
+    /// The plain bytes, wiped from memory when dropped.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
         let text = sealed.strip_prefix(SCHEME).ok_or("sealed data of an unknown scheme")?;
         let raw = shoal_api::base64::decode(text)?;
         if raw.len() < NONCE_LEN {
@@ -100,12 +101,14 @@ impl DataKey {
         }
         let (nonce, body) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce")?;
-        let mut buf = body.to_vec();
-        let plain = self
+        let mut buf = zeroize::Zeroizing::new(body.to_vec());
+        let len = self
             .aead()
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
-            .map_err(|_| "sealed data does not open with this key".to_string())?;
-        Ok(plain.to_vec())
+            .map_err(|_| "sealed data does not open with this key".to_string())?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 

@@ -33,7 +33,7 @@ pub fn payloads_for(st: &Store, key: Option<&DataKey>, tasks: &[Task]) -> (Vec<S
                 None => return None,
             };
             let mut s = rec.secret.clone();
-            s.spec.data = Some(data);
+            s.spec.data = Some(data.to_vec());
             Some(s)
         })
         .collect();

@@ -34,7 +34,8 @@ pub struct TaskFiles {
 struct Planned {
     secret: bool,
     file: String,
-    data: Vec<u8>,
+    /// Wiped from memory once written (secrets live only on the tmpfs).
+    data: zeroize::Zeroizing<Vec<u8>>,
     target: FileTarget,
     destination: String,
 }
@@ -65,7 +66,7 @@ impl TaskFiles {
                 .get(&r.secret_id)
                 .and_then(|s| s.spec.data.clone())
                 .ok_or_else(|| format!("secret {} not found", r.secret_name))?;
-            out.push(Planned { secret: true, file: format!("secret-{i}"), data, target, destination });
+            out.push(Planned { secret: true, file: format!("secret-{i}"), data: data.into(), target, destination });
         }
         let configs = self.configs.lock().unwrap();
         for (i, r) in spec.configs.iter().enumerate() {
@@ -74,7 +75,7 @@ impl TaskFiles {
                 .get(&r.config_id)
                 .and_then(|c| c.spec.data.clone())
                 .ok_or_else(|| format!("config {} not found", r.config_name))?;
-            out.push(Planned { secret: false, file: format!("config-{i}"), data, target, destination });
+            out.push(Planned { secret: false, file: format!("config-{i}"), data: data.into(), target, destination });
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@ use hyper::StatusCode;
 use shoal_api::ApiError;
 use shoal_worker::image::{ErrorKind, ImageError};
 
-use super::{json_response, Call, Reply};
+use super::{json_response, Reply};
 use crate::swarm::SwarmNode;
 
 fn api_error(e: ImageError) -> ApiError {
@@ -23,16 +23,10 @@ fn api_error(e: ImageError) -> ApiError {
 
 /// `POST /images/load`: the body is a `docker save` or OCI image archive.
 /// Answers with Docker's JSON message stream (`{"stream": "Loaded image: x\n"}`).
-pub async fn load(node: &Arc<SwarmNode>, call: &Call) -> Reply {
+pub async fn load(node: &Arc<SwarmNode>, archive: &std::path::Path) -> Reply {
     let images = node.images.clone();
-    let body = call.body.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let tmp = images.store().temp_path("load");
-        std::fs::write(&tmp, &body).map_err(|e| ApiError::internal(format!("saving the archive: {e}")))?;
-        let r = images.load(&tmp).map_err(api_error);
-        let _ = std::fs::remove_file(&tmp);
-        r
-    })
+    let archive = archive.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || images.load(&archive).map_err(api_error))
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
     let mut out = String::new();

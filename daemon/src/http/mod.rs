@@ -103,13 +103,32 @@ async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let registry_auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(error_response(&ApiError::bad_request(format!("reading request body: {e}"))).map(Body::Left)),
-    };
     let reply = match split_version(&path) {
         Err(e) => Err(e),
-        Ok(segs) => route_streams(&node, Call { method: method.clone(), segs, query, body, registry_auth }).await,
+        Ok(segs) if method == Method::POST && segs == ["images", "load"] => {
+            // An image archive goes to a file as it arrives, never whole
+            // into memory.
+            let tmp = node.images.store().temp_path("load");
+            match save_body(req.into_body(), &tmp, MAX_ARCHIVE_BYTES).await {
+                Ok(()) => {
+                    let r = images::load(&node, &tmp).await.map(|r| r.map(Body::Left));
+                    let _ = std::fs::remove_file(&tmp);
+                    r
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e)
+                }
+            }
+        }
+        Ok(segs) => match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+            Ok(b) => route_streams(&node, Call { method: method.clone(), segs, query, body: b.to_bytes(), registry_auth }).await,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+                413,
+                format!("request body too large (at most {MAX_BODY_BYTES} bytes)"),
+            )),
+            Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
+        },
     };
     let mut resp = reply.unwrap_or_else(|e| error_response(&e).map(Body::Left));
     let h = resp.headers_mut();
@@ -121,6 +140,32 @@ async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response
         *resp.body_mut() = Body::Left(Full::new(Bytes::new()));
     }
     Ok(resp)
+}
+
+/// The largest request body read into memory: specs, secrets (500 KiB in
+/// Docker) and configs (1000 KiB) fit with room to spare.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// The largest image archive `/images/load` takes.
+pub const MAX_ARCHIVE_BYTES: u64 = 32 << 30;
+
+/// Writes a request body to `path` (0600) as it arrives, refusing more than
+/// `cap` bytes.
+async fn save_body(mut body: Incoming, path: &Path, cap: u64) -> Result<(), ApiError> {
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| ApiError::internal(format!("saving the archive: {e}"));
+    let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).await.map_err(io)?;
+    let mut written = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            written += data.len() as u64;
+            if written > cap {
+                return Err(ApiError::new(413, format!("image archive too large (at most {cap} bytes)")));
+            }
+            f.write_all(&data).await.map_err(io)?;
+        }
+    }
+    f.flush().await.map_err(io)
 }
 
 /// Strips `/v1.44` and checks it against what we serve.
@@ -186,7 +231,6 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["services", id]) => services::inspect(node, id),
         ("POST", ["services", id, "update"]) => services::update(node, id, &call).await,
         ("DELETE", ["services", id]) => services::remove(node, id).await,
-        ("POST", ["images", "load"]) => images::load(node, &call).await,
         ("GET", ["images", "json"]) => images::list(node),
         ("POST", ["secrets", "create"]) => secrets::create_secret(node, &call).await,
         ("GET", ["secrets"]) => secrets::list_secrets(node, &call),

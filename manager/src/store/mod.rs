@@ -59,7 +59,7 @@ impl ClusterRecord {
                 // Written in clear by a shoald from before sealing.
                 return Ok(zeroize::Zeroizing::new(value.to_string()));
             }
-            let plain = zeroize::Zeroizing::new(key.open(context, value).map_err(|e| format!("{context}: {e}"))?);
+            let plain = key.open(context, value).map_err(|e| format!("{context}: {e}"))?;
             String::from_utf8(plain.to_vec()).map(zeroize::Zeroizing::new).map_err(|_| format!("{context}: not UTF-8"))
         };
         Ok(ClusterKeys {
