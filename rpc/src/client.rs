@@ -32,6 +32,11 @@ pub async fn connect(addr: &str, tls: Arc<rustls::ClientConfig>, timeout: Durati
 }
 
 impl Conn {
+    /// Who answered: the identity in the manager's certificate.
+    pub fn server_identity(&self) -> Option<shoal_security::NodeIdentity> {
+        shoal_security::tls::peer_identity(self.stream.get_ref().1.peer_certificates())
+    }
+
     pub async fn call(&mut self, req: &Request, timeout: Duration) -> io::Result<Response> {
         let fut = async {
             let body = serde_json::to_vec(req).map_err(io::Error::other)?;

@@ -86,6 +86,11 @@ impl Agent {
                     continue;
                 }
             };
+            if let Err(e) = self.check_manager(&conn, &addr) {
+                self.note_error(e);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
             // One session: heartbeats and task states on this connection,
             // assignments long-polled on a second one (so a change reaches
             // the node at once), until either fails.
@@ -167,6 +172,19 @@ impl Agent {
         }
     }
 
+    /// A manager certificate is not enough to be one: a demoted manager
+    /// keeps its certificate until it renews. The agent talks only to nodes
+    /// the managers last listed as Raft members (an empty list, before the
+    /// first answer, trusts the certificate).
+    fn check_manager(&self, conn: &client::Conn, addr: &str) -> Result<(), String> {
+        let managers = self.state.borrow().managers.clone();
+        let id = conn.server_identity().ok_or_else(|| format!("manager at {addr} sent no node certificate"))?;
+        match trusted_manager(&managers, &id.node_id) {
+            true => Ok(()),
+            false => Err(format!("{addr} (node {}) is not a manager of this swarm", id.node_id)),
+        }
+    }
+
     /// Long-polls this node's assignments on a connection of its own and
     /// hands each new set to the task manager. Returns why it stopped, and
     /// the leader's address if this manager is not the leader.
@@ -176,6 +194,9 @@ impl Agent {
             Ok(c) => c,
             Err(e) => return (format!("connecting to manager {addr}: {e}"), None),
         };
+        if let Err(e) = self.check_manager(&conn, addr) {
+            return (e, None);
+        }
         let node_id = match self.creds.read().unwrap().identity() {
             Ok(id) => id.node_id,
             Err(e) => return (format!("assignments: {e}"), None),
@@ -284,5 +305,23 @@ mod tests {
         assert!(!renewal_due(start, end, start + Duration::from_secs(49)));
         assert!(renewal_due(start, end, start + Duration::from_secs(51)));
         assert!(renewal_due(start, end, end + Duration::from_secs(1)), "expired certificates renew");
+    }
+}
+
+/// Whether `node_id` is among the managers the cluster last listed.
+fn trusted_manager(managers: &[RaftMember], node_id: &str) -> bool {
+    managers.is_empty() || managers.iter().any(|m| m.node_id == node_id)
+}
+
+#[cfg(test)]
+mod manager_check_tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_managers_are_trusted() {
+        let list = vec![RaftMember { raft_id: 1, node_id: "m1".into(), addr: "10.0.0.1:2377".into() }];
+        assert!(trusted_manager(&list, "m1"));
+        assert!(!trusted_manager(&list, "demoted"), "a manager certificate alone is not enough");
+        assert!(trusted_manager(&[], "m1"), "before the first list, the certificate decides");
     }
 }
