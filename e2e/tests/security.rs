@@ -132,8 +132,11 @@ fn local_users_reach_nothing_and_keys_are_never_in_clear() {
     for node in ["node-1", "node-2"] {
         assert_private(&lab, node);
         let root = data_root(node);
-        let (_, listed, _) = as_nobody(&format!("find {} {} 2>/dev/null", root.display(), exec_root(&lab, node).display()));
-        assert_eq!(listed.lines().count(), 2, "nobody listed more than the two roots on {node}:\n{listed}");
+        // At most the roots themselves (the exec root may sit below a
+        // folder nobody cannot enter at all).
+        let roots = [root.display().to_string(), exec_root(&lab, node).display().to_string()];
+        let (_, listed, _) = as_nobody(&format!("find {} {} 2>/dev/null", roots[0], roots[1]));
+        assert!(listed.lines().all(|l| roots.iter().any(|r| r == l)), "nobody listed inside the roots on {node}:\n{listed}");
         for p in walk(&root).into_iter().filter(|p| p.is_file()).take(200) {
             let (ok, _, _) = as_nobody(&format!("cat '{}' >/dev/null", p.display()));
             assert!(!ok, "nobody could read {}", p.display());

@@ -136,24 +136,40 @@ impl Manager {
 
     /// Proposes a command through Raft, on this node if it leads, else by
     /// forwarding it to the leader; waits until it is applied.
+    ///
+    /// Exactly once: the proposal ID is chosen here, once, and every retry
+    /// (after a lost answer, a leader change, a forwarding error) carries
+    /// it, so the write is applied at most once and a retry gets the first
+    /// attempt's answer, never a conflict with itself. When the deadline
+    /// passes after an attempt that may have reached a leader, the outcome
+    /// is unknown and said so.
     pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
+        let proposal = crate::raft::new_proposal_id();
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let mut maybe_applied = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ApiError::no_leader());
+                return Err(if maybe_applied { outcome_unknown() } else { ApiError::no_leader() });
             }
             if self.is_leader() {
-                match self.raft.propose_local(command.clone(), left).await {
+                maybe_applied = true;
+                match self.raft.propose_as(proposal, command.clone(), left).await {
                     Err(e) if e == ApiError::no_leader() => {}
                     r => return r,
                 }
             } else if let Some(leader) = self.leader_member() {
-                let req = Request::Propose { command: serde_json::value::to_raw_value(&command).expect("command serialises") };
+                let command = serde_json::value::to_raw_value(&command).expect("command serialises");
+                let req = Request::Propose { proposal, command };
                 match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
                     Ok(Response::Proposed { result }) => return Ok(result),
-                    Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
-                    _ => {}
+                    Ok(Response::Error { status, message }) if ApiError::new(status, message.clone()) != ApiError::no_leader() => {
+                        return Err(ApiError::new(status, message))
+                    }
+                    Ok(Response::NotLeader { .. }) => {}
+                    // The leader lost leadership or the connection broke:
+                    // the proposal may be in the log.
+                    _ => maybe_applied = true,
                 }
             }
             self.wait_for_leader_change(Duration::from_millis(100)).await;
@@ -235,4 +251,10 @@ async fn ping_peers(mgr: Arc<Manager>) {
             }
         }
     }
+}
+
+/// A write whose fate is unknown at its deadline (it may still apply, once).
+/// gRPC's words, as Docker passes them on.
+pub fn outcome_unknown() -> ApiError {
+    ApiError::new(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded")
 }

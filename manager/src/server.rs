@@ -249,14 +249,15 @@ impl Manager {
                 let id = self.authorize(peer, Access::Node)?;
                 self.renew(&id.node_id, &csr_pem)
             }
-            Request::Propose { command } => {
+            Request::Propose { proposal, command } => {
                 self.authorize(peer, Access::Manager)?;
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
                 }
                 let command: Command = serde_json::from_str(command.get())
                     .map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
-                let result = self.raft.propose_local(command, crate::manager::PROPOSE_TIMEOUT).await?;
+                let proposal = if proposal == 0 { crate::raft::new_proposal_id() } else { proposal };
+                let result = self.raft.propose_as(proposal, command, crate::manager::PROPOSE_TIMEOUT).await?;
                 Ok(Response::Proposed { result })
             }
             Request::JoinRaft { raft_id, addr } => {

@@ -63,6 +63,7 @@ async fn a_demoted_manager_loses_every_manager_call_and_its_streams() {
         .unwrap();
 
     let propose = Request::Propose {
+        proposal: 7,
         command: serde_json::value::to_raw_value(&Command::UpdateNodeSpec {
             id: "m2".into(),
             version: version + 1,
@@ -126,7 +127,7 @@ async fn callers_without_a_certificate_cannot_exhaust_the_manager() {
     let anon = c.anonymous();
 
     // Anything but Join is refused unread: no answer, the connection ends.
-    let propose = Request::Propose { command: serde_json::value::to_raw_value(&serde_json::json!({"RemoveNode": {"id": "m1"}})).unwrap() };
+    let propose = Request::Propose { proposal: 8, command: serde_json::value::to_raw_value(&serde_json::json!({"RemoveNode": {"id": "m1"}})).unwrap() };
     assert!(c.call(&anon, &propose).await.is_err());
     assert!(c.call(&anon, &Request::SecretsKey).await.is_err());
 

@@ -14,7 +14,13 @@ pub enum Request {
     /// Manager-only: propose a store command (a follower forwarding a write).
     /// Kept as raw JSON text here (the command type is the manager's) and
     /// decoded straight into that type, never into a generic JSON tree.
-    Propose { command: Box<serde_json::value::RawValue> },
+    /// `proposal` is the ID the forwarding manager chose once for this
+    /// write; its retries carry the same one (applied at most once).
+    Propose {
+        #[serde(default)]
+        proposal: u64,
+        command: Box<serde_json::value::RawValue>,
+    },
     /// Manager-only: add the caller to the Raft membership (after promotion).
     JoinRaft { raft_id: u64, addr: String },
     /// Manager-only: remove a Raft member (leave, demotion).

@@ -32,9 +32,34 @@ pub struct Changes {
     pub services: Vec<update::StatusChange>,
 }
 
+/// Task writes per Raft entry: a pass over 100k tasks becomes 100 entries
+/// of ~350 KB proposed together, not one 35 MB entry.
+pub const TASKS_PER_ENTRY: usize = 1000;
+
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.put.is_empty() && self.delete.is_empty() && self.services.is_empty()
+    }
+
+    /// The step's writes as versioned intents (see `Command::TaskIntents`),
+    /// at most `TASKS_PER_ENTRY` task writes an entry.
+    pub fn into_commands(self) -> Vec<Command> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let mut put = self.put.into_iter().peekable();
+        let mut delete = self.delete;
+        let mut services = self.services;
+        let mut out = Vec::new();
+        loop {
+            let room = TASKS_PER_ENTRY.saturating_sub(delete.len().min(TASKS_PER_ENTRY));
+            let chunk: Vec<Task> = put.by_ref().take(room.max(1)).collect();
+            let del: Vec<String> = delete.drain(..delete.len().min(TASKS_PER_ENTRY)).collect();
+            out.push(Command::TaskIntents { delete: del, put: chunk, services: std::mem::take(&mut services) });
+            if put.peek().is_none() && delete.is_empty() {
+                return out;
+            }
+        }
     }
 
     /// Stops a task: never-placed tasks are deleted, others told to shut down.
@@ -199,18 +224,51 @@ pub async fn run(mgr: Arc<Manager>) {
                 let st = mgr.raft.store.read().unwrap();
                 step(&st, &shoal_api::time::now_rfc3339())
             };
-            if !changes.delete.is_empty() {
-                ok &= mgr.propose(Command::DeleteTasks { ids: changes.delete }).await.is_ok();
+            // Each step's chunks are proposed together and applied in one
+            // go each; a stale intent makes the next pass come at once.
+            let mut writes = tokio::task::JoinSet::new();
+            for cmd in changes.into_commands() {
+                let mgr = mgr.clone();
+                writes.spawn(async move { mgr.propose(cmd).await });
             }
-            if !changes.put.is_empty() {
-                ok &= mgr.propose(Command::PutTasks { tasks: changes.put }).await.is_ok();
-            }
-            for c in changes.services {
-                let cmd = Command::SetUpdateStatus { id: c.service_id, version: c.version, status: c.status, rollback: c.rollback };
-                ok &= mgr.propose(cmd).await.is_ok();
+            while let Some(r) = writes.join_next().await {
+                match r {
+                    Ok(Ok(v)) => ok &= v["stale"].as_u64().unwrap_or(0) == 0,
+                    _ => ok = false,
+                }
             }
         }
         // Re-run at once after our own writes; otherwise wait for a change.
         seen = if ok { index } else { u64::MAX };
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn a_big_step_is_split_into_entries_of_at_most_a_thousand_task_writes() {
+        let task = |i: usize| Task { id: format!("t{i}"), ..Default::default() };
+        let progress = update::StatusChange { service_id: "s".into(), version: 1, status: Default::default(), rollback: false };
+        let changes = Changes {
+            put: (0..2_500).map(task).collect(),
+            delete: (0..300).map(|i| format!("d{i}")).collect(),
+            services: vec![progress],
+        };
+        let cmds = changes.into_commands();
+        let mut puts = 0;
+        let mut deletes = 0;
+        let mut services = 0;
+        for c in &cmds {
+            let Command::TaskIntents { delete, put, services: s } = c else { panic!("{c:?}") };
+            assert!(put.len() + delete.len() <= TASKS_PER_ENTRY, "{} writes in one entry", put.len() + delete.len());
+            puts += put.len();
+            deletes += delete.len();
+            services += s.len();
+        }
+        assert_eq!((puts, deletes, services), (2_500, 300, 1));
+        assert_eq!(cmds.len(), 3);
+        assert!(Changes::default().into_commands().is_empty());
     }
 }

@@ -26,15 +26,9 @@ use shoal_api::task::{Task, TaskState};
 use super::{outdated, Changes};
 
 /// A write of a service's `UpdateStatus`, based on the service version the
-/// orchestrator saw (a stale one is refused by the store). `rollback`
+/// orchestrator saw (a stale one is dropped by the store). `rollback`
 /// swaps the spec back to `PreviousSpec` (automatic rollback).
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatusChange {
-    pub service_id: String,
-    pub version: u64,
-    pub status: UpdateStatus,
-    pub rollback: bool,
-}
+pub use crate::store::ServiceProgress as StatusChange;
 
 pub const UPDATING: &str = "updating";
 pub const PAUSED: &str = "paused";

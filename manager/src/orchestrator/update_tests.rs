@@ -45,7 +45,7 @@ impl Sim {
 
     fn commit(&mut self, command: Command) -> Result<(), shoal_api::ApiError> {
         self.index += 1;
-        apply(&mut self.st, self.index, Envelope { proposal: 1, at: at(self.secs), command }).map(|_| ())
+        apply(&mut self.st, self.index, Envelope { proposal: 0, at: at(self.secs), command }).map(|_| ())
     }
 
     fn svc(&self) -> &Service {
@@ -62,14 +62,8 @@ impl Sim {
         self.secs += 1;
         let now = at(self.secs);
         let c = reconcile(&self.st, &now);
-        if !c.delete.is_empty() {
-            self.commit(Command::DeleteTasks { ids: c.delete }).unwrap();
-        }
-        if !c.put.is_empty() {
-            self.commit(Command::PutTasks { tasks: c.put }).unwrap();
-        }
-        for s in c.services {
-            let _ = self.commit(Command::SetUpdateStatus { id: s.service_id, version: s.version, status: s.status, rollback: s.rollback });
+        for cmd in c.into_commands() {
+            self.commit(cmd).unwrap();
         }
         let mut n = 0;
         for t in self.st.tasks.values_mut() {

@@ -5,4 +5,4 @@ pub mod node;
 pub mod storage;
 pub mod transport;
 
-pub use node::{RaftHandle, StartOptions, Status};
+pub use node::{new_proposal_id, RaftHandle, StartOptions, Status};

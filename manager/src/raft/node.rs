@@ -141,7 +141,14 @@ impl RaftHandle {
 
     /// Proposes a command on this node; fails at once if it is not the leader.
     pub async fn propose_local(&self, command: store::Command, timeout: Duration) -> Result<serde_json::Value, ApiError> {
-        let envelope = Envelope { proposal: rand::random(), at: shoal_api::time::now_rfc3339(), command };
+        self.propose_as(new_proposal_id(), command, timeout).await
+    }
+
+    /// Proposes a command under a proposal ID its caller chose once: the
+    /// same ID proposed again (a retry) is applied at most once, and every
+    /// caller waiting on it gets the first result.
+    pub async fn propose_as(&self, proposal: u64, command: store::Command, timeout: Duration) -> Result<serde_json::Value, ApiError> {
+        let envelope = Envelope { proposal, at: shoal_api::time::now_rfc3339(), command };
         let (reply, rx) = oneshot::channel();
         self.send(Input::Propose { envelope, reply })?;
         wait(rx, timeout).await
@@ -153,7 +160,7 @@ impl RaftHandle {
         member: RaftMember,
         timeout: Duration,
     ) -> Result<serde_json::Value, ApiError> {
-        let ctx = ConfContext { proposal: rand::random(), member };
+        let ctx = ConfContext { proposal: new_proposal_id(), member };
         let mut change = ConfChange::default();
         change.set_change_type(kind);
         change.node_id = ctx.member.raft_id;
@@ -293,7 +300,9 @@ struct Loop {
     storage: DiskStorage,
     store: Arc<RwLock<Store>>,
     transport: Arc<Transport>,
-    pending: HashMap<u64, Reply>,
+    /// Callers waiting for their proposal (several for one ID: a retry
+    /// while the first attempt is still in flight).
+    pending: HashMap<u64, Vec<Reply>>,
     /// This leader's own proposals by ID (also in the entry's context): at
     /// apply time the leader takes the command from here instead of
     /// decoding the bytes it encoded itself (JSON round-trips exactly).
@@ -348,7 +357,7 @@ impl Loop {
                 }
                 match self.raw.propose(id.to_le_bytes().to_vec(), data) {
                     Ok(()) => {
-                        self.pending.insert(id, reply);
+                        self.pending.entry(id).or_default().push(reply);
                         self.proposed.insert(id, envelope);
                     }
                     Err(_) => {
@@ -364,7 +373,7 @@ impl Loop {
                 }
                 match self.raw.propose_conf_change(vec![], change) {
                     Ok(()) => {
-                        self.pending.insert(id, reply);
+                        self.pending.entry(id).or_default().push(reply);
                     }
                     Err(e) => {
                         let _ = reply.send(Err(ApiError::unavailable(format!("raft membership change refused: {e}"))));
@@ -453,8 +462,8 @@ impl Loop {
                         st.applied = e.index;
                         r
                     };
-                    if let Some(reply) = self.pending.remove(&proposal) {
-                        let _ = reply.send(result);
+                    for reply in self.pending.remove(&proposal).unwrap_or_default() {
+                        let _ = reply.send(result.clone());
                     }
                 }
                 EntryType::EntryConfChange => {
@@ -474,7 +483,7 @@ impl Loop {
                             self.transport.remove_peer(cc.node_id);
                         }
                     }
-                    if let Some(reply) = proposal.and_then(|p| self.pending.remove(&p)) {
+                    for reply in proposal.and_then(|p| self.pending.remove(&p)).unwrap_or_default() {
                         let _ = reply.send(Ok(serde_json::Value::Null));
                     }
                 }
@@ -501,7 +510,7 @@ impl Loop {
 
     fn fail_pending(&mut self) {
         self.proposed.clear();
-        for (_, r) in self.pending.drain() {
+        for r in self.pending.drain().flat_map(|(_, rs)| rs) {
             let _ = r.send(Err(ApiError::no_leader()));
         }
     }
@@ -541,4 +550,9 @@ impl Loop {
             }
         });
     }
+}
+
+/// A proposal ID: random, never 0 (0 marks entries from before IDs).
+pub fn new_proposal_id() -> u64 {
+    rand::random::<u64>().max(1)
 }

@@ -14,9 +14,25 @@ fn stamp_job_iteration(svc: &mut shoal_api::service::Service, at: &str) {
     });
 }
 
-/// Applies one committed command at log index `index`. An error leaves the
-/// store unchanged and is returned to the proposer.
+/// Applies one committed proposal at log index `index`, once: a proposal
+/// ID seen among the recent ones is not applied again, and its first result
+/// is answered. An error leaves the store unchanged and is returned to the
+/// proposer. (Proposal 0 is never remembered: entries from before IDs.)
 pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, ApiError> {
+    let proposal = env.proposal;
+    if proposal != 0 {
+        if let Some(first) = store.recent.get(proposal) {
+            return first.clone().map_err(|(status, message)| ApiError::new(status, message));
+        }
+    }
+    let result = apply_command(store, index, env);
+    if proposal != 0 {
+        store.recent.insert(proposal, result.clone().map_err(|e| (e.status, e.message)));
+    }
+    result
+}
+
+fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, ApiError> {
     let at = env.at;
     let version = Version { index };
     match env.command {
@@ -149,21 +165,36 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
             Ok(serde_json::Value::Null)
         }
         Command::SetUpdateStatus { id, version: expected, status, rollback } => {
-            let svc = store.services.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
-            if svc.version.index != expected {
-                return Err(ApiError::out_of_sequence());
+            set_update_status(store, &id, expected, status, rollback, version, &at).map(|_| serde_json::Value::Null)
+        }
+        Command::TaskIntents { delete, put, services } => {
+            let mut stale = 0u64;
+            for id in delete {
+                store.tasks.remove(&id);
             }
-            if rollback {
-                if svc.previous_spec.is_none() {
-                    return Err(ApiError::bad_request(format!("service {id} does not have a previous spec")));
+            for mut t in put {
+                // A task of a service removed meanwhile is not revived, nor
+                // one deleted meanwhile, nor one changed since it was read.
+                let service_gone = !t.service_id.is_empty() && !store.services.contains_key(&t.service_id);
+                let read = t.version.index;
+                let current = store.tasks.get(&t.id).map(|c| c.version.index);
+                if service_gone || current.unwrap_or(0) != read {
+                    stale += 1;
+                    continue;
                 }
-                // SwarmKit's automatic rollback forgets the failed spec.
-                svc.spec = svc.previous_spec.take().expect("checked above");
+                t.version = version;
+                if t.created_at.is_empty() {
+                    t.created_at = at.clone();
+                }
+                t.updated_at = at.clone();
+                store.tasks.insert(t.id.clone(), t);
             }
-            svc.update_status = Some(status);
-            svc.version = version;
-            svc.updated_at = at;
-            Ok(serde_json::Value::Null)
+            for p in services {
+                if set_update_status(store, &p.service_id, p.version, p.status, p.rollback, version, &at).is_err() {
+                    stale += 1;
+                }
+            }
+            Ok(serde_json::json!({ "stale": stale }))
         }
         Command::RemoveService { id } => {
             if store.services.remove(&id).is_none() {
@@ -222,13 +253,40 @@ pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json:
     }
 }
 
+/// The updater's progress for service `id`, if it is still at `expected`.
+fn set_update_status(
+    store: &mut Store,
+    id: &str,
+    expected: u64,
+    status: shoal_api::service::UpdateStatus,
+    rollback: bool,
+    version: Version,
+    at: &str,
+) -> Result<(), ApiError> {
+    let svc = store.services.get_mut(id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
+    if svc.version.index != expected {
+        return Err(ApiError::out_of_sequence());
+    }
+    if rollback {
+        if svc.previous_spec.is_none() {
+            return Err(ApiError::bad_request(format!("service {id} does not have a previous spec")));
+        }
+        // SwarmKit's automatic rollback forgets the failed spec.
+        svc.spec = svc.previous_spec.take().expect("checked above");
+    }
+    svc.update_status = Some(status);
+    svc.version = version;
+    svc.updated_at = at.to_string();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use shoal_api::{Node, NodeSpec};
 
     fn env(command: Command) -> Envelope {
-        Envelope { proposal: 1, at: "2026-01-01T00:00:00Z".into(), command }
+        Envelope { proposal: 0, at: "2026-01-01T00:00:00Z".into(), command }
     }
 
     fn store_with_node() -> Store {
@@ -291,6 +349,78 @@ mod tests {
         assert_eq!(s.registry_auth["s1"], "sealed-2");
         apply(&mut s, 5, env(Command::RemoveService { id: "s1".into() })).unwrap();
         assert!(s.registry_auth.is_empty());
+    }
+
+    #[test]
+    fn a_status_reported_between_a_controllers_read_and_its_write_survives() {
+        use shoal_api::task::{Task, TaskState, TaskStatus};
+        let mut s = Store::default();
+        let service = shoal_api::service::Service { id: "s1".into(), ..Default::default() };
+        apply(&mut s, 2, env(Command::CreateService { service: Box::new(service), registry_auth: None })).unwrap();
+        let task = Task { id: "t1".into(), service_id: "s1".into(), node_id: "n1".into(), ..Default::default() };
+        let intents = |put| Command::TaskIntents { delete: vec![], put, services: vec![] };
+        assert_eq!(apply(&mut s, 3, env(intents(vec![task]))).unwrap()["stale"], 0, "a new task (read at 0) is created");
+
+        // A controller reads the task at version 3 and decides to shut it down ...
+        let mut read = s.tasks["t1"].clone();
+        assert_eq!(read.version.index, 3);
+        read.desired_state = TaskState::Shutdown;
+        // ... while its node reports it running.
+        let running = TaskStatus { state: TaskState::Running, message: "started".into(), ..Default::default() };
+        apply(&mut s, 4, env(Command::UpdateTaskStatus { node_id: "n1".into(), updates: vec![("t1".into(), running)] })).unwrap();
+        // The controller's write is stale: dropped, and counted.
+        assert_eq!(apply(&mut s, 5, env(intents(vec![read]))).unwrap()["stale"], 1);
+        assert_eq!(s.tasks["t1"].status.state, TaskState::Running, "the reported state survives");
+        assert_eq!(s.tasks["t1"].desired_state, TaskState::default());
+        // Reconciling again from the new state lands.
+        let mut again = s.tasks["t1"].clone();
+        again.desired_state = TaskState::Shutdown;
+        assert_eq!(apply(&mut s, 6, env(intents(vec![again]))).unwrap()["stale"], 0);
+        assert_eq!((s.tasks["t1"].desired_state, s.tasks["t1"].status.state), (TaskState::Shutdown, TaskState::Running));
+
+        // A task deleted meanwhile is not revived by a write read before.
+        let old = s.tasks["t1"].clone();
+        apply(&mut s, 7, env(Command::TaskIntents { delete: vec!["t1".into()], put: vec![], services: vec![] })).unwrap();
+        assert_eq!(apply(&mut s, 8, env(intents(vec![old]))).unwrap()["stale"], 1);
+        assert!(s.tasks.is_empty());
+    }
+
+    #[test]
+    fn a_proposal_that_reaches_the_log_twice_is_applied_once_and_answered_alike() {
+        let mut s = Store::default();
+        let svc = shoal_api::service::Service {
+            id: "s1".into(),
+            spec: shoal_api::service::ServiceSpec { name: "web".into(), ..Default::default() },
+            ..Default::default()
+        };
+        let create = Envelope { proposal: 77, at: "t".into(), command: Command::CreateService { service: Box::new(svc), registry_auth: None } };
+        assert!(apply(&mut s, 2, create.clone()).is_ok());
+        // The same proposal again (its answer was lost; the caller retried):
+        // not a conflict with itself, and nothing applied twice.
+        assert!(apply(&mut s, 3, create.clone()).is_ok());
+        assert_eq!(s.services.len(), 1);
+        assert_eq!(s.services["s1"].version.index, 2);
+        // A failed proposal repeats its failure.
+        let bad = Envelope { proposal: 78, at: "t".into(), command: Command::RemoveService { id: "nope".into() } };
+        let first = apply(&mut s, 4, bad.clone()).unwrap_err();
+        assert_eq!(apply(&mut s, 5, bad).unwrap_err(), first);
+        // Remembered across a snapshot.
+        let mut restored: Store = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert!(apply(&mut restored, 6, create).is_ok());
+        assert_eq!(restored.services["s1"].version.index, 2);
+    }
+
+    #[test]
+    fn recent_proposals_are_bounded_and_forget_the_oldest_first() {
+        let mut r = crate::store::RecentProposals::default();
+        for id in 1..=(crate::store::RECENT_PROPOSALS as u64 + 5) {
+            r.insert(id, Ok(serde_json::Value::Null));
+        }
+        assert_eq!(r.len(), crate::store::RECENT_PROPOSALS);
+        assert!(r.get(5).is_none() && r.get(6).is_some());
+        let back: crate::store::RecentProposals = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back.len(), r.len());
+        assert!(back.get(5).is_none() && back.get(6).is_some());
     }
 
     #[test]

@@ -91,8 +91,81 @@ pub struct Store {
     /// with the data key; never part of the spec the API shows.
     #[serde(default)]
     pub registry_auth: BTreeMap<String, String>,
+    /// Results of recently applied proposals, by proposal ID: a proposal
+    /// that reaches the log twice (a retry after a lost answer or a leader
+    /// change) is applied once and answered with its first result.
+    #[serde(default)]
+    pub recent: RecentProposals,
     /// Index of the last entry applied.
     pub applied: u64,
+}
+
+/// How many applied proposals `Store::recent` remembers. A retry comes
+/// within the proposer's 8 s deadline; at thousands of writes a second the
+/// oldest of these is still seconds old.
+pub const RECENT_PROPOSALS: usize = 20_000;
+
+/// What a proposal's apply answered (`ApiError` as status and message).
+pub type ProposalResult = Result<serde_json::Value, (u16, String)>;
+
+/// The last `RECENT_PROPOSALS` applied proposal IDs and their results, in
+/// apply order (so every manager forgets the same ones).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<(u64, ProposalResult)>", into = "Vec<(u64, ProposalResult)>")]
+pub struct RecentProposals {
+    order: std::collections::VecDeque<u64>,
+    results: std::collections::HashMap<u64, ProposalResult>,
+}
+
+impl RecentProposals {
+    pub fn get(&self, proposal: u64) -> Option<&ProposalResult> {
+        self.results.get(&proposal)
+    }
+
+    pub fn insert(&mut self, proposal: u64, result: ProposalResult) {
+        if self.results.insert(proposal, result).is_none() {
+            self.order.push_back(proposal);
+        }
+        while self.order.len() > RECENT_PROPOSALS {
+            if let Some(old) = self.order.pop_front() {
+                self.results.remove(&old);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+impl From<Vec<(u64, ProposalResult)>> for RecentProposals {
+    fn from(v: Vec<(u64, ProposalResult)>) -> Self {
+        let mut r = RecentProposals::default();
+        for (id, result) in v {
+            r.insert(id, result);
+        }
+        r
+    }
+}
+
+impl From<RecentProposals> for Vec<(u64, ProposalResult)> {
+    fn from(mut r: RecentProposals) -> Self {
+        r.order.iter().filter_map(|id| r.results.remove(id).map(|res| (*id, res))).collect()
+    }
+}
+
+/// A service's rolling-update progress as the updater decided it, based on
+/// the service at `version` (`rollback`: put `PreviousSpec` back).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceProgress {
+    pub service_id: String,
+    pub version: u64,
+    pub status: shoal_api::service::UpdateStatus,
+    pub rollback: bool,
 }
 
 /// A proposal as written to the log.
@@ -142,8 +215,24 @@ pub enum Command {
     /// From the updater: the service's `UpdateStatus` (based on `version`);
     /// `rollback` also puts `PreviousSpec` back (automatic rollback).
     SetUpdateStatus { id: String, version: u64, status: shoal_api::service::UpdateStatus, rollback: bool },
-    /// Creates or replaces tasks (orchestrators and the scheduler).
+    /// Creates or replaces tasks without a version check (entries written
+    /// before `TaskIntents`; still applied when a log replays them).
     PutTasks { tasks: Vec<Task> },
+    /// One controller step's writes, applied together: each task written
+    /// only if the store still has it at the version the controller read
+    /// (`Task::version`; 0 for a new task), each progress change only if
+    /// the service is still at `version`. A stale intent is dropped (the
+    /// result counts them as `{"stale": n}`) and the controller reconciles
+    /// again from the new state, so a change applied between its read and
+    /// its write (a reported state, a spec update) is never reverted.
+    TaskIntents {
+        #[serde(default)]
+        delete: Vec<String>,
+        #[serde(default)]
+        put: Vec<Task>,
+        #[serde(default)]
+        services: Vec<ServiceProgress>,
+    },
     DeleteTasks { ids: Vec<String> },
     /// Observed states reported by a node: merged at apply time, so a
     /// concurrent change of desired state is never overwritten.

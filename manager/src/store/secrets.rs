@@ -171,7 +171,7 @@ mod tests {
     use shoal_api::task::ContainerSpec;
 
     fn run(s: &mut Store, index: u64, command: Command) -> Result<serde_json::Value, ApiError> {
-        apply_env(s, index, Envelope { proposal: 1, at: format!("2026-01-01T00:00:{index:02}Z"), command })
+        apply_env(s, index, Envelope { proposal: 0, at: format!("2026-01-01T00:00:{index:02}Z"), command })
     }
 
     fn secret(id: &str, name: &str) -> Command {
