@@ -74,7 +74,7 @@ fn node(i: usize, constrained: bool) -> Node {
     let mut n = Node { id: format!("node{i:06}"), ..Default::default() };
     n.status.state = NodeState::Ready;
     n.description.hostname = format!("host{i}");
-    if constrained && i % 3 == 0 {
+    if constrained && i.is_multiple_of(3) {
         n.spec.labels.insert("network".into(), "yes".into());
     }
     n

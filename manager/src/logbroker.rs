@@ -392,17 +392,10 @@ async fn listen(mgr: &Manager, mut conn: ServerConn, node_id: &str) {
 }
 
 async fn publish(mgr: &Manager, mut conn: ServerConn, node_id: &str, sub_id: &str) {
-    loop {
-        match conn.next().await {
-            Ok(Some(Incoming::Request(r))) => match *r {
-                Request::Logs(LogRequest::Batch { messages, done }) => {
-                    if mgr.logs.publish(sub_id, node_id, messages, done).await.is_err() || done {
-                        return;
-                    }
-                }
-                _ => break,
-            },
-            _ => break,
+    while let Ok(Some(Incoming::Request(r))) = conn.next().await {
+        let Request::Logs(LogRequest::Batch { messages, done }) = *r else { break };
+        if mgr.logs.publish(sub_id, node_id, messages, done).await.is_err() || done {
+            return;
         }
     }
     mgr.logs.node_done(sub_id, node_id, Some(format!("node {node_id} is not available")));

@@ -94,15 +94,12 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
         }
         if let Request::Logs(r) = req {
             let access = if matches!(r, shoal_rpc::logs::LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
-            match &conn.peer.identity {
-                Some(id) => {
-                    let id = id.clone();
-                    tokio::select! {
-                        _ = crate::logbroker::serve(mgr.clone(), conn, r) => {}
-                        _ = mgr.until_revoked(&id, access) => {}
-                    }
+            if let Some(id) = &conn.peer.identity {
+                let id = id.clone();
+                tokio::select! {
+                    _ = crate::logbroker::serve(mgr.clone(), conn, r) => {}
+                    _ = mgr.until_revoked(&id, access) => {}
                 }
-                None => {}
             }
             return;
         }
@@ -432,8 +429,7 @@ mod tests {
     /// a worker; gone was removed.
     fn store() -> Store {
         let mut st = Store::default();
-        let mut swarm = shoal_api::Swarm::default();
-        swarm.id = "c1".into();
+        let swarm = shoal_api::Swarm { id: "c1".into(), ..Default::default() };
         st.cluster = Some(crate::store::ClusterRecord {
             swarm,
             root_cert_pem: String::new(),

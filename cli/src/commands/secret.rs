@@ -470,13 +470,13 @@ mod tests {
     fn tables_match_docker() {
         let secret = Json::parse(SECRET).unwrap();
         let now = Timestamp::parse("2026-01-01T10:05:00Z").unwrap().unix_nanos();
-        let text = render_list(&SECRETS, &[secret.clone()], "table", false, now).unwrap();
+        let text = render_list(&SECRETS, std::slice::from_ref(&secret), "table", false, now).unwrap();
         assert_eq!(
             text,
             "ID                          NAME      DRIVER    CREATED         UPDATED\n\
              ktnbjxoalbkvbvedmg1urrz8h   db_pw               4 minutes ago   4 minutes ago\n"
         );
-        assert_eq!(render_list(&SECRETS, &[secret.clone()], "table", true, now).unwrap(), "ktnbjxoalbkvbvedmg1urrz8h\n");
+        assert_eq!(render_list(&SECRETS, std::slice::from_ref(&secret), "table", true, now).unwrap(), "ktnbjxoalbkvbvedmg1urrz8h\n");
         assert_eq!(render_list(&SECRETS, &[secret], "{{.Name}} {{.Labels}}", false, now).unwrap(), "db_pw env=prod,tier=\n");
         let config = Json::parse(CONFIG).unwrap();
         let text = render_list(&CONFIGS, &[config], "table", false, now).unwrap();

@@ -61,10 +61,9 @@ pub fn reconcile(st: &Store, svc: &Service, tasks: &[&Task], now: &str, changes:
             }
             let remaining = total.saturating_sub(done + active + given_up);
             let room = max_concurrent.saturating_sub(active);
-            let mut next_slot = by_slot.keys().next_back().copied().unwrap_or(0) + 1;
-            for _ in 0..remaining.min(room) {
-                changes.put.push(job_task(next_slot, ""));
-                next_slot += 1;
+            let first_slot = by_slot.keys().next_back().copied().unwrap_or(0) + 1;
+            for slot in first_slot..first_slot + remaining.min(room) {
+                changes.put.push(job_task(slot, ""));
             }
         }
         ServiceMode::GlobalJob => {

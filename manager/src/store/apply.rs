@@ -9,7 +9,7 @@ use super::{Command, Envelope, Store};
 /// by the service version (`JobStatus.JobIteration`), as in SwarmKit.
 fn stamp_job_iteration(svc: &mut shoal_api::service::Service, at: &str) {
     svc.job_status = svc.spec.mode.is_job().then(|| shoal_api::service::JobStatus {
-        job_iteration: svc.version.clone(),
+        job_iteration: svc.version,
         last_execution: at.to_string(),
     });
 }

@@ -52,8 +52,7 @@ pub async fn start() -> Cluster {
         status.changed().await.unwrap();
     }
     let k = mgr.data_key().unwrap();
-    let mut swarm = Swarm::default();
-    swarm.id = CLUSTER.into();
+    let swarm = Swarm { id: CLUSTER.into(), ..Default::default() };
     let cluster = ClusterRecord {
         swarm,
         root_cert_pem: ca.cert_pem().into(),
