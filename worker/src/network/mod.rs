@@ -17,10 +17,11 @@
 //! namespaces under `netns_dir`.
 
 pub mod ipam;
-pub mod netlink;
-pub mod netns;
 pub mod nft;
-pub mod subnet;
+
+// The netlink client, namespaces and CIDR math live in `shoal-overlay`,
+// which the overlay networks share.
+pub use shoal_overlay::{netlink, netns, subnet};
 
 #[cfg(test)]
 mod tests;

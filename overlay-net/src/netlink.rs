@@ -22,6 +22,9 @@ pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_GETROUTE: u16 = 26;
+pub const RTM_NEWNEIGH: u16 = 28;
+pub const RTM_DELNEIGH: u16 = 29;
+pub const RTM_GETNEIGH: u16 = 30;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
@@ -29,13 +32,29 @@ pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 
 // Attributes.
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
+// linux/if_link.h: IFLA_VXLAN_*.
+const IFLA_VXLAN_ID: u16 = 1;
+const IFLA_VXLAN_LOCAL: u16 = 4;
+const IFLA_VXLAN_LEARNING: u16 = 7;
+const IFLA_VXLAN_PROXY: u16 = 11;
+const IFLA_VXLAN_L2MISS: u16 = 13;
+const IFLA_VXLAN_L3MISS: u16 = 14;
+const IFLA_VXLAN_PORT: u16 = 15;
+// linux/neighbour.h.
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NUD_PERMANENT: u16 = 0x80;
+const NTF_SELF: u8 = 0x02;
+const AF_BRIDGE: u8 = libc::AF_BRIDGE as u8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
@@ -104,6 +123,35 @@ pub fn ifinfomsg(index: i32, flags: u32, change: u32) -> Vec<u8> {
     b.extend_from_slice(&flags.to_ne_bytes());
     b.extend_from_slice(&change.to_ne_bytes());
     b
+}
+
+/// `struct ndmsg`: family, link, state, flags (type unspecified).
+pub fn ndmsg(family: u8, index: u32, state: u16, flags: u8) -> Vec<u8> {
+    let mut b = vec![family, 0, 0, 0];
+    b.extend_from_slice(&(index as i32).to_ne_bytes());
+    b.extend_from_slice(&state.to_ne_bytes());
+    b.push(flags);
+    b.push(0);
+    b
+}
+
+/// A MAC address, `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Docker's MAC for an IPv4 endpoint: 02:42 and the four address bytes.
+    pub fn for_ip(ip: Ipv4Addr) -> Mac {
+        let o = ip.octets();
+        Mac([0x02, 0x42, o[0], o[1], o[2], o[3]])
+    }
+}
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
 }
 
 /// `struct ifaddrmsg`.
@@ -321,6 +369,84 @@ pub mod req {
             &rtmsg(0),
             &[Attr::ip(RTA_GATEWAY, gateway)],
         )
+    }
+
+    /// A VXLAN device with no learning and no flooding: every remote
+    /// endpoint is a static FDB entry, and ARP for them is answered from
+    /// static neighbour entries on the device (`proxy`).
+    pub fn new_vxlan(seq: u32, name: &str, vni: u32, local: Ipv4Addr, port: u16, mtu: u32) -> Vec<u8> {
+        encode(
+            RTM_NEWLINK,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            seq,
+            &ifinfomsg(0, 0, 0),
+            &[
+                Attr::str(IFLA_IFNAME, name),
+                Attr::u32(IFLA_MTU, mtu),
+                Attr::Nested(
+                    IFLA_LINKINFO,
+                    vec![
+                        Attr::str(IFLA_INFO_KIND, "vxlan"),
+                        Attr::Nested(
+                            IFLA_INFO_DATA,
+                            vec![
+                                Attr::u32(IFLA_VXLAN_ID, vni),
+                                Attr::ip(IFLA_VXLAN_LOCAL, local),
+                                Attr::Bytes(IFLA_VXLAN_LEARNING, vec![0]),
+                                Attr::Bytes(IFLA_VXLAN_PROXY, vec![1]),
+                                Attr::Bytes(IFLA_VXLAN_L2MISS, vec![0]),
+                                Attr::Bytes(IFLA_VXLAN_L3MISS, vec![0]),
+                                // The UDP port is in network byte order.
+                                Attr::Bytes(IFLA_VXLAN_PORT, port.to_be_bytes().to_vec()),
+                            ],
+                        ),
+                    ],
+                ),
+            ],
+        )
+    }
+
+    /// Moves a link into the namespace `netns_fd` refers to.
+    pub fn set_netns(seq: u32, index: u32, netns_fd: i32) -> Vec<u8> {
+        encode(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifinfomsg(index as i32, 0, 0), &[Attr::u32(IFLA_NET_NS_FD, netns_fd as u32)])
+    }
+
+    pub fn set_mtu(seq: u32, index: u32, mtu: u32) -> Vec<u8> {
+        encode(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifinfomsg(index as i32, 0, 0), &[Attr::u32(IFLA_MTU, mtu)])
+    }
+
+    pub fn set_mac(seq: u32, index: u32, mac: Mac) -> Vec<u8> {
+        encode(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifinfomsg(index as i32, 0, 0), &[Attr::Bytes(IFLA_ADDRESS, mac.0.to_vec())])
+    }
+
+    /// A static FDB entry on a VXLAN device: frames for `mac` go to the
+    /// node at `dst`. `add: false` deletes it.
+    pub fn fdb(seq: u32, add: bool, index: u32, mac: Mac, dst: Ipv4Addr) -> Vec<u8> {
+        let (kind, flags) = neigh_op(add);
+        encode(kind, flags, seq, &ndmsg(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF), &[
+            Attr::Bytes(NDA_LLADDR, mac.0.to_vec()),
+            Attr::ip(NDA_DST, dst),
+        ])
+    }
+
+    /// A static neighbour (ARP) entry: `ip` is at `mac`. `add: false`
+    /// deletes it.
+    pub fn neigh(seq: u32, add: bool, index: u32, ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
+        let (kind, flags) = neigh_op(add);
+        encode(kind, flags, seq, &ndmsg(AF_INET, index, NUD_PERMANENT, 0), &[Attr::ip(NDA_DST, ip), Attr::Bytes(NDA_LLADDR, mac.0.to_vec())])
+    }
+
+    fn neigh_op(add: bool) -> (u16, u16) {
+        if add {
+            // Replace: an entry that moved to another node is updated in place.
+            (RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | 0x100)
+        } else {
+            (RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK)
+        }
+    }
+
+    pub fn dump_neigh(seq: u32, family: u8) -> Vec<u8> {
+        encode(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, &ndmsg(family, 0, 0, 0), &[])
     }
 
     pub fn dump_routes(seq: u32) -> Vec<u8> {
@@ -552,6 +678,100 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Creates VXLAN device `name` in this namespace (its UDP socket lives
+    /// here even after the device moves into a sandbox).
+    pub fn add_vxlan(&mut self, name: &str, vni: u32, local: Ipv4Addr, port: u16, mtu: u32) -> Result<u32, NlError> {
+        self.request(|s| req::new_vxlan(s, name, vni, local, port, mtu), &format!("creating vxlan {name} (VNI {vni})"))?;
+        self.require_index(name)
+    }
+
+    /// Moves link `name` into `netns`.
+    pub fn move_to(&mut self, name: &str, netns: &File) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        let fd = netns.as_raw_fd();
+        self.request(|s| req::set_netns(s, index, fd), &format!("moving {name} to another namespace"))
+    }
+
+    pub fn set_mtu(&mut self, name: &str, mtu: u32) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        self.request(|s| req::set_mtu(s, index, mtu), &format!("setting the MTU of {name} to {mtu}"))
+    }
+
+    pub fn set_mac(&mut self, name: &str, mac: Mac) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        self.request(|s| req::set_mac(s, index, mac), &format!("setting the MAC of {name} to {mac}"))
+    }
+
+    /// Adds (or replaces) a static FDB entry `mac -> dst` on device `name`.
+    pub fn add_fdb(&mut self, name: &str, mac: Mac, dst: Ipv4Addr) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        self.request(|s| req::fdb(s, true, index, mac, dst), &format!("adding fdb {mac} -> {dst} on {name}"))
+    }
+
+    /// Deletes an FDB entry; a missing one is nothing to do.
+    pub fn del_fdb(&mut self, name: &str, mac: Mac, dst: Ipv4Addr) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        match self.request(|s| req::fdb(s, false, index, mac, dst), &format!("deleting fdb {mac} on {name}")) {
+            Err(e) if e.errno == libc::ENOENT => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Adds (or replaces) a static neighbour entry `ip -> mac` on `name`.
+    pub fn add_neigh(&mut self, name: &str, ip: Ipv4Addr, mac: Mac) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        self.request(|s| req::neigh(s, true, index, ip, mac), &format!("adding neighbour {ip} at {mac} on {name}"))
+    }
+
+    /// Deletes a neighbour entry; a missing one is nothing to do.
+    pub fn del_neigh(&mut self, name: &str, ip: Ipv4Addr, mac: Mac) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        match self.request(|s| req::neigh(s, false, index, ip, mac), &format!("deleting neighbour {ip} on {name}")) {
+            Err(e) if e.errno == libc::ENOENT => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The static neighbour entries (IPv4 address, MAC) on link `index`.
+    pub fn neighbours(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, Mac)>, NlError> {
+        let v = self.collect(|s| req::dump_neigh(s, AF_INET), RTM_NEWNEIGH, "listing neighbours")?;
+        Ok(v.iter().filter_map(|p| parse_neigh(p)).filter(|n| n.index == index && n.state & NUD_PERMANENT != 0).filter_map(|n| Some((n.ip?, n.mac?))).collect())
+    }
+
+    /// The static FDB entries (MAC, remote address) on link `index`.
+    pub fn fdb_entries(&mut self, index: u32) -> Result<Vec<(Mac, Ipv4Addr)>, NlError> {
+        let v = self.collect(|s| req::dump_neigh(s, AF_BRIDGE), RTM_NEWNEIGH, "listing fdb entries")?;
+        Ok(v.iter().filter_map(|p| parse_neigh(p)).filter(|n| n.index == index && n.state & NUD_PERMANENT != 0).filter_map(|n| Some((n.mac?, n.ip?))).collect())
+    }
+}
+
+/// A decoded `RTM_NEWNEIGH`.
+#[derive(Debug, PartialEq)]
+pub struct Neigh {
+    pub index: u32,
+    pub state: u16,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<Mac>,
+}
+
+pub fn parse_neigh(payload: &[u8]) -> Option<Neigh> {
+    if payload.len() < 12 {
+        return None;
+    }
+    let index = i32::from_ne_bytes(payload[4..8].try_into().ok()?) as u32;
+    let state = u16::from_ne_bytes(payload[8..10].try_into().ok()?);
+    let mut n = Neigh { index, state, ip: None, mac: None };
+    for (kind, data) in parse_attrs(payload, 12) {
+        match kind {
+            NDA_DST => n.ip = ipv4(data),
+            NDA_LLADDR if data.len() == 6 => n.mac = Some(Mac(data.try_into().ok()?)),
+            _ => {}
+        }
+    }
+    Some(n)
+}
+
 fn is_multipart(buf: &[u8]) -> bool {
     buf.get(6..8).map(|b| u16::from_ne_bytes(b.try_into().unwrap()) & 0x2 != 0).unwrap_or(false)
 }
@@ -592,6 +812,35 @@ mod tests {
         assert_eq!(attrs[1].0, IFLA_LINKINFO);
         let inner = parse_attrs(attrs[1].1, 0);
         assert_eq!(inner, vec![(IFLA_INFO_KIND, &b"bridge\0"[..])]);
+    }
+
+    #[test]
+    fn vxlan_fdb_and_neighbour_requests() {
+        let m = req::new_vxlan(5, "vx1", 4097, Ipv4Addr::new(198, 51, 100, 1), 4789, 1450);
+        let msgs = split_messages(&m);
+        let attrs = parse_attrs(msgs[0].payload, 16);
+        let info = attrs.iter().find(|(k, _)| *k == IFLA_LINKINFO).unwrap().1;
+        let info = parse_attrs(info, 0);
+        assert_eq!(info[0], (IFLA_INFO_KIND, &b"vxlan\0"[..]));
+        let data = parse_attrs(info[1].1, 0);
+        assert!(data.contains(&(IFLA_VXLAN_ID, &4097u32.to_ne_bytes()[..])));
+        assert!(data.contains(&(IFLA_VXLAN_PORT, &[0x12, 0xb5][..])), "the port in network byte order");
+        assert!(data.contains(&(IFLA_VXLAN_LEARNING, &[0][..])));
+        assert!(data.contains(&(IFLA_VXLAN_PROXY, &[1][..])));
+        assert!(attrs.contains(&(IFLA_MTU, &1450u32.to_ne_bytes()[..])));
+
+        let mac = Mac::for_ip(Ipv4Addr::new(10, 0, 1, 5));
+        assert_eq!(mac.to_string(), "02:42:0a:00:01:05");
+        let f = req::fdb(6, true, 9, mac, Ipv4Addr::new(198, 51, 100, 2));
+        let msgs = split_messages(&f);
+        assert_eq!(msgs[0].kind, RTM_NEWNEIGH);
+        let p = msgs[0].payload;
+        assert_eq!(p[0], AF_BRIDGE);
+        assert_eq!(p[10], NTF_SELF);
+        let n = parse_neigh(p).unwrap();
+        assert_eq!((n.index, n.state, n.mac, n.ip), (9, NUD_PERMANENT, Some(mac), Some(Ipv4Addr::new(198, 51, 100, 2))));
+        let d = req::neigh(7, false, 9, Ipv4Addr::new(10, 0, 1, 5), mac);
+        assert_eq!(split_messages(&d)[0].kind, RTM_DELNEIGH);
     }
 
     #[test]
