@@ -9,6 +9,7 @@
 //!   bridge and a VXLAN device, task legs, and static FDB/neighbour entries
 //!   for the remote endpoints the managers name.
 
+pub mod dns;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;
