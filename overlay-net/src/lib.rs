@@ -14,3 +14,4 @@ pub mod netlink;
 pub mod netns;
 pub mod overlay;
 pub mod subnet;
+pub mod vip;
