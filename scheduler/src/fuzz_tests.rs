@@ -2,8 +2,6 @@
 //! constraint expressions of any text parse or are refused without
 //! panicking, and parsed constraints evaluate against any node.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 use shoal_api::{Platform, Role};
 
@@ -89,7 +87,7 @@ fn node() -> impl Strategy<Value = NodeInfo> {
         labels(),
         labels(),
     )
-        .prop_map(|(id, hostname, addr, manager, os, arch, labels, engine_labels): (String, &str, String, bool, &str, &str, BTreeMap<String, String>, BTreeMap<String, String>)| NodeInfo {
+        .prop_map(|(id, hostname, addr, manager, os, arch, labels, engine_labels)| NodeInfo {
             hostname: hostname.to_string(),
             addr,
             role: if manager { Role::Manager } else { Role::Worker },
