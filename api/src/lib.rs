@@ -18,6 +18,8 @@ pub mod service;
 pub mod swarm;
 pub mod task;
 pub mod time;
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use error::ApiError;
 pub use node::*;

@@ -15,6 +15,8 @@ mod sha256;
 mod tabwriter;
 mod template;
 mod timestamp;
+#[cfg(test)]
+mod fuzz_tests;
 
 use clap::{CommandFactory, Parser, Subcommand};
 

@@ -98,7 +98,7 @@ impl Template {
     }
 
     fn run(&self, data: &Json, header: bool) -> Result<String, String> {
-        let mut st = State { out: String::new(), vars: vec![("$".to_string(), data.clone())], header };
+        let mut st = State { out: String::new(), vars: vec![("$".to_string(), data.clone())], header, iterations: 0 };
         st.walk(&self.nodes, data)?;
         Ok(st.out)
     }
@@ -496,7 +496,17 @@ struct State {
     out: String,
     vars: Vec<(String, Json)>,
     header: bool,
+    /// `range` iterations so far, across all loops of this execution.
+    iterations: usize,
 }
+
+/// Bounds on one execution, far above any real `--format` (Go has none,
+/// but a few characters such as `{{range 99999999999}}` must not hang the
+/// CLI or exhaust its memory).
+const MAX_RANGE_ITERATIONS: usize = 1 << 20;
+const MAX_OUTPUT: usize = 64 << 20;
+/// Go's fmt refuses widths and precisions past this (`tooLarge`).
+const MAX_FMT_NUM: usize = 1_000_000;
 
 impl State {
     fn walk(&mut self, nodes: &[Node], dot: &Json) -> Result<(), String> {
@@ -507,6 +517,9 @@ impl State {
                     let v = self.pipeline(p, dot)?;
                     if p.decl.is_empty() {
                         self.out.push_str(&go_print(&v));
+                    }
+                    if self.out.len() > MAX_OUTPUT {
+                        return Err(format!("template output passes {MAX_OUTPUT} bytes"));
                     }
                 }
                 Node::If(p, body, else_body) => {
@@ -528,24 +541,29 @@ impl State {
                     let mut plain = p.clone();
                     plain.decl.clear();
                     let v = self.pipeline(&plain, dot)?;
-                    let entries: Vec<(Json, Json)> = match &v {
-                        Json::Arr(a) => a.iter().enumerate().map(|(i, e)| (Json::from(i), e.clone())).collect(),
+                    // Lazily: `range N` may name more iterations than memory holds.
+                    let (len, entries): (usize, Box<dyn Iterator<Item = (Json, Json)>>) = match &v {
+                        Json::Arr(a) => (a.len(), Box::new(a.iter().enumerate().map(|(i, e)| (Json::from(i), e.clone())))),
                         Json::Obj(m) => {
                             let mut m: Vec<_> = m.iter().map(|(k, e)| (Json::Str(k.clone()), e.clone())).collect();
                             m.sort_by(|a, b| a.0.str().cmp(b.0.str()));
-                            m
+                            (m.len(), Box::new(m.into_iter()))
                         }
-                        Json::Null => Vec::new(),
+                        Json::Null => (0, Box::new(std::iter::empty())),
                         Json::Num(n) => {
                             let count = n.parse::<usize>().map_err(|_| format!("range can't iterate over {n}"))?;
-                            (0..count).map(|i| (Json::from(i), Json::from(i))).collect()
+                            (count, Box::new((0..count).map(|i| (Json::from(i), Json::from(i)))))
                         }
                         other => return Err(format!("range can't iterate over {}", go_print(other))),
                     };
-                    if entries.is_empty() {
+                    if len == 0 {
                         self.walk(else_body, dot)?;
                     } else {
                         for (k, e) in entries {
+                            self.iterations += 1;
+                            if self.iterations > MAX_RANGE_ITERATIONS {
+                                return Err(format!("range: more than {MAX_RANGE_ITERATIONS} iterations"));
+                            }
                             let inner = self.vars.len();
                             match p.decl.len() {
                                 0 => {}
@@ -690,6 +708,9 @@ impl State {
                 } else {
                     let a = int_arg(&args[1])?.max(0) as usize;
                     let b = int_arg(&args[2])?.max(0) as usize;
+                    if a.max(b) > MAX_FMT_NUM {
+                        return Err(format!("error calling pad: {} spaces is too many", a.max(b)));
+                    }
                     Json::Str(format!("{}{}{}", " ".repeat(a), s, " ".repeat(b)))
                 }
             }
@@ -979,20 +1000,19 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
             }
             it.next();
         }
-        let mut width = String::new();
-        while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
-            width.push(d);
-            it.next();
-        }
+        // A runaway width or precision ends the formatting, as in Go.
+        let Ok(width) = go_num(&mut it) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
         let mut prec: Option<usize> = None;
         if it.peek() == Some(&'.') {
             it.next();
-            let mut p = String::new();
-            while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
-                p.push(d);
-                it.next();
-            }
-            prec = Some(p.parse().unwrap_or(0));
+            let Ok(p) = go_num(&mut it) else {
+                out.push_str("%!(NOVERB)");
+                break;
+            };
+            prec = Some(p.unwrap_or(0));
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
@@ -1014,7 +1034,16 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
                 None => format!("%!d({})", go_print(arg)),
             },
             'f' | 'F' => match arg.as_f64() {
-                Some(f) => format!("{:.*}", prec.unwrap_or(6), f),
+                // Rust's formatter takes at most u16::MAX digits; an f64's
+                // exact expansion ends within 1100, zeros follow.
+                Some(f) => {
+                    let p = prec.unwrap_or(6);
+                    let mut s = format!("{:.*}", p.min(1100), f);
+                    if p > 1100 && f.is_finite() {
+                        s.extend(std::iter::repeat_n('0', p - 1100));
+                    }
+                    s
+                }
                 None => format!("%!f({})", go_print(arg)),
             },
             'x' => match arg {
@@ -1035,7 +1064,7 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
                 s
             }
         };
-        if let Ok(w) = width.parse::<usize>() {
+        if let Some(w) = width {
             let len = s.chars().count();
             if len < w {
                 let pad = w - len;
@@ -1057,6 +1086,21 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
         out.push(')');
     }
     out
+}
+
+/// Go's fmt `parsenum`: the digits at the cursor; `Err` once the number
+/// passes a million before its last digit (Go's `tooLarge`).
+fn go_num(it: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Option<usize>, ()> {
+    let mut num = None;
+    while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+        let n = num.unwrap_or(0);
+        if n > MAX_FMT_NUM {
+            return Err(());
+        }
+        num = Some(n * 10 + d as usize);
+        it.next();
+    }
+    Ok(num)
 }
 
 #[cfg(test)]
@@ -1131,6 +1175,23 @@ mod tests {
         let header = Json::object([("ID", "ID".into()), ("Self", "".into())]);
         let t = parse("{{json .ID}} {{if .Self}}*{{else}} {{end}}").unwrap();
         assert_eq!(t.execute_header(&header).unwrap(), "ID  ");
+    }
+
+    #[test]
+    fn runaway_counts_are_refused_not_allocated() {
+        // Each of these panicked or aborted on allocation before.
+        let e = render("{{range 18446744073709551615}}{{end}}", &Json::Null).unwrap_err();
+        assert!(e.contains("iterations"), "{e}");
+        assert!(render("{{range 99999999999}}{{end}}", &Json::Null).is_err());
+        assert_eq!(render("{{range 3}}{{.}}{{end}}", &Json::Null).unwrap(), "012");
+        assert!(render("{{pad \"x\" 99999999999 0}}", &Json::Null).unwrap_err().contains("too many"));
+        // Go's fmt: a width or precision past a million stops formatting.
+        assert_eq!(render("{{printf \"a%99999999999db\" 1}}", &Json::Null).unwrap(), "a%!(NOVERB)%!(EXTRA 1)");
+        assert_eq!(render("{{printf \"%.99999999999f\" 1}}", &Json::Null).unwrap(), "%!(NOVERB)%!(EXTRA 1)");
+        let long = render("{{printf \"%.70000f\" 1.5}}", &Json::Null).unwrap();
+        assert_eq!(long.len(), 70002);
+        assert!(long.starts_with("1.5000") && long.ends_with('0'));
+        assert_eq!(render("{{printf \"%5.1f|%-3d|\" 2.25 7}}", &Json::Null).unwrap(), "  2.2|7  |");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod frame;
 pub mod logs;
 pub mod message;
 pub mod server;
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use message::*;
 

@@ -38,6 +38,8 @@ mod load;
 pub mod nodeinfo;
 mod preference;
 mod statics;
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -31,6 +31,8 @@ pub mod rootfs;
 pub mod store;
 pub mod tls;
 pub mod unpack;
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::collections::HashMap;
 use std::io::Read;
