@@ -248,14 +248,16 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub master: Option<u32>,
+    pub mtu: u32,
 }
 
 pub fn parse_link(payload: &[u8]) -> Option<Link> {
     let index = u32::from_ne_bytes(payload.get(4..8)?.try_into().ok()?);
-    let mut link = Link { index, name: String::new(), master: None };
+    let mut link = Link { index, name: String::new(), master: None, mtu: 0 };
     for (kind, data) in parse_attrs(payload, 16) {
         match kind {
             IFLA_IFNAME => link.name = cstr(data),
+            IFLA_MTU => link.mtu = data.get(0..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap())).unwrap_or(0),
             IFLA_MASTER => link.master = data.get(0..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap())),
             _ => {}
         }
@@ -896,7 +898,7 @@ mod tests {
         let link = encode(RTM_NEWLINK, 0, 1, &ifinfomsg(12, 0, 0), &[Attr::str(IFLA_IFNAME, "sgw-1"), Attr::u32(IFLA_MASTER, 3)]);
         assert_eq!(
             parse_link(&link[16..]),
-            Some(Link { index: 12, name: "sgw-1".into(), master: Some(3) })
+            Some(Link { index: 12, name: "sgw-1".into(), master: Some(3), mtu: 0 })
         );
         let addr = encode(RTM_NEWADDR, 0, 1, &ifaddrmsg(24, 7), &[Attr::ip(IFA_ADDRESS, "192.0.2.2".parse().unwrap())]);
         assert_eq!(parse_addr(&addr[16..]), Some((7, "192.0.2.2".parse().unwrap(), 24)));

@@ -87,8 +87,13 @@ impl TaskManager {
     }
 
     /// The task's network namespace, address and files, if networking is on.
-    fn attach_network(&self, id: &str) -> Result<Option<TaskNetwork>, String> {
-        self.net.as_ref().map(|n| n.attach(id)).transpose()
+    fn attach_network(&self, id: &str, attachments: &[shoal_api::network::NetworkAttachment]) -> Result<Option<TaskNetwork>, String> {
+        self.net.as_ref().map(|n| n.attach(id, attachments)).transpose()
+    }
+
+    /// The node's task networking, if on.
+    pub fn network(&self) -> Option<&Arc<NodeNetwork>> {
+        self.net.as_ref()
     }
 
     fn detach_network(&self, id: &str) {
@@ -332,7 +337,7 @@ impl TaskManager {
         self.report(&id, TaskState::Ready, "prepared", None);
         self.report(&id, TaskState::Starting, "starting", None);
         let hostname = if spec.hostname.is_empty() { id[..id.len().min(12)].to_string() } else { spec.hostname.clone() };
-        let net = match self.attach_network(&id) {
+        let net = match self.attach_network(&id, &t.networks_attachments) {
             Ok(n) => n,
             Err(e) => {
                 self.files.release(&id);

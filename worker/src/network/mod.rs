@@ -18,6 +18,7 @@
 
 pub mod ipam;
 pub mod nft;
+pub mod overlays;
 
 // The netlink client, namespaces and CIDR math live in `shoal-overlay`,
 // which the overlay networks share.
@@ -157,6 +158,11 @@ pub fn plan_legs(attachments: &[shoal_api::network::NetworkAttachment]) -> Vec<L
 
 struct State {
     ipam: Ipam,
+    /// The overlay networks of this node's tasks.
+    overlays: overlays::Overlays,
+    /// How overlays are built here, once the node's data path address is
+    /// known (it joined a swarm).
+    overlay_cfg: Option<shoal_overlay::overlay::NodeConfig>,
     /// The bridge's index once it is up in this run of the daemon.
     bridge: Option<u32>,
     /// Set by shutdown: a task starting late must not bring the bridge back.
@@ -183,7 +189,7 @@ impl NodeNetwork {
         let path = cfg.state_dir.join(NodeMarker::FILE);
         std::fs::write(&path, serde_json::to_vec_pretty(&marker).map_err(|e| e.to_string())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, bridge: None, closed: false }) })
+        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, overlays: Default::default(), overlay_cfg: None, bridge: None, closed: false }) })
     }
 
     pub fn config(&self) -> &NetworkConfig {
@@ -249,35 +255,76 @@ impl NodeNetwork {
         Ok(index)
     }
 
-    /// Builds `task`'s namespace: a veth into the gateway bridge named
-    /// `eth0` inside, its address, the default route, loopback, and the
+    /// The node's data path address (VXLAN's local end) and so the MTU of
+    /// the interface that carries it: overlays can be built from now on.
+    pub fn set_data_path(&self, local: Ipv4Addr) -> Result<(), String> {
+        let mut nl = Netlink::open()?;
+        let index = nl.addrs()?.into_iter().find(|(_, ip, _)| *ip == local).map(|(i, _, _)| i);
+        let mtu = index.and_then(|i| nl.links().ok()?.into_iter().find(|l| l.index == i).map(|l| l.mtu)).filter(|m| *m > 0).unwrap_or(1500);
+        let cfg = shoal_overlay::overlay::NodeConfig {
+            key: self.cfg.key.clone(),
+            netns_dir: self.cfg.netns_dir.clone(),
+            local,
+            port: shoal_overlay::overlay::VXLAN_PORT,
+            underlay_mtu: mtu,
+            underlay_netns: None,
+        };
+        tracing::info!("overlay data path {local} (MTU {mtu}, overlays {})", shoal_overlay::overlay::Overlay::mtu(&cfg));
+        self.state.lock().unwrap().overlay_cfg = Some(cfg);
+        Ok(())
+    }
+
+    /// The remote endpoints of overlay network `id`, as the managers see them.
+    pub fn set_peers(&self, id: &str, peers: Vec<shoal_overlay::overlay::Peer>) -> Result<usize, String> {
+        self.state.lock().unwrap().overlays.set_peers(id, peers)
+    }
+
+    /// Builds `task`'s namespace: a leg on each overlay network it is
+    /// attached to (`eth0`, ... in order), then a veth into the gateway
+    /// bridge with an address and the default route (unless every network
+    /// of the task is `--internal`: then there is no way out), loopback.
     /// Anything half made is undone on error.
-    pub fn attach(&self, task: &str) -> Result<TaskNetwork, String> {
-        let (gateway, subnet, addr) = {
+    pub fn attach(&self, task: &str, attachments: &[shoal_api::network::NetworkAttachment]) -> Result<TaskNetwork, String> {
+        let overlays: Vec<overlays::Attachment> = attachments.iter().map(overlays::Attachment::read).collect::<Result<_, _>>()?;
+        let gateway_leg = overlays.is_empty() || overlays.iter().any(|a| !a.internal);
+        let bridge = if gateway_leg {
             let mut st = self.state.lock().unwrap();
             self.ensure_bridge(&mut st)?;
             let addr = st.ipam.allocate(task)?;
-            (st.ipam.gateway().expect("bridge has a subnet"), st.ipam.subnet().expect("bridge has a subnet"), addr)
+            Some((st.ipam.gateway().expect("bridge has a subnet"), st.ipam.subnet().expect("bridge has a subnet"), addr))
+        } else {
+            None
         };
-        let r = self.build(task, gateway, subnet, addr);
+        let r = self.build(task, &overlays, bridge);
         if r.is_err() {
             self.detach(task);
         }
         r
     }
 
-    fn build(&self, task: &str, gateway: Ipv4Addr, subnet: Subnet, addr: Ipv4Addr) -> Result<TaskNetwork, String> {
+    fn build(&self, task: &str, overlays: &[overlays::Attachment], bridge: Option<(Ipv4Addr, Subnet, Ipv4Addr)>) -> Result<TaskNetwork, String> {
         let ns_path = self.cfg.netns_path(task);
         netns::create(&ns_path)?;
         let ns = netns::open(&ns_path)?;
-        let ifname = match plan_legs(&[]).pop() {
-            Some(LegPlan::Gateway { ifname }) => ifname,
-            _ => unreachable!("the gateway leg is always planned last"),
-        };
-        let leg = Leg { ifname, host_veth: self.cfg.host_veth(task), addr, prefix: subnet.prefix(), gateway: Some(gateway) };
-        self.add_leg(&ns, &leg)?;
-        tracing::info!("task {task}: {} {addr}/{} via {gateway}", leg.ifname, subnet.prefix());
-        Ok(TaskNetwork { netns: ns_path, legs: vec![leg] })
+        let mut legs = Vec::new();
+        for (i, a) in overlays.iter().enumerate() {
+            let ifname = format!("eth{i}");
+            let mut st = self.state.lock().unwrap();
+            let cfg = st.overlay_cfg.clone().ok_or("overlay networks need the node to be in a swarm")?;
+            st.overlays.attach(&cfg, task, a, &ns, &ifname)?;
+            tracing::info!("task {task}: {ifname} {}/{} on network {}", a.addr, a.spec.subnet.prefix(), a.name);
+            legs.push(Leg { ifname, host_veth: overlays::leg_name(task, &a.network_id), addr: a.addr, prefix: a.spec.subnet.prefix(), gateway: None });
+        }
+        if let Some((gateway, subnet, addr)) = bridge {
+            let ifname = format!("eth{}", overlays.len());
+            let leg = Leg { ifname, host_veth: self.cfg.host_veth(task), addr, prefix: subnet.prefix(), gateway: Some(gateway) };
+            self.add_leg(&ns, &leg)?;
+            tracing::info!("task {task}: {} {addr}/{} via {gateway}", leg.ifname, subnet.prefix());
+            legs.push(leg);
+        } else {
+            Netlink::open_in(&ns)?.set_up("lo", None)?;
+        }
+        Ok(TaskNetwork { netns: ns_path, legs })
     }
 
     /// One veth leg: created with its inside end already in the namespace
@@ -306,6 +353,7 @@ impl NodeNetwork {
     /// Safe to call for a task with nothing (or only part) made.
     pub fn detach(&self, task: &str) {
         let cfg = &self.cfg;
+        self.state.lock().unwrap().overlays.detach(task);
         match Netlink::open().and_then(|mut nl| nl.del_link(&cfg.host_veth(task))) {
             Ok(()) => {}
             Err(e) => tracing::warn!("task {task}: {e}"),
@@ -348,6 +396,7 @@ impl NodeNetwork {
     /// At shutdown (containers already stopped): nothing is left behind.
     pub fn shutdown(&self) {
         self.state.lock().unwrap().closed = true;
+        self.state.lock().unwrap().overlays.clear();
         self.remove_leftovers();
         self.state.lock().unwrap().bridge = None;
     }

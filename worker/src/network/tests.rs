@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::*;
+use super::overlays::tests as overlays_tests;
 
 /// Removes what the test made, also when it fails.
 struct Cleanup {
@@ -78,8 +79,8 @@ fn gateway_bridge_connects_task_namespaces() {
     let net = std::sync::Arc::new(NodeNetwork::new(cfg.clone()).unwrap());
     cleanup.nets.push(net.clone());
 
-    let a = net.attach("task-a").unwrap();
-    let b = net.attach("task-b").unwrap();
+    let a = net.attach("task-a", &[]).unwrap();
+    let b = net.attach("task-b", &[]).unwrap();
     // A fresh namespace uses nothing: the pool's first /24.
     assert_eq!(net.subnet().unwrap().to_string(), "172.18.0.0/24");
     let (ip_a, ip_b) = (a.legs[0].addr, b.legs[0].addr);
@@ -100,7 +101,7 @@ fn gateway_bridge_connects_task_namespaces() {
     let cfg2 = config(&dir, "n2");
     let net2 = std::sync::Arc::new(NodeNetwork::new(cfg2.clone()).unwrap());
     cleanup.nets.push(net2.clone());
-    let c = net2.attach("task-c").unwrap();
+    let c = net2.attach("task-c", &[]).unwrap();
     assert_eq!(net2.subnet().unwrap().to_string(), "172.18.1.0/24");
     assert_eq!(c.legs[0].addr.to_string(), "172.18.1.2");
 
@@ -129,7 +130,7 @@ fn gateway_bridge_connects_task_namespaces() {
     assert!(!b.netns.exists());
     assert_eq!(nl.link_index(&cfg.bridge()).unwrap(), None);
     assert!(!nft::exists(&cfg.nft_table()));
-    let again = restarted.attach("task-d").unwrap();
+    let again = restarted.attach("task-d", &[]).unwrap();
     assert_eq!(restarted.subnet().unwrap().to_string(), "172.18.0.0/24", "the subnet of the last run is kept");
     assert_eq!(again.legs[0].addr.to_string(), "172.18.0.2");
     restarted.shutdown();
@@ -172,4 +173,53 @@ fn names_fit_the_kernel_limit() {
     let v = cfg.host_veth("x3d9f0q1w2e3r4t5y6u7i8o9p");
     assert!(v.starts_with("vea1b2c3") && v.len() == 15, "{v}");
     assert_ne!(v, cfg.host_veth("another-task"));
+}
+
+#[test]
+fn tasks_on_an_overlay_get_their_legs_in_order_and_the_sandbox_goes_with_the_last() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test builds network namespaces and must run as root");
+    assert!(nft_available(), "nft is missing: apt-get install -y nftables");
+    // SAFETY: moves only this test's thread into a fresh network namespace.
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare: {}", std::io::Error::last_os_error());
+    let dir = std::env::temp_dir().join(format!("shoal-net-ov-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cleanup = Cleanup { dir: dir.clone(), nets: vec![] };
+    // The node's underlay: a dummy-like veth pair with the data path address.
+    let mut nl = Netlink::open().unwrap();
+    let self_ns = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+    nl.add_veth("under0", "under1", &self_ns).unwrap();
+    nl.add_addr("under0", "198.51.100.7".parse().unwrap(), 24).unwrap();
+    nl.set_up("under0", None).unwrap();
+    nl.set_up("under1", None).unwrap();
+    let cfg = config(&dir, "ov");
+    let net = std::sync::Arc::new(NodeNetwork::new(cfg.clone()).unwrap());
+    cleanup.nets.push(net.clone());
+    let att = |addr: &str| vec![overlays_tests::attachment("n1", 4300, "10.250.7.0/24", "10.250.7.1", addr)];
+
+    assert!(net.attach("early", &att("10.250.7.9/24")).unwrap_err().contains("swarm"), "no data path yet");
+    net.set_data_path("198.51.100.7".parse().unwrap()).unwrap();
+    let a = net.attach("task-a", &att("10.250.7.2/24")).unwrap();
+    let b = net.attach("task-b", &att("10.250.7.3/24")).unwrap();
+    let names: Vec<&str> = a.legs.iter().map(|l| l.ifname.as_str()).collect();
+    assert_eq!(names, ["eth0", "eth1"], "the overlay first, the gateway bridge last");
+    assert_eq!(a.legs[0].addr.to_string(), "10.250.7.2");
+    assert!(a.legs[1].gateway.is_some(), "the default route goes through the gateway bridge");
+    assert!(eventually_pings(Some(&a.netns), "10.250.7.3".parse().unwrap()), "task a reaches task b over the overlay");
+    let sandbox = cfg.netns_dir.join("ov-4300");
+    assert!(sandbox.exists());
+
+    // An internal network: no gateway leg, no way out.
+    let mut internal = att("10.250.7.4/24");
+    internal[0].network.spec.internal = true;
+    let c = net.attach("task-c", &internal).unwrap();
+    assert_eq!(c.legs.len(), 1, "only the overlay leg");
+    assert!(!ping_ok(Some(&c.netns), "172.18.0.1".parse().unwrap()), "an internal task has no route out");
+
+    net.detach("task-a");
+    net.detach("task-c");
+    assert!(sandbox.exists(), "task b still uses the network");
+    net.detach("task-b");
+    assert!(!sandbox.exists(), "the last task took the sandbox with it");
+    let _ = b;
 }
