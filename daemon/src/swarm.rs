@@ -179,6 +179,13 @@ impl SwarmNode {
     }
 
     fn activate(self: &Arc<Self>, state: NodeState, creds: Arc<RwLock<Credentials>>, manager: Option<Arc<Manager>>) {
+        // VXLAN's local end: `--data-path-addr`, or the advertised address.
+        let data_path = if state.data_path_addr.is_empty() { state.host() } else { state.data_path_addr.clone() };
+        if let (Some(net), Ok(ip)) = (self.tasks.network(), data_path.parse::<std::net::Ipv4Addr>()) {
+            if let Err(e) = net.set_data_path(ip) {
+                tracing::warn!("overlay networks: {e}");
+            }
+        }
         let agent_cfg = AgentConfig {
             swarm_dir: self.cfg.swarm_dir(),
             advertise_addr: state.host(),

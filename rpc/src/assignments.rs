@@ -76,7 +76,7 @@ impl AssignmentView {
                 self.tasks.remove(&t.id);
             }
         }
-        if digest(self.tasks.values()) != a.digest {
+        if crate::discovery::combined(digest(self.tasks.values()), &a.networks) != a.digest {
             self.tasks.clear();
             self.known = 0;
             self.since = 0;

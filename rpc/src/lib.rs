@@ -10,6 +10,7 @@
 pub mod assignments;
 pub mod client;
 pub mod credentials;
+pub mod discovery;
 pub mod frame;
 pub mod logs;
 pub mod message;

@@ -85,6 +85,10 @@ pub struct Assignments {
     /// their image (`--with-registry-auth`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub registry_auth: std::collections::BTreeMap<String, String>,
+    /// The overlay networks of the node's tasks: peers, services, names
+    /// (complete in every answer; folded into `digest`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::discovery::NetworkView>,
 }
 
 /// Key material as text (base64); `{:?}` never prints it.

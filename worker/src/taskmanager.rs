@@ -105,6 +105,9 @@ impl TaskManager {
     /// Takes the dispatcher's complete assignments: the payloads first, so
     /// a task started by `sync` finds its secrets and configs.
     pub fn assign(self: &Arc<Self>, a: shoal_rpc::Assignments) {
+        if let Some(net) = &self.net {
+            net.apply_views(a.networks);
+        }
         self.files.update(a.secrets, a.configs);
         *self.registry_auth.lock().unwrap() = a.registry_auth;
         self.sync(a.tasks, a.applied);
@@ -349,6 +352,7 @@ impl TaskManager {
             id: id.clone(),
             netns_path: net.as_ref().map(|n| n.netns.clone()),
             address: net.as_ref().and_then(|n| n.legs.first()).map(|l| l.addr),
+            embedded_dns: !t.networks_attachments.is_empty(),
             spec: spec.clone(),
             limits: t.spec.resources.as_ref().and_then(|r| r.limits.clone()),
             rootfs: rootfs.path.clone(),

@@ -12,6 +12,7 @@ use crate::manager::Manager;
 use crate::store::Command;
 
 pub mod bounds;
+pub mod views;
 
 /// A node is Down after this many heartbeat periods without one (Docker's).
 pub const GRACE_PERIODS: u32 = 3;
@@ -122,7 +123,8 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
         {
             let st = mgr.raft.store.read().unwrap();
             let set = || st.tasks.values().filter(|t| in_set(t, node_id));
-            let hash = digest(set());
+            let networks = views::views(&st, node_id, set());
+            let hash = shoal_rpc::discovery::combined(digest(set()), &networks);
             if hash != known || tokio::time::Instant::now() >= deadline {
                 let full: Vec<shoal_api::task::Task> = set().cloned().collect();
                 let key = mgr.data_key();
@@ -135,8 +137,16 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
                 } else {
                     full
                 };
-                let answer =
-                    shoal_rpc::Assignments { tasks, secrets, configs, digest: hash, incremental, applied: st.applied, registry_auth };
+                let answer = shoal_rpc::Assignments {
+                    tasks,
+                    secrets,
+                    configs,
+                    digest: hash,
+                    incremental,
+                    applied: st.applied,
+                    registry_auth,
+                    networks,
+                };
                 return Ok(Response::Assignments(answer));
             }
         }

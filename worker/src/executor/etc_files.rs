@@ -61,6 +61,14 @@ pub fn resolv_conf(c: &ContainerInput, host: &str) -> String {
     if !dns.options.is_empty() {
         options = dns.options.clone();
     }
+    if c.embedded_dns {
+        // The embedded resolver answers the swarm's names and forwards the
+        // rest; Docker's `ndots:0` unless the task set its own options.
+        nameservers = vec![shoal_overlay_dns_address()];
+        if dns.options.is_empty() {
+            options = vec!["ndots:0".into()];
+        }
+    }
     let mut out = String::new();
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
@@ -72,6 +80,10 @@ pub fn resolv_conf(c: &ContainerInput, host: &str) -> String {
         out.push_str(&format!("options {}\n", options.join(" ")));
     }
     out
+}
+
+fn shoal_overlay_dns_address() -> String {
+    shoal_overlay::dns::ADDRESS.to_string()
 }
 
 /// Writes the three files into `bundle` and returns their bind mounts,
@@ -134,6 +146,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(resolv_conf(&c, host), "search a.test\nnameserver 10.9.9.9\noptions timeout:1\n");
+        let c = ContainerInput { embedded_dns: true, ..Default::default() };
+        assert_eq!(resolv_conf(&c, host), "search corp.example\nnameserver 127.0.0.11\noptions ndots:0\n");
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct ContainerInput {
     pub netns_path: Option<PathBuf>,
     /// The task's address there: `/etc/hosts` names the hostname on it.
     pub address: Option<std::net::Ipv4Addr>,
+    /// The task is on an overlay network: its resolver is the node's
+    /// embedded DNS at 127.0.0.11 (as in Docker).
+    pub embedded_dns: bool,
 }
 
 /// A host path bind-mounted into the container.

@@ -16,6 +16,7 @@
 //! `sgw-<key>`, task veths `ve<key><7 hex>`, nft table `shoal-<key>`,
 //! namespaces under `netns_dir`.
 
+pub mod discovery;
 pub mod ipam;
 pub mod nft;
 pub mod overlays;
@@ -163,6 +164,8 @@ struct State {
     /// How overlays are built here, once the node's data path address is
     /// known (it joined a swarm).
     overlay_cfg: Option<shoal_overlay::overlay::NodeConfig>,
+    /// Resolvers and VIP balancers of tasks on overlays.
+    discovery: discovery::Discovery,
     /// The bridge's index once it is up in this run of the daemon.
     bridge: Option<u32>,
     /// Set by shutdown: a task starting late must not bring the bridge back.
@@ -189,7 +192,7 @@ impl NodeNetwork {
         let path = cfg.state_dir.join(NodeMarker::FILE);
         std::fs::write(&path, serde_json::to_vec_pretty(&marker).map_err(|e| e.to_string())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, overlays: Default::default(), overlay_cfg: None, bridge: None, closed: false }) })
+        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, overlays: Default::default(), overlay_cfg: None, discovery: Default::default(), bridge: None, closed: false }) })
     }
 
     pub fn config(&self) -> &NetworkConfig {
@@ -279,6 +282,38 @@ impl NodeNetwork {
         self.state.lock().unwrap().overlays.set_peers(id, peers)
     }
 
+    /// Takes the managers' view of the networks of this node's tasks:
+    /// VXLAN peers, and every task's names and VIP rules.
+    pub fn apply_views(&self, views: Vec<shoal_rpc::discovery::NetworkView>) {
+        let mut st = self.state.lock().unwrap();
+        if st.discovery.views() == views.as_slice() {
+            return;
+        }
+        for v in &views {
+            let peers = v
+                .peers
+                .iter()
+                .filter_map(|p| Some(shoal_overlay::overlay::Peer { ip: p.addr.parse().ok()?, node: p.node.parse().ok()? }))
+                .collect();
+            if let Err(e) = st.overlays.set_peers(&v.network_id, peers) {
+                tracing::warn!("network {}: {e}", v.name);
+            }
+        }
+        st.discovery.set_views(views);
+        for (task, networks) in st.overlays.tasks() {
+            let ns = match netns::open(&self.cfg.netns_path(&task)) {
+                Ok(ns) => ns,
+                Err(e) => {
+                    tracing::warn!("task {task}: {e}");
+                    continue;
+                }
+            };
+            if let Err(e) = st.discovery.refresh(&task, &networks, &ns) {
+                tracing::warn!("task {task}: {e}");
+            }
+        }
+    }
+
     /// Builds `task`'s namespace: a leg on each overlay network it is
     /// attached to (`eth0`, ... in order), then a veth into the gateway
     /// bridge with an address and the default route (unless every network
@@ -314,6 +349,12 @@ impl NodeNetwork {
             st.overlays.attach(&cfg, task, a, &ns, &ifname)?;
             tracing::info!("task {task}: {ifname} {}/{} on network {}", a.addr, a.spec.subnet.prefix(), a.name);
             legs.push(Leg { ifname, host_veth: overlays::leg_name(task, &a.network_id), addr: a.addr, prefix: a.spec.subnet.prefix(), gateway: None });
+        }
+        if !overlays.is_empty() {
+            let networks: Vec<String> = overlays.iter().map(|a| a.network_id.clone()).collect();
+            let mut st = self.state.lock().unwrap();
+            st.discovery.start(task, &ns)?;
+            st.discovery.refresh(task, &networks, &ns)?;
         }
         if let Some((gateway, subnet, addr)) = bridge {
             let ifname = format!("eth{}", overlays.len());
@@ -353,7 +394,11 @@ impl NodeNetwork {
     /// Safe to call for a task with nothing (or only part) made.
     pub fn detach(&self, task: &str) {
         let cfg = &self.cfg;
-        self.state.lock().unwrap().overlays.detach(task);
+        {
+            let mut st = self.state.lock().unwrap();
+            st.discovery.stop(task);
+            st.overlays.detach(task);
+        }
         match Netlink::open().and_then(|mut nl| nl.del_link(&cfg.host_veth(task))) {
             Ok(()) => {}
             Err(e) => tracing::warn!("task {task}: {e}"),

@@ -121,6 +121,17 @@ impl Overlays {
         }
     }
 
+    /// Each task here on an overlay, with its networks.
+    pub fn tasks(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, e) in &self.entries {
+            for t in &e.tasks {
+                out.entry(t.clone()).or_default().push(id.clone());
+            }
+        }
+        out
+    }
+
     /// Networks with a sandbox here.
     pub fn networks(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()

@@ -193,6 +193,9 @@ fn tasks_on_an_overlay_get_their_legs_in_order_and_the_sandbox_goes_with_the_las
     nl.set_up("under0", None).unwrap();
     nl.set_up("under1", None).unwrap();
     let cfg = config(&dir, "ov");
+    // The task resolvers run on the daemon's runtime.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _rt = rt.enter();
     let net = std::sync::Arc::new(NodeNetwork::new(cfg.clone()).unwrap());
     cleanup.nets.push(net.clone());
     let att = |addr: &str| vec![overlays_tests::attachment("n1", 4300, "10.250.7.0/24", "10.250.7.1", addr)];
@@ -206,6 +209,29 @@ fn tasks_on_an_overlay_get_their_legs_in_order_and_the_sandbox_goes_with_the_las
     assert_eq!(a.legs[0].addr.to_string(), "10.250.7.2");
     assert!(a.legs[1].gateway.is_some(), "the default route goes through the gateway bridge");
     assert!(eventually_pings(Some(&a.netns), "10.250.7.3".parse().unwrap()), "task a reaches task b over the overlay");
+
+    // The managers' view: b's service answers by name in a, and its VIP
+    // balances to b.
+    let view = shoal_rpc::discovery::NetworkView {
+        network_id: "n1".into(),
+        name: "net-n1".into(),
+        services: vec![shoal_rpc::discovery::ServiceView {
+            id: "s-b".into(),
+            name: "bee".into(),
+            vip: Some("10.250.7.100".into()),
+            tasks: vec![shoal_rpc::discovery::TaskEndpoint { name: "bee.1.task-b".into(), addr: "10.250.7.3".into() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    net.apply_views(vec![view]);
+    let lookup = |name: &str| {
+        let out = Command::new("nsenter").arg(format!("--net={}", a.netns.display())).args(["busybox", "nslookup", name, "127.0.0.11"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(lookup("bee").contains("10.250.7.100"), "{}", lookup("bee"));
+    assert!(lookup("tasks.bee").contains("10.250.7.3"), "{}", lookup("tasks.bee"));
+    assert!(eventually_pings(Some(&a.netns), "10.250.7.100".parse().unwrap()), "the VIP leads to task b");
     let sandbox = cfg.netns_dir.join("ov-4300");
     assert!(sandbox.exists());
 

@@ -1,0 +1,77 @@
+//! What a node's tasks see of their overlay networks, sent with every
+//! assignments answer (complete each time; it is small): for each network
+//! a task here is on, the endpoints on other nodes (for the VXLAN peers)
+//! and the services on it (for DNS and VIP balancing).
+//!
+//! Its hash is folded into the assignments digest, so the long poll
+//! answers as soon as the view changes, not only when this node's own
+//! tasks do: a task starting or stopping elsewhere reaches every node's
+//! resolver and balancer within one round trip.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkView {
+    pub network_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub internal: bool,
+    /// Task endpoints on other nodes: where VXLAN sends their frames.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+    #[serde(default)]
+    pub services: Vec<ServiceView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Peer {
+    /// The task's address on the network.
+    pub addr: String,
+    /// Its node's data path address.
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub id: String,
+    pub name: String,
+    /// The service's aliases on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The VIP on this network; None with `--endpoint-mode dnsrr`.
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// Running tasks: DNS names and balancer backends.
+    #[serde(default)]
+    pub tasks: Vec<TaskEndpoint>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEndpoint {
+    /// Docker's task name, `<service>.<slot>.<task id>`.
+    pub name: String,
+    pub addr: String,
+}
+
+/// FNV-1a of the views' JSON (stable across versions that agree on the
+/// shape), never 0.
+pub fn digest(views: &[NetworkView]) -> u64 {
+    if views.is_empty() {
+        return 0;
+    }
+    let bytes = serde_json::to_vec(views).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// The assignments digest: the task set's, with the views folded in.
+pub fn combined(tasks: u64, views: &[NetworkView]) -> u64 {
+    match digest(views) {
+        0 => tasks,
+        v => (tasks ^ v.rotate_left(17)).max(1),
+    }
+}
