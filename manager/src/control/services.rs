@@ -34,6 +34,15 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     if let Some(p) = spec.task_template.placement() {
         shoal_scheduler::parse_constraints(&p.constraints).map_err(invalid)?;
     }
+    // Nothing accepted may be silently dropped: until the routing mesh and
+    // host-mode publishing are built, a published port is refused by name.
+    if let Some(port) = spec.endpoint_spec.as_ref().and_then(|e| e.ports.first()) {
+        return Err(invalid(format!(
+            "EndpointSpec: publishing ports (port {}/{}) is not supported by this version of shoald yet",
+            port.target_port,
+            serde_json::to_value(port.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        )));
+    }
     // Seccomp, AppArmor, no-new-privileges: what workers cannot honour
     // (CredentialSpec, SELinuxContext) and bad custom seccomp profiles are
     // refused here, before any task exists.
@@ -258,6 +267,13 @@ mod tests {
         s.task_template.container_spec.as_mut().unwrap().mounts = vec![m("/a"), m("/b"), m("/a")];
         let e = validate_service_spec(&s).unwrap_err();
         assert_eq!(e.message, "rpc error: code = InvalidArgument desc = ContainerSpec: duplicate mount point: /a");
+        let mut s = spec("web", "busybox");
+        s.endpoint_spec = Some(shoal_api::service::EndpointSpec {
+            ports: vec![shoal_api::service::PortConfig { target_port: 80, published_port: 8080, ..Default::default() }],
+            ..Default::default()
+        });
+        let e = validate_service_spec(&s).unwrap_err();
+        assert_eq!(e.message, "rpc error: code = InvalidArgument desc = EndpointSpec: publishing ports (port 80/tcp) is not supported by this version of shoald yet");
     }
 
     #[test]
