@@ -1,0 +1,5 @@
+//! The compose file loader for `stack deploy`.
+mod error;
+mod yaml;
+pub use error::{Error, Pos};
+mod interpolate;
