@@ -1,12 +1,15 @@
 //! The compose file loader for `stack deploy`.
 mod de;
 mod error;
-mod forms;
+pub mod forms;
 mod interpolate;
+mod load;
 mod merge;
 pub mod model;
-mod mounts;
-mod ports;
-mod units;
+pub mod mounts;
+mod order;
+pub mod ports;
+pub mod units;
 mod yaml;
 pub use error::{Error, Pos};
+pub use load::{load, load_sources, Loaded, Source};
