@@ -1,4 +1,5 @@
 //! The compose file loader for `stack deploy`.
+mod convert;
 mod de;
 mod error;
 pub mod forms;
@@ -13,3 +14,5 @@ pub mod units;
 mod yaml;
 pub use error::{Error, Pos};
 pub use load::{load, load_sources, Loaded, Source};
+pub use convert::{plan, Plan, PlannedService, Resource, LABEL_IMAGE, LABEL_NAMESPACE};
+pub use model::Condition;

@@ -44,6 +44,8 @@ pub struct Loaded {
 /// `.env`).
 pub fn load<P: AsRef<Path>>(paths: &[P], env: &BTreeMap<String, String>) -> Result<Loaded, Error> {
     let first = paths.first().ok_or_else(|| Error::plain("no compose file given"))?.as_ref();
+    // Absolute, so bind sources resolve to absolute paths as docker makes them.
+    let first = std::path::absolute(first).map_err(|e| Error::at_name(&first.display().to_string(), 0, "", format!("cannot resolve path: {e}")))?;
     let working_dir = first.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut sources = Vec::new();
     for p in paths {

@@ -245,8 +245,24 @@ pub struct HealthTest(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for HealthTest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let list = StringList::deserialize(d)?;
-        Ok(HealthTest(list.0))
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HealthTest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command string or a list such as [\"CMD\", ...]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HealthTest, E> {
+                Ok(HealthTest(vec!["CMD-SHELL".into(), v.into()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<HealthTest, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(HealthTest(out))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
