@@ -263,6 +263,13 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     }
 }
 
+fn claim_for(mut e: DeError, node: &Node, path: String) -> DeError {
+    if e.at.is_none() {
+        e.at = Some((node.pos, path));
+    }
+    e
+}
+
 struct SeqDe<'a, I> {
     items: I,
     path: &'a str,
@@ -276,7 +283,10 @@ impl<'de, I: Iterator<Item = &'de Node>> de::SeqAccess<'de> for SeqDe<'_, I> {
         let Some(node) = self.items.next() else { return Ok(None) };
         let path = index(self.path, self.i);
         self.i += 1;
-        seed.deserialize(NodeDe { node, path }).map(Some)
+        let de = NodeDe { node, path: path.clone() };
+        // A type that reads a string and then rejects it (a duration, say)
+        // fails after the node is done: the error is still this node's.
+        seed.deserialize(de).map(Some).map_err(|e| claim_for(e, node, path))
     }
 }
 
@@ -318,7 +328,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'de, '_> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let (node, path) = self.value.take().expect("next_value before next_key");
-        seed.deserialize(NodeDe { node, path })
+        seed.deserialize(NodeDe { node, path: path.clone() }).map_err(|e| claim_for(e, node, path))
     }
 }
 
