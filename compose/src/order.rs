@@ -9,65 +9,62 @@ use crate::model::Project;
 /// A cycle as service names, first repeated at the end (`a -> b -> a`), or
 /// `None`. Services are walked in name order so the answer is stable.
 pub fn find_cycle(project: &Project) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Visiting,
-        Done,
+    let waves = waves(project);
+    if waves.iter().map(Vec::len).sum::<usize>() == project.services.len() {
+        return None;
     }
-    fn visit(name: &str, project: &Project, marks: &mut BTreeMap<String, Mark>, stack: &mut Vec<String>) -> Option<Vec<String>> {
-        match marks.get(name) {
-            Some(Mark::Done) => return None,
-            Some(Mark::Visiting) => {
-                let start = stack.iter().position(|s| s == name).unwrap_or(0);
-                let mut cycle = stack[start..].to_vec();
-                cycle.push(name.to_owned());
-                return Some(cycle);
-            }
-            None => {}
+    // Only services on or behind a cycle are left: walk them until a name repeats.
+    let placed: BTreeSet<&str> = waves.iter().flatten().map(String::as_str).collect();
+    let start = project.services.keys().find(|n| !placed.contains(n.as_str()))?;
+    let mut path: Vec<String> = vec![start.clone()];
+    loop {
+        let current = path.last()?;
+        let next = project.services[current].depends_on.0.keys().find(|d| !placed.contains(d.as_str()))?;
+        if let Some(i) = path.iter().position(|p| p == next) {
+            let mut cycle = path.split_off(i);
+            cycle.push(next.clone());
+            return Some(cycle);
         }
-        marks.insert(name.to_owned(), Mark::Visiting);
-        stack.push(name.to_owned());
-        if let Some(s) = project.services.get(name) {
-            for dep in s.depends_on.0.keys() {
-                if let Some(c) = visit(dep, project, marks, stack) {
-                    return Some(c);
+        path.push(next.clone());
+    }
+}
+
+/// Service names so that each comes after everything it depends on: all
+/// services free to go first (in name order), then those they free, and so
+/// on. A cycle is reported at load, so every service is placed.
+pub fn creation_order(project: &Project) -> Vec<String> {
+    waves(project).into_iter().flatten().collect()
+}
+
+/// Kahn's algorithm one wave at a time; services on a cycle are left out.
+fn waves(project: &Project) -> Vec<Vec<String>> {
+    let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, s) in &project.services {
+        let deps: BTreeSet<&str> = s.depends_on.0.keys().map(String::as_str).filter(|d| project.services.contains_key(*d)).collect();
+        waiting.insert(name, deps.len());
+        for d in deps {
+            dependents.entry(d).or_default().push(name);
+        }
+    }
+    let mut wave: Vec<&str> = waiting.iter().filter(|(_, n)| **n == 0).map(|(name, _)| *name).collect();
+    let mut out = Vec::new();
+    while !wave.is_empty() {
+        let mut next = Vec::new();
+        for name in &wave {
+            for d in dependents.get(name).map(Vec::as_slice).unwrap_or_default() {
+                let n = waiting.get_mut(d).expect("dependent is a service");
+                *n -= 1;
+                if *n == 0 {
+                    next.push(*d);
                 }
             }
         }
-        stack.pop();
-        marks.insert(name.to_owned(), Mark::Done);
-        None
+        next.sort_unstable();
+        out.push(wave.iter().map(|s| s.to_string()).collect());
+        wave = next;
     }
-    let mut marks = BTreeMap::new();
-    for name in project.services.keys() {
-        if let Some(c) = visit(name, project, &mut marks, &mut Vec::new()) {
-            return Some(c);
-        }
-    }
-    None
-}
-
-/// Service names so that each comes after everything it depends on; among
-/// services free to go, name order. Assumes no cycle (checked at load).
-pub fn creation_order(project: &Project) -> Vec<String> {
-    let mut done: BTreeSet<&str> = BTreeSet::new();
-    let mut order = Vec::with_capacity(project.services.len());
-    while order.len() < project.services.len() {
-        let ready: Vec<&String> = project
-            .services
-            .iter()
-            .filter(|(n, s)| !done.contains(n.as_str()) && s.depends_on.0.keys().all(|d| done.contains(d.as_str())))
-            .map(|(n, _)| n)
-            .collect();
-        if ready.is_empty() {
-            break;
-        }
-        for n in ready {
-            done.insert(n);
-            order.push(n.clone());
-        }
-    }
-    order
+    out
 }
 
 #[cfg(test)]

@@ -117,7 +117,13 @@ pub fn format_float(f: f64) -> String {
 /// Parse one file. `file` is the index of the file's name in the loader's table,
 /// used for positions in later errors; `name` is used for errors found here.
 pub fn parse(text: &str, file: u16, name: &str) -> Result<Node, Error> {
+    // One anchor merged into every service is how compose files share
+    // settings, so the alias/anchor ratio heuristic is off; the limits on
+    // replayed events, aliases and nodes still stop alias bombs.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.enforce_alias_anchor_ratio = false;
     let options = serde_saphyr::options! {
+        budget: Some(budget),
         // `mode: 0440` is octal in compose files, as Go's YAML reads it.
         legacy_octal_numbers: true,
         // `yes`/`no`/`on`/`off` stay strings (YAML 1.2, as docker's yaml.v3).
@@ -143,6 +149,8 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let first = text.lines().next().unwrap_or_default();
     let cut = first.find(" at line ").map(|i| &first[..i]).unwrap_or(first);
     let cut = cut.strip_prefix("error: ").unwrap_or(cut);
+    // The library's advice to its caller is not for the user.
+    let cut = cut.split(", set DuplicateKeyPolicy").next().unwrap_or(cut);
     format!("invalid YAML: {}", cut.trim_end_matches(':'))
 }
 
@@ -302,6 +310,12 @@ mod tests {
         let e = parse("services:\n  web:\n    image: x\n   ports: []\n", 0, "f.yml").unwrap_err();
         assert_eq!(e.line, 4, "{e}");
         assert!(e.to_string().starts_with("f.yml:4: invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = parse("a: 1\nb: 2\na: 3\n", 0, "f.yml").unwrap_err();
+        assert_eq!(e.to_string(), "f.yml:3: invalid YAML: duplicate mapping key: a");
     }
 
     #[test]
