@@ -388,7 +388,8 @@ fn healthcheck(h: &crate::model::Healthcheck) -> Value {
     }
     let mut m = Map::new();
     put_list(&mut m, "Test", h.test.as_ref().map(|t| t.0.as_slice()).unwrap_or_default());
-    for (key, d) in [("Interval", h.interval), ("Timeout", h.timeout), ("StartPeriod", h.start_period), ("StartInterval", h.start_interval)] {
+    for (key, d) in [("Interval", h.interval), ("Timeout", h.timeout), ("StartPeriod", h.start_period), ("StartInterval", h.start_interval)]
+    {
         if let Some(d) = d.filter(|d| d.0 != 0) {
             m.insert(key.into(), d.0.into());
         }

@@ -97,9 +97,9 @@ impl<'a> NodeDe<'a> {
 macro_rules! integer {
     ($method:ident, $ty:ty, $visit:ident) => {
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-            let r = self.int().and_then(|n| {
-                <$ty>::try_from(n).map_err(|_| DeError::custom(format!("{n} is out of range for {}", stringify!($ty))))
-            });
+            let r = self
+                .int()
+                .and_then(|n| <$ty>::try_from(n).map_err(|_| DeError::custom(format!("{n} is out of range for {}", stringify!($ty)))));
             let r = r.and_then(|n| visitor.$visit(n));
             self.claim(r)
         }
@@ -364,10 +364,7 @@ mod tests {
     #[test]
     fn wrong_type_names_file_line_and_path() {
         let e = load::<Deploy>("mode: global\n\nreplicas: two\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "docker-compose.yml:3: services.web.deploy.replicas: invalid type: string \"two\", expected an integer"
-        );
+        assert_eq!(e.to_string(), "docker-compose.yml:3: services.web.deploy.replicas: invalid type: string \"two\", expected an integer");
     }
 
     #[test]

@@ -95,16 +95,9 @@ mod tests {
 
     #[test]
     fn display_has_dockers_shape() {
-        let e = Error::at_name(
-            "docker-compose.yml",
-            14,
-            "services.web.deploy.replicas",
-            "invalid type: string \"two\", expected an integer",
-        );
-        assert_eq!(
-            e.to_string(),
-            "docker-compose.yml:14: services.web.deploy.replicas: invalid type: string \"two\", expected an integer"
-        );
+        let e =
+            Error::at_name("docker-compose.yml", 14, "services.web.deploy.replicas", "invalid type: string \"two\", expected an integer");
+        assert_eq!(e.to_string(), "docker-compose.yml:14: services.web.deploy.replicas: invalid type: string \"two\", expected an integer");
         assert_eq!(Error::plain("no files").to_string(), "no files");
         assert_eq!(Error::at_name("a.yml", 0, "", "empty").to_string(), "a.yml: empty");
     }

@@ -304,10 +304,7 @@ mod tests {
         let mut node = crate::yaml::parse("services:\n  web:\n    image: ${TAG:?TAG is required}\n", f, "docker-compose.yml").unwrap();
         let env = env();
         let e = Interpolator::new(&env).node(&files, &mut node, "").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "docker-compose.yml:3: services.web.image: required variable TAG is missing a value: TAG is required"
-        );
+        assert_eq!(e.to_string(), "docker-compose.yml:3: services.web.image: required variable TAG is missing a value: TAG is required");
     }
 
     #[test]
@@ -325,11 +322,8 @@ mod tests {
 
     #[test]
     fn dotenv_forms() {
-        let vars = parse_dotenv(
-            "# comment\n\nA=1\nexport B = two\nC='lit $X'\nD=\"line\\nnext\"\nE=val # trailing\nF=\nBARE\n",
-            ".env",
-        )
-        .unwrap();
+        let vars =
+            parse_dotenv("# comment\n\nA=1\nexport B = two\nC='lit $X'\nD=\"line\\nnext\"\nE=val # trailing\nF=\nBARE\n", ".env").unwrap();
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["B"], "two");
         assert_eq!(vars["C"], "lit $X");

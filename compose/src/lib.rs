@@ -12,7 +12,7 @@ mod order;
 pub mod ports;
 pub mod units;
 mod yaml;
+pub use convert::{plan, Plan, PlannedService, Resource, LABEL_IMAGE, LABEL_NAMESPACE};
 pub use error::{Error, Pos};
 pub use load::{load, load_sources, Loaded, Source};
-pub use convert::{plan, Plan, PlannedService, Resource, LABEL_IMAGE, LABEL_NAMESPACE};
 pub use model::Condition;

@@ -45,7 +45,8 @@ pub struct Loaded {
 pub fn load<P: AsRef<Path>>(paths: &[P], env: &BTreeMap<String, String>) -> Result<Loaded, Error> {
     let first = paths.first().ok_or_else(|| Error::plain("no compose file given"))?.as_ref();
     // Absolute, so bind sources resolve to absolute paths as docker makes them.
-    let first = std::path::absolute(first).map_err(|e| Error::at_name(&first.display().to_string(), 0, "", format!("cannot resolve path: {e}")))?;
+    let first =
+        std::path::absolute(first).map_err(|e| Error::at_name(&first.display().to_string(), 0, "", format!("cannot resolve path: {e}")))?;
     let working_dir = first.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut sources = Vec::new();
     for p in paths {
@@ -88,11 +89,8 @@ pub fn load_sources(sources: &[Source], env: &BTreeMap<String, String>, working_
     let tree = merged.expect("at least one source");
     let mut project: Project = from_node(&tree, "", &files)?;
 
-    let mut warnings: Vec<String> = interpolator
-        .unset
-        .iter()
-        .map(|name| format!("The {name:?} variable is not set. Defaulting to a blank string."))
-        .collect();
+    let mut warnings: Vec<String> =
+        interpolator.unset.iter().map(|name| format!("The {name:?} variable is not set. Defaulting to a blank string.")).collect();
     let mut unsupported = BTreeSet::new();
     let mut deprecated = BTreeMap::new();
     for (name, service) in tree.get("services").map(Node::entries).unwrap_or_default() {
@@ -299,7 +297,11 @@ fn check(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
         }
         if matches!(s.deploy.mode, Some(Mode::Global | Mode::GlobalJob)) && s.deploy.replicas.is_some() {
             let pos = node_at(tree, &["services", name, "deploy", "replicas"]).map(|n| n.pos).unwrap_or_default();
-            return Err(files.error(pos, join(&path, "deploy.replicas"), "replicas can only be used with replicated or replicated-job mode"));
+            return Err(files.error(
+                pos,
+                join(&path, "deploy.replicas"),
+                "replicas can only be used with replicated or replicated-job mode",
+            ));
         }
         if let Some(h) = &s.healthcheck {
             if h.disable && h.test.as_ref().is_some_and(|t| !t.0.is_empty()) {
@@ -340,7 +342,11 @@ pub(crate) mod tests {
 
     #[test]
     fn minimal_files_with_and_without_version() {
-        for text in ["version: \"3.8\"\nservices:\n  web:\n    image: nginx\n", "services:\n  web:\n    image: nginx\n", "version: 3\nservices: {web: {image: nginx}}\n"] {
+        for text in [
+            "version: \"3.8\"\nservices:\n  web:\n    image: nginx\n",
+            "services:\n  web:\n    image: nginx\n",
+            "version: 3\nservices: {web: {image: nginx}}\n",
+        ] {
             let l = load_str(text).unwrap();
             assert_eq!(l.project.services["web"].image.as_deref(), Some("nginx"));
         }
@@ -360,7 +366,10 @@ pub(crate) mod tests {
     #[test]
     fn forbidden_options_are_errors() {
         let e = load_str("services:\n  web:\n    image: x\n    mem_limit: 1g\n").unwrap_err();
-        assert_eq!(e.to_string(), "docker-compose.yml:4: services.web.mem_limit: unsupported option: Set resource limits using deploy.resources");
+        assert_eq!(
+            e.to_string(),
+            "docker-compose.yml:4: services.web.mem_limit: unsupported option: Set resource limits using deploy.resources"
+        );
     }
 
     #[test]
@@ -372,7 +381,10 @@ pub(crate) mod tests {
     #[test]
     fn environment_resolution_follows_docker() {
         let l = load_texts(
-            &[("c.yml", "services:\n  web:\n    image: x\n    environment:\n      - FROM_ENV\n      - EMPTY=\n      - SET=1\n      - UNSET\n")],
+            &[(
+                "c.yml",
+                "services:\n  web:\n    image: x\n    environment:\n      - FROM_ENV\n      - EMPTY=\n      - SET=1\n      - UNSET\n",
+            )],
             &[("FROM_ENV", "e"), ("EMPTY", "filled")],
         )
         .unwrap();
@@ -386,7 +398,10 @@ pub(crate) mod tests {
     #[test]
     fn bind_paths_are_made_absolute() {
         let l = load_texts(
-            &[("c.yml", "services:\n  web:\n    image: x\n    volumes: [\"./conf:/etc/x:ro\", \"../data:/data\", \"~/h:/h\", \"/abs:/abs\"]\n")],
+            &[(
+                "c.yml",
+                "services:\n  web:\n    image: x\n    volumes: [\"./conf:/etc/x:ro\", \"../data:/data\", \"~/h:/h\", \"/abs:/abs\"]\n",
+            )],
             &[("HOME", "/home/u")],
         )
         .unwrap();

@@ -117,10 +117,8 @@ fn normalise_kv(node: &mut Node, sep: &[char]) {
 /// A list of names becomes a mapping of names to null.
 fn normalise_names(node: &mut Node) {
     let Value::Seq(items) = &node.value else { return };
-    let entries = items
-        .iter()
-        .filter_map(|i| i.scalar_text().map(|name| (Key { name, pos: i.pos }, Node::new(Value::Null, i.pos))))
-        .collect();
+    let entries =
+        items.iter().filter_map(|i| i.scalar_text().map(|name| (Key { name, pos: i.pos }, Node::new(Value::Null, i.pos)))).collect();
     node.value = Value::Map(entries);
 }
 

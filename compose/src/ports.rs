@@ -213,10 +213,16 @@ mod tests {
     #[test]
     fn short_forms() {
         assert_eq!(parse_short("80").unwrap(), vec![p(80, None, "tcp")]);
-        assert_eq!(parse_short("8080:80").unwrap(), vec![p(8080, Some(8080), "tcp")].into_iter().map(|mut x| {
-            x.target = 80;
-            x
-        }).collect::<Vec<_>>());
+        assert_eq!(
+            parse_short("8080:80").unwrap(),
+            vec![p(8080, Some(8080), "tcp")]
+                .into_iter()
+                .map(|mut x| {
+                    x.target = 80;
+                    x
+                })
+                .collect::<Vec<_>>()
+        );
         assert_eq!(parse_short("8080:80/udp").unwrap(), vec![p(80, Some(8080), "udp")]);
         assert_eq!(parse_short("3000-3002").unwrap(), vec![p(3000, None, "tcp"), p(3001, None, "tcp"), p(3002, None, "tcp")]);
         assert_eq!(parse_short("9090-9091:8080-8081").unwrap(), vec![p(8080, Some(9090), "tcp"), p(8081, Some(9091), "tcp")]);

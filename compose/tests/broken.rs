@@ -45,7 +45,8 @@ fn unknown_key() {
     );
     assert_eq!(load_err("servics:\n  web: {image: x}\n"), "docker-compose.yml:1: additional property servics is not allowed");
     // x- keys are fine at the top, in services and in other objects.
-    load_with(&[("a.yml", "x-a: 1\nservices:\n  web:\n    image: x\n    x-b: 2\n    deploy: {x-c: 3}\nnetworks:\n  n: {x-d: 4}\n")], &[]).unwrap();
+    load_with(&[("a.yml", "x-a: 1\nservices:\n  web:\n    image: x\n    x-b: 2\n    deploy: {x-c: 3}\nnetworks:\n  n: {x-d: 4}\n")], &[])
+        .unwrap();
 }
 
 #[test]
@@ -87,7 +88,10 @@ fn errors_in_the_second_file_name_it() {
     assert_eq!(e.to_string(), "prod.yml:4: services.web.deploy.replicas: invalid type: string \"many\", expected an integer");
     // A value from the first file keeps its place after the merge.
     let e = load_with(
-        &[("base.yml", "services:\n  web:\n    image: x\n    stop_grace_period: soon\n"), ("prod.yml", "services:\n  web:\n    user: me\n")],
+        &[
+            ("base.yml", "services:\n  web:\n    image: x\n    stop_grace_period: soon\n"),
+            ("prod.yml", "services:\n  web:\n    user: me\n"),
+        ],
         &[],
     )
     .unwrap_err();
@@ -98,13 +102,34 @@ fn errors_in_the_second_file_name_it() {
 fn bad_values() {
     let cases = [
         ("services:\n  web:\n    image: x\n    ports: [\"80:http\"]\n", "docker-compose.yml:4: services.web.ports[0]: invalid port"),
-        ("services:\n  web:\n    image: x\n    volumes: [\"data:relative\"]\n", "docker-compose.yml:4: services.web.volumes[0]: invalid volume specification"),
-        ("services:\n  web:\n    image: x\n    deploy:\n      mode: everywhere\n", "docker-compose.yml:5: services.web.deploy.mode: unknown variant `everywhere`"),
-        ("services:\n  web:\n    image: x\n    deploy:\n      resources:\n        limits:\n          memory: lots\n", "docker-compose.yml:7: services.web.deploy.resources.limits.memory: invalid size \"lots\""),
-        ("services:\n  web:\n    image: x\n    ports:\n      - target: 80\n        mode: sideways\n", "docker-compose.yml:6: services.web.ports[0].mode: unknown variant `sideways`"),
-        ("services:\n  web:\n    image: x\n    depends_on:\n      db: {condition: service_ready}\n  db: {image: y}\n", "docker-compose.yml:5: services.web.depends_on.db.condition: unknown variant `service_ready`"),
-        ("services:\n  web:\n    image: x\n    read_only: maybe\n", "docker-compose.yml:4: services.web.read_only: invalid type: string \"maybe\", expected a boolean"),
-        ("services:\n  web:\n    image: x\n    environment: 3\n", "docker-compose.yml:4: services.web.environment: invalid type: integer `3`, expected a mapping or a list of KEY=value strings"),
+        (
+            "services:\n  web:\n    image: x\n    volumes: [\"data:relative\"]\n",
+            "docker-compose.yml:4: services.web.volumes[0]: invalid volume specification",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy:\n      mode: everywhere\n",
+            "docker-compose.yml:5: services.web.deploy.mode: unknown variant `everywhere`",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy:\n      resources:\n        limits:\n          memory: lots\n",
+            "docker-compose.yml:7: services.web.deploy.resources.limits.memory: invalid size \"lots\"",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    ports:\n      - target: 80\n        mode: sideways\n",
+            "docker-compose.yml:6: services.web.ports[0].mode: unknown variant `sideways`",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    depends_on:\n      db: {condition: service_ready}\n  db: {image: y}\n",
+            "docker-compose.yml:5: services.web.depends_on.db.condition: unknown variant `service_ready`",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    read_only: maybe\n",
+            "docker-compose.yml:4: services.web.read_only: invalid type: string \"maybe\", expected a boolean",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    environment: 3\n",
+            "docker-compose.yml:4: services.web.environment: invalid type: integer `3`, expected a mapping or a list of KEY=value strings",
+        ),
     ];
     for (text, want) in cases {
         let e = load_err(text);
@@ -115,13 +140,28 @@ fn bad_values() {
 #[test]
 fn undefined_references() {
     let cases = [
-        ("services:\n  web:\n    image: x\n    networks: [front]\n", "docker-compose.yml:4: services.web.networks: undefined network \"front\""),
-        ("services:\n  web:\n    image: x\n    volumes:\n      - data:/d\n", "docker-compose.yml:5: services.web.volumes: undefined volume \"data\""),
-        ("services:\n  web:\n    image: x\n    secrets:\n      - source: pw\n", "docker-compose.yml:5: services.web.secrets: undefined secret \"pw\""),
+        (
+            "services:\n  web:\n    image: x\n    networks: [front]\n",
+            "docker-compose.yml:4: services.web.networks: undefined network \"front\"",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    volumes:\n      - data:/d\n",
+            "docker-compose.yml:5: services.web.volumes: undefined volume \"data\"",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    secrets:\n      - source: pw\n",
+            "docker-compose.yml:5: services.web.secrets: undefined secret \"pw\"",
+        ),
         ("services:\n  web:\n    image: x\n    configs: [conf]\n", "docker-compose.yml:4: services.web.configs: undefined config \"conf\""),
-        ("services:\n  web:\n    image: x\n    depends_on: [db]\n", "docker-compose.yml:4: services.web.depends_on: depends on undefined service \"db\""),
+        (
+            "services:\n  web:\n    image: x\n    depends_on: [db]\n",
+            "docker-compose.yml:4: services.web.depends_on: depends on undefined service \"db\"",
+        ),
         ("services:\n  web:\n    build: .\n", "docker-compose.yml:3: services.web: image is required (a stack cannot build images)"),
-        ("services:\n  web:\n    image: x\n    deploy:\n      mode: global\n      replicas: 2\n", "docker-compose.yml:6: services.web.deploy.replicas: replicas can only be used with replicated or replicated-job mode"),
+        (
+            "services:\n  web:\n    image: x\n    deploy:\n      mode: global\n      replicas: 2\n",
+            "docker-compose.yml:6: services.web.deploy.replicas: replicas can only be used with replicated or replicated-job mode",
+        ),
         ("secrets:\n  pw: {labels: [a=b]}\n", "docker-compose.yml:2: secrets.pw: a file or external: true is required"),
     ];
     for (text, want) in cases {

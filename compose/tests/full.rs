@@ -72,10 +72,7 @@ fn container_spec_fields() {
     assert_eq!(c["Sysctls"], json!({"net.core.somaxconn": "1024"}));
     assert_eq!(c["Hosts"], json!(["162.242.195.82 somehost", "50.31.209.229 otherhost"]));
     assert_eq!(c["DNSConfig"], json!({"Nameservers": ["8.8.8.8"], "Search": ["example.com"], "Options": ["use-vc"]}));
-    assert_eq!(
-        c["Ulimits"],
-        json!([{"Name": "nofile", "Soft": 20000, "Hard": 40000}, {"Name": "nproc", "Soft": 65535, "Hard": 65535}])
-    );
+    assert_eq!(c["Ulimits"], json!([{"Name": "nofile", "Soft": 20000, "Hard": 40000}, {"Name": "nproc", "Soft": 65535, "Hard": 65535}]));
     assert_eq!(
         c["Healthcheck"],
         json!({
@@ -93,7 +90,10 @@ fn mounts_from_short_and_long_forms() {
     let plan = full_plan();
     let mounts = service(&plan, "web")["TaskTemplate"]["ContainerSpec"]["Mounts"].as_array().unwrap().clone();
     let conf = fixture("conf").display().to_string();
-    assert_eq!(mounts[0], json!({"Type": "volume", "Source": "st_data", "Target": "/var/lib/web", "ReadOnly": true, "VolumeOptions": {"Labels": {"com.docker.stack.namespace": "st"}}}));
+    assert_eq!(
+        mounts[0],
+        json!({"Type": "volume", "Source": "st_data", "Target": "/var/lib/web", "ReadOnly": true, "VolumeOptions": {"Labels": {"com.docker.stack.namespace": "st"}}})
+    );
     assert_eq!(mounts[1], json!({"Type": "bind", "Source": conf, "Target": "/etc/web"}));
     assert_eq!(mounts[2], json!({"Type": "volume", "Target": "/cache"}));
     assert_eq!(
@@ -179,12 +179,24 @@ fn endpoint_spec_from_ports() {
         .unwrap()
         .iter()
         .map(|p| {
-            (p["PublishedPort"].as_u64().unwrap_or(0), p["TargetPort"].as_u64().unwrap(), p["Protocol"].as_str().unwrap(), p["PublishMode"].as_str().unwrap())
+            (
+                p["PublishedPort"].as_u64().unwrap_or(0),
+                p["TargetPort"].as_u64().unwrap(),
+                p["Protocol"].as_str().unwrap(),
+                p["PublishMode"].as_str().unwrap(),
+            )
         })
         .collect();
     assert_eq!(
         ports,
-        vec![(0, 9000, "tcp", "ingress"), (7000, 7000, "tcp", "ingress"), (7001, 7001, "tcp", "ingress"), (8080, 80, "tcp", "ingress"), (8081, 81, "tcp", "host"), (8443, 443, "udp", "ingress")]
+        vec![
+            (0, 9000, "tcp", "ingress"),
+            (7000, 7000, "tcp", "ingress"),
+            (7001, 7001, "tcp", "ingress"),
+            (8080, 80, "tcp", "ingress"),
+            (8081, 81, "tcp", "host"),
+            (8443, 443, "udp", "ingress")
+        ]
     );
     assert_eq!(service(&plan, "api")["EndpointSpec"], json!({"Mode": "dnsrr"}));
 }
@@ -263,6 +275,9 @@ fn a_missing_secret_file_names_where_it_was_declared() {
     std::fs::write(&file, "services:\n  web:\n    image: x\n    secrets: [k]\nsecrets:\n  k:\n    file: ./nope.txt\n").unwrap();
     let loaded = load(&[&file], &BTreeMap::new()).unwrap();
     let e = plan(&loaded, "st").unwrap_err();
-    assert!(e.to_string().starts_with(&format!("{}:7: secrets.k.file: cannot read {}", file.display(), dir.join("./nope.txt").display())), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("{}:7: secrets.k.file: cannot read {}", file.display(), dir.join("./nope.txt").display())),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
