@@ -39,6 +39,13 @@ pub struct Loaded {
     pub(crate) files: Files,
 }
 
+impl Loaded {
+    /// The merged, interpolated file as YAML, for `stack config`.
+    pub fn config_yaml(&self) -> String {
+        crate::config::to_yaml(&self.tree)
+    }
+}
+
 /// Reads the files (`-c a.yml -c b.yml`) and a `.env` beside the first one,
 /// and loads them with `env` (the process environment, which wins over
 /// `.env`).
