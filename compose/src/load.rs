@@ -232,6 +232,13 @@ fn clean(p: &Path) -> String {
     }
 }
 
+/// Where the key at the end of `path` was written (the line of `web:`, not
+/// of the first key under it).
+pub(crate) fn key_at(tree: &Node, path: &[&str]) -> Option<crate::error::Pos> {
+    let (last, parent) = path.split_last()?;
+    node_at(tree, parent)?.entries().iter().find(|(k, _)| k.name == *last).map(|(k, _)| k.pos)
+}
+
 pub(crate) fn node_at<'a>(tree: &'a Node, path: &[&str]) -> Option<&'a Node> {
     path.iter().try_fold(tree, |n, k| n.get(k))
 }
@@ -240,7 +247,7 @@ pub(crate) fn node_at<'a>(tree: &'a Node, path: &[&str]) -> Option<&'a Node> {
 /// key), or the attribute itself.
 fn reference_pos(tree: &Node, service: &str, attr: &str, name: &str) -> crate::error::Pos {
     let Some(node) = node_at(tree, &["services", service, attr]) else {
-        return node_at(tree, &["services", service]).map(|n| n.pos).unwrap_or_default();
+        return key_at(tree, &["services", service]).unwrap_or_default();
     };
     match &node.value {
         Value::Map(entries) => entries.iter().find(|(k, _)| k.name == name).map(|(k, _)| k.pos).unwrap_or(node.pos),
@@ -259,6 +266,15 @@ fn reference_pos(tree: &Node, service: &str, attr: &str, name: &str) -> crate::e
 /// What docker checks while converting, done up front so a broken file fails
 /// before anything is created.
 fn check(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
+    if let Some(v) = project.version.as_deref() {
+        // `stack deploy` reads the version 3 format and the compose
+        // specification (no version); the 1.x and 2.x formats differ.
+        if v.starts_with('1') || v.starts_with('2') {
+            let pos = tree.get("version").map(|n| n.pos).unwrap_or_default();
+            return Err(files.error(pos, "version", format!("unsupported Compose file version: {v}")));
+        }
+    }
+    check_external(project, tree, files)?;
     for (name, s) in &project.services {
         let path = join("services", name);
         let at = |attr: &str, what: &str| files.error(reference_pos(tree, name, attr, what), join(&path, attr), String::new());
@@ -267,7 +283,7 @@ fn check(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
             e
         };
         if s.image.as_deref().is_none_or(str::is_empty) {
-            let pos = node_at(tree, &["services", name]).map(|n| n.pos).unwrap_or_default();
+            let pos = key_at(tree, &["services", name]).unwrap_or_default();
             return Err(files.error(pos, path, "image is required (a stack cannot build images)"));
         }
         for net in s.networks.0.keys() {
@@ -312,7 +328,7 @@ fn check(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
         }
         if let Some(h) = &s.healthcheck {
             if h.disable && h.test.as_ref().is_some_and(|t| !t.0.is_empty()) {
-                let pos = node_at(tree, &["services", name, "healthcheck"]).map(|n| n.pos).unwrap_or_default();
+                let pos = key_at(tree, &["services", name, "healthcheck"]).unwrap_or_default();
                 return Err(files.error(pos, join(&path, "healthcheck"), "test and disable can't be set at the same time"));
             }
         }
@@ -320,7 +336,7 @@ fn check(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
     for (kind, objects) in [("secrets", &project.secrets), ("configs", &project.configs)] {
         for (name, o) in objects {
             if !o.external.external && o.file.is_none() && o.driver.is_none() {
-                let pos = node_at(tree, &[kind, name]).map(|n| n.pos).unwrap_or_default();
+                let pos = key_at(tree, &[kind, name]).unwrap_or_default();
                 return Err(files.error(pos, join(kind, name), "a file or external: true is required"));
             }
         }
@@ -329,6 +345,68 @@ fn check(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
         let first = &cycle[0];
         let pos = reference_pos(tree, first, "depends_on", &cycle[1]);
         return Err(files.error(pos, format!("services.{first}.depends_on"), format!("dependency cycle: {}", cycle.join(" -> "))));
+    }
+    Ok(())
+}
+
+/// An external object is looked up, not created: what would create it
+/// conflicts (docker's words).
+fn check_external(project: &Project, tree: &Node, files: &Files) -> Result<(), Error> {
+    let conflict = |kind: &str, name: &str, key: &str, what: &str| {
+        let pos = key_at(tree, &[kind, name, key]).or_else(|| key_at(tree, &[kind, name])).unwrap_or_default();
+        let singular = kind.trim_end_matches('s');
+        files.error(
+            pos,
+            join(kind, name),
+            format!("conflicting parameters \"external\" and \"{what}\" specified for {singular} \"{name}\""),
+        )
+    };
+    for (name, n) in project.networks.iter().filter(|(_, n)| n.external.external) {
+        if n.driver.is_some() {
+            return Err(conflict("networks", name, "driver", "driver"));
+        }
+        if !n.driver_opts.0.is_empty() {
+            return Err(conflict("networks", name, "driver_opts", "driver_opts"));
+        }
+        if n.ipam.is_some() {
+            return Err(conflict("networks", name, "ipam", "ipam"));
+        }
+    }
+    for (name, v) in project.volumes.iter().filter(|(_, v)| v.external.external) {
+        if v.driver.is_some() {
+            return Err(conflict("volumes", name, "driver", "driver"));
+        }
+        if !v.driver_opts.0.is_empty() {
+            return Err(conflict("volumes", name, "driver_opts", "driver_opts"));
+        }
+        if !v.labels.0.is_empty() {
+            return Err(conflict("volumes", name, "labels", "labels"));
+        }
+    }
+    for (kind, objects) in [("secrets", &project.secrets), ("configs", &project.configs)] {
+        for (name, o) in objects.iter().filter(|(_, o)| o.external.external) {
+            if o.file.is_some() {
+                return Err(conflict(kind, name, "file", "file"));
+            }
+        }
+    }
+    for (kind, name, outer, inner) in project
+        .networks
+        .iter()
+        .map(|(k, n)| ("networks", k, &n.name, &n.external.name))
+        .chain(project.volumes.iter().map(|(k, v)| ("volumes", k, &v.name, &v.external.name)))
+        .chain(project.secrets.iter().map(|(k, o)| ("secrets", k, &o.name, &o.external.name)))
+        .chain(project.configs.iter().map(|(k, o)| ("configs", k, &o.name, &o.external.name)))
+    {
+        if outer.is_some() && inner.is_some() {
+            let pos = key_at(tree, &[kind, name, "external"]).unwrap_or_default();
+            let singular = kind.trim_end_matches('s');
+            return Err(files.error(
+                pos,
+                join(kind, name),
+                format!("{singular}.external.name and {singular}.name conflict; only use {singular}.name"),
+            ));
+        }
     }
     Ok(())
 }

@@ -157,7 +157,7 @@ fn undefined_references() {
             "services:\n  web:\n    image: x\n    depends_on: [db]\n",
             "docker-compose.yml:4: services.web.depends_on: depends on undefined service \"db\"",
         ),
-        ("services:\n  web:\n    build: .\n", "docker-compose.yml:3: services.web: image is required (a stack cannot build images)"),
+        ("services:\n  web:\n    build: .\n", "docker-compose.yml:2: services.web: image is required (a stack cannot build images)"),
         (
             "services:\n  web:\n    image: x\n    deploy:\n      mode: global\n      replicas: 2\n",
             "docker-compose.yml:6: services.web.deploy.replicas: replicas can only be used with replicated or replicated-job mode",
@@ -174,5 +174,30 @@ fn forbidden_options() {
     assert_eq!(
         load_err("services:\n  web:\n    image: x\n    extends: base\n"),
         "docker-compose.yml:4: services.web.extends: unsupported option: Support for `extends` is not implemented yet."
+    );
+}
+
+#[test]
+fn old_file_versions_are_refused() {
+    assert_eq!(
+        load_err("version: \"2.4\"\nservices:\n  web: {image: x}\n"),
+        "docker-compose.yml:1: version: unsupported Compose file version: 2.4"
+    );
+    load_with(&[("a.yml", "version: \"3\"\nservices:\n  web: {image: x}\n")], &[]).unwrap();
+}
+
+#[test]
+fn external_objects_cannot_be_configured() {
+    assert_eq!(
+        load_err("networks:\n  n:\n    external: true\n    driver: overlay\n"),
+        "docker-compose.yml:4: networks.n: conflicting parameters \"external\" and \"driver\" specified for network \"n\""
+    );
+    assert_eq!(
+        load_err("secrets:\n  s:\n    external: true\n    file: ./s.txt\n"),
+        "docker-compose.yml:4: secrets.s: conflicting parameters \"external\" and \"file\" specified for secret \"s\""
+    );
+    assert_eq!(
+        load_err("volumes:\n  v:\n    name: a\n    external:\n      name: b\n"),
+        "docker-compose.yml:4: volumes.v: volume.external.name and volume.name conflict; only use volume.name"
     );
 }
