@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::network::null_as_default;
 use crate::task::TaskSpec;
 use crate::Version;
 
@@ -23,7 +24,7 @@ pub struct Service {
     pub spec: ServiceSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_spec: Option<ServiceSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub endpoint: Endpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_status: Option<UpdateStatus>,
@@ -205,7 +206,7 @@ pub struct JobStatus {
 pub struct EndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ResolutionMode>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub ports: Vec<PortConfig>,
 }
 
@@ -221,17 +222,17 @@ pub enum ResolutionMode {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PortConfig {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub protocol: PortProtocol,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub target_port: u32,
     /// 0: none asked for (ingress picks one from 30000-32767; host mode
     /// publishes none).
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "is_zero_u32", deserialize_with = "null_as_default")]
     pub published_port: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub publish_mode: PublishMode,
 }
 
@@ -265,21 +266,21 @@ pub enum PublishMode {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Endpoint {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub spec: EndpointSpec,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub ports: Vec<PortConfig>,
-    #[serde(default, rename = "VirtualIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, rename = "VirtualIPs", skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub virtual_ips: Vec<EndpointVirtualIp>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointVirtualIp {
-    #[serde(default, rename = "NetworkID")]
+    #[serde(default, rename = "NetworkID", deserialize_with = "null_as_default")]
     pub network_id: String,
     /// CIDR, e.g. `10.0.0.2/24`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub addr: String,
 }
 
