@@ -5,6 +5,7 @@
 //! Controllers (dispatcher, membership) act on the leader only; every
 //! manager serves reads from its own store and forwards writes.
 
+pub mod allocator;
 pub mod control;
 pub mod datakey;
 pub mod delivery;
