@@ -234,7 +234,9 @@ impl NetworkCreateRequest {
         }
         let driver = if self.driver.is_empty() { OVERLAY_DRIVER } else { self.driver.as_str() };
         if driver != OVERLAY_DRIVER {
-            return Err(format!("network driver {driver:?} is not supported: Shoal has swarm-scoped overlay networks only (use -d overlay)"));
+            return Err(format!(
+                "network driver {driver:?} is not supported: Shoal has swarm-scoped overlay networks only (use -d overlay)"
+            ));
         }
         if !self.scope.is_empty() && self.scope != "swarm" {
             return Err(format!("network scope {:?} is not supported: overlay networks are swarm-scoped", self.scope));
@@ -490,7 +492,9 @@ mod tests {
         assert!(refuse(json!({"Name": "n", "EnableIPv6": true})).contains("IPv6"));
         assert_eq!(refuse(json!({"Name": "n", "Ingress": true, "Attachable": true})), "ingress network cannot be attachable");
         assert!(refuse(json!({"Name": "n", "IPAM": {"Driver": "dhcp"}})).contains("IPAM driver"));
-        assert!(refuse(json!({"Name": "n", "IPAM": {"Config": [{"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]}})).contains("one IPAM"));
+        assert!(
+            refuse(json!({"Name": "n", "IPAM": {"Config": [{"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]}})).contains("one IPAM")
+        );
         assert!(refuse(json!({"Name": ""})).contains("name"));
     }
 
@@ -560,7 +564,8 @@ mod tests {
         assert_eq!(svc.endpoint.virtual_ips[0].addr, "10.0.1.2/24");
         let svc: crate::service::Service = serde_json::from_value(json!({"ID": "s1", "Endpoint": null})).unwrap();
         assert!(svc.endpoint.ports.is_empty());
-        let a: NetworkAttachment = serde_json::from_value(json!({"Network": {"ID": "n", "Spec": null, "DriverState": null}, "Addresses": null})).unwrap();
+        let a: NetworkAttachment =
+            serde_json::from_value(json!({"Network": {"ID": "n", "Spec": null, "DriverState": null}, "Addresses": null})).unwrap();
         assert!(a.addresses.is_empty());
     }
 }

@@ -65,7 +65,9 @@ mod vxlan;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use shoal_api::network::{IpamConfig, IpamOptions, Network, NetworkAttachment, NetworkSpec, DEFAULT_IPAM_DRIVER, OVERLAY_DRIVER, VXLAN_ID_OPTION};
+use shoal_api::network::{
+    IpamConfig, IpamOptions, Network, NetworkAttachment, NetworkSpec, DEFAULT_IPAM_DRIVER, OVERLAY_DRIVER, VXLAN_ID_OPTION,
+};
 use shoal_api::service::{Endpoint, EndpointSpec, EndpointVirtualIp, PublishMode, ResolutionMode, Service, ServiceSpec};
 use shoal_api::task::{Driver, Task, TaskState, TaskStatus};
 
@@ -247,7 +249,9 @@ impl Ledger {
         }
         let held = self.addrs.entry(network_id.to_string()).or_default();
         match held.get(&u32::from(ip)) {
-            Some(other) if *other != owner => self.conflicts.push(format!("{ip} on network {network_id} has two owners: {other} and {owner}")),
+            Some(other) if *other != owner => {
+                self.conflicts.push(format!("{ip} on network {network_id} has two owners: {other} and {owner}"))
+            }
             _ => {
                 held.insert(u32::from(ip), owner);
             }
@@ -513,11 +517,18 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
         match attached {
             Ok(attachments) => {
                 new.networks_attachments = attachments;
-                new.status = TaskStatus { timestamp: now.into(), state: TaskState::Pending, message: PENDING_MESSAGE.into(), ..Default::default() };
+                new.status =
+                    TaskStatus { timestamp: now.into(), state: TaskState::Pending, message: PENDING_MESSAGE.into(), ..Default::default() };
             }
             Err(e) => {
                 ch.errors.push(AllocError { kind: ObjectKind::Task, id: t.id.clone(), message: e.clone() });
-                new.status = TaskStatus { timestamp: now.into(), state: TaskState::Failed, message: FAILED_MESSAGE.into(), err: e, ..Default::default() };
+                new.status = TaskStatus {
+                    timestamp: now.into(),
+                    state: TaskState::Failed,
+                    message: FAILED_MESSAGE.into(),
+                    err: e,
+                    ..Default::default()
+                };
             }
         }
         ch.tasks.push(new);

@@ -77,7 +77,13 @@ impl PortBook<'_> {
     /// The endpoint's ports for `spec`, index-aligned with `spec.ports`:
     /// explicit ones checked, dynamic ones kept from `previous` when the
     /// same port configuration had one, else the lowest free.
-    pub fn allocate(&self, me: &str, spec: &EndpointSpec, previous: &Endpoint, name_of: &dyn Fn(&str) -> String) -> Result<Vec<PortConfig>, String> {
+    pub fn allocate(
+        &self,
+        me: &str,
+        spec: &EndpointSpec,
+        previous: &Endpoint,
+        name_of: &dyn Fn(&str) -> String,
+    ) -> Result<Vec<PortConfig>, String> {
         let free_for_me = |k: &PortKey, claimed: &BTreeSet<PortKey>| {
             self.owners.get(k).is_none_or(|o| o == me) && !claimed.contains(k) && self.wanted.get(k).is_none_or(|o| o == me)
         };
@@ -90,7 +96,11 @@ impl PortBook<'_> {
             } else if p.published_port != 0 {
                 let k = key(p);
                 if let Some(other) = self.owners.get(&k).filter(|o| *o != me) {
-                    return Err(format!("port '{}' is already in use by service '{}' ({other}) as an ingress port", p.published_port, name_of(other)));
+                    return Err(format!(
+                        "port '{}' is already in use by service '{}' ({other}) as an ingress port",
+                        p.published_port,
+                        name_of(other)
+                    ));
                 }
                 claimed.insert(k);
                 out[i] = Some(p.clone());
@@ -104,15 +114,21 @@ impl PortBook<'_> {
             }
             let kept = reusable
                 .iter()
-                .position(|(j, old)| *old == p && previous.ports.get(*j).is_some_and(|a| a.published_port != 0 && free_for_me(&key(a), &claimed)))
+                .position(|(j, old)| {
+                    *old == p && previous.ports.get(*j).is_some_and(|a| a.published_port != 0 && free_for_me(&key(a), &claimed))
+                })
                 .map(|at| reusable.remove(at).0);
             let port = match kept {
                 Some(j) => previous.ports[j].published_port,
-                None => self
-                    .dynamic
-                    .clone()
-                    .find(|n| free_for_me(&(p.protocol, *n), &claimed))
-                    .ok_or_else(|| format!("could not allocate a published port for target port {}/{}: the range {}-{} is used up", p.target_port, proto_name(p.protocol), self.dynamic.start(), self.dynamic.end()))?,
+                None => self.dynamic.clone().find(|n| free_for_me(&(p.protocol, *n), &claimed)).ok_or_else(|| {
+                    format!(
+                        "could not allocate a published port for target port {}/{}: the range {}-{} is used up",
+                        p.target_port,
+                        proto_name(p.protocol),
+                        self.dynamic.start(),
+                        self.dynamic.end()
+                    )
+                })?,
             };
             claimed.insert((p.protocol, port));
             out[i] = Some(PortConfig { published_port: port, ..p.clone() });
@@ -159,13 +175,18 @@ mod tests {
         // 30000/tcp is taken, 30001/tcp wanted by another service; UDP is a separate space.
         assert_eq!(published, vec![30002, 8080, 30000, 9000]);
         // Allocating again from that endpoint keeps every port.
-        let owners2: BTreeMap<PortKey, String> =
-            got.iter().filter(|p| p.publish_mode == PublishMode::Ingress).map(|p| (key(p), "me".to_string())).chain(owners.clone()).collect();
+        let owners2: BTreeMap<PortKey, String> = got
+            .iter()
+            .filter(|p| p.publish_mode == PublishMode::Ingress)
+            .map(|p| (key(p), "me".to_string()))
+            .chain(owners.clone())
+            .collect();
         let prev = Endpoint { spec: spec.clone(), ports: got.clone(), virtual_ips: vec![] };
         let book2 = PortBook { owners: &owners2, wanted: &wanted, dynamic: DYNAMIC_PORTS };
         assert_eq!(book2.allocate("me", &spec, &prev, &|_| "x".into()).unwrap(), got);
         // A port in use by another service is refused with Docker's message.
-        let err = book.allocate("me", &EndpointSpec { mode: None, ports: vec![ingress(80, 30000)] }, &Endpoint::default(), &|_| "web".into());
+        let err =
+            book.allocate("me", &EndpointSpec { mode: None, ports: vec![ingress(80, 30000)] }, &Endpoint::default(), &|_| "web".into());
         assert_eq!(err.unwrap_err(), "port '30000' is already in use by service 'web' (other) as an ingress port");
     }
 

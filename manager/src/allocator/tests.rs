@@ -45,7 +45,8 @@ impl World {
         let (version, created_at) = (self.bump(), self.stamp());
         let mut s = Service { id: id.into(), version, created_at, ..Default::default() };
         s.spec.name = name.into();
-        s.spec.task_template.networks = networks.iter().map(|n| NetworkAttachmentConfig { target: n.to_string(), ..Default::default() }).collect();
+        s.spec.task_template.networks =
+            networks.iter().map(|n| NetworkAttachmentConfig { target: n.to_string(), ..Default::default() }).collect();
         s.spec.endpoint_spec = endpoint;
         self.services.insert(id.into(), s);
     }
@@ -119,7 +120,13 @@ pub(super) fn overlay_with(name: &str, subnet: &str, range: &str, gateway: &str,
 }
 
 pub(super) fn publish(target: u32, published: u32) -> PortConfig {
-    PortConfig { protocol: PortProtocol::Tcp, target_port: target, published_port: published, publish_mode: PublishMode::Ingress, ..Default::default() }
+    PortConfig {
+        protocol: PortProtocol::Tcp,
+        target_port: target,
+        published_port: published,
+        publish_mode: PublishMode::Ingress,
+        ..Default::default()
+    }
 }
 
 fn ports(ps: Vec<PortConfig>) -> Option<EndpointSpec> {
@@ -177,7 +184,10 @@ fn custom_pool_explicit_subnets_and_errors() {
     assert_eq!(check_network(&w.view(), &overlay("a")).unwrap_err(), "network with name a already exists");
     assert!(check_network(&w.view(), &overlay("new")).is_ok());
     let bad_gw = overlay_with("g", "192.168.5.0/24", "", "192.168.6.1", &[]);
-    assert_eq!(check_network(&w.view(), &bad_gw).unwrap_err(), "ipam configuration: subnet 192.168.5.0/24 does not contain gateway 192.168.6.1");
+    assert_eq!(
+        check_network(&w.view(), &bad_gw).unwrap_err(),
+        "ipam configuration: subnet 192.168.5.0/24 does not contain gateway 192.168.6.1"
+    );
     let mut vni = overlay("vv");
     vni.driver_configuration.as_mut().unwrap().options.insert(VXLAN_ID_OPTION.into(), "5000".into());
     assert_eq!(check_network(&w.view(), &vni).unwrap_err(), "VXLAN ID 5000 is already in use by network v");
@@ -303,7 +313,10 @@ fn published_ports_and_the_ingress_network() {
     );
     spec.endpoint_spec = ports(vec![publish(80, 30000)]);
     assert!(check_service_endpoint(&w.view(), Some("api"), &spec).is_err(), "dynamic ports count as taken");
-    assert!(check_service_endpoint(&w.view(), Some("web"), &w.services["web"].spec.clone()).is_ok(), "a service does not conflict with itself");
+    assert!(
+        check_service_endpoint(&w.view(), Some("web"), &w.services["web"].spec.clone()).is_ok(),
+        "a service does not conflict with itself"
+    );
 
     // An update keeps the dynamic port of an unchanged port config and
     // frees the ones it drops.
@@ -376,7 +389,10 @@ fn removing_a_network_in_use_is_refused_in_dockers_words() {
     w.add_service("s", "web", &["n"], ports(vec![publish(80, 0)]));
     w.add_task("t", "s");
     w.pass();
-    assert_eq!(check_network_removal(&w.view(), "n").unwrap_err(), "rpc error: code = FailedPrecondition desc = network n is in use by service s");
+    assert_eq!(
+        check_network_removal(&w.view(), "n").unwrap_err(),
+        "rpc error: code = FailedPrecondition desc = network n is in use by service s"
+    );
     assert_eq!(
         check_network_removal(&w.view(), "ing").unwrap_err(),
         "rpc error: code = FailedPrecondition desc = ingress network cannot be removed because service s depends on it"
@@ -385,7 +401,10 @@ fn removing_a_network_in_use_is_refused_in_dockers_words() {
     assert_eq!(check_network_removal(&w.view(), "zzz").unwrap_err(), "network zzz not found");
     // The service goes; its task is still running.
     w.services.remove("s");
-    assert_eq!(check_network_removal(&w.view(), "n").unwrap_err(), "rpc error: code = FailedPrecondition desc = network n is in use by task t");
+    assert_eq!(
+        check_network_removal(&w.view(), "n").unwrap_err(),
+        "rpc error: code = FailedPrecondition desc = network n is in use by task t"
+    );
     w.tasks.get_mut("t").unwrap().status.state = TaskState::Shutdown;
     assert!(check_network_removal(&w.view(), "n").is_ok());
     assert!(check_network_removal(&w.view(), "ing").is_ok());
