@@ -49,9 +49,13 @@
 //! `Changes::errors` says what could not be allocated, for the log.
 //!
 //! The API checks requests up front with the same rules, so users get the
-//! error at once: `check_network` (create), `check_service_endpoint`
-//! (service create/update), `check_network_removal` (remove). IDs and times
-//! are inputs; nothing here does I/O or reads a clock.
+//! error at once: `check_network` (network create), `check_service_networks`
+//! and `check_service_endpoint` (service create/update),
+//! `check_network_removal` (network remove). They are pure too, so the
+//! store can run them again at apply time, where two requests that passed
+//! them concurrently are serialised (two creates asking for one subnet or
+//! one port: the second is refused there rather than failing its tasks
+//! later). IDs and times are inputs; nothing here does I/O or reads a clock.
 
 mod ipam;
 mod ports;
@@ -69,7 +73,7 @@ use shoal_api::network::{
     IpamConfig, IpamOptions, Network, NetworkAttachment, NetworkSpec, DEFAULT_IPAM_DRIVER, OVERLAY_DRIVER, VXLAN_ID_OPTION,
 };
 use shoal_api::service::{Endpoint, EndpointSpec, EndpointVirtualIp, PublishMode, ResolutionMode, Service, ServiceSpec};
-use shoal_api::task::{Driver, Task, TaskState, TaskStatus};
+use shoal_api::task::{Driver, NetworkAttachmentConfig, Task, TaskState, TaskStatus};
 
 pub use ipam::{mac_address, Addressing};
 pub use ports::{PortKey, DYNAMIC_PORTS};
@@ -203,6 +207,10 @@ struct Ledger {
     addrs: BTreeMap<String, BTreeMap<u32, Owner>>,
     ports: BTreeMap<PortKey, String>,
     conflicts: Vec<String>,
+    /// Checking a write rather than reading the store: an address on a
+    /// network the store does not have allocated (as the write expects) is
+    /// a conflict too.
+    strict: bool,
 }
 
 impl Ledger {
@@ -239,8 +247,14 @@ impl Ledger {
     }
 
     fn claim_address(&mut self, network_id: &str, cidr: &str, owner: Owner) {
-        // Addresses on networks that are gone conflict with nothing.
-        let Some(a) = self.nets.get(network_id) else { return };
+        // Addresses on networks that are gone conflict with nothing (but a
+        // write must not hand out addresses on a network that is not there).
+        let Some(a) = self.nets.get(network_id) else {
+            if self.strict {
+                self.conflicts.push(format!("{owner} is given {cidr} on network {network_id}, which is not allocated"));
+            }
+            return;
+        };
         let Some(ip) = address_of(cidr) else {
             return self.conflicts.push(format!("{owner} has an unreadable address {cidr:?} on network {network_id}"));
         };
@@ -297,6 +311,11 @@ impl Ledger {
             return;
         }
         for a in &t.networks_attachments {
+            let subnet = a.network.allocated_ipam().map(|c| c.subnet.as_str()).unwrap_or_default();
+            if self.strict && self.nets.get(&a.network.id).is_some_and(|n| n.subnet.to_string() != subnet) {
+                let owner = Owner::Task(t.id.clone());
+                self.conflicts.push(format!("{owner} is attached to network {} as {subnet:?}, which is not its allocation", a.network.id));
+            }
             for addr in &a.addresses {
                 self.claim_address(&a.network.id, addr, Owner::Task(t.id.clone()));
             }
@@ -409,7 +428,7 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
         }
     };
     // The networks of a service's tasks (ingress first, as SwarmKit), once each.
-    let networks_of = |spec: &ServiceSpec, task_networks: &[shoal_api::task::NetworkAttachmentConfig]| -> Result<Vec<String>, String> {
+    let networks_of = |spec: &ServiceSpec, task_networks: &[NetworkAttachmentConfig]| -> Result<Vec<String>, String> {
         let mut out: Vec<String> = Vec::new();
         if needs_ingress(spec) {
             let id = ingress.as_deref().ok_or(NO_INGRESS)?;
@@ -548,8 +567,12 @@ pub fn verify(view: &View) -> Vec<String> {
 }
 
 /// Apply-time check of one pass's writes against the store as it is when
-/// they are applied: what they claim that someone else now holds. Empty
-/// means the write may be applied.
+/// they are applied: what they claim that someone else now holds, and
+/// addresses on networks the store does not have allocated as the write
+/// expects. Empty means the write may be applied. Should the caller split
+/// a large pass into several entries, networks go first, then services,
+/// then tasks, and a refused entry ends the pass (the next one redoes the
+/// rest).
 pub fn conflicting_claims(view: &View, changes: &Changes) -> Vec<String> {
     let ids = |kind: ObjectKind| -> BTreeSet<&str> {
         match kind {
@@ -560,6 +583,7 @@ pub fn conflicting_claims(view: &View, changes: &Changes) -> Vec<String> {
     };
     let changed = [ids(ObjectKind::Network), ids(ObjectKind::Service), ids(ObjectKind::Task)];
     let mut l = Ledger::build(view, &|kind, id| changed[kind as usize].contains(id));
+    l.strict = true;
     let before = l.conflicts.len();
     for n in &changes.networks {
         l.claim_network(n);
@@ -603,6 +627,25 @@ pub fn check_service_endpoint(view: &View, service_id: Option<&str>, spec: &Serv
         return Err(NO_INGRESS.into());
     }
     Ok(())
+}
+
+/// The service's networks with names resolved to IDs (what the store
+/// should keep, so a later network of the same name is not joined by
+/// mistake), or Docker's refusal: an unknown network, or the ingress
+/// network named explicitly (SwarmKit's `validateNetworks`).
+pub fn check_service_networks(view: &View, spec: &ServiceSpec) -> Result<Vec<NetworkAttachmentConfig>, String> {
+    let mut out: Vec<NetworkAttachmentConfig> = Vec::new();
+    for a in &spec.task_template.networks {
+        let n = resolve_network(view.networks, &a.target).ok_or_else(|| format!("network {} not found", a.target))?;
+        if n.spec.ingress {
+            return Err(format!("Service cannot be explicitly attached to the ingress network {:?}", n.spec.name));
+        }
+        if out.iter().any(|o| o.target == n.id) {
+            return Err(format!("network {} is given more than once", a.target));
+        }
+        out.push(NetworkAttachmentConfig { target: n.id.clone(), ..a.clone() });
+    }
+    Ok(out)
 }
 
 /// Why a network may not be removed now, in Docker's words (SwarmKit's

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use shoal_api::network::{ingress_spec, IpamConfig, IpamOptions, Network, NetworkCreateRequest, NetworkSpec, VXLAN_ID_OPTION};
-use shoal_api::service::{EndpointSpec, PortConfig, PortProtocol, PublishMode, ResolutionMode, Service};
+use shoal_api::service::{EndpointSpec, PortConfig, PortProtocol, PublishMode, ResolutionMode, Service, ServiceSpec};
 use shoal_api::task::{NetworkAttachmentConfig, Task, TaskState};
 use shoal_api::Version;
 
@@ -381,6 +381,29 @@ fn networks_by_name_and_missing_networks() {
 }
 
 #[test]
+fn service_networks_are_resolved_and_ingress_is_refused() {
+    let mut w = World::default();
+    w.add_network("ing", ingress_spec());
+    w.add_network("n", overlay("appnet"));
+    let spec = |targets: &[&str]| {
+        let mut s = ServiceSpec::default();
+        s.task_template.networks = targets
+            .iter()
+            .map(|t| NetworkAttachmentConfig { target: t.to_string(), aliases: vec!["db".into()], ..Default::default() })
+            .collect();
+        s
+    };
+    let resolved = check_service_networks(&w.view(), &spec(&["appnet"])).unwrap();
+    assert_eq!((resolved[0].target.as_str(), resolved[0].aliases.as_slice()), ("n", &["db".to_string()][..]));
+    assert_eq!(check_service_networks(&w.view(), &spec(&["nope"])).unwrap_err(), "network nope not found");
+    assert_eq!(
+        check_service_networks(&w.view(), &spec(&["ingress"])).unwrap_err(),
+        "Service cannot be explicitly attached to the ingress network \"ingress\""
+    );
+    assert!(check_service_networks(&w.view(), &spec(&["n", "appnet"])).is_err());
+}
+
+#[test]
 fn removing_a_network_in_use_is_refused_in_dockers_words() {
     let mut w = World::default();
     w.add_network("ing", ingress_spec());
@@ -435,6 +458,29 @@ fn a_racing_write_is_caught_at_apply_time() {
     let conflicts = conflicting_claims(&after.view(), &racing);
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert!(conflicts[0].contains("has two owners"));
+}
+
+#[test]
+fn a_write_on_a_network_the_store_lacks_is_refused() {
+    let mut w = World::default();
+    w.add_network("n", overlay("appnet"));
+    w.add_service("s", "web", &["n"], None);
+    w.add_task("t", "s");
+    // One pass allocates the network and attaches the task ...
+    let ch = allocate(&w.view(), "now");
+    assert_eq!((ch.networks.len(), ch.tasks.len()), (1, 1));
+    // ... but only its task entry lands.
+    let tasks_only = Changes { tasks: ch.tasks.clone(), ..Default::default() };
+    let conflicts = conflicting_claims(&w.view(), &tasks_only);
+    assert!(conflicts[0].contains("which is not allocated"), "{conflicts:?}");
+    // Or the network was allocated differently meanwhile.
+    let mut other = ch.networks[0].clone();
+    other.ipam_options.as_mut().unwrap().configs[0] =
+        IpamConfig { subnet: "10.0.9.0/24".into(), gateway: "10.0.9.1".into(), ..Default::default() };
+    w.networks.insert("n".into(), other);
+    let conflicts = conflicting_claims(&w.view(), &tasks_only);
+    assert!(conflicts.iter().any(|c| c.contains("not its allocation")), "{conflicts:?}");
+    assert!(conflicting_claims(&World::default().view(), &Changes::default()).is_empty());
 }
 
 #[test]
