@@ -261,7 +261,7 @@ impl Ledger {
         if !a.assignable(ip) {
             self.conflicts.push(format!("{owner} holds {ip} on network {network_id}, which is reserved or outside its range"));
         }
-        let held = self.addrs.entry(network_id.to_string()).or_default();
+        let held = self.addrs.get_mut(network_id).expect("every allocated network has an address book");
         match held.get(&u32::from(ip)) {
             Some(other) if *other != owner => {
                 self.conflicts.push(format!("{ip} on network {network_id} has two owners: {other} and {owner}"))
@@ -333,7 +333,7 @@ impl Ledger {
     /// The lowest free address of a network, searching from `cursor` first.
     fn take_address(&mut self, network_id: &str, cursor: &mut BTreeMap<String, u32>, owner: Owner) -> Option<Ipv4Addr> {
         let a = self.nets.get(network_id)?;
-        let held = self.addrs.entry(network_id.to_string()).or_default();
+        let held = self.addrs.get_mut(network_id)?;
         let from = cursor.get(network_id).copied().unwrap_or(0);
         let ip = a.next_free(held, from).or_else(|| a.next_free(held, 0))?;
         held.insert(u32::from(ip), owner);
@@ -386,7 +386,64 @@ impl Ledger {
 /// Allocates what is missing and returns the writes (see the module docs).
 /// `now` (RFC 3339) stamps the status of the tasks it moves on.
 pub fn allocate(view: &View, now: &str) -> Changes {
+    if !needs_work(view) {
+        return Changes::default();
+    }
     allocate_with(view, now, DYNAMIC_PORTS)
+}
+
+/// Whether a pass could write anything: a network without its allocation,
+/// a task in `new`, or a service whose endpoint does not match its spec.
+/// A scan without building the ledger, so the idle pass (the common case)
+/// is cheap; when it says no, the full pass would write nothing (the
+/// property test checks this on every step).
+pub fn needs_work(view: &View) -> bool {
+    if view.networks.values().any(|n| !is_allocated(n)) {
+        return true;
+    }
+    if view.tasks.values().any(|t| t.status.state == TaskState::New && t.desired_state <= TaskState::Running) {
+        return true;
+    }
+    let ingress = ingress_network(view.networks).map(|n| n.id.as_str());
+    view.services.values().any(|s| !endpoint_settled(view, ingress, s))
+}
+
+/// Whether a service's endpoint already is what its spec asks for: the
+/// same port configurations (explicit ports as given, ingress ports
+/// published) and a VIP on exactly the networks it should have one on.
+fn endpoint_settled(view: &View, ingress: Option<&str>, s: &Service) -> bool {
+    let default = EndpointSpec::default();
+    let spec = s.spec.endpoint_spec.as_ref().unwrap_or(&default);
+    if s.endpoint.spec != *spec || s.endpoint.ports.len() != spec.ports.len() {
+        return false;
+    }
+    for (want, have) in spec.ports.iter().zip(&s.endpoint.ports) {
+        let same = want.name == have.name
+            && want.protocol == have.protocol
+            && want.target_port == have.target_port
+            && want.publish_mode == have.publish_mode
+            && (want.published_port == 0 || want.published_port == have.published_port);
+        if !same || (want.publish_mode == PublishMode::Ingress && have.published_port == 0) {
+            return false;
+        }
+    }
+    let mut expected: Vec<&str> = Vec::new();
+    if spec.mode != Some(ResolutionMode::Dnsrr) {
+        if needs_ingress(&s.spec) {
+            match ingress {
+                Some(id) => expected.push(id),
+                None => return true, // an error the full pass reports; nothing to write
+            }
+        }
+        for a in &s.spec.task_template.networks {
+            match resolve_network(view.networks, &a.target) {
+                Some(n) if !expected.contains(&n.id.as_str()) => expected.push(&n.id),
+                Some(_) => {}
+                None => return true, // likewise
+            }
+        }
+    }
+    s.endpoint.virtual_ips.iter().map(|v| v.network_id.as_str()).eq(expected)
 }
 
 fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>) -> Changes {

@@ -19,6 +19,8 @@ pub(super) struct World {
     pub tasks: BTreeMap<String, Task>,
     pub index: u64,
     pub clock: u64,
+    /// The dynamic port range, when a test needs a small one.
+    pub dynamic: Option<std::ops::RangeInclusive<u32>>,
 }
 
 impl World {
@@ -69,6 +71,9 @@ impl World {
     /// Runs the allocator and applies its writes; returns them.
     pub fn pass(&mut self) -> Changes {
         let ch = allocate_with(&self.view(), "now", self.dynamic());
+        if !needs_work(&self.view()) {
+            assert!(ch.is_empty(), "the fast path skipped a pass that writes {ch:?}");
+        }
         assert!(conflicting_claims(&self.view(), &ch).is_empty(), "{:?}", conflicting_claims(&self.view(), &ch));
         for n in &ch.networks {
             assert_eq!(self.networks[&n.id].version, n.version, "written at the version read");
@@ -91,8 +96,8 @@ impl World {
         ch
     }
 
-    fn dynamic(&self) -> std::ops::RangeInclusive<u32> {
-        DYNAMIC_PORTS
+    pub fn dynamic(&self) -> std::ops::RangeInclusive<u32> {
+        self.dynamic.clone().unwrap_or(DYNAMIC_PORTS)
     }
 
     pub fn addr(&self, task: &str, network: &str) -> String {
@@ -495,4 +500,28 @@ fn verify_finds_double_owners() {
     let stolen = w.tasks["a"].networks_attachments.clone();
     w.tasks.get_mut("b").unwrap().networks_attachments = stolen;
     assert_eq!(verify(&w.view()), vec!["10.0.0.3/24 on network n has two owners: task a and task b".replace("/24", "")]);
+}
+
+#[test]
+fn an_idle_pass_skips_the_ledger() {
+    let mut w = World::default();
+    w.add_network("ing", ingress_spec());
+    w.add_network("n", overlay("appnet"));
+    w.add_service("s", "web", &["n"], ports(vec![publish(80, 0)]));
+    w.add_task("t", "s");
+    assert!(needs_work(&w.view()));
+    w.pass();
+    assert!(!needs_work(&w.view()));
+    // Any change that matters is seen.
+    let s = w.services.get_mut("s").unwrap();
+    s.spec.task_template.networks.clear();
+    assert!(needs_work(&w.view()), "a VIP network dropped");
+    w.pass();
+    w.services.get_mut("s").unwrap().spec.endpoint_spec = ports(vec![publish(80, 8080)]);
+    assert!(needs_work(&w.view()), "a port changed");
+    w.pass();
+    w.add_network("m", overlay("other"));
+    assert!(needs_work(&w.view()), "a new network");
+    w.pass();
+    assert!(!needs_work(&w.view()));
 }
