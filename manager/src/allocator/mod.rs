@@ -40,6 +40,34 @@
 //!   write still in the log when a new leader allocated) cannot give one
 //!   address, subnet, VNI or port to two owners.
 //!
+//! A pass with nothing to do costs a scan, not a ledger (`needs_work`).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use shoal_api::network::{ingress_spec, Network, NetworkCreateRequest};
+//! use shoal_api::service::Service;
+//! use shoal_api::task::Task;
+//! use shoal_manager::allocator::{allocate, conflicting_claims, AddressPool, View};
+//!
+//! // The store's objects (here: the ingress network and one new overlay).
+//! let pool = AddressPool::new(&[], 0).unwrap(); // the swarm's DefaultAddrPool, SubnetSize
+//! let mut networks = BTreeMap::new();
+//! for (id, spec) in [("ing", ingress_spec()), ("app", NetworkCreateRequest { name: "appnet".into(), ..Default::default() }.to_spec().unwrap())] {
+//!     networks.insert(id.to_string(), Network { id: id.into(), spec, ..Default::default() });
+//! }
+//! let (services, tasks) = (BTreeMap::<String, Service>::new(), BTreeMap::<String, Task>::new());
+//! let view = View { pool: &pool, networks: &networks, services: &services, tasks: &tasks };
+//!
+//! // On the leader: one pass, proposed as one versioned write ...
+//! let changes = allocate(&view, "2026-01-01T00:00:00Z");
+//! assert_eq!(changes.networks.len(), 2);
+//! // ... which the store applies only if nobody took the same things meanwhile.
+//! assert!(conflicting_claims(&view, &changes).is_empty());
+//! let app = changes.networks.iter().find(|n| n.id == "app").unwrap();
+//! assert_eq!(app.allocated_ipam().unwrap().subnet, "10.0.1.0/24");
+//! assert_eq!(app.vxlan_id(), Some(4097));
+//! ```
+//!
 //! Tasks are allocated in state `new` (the orchestrator creates them so) and
 //! leave it as `pending` with their attachments (what the scheduler places),
 //! or as `failed` with an error that names the cause, e.g. `no available IP
@@ -727,10 +755,4 @@ pub fn check_network_removal(view: &View, network_id: &str) -> Result<(), String
         return refuse(format!("network {} is in use by task {}", n.id, t.id));
     }
     Ok(())
-}
-
-/// The endpoint spec a service's allocation follows (Docker's default when
-/// none was given).
-pub fn endpoint_spec(spec: &ServiceSpec) -> EndpointSpec {
-    spec.endpoint_spec.clone().unwrap_or_default()
 }
