@@ -16,8 +16,7 @@ impl Filters {
         let Some(raw) = raw.filter(|s| !s.is_empty()) else {
             return Ok(f);
         };
-        let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
         let obj = v.as_object().ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))?;
         for (k, vals) in obj {
             if !allowed.contains(&k.as_str()) {

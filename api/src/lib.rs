@@ -8,6 +8,8 @@
 pub mod base64;
 pub mod error;
 pub mod filters;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod id;
 pub mod info;
 pub mod network;
@@ -18,8 +20,6 @@ pub mod service;
 pub mod swarm;
 pub mod task;
 pub mod time;
-#[cfg(test)]
-mod fuzz_tests;
 
 pub use error::ApiError;
 pub use node::*;

@@ -207,11 +207,7 @@ mod tests {
     fn node_json_uses_dockers_field_names() {
         let mut n = Node { id: "abc".into(), ..Default::default() };
         n.spec.role = Role::Manager;
-        n.manager_status = Some(ManagerStatus {
-            leader: true,
-            reachability: Reachability::Reachable,
-            addr: "10.0.0.1:2377".into(),
-        });
+        n.manager_status = Some(ManagerStatus { leader: true, reachability: Reachability::Reachable, addr: "10.0.0.1:2377".into() });
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["ID"], "abc");
         assert_eq!(v["Spec"]["Role"], "manager");

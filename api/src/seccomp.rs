@@ -134,12 +134,8 @@ pub const ARCHITECTURES: &[&str] = &[
     "SCMP_ARCH_LOONGARCH64",
 ];
 
-pub const FLAGS: &[&str] = &[
-    "SECCOMP_FILTER_FLAG_TSYNC",
-    "SECCOMP_FILTER_FLAG_LOG",
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-];
+pub const FLAGS: &[&str] =
+    &["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"];
 
 /// `"4.8"` → (4, 8).
 pub fn parse_kernel_version(v: &str) -> Option<(u32, u32)> {
@@ -167,7 +163,9 @@ impl Profile {
             return bad("use either 'architectures' or 'archMap'".into());
         }
         let known_arch = |a: &str| ARCHITECTURES.contains(&a);
-        for a in self.architectures.iter().chain(self.arch_map.iter().flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures))) {
+        for a in
+            self.architectures.iter().chain(self.arch_map.iter().flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures)))
+        {
             if !known_arch(a) {
                 return bad(format!("unknown architecture {a:?}"));
             }
@@ -253,10 +251,16 @@ mod tests {
             .contains("argument index 6"));
         assert!(err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 0, "op": "EQ"}]}]}"#)
             .contains("unknown operator"));
-        assert!(err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "read", "names": ["write"], "action": "SCMP_ACT_ERRNO"}]}"#)
-            .contains("either 'name' or 'names'"));
-        assert!(err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["Read;"], "action": "SCMP_ACT_ERRNO"}]}"#).contains("invalid syscall name"));
-        assert!(err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}"#).contains("errnoRet"));
+        assert!(err(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "read", "names": ["write"], "action": "SCMP_ACT_ERRNO"}]}"#
+        )
+        .contains("either 'name' or 'names'"));
+        assert!(err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["Read;"], "action": "SCMP_ACT_ERRNO"}]}"#)
+            .contains("invalid syscall name"));
+        assert!(err(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}"#
+        )
+        .contains("errnoRet"));
         assert!(err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "four"}}]}"#)
             .contains("invalid minKernel"));
         assert_eq!(parse_kernel_version("6.18"), Some((6, 18)));

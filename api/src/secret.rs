@@ -175,24 +175,16 @@ mod tests {
 
     #[test]
     fn references_and_targets() {
-        let r: SecretReference = serde_json::from_str(
-            r#"{"File":{"Name":"db_pw","UID":"33","GID":"0","Mode":292},"SecretName":"db_pw"}"#,
-        )
-        .unwrap();
+        let r: SecretReference =
+            serde_json::from_str(r#"{"File":{"Name":"db_pw","UID":"33","GID":"0","Mode":292},"SecretName":"db_pw"}"#).unwrap();
         assert_eq!(r.target_path().unwrap(), "/run/secrets/db_pw");
         assert_eq!(r.file.as_ref().unwrap().owner(), (33, 0));
         assert_eq!(r.file.as_ref().unwrap().mode, 0o444);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["SecretID"], "");
-        let c = ConfigReference {
-            file: Some(FileTarget { name: "site.conf".into(), ..Default::default() }),
-            ..Default::default()
-        };
+        let c = ConfigReference { file: Some(FileTarget { name: "site.conf".into(), ..Default::default() }), ..Default::default() };
         assert_eq!(c.target_path().unwrap(), "/site.conf");
-        let abs = ConfigReference {
-            file: Some(FileTarget { name: "/etc/x".into(), ..Default::default() }),
-            ..Default::default()
-        };
+        let abs = ConfigReference { file: Some(FileTarget { name: "/etc/x".into(), ..Default::default() }), ..Default::default() };
         assert_eq!(abs.target_path().unwrap(), "/etc/x");
     }
 }

@@ -279,7 +279,10 @@ mod tests {
         let s: SwarmSpec = serde_json::from_value(base).unwrap();
         assert_eq!(s.orchestration.task_history_retention_limit, 2);
         let mut base = serde_json::to_value(SwarmSpec::default()).unwrap();
-        merge_json(&mut base, &serde_json::json!({"Orchestration": {"TaskHistoryRetentionLimit": null}, "Dispatcher": {"HeartbeatPeriod": 0}}));
+        merge_json(
+            &mut base,
+            &serde_json::json!({"Orchestration": {"TaskHistoryRetentionLimit": null}, "Dispatcher": {"HeartbeatPeriod": 0}}),
+        );
         let mut s: SwarmSpec = serde_json::from_value(base).unwrap();
         s.fill_defaults();
         assert_eq!(s.orchestration.task_history_retention_limit, DEFAULT_TASK_HISTORY);

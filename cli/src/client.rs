@@ -43,9 +43,7 @@ impl Host {
         if spec.starts_with("tcp://") {
             return Err(CliError::new("tcp:// hosts need TLS client certificates; not supported by this build yet"));
         }
-        Err(CliError::new(format!(
-            "invalid host \"{spec}\": expected unix:///path/to/shoal.sock"
-        )))
+        Err(CliError::new(format!("invalid host \"{spec}\": expected unix:///path/to/shoal.sock")))
     }
 
     /// The host as the user would write it (`unix:///run/shoal/shoal.sock`).
@@ -111,10 +109,7 @@ impl Client {
                     path.display()
                 ))
             } else {
-                CliError::new(format!(
-                    "Cannot connect to the Shoal daemon at {}. Is the shoald daemon running?",
-                    self.host.url()
-                ))
+                CliError::new(format!("Cannot connect to the Shoal daemon at {}. Is the shoald daemon running?", self.host.url()))
             }
         })
     }
@@ -129,11 +124,8 @@ impl Client {
     pub fn open_with(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> CliResult<Response> {
         let mut stream = self.connect()?;
         let request = build_request(method, &format!("/v{API_VERSION}{path}"), body, headers);
-        stream
-            .write_all(&request)
-            .map_err(|e| CliError::new(format!("error during connect: {e}")))?;
-        read_response(Box::new(stream), method == "HEAD")
-            .map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))
+        stream.write_all(&request).map_err(|e| CliError::new(format!("error during connect: {e}")))?;
+        read_response(Box::new(stream), method == "HEAD").map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))
     }
 
     /// Sends a request; a non-2xx answer becomes "Error response from daemon: …".
@@ -498,7 +490,9 @@ mod tests {
 
     #[test]
     fn response_parsing() {
-        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nApi-Version: 1.44\r\n\r\n2\r\n{}\r\n0\r\n\r\n".to_vec();
+        let raw =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nApi-Version: 1.44\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+                .to_vec();
         let mut r = read_response(Box::new(io::Cursor::new(raw)), false).unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(r.header("api-version"), Some("1.44"));

@@ -18,11 +18,7 @@ impl CliError {
 
     /// An error response from the daemon: "Error response from daemon: <message>".
     pub fn daemon(http_status: u16, message: &str) -> CliError {
-        CliError {
-            message: format!("Error response from daemon: {message}"),
-            status: 1,
-            http_status: Some(http_status),
-        }
+        CliError { message: format!("Error response from daemon: {message}"), status: 1, http_status: Some(http_status) }
     }
 
     pub fn with_status(mut self, status: i32) -> CliError {

@@ -112,7 +112,13 @@ pub fn format_g(v: f64, prec: usize) -> String {
         return "0".into();
     }
     if !v.is_finite() {
-        return if v.is_nan() { "NaN".into() } else if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let prec = prec.max(1);
     let sci = format!("{:.*e}", prec - 1, v);
@@ -230,15 +236,10 @@ mod tests {
     #[test]
     fn rows_and_tables() {
         let header = header_obj(&[("ID", "ID"), ("Name", "NAME")]);
-        let rows = vec![
-            Json::object([("ID", "1".into()), ("Name", "alpha".into())]),
-            Json::object([("ID", "22".into()), ("Name", "b".into())]),
-        ];
+        let rows =
+            vec![Json::object([("ID", "1".into()), ("Name", "alpha".into())]), Json::object([("ID", "22".into()), ("Name", "b".into())])];
         assert_eq!(write_rows("{{.ID}}:{{.Name}}", &header, &rows).unwrap(), "1:alpha\n22:b\n");
-        assert_eq!(
-            write_rows("table {{.ID}}\t{{.Name}}", &header, &rows).unwrap(),
-            "ID        NAME\n1         alpha\n22        b\n"
-        );
+        assert_eq!(write_rows("table {{.ID}}\t{{.Name}}", &header, &rows).unwrap(), "ID        NAME\n1         alpha\n22        b\n");
         assert_eq!(write_rows("table {{.ID}}\t{{.Name}}", &header, &[]).unwrap(), "ID        NAME\n");
         assert!(write_rows("{{.ID", &header, &rows).unwrap_err().message.starts_with("template parsing error:"));
     }

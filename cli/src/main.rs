@@ -8,6 +8,8 @@ mod duration;
 mod error;
 mod filters;
 mod format;
+#[cfg(test)]
+mod fuzz_tests;
 mod json;
 mod lab;
 mod registry_auth;
@@ -15,8 +17,6 @@ mod sha256;
 mod tabwriter;
 mod template;
 mod timestamp;
-#[cfg(test)]
-mod fuzz_tests;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -30,11 +30,7 @@ use crate::commands::Env;
 use crate::error::{CliError, CliResult};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "shoal",
-    about = "Run and manage a Shoal cluster (Docker Swarm mode compatible)",
-    disable_version_flag = true
-)]
+#[command(name = "shoal", about = "Run and manage a Shoal cluster (Docker Swarm mode compatible)", disable_version_flag = true)]
 struct Cli {
     /// Daemon socket to connect to (default unix:///run/shoal/shoal.sock, or $SHOAL_HOST)
     #[arg(short = 'H', long = "host", global = true, value_name = "host")]
@@ -178,7 +174,22 @@ mod tests {
     fn parses_docker_style_flags() {
         let c = Cli::try_parse_from(["shoal", "-H", "unix:///tmp/s.sock", "node", "ls", "-q", "-f", "role=manager"]).unwrap();
         assert_eq!(c.host.as_deref(), Some("unix:///tmp/s.sock"));
-        let c = Cli::try_parse_from(["shoal", "swarm", "init", "--advertise-addr", "192.168.77.11", "--default-addr-pool", "10.20.0.0/16", "--default-addr-pool", "10.30.0.0/16", "--cert-expiry", "720h", "--task-history-limit", "3"]).unwrap();
+        let c = Cli::try_parse_from([
+            "shoal",
+            "swarm",
+            "init",
+            "--advertise-addr",
+            "192.168.77.11",
+            "--default-addr-pool",
+            "10.20.0.0/16",
+            "--default-addr-pool",
+            "10.30.0.0/16",
+            "--cert-expiry",
+            "720h",
+            "--task-history-limit",
+            "3",
+        ])
+        .unwrap();
         let Some(Command::Swarm { cmd: SwarmCommand::Init(a) }) = c.cmd else { panic!() };
         assert_eq!(a.default_addr_pool, vec!["10.20.0.0/16", "10.30.0.0/16"]);
         assert_eq!(a.spec.ca.cert_expiry, Some(720 * 3600 * 1_000_000_000));
@@ -190,7 +201,9 @@ mod tests {
         let c = Cli::try_parse_from(["shoal", "swarm", "update", "--autolock=false"]).unwrap();
         let Some(Command::Swarm { cmd: SwarmCommand::Update(a) }) = c.cmd else { panic!() };
         assert_eq!(a.autolock, Some(false));
-        let c = Cli::try_parse_from(["shoal", "node", "update", "--label-add", "a=b", "--label-add", "c", "--availability", "drain", "node-2"]).unwrap();
+        let c =
+            Cli::try_parse_from(["shoal", "node", "update", "--label-add", "a=b", "--label-add", "c", "--availability", "drain", "node-2"])
+                .unwrap();
         let Some(Command::Node { cmd: NodeCommand::Update(a) }) = c.cmd else { panic!() };
         assert_eq!(a.label_add, vec!["a=b", "c"]);
         assert!(Cli::try_parse_from(["shoal", "node", "list"]).is_ok());
@@ -199,7 +212,22 @@ mod tests {
         assert!(Cli::try_parse_from(["shoal", "swarm", "join", "--token", "T", "10.0.0.1:2377"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "swarm", "join-token", "-q", "worker"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "swarm", "ca", "--rotate", "-d"]).is_ok());
-        let c = Cli::try_parse_from(["shoal", "-H", "unix:///x.sock", "service", "create", "-d", "--name", "web", "--replicas", "6", "busybox", "sleep", "1000"]).unwrap();
+        let c = Cli::try_parse_from([
+            "shoal",
+            "-H",
+            "unix:///x.sock",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "web",
+            "--replicas",
+            "6",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .unwrap();
         let Some(Command::Service { cmd: ServiceCommand::Create(a) }) = c.cmd else { panic!() };
         assert_eq!((a.name.as_deref(), a.flags.replicas, a.image_and_args.len()), (Some("web"), Some(6), 3));
         let c = Cli::try_parse_from(["shoal", "service", "update", "--image", "busybox:1.36", "web", "-d"]).unwrap();

@@ -116,10 +116,7 @@ mod tests {
     #[test]
     fn header_only_task_table() {
         let text = "ID\tNAME\tIMAGE\tNODE\tDESIRED STATE\tCURRENT STATE\tERROR\tPORTS\n";
-        assert_eq!(
-            tabwrite(text, 10, 3),
-            "ID        NAME      IMAGE     NODE      DESIRED STATE   CURRENT STATE   ERROR     PORTS\n"
-        );
+        assert_eq!(tabwrite(text, 10, 3), "ID        NAME      IMAGE     NODE      DESIRED STATE   CURRENT STATE   ERROR     PORTS\n");
     }
 
     #[test]

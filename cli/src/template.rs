@@ -626,13 +626,8 @@ impl State {
         Ok(match op {
             Operand::Field(path) => field_path(dot, path)?,
             Operand::Var(name, path) => {
-                let v = self
-                    .vars
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-                    .ok_or(format!("undefined variable: {name}"))?;
+                let v =
+                    self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone()).ok_or(format!("undefined variable: {name}"))?;
                 field_path(&v, path)?
             }
             Operand::Ident(name) => self.call(name, Vec::new())?,

@@ -20,7 +20,13 @@ pub struct Timestamp {
 impl Timestamp {
     pub fn parse(s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
@@ -63,17 +69,13 @@ impl Timestamp {
     /// Nanoseconds since the Unix epoch (UTC).
     pub fn unix_nanos(&self) -> i128 {
         let days = days_from_civil(self.year, self.month, self.day);
-        let secs = days * 86400 + (self.hour * 3600 + self.minute * 60 + self.second) as i64
-            - self.offset_min.unwrap_or(0) as i64 * 60;
+        let secs = days * 86400 + (self.hour * 3600 + self.minute * 60 + self.second) as i64 - self.offset_min.unwrap_or(0) as i64 * 60;
         secs as i128 * 1_000_000_000 + self.nanos as i128
     }
 
     /// Go's `time.Time.String()`: "2009-11-10 23:00:00.5 +0000 UTC".
     pub fn go_string(&self) -> String {
-        let mut s = format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        );
+        let mut s = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", self.year, self.month, self.day, self.hour, self.minute, self.second);
         if self.nanos != 0 {
             let f = format!("{:09}", self.nanos);
             s.push('.');

@@ -50,9 +50,7 @@ pub fn resolve(spec: &str, default_port: u16, flag: &str) -> Result<(IpAddr, u16
     let matches: Vec<Ipv4Addr> = interface_addrs().into_iter().filter(|(n, _)| n == host).map(|(_, a)| a).collect();
     match matches.as_slice() {
         [ip] => Ok((IpAddr::V4(*ip), port)),
-        [] => Err(ApiError::bad_request(format!(
-            "{flag} must be an IP address or network interface (with optional port number)"
-        ))),
+        [] => Err(ApiError::bad_request(format!("{flag} must be an IP address or network interface (with optional port number)"))),
         _ => Err(ApiError::bad_request(format!("interface {host} has more than one IPv4 address"))),
     }
 }

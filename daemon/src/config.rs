@@ -102,8 +102,7 @@ impl Config {
             }
         }
         let file: FileConfig = match std::fs::read_to_string(&flags.config_file) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| format!("invalid config file {}: {e}", flags.config_file.display()))?,
+            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", flags.config_file.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
             Err(e) => return Err(format!("reading {}: {e}", flags.config_file.display())),
         };
@@ -127,7 +126,16 @@ impl Config {
             }
             default_address_pools.push(shoal_worker::network::ipam::AddressPool { base, size: p.size });
         }
-        Ok(Config { data_root: flags.data_root.clone(), exec_root: flags.exec_root.clone(), socket, tcp, hostname, engine_labels, insecure_registries, default_address_pools })
+        Ok(Config {
+            data_root: flags.data_root.clone(),
+            exec_root: flags.exec_root.clone(),
+            socket,
+            tcp,
+            hostname,
+            engine_labels,
+            insecure_registries,
+            default_address_pools,
+        })
     }
 
     pub fn swarm_dir(&self) -> PathBuf {

@@ -96,8 +96,7 @@ impl SwarmNode {
         let marker = cfg.data_root.join("containers").join("cgroup-parent");
         let _ = std::fs::create_dir_all(cfg.data_root.join("containers"));
         let _ = std::fs::write(&marker, &exec_cfg.cgroup_parent);
-        let exec = shoal_worker::executor::Executor::new(exec_cfg)
-        .map_err(|e| format!("setting up the container executor: {e}"))?;
+        let exec = shoal_worker::executor::Executor::new(exec_cfg).map_err(|e| format!("setting up the container executor: {e}"))?;
         // Task networking: names from a key of the data root (unique per
         // node on a host), namespaces pinned under /run.
         let key = format!("{:06x}", fnv32(cfg.data_root.to_string_lossy().as_bytes()) & 0xff_ffff);
@@ -217,7 +216,8 @@ impl SwarmNode {
         if let Some(s) = &req.spec {
             shoal_api::swarm::merge_json(&mut spec_json, s);
         }
-        let mut spec: SwarmSpec = serde_json::from_value(spec_json).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
+        let mut spec: SwarmSpec =
+            serde_json::from_value(spec_json).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
         spec.fill_defaults();
         shoal_manager::control::validate_spec(&spec)?;
         let (pools, subnet_size) = address_pools(&req.default_addr_pool, req.subnet_size)?;
@@ -332,7 +332,8 @@ impl SwarmNode {
     pub async fn join(self: &Arc<Self>, req: JoinRequest) -> Result<(), ApiError> {
         let _g = self.lifecycle.lock().await;
         self.ensure_inactive()?;
-        let remote = req.remote_addrs.first().cloned().ok_or_else(|| ApiError::bad_request("a remote address is required to join a swarm"))?;
+        let remote =
+            req.remote_addrs.first().cloned().ok_or_else(|| ApiError::bad_request("a remote address is required to join a swarm"))?;
         let remote = if remote.contains(':') { remote } else { format!("{remote}:{}", shoal_api::CLUSTER_PORT) };
         let token = JoinToken::parse(&req.join_token).map_err(|_| ApiError::bad_request("invalid join token"))?;
         let (listen_addr, advertise_addr) = addresses(&req.listen_addr, &req.advertise_addr)?;
@@ -604,13 +605,12 @@ fn new_raft_id() -> u64 {
 fn addresses(listen: &str, advertise: &str) -> Result<(String, String), ApiError> {
     let listen = if listen.is_empty() { "0.0.0.0:2377" } else { listen };
     let (lip, lport) = addr::resolve(listen, shoal_api::CLUSTER_PORT, "--listen-addr")?;
-    let (aip, aport) = if advertise.is_empty() {
-        (addr::choose_advertise(lip)?, lport)
-    } else {
-        addr::resolve(advertise, lport, "--advertise-addr")?
-    };
+    let (aip, aport) =
+        if advertise.is_empty() { (addr::choose_advertise(lip)?, lport) } else { addr::resolve(advertise, lport, "--advertise-addr")? };
     if aip.is_unspecified() {
-        return Err(ApiError::bad_request("advertise address must be a non-zero IP address or network interface (with optional port number)"));
+        return Err(ApiError::bad_request(
+            "advertise address must be a non-zero IP address or network interface (with optional port number)",
+        ));
     }
     Ok((format!("{lip}:{lport}"), format!("{aip}:{aport}")))
 }

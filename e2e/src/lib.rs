@@ -100,12 +100,7 @@ impl Lab {
 
     /// Runs the `shoal` CLI against a node's daemon.
     pub fn shoal(&self, node: &str, args: &[&str]) -> Output {
-        Command::new(bin("shoal"))
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket(node)))
-            .args(args)
-            .output()
-            .expect("run shoal")
+        Command::new(bin("shoal")).arg("-H").arg(format!("unix://{}", self.socket(node))).args(args).output().expect("run shoal")
     }
 
     pub fn shoal_ok(&self, node: &str, args: &[&str]) -> String {

@@ -94,8 +94,20 @@ fn issue_3_acceptance() {
     let out = lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "--name", "web", "--replicas", "6", "--constraint", "node.role==worker",
-            "--stop-grace-period", "1s", &web1, "sh", "-c", "echo started on $(hostname); exec httpd -f -p 80 -h /www",
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--replicas",
+            "6",
+            "--constraint",
+            "node.role==worker",
+            "--stop-grace-period",
+            "1s",
+            &web1,
+            "sh",
+            "-c",
+            "echo started on $(hostname); exec httpd -f -p 80 -h /www",
         ],
     );
     assert!(out.contains("overall progress: 6 out of 6 tasks") && out.contains("converged"), "{out}");
@@ -117,13 +129,32 @@ fn issue_3_acceptance() {
     // A label and a constraint pin tasks; an impossible one leaves them
     // pending with the reason; moving the label moves the tasks.
     lab.shoal_ok("node-1", &["node", "update", "--label-add", "zone=a", "node-2"]);
-    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "pinned", "--replicas", "3", "--constraint", "node.labels.zone==a", &web1, "sleep", "100000"]);
+    lab.shoal_ok(
+        "node-1",
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "pinned",
+            "--replicas",
+            "3",
+            "--constraint",
+            "node.labels.zone==a",
+            &web1,
+            "sleep",
+            "100000",
+        ],
+    );
     assert_eq!(wait_running(&lab, "pinned", 3).keys().collect::<Vec<_>>(), ["node-2"]);
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==mars", &web1]);
     wait_for(LONG, "the unplaceable task's reason", || {
         lab.tasks("nowhere")
             .iter()
-            .any(|t| t["Status"]["State"] == "pending" && t["Status"]["Err"] == "no suitable node (scheduling constraints not satisfied on 4 nodes)")
+            .any(|t| {
+                t["Status"]["State"] == "pending"
+                    && t["Status"]["Err"] == "no suitable node (scheduling constraints not satisfied on 4 nodes)"
+            })
             .then_some(())
     });
     lab.shoal_ok("node-1", &["node", "update", "--label-rm", "zone", "node-2"]);
@@ -138,7 +169,22 @@ fn issue_3_acceptance() {
     lab.shoal_ok("node-1", &["node", "update", "--label-add", "zone=b", "node-4"]);
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "spread", "--replicas", "4", "--constraint", "node.role==worker", "--placement-pref", "spread=node.labels.zone", &web1, "sleep", "100000"],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "spread",
+            "--replicas",
+            "4",
+            "--constraint",
+            "node.role==worker",
+            "--placement-pref",
+            "spread=node.labels.zone",
+            &web1,
+            "sleep",
+            "100000",
+        ],
     );
     let per = wait_running(&lab, "spread", 4);
     assert_eq!(per.get("node-3"), Some(&2), "zone a gets half: {per:?}");
@@ -182,9 +228,33 @@ fn issue_3_acceptance() {
     });
 
     // A rolling update two at a time with a delay, then `service rollback`.
-    lab.shoal_ok("node-1", &["service", "update", "-d", "--image", &web2, "--update-parallelism", "2", "--update-delay", "1s", "--update-monitor", "1s", "--rollback-parallelism", "0", "--rollback-monitor", "1s", "web"]);
+    lab.shoal_ok(
+        "node-1",
+        &[
+            "service",
+            "update",
+            "-d",
+            "--image",
+            &web2,
+            "--update-parallelism",
+            "2",
+            "--update-delay",
+            "1s",
+            "--update-monitor",
+            "1s",
+            "--rollback-parallelism",
+            "0",
+            "--rollback-monitor",
+            "1s",
+            "web",
+        ],
+    );
     wait_for(LONG, "the update to complete", || (update_state(&lab, "web") == "completed").then_some(()));
-    let new = lab.tasks("web").into_iter().filter(|t| t["DesiredState"] == "running" && t["Spec"]["ContainerSpec"]["Image"] == web2.as_str()).count();
+    let new = lab
+        .tasks("web")
+        .into_iter()
+        .filter(|t| t["DesiredState"] == "running" && t["Spec"]["ContainerSpec"]["Image"] == web2.as_str())
+        .count();
     assert_eq!(new, 10);
     lab.shoal_ok("node-1", &["service", "rollback", "-d", "web"]);
     wait_for(LONG, "the rollback to complete", || (update_state(&lab, "web") == "rollback_completed").then_some(()));
@@ -198,14 +268,43 @@ fn issue_3_acceptance() {
     // Restart limits, and a failing health check that replaces the task.
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "flaky", "--restart-condition", "on-failure", "--restart-max-attempts", "2", "--restart-delay", "0s", &fail1],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart-condition",
+            "on-failure",
+            "--restart-max-attempts",
+            "2",
+            "--restart-delay",
+            "0s",
+            &fail1,
+        ],
     );
-    wait_for(LONG, "three failed runs", || (lab.tasks("flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(()));
+    wait_for(LONG, "three failed runs", || {
+        (lab.tasks("flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(())
+    });
     lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "-d", "--name", "sick", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1",
-            "--restart-delay", "0s", &web1, "sleep", "100000",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "sick",
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "--restart-delay",
+            "0s",
+            &web1,
+            "sleep",
+            "100000",
         ],
     );
     let sick = wait_for(LONG, "an unhealthy task failed and replaced", || {
@@ -225,7 +324,22 @@ fn issue_3_acceptance() {
         .unwrap();
     child.stdin.take().unwrap().write_all(b"s3cret-value").unwrap();
     assert!(child.wait().unwrap().success());
-    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "reader", "--secret", "db_pw", &web1, "sh", "-c", "echo secret=$(cat /run/secrets/db_pw); sleep 100000"]);
+    lab.shoal_ok(
+        "node-1",
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "reader",
+            "--secret",
+            "db_pw",
+            &web1,
+            "sh",
+            "-c",
+            "echo secret=$(cat /run/secrets/db_pw); sleep 100000",
+        ],
+    );
     wait_for(LONG, "the secret in the container", || {
         text(&lab.shoal("node-1", &["service", "logs", "--raw", "reader"]).stdout).contains("secret=s3cret-value").then_some(())
     });
@@ -233,15 +347,35 @@ fn issue_3_acceptance() {
     // Out of memory: 32 MiB limit, a 64 MiB buffer: exit 137, failed.
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "oom", "--limit-memory", "32M", "--restart-condition", "none", &web1, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "oom",
+            "--limit-memory",
+            "32M",
+            "--restart-condition",
+            "none",
+            &web1,
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=64M",
+            "count=1",
+        ],
     );
     let oom = wait_for(LONG, "the OOM-killed task", || lab.tasks("oom").into_iter().find(|t| t["Status"]["State"] == "failed"));
     assert_eq!(oom["Status"]["ContainerStatus"]["ExitCode"], 137, "{oom}");
     assert_eq!(oom["Status"]["Err"], "task: non-zero exit (137)", "{oom}");
 
     // Bad input changes nothing and says why.
-    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "ghost", "--restart-condition", "none", &format!("{REG_IP}:5000/nope:1")]);
-    let rejected = wait_for(LONG, "the unknown image's task rejected", || lab.tasks("ghost").into_iter().find(|t| t["Status"]["State"] == "rejected"));
+    lab.shoal_ok(
+        "node-1",
+        &["service", "create", "-d", "--name", "ghost", "--restart-condition", "none", &format!("{REG_IP}:5000/nope:1")],
+    );
+    let rejected =
+        wait_for(LONG, "the unknown image's task rejected", || lab.tasks("ghost").into_iter().find(|t| t["Status"]["State"] == "rejected"));
     let err = rejected["Status"]["Err"].as_str().unwrap_or("");
     assert!(err.contains("nope") && (err.contains("not found") || err.contains("unknown")), "{err}");
     let before = lab.shoal_ok("node-1", &["service", "ls", "-q"]);
@@ -256,7 +390,30 @@ fn issue_3_acceptance() {
     assert_eq!(lab.shoal_ok("node-1", &["service", "ls", "-q"]), before, "nothing changed");
 
     // The same core flow through the stock docker CLI.
-    docker(&lab, &["service", "create", "-d", "--name", "dk", "--replicas", "2", "--constraint", "node.role==worker", "--stop-grace-period", "1s", "--update-parallelism", "0", "--rollback-parallelism", "0", &web1, "sh", "-c", "echo hello from docker; exec sleep 100000"]);
+    docker(
+        &lab,
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "dk",
+            "--replicas",
+            "2",
+            "--constraint",
+            "node.role==worker",
+            "--stop-grace-period",
+            "1s",
+            "--update-parallelism",
+            "0",
+            "--rollback-parallelism",
+            "0",
+            &web1,
+            "sh",
+            "-c",
+            "echo hello from docker; exec sleep 100000",
+        ],
+    );
     wait_running(&lab, "dk", 2);
     assert_eq!(docker(&lab, &["service", "ps", "-q", "-f", "desired-state=running", "dk"]).lines().count(), 2);
     docker(&lab, &["service", "scale", "-d", "dk=3"]);

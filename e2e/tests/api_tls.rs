@@ -39,7 +39,9 @@ fn make_pki(dir: &Path, prefix: &str) {
     let ca = format!("{prefix}ca.pem");
     openssl(dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &ca_key]);
     openssl(dir, &["req", "-x509", "-new", "-key", &ca_key, "-subj", "/CN=test-ca", "-days", "2", "-out", &ca]);
-    for (name, ext) in [("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"), ("client", "extendedKeyUsage=clientAuth\n")] {
+    for (name, ext) in
+        [("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"), ("client", "extendedKeyUsage=clientAuth\n")]
+    {
         let key = format!("{prefix}{name}-key.pem");
         let csr = format!("{prefix}{name}.csr");
         let crt = format!("{prefix}{name}.pem");
@@ -47,7 +49,26 @@ fn make_pki(dir: &Path, prefix: &str) {
         std::fs::write(dir.join(&extfile), ext).unwrap();
         openssl(dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &key]);
         openssl(dir, &["req", "-new", "-key", &key, "-subj", &format!("/CN={name}"), "-out", &csr]);
-        openssl(dir, &["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "2", "-extfile", &extfile, "-out", &crt]);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+                "-out",
+                &crt,
+            ],
+        );
     }
 }
 
@@ -85,7 +106,9 @@ fn tcp_api_requires_client_certificates() {
         .unwrap();
     let _daemon = Daemon(child);
     let sock_s = sock.display().to_string();
-    wait_for(Duration::from_secs(20), "shoald to answer on its socket", || (api_call(&sock_s, "GET", "/_ping", None).0 == 200).then_some(()));
+    wait_for(Duration::from_secs(20), "shoald to answer on its socket", || {
+        (api_call(&sock_s, "GET", "/_ping", None).0 == 200).then_some(())
+    });
 
     let docker = |args: &[&str]| {
         Command::new("docker")
@@ -96,12 +119,34 @@ fn tcp_api_requires_client_certificates() {
             .output()
             .expect("the docker CLI is part of this test")
     };
-    let ok = docker(&["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("client.pem"), "--tlskey", &p("client-key.pem"), "info", "--format", "{{.Name}} {{.Swarm.LocalNodeState}}"]);
+    let ok = docker(&[
+        "--tlsverify",
+        "--tlscacert",
+        &p("ca.pem"),
+        "--tlscert",
+        &p("client.pem"),
+        "--tlskey",
+        &p("client-key.pem"),
+        "info",
+        "--format",
+        "{{.Name}} {{.Swarm.LocalNodeState}}",
+    ]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert_eq!(text(&ok.stdout).trim(), "tls-node inactive");
 
     let no_cert = docker(&["--tls", "--tlscacert", &p("ca.pem"), "info", "--format", "{{.Name}}"]);
     assert!(!no_cert.status.success(), "a client without a certificate must be refused");
-    let other_ca = docker(&["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("other-client.pem"), "--tlskey", &p("other-client-key.pem"), "info", "--format", "{{.Name}}"]);
+    let other_ca = docker(&[
+        "--tlsverify",
+        "--tlscacert",
+        &p("ca.pem"),
+        "--tlscert",
+        &p("other-client.pem"),
+        "--tlskey",
+        &p("other-client-key.pem"),
+        "info",
+        "--format",
+        "{{.Name}}",
+    ]);
     assert!(!other_ca.status.success(), "a certificate from another CA must be refused");
 }

@@ -9,8 +9,7 @@ use shoal_e2e::{by_host, leader_host, text, wait_for, Lab};
 const LONG: Duration = Duration::from_secs(60);
 
 fn all_ready(nodes: &[Value], n: usize) -> bool {
-    nodes.len() == n
-        && nodes.iter().all(|x| x["Status"]["State"] == "ready" && x["Spec"]["Availability"] == "active")
+    nodes.len() == n && nodes.iter().all(|x| x["Status"]["State"] == "ready" && x["Spec"]["Availability"] == "active")
 }
 
 /// Waits until `via` sees `n` nodes Ready, one leader and every other
@@ -267,7 +266,12 @@ fn node_lifecycle_promote_demote_remove() {
     let n4 = by_host(&lab.nodes("node-1"))["node-4"].clone();
     let id = n4["ID"].as_str().unwrap();
     let stale = n4["Version"]["Index"].as_u64().unwrap() - 1;
-    let (status, body) = lab.api("node-1", "POST", &format!("/v1.44/nodes/{id}/update?version={stale}"), Some(&json!({"Role":"worker","Availability":"pause","Labels":{}})));
+    let (status, body) = lab.api(
+        "node-1",
+        "POST",
+        &format!("/v1.44/nodes/{id}/update?version={stale}"),
+        Some(&json!({"Role":"worker","Availability":"pause","Labels":{}})),
+    );
     assert_eq!(status, 500, "{body}");
     assert!(body["message"].as_str().unwrap().contains("update out of sequence"));
     assert_eq!(by_host(&lab.nodes("node-1"))["node-4"]["Spec"]["Availability"], "active");
@@ -300,13 +304,9 @@ fn node_lifecycle_promote_demote_remove() {
 
     // A killed worker turns Down after missed heartbeats, then Ready again.
     lab.lab_ok(&["kill", "node-3"]);
-    wait_for(LONG, "node-3 to be Down", || {
-        (by_host(&lab.nodes("node-1"))["node-3"]["Status"]["State"] == "down").then_some(())
-    });
+    wait_for(LONG, "node-3 to be Down", || (by_host(&lab.nodes("node-1"))["node-3"]["Status"]["State"] == "down").then_some(()));
     lab.lab_ok(&["start", "node-3"]);
-    wait_for(LONG, "node-3 to be Ready", || {
-        (by_host(&lab.nodes("node-1"))["node-3"]["Status"]["State"] == "ready").then_some(())
-    });
+    wait_for(LONG, "node-3 to be Ready", || (by_host(&lab.nodes("node-1"))["node-3"]["Status"]["State"] == "ready").then_some(()));
 }
 
 #[test]

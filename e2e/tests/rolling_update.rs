@@ -41,9 +41,24 @@ fn rolling_update_rollback_and_restart_limits() {
     lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "-d", "--name", "web", "--replicas", "4", "--stop-grace-period", "3s",
-            "--update-parallelism", "2", "--update-delay", "2s", "--update-monitor", "1s",
-            "shoal-test/busy:1", "sleep", "1000",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "web",
+            "--replicas",
+            "4",
+            "--stop-grace-period",
+            "3s",
+            "--update-parallelism",
+            "2",
+            "--update-delay",
+            "2s",
+            "--update-monitor",
+            "1s",
+            "shoal-test/busy:1",
+            "sleep",
+            "1000",
         ],
     );
     wait_for(LONG, "4 running tasks", || (running_split(&lab, "web", "V=2") == (0, 4)).then_some(()));
@@ -58,8 +73,10 @@ fn rolling_update_rollback_and_restart_limits() {
     while update_state(&lab, "web") != "completed" {
         assert!(std::time::Instant::now() < deadline, "the update did not complete: {}", service(&lab, "web"));
         let ts = lab.tasks("web");
-        let stopping = ts.iter().filter(|t| !has_env(t, "V=2") && t["DesiredState"] != "running" && t["Status"]["State"] == "running").count();
-        let starting = ts.iter().filter(|t| has_env(t, "V=2") && t["DesiredState"] == "running" && t["Status"]["State"] != "running").count();
+        let stopping =
+            ts.iter().filter(|t| !has_env(t, "V=2") && t["DesiredState"] != "running" && t["Status"]["State"] == "running").count();
+        let starting =
+            ts.iter().filter(|t| has_env(t, "V=2") && t["DesiredState"] == "running" && t["Status"]["State"] != "running").count();
         let running = ts.iter().filter(|t| t["DesiredState"] == "running" && t["Status"]["State"] == "running").count();
         assert!(stopping + starting <= 2, "{stopping} stopping and {starting} starting at once");
         assert!(running >= 2, "only {running} running");
@@ -68,7 +85,8 @@ fn rolling_update_rollback_and_restart_limits() {
     }
     assert_eq!(most_in_flight, 2, "two slots were updated together");
     assert_eq!(running_split(&lab, "web", "V=2"), (4, 0));
-    let mut created: Vec<std::time::SystemTime> = lab.tasks("web")
+    let mut created: Vec<std::time::SystemTime> = lab
+        .tasks("web")
         .iter()
         .filter(|t| has_env(t, "V=2"))
         .map(|t| shoal_api::time::parse_rfc3339(t["CreatedAt"].as_str().unwrap()).unwrap())
@@ -89,10 +107,7 @@ fn rolling_update_rollback_and_restart_limits() {
     // rolls back by itself, and the tasks run the old command again.
     lab.shoal_ok(
         "node-1",
-        &[
-            "service", "update", "-d", "--update-failure-action", "rollback", "--restart-delay", "0s",
-            "--args", "sh -c 'exit 1'", "web",
-        ],
+        &["service", "update", "-d", "--update-failure-action", "rollback", "--restart-delay", "0s", "--args", "sh -c 'exit 1'", "web"],
     );
     wait_for(LONG, "the automatic rollback", || (update_state(&lab, "web") == "rollback_completed").then_some(()));
     let svc = service(&lab, "web");
@@ -107,11 +122,26 @@ fn rolling_update_rollback_and_restart_limits() {
     lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "-d", "--name", "flaky", "--restart-condition", "on-failure",
-            "--restart-max-attempts", "2", "--restart-delay", "0s", "shoal-test/busy:1", "sh", "-c", "exit 1",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart-condition",
+            "on-failure",
+            "--restart-max-attempts",
+            "2",
+            "--restart-delay",
+            "0s",
+            "shoal-test/busy:1",
+            "sh",
+            "-c",
+            "exit 1",
         ],
     );
-    wait_for(LONG, "three failed runs", || (lab.tasks("flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(()));
+    wait_for(LONG, "three failed runs", || {
+        (lab.tasks("flaky").iter().filter(|t| t["Status"]["State"] == "failed").count() == 3).then_some(())
+    });
     // Give the orchestrator passes to act (a service created now must run),
     // then the count must still be three.
     lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "marker", "shoal-test/busy:1", "sleep", "1000"]);
@@ -125,7 +155,23 @@ fn rolling_update_rollback_and_restart_limits() {
     // A replicated job: 4 completions, 2 at a time; `service ls` counts them.
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "batch", "--mode", "replicated-job", "--replicas", "4", "--max-concurrent", "2", "shoal-test/busy:1", "sh", "-c", "exit 0"],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "batch",
+            "--mode",
+            "replicated-job",
+            "--replicas",
+            "4",
+            "--max-concurrent",
+            "2",
+            "shoal-test/busy:1",
+            "sh",
+            "-c",
+            "exit 0",
+        ],
     );
     wait_for(LONG, "4 completed job tasks", || {
         (lab.tasks("batch").iter().filter(|t| t["Status"]["State"] == "complete").count() == 4).then_some(())
@@ -133,7 +179,10 @@ fn rolling_update_rollback_and_restart_limits() {
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
     assert!(ls.lines().any(|l| l.contains("batch") && l.contains("replicated job") && l.contains("0/0 (4/4 completed)")), "{ls}");
     // A global job runs once on each of the three nodes.
-    lab.shoal_ok("node-1", &["service", "create", "-d", "--name", "each", "--mode", "global-job", "shoal-test/busy:1", "sh", "-c", "exit 0"]);
+    lab.shoal_ok(
+        "node-1",
+        &["service", "create", "-d", "--name", "each", "--mode", "global-job", "shoal-test/busy:1", "sh", "-c", "exit 0"],
+    );
     wait_for(LONG, "a completed task per node", || {
         (lab.tasks("each").iter().filter(|t| t["Status"]["State"] == "complete").count() == 3).then_some(())
     });

@@ -97,10 +97,7 @@ fn secrets_and_configs_reach_only_their_task_on_tmpfs() {
     // Duplicate names are refused with Docker's 409.
     let dup = lab.shoal("node-1", &["secret", "create", "db_pw", pw_file.to_str().unwrap()]);
     assert!(!dup.status.success());
-    assert_eq!(
-        text(&dup.stderr).trim(),
-        "Error response from daemon: rpc error: code = AlreadyExists desc = secret db_pw already exists"
-    );
+    assert_eq!(text(&dup.stderr).trim(), "Error response from daemon: rpc error: code = AlreadyExists desc = secret db_pw already exists");
     let (status, _) = lab.api("node-1", "POST", "/v1.44/secrets/create", Some(&serde_json::json!({"Name": "db_pw", "Data": "eA=="})));
     assert_eq!(status, 409);
     let unknown = lab.shoal("node-1", &["service", "create", "-d", "--secret", "nope", "shoal-test/busy:1"]);
@@ -114,31 +111,51 @@ fn secrets_and_configs_reach_only_their_task_on_tmpfs() {
     lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "-d", "--name", "reader", "--constraint", "node.role==worker",
-            "--secret", "src=db_pw", "--config", "source=site,target=/etc/site.conf",
-            "shoal-test/busy:1", "sh", "-c", &check,
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "reader",
+            "--constraint",
+            "node.role==worker",
+            "--secret",
+            "src=db_pw",
+            "--config",
+            "source=site,target=/etc/site.conf",
+            "shoal-test/busy:1",
+            "sh",
+            "-c",
+            &check,
         ],
     );
     lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "-d", "--name", "wrong", "--constraint", "node.role==worker", "--restart-condition", "none",
-            "--secret", "src=db_pw", "shoal-test/busy:1", "sh", "-c", "test \"$(cat /run/secrets/db_pw)\" = wrong",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "wrong",
+            "--constraint",
+            "node.role==worker",
+            "--restart-condition",
+            "none",
+            "--secret",
+            "src=db_pw",
+            "shoal-test/busy:1",
+            "sh",
+            "-c",
+            "test \"$(cat /run/secrets/db_pw)\" = wrong",
         ],
     );
-    let task = wait_for(LONG, "the reader task to run", || {
-        lab.tasks("reader").into_iter().find(|t| t["Status"]["State"] == "running")
-    });
+    let task = wait_for(LONG, "the reader task to run", || lab.tasks("reader").into_iter().find(|t| t["Status"]["State"] == "running"));
     let task_id = task["ID"].as_str().unwrap().to_string();
     assert_eq!(task["NodeID"], lab.shoal_ok("node-2", &["info", "--format", "{{.Swarm.NodeID}}"]).trim());
     let worker_data = format!("/var/lib/shoal/lab/{LAB}/node-2");
     let log = format!("{worker_data}/containers/logs/{task_id}.log");
-    wait_for(LONG, "the container to confirm the contents", || {
-        std::fs::read_to_string(&log).ok().filter(|l| l.contains("contents-ok"))
-    });
-    let failed = wait_for(LONG, "the wrong-secret task to fail", || {
-        lab.tasks("wrong").into_iter().find(|t| t["Status"]["State"] == "failed")
-    });
+    wait_for(LONG, "the container to confirm the contents", || std::fs::read_to_string(&log).ok().filter(|l| l.contains("contents-ok")));
+    let failed =
+        wait_for(LONG, "the wrong-secret task to fail", || lab.tasks("wrong").into_iter().find(|t| t["Status"]["State"] == "failed"));
     assert_eq!(failed["Status"]["Err"], "task: non-zero exit (1)");
 
     // The files live on a tmpfs of the task's own, under the node's run dir.
@@ -253,8 +270,19 @@ fn joining_managers_share_the_data_key() {
     lab.shoal_ok(
         follower,
         &[
-            "service", "create", "-d", "--name", "ha", "--constraint", "node.hostname==node-3", "--secret", "ha_pw",
-            "shoal-test/busy:1", "sh", "-c", "test \"$(cat /run/secrets/ha_pw)\" = ha-value && echo ha-ok && sleep 1000",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "ha",
+            "--constraint",
+            "node.hostname==node-3",
+            "--secret",
+            "ha_pw",
+            "shoal-test/busy:1",
+            "sh",
+            "-c",
+            "test \"$(cat /run/secrets/ha_pw)\" = ha-value && echo ha-ok && sleep 1000",
         ],
     );
     let task = wait_for(LONG, "the task to run", || lab.tasks("ha").into_iter().find(|t| t["Status"]["State"] == "running"));

@@ -108,15 +108,40 @@ fn local_users_reach_nothing_and_keys_are_never_in_clear() {
     lab.shoal_ok(
         "node-1",
         &[
-            "service", "create", "-d", "--name", "guarded", "--mode", "global", "--secret", "db_pw",
-            "--mount", "type=volume,source=guarded-data,target=/data", IMAGE, "sh", "-c",
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "guarded",
+            "--mode",
+            "global",
+            "--secret",
+            "db_pw",
+            "--mount",
+            "type=volume,source=guarded-data,target=/data",
+            IMAGE,
+            "sh",
+            "-c",
             &format!("{check}; [ -r /run/secrets/db_pw ] || exit 4; echo ok > /data/x; exec sleep 1000"),
         ],
     );
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "unprivileged", "--mode", "global", "--user", "65534:65534", IMAGE, "sh", "-c",
-          &format!("{check}; exec sleep 1000")],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "unprivileged",
+            "--mode",
+            "global",
+            "--user",
+            "65534:65534",
+            IMAGE,
+            "sh",
+            "-c",
+            &format!("{check}; exec sleep 1000"),
+        ],
     );
     for service in ["guarded", "unprivileged"] {
         wait_for(LONG, &format!("{service} to run on both nodes"), || {

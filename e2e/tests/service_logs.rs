@@ -127,9 +127,11 @@ fn service_logs_from_every_node() {
         })
     };
     let fresh = wait_for(LONG, "a followed line printed after the call", || {
-        seen.lock().unwrap().iter().find(|l| {
-            l.rsplit_once("| tick-").and_then(|(_, n)| n.parse::<u64>().ok()).is_some_and(|n| n > max_tick)
-        }).cloned()
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.rsplit_once("| tick-").and_then(|(_, n)| n.parse::<u64>().ok()).is_some_and(|n| n > max_tick))
+            .cloned()
     });
     assert!(tasks.iter().any(|t| fresh.starts_with(&prefix(t))), "{fresh}");
     child.kill().expect("stop the follower we started");

@@ -135,7 +135,22 @@ fn services_are_created_scaled_and_placed() {
 
     // An update replaces tasks with the new spec (all at once: sleep ignores
     // SIGTERM, so each stop takes the 10 s grace period); rollback restores the old one.
-    docker_ok(&lab, &["service", "update", "-d", "--no-resolve-image", "--image", "shoal-test/busy:1", "--args", "sleep 2000", "--update-parallelism", "0", "web"]);
+    docker_ok(
+        &lab,
+        &[
+            "service",
+            "update",
+            "-d",
+            "--no-resolve-image",
+            "--image",
+            "shoal-test/busy:1",
+            "--args",
+            "sleep 2000",
+            "--update-parallelism",
+            "0",
+            "web",
+        ],
+    );
     wait_for(LONG, "web's tasks to run the new spec", || {
         let ts = tasks(&lab, "web");
         (ts.len() == 9 && ts.iter().all(|t| t["Spec"]["ContainerSpec"]["Args"][1] == "2000")).then_some(())

@@ -31,9 +31,8 @@ fn services_run_real_containers() {
         "node-1",
         &["service", "create", "-d", "--name", "fails", "--restart-condition", "none", "shoal-test/busy:1", "sh", "-c", "exit 3"],
     );
-    let failed = wait_for(LONG, "the failing task to be reported", || {
-        lab.tasks("fails").into_iter().find(|t| t["Status"]["State"] == "failed")
-    });
+    let failed =
+        wait_for(LONG, "the failing task to be reported", || lab.tasks("fails").into_iter().find(|t| t["Status"]["State"] == "failed"));
     assert_eq!(failed["Status"]["Err"], "task: non-zero exit (3)");
     assert_eq!(failed["Status"]["ContainerStatus"]["ExitCode"], 3);
 

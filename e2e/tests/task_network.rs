@@ -62,11 +62,7 @@ fn node2_names() -> (String, String) {
 /// Mount points below `netns_dir` (node-2's pinned task namespaces).
 fn netns_mounts(netns_dir: &str) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&format!("{netns_dir}/")))
-        .map(str::to_string)
-        .collect()
+    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&format!("{netns_dir}/"))).map(str::to_string).collect()
 }
 
 fn node2_links(lab: &Lab) -> String {
@@ -83,7 +79,20 @@ fn tasks_get_eth0_on_the_gateway_bridge() {
 
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "pair", "--replicas", "2", "--constraint", "node.role==worker", "shoal-test/busy:1", "sleep", "1000"],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "pair",
+            "--replicas",
+            "2",
+            "--constraint",
+            "node.role==worker",
+            "shoal-test/busy:1",
+            "sleep",
+            "1000",
+        ],
     );
     let ids = running_ids(&lab, "pair", 2);
     let (gw, prefix) = wait_for(LONG, "the gateway bridge on node-2", || bridge_addr(&lab));
@@ -133,7 +142,20 @@ fn tasks_get_eth0_on_the_gateway_bridge() {
     // lab down removes them.
     lab.shoal_ok(
         "node-1",
-        &["service", "create", "-d", "--name", "again", "--replicas", "2", "--constraint", "node.role==worker", "shoal-test/busy:1", "sleep", "1000"],
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "again",
+            "--replicas",
+            "2",
+            "--constraint",
+            "node.role==worker",
+            "shoal-test/busy:1",
+            "sleep",
+            "1000",
+        ],
     );
     running_ids(&lab, "again", 2);
     wait_for(LONG, "two pinned namespaces", || (netns_mounts(&netns_dir).len() == 2).then_some(()));

@@ -34,7 +34,12 @@ async fn run() {
         raft.propose_local(update(i), Duration::from_secs(5)).await.expect("propose");
     }
     let t = start.elapsed();
-    println!("sequential: {n} writes in {:.2}s = {:.0} writes/s ({:.2} ms each, fsync included)", t.as_secs_f64(), n as f64 / t.as_secs_f64(), t.as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "sequential: {n} writes in {:.2}s = {:.0} writes/s ({:.2} ms each, fsync included)",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64(),
+        t.as_secs_f64() * 1000.0 / n as f64
+    );
 
     for in_flight in [16usize, 128] {
         let n = 20_000;

@@ -122,7 +122,9 @@ async fn run(shape: &Shape, batched: bool) -> f64 {
         svc.spec.name = "bench".into();
         svc.spec.task_template = spec.clone();
         svc.spec.mode = shoal_api::service::ServiceMode::Replicated { replicas: shape.tasks as u64 };
-        raft.propose_local(Command::CreateService { service: Box::new(svc), registry_auth: None }, Duration::from_secs(10)).await.expect("service");
+        raft.propose_local(Command::CreateService { service: Box::new(svc), registry_auth: None }, Duration::from_secs(10))
+            .await
+            .expect("service");
     }
     // The pending tasks, committed: the clock starts when the last is in.
     let tasks: Vec<Task> = (0..shape.tasks).map(|i| task(i, service_id, &spec)).collect();

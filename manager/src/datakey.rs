@@ -141,8 +141,7 @@ pub async fn fetch(mgr: Arc<Manager>) {
         }
         let (peers, alone) = {
             let st = mgr.raft.store.read().unwrap();
-            let peers: Vec<String> =
-                st.members.values().filter(|m| m.raft_id != mgr.cfg.raft_id).map(|m| m.addr.clone()).collect();
+            let peers: Vec<String> = st.members.values().filter(|m| m.raft_id != mgr.cfg.raft_id).map(|m| m.addr.clone()).collect();
             (peers, st.members.len() == 1 && st.members.contains_key(&mgr.cfg.raft_id))
         };
         let mut got = None;

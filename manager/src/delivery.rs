@@ -71,10 +71,8 @@ mod tests {
     fn task(id: &str, secret: &str, desired: TaskState, state: TaskState) -> Task {
         let mut t = Task { id: id.into(), desired_state: desired, ..Default::default() };
         t.status.state = state;
-        t.spec.container_spec = Some(ContainerSpec {
-            secrets: vec![SecretReference { secret_id: secret.into(), ..Default::default() }],
-            ..Default::default()
-        });
+        t.spec.container_spec =
+            Some(ContainerSpec { secrets: vec![SecretReference { secret_id: secret.into(), ..Default::default() }], ..Default::default() });
         t
     }
 

@@ -41,11 +41,7 @@ pub struct Target {
 /// The tasks a selector picks, and the explicitly named tasks that have no
 /// node yet. As in SwarmKit, a non-follow request skips a service's tasks
 /// that never reached running (they have no logs).
-pub fn match_tasks<'a>(
-    tasks: impl Iterator<Item = &'a Task>,
-    sel: &LogSelector,
-    follow: bool,
-) -> (BTreeMap<String, Target>, Vec<String>) {
+pub fn match_tasks<'a>(tasks: impl Iterator<Item = &'a Task>, sel: &LogSelector, follow: bool) -> (BTreeMap<String, Target>, Vec<String>) {
     let mut found = BTreeMap::new();
     let mut unscheduled = Vec::new();
     for t in tasks {
@@ -142,7 +138,8 @@ impl Inner {
         let sub = self.subs.remove(id)?;
         for node in sub.sent.keys() {
             if let Some(l) = self.listeners.get(node) {
-                let _ = l.tx.send(SubscriptionMessage { id: id.to_string(), task_ids: Vec::new(), options: sub.options.clone(), close: true });
+                let _ =
+                    l.tx.send(SubscriptionMessage { id: id.to_string(), task_ids: Vec::new(), options: sub.options.clone(), close: true });
             }
         }
         Some(sub)
@@ -289,7 +286,11 @@ pub async fn run(mgr: Arc<Manager>) {
 impl Manager {
     /// Logs for an API caller on any manager: the leader's broker, reached
     /// over the cluster RPC from a follower.
-    pub async fn subscribe_logs(self: &Arc<Self>, selector: LogSelector, options: LogOptions) -> Result<mpsc::Receiver<LogEvent>, ApiError> {
+    pub async fn subscribe_logs(
+        self: &Arc<Self>,
+        selector: LogSelector,
+        options: LogOptions,
+    ) -> Result<mpsc::Receiver<LogEvent>, ApiError> {
         if self.is_leader() {
             let st = self.raft.store.read().unwrap();
             return Ok(self.logs.subscribe(st.tasks.values(), selector, options));

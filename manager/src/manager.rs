@@ -214,10 +214,7 @@ impl Manager {
 
 fn snapshot_interval() -> u64 {
     // Tests shrink the interval to exercise snapshots and compaction.
-    std::env::var("SHOAL_RAFT_SNAPSHOT_INTERVAL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(shoal_api::DEFAULT_SNAPSHOT_INTERVAL)
+    std::env::var("SHOAL_RAFT_SNAPSHOT_INTERVAL").ok().and_then(|v| v.parse().ok()).unwrap_or(shoal_api::DEFAULT_SNAPSHOT_INTERVAL)
 }
 
 /// Pings every other manager each second over a kept connection, for the

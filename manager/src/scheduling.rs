@@ -12,11 +12,7 @@ use crate::orchestrator::Changes;
 use crate::store::Store;
 
 fn ports<'a>(st: &'a Store, service_id: &str) -> &'a [PortConfig] {
-    st.services
-        .get(service_id)
-        .and_then(|s| s.spec.endpoint_spec.as_ref())
-        .map(|e| e.ports.as_slice())
-        .unwrap_or(&[])
+    st.services.get(service_id).and_then(|s| s.spec.endpoint_spec.as_ref()).map(|e| e.ports.as_slice()).unwrap_or(&[])
 }
 
 pub fn schedule(st: &Store, now: &str) -> Changes {

@@ -212,10 +212,7 @@ impl Manager {
     /// The caller's identity, if its certificate belongs to this swarm and
     /// the store grants it `access`.
     pub(crate) fn authorize(&self, peer: &Peer, access: Access) -> Result<NodeIdentity, ApiError> {
-        let id = peer
-            .identity
-            .clone()
-            .ok_or_else(|| ApiError::new(403, "a node certificate is required for this call"))?;
+        let id = peer.identity.clone().ok_or_else(|| ApiError::new(403, "a node certificate is required for this call"))?;
         check_access(&self.raft.store.read().unwrap(), &id, access)?;
         Ok(id)
     }
@@ -251,8 +248,8 @@ impl Manager {
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
                 }
-                let command: Command = serde_json::from_str(command.get())
-                    .map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
+                let command: Command =
+                    serde_json::from_str(command.get()).map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
                 let proposal = if proposal == 0 { crate::raft::new_proposal_id() } else { proposal };
                 let result = self.raft.propose_as(proposal, command, crate::manager::PROPOSE_TIMEOUT).await?;
                 Ok(Response::Proposed { result })
@@ -309,10 +306,7 @@ impl Manager {
         if already.is_none() {
             tracing::info!("adding raft member {:x} ({}) at {}", member.raft_id, member.node_id, member.addr);
             self.raft.transport.add_seed(member.raft_id, member.addr.clone());
-            let r = self
-                .raft
-                .change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, crate::manager::PROPOSE_TIMEOUT)
-                .await;
+            let r = self.raft.change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, crate::manager::PROPOSE_TIMEOUT).await;
             tracing::info!("raft membership change: {r:?}");
             r?;
         }
@@ -328,10 +322,7 @@ impl Manager {
             crate::membership::hand_over_leadership(self);
             return Err(ApiError::unavailable("leadership is being transferred; retry"));
         }
-        self.raft
-            .change_membership(::raft::eraftpb::ConfChangeType::RemoveNode, member, crate::manager::PROPOSE_TIMEOUT)
-            .await
-            .map(|_| ())
+        self.raft.change_membership(::raft::eraftpb::ConfChangeType::RemoveNode, member, crate::manager::PROPOSE_TIMEOUT).await.map(|_| ())
     }
 
     /// The cluster record's sealed keys, opened with the data key.
@@ -352,7 +343,8 @@ impl Manager {
     }
 
     pub(crate) async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
-        let invalid = || ApiError::bad_request("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster");
+        let invalid =
+            || ApiError::bad_request("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster");
         crate::dispatcher::bounds::check_description(&req.description)?;
         let token = JoinToken::parse(&req.token).map_err(|_| ApiError::bad_request("invalid join token"))?;
         let (ca, cluster_id, expiry) = self.root_ca()?;

@@ -44,11 +44,10 @@ async fn a_demoted_manager_loses_every_manager_call_and_its_streams() {
     let mut raft = client::connect(&c.addr, m2.clone(), Duration::from_secs(5)).await.unwrap();
     raft.start_raft_stream().await.unwrap();
     let mut logs = client::connect(&c.addr, m2.clone(), Duration::from_secs(5)).await.unwrap();
-    logs.send(&Request::Logs(shoal_rpc::logs::LogRequest::Subscribe(Default::default(), shoal_rpc::logs::LogOptions {
-        follow: true,
-        stdout: true,
-        ..Default::default()
-    })))
+    logs.send(&Request::Logs(shoal_rpc::logs::LogRequest::Subscribe(
+        Default::default(),
+        shoal_rpc::logs::LogOptions { follow: true, stdout: true, ..Default::default() },
+    )))
     .await
     .unwrap();
     // The streams are open: another round trip completes while they are.
@@ -127,7 +126,10 @@ async fn callers_without_a_certificate_cannot_exhaust_the_manager() {
     let anon = c.anonymous();
 
     // Anything but Join is refused unread: no answer, the connection ends.
-    let propose = Request::Propose { proposal: 8, command: serde_json::value::to_raw_value(&serde_json::json!({"RemoveNode": {"id": "m1"}})).unwrap() };
+    let propose = Request::Propose {
+        proposal: 8,
+        command: serde_json::value::to_raw_value(&serde_json::json!({"RemoveNode": {"id": "m1"}})).unwrap(),
+    };
     assert!(c.call(&anon, &propose).await.is_err());
     assert!(c.call(&anon, &Request::SecretsKey).await.is_err());
 
@@ -165,9 +167,7 @@ async fn callers_without_a_certificate_cannot_exhaust_the_manager() {
     let w = c.client_as("w1", shoal_security::Role::Worker);
     c.mgr.propose(Command::CreateNode { node: Box::new(node("w1", Role::Worker)) }).await.unwrap();
     let big = Request::TaskStatus {
-        updates: (0..40_000)
-            .map(|i| shoal_rpc::TaskStatusUpdate { task_id: format!("{i:0>100}"), status: Default::default() })
-            .collect(),
+        updates: (0..40_000).map(|i| shoal_rpc::TaskStatusUpdate { task_id: format!("{i:0>100}"), status: Default::default() }).collect(),
     };
     assert!(c.call(&w, &big).await.is_err(), "a 5 MiB frame from a worker was read");
     c.mgr.stop();

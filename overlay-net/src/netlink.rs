@@ -283,11 +283,7 @@ pub fn parse_route(payload: &[u8]) -> Option<(Ipv4Addr, u8)> {
         return None;
     }
     let dst_len = *payload.get(1)?;
-    let dst = parse_attrs(payload, 12)
-        .into_iter()
-        .find(|(k, _)| *k == RTA_DST)
-        .and_then(|(_, d)| ipv4(d))
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let dst = parse_attrs(payload, 12).into_iter().find(|(k, _)| *k == RTA_DST).and_then(|(_, d)| ipv4(d)).unwrap_or(Ipv4Addr::UNSPECIFIED);
     Some((dst, dst_len))
 }
 
@@ -322,10 +318,7 @@ pub mod req {
                 Attr::str(IFLA_IFNAME, name),
                 Attr::Nested(
                     IFLA_LINKINFO,
-                    vec![
-                        Attr::str(IFLA_INFO_KIND, "veth"),
-                        Attr::Nested(IFLA_INFO_DATA, vec![Attr::Bytes(VETH_INFO_PEER, peer_info)]),
-                    ],
+                    vec![Attr::str(IFLA_INFO_KIND, "veth"), Attr::Nested(IFLA_INFO_DATA, vec![Attr::Bytes(VETH_INFO_PEER, peer_info)])],
                 ),
             ],
         )
@@ -364,13 +357,7 @@ pub mod req {
     }
 
     pub fn add_default_route(seq: u32, gateway: Ipv4Addr) -> Vec<u8> {
-        encode(
-            RTM_NEWROUTE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            seq,
-            &rtmsg(0),
-            &[Attr::ip(RTA_GATEWAY, gateway)],
-        )
+        encode(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, &rtmsg(0), &[Attr::ip(RTA_GATEWAY, gateway)])
     }
 
     /// A VXLAN device with no learning and no flooding: every remote
@@ -425,17 +412,26 @@ pub mod req {
     /// node at `dst`. `add: false` deletes it.
     pub fn fdb(seq: u32, add: bool, index: u32, mac: Mac, dst: Ipv4Addr) -> Vec<u8> {
         let (kind, flags) = neigh_op(add);
-        encode(kind, flags, seq, &ndmsg(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF), &[
-            Attr::Bytes(NDA_LLADDR, mac.0.to_vec()),
-            Attr::ip(NDA_DST, dst),
-        ])
+        encode(
+            kind,
+            flags,
+            seq,
+            &ndmsg(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF),
+            &[Attr::Bytes(NDA_LLADDR, mac.0.to_vec()), Attr::ip(NDA_DST, dst)],
+        )
     }
 
     /// A static neighbour (ARP) entry: `ip` is at `mac`. `add: false`
     /// deletes it.
     pub fn neigh(seq: u32, add: bool, index: u32, ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
         let (kind, flags) = neigh_op(add);
-        encode(kind, flags, seq, &ndmsg(AF_INET, index, NUD_PERMANENT, 0), &[Attr::ip(NDA_DST, ip), Attr::Bytes(NDA_LLADDR, mac.0.to_vec())])
+        encode(
+            kind,
+            flags,
+            seq,
+            &ndmsg(AF_INET, index, NUD_PERMANENT, 0),
+            &[Attr::ip(NDA_DST, ip), Attr::Bytes(NDA_LLADDR, mac.0.to_vec())],
+        )
     }
 
     fn neigh_op(add: bool) -> (u16, u16) {
@@ -619,8 +615,7 @@ impl Netlink {
     }
 
     fn require_index(&mut self, name: &str) -> Result<u32, NlError> {
-        self.link_index(name)?
-            .ok_or_else(|| NlError { errno: libc::ENODEV, message: format!("link {name} not found") })
+        self.link_index(name)?.ok_or_else(|| NlError { errno: libc::ENODEV, message: format!("link {name} not found") })
     }
 
     pub fn links(&mut self) -> Result<Vec<Link>, NlError> {
@@ -738,13 +733,21 @@ impl Netlink {
     /// The static neighbour entries (IPv4 address, MAC) on link `index`.
     pub fn neighbours(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, Mac)>, NlError> {
         let v = self.collect(|s| req::dump_neigh(s, AF_INET), RTM_NEWNEIGH, "listing neighbours")?;
-        Ok(v.iter().filter_map(|p| parse_neigh(p)).filter(|n| n.index == index && n.state & NUD_PERMANENT != 0).filter_map(|n| Some((n.ip?, n.mac?))).collect())
+        Ok(v.iter()
+            .filter_map(|p| parse_neigh(p))
+            .filter(|n| n.index == index && n.state & NUD_PERMANENT != 0)
+            .filter_map(|n| Some((n.ip?, n.mac?)))
+            .collect())
     }
 
     /// The static FDB entries (MAC, remote address) on link `index`.
     pub fn fdb_entries(&mut self, index: u32) -> Result<Vec<(Mac, Ipv4Addr)>, NlError> {
         let v = self.collect(|s| req::dump_neigh(s, AF_BRIDGE), RTM_NEWNEIGH, "listing fdb entries")?;
-        Ok(v.iter().filter_map(|p| parse_neigh(p)).filter(|n| n.index == index && n.state & NUD_PERMANENT != 0).filter_map(|n| Some((n.mac?, n.ip?))).collect())
+        Ok(v.iter()
+            .filter_map(|p| parse_neigh(p))
+            .filter(|n| n.index == index && n.state & NUD_PERMANENT != 0)
+            .filter_map(|n| Some((n.mac?, n.ip?)))
+            .collect())
     }
 }
 
@@ -896,10 +899,7 @@ mod tests {
         assert_eq!(split_messages(&buf[..18]).len(), 0);
 
         let link = encode(RTM_NEWLINK, 0, 1, &ifinfomsg(12, 0, 0), &[Attr::str(IFLA_IFNAME, "sgw-1"), Attr::u32(IFLA_MASTER, 3)]);
-        assert_eq!(
-            parse_link(&link[16..]),
-            Some(Link { index: 12, name: "sgw-1".into(), master: Some(3), mtu: 0 })
-        );
+        assert_eq!(parse_link(&link[16..]), Some(Link { index: 12, name: "sgw-1".into(), master: Some(3), mtu: 0 }));
         let addr = encode(RTM_NEWADDR, 0, 1, &ifaddrmsg(24, 7), &[Attr::ip(IFA_ADDRESS, "192.0.2.2".parse().unwrap())]);
         assert_eq!(parse_addr(&addr[16..]), Some((7, "192.0.2.2".parse().unwrap(), 24)));
         let mut rt = rtmsg(16);

@@ -42,15 +42,12 @@ impl Conn {
             let body = serde_json::to_vec(req).map_err(io::Error::other)?;
             write_frame(&mut self.stream, Kind::Json, &body).await?;
             match read_frame(&mut self.stream).await? {
-                Some((Kind::Json, body)) => serde_json::from_slice(&body)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+                Some((Kind::Json, body)) => serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
                 Some(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected frame kind")),
                 None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by the manager")),
             }
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request timed out"))?
+        tokio::time::timeout(timeout, fut).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request timed out"))?
     }
 
     /// Sends a request without waiting for an answer (streams such as logs).
@@ -62,9 +59,7 @@ impl Conn {
     /// The next response frame of a stream; `None` when the manager hung up.
     pub async fn recv(&mut self) -> io::Result<Option<Response>> {
         match read_frame(&mut self.stream).await? {
-            Some((Kind::Json, body)) => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Some((Kind::Json, body)) => serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
             Some(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected frame kind")),
             None => Ok(None),
         }
@@ -83,12 +78,7 @@ impl Conn {
 }
 
 /// Connects, makes one call, closes.
-pub async fn call_once(
-    addr: &str,
-    tls: Arc<rustls::ClientConfig>,
-    req: &Request,
-    timeout: Duration,
-) -> io::Result<Response> {
+pub async fn call_once(addr: &str, tls: Arc<rustls::ClientConfig>, req: &Request, timeout: Duration) -> io::Result<Response> {
     let mut c = connect(addr, tls, timeout).await?;
     c.call(req, timeout).await
 }

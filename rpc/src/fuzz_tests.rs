@@ -135,12 +135,55 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn field_name() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "Join", "Heartbeat", "RenewCert", "Propose", "JoinRaft", "LeaveRaft", "Ping", "RaftStream", "Assignments",
-            "TaskStatus", "Logs", "SecretsKey", "token", "csr_pem", "advertise_addr", "raft_addr", "raft_id",
-            "description", "addr", "command", "known", "wait_ms", "since", "updates", "task_id", "status", "Listen",
-            "Publish", "Batch", "Subscribe", "Prune", "subscription_id", "messages", "done", "task_ids", "tail",
-            "since_unix_nanos", "follow", "stdout", "stderr", "Hostname", "Platform", "Resources", "Engine", "State",
-            "Timestamp", "Message", "ContainerStatus", "ExitCode",
+            "Join",
+            "Heartbeat",
+            "RenewCert",
+            "Propose",
+            "JoinRaft",
+            "LeaveRaft",
+            "Ping",
+            "RaftStream",
+            "Assignments",
+            "TaskStatus",
+            "Logs",
+            "SecretsKey",
+            "token",
+            "csr_pem",
+            "advertise_addr",
+            "raft_addr",
+            "raft_id",
+            "description",
+            "addr",
+            "command",
+            "known",
+            "wait_ms",
+            "since",
+            "updates",
+            "task_id",
+            "status",
+            "Listen",
+            "Publish",
+            "Batch",
+            "Subscribe",
+            "Prune",
+            "subscription_id",
+            "messages",
+            "done",
+            "task_ids",
+            "tail",
+            "since_unix_nanos",
+            "follow",
+            "stdout",
+            "stderr",
+            "Hostname",
+            "Platform",
+            "Resources",
+            "Engine",
+            "State",
+            "Timestamp",
+            "Message",
+            "ContainerStatus",
+            "ExitCode",
         ])
         .prop_map(str::to_string),
         ".{0,8}",
@@ -187,7 +230,14 @@ fn shaped(kind: char) -> BoxedStrategy<Value> {
             })
             .boxed(),
         'a' => prop::collection::vec(
-            (".{0,6}", prop::collection::btree_map(prop::sample::select(vec!["State", "Timestamp", "Message", "Err", "ContainerStatus", "PortStatus"]), json_value(), 0..4))
+            (
+                ".{0,6}",
+                prop::collection::btree_map(
+                    prop::sample::select(vec!["State", "Timestamp", "Message", "Err", "ContainerStatus", "PortStatus"]),
+                    json_value(),
+                    0..4,
+                ),
+            )
                 .prop_map(|(id, status)| serde_json::json!({"task_id": id, "status": status})),
             0..3,
         )
@@ -204,7 +254,8 @@ fn shaped_request() -> impl Strategy<Value = Value> {
     // `Join` (the one request read before the caller is known) most often.
     prop_oneof![2 => Just(0usize), 3 => 0..SHAPES.len()].prop_flat_map(|i| {
         let (variant, fields) = SHAPES[i];
-        let parts: Vec<_> = fields.iter().map(|&(name, kind)| prop::option::weighted(0.95, shaped(kind)).prop_map(move |v| (name, v))).collect();
+        let parts: Vec<_> =
+            fields.iter().map(|&(name, kind)| prop::option::weighted(0.95, shaped(kind)).prop_map(move |v| (name, v))).collect();
         parts.prop_map(move |parts| {
             let body: serde_json::Map<String, Value> = parts.into_iter().filter_map(|(n, v)| Some((n.to_string(), v?))).collect();
             serde_json::json!({ variant: body })
@@ -221,8 +272,10 @@ fn log_request() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(serde_json::json!("Listen")),
         ".{0,8}".prop_map(|id| serde_json::json!({"Publish": {"subscription_id": id}})),
-        (prop::collection::vec(line, 0..3), any::<bool>()).prop_map(|(m, done)| serde_json::json!({"Batch": {"messages": m, "done": done}})),
-        (prop::collection::vec(".{0,4}", 0..3), options).prop_map(|(ids, o)| serde_json::json!({"Subscribe": [{"service_ids": ids, "task_ids": []}, o]})),
+        (prop::collection::vec(line, 0..3), any::<bool>())
+            .prop_map(|(m, done)| serde_json::json!({"Batch": {"messages": m, "done": done}})),
+        (prop::collection::vec(".{0,4}", 0..3), options)
+            .prop_map(|(ids, o)| serde_json::json!({"Subscribe": [{"service_ids": ids, "task_ids": []}, o]})),
         prop::collection::vec(".{0,4}", 0..3).prop_map(|ids| serde_json::json!({"Prune": {"task_ids": ids}})),
         json_value(),
     ]

@@ -12,11 +12,11 @@ pub mod client;
 pub mod credentials;
 pub mod discovery;
 pub mod frame;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod logs;
 pub mod message;
 pub mod server;
-#[cfg(test)]
-mod fuzz_tests;
 
 pub use message::*;
 

@@ -18,12 +18,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LogRequest {
     Listen,
-    Publish { subscription_id: String },
-    Batch { messages: Vec<LogLine>, done: bool },
+    Publish {
+        subscription_id: String,
+    },
+    Batch {
+        messages: Vec<LogLine>,
+        done: bool,
+    },
     Subscribe(LogSelector, LogOptions),
     /// Worker → leader, answered once with `Gone`: which of these tasks
     /// (whose log files the node still keeps) no longer exist.
-    Prune { task_ids: Vec<String> },
+    Prune {
+        task_ids: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,5 +97,7 @@ pub struct LogMessage {
 pub enum LogEvent {
     Messages(Vec<LogMessage>),
     /// The subscription is over; `warning` lists what could not be read.
-    End { warning: Option<String> },
+    End {
+        warning: Option<String>,
+    },
 }

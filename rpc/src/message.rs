@@ -150,18 +150,32 @@ pub struct HeartbeatResponse {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Response {
     Ok,
-    Error { status: u16, message: String },
+    Error {
+        status: u16,
+        message: String,
+    },
     /// Only the leader answers this call; try there.
-    NotLeader { leader_addr: Option<String> },
+    NotLeader {
+        leader_addr: Option<String>,
+    },
     Joined(JoinResponse),
     Heartbeat(HeartbeatResponse),
-    Cert { cert_pem: String, root_pem: String },
-    Proposed { result: serde_json::Value },
+    Cert {
+        cert_pem: String,
+        root_pem: String,
+    },
+    Proposed {
+        result: serde_json::Value,
+    },
     Members(Vec<RaftMember>),
     Assignments(Assignments),
     /// The data key, answered to `SecretsKey`.
-    SecretsKey { key: KeyText },
-    Pong { node_id: String },
+    SecretsKey {
+        key: KeyText,
+    },
+    Pong {
+        node_id: String,
+    },
     /// A frame of a log stream (see `logs`).
     Logs(crate::logs::LogResponse),
 }

@@ -61,19 +61,19 @@ impl ServerConn {
         let cap = self.frame_cap();
         loop {
             return match read_frame_capped(&mut self.stream, cap).await? {
-            None => Ok(None),
-            Some((Kind::Raft | Kind::RaftPart, _)) if anonymous => Err(bad("a Raft frame from a caller without a certificate".into())),
-            Some((kind @ (Kind::Raft | Kind::RaftPart), body)) => match self.raft.push(kind, body)? {
-                Some(msg) => Ok(Some(Incoming::Raft(msg))),
-                None => continue,
-            },
-            Some((Kind::Json, body)) if anonymous => match serde_json::from_slice::<PreAuthRequest>(&body) {
-                Ok(PreAuthRequest::Join(j)) => Ok(Some(Incoming::Request(Box::new(Request::Join(j))))),
-                Err(e) => Err(bad(format!("only Join is served without a node certificate: {e}"))),
-            },
-            Some((Kind::Json, body)) => serde_json::from_slice(&body)
-                .map(|r| Some(Incoming::Request(Box::new(r))))
-                .map_err(|e| bad(e.to_string())),
+                None => Ok(None),
+                Some((Kind::Raft | Kind::RaftPart, _)) if anonymous => Err(bad("a Raft frame from a caller without a certificate".into())),
+                Some((kind @ (Kind::Raft | Kind::RaftPart), body)) => match self.raft.push(kind, body)? {
+                    Some(msg) => Ok(Some(Incoming::Raft(msg))),
+                    None => continue,
+                },
+                Some((Kind::Json, body)) if anonymous => match serde_json::from_slice::<PreAuthRequest>(&body) {
+                    Ok(PreAuthRequest::Join(j)) => Ok(Some(Incoming::Request(Box::new(Request::Join(j))))),
+                    Err(e) => Err(bad(format!("only Join is served without a node certificate: {e}"))),
+                },
+                Some((Kind::Json, body)) => {
+                    serde_json::from_slice(&body).map(|r| Some(Incoming::Request(Box::new(r)))).map_err(|e| bad(e.to_string()))
+                }
             };
         }
     }

@@ -38,13 +38,7 @@ const SHAPES: &[Shape] = &[
     Shape { name: "1k nodes, 100k tasks", nodes: 1_000, tasks: 100_000, constrained: false, swarmkit: Some(13.9) },
     Shape { name: "100k nodes, 1k tasks", nodes: 100_000, tasks: 1_000, constrained: false, swarmkit: Some(17.1) },
     Shape { name: "1k nodes, 100k tasks, 1/3 fit", nodes: 1_000, tasks: 100_000, constrained: true, swarmkit: None },
-    Shape {
-        name: "5k nodes, 100k tasks, 1/3 fit",
-        nodes: 5_000,
-        tasks: 100_000,
-        constrained: true,
-        swarmkit: Some(58.6),
-    },
+    Shape { name: "5k nodes, 100k tasks, 1/3 fit", nodes: 5_000, tasks: 100_000, constrained: true, swarmkit: Some(58.6) },
 ];
 
 fn nodes(n: usize) -> Vec<NodeInfo> {
@@ -139,22 +133,9 @@ fn main() {
         let (batch, _, per_node) = run(shape, true, runs);
         check(shape, &per_node);
         let (sk, r1, r2) = match shape.swarmkit {
-            Some(sk) => (
-                format!("{sk:.2} s"),
-                format!("{:.0}x", sk / one_off.as_secs_f64()),
-                format!("{:.0}x", sk / batch.as_secs_f64()),
-            ),
+            Some(sk) => (format!("{sk:.2} s"), format!("{:.0}x", sk / one_off.as_secs_f64()), format!("{:.0}x", sk / batch.as_secs_f64())),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        println!(
-            "{:<32} {:>12} {:>12} {:>10} {:>12} {:>10} {:>12}",
-            shape.name,
-            secs(one_off),
-            secs(batch),
-            sk,
-            r1,
-            r2,
-            secs(setup)
-        );
+        println!("{:<32} {:>12} {:>12} {:>10} {:>12} {:>10} {:>12}", shape.name, secs(one_off), secs(batch), sk, r1, r2, secs(setup));
     }
 }

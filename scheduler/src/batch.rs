@@ -88,19 +88,15 @@ impl Placer<'_> {
 
     /// Places up to `n` tasks on the tree below branch `b`; returns how many.
     pub fn place_in(&mut self, tree: &mut Tree, heaps: &mut [Option<NodeHeap>], b: usize, n: usize) -> usize {
-        let placed = if tree.branches[b].kids.is_empty() {
-            self.place_in_leaf(tree, heaps, b, n)
-        } else {
-            self.spread_over_kids(tree, heaps, b, n)
-        };
+        let placed =
+            if tree.branches[b].kids.is_empty() { self.place_in_leaf(tree, heaps, b, n) } else { self.spread_over_kids(tree, heaps, b, n) };
         tree.branches[b].tasks += placed as u64;
         placed
     }
 
     fn place_in_leaf(&mut self, tree: &Tree, heaps: &mut [Option<NodeHeap>], b: usize, n: usize) -> usize {
-        let heap = heaps[b].get_or_insert_with(|| {
-            tree.branches[b].nodes.iter().filter(|&&i| self.fits(i as usize)).map(|&i| self.key(i)).collect()
-        });
+        let heap = heaps[b]
+            .get_or_insert_with(|| tree.branches[b].nodes.iter().filter(|&&i| self.fits(i as usize)).map(|&i| self.key(i)).collect());
         let mut placed = 0;
         while placed < n {
             // Keys are current: only this loop changes these nodes' counts.

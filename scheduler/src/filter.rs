@@ -44,9 +44,7 @@ impl Filter {
         let (one, many) = match self {
             Filter::Ready => ("1 node not available for new tasks", "nodes not available for new tasks"),
             Filter::Resource => ("insufficient resources on 1 node", "insufficient resources on"),
-            Filter::Constraint => {
-                ("scheduling constraints not satisfied on 1 node", "scheduling constraints not satisfied on")
-            }
+            Filter::Constraint => ("scheduling constraints not satisfied on 1 node", "scheduling constraints not satisfied on"),
             Filter::Platform => ("unsupported platform on 1 node", "unsupported platform on"),
             Filter::HostPort => ("host-mode port already in use on 1 node", "host-mode port already in use on"),
             // SwarmKit gives no count for this one.
@@ -134,19 +132,12 @@ pub fn platform_supported(wanted: &[Platform], node: &Platform) -> bool {
     }
     wanted.is_empty()
         || wanted.iter().any(|p| {
-            (p.architecture.is_empty() || norm(&p.architecture) == norm(&node.architecture))
-                && (p.os.is_empty() || p.os == node.os)
+            (p.architecture.is_empty() || norm(&p.architecture) == norm(&node.architecture)) && (p.os.is_empty() || p.os == node.os)
         })
 }
 
 /// The first filter (in pipeline order) node `i` fails, if any.
-pub(crate) fn first_failure(
-    node: &NodeInfo,
-    load: &Load,
-    i: usize,
-    statics: &StaticFilter,
-    demand: &Demand,
-) -> Option<Filter> {
+pub(crate) fn first_failure(node: &NodeInfo, load: &Load, i: usize, statics: &StaticFilter, demand: &Demand) -> Option<Filter> {
     if !node.accepts_tasks() {
         return Some(Filter::Ready);
     }
@@ -207,11 +198,7 @@ mod tests {
         let cases = [
             (Filter::Ready, "1 node not available for new tasks", "3 nodes not available for new tasks"),
             (Filter::Resource, "insufficient resources on 1 node", "insufficient resources on 3 nodes"),
-            (
-                Filter::Constraint,
-                "scheduling constraints not satisfied on 1 node",
-                "scheduling constraints not satisfied on 3 nodes",
-            ),
+            (Filter::Constraint, "scheduling constraints not satisfied on 1 node", "scheduling constraints not satisfied on 3 nodes"),
             (Filter::Platform, "unsupported platform on 1 node", "unsupported platform on 3 nodes"),
             (Filter::HostPort, "host-mode port already in use on 1 node", "host-mode port already in use on 3 nodes"),
             (Filter::MaxReplicas, "max replicas per node limit exceed", "max replicas per node limit exceed"),
@@ -230,10 +217,7 @@ mod tests {
             "scheduling constraints not satisfied on 3 nodes; 1 node not available for new tasks; \
              host-mode port already in use on 1 node"
         );
-        assert_eq!(
-            no_suitable_node(e.split("; ").next().unwrap()),
-            "no suitable node (scheduling constraints not satisfied on 3 nodes)"
-        );
+        assert_eq!(no_suitable_node(e.split("; ").next().unwrap()), "no suitable node (scheduling constraints not satisfied on 3 nodes)");
         assert_eq!(no_suitable_node(""), "no suitable node");
     }
 

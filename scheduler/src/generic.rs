@@ -94,10 +94,9 @@ pub(crate) fn claim(totals: &[GenericResource], held: &mut Held, wants: &[Generi
         }
         let this: Vec<GenericResource> = match totals.iter().find(|r| r.kind() == w.kind) {
             Some(GenericResource::Discrete(_)) => vec![GenericResource::discrete(&w.kind, w.value)],
-            Some(GenericResource::Named(_)) => free_named(totals, held, &w.kind)
-                .take(w.value as usize)
-                .map(|v| GenericResource::named(&w.kind, v))
-                .collect(),
+            Some(GenericResource::Named(_)) => {
+                free_named(totals, held, &w.kind).take(w.value as usize).map(|v| GenericResource::named(&w.kind, v)).collect()
+            }
             None => Vec::new(),
         };
         held.hold(&this);
@@ -111,11 +110,7 @@ mod tests {
     use super::*;
 
     fn gpus() -> Vec<GenericResource> {
-        vec![
-            GenericResource::named("gpu", "UUID1"),
-            GenericResource::named("gpu", "UUID2"),
-            GenericResource::discrete("ssd", 3),
-        ]
+        vec![GenericResource::named("gpu", "UUID1"), GenericResource::named("gpu", "UUID2"), GenericResource::discrete("ssd", 3)]
     }
 
     #[test]

@@ -33,13 +33,13 @@
 mod batch;
 pub mod constraint;
 pub mod filter;
+#[cfg(test)]
+mod fuzz_tests;
 mod generic;
 mod load;
 pub mod nodeinfo;
 mod preference;
 mod statics;
-#[cfg(test)]
-mod fuzz_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -35,12 +35,7 @@ pub struct NodeInfo {
 impl NodeInfo {
     /// A ready, active worker with nothing else set (tests, benchmarks).
     pub fn new(id: &str) -> Self {
-        NodeInfo {
-            id: id.to_string(),
-            state: NodeState::Ready,
-            availability: Availability::Active,
-            ..Default::default()
-        }
+        NodeInfo { id: id.to_string(), state: NodeState::Ready, availability: Availability::Active, ..Default::default() }
     }
 
     /// From the store's Node. `Node` has no generic resources yet; set

@@ -76,14 +76,7 @@ impl Tree {
         t
     }
 
-    fn grow(
-        &mut self,
-        nodes: &[NodeInfo],
-        levels: &[Spread],
-        svc: &[u32],
-        candidate: &[bool],
-        members: Vec<u32>,
-    ) -> usize {
+    fn grow(&mut self, nodes: &[NodeInfo], levels: &[Spread], svc: &[u32], candidate: &[bool], members: Vec<u32>) -> usize {
         let at = self.branches.len();
         let tasks = members.iter().map(|&i| u64::from(svc[i as usize])).sum();
         self.branches.push(Branch { tasks, ..Default::default() });

@@ -61,9 +61,7 @@ impl StaticCache {
             p.os.hash(&mut h);
         }
         let key = h.finish();
-        if let Some(hit) =
-            self.entries.get(&key).and_then(|v| v.iter().find(|e| e.constraint_src == cons && e.platforms == plats))
-        {
+        if let Some(hit) = self.entries.get(&key).and_then(|v| v.iter().find(|e| e.constraint_src == cons && e.platforms == plats)) {
             return hit.clone();
         }
         if self.len >= MAX_ENTRIES {
@@ -74,18 +72,11 @@ impl StaticCache {
             .iter()
             .enumerate()
             .filter(|(_, n)| {
-                n.accepts_tasks()
-                    && constraints.as_deref().is_none_or(|c| node_matches(c, n))
-                    && platform_supported(plats, &n.platform)
+                n.accepts_tasks() && constraints.as_deref().is_none_or(|c| node_matches(c, n)) && platform_supported(plats, &n.platform)
             })
             .map(|(i, _)| i as u32)
             .collect();
-        let entry = Arc::new(StaticFilter {
-            constraint_src: cons.to_vec(),
-            platforms: plats.to_vec(),
-            constraints,
-            candidates,
-        });
+        let entry = Arc::new(StaticFilter { constraint_src: cons.to_vec(), platforms: plats.to_vec(), constraints, candidates });
         self.entries.entry(key).or_default().push(entry.clone());
         self.len += 1;
         entry

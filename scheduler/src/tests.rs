@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 
 use shoal_api::service::{PortConfig, PortProtocol, PublishMode};
-use shoal_api::task::{
-    GenericResource, Placement, PlacementPreference, Reservations, ResourceRequirements, Task, TaskSpec, TaskState,
-};
+use shoal_api::task::{GenericResource, Placement, PlacementPreference, Reservations, ResourceRequirements, Task, TaskSpec, TaskState};
 use shoal_api::{Availability, NodeState, Platform};
 
 use crate::{Assignment, NodeInfo, Scheduler, TaskGroup};
@@ -118,10 +116,7 @@ fn drained_paused_and_down_nodes_are_excluded() {
         n.availability = Availability::Drain;
         n
     }));
-    assert_eq!(
-        s.schedule_one(&TaskGroup::new("web", &spec)).unwrap_err(),
-        "no suitable node (3 nodes not available for new tasks)"
-    );
+    assert_eq!(s.schedule_one(&TaskGroup::new("web", &spec)).unwrap_err(), "no suitable node (3 nodes not available for new tasks)");
 }
 
 #[test]
@@ -142,13 +137,7 @@ fn constraints_filter_and_explain() {
     assert!(errs.is_empty());
     let spec = constrained(&["node.hostname==elsewhere"]);
     let (_, errs) = tally(&s.schedule_batch(&TaskGroup::new("web", &spec), 2));
-    assert_eq!(
-        errs,
-        vec![
-            "no suitable node (scheduling constraints not satisfied on 3 nodes; 1 node not available for new tasks)";
-            2
-        ]
-    );
+    assert_eq!(errs, vec!["no suitable node (scheduling constraints not satisfied on 3 nodes; 1 node not available for new tasks)"; 2]);
 }
 
 #[test]
@@ -187,10 +176,7 @@ fn resource_exhaustion_says_insufficient_resources() {
     assert_eq!(s.available("node1"), Some((0, (1 << 30) - (2 << 20))));
     // Memory counts too, and one node can be named alone.
     let big = reserving(0, 2 << 30);
-    assert_eq!(
-        s.schedule_one(&TaskGroup::new("db", &big)).unwrap_err(),
-        "no suitable node (insufficient resources on 3 nodes)"
-    );
+    assert_eq!(s.schedule_one(&TaskGroup::new("db", &big)).unwrap_err(), "no suitable node (insufficient resources on 3 nodes)");
     assert_eq!(s.place_on(&TaskGroup::new("db", &big), "node2").unwrap_err(), "insufficient resources on 1 node");
 }
 
@@ -204,13 +190,8 @@ fn finished_tasks_give_their_reservations_back() {
     let g = TaskGroup::new("web", &spec);
     let a = s.schedule_one(&g).unwrap();
     assert!(s.schedule_one(&g).is_err());
-    let t = Task {
-        service_id: "web".into(),
-        node_id: a.node_id,
-        spec: spec.clone(),
-        desired_state: TaskState::Running,
-        ..Default::default()
-    };
+    let t =
+        Task { service_id: "web".into(), node_id: a.node_id, spec: spec.clone(), desired_state: TaskState::Running, ..Default::default() };
     assert!(s.remove_task(&t, &[]));
     assert_eq!(s.service_tasks("node1", "web"), 0);
     assert!(s.schedule_one(&g).is_ok());
@@ -237,13 +218,8 @@ fn max_replicas_per_node() {
 fn host_ports_allow_one_task_per_node() {
     let mut s = Scheduler::new(workers(2));
     let spec = TaskSpec::default();
-    let port = |proto| PortConfig {
-        protocol: proto,
-        target_port: 80,
-        published_port: 58,
-        publish_mode: PublishMode::Host,
-        ..Default::default()
-    };
+    let port =
+        |proto| PortConfig { protocol: proto, target_port: 80, published_port: 58, publish_mode: PublishMode::Host, ..Default::default() };
     let tcp = [port(PortProtocol::Tcp)];
     let udp = [port(PortProtocol::Udp)];
     let both = [port(PortProtocol::Udp), port(PortProtocol::Tcp)];
@@ -273,19 +249,14 @@ fn platform_filter() {
     nodes[0].platform = Platform { architecture: "x86_64".into(), os: "linux".into() };
     nodes[1].platform = Platform { architecture: "aarch64".into(), os: "linux".into() };
     let mut s = Scheduler::new(nodes);
-    let arm = with_placement(Placement {
-        platforms: vec![Platform { architecture: "arm64".into(), os: "linux".into() }],
-        ..Default::default()
-    });
+    let arm =
+        with_placement(Placement { platforms: vec![Platform { architecture: "arm64".into(), os: "linux".into() }], ..Default::default() });
     assert_eq!(s.schedule_one(&TaskGroup::new("a", &arm)).unwrap().node_id, "node2");
     let win = with_placement(Placement {
         platforms: vec![Platform { architecture: "amd64".into(), os: "windows".into() }],
         ..Default::default()
     });
-    assert_eq!(
-        s.schedule_one(&TaskGroup::new("w", &win)).unwrap_err(),
-        "no suitable node (unsupported platform on 2 nodes)"
-    );
+    assert_eq!(s.schedule_one(&TaskGroup::new("w", &win)).unwrap_err(), "no suitable node (unsupported platform on 2 nodes)");
 }
 
 #[test]
@@ -296,10 +267,7 @@ fn spread_across_zones_of_unequal_size() {
         n.labels.insert("zone".into(), "b".into());
     }
     let mut s = Scheduler::new(nodes);
-    let spec = with_placement(Placement {
-        preferences: vec![PlacementPreference::spread("node.labels.zone")],
-        ..Default::default()
-    });
+    let spec = with_placement(Placement { preferences: vec![PlacementPreference::spread("node.labels.zone")], ..Default::default() });
     let (on, errs) = tally(&s.schedule_batch(&TaskGroup::new("web", &spec), 8));
     assert!(errs.is_empty());
     // Zone a (one node) gets half; zone b's half is spread 2/1/1.
@@ -322,8 +290,7 @@ fn spread_gives_a_full_zones_share_to_the_others() {
     }
     let mut s = Scheduler::new(nodes);
     let mut spec = reserving(1_000_000_000, 0);
-    spec.placement =
-        Some(Placement { preferences: vec![PlacementPreference::spread("node.labels.zone")], ..Default::default() });
+    spec.placement = Some(Placement { preferences: vec![PlacementPreference::spread("node.labels.zone")], ..Default::default() });
     let (on, errs) = tally(&s.schedule_batch(&TaskGroup::new("web", &spec), 9));
     assert!(errs.is_empty());
     // 3 per zone asked; a takes 1, b and c share its other 2: 1, 4, 4
@@ -338,9 +305,7 @@ fn nested_spread_and_unlabelled_nodes() {
     // Two zones with two racks each, plus an unlabelled node: three zone
     // branches ("", z1, z2), racks inside z1 and z2.
     let mut nodes = Vec::new();
-    for (id, zone, rack) in
-        [("n1", "z1", "r1"), ("n2", "z1", "r2"), ("n3", "z2", "r1"), ("n4", "z2", "r2"), ("n5", "", "")]
-    {
+    for (id, zone, rack) in [("n1", "z1", "r1"), ("n2", "z1", "r2"), ("n3", "z2", "r1"), ("n4", "z2", "r2"), ("n5", "", "")] {
         let mut n = NodeInfo::new(id);
         if !zone.is_empty() {
             n.labels.insert("zone".into(), zone.into());
@@ -350,10 +315,7 @@ fn nested_spread_and_unlabelled_nodes() {
     }
     let mut s = Scheduler::new(nodes);
     let spec = with_placement(Placement {
-        preferences: vec![
-            PlacementPreference::spread("node.labels.zone"),
-            PlacementPreference::spread("engine.labels.rack"),
-        ],
+        preferences: vec![PlacementPreference::spread("node.labels.zone"), PlacementPreference::spread("engine.labels.rack")],
         ..Default::default()
     });
     let (on, _) = tally(&s.schedule_batch(&TaskGroup::new("web", &spec), 12));
@@ -375,10 +337,7 @@ fn spread_counts_existing_tasks() {
     for _ in 0..4 {
         s.add_task(&Task { service_id: "web".into(), node_id: "node1".into(), ..Default::default() }, &[]);
     }
-    let spec = with_placement(Placement {
-        preferences: vec![PlacementPreference::spread("node.labels.zone")],
-        ..Default::default()
-    });
+    let spec = with_placement(Placement { preferences: vec![PlacementPreference::spread("node.labels.zone")], ..Default::default() });
     let (on, _) = tally(&s.schedule_batch(&TaskGroup::new("web", &spec), 6));
     // 10 tasks make 5 per zone: a needs 1 more (on node2), b gets 5. By
     // node alone it would be 3 and 3.
@@ -394,10 +353,7 @@ fn generic_resources_hand_out_distinct_items() {
     let mut s = Scheduler::new(nodes);
     let spec = TaskSpec {
         resources: Some(ResourceRequirements {
-            reservations: Some(Reservations {
-                generic_resources: vec![GenericResource::discrete("gpu", 1)],
-                ..Default::default()
-            }),
+            reservations: Some(Reservations { generic_resources: vec![GenericResource::discrete("gpu", 1)], ..Default::default() }),
             limits: None,
         }),
         ..Default::default()

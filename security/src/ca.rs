@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use rand::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
-    PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -37,9 +36,7 @@ pub struct RootCa {
 // Hand-written so the private key never ends up in logs.
 impl std::fmt::Debug for RootCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootCa")
-            .field("digest", &crate::base36::encode_fixed(&self.digest(), 50))
-            .finish_non_exhaustive()
+        f.debug_struct("RootCa").field("digest", &crate::base36::encode_fixed(&self.digest(), 50)).finish_non_exhaustive()
     }
 }
 
@@ -60,38 +57,26 @@ fn rcgen_err(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
 impl RootCa {
     /// Creates a fresh self-signed root CA.
     pub fn generate() -> Result<RootCa, Error> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(rcgen_err("generating CA key"))?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err("generating CA key"))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "swarm-ca");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - BACKDATE;
         params.not_after = now + ROOT_VALIDITY;
         params.serial_number = Some(random_serial());
-        let cert = params
-            .self_signed(&key)
-            .map_err(rcgen_err("self-signing CA certificate"))?;
-        Ok(RootCa {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            cert_der: cert.der().to_vec(),
-        })
+        let cert = params.self_signed(&key).map_err(rcgen_err("self-signing CA certificate"))?;
+        Ok(RootCa { cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().to_vec() })
     }
 
     /// Loads a root CA from PEM, checking that the key belongs to the
     /// certificate and that the certificate is a CA.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<RootCa, Error> {
         let der = crate::pem::first_cert(cert_pem)?;
-        let (_, cert) = X509Certificate::from_der(&der)
-            .map_err(|e| format!("cannot parse CA certificate: {e}"))?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("cannot parse CA certificate: {e}"))?;
         if !cert.is_ca() {
             return Err("certificate is not a CA certificate".to_string());
         }
@@ -99,11 +84,7 @@ impl RootCa {
         if key.public_key_raw() != &cert.public_key().subject_public_key.data[..] {
             return Err("CA key does not match CA certificate".to_string());
         }
-        Ok(RootCa {
-            cert_pem: cert_pem.to_string(),
-            key_pem: key_pem.to_string(),
-            cert_der: der.to_vec(),
-        })
+        Ok(RootCa { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string(), cert_der: der.to_vec() })
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -127,20 +108,12 @@ impl RootCa {
     /// and SANs come from the arguments, never from the CSR. The validity is
     /// capped at the root's own expiry, since a leaf outliving its issuer is
     /// useless.
-    pub fn issue(
-        &self,
-        csr_pem: &str,
-        node_id: &str,
-        role: Role,
-        cluster_id: &str,
-        validity: Duration,
-    ) -> Result<String, Error> {
+    pub fn issue(&self, csr_pem: &str, node_id: &str, role: Role, cluster_id: &str, validity: Duration) -> Result<String, Error> {
         if node_id.is_empty() || cluster_id.is_empty() {
             return Err("node ID and cluster ID must not be empty".to_string());
         }
         // from_pem also checks the CSR's self-signature (proof of key possession).
-        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(rcgen_err("invalid certificate signing request"))?;
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(rcgen_err("invalid certificate signing request"))?;
 
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -152,22 +125,14 @@ impl RootCa {
         params.subject_alt_names = [node_id, role.ou()]
             .iter()
             .map(|name| {
-                let ia5 = (*name)
-                    .try_into()
-                    .map_err(|e| format!("invalid name {name:?} for certificate: {e}"))?;
+                let ia5 = (*name).try_into().map_err(|e| format!("invalid name {name:?} for certificate: {e}"))?;
                 Ok(SanType::DnsName(ia5))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         // Every node is both a TLS server (managers) and a client.
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(random_serial());
 
@@ -177,17 +142,14 @@ impl RootCa {
         csr.params = params;
 
         let key = KeyPair::from_pem(&self.key_pem).map_err(rcgen_err("invalid CA key"))?;
-        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(&self.cert_der[..]), &key)
-            .map_err(rcgen_err("invalid CA certificate"))?;
-        let cert = csr
-            .signed_by(&issuer)
-            .map_err(rcgen_err("signing node certificate"))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&CertificateDer::from(&self.cert_der[..]), &key).map_err(rcgen_err("invalid CA certificate"))?;
+        let cert = csr.signed_by(&issuer).map_err(rcgen_err("signing node certificate"))?;
         Ok(cert.pem())
     }
 
     fn not_after(&self) -> Result<OffsetDateTime, Error> {
-        let (_, cert) = X509Certificate::from_der(&self.cert_der)
-            .map_err(|e| format!("cannot parse CA certificate: {e}"))?;
+        let (_, cert) = X509Certificate::from_der(&self.cert_der).map_err(|e| format!("cannot parse CA certificate: {e}"))?;
         Ok(cert.validity().not_after.to_datetime())
     }
 }
@@ -207,21 +169,15 @@ pub struct NodeKey {
 
 impl NodeKey {
     pub fn generate() -> Result<NodeKey, Error> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(rcgen_err("generating node key"))?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err("generating node key"))?;
         // The subject is a placeholder: the CA overwrites it.
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "swarm-node");
         params.distinguished_name = dn;
-        let csr = params
-            .serialize_request(&key)
-            .map_err(rcgen_err("creating CSR"))?;
+        let csr = params.serialize_request(&key).map_err(rcgen_err("creating CSR"))?;
         let csr_pem = csr.pem().map_err(rcgen_err("encoding CSR"))?;
-        Ok(NodeKey {
-            key_pem: key.serialize_pem(),
-            csr_pem,
-        })
+        Ok(NodeKey { key_pem: key.serialize_pem(), csr_pem })
     }
 }
 
@@ -251,25 +207,14 @@ mod tests {
     fn issue_sets_identity_from_arguments() {
         let ca = RootCa::generate().unwrap();
         let node = NodeKey::generate().unwrap();
-        let pem = ca
-            .issue(
-                &node.csr_pem,
-                "abc123node",
-                Role::Manager,
-                "cluster9",
-                90 * DAY,
-            )
-            .unwrap();
+        let pem = ca.issue(&node.csr_pem, "abc123node", Role::Manager, "cluster9", 90 * DAY).unwrap();
         let id = identity_from_pem(&pem).unwrap();
         assert_eq!(id.node_id, "abc123node");
         assert_eq!(id.role, Role::Manager);
         assert_eq!(id.cluster_id, "cluster9");
 
         let now = SystemTime::now();
-        assert!(
-            id.not_before < now - Duration::from_secs(30 * 60),
-            "backdated"
-        );
+        assert!(id.not_before < now - Duration::from_secs(30 * 60), "backdated");
         let left = id.not_after.duration_since(now).unwrap();
         assert!(left > 89 * DAY && left <= 90 * DAY, "{left:?}");
 
@@ -283,14 +228,9 @@ mod tests {
 
         // The certificate is for the node's key, not the CA's.
         let key = KeyPair::from_pem(&node.key_pem).unwrap();
-        assert_eq!(
-            key.public_key_raw(),
-            &cert.public_key().subject_public_key.data[..]
-        );
+        assert_eq!(key.public_key_raw(), &cert.public_key().subject_public_key.data[..]);
 
-        let worker = ca
-            .issue(&node.csr_pem, "w1", Role::Worker, "cluster9", DAY)
-            .unwrap();
+        let worker = ca.issue(&node.csr_pem, "w1", Role::Worker, "cluster9", DAY).unwrap();
         assert_eq!(identity_from_pem(&worker).unwrap().role, Role::Worker);
     }
 
@@ -298,14 +238,8 @@ mod tests {
     fn validity_capped_at_root_expiry() {
         let ca = RootCa::generate().unwrap();
         let node = NodeKey::generate().unwrap();
-        let pem = ca
-            .issue(&node.csr_pem, "n", Role::Worker, "c", 100 * 365 * DAY)
-            .unwrap();
-        let left = identity_from_pem(&pem)
-            .unwrap()
-            .not_after
-            .duration_since(SystemTime::now())
-            .unwrap();
+        let pem = ca.issue(&node.csr_pem, "n", Role::Worker, "c", 100 * 365 * DAY).unwrap();
+        let left = identity_from_pem(&pem).unwrap().not_after.duration_since(SystemTime::now()).unwrap();
         assert!(left <= 20 * 365 * DAY, "{left:?}");
     }
 
@@ -327,9 +261,7 @@ mod tests {
         assert_eq!(ca.digest(), <[u8; 32]>::from(Sha256::digest(ca.cert_der())));
         // A reloaded CA still issues certs that verify under the same root.
         let node = NodeKey::generate().unwrap();
-        assert!(again
-            .issue(&node.csr_pem, "n", Role::Worker, "c", DAY)
-            .is_ok());
+        assert!(again.issue(&node.csr_pem, "n", Role::Worker, "c", DAY).is_ok());
         // Distinct CAs have distinct digests.
         assert_ne!(ca.digest(), RootCa::generate().unwrap().digest());
     }
@@ -341,9 +273,7 @@ mod tests {
         let err = RootCa::from_pem(a.cert_pem(), b.key_pem()).unwrap_err();
         assert!(err.contains("does not match"), "{err}");
         let node = NodeKey::generate().unwrap();
-        let leaf = a
-            .issue(&node.csr_pem, "n", Role::Manager, "c", DAY)
-            .unwrap();
+        let leaf = a.issue(&node.csr_pem, "n", Role::Manager, "c", DAY).unwrap();
         assert!(RootCa::from_pem(&leaf, &node.key_pem).is_err());
     }
 }

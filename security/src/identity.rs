@@ -51,19 +51,12 @@ pub struct NodeIdentity {
 }
 
 /// First attribute value as a string, or an error naming the missing field.
-fn first_attr<'a, 'b>(
-    mut it: impl Iterator<Item = &'b AttributeTypeAndValue<'a>>,
-    what: &str,
-) -> Result<String, Error>
+fn first_attr<'a, 'b>(mut it: impl Iterator<Item = &'b AttributeTypeAndValue<'a>>, what: &str) -> Result<String, Error>
 where
     'a: 'b,
 {
-    let attr = it
-        .next()
-        .ok_or_else(|| format!("certificate subject has no {what}"))?;
-    attr.as_str()
-        .map(str::to_string)
-        .map_err(|e| format!("certificate subject {what} is not a string: {e}"))
+    let attr = it.next().ok_or_else(|| format!("certificate subject has no {what}"))?;
+    attr.as_str().map(str::to_string).map_err(|e| format!("certificate subject {what} is not a string: {e}"))
 }
 
 fn to_system_time(unix: i64) -> SystemTime {
@@ -77,8 +70,7 @@ fn to_system_time(unix: i64) -> SystemTime {
 /// Parses the identity out of a DER node certificate. Does not verify the
 /// certificate; that is the TLS layer's (or the caller's) job.
 pub fn identity_from_der(der: &[u8]) -> Result<NodeIdentity, Error> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("cannot parse certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("cannot parse certificate: {e}"))?;
     let subject = cert.subject();
     let node_id = first_attr(subject.iter_common_name(), "common name")?;
     let ou = first_attr(subject.iter_organizational_unit(), "organizational unit")?;

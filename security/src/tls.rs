@@ -12,10 +12,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, ServerConfig,
-    SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, ServerConfig, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::identity::{identity_from_der, NodeIdentity};
@@ -31,9 +28,7 @@ fn root_store(trusted_roots_pem: &[String]) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     for pem in trusted_roots_pem {
         for cert in crate::pem::certs(pem)? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("invalid trusted root certificate: {e}"))?;
+            roots.add(cert).map_err(|e| format!("invalid trusted root certificate: {e}"))?;
         }
     }
     if roots.is_empty() {
@@ -43,8 +38,7 @@ fn root_store(trusted_roots_pem: &[String]) -> Result<RootCertStore, Error> {
 }
 
 fn private_key(key_pem: &str) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| format!("invalid private key PEM: {e}"))
+    PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("invalid private key PEM: {e}"))
 }
 
 /// Server config for a manager. Client certificates are optional (a joining
@@ -52,12 +46,7 @@ fn private_key(key_pem: &str) -> Result<PrivateKeyDer<'static>, Error> {
 /// but when presented must chain to one of `trusted_roots_pem`.
 /// The chain sent is the node certificate followed by the current root, so
 /// bootstrapping clients can pin the root by digest.
-pub fn server_config(
-    trusted_roots_pem: &[String],
-    cert_pem: &str,
-    key_pem: &str,
-    root_pem: &str,
-) -> Result<Arc<ServerConfig>, Error> {
+pub fn server_config(trusted_roots_pem: &[String], cert_pem: &str, key_pem: &str, root_pem: &str) -> Result<Arc<ServerConfig>, Error> {
     let provider = provider();
     let roots = Arc::new(root_store(trusted_roots_pem)?);
     let client_verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
@@ -95,10 +84,7 @@ pub fn api_server_config(client_ca_pem: &str, cert_pem: &str, key_pem: &str) -> 
 
 /// Client config: verifies the server (expected server name "swarm-manager")
 /// against the trusted roots and presents the node certificate if given.
-pub fn client_config(
-    trusted_roots_pem: &[String],
-    client: Option<(&str, &str)>,
-) -> Result<Arc<ClientConfig>, Error> {
+pub fn client_config(trusted_roots_pem: &[String], client: Option<(&str, &str)>) -> Result<Arc<ClientConfig>, Error> {
     let roots = root_store(trusted_roots_pem)?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -122,9 +108,7 @@ impl PinnedRoot {
     /// The matched root as PEM, or None if no handshake has succeeded yet.
     pub fn root_pem(&self) -> Option<String> {
         let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .as_ref()
-            .map(|der| crate::pem::encode("CERTIFICATE", der))
+        guard.as_ref().map(|der| crate::pem::encode("CERTIFICATE", der))
     }
 }
 
@@ -144,9 +128,7 @@ struct UnknownAuthority;
 
 impl std::fmt::Display for UnknownAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "certificate signed by unknown authority: the server's root CA does not match the join token's CA digest",
-        )
+        f.write_str("certificate signed by unknown authority: the server's root CA does not match the join token's CA digest")
     }
 }
 
@@ -172,24 +154,13 @@ impl ServerCertVerifier for DigestPinnedVerifier {
         let root = std::iter::once(end_entity)
             .chain(intermediates)
             .find(|c| <[u8; 32]>::from(Sha256::digest(c.as_ref())) == self.ca_digest)
-            .ok_or_else(|| {
-                rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                    UnknownAuthority,
-                ))))
-            })?;
+            .ok_or_else(|| rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(UnknownAuthority)))))?;
         let mut roots = RootCertStore::empty();
         roots.add(root.clone().into_owned())?;
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(format!("building verifier: {e}")))?;
-        let verified = verifier.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(format!("building verifier: {e}")))?;
+        let verified = verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
         // Only remember the root once the chain is proven to hang off it.
         *self.pinned.lock().unwrap_or_else(|e| e.into_inner()) = Some(root.to_vec());
         Ok(verified)
@@ -201,12 +172,7 @@ impl ServerCertVerifier for DigestPinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -215,18 +181,11 @@ impl ServerCertVerifier for DigestPinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -235,16 +194,10 @@ impl ServerCertVerifier for DigestPinnedVerifier {
 /// with that sha256 and the leaf verifies against it (server name checked as
 /// usual). Use a fresh config per join attempt; the returned `PinnedRoot`
 /// yields the matched root afterwards.
-pub fn bootstrap_client_config(
-    ca_digest: [u8; 32],
-) -> Result<(Arc<ClientConfig>, PinnedRoot), Error> {
+pub fn bootstrap_client_config(ca_digest: [u8; 32]) -> Result<(Arc<ClientConfig>, PinnedRoot), Error> {
     let provider = provider();
     let pinned = PinnedRoot::default();
-    let verifier = DigestPinnedVerifier {
-        ca_digest,
-        provider: provider.clone(),
-        pinned: pinned.0.clone(),
-    };
+    let verifier = DigestPinnedVerifier { ca_digest, provider: provider.clone(), pinned: pinned.0.clone() };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS protocol setup: {e}"))?
@@ -277,12 +230,7 @@ mod tests {
 
     fn node(ca: &RootCa, id: &str, role: Role) -> Node {
         let k = NodeKey::generate().unwrap();
-        Node {
-            cert: ca
-                .issue(&k.csr_pem, id, role, "cluster1", 90 * DAY)
-                .unwrap(),
-            key: k.key_pem,
-        }
+        Node { cert: ca.issue(&k.csr_pem, id, role, "cluster1", 90 * DAY).unwrap(), key: k.key_pem }
     }
 
     fn manager_server(ca: &RootCa, trusted: &[String]) -> Arc<ServerConfig> {
@@ -315,11 +263,7 @@ mod tests {
     /// Runs a full in-memory handshake, then a round trip of application data
     /// (in TLS 1.3 the server judges the client certificate after the client
     /// already considers the handshake done, so data must flow to see it).
-    fn handshake(
-        client: Arc<ClientConfig>,
-        server: Arc<ServerConfig>,
-        name: &str,
-    ) -> Result<(ClientConnection, ServerConnection), Failed> {
+    fn handshake(client: Arc<ClientConfig>, server: Arc<ServerConfig>, name: &str) -> Result<(ClientConnection, ServerConnection), Failed> {
         let name = ServerName::try_from(name.to_string()).unwrap();
         let mut c = Connection::Client(ClientConnection::new(client, name).unwrap());
         let mut s = Connection::Server(ServerConnection::new(server).unwrap());
@@ -334,9 +278,7 @@ mod tests {
                 break;
             }
         }
-        let (Connection::Client(cc), Connection::Server(mut ss)) = (c, s) else {
-            unreachable!()
-        };
+        let (Connection::Client(cc), Connection::Server(mut ss)) = (c, s) else { unreachable!() };
         assert!(!cc.is_handshaking() && !ss.is_handshaking());
         let mut got = [0u8; 4];
         std::io::Read::read_exact(&mut ss.reader(), &mut got).unwrap();
@@ -358,10 +300,7 @@ mod tests {
         assert_eq!(peer.cluster_id, "cluster1");
         // And the client sees the manager, with the root sent after the leaf.
         let server_certs = cc.peer_certificates().unwrap();
-        assert_eq!(
-            peer_identity(Some(server_certs)).unwrap().role,
-            Role::Manager
-        );
+        assert_eq!(peer_identity(Some(server_certs)).unwrap().role, Role::Manager);
         assert_eq!(server_certs.len(), 2);
         assert_eq!(server_certs[1].as_ref(), &ca.cert_der()[..]);
     }
@@ -388,9 +327,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Failed::Server(rustls::Error::InvalidCertificate(
-                    CertificateError::BadSignature | CertificateError::UnknownIssuer
-                ))
+                Failed::Server(rustls::Error::InvalidCertificate(CertificateError::BadSignature | CertificateError::UnknownIssuer))
             ),
             "{err:?}"
         );
@@ -404,10 +341,7 @@ mod tests {
         let w = node(&old, "w-old", Role::Worker);
         let client = client_config(&trusted, Some((&w.cert, &w.key))).unwrap();
         let (_, ss) = handshake(client, manager_server(&new, &trusted), "swarm-manager").unwrap();
-        assert_eq!(
-            peer_identity(ss.peer_certificates()).unwrap().node_id,
-            "w-old"
-        );
+        assert_eq!(peer_identity(ss.peer_certificates()).unwrap().node_id, "w-old");
     }
 
     #[test]
@@ -418,10 +352,7 @@ mod tests {
         let server = server_config(&trusted, &w.cert, &w.key, ca.cert_pem()).unwrap();
         let client = client_config(&trusted, None).unwrap();
         let err = handshake(client, server, "swarm-manager").unwrap_err();
-        assert!(
-            matches!(err, Failed::Client(rustls::Error::InvalidCertificate(_))),
-            "{err:?}"
-        );
+        assert!(matches!(err, Failed::Client(rustls::Error::InvalidCertificate(_))), "{err:?}");
     }
 
     #[test]
@@ -442,14 +373,8 @@ mod tests {
         let trusted = vec![ca.cert_pem().to_string()];
         let (client, pinned) = bootstrap_client_config(other.digest()).unwrap();
         let err = handshake(client, manager_server(&ca, &trusted), "swarm-manager").unwrap_err();
-        let Failed::Client(e) = err else {
-            panic!("{err:?}")
-        };
-        assert!(
-            e.to_string()
-                .contains("certificate signed by unknown authority"),
-            "{e}"
-        );
+        let Failed::Client(e) = err else { panic!("{err:?}") };
+        assert!(e.to_string().contains("certificate signed by unknown authority"), "{e}");
         assert!(pinned.root_pem().is_none());
     }
 

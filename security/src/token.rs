@@ -30,8 +30,7 @@ pub struct JoinToken {
 }
 
 fn is_base36(s: &str) -> bool {
-    s.bytes()
-        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+    s.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
 }
 
 impl JoinToken {
@@ -39,10 +38,7 @@ impl JoinToken {
     pub fn generate(ca_digest: [u8; 32]) -> JoinToken {
         let mut secret = [0u8; SECRET_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut secret);
-        JoinToken {
-            ca_digest,
-            secret: base36::encode_fixed(&secret, SECRET_LEN),
-        }
+        JoinToken { ca_digest, secret: base36::encode_fixed(&secret, SECRET_LEN) }
     }
 
     pub fn parse(s: &str) -> Result<JoinToken, Error> {
@@ -51,12 +47,7 @@ impl JoinToken {
         let [prefix, version, digest, secret] = parts[..] else {
             return Err(invalid());
         };
-        if prefix != PREFIX
-            || version != VERSION
-            || digest.len() != DIGEST_LEN
-            || secret.len() != SECRET_LEN
-            || !is_base36(secret)
-        {
+        if prefix != PREFIX || version != VERSION || digest.len() != DIGEST_LEN || secret.len() != SECRET_LEN || !is_base36(secret) {
             return Err(invalid());
         }
         // decode() rejects non-base36 characters; 50 digits can exceed 256
@@ -67,10 +58,7 @@ impl JoinToken {
         }
         let mut ca_digest = [0u8; 32];
         ca_digest[32 - bytes.len()..].copy_from_slice(&bytes);
-        Ok(JoinToken {
-            ca_digest,
-            secret: secret.to_string(),
-        })
+        Ok(JoinToken { ca_digest, secret: secret.to_string() })
     }
 
     /// Constant-time comparison of the secret part, so a manager checking
@@ -87,12 +75,7 @@ impl JoinToken {
 
 impl fmt::Display for JoinToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{PREFIX}-{VERSION}-{}-{}",
-            base36::encode_fixed(&self.ca_digest, DIGEST_LEN),
-            self.secret
-        )
+        write!(f, "{PREFIX}-{VERSION}-{}-{}", base36::encode_fixed(&self.ca_digest, DIGEST_LEN), self.secret)
     }
 }
 
@@ -160,10 +143,7 @@ mod tests {
             format!("SWMTKN-1-{d}0-{s}"),
             format!("SWMTKN-1-{d}-{}", &s[1..]),
             format!("SWMTKN-1-{d}-{s}0"),
-            format!(
-                "SWMTKN-1-{}-{s}",
-                d.to_uppercase().replace(char::is_numeric, "A")
-            ),
+            format!("SWMTKN-1-{}-{s}", d.to_uppercase().replace(char::is_numeric, "A")),
             format!("SWMTKN-1-{d}-{}A", &s[1..]),
             format!("SWMTKN-1-{d}-{}_", &s[1..]),
             format!("SWMTKN-1-{}!-{s}", &d[1..]),
@@ -171,11 +151,7 @@ mod tests {
             format!("SWMTKN-1-{}-{s}", "z".repeat(50)),
         ];
         for t in bad {
-            assert_eq!(
-                JoinToken::parse(&t),
-                Err("invalid join token".to_string()),
-                "{t}"
-            );
+            assert_eq!(JoinToken::parse(&t), Err("invalid join token".to_string()), "{t}");
         }
     }
 

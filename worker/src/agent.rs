@@ -102,7 +102,10 @@ impl Agent {
                         let mut current = self.cfg.description.clone();
                         current.tls_info = self.tls_info();
                         let description = (sent_description.as_ref() != Some(&current)).then_some(current);
-                        let req = Request::Heartbeat(HeartbeatRequest { addr: self.cfg.advertise_addr.clone(), description: description.clone() });
+                        let req = Request::Heartbeat(HeartbeatRequest {
+                            addr: self.cfg.advertise_addr.clone(),
+                            description: description.clone(),
+                        });
                         match conn.call(&req, Duration::from_secs(10)).await {
                             Ok(Response::Heartbeat(hb)) => {
                                 if description.is_some() {

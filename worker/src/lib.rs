@@ -5,11 +5,11 @@
 
 pub mod agent;
 pub mod description;
-pub mod taskmanager;
 pub mod executor;
 pub mod health;
 pub mod image;
 pub mod logs;
-pub mod secrets;
-pub mod volumes;
 pub mod network;
+pub mod secrets;
+pub mod taskmanager;
+pub mod volumes;

@@ -62,19 +62,15 @@ impl TaskFiles {
         let secrets = self.secrets.lock().unwrap();
         for (i, r) in spec.secrets.iter().enumerate() {
             let (Some(target), Some(destination)) = (r.file.clone(), r.target_path()) else { continue };
-            let data = secrets
-                .get(&r.secret_id)
-                .and_then(|s| s.spec.data.clone())
-                .ok_or_else(|| format!("secret {} not found", r.secret_name))?;
+            let data =
+                secrets.get(&r.secret_id).and_then(|s| s.spec.data.clone()).ok_or_else(|| format!("secret {} not found", r.secret_name))?;
             out.push(Planned { secret: true, file: format!("secret-{i}"), data: data.into(), target, destination });
         }
         let configs = self.configs.lock().unwrap();
         for (i, r) in spec.configs.iter().enumerate() {
             let (Some(target), Some(destination)) = (r.file.clone(), r.target_path()) else { continue };
-            let data = configs
-                .get(&r.config_id)
-                .and_then(|c| c.spec.data.clone())
-                .ok_or_else(|| format!("config {} not found", r.config_name))?;
+            let data =
+                configs.get(&r.config_id).and_then(|c| c.spec.data.clone()).ok_or_else(|| format!("config {} not found", r.config_name))?;
             out.push(Planned { secret: false, file: format!("config-{i}"), data: data.into(), target, destination });
         }
         Ok(out)
@@ -91,11 +87,7 @@ impl TaskFiles {
             return Err(format!("invalid task id {task_id:?}"));
         }
         let dir = self.root.join(task_id);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         // Room for the data plus a page per file; tmpfs only uses what it holds.
         let size: usize = planned.iter().map(|p| p.data.len() + 4096).sum::<usize>() + 64 * 1024;
         if let Err(e) = mount_tmpfs(&dir, size) {
@@ -167,9 +159,7 @@ fn mount_tmpfs(dir: &Path, size: usize) -> Result<(), String> {
     // into the container is noexec.
     let flags = libc::MS_NOSUID | libc::MS_NODEV;
     // SAFETY: valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast())
-    };
+    let rc = unsafe { libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) };
     if rc != 0 {
         return Err(format!("mounting a tmpfs on {}: {}", dir.display(), std::io::Error::last_os_error()));
     }
@@ -216,7 +206,11 @@ mod tests {
     use shoal_api::secret::{ConfigReference, ConfigSpec, SecretReference, SecretSpec};
 
     fn secret(id: &str, name: &str, data: &[u8]) -> Secret {
-        Secret { id: id.into(), spec: SecretSpec { name: name.into(), data: Some(data.to_vec()), ..Default::default() }, ..Default::default() }
+        Secret {
+            id: id.into(),
+            spec: SecretSpec { name: name.into(), data: Some(data.to_vec()), ..Default::default() },
+            ..Default::default()
+        }
     }
 
     fn file(name: &str, uid: &str, mode: u32) -> Option<FileTarget> {

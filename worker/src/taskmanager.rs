@@ -18,8 +18,8 @@ use shoal_rpc::TaskStatusUpdate;
 use crate::executor::{Container, ContainerInput, Executor};
 use crate::health::{HealthMonitor, HealthStatus};
 use crate::image::ImageService;
-use crate::secrets::TaskFiles;
 use crate::network::{NodeNetwork, TaskNetwork};
+use crate::secrets::TaskFiles;
 
 /// Docker's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -195,10 +195,13 @@ impl TaskManager {
     pub fn shutdown(&self, cap: Duration) {
         let running: Vec<Container> = {
             let mut entries = self.entries.lock().unwrap();
-            entries.values_mut().filter_map(|e| {
-                e.stop_requested = true;
-                e.container.clone()
-            }).collect()
+            entries
+                .values_mut()
+                .filter_map(|e| {
+                    e.stop_requested = true;
+                    e.container.clone()
+                })
+                .collect()
         };
         let handles: Vec<_> = running
             .into_iter()

@@ -73,7 +73,14 @@ impl VolumeStore {
     /// Creates the volume if it does not exist yet (labels are set on
     /// creation only, as Docker does) and returns its data directory. Only
     /// the `local` driver without options is available on this node.
-    pub fn ensure(&self, name: &str, driver: &str, options: &BTreeMap<String, String>, labels: &BTreeMap<String, String>, anonymous: bool) -> Result<PathBuf, String> {
+    pub fn ensure(
+        &self,
+        name: &str,
+        driver: &str,
+        options: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<PathBuf, String> {
         check_name(name)?;
         if !driver.is_empty() && driver != "local" {
             return Err(format!("create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"));
@@ -116,8 +123,7 @@ impl VolumeStore {
     /// Every volume on the node, by name.
     pub fn list(&self) -> Vec<VolumeRecord> {
         let Ok(entries) = std::fs::read_dir(&self.root) else { return Vec::new() };
-        let mut v: Vec<VolumeRecord> =
-            entries.flatten().filter_map(|e| self.get(&e.file_name().to_string_lossy())).collect();
+        let mut v: Vec<VolumeRecord> = entries.flatten().filter_map(|e| self.get(&e.file_name().to_string_lossy())).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }

@@ -223,10 +223,7 @@ impl Pusher {
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
         let mut lines = head.split("\r\n");
         let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
+        let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
         Reply { status, headers, body: raw[split + 4..].to_vec() }
     }
 
@@ -241,12 +238,7 @@ impl Pusher {
             None => location,
         };
         let sep = if target.contains('?') { '&' } else { '?' };
-        let r = self.request(
-            "PUT",
-            &format!("{target}{sep}digest={digest}"),
-            &[("Content-Type", "application/octet-stream")],
-            data,
-        );
+        let r = self.request("PUT", &format!("{target}{sep}digest={digest}"), &[("Content-Type", "application/octet-stream")], data);
         assert_eq!(r.status, 201, "upload blob: {}", String::from_utf8_lossy(&r.body));
         digest
     }
@@ -395,7 +387,8 @@ fn pull_unpack_mount_and_clear_errors() {
     assert_eq!(fs::read_to_string(root.join("bin/app")).unwrap(), "#!/bin/sh\necho top\n");
     assert_eq!(fs::read_to_string(root.join("srv/data.txt")).unwrap(), "served\n");
     assert!(!root.join("etc/doomed.conf").exists(), "whited-out file must be gone");
-    let names: Vec<String> = fs::read_dir(root.join("etc")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        fs::read_dir(root.join("etc")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["os-release"], "no whiteout or .wh. file visible");
     // Two containers of one image do not see each other's writes.
     let other = service.prepare_rootfs(&image, "task2").unwrap();
@@ -471,19 +464,13 @@ fn manifest_list_picks_the_node_platform() {
             manifest.len()
         ));
     }
-    let list = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
-        media_type::DOCKER_MANIFEST_LIST,
-        entries.join(",")
-    );
+    let list = format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#, media_type::DOCKER_MANIFEST_LIST, entries.join(","));
     let list_digest = pusher.manifest(repo, "latest", media_type::DOCKER_MANIFEST_LIST, list.as_bytes());
 
     for rust_arch in ["x86_64", "aarch64"] {
         let scratch = TempDir::new("multi");
         let platform = Platform::for_arch(rust_arch);
-        let service = ImageService::open(scratch.0.join("image"), &RegistryConfig::default())
-            .unwrap()
-            .with_platform(platform.clone());
+        let service = ImageService::open(scratch.0.join("image"), &RegistryConfig::default()).unwrap().with_platform(platform.clone());
         let image = service.pull(&format!("{}/{repo}", reg.host()), None).unwrap();
         assert_eq!(image.config.architecture, platform.architecture);
         assert_eq!(
@@ -498,9 +485,8 @@ fn manifest_list_picks_the_node_platform() {
 
     // A platform the list lacks.
     let scratch = TempDir::new("multi-none");
-    let service = ImageService::open(scratch.0.join("image"), &RegistryConfig::default())
-        .unwrap()
-        .with_platform(Platform::for_arch("s390x"));
+    let service =
+        ImageService::open(scratch.0.join("image"), &RegistryConfig::default()).unwrap().with_platform(Platform::for_arch("s390x"));
     let e = service.pull(&format!("{}/{repo}", reg.host()), None).unwrap_err();
     assert_eq!(e.message, "no matching manifest for linux/s390x in the manifest list entries");
     // The node's own platform is one of the two.
@@ -533,21 +519,15 @@ impl TokenIssuer {
         let bundle = dir.join("token-ca.pem");
         fs::write(&bundle, cert.pem()).unwrap();
         let rng = ring::rand::SystemRandom::new();
-        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &key.serialize_der(),
-            &rng,
-        )
-        .unwrap();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng)
+            .unwrap();
         (TokenIssuer { key, cert_der: cert.der().to_vec() }, bundle)
     }
 
     fn token(&self, subject: &str, repo: Option<&str>) -> String {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let header = format!(
-            r#"{{"typ":"JWT","alg":"ES256","x5c":["{}"]}}"#,
-            shoal_worker::image::auth::base64_encode(&self.cert_der, false)
-        );
+        let header =
+            format!(r#"{{"typ":"JWT","alg":"ES256","x5c":["{}"]}}"#, shoal_worker::image::auth::base64_encode(&self.cert_der, false));
         let access = match repo {
             Some(r) => format!(r#"[{{"type":"repository","name":"{r}","actions":["pull","push"]}}]"#),
             None => "[]".to_string(),
@@ -605,7 +585,11 @@ fn serve_tokens(issuer: Arc<TokenIssuer>) -> (u16, Arc<std::sync::Mutex<Vec<Stri
                 Some(_) => ("401 Unauthorized", r#"{"details":"incorrect username or password"}"#.to_string()),
                 None => ("200 OK", format!(r#"{{"access_token":"{}"}}"#, issuer.token("", None))),
             };
-            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     (port, seen)
@@ -622,10 +606,7 @@ fn token_auth_over_tls_with_registry_credentials() {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let ca_issuer = rcgen::Issuer::new(ca_params, ca_key);
     let tls_key = rcgen::KeyPair::generate().unwrap();
-    let tls_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&tls_key, &ca_issuer)
-        .unwrap();
+    let tls_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&tls_key, &ca_issuer).unwrap();
     fs::write(certs.0.join("registry.crt"), tls_cert.pem()).unwrap();
     fs::write(certs.0.join("registry.key"), tls_key.serialize_pem()).unwrap();
 

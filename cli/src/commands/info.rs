@@ -418,7 +418,8 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         let mut env = Env { client: &client, out: &mut out, err: &mut err, prog: "shoal".into() };
-        run(&mut env, InfoArgs { format: Some("{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.ClientInfo.Context}}".into()) }).unwrap();
+        run(&mut env, InfoArgs { format: Some("{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.ClientInfo.Context}}".into()) })
+            .unwrap();
         run(&mut env, InfoArgs { format: Some("json".into()) }).unwrap();
         drop(env);
         let out = String::from_utf8(out).unwrap();

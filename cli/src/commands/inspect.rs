@@ -43,13 +43,15 @@ pub fn inspect(env: &mut Env, refs: &[String], format: &InspectFormat, get: impl
         };
         match &tmpl {
             None => raws.push(raw.trim().to_string()),
-            Some(t) => match parse_body(&raw).and_then(|v| t.execute(&v).map_err(|e| CliError::new(format!("template parsing error: {e}")))) {
-                Ok(s) => {
-                    buf.push_str(&s);
-                    buf.push('\n');
+            Some(t) => {
+                match parse_body(&raw).and_then(|v| t.execute(&v).map_err(|e| CliError::new(format!("template parsing error: {e}")))) {
+                    Ok(s) => {
+                        buf.push_str(&s);
+                        buf.push('\n');
+                    }
+                    Err(e) => errors.push(e),
                 }
-                Err(e) => errors.push(e),
-            },
+            }
         }
     }
     let text = match format {

@@ -357,10 +357,7 @@ fn update_nodes(
         let id = node.get("ID").str().to_string();
         let version = node.at(&["Version", "Index"]).as_u64().unwrap_or(0);
         let spec = node.get("Spec").clone();
-        env.client.post(
-            &format!("/nodes/{}/update{}", path_segment(&id), query(&[("version", version.to_string())])),
-            Some(&spec),
-        )?;
+        env.client.post(&format!("/nodes/{}/update{}", path_segment(&id), query(&[("version", version.to_string())])), Some(&spec))?;
         success(env, name)?;
     }
     Ok(())
@@ -393,12 +390,7 @@ pub fn merge_node_update(args: &UpdateArgs, node: &mut Json) -> CliResult {
 
 fn update(env: &mut Env, args: UpdateArgs) -> CliResult {
     let nodes = vec![args.node.clone()];
-    update_nodes(
-        env,
-        &nodes,
-        |_, node| merge_node_update(&args, node).map(|_| true),
-        |env, name| env.println(name),
-    )
+    update_nodes(env, &nodes, |_, node| merge_node_update(&args, node).map(|_| true), |env, name| env.println(name))
 }
 
 fn set_role(env: &mut Env, nodes: &[String], role: &'static str) -> CliResult {
@@ -540,7 +532,8 @@ mod tests {
         n.entry(&["Spec"]).set("Name", "defaultNodeName".into());
         n.entry(&["Description", "Engine"]).set(
             "Plugins",
-            Json::parse(r#"[{"Type":"Volume","Name":"local"},{"Type":"Network","Name":"bridge"},{"Type":"Network","Name":"overlay"}]"#).unwrap(),
+            Json::parse(r#"[{"Type":"Volume","Name":"local"},{"Type":"Network","Name":"bridge"},{"Type":"Network","Name":"overlay"}]"#)
+                .unwrap(),
         );
         n.entry(&["Description", "Engine"]).set("Labels", Json::parse(r#"{"engine":"label"}"#).unwrap());
         n.entry(&["Description", "Resources"]).set("NanoCPUs", Json::from(0i64));

@@ -160,7 +160,11 @@ pub fn read_data(file: Option<&str>, kind: &str, stdin: &mut dyn Read) -> Result
         None | Some("") => Err(format!("{kind} file is required")),
         Some(f) => {
             let data = std::fs::read(f).map_err(|e| {
-                let op = if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied { "open" } else { "read" };
+                let op = if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "open"
+                } else {
+                    "read"
+                };
                 format!("error reading from {f}: {op} {f}: {}", os_error_text(&e))
             })?;
             if data.is_empty() {
@@ -211,8 +215,8 @@ fn create_secret(env: &mut Env, a: SecretCreateArgs, stdin: &mut dyn Read) -> Cl
 }
 
 fn create_config(env: &mut Env, a: ConfigCreateArgs, stdin: &mut dyn Read) -> CliResult {
-    let data = read_data(Some(&a.file), "config", stdin)
-        .map_err(|e| CliError::new(format!("error reading content from {:?}: {e}", a.file)))?;
+    let data =
+        read_data(Some(&a.file), "config", stdin).map_err(|e| CliError::new(format!("error reading content from {:?}: {e}", a.file)))?;
     let mut spec = vec![
         ("Name", Json::from(a.name.as_str())),
         ("Labels", labels_json(&a.label)),
@@ -236,7 +240,14 @@ pub struct Kind {
 pub const SECRETS: Kind = Kind {
     path: "secrets",
     table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.CreatedAt}}\t{{.UpdatedAt}}",
-    header: &[("ID", "ID"), ("Name", "NAME"), ("Driver", "DRIVER"), ("CreatedAt", "CREATED"), ("UpdatedAt", "UPDATED"), ("Labels", "LABELS")],
+    header: &[
+        ("ID", "ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("CreatedAt", "CREATED"),
+        ("UpdatedAt", "UPDATED"),
+        ("Labels", "LABELS"),
+    ],
     pretty: pretty_secret,
 };
 
@@ -372,10 +383,9 @@ pub fn pretty_config(obj: &Json) -> String {
 /// references the flags named get their IDs from the daemon; an unknown
 /// name is refused before anything is sent ("secret not found: x").
 pub fn resolve_references(client: &crate::client::Client, container_spec: &mut Json) -> CliResult {
-    for (list_key, id_key, name_key, path, noun) in [
-        ("Secrets", "SecretID", "SecretName", "secrets", "secret"),
-        ("Configs", "ConfigID", "ConfigName", "configs", "config"),
-    ] {
+    for (list_key, id_key, name_key, path, noun) in
+        [("Secrets", "SecretID", "SecretName", "secrets", "secret"), ("Configs", "ConfigID", "ConfigName", "configs", "config")]
+    {
         let Json::Arr(refs) = container_spec.get(list_key).clone() else { continue };
         let wanted: Vec<String> =
             refs.iter().filter(|r| r.get(id_key).str().is_empty()).map(|r| r.get(name_key).str().to_string()).collect();
@@ -390,10 +400,7 @@ pub fn resolve_references(client: &crate::client::Client, container_spec: &mut J
             }
             targets.push(target);
         }
-        let filters = Json::object([(
-            "name",
-            Json::Obj(wanted.iter().map(|n| (n.clone(), Json::Bool(true))).collect()),
-        )]);
+        let filters = Json::object([("name", Json::Obj(wanted.iter().map(|n| (n.clone(), Json::Bool(true))).collect()))]);
         let found = client.get(&format!("/{path}?filters={}", url_encode(&filters.to_compact())))?;
         let mut resolved = Vec::new();
         for mut r in refs {
@@ -449,7 +456,12 @@ mod tests {
     #[test]
     fn create_sends_base64_data_and_labels_and_prints_the_id() {
         let d = FakeDaemon::start(|_| (201, r#"{"ID":"newid"}"#.into()));
-        let a = SecretCreateArgs { name: "db_pw".into(), file: Some("-".into()), label: vec!["env=prod".into(), "tier".into()], ..Default::default() };
+        let a = SecretCreateArgs {
+            name: "db_pw".into(),
+            file: Some("-".into()),
+            label: vec!["env=prod".into(), "tier".into()],
+            ..Default::default()
+        };
         let (r, out) = d.run(|env| create_secret(env, a, &mut &b"s3cret"[..]));
         r.unwrap();
         assert_eq!(out, "newid\n");
@@ -496,7 +508,10 @@ mod tests {
              Created at:        2026-01-01 10:00:00.5 +0000 UTC\nUpdated at:        2026-01-01 10:00:00.5 +0000 UTC"
         );
         let c = pretty_config(&Json::parse(CONFIG).unwrap());
-        assert!(c.starts_with("ID:\t\t\tc0nfig1d00000000000000000\nName:\t\t\tsite\nCreated at:            \t2026-01-01 10:00:00 +0000 UTC"), "{c}");
+        assert!(
+            c.starts_with("ID:\t\t\tc0nfig1d00000000000000000\nName:\t\t\tsite\nCreated at:            \t2026-01-01 10:00:00 +0000 UTC"),
+            "{c}"
+        );
         assert!(c.ends_with("\nData:\nlisten 80;\n"), "{c:?}");
     }
 
@@ -516,22 +531,15 @@ mod tests {
 
     #[test]
     fn service_references_resolve_by_name() {
-        let d = FakeDaemon::start(|r| {
-            if r.target.starts_with("/v1.44/secrets") {
-                (200, format!("[{SECRET}]"))
-            } else {
-                (200, "[]".into())
-            }
-        });
+        let d =
+            FakeDaemon::start(|r| if r.target.starts_with("/v1.44/secrets") { (200, format!("[{SECRET}]")) } else { (200, "[]".into()) });
         let mut cs = Json::parse(r#"{"Secrets":[{"File":{"Name":"db_pw","UID":"0","GID":"0","Mode":292},"SecretName":"db_pw"}]}"#).unwrap();
         resolve_references(&d.client(), &mut cs).unwrap();
         assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretID").str(), "ktnbjxoalbkvbvedmg1urrz8h");
         let mut missing = Json::parse(r#"{"Configs":[{"File":{"Name":"/x"},"ConfigName":"site"}]}"#).unwrap();
         assert_eq!(resolve_references(&d.client(), &mut missing).unwrap_err().message, "config not found: site");
-        let mut dup = Json::parse(
-            r#"{"Secrets":[{"File":{"Name":"t"},"SecretName":"a"},{"File":{"Name":"t"},"SecretName":"b"}]}"#,
-        )
-        .unwrap();
+        let mut dup =
+            Json::parse(r#"{"Secrets":[{"File":{"Name":"t"},"SecretName":"a"},{"File":{"Name":"t"},"SecretName":"b"}]}"#).unwrap();
         assert_eq!(resolve_references(&d.client(), &mut dup).unwrap_err().message, "duplicate secret target for b not allowed");
     }
 }

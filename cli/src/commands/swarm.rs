@@ -139,8 +139,8 @@ pub fn parse_external_ca(spec: &str) -> CliResult<Json> {
             }
             "url" => url = Some(value.to_string()),
             "cacert" => {
-                let contents = std::fs::read_to_string(value)
-                    .map_err(|e| CliError::new(format!("unable to read CA cert for external CA: {e}")))?;
+                let contents =
+                    std::fs::read_to_string(value).map_err(|e| CliError::new(format!("unable to read CA cert for external CA: {e}")))?;
                 if !contents.contains("-----BEGIN") {
                     return Err(CliError::new("CA cert for external CA must be in PEM format"));
                 }
@@ -373,14 +373,9 @@ fn init(env: &mut Env, a: InitArgs) -> CliResult {
     env.print(&format!("Swarm initialized: current node ({node_id}) is now a manager.\n\n"))?;
     print_join_command(env, &node_id, true, false)?;
     let prog = env.prog.clone();
-    env.println(&format!(
-        "To add a manager to this swarm, run '{prog} swarm join-token manager' and follow the instructions."
-    ))?;
+    env.println(&format!("To add a manager to this swarm, run '{prog} swarm join-token manager' and follow the instructions."))?;
     if a.autolock {
-        let key = env
-            .client
-            .get("/swarm/unlockkey")
-            .map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
+        let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
         print_unlock_command(env, key.get("UnlockKey").str())?;
     }
     Ok(())
@@ -515,10 +510,7 @@ fn update(env: &mut Env, a: UpdateArgs) -> CliResult {
     swarm_update(env, version, &spec, false, false, false)?;
     env.println("Swarm updated.")?;
     if cur_autolock && !prev_autolock {
-        let key = env
-            .client
-            .get("/swarm/unlockkey")
-            .map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
+        let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
         print_unlock_command(env, key.get("UnlockKey").str())?;
     }
     Ok(())
@@ -528,19 +520,14 @@ fn unlock_key(env: &mut Env, a: UnlockKeyArgs) -> CliResult {
     if a.rotate {
         let sw = env.client.get("/swarm")?;
         if !sw.at(&["Spec", "EncryptionConfig", "AutoLockManagers"]).bool() {
-            return Err(CliError::new(
-                "cannot rotate because autolock is not turned on",
-            ));
+            return Err(CliError::new("cannot rotate because autolock is not turned on"));
         }
         swarm_update(env, swarm_version(&sw), sw.get("Spec"), false, false, true)?;
         if !a.quiet {
             env.println("Successfully rotated manager unlock key.")?;
         }
     }
-    let key = env
-        .client
-        .get("/swarm/unlockkey")
-        .map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
+    let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
     let key = key.get("UnlockKey").str().to_string();
     if key.is_empty() {
         return Err(CliError::new("no unlock key is set"));
@@ -640,7 +627,8 @@ mod tests {
     }
 
     fn daemon() -> FakeDaemon {
-        FakeDaemon::start(|req| match (req.method.as_str(), req.target.as_str()) {
+        FakeDaemon::start(|req| {
+            match (req.method.as_str(), req.target.as_str()) {
             ("POST", "/v1.44/swarm/init") => (200, "\"tjjggogqpnpj2phbfbz8jd5oq\"".into()),
             ("GET", "/v1.44/nodes/tjjggogqpnpj2phbfbz8jd5oq") => {
                 (200, r#"{"ID":"tjjggogqpnpj2phbfbz8jd5oq","ManagerStatus":{"Leader":true,"Reachability":"reachable","Addr":"192.168.77.11:2377"}}"#.into())
@@ -654,6 +642,7 @@ mod tests {
             ("POST", "/v1.44/swarm/join") => (200, String::new()),
             ("POST", "/v1.44/swarm/leave?force=true") => (200, String::new()),
             _ => (500, r#"{"message":"unexpected"}"#.into()),
+        }
         })
     }
 
@@ -698,7 +687,10 @@ To add a manager to this swarm, run 'shoal swarm join-token manager' and follow 
             "Successfully rotated manager join token.\n\nTo add a manager to this swarm, run the following command:\n\n    shoal swarm join --token SWMTKN-1-abc-manager 192.168.77.11:2377\n\n"
         );
         let upd = d.requests().into_iter().find(|r| r.target.starts_with("/v1.44/swarm/update")).unwrap();
-        assert_eq!(upd.target, "/v1.44/swarm/update?version=12&rotateWorkerToken=false&rotateManagerToken=true&rotateManagerUnlockKey=false");
+        assert_eq!(
+            upd.target,
+            "/v1.44/swarm/update?version=12&rotateWorkerToken=false&rotateManagerToken=true&rotateManagerUnlockKey=false"
+        );
         assert_eq!(upd.body, r#"{"Orchestration":{"TaskHistoryRetentionLimit":5}}"#);
         let (r, out) = run_cmd(&d, SwarmCommand::JoinToken(JoinTokenArgs { rotate: false, quiet: true, role: "worker".into() }));
         r.unwrap();

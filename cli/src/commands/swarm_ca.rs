@@ -68,9 +68,7 @@ pub fn run(env: &mut Env, a: CaArgs) -> CliResult {
         ));
     }
     if a.ca_cert.is_some() && a.ca.external_ca.is_empty() && a.ca_key.is_none() {
-        return Err(CliError::new(
-            "the --ca-cert flag requires that a --ca-key flag and/or --external-ca flag be provided as well",
-        ));
+        return Err(CliError::new("the --ca-cert flag requires that a --ca-key flag and/or --external-ca flag be provided as well"));
     }
     let old_root = sw.at(&["TLSInfo", "TrustRoot"]).str().to_string();
     let mut spec = sw.get("Spec").clone();
@@ -219,7 +217,9 @@ fn follow_rotation(env: &mut Env, old_root: &str, quiet: bool) -> CliResult<bool
         if !done && start.elapsed() > ROTATION_DEADLINE {
             let prog = env.prog.clone();
             env.eprintln("Operation continuing in background.");
-            env.eprintln(&format!("Use `{prog} swarm ca` or `{prog} node ls --format '{{{{.Hostname}}}}: {{{{.TLSStatus}}}}'` to check progress."));
+            env.eprintln(&format!(
+                "Use `{prog} swarm ca` or `{prog} node ls --format '{{{{.Hostname}}}}: {{{{.TLSStatus}}}}'` to check progress."
+            ));
             return Ok(false);
         }
         std::thread::sleep(POLL);
@@ -277,7 +277,9 @@ mod tests {
 
     #[test]
     fn display_and_flag_checks() {
-        let d = FakeDaemon::start(|_| (200, r#"{"TLSInfo":{"TrustRoot":"-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n"}}"#.into()));
+        let d = FakeDaemon::start(|_| {
+            (200, r#"{"TLSInfo":{"TrustRoot":"-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n"}}"#.into())
+        });
         let client = d.client();
         let mut out = Vec::new();
         let mut err = Vec::new();

@@ -52,7 +52,13 @@ impl<'a> Resolver<'a> {
             let n = c.get(&format!("/nodes/{}", path_segment(id))).ok()?;
             let name = n.at(&["Spec", "Name"]).str();
             let host = n.at(&["Description", "Hostname"]).str();
-            Some(if !name.is_empty() { name.to_string() } else if !host.is_empty() { host.to_string() } else { id.to_string() })
+            Some(if !name.is_empty() {
+                name.to_string()
+            } else if !host.is_empty() {
+                host.to_string()
+            } else {
+                id.to_string()
+            })
         })
     }
 
@@ -98,16 +104,8 @@ pub fn display_image(image: &str, trunc: bool) -> String {
 }
 
 fn elapsed_since(ts: &str, now: i128) -> i64 {
-    let t = Timestamp::parse(ts).unwrap_or(Timestamp {
-        year: 1,
-        month: 1,
-        day: 1,
-        hour: 0,
-        minute: 0,
-        second: 0,
-        nanos: 0,
-        offset_min: None,
-    });
+    let t =
+        Timestamp::parse(ts).unwrap_or(Timestamp { year: 1, month: 1, day: 1, hour: 0, minute: 0, second: 0, nanos: 0, offset_min: None });
     (now - t.unix_nanos()).clamp(0, i64::MAX as i128) as i64
 }
 
@@ -115,11 +113,8 @@ fn elapsed_since(ts: &str, now: i128) -> i64 {
 pub fn task_row(task: &Json, name: &str, node: &str, trunc: bool, now: i128) -> Json {
     let id = task.get("ID").str();
     let status = task.get("Status");
-    let current = format!(
-        "{} {}",
-        pretty_print(status.get("State").str()),
-        ago(elapsed_since(status.get("Timestamp").str(), now)).to_lowercase()
-    );
+    let current =
+        format!("{} {}", pretty_print(status.get("State").str()), ago(elapsed_since(status.get("Timestamp").str(), now)).to_lowercase());
     let mut err = status.get("Err").str().to_string();
     if trunc {
         err = ellipsis(&err, MAX_ERR_LENGTH);
@@ -219,8 +214,23 @@ mod tests {
     fn table_with_history() {
         let now = Timestamp::parse("2024-01-01T00:01:00Z").unwrap().unix_nanos();
         let named = vec![
-            (task("etb0jpr21mhe0000000000000", "rejected", "shutdown", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", "No such image: nginx:1.11.2-alpine"), "web.1".to_string(), "moby".to_string()),
-            (task("uultetkovwch0000000000000", "running", "running", "2024-01-01T00:00:17Z", "2024-01-01T00:00:10Z", ""), "web.1".to_string(), "moby".to_string()),
+            (
+                task(
+                    "etb0jpr21mhe0000000000000",
+                    "rejected",
+                    "shutdown",
+                    "2024-01-01T00:00:00Z",
+                    "2024-01-01T00:00:00Z",
+                    "No such image: nginx:1.11.2-alpine",
+                ),
+                "web.1".to_string(),
+                "moby".to_string(),
+            ),
+            (
+                task("uultetkovwch0000000000000", "running", "running", "2024-01-01T00:00:17Z", "2024-01-01T00:00:10Z", ""),
+                "web.1".to_string(),
+                "moby".to_string(),
+            ),
         ];
         let opts = TaskListOptions { trunc: true, no_resolve: false, quiet: false, format: "table".into() };
         let out = render_tasks(named, &opts, now).unwrap();

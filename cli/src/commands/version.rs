@@ -103,11 +103,7 @@ pub fn render_default(client: &Json, server: Option<&Json>) -> String {
             s.push_str(&format!("\n {cname}:"));
             if cname == "Engine" {
                 s.push_str(&format!("\n  Version:\t{}", c.get("Version").str()));
-                s.push_str(&format!(
-                    "\n  API version:\t{} (minimum version {})",
-                    d.get("ApiVersion").str(),
-                    d.get("MinAPIVersion").str()
-                ));
+                s.push_str(&format!("\n  API version:\t{} (minimum version {})", d.get("ApiVersion").str(), d.get("MinAPIVersion").str()));
                 for (label, key) in [("Go version", "GoVersion"), ("Git commit", "GitCommit"), ("Built", "BuildTime")] {
                     let v = d.get(key).str();
                     if !v.is_empty() {
@@ -143,10 +139,7 @@ pub fn run(env: &mut Env, args: VersionArgs) -> CliResult {
     let text = match &tmpl {
         None => render_default(&client, server.as_ref().ok()),
         Some(t) => {
-            let data = Json::object([
-                ("Client", client.clone()),
-                ("Server", server.as_ref().ok().cloned().unwrap_or(Json::Null)),
-            ]);
+            let data = Json::object([("Client", client.clone()), ("Server", server.as_ref().ok().cloned().unwrap_or(Json::Null))]);
             t.execute(&data).map_err(|e| CliError::new(format!("template: {e}")))?
         }
     };

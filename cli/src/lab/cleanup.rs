@@ -18,11 +18,7 @@ pub fn down(lab: &str) -> Result<bool, String> {
     state::validate_lab_name(lab)?;
     let run_dir = state::run_dir(lab);
     let data_dir = state::data_dir(lab);
-    let _lock = if run_dir.is_dir() {
-        state::LabLock::acquire(lab).ok()
-    } else {
-        None
-    };
+    let _lock = if run_dir.is_dir() { state::LabLock::acquire(lab).ok() } else { None };
     let saved = LabState::load(lab).unwrap_or_else(|e| {
         eprintln!("warning: {e}; cleaning up by name");
         None
@@ -31,11 +27,7 @@ pub fn down(lab: &str) -> Result<bool, String> {
     let mut errors = Vec::new();
 
     // 1. Daemons: the recorded ones (verified) and any other with a state dir of this lab.
-    let mut pids: Vec<u32> = saved
-        .iter()
-        .flat_map(|s| s.nodes.iter())
-        .filter_map(process::running_pid)
-        .collect();
+    let mut pids: Vec<u32> = saved.iter().flat_map(|s| s.nodes.iter()).filter_map(process::running_pid).collect();
     for pid in process::daemons_under(&data_dir) {
         if !pids.contains(&pid) {
             pids.push(pid);
@@ -56,11 +48,7 @@ pub fn down(lab: &str) -> Result<bool, String> {
     // 1c. Task networking a killed daemon left: namespace mounts (outside
     // the lab's namespaces, so deleting those would not free them), then
     // the gateway bridge, task veths and nft table inside each host.
-    let hosts: Vec<(PathBuf, String)> = saved
-        .iter()
-        .flat_map(|s| s.nodes.iter())
-        .map(|n| (n.data_dir.clone(), n.netns.clone()))
-        .collect();
+    let hosts: Vec<(PathBuf, String)> = saved.iter().flat_map(|s| s.nodes.iter()).map(|n| (n.data_dir.clone(), n.netns.clone())).collect();
     remove_networks(&data_dir, &hosts, &mut errors);
 
     // 2. Namespaces: recorded ones and any `shoal-<lab>-{sw,node-N}` that exists.
@@ -85,16 +73,9 @@ pub fn down(lab: &str) -> Result<bool, String> {
     if !present.is_empty() {
         found_any = true;
         // Whatever still runs inside (e.g. a `lab exec` shell) would keep a namespace alive.
-        let strays: Vec<u32> = present
-            .iter()
-            .flat_map(|n| netns::pids(n))
-            .filter(|&p| p != std::process::id())
-            .collect();
+        let strays: Vec<u32> = present.iter().flat_map(|n| netns::pids(n)).filter(|&p| p != std::process::id()).collect();
         if !strays.is_empty() {
-            eprintln!(
-                "Stopping {} other process(es) inside the lab's namespaces...",
-                strays.len()
-            );
+            eprintln!("Stopping {} other process(es) inside the lab's namespaces...", strays.len());
             if let Err(e) = process::terminate(&strays, STRAY_GRACE) {
                 errors.push(e);
             }
@@ -191,9 +172,7 @@ fn remove_networks(data_dir: &Path, hosts: &[(PathBuf, String)], errors: &mut Ve
                 let _ = netns::ip(&["-n", ns, "link", "del", &name]);
             }
         }
-        let nft = |args: &[&str]| {
-            std::process::Command::new("ip").args(["netns", "exec", ns, "nft"]).args(args).output()
-        };
+        let nft = |args: &[&str]| std::process::Command::new("ip").args(["netns", "exec", ns, "nft"]).args(args).output();
         if nft(&["list", "table", "ip", &m.nft_table]).map(|o| o.status.success()).unwrap_or(false) {
             match nft(&["delete", "table", "ip", &m.nft_table]) {
                 Ok(o) if o.status.success() => {}
@@ -206,10 +185,7 @@ fn remove_networks(data_dir: &Path, hosts: &[(PathBuf, String)], errors: &mut Ve
 
 /// Interface names from `ip -o link show` (`3: name@peer: <...> ...`).
 pub fn link_names(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .collect()
+    out.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap_or(n).to_string()).collect()
 }
 
 fn remove_containers_of(root: &Path, errors: &mut Vec<String>) {
@@ -226,10 +202,7 @@ fn remove_containers_of(root: &Path, errors: &mut Vec<String>) {
 
 fn remove_tree(dir: &Path) -> Result<(), String> {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut below: Vec<PathBuf> = mount_points(&mounts)
-        .into_iter()
-        .filter(|m| m.starts_with(dir))
-        .collect();
+    let mut below: Vec<PathBuf> = mount_points(&mounts).into_iter().filter(|m| m.starts_with(dir)).collect();
     below.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
     below.dedup();
     for m in &below {
@@ -258,11 +231,7 @@ fn umount_detach(path: &Path) -> Result<(), String> {
 
 /// Mount points (field 5) of a mountinfo text, with octal escapes decoded.
 pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape_mount_path(m)))
-        .collect()
+    mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).map(|m| PathBuf::from(unescape_mount_path(m))).collect()
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
@@ -271,13 +240,8 @@ pub fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
             if v <= 255 {
                 out.push(v as u8);
                 i += 4;
@@ -294,12 +258,8 @@ pub fn unescape_mount_path(s: &str) -> String {
 /// it runs. Once no namespace is left there, undo that so no mount stays behind.
 fn release_netns_dir() {
     let dir = Path::new("/run/netns");
-    let empty = fs::read_dir(dir)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    let mounted = fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| mount_points(&m).iter().any(|p| p == dir))
-        .unwrap_or(false);
+    let empty = fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let mounted = fs::read_to_string("/proc/self/mountinfo").map(|m| mount_points(&m).iter().any(|p| p == dir)).unwrap_or(false);
     if empty && mounted {
         // Not detached: if someone just bound a new namespace there, this fails (EBUSY).
         let c = std::ffi::CString::new("/run/netns").expect("no NUL");
@@ -320,11 +280,7 @@ mod tests {
         let m = mount_points(info);
         assert_eq!(
             m,
-            [
-                PathBuf::from("/"),
-                PathBuf::from("/run/netns/shoal-lab-sw"),
-                PathBuf::from("/var/lib/shoal/lab/lab/node-1/with space"),
-            ]
+            [PathBuf::from("/"), PathBuf::from("/run/netns/shoal-lab-sw"), PathBuf::from("/var/lib/shoal/lab/lab/node-1/with space"),]
         );
     }
 

@@ -58,12 +58,7 @@ pub enum LabCommand {
         /// Node to run in (e.g. node-2)
         node: String,
         /// Command and its arguments (put them after --)
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "CMD"
-        )]
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
     /// Kill a node's daemon with SIGKILL (a crash)
@@ -135,30 +130,16 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> Result<(), String> {
     match cmd {
-        LabCommand::Up {
-            managers,
-            workers,
-            name,
-            insecure_registries,
-        } => up::up(&name, managers, workers, &insecure_registries),
+        LabCommand::Up { managers, workers, name, insecure_registries } => up::up(&name, managers, workers, &insecure_registries),
         LabCommand::Ls { name } => ops::ls(&name),
         LabCommand::Exec { name, node, cmd } => ops::exec(&name, &node, &cmd),
         LabCommand::Kill { name, nodes } => ops::each_node(&name, &nodes, ops::kill_node),
         LabCommand::Stop { name, nodes } => ops::each_node(&name, &nodes, ops::stop_node),
         LabCommand::Start { name, nodes } => ops::start_nodes(&name, &nodes),
-        LabCommand::Partition { name, nodes } => {
-            ops::each_node(&name, &nodes, |lab, n| ops::set_partition(lab, n, true))
-        }
-        LabCommand::Heal { name, nodes } => {
-            ops::each_node(&name, &nodes, |lab, n| ops::set_partition(lab, n, false))
-        }
+        LabCommand::Partition { name, nodes } => ops::each_node(&name, &nodes, |lab, n| ops::set_partition(lab, n, true)),
+        LabCommand::Heal { name, nodes } => ops::each_node(&name, &nodes, |lab, n| ops::set_partition(lab, n, false)),
         LabCommand::Down { name } => ops::down(&name),
-        LabCommand::Logs {
-            name,
-            node,
-            tail,
-            follow,
-        } => ops::logs(&name, &node, tail, follow),
+        LabCommand::Logs { name, node, tail, follow } => ops::logs(&name, &node, tail, follow),
     }
 }
 
@@ -194,21 +175,11 @@ mod tests {
     #[test]
     fn parses_up_defaults_and_flags() {
         match parse(&["up"]) {
-            LabCommand::Up {
-                managers,
-                workers,
-                name,
-                ..
-            } => assert_eq!((managers, workers, name.as_str()), (1, 0, "lab")),
+            LabCommand::Up { managers, workers, name, .. } => assert_eq!((managers, workers, name.as_str()), (1, 0, "lab")),
             c => panic!("{c:?}"),
         }
         match parse(&["up", "--managers", "3", "--workers", "2", "--name", "t", "--insecure-registry", "192.168.77.11:5000"]) {
-            LabCommand::Up {
-                managers,
-                workers,
-                name,
-                insecure_registries,
-            } => {
+            LabCommand::Up { managers, workers, name, insecure_registries } => {
                 assert_eq!((managers, workers, name.as_str()), (3, 2, "t"));
                 assert_eq!(insecure_registries, ["192.168.77.11:5000"]);
             }
@@ -225,9 +196,7 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
-        match parse(&[
-            "exec", "--name", "x", "node-1", "--", "shoal", "--name", "y",
-        ]) {
+        match parse(&["exec", "--name", "x", "node-1", "--", "shoal", "--name", "y"]) {
             LabCommand::Exec { name, node, cmd } => {
                 assert_eq!((name.as_str(), node.as_str()), ("x", "node-1"));
                 assert_eq!(cmd, ["shoal", "--name", "y"]);
@@ -254,9 +223,7 @@ mod tests {
             c => panic!("{c:?}"),
         }
         match parse(&["logs", "node-1", "--tail", "5"]) {
-            LabCommand::Logs {
-                node, tail, follow, ..
-            } => assert_eq!((node.as_str(), tail, follow), ("node-1", Some(5), false)),
+            LabCommand::Logs { node, tail, follow, .. } => assert_eq!((node.as_str(), tail, follow), ("node-1", Some(5), false)),
             c => panic!("{c:?}"),
         }
         assert!(Cli::try_parse_from(["lab", "stop"]).is_err());

@@ -22,12 +22,7 @@ pub fn ip(args: &[&str]) -> Result<String, String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
-            "'ip {}' failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("'ip {}' failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -39,10 +34,7 @@ fn is_missing(err: &str) -> bool {
 
 /// Names from `ip netns list` output (`name (id: 3)` or just `name`).
 pub fn parse_netns_list(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
+    out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
 }
 
 pub fn list() -> Result<Vec<String>, String> {
@@ -67,30 +59,14 @@ pub fn delete(name: &str) -> Result<(), String> {
 
 /// PIDs of processes whose network namespace is `name`.
 pub fn pids(name: &str) -> Vec<u32> {
-    ip(&["netns", "pids", name])
-        .map(|o| {
-            o.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    ip(&["netns", "pids", name]).map(|o| o.split_whitespace().filter_map(|p| p.parse().ok()).collect()).unwrap_or_default()
 }
 
 /// The switch: namespace with bridge `br0` up (no STP, so ports forward at once).
 pub fn create_switch(lab: &LabState) -> Result<(), String> {
     let sw = lab.switch_netns.as_str();
     add(sw)?;
-    ip(&[
-        "-n",
-        sw,
-        "link",
-        "add",
-        &lab.bridge,
-        "type",
-        "bridge",
-        "stp_state",
-        "0",
-    ])?;
+    ip(&["-n", sw, "link", "add", &lab.bridge, "type", "bridge", "stp_state", "0"])?;
     ip(&["-n", sw, "link", "set", &lab.bridge, "up"])?;
     Ok(())
 }
@@ -100,30 +76,8 @@ pub fn host_commands(lab: &LabState, node: &NodeState) -> Vec<Vec<String>> {
     let cidr = format!("{}/{}", node.addr, PREFIX_LEN);
     let v = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
-        v(&[
-            "link",
-            "add",
-            HOST_IF,
-            "netns",
-            &node.netns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &node.switch_veth,
-            "netns",
-            &lab.switch_netns,
-        ]),
-        v(&[
-            "-n",
-            &lab.switch_netns,
-            "link",
-            "set",
-            &node.switch_veth,
-            "master",
-            &lab.bridge,
-            "up",
-        ]),
+        v(&["link", "add", HOST_IF, "netns", &node.netns, "type", "veth", "peer", "name", &node.switch_veth, "netns", &lab.switch_netns]),
+        v(&["-n", &lab.switch_netns, "link", "set", &node.switch_veth, "master", &lab.bridge, "up"]),
         v(&["-n", &node.netns, "link", "set", "lo", "up"]),
         v(&["-n", &node.netns, "addr", "add", &cidr, "dev", HOST_IF]),
         v(&["-n", &node.netns, "link", "set", HOST_IF, "up"]),
@@ -142,15 +96,7 @@ pub fn create_host(lab: &LabState, node: &NodeState) -> Result<(), String> {
 /// Connect (`up`) or cut off (`down`) a host at the switch.
 pub fn set_switch_port(lab: &LabState, node: &NodeState, up: bool) -> Result<(), String> {
     let state = if up { "up" } else { "down" };
-    ip(&[
-        "-n",
-        &lab.switch_netns,
-        "link",
-        "set",
-        &node.switch_veth,
-        state,
-    ])
-    .map(|_| ())
+    ip(&["-n", &lab.switch_netns, "link", "set", &node.switch_veth, state]).map(|_| ())
 }
 
 #[cfg(test)]
@@ -161,10 +107,7 @@ mod tests {
     #[test]
     fn netns_list_parsing() {
         let out = "shoal-lab-node-2 (id: 2)\nshoal-lab-sw (id: 0)\nplain\n\n";
-        assert_eq!(
-            parse_netns_list(out),
-            ["shoal-lab-node-2", "shoal-lab-sw", "plain"]
-        );
+        assert_eq!(parse_netns_list(out), ["shoal-lab-node-2", "shoal-lab-sw", "plain"]);
     }
 
     #[test]
@@ -186,9 +129,7 @@ mod tests {
 
     #[test]
     fn missing_errors() {
-        assert!(is_missing(
-            "Cannot remove namespace file \"/run/netns/x\": No such file or directory"
-        ));
+        assert!(is_missing("Cannot remove namespace file \"/run/netns/x\": No such file or directory"));
         assert!(is_missing("Cannot find device \"v-node-1\""));
         assert!(!is_missing("Operation not permitted"));
     }

@@ -30,10 +30,7 @@ pub fn ls(name: &str) -> Result<(), String> {
             ]
         })
         .collect();
-    print_table(
-        &["NAME", "ROLE", "ADDRESS", "STATUS", "PID", "SOCKET"],
-        rows,
-    );
+    print_table(&["NAME", "ROLE", "ADDRESS", "STATUS", "PID", "SOCKET"], rows);
     Ok(())
 }
 
@@ -84,10 +81,7 @@ pub fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
     let lab = LabState::load_existing(name)?;
     let node = lab.node(node)?;
     if !netns::exists(&node.netns) {
-        return Err(format!(
-            "namespace {} of {} is gone; recreate the lab (down, then up)",
-            node.netns, node.name
-        ));
+        return Err(format!("namespace {} of {} is gone; recreate the lab (down, then up)", node.netns, node.name));
     }
     let ns = process::open_netns(&node.netns)?;
     // Replace this process with CMD inside the namespace, so CMD's exit code, signals
@@ -100,21 +94,13 @@ pub fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
     let err = command.exec();
     // As a shell does: 127 when CMD is not found, 126 when it cannot be run.
     eprintln!("shoal lab exec: {}: {err}", cmd[0]);
-    std::process::exit(if err.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    })
+    std::process::exit(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
 }
 
 // ---------------------------------------------------------------------------- kill / stop / start
 
 /// Run `f` on each named node under the lab lock, saving the state after each.
-pub fn each_node(
-    name: &str,
-    nodes: &[String],
-    f: impl Fn(&LabState, &mut NodeState) -> Result<(), String>,
-) -> Result<(), String> {
+pub fn each_node(name: &str, nodes: &[String], f: impl Fn(&LabState, &mut NodeState) -> Result<(), String>) -> Result<(), String> {
     require_root()?;
     LabState::load_existing(name)?;
     let _lock = LabLock::acquire(name)?;
@@ -168,10 +154,7 @@ pub fn start_nodes(name: &str, nodes: &[String]) -> Result<(), String> {
             continue;
         }
         if !netns::exists(&node.netns) {
-            return Err(format!(
-                "namespace {} of {n} is gone; recreate the lab (down, then up)",
-                node.netns
-            ));
+            return Err(format!("namespace {} of {n} is gone; recreate the lab (down, then up)", node.netns));
         }
         let child = process::spawn_daemon(&shoald, node)?;
         lab.node_mut(n)?.pid = Some(child.id());
@@ -191,11 +174,7 @@ pub fn start_nodes(name: &str, nodes: &[String]) -> Result<(), String> {
 
 // ---------------------------------------------------------------------------- partition / heal
 
-pub fn set_partition(
-    lab: &LabState,
-    node: &mut NodeState,
-    partitioned: bool,
-) -> Result<(), String> {
+pub fn set_partition(lab: &LabState, node: &mut NodeState, partitioned: bool) -> Result<(), String> {
     netns::set_switch_port(lab, node, !partitioned)?;
     node.partitioned = partitioned;
     Ok(())
@@ -219,11 +198,9 @@ pub fn logs(name: &str, node: &str, tail: Option<usize>, follow: bool) -> Result
     let lab = LabState::load_existing(name)?;
     let node = lab.node(node)?;
     let path = &node.log;
-    let mut file =
-        fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut file = fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    file.read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let shown = match tail {
         Some(n) => process::tail_lines(&text, n),
@@ -265,15 +242,9 @@ mod tests {
     fn table_format() {
         let t = format_table(
             &["NAME", "ROLE", "SOCKET"],
-            vec![
-                vec!["node-1".into(), "manager".into(), "/a".into()],
-                vec!["node-10".into(), "worker".into(), "/bb".into()],
-            ],
+            vec![vec!["node-1".into(), "manager".into(), "/a".into()], vec!["node-10".into(), "worker".into(), "/bb".into()]],
         );
-        assert_eq!(
-            t,
-            "NAME      ROLE      SOCKET\nnode-1    manager   /a\nnode-10   worker    /bb\n"
-        );
+        assert_eq!(t, "NAME      ROLE      SOCKET\nnode-1    manager   /a\nnode-10   worker    /bb\n");
     }
 
     #[test]

@@ -26,15 +26,10 @@ pub fn find_shoald() -> Result<PathBuf, String> {
         return if is_executable(&p) {
             Ok(fs::canonicalize(&p).unwrap_or(p))
         } else {
-            Err(format!(
-                "SHOALD_BIN={} is not an executable file",
-                p.display()
-            ))
+            Err(format!("SHOALD_BIN={} is not an executable file", p.display()))
         };
     }
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
     let mut candidates: Vec<PathBuf> = exe_dir.iter().map(|d| d.join("shoald")).collect();
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join("shoald")));
@@ -74,12 +69,7 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
 /// Open a named network namespace (`/run/netns/<name>`), to enter it with setns.
 pub fn open_netns(name: &str) -> Result<fs::File, String> {
     let path = Path::new("/run/netns").join(name);
-    fs::File::open(&path).map_err(|e| {
-        format!(
-            "cannot open network namespace {name} ({}): {e}",
-            path.display()
-        )
-    })
+    fs::File::open(&path).map_err(|e| format!("cannot open network namespace {name} ({}): {e}", path.display()))
 }
 
 /// Make `cmd` start inside the network namespace `netns` (an open /run/netns file,
@@ -113,16 +103,10 @@ pub fn spawn_daemon(shoald: &Path, node: &NodeState) -> Result<Child, String> {
     }
     remove_stale_socket(&node.socket)?;
     let netns = open_netns(&node.netns)?;
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&node.log)
-        .map_err(|e| format!("cannot open {}: {e}", node.log.display()))?;
+    let mut log =
+        fs::OpenOptions::new().create(true).append(true).open(&node.log).map_err(|e| format!("cannot open {}: {e}", node.log.display()))?;
     let args = daemon_args(node);
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let shown: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let _ = writeln!(
         log,
         "--- shoal lab: starting {} {} in network namespace {} (unix time {}) ---",
@@ -131,47 +115,32 @@ pub fn spawn_daemon(shoald: &Path, node: &NodeState) -> Result<Child, String> {
         node.netns,
         unix_now()
     );
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("cannot open {}: {e}", node.log.display()))?;
+    let log_err = log.try_clone().map_err(|e| format!("cannot open {}: {e}", node.log.display()))?;
     let mut cmd = Command::new(shoald);
-    cmd.args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err));
+    cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
     enter_netns(&mut cmd, &netns, true);
-    cmd.spawn()
-        .map_err(|e| format!("cannot start {} for {}: {e}", shoald.display(), node.name))
+    cmd.spawn().map_err(|e| format!("cannot start {} for {}: {e}", shoald.display(), node.name))
 }
 
 fn remove_stale_socket(sock: &Path) -> Result<(), String> {
     use std::os::unix::fs::FileTypeExt;
     match fs::symlink_metadata(sock) {
-        Ok(m) if m.file_type().is_socket() => fs::remove_file(sock)
-            .map_err(|e| format!("cannot remove stale {}: {e}", sock.display())),
+        Ok(m) if m.file_type().is_socket() => fs::remove_file(sock).map_err(|e| format!("cannot remove stale {}: {e}", sock.display())),
         _ => Ok(()),
     }
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Arguments of a process, from /proc/PID/cmdline (empty for zombies and the gone).
 pub fn cmdline(pid: u32) -> Vec<String> {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| parse_cmdline(&b))
-        .unwrap_or_default()
+    fs::read(format!("/proc/{pid}/cmdline")).map(|b| parse_cmdline(&b)).unwrap_or_default()
 }
 
 pub fn parse_cmdline(raw: &[u8]) -> Vec<String> {
-    raw.split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+    raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// Whether `args` is a daemon started for the node whose state dir is `data_dir`:
@@ -179,28 +148,20 @@ pub fn parse_cmdline(raw: &[u8]) -> Vec<String> {
 /// separate arguments, as [`daemon_args`] gives them.
 pub fn is_daemon_cmdline(args: &[String], data_dir: &Path) -> bool {
     let want = data_dir.to_string_lossy();
-    let pair =
-        |flag: &str, ok: &dyn Fn(&str) -> bool| args.windows(2).any(|w| w[0] == flag && ok(&w[1]));
-    pair("--data-root", &|v| v == want)
-        && pair("--host", &|v| v.starts_with("unix://"))
-        && pair("--hostname", &|v| !v.is_empty())
+    let pair = |flag: &str, ok: &dyn Fn(&str) -> bool| args.windows(2).any(|w| w[0] == flag && ok(&w[1]));
+    pair("--data-root", &|v| v == want) && pair("--host", &|v| v.starts_with("unix://")) && pair("--hostname", &|v| !v.is_empty())
 }
 
 /// The `--data-root` value of a daemon command line, if any.
 pub fn data_root_arg(args: &[String]) -> Option<&str> {
-    args.windows(2)
-        .find(|w| w[0] == "--data-root")
-        .map(|w| w[1].as_str())
+    args.windows(2).find(|w| w[0] == "--data-root").map(|w| w[1].as_str())
 }
 
 /// Whether PID is a live (not zombie) process.
 pub fn alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state letter follows the last ')' (the command name may hold parens).
-        Ok(stat) => match stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-        {
+        Ok(stat) => match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
             Some(state) => state != "Z" && state != "X",
             None => false,
         },
@@ -211,8 +172,7 @@ pub fn alive(pid: u32) -> bool {
 /// The node's recorded daemon PID, if that process is alive and is this node's daemon
 /// (so a reused PID is never signalled).
 pub fn running_pid(node: &NodeState) -> Option<u32> {
-    node.pid
-        .filter(|&pid| alive(pid) && is_daemon_cmdline(&cmdline(pid), &node.data_dir))
+    node.pid.filter(|&pid| alive(pid) && is_daemon_cmdline(&cmdline(pid), &node.data_dir))
 }
 
 /// Live processes whose command line carries `--data-root` under `root`: daemons of
@@ -220,11 +180,7 @@ pub fn running_pid(node: &NodeState) -> Option<u32> {
 pub fn daemons_under(root: &Path) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         if pid == std::process::id() {
@@ -232,10 +188,7 @@ pub fn daemons_under(root: &Path) -> Vec<u32> {
         }
         let args = cmdline(pid);
         if let Some(dir) = data_root_arg(&args) {
-            if Path::new(dir).starts_with(root)
-                && is_daemon_cmdline(&args, Path::new(dir))
-                && alive(pid)
-            {
+            if Path::new(dir).starts_with(root) && is_daemon_cmdline(&args, Path::new(dir)) && alive(pid) {
                 found.push(pid);
             }
         }
@@ -298,11 +251,7 @@ pub fn parse_http_response(buf: &[u8], at_eof: bool) -> Option<Result<(u16, Vec<
     let head = String::from_utf8_lossy(&buf[..head_end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
-    let status = match status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-    {
+    let status = match status_line.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok()) {
         Some(s) if status_line.starts_with("HTTP/") => s,
         _ => return Some(Err(format!("bad HTTP status line {status_line:?}"))),
     };
@@ -356,11 +305,7 @@ pub fn http_get(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, Ve
     let mut s = UnixStream::connect(socket).map_err(err)?;
     s.set_read_timeout(Some(timeout)).map_err(err)?;
     s.set_write_timeout(Some(timeout)).map_err(err)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(err)?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n\r\n").map_err(err)?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -370,20 +315,14 @@ pub fn http_get(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, Ve
             return r;
         }
         if n == 0 {
-            return Err(format!(
-                "{}: connection closed mid-response",
-                socket.display()
-            ));
+            return Err(format!("{}: connection closed mid-response", socket.display()));
         }
     }
 }
 
 /// Whether the daemon at `socket` answers `GET /_ping` with 200.
 pub fn ping(socket: &Path) -> bool {
-    matches!(
-        http_get(socket, "/_ping", Duration::from_secs(2)),
-        Ok((200, _))
-    )
+    matches!(http_get(socket, "/_ping", Duration::from_secs(2)), Ok((200, _)))
 }
 
 /// Run `shoal -H unix://<socket> ARGS` (this executable); stdout on success, an
@@ -404,18 +343,9 @@ pub fn run_shoal(node: &NodeState, args: &[&str]) -> Result<String, String> {
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let msg = if stderr.trim().is_empty() {
-            stdout.trim()
-        } else {
-            stderr.trim()
-        };
+        let msg = if stderr.trim().is_empty() { stdout.trim() } else { stderr.trim() };
         let msg = msg.strip_prefix("Error: ").unwrap_or(msg);
-        Err(format!(
-            "'shoal -H {host} {}' on {} failed ({}): {msg}",
-            shown_args(args),
-            node.name,
-            out.status
-        ))
+        Err(format!("'shoal -H {host} {}' on {} failed ({}): {msg}", shown_args(args), node.name, out.status))
     }
 }
 
@@ -423,11 +353,7 @@ pub fn run_shoal(node: &NodeState, args: &[&str]) -> Result<String, String> {
 fn shown_args(args: &[&str]) -> String {
     let mut shown: Vec<&str> = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
-        shown.push(if i > 0 && args[i - 1] == "--token" {
-            "<token>"
-        } else {
-            a
-        });
+        shown.push(if i > 0 && args[i - 1] == "--token" { "<token>" } else { a });
     }
     shown.join(" ")
 }
@@ -475,10 +401,7 @@ mod tests {
     fn daemon_command_line() {
         let lab = plan("lab", 1, 1).unwrap();
         let args = daemon_args(&lab.nodes[1]);
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(
             args.join(" "),
             "--data-root /var/lib/shoal/lab/lab/node-2 \
@@ -493,66 +416,36 @@ mod tests {
         let mut script = vec!["python3".to_string()];
         script.extend(bin.iter().cloned());
         assert!(is_daemon_cmdline(&script, dir));
-        assert!(!is_daemon_cmdline(
-            &bin,
-            Path::new("/var/lib/shoal/lab/lab/node-1")
-        ));
-        assert!(!is_daemon_cmdline(
-            &["sh".into(), "-c".into(), bin.join(" ")],
-            dir
-        ));
-        assert!(!is_daemon_cmdline(
-            &["vi".into(), "--data-root".into(), dir.display().to_string()],
-            dir
-        ));
+        assert!(!is_daemon_cmdline(&bin, Path::new("/var/lib/shoal/lab/lab/node-1")));
+        assert!(!is_daemon_cmdline(&["sh".into(), "-c".into(), bin.join(" ")], dir));
+        assert!(!is_daemon_cmdline(&["vi".into(), "--data-root".into(), dir.display().to_string()], dir));
         assert_eq!(data_root_arg(&bin), Some("/var/lib/shoal/lab/lab/node-2"));
     }
 
     #[test]
     fn cmdline_parsing() {
-        assert_eq!(
-            parse_cmdline(b"/bin/shoald\0--data-root\0/x\0"),
-            ["/bin/shoald", "--data-root", "/x"]
-        );
+        assert_eq!(parse_cmdline(b"/bin/shoald\0--data-root\0/x\0"), ["/bin/shoald", "--data-root", "/x"]);
         assert!(parse_cmdline(b"").is_empty());
     }
 
     #[test]
     fn http_parsing() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nApi-Version: 1.44\r\n\r\nOK";
-        assert_eq!(
-            parse_http_response(r, false),
-            Some(Ok((200, b"OK".to_vec())))
-        );
+        assert_eq!(parse_http_response(r, false), Some(Ok((200, b"OK".to_vec()))));
         assert_eq!(parse_http_response(&r[..r.len() - 1], false), None);
-        assert_eq!(
-            parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Le", false),
-            None
-        );
+        assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Le", false), None);
         let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_http_response(c, false),
-            Some(Ok((200, b"[1,2]".to_vec())))
-        );
+        assert_eq!(parse_http_response(c, false), Some(Ok((200, b"[1,2]".to_vec()))));
         assert_eq!(parse_http_response(&c[..c.len() - 9], false), None);
         let eof = b"HTTP/1.0 503 Service Unavailable\r\n\r\nbusy";
         assert_eq!(parse_http_response(eof, false), None);
-        assert_eq!(
-            parse_http_response(eof, true),
-            Some(Ok((503, b"busy".to_vec())))
-        );
-        assert!(matches!(
-            parse_http_response(b"garbage\r\n\r\n", false),
-            Some(Err(_))
-        ));
+        assert_eq!(parse_http_response(eof, true), Some(Ok((503, b"busy".to_vec()))));
+        assert!(matches!(parse_http_response(b"garbage\r\n\r\n", false), Some(Err(_))));
     }
 
     #[test]
     fn tokens_stay_out_of_errors() {
-        assert_eq!(
-            shown_args(&["swarm", "join", "--token", "SWMTKN-1-a-b", "10.0.0.1:2377"]),
-            "swarm join --token <token> 10.0.0.1:2377"
-        );
+        assert_eq!(shown_args(&["swarm", "join", "--token", "SWMTKN-1-a-b", "10.0.0.1:2377"]), "swarm join --token <token> 10.0.0.1:2377");
     }
 
     #[test]

@@ -87,13 +87,8 @@ pub struct LabState {
 
 /// A lab name becomes part of namespace names and paths: keep it tame.
 pub fn validate_lab_name(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if name.is_empty() || name.len() > MAX_LAB_NAME || !ok_chars || !first_ok {
         return Err(format!(
             "invalid lab name {name:?}: use 1 to {MAX_LAB_NAME} characters [a-zA-Z0-9_-], starting with a letter or digit"
@@ -138,11 +133,7 @@ pub fn node_addr(index: usize) -> String {
 /// Whether `netns` is one of the names lab `lab` would create: `shoal-<lab>-sw` or
 /// `shoal-<lab>-node-<n>`. Exact, so lab `a` never claims lab `a-b`'s namespaces.
 pub fn is_lab_netns(lab: &str, netns: &str) -> bool {
-    let Some(rest) = netns
-        .strip_prefix("shoal-")
-        .and_then(|r| r.strip_prefix(lab))
-        .and_then(|r| r.strip_prefix('-'))
-    else {
+    let Some(rest) = netns.strip_prefix("shoal-").and_then(|r| r.strip_prefix(lab)).and_then(|r| r.strip_prefix('-')) else {
         return false;
     };
     if rest == "sw" {
@@ -160,21 +151,15 @@ pub fn plan(lab: &str, managers: usize, workers: usize) -> Result<LabState, Stri
     if managers == 0 {
         return Err("a lab needs at least one manager (--managers 1 or more)".into());
     }
-    let total = managers
-        .checked_add(workers)
-        .filter(|t| *t <= MAX_NODES)
-        .ok_or_else(|| format!("a lab holds at most {MAX_NODES} nodes"))?;
+    let total =
+        managers.checked_add(workers).filter(|t| *t <= MAX_NODES).ok_or_else(|| format!("a lab holds at most {MAX_NODES} nodes"))?;
     let nodes = (1..=total)
         .map(|i| {
             let name = node_name(i);
             let node_run = run_dir(lab).join(&name);
             let node_data = data_dir(lab).join(&name);
             NodeState {
-                role: if i <= managers {
-                    Role::Manager
-                } else {
-                    Role::Worker
-                },
+                role: if i <= managers { Role::Manager } else { Role::Worker },
                 addr: node_addr(i),
                 netns: host_netns_name(lab, &name),
                 switch_veth: format!("v-{name}"),
@@ -210,9 +195,7 @@ impl LabState {
     pub fn load(lab: &str) -> Result<Option<LabState>, String> {
         let path = state_path(lab);
         match fs::read_to_string(&path) {
-            Ok(text) => LabState::from_json(&text)
-                .map(Some)
-                .map_err(|e| format!("{}: {e}", path.display())),
+            Ok(text) => LabState::from_json(&text).map(Some).map_err(|e| format!("{}: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
@@ -228,14 +211,9 @@ impl LabState {
                 let hint = if others.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " (existing labs: {}; choose one with --name)",
-                        others.join(", ")
-                    )
+                    format!(" (existing labs: {}; choose one with --name)", others.join(", "))
                 };
-                Err(format!(
-                    "lab {lab} does not exist; start it with 'shoal lab up --name {lab}'{hint}"
-                ))
+                Err(format!("lab {lab} does not exist; start it with 'shoal lab up --name {lab}'{hint}"))
             }
         }
     }
@@ -258,10 +236,7 @@ impl LabState {
     }
 
     pub fn node(&self, name: &str) -> Result<&NodeState, String> {
-        self.nodes
-            .iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| self.no_such_node(name))
+        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| self.no_such_node(name))
     }
 
     pub fn node_mut(&mut self, name: &str) -> Result<&mut NodeState, String> {
@@ -271,11 +246,7 @@ impl LabState {
 
     fn no_such_node(&self, name: &str) -> String {
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-        format!(
-            "lab {} has no node {name:?} (nodes: {})",
-            self.name,
-            names.join(", ")
-        )
+        format!("lab {} has no node {name:?} (nodes: {})", self.name, names.join(", "))
     }
 }
 
@@ -338,19 +309,10 @@ mod tests {
         assert_eq!(n3.addr, "192.168.77.13");
         assert_eq!(n3.netns, "shoal-lab-node-3");
         assert_eq!(n3.switch_veth, "v-node-3");
-        assert_eq!(
-            n3.socket,
-            Path::new("/run/shoal/lab/lab/node-3/shoald.sock")
-        );
+        assert_eq!(n3.socket, Path::new("/run/shoal/lab/lab/node-3/shoald.sock"));
         assert_eq!(n3.data_dir, Path::new("/var/lib/shoal/lab/lab/node-3"));
-        assert_eq!(
-            n3.log,
-            Path::new("/var/lib/shoal/lab/lab/node-3/shoald.log")
-        );
-        assert_eq!(
-            n3.host_url(),
-            "unix:///run/shoal/lab/lab/node-3/shoald.sock"
-        );
+        assert_eq!(n3.log, Path::new("/var/lib/shoal/lab/lab/node-3/shoald.log"));
+        assert_eq!(n3.host_url(), "unix:///run/shoal/lab/lab/node-3/shoald.sock");
     }
 
     #[test]
@@ -414,8 +376,7 @@ mod tests {
 
     #[test]
     fn state_missing_optional_fields() {
-        let mut v: serde_json::Value =
-            serde_json::from_str(&plan("t", 1, 0).unwrap().to_json()).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&plan("t", 1, 0).unwrap().to_json()).unwrap();
         let node = v["nodes"][0].as_object_mut().unwrap();
         node.remove("pid");
         node.remove("partitioned");

@@ -20,26 +20,17 @@ pub fn up(name: &str, managers: usize, workers: usize, insecure_registries: &[St
         node.insecure_registries = insecure_registries.to_vec();
     }
     let shoald = process::find_shoald()?;
-    let exists_err =
-        || format!("lab {name} already exists; run 'shoal lab down --name {name}' first");
-    let leftover_netns = netns::list()?
-        .into_iter()
-        .any(|n| state::is_lab_netns(name, &n));
+    let exists_err = || format!("lab {name} already exists; run 'shoal lab down --name {name}' first");
+    let leftover_netns = netns::list()?.into_iter().any(|n| state::is_lab_netns(name, &n));
     if leftover_netns || state::data_dir(name).exists() {
         return Err(exists_err());
     }
-    fs::create_dir_all(state::RUN_ROOT)
-        .map_err(|e| format!("cannot create {}: {e}", state::RUN_ROOT))?;
+    fs::create_dir_all(state::RUN_ROOT).map_err(|e| format!("cannot create {}: {e}", state::RUN_ROOT))?;
     // Creating the run dir is the atomic claim on the name.
     match fs::create_dir(state::run_dir(name)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists_err()),
-        Err(e) => {
-            return Err(format!(
-                "cannot create {}: {e}",
-                state::run_dir(name).display()
-            ))
-        }
+        Err(e) => return Err(format!("cannot create {}: {e}", state::run_dir(name).display())),
     }
     let _lock = LabLock::acquire(name)?;
     lab.save()?;
@@ -51,40 +42,20 @@ pub fn up(name: &str, managers: usize, workers: usize, insecure_registries: &[St
     }
     ops::print_table(
         &["NAME", "ROLE", "ADDRESS", "SOCKET"],
-        lab.nodes
-            .iter()
-            .map(|n| {
-                vec![
-                    n.name.clone(),
-                    n.role.as_str().into(),
-                    n.addr.clone(),
-                    n.socket.display().to_string(),
-                ]
-            })
-            .collect(),
+        lab.nodes.iter().map(|n| vec![n.name.clone(), n.role.as_str().into(), n.addr.clone(), n.socket.display().to_string()]).collect(),
     );
     println!("Try: SHOAL_HOST={} shoal node ls", lab.nodes[0].host_url());
     Ok(())
 }
 
 fn bring_up(lab: &mut LabState, shoald: &Path) -> Result<(), String> {
-    eprintln!(
-        "Creating lab {}: {} host namespace(s) on switch {} ({})",
-        lab.name,
-        lab.nodes.len(),
-        lab.switch_netns,
-        lab.subnet
-    );
+    eprintln!("Creating lab {}: {} host namespace(s) on switch {} ({})", lab.name, lab.nodes.len(), lab.switch_netns, lab.subnet);
     netns::create_switch(lab)?;
     for node in &lab.nodes {
         netns::create_host(lab, node)?;
     }
 
-    eprintln!(
-        "Starting shoald ({}) on {} node(s)...",
-        shoald.display(),
-        lab.nodes.len()
-    );
+    eprintln!("Starting shoald ({}) on {} node(s)...", shoald.display(), lab.nodes.len());
     let mut children = Vec::new();
     for i in 0..lab.nodes.len() {
         let child = process::spawn_daemon(shoald, &lab.nodes[i])?;
@@ -126,12 +97,7 @@ pub fn wait_daemons(waiting: &mut [(&NodeState, Child)], timeout: Duration) -> R
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let late: Vec<&(&NodeState, Child)> = waiting
-                .iter()
-                .zip(&ready)
-                .filter(|(_, r)| !**r)
-                .map(|(w, _)| w)
-                .collect();
+            let late: Vec<&(&NodeState, Child)> = waiting.iter().zip(&ready).filter(|(_, r)| !**r).map(|(w, _)| w).collect();
             let names: Vec<&str> = late.iter().map(|(n, _)| n.name.as_str()).collect();
             return Err(format!(
                 "shoald on {} did not answer GET /_ping on its socket within {}s\n{}",
@@ -150,28 +116,15 @@ fn form_swarm(lab: &LabState) -> Result<(), String> {
     process::run_shoal(first, &["swarm", "init", "--advertise-addr", &first.addr])?;
     let remote = format!("{}:{}", first.addr, state::SWARM_PORT);
     let token = |role: &str| -> Result<String, String> {
-        let t = process::run_shoal(first, &["swarm", "join-token", "-q", role])?
-            .trim()
-            .to_string();
+        let t = process::run_shoal(first, &["swarm", "join-token", "-q", role])?.trim().to_string();
         if t.is_empty() || t.contains(char::is_whitespace) {
-            return Err(format!(
-                "'shoal swarm join-token -q {role}' on {} printed {t:?}, not a token",
-                first.name
-            ));
+            return Err(format!("'shoal swarm join-token -q {role}' on {} printed {t:?}, not a token", first.name));
         }
         Ok(t)
     };
     let rest = &lab.nodes[1..];
-    let manager_token = if rest.iter().any(|n| n.role == Role::Manager) {
-        Some(token("manager")?)
-    } else {
-        None
-    };
-    let worker_token = if rest.iter().any(|n| n.role == Role::Worker) {
-        Some(token("worker")?)
-    } else {
-        None
-    };
+    let manager_token = if rest.iter().any(|n| n.role == Role::Manager) { Some(token("manager")?) } else { None };
+    let worker_token = if rest.iter().any(|n| n.role == Role::Worker) { Some(token("worker")?) } else { None };
     // Managers first (the plan orders them so), one at a time.
     for node in rest {
         let token = match node.role {
@@ -179,37 +132,15 @@ fn form_swarm(lab: &LabState) -> Result<(), String> {
             Role::Worker => worker_token.as_deref(),
         }
         .expect("token fetched for every role present");
-        eprintln!(
-            "Joining {} ({}) as a {}...",
-            node.name,
-            node.addr,
-            node.role.as_str()
-        );
-        process::run_shoal(
-            node,
-            &join_args(node, token, &remote)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )?;
+        eprintln!("Joining {} ({}) as a {}...", node.name, node.addr, node.role.as_str());
+        process::run_shoal(node, &join_args(node, token, &remote).iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     Ok(())
 }
 
 /// `swarm join` arguments for a node.
 fn join_args(node: &NodeState, token: &str, remote: &str) -> Vec<String> {
-    [
-        "swarm",
-        "join",
-        "--token",
-        token,
-        "--advertise-addr",
-        &node.addr,
-        remote,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ["swarm", "join", "--token", token, "--advertise-addr", &node.addr, remote].iter().map(|s| s.to_string()).collect()
 }
 
 /// Wait until node-1 lists every lab node as ready (and every manager reachable).
@@ -220,29 +151,17 @@ fn wait_swarm_ready(lab: &LabState, timeout: Duration) -> Result<(), String> {
     loop {
         let last = match process::http_get(&first.socket, "/nodes", Duration::from_secs(5)) {
             Ok((200, body)) => match swarm_readiness(&body) {
-                Ok((ready, reachable))
-                    if ready >= lab.nodes.len() && reachable >= want_managers =>
-                {
-                    return Ok(())
+                Ok((ready, reachable)) if ready >= lab.nodes.len() && reachable >= want_managers => return Ok(()),
+                Ok((ready, reachable)) => {
+                    format!("{ready} of {} nodes ready, {reachable} of {want_managers} managers reachable", lab.nodes.len())
                 }
-                Ok((ready, reachable)) => format!(
-                    "{ready} of {} nodes ready, {reachable} of {want_managers} managers reachable",
-                    lab.nodes.len()
-                ),
                 Err(e) => e,
             },
-            Ok((status, body)) => format!(
-                "GET /nodes: {status} {}",
-                String::from_utf8_lossy(&body).trim()
-            ),
+            Ok((status, body)) => format!("GET /nodes: {status} {}", String::from_utf8_lossy(&body).trim()),
             Err(e) => e,
         };
         if Instant::now() >= deadline {
-            return Err(format!(
-                "the swarm did not become ready within {}s ({last}, as seen by {})",
-                timeout.as_secs(),
-                first.name
-            ));
+            return Err(format!("the swarm did not become ready within {}s ({last}, as seen by {})", timeout.as_secs(), first.name));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -250,16 +169,9 @@ fn wait_swarm_ready(lab: &LabState, timeout: Duration) -> Result<(), String> {
 
 /// From a `GET /nodes` body: how many nodes are ready, how many managers reachable.
 fn swarm_readiness(body: &[u8]) -> Result<(usize, usize), String> {
-    let nodes: Vec<serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| format!("GET /nodes: unexpected body: {e}"))?;
-    let ready = nodes
-        .iter()
-        .filter(|n| n["Status"]["State"] == "ready")
-        .count();
-    let reachable = nodes
-        .iter()
-        .filter(|n| n["ManagerStatus"]["Reachability"] == "reachable")
-        .count();
+    let nodes: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| format!("GET /nodes: unexpected body: {e}"))?;
+    let ready = nodes.iter().filter(|n| n["Status"]["State"] == "ready").count();
+    let reachable = nodes.iter().filter(|n| n["ManagerStatus"]["Reachability"] == "reachable").count();
     Ok((ready, reachable))
 }
 

@@ -27,8 +27,8 @@ pub async fn load(node: &Arc<SwarmNode>, archive: &std::path::Path) -> Reply {
     let images = node.images.clone();
     let archive = archive.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || images.load(&archive).map_err(api_error))
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let mut out = String::new();
     for img in loaded {
         for m in img.messages() {

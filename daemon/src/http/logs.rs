@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(parse_options(&call("stdout=1&tail=-1")).unwrap_err().message, "negative tail values not supported");
         assert!(parse_options(&call("stdout=1&since=yesterday")).is_err());
         let (o, f) = parse_options(&call("stdout=1&tail=5&follow=1&timestamps=1&since=1714557600.5")).unwrap();
-        assert_eq!(o, LogOptions { follow: true, tail: Some(5), since_unix_nanos: Some(1_714_557_600_500_000_000), stdout: true, stderr: false });
+        assert_eq!(
+            o,
+            LogOptions { follow: true, tail: Some(5), since_unix_nanos: Some(1_714_557_600_500_000_000), stdout: true, stderr: false }
+        );
         assert!(f.timestamps && !f.details);
         assert_eq!(parse_options(&call("stderr=true&tail=all")).unwrap().0.tail, None);
         assert_eq!(parse_since("12"), Some(12_000_000_000));

@@ -123,10 +123,9 @@ async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response
         }
         Ok(segs) => match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
             Ok(b) => route_streams(&node, Call { method: method.clone(), segs, query, body: b.to_bytes(), registry_auth }).await,
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-                413,
-                format!("request body too large (at most {MAX_BODY_BYTES} bytes)"),
-            )),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(ApiError::new(413, format!("request body too large (at most {MAX_BODY_BYTES} bytes)")))
+            }
             Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
         },
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shoal_manager::raft::{RaftHandle, StartOptions};
 use shoal_rpc::RaftMember;
-use shoal_security::{tls, NodeKey, RootCa, Role};
+use shoal_security::{tls, NodeKey, Role, RootCa};
 
 pub async fn start_single_manager(dir: &std::path::Path, snapshot_interval: u64) -> RaftHandle {
     let ca = RootCa::generate().expect("root CA");

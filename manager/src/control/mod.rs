@@ -2,9 +2,7 @@
 //! reads from this manager's store, writes through `Manager::propose`.
 
 use shoal_api::filters::Filters;
-use shoal_api::{
-    ApiError, JoinTokens, ManagerStatus, Node, NodeSpec, NodeState, Reachability, Role, Swarm, SwarmSpec,
-};
+use shoal_api::{ApiError, JoinTokens, ManagerStatus, Node, NodeSpec, NodeState, Reachability, Role, Swarm, SwarmSpec};
 use shoal_security::JoinToken;
 
 use crate::manager::Manager;
@@ -208,9 +206,7 @@ pub fn validate_spec(spec: &SwarmSpec) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("invalid heartbeat period: must not be negative"));
     }
     if spec.ca_config.node_cert_expiry != 0 && spec.ca_config.node_cert_expiry < 3_600_000_000_000 {
-        return Err(ApiError::bad_request(
-            "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s",
-        ));
+        return Err(ApiError::bad_request("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"));
     }
     if spec.encryption_config.auto_lock_managers {
         return Err(ApiError::bad_request("autolock is not supported by this version of shoald"));

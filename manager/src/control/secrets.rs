@@ -102,10 +102,7 @@ pub fn resolve_references(st: &Store, spec: &mut ServiceSpec) -> Result<(), ApiE
             return Err(invalid("malformed file secret reference, invalid target file name provided"));
         }
         if let Some((_, prev)) = targets.iter().find(|(t, _)| *t == file.name) {
-            return Err(invalid(format!(
-                "secret references '{prev}' and '{}' have a conflicting target: '{}'",
-                r.secret_name, file.name
-            )));
+            return Err(invalid(format!("secret references '{prev}' and '{}' have a conflicting target: '{}'", r.secret_name, file.name)));
         }
         targets.push((file.name.clone(), r.secret_name.clone()));
     }
@@ -122,10 +119,7 @@ pub fn resolve_references(st: &Store, spec: &mut ServiceSpec) -> Result<(), ApiE
             return Err(invalid("malformed file config reference, invalid target file name provided"));
         }
         if let Some((_, prev)) = targets.iter().find(|(t, _)| *t == file.name) {
-            return Err(invalid(format!(
-                "config references '{prev}' and '{}' have a conflicting target: '{}'",
-                r.config_name, file.name
-            )));
+            return Err(invalid(format!("config references '{prev}' and '{}' have a conflicting target: '{}'", r.config_name, file.name)));
         }
         targets.push((file.name.clone(), r.config_name.clone()));
     }
@@ -149,12 +143,7 @@ impl Manager {
 
     pub fn secrets(&self, filters: &Filters) -> Vec<Secret> {
         let st = self.raft.store.read().unwrap();
-        st.secrets
-            .values()
-            .map(|r| &r.secret)
-            .filter(|s| matches(filters, &s.id, &s.spec.name, &s.spec.labels))
-            .cloned()
-            .collect()
+        st.secrets.values().map(|r| &r.secret).filter(|s| matches(filters, &s.id, &s.spec.name, &s.spec.labels)).cloned().collect()
     }
 
     pub fn secret(&self, key: &str) -> Result<Secret, ApiError> {
@@ -214,10 +203,7 @@ mod tests {
         assert!(validate_secret_spec(&spec(MAX_SECRET_SIZE - 1)).is_ok());
         for n in [0, MAX_SECRET_SIZE] {
             let e = validate_secret_spec(&spec(n)).unwrap_err();
-            assert_eq!(
-                e.message,
-                "rpc error: code = InvalidArgument desc = secret data must be larger than 0 and less than 512000 bytes"
-            );
+            assert_eq!(e.message, "rpc error: code = InvalidArgument desc = secret data must be larger than 0 and less than 512000 bytes");
             assert_eq!(e.status, 400);
         }
         let mut d = spec(3);

@@ -136,11 +136,8 @@ impl Manager {
 
     pub fn tasks(&self, filters: &Filters) -> Vec<Task> {
         let st = self.raft.store.read().unwrap();
-        let service_ids: Vec<String> = filters
-            .get("service")
-            .iter()
-            .filter_map(|k| st.find_service(k).ok().map(|s| s.id.clone()))
-            .collect();
+        let service_ids: Vec<String> =
+            filters.get("service").iter().filter_map(|k| st.find_service(k).ok().map(|s| s.id.clone())).collect();
         let node_ids: Vec<String> = filters
             .get("node")
             .iter()

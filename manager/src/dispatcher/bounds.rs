@@ -23,9 +23,7 @@ pub const MAX_STATUS_TEXT: usize = 4 << 10;
 pub fn check_description(d: &NodeDescription) -> Result<(), ApiError> {
     let size = serde_json::to_vec(d).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_DESCRIPTION_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "node description too large ({size} bytes, at most {MAX_DESCRIPTION_BYTES})"
-        )));
+        return Err(ApiError::bad_request(format!("node description too large ({size} bytes, at most {MAX_DESCRIPTION_BYTES})")));
     }
     Ok(())
 }

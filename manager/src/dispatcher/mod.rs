@@ -59,12 +59,7 @@ pub async fn heartbeat(mgr: &Manager, node_id: &str, hb: HeartbeatRequest) -> Re
         let status = NodeStatus { state: NodeState::Ready, message: String::new(), addr: hb.addr };
         mgr.propose(Command::UpdateNodeStatus { id: node_id.to_string(), status, description: description.map(Box::new) }).await?;
     }
-    Ok(Response::Heartbeat(HeartbeatResponse {
-        period_ns: period.as_nanos() as i64,
-        desired_role,
-        managers,
-        root_pem,
-    }))
+    Ok(Response::Heartbeat(HeartbeatResponse { period_ns: period.as_nanos() as i64, desired_role, managers, root_pem }))
 }
 
 /// Marks nodes Down whose heartbeats stopped. Runs on every manager, acts on
@@ -170,9 +165,7 @@ pub async fn task_status(mgr: &Manager, node_id: &str, updates: Vec<TaskStatusUp
                 u
             })
             .filter(|u| {
-                st.tasks
-                    .get(&u.task_id)
-                    .is_some_and(|t| t.node_id == node_id && u.status.state >= t.status.state && u.status != t.status)
+                st.tasks.get(&u.task_id).is_some_and(|t| t.node_id == node_id && u.status.state >= t.status.state && u.status != t.status)
             })
             .map(|u| (u.task_id, u.status))
             .collect()

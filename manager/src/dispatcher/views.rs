@@ -50,7 +50,9 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
     }
     let mut out: BTreeMap<String, NetworkView> = networks
         .iter()
-        .map(|(id, (name, internal))| (id.clone(), NetworkView { network_id: id.clone(), name: name.clone(), internal: *internal, ..Default::default() }))
+        .map(|(id, (name, internal))| {
+            (id.clone(), NetworkView { network_id: id.clone(), name: name.clone(), internal: *internal, ..Default::default() })
+        })
         .collect();
     let mut services: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for t in st.tasks.values() {
@@ -75,9 +77,20 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
         let vip = if dnsrr {
             None
         } else {
-            svc.endpoint.virtual_ips.iter().find(|v| v.network_id == network).map(|v| v.addr.split('/').next().unwrap_or(&v.addr).to_string())
+            svc.endpoint
+                .virtual_ips
+                .iter()
+                .find(|v| v.network_id == network)
+                .map(|v| v.addr.split('/').next().unwrap_or(&v.addr).to_string())
         };
-        let aliases = svc.spec.task_template.networks.iter().filter(|n| n.target == network || n.target == view.name).flat_map(|n| n.aliases.clone()).collect();
+        let aliases = svc
+            .spec
+            .task_template
+            .networks
+            .iter()
+            .filter(|n| n.target == network || n.target == view.name)
+            .flat_map(|n| n.aliases.clone())
+            .collect();
         let tasks = task_ids
             .iter()
             .filter_map(|id| st.tasks.get(id))
@@ -103,7 +116,14 @@ mod tests {
     use shoal_api::Node;
 
     fn attached(id: &str, node: &str, svc: &str, addr: &str, state: TaskState) -> Task {
-        let mut t = Task { id: id.into(), node_id: node.into(), service_id: svc.into(), slot: 1, desired_state: TaskState::Running, ..Default::default() };
+        let mut t = Task {
+            id: id.into(),
+            node_id: node.into(),
+            service_id: svc.into(),
+            slot: 1,
+            desired_state: TaskState::Running,
+            ..Default::default()
+        };
         t.status.state = state;
         t.networks_attachments = vec![NetworkAttachment {
             network: Network { id: "net1".into(), spec: NetworkSpec { name: "appnet".into(), ..Default::default() }, ..Default::default() },
@@ -120,7 +140,8 @@ mod tests {
             st.nodes.insert(id.into(), n);
         }
         let mut web = Service { id: "s-web".into(), spec: ServiceSpec { name: "web".into(), ..Default::default() }, ..Default::default() };
-        web.spec.task_template.networks = vec![NetworkAttachmentConfig { target: "net1".into(), aliases: vec!["www".into()], ..Default::default() }];
+        web.spec.task_template.networks =
+            vec![NetworkAttachmentConfig { target: "net1".into(), aliases: vec!["www".into()], ..Default::default() }];
         web.endpoint.virtual_ips = vec![EndpointVirtualIp { network_id: "net1".into(), addr: "10.0.1.2/24".into() }];
         let mut db = Service { id: "s-db".into(), spec: ServiceSpec { name: "db".into(), ..Default::default() }, ..Default::default() };
         db.spec.endpoint_spec = Some(EndpointSpec { mode: Some(ResolutionMode::Dnsrr), ..Default::default() });
@@ -146,7 +167,11 @@ mod tests {
         let n = &v[0];
         assert_eq!((n.network_id.as_str(), n.name.as_str()), ("net1", "appnet"));
         let peers: Vec<(&str, &str)> = n.peers.iter().map(|p| (p.addr.as_str(), p.node.as_str())).collect();
-        assert_eq!(peers, [("10.0.1.4", "192.168.77.12"), ("10.0.1.5", "192.168.77.12"), ("10.0.1.6", "192.168.77.12")], "a preparing task is a peer already");
+        assert_eq!(
+            peers,
+            [("10.0.1.4", "192.168.77.12"), ("10.0.1.5", "192.168.77.12"), ("10.0.1.6", "192.168.77.12")],
+            "a preparing task is a peer already"
+        );
         let web = n.services.iter().find(|s| s.name == "web").unwrap();
         assert_eq!((web.vip.as_deref(), web.aliases.clone()), (Some("10.0.1.2"), vec!["www".to_string()]));
         assert_eq!(web.tasks.iter().map(|t| t.addr.as_str()).collect::<Vec<_>>(), ["10.0.1.3", "10.0.1.4"]);

@@ -41,9 +41,8 @@ pub fn reconcile(st: &Store, svc: &Service, tasks: &[&Task], now: &str, changes:
             SlotPlan::InFlight => rollout.in_flight(),
             SlotPlan::Dirty(old) => rollout.dirty(old),
             SlotPlan::Empty => {
-                let stopping = retired
-                    .iter()
-                    .any(|t| outdated(svc, t) && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal());
+                let stopping =
+                    retired.iter().any(|t| outdated(svc, t) && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal());
                 rollout.in_flight();
                 if !(stopping && rollout.stop_first()) {
                     changes.put.push(new_task(svc, 0, &node.id, now));

@@ -122,7 +122,8 @@ fn slot_state<'a>(st: &Store, svc: &Service, tasks: &[&'a Task], now: &str, chan
         }
         return Slot::Done;
     }
-    let Some(&latest) = tasks.iter().filter(|t| t.desired_state <= TaskState::Complete).max_by(|a, b| a.created_at.cmp(&b.created_at)) else {
+    let Some(&latest) = tasks.iter().filter(|t| t.desired_state <= TaskState::Complete).max_by(|a, b| a.created_at.cmp(&b.created_at))
+    else {
         // Every task of the slot was told to stop: nothing wanted any more.
         return Slot::GivenUp;
     };

@@ -120,7 +120,8 @@ fn reap_history(st: &Store, changes: &mut Changes) {
         }
         tasks.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         let excess = tasks.len() - limit;
-        let reapable = |t: &&Task| t.status.state <= TaskState::Assigned || t.status.state.is_terminal() || !st.nodes.contains_key(&t.node_id);
+        let reapable =
+            |t: &&Task| t.status.state <= TaskState::Assigned || t.status.state.is_terminal() || !st.nodes.contains_key(&t.node_id);
         for t in tasks.into_iter().filter(reapable).take(excess) {
             changes.delete.push(t.id.clone());
         }
@@ -251,11 +252,8 @@ mod chunk_tests {
     fn a_big_step_is_split_into_entries_of_at_most_a_thousand_task_writes() {
         let task = |i: usize| Task { id: format!("t{i}"), ..Default::default() };
         let progress = update::StatusChange { service_id: "s".into(), version: 1, status: Default::default(), rollback: false };
-        let changes = Changes {
-            put: (0..2_500).map(task).collect(),
-            delete: (0..300).map(|i| format!("d{i}")).collect(),
-            services: vec![progress],
-        };
+        let changes =
+            Changes { put: (0..2_500).map(task).collect(), delete: (0..300).map(|i| format!("d{i}")).collect(), services: vec![progress] };
         let cmds = changes.into_commands();
         let mut puts = 0;
         let mut deletes = 0;

@@ -207,12 +207,7 @@ impl<'a> Rollout<'a> {
         changes.services.push(StatusChange {
             service_id: self.svc.id.clone(),
             version: self.svc.version.index,
-            status: UpdateStatus {
-                state: state.to_string(),
-                started_at,
-                completed_at: completed.then(|| self.now_str.clone()),
-                message,
-            },
+            status: UpdateStatus { state: state.to_string(), started_at, completed_at: completed.then(|| self.now_str.clone()), message },
             rollback,
         });
     }

@@ -54,7 +54,8 @@ impl Sim {
 
     fn update(&mut self, spec: ServiceSpec) {
         let version = self.svc().version.index;
-        self.commit(Command::UpdateService { id: "s".into(), version, spec: Box::new(spec), rollback: false, registry_auth: None }).unwrap();
+        self.commit(Command::UpdateService { id: "s".into(), version, spec: Box::new(spec), rollback: false, registry_auth: None })
+            .unwrap();
     }
 
     /// One second of the cluster: orchestrate, commit, then the workers act.

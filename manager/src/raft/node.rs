@@ -203,9 +203,7 @@ fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> 
     let mut cc = ConfChange::default();
     cc.set_change_type(ConfChangeType::AddNode);
     cc.node_id = me.raft_id;
-    cc.context = serde_json::to_vec(&ConfContext { proposal: 0, member: me.clone() })
-        .expect("context serialises")
-        .into();
+    cc.context = serde_json::to_vec(&ConfContext { proposal: 0, member: me.clone() }).expect("context serialises").into();
     let mut e = Entry::default();
     e.set_entry_type(EntryType::EntryConfChange);
     e.index = 1;
@@ -525,22 +523,11 @@ impl Loop {
         }
         let r = &self.raw.raft;
         let last = r.raft_log.last_index();
-        let up_to_date = if is_leader {
-            r.prs().iter().filter(|(_, p)| p.matched == last).map(|(id, _)| *id).collect()
-        } else {
-            Vec::new()
-        };
+        let up_to_date =
+            if is_leader { r.prs().iter().filter(|(_, p)| p.matched == last).map(|(id, _)| *id).collect() } else { Vec::new() };
         let mut voters: Vec<u64> = r.prs().conf().voters().ids().iter().collect();
         voters.sort_unstable();
-        let s = Status {
-            id: r.id,
-            leader: r.leader_id,
-            term: r.term,
-            is_leader,
-            voters,
-            removed: self.removed,
-            up_to_date,
-        };
+        let s = Status { id: r.id, leader: r.leader_id, term: r.term, is_leader, voters, removed: self.removed, up_to_date };
         self.status_tx.send_if_modified(|old| {
             if *old != s {
                 *old = s;

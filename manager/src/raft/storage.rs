@@ -207,16 +207,10 @@ impl DiskStorage {
         check_contiguous(entries)?;
         let first = entries[0].index;
         if first < self.first_index() {
-            return Err(invalid_input(format!(
-                "append at index {first} overwrites compacted log (first index {})",
-                self.first_index()
-            )));
+            return Err(invalid_input(format!("append at index {first} overwrites compacted log (first index {})", self.first_index())));
         }
         if first > self.last_index() + 1 {
-            return Err(invalid_input(format!(
-                "append at index {first} leaves a gap after last index {}",
-                self.last_index()
-            )));
+            return Err(invalid_input(format!("append at index {first} leaves a gap after last index {}", self.last_index())));
         }
         let mut buf = Vec::new();
         push_entries_record(&mut buf, entries)?;
@@ -265,10 +259,7 @@ impl DiskStorage {
             return Err(invalid_input("snapshot at index 0".to_string()));
         }
         if index < self.first_index() {
-            return Err(invalid_input(format!(
-                "snapshot at index {index} is older than the log (first index {})",
-                self.first_index()
-            )));
+            return Err(invalid_input(format!("snapshot at index {index} is older than the log (first index {})", self.first_index())));
         }
         write_snapshot_file(&self.dir, &snap)?;
 
@@ -292,21 +283,13 @@ impl DiskStorage {
     /// compacts the log up to `applied_index - keep_entries` in memory and on
     /// disk (the WAL is rewritten with the remaining entries). A no-op when
     /// `applied_index` is not newer than the current snapshot.
-    pub fn create_snapshot(
-        &mut self,
-        applied_index: u64,
-        conf_state: ConfState,
-        data: Vec<u8>,
-        keep_entries: u64,
-    ) -> io::Result<()> {
+    pub fn create_snapshot(&mut self, applied_index: u64, conf_state: ConfState, data: Vec<u8>, keep_entries: u64) -> io::Result<()> {
         if applied_index == 0 || applied_index <= self.snapshot_index().unwrap_or(0) {
             return Ok(());
         }
         let last = self.last_index();
         if applied_index > last {
-            return Err(invalid_input(format!(
-                "snapshot at index {applied_index} is beyond the last log index {last}"
-            )));
+            return Err(invalid_input(format!("snapshot at index {applied_index} is beyond the last log index {last}")));
         }
         let term = self.mem.term(applied_index).map_err(raft_err)?;
         let mut snap = Snapshot { data: data.into(), ..Default::default() };
@@ -324,9 +307,7 @@ impl DiskStorage {
         let base = applied_index.saturating_sub(keep_entries).max(old_base);
         let base_term = self.mem.term(base).map_err(raft_err)?;
         let kept = if base < last {
-            self.mem
-                .entries(base + 1, last + 1, None, GetEntriesContext::empty(false))
-                .map_err(raft_err)?
+            self.mem.entries(base + 1, last + 1, None, GetEntriesContext::empty(false)).map_err(raft_err)?
         } else {
             Vec::new()
         };
@@ -414,10 +395,7 @@ impl DiskStorage {
 
     fn check_commit(&self, commit: u64) -> io::Result<()> {
         if commit > self.last_index() {
-            return Err(invalid_input(format!(
-                "commit index {commit} is beyond the last log index {}",
-                self.last_index()
-            )));
+            return Err(invalid_input(format!("commit index {commit} is beyond the last log index {}", self.last_index())));
         }
         Ok(())
     }
@@ -458,13 +436,7 @@ impl ::raft::Storage for DiskStorageReader {
         self.mem.initial_state()
     }
 
-    fn entries(
-        &self,
-        low: u64,
-        high: u64,
-        max_size: impl Into<Option<u64>>,
-        context: GetEntriesContext,
-    ) -> ::raft::Result<Vec<Entry>> {
+    fn entries(&self, low: u64, high: u64, max_size: impl Into<Option<u64>>, context: GetEntriesContext) -> ::raft::Result<Vec<Entry>> {
         self.mem.entries(low, high, max_size, context)
     }
 
@@ -573,10 +545,7 @@ impl WalState {
         }
         let first = ents[0].index;
         if first > self.last_index() + 1 {
-            return Err(invalid_data(format!(
-                "WAL entries at index {first} leave a gap after index {}",
-                self.last_index()
-            )));
+            return Err(invalid_data(format!("WAL entries at index {first} leave a gap after index {}", self.last_index())));
         }
         self.entries.truncate((first - self.base_index - 1) as usize);
         self.entries.extend(ents);
@@ -599,16 +568,13 @@ fn replay_wal(buf: &[u8]) -> io::Result<(WalState, usize)> {
     while pos < buf.len() {
         match frame_at(buf, pos) {
             Some((kind, payload, next)) => {
-                let rec = decode_record(kind, payload)
-                    .map_err(|e| invalid_data(format!("wal.log: record at offset {pos}: {e}")))?;
+                let rec = decode_record(kind, payload).map_err(|e| invalid_data(format!("wal.log: record at offset {pos}: {e}")))?;
                 state.apply(rec)?;
                 pos = next;
             }
             None => {
                 if (pos + 1..buf.len()).any(|q| valid_record_at(buf, q)) {
-                    return Err(invalid_data(format!(
-                        "wal.log: corrupt record at offset {pos} followed by valid records"
-                    )));
+                    return Err(invalid_data(format!("wal.log: corrupt record at offset {pos} followed by valid records")));
                 }
                 return Ok((state, pos));
             }
@@ -676,10 +642,7 @@ fn build_mem(mut wal: WalState, snapshot: Option<&Snapshot>) -> io::Result<MemSt
         let meta = snap.get_metadata();
         let (index, term) = (meta.index, meta.term);
         if index < wal.base_index {
-            return Err(invalid_data(format!(
-                "wal.log is compacted to index {} but snapshot.bin is at {index}",
-                wal.base_index
-            )));
+            return Err(invalid_data(format!("wal.log is compacted to index {} but snapshot.bin is at {index}", wal.base_index)));
         }
         if wal.term_at(index) != Some(term) {
             // The log does not contain the snapshot: it is superseded.
@@ -808,8 +771,7 @@ fn read_snapshot_file(path: &Path) -> io::Result<Option<Snapshot>> {
     if crc32(payload) != crc {
         return Err(invalid_data("snapshot.bin: checksum mismatch".to_string()));
     }
-    let snap = Snapshot::parse_from_bytes(payload)
-        .map_err(|e| invalid_data(format!("snapshot.bin: {e}")))?;
+    let snap = Snapshot::parse_from_bytes(payload).map_err(|e| invalid_data(format!("snapshot.bin: {e}")))?;
     Ok(Some(snap))
 }
 
@@ -840,10 +802,7 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 fn check_contiguous(entries: &[Entry]) -> io::Result<()> {
     for pair in entries.windows(2) {
         if pair[1].index != pair[0].index + 1 {
-            return Err(invalid_input(format!(
-                "entries are not contiguous: {} followed by {}",
-                pair[0].index, pair[1].index
-            )));
+            return Err(invalid_input(format!("entries are not contiguous: {} followed by {}", pair[0].index, pair[1].index)));
         }
     }
     if entries.first().is_some_and(|e| e.index == 0) {
@@ -924,10 +883,7 @@ mod tests {
     }
 
     fn datas(st: &DiskStorage) -> Vec<(u64, u64, String)> {
-        all_entries(st)
-            .into_iter()
-            .map(|e| (e.index, e.term, String::from_utf8(e.data.to_vec()).unwrap()))
-            .collect()
+        all_entries(st).into_iter().map(|e| (e.index, e.term, String::from_utf8(e.data.to_vec()).unwrap())).collect()
     }
 
     fn state(st: &DiskStorage) -> RaftState {

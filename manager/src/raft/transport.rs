@@ -34,13 +34,7 @@ impl Transport {
         seeds: HashMap<u64, String>,
         raft_tx: mpsc::UnboundedSender<Input>,
     ) -> Arc<Transport> {
-        Arc::new(Transport {
-            tls,
-            store,
-            seeds: Mutex::new(seeds),
-            peers: Mutex::new(HashMap::new()),
-            raft_tx,
-        })
+        Arc::new(Transport { tls, store, seeds: Mutex::new(seeds), peers: Mutex::new(HashMap::new()), raft_tx })
     }
 
     pub fn add_seed(&self, id: u64, addr: String) {

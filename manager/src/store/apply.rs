@@ -8,10 +8,8 @@ use super::{Command, Envelope, Store};
 /// A job runs again each time it is created or updated: the run is named
 /// by the service version (`JobStatus.JobIteration`), as in SwarmKit.
 fn stamp_job_iteration(svc: &mut shoal_api::service::Service, at: &str) {
-    svc.job_status = svc.spec.mode.is_job().then(|| shoal_api::service::JobStatus {
-        job_iteration: svc.version,
-        last_execution: at.to_string(),
-    });
+    svc.job_status =
+        svc.spec.mode.is_job().then(|| shoal_api::service::JobStatus { job_iteration: svc.version, last_execution: at.to_string() });
 }
 
 /// Applies one committed proposal at log index `index`, once: a proposal
@@ -58,10 +56,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             Ok(serde_json::Value::Null)
         }
         Command::UpdateNodeSpec { id, version: expected, spec } => {
-            let node = store
-                .nodes
-                .get_mut(&id)
-                .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+            let node = store.nodes.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
             if node.version.index != expected {
                 return Err(ApiError::out_of_sequence());
             }
@@ -313,20 +308,23 @@ mod tests {
     fn service_names_are_unique_and_updates_keep_the_previous_spec() {
         use shoal_api::service::{Service, ServiceSpec};
         let mut s = Store::default();
-        let svc = |id: &str| Service {
-            id: id.into(),
-            spec: ServiceSpec { name: "web".into(), ..Default::default() },
-            ..Default::default()
-        };
+        let svc =
+            |id: &str| Service { id: id.into(), spec: ServiceSpec { name: "web".into(), ..Default::default() }, ..Default::default() };
         apply(&mut s, 2, env(Command::CreateService { service: Box::new(svc("s1")), registry_auth: None })).unwrap();
         let dup = apply(&mut s, 3, env(Command::CreateService { service: Box::new(svc("s2")), registry_auth: None })).unwrap_err();
         assert_eq!(dup.status, 409);
         assert_eq!(s.services.len(), 1);
         let mut spec = s.services["s1"].spec.clone();
         spec.labels.insert("v".into(), "2".into());
-        let stale = Command::UpdateService { id: "s1".into(), version: 1, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
+        let stale =
+            Command::UpdateService { id: "s1".into(), version: 1, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
         assert_eq!(apply(&mut s, 4, env(stale)).unwrap_err(), ApiError::out_of_sequence());
-        apply(&mut s, 5, env(Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec), rollback: false, registry_auth: None })).unwrap();
+        apply(
+            &mut s,
+            5,
+            env(Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec), rollback: false, registry_auth: None }),
+        )
+        .unwrap();
         assert_eq!(s.services["s1"].spec.labels["v"], "2");
         let back = Command::UpdateService { id: "s1".into(), version: 5, spec: Box::default(), rollback: true, registry_auth: None };
         apply(&mut s, 6, env(back)).unwrap();
@@ -341,10 +339,17 @@ mod tests {
         apply(&mut s, 2, env(create)).unwrap();
         assert_eq!(s.registry_auth["s1"], "sealed-1");
         let spec = s.services["s1"].spec.clone();
-        let keep = Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
+        let keep =
+            Command::UpdateService { id: "s1".into(), version: 2, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
         apply(&mut s, 3, env(keep)).unwrap();
         assert_eq!(s.registry_auth["s1"], "sealed-1", "an update without credentials keeps them");
-        let set = Command::UpdateService { id: "s1".into(), version: 3, spec: Box::new(spec), rollback: false, registry_auth: Some("sealed-2".into()) };
+        let set = Command::UpdateService {
+            id: "s1".into(),
+            version: 3,
+            spec: Box::new(spec),
+            rollback: false,
+            registry_auth: Some("sealed-2".into()),
+        };
         apply(&mut s, 4, env(set)).unwrap();
         assert_eq!(s.registry_auth["s1"], "sealed-2");
         apply(&mut s, 5, env(Command::RemoveService { id: "s1".into() })).unwrap();
@@ -393,7 +398,8 @@ mod tests {
             spec: shoal_api::service::ServiceSpec { name: "web".into(), ..Default::default() },
             ..Default::default()
         };
-        let create = Envelope { proposal: 77, at: "t".into(), command: Command::CreateService { service: Box::new(svc), registry_auth: None } };
+        let create =
+            Envelope { proposal: 77, at: "t".into(), command: Command::CreateService { service: Box::new(svc), registry_auth: None } };
         assert!(apply(&mut s, 2, create.clone()).is_ok());
         // The same proposal again (its answer was lost; the caller retried):
         // not a conflict with itself, and nothing applied twice.

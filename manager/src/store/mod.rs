@@ -180,12 +180,27 @@ pub struct Envelope {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Command {
-    CreateCluster { cluster: Box<ClusterRecord>, node: Box<Node> },
-    CreateNode { node: Box<Node> },
-    UpdateNodeSpec { id: String, version: u64, spec: NodeSpec },
+    CreateCluster {
+        cluster: Box<ClusterRecord>,
+        node: Box<Node>,
+    },
+    CreateNode {
+        node: Box<Node>,
+    },
+    UpdateNodeSpec {
+        id: String,
+        version: u64,
+        spec: NodeSpec,
+    },
     /// From the dispatcher: liveness and, when it changed, the description.
-    UpdateNodeStatus { id: String, status: NodeStatus, description: Option<Box<NodeDescription>> },
-    RemoveNode { id: String },
+    UpdateNodeStatus {
+        id: String,
+        status: NodeStatus,
+        description: Option<Box<NodeDescription>>,
+    },
+    RemoveNode {
+        id: String,
+    },
     UpdateCluster {
         version: u64,
         spec: Box<SwarmSpec>,
@@ -211,13 +226,22 @@ pub enum Command {
         #[serde(default)]
         registry_auth: Option<String>,
     },
-    RemoveService { id: String },
+    RemoveService {
+        id: String,
+    },
     /// From the updater: the service's `UpdateStatus` (based on `version`);
     /// `rollback` also puts `PreviousSpec` back (automatic rollback).
-    SetUpdateStatus { id: String, version: u64, status: shoal_api::service::UpdateStatus, rollback: bool },
+    SetUpdateStatus {
+        id: String,
+        version: u64,
+        status: shoal_api::service::UpdateStatus,
+        rollback: bool,
+    },
     /// Creates or replaces tasks without a version check (entries written
     /// before `TaskIntents`; still applied when a log replays them).
-    PutTasks { tasks: Vec<Task> },
+    PutTasks {
+        tasks: Vec<Task>,
+    },
     /// One controller step's writes, applied together: each task written
     /// only if the store still has it at the version the controller read
     /// (`Task::version`; 0 for a new task), each progress change only if
@@ -233,18 +257,39 @@ pub enum Command {
         #[serde(default)]
         services: Vec<ServiceProgress>,
     },
-    DeleteTasks { ids: Vec<String> },
+    DeleteTasks {
+        ids: Vec<String>,
+    },
     /// Observed states reported by a node: merged at apply time, so a
     /// concurrent change of desired state is never overwritten.
-    UpdateTaskStatus { node_id: String, updates: Vec<(String, shoal_api::task::TaskStatus)> },
+    UpdateTaskStatus {
+        node_id: String,
+        updates: Vec<(String, shoal_api::task::TaskStatus)>,
+    },
     /// The data travels sealed with the cluster's data key.
-    CreateSecret { secret: Box<SecretRecord> },
+    CreateSecret {
+        secret: Box<SecretRecord>,
+    },
     /// Labels are all a secret's update may change (as in SwarmKit).
-    UpdateSecret { id: String, version: u64, labels: BTreeMap<String, String> },
-    RemoveSecret { id: String },
-    CreateConfig { config: Box<shoal_api::secret::Config> },
-    UpdateConfig { id: String, version: u64, labels: BTreeMap<String, String> },
-    RemoveConfig { id: String },
+    UpdateSecret {
+        id: String,
+        version: u64,
+        labels: BTreeMap<String, String>,
+    },
+    RemoveSecret {
+        id: String,
+    },
+    CreateConfig {
+        config: Box<shoal_api::secret::Config>,
+    },
+    UpdateConfig {
+        id: String,
+        version: u64,
+        labels: BTreeMap<String, String>,
+    },
+    RemoveConfig {
+        id: String,
+    },
 }
 
 impl Store {
@@ -268,10 +313,7 @@ impl Store {
             return Ok(by_name[0]);
         }
         if by_name.len() > 1 {
-            return Err(shoal_api::ApiError::bad_request(format!(
-                "node {key} is ambiguous ({} matches found)",
-                by_name.len()
-            )));
+            return Err(shoal_api::ApiError::bad_request(format!("node {key} is ambiguous ({} matches found)", by_name.len())));
         }
         let by_prefix: Vec<&Node> = self.nodes.values().filter(|n| n.id.starts_with(key)).collect();
         match by_prefix.len() {

@@ -236,10 +236,7 @@ mod tests {
         run(&mut s, 5, service_using("v1", "s1", "db_pw")).unwrap();
         let refused = run(&mut s, 6, Command::RemoveSecret { id: "s1".into() }).unwrap_err();
         assert_eq!(refused.status, 400);
-        assert_eq!(
-            refused.message,
-            "rpc error: code = InvalidArgument desc = secret 'db_pw' is in use by the following service: svc-v1"
-        );
+        assert_eq!(refused.message, "rpc error: code = InvalidArgument desc = secret 'db_pw' is in use by the following service: svc-v1");
         run(&mut s, 7, Command::RemoveService { id: "v1".into() }).unwrap();
         run(&mut s, 8, Command::RemoveSecret { id: "s1".into() }).unwrap();
         assert!(s.secrets.is_empty());

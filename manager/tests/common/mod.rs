@@ -82,7 +82,6 @@ impl Cluster {
     }
 }
 
-
 impl Cluster {
     /// A second manager (`id`, Raft ID `raft_id`) joining the swarm as a
     /// promoted node does: registered as a manager, started empty with m1 as

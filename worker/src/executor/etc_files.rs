@@ -90,11 +90,7 @@ fn shoal_overlay_dns_address() -> String {
 /// leaving out any path a task mount covers.
 pub fn write(c: &ContainerInput, bundle: &Path) -> Result<Vec<Value>, String> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let files = [
-        ("hostname", format!("{}\n", c.hostname)),
-        ("hosts", hosts_file(c)),
-        ("resolv.conf", resolv_conf(c, &host_resolv)),
-    ];
+    let files = [("hostname", format!("{}\n", c.hostname)), ("hosts", hosts_file(c)), ("resolv.conf", resolv_conf(c, &host_resolv))];
     let mut mounts = Vec::new();
     for (name, content) in files {
         let dest = format!("/etc/{name}");
@@ -140,7 +136,11 @@ mod tests {
         assert_eq!(resolv_conf(&c, host), "search corp.example\nnameserver 10.1.1.1\noptions ndots:2\n");
         let c = ContainerInput {
             spec: ContainerSpec {
-                dns_config: Some(DnsConfig { nameservers: vec!["10.9.9.9".into()], search: vec!["a.test".into()], options: vec!["timeout:1".into()] }),
+                dns_config: Some(DnsConfig {
+                    nameservers: vec!["10.9.9.9".into()],
+                    search: vec!["a.test".into()],
+                    options: vec!["timeout:1".into()],
+                }),
                 ..Default::default()
             },
             ..Default::default()
@@ -158,7 +158,12 @@ mod tests {
             hostname: "web1".into(),
             spec: ContainerSpec {
                 read_only: true,
-                mounts: vec![shoal_api::task::Mount { r#type: "bind".into(), source: "/x".into(), target: "/etc/hosts".into(), ..Default::default() }],
+                mounts: vec![shoal_api::task::Mount {
+                    r#type: "bind".into(),
+                    source: "/x".into(),
+                    target: "/etc/hosts".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             },
             ..Default::default()

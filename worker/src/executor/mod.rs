@@ -129,10 +129,7 @@ impl ExtraMount {
 
 impl ContainerInput {
     /// Fill the image bits from an image config (`Image::config.config`).
-    pub fn with_image_config(
-        mut self,
-        cfg: Option<&crate::image::manifest::ContainerConfig>,
-    ) -> Self {
+    pub fn with_image_config(mut self, cfg: Option<&crate::image::manifest::ContainerConfig>) -> Self {
         if let Some(c) = cfg {
             self.image_env = c.env.clone();
             self.image_cmd = c.cmd.clone().unwrap_or_default();
@@ -187,9 +184,7 @@ const ANON_VOLUMES_FILE: &str = "anonymous-volumes.json";
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
         && !id.starts_with('.')
 }
 
@@ -231,20 +226,12 @@ impl Executor {
     }
 
     pub fn new(cfg: ExecutorConfig) -> Result<Executor, String> {
-        for d in [
-            cfg.state_dir.join("bundles"),
-            cfg.state_dir.join("logs"),
-            cfg.runc_root.clone(),
-        ] {
+        for d in [cfg.state_dir.join("bundles"), cfg.state_dir.join("logs"), cfg.runc_root.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
         }
-        let swap_accounting =
-            Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+        let swap_accounting = Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
         Ok(Executor {
-            runc: runc::Runc {
-                bin: cfg.runc_bin.clone(),
-                root: cfg.runc_root.clone(),
-            },
+            runc: runc::Runc { bin: cfg.runc_bin.clone(), root: cfg.runc_root.clone() },
             spec_opts: spec::SpecOptions {
                 cgroup_parent: cfg.cgroup_parent.clone(),
                 swap_accounting,
@@ -320,13 +307,11 @@ impl Executor {
         }
         let mut spec = spec::oci_spec(input, &self.spec_opts)?;
         let bundle = self.bundle_dir(&input.id);
-        std::fs::create_dir_all(&bundle)
-            .map_err(|e| format!("creating {}: {e}", bundle.display()))?;
+        std::fs::create_dir_all(&bundle).map_err(|e| format!("creating {}: {e}", bundle.display()))?;
         self.add_runtime_options(input, &bundle, &mut spec)?;
         let _ = std::fs::remove_file(bundle.join("pid"));
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
-        std::fs::write(bundle.join("config.json"), json)
-            .map_err(|e| format!("writing {}: {e}", bundle.join("config.json").display()))?;
+        std::fs::write(bundle.join("config.json"), json).map_err(|e| format!("writing {}: {e}", bundle.join("config.json").display()))?;
         let log_path = self.log_path(&input.id);
         let (read_ends, write_ends) = crate::logs::capture::pipes().map_err(|e| format!("creating output pipes: {e}"))?;
         let logs = crate::logs::capture::spawn(&input.id, read_ends, &log_path)
@@ -347,14 +332,7 @@ impl Executor {
             }
         };
         let exit = supervise::ExitWatch::spawn(pid)?;
-        Ok(Container {
-            id: input.id.clone(),
-            pid,
-            log_path,
-            bundle,
-            exit,
-            logs,
-        })
+        Ok(Container { id: input.id.clone(), pid, log_path, bundle, exit, logs })
     }
 
     /// Block until the container ends; its exit code.
@@ -392,9 +370,7 @@ impl Executor {
             tracing::warn!(container = %c.id, "SIGKILL through runc: {e}");
             unsafe { libc::kill(c.pid, libc::SIGKILL) };
         }
-        c.exit
-            .wait_timeout(Duration::from_secs(30))
-            .ok_or_else(|| format!("container {} did not exit after SIGKILL", c.id))
+        c.exit.wait_timeout(Duration::from_secs(30)).ok_or_else(|| format!("container {} did not exit after SIGKILL", c.id))
     }
 
     /// `runc delete --force`, then the bundle. The log file stays.
@@ -414,8 +390,7 @@ impl Executor {
         mounts::release_staged(&mounts::staging_dir(&bundle))?;
         self.remove_anonymous_volumes(&bundle);
         if bundle.exists() {
-            std::fs::remove_dir_all(&bundle)
-                .map_err(|e| format!("removing {}: {e}", bundle.display()))?;
+            std::fs::remove_dir_all(&bundle).map_err(|e| format!("removing {}: {e}", bundle.display()))?;
         }
         Ok(())
     }

@@ -54,7 +54,8 @@ pub fn validate(mounts: &[Mount]) -> Result<(), String> {
         if clean(&m.target) == "/" {
             return Err(config_err(m, "invalid specification: destination can't be '/'"));
         }
-        let extra = |present: bool, field: &str| if present { Err(config_err(m, format!("field {field} must not be specified"))) } else { Ok(()) };
+        let extra =
+            |present: bool, field: &str| if present { Err(config_err(m, format!("field {field} must not be specified"))) } else { Ok(()) };
         match m.r#type.as_str() {
             "bind" => {
                 extra(m.volume_options.is_some(), "VolumeOptions")?;
@@ -218,11 +219,8 @@ pub fn open_in_root(root: &Path, sub: &str) -> io::Result<OwnedFd> {
     }
     // SAFETY: `dir` was just opened and nothing else owns it.
     let dir = unsafe { OwnedFd::from_raw_fd(dir) };
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
+    let how =
+        OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS };
     // SAFETY: valid descriptor and C string; `how` is a live open_how of the size passed.
     let fd = unsafe {
         libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), sub_c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
@@ -444,7 +442,10 @@ mod tests {
             err(mount("bind", "/nonexistent-shoal-src", "/x")),
             "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent-shoal-src"
         );
-        assert_eq!(err(mount("tmpfs", "", "/")), "invalid mount config for type \"tmpfs\": invalid specification: destination can't be '/'");
+        assert_eq!(
+            err(mount("tmpfs", "", "/")),
+            "invalid mount config for type \"tmpfs\": invalid specification: destination can't be '/'"
+        );
         let mut m = mount("tmpfs", "", "/x");
         m.volume_options = Some(VolumeOptions::default());
         assert_eq!(err(m), "invalid mount config for type \"tmpfs\": field VolumeOptions must not be specified");
@@ -569,7 +570,12 @@ mod tests {
         m.volume_options = Some(VolumeOptions { subpath: "x".into(), no_copy: true, ..Default::default() });
         let mut missing = mount("volume", "vol", "/other");
         missing.volume_options = Some(VolumeOptions { subpath: "x/nope".into(), no_copy: true, ..Default::default() });
-        let input = ContainerInput { id: "c1".into(), rootfs: dir.join("rootfs"), spec: ContainerSpec { mounts: vec![m], ..Default::default() }, ..Default::default() };
+        let input = ContainerInput {
+            id: "c1".into(),
+            rootfs: dir.join("rootfs"),
+            spec: ContainerSpec { mounts: vec![m], ..Default::default() },
+            ..Default::default()
+        };
         let p = prepare(&input, &volumes, &staging).unwrap();
         let source = PathBuf::from(p.mounts[0]["source"].as_str().unwrap());
         assert!(source.starts_with(&staging), "{source:?}");

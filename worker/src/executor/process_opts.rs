@@ -21,15 +21,28 @@ use super::ContainerInput;
 pub const INIT_PATH: &str = "/sbin/docker-init";
 
 const ULIMITS: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
-    "sigpending", "stack",
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 /// Finds a static init binary on this node.
 pub fn find_init() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("docker-init")).find(|c| c.is_file()))
-        .unwrap_or(None);
+    let on_path =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join("docker-init")).find(|c| c.is_file())).unwrap_or(None);
     on_path.or_else(|| Some(PathBuf::from("/usr/bin/tini-static")).filter(|p| p.is_file()))
 }
 
@@ -81,10 +94,7 @@ mod tests {
     fn ulimits_and_sysctls() {
         let c = ContainerInput {
             spec: ContainerSpec {
-                ulimits: vec![
-                    Ulimit { name: "nofile".into(), soft: 100, hard: 200 },
-                    Ulimit { name: "nproc".into(), soft: 50, hard: 50 },
-                ],
+                ulimits: vec![Ulimit { name: "nofile".into(), soft: 100, hard: 200 }, Ulimit { name: "nproc".into(), soft: 50, hard: 50 }],
                 sysctls: [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
                 ..Default::default()
             },

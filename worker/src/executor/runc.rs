@@ -21,10 +21,7 @@ impl Runc {
 
     fn spawn_err(&self, e: std::io::Error) -> String {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!(
-                "OCI runtime {} not found: install it (apt-get install -y runc)",
-                self.bin.display()
-            )
+            format!("OCI runtime {} not found: install it (apt-get install -y runc)", self.bin.display())
         } else {
             format!("running {}: {e}", self.bin.display())
         }
@@ -32,20 +29,11 @@ impl Runc {
 
     /// Run a short command, returning stdout or an error with runc's stderr.
     fn simple(&self, what: &str, args: &[&str]) -> Result<String, String> {
-        let out = self
-            .cmd()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| self.spawn_err(e))?;
+        let out = self.cmd().args(args).stdin(Stdio::null()).output().map_err(|e| self.spawn_err(e))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "runc {what} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            Err(format!("runc {what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
         }
     }
 
@@ -73,19 +61,11 @@ impl Runc {
             .map_err(|e| self.spawn_err(e))?;
         if !status.success() {
             let msg = std::fs::read_to_string(&runc_log).unwrap_or_default();
-            let msg = msg
-                .lines()
-                .rev()
-                .find(|l| l.contains("error") || l.contains("level="))
-                .unwrap_or("")
-                .to_string();
+            let msg = msg.lines().rev().find(|l| l.contains("error") || l.contains("level=")).unwrap_or("").to_string();
             return Err(format!("runc run {id} failed ({status}): {}", msg.trim()));
         }
-        let pid = std::fs::read_to_string(&pid_file)
-            .map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
-        pid.trim()
-            .parse::<i32>()
-            .map_err(|e| format!("bad pid {pid:?} in {}: {e}", pid_file.display()))
+        let pid = std::fs::read_to_string(&pid_file).map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
+        pid.trim().parse::<i32>().map_err(|e| format!("bad pid {pid:?} in {}: {e}", pid_file.display()))
     }
 
     /// `runc kill <id> <signal>` (signal by name like `TERM`/`SIGKILL` or number).
@@ -105,11 +85,7 @@ impl Runc {
     /// `runc state <id>`'s `status`: creating, created, running, paused, stopped.
     pub fn state(&self, id: &str) -> Result<String, String> {
         let out = self.simple("state", &["state", id])?;
-        let v: serde_json::Value =
-            serde_json::from_str(&out).map_err(|e| format!("runc state {id}: bad JSON: {e}"))?;
-        v["status"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("runc state {id}: no status in {out}"))
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("runc state {id}: bad JSON: {e}"))?;
+        v["status"].as_str().map(str::to_string).ok_or_else(|| format!("runc state {id}: no status in {out}"))
     }
 }

@@ -39,15 +39,8 @@ pub struct SpecOptions {
 /// The NOFILE limit to give containers: 1048576, or our own hard limit if
 /// lower (raising it needs CAP_SYS_RESOURCE, which we may not have).
 pub fn nofile_limit() -> (u64, u64) {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
-        r.rlim_max.min(1_048_576)
-    } else {
-        1024
-    };
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 { r.rlim_max.min(1_048_576) } else { 1024 };
     (hard, hard)
 }
 
@@ -83,13 +76,7 @@ const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -100,11 +87,7 @@ pub fn process_args(c: &ContainerInput) -> Result<Vec<String>, String> {
     let (entrypoint, cmd): (Vec<String>, Vec<String>) = if !c.spec.command.is_empty() {
         (c.spec.command.clone(), c.spec.args.clone())
     } else {
-        let cmd = if !c.spec.args.is_empty() {
-            c.spec.args.clone()
-        } else {
-            c.image_cmd.clone()
-        };
+        let cmd = if !c.spec.args.is_empty() { c.spec.args.clone() } else { c.image_cmd.clone() };
         (c.image_entrypoint.clone(), cmd)
     };
     let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
@@ -133,10 +116,7 @@ pub fn process_env(c: &ContainerInput) -> Vec<String> {
     for kv in c.image_env.iter().chain(c.spec.env.iter()) {
         put(kv, &mut order);
     }
-    order
-        .into_iter()
-        .map(|k| vals.remove(&k).unwrap())
-        .collect()
+    order.into_iter().map(|k| vals.remove(&k).unwrap()).collect()
 }
 
 /// A resolved user: uid, gid and additional gids.
@@ -151,11 +131,7 @@ pub struct User {
 /// `/etc/passwd` and `/etc/group`. Empty means root.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<User, String> {
     if user.is_empty() {
-        return Ok(User {
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-        });
+        return Ok(User { uid: 0, gid: 0, additional_gids: vec![] });
     }
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -164,30 +140,16 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<User, String> {
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
     let groups = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
     // name:x:uid:gid:...
-    let pw_entry = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
+    let pw_entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
     let (uid, default_gid, name) = match (u.parse::<u32>(), &pw_entry) {
         (Ok(n), Some(f)) => (n, f[3].parse().unwrap_or(0), Some(f[0].to_string())),
         (Ok(n), None) => (n, 0, None),
-        (Err(_), Some(f)) => (
-            f[2].parse()
-                .map_err(|_| format!("bad uid in /etc/passwd for user {u}"))?,
-            f[3].parse().unwrap_or(0),
-            Some(f[0].to_string()),
-        ),
-        (Err(_), None) => {
-            return Err(format!(
-                "unable to find user {u}: no matching entries in passwd file"
-            ))
+        (Err(_), Some(f)) => {
+            (f[2].parse().map_err(|_| format!("bad uid in /etc/passwd for user {u}"))?, f[3].parse().unwrap_or(0), Some(f[0].to_string()))
         }
+        (Err(_), None) => return Err(format!("unable to find user {u}: no matching entries in passwd file")),
     };
-    let group_lines: Vec<Vec<&str>> = groups
-        .lines()
-        .map(|l| l.split(':').collect())
-        .filter(|f: &Vec<&str>| f.len() >= 3)
-        .collect();
+    let group_lines: Vec<Vec<&str>> = groups.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 3).collect();
     let gid = match g {
         None => default_gid,
         Some(g) => match g.parse::<u32>() {
@@ -196,9 +158,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<User, String> {
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
+                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
         },
     };
     let mut additional_gids = Vec::new();
@@ -213,11 +173,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<User, String> {
             }
         }
     }
-    Ok(User {
-        uid,
-        gid,
-        additional_gids,
-    })
+    Ok(User { uid, gid, additional_gids })
 }
 
 /// The capability list after the spec's add/drop (Docker's names, with or
@@ -235,11 +191,7 @@ fn capabilities(c: &ContainerInput) -> Vec<String> {
     let mut caps: Vec<String> = if drop.iter().any(|d| d == "ALL") {
         vec![]
     } else {
-        DEFAULT_CAPS
-            .iter()
-            .map(|s| s.to_string())
-            .filter(|s| !drop.contains(s))
-            .collect()
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|s| !drop.contains(s)).collect()
     };
     for a in c.spec.capability_add.iter().map(|s| norm(s)) {
         if a != "ALL" && !caps.contains(&a) {
@@ -272,14 +224,7 @@ pub fn supplementary_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>
 /// The whole `config.json`.
 pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String> {
     let args = process_args(c)?;
-    let mut user = resolve_user(
-        &c.rootfs,
-        if c.spec.user.is_empty() {
-            &c.image_user
-        } else {
-            &c.spec.user
-        },
-    )?;
+    let mut user = resolve_user(&c.rootfs, if c.spec.user.is_empty() { &c.image_user } else { &c.spec.user })?;
     for gid in supplementary_groups(&c.rootfs, &c.spec.groups)? {
         if gid != user.gid && !user.additional_gids.contains(&gid) {
             user.additional_gids.push(gid);
@@ -293,9 +238,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         "/".to_string()
     };
     if !cwd.starts_with('/') {
-        return Err(format!(
-            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
-        ));
+        return Err(format!("the working directory '{cwd}' is invalid, it needs to be an absolute path"));
     }
     let caps = capabilities(c);
     let privileges = c.spec.privileges.clone().unwrap_or_default();
@@ -306,16 +249,11 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         SeccompChoice::Custom(p) => Some(p),
     };
     let kernel = if opts.kernel == (0, 0) { super::seccomp::kernel_version() } else { opts.kernel };
-    let seccomp = seccomp_profile.map(|p| {
-        super::seccomp::to_oci(&p, &super::seccomp::Target { caps: &caps, arch: super::seccomp::native_arch(), kernel })
-    });
+    let seccomp = seccomp_profile
+        .map(|p| super::seccomp::to_oci(&p, &super::seccomp::Target { caps: &caps, arch: super::seccomp::native_arch(), kernel }));
     let apparmor_disabled = privileges.app_armor.as_ref().is_some_and(|a| a.mode == "disabled");
     let apparmor_profile = super::apparmor::profile_for(opts.apparmor, apparmor_disabled);
-    let nofile = if opts.nofile == (0, 0) {
-        (1_048_576, 1_048_576)
-    } else {
-        opts.nofile
-    };
+    let nofile = if opts.nofile == (0, 0) { (1_048_576, 1_048_576) } else { opts.nofile };
 
     let mut resources = json!({
         "devices": [{"allow": false, "access": "rwm"}],
@@ -330,8 +268,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
         }
         if l.nano_cpus > 0 {
             let period: i64 = 100_000;
-            resources["cpu"] =
-                json!({"quota": l.nano_cpus * period / 1_000_000_000, "period": period});
+            resources["cpu"] = json!({"quota": l.nano_cpus * period / 1_000_000_000, "period": period});
         }
         if l.pids > 0 {
             resources["pids"] = json!({"limit": l.pids});
@@ -438,10 +375,7 @@ mod tests {
     fn env_merges_image_then_spec() {
         let mut c = input();
         c.spec.env = vec!["A=2".into(), "B=3".into()];
-        assert_eq!(
-            process_env(&c),
-            ["PATH=/img/bin", "HOSTNAME=h1", "A=2", "B=3"]
-        );
+        assert_eq!(process_env(&c), ["PATH=/img/bin", "HOSTNAME=h1", "A=2", "B=3"]);
         c.image_env.clear();
         assert!(process_env(&c)[0].starts_with("PATH=/usr/local/sbin"));
     }
@@ -450,64 +384,31 @@ mod tests {
     fn users_resolve_from_rootfs() {
         let dir = std::env::temp_dir().join(format!("shoal-spec-user-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::write(
-            dir.join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("etc/group"),
-            "root:x:0:\nstaff:x:50:web\nwww:x:44:\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n").unwrap();
+        std::fs::write(dir.join("etc/group"), "root:x:0:\nstaff:x:50:web\nwww:x:44:\n").unwrap();
         assert_eq!(supplementary_groups(&dir, &["staff".into(), "44".into()]).unwrap(), vec![50, 44]);
         assert_eq!(
             supplementary_groups(&dir, &["wheel-less".into()]).unwrap_err(),
             "unable to find group wheel-less: no matching entries in group file"
         );
         assert_eq!(resolve_user(&dir, "").unwrap().uid, 0);
-        assert_eq!(
-            resolve_user(&dir, "web").unwrap(),
-            User {
-                uid: 33,
-                gid: 44,
-                additional_gids: vec![50]
-            }
-        );
+        assert_eq!(resolve_user(&dir, "web").unwrap(), User { uid: 33, gid: 44, additional_gids: vec![50] });
         assert_eq!(resolve_user(&dir, "web:staff").unwrap().gid, 50);
-        assert_eq!(
-            resolve_user(&dir, "1000:7").unwrap(),
-            User {
-                uid: 1000,
-                gid: 7,
-                additional_gids: vec![]
-            }
-        );
-        assert!(resolve_user(&dir, "nobody")
-            .unwrap_err()
-            .contains("unable to find user nobody"));
+        assert_eq!(resolve_user(&dir, "1000:7").unwrap(), User { uid: 1000, gid: 7, additional_gids: vec![] });
+        assert!(resolve_user(&dir, "nobody").unwrap_err().contains("unable to find user nobody"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn spec_has_limits_namespaces_and_defaults() {
         let mut c = input();
-        c.limits = Some(Limit {
-            nano_cpus: 1_500_000_000,
-            memory_bytes: 32 << 20,
-            pids: 100,
-        });
+        c.limits = Some(Limit { nano_cpus: 1_500_000_000, memory_bytes: 32 << 20, pids: 100 });
         c.spec.read_only = true;
         c.spec.capability_drop = vec!["net_raw".into()];
         c.spec.capability_add = vec!["SYS_ADMIN".into()];
         let s = oci_spec(
             &c,
-            &SpecOptions {
-                cgroup_parent: "shoal-n1".into(),
-                swap_accounting: true,
-                nofile: (1024, 4096),
-                ..Default::default()
-            },
+            &SpecOptions { cgroup_parent: "shoal-n1".into(), swap_accounting: true, nofile: (1024, 4096), ..Default::default() },
         )
         .unwrap();
         assert_eq!(s["linux"]["cgroupsPath"], "/shoal-n1/c1");
@@ -520,12 +421,7 @@ mod tests {
         assert_eq!(s["root"]["path"], "/nonexistent");
         assert_eq!(s["hostname"], "h1");
         assert_eq!(s["process"]["cwd"], "/work");
-        let ns: Vec<&str> = s["linux"]["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["type"].as_str().unwrap())
-            .collect();
+        let ns: Vec<&str> = s["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
         assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network", "cgroup"]);
         let caps = s["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.contains(&json!("CAP_NET_RAW")));
@@ -534,25 +430,9 @@ mod tests {
         assert_eq!(s["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
         assert_eq!(s["process"]["rlimits"][0]["soft"], 1024);
         assert_eq!(s["process"]["rlimits"][0]["hard"], 4096);
-        assert!(s["linux"]["maskedPaths"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("/proc/kcore")));
-        let dests: Vec<&str> = s["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap())
-            .collect();
-        for d in [
-            "/proc",
-            "/dev",
-            "/dev/pts",
-            "/dev/shm",
-            "/dev/mqueue",
-            "/sys",
-            "/sys/fs/cgroup",
-        ] {
+        assert!(s["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
+        let dests: Vec<&str> = s["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"] {
             assert!(dests.contains(&d), "{d}");
         }
         c.spec.dir = "rel".into();
@@ -606,7 +486,11 @@ mod tests {
         let mut admin = input();
         admin.spec.capability_add = vec!["CAP_SYS_ADMIN".into()];
         let s = oci_spec(&admin, &SpecOptions::default()).unwrap();
-        assert!(s["linux"]["seccomp"]["syscalls"].as_array().unwrap().iter().any(|r| r["names"].as_array().unwrap().contains(&json!("unshare"))));
+        assert!(s["linux"]["seccomp"]["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["names"].as_array().unwrap().contains(&json!("unshare"))));
     }
 
     #[test]
@@ -621,7 +505,8 @@ mod tests {
         assert!(s["process"].get("apparmorProfile").is_none());
 
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
-        c.spec.privileges = privileges(&format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}}}"#, shoal_api::base64::encode(profile)));
+        c.spec.privileges =
+            privileges(&format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}}}"#, shoal_api::base64::encode(profile)));
         let s = oci_spec(&c, &SpecOptions::default()).unwrap();
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(s["linux"]["seccomp"]["syscalls"], json!([{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]));

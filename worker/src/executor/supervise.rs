@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 pub fn become_subreaper() -> Result<(), String> {
     let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
     if r != 0 {
-        return Err(format!(
-            "prctl(PR_SET_CHILD_SUBREAPER): {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -47,9 +44,7 @@ pub struct ExitWatch {
 impl ExitWatch {
     /// Start a thread that reaps `pid` (which must be our child).
     pub fn spawn(pid: i32) -> Result<ExitWatch, String> {
-        let w = ExitWatch {
-            inner: Arc::new((Mutex::new(None), Condvar::new())),
-        };
+        let w = ExitWatch { inner: Arc::new((Mutex::new(None), Condvar::new())) };
         let w2 = w.clone();
         std::thread::Builder::new()
             .name(format!("wait-{pid}"))
@@ -125,10 +120,7 @@ mod tests {
     #[test]
     #[allow(clippy::zombie_processes)] // reaped by ExitWatch's waitpid
     fn watches_a_child() {
-        let child = std::process::Command::new("/bin/sh")
-            .args(["-c", "exit 5"])
-            .spawn()
-            .unwrap();
+        let child = std::process::Command::new("/bin/sh").args(["-c", "exit 5"]).spawn().unwrap();
         let w = ExitWatch::spawn(child.id() as i32).unwrap();
         assert_eq!(w.wait_timeout(Duration::from_secs(10)), Some(5));
         assert_eq!(w.wait(), 5);

@@ -20,17 +20,9 @@ struct Fixture {
 }
 
 fn check_tools() {
-    let runc_ok = std::process::Command::new("runc")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        runc_ok,
-        "runc is missing: apt-get install -y runc busybox-static"
-    );
-    let bb = std::fs::read("/bin/busybox")
-        .expect("/bin/busybox is missing: apt-get install -y runc busybox-static");
+    let runc_ok = std::process::Command::new("runc").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(runc_ok, "runc is missing: apt-get install -y runc busybox-static");
+    let bb = std::fs::read("/bin/busybox").expect("/bin/busybox is missing: apt-get install -y runc busybox-static");
     // A static binary has no PT_INTERP (3) program header (ELF64 little-endian).
     let u16_at = |o: usize| u16::from_le_bytes([bb[o], bb[o + 1]]) as usize;
     let phoff = u64::from_le_bytes(bb[0x20..0x28].try_into().unwrap()) as usize;
@@ -39,10 +31,7 @@ fn check_tools() {
         let o = phoff + i * phentsize;
         u32::from_le_bytes(bb[o..o + 4].try_into().unwrap()) == 3
     });
-    assert!(
-        !dynamic,
-        "/bin/busybox is not static: apt-get install -y busybox-static"
-    );
+    assert!(!dynamic, "/bin/busybox is not static: apt-get install -y busybox-static");
 }
 
 impl Fixture {
@@ -70,36 +59,19 @@ impl Fixture {
             volumes_dir: dir.join("volumes"),
         })
         .unwrap();
-        Fixture {
-            dir,
-            exec,
-            id: format!("t-{tag}"),
-            cgroup_parent,
-        }
+        Fixture { dir, exec, id: format!("t-{tag}"), cgroup_parent }
     }
 
     fn input(&self, cmd: &[&str]) -> ContainerInput {
-        let spec = ContainerSpec {
-            command: cmd.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        ContainerInput {
-            id: self.id.clone(),
-            spec,
-            rootfs: self.dir.join("rootfs"),
-            hostname: "box".into(),
-            ..Default::default()
-        }
+        let spec = ContainerSpec { command: cmd.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        ContainerInput { id: self.id.clone(), spec, rootfs: self.dir.join("rootfs"), hostname: "box".into(), ..Default::default() }
     }
 
     /// The container's output as text (the log file's records joined),
     /// once the capture has written all of it.
     fn log(&self) -> String {
         let raw = std::fs::read(self.exec.log_path(&self.id)).unwrap_or_default();
-        raw.split(|&b| b == b'\n')
-            .filter_map(crate::logs::format::decode)
-            .map(|r| r.log)
-            .collect()
+        raw.split(|&b| b == b'\n').filter_map(crate::logs::format::decode).map(|r| r.log).collect()
     }
 
     fn wait_logs(&self, c: &Container) {
@@ -166,28 +138,18 @@ fn sigterm_stops_sleep() {
     let f = Fixture::new("term");
     // sh as pid 1 with a TERM trap (a pid-1 process without a handler
     // ignores SIGTERM, as in Docker).
-    let c = f
-        .exec
-        .start(&f.input(&["sh", "-c", "trap 'exit 143' TERM; sleep 1000 & wait"]))
-        .unwrap();
+    let c = f.exec.start(&f.input(&["sh", "-c", "trap 'exit 143' TERM; sleep 1000 & wait"])).unwrap();
     assert_eq!(f.exec.runc().state(&c.id).unwrap(), "running");
     let t = std::time::Instant::now();
     let code = f.exec.stop(&c, "SIGTERM", Duration::from_secs(10)).unwrap();
     assert_eq!(code, 143);
-    assert!(
-        t.elapsed() < Duration::from_secs(9),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(9), "took {:?}", t.elapsed());
 }
 
 #[test]
 fn ignored_sigterm_gets_sigkill_after_grace() {
     let f = Fixture::new("kill");
-    let c = f
-        .exec
-        .start(&f.input(&["sh", "-c", "trap '' TERM; sleep 1000"]))
-        .unwrap();
+    let c = f.exec.start(&f.input(&["sh", "-c", "trap '' TERM; sleep 1000"])).unwrap();
     let t = std::time::Instant::now();
     let code = f.exec.stop(&c, "", Duration::from_millis(500)).unwrap();
     assert_eq!(code, 137);
@@ -198,17 +160,9 @@ fn ignored_sigterm_gets_sigkill_after_grace() {
 fn memory_limit_ooms_with_137() {
     let f = Fixture::new("oom");
     let mut input = f.input(&["sh", "-c", "x=aaaaaaaa; while true; do x=$x$x; done"]);
-    input.limits = Some(Limit {
-        memory_bytes: 32 << 20,
-        ..Default::default()
-    });
+    input.limits = Some(Limit { memory_bytes: 32 << 20, ..Default::default() });
     let c = f.exec.start(&input).unwrap();
-    assert_eq!(
-        f.exec.wait_timeout(&c, Duration::from_secs(60)),
-        Some(137),
-        "log: {}",
-        f.log()
-    );
+    assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(60)), Some(137), "log: {}", f.log());
 }
 
 #[test]
@@ -218,12 +172,7 @@ fn network_is_loopback_only() {
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
     f.wait_logs(&c);
     let log = f.log();
-    let ifaces: Vec<&str> = log
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
+    let ifaces: Vec<&str> = log.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
     assert_eq!(ifaces, ["lo"], "log: {log}");
 }
 
@@ -243,18 +192,15 @@ fn plain_sleep_stops_within_grace() {
     // this ends with SIGKILL after the grace period: 137, or 143 if not.
     let code = f.exec.stop(&c, "SIGTERM", Duration::from_secs(1)).unwrap();
     assert!(code == 143 || code == 137, "exit code {code}");
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     assert_eq!(c.exit_code(), Some(code));
 }
 
 #[test]
 fn user_and_env_and_cwd_reach_the_process() {
     let f = Fixture::new("env");
-    let mut input = f.input(&["sh", "-c", "echo user=$(id -u 2>/dev/null || echo x) A=$A PWD=$(pwd) HOST=$(cat /proc/sys/kernel/hostname)"]);
+    let mut input =
+        f.input(&["sh", "-c", "echo user=$(id -u 2>/dev/null || echo x) A=$A PWD=$(pwd) HOST=$(cat /proc/sys/kernel/hostname)"]);
     input.image_env = vec!["A=image".into()];
     input.spec.env = vec!["A=spec".into()];
     input.spec.dir = "/tmp".into();
@@ -263,10 +209,7 @@ fn user_and_env_and_cwd_reach_the_process() {
     assert_eq!(f.exec.wait_timeout(&c, Duration::from_secs(20)), Some(0));
     f.wait_logs(&c);
     let log = f.log();
-    assert!(
-        log.contains("user=1000 A=spec PWD=/tmp HOST=box"),
-        "log: {log}"
-    );
+    assert!(log.contains("user=1000 A=spec PWD=/tmp HOST=box"), "log: {log}");
 }
 
 #[test]
@@ -452,7 +395,11 @@ fn a_missing_bind_source_is_refused_before_anything_runs() {
 #[test]
 fn etc_files_ulimits_and_read_only_root() {
     let f = Fixture::new("etc");
-    let mut input = f.input(&["sh", "-c", "cat /etc/hostname /etc/hosts; ulimit -n; ulimit -Hn; (echo x > /etc/x) 2>/dev/null && echo root-writable || echo root-read-only"]);
+    let mut input = f.input(&[
+        "sh",
+        "-c",
+        "cat /etc/hostname /etc/hosts; ulimit -n; ulimit -Hn; (echo x > /etc/x) 2>/dev/null && echo root-writable || echo root-read-only",
+    ]);
     input.spec.hosts = vec!["10.1.2.3 db".into()];
     input.spec.ulimits = vec![Ulimit { name: "nofile".into(), soft: 321, hard: 654 }];
     input.spec.read_only = true;
@@ -466,10 +413,7 @@ fn etc_files_ulimits_and_read_only_root() {
 
 #[test]
 fn init_runs_as_pid_one() {
-    assert!(
-        process_opts::find_init().is_some(),
-        "no static init on this host: apt-get install tini"
-    );
+    assert!(process_opts::find_init().is_some(), "no static init on this host: apt-get install tini");
     let f = Fixture::new("init");
     let mut input = f.input(&["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo pid=$$"]);
     input.spec.init = Some(true);
@@ -483,8 +427,7 @@ fn init_runs_as_pid_one() {
 
 #[test]
 fn image_volumes_become_anonymous_volumes_unless_a_mount_is_there() {
-    let cfg: crate::image::manifest::ContainerConfig =
-        serde_json::from_str(r#"{"Volumes":{"/data":{},"/logs/":{}}}"#).unwrap();
+    let cfg: crate::image::manifest::ContainerConfig = serde_json::from_str(r#"{"Volumes":{"/data":{},"/logs/":{}}}"#).unwrap();
     let mut input = ContainerInput::default();
     input.spec.mounts.push(shoal_api::task::Mount { r#type: "tmpfs".into(), target: "/logs".into(), ..Default::default() });
     let input = input.with_image_config(Some(&cfg));
@@ -605,7 +548,8 @@ fn seccomp_unconfined_and_custom_profiles_are_applied() {
     assert_ne!(keyctl, "1", "no EPERM from seccomp: {log}");
 
     // A custom profile: everything allowed but keyctl, which says EACCES.
-    let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#;
+    let profile =
+        br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#;
     let privileges = format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}}}"#, shoal_api::base64::encode(profile));
     let log = confinement_run("seccomp-custom", Some(&privileges));
     assert!(log.contains("unshare=0\nkeyctl=13\n"), "{log}");

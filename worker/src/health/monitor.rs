@@ -51,10 +51,7 @@ impl HealthMonitor {
     pub fn new(runc: Runc) -> HealthMonitor {
         let inner = Arc::new(Inner { runc, schedule: Mutex::new(Schedule::default()), wake: Condvar::new() });
         let me = inner.clone();
-        std::thread::Builder::new()
-            .name("health".into())
-            .spawn(move || me.schedule_loop())
-            .expect("spawn health scheduler");
+        std::thread::Builder::new().name("health".into()).spawn(move || me.schedule_loop()).expect("spawn health scheduler");
         HealthMonitor { inner }
     }
 
@@ -124,10 +121,8 @@ impl Inner {
 
     fn start_probe(self: Arc<Self>, id: String, w: &Watched) {
         let (generation, bundle, settings, started) = (w.generation, w.bundle.clone(), w.settings.clone(), w.started);
-        let spawned = std::thread::Builder::new()
-            .name(format!("probe-{}", &id[..id.len().min(10)]))
-            .stack_size(256 * 1024)
-            .spawn(move || {
+        let spawned =
+            std::thread::Builder::new().name(format!("probe-{}", &id[..id.len().min(10)])).stack_size(256 * 1024).spawn(move || {
                 let began = started.elapsed();
                 let result = probe::run(&self.runc, &id, &bundle, &settings.command, settings.timeout);
                 self.finish_probe(&id, generation, result, began);

@@ -211,11 +211,7 @@ pub fn load(store: &Store, path: &Path, platform: &Platform) -> Result<Vec<Loade
     for p in plans {
         let config = ImageConfig::parse(&p.config).map_err(bad)?;
         if config.rootfs.diff_ids.len() != p.layers.len() {
-            return Err(bad(format!(
-                "the image config lists {} layers, the manifest {}",
-                config.rootfs.diff_ids.len(),
-                p.layers.len()
-            )));
+            return Err(bad(format!("the image config lists {} layers, the manifest {}", config.rootfs.diff_ids.len(), p.layers.len())));
         }
         for ((layer_path, blob), diff_id) in p.layers.iter().zip(&config.rootfs.diff_ids) {
             if !is_unpacked(store, diff_id) {
@@ -286,8 +282,7 @@ fn plan(c: &Contents, platform: &Platform) -> Result<std::result::Result<Vec<Pla
     };
     let mut plans = Vec::new();
     if let Some(manifest) = c.doc("manifest.json") {
-        let entries: Vec<SaveEntry> =
-            serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json: {e}")))?;
+        let entries: Vec<SaveEntry> = serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json: {e}")))?;
         for e in entries {
             let Some(config) = need(&e.config, &mut missing) else { continue };
             let mut tags = Vec::new();
@@ -312,10 +307,7 @@ fn plan(c: &Contents, platform: &Platform) -> Result<std::result::Result<Vec<Pla
                     Manifest::Index(inner) => {
                         depth += 1;
                         let Some(entry) = inner.select(platform).filter(|_| depth < 8) else {
-                            return Err(bad(format!(
-                                "no matching manifest for {} in the archive's index",
-                                platform.display()
-                            )));
+                            return Err(bad(format!("no matching manifest for {} in the archive's index", platform.display())));
                         };
                         let Some(b) = need(&blob_path(&entry.digest), &mut missing) else { break None };
                         verify(&entry.digest, &b)?;
@@ -352,9 +344,9 @@ fn verify(d: &Digest, data: &[u8]) -> Result<()> {
 /// (`latest`) in `org.opencontainers.image.ref.name` names no repository.
 fn image_name(annotations: Option<&BTreeMap<String, String>>) -> Option<Reference> {
     let a = annotations?;
-    let full = a.get("io.containerd.image.name").or_else(|| {
-        a.get("org.opencontainers.image.ref.name").filter(|n| n.contains('/') || n.contains(':'))
-    })?;
+    let full = a
+        .get("io.containerd.image.name")
+        .or_else(|| a.get("org.opencontainers.image.ref.name").filter(|n| n.contains('/') || n.contains(':')))?;
     Reference::parse(full).ok().map(Reference::with_default_tag)
 }
 

@@ -64,8 +64,7 @@ impl AuthConfig {
         if json.iter().all(|b| b.is_ascii_whitespace()) || json == b"{}" || json == b"null" {
             return Ok(None);
         }
-        let mut cfg: AuthConfig =
-            serde_json::from_slice(&json).map_err(|e| format!("invalid X-Registry-Auth header: {e}"))?;
+        let mut cfg: AuthConfig = serde_json::from_slice(&json).map_err(|e| format!("invalid X-Registry-Auth header: {e}"))?;
         cfg.fill_from_auth_field();
         Ok(Some(cfg))
     }
@@ -265,10 +264,8 @@ mod tests {
 
     #[test]
     fn parses_challenges() {
-        let c = parse_challenge(
-            r#"Bearer realm="http://127.0.0.1:1234/token",service="registry.test",scope="repository:a/b:pull,push""#,
-        )
-        .unwrap();
+        let c = parse_challenge(r#"Bearer realm="http://127.0.0.1:1234/token",service="registry.test",scope="repository:a/b:pull,push""#)
+            .unwrap();
         assert_eq!(c.scheme, "bearer");
         assert_eq!(c.param("realm"), Some("http://127.0.0.1:1234/token"));
         assert_eq!(c.param("service"), Some("registry.test"));

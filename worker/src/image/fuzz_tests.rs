@@ -33,11 +33,26 @@ const HEX64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789a
 
 fn reference_text() -> impl Strategy<Value = String> {
     let domain = prop::sample::select(vec![
-        "", "localhost/", "localhost:5000/", "example.com/", "Example.com:443/", "[::1]:5000/", "[::1/", "index.docker.io/",
-        "docker.io/", "a-b.c/", "-a.b/", "a:b:c/", "registry:/", "UPPER/",
+        "",
+        "localhost/",
+        "localhost:5000/",
+        "example.com/",
+        "Example.com:443/",
+        "[::1]:5000/",
+        "[::1/",
+        "index.docker.io/",
+        "docker.io/",
+        "a-b.c/",
+        "-a.b/",
+        "a:b:c/",
+        "registry:/",
+        "UPPER/",
     ]);
     let component = prop_oneof![
-        prop::sample::select(vec!["library", "busybox", "a", "a_b", "a__b", "a___b", "a-b", "a--b", "a.b", "a..b", "A", "_a", "a_", "0", ""]).prop_map(str::to_string),
+        prop::sample::select(vec![
+            "library", "busybox", "a", "a_b", "a__b", "a___b", "a-b", "a--b", "a.b", "a..b", "A", "_a", "a_", "0", ""
+        ])
+        .prop_map(str::to_string),
         "[a-z0-9._-]{1,6}",
     ];
     let path = prop::collection::vec(component, 1..4).prop_map(|c| c.join("/"));
@@ -97,16 +112,49 @@ const MANIFEST_SEEDS: &[(&str, &str)] = &[
 ];
 
 const MANIFEST_FIELDS: &[&str] = &[
-    "schemaVersion", "mediaType", "config", "layers", "manifests", "digest", "size", "platform", "architecture", "os",
-    "variant", "os.version", "urls", "annotations", "rootfs", "diff_ids", "type", "Env", "Cmd", "Entrypoint",
-    "Healthcheck", "Test", "User", "ExposedPorts", "Volumes", "Labels",
+    "schemaVersion",
+    "mediaType",
+    "config",
+    "layers",
+    "manifests",
+    "digest",
+    "size",
+    "platform",
+    "architecture",
+    "os",
+    "variant",
+    "os.version",
+    "urls",
+    "annotations",
+    "rootfs",
+    "diff_ids",
+    "type",
+    "Env",
+    "Cmd",
+    "Entrypoint",
+    "Healthcheck",
+    "Test",
+    "User",
+    "ExposedPorts",
+    "Volumes",
+    "Labels",
 ];
 
 const MANIFEST_WORDS: &[&str] = &[
-    "", "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws", "sha256:00", "sha256:", "md5:0123456789abcdef0123456789abcdef",
-    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF", "linux", "amd64", "arm64", "v8",
+    "",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "sha256:00",
+    "sha256:",
+    "md5:0123456789abcdef0123456789abcdef",
+    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF",
+    "linux",
+    "amd64",
+    "arm64",
+    "v8",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -226,7 +274,21 @@ const CANARY: &str = "@CANARY@";
 /// one: `..`, absolute, or a whiteout naming nothing.
 fn entry_name() -> impl Strategy<Value = String> {
     let clean = prop::sample::select(vec![
-        "a", "b", "lnk", "up", "a", "b", "lnk", "up", "etc", ".", ".wh.a", ".wh.lnk", ".wh.up", ".wh..wh..opq", ".wh..wh.plnk",
+        "a",
+        "b",
+        "lnk",
+        "up",
+        "a",
+        "b",
+        "lnk",
+        "up",
+        "etc",
+        ".",
+        ".wh.a",
+        ".wh.lnk",
+        ".wh.up",
+        ".wh..wh..opq",
+        ".wh..wh.plnk",
     ]);
     let hostile = prop::sample::select(vec!["..", "", ".wh.", ".wh..", ".wh...", ".wh.a/b"]);
     let component = prop_oneof![16 => clean, 1 => hostile];

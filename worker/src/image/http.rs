@@ -297,8 +297,7 @@ impl Read for Body {
                         let mut line = String::new();
                         read_line(stream, &mut line)?;
                         let size = line.trim().split(';').next().unwrap_or("");
-                        let size = u64::from_str_radix(size.trim(), 16)
-                            .map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
+                        let size = u64::from_str_radix(size.trim(), 16).map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
                         if size == 0 {
                             // Trailers, up to the empty line.
                             loop {
@@ -378,8 +377,7 @@ impl Client {
     pub fn send(&self, mut req: Request<'_>) -> Result<Response, TransportError> {
         for _ in 0..=MAX_REDIRECTS {
             let resp = self.send_once(&req)?;
-            let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308)
-                && matches!(req.method, "GET" | "HEAD");
+            let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308) && matches!(req.method, "GET" | "HEAD");
             let Some(location) = resp.header("location").filter(|_| redirect) else {
                 return Ok(resp);
             };
@@ -432,9 +430,7 @@ impl Client {
         let (status, reason, headers) = read_head(&mut stream)?;
         let mut resp = Response { status, reason, headers, url: req.url.clone(), body: Body::empty() };
         let no_body = req.method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
-        let chunked = resp
-            .header("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let chunked = resp.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         let kind = if no_body {
             BodyKind::Empty
         } else if chunked {
@@ -463,10 +459,8 @@ fn read_head(stream: &mut impl BufRead) -> io::Result<Head> {
         if !version.starts_with("HTTP/1.") {
             return Err(invalid(format!("malformed HTTP response {:?}", status_line.trim_end())));
         }
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid(format!("malformed HTTP status line {status_line:?}")))?;
+        let status: u16 =
+            parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| invalid(format!("malformed HTTP status line {status_line:?}")))?;
         let reason = parts.next().unwrap_or("").to_string();
         let mut headers = Vec::new();
         loop {
@@ -595,10 +589,7 @@ mod tests {
     fn limits_bodies_and_follows_redirects_without_leaking_credentials() {
         let (port2, h2) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nblob".to_vec()]);
         let redirect = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:{port2}/data\r\nContent-Length: 0\r\n\r\n");
-        let (port, h) = serve(vec![
-            redirect.into_bytes(),
-            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec(),
-        ]);
+        let (port, h) = serve(vec![redirect.into_bytes(), b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec()]);
         let c = Client::default();
         let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/x/blobs/y")).unwrap();
         let r = c.send(Request::new("GET", url.clone()).header("Authorization", "Bearer secret")).unwrap();
@@ -619,9 +610,6 @@ mod tests {
         };
         let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/")).unwrap();
         let e = Client::default().send(Request::new("GET", url)).err().unwrap();
-        assert_eq!(
-            e.to_string(),
-            format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: connect: connection refused")
-        );
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: connect: connection refused"));
     }
 }

@@ -86,12 +86,7 @@ impl Platform {
             "loongarch64" => ("loong64", None),
             other => (other, None),
         };
-        Platform {
-            architecture: arch.to_string(),
-            os: "linux".to_string(),
-            variant: variant.map(str::to_string),
-            os_version: None,
-        }
+        Platform { architecture: arch.to_string(), os: "linux".to_string(), variant: variant.map(str::to_string), os_version: None }
     }
 
     /// `linux/arm64/v8` as Docker prints platforms (variant only when set).
@@ -209,20 +204,17 @@ impl Manifest {
     pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Manifest, String> {
         let probe: Probe = serde_json::from_slice(bytes).map_err(|e| format!("invalid manifest: {e}"))?;
         let header = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_string());
-        let kind = [header, probe.media_type.clone()]
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                matches!(
-                    m.as_str(),
-                    media_type::DOCKER_MANIFEST
-                        | media_type::OCI_MANIFEST
-                        | media_type::DOCKER_MANIFEST_LIST
-                        | media_type::OCI_INDEX
-                        | media_type::DOCKER_SCHEMA1
-                        | media_type::DOCKER_SCHEMA1_SIGNED
-                )
-            });
+        let kind = [header, probe.media_type.clone()].into_iter().flatten().find(|m| {
+            matches!(
+                m.as_str(),
+                media_type::DOCKER_MANIFEST
+                    | media_type::OCI_MANIFEST
+                    | media_type::DOCKER_MANIFEST_LIST
+                    | media_type::OCI_INDEX
+                    | media_type::DOCKER_SCHEMA1
+                    | media_type::DOCKER_SCHEMA1_SIGNED
+            )
+        });
         let is_index = match kind.as_deref() {
             Some(media_type::DOCKER_MANIFEST_LIST | media_type::OCI_INDEX) => true,
             Some(media_type::DOCKER_MANIFEST | media_type::OCI_MANIFEST) => false,

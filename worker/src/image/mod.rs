@@ -23,6 +23,8 @@ pub mod archive;
 pub mod auth;
 pub mod digest;
 pub mod error;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod http;
 pub mod manifest;
 pub mod reference;
@@ -31,8 +33,6 @@ pub mod rootfs;
 pub mod store;
 pub mod tls;
 pub mod unpack;
-#[cfg(test)]
-mod fuzz_tests;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -153,9 +153,7 @@ impl ImageService {
             self.store.read_blob(&m.config.digest)?
         } else {
             downloaded = true;
-            let bytes = repo
-                .fetch_blob_bytes(&m.config, MAX_CONFIG_BYTES)
-                .map_err(|e| e.context("error pulling image configuration"))?;
+            let bytes = repo.fetch_blob_bytes(&m.config, MAX_CONFIG_BYTES).map_err(|e| e.context("error pulling image configuration"))?;
             self.store.write_blob(&m.config.digest, &bytes)?;
             bytes
         };
@@ -307,13 +305,10 @@ impl ImageService {
         let _gc = self.gc.write().unwrap_or_else(|e| e.into_inner());
         let record = self.store.lookup(name).ok_or_else(|| ImageError::not_found(format!("No such image: {name}")))?;
         let mut out = Vec::new();
-        let named = Reference::parse(name)
-            .ok()
-            .map(|r| if r.digest().is_some() { r } else { r.with_default_tag() })
-            .filter(|r| {
-                let s = r.to_string();
-                record.repo_tags.contains(&s) || record.repo_digests.contains(&s)
-            });
+        let named = Reference::parse(name).ok().map(|r| if r.digest().is_some() { r } else { r.with_default_tag() }).filter(|r| {
+            let s = r.to_string();
+            record.repo_tags.contains(&s) || record.repo_digests.contains(&s)
+        });
         let mut tags_left = record.repo_tags.len();
         match &named {
             Some(r) => {
@@ -365,8 +360,7 @@ impl ImageService {
     }
 
     fn prune_unlocked(&self) -> Result<usize> {
-        let mut keep: std::collections::HashSet<Digest> =
-            self.store.images().into_iter().flat_map(|i| i.diff_ids).collect();
+        let mut keep: std::collections::HashSet<Digest> = self.store.images().into_iter().flat_map(|i| i.diff_ids).collect();
         keep.extend(rootfs::layers_in_use(&self.store));
         let dir = self.store.root().join("layers").join("sha256");
         let mut removed = 0;

@@ -71,9 +71,7 @@ impl Reference {
     /// left as written: see [`Reference::with_default_tag`].
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(err(format!(
-                "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
-            )));
+            return Err(err(format!("invalid repository name ({s}), cannot specify 64-byte hexadecimal strings")));
         }
         let (domain, remainder) = split_docker_domain(s);
         let remote = remainder.split(':').next().unwrap_or("");
@@ -221,15 +219,13 @@ fn split_docker_domain(name: &str) -> (String, String) {
         // "localhost" or "example.com" (Docker does the same).
         return (DEFAULT_DOMAIN.to_string(), format!("{OFFICIAL_REPO_PREFIX}{name}"));
     };
-    let (domain, remote) = if maybe_domain == "localhost"
-        || maybe_domain.contains(['.', ':'])
-        || maybe_domain.to_lowercase() != maybe_domain
-    {
-        let d = if maybe_domain == LEGACY_DEFAULT_DOMAIN { DEFAULT_DOMAIN } else { maybe_domain };
-        (d.to_string(), maybe_remote.to_string())
-    } else {
-        (DEFAULT_DOMAIN.to_string(), name.to_string())
-    };
+    let (domain, remote) =
+        if maybe_domain == "localhost" || maybe_domain.contains(['.', ':']) || maybe_domain.to_lowercase() != maybe_domain {
+            let d = if maybe_domain == LEGACY_DEFAULT_DOMAIN { DEFAULT_DOMAIN } else { maybe_domain };
+            (d.to_string(), maybe_remote.to_string())
+        } else {
+            (DEFAULT_DOMAIN.to_string(), name.to_string())
+        };
     if domain == DEFAULT_DOMAIN && !remote.contains('/') {
         return (domain, format!("{OFFICIAL_REPO_PREFIX}{remote}"));
     }
@@ -252,20 +248,13 @@ fn parse_any(s: &str) -> Result<Parsed, ReferenceError> {
     match match_reference(s) {
         Some(p) => {
             if p.path.len() > NAME_TOTAL_LENGTH_MAX {
-                return Err(err(format!(
-                    "repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
-                )));
+                return Err(err(format!("repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters")));
             }
             let digest = match p.digest {
                 Some(d) => Some(Digest::parse(d).map_err(|e| err(e.to_string()))?),
                 None => None,
             };
-            Ok(Parsed {
-                domain: p.domain.map(str::to_string),
-                path: p.path.to_string(),
-                tag: p.tag.map(str::to_string),
-                digest,
-            })
+            Ok(Parsed { domain: p.domain.map(str::to_string), path: p.path.to_string(), tag: p.tag.map(str::to_string), digest })
         }
         None => {
             let lower = s.to_lowercase();
@@ -519,10 +508,7 @@ mod tests {
     fn errors_use_dockers_words() {
         assert_eq!(error("Busybox"), "invalid reference format: repository name (library/Busybox) must be lowercase");
         assert_eq!(error("alice/App:1"), "invalid reference format: repository name (alice/App) must be lowercase");
-        assert_eq!(
-            error("localhost:5000/App"),
-            "invalid reference format: repository name (App) must be lowercase"
-        );
+        assert_eq!(error("localhost:5000/App"), "invalid reference format: repository name (App) must be lowercase");
         assert_eq!(error("busybox:"), "invalid reference format");
         assert_eq!(error("busybox:a:b"), "invalid reference format");
         assert_eq!(error("busybox:.tag"), "invalid reference format");
@@ -532,14 +518,8 @@ mod tests {
         assert_eq!(error(""), "invalid reference format");
         assert_eq!(error(&format!("busybox@sha256:{}", &HEX[..40])), "invalid checksum digest length");
         assert_eq!(error(&format!("busybox@md5:{}", &HEX[..32])), "unsupported digest algorithm");
-        assert_eq!(
-            error(&format!("busybox@sha256:{}", HEX.to_uppercase())),
-            "invalid checksum digest format"
-        );
-        assert_eq!(
-            error(HEX),
-            format!("invalid repository name ({HEX}), cannot specify 64-byte hexadecimal strings")
-        );
+        assert_eq!(error(&format!("busybox@sha256:{}", HEX.to_uppercase())), "invalid checksum digest format");
+        assert_eq!(error(HEX), format!("invalid repository name ({HEX}), cannot specify 64-byte hexadecimal strings"));
         // Uppercase where the grammar forbids it but the lowercase form fits.
         assert_eq!(error("Foo.com/bar:t/X"), "invalid reference format");
         assert_eq!(error("localhost:5000/a@sha256:x"), "invalid reference format");
@@ -548,10 +528,7 @@ mod tests {
     #[test]
     fn name_length_is_limited() {
         let long = "a".repeat(256);
-        assert_eq!(
-            error(&format!("localhost:5000/{long}")),
-            "repository name must not be more than 255 characters"
-        );
+        assert_eq!(error(&format!("localhost:5000/{long}")), "repository name must not be more than 255 characters");
         let ok = "a".repeat(255);
         assert!(Reference::parse(&format!("localhost:5000/{ok}")).is_ok());
         // "library/" counts: a 248-character official name is 256 long.

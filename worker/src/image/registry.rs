@@ -18,9 +18,7 @@ use super::auth::{parse_challenge, AuthConfig, Challenge, TokenResponse};
 use super::digest::Digest;
 use super::error::{ErrorKind, ImageError, Result};
 use super::http::{self, query_escape, Body, Request, Response, Scheme, Url};
-use super::manifest::{
-    media_type, Descriptor, ImageManifest, Manifest, Platform, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
-};
+use super::manifest::{media_type, Descriptor, ImageManifest, Manifest, Platform, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
 use super::reference::Reference;
 use super::tls;
 
@@ -290,11 +288,9 @@ impl Repository {
     /// scope (Basic credentials if we have them), or POST a refresh token
     /// (OAuth2) when the login produced an identity token.
     fn fetch_token(&self, c: &Challenge) -> Result<String> {
-        let realm = c
-            .param("realm")
-            .ok_or_else(|| ImageError::corrupt("registry sent a Bearer challenge without a realm"))?;
-        let mut realm_url = Url::parse(realm)
-            .map_err(|_| ImageError::corrupt(format!("registry sent an unusable token realm {realm:?}")))?;
+        let realm = c.param("realm").ok_or_else(|| ImageError::corrupt("registry sent a Bearer challenge without a realm"))?;
+        let mut realm_url =
+            Url::parse(realm).map_err(|_| ImageError::corrupt(format!("registry sent an unusable token realm {realm:?}")))?;
         let service = c.param("service").unwrap_or("");
         // Ask for pull on our repository, plus whatever scope the registry
         // named (it may differ, e.g. for cross-repository mounts).
@@ -316,8 +312,7 @@ impl Repository {
             for s in &scopes {
                 form.push_str(&format!("&scope={}", query_escape(s)));
             }
-            let mut req = Request::new("POST", realm_url.clone())
-                .header("Content-Type", "application/x-www-form-urlencoded");
+            let mut req = Request::new("POST", realm_url.clone()).header("Content-Type", "application/x-www-form-urlencoded");
             req.body = form.as_bytes();
             req.verify_tls = self.verify_tls;
             self.send_token_request(req)?
@@ -342,17 +337,13 @@ impl Repository {
         };
         let status = resp.status;
         let reason = resp.reason.clone();
-        let body = resp
-            .read_body(1 << 20)
-            .map_err(|e| ImageError::new(ErrorKind::Unavailable, format!("reading token from {realm}: {e}")))?;
+        let body =
+            resp.read_body(1 << 20).map_err(|e| ImageError::new(ErrorKind::Unavailable, format!("reading token from {realm}: {e}")))?;
         if status == 401 || status == 403 {
             let detail = api_errors(&body).first().map(ApiError::to_string);
             return Err(ImageError::new(
                 ErrorKind::Unauthorized,
-                format!(
-                    "Get \"{realm}\": unauthorized: {}",
-                    detail.unwrap_or_else(|| "incorrect username or password".into())
-                ),
+                format!("Get \"{realm}\": unauthorized: {}", detail.unwrap_or_else(|| "incorrect username or password".into())),
             ));
         }
         if !(200..300).contains(&status) {
@@ -419,10 +410,7 @@ impl Repository {
             }),
             Manifest::Index(index) => {
                 let entry = index.select(platform).ok_or_else(|| {
-                    ImageError::not_found(format!(
-                        "no matching manifest for {} in the manifest list entries",
-                        platform.display()
-                    ))
+                    ImageError::not_found(format!("no matching manifest for {} in the manifest list entries", platform.display()))
                 })?;
                 let child = self.fetch_manifest(&entry.digest.to_string())?;
                 if entry.size >= 0 && child.bytes.len() as i64 != entry.size {
@@ -473,10 +461,7 @@ impl Repository {
         let length = resp.content_length();
         if let (Some(len), true) = (length, desc.size >= 0) {
             if len != desc.size as u64 {
-                return Err(ImageError::corrupt(format!(
-                    "blob {} is {len} bytes, the manifest says {}",
-                    desc.digest, desc.size
-                )));
+                return Err(ImageError::corrupt(format!("blob {} is {len} bytes, the manifest says {}", desc.digest, desc.size)));
             }
         }
         Ok(BlobStream { body: resp.into_body(), length })
@@ -513,10 +498,7 @@ impl Repository {
             _ => None,
         });
         let Some(e) = first else {
-            return ImageError::new(
-                ErrorKind::Unavailable,
-                format!("received unexpected HTTP status: {status} {reason}"),
-            );
+            return ImageError::new(ErrorKind::Unavailable, format!("received unexpected HTTP status: {status} {reason}"));
         };
         let r = &self.reference;
         match e.code.as_str() {
@@ -524,10 +506,7 @@ impl Repository {
             "NAME_UNKNOWN" => ImageError::not_found(format!("repository {} not found: {e}", r.familiar_name())),
             "DENIED" | "UNAUTHORIZED" => ImageError::new(
                 if e.code == "DENIED" { ErrorKind::NotFound } else { ErrorKind::Unauthorized },
-                format!(
-                    "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
-                    r.familiar_name()
-                ),
+                format!("pull access denied for {}, repository does not exist or may require 'docker login': {e}", r.familiar_name()),
             ),
             _ => ImageError::new(ErrorKind::Unavailable, e.to_string()),
         }
@@ -539,9 +518,7 @@ impl Repository {
         let body = resp.read_body(1 << 20).unwrap_or_default();
         match api_errors(&body).into_iter().next() {
             Some(e) if e.code == "BLOB_UNKNOWN" => ImageError::not_found(format!("fetching blob {digest}: {e}")),
-            Some(e) if status == 401 || status == 403 => {
-                ImageError::new(ErrorKind::Unauthorized, format!("fetching blob {digest}: {e}"))
-            }
+            Some(e) if status == 401 || status == 403 => ImageError::new(ErrorKind::Unauthorized, format!("fetching blob {digest}: {e}")),
             Some(e) => ImageError::new(ErrorKind::Unavailable, format!("fetching blob {digest}: {e}")),
             None if status == 404 => ImageError::not_found(format!("fetching blob {digest}: blob unknown: blob unknown to registry")),
             None => ImageError::new(
@@ -657,10 +634,7 @@ mod tests {
                 }
                 requests.lock().unwrap().push(head.clone());
                 let target = head.split(' ').nth(1).unwrap_or("").to_string();
-                let auth = head
-                    .lines()
-                    .find(|l| l.to_lowercase().starts_with("authorization:"))
-                    .map(|l| l[14..].trim().to_string());
+                let auth = head.lines().find(|l| l.to_lowercase().starts_with("authorization:")).map(|l| l[14..].trim().to_string());
                 let challenge = format!(
                     "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:team/app:pull\"\r\n"
                 );
@@ -671,7 +645,11 @@ mod tests {
                         ("401 Unauthorized", String::new(), r#"{"details":"incorrect username or password"}"#.to_string())
                     }
                 } else if auth.as_deref() != Some("Bearer tok-alice") {
-                    ("401 Unauthorized", challenge, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_string())
+                    (
+                        "401 Unauthorized",
+                        challenge,
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_string(),
+                    )
                 } else if target == "/v2/team/app/manifests/latest" {
                     let d = Digest::sha256_of(b"cfg");
                     let m = format!(
@@ -728,9 +706,6 @@ mod tests {
         let r = Reference::parse_for_pull(&format!("127.0.0.1:{port}/x")).unwrap();
         let e = registry.repository(&r, None).err().unwrap();
         assert_eq!(e.kind, ErrorKind::Unavailable);
-        assert_eq!(
-            e.message,
-            format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: connect: connection refused")
-        );
+        assert_eq!(e.message, format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: connect: connection refused"));
     }
 }

@@ -102,29 +102,18 @@ pub fn prepare(store: &Store, layers: &[Digest], container_id: &str) -> Result<R
         lowers.push(empty);
     }
     let index_off = if Path::new("/sys/module/overlay/parameters/index").exists() { ",index=off" } else { "" };
-    let absolute = format!(
-        "lowerdir={},upperdir={},workdir={}{index_off}",
-        join_paths(&lowers),
-        rootfs.upper.display(),
-        rootfs.work.display()
-    );
+    let absolute =
+        format!("lowerdir={},upperdir={},workdir={}{index_off}", join_paths(&lowers), rootfs.upper.display(), rootfs.work.display());
     let result = if absolute.len() <= MOUNT_DATA_MAX {
         mount_overlay(&rootfs.path, &absolute, None)
     } else {
         // Relative to <root>/layers: "sha256/<hex>" per layer.
         let base = store.root().join("layers");
         let rel: Vec<PathBuf> = lowers.iter().map(|l| l.strip_prefix(&base).unwrap_or(l).to_path_buf()).collect();
-        let data = format!(
-            "lowerdir={},upperdir={},workdir={}{index_off}",
-            join_paths(&rel),
-            rootfs.upper.display(),
-            rootfs.work.display()
-        );
+        let data =
+            format!("lowerdir={},upperdir={},workdir={}{index_off}", join_paths(&rel), rootfs.upper.display(), rootfs.work.display());
         if data.len() > MOUNT_DATA_MAX {
-            return Err(ImageError::invalid(format!(
-                "image has too many layers ({}) for an overlay mount",
-                layers.len()
-            )));
+            return Err(ImageError::invalid(format!("image has too many layers ({}) for an overlay mount", layers.len())));
         }
         mount_overlay(&rootfs.path, &data, Some(&base))
     };
@@ -296,11 +285,7 @@ mod tests {
         let store = Store::open(&scratch.0).unwrap();
         let base = layer(
             &store,
-            TarBuilder::new()
-                .file("etc/keep", b"base", 0o644)
-                .file("etc/gone", b"old", 0o644)
-                .file("cache/a", b"a", 0o644)
-                .finish(),
+            TarBuilder::new().file("etc/keep", b"base", 0o644).file("etc/gone", b"old", 0o644).file("cache/a", b"a", 0o644).finish(),
         );
         let top = layer(
             &store,
@@ -341,9 +326,8 @@ mod tests {
     fn many_layers_mount_through_relative_paths() {
         let scratch = Scratch::new("many");
         let store = Store::open(&scratch.0).unwrap();
-        let layers: Vec<Digest> = (0..50)
-            .map(|i| layer(&store, TarBuilder::new().file(&format!("f{i}"), format!("{i}").as_bytes(), 0o644).finish()))
-            .collect();
+        let layers: Vec<Digest> =
+            (0..50).map(|i| layer(&store, TarBuilder::new().file(&format!("f{i}"), format!("{i}").as_bytes(), 0o644).finish())).collect();
         let rootfs = prepare(&store, &layers, "many").unwrap();
         assert_eq!(fs::read(rootfs.path.join("f0")).unwrap(), b"0");
         assert_eq!(fs::read(rootfs.path.join("f49")).unwrap(), b"49");

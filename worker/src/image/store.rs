@@ -89,8 +89,9 @@ impl Store {
         }
         let index_path = root.join("images.json");
         let index = match fs::read(&index_path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map_err(|e| ImageError::internal(format!("reading {}: {e}", index_path.display())))?,
+            Ok(data) => {
+                serde_json::from_slice(&data).map_err(|e| ImageError::internal(format!("reading {}: {e}", index_path.display())))?
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Index::default(),
             Err(e) => return Err(ImageError::io(format!("reading {}", index_path.display()), e)),
         };
@@ -115,10 +116,7 @@ impl Store {
     /// renames out of it are atomic).
     pub fn temp_path(&self, prefix: &str) -> PathBuf {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         self.root.join("tmp").join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()))
     }
 
@@ -251,11 +249,8 @@ impl Store {
             return by_id(&format!("sha256:{name}"));
         }
         if let Ok(r) = Reference::parse(name) {
-            let wanted = if r.digest().is_some() {
-                r.with_digest(r.digest().cloned().expect("checked"))
-            } else {
-                r.clone().with_default_tag()
-            };
+            let wanted =
+                if r.digest().is_some() { r.with_digest(r.digest().cloned().expect("checked")) } else { r.clone().with_default_tag() };
             let key = wanted.to_string();
             let list = |i: &ImageRecord| if wanted.digest().is_some() { i.repo_digests.contains(&key) } else { i.repo_tags.contains(&key) };
             if let Some(found) = index.images.values().find(|i| list(i)) {
@@ -338,7 +333,11 @@ mod tests {
     use super::*;
 
     pub(crate) fn temp_root(name: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!("shoal-store-{name}-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "shoal-store-{name}-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&p);
         p
     }

@@ -46,9 +46,8 @@ impl Connector {
             return Ok(c.clone());
         }
         let dir = self.certs_dir.as_ref().map(|d| d.join(authority.replace(['[', ']'], "")));
-        let builder = ClientConfig::builder_with_provider(Self::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(io::Error::other)?;
+        let builder =
+            ClientConfig::builder_with_provider(Self::provider()).with_safe_default_protocol_versions().map_err(io::Error::other)?;
         let builder = if verify {
             let mut roots = system_roots().clone();
             if let Some(dir) = &dir {
@@ -70,10 +69,8 @@ impl Connector {
         });
         let config = match client_cert {
             Some((cert, key)) => {
-                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
-                    .map_err(pem_err(&cert))?
-                    .collect::<Result<_, _>>()
-                    .map_err(pem_err(&cert))?;
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_file_iter(&cert).map_err(pem_err(&cert))?.collect::<Result<_, _>>().map_err(pem_err(&cert))?;
                 let key = PrivateKeyDer::from_pem_file(&key).map_err(pem_err(&key))?;
                 builder.with_client_auth_cert(chain, key).map_err(io::Error::other)?
             }
@@ -127,9 +124,7 @@ impl TlsConnector for Connector {
         // Handshake now, so a TLS failure is a connection error (and an
         // insecure registry can fall back to plain HTTP).
         while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).map_err(|e| {
-                io::Error::new(e.kind(), format!("tls: {e}"))
-            })?;
+            stream.conn.complete_io(&mut stream.sock).map_err(|e| io::Error::new(e.kind(), format!("tls: {e}")))?;
         }
         Ok(Box::new(stream))
     }

@@ -231,14 +231,11 @@ fn unpack_capped(
             .expect(want)
             .map_err(|e| ImageError::corrupt(format!("filesystem layer verification failed for digest {want}: {e}")))?;
         if want_size >= 0 && blob_size != want_size as u64 {
-            return Err(ImageError::corrupt(format!(
-                "layer {want} is {blob_size} bytes, the manifest says {want_size}"
-            )));
+            return Err(ImageError::corrupt(format!("layer {want} is {blob_size} bytes, the manifest says {want_size}")));
         }
     }
-    diff.expect(src.diff_id).map_err(|e| {
-        ImageError::corrupt(format!("layer does not match the image configuration's diff ID {}: {e}", src.diff_id))
-    })?;
+    diff.expect(src.diff_id)
+        .map_err(|e| ImageError::corrupt(format!("layer does not match the image configuration's diff ID {}: {e}", src.diff_id)))?;
     Ok(size)
 }
 
@@ -298,8 +295,7 @@ pub fn unpack_tar_limited(reader: impl Read, dest: &Path, limit: u64) -> Result<
                 remove_existing(&target)?;
                 mknod(&target, libc::S_IFCHR, 0).map_err(|e| io_err(&target, "creating whiteout", e))?;
                 let h = entry.header();
-                lchown(&target, h.uid().unwrap_or(0), h.gid().unwrap_or(0))
-                    .map_err(|e| io_err(&target, "chown", e))?;
+                lchown(&target, h.uid().unwrap_or(0), h.gid().unwrap_or(0)).map_err(|e| io_err(&target, "chown", e))?;
             }
             continue;
         }
@@ -332,7 +328,8 @@ pub fn unpack_tar_limited(reader: impl Read, dest: &Path, limit: u64) -> Result<
                     .open(&target)
                     .map_err(|e| io_err(&target, "create", e))?;
                 let budget = limit.saturating_sub(size);
-                let too_big = || bad_layer(format!("{} would take the layer past {limit} bytes, the most one layer may take", raw_path.display()));
+                let too_big =
+                    || bad_layer(format!("{} would take the layer past {limit} bytes, the most one layer may take", raw_path.display()));
                 if entry.size() > budget {
                     drop(f);
                     let _ = fs::remove_file(&target);
@@ -398,8 +395,7 @@ pub fn unpack_tar_limited(reader: impl Read, dest: &Path, limit: u64) -> Result<
         // Owner first: chown clears set-uid/set-gid bits, chmod restores them.
         lchown(&target, uid, gid).map_err(|e| io_err(&target, "chown", e))?;
         if kind != EntryType::Symlink {
-            fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .map_err(|e| io_err(&target, "chmod", e))?;
+            fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(|e| io_err(&target, "chmod", e))?;
         }
         for (key, value) in xattrs {
             // Overlay's own attributes are ours to set (a layer must not
@@ -516,12 +512,14 @@ fn resolve(root: &Path, rel: &[OsString], follow_last: bool) -> Result<PathBuf> 
                 if target.is_absolute() {
                     done.clear();
                 }
-                let mut parts: Vec<OsString> =
-                    target.components().filter_map(|c| match c {
+                let mut parts: Vec<OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
                         Component::Normal(n) => Some(n.to_os_string()),
                         Component::ParentDir => Some(OsString::from("..")),
                         _ => None,
-                    }).collect();
+                    })
+                    .collect();
                 parts.extend(todo.drain(..));
                 todo = parts.into();
             }
@@ -547,8 +545,7 @@ fn create_dirs(root: &Path, dir: &Path) -> Result<()> {
             }
             Err(_) => {
                 fs::create_dir(&cur).map_err(|e| io_err(&cur, "mkdir", e))?;
-                fs::set_permissions(&cur, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                    .map_err(|e| io_err(&cur, "chmod", e))?;
+                fs::set_permissions(&cur, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| io_err(&cur, "chmod", e))?;
             }
         }
     }
@@ -766,11 +763,7 @@ pub(crate) mod tests {
     }
 
     fn tempdir(name: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!(
-            "shoal-unpack-{name}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
+        let p = std::env::temp_dir().join(format!("shoal-unpack-{name}-{}-{:?}", std::process::id(), std::thread::current().id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
         p
@@ -892,11 +885,8 @@ pub(crate) mod tests {
         // the layer were the root.
         let dir = tempdir("through");
         let victim = tempdir("victim");
-        let tar = TarBuilder::new()
-            .symlink("lib", &victim.display().to_string())
-            .file("lib/evil", b"x", 0o644)
-            .symlink("loop", "loop")
-            .finish();
+        let tar =
+            TarBuilder::new().symlink("lib", &victim.display().to_string()).file("lib/evil", b"x", 0o644).symlink("loop", "loop").finish();
         unpack_tar(&tar[..], &dir).unwrap();
         assert!(!victim.join("evil").exists(), "nothing written outside");
         let inside = dir.join(victim.strip_prefix("/").unwrap()).join("evil");

@@ -75,15 +75,12 @@ pub fn spawn(name: &str, ends: ReadEnds, log: &Path) -> io::Result<CaptureDone> 
     let file = OpenOptions::new().create(true).append(true).open(log)?;
     let done = CaptureDone::default();
     let d = done.clone();
-    std::thread::Builder::new()
-        .name(format!("logs-{}", &name[..name.len().min(10)]))
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            if let Err(e) = capture(ends, file) {
-                tracing::warn!("capturing container output: {e}");
-            }
-            d.set();
-        })?;
+    std::thread::Builder::new().name(format!("logs-{}", &name[..name.len().min(10)])).stack_size(128 * 1024).spawn(move || {
+        if let Err(e) = capture(ends, file) {
+            tracing::warn!("capturing container output: {e}");
+        }
+        d.set();
+    })?;
     Ok(done)
 }
 

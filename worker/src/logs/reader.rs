@@ -116,7 +116,6 @@ impl Cursor {
         self.progressed = self.offset > before;
         Ok(out)
     }
-
 }
 
 /// The record as a line to send, if the options want it.

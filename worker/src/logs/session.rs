@@ -46,14 +46,17 @@ impl Listener {
             h.abort();
         }
         let a = addr.to_string();
-        self.running = Some((addr.to_string(), tokio::spawn(async move {
-            if let Err(e) = listen(a, tls, exec).await {
-                tracing::debug!("log listener: {e}");
-            }
-            // The next heartbeat starts a new one; a short pause keeps a
-            // refusing leader from being hammered.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        })));
+        self.running = Some((
+            addr.to_string(),
+            tokio::spawn(async move {
+                if let Err(e) = listen(a, tls, exec).await {
+                    tracing::debug!("log listener: {e}");
+                }
+                // The next heartbeat starts a new one; a short pause keeps a
+                // refusing leader from being hammered.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }),
+        ));
     }
 }
 

@@ -133,7 +133,13 @@ mod tests {
                         vip: Some("10.0.1.2".into()),
                         tasks: vec![ep("web.1.a", "10.0.1.3"), ep("web.2.b", "10.0.1.4")],
                     },
-                    ServiceView { id: "s-db".into(), name: "db".into(), vip: None, tasks: vec![ep("db.1.c", "10.0.1.5")], ..Default::default() },
+                    ServiceView {
+                        id: "s-db".into(),
+                        name: "db".into(),
+                        vip: None,
+                        tasks: vec![ep("db.1.c", "10.0.1.5")],
+                        ..Default::default()
+                    },
                 ],
                 ..Default::default()
             },
@@ -141,7 +147,12 @@ mod tests {
                 network_id: "n2".into(),
                 name: "other".into(),
                 internal: true,
-                services: vec![ServiceView { id: "s-x".into(), name: "secret-svc".into(), vip: Some("10.0.2.2".into()), ..Default::default() }],
+                services: vec![ServiceView {
+                    id: "s-x".into(),
+                    name: "secret-svc".into(),
+                    vip: Some("10.0.2.2".into()),
+                    ..Default::default()
+                }],
                 ..Default::default()
             },
         ]

@@ -164,10 +164,7 @@ mod tests {
         let busy = [sn("172.18.0.0/24"), sn("172.18.1.7/32")];
         assert_eq!(choose_subnet(&pools, &busy).unwrap(), sn("172.18.2.0/24"));
         // A host network covering the whole pool moves us to the next pool.
-        let two = vec![
-            AddressPool { base: sn("172.18.0.0/16"), size: 24 },
-            AddressPool { base: sn("10.20.0.0/16"), size: 24 },
-        ];
+        let two = vec![AddressPool { base: sn("172.18.0.0/16"), size: 24 }, AddressPool { base: sn("10.20.0.0/16"), size: 24 }];
         assert_eq!(choose_subnet(&two, &[sn("172.16.0.0/12")]).unwrap(), sn("10.20.0.0/24"));
         let err = choose_subnet(&pools, &[sn("172.0.0.0/8")]).unwrap_err();
         assert!(err.contains("non-overlapping"), "{err}");

@@ -63,12 +63,7 @@ pub struct NetworkConfig {
 
 impl NetworkConfig {
     pub fn new(key: &str, state_dir: PathBuf, netns_dir: PathBuf) -> NetworkConfig {
-        NetworkConfig {
-            key: key.to_string(),
-            state_dir,
-            netns_dir,
-            pools: AddressPool::defaults(),
-        }
+        NetworkConfig { key: key.to_string(), state_dir, netns_dir, pools: AddressPool::defaults() }
     }
 
     pub fn bridge(&self) -> String {
@@ -192,7 +187,17 @@ impl NodeNetwork {
         let path = cfg.state_dir.join(NodeMarker::FILE);
         std::fs::write(&path, serde_json::to_vec_pretty(&marker).map_err(|e| e.to_string())?)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(NodeNetwork { cfg, state: Mutex::new(State { ipam, overlays: Default::default(), overlay_cfg: None, discovery: Default::default(), bridge: None, closed: false }) })
+        Ok(NodeNetwork {
+            cfg,
+            state: Mutex::new(State {
+                ipam,
+                overlays: Default::default(),
+                overlay_cfg: None,
+                discovery: Default::default(),
+                bridge: None,
+                closed: false,
+            }),
+        })
     }
 
     pub fn config(&self) -> &NetworkConfig {
@@ -337,7 +342,12 @@ impl NodeNetwork {
         r
     }
 
-    fn build(&self, task: &str, overlays: &[overlays::Attachment], bridge: Option<(Ipv4Addr, Subnet, Ipv4Addr)>) -> Result<TaskNetwork, String> {
+    fn build(
+        &self,
+        task: &str,
+        overlays: &[overlays::Attachment],
+        bridge: Option<(Ipv4Addr, Subnet, Ipv4Addr)>,
+    ) -> Result<TaskNetwork, String> {
         let ns_path = self.cfg.netns_path(task);
         netns::create(&ns_path)?;
         let ns = netns::open(&ns_path)?;
@@ -348,7 +358,13 @@ impl NodeNetwork {
             let cfg = st.overlay_cfg.clone().ok_or("overlay networks need the node to be in a swarm")?;
             st.overlays.attach(&cfg, task, a, &ns, &ifname)?;
             tracing::info!("task {task}: {ifname} {}/{} on network {}", a.addr, a.spec.subnet.prefix(), a.name);
-            legs.push(Leg { ifname, host_veth: overlays::leg_name(task, &a.network_id), addr: a.addr, prefix: a.spec.subnet.prefix(), gateway: None });
+            legs.push(Leg {
+                ifname,
+                host_veth: overlays::leg_name(task, &a.network_id),
+                addr: a.addr,
+                prefix: a.spec.subnet.prefix(),
+                gateway: None,
+            });
         }
         if !overlays.is_empty() {
             let networks: Vec<String> = overlays.iter().map(|a| a.network_id.clone()).collect();

@@ -40,7 +40,8 @@ impl Attachment {
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse::<u32>().ok())
             .ok_or_else(|| format!("network {name} has no VXLAN ID allocated"))?;
-        let ipam = n.ipam_options.as_ref().and_then(|o| o.configs.first()).ok_or_else(|| format!("network {name} has no subnet allocated"))?;
+        let ipam =
+            n.ipam_options.as_ref().and_then(|o| o.configs.first()).ok_or_else(|| format!("network {name} has no subnet allocated"))?;
         let subnet: Subnet = ipam.subnet.parse().map_err(|e| format!("network {name}: subnet {:?}: {e}", ipam.subnet))?;
         let gateway: Ipv4Addr = ipam.gateway.parse().map_err(|_| format!("network {name}: bad gateway {:?}", ipam.gateway))?;
         let addr = a
@@ -180,7 +181,10 @@ pub mod tests {
     #[test]
     fn attachments_are_read_from_dockers_fields() {
         let a = Attachment::read(&attachment("n1", 4097, "10.0.1.0/24", "10.0.1.1", "10.0.1.5/24")).unwrap();
-        assert_eq!((a.spec.vni, a.spec.subnet.to_string(), a.spec.gateway, a.addr), (4097, "10.0.1.0/24".into(), Ipv4Addr::new(10, 0, 1, 1), Ipv4Addr::new(10, 0, 1, 5)));
+        assert_eq!(
+            (a.spec.vni, a.spec.subnet.to_string(), a.spec.gateway, a.addr),
+            (4097, "10.0.1.0/24".into(), Ipv4Addr::new(10, 0, 1, 1), Ipv4Addr::new(10, 0, 1, 5))
+        );
         let mut no_vni = attachment("n1", 1, "10.0.1.0/24", "10.0.1.1", "10.0.1.5/24");
         no_vni.network.driver_state = None;
         assert_eq!(Attachment::read(&no_vni).unwrap_err(), "network net-n1 has no VXLAN ID allocated");

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::*;
 use super::overlays::tests as overlays_tests;
+use super::*;
 
 /// Removes what the test made, also when it fails.
 struct Cleanup {
@@ -226,7 +226,11 @@ fn tasks_on_an_overlay_get_their_legs_in_order_and_the_sandbox_goes_with_the_las
     };
     net.apply_views(vec![view]);
     let lookup = |name: &str| {
-        let out = Command::new("nsenter").arg(format!("--net={}", a.netns.display())).args(["busybox", "nslookup", name, "127.0.0.11"]).output().unwrap();
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", a.netns.display()))
+            .args(["busybox", "nslookup", name, "127.0.0.11"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(lookup("bee").contains("10.250.7.100"), "{}", lookup("bee"));

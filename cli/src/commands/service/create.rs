@@ -396,12 +396,37 @@ mod tests {
     #[test]
     fn resources_restart_update_and_placement() {
         let s = spec(&[
-            "--limit-cpu", "0.25", "--reserve-cpu", "0.1", "--limit-memory", "64M", "--reserve-memory", "32MiB",
-            "--restart-condition", "on-failure", "--restart-max-attempts", "3",
-            "--update-parallelism", "2", "--update-delay", "10s", "--rollback-order", "start-first",
-            "--constraint", "node.role == manager", "--constraint", "node.labels.type == frontend",
-            "--placement-pref", "spread=node.labels.zone", "--replicas-max-per-node", "2",
-            "--stop-grace-period", "30s", "--endpoint-mode", "DNSRR", "nginx",
+            "--limit-cpu",
+            "0.25",
+            "--reserve-cpu",
+            "0.1",
+            "--limit-memory",
+            "64M",
+            "--reserve-memory",
+            "32MiB",
+            "--restart-condition",
+            "on-failure",
+            "--restart-max-attempts",
+            "3",
+            "--update-parallelism",
+            "2",
+            "--update-delay",
+            "10s",
+            "--rollback-order",
+            "start-first",
+            "--constraint",
+            "node.role == manager",
+            "--constraint",
+            "node.labels.type == frontend",
+            "--placement-pref",
+            "spread=node.labels.zone",
+            "--replicas-max-per-node",
+            "2",
+            "--stop-grace-period",
+            "30s",
+            "--endpoint-mode",
+            "DNSRR",
+            "nginx",
         ]);
         let t = s.get("TaskTemplate");
         assert_eq!(
@@ -428,11 +453,47 @@ mod tests {
     #[test]
     fn env_labels_ports_mounts_health() {
         let s = spec(&[
-            "-e", "A=1", "--env", "B=2", "-e", "A=3", "-l", "com.example=x", "--label", "flag", "--container-label", "c=d",
-            "-p", "80:80", "--publish", "published=9090,target=9090,protocol=udp,mode=host",
-            "--mount", "type=bind,source=/srv,target=/srv,readonly", "--health-cmd", "curl -f localhost", "--health-interval", "5s",
-            "--health-retries", "3", "-u", "nobody", "-w", "/tmp", "--hostname", "h", "--entrypoint", "sh -c", "--init",
-            "--read-only", "--cap-add", "net_admin", "--secret", "db_pw", "--network", "appnet", "nginx",
+            "-e",
+            "A=1",
+            "--env",
+            "B=2",
+            "-e",
+            "A=3",
+            "-l",
+            "com.example=x",
+            "--label",
+            "flag",
+            "--container-label",
+            "c=d",
+            "-p",
+            "80:80",
+            "--publish",
+            "published=9090,target=9090,protocol=udp,mode=host",
+            "--mount",
+            "type=bind,source=/srv,target=/srv,readonly",
+            "--health-cmd",
+            "curl -f localhost",
+            "--health-interval",
+            "5s",
+            "--health-retries",
+            "3",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "--hostname",
+            "h",
+            "--entrypoint",
+            "sh -c",
+            "--init",
+            "--read-only",
+            "--cap-add",
+            "net_admin",
+            "--secret",
+            "db_pw",
+            "--network",
+            "appnet",
+            "nginx",
         ]);
         let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
         assert_eq!(cs.get("Env").to_compact(), r#"["B=2","A=3"]"#);
@@ -450,7 +511,10 @@ mod tests {
         assert_eq!(cs.get("CapabilityAdd").to_compact(), r#"["CAP_NET_ADMIN"]"#);
         assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretName").str(), "db_pw");
         assert_eq!(s.at(&["TaskTemplate", "Networks"]).to_compact(), r#"[{"Target":"appnet"}]"#);
-        assert_eq!(spec(&["--no-healthcheck", "x"]).at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(), r#"{"Test":["NONE"]}"#);
+        assert_eq!(
+            spec(&["--no-healthcheck", "x"]).at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(),
+            r#"{"Test":["NONE"]}"#
+        );
     }
 
     #[test]
@@ -464,15 +528,31 @@ mod tests {
         let err = |args: &[&str]| build_spec(&parse(args)).unwrap_err().message;
         assert_eq!(err(&["--mode", "global", "--replicas", "2", "x"]), "replicas can only be used with replicated or replicated-job mode");
         assert_eq!(err(&["--mode", "bogus", "x"]), "Unknown mode: bogus, only replicated and global supported");
-        assert_eq!(err(&["--mode", "global-job", "--update-delay", "1s", "x"]), "update and rollback configuration is not supported for jobs");
+        assert_eq!(
+            err(&["--mode", "global-job", "--update-delay", "1s", "x"]),
+            "update and rollback configuration is not supported for jobs"
+        );
         assert_eq!(err(&["--no-healthcheck", "--health-cmd", "true", "x"]), "--no-healthcheck conflicts with --health-* options");
     }
 
     #[test]
     fn runtime_options() {
         let s = spec(&[
-            "--sysctl", "net.core.somaxconn=1024", "--ulimit", "nproc=64", "--ulimit", "nofile=1024:2048", "--host", "db:10.0.0.5",
-            "--dns", "10.0.0.2", "--dns-search", "example.test", "--dns-option", "ndots:2", "x",
+            "--sysctl",
+            "net.core.somaxconn=1024",
+            "--ulimit",
+            "nproc=64",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--host",
+            "db:10.0.0.5",
+            "--dns",
+            "10.0.0.2",
+            "--dns-search",
+            "example.test",
+            "--dns-option",
+            "ndots:2",
+            "x",
         ]);
         let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
         assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.5 db"]"#);
@@ -505,7 +585,8 @@ mod tests {
         assert!(bad(&["--security-opt", "apparmor=my-profile", "x"]).contains("only turn AppArmor off"));
         assert!(bad(&["--security-opt", "systempaths=unconfined", "x"]).contains("invalid --security-opt: \"systempaths=unconfined\""));
         assert!(bad(&["--security-opt", "no-new-privileges=maybe", "x"]).contains("no-new-privileges takes true or false"));
-        assert!(bad(&["--security-opt", "seccomp=/nonexistent/profile.json", "x"]).contains("opening seccomp profile (/nonexistent/profile.json) failed"));
+        assert!(bad(&["--security-opt", "seccomp=/nonexistent/profile.json", "x"])
+            .contains("opening seccomp profile (/nonexistent/profile.json) failed"));
     }
 
     #[test]
@@ -513,9 +594,17 @@ mod tests {
         let cs = |args: &[&str]| spec(args).at(&["TaskTemplate", "ContainerSpec"]).clone();
         assert!(!cs(&["x"]).has("Privileges"));
         assert_eq!(
-            cs(&["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "no-new-privileges", "x"])
-                .get("Privileges")
-                .to_compact(),
+            cs(&[
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--security-opt",
+                "no-new-privileges",
+                "x"
+            ])
+            .get("Privileges")
+            .to_compact(),
             r#"{"CredentialSpec":null,"SELinuxContext":null,"Seccomp":{"Mode":"unconfined"},"AppArmor":{"Mode":"disabled"},"NoNewPrivileges":true}"#
         );
         let dir = std::env::temp_dir().join(format!("shoal-cli-seccomp-{}", std::process::id()));

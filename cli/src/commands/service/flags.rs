@@ -262,7 +262,10 @@ impl ServiceFlags {
     }
 
     pub fn restart_changed(&self) -> bool {
-        self.restart_condition.is_some() || self.restart_delay.is_some() || self.restart_max_attempts.is_some() || self.restart_window.is_some()
+        self.restart_condition.is_some()
+            || self.restart_delay.is_some()
+            || self.restart_max_attempts.is_some()
+            || self.restart_window.is_some()
     }
 
     /// Applies the restart flags to a policy (SwarmKit's default when null).

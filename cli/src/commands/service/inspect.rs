@@ -43,7 +43,13 @@ pub fn run(env: &mut Env, a: InspectArgs) -> CliResult {
     if a.pretty && !user_format.is_empty() {
         return Err(CliError::new("--format is incompatible with human friendly format"));
     }
-    let f = if a.pretty { "pretty".to_string() } else if user_format.is_empty() { "raw".to_string() } else { user_format };
+    let f = if a.pretty {
+        "pretty".to_string()
+    } else if user_format.is_empty() {
+        "raw".to_string()
+    } else {
+        user_format
+    };
     if f.starts_with("pretty") && f != "pretty" {
         return Err(CliError::new("Cannot supply extra formatting options to the pretty template"));
     }
@@ -239,7 +245,9 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
         .get("Ulimits")
         .as_array()
         .iter()
-        .map(|u| (u.get("Name").str().to_string(), format!("{}:{}", u.get("Soft").as_i64().unwrap_or(0), u.get("Hard").as_i64().unwrap_or(0))))
+        .map(|u| {
+            (u.get("Name").str().to_string(), format!("{}:{}", u.get("Soft").as_i64().unwrap_or(0), u.get("Hard").as_i64().unwrap_or(0)))
+        })
         .collect();
     if !ulimits.is_empty() {
         ulimits.sort();
@@ -418,7 +426,10 @@ mod tests {
         };
         let (r, out) = run_args(InspectArgs { services: vec!["web".into(), "nope".into()], ..Default::default() });
         assert_eq!(r.unwrap_err().message, "Error: no such service: nope");
-        assert!(out.starts_with("[\n    {\n        \"ID\": \"s1\",\n        \"Version\": {\n            \"Index\": 3\n        },"), "{out}");
+        assert!(
+            out.starts_with("[\n    {\n        \"ID\": \"s1\",\n        \"Version\": {\n            \"Index\": 3\n        },"),
+            "{out}"
+        );
         let (r, out) = run_args(InspectArgs { services: vec!["web".into()], format: Some("{{.Spec.Name}}".into()), ..Default::default() });
         r.unwrap();
         assert_eq!(out, "web\n");

@@ -237,7 +237,9 @@ mod tests {
     use crate::client::testing::FakeDaemon;
 
     fn svc(id: &str, name: &str, mode: &str, image: &str, status: Option<(u64, u64)>, ports: &str) -> Json {
-        let st = status.map(|(r, d)| format!(r#","ServiceStatus":{{"RunningTasks":{r},"DesiredTasks":{d},"CompletedTasks":0}}"#)).unwrap_or_default();
+        let st = status
+            .map(|(r, d)| format!(r#","ServiceStatus":{{"RunningTasks":{r},"DesiredTasks":{d},"CompletedTasks":0}}"#))
+            .unwrap_or_default();
         Json::parse(&format!(
             r#"{{"ID":"{id}","Spec":{{"Name":"{name}","TaskTemplate":{{"ContainerSpec":{{"Image":"{image}"}}}},"Mode":{mode}}},"Endpoint":{{"Ports":[{ports}]}}{st}}}"#
         ))
@@ -251,9 +253,23 @@ mod tests {
     #[test]
     fn table_sorted_by_name_with_replicas_and_ports() {
         let services = vec![
-            svc("aaaaaaaaaaaaaaaaaaaaaaaa1", "web-10", r#"{"Replicated":{"Replicas":9}}"#, "busybox:1.36@sha256:abcdef", Some((0, 9)), &port("tcp", 80, 80, "ingress")),
+            svc(
+                "aaaaaaaaaaaaaaaaaaaaaaaa1",
+                "web-10",
+                r#"{"Replicated":{"Replicas":9}}"#,
+                "busybox:1.36@sha256:abcdef",
+                Some((0, 9)),
+                &port("tcp", 80, 80, "ingress"),
+            ),
             svc("bbbbbbbbbbbbbbbbbbbbbbbb2", "web-2", r#"{"Global":{}}"#, "docker.io/library/nginx:latest", Some((3, 3)), ""),
-            svc("ccccccccccccccccccccccccc", "job", r#"{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":5}}"#, "busybox", Some((1, 2)), ""),
+            svc(
+                "ccccccccccccccccccccccccc",
+                "job",
+                r#"{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":5}}"#,
+                "busybox",
+                Some((1, 2)),
+                "",
+            ),
         ];
         let out = render(&services, "table", false).unwrap();
         assert_eq!(

@@ -62,7 +62,13 @@ pub fn api_timestamp(value: &str, now_nanos: i128) -> CliResult<String> {
     if !unix.0.is_empty() && unix.0.bytes().all(|b| b.is_ascii_digit()) && unix.1.is_none_or(|f| f.bytes().all(|b| b.is_ascii_digit())) {
         return Ok(value.to_string());
     }
-    let full = if value.len() == 10 { format!("{value}T00:00:00Z") } else if value.len() == 19 { format!("{value}Z") } else { value.to_string() };
+    let full = if value.len() == 10 {
+        format!("{value}T00:00:00Z")
+    } else if value.len() == 19 {
+        format!("{value}Z")
+    } else {
+        value.to_string()
+    };
     crate::timestamp::Timestamp::parse(&full)
         .map(|t| fmt(t.unix_nanos()))
         .ok_or_else(|| CliError::new(format!("failed to parse value as time or duration: \"{value}\"")))
@@ -122,11 +128,21 @@ impl Formatter<'_> {
             Ok(j) if kind == "nodes" => {
                 let name = j.at(&["Spec", "Name"]).str();
                 let host = j.at(&["Description", "Hostname"]).str();
-                if !name.is_empty() { name.to_string() } else if !host.is_empty() { host.to_string() } else { id.to_string() }
+                if !name.is_empty() {
+                    name.to_string()
+                } else if !host.is_empty() {
+                    host.to_string()
+                } else {
+                    id.to_string()
+                }
             }
             Ok(j) => {
                 let name = j.at(&["Spec", "Name"]).str();
-                if name.is_empty() { id.to_string() } else { name.to_string() }
+                if name.is_empty() {
+                    id.to_string()
+                } else {
+                    name.to_string()
+                }
             }
             Err(_) => id.to_string(),
         }
@@ -165,9 +181,7 @@ impl Formatter<'_> {
         }
         let di = parts_n - 2;
         let mut details = parse_details(&String::from_utf8_lossy(parts[di]))?;
-        let mut take = |k: &str, what: &str| {
-            details.remove(k).ok_or_else(|| CliError::new(format!("missing {what} id in details: map[]")))
-        };
+        let mut take = |k: &str, what: &str| details.remove(k).ok_or_else(|| CliError::new(format!("missing {what} id in details: map[]")));
         let node = take("com.docker.swarm.node.id", "node")?;
         let service = take("com.docker.swarm.service.id", "service")?;
         let task = take("com.docker.swarm.task.id", "task")?;

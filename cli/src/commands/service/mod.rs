@@ -202,7 +202,8 @@ mod tests {
     }
 
     fn daemon() -> FakeDaemon {
-        FakeDaemon::start(|req| match (req.method.as_str(), req.target.as_str()) {
+        FakeDaemon::start(|req| {
+            match (req.method.as_str(), req.target.as_str()) {
             ("GET", "/v1.44/services/web") => (200, r#"{"ID":"w1","Version":{"Index":4},"Spec":{"Name":"web","Mode":{"Replicated":{"Replicas":1}}}}"#.into()),
             ("GET", "/v1.44/services/redis") => (200, r#"{"ID":"r1","Version":{"Index":9},"Spec":{"Name":"redis","Mode":{"Replicated":{}}}}"#.into()),
             ("GET", "/v1.44/services/job") => (200, r#"{"ID":"j1","Version":{"Index":2},"Spec":{"Name":"job","Mode":{"ReplicatedJob":{"MaxConcurrent":1,"TotalCompletions":1}}}}"#.into()),
@@ -213,13 +214,15 @@ mod tests {
             ("POST", "/v1.44/services/w1/update?rollback=previous&version=4") => (200, "{}".into()),
             ("DELETE", "/v1.44/services/web") => (200, String::new()),
             _ => (404, r#"{"message":"service nope not found"}"#.into()),
+        }
         })
     }
 
     #[test]
     fn scale_several_at_once() {
         let d = daemon();
-        let (r, out) = run_cmd(&d, ServiceCommand::Scale(ScaleArgs { detach: true, specs: vec!["web=5".into(), "redis=0".into(), "job=3".into()] }));
+        let (r, out) =
+            run_cmd(&d, ServiceCommand::Scale(ScaleArgs { detach: true, specs: vec!["web=5".into(), "redis=0".into(), "job=3".into()] }));
         r.unwrap();
         assert_eq!(out, "web scaled to 5\nredis scaled to 0\njob scaled to 3\n");
         let reqs = d.requests();
@@ -241,7 +244,10 @@ mod tests {
         assert!(check_scale_specs("shoal", &["web=".into()]).is_err());
         let (r, out) = run_cmd(
             &d,
-            ServiceCommand::Scale(ScaleArgs { detach: true, specs: vec!["web=x".into(), "agent=2".into(), "nope=1".into(), "web=3".into()] }),
+            ServiceCommand::Scale(ScaleArgs {
+                detach: true,
+                specs: vec!["web=x".into(), "agent=2".into(), "nope=1".into(), "web=3".into()],
+            }),
         );
         assert_eq!(out, "web scaled to 3\n");
         assert_eq!(

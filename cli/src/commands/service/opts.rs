@@ -389,8 +389,22 @@ pub fn label(s: &str) -> Result<String, String> {
 // ------------------------------------------------- runtime options
 
 const ULIMIT_NAMES: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
-    "sigpending", "stack",
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 /// `--ulimit name=soft[:hard]` (go-units' `ParseUlimit`) as a swarm
@@ -445,7 +459,8 @@ pub fn dns_search(s: &str) -> Result<String, String> {
     }
     let ok = !d.is_empty()
         && d.len() <= 255
-        && d.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        && d.split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     if ok {
         Ok(s.to_string())
     } else {
@@ -620,7 +635,9 @@ pub fn publish(s: &str) -> Result<PortList, String> {
                     }
                     p.mode = val.to_string();
                 }
-                "target" => p.target = port_number(val).map_err(|e| format!("invalid target port ({val}): value must be an integer: {e}"))?,
+                "target" => {
+                    p.target = port_number(val).map_err(|e| format!("invalid target port ({val}): value must be an integer: {e}"))?
+                }
                 "published" => {
                     p.published = port_number(val).map_err(|e| format!("invalid published port ({val}): value must be an integer: {e}"))?
                 }
@@ -1181,10 +1198,16 @@ mod tests {
         assert_eq!(ports("target=53,published=53,protocol=UDP,mode=host"), ["53:53/udp/host"]);
         assert_eq!(ports("target=80"), ["0:80/tcp/ingress"]);
         assert_eq!(publish("published=80").unwrap_err(), "missing mandatory field 'target'");
-        assert_eq!(publish("target=80,mode=bridge").unwrap_err(), "invalid publish mode value (bridge): must be either 'ingress' or 'host'");
+        assert_eq!(
+            publish("target=80,mode=bridge").unwrap_err(),
+            "invalid publish mode value (bridge): must be either 'ingress' or 'host'"
+        );
         assert_eq!(publish("target=80,protocol=icmp").unwrap_err(), "invalid protocol value 'icmp'");
         assert_eq!(publish("target=x1,published=80").unwrap_err(), "invalid target port (x1): value must be an integer: invalid syntax");
-        assert_eq!(publish("target=80,published=99999").unwrap_err(), "invalid published port (99999): value must be an integer: value out of range");
+        assert_eq!(
+            publish("target=80,published=99999").unwrap_err(),
+            "invalid published port (99999): value must be an integer: value out of range"
+        );
         assert_eq!(publish("target=80,colour=red").unwrap_err(), "invalid field key: colour");
     }
 

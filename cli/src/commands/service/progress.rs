@@ -559,12 +559,7 @@ fn fetch_tasks(env: &Env, service: &Json) -> CliResult<Vec<Json>> {
 
 fn active_nodes(env: &Env) -> CliResult<BTreeSet<String>> {
     let nodes = env.client.get("/nodes")?;
-    Ok(nodes
-        .as_array()
-        .iter()
-        .filter(|n| n.at(&["Status", "State"]).str() != "down")
-        .map(|n| n.get("ID").str().to_string())
-        .collect())
+    Ok(nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n.get("ID").str().to_string()).collect())
 }
 
 /// The polling loop (docker's `ServiceProgress`).
@@ -672,7 +667,8 @@ mod tests {
         )
     }
 
-    const SERVICE: &str = r#"{"ID":"svc","Spec":{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"Mode":{"Replicated":{"Replicas":3}}}}"#;
+    const SERVICE: &str =
+        r#"{"ID":"svc","Spec":{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"Mode":{"Replicated":{"Replicas":3}}}}"#;
     const NODES: &str = r#"[{"ID":"n1","Status":{"State":"ready"}},{"ID":"n2","Status":{"State":"down"}}]"#;
 
     fn run_watch(tasks: String, mode: Mode, timeout: Duration) -> (CliResult, String) {
@@ -723,9 +719,7 @@ mod tests {
         let tasks = format!("[{}]", (1..=3).map(|i| task(i, "n1", "running", "running", "")).collect::<Vec<_>>().join(","));
         // with a short monitor so the test is quick
         let d = FakeDaemon::start(move |req| match (req.method.as_str(), req.target.as_str()) {
-            ("GET", "/v1.44/services/web") => {
-                (200, SERVICE.replace(r#""Mode""#, r#""UpdateConfig":{"Monitor":50000000},"Mode""#))
-            }
+            ("GET", "/v1.44/services/web") => (200, SERVICE.replace(r#""Mode""#, r#""UpdateConfig":{"Monitor":50000000},"Mode""#)),
             ("GET", t) if t.starts_with("/v1.44/tasks?filters=") => (200, tasks.clone()),
             ("GET", "/v1.44/nodes") => (200, NODES.into()),
             _ => (404, r#"{"message":"nope"}"#.into()),

@@ -138,12 +138,15 @@ mod tests {
             let t = req.target.as_str();
             match req.method.as_str() {
                 "GET" if t.starts_with("/v1.44/services?filters=") => (200, SERVICES.into()),
-                "GET" if t == "/v1.44/services/abc123def456ghi789jkl0mno" => (200, r#"{"ID":"abc123def456ghi789jkl0mno","Spec":{"Name":"web"}}"#.into()),
+                "GET" if t == "/v1.44/services/abc123def456ghi789jkl0mno" => {
+                    (200, r#"{"ID":"abc123def456ghi789jkl0mno","Spec":{"Name":"web"}}"#.into())
+                }
                 "GET" if t == "/v1.44/nodes/n1" => (200, r#"{"ID":"n1","Description":{"Hostname":"node-2"}}"#.into()),
                 "GET" if t.starts_with("/v1.44/tasks?filters=") => {
                     let running_only = t.contains("desired-state");
                     let all: Json = Json::parse(&tasks).unwrap();
-                    let keep: Vec<Json> = all.as_array().iter().filter(|x| !running_only || x.get("DesiredState").str() == "running").cloned().collect();
+                    let keep: Vec<Json> =
+                        all.as_array().iter().filter(|x| !running_only || x.get("DesiredState").str() == "running").cloned().collect();
                     (200, Json::Arr(keep).to_compact())
                 }
                 _ => (404, r#"{"message":"nope"}"#.into()),
@@ -194,10 +197,21 @@ mod tests {
     #[test]
     fn filters_quiet_and_no_trunc() {
         let d = daemon();
-        let (r, out) = ps(&d, PsArgs { services: vec!["web".into()], filter: vec!["desired-state=running".into()], quiet: true, ..Default::default() });
+        let (r, out) = ps(
+            &d,
+            PsArgs { services: vec!["web".into()], filter: vec!["desired-state=running".into()], quiet: true, ..Default::default() },
+        );
         r.unwrap();
         assert_eq!(out, "newtask00000000000000000b\nslot2task000000000000000c\n");
-        let (r, out) = ps(&d, PsArgs { services: vec!["abc1".into()], no_trunc: true, format: Some("{{.ID}} {{.Name}} {{.Image}}".into()), ..Default::default() });
+        let (r, out) = ps(
+            &d,
+            PsArgs {
+                services: vec!["abc1".into()],
+                no_trunc: true,
+                format: Some("{{.ID}} {{.Name}} {{.Image}}".into()),
+                ..Default::default()
+            },
+        );
         r.unwrap();
         assert_eq!(out, "newtask00000000000000000b web.1 busybox:1.36\noldtask00000000000000000a web.1 busybox:1.35\nslot2task000000000000000c web.2 busybox:1.36\n");
     }

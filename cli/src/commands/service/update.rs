@@ -257,7 +257,9 @@ pub fn update_ports(cur: &[Json], add: &[Port], rm: &[Port]) -> Vec<Json> {
     let mut out: Vec<Port> = set
         .values()
         .filter(|p| {
-            !rm.iter().any(|r| eq_or_default(&p.protocol, &r.protocol, "tcp") && p.target == r.target && eq_or_default(&p.mode, &r.mode, "ingress"))
+            !rm.iter().any(|r| {
+                eq_or_default(&p.protocol, &r.protocol, "tcp") && p.target == r.target && eq_or_default(&p.mode, &r.mode, "ingress")
+            })
         })
         .cloned()
         .collect();
@@ -328,7 +330,8 @@ fn update_healthcheck(f: &ServiceFlags, cs: &mut Json) -> CliResult {
 }
 
 fn update_networks(task: &mut Json, add: &[Json], rm: &[String]) -> CliResult {
-    let mut nets: Vec<Json> = task.get("Networks").as_array().iter().filter(|n| !rm.iter().any(|r| r == n.get("Target").str())).cloned().collect();
+    let mut nets: Vec<Json> =
+        task.get("Networks").as_array().iter().filter(|n| !rm.iter().any(|r| r == n.get("Target").str())).cloned().collect();
     for n in add {
         let target = n.get("Target").str();
         if nets.iter().any(|x| x.get("Target").str() == target) {
@@ -644,12 +647,25 @@ mod tests {
     fn label_and_constraint_add_rm() {
         let s = merged(&["--label-add", "c=3", "--label-rm", "a", "--label-add", "b=x"]);
         assert_eq!(s.get("Labels").to_compact(), r#"{"b":"x","c":"3"}"#);
-        let s = merged(&["--constraint-add", "node.labels.zone == b", "--constraint-add", "engine.labels.ssd == true", "--constraint-rm", "node.role == worker"]);
-        assert_eq!(s.at(&["TaskTemplate", "Placement", "Constraints"]).to_compact(), r#"["engine.labels.ssd == true","node.labels.zone == b"]"#);
+        let s = merged(&[
+            "--constraint-add",
+            "node.labels.zone == b",
+            "--constraint-add",
+            "engine.labels.ssd == true",
+            "--constraint-rm",
+            "node.role == worker",
+        ]);
+        assert_eq!(
+            s.at(&["TaskTemplate", "Placement", "Constraints"]).to_compact(),
+            r#"["engine.labels.ssd == true","node.labels.zone == b"]"#
+        );
         let s = merged(&["--constraint-rm", "node.role == worker"]);
         assert!(!s.at(&["TaskTemplate", "Placement"]).has("Constraints"));
         let s = merged(&["--placement-pref-add", "spread=node.labels.zone"]);
-        assert_eq!(s.at(&["TaskTemplate", "Placement", "Preferences"]).to_compact(), r#"[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}]"#);
+        assert_eq!(
+            s.at(&["TaskTemplate", "Placement", "Preferences"]).to_compact(),
+            r#"[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}]"#
+        );
         let s = merged(&["--container-label-add", "x=y"]);
         assert_eq!(s.at(&["TaskTemplate", "ContainerSpec", "Labels"]).to_compact(), r#"{"x":"y"}"#);
     }
@@ -657,14 +673,36 @@ mod tests {
     #[test]
     fn image_resources_replicas_and_configs() {
         let s = merged(&[
-            "--image", "nginx:1.11.3-alpine", "--limit-cpu", "0.5", "--limit-memory", "128M", "--reserve-cpu", "0.1", "--replicas", "5",
-            "--update-parallelism", "2", "--update-delay", "10s", "--restart-condition", "on-failure", "--force",
-            "--args", "-g 'daemon off;'", "--read-only", "--stop-grace-period", "1m",
+            "--image",
+            "nginx:1.11.3-alpine",
+            "--limit-cpu",
+            "0.5",
+            "--limit-memory",
+            "128M",
+            "--reserve-cpu",
+            "0.1",
+            "--replicas",
+            "5",
+            "--update-parallelism",
+            "2",
+            "--update-delay",
+            "10s",
+            "--restart-condition",
+            "on-failure",
+            "--force",
+            "--args",
+            "-g 'daemon off;'",
+            "--read-only",
+            "--stop-grace-period",
+            "1m",
         ]);
         let t = s.get("TaskTemplate");
         assert_eq!(t.at(&["ContainerSpec", "Image"]).str(), "nginx:1.11.3-alpine");
         assert_eq!(t.at(&["ContainerSpec", "Args"]).to_compact(), r#"["-g","daemon off;"]"#);
-        assert_eq!(t.get("Resources").to_compact(), r#"{"Limits":{"NanoCPUs":500000000,"MemoryBytes":134217728},"Reservations":{"NanoCPUs":100000000}}"#);
+        assert_eq!(
+            t.get("Resources").to_compact(),
+            r#"{"Limits":{"NanoCPUs":500000000,"MemoryBytes":134217728},"Reservations":{"NanoCPUs":100000000}}"#
+        );
         assert_eq!(s.at(&["Mode", "Replicated", "Replicas"]).as_u64(), Some(5));
         assert_eq!(
             s.get("UpdateConfig").to_compact(),
@@ -712,7 +750,10 @@ mod tests {
         assert_eq!(s.at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(), r#"{"Test":["NONE"]}"#);
 
         let mut spec = Json::parse(&SPEC.replace(r#"{"Replicated":{"Replicas":3}}"#, r#"{"Global":{}}"#)).unwrap();
-        assert_eq!(merge(&parse(&["--replicas", "2", "web"]), &mut spec).unwrap_err().message, "replicas can only be used with replicated mode");
+        assert_eq!(
+            merge(&parse(&["--replicas", "2", "web"]), &mut spec).unwrap_err().message,
+            "replicas can only be used with replicated mode"
+        );
         assert!(parse(&["--rollback", "-d", "web"]).rollback);
         assert!(!parse(&["--rollback", "-d", "-q", "web"]).other_than_rollback());
         assert!(parse(&["--rollback", "--image", "x", "web"]).other_than_rollback());
@@ -754,8 +795,25 @@ mod tests {
         )
         .unwrap();
         let a = parse(&[
-            "--host-rm", "db", "--host-add", "web:10.0.0.7", "--dns-add", "10.2.2.2", "--dns-rm", "10.1.1.1",
-            "--sysctl-add", "b=2", "--sysctl-rm", "a", "--group-add", "audio", "--ulimit-add", "nofile=10:20", "--ulimit-rm", "nproc", "web",
+            "--host-rm",
+            "db",
+            "--host-add",
+            "web:10.0.0.7",
+            "--dns-add",
+            "10.2.2.2",
+            "--dns-rm",
+            "10.1.1.1",
+            "--sysctl-add",
+            "b=2",
+            "--sysctl-rm",
+            "a",
+            "--group-add",
+            "audio",
+            "--ulimit-add",
+            "nofile=10:20",
+            "--ulimit-rm",
+            "nproc",
+            "web",
         ]);
         merge(&a, &mut spec).unwrap();
         let cs = spec.at(&["TaskTemplate", "ContainerSpec"]);
