@@ -295,6 +295,17 @@ impl SwarmNode {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        // Docker's `ingress` network, made with the swarm (the routing mesh
+        // uses it; `network create --ingress` can replace it).
+        let ingress = shoal_api::network::Network {
+            id: shoal_api::id::new_id(),
+            created_at: shoal_api::time::now_rfc3339(),
+            spec: shoal_api::network::ingress_spec(),
+            ..Default::default()
+        };
+        if let Err(e) = mgr.propose(Command::CreateNetwork { network: Box::new(ingress) }).await {
+            tracing::warn!("creating the ingress network: {e}");
+        }
         let mut state = state;
         state.managers = mgr.raft.store.read().unwrap().members.values().cloned().collect();
         state.save(&dir).map_err(|e| internal(format!("saving swarm state: {e}")))?;

@@ -3,6 +3,7 @@
 
 mod images;
 mod logs;
+mod networks;
 mod nodes;
 mod secrets;
 mod services;
@@ -241,6 +242,11 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["configs", id]) => secrets::inspect_config(node, id),
         ("POST", ["configs", id, "update"]) => secrets::update_config(node, id, &call).await,
         ("DELETE", ["configs", id]) => secrets::remove_config(node, id).await,
+        ("POST", ["networks", "create"]) => networks::create(node, &call).await,
+        ("POST", ["networks", "prune"]) => networks::prune(node, &call).await,
+        ("GET", ["networks"]) => networks::list(node, &call),
+        ("GET", ["networks", id]) => networks::inspect(node, id),
+        ("DELETE", ["networks", id]) => networks::remove(node, id).await,
         ("GET", ["tasks"]) => services::tasks(node, &call),
         ("GET", ["tasks", id]) => services::task(node, id),
         _ => Err(ApiError::not_found(format!("page not found: {} {}", call.method, call.segs.join("/")))),

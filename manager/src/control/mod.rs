@@ -10,6 +10,7 @@ use crate::membership::check_removal_keeps_quorum;
 use crate::store::{ClusterRecord, Command, Store, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 
 mod configs;
+pub mod networks;
 mod secrets;
 pub(crate) mod services;
 pub use configs::CONFIG_FILTERS;

@@ -72,6 +72,7 @@ impl Manager {
         }
         validate_service_spec(&spec)?;
         super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
+        self.check_service_networking(None, &mut spec)?;
         let now = shoal_api::time::now_rfc3339();
         let registry_auth = self.seal_registry_auth(&id, registry_auth)?;
         let service = Service { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
@@ -94,6 +95,7 @@ impl Manager {
         if !rollback {
             validate_service_spec(&spec)?;
             super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
+            self.check_service_networking(Some(&id), &mut spec)?;
         }
         self.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback, registry_auth }).await.map(|_| ())
     }

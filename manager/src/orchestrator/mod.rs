@@ -130,6 +130,11 @@ fn reap_history(st: &Store, changes: &mut Changes) {
 
 /// A fresh task of `svc`, waiting for the scheduler.
 fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
+    // A task on networks waits in `new` for the allocator to give it its
+    // addresses (then `pending`, for the scheduler); others go straight to
+    // the scheduler.
+    let on_networks = !svc.spec.task_template.networks.is_empty() || crate::allocator::needs_ingress(&svc.spec);
+    let (state, message) = if on_networks { (TaskState::New, "created") } else { (TaskState::Pending, "pending task scheduling") };
     Task {
         id: shoal_api::id::new_id(),
         service_id: svc.id.clone(),
@@ -138,13 +143,44 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
         spec: svc.spec.task_template.clone(),
         labels: Default::default(),
         desired_state: TaskState::Running,
-        status: TaskStatus {
-            timestamp: now.to_string(),
-            state: TaskState::Pending,
-            message: "pending task scheduling".into(),
-            ..Default::default()
-        },
+        status: TaskStatus { timestamp: now.to_string(), state, message: message.into(), ..Default::default() },
         ..Default::default()
+    }
+}
+
+/// The allocator's step: addresses, VIPs, subnets and VNIs for what waits
+/// for them, as one all-or-nothing write. Returns whether it wrote (or
+/// had nothing to write) without being refused as stale.
+async fn allocate(mgr: &Arc<Manager>) -> bool {
+    let changes = {
+        let st = mgr.raft.store.read().unwrap();
+        let Some(c) = st.cluster.as_ref() else { return true };
+        let pool = match crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("address pool: {e}");
+                return true;
+            }
+        };
+        let view = crate::allocator::View { pool: &pool, networks: &st.networks, services: &st.services, tasks: &st.tasks };
+        if !crate::allocator::needs_work(&view) {
+            return true;
+        }
+        crate::allocator::allocate(&view, &shoal_api::time::now_rfc3339())
+    };
+    for e in &changes.errors {
+        tracing::warn!(kind = ?e.kind, id = %e.id, "allocation: {}", e.message);
+    }
+    if changes.is_empty() {
+        return true;
+    }
+    let cmd = Command::Allocate { networks: changes.networks, services: changes.services, tasks: changes.tasks };
+    match mgr.propose(cmd).await {
+        Ok(v) => v["stale"] != true,
+        Err(e) => {
+            tracing::warn!("allocation: {e}");
+            false
+        }
     }
 }
 
@@ -220,7 +256,12 @@ pub async fn run(mgr: Arc<Manager>) {
         // Orchestrate, then schedule from the store as the orchestrator left
         // it, so a task it just removed is never placed (and so revived).
         let mut ok = true;
-        for step in [reconcile as fn(&Store, &str) -> Changes, crate::scheduling::schedule] {
+        for (i, step) in [reconcile as fn(&Store, &str) -> Changes, crate::scheduling::schedule].into_iter().enumerate() {
+            // Between the orchestrators and the scheduler: new tasks get
+            // their network addresses before they are placed.
+            if i == 1 {
+                ok &= allocate(&mgr).await;
+            }
             let changes = {
                 let st = mgr.raft.store.read().unwrap();
                 step(&st, &shoal_api::time::now_rfc3339())

@@ -239,12 +239,77 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         | Command::CreateConfig { .. }
         | Command::UpdateConfig { .. }
         | Command::RemoveConfig { .. }) => super::secrets::apply(store, version, at, c),
+        Command::CreateNetwork { network } => {
+            let pool = address_pool(store)?;
+            let view = crate::allocator::View { pool: &pool, networks: &store.networks, services: &store.services, tasks: &store.tasks };
+            crate::allocator::check_network(&view, &network.spec).map_err(network_refusal)?;
+            let mut network = *network;
+            network.version = version;
+            store.networks.insert(network.id.clone(), network);
+            Ok(serde_json::Value::Null)
+        }
+        Command::RemoveNetwork { id } => {
+            let pool = address_pool(store)?;
+            let view = crate::allocator::View { pool: &pool, networks: &store.networks, services: &store.services, tasks: &store.tasks };
+            crate::allocator::check_network_removal(&view, &id).map_err(network_refusal)?;
+            store.networks.remove(&id);
+            Ok(serde_json::Value::Null)
+        }
+        Command::Allocate { networks, services, tasks } => {
+            let unchanged = networks.iter().all(|n| store.networks.get(&n.id).map(|c| c.version.index) == Some(n.version.index))
+                && services.iter().all(|s| store.services.get(&s.id).map(|c| c.version.index) == Some(s.version.index))
+                && tasks.iter().all(|t| store.tasks.get(&t.id).map(|c| c.version.index) == Some(t.version.index));
+            if !unchanged {
+                return Ok(serde_json::json!({ "stale": true }));
+            }
+            let pool = address_pool(store)?;
+            let view = crate::allocator::View { pool: &pool, networks: &store.networks, services: &store.services, tasks: &store.tasks };
+            let changes = crate::allocator::Changes { networks, services, tasks, errors: Vec::new() };
+            let clashes = crate::allocator::conflicting_claims(&view, &changes);
+            if !clashes.is_empty() {
+                return Ok(serde_json::json!({ "stale": true, "clashes": clashes }));
+            }
+            for mut n in changes.networks {
+                n.version = version;
+                n.updated_at = at.clone();
+                store.networks.insert(n.id.clone(), n);
+            }
+            for mut s in changes.services {
+                s.version = version;
+                s.updated_at = at.clone();
+                store.services.insert(s.id.clone(), s);
+            }
+            for mut t in changes.tasks {
+                t.version = version;
+                t.updated_at = at.clone();
+                store.tasks.insert(t.id.clone(), t);
+            }
+            Ok(serde_json::json!({ "stale": false }))
+        }
         Command::DeleteTasks { ids } => {
             for id in ids {
                 store.tasks.remove(&id);
             }
             Ok(serde_json::Value::Null)
         }
+    }
+}
+
+/// The cluster's address pool (`swarm init --default-addr-pool`).
+fn address_pool(store: &Store) -> Result<crate::allocator::AddressPool, ApiError> {
+    let c = store.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+    crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size).map_err(ApiError::bad_request)
+}
+
+/// Docker answers SwarmKit's network refusals with 400 (409 for a name
+/// already taken, 404 for one not there), in SwarmKit's words.
+fn network_refusal(message: String) -> ApiError {
+    if message.contains("already exists") || message.contains("already present") {
+        ApiError::conflict(message)
+    } else if message.ends_with("not found") {
+        ApiError::not_found(message)
+    } else {
+        ApiError::bad_request(message)
     }
 }
 

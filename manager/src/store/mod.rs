@@ -87,6 +87,9 @@ pub struct Store {
     pub secrets: BTreeMap<String, SecretRecord>,
     #[serde(default)]
     pub configs: BTreeMap<String, shoal_api::secret::Config>,
+    /// Swarm (overlay) networks, with what the allocator gave them.
+    #[serde(default)]
+    pub networks: BTreeMap<String, shoal_api::network::Network>,
     /// Registry credentials by service ID (`--with-registry-auth`), sealed
     /// with the data key; never part of the spec the API shows.
     #[serde(default)]
@@ -278,6 +281,27 @@ pub enum Command {
     },
     RemoveSecret {
         id: String,
+    },
+    /// A network, unallocated (the allocator gives it a subnet and a VNI);
+    /// its name and requested subnet are checked again at apply time.
+    CreateNetwork {
+        network: Box<shoal_api::network::Network>,
+    },
+    /// Refused while a service or a live task uses the network.
+    RemoveNetwork {
+        id: String,
+    },
+    /// One allocator pass (`crate::allocator::allocate`): whole objects,
+    /// each read at its `Version`. All or nothing: dropped if any object
+    /// changed since, or if any claim clashes with the store as it is now
+    /// (the result says `{"stale": true}` and the next pass redoes it).
+    Allocate {
+        #[serde(default)]
+        networks: Vec<shoal_api::network::Network>,
+        #[serde(default)]
+        services: Vec<Service>,
+        #[serde(default)]
+        tasks: Vec<Task>,
     },
     CreateConfig {
         config: Box<shoal_api::secret::Config>,

@@ -1,0 +1,54 @@
+//! `/networks`: swarm-scoped overlay networks, kept by the managers. On a
+//! node that is not a manager the list is empty (Docker lists only the
+//! node's local networks there, which Shoal does not have).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use shoal_api::filters::Filters;
+use shoal_api::network::NetworkCreateRequest;
+use shoal_api::ApiError;
+use shoal_manager::control::networks::NETWORK_FILTERS;
+
+use super::{json_response, Call, Reply};
+use crate::swarm::SwarmNode;
+
+fn filters(call: &Call) -> Result<Filters, ApiError> {
+    Filters::parse(call.query.get("filters").map(String::as_str), NETWORK_FILTERS)
+}
+
+pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
+    let mgr = node.require_manager()?;
+    let req: NetworkCreateRequest = call.json()?;
+    let id = mgr.create_network(req).await?;
+    json_response(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warning": "" }))
+}
+
+pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
+    let filters = filters(call)?;
+    match node.manager() {
+        Some(mgr) => json_response(StatusCode::OK, &mgr.networks(&filters)?),
+        None => json_response(StatusCode::OK, &Vec::<serde_json::Value>::new()),
+    }
+}
+
+pub fn inspect(node: &Arc<SwarmNode>, id: &str) -> Reply {
+    let mgr = node.require_manager()?;
+    json_response(StatusCode::OK, &mgr.network(id)?)
+}
+
+pub async fn remove(node: &Arc<SwarmNode>, id: &str) -> Reply {
+    let mgr = node.require_manager()?;
+    mgr.remove_network(id).await?;
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+pub async fn prune(node: &Arc<SwarmNode>, call: &Call) -> Reply {
+    let mgr = node.require_manager()?;
+    let removed = mgr.prune_networks(&filters(call)?).await?;
+    json_response(StatusCode::OK, &serde_json::json!({ "NetworksDeleted": removed }))
+}
