@@ -98,6 +98,16 @@ impl Manager {
         let now = shoal_api::time::now_rfc3339();
         let network = Network { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
         self.propose(Command::CreateNetwork { network: Box::new(network) }).await?;
+        // Answer once the allocator gave it its subnet and VNI (the next
+        // leader pass), so an inspect right after shows them as Docker's
+        // does; a slow allocation still returns, later.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut applied = self.raft.applied.clone();
+        while !self.raft.store.read().unwrap().networks.get(&id).is_some_and(crate::allocator::is_allocated) {
+            if tokio::time::timeout_at(deadline, applied.changed()).await.is_err() {
+                break;
+            }
+        }
         Ok(id)
     }
 
