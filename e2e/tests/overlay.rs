@@ -182,7 +182,7 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
     let (hid, hnode, _) = &hermit[0];
     let routes = text(&in_task(&lab, hnode, hid, &["ip", "route"]).stdout);
     assert!(!routes.contains("default"), "an internal network's task has no default route:\n{routes}");
-    assert!(!in_task(&lab, hnode, hid, &["ping", "-c", "1", "-W", "1", &lab.addr(0)]).status.success());
+    assert!(!in_task(&lab, hnode, hid, &["ping", "-c", "1", "-W", "1", &lab.addr(1)]).status.success());
 
     // --network-add: outsider joins appnet and then reaches web.
     docker_ok(&lab, &["service", "update", "-d", "--network-add", "appnet", "outsider"]);
@@ -218,6 +218,34 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
         started.elapsed().as_secs_f64(),
         (started.elapsed() - ran).as_secs_f64()
     );
+
+    // Host-mode publishing: the port answers on the nodes that run a task,
+    // and only there, and the task sees the caller's own address.
+    let cgi =
+        "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip \
+               && busybox chmod 755 /www/cgi-bin/ip && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
+    let mut args = vec!["service", "create", "-d", "--name", "pub", "--replicas", "2", "--publish", "mode=host,published=8080,target=80"];
+    args.extend_from_slice(&spread);
+    args.extend_from_slice(&[IMAGE, "sh", "-c", cgi]);
+    docker_ok(&lab, &args);
+    let published = running(&lab, "pub", 2);
+    let with_task: std::collections::BTreeSet<&str> = published.iter().map(|(_, h, _)| h.as_str()).collect();
+    let ls = docker_ok(&lab, &["service", "ls", "--filter", "name=pub", "--format", "{{.Name}} {{.Ports}}"]);
+    assert!(ls.contains("*:8080->80/tcp"), "{ls}");
+    for (i, host) in WORKERS.iter().enumerate() {
+        let url = format!("http://{}:8080/cgi-bin/ip", lab.addr(i + 2));
+        let out = lab.lab(&["exec", "node-1", "--", "curl", "-s", "-m", "3", &url]);
+        if with_task.contains(host) {
+            let seen = wait_for(LONG, "the published port to answer", || {
+                let o = lab.lab(&["exec", "node-1", "--", "curl", "-s", "-m", "3", &url]);
+                o.status.success().then(|| text(&o.stdout).trim().to_string())
+            });
+            assert_eq!(seen, lab.addr(1), "the task sees the caller's lab address, not a NAT address");
+        } else {
+            assert!(!out.status.success(), "{host} runs no task of pub but answered on 8080");
+        }
+    }
+    docker_ok(&lab, &["service", "rm", "pub"]);
 
     // Removing a network in use is refused and changes nothing; once its
     // services are gone it goes, and a new network gets its subnet and VNI.

@@ -76,7 +76,7 @@ impl AssignmentView {
                 self.tasks.remove(&t.id);
             }
         }
-        if crate::discovery::combined(digest(self.tasks.values()), &a.networks) != a.digest {
+        if crate::discovery::combined_with_ports(digest(self.tasks.values()), &a.networks, &a.host_ports) != a.digest {
             self.tasks.clear();
             self.known = 0;
             self.since = 0;

@@ -75,3 +75,22 @@ pub fn combined(tasks: u64, views: &[NetworkView]) -> u64 {
         v => (tasks ^ v.rotate_left(17)).max(1),
     }
 }
+
+/// `combined`, with the host-mode ports of the node's tasks folded in too.
+pub fn combined_with_ports(
+    tasks: u64,
+    views: &[NetworkView],
+    ports: &std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
+) -> u64 {
+    let base = combined(tasks, views);
+    if ports.is_empty() {
+        return base;
+    }
+    let bytes = serde_json::to_vec(ports).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (base ^ h.rotate_left(29)).max(1)
+}

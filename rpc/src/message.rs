@@ -89,6 +89,10 @@ pub struct Assignments {
     /// (complete in every answer; folded into `digest`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<crate::discovery::NetworkView>,
+    /// Host-mode published ports of the node's tasks, by task ID
+    /// (complete in every answer; folded into `digest`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub host_ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
 }
 
 /// Key material as text (base64); `{:?}` never prints it.

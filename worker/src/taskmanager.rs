@@ -107,6 +107,7 @@ impl TaskManager {
     pub fn assign(self: &Arc<Self>, a: shoal_rpc::Assignments) {
         if let Some(net) = &self.net {
             net.apply_views(a.networks);
+            net.set_host_ports(a.host_ports);
         }
         self.files.update(a.secrets, a.configs);
         *self.registry_auth.lock().unwrap() = a.registry_auth;

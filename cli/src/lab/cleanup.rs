@@ -173,11 +173,14 @@ fn remove_networks(data_dir: &Path, hosts: &[(PathBuf, String)], errors: &mut Ve
             }
         }
         let nft = |args: &[&str]| std::process::Command::new("ip").args(["netns", "exec", ns, "nft"]).args(args).output();
-        if nft(&["list", "table", "ip", &m.nft_table]).map(|o| o.status.success()).unwrap_or(false) {
-            match nft(&["delete", "table", "ip", &m.nft_table]) {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => errors.push(format!("nft delete table ip {}: {}", m.nft_table, String::from_utf8_lossy(&o.stderr).trim())),
-                Err(e) => errors.push(format!("nft delete table ip {}: {e}", m.nft_table)),
+        // The masquerade table and the host-mode ports table beside it.
+        for table in [m.nft_table.clone(), format!("{}-pub", m.nft_table)] {
+            if nft(&["list", "table", "ip", &table]).map(|o| o.status.success()).unwrap_or(false) {
+                match nft(&["delete", "table", "ip", &table]) {
+                    Ok(o) if o.status.success() => {}
+                    Ok(o) => errors.push(format!("nft delete table ip {table}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+                    Err(e) => errors.push(format!("nft delete table ip {table}: {e}")),
+                }
             }
         }
     }

@@ -34,14 +34,26 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     if let Some(p) = spec.task_template.placement() {
         shoal_scheduler::parse_constraints(&p.constraints).map_err(invalid)?;
     }
-    // Nothing accepted may be silently dropped: until the routing mesh and
-    // host-mode publishing are built, a published port is refused by name.
-    if let Some(port) = spec.endpoint_spec.as_ref().and_then(|e| e.ports.first()) {
-        return Err(invalid(format!(
-            "EndpointSpec: publishing ports (port {}/{}) is not supported by this version of shoald yet",
-            port.target_port,
-            serde_json::to_value(port.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        )));
+    // Nothing accepted may be silently dropped: until the routing mesh is
+    // built, an ingress-mode port is refused by name; host mode publishes
+    // on the task's node, and needs the port given.
+    for port in spec.endpoint_spec.iter().flat_map(|e| e.ports.iter()) {
+        let proto = serde_json::to_value(port.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        if port.publish_mode == shoal_api::service::PublishMode::Ingress {
+            return Err(invalid(format!(
+                "EndpointSpec: publishing ports through the routing mesh (port {}/{proto}, mode ingress) is not supported by this version of shoald yet; use mode=host",
+                port.target_port
+            )));
+        }
+        if port.published_port == 0 {
+            return Err(invalid(format!(
+                "EndpointSpec: a host-mode port needs its published port (port {}/{proto}): this version of shoald does not pick one",
+                port.target_port
+            )));
+        }
+        if port.protocol == shoal_api::service::PortProtocol::Sctp {
+            return Err(invalid("EndpointSpec: SCTP ports are not supported by this version of shoald"));
+        }
     }
     // Seccomp, AppArmor, no-new-privileges: what workers cannot honour
     // (CredentialSpec, SELinuxContext) and bad custom seccomp profiles are
@@ -272,7 +284,11 @@ mod tests {
             ..Default::default()
         });
         let e = validate_service_spec(&s).unwrap_err();
-        assert_eq!(e.message, "rpc error: code = InvalidArgument desc = EndpointSpec: publishing ports (port 80/tcp) is not supported by this version of shoald yet");
+        assert!(e.message.contains("publishing ports through the routing mesh (port 80/tcp, mode ingress) is not supported"), "{e}");
+        s.endpoint_spec.as_mut().unwrap().ports[0].publish_mode = shoal_api::service::PublishMode::Host;
+        assert!(validate_service_spec(&s).is_ok(), "host mode with a port is published on the task's node");
+        s.endpoint_spec.as_mut().unwrap().ports[0].published_port = 0;
+        assert!(validate_service_spec(&s).unwrap_err().message.contains("needs its published port"));
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
             let st = mgr.raft.store.read().unwrap();
             let set = || st.tasks.values().filter(|t| in_set(t, node_id));
             let networks = views::views(&st, node_id, set());
-            let hash = shoal_rpc::discovery::combined(digest(set()), &networks);
+            let host_ports = views::host_ports(&st, set());
+            let hash = shoal_rpc::discovery::combined_with_ports(digest(set()), &networks, &host_ports);
             if hash != known || tokio::time::Instant::now() >= deadline {
                 let full: Vec<shoal_api::task::Task> = set().cloned().collect();
                 let key = mgr.data_key();
@@ -141,6 +142,7 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
                     applied: st.applied,
                     registry_auth,
                     networks,
+                    host_ports,
                 };
                 return Ok(Response::Assignments(answer));
             }

@@ -107,6 +107,23 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
     v
 }
 
+/// The host-mode published ports of the tasks `mine` that may still run,
+/// by task ID (from their service's endpoint spec).
+pub fn host_ports<'a>(st: &Store, mine: impl Iterator<Item = &'a Task>) -> BTreeMap<String, Vec<shoal_api::service::PortConfig>> {
+    let mut out = BTreeMap::new();
+    for t in mine {
+        if t.status.state.is_terminal() || t.desired_state > TaskState::Running {
+            continue;
+        }
+        let Some(svc) = st.services.get(&t.service_id) else { continue };
+        let ports: Vec<_> = svc.spec.endpoint_spec.iter().flat_map(|e| e.ports.iter()).filter(|p| p.is_host_published()).cloned().collect();
+        if !ports.is_empty() {
+            out.insert(t.id.clone(), ports);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,6 +161,10 @@ struct State {
     overlay_cfg: Option<shoal_overlay::overlay::NodeConfig>,
     /// Resolvers and VIP balancers of tasks on overlays.
     discovery: discovery::Discovery,
+    /// Host-mode ports: what the managers want (by task) and what the
+    /// node's `-pub` nft table holds.
+    host_ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
+    published: Vec<nft::Published>,
     /// The bridge's index once it is up in this run of the daemon.
     bridge: Option<u32>,
     /// Set by shutdown: a task starting late must not bring the bridge back.
@@ -194,6 +198,8 @@ impl NodeNetwork {
                 overlays: Default::default(),
                 overlay_cfg: None,
                 discovery: Default::default(),
+                host_ports: Default::default(),
+                published: Vec::new(),
                 bridge: None,
                 closed: false,
             }),
@@ -287,6 +293,51 @@ impl NodeNetwork {
         self.state.lock().unwrap().overlays.set_peers(id, peers)
     }
 
+    /// The node's table of host-mode published ports.
+    pub fn ports_table(&self) -> String {
+        format!("{}-pub", self.cfg.nft_table())
+    }
+
+    /// Takes the host-mode ports the managers want for this node's tasks.
+    pub fn set_host_ports(&self, ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>) {
+        let mut st = self.state.lock().unwrap();
+        st.host_ports = ports;
+        if let Err(e) = self.sync_ports(&mut st) {
+            tracing::warn!("published ports: {e}");
+        }
+    }
+
+    /// Makes the node's port map match what is wanted for tasks that have
+    /// their gateway address (a task not attached yet comes in later).
+    fn sync_ports(&self, st: &mut State) -> Result<(), String> {
+        let mut want: Vec<nft::Published> = Vec::new();
+        for (task, ports) in &st.host_ports {
+            let Some(addr) = st.ipam.address_of(task) else { continue };
+            for p in ports {
+                let proto = serde_json::to_value(p.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                want.push(((proto, p.published_port), (addr, p.target_port)));
+            }
+        }
+        if want == st.published {
+            return Ok(());
+        }
+        let table = self.ports_table();
+        let mut text = String::new();
+        let have = if st.published.is_empty() {
+            text.push_str(&nft::ports_ruleset(&table));
+            Vec::new()
+        } else {
+            st.published.clone()
+        };
+        text.push_str(&nft::ports_changes(&table, &have, &want));
+        nft::apply(&text)?;
+        st.published = want;
+        if st.published.is_empty() {
+            nft::remove(&table)?;
+        }
+        Ok(())
+    }
+
     /// Takes the managers' view of the networks of this node's tasks:
     /// VXLAN peers, and every task's names and VIP rules.
     pub fn apply_views(&self, views: Vec<shoal_rpc::discovery::NetworkView>) {
@@ -378,6 +429,8 @@ impl NodeNetwork {
             self.add_leg(&ns, &leg)?;
             tracing::info!("task {task}: {} {addr}/{} via {gateway}", leg.ifname, subnet.prefix());
             legs.push(leg);
+            let mut st = self.state.lock().unwrap();
+            self.sync_ports(&mut st)?;
         } else {
             Netlink::open_in(&ns)?.set_up("lo", None)?;
         }
@@ -426,6 +479,9 @@ impl NodeNetwork {
         let mut st = self.state.lock().unwrap();
         if let Err(e) = st.ipam.release(task) {
             tracing::warn!("task {task}: releasing its address: {e}");
+        }
+        if let Err(e) = self.sync_ports(&mut st) {
+            tracing::warn!("published ports: {e}");
         }
         // The last task gone: the bridge and its nft table go too, so an
         // idle node keeps nothing on the host (the next task makes them
@@ -490,6 +546,10 @@ impl NodeNetwork {
         if let Err(e) = nft::remove(&self.cfg.nft_table()) {
             tracing::warn!("{e}");
         }
+        if let Err(e) = nft::remove(&self.ports_table()) {
+            tracing::warn!("{e}");
+        }
+        self.state.lock().unwrap().published.clear();
     }
 }
 

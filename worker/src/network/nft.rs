@@ -61,6 +61,51 @@ pub fn remove(table: &str) -> Result<(), String> {
     nft(&["delete", "table", "ip", table], None)
 }
 
+/// Host-mode published ports, in the node's own table: a map from
+/// (protocol, port) to a task's (address, target port) on the gateway
+/// bridge, used for connections to any of the node's addresses from
+/// elsewhere (prerouting) and from the node itself (output). The DNAT
+/// keeps the client's address; replies go back through the node's
+/// conntrack, so they are never masqueraded.
+pub fn ports_ruleset(table: &str) -> String {
+    [
+        format!("table ip {table}"),
+        format!("delete table ip {table}"),
+        format!("table ip {table} {{"),
+        "\tmap published {\n\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n\t}".to_string(),
+        "\tchain prerouting {".to_string(),
+        "\t\ttype nat hook prerouting priority -100; policy accept;".to_string(),
+        "\t\tfib daddr type local dnat ip addr . port to meta l4proto . th dport map @published".to_string(),
+        "\t}".to_string(),
+        "\tchain output {".to_string(),
+        "\t\ttype nat hook output priority -100; policy accept;".to_string(),
+        "\t\tfib daddr type local dnat ip addr . port to meta l4proto . th dport map @published".to_string(),
+        "\t}".to_string(),
+        "}\n".to_string(),
+    ]
+    .join("\n")
+}
+
+/// One published port: (protocol, published port) -> (address, target port).
+pub type Published = ((String, u32), (std::net::Ipv4Addr, u32));
+
+/// The element changes that take the map from `have` to `want`.
+pub fn ports_changes(table: &str, have: &[Published], want: &[Published]) -> String {
+    let mut s = String::new();
+    for ((proto, port), _) in have.iter().filter(|h| !want.contains(h)) {
+        s.push_str(&format!("delete element ip {table} published {{ {proto} . {port} }}\n"));
+    }
+    for ((proto, port), (addr, target)) in want.iter().filter(|w| !have.contains(w)) {
+        s.push_str(&format!("add element ip {table} published {{ {proto} . {port} : {addr} . {target} }}\n"));
+    }
+    s
+}
+
+/// Applies nft text (tables, elements) in the daemon's namespace.
+pub fn apply(text: &str) -> Result<(), String> {
+    nft(&["-f", "-"], Some(text))
+}
+
 pub fn exists(table: &str) -> bool {
     Command::new("nft")
         .args(["list", "table", "ip", table])
@@ -74,6 +119,16 @@ pub fn exists(table: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_ports_change_by_element() {
+        let a: Published = (("tcp".into(), 8080), ("172.18.0.2".parse().unwrap(), 80));
+        let b: Published = (("udp".into(), 53), ("172.18.0.3".parse().unwrap(), 53));
+        assert_eq!(ports_changes("t", &[], &[a.clone()]), "add element ip t published { tcp . 8080 : 172.18.0.2 . 80 }\n");
+        assert_eq!(ports_changes("t", &[a.clone(), b.clone()], &[b.clone()]), "delete element ip t published { tcp . 8080 }\n");
+        assert_eq!(ports_changes("t", &[b.clone()], &[b]), "");
+        assert!(ports_ruleset("t").contains("fib daddr type local dnat ip addr . port to meta l4proto . th dport map @published"));
+    }
 
     #[test]
     fn ruleset_text() {
