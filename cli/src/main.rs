@@ -61,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         cmd: commands::secret::ConfigCommand,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: commands::network::NetworkCommand,
+    },
     /// Manage Swarm nodes
     Node {
         #[command(subcommand)]
@@ -135,6 +140,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Image { cmd } => commands::image::run(&mut env, cmd),
         Command::Info(a) => commands::info::run(&mut env, a),
         Command::Config { cmd } => commands::secret::run_config(&mut env, cmd),
+        Command::Network { cmd } => commands::network::run(&mut env, cmd),
         Command::Node { cmd } => commands::node::run(&mut env, cmd),
         Command::Secret { cmd } => commands::secret::run_secret(&mut env, cmd),
         Command::Service { cmd } => commands::service::run(&mut env, cmd),

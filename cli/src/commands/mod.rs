@@ -4,6 +4,7 @@
 pub mod image;
 pub mod info;
 pub mod inspect;
+pub mod network;
 pub mod node;
 pub mod secret;
 pub mod service;
