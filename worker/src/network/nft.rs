@@ -126,7 +126,7 @@ mod tests {
         let b: Published = (("udp".into(), 53), ("172.18.0.3".parse().unwrap(), 53));
         assert_eq!(ports_changes("t", &[], std::slice::from_ref(&a)), "add element ip t published { tcp . 8080 : 172.18.0.2 . 80 }\n");
         assert_eq!(ports_changes("t", &[a.clone(), b.clone()], std::slice::from_ref(&b)), "delete element ip t published { tcp . 8080 }\n");
-        assert_eq!(ports_changes("t", std::slice::from_ref(&b), &[b]), "");
+        assert_eq!(ports_changes("t", std::slice::from_ref(&b), std::slice::from_ref(&b)), "");
         assert!(ports_ruleset("t").contains("fib daddr type local dnat ip addr . port to meta l4proto . th dport map @published"));
     }
 
