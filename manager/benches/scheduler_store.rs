@@ -138,7 +138,9 @@ async fn run(shape: &Shape, batched: bool) -> f64 {
         shoal_manager::scheduling::schedule(&st, &shoal_api::time::now_rfc3339())
     };
     assert_eq!(changes.put.len(), shape.tasks, "every task placed");
-    raft.propose_local(Command::PutTasks { tasks: changes.put }, Duration::from_secs(120)).await.expect("assignments");
+    // As the leader loop writes them: versioned intents, at most 1,000 task
+    // writes an entry, proposed together.
+    propose_all(&raft, changes.into_commands()).await;
     let assigned = {
         let st = raft.store.read().unwrap();
         st.tasks.values().filter(|t| t.status.state == TaskState::Assigned && !t.node_id.is_empty()).count()
