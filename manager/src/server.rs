@@ -39,7 +39,8 @@ pub async fn serve(mgr: Arc<Manager>, listener: TcpListener) {
         let anonymous = anonymous.clone();
         tokio::spawn(async move {
             let roots = mgr.trusted_roots();
-            let cfg = match mgr.creds.read().unwrap().server_config(&roots) {
+            let extra = mgr.chain_extra();
+            let cfg = match mgr.creds.read().unwrap().server_config_with(&roots, &extra) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("cluster TLS config: {e}");
@@ -201,12 +202,30 @@ impl Manager {
     /// cluster's current one (they differ during a CA rotation).
     pub(crate) fn trusted_roots(&self) -> Vec<String> {
         let mut roots = vec![self.creds.read().unwrap().root_pem.clone()];
-        if let Some(c) = &self.raft.store.read().unwrap().cluster {
+        let st = self.raft.store.read().unwrap();
+        if let Some(c) = &st.cluster {
             if !roots.contains(&c.root_cert_pem) {
                 roots.push(c.root_cert_pem.clone());
             }
         }
+        // The previous root, so a node that missed the last rotation can
+        // come back and renew.
+        let previous = &st.root_rotation.previous_root_pem;
+        if !previous.is_empty() && !roots.contains(previous) {
+            roots.push(previous.clone());
+        }
         roots
+    }
+
+    /// Certificates to send after ours: the current root signed by the
+    /// previous one, when our certificate is under the current root.
+    pub(crate) fn chain_extra(&self) -> String {
+        let st = self.raft.store.read().unwrap();
+        let ours = self.creds.read().unwrap().root_pem.clone();
+        match &st.cluster {
+            Some(c) if c.root_cert_pem.trim() == ours.trim() => st.root_rotation.cross_signed_pem.clone(),
+            _ => String::new(),
+        }
     }
 
     /// The caller's identity, if its certificate belongs to this swarm and

@@ -53,6 +53,13 @@ impl Credentials {
     pub fn server_config(&self, roots: &[String]) -> Result<Arc<rustls::ServerConfig>, String> {
         tls::server_config(roots, &self.cert_pem, &self.key_pem, &self.root_pem)
     }
+
+    /// As `server_config`, with `extra` certificates (PEM) sent after the
+    /// root in the chain (a cross-signed root during a rotation).
+    pub fn server_config_with(&self, roots: &[String], extra: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+        let chain_tail = format!("{}\n{}", self.root_pem.trim_end(), extra);
+        tls::server_config(roots, &self.cert_pem, &self.key_pem, if extra.is_empty() { &self.root_pem } else { &chain_tail })
+    }
 }
 
 /// Writes `path` so that it holds either the old or the new content, never a

@@ -148,6 +148,31 @@ impl RootCa {
         Ok(cert.pem())
     }
 
+    /// `new`'s root certificate issued by this (the old) root: an
+    /// intermediate that lets a node still trusting only this root verify
+    /// certificates `new` issues (SwarmKit's cross-signed root during a
+    /// rotation, so a node that was down for all of it comes back).
+    pub fn cross_sign(&self, new: &RootCa) -> Result<String, Error> {
+        // The new root's subject and key, as a CA, issued by this root.
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "swarm-ca");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = new.not_after()?.min(self.not_after()?);
+        params.serial_number = Some(random_serial());
+        let new_key = KeyPair::from_pem(&new.key_pem).map_err(rcgen_err("invalid new CA key"))?;
+        let key = KeyPair::from_pem(&self.key_pem).map_err(rcgen_err("invalid CA key"))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&CertificateDer::from(&self.cert_der[..]), &key).map_err(rcgen_err("invalid CA certificate"))?;
+        let cert = params.signed_by(&new_key, &issuer).map_err(rcgen_err("cross-signing the new root"))?;
+        Ok(cert.pem())
+    }
+
     fn not_after(&self) -> Result<OffsetDateTime, Error> {
         let (_, cert) = X509Certificate::from_der(&self.cert_der).map_err(|e| format!("cannot parse CA certificate: {e}"))?;
         Ok(cert.validity().not_after.to_datetime())
@@ -188,6 +213,42 @@ mod tests {
     use std::time::SystemTime;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn a_cross_signed_root_lets_an_old_trust_verify_the_new_roots_certificates() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{ServerName, UnixTime};
+        let old = RootCa::generate().unwrap();
+        let new = RootCa::generate().unwrap();
+        let cross = old.cross_sign(&new).unwrap();
+        let key = NodeKey::generate().unwrap();
+        let leaf = new.issue(&key.csr_pem, "n1", Role::Manager, "c1", DAY).unwrap();
+        let verify = |trusted: &RootCa, chain_extra: &[&str]| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(CertificateDer::from(trusted.cert_der())).unwrap();
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+            )
+            .build()
+            .unwrap();
+            let leaf_der = crate::pem::first_cert(&leaf).unwrap();
+            let inter: Vec<CertificateDer<'static>> = chain_extra.iter().flat_map(|p| crate::pem::certs(p).unwrap()).collect();
+            verifier
+                .verify_server_cert(
+                    &CertificateDer::from(leaf_der.to_vec()),
+                    &inter,
+                    &ServerName::try_from("swarm-manager").unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .is_ok()
+        };
+        assert!(verify(&new, &[new.cert_pem()]), "nodes on the new root");
+        assert!(!verify(&old, &[new.cert_pem()]), "without the cross-signed root an old node cannot");
+        assert!(verify(&old, &[new.cert_pem(), &cross]), "with it, a node that missed the rotation can");
+        assert!(verify(&new, &[new.cert_pem(), &cross]), "and the extra certificate does not bother new nodes");
+    }
 
     #[test]
     fn root_is_a_ca_with_expected_subject_and_lifetime() {

@@ -177,18 +177,27 @@ impl Manager {
             (false, false) => {
                 let ca = shoal_security::RootCa::from_pem(&spec.ca_config.signing_ca_cert, &signing_key)
                     .map_err(|e| ApiError::bad_request(format!("rpc error: code = InvalidArgument desc = invalid signing CA: {e}")))?;
-                (ca.cert_pem().trim() != current_root.trim())
-                    .then(|| (ca.cert_pem().to_string(), ClusterRecord::seal(&key, ROOT_KEY_CONTEXT, ca.key_pem())))
+                (ca.cert_pem().trim() != current_root.trim()).then_some(ca)
             }
         };
-        let new_root = if given_root.is_some() {
-            given_root
-        } else if spec.ca_config.force_rotate != force_rotate_before {
-            let ca = shoal_security::RootCa::generate().map_err(ApiError::internal)?;
-            Some((ca.cert_pem().to_string(), ClusterRecord::seal(&key, ROOT_KEY_CONTEXT, ca.key_pem())))
-        } else {
-            None
+        let new_ca = match given_root {
+            Some(ca) => Some(ca),
+            None if spec.ca_config.force_rotate != force_rotate_before => {
+                Some(shoal_security::RootCa::generate().map_err(ApiError::internal)?)
+            }
+            None => None,
         };
+        // The new root signed by the current one, so a node that misses the
+        // whole rotation can still verify the managers when it returns.
+        let cross_signed = match &new_ca {
+            Some(ca) => {
+                let keys = self.cluster_keys()?;
+                let old = shoal_security::RootCa::from_pem(&current_root, &keys.root_key_pem).map_err(ApiError::internal)?;
+                Some(old.cross_sign(ca).map_err(ApiError::internal)?)
+            }
+            None => None,
+        };
+        let new_root = new_ca.map(|ca| (ca.cert_pem().to_string(), ClusterRecord::seal(&key, ROOT_KEY_CONTEXT, ca.key_pem())));
         let fresh = |context| ClusterRecord::seal(&key, context, &JoinToken::generate(digest).secret);
         self.propose(Command::UpdateCluster {
             version,
@@ -196,6 +205,7 @@ impl Manager {
             worker_secret: opts.rotate_worker_token.then(|| fresh(WORKER_SECRET_CONTEXT)),
             manager_secret: opts.rotate_manager_token.then(|| fresh(MANAGER_SECRET_CONTEXT)),
             new_root,
+            cross_signed,
         })
         .await
         .map(|_| ())

@@ -83,7 +83,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             store.removed.insert(id);
             Ok(serde_json::Value::Null)
         }
-        Command::UpdateCluster { version: expected, spec, worker_secret, manager_secret, new_root } => {
+        Command::UpdateCluster { version: expected, spec, worker_secret, manager_secret, new_root, cross_signed } => {
             let cluster = store.cluster.as_mut().ok_or_else(ApiError::not_in_swarm)?;
             if cluster.swarm.version.index != expected {
                 return Err(ApiError::out_of_sequence());
@@ -96,6 +96,10 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
                 cluster.manager_secret = s;
             }
             if let Some((cert, key)) = new_root {
+                store.root_rotation = crate::store::RootRotation {
+                    previous_root_pem: std::mem::take(&mut cluster.root_cert_pem),
+                    cross_signed_pem: cross_signed.unwrap_or_default(),
+                };
                 cluster.swarm.tls_info.trust_root = cert.clone();
                 cluster.root_cert_pem = cert;
                 cluster.root_key_pem = key;

@@ -33,6 +33,14 @@ pub struct ClusterRecord {
     pub manager_secret: String,
 }
 
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RootRotation {
+    #[serde(default)]
+    pub previous_root_pem: String,
+    #[serde(default)]
+    pub cross_signed_pem: String,
+}
+
 /// What the sealed fields of `ClusterRecord` hold, opened.
 pub struct ClusterKeys {
     pub root_key_pem: zeroize::Zeroizing<String>,
@@ -87,6 +95,12 @@ pub struct Store {
     pub secrets: BTreeMap<String, SecretRecord>,
     #[serde(default)]
     pub configs: BTreeMap<String, shoal_api::secret::Config>,
+    /// The last root CA rotation: the previous root (still trusted, so a
+    /// node that was down for the whole rotation can come back and renew)
+    /// and the new root signed by it (sent in managers' TLS chains, so such
+    /// a node can verify them).
+    #[serde(default)]
+    pub root_rotation: RootRotation,
     /// Swarm (overlay) networks, with what the allocator gave them.
     #[serde(default)]
     pub networks: BTreeMap<String, shoal_api::network::Network>,
@@ -211,6 +225,9 @@ pub enum Command {
         manager_secret: Option<String>,
         /// A new root CA (cert, key) for `swarm ca --rotate`.
         new_root: Option<(String, String)>,
+        /// The new root's certificate signed by the old root (with `new_root`).
+        #[serde(default)]
+        cross_signed: Option<String>,
     },
     /// `registry_auth`: the `X-Registry-Auth` the service's images are
     /// pulled with, sealed with the data key (see `Store::registry_auth`).
