@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod node;
 pub mod secret;
 pub mod service;
+pub mod stack;
 pub mod swarm;
 pub mod swarm_ca;
 pub mod tasks;
