@@ -127,7 +127,8 @@ pub fn run(env: &mut Env, a: DeployArgs) -> CliResult {
         }
         return Ok(());
     }
-    let depends: BTreeMap<String, Vec<(String, Condition)>> = plan.services.iter().map(|s| (s.name.clone(), s.depends_on.clone())).collect();
+    let depends: BTreeMap<String, Vec<(String, Condition)>> =
+        plan.services.iter().map(|s| (s.name.clone(), s.depends_on.clone())).collect();
     let service_ids = apply(env, &a, changes, &depends)?;
     if a.detach.unwrap_or(false) {
         return Ok(());
@@ -146,12 +147,9 @@ fn apply(
     a: &DeployArgs,
     mut changes: Changes,
     depends: &BTreeMap<String, Vec<(String, Condition)>>,
-) -> CliResult<Vec<(String, String)>> {
-    let list: Vec<(&str, String, String)> = changes
-        .remove_services
-        .iter()
-        .map(|e| ("service", e.name.clone(), format!("/services/{}", path_segment(&e.id))))
-        .collect();
+) -> CliResult<Vec<(String, String, bool)>> {
+    let list: Vec<(&str, String, String)> =
+        changes.remove_services.iter().map(|e| ("service", e.name.clone(), format!("/services/{}", path_segment(&e.id)))).collect();
     if super::remove::remove_all(env, &list)? {
         env.eprintln("Failed to prune some services");
     }
@@ -189,6 +187,7 @@ fn apply(
         } else {
             None
         };
+        let unchanged = matches!(s.action, ServiceAction::Unchanged { .. });
         let id = match &s.action {
             ServiceAction::Create => {
                 for (dep, condition) in depends.get(&s.name).map(Vec::as_slice).unwrap_or_default() {
@@ -223,15 +222,17 @@ fn apply(
             }
         };
         by_name.insert(s.name.clone(), (s.full_name.clone(), id.clone()));
-        out.push((s.full_name.clone(), id));
+        out.push((s.full_name.clone(), id, unchanged));
     }
 
     // What the services no longer use, once their updates let go of it.
     let deadline = Instant::now() + wait_timeout();
     let mut failed = false;
-    for (kind, path, list) in
-        [("secret", "secrets", &changes.remove_secrets), ("config", "configs", &changes.remove_configs), ("network", "networks", &changes.remove_networks)]
-    {
+    for (kind, path, list) in [
+        ("secret", "secrets", &changes.remove_secrets),
+        ("config", "configs", &changes.remove_configs),
+        ("network", "networks", &changes.remove_networks),
+    ] {
         for e in list {
             env.println(&diff::removing(kind, &e.name))?;
             let p = format!("/{path}/{}", path_segment(&e.id));
@@ -295,22 +296,31 @@ pub fn condition_met(service: &Json, tasks: &[Json], condition: Condition) -> bo
         },
         Condition::ServiceCompletedSuccessfully => match total {
             Some(n) if job => complete >= n,
-            _ => complete > 0 && !tasks.iter().any(|t| matches!(state(t), "new" | "pending" | "assigned" | "accepted" | "preparing" | "ready" | "starting" | "running")),
+            _ => {
+                complete > 0
+                    && !tasks.iter().any(|t| {
+                        matches!(state(t), "new" | "pending" | "assigned" | "accepted" | "preparing" | "ready" | "starting" | "running")
+                    })
+            }
         },
     }
 }
 
 /// The newest error among the tasks, for messages: `task <id>: <error>`.
 pub fn last_task_error(tasks: &[Json]) -> Option<String> {
-    let mut with_err: Vec<&Json> = tasks
-        .iter()
-        .filter(|t| !t.at(&["Status", "Err"]).str().is_empty() || matches!(state(t), "failed" | "rejected"))
-        .collect();
+    let mut with_err: Vec<&Json> =
+        tasks.iter().filter(|t| !t.at(&["Status", "Err"]).str().is_empty() || matches!(state(t), "failed" | "rejected")).collect();
     with_err.sort_by(|a, b| a.at(&["Status", "Timestamp"]).str().cmp(b.at(&["Status", "Timestamp"]).str()));
     let t = with_err.last()?;
     let err = t.at(&["Status", "Err"]).str();
     let msg = if err.is_empty() { t.at(&["Status", "Message"]).str() } else { err };
     Some(format!("task {}: {msg}", t.get("ID").str()))
+}
+
+/// `tasks: new, running` when no task has an error to show.
+fn task_states(tasks: &[Json]) -> Option<String> {
+    let states: Vec<&str> = tasks.iter().map(state).collect();
+    (!states.is_empty()).then(|| format!("tasks: {}", states.join(", ")))
 }
 
 fn current_tasks(env: &Env, service: &Json) -> CliResult<Vec<Json>> {
@@ -349,7 +359,7 @@ fn wait_dependency(env: &mut Env, dependent: &str, dep_name: &str, dep_id: &str,
             said = true;
         }
         if Instant::now() >= deadline {
-            let why = last_task_error(&tasks).map(|e| format!(": {e}")).unwrap_or_default();
+            let why = last_task_error(&tasks).or_else(|| task_states(&tasks)).map(|e| format!(": {e}")).unwrap_or_default();
             return Err(CliError::new(format!(
                 "service {dependent} depends on {dep_name} ({cond}): {dep_name} was not {word} after {timeout:?}{why}"
             )));
@@ -377,10 +387,14 @@ fn not_converged(env: &Env, id: &str) -> CliResult<Option<String>> {
 
 /// docker's `waitOnServices`, one service after the other with the
 /// progress display; a service that did not converge in time is an error
-/// naming it and its task's error.
-fn wait_converged(env: &mut Env, services: &[(String, String)], quiet: bool) -> CliResult {
+/// naming it and its task's error. A service the deploy left alone is only
+/// checked, unless it has not converged.
+fn wait_converged(env: &mut Env, services: &[(String, String, bool)], quiet: bool) -> CliResult {
     let mut errors = Vec::new();
-    for (name, id) in services {
+    for (name, id, unchanged) in services {
+        if *unchanged && not_converged(env, id)?.is_none() {
+            continue;
+        }
         progress::wait_on_service(env, id, quiet)?;
         if let Some(why) = not_converged(env, id)? {
             errors.push(CliError::new(format!("service {name} did not converge: {why}")));
@@ -394,8 +408,10 @@ mod tests {
     use super::*;
 
     fn task(st: &str, desired: &str, err: &str, ts: &str) -> Json {
-        Json::parse(&format!(r#"{{"ID":"t-{st}-{ts}","DesiredState":"{desired}","Status":{{"State":"{st}","Err":"{err}","Timestamp":"{ts}"}}}}"#))
-            .unwrap()
+        Json::parse(&format!(
+            r#"{{"ID":"t-{st}-{ts}","DesiredState":"{desired}","Status":{{"State":"{st}","Err":"{err}","Timestamp":"{ts}"}}}}"#
+        ))
+        .unwrap()
     }
 
     fn svc(mode: &str) -> Json {

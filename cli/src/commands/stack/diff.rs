@@ -241,11 +241,8 @@ pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveIm
             match known.get(name) {
                 None => create.push((name.clone(), body.clone())),
                 Some(id) => {
-                    let version = all
-                        .iter()
-                        .find(|o| o.get("ID").str() == id)
-                        .and_then(|o| o.at(&["Version", "Index"]).as_u64())
-                        .unwrap_or(0);
+                    let version =
+                        all.iter().find(|o| o.get("ID").str() == id).and_then(|o| o.at(&["Version", "Index"]).as_u64()).unwrap_or(0);
                     update.push((Existing { name: name.clone(), id: id.clone(), version }, body.clone()));
                 }
             }
@@ -486,9 +483,9 @@ mod tests {
             ],
             configs: vec![],
         };
-        current.services.push(j(
-            r#"{"ID":"svc9","Version":{"Index":2},"Spec":{"Name":"app_old","Labels":{"com.docker.stack.namespace":"app"}}}"#,
-        ));
+        current
+            .services
+            .push(j(r#"{"ID":"svc9","Version":{"Index":2},"Spec":{"Name":"app_old","Labels":{"com.docker.stack.namespace":"app"}}}"#));
         // Not the stack's: never pruned.
         current.services.push(j(r#"{"ID":"svcx","Version":{"Index":2},"Spec":{"Name":"other","Labels":{}}}"#));
         let mut p = plan();
@@ -529,7 +526,9 @@ mod tests {
 
     #[test]
     fn resolve_image_and_force_update_follow_docker() {
-        let svc = j(r#"{"ID":"x","Spec":{"Labels":{"com.docker.stack.image":"web:1"},"TaskTemplate":{"ContainerSpec":{"Image":"web:1@sha256:aa"},"ForceUpdate":3}}}"#);
+        let svc = j(
+            r#"{"ID":"x","Spec":{"Labels":{"com.docker.stack.image":"web:1"},"TaskTemplate":{"ContainerSpec":{"Image":"web:1@sha256:aa"},"ForceUpdate":3}}}"#,
+        );
         let planned = j(r#"{"Name":"app_web","TaskTemplate":{"ContainerSpec":{"Image":"web:1"}}}"#);
         let ids = Ids::default();
         let img = |r| prepare_spec(&planned, Some(&svc), &ids, r).at(&["TaskTemplate", "ContainerSpec", "Image"]).str().to_string();
