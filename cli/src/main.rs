@@ -81,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         cmd: ServiceCommand,
     },
+    /// Manage Swarm stacks
+    Stack {
+        #[command(subcommand)]
+        cmd: commands::stack::StackCommand,
+    },
     /// Manage Swarm
     Swarm {
         #[command(subcommand)]
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Node { cmd } => commands::node::run(&mut env, cmd),
         Command::Secret { cmd } => commands::secret::run_secret(&mut env, cmd),
         Command::Service { cmd } => commands::service::run(&mut env, cmd),
+        Command::Stack { cmd } => commands::stack::run(&mut env, cmd),
         Command::Swarm { cmd } => commands::swarm::run(&mut env, cmd),
         Command::Version(a) => commands::version::run(&mut env, a),
         Command::Lab { .. } => unreachable!("handled above"),

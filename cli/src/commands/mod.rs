@@ -8,6 +8,7 @@ pub mod network;
 pub mod node;
 pub mod secret;
 pub mod service;
+pub mod stack;
 pub mod swarm;
 pub mod swarm_ca;
 pub mod tasks;
