@@ -273,13 +273,10 @@ fn stacks_from_deploy_examples() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Jobs and `depends_on`: blocked by two daemon issues found while writing
-/// this (see the stack branch's report): tasks of jobs on an overlay network
-/// stay `new` (the allocator skips tasks whose desired state is `complete`),
-/// and a service whose tasks have a health check gets no running endpoint
-/// on the overlay (`tasks.db` does not resolve, its VIP times out).
+/// Jobs and `depends_on`: a replicated job on the stack's overlay runs to
+/// completion, and a service waits for another to be healthy (and for a job
+/// to complete) before it is created.
 #[test]
-#[ignore = "needs the allocator to allocate job tasks and health-checked tasks to be published on overlays"]
 fn stacks_job_and_depends_on() {
     let (lab, dir) = setup();
     let ex = examples();

@@ -429,7 +429,7 @@ pub fn needs_work(view: &View) -> bool {
     if view.networks.values().any(|n| !is_allocated(n)) {
         return true;
     }
-    if view.tasks.values().any(|t| t.status.state == TaskState::New && t.desired_state <= TaskState::Running) {
+    if view.tasks.values().any(|t| t.status.state == TaskState::New && t.desired_state <= TaskState::Complete) {
         return true;
     }
     let ingress = ingress_network(view.networks).map(|n| n.id.as_str());
@@ -593,7 +593,7 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
 
     // Tasks waiting in `new`.
     for t in view.tasks.values() {
-        if t.status.state != TaskState::New || t.desired_state > TaskState::Running {
+        if t.status.state != TaskState::New || t.desired_state > TaskState::Complete {
             continue;
         }
         let Some(s) = view.services.get(&t.service_id) else { continue };

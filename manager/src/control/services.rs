@@ -163,7 +163,12 @@ impl Manager {
             .filter(|t| filters.get("node").is_empty() || node_ids.contains(&t.node_id))
             .filter(|t| filters.any("id", |v| t.id.starts_with(v)))
             .filter(|t| filters.any("desired-state", |v| desired_matches(v, t.desired_state)))
-            .filter(|t| filters.labels_match("label", &t.labels))
+            // As SwarmKit: a task carries its service's labels for filtering
+            // (`docker stack ps` asks for the stack's namespace label).
+            .filter(|t| {
+                filters.labels_match("label", &t.labels)
+                    || st.services.get(&t.service_id).is_some_and(|s| filters.labels_match("label", &s.spec.labels))
+            })
             // The docker CLI's progress display asks for tasks of the current spec.
             .filter(|t| {
                 filters.any("_up-to-date", |v| {

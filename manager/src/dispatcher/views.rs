@@ -35,8 +35,9 @@ pub fn task_name(svc: &Service, t: &Task) -> String {
     }
 }
 
+/// Running and wanted running (or, for a job's task, wanted to complete).
 fn serving(t: &Task) -> bool {
-    t.status.state == TaskState::Running && t.desired_state == TaskState::Running
+    t.status.state == TaskState::Running && t.desired_state <= TaskState::Complete
 }
 
 /// The views for the networks `node_id`'s tasks (`mine`) are attached to.
@@ -56,7 +57,7 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
         .collect();
     let mut services: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for t in st.tasks.values() {
-        if t.status.state.is_terminal() || t.desired_state > TaskState::Running {
+        if t.status.state.is_terminal() || t.desired_state > TaskState::Complete {
             continue;
         }
         for a in &t.networks_attachments {
@@ -112,7 +113,7 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
 pub fn host_ports<'a>(st: &Store, mine: impl Iterator<Item = &'a Task>) -> BTreeMap<String, Vec<shoal_api::service::PortConfig>> {
     let mut out = BTreeMap::new();
     for t in mine {
-        if t.status.state.is_terminal() || t.desired_state > TaskState::Running {
+        if t.status.state.is_terminal() || t.desired_state > TaskState::Complete {
             continue;
         }
         let Some(svc) = st.services.get(&t.service_id) else { continue };
