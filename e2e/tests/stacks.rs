@@ -14,16 +14,16 @@ use serde_json::Value;
 use shoal_e2e::{build_image, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(120);
-const LAB: &str = "e2e-stacks";
 const IMAGES: &[&str] = &["web", "cache", "worker", "agent", "job", "app"];
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy-examples")
 }
 
-fn setup() -> (Lab, PathBuf) {
-    let lab = Lab::up(LAB, 1, 2);
-    let dir = std::env::temp_dir().join(format!("shoal-e2e-stacks-{}", std::process::id()));
+/// A lab of its own per test (the tests of this file run side by side).
+fn setup(name: &str) -> (Lab, PathBuf) {
+    let lab = Lab::up(name, 1, 2);
+    let dir = std::env::temp_dir().join(format!("shoal-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for tag in IMAGES {
         let archive = build_image(&dir, &format!("shoal-demo/{tag}:1"), &format!("{tag}.tar"));
@@ -121,7 +121,7 @@ fn docker(lab: &Lab, args: &[&str]) -> Output {
 
 #[test]
 fn stacks_from_deploy_examples() {
-    let (lab, dir) = setup();
+    let (lab, dir) = setup("e2e-stacks");
     let ex = examples();
 
     // --- web tier: deploy, converge, names and labels.
@@ -278,7 +278,7 @@ fn stacks_from_deploy_examples() {
 /// to complete) before it is created.
 #[test]
 fn stacks_job_and_depends_on() {
-    let (lab, dir) = setup();
+    let (lab, dir) = setup("e2e-jobs");
     let ex = examples();
     let out = deploy(&lab, &ex.join("job/docker-compose.yml"), "once", &[]);
     assert!(out.contains("Creating service once_migrate"), "{out}");
