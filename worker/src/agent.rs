@@ -58,6 +58,9 @@ impl Agent {
         let mut log_listener = crate::logs::Listener::default();
         loop {
             let managers = self.state.borrow().managers.clone();
+            // A leader named by a manager we checked is trusted as named
+            // (our list may predate it: a manager that joined later).
+            let hinted = leader_hint.is_some();
             let addr = match leader_hint.take() {
                 Some(a) => a,
                 None if managers.is_empty() => {
@@ -86,7 +89,7 @@ impl Agent {
                     continue;
                 }
             };
-            if let Err(e) = self.check_manager(&conn, &addr) {
+            if let Err(e) = self.check_manager(&conn, &addr, hinted) {
                 self.note_error(e);
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
@@ -161,7 +164,7 @@ impl Agent {
                     }
                 }
             };
-            let assignments = self.poll_assignments(&addr, tls.clone());
+            let assignments = self.poll_assignments(&addr, tls.clone(), hinted);
             tokio::select! {
                 hint = heartbeats => leader_hint = hint,
                 (err, hint) = assignments => {
@@ -177,9 +180,14 @@ impl Agent {
 
     /// A manager certificate is not enough to be one: a demoted manager
     /// keeps its certificate until it renews. The agent talks only to nodes
-    /// the managers last listed as Raft members (an empty list, before the
-    /// first answer, trusts the certificate).
-    fn check_manager(&self, conn: &client::Conn, addr: &str) -> Result<(), String> {
+    /// the managers last listed as Raft members, or to the leader one of
+    /// them named (`hinted`; our list may predate a manager that joined
+    /// later). An empty list, before the first answer, trusts the
+    /// certificate.
+    fn check_manager(&self, conn: &client::Conn, addr: &str, hinted: bool) -> Result<(), String> {
+        if hinted {
+            return Ok(());
+        }
         let managers = self.state.borrow().managers.clone();
         let id = conn.server_identity().ok_or_else(|| format!("manager at {addr} sent no node certificate"))?;
         match trusted_manager(&managers, &id.node_id) {
@@ -191,13 +199,13 @@ impl Agent {
     /// Long-polls this node's assignments on a connection of its own and
     /// hands each new set to the task manager. Returns why it stopped, and
     /// the leader's address if this manager is not the leader.
-    async fn poll_assignments(&self, addr: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> (String, Option<String>) {
+    async fn poll_assignments(&self, addr: &str, tls: std::sync::Arc<rustls::ClientConfig>, hinted: bool) -> (String, Option<String>) {
         let Some(tm) = &self.cfg.tasks else { return std::future::pending().await };
         let mut conn = match client::connect(addr, tls, Duration::from_secs(3)).await {
             Ok(c) => c,
             Err(e) => return (format!("connecting to manager {addr}: {e}"), None),
         };
-        if let Err(e) = self.check_manager(&conn, addr) {
+        if let Err(e) = self.check_manager(&conn, addr, hinted) {
             return (e, None);
         }
         let node_id = match self.creds.read().unwrap().identity() {
