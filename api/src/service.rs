@@ -253,6 +253,17 @@ pub enum PortProtocol {
     Sctp,
 }
 
+impl PortProtocol {
+    /// Docker's (and nftables') name: `tcp`, `udp`, `sctp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+            PortProtocol::Sctp => "sctp",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PublishMode {

@@ -28,18 +28,35 @@ pub fn in_set(t: &Task, node_id: &str) -> bool {
 /// FNV-1a over the IDs and versions of a set, in ID order (never 0, which
 /// means "nothing known yet").
 pub fn digest<'a>(tasks: impl Iterator<Item = &'a Task>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut h = Fnv64::default();
     for t in tasks {
-        eat(t.id.as_bytes());
-        eat(&t.version.index.to_le_bytes());
+        h.eat(t.id.as_bytes());
+        h.eat(&t.version.index.to_le_bytes());
     }
-    h.max(1)
+    h.finish().max(1)
+}
+
+/// FNV-1a, 64 bits: the digests both sides of the assignments long poll
+/// compute (stable across builds, unlike std's hasher).
+pub(crate) struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    pub(crate) fn eat(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The agent's copy of its node's assignments.

@@ -51,7 +51,7 @@ impl Credentials {
     /// Server config trusting `roots` (the current root, plus the previous one
     /// while a CA rotation is under way).
     pub fn server_config(&self, roots: &[String]) -> Result<Arc<rustls::ServerConfig>, String> {
-        tls::server_config(roots, &self.cert_pem, &self.key_pem, &self.root_pem)
+        self.server_config_with(roots, "")
     }
 
     /// As `server_config`, with `extra` certificates (PEM) sent after the

@@ -59,13 +59,14 @@ pub fn digest(views: &[NetworkView]) -> u64 {
     if views.is_empty() {
         return 0;
     }
-    let bytes = serde_json::to_vec(views).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
+    json_digest(views).max(1)
+}
+
+/// FNV-1a of a value's JSON.
+fn json_digest<T: serde::Serialize + ?Sized>(v: &T) -> u64 {
+    let mut h = crate::assignments::Fnv64::default();
+    h.eat(&serde_json::to_vec(v).unwrap_or_default());
+    h.finish()
 }
 
 /// The assignments digest: the task set's, with the views folded in.
@@ -86,11 +87,5 @@ pub fn combined_with_ports(
     if ports.is_empty() {
         return base;
     }
-    let bytes = serde_json::to_vec(ports).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (base ^ h.rotate_left(29)).max(1)
+    (base ^ json_digest(ports).rotate_left(29)).max(1)
 }

@@ -6,7 +6,6 @@ use shoal_api::filters::Filters;
 use shoal_api::network::{Network, NetworkCreateRequest, NetworkResource, PeerInfo, VXLAN_ID_OPTION};
 use shoal_api::ApiError;
 
-use crate::allocator::{AddressPool, View};
 use crate::manager::Manager;
 use crate::store::{Command, Store};
 
@@ -14,11 +13,6 @@ pub const NETWORK_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "nam
 
 /// Driver options Shoal acts on; any other is refused by name.
 const KNOWN_OPTIONS: &[&str] = &[VXLAN_ID_OPTION];
-
-fn pool(st: &Store) -> Result<AddressPool, ApiError> {
-    let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
-    AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size).map_err(ApiError::bad_request)
-}
 
 /// A network by full ID, name, or unique ID prefix (Docker's lookup order).
 pub fn find_network<'a>(st: &'a Store, key: &str) -> Result<&'a Network, ApiError> {
@@ -84,8 +78,8 @@ impl Manager {
         }
         {
             let st = self.raft.store.read().unwrap();
-            let pool = pool(&st)?;
-            let view = View { pool: &pool, networks: &st.networks, services: &st.services, tasks: &st.tasks };
+            let pool = st.address_pool()?;
+            let view = st.allocator_view(&pool);
             crate::allocator::check_network(&view, &spec).map_err(|e| {
                 if e.contains("already") {
                     ApiError::conflict(e)
@@ -144,8 +138,8 @@ impl Manager {
         let id = {
             let st = self.raft.store.read().unwrap();
             let n = find_network(&st, key)?;
-            let pool = pool(&st)?;
-            let view = View { pool: &pool, networks: &st.networks, services: &st.services, tasks: &st.tasks };
+            let pool = st.address_pool()?;
+            let view = st.allocator_view(&pool);
             crate::allocator::check_network_removal(&view, &n.id).map_err(ApiError::bad_request)?;
             n.id.clone()
         };
@@ -180,8 +174,8 @@ impl Manager {
         spec: &mut shoal_api::service::ServiceSpec,
     ) -> Result<(), ApiError> {
         let st = self.raft.store.read().unwrap();
-        let pool = pool(&st)?;
-        let view = View { pool: &pool, networks: &st.networks, services: &st.services, tasks: &st.tasks };
+        let pool = st.address_pool()?;
+        let view = st.allocator_view(&pool);
         let invalid = |e: String| ApiError::bad_request(format!("rpc error: code = InvalidArgument desc = {e}"));
         spec.task_template.networks = crate::allocator::check_service_networks(&view, spec).map_err(|e| {
             if e.ends_with("not found") {

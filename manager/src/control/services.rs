@@ -38,7 +38,7 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     // built, an ingress-mode port is refused by name; host mode publishes
     // on the task's node, and needs the port given.
     for port in spec.endpoint_spec.iter().flat_map(|e| e.ports.iter()) {
-        let proto = serde_json::to_value(port.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let proto = port.protocol.as_str();
         if port.publish_mode == shoal_api::service::PublishMode::Ingress {
             return Err(invalid(format!(
                 "EndpointSpec: publishing ports through the routing mesh (port {}/{proto}, mode ingress) is not supported by this version of shoald yet; use mode=host",

@@ -154,15 +154,17 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
 async fn allocate(mgr: &Arc<Manager>) -> bool {
     let changes = {
         let st = mgr.raft.store.read().unwrap();
-        let Some(c) = st.cluster.as_ref() else { return true };
-        let pool = match crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size) {
+        if st.cluster.is_none() {
+            return true;
+        }
+        let pool = match st.address_pool() {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("address pool: {e}");
                 return true;
             }
         };
-        let view = crate::allocator::View { pool: &pool, networks: &st.networks, services: &st.services, tasks: &st.tasks };
+        let view = st.allocator_view(&pool);
         if !crate::allocator::needs_work(&view) {
             return true;
         }

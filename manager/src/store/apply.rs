@@ -244,8 +244,8 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         | Command::UpdateConfig { .. }
         | Command::RemoveConfig { .. }) => super::secrets::apply(store, version, at, c),
         Command::CreateNetwork { network } => {
-            let pool = address_pool(store)?;
-            let view = crate::allocator::View { pool: &pool, networks: &store.networks, services: &store.services, tasks: &store.tasks };
+            let pool = store.address_pool()?;
+            let view = store.allocator_view(&pool);
             crate::allocator::check_network(&view, &network.spec).map_err(network_refusal)?;
             let mut network = *network;
             network.version = version;
@@ -253,8 +253,8 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             Ok(serde_json::Value::Null)
         }
         Command::RemoveNetwork { id } => {
-            let pool = address_pool(store)?;
-            let view = crate::allocator::View { pool: &pool, networks: &store.networks, services: &store.services, tasks: &store.tasks };
+            let pool = store.address_pool()?;
+            let view = store.allocator_view(&pool);
             crate::allocator::check_network_removal(&view, &id).map_err(network_refusal)?;
             store.networks.remove(&id);
             Ok(serde_json::Value::Null)
@@ -266,8 +266,8 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             if !unchanged {
                 return Ok(serde_json::json!({ "stale": true }));
             }
-            let pool = address_pool(store)?;
-            let view = crate::allocator::View { pool: &pool, networks: &store.networks, services: &store.services, tasks: &store.tasks };
+            let pool = store.address_pool()?;
+            let view = store.allocator_view(&pool);
             let changes = crate::allocator::Changes { networks, services, tasks, errors: Vec::new() };
             let clashes = crate::allocator::conflicting_claims(&view, &changes);
             if !clashes.is_empty() {
@@ -297,12 +297,6 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             Ok(serde_json::Value::Null)
         }
     }
-}
-
-/// The cluster's address pool (`swarm init --default-addr-pool`).
-fn address_pool(store: &Store) -> Result<crate::allocator::AddressPool, ApiError> {
-    let c = store.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
-    crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size).map_err(ApiError::bad_request)
 }
 
 /// Docker answers SwarmKit's network refusals with 400 (409 for a name

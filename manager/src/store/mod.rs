@@ -380,6 +380,17 @@ impl Store {
         }
     }
 
+    /// The cluster's address pool (`swarm init --default-addr-pool`).
+    pub fn address_pool(&self) -> Result<crate::allocator::AddressPool, shoal_api::ApiError> {
+        let c = self.cluster.as_ref().ok_or_else(shoal_api::ApiError::not_in_swarm)?;
+        crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size).map_err(shoal_api::ApiError::bad_request)
+    }
+
+    /// What the allocator reads of this store, with `pool`.
+    pub fn allocator_view<'a>(&'a self, pool: &'a crate::allocator::AddressPool) -> crate::allocator::View<'a> {
+        crate::allocator::View { pool, networks: &self.networks, services: &self.services, tasks: &self.tasks }
+    }
+
     pub fn member_of_node(&self, node_id: &str) -> Option<&RaftMember> {
         self.members.values().find(|m| m.node_id == node_id)
     }

@@ -314,8 +314,7 @@ impl NodeNetwork {
         for (task, ports) in &st.host_ports {
             let Some(addr) = st.ipam.address_of(task) else { continue };
             for p in ports {
-                let proto = serde_json::to_value(p.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                want.push(((proto, p.published_port), (addr, p.target_port)));
+                want.push(((p.protocol.as_str().to_string(), p.published_port), (addr, p.target_port)));
             }
         }
         if want == st.published {
