@@ -11,6 +11,9 @@ pkgs=(iproute2 iputils-ping procps openssl util-linux docker-registry busybox-st
 # Docker Engine). Debian's docker.io carries one; a machine that already has
 # a docker CLI keeps it.
 command -v docker >/dev/null 2>&1 || pkgs+=(docker.io)
+# The SDK scenario (e2e/tests/sdk_docker_py.rs) installs docker-py from PyPI
+# into a venv.
+pkgs+=(python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

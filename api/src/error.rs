@@ -34,6 +34,13 @@ impl ApiError {
         )
     }
     /// Docker's answer when the node is not part of a swarm at all.
+    /// A manager restarted with autolock on, before `swarm unlock`.
+    pub fn swarm_locked() -> Self {
+        Self::unavailable(
+            "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"docker swarm unlock\" to unlock it.",
+        )
+    }
+
     pub fn not_in_swarm() -> Self {
         Self::unavailable(
             "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",

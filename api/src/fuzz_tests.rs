@@ -13,7 +13,7 @@ use crate::filters::Filters;
 use crate::node::NodeSpec;
 use crate::secret::{ConfigSpec, SecretSpec};
 use crate::service::ServiceSpec;
-use crate::swarm::{merge_json, InitRequest, JoinRequest, SwarmSpec};
+use crate::swarm::{InitRequest, JoinRequest, SwarmSpec};
 
 /// `PROPTEST_CASES` overrides the default count (for longer runs); no
 /// failure files are written (CI must stay deterministic).
@@ -367,11 +367,11 @@ fn at<'a>(v: &'a mut Value, path: &[Result<String, usize>]) -> &'a mut Value {
 }
 
 /// A seed body with a few of its places replaced by other values, nulled,
-/// removed, or given a new field.
+/// removed, given a new field, or a key spelled in lower case.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
     (
         prop::sample::select(SEEDS),
-        prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, json_value(), prop::sample::select(FIELDS)), 0..4),
+        prop::collection::vec((any::<prop::sample::Index>(), 0u8..5, json_value(), prop::sample::select(FIELDS)), 0..4),
     )
         .prop_map(|(seed, edits)| {
             let mut doc: Value = serde_json::from_str(seed).unwrap();
@@ -390,6 +390,15 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
                         _ => {}
                     },
                     (1, _) => *at(&mut doc, &path) = Value::Null,
+                    // Another spelling of a key, as Go's decoder matches
+                    // field names ignoring case.
+                    (4, Some((Ok(key), parent))) => {
+                        if let Value::Object(m) = at(&mut doc, parent) {
+                            if let Some(v) = m.remove(key) {
+                                m.insert(key.to_lowercase(), v);
+                            }
+                        }
+                    }
                     (2, _) => {
                         if let Value::Object(m) = at(&mut doc, &path) {
                             m.insert(field.to_string(), value);
@@ -405,7 +414,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 /// Decodes a body as the daemon does (`Call::json`), and checks that what
 /// decodes encodes and decodes again to an equal value.
 fn decode_round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(body: &[u8]) -> Result<(), TestCaseError> {
-    if let Ok(v) = serde_json::from_slice::<T>(body) {
+    if let Ok(v) = crate::lenient::from_slice::<T>(body) {
         let text = serde_json::to_vec(&v).map_err(|e| TestCaseError::fail(format!("{v:?} does not encode: {e}")))?;
         let back: T = serde_json::from_slice(&text)
             .map_err(|e| TestCaseError::fail(format!("{} does not decode again: {e}", String::from_utf8_lossy(&text))))?;
@@ -433,14 +442,11 @@ fn same_json(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// What `Manager::update_swarm` does with a `/swarm/update` body: merge it
-/// over the defaults, decode, fill the zero values.
+/// What `/swarm/update` does with a body: decode it as `Call::json` does,
+/// fill the zero values.
 fn swarm_update(body: &[u8]) -> Result<(), TestCaseError> {
-    let Ok(patch) = serde_json::from_slice::<Value>(body) else { return Ok(()) };
-    let mut full = serde_json::to_value(SwarmSpec::default()).unwrap();
-    merge_json(&mut full, &patch);
-    if let Ok(mut spec) = serde_json::from_value::<SwarmSpec>(full) {
-        spec.fill_defaults();
+    if let Ok(spec) = crate::lenient::from_slice::<SwarmSpec>(body) {
+        let spec = SwarmSpec::from_request(Some(spec));
         decode_round_trip::<SwarmSpec>(&serde_json::to_vec(&spec).unwrap())?;
     }
     Ok(())
@@ -477,8 +483,8 @@ proptest! {
         decode_round_trip::<SecretSpec>(&body)?;
         decode_round_trip::<ConfigSpec>(&body)?;
         swarm_update(&body)?;
-        let _ = serde_json::from_slice::<InitRequest>(&body);
-        let _ = serde_json::from_slice::<JoinRequest>(&body);
+        let _ = crate::lenient::from_slice::<InitRequest>(&body);
+        let _ = crate::lenient::from_slice::<JoinRequest>(&body);
         let _ = crate::seccomp::Profile::parse(&body);
     }
 

@@ -7,11 +7,13 @@
 
 pub mod base64;
 pub mod error;
+pub mod event;
 pub mod filters;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod id;
 pub mod info;
+pub mod lenient;
 pub mod network;
 pub mod node;
 pub mod seccomp;

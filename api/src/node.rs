@@ -19,6 +19,12 @@ pub struct Node {
     pub status: NodeStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_status: Option<ManagerStatus>,
+    /// The node's own address on the ingress network (SwarmKit's
+    /// `Node.Attachments`), given by the managers' allocator: where the
+    /// routing mesh enters this node. Not part of the node's spec: writing
+    /// it does not change `Version`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::network::NetworkAttachment>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -98,6 +104,10 @@ pub struct NodeDescription {
     pub engine: EngineDescription,
     #[serde(default, rename = "TLSInfo")]
     pub tls_info: TlsInfo,
+    /// The node's WireGuard public key (base64) for encrypted overlays
+    /// (Shoal's own field; Docker's clients ignore it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data_path_key: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,108 @@ pub struct ServiceSpec {
     pub endpoint_spec: Option<EndpointSpec>,
 }
 
+/// SwarmKit's defaults that `GET /services/{id}?insertDefaults=true` fills
+/// in (its `api/defaults`): a 10 s stop grace period, a restart delay of
+/// 5 s, and an update/rollback monitor of 5 s.
+pub const DEFAULT_STOP_GRACE_PERIOD: i64 = 10_000_000_000;
+pub const DEFAULT_RESTART_DELAY: i64 = 5_000_000_000;
+pub const DEFAULT_UPDATE_MONITOR: i64 = 5_000_000_000;
+
+impl ServiceSpec {
+    /// The spec as Docker keeps it and reads it back: what its API
+    /// converter writes for fields a client left empty in a part it sent.
+    /// A restart policy has a condition (`any`) and `MaxAttempts` (0), an
+    /// update or rollback config a failure action (`pause`) and an order
+    /// (`stop-first`), an endpoint spec a mode (`vip`), a replicated job
+    /// `MaxConcurrent` (1) and `TotalCompletions` (= `MaxConcurrent`), and
+    /// a container task template the runtime `container`. Parts the client
+    /// left out stay out (those are `?insertDefaults`' business, see
+    /// [`ServiceSpec::with_defaults`]). Idempotent.
+    pub fn as_docker_stores(mut self) -> ServiceSpec {
+        let t = &mut self.task_template;
+        if t.container_spec.is_some() && t.runtime.is_empty() {
+            t.runtime = "container".into();
+        }
+        if let Some(r) = &mut t.restart_policy {
+            r.condition.get_or_insert(crate::task::RestartCondition::Any);
+            r.max_attempts.get_or_insert(0);
+        }
+        for u in [&mut self.update_config, &mut self.rollback_config].into_iter().flatten() {
+            if u.failure_action.is_empty() {
+                u.failure_action = "pause".into();
+            }
+            if u.order.is_empty() {
+                u.order = "stop-first".into();
+            }
+        }
+        if let Some(e) = &mut self.endpoint_spec {
+            e.mode.get_or_insert(ResolutionMode::Vip);
+        }
+        if let ServiceMode::ReplicatedJob { max_concurrent, total_completions } = &mut self.mode {
+            let max = *max_concurrent.get_or_insert(1);
+            total_completions.get_or_insert(max);
+        }
+        self
+    }
+
+    /// `GET /services/{id}?insertDefaults=true`, as SwarmKit's
+    /// `InterpolateService` fills a spec and Docker converts it: a missing
+    /// stop grace period (10 s) and DNS config (empty) in the container
+    /// spec, missing resources and placement (empty), a missing restart
+    /// policy (condition `any`, delay 5 s, no attempt limit) or a missing
+    /// delay in one, missing update and rollback configs (parallelism 1,
+    /// `pause`, monitor 5 s, ratio 0, `stop-first`) or a missing monitor in
+    /// one. Mode and endpoint spec are not touched (Docker fills those when
+    /// the service is created).
+    pub fn with_defaults(&self) -> ServiceSpec {
+        let mut spec = self.clone().as_docker_stores();
+        let t = &mut spec.task_template;
+        if let Some(c) = &mut t.container_spec {
+            c.stop_grace_period.get_or_insert(DEFAULT_STOP_GRACE_PERIOD);
+            c.dns_config.get_or_insert_with(Default::default);
+        }
+        t.resources.get_or_insert_with(Default::default);
+        t.placement.get_or_insert_with(Default::default);
+        let restart = t.restart_policy.get_or_insert_with(|| crate::task::RestartPolicy {
+            condition: Some(crate::task::RestartCondition::Any),
+            max_attempts: Some(0),
+            ..Default::default()
+        });
+        restart.delay.get_or_insert(DEFAULT_RESTART_DELAY);
+        for u in [&mut spec.update_config, &mut spec.rollback_config] {
+            let u = u.get_or_insert_with(UpdateConfig::swarmkit_default);
+            if u.monitor == 0 {
+                u.monitor = DEFAULT_UPDATE_MONITOR;
+            }
+        }
+        spec
+    }
+}
+
+impl Service {
+    /// The service as `?insertDefaults=true` shows it: its spec filled
+    /// (SwarmKit leaves `PreviousSpec` as it is).
+    pub fn with_defaults(&self) -> Service {
+        let mut s = self.clone();
+        s.spec = s.spec.with_defaults();
+        s
+    }
+}
+
+impl UpdateConfig {
+    /// SwarmKit's update and rollback config when a service has none.
+    pub fn swarmkit_default() -> UpdateConfig {
+        UpdateConfig {
+            parallelism: 1,
+            delay: 0,
+            failure_action: "pause".into(),
+            monitor: DEFAULT_UPDATE_MONITOR,
+            max_failure_ratio: 0.0,
+            order: "stop-first".into(),
+        }
+    }
+}
+
 /// `{"Replicated":{"Replicas":3}}`, `{"Global":{}}`, `{"ReplicatedJob":{...}}`
 /// or `{"GlobalJob":{}}`. A spec without a mode (or with `{}`) is replicated
 /// with one replica, as Docker makes it.
@@ -345,6 +447,79 @@ mod tests {
         assert!(v.get("UpdateConfig").is_none());
         let back: ServiceSpec = serde_json::from_value(v).unwrap();
         assert_eq!(back, spec);
+    }
+
+    /// What moby answers for `GET /services/{id}?insertDefaults=true`:
+    /// SwarmKit's `InterpolateService`, then moby's converter.
+    #[test]
+    fn insert_defaults_fills_what_swarmkit_fills() {
+        let spec: ServiceSpec =
+            serde_json::from_value(json!({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}}})).unwrap();
+        let update =
+            json!({"Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000i64, "MaxFailureRatio": 0.0, "Order": "stop-first"});
+        assert_eq!(
+            serde_json::to_value(spec.with_defaults()).unwrap(),
+            json!({
+                "Name": "web",
+                "Labels": {},
+                "TaskTemplate": {
+                    "ContainerSpec": {"Image": "busybox", "StopGracePeriod": 10_000_000_000i64, "DNSConfig": {}},
+                    "Resources": {},
+                    "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000i64, "MaxAttempts": 0},
+                    "Placement": {},
+                    "ForceUpdate": 0,
+                    "Runtime": "container",
+                },
+                "Mode": {"Replicated": {"Replicas": 1}},
+                "UpdateConfig": update,
+                "RollbackConfig": update,
+            })
+        );
+        // Without insertDefaults the parts the client left out stay out.
+        let plain = serde_json::to_value(spec.clone().as_docker_stores()).unwrap();
+        assert!(plain.get("UpdateConfig").is_none() && plain["TaskTemplate"].get("RestartPolicy").is_none(), "{plain}");
+        assert!(plain["TaskTemplate"]["ContainerSpec"].get("StopGracePeriod").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn insert_defaults_keeps_what_was_set_and_fills_holes_in_parts() {
+        let spec: ServiceSpec = serde_json::from_value(json!({
+            "Name": "web",
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "busybox", "StopGracePeriod": 3_000_000_000i64, "DNSConfig": {"Nameservers": ["10.0.0.2"]}},
+                "RestartPolicy": {"Condition": "on-failure", "MaxAttempts": 3},
+                "Placement": {"Constraints": ["node.role==worker"]},
+                "Resources": {"Limits": {"MemoryBytes": 1024}},
+            },
+            "UpdateConfig": {"Parallelism": 2, "Delay": 1_000_000_000i64},
+            "RollbackConfig": {"Parallelism": 0, "FailureAction": "continue", "Monitor": 7, "Order": "start-first"},
+            "EndpointSpec": {},
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": 2}},
+        }))
+        .unwrap();
+        let v = serde_json::to_value(spec.with_defaults()).unwrap();
+        let t = &v["TaskTemplate"];
+        assert_eq!(t["ContainerSpec"]["StopGracePeriod"], 3_000_000_000i64);
+        assert_eq!(t["ContainerSpec"]["DNSConfig"], json!({"Nameservers": ["10.0.0.2"]}));
+        // A policy without a delay gets SwarmKit's.
+        assert_eq!(t["RestartPolicy"], json!({"Condition": "on-failure", "Delay": 5_000_000_000i64, "MaxAttempts": 3}));
+        assert_eq!(t["Placement"], json!({"Constraints": ["node.role==worker"]}));
+        assert_eq!(t["Resources"], json!({"Limits": {"MemoryBytes": 1024}}));
+        // A config without a monitor gets 5 s; failure action and order
+        // read back as moby's converter writes them.
+        assert_eq!(
+            v["UpdateConfig"],
+            json!({"Parallelism": 2, "Delay": 1_000_000_000i64, "FailureAction": "pause", "Monitor": 5_000_000_000i64, "MaxFailureRatio": 0.0, "Order": "stop-first"})
+        );
+        assert_eq!(
+            v["RollbackConfig"],
+            json!({"Parallelism": 0, "FailureAction": "continue", "Monitor": 7, "MaxFailureRatio": 0.0, "Order": "start-first"})
+        );
+        assert_eq!(v["EndpointSpec"], json!({"Mode": "vip"}));
+        assert_eq!(v["Mode"], json!({"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 2}}));
+        // Filling is idempotent.
+        assert_eq!(spec.with_defaults().with_defaults(), spec.with_defaults());
+        assert_eq!(spec.clone().as_docker_stores().as_docker_stores(), spec.clone().as_docker_stores());
     }
 
     #[test]

@@ -61,8 +61,12 @@ pub struct SwarmSpec {
     pub ca_config: CaConfig,
     #[serde(default)]
     pub encryption_config: EncryptionConfig,
-    #[serde(default)]
+    #[serde(default = "empty_object")]
     pub task_defaults: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 impl Default for SwarmSpec {
@@ -75,7 +79,7 @@ impl Default for SwarmSpec {
             dispatcher: DispatcherConfig::default(),
             ca_config: CaConfig::default(),
             encryption_config: EncryptionConfig::default(),
-            task_defaults: serde_json::json!({}),
+            task_defaults: empty_object(),
         }
     }
 }
@@ -185,6 +189,14 @@ pub struct EncryptionConfig {
 }
 
 impl SwarmSpec {
+    /// A spec as `POST /swarm/init` and `/swarm/update` take it: omitted and
+    /// `null` fields at Docker's defaults, zero values too (`fill_defaults`).
+    pub fn from_request(spec: Option<SwarmSpec>) -> SwarmSpec {
+        let mut spec = spec.unwrap_or_default();
+        spec.fill_defaults();
+        spec
+    }
+
     /// Zero means "not set" in Docker's Go types: take the defaults then.
     pub fn fill_defaults(&mut self) {
         let d = SwarmSpec::default();
@@ -223,7 +235,22 @@ pub struct InitRequest {
     pub default_addr_pool: Vec<String>,
     pub subnet_size: u32,
     pub force_new_cluster: bool,
-    pub spec: Option<serde_json::Value>,
+    pub spec: Option<SwarmSpec>,
+    /// `swarm init --autolock` (the spec's `EncryptionConfig` may say so too).
+    pub auto_lock_managers: bool,
+}
+
+/// `POST /swarm/unlock`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UnlockRequest {
+    pub unlock_key: String,
+}
+
+impl std::fmt::Debug for UnlockRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockRequest(<redacted>)")
+    }
 }
 
 /// `POST /swarm/join`.
@@ -235,28 +262,6 @@ pub struct JoinRequest {
     pub data_path_addr: String,
     pub remote_addrs: Vec<String>,
     pub join_token: String,
-}
-
-/// Merges a partial JSON spec (as sent by clients, which may omit fields)
-/// over a full one, so omitted fields keep Docker's defaults.
-pub fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (base, patch) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-            for (k, v) in p {
-                // A JSON null is Go's nil pointer: "not set", keep the base.
-                if v.is_null() {
-                    continue;
-                }
-                match b.get_mut(k) {
-                    Some(slot) if v.is_object() && slot.is_object() => merge_json(slot, v),
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -273,20 +278,15 @@ mod tests {
     }
 
     #[test]
-    fn partial_spec_merges_over_defaults() {
-        let mut base = serde_json::to_value(SwarmSpec::default()).unwrap();
-        merge_json(&mut base, &serde_json::json!({"Orchestration": {"TaskHistoryRetentionLimit": 2}}));
-        let s: SwarmSpec = serde_json::from_value(base).unwrap();
+    fn partial_spec_takes_defaults() {
+        let s = SwarmSpec::from_request(Some(crate::lenient::from_str(r#"{"orchestration": {"TaskHistoryRetentionLimit": 2}}"#).unwrap()));
         assert_eq!(s.orchestration.task_history_retention_limit, 2);
-        let mut base = serde_json::to_value(SwarmSpec::default()).unwrap();
-        merge_json(
-            &mut base,
-            &serde_json::json!({"Orchestration": {"TaskHistoryRetentionLimit": null}, "Dispatcher": {"HeartbeatPeriod": 0}}),
-        );
-        let mut s: SwarmSpec = serde_json::from_value(base).unwrap();
-        s.fill_defaults();
-        assert_eq!(s.orchestration.task_history_retention_limit, DEFAULT_TASK_HISTORY);
-        assert_eq!(s.dispatcher.heartbeat_period, DEFAULT_HEARTBEAT_NS);
-        assert_eq!(s.dispatcher.heartbeat_period, DEFAULT_HEARTBEAT_NS);
+        assert_eq!(s.raft, RaftConfig::default());
+        let body = r#"{"Orchestration": {"TaskHistoryRetentionLimit": null}, "Dispatcher": {"HeartbeatPeriod": 0}, "TaskDefaults": null}"#;
+        let s = SwarmSpec::from_request(Some(crate::lenient::from_str(body).unwrap()));
+        assert_eq!(s, SwarmSpec::default());
+        // Whatever is left out, the defaults are the same as without a spec.
+        assert_eq!(SwarmSpec::from_request(Some(crate::lenient::from_str("{}").unwrap())), SwarmSpec::default());
+        assert_eq!(SwarmSpec::from_request(None), SwarmSpec::default());
     }
 }

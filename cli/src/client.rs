@@ -84,6 +84,13 @@ impl Response {
     }
 }
 
+/// A hijacked connection: the daemon's raw stream and the socket to write
+/// stdin to (`shutdown(Write)` is docker's `CloseWrite`).
+pub struct Hijacked {
+    pub reader: Box<dyn Read + Send>,
+    pub writer: UnixStream,
+}
+
 #[derive(Clone, Debug)]
 pub struct Client {
     host: Host,
@@ -126,6 +133,29 @@ impl Client {
         let request = build_request(method, &format!("/v{API_VERSION}{path}"), body, headers);
         stream.write_all(&request).map_err(|e| CliError::new(format!("error during connect: {e}")))?;
         read_response(Box::new(stream), method == "HEAD").map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))
+    }
+
+    /// A POST that asks to take the connection over (`Upgrade: tcp`), as
+    /// docker's client does for exec and attach. Returns the daemon's
+    /// stream and the socket to write to; a daemon that answers without
+    /// upgrading gives its body as the stream.
+    pub fn hijack(&self, path: &str, body: &Json) -> CliResult<Hijacked> {
+        let mut stream = self.connect()?;
+        let bytes = body.to_compact().into_bytes();
+        let mut request = build_request("POST", &format!("/v{API_VERSION}{path}"), Some(&bytes), &[("Upgrade", "tcp")]);
+        // build_request says `Connection: close`; an upgrade says `Upgrade`.
+        let text = String::from_utf8_lossy(&request).replacen("Connection: close\r\n", "Connection: Upgrade\r\n", 1);
+        request = text.into_bytes();
+        stream.write_all(&request).map_err(|e| CliError::new(format!("error during connect: {e}")))?;
+        let reader = stream.try_clone().map_err(|e| CliError::new(format!("error during connect: {e}")))?;
+        let mut resp =
+            read_response(Box::new(reader), false).map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))?;
+        if resp.status != 101 && !resp.is_success() {
+            let (status, reason) = (resp.status, resp.reason.clone());
+            let text = resp.text().unwrap_or_default();
+            return Err(CliError::daemon(status, &error_message(status, &reason, &text)));
+        }
+        Ok(Hijacked { reader: resp.body, writer: stream })
     }
 
     /// Sends a request; a non-2xx answer becomes "Error response from daemon: …".
@@ -251,8 +281,8 @@ pub fn read_response(stream: Box<dyn Read + Send>, head_only: bool) -> io::Resul
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        // Skip interim 1xx responses.
-        if (100..200).contains(&status) {
+        // Skip interim 1xx responses (not 101: the connection is ours now).
+        if (100..200).contains(&status) && status != 101 {
             continue;
         }
         break (status, reason, headers);
@@ -536,6 +566,55 @@ mod tests {
         assert_eq!(err.http_status, Some(503));
         let reqs = d.requests();
         assert_eq!(reqs[1].method, "POST");
+    }
+
+    #[test]
+    fn hijacked_connections_carry_both_directions() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("shoal-cli-hijack-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("s.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; 2];
+            reader.read_exact(&mut body).unwrap();
+            conn.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nfirst;").unwrap();
+            // What the client sends until it half-closes comes back.
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            conn.write_all(&rest).unwrap();
+            head
+        });
+        let c = Client::new(Host::Unix(sock));
+        let mut h = c.hijack("/exec/x/start", &Json::object::<&str>([])).unwrap();
+        h.writer.write_all(b"typed").unwrap();
+        h.writer.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = String::new();
+        h.reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "first;typed");
+        let head = server.join().unwrap();
+        assert!(head.starts_with("POST /v1.44/exec/x/start HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("Connection: Upgrade\r\n") && head.contains("Upgrade: tcp\r\n") && !head.contains("close"), "{head}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hijack_refused_is_a_daemon_error() {
+        let d = FakeDaemon::start(|_| (409, r#"{"message":"Container abc is not running"}"#.into()));
+        let err = d.client().hijack("/exec/x/start", &Json::Null).err().unwrap();
+        assert_eq!(err.message, "Error response from daemon: Container abc is not running");
     }
 
     #[test]

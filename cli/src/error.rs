@@ -21,6 +21,12 @@ impl CliError {
         CliError { message: format!("Error response from daemon: {message}"), status: 1, http_status: Some(http_status) }
     }
 
+    /// A question answered "no": nothing printed, exit status 0 (docker's
+    /// cancelled errors).
+    pub fn cancelled(_what: &str) -> CliError {
+        CliError { message: String::new(), status: 0, http_status: None }
+    }
+
     pub fn with_status(mut self, status: i32) -> CliError {
         self.status = status;
         self

@@ -106,6 +106,54 @@ pub fn bytes_size(size: f64) -> String {
     format!("{}{}", format_g(size, 4), UNITS[i])
 }
 
+/// go-units' `HumanSizeWithPrecision`: decimal units with `%.{prec}g`
+/// ("4.4MB", "1.23kB"); `HumanSize` is precision 4.
+pub fn human_size_prec(size: f64, prec: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = size;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", format_g(size, prec), UNITS[i])
+}
+
+/// go-units' `HumanSize`.
+pub fn human_size(size: f64) -> String {
+    human_size_prec(size, 4)
+}
+
+/// Go's `time.Unix(secs, 0).String()` in the local zone:
+/// "2026-01-02 03:04:05 +0000 UTC".
+pub fn go_local_time(secs: i64) -> String {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return String::new();
+    }
+    let off = tm.tm_gmtoff;
+    let zone = if tm.tm_zone.is_null() {
+        String::new()
+    } else {
+        // SAFETY: tm_zone points at a NUL-terminated static string.
+        unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned()
+    };
+    let sign = if off < 0 { '-' } else { '+' };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {sign}{:02}{:02} {zone}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        off.abs() / 3600,
+        (off.abs() % 3600) / 60
+    )
+}
+
 /// Go's `%.{prec}g`.
 pub fn format_g(v: f64, prec: usize) -> String {
     if v == 0.0 {
@@ -223,6 +271,17 @@ mod tests {
         assert_eq!(format_g(123456.0, 4), "1.235e+05");
         assert_eq!(format_g(0.0001234, 4), "0.0001234");
         assert_eq!(format_g(0.00001234, 4), "1.234e-05");
+    }
+
+    #[test]
+    fn decimal_sizes() {
+        assert_eq!(human_size_prec(0.0, 3), "0B");
+        assert_eq!(human_size_prec(1_996_800.0, 3), "2MB");
+        assert_eq!(human_size_prec(4_400_000.0, 3), "4.4MB");
+        assert_eq!(human_size(1_996_800.0), "1.997MB");
+        assert_eq!(human_size(6.0), "6B");
+        assert_eq!(human_size(999_950.0), "1000kB");
+        assert_eq!(human_size_prec(999_950.0, 3), "1e+03kB");
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! CLI prints.
 
 mod client;
+// Go templates and the JSON they read live in their own crate (the
+// worker expands SwarmKit's templates with them too).
+use shoal_gotemplate::{json, template};
 mod commands;
 mod duration;
 mod error;
@@ -10,12 +13,11 @@ mod filters;
 mod format;
 #[cfg(test)]
 mod fuzz_tests;
-mod json;
 mod lab;
+mod reference;
 mod registry_auth;
 mod sha256;
 mod tabwriter;
-mod template;
 mod timestamp;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -44,6 +46,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Manage containers on this node
+    Container {
+        #[command(subcommand)]
+        cmd: commands::container::ContainerCommand,
+    },
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
+    /// Execute a command in a running container
+    Exec(commands::container::ExecArgs),
+    /// List images
+    Images(commands::image::LsArgs),
     /// Manage images on this node
     Image {
         #[command(subcommand)]
@@ -51,6 +64,24 @@ enum Command {
     },
     /// Display system-wide information
     Info(InfoArgs),
+    /// Fetch the logs of a container
+    Logs(commands::container::LogsArgs),
+    /// List containers
+    Ps(commands::container::PsArgs),
+    /// Download an image from a registry
+    Pull(commands::image::PullArgs),
+    /// Remove one or more images
+    Rmi(commands::image::RmArgs),
+    /// Manage Shoal
+    System {
+        #[command(subcommand)]
+        cmd: commands::system::SystemCommand,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: commands::volume::VolumeCommand,
+    },
     /// Start and manage a local multi-node lab cluster
     Lab {
         #[command(subcommand)]
@@ -142,7 +173,17 @@ fn run(cli: Cli) -> CliResult {
     let mut err = stderr.lock();
     let mut env = Env { client: &client, out: &mut out, err: &mut err, prog: program_name() };
     match cmd {
+        Command::Container { cmd } => commands::container::run(&mut env, cmd),
+        Command::Events(a) => commands::events::run(&mut env, a),
+        Command::Exec(a) => commands::container::run_exec(&mut env, a),
+        Command::Logs(a) => commands::container::run_logs(&mut env, a),
+        Command::Ps(a) => commands::container::run_ps(&mut env, a),
+        Command::Pull(a) => commands::image::run(&mut env, commands::image::ImageCommand::Pull(a)),
+        Command::Rmi(a) => commands::image::run(&mut env, commands::image::ImageCommand::Rm(a)),
+        Command::System { cmd } => commands::system::run(&mut env, cmd),
+        Command::Volume { cmd } => commands::volume::run(&mut env, cmd),
         Command::Image { cmd } => commands::image::run(&mut env, cmd),
+        Command::Images(a) => commands::image::run(&mut env, commands::image::ImageCommand::Ls(a)),
         Command::Info(a) => commands::info::run(&mut env, a),
         Command::Config { cmd } => commands::secret::run_config(&mut env, cmd),
         Command::Network { cmd } => commands::network::run(&mut env, cmd),
@@ -166,7 +207,10 @@ fn main() {
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{}", e.message);
+            // An exec's exit code, or a cancelled prompt, has nothing to say.
+            if !e.message.is_empty() {
+                eprintln!("{}", e.message);
+            }
             e.status
         }
     };
@@ -264,5 +308,52 @@ mod tests {
         assert!(Cli::try_parse_from(["shoal", "config", "create", "site", "./site.conf"]).is_ok());
         assert!(Cli::try_parse_from(["shoal", "config", "create", "site"]).is_err(), "config create needs a file");
         assert!(Cli::try_parse_from(["shoal", "config", "rm", "site"]).is_ok());
+    }
+
+    #[test]
+    fn parses_the_engine_commands_as_docker_does() {
+        let c = Cli::try_parse_from(["shoal", "exec", "-it", "-e", "A=1", "-w", "/tmp", "web.1.x", "sh", "-c", "echo -n hi"]).unwrap();
+        let Some(Command::Exec(a)) = c.cmd else { panic!() };
+        assert!(a.interactive && a.tty && a.container == "web.1.x");
+        assert_eq!(a.command, ["sh", "-c", "echo -n hi"]);
+        assert_eq!((a.env.as_slice(), a.workdir.as_str()), (&["A=1".to_string()][..], "/tmp"));
+        // Flags after the container belong to the command.
+        let c = Cli::try_parse_from(["shoal", "exec", "ctr", "ls", "-l"]).unwrap();
+        let Some(Command::Exec(a)) = c.cmd else { panic!() };
+        assert_eq!(a.command, ["ls", "-l"]);
+        assert!(Cli::try_parse_from(["shoal", "exec", "ctr"]).is_err());
+        let c = Cli::try_parse_from(["shoal", "ps", "-a", "-q", "--no-trunc", "-f", "name=web", "-n", "3"]).unwrap();
+        let Some(Command::Ps(a)) = c.cmd else { panic!() };
+        assert!(a.all && a.quiet && a.no_trunc && a.last == 3 && a.filter == ["name=web"]);
+        let c = Cli::try_parse_from(["shoal", "logs", "-f", "--tail", "3", "-t", "--since", "10m", "web"]).unwrap();
+        let Some(Command::Logs(a)) = c.cmd else { panic!() };
+        assert!(a.follow && a.timestamps && a.tail == "3" && a.since == "10m");
+        assert!(Cli::try_parse_from(["shoal", "logs", "-n", "1", "web"]).is_ok());
+        for args in [
+            &["shoal", "image", "pull", "-q", "busybox"][..],
+            &["shoal", "pull", "busybox:1"],
+            &["shoal", "image", "rm", "-f", "a", "b"],
+            &["shoal", "image", "rmi", "a"],
+            &["shoal", "rmi", "a"],
+            &["shoal", "image", "inspect", "-f", "{{.Id}}", "a"],
+            &["shoal", "image", "ls", "-a", "--digests", "--no-trunc", "busy"],
+            &["shoal", "image", "prune", "-a", "-f", "--filter", "until=1h"],
+            &["shoal", "volume", "create", "--label", "a=b", "-o", "type=none", "v1"],
+            &["shoal", "volume", "ls", "-q", "-f", "dangling=true"],
+            &["shoal", "volume", "inspect", "--format", "{{.Name}}", "v1", "v2"],
+            &["shoal", "volume", "rm", "-f", "v1"],
+            &["shoal", "volume", "prune", "-a", "-f"],
+            &["shoal", "system", "df", "-v"],
+            &["shoal", "images", "-q"],
+            &["shoal", "container", "ls", "-a"],
+            &["shoal", "container", "ps", "-q"],
+            &["shoal", "container", "logs", "-f", "c"],
+            &["shoal", "container", "exec", "-it", "c", "sh"],
+            &["shoal", "container", "inspect", "-s", "-f", "{{.Id}}", "c"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["shoal", "image", "inspect"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "volume", "rm"]).is_err());
     }
 }

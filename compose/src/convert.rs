@@ -229,6 +229,8 @@ fn service_spec(ns: &Namespace, name: &str, s: &Service, p: &Project) -> Value {
     put_bool(&mut c, "TTY", s.tty);
     put_bool(&mut c, "OpenStdin", s.stdin_open);
     put_bool(&mut c, "ReadOnly", s.read_only);
+    // As `docker stack deploy` sends it: a Privileges object, empty here.
+    c.insert("Privileges".into(), Value::Object(Map::new()));
     let mounts: Vec<Value> = s.volumes.iter().map(|v| mount(ns, v, p)).chain(s.tmpfs.0.iter().map(|t| tmpfs_mount(t))).collect();
     if !mounts.is_empty() {
         c.insert("Mounts".into(), mounts.into());

@@ -63,7 +63,7 @@ pub fn choose_advertise(listen_ip: IpAddr) -> Result<IpAddr, ApiError> {
         return Ok(listen_ip);
     }
     let addrs: Vec<(String, Ipv4Addr)> =
-        interface_addrs().into_iter().filter(|(name, _)| !shoal_worker::network::is_gateway_bridge(name)).collect();
+        interface_addrs().into_iter().filter(|(name, _)| !shoal_worker::network::is_shoal_interface(name)).collect();
     pick_single(&addrs)
 }
 

@@ -46,6 +46,10 @@ pub struct Flags {
     /// Log level: error, warn, info, debug
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Serve Prometheus metrics at http://IP:PORT/metrics, as dockerd's
+    /// flag (also daemon.json's "metrics-addr"); off unless set
+    #[arg(long = "metrics-addr", value_name = "IP:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +67,9 @@ pub struct Config {
     /// Where the gateway bridge's subnet comes from (daemon.json
     /// `default-address-pools`, Docker's key); empty means the defaults.
     pub default_address_pools: Vec<shoal_worker::network::ipam::AddressPool>,
+    /// Where `/metrics` is served (`--metrics-addr`, daemon.json
+    /// `metrics-addr`); None: not served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// One `default-address-pools` entry as written in daemon.json.
@@ -84,6 +91,8 @@ struct FileConfig {
     insecure_registries: Vec<String>,
     #[serde(default, rename = "default-address-pools")]
     default_address_pools: Vec<PoolEntry>,
+    #[serde(default, rename = "metrics-addr")]
+    metrics_addr: Option<String>,
 }
 
 impl Config {
@@ -126,6 +135,10 @@ impl Config {
             }
             default_address_pools.push(shoal_worker::network::ipam::AddressPool { base, size: p.size });
         }
+        let metrics_addr = match flags.metrics_addr.as_ref().or(file.metrics_addr.as_ref()).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => Some(a.parse().map_err(|_| format!("invalid metrics-addr {a:?}: expected IP:PORT, e.g. 127.0.0.1:9323"))?),
+        };
         Ok(Config {
             data_root: flags.data_root.clone(),
             exec_root: flags.exec_root.clone(),
@@ -135,6 +148,7 @@ impl Config {
             engine_labels,
             insecure_registries,
             default_address_pools,
+            metrics_addr,
         })
     }
 
@@ -199,6 +213,16 @@ mod tests {
         assert!(e.contains("invalid CIDR address: 10.99.0.0"), "{e}");
         std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         assert!(Config::load(&flags(&dir, &[])).unwrap().default_address_pools.is_empty());
+        assert_eq!(Config::load(&flags(&dir, &[])).unwrap().metrics_addr, None, "metrics are off unless configured");
+        let addr = Config::load(&flags(&dir, &["--metrics-addr", "127.0.0.1:9323"])).unwrap().metrics_addr;
+        assert_eq!(addr, Some("127.0.0.1:9323".parse().unwrap()));
+        std::fs::write(dir.join("daemon.json"), r#"{"metrics-addr": "0.0.0.0:9100"}"#).unwrap();
+        assert_eq!(Config::load(&flags(&dir, &[])).unwrap().metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        let addr = Config::load(&flags(&dir, &["--metrics-addr", "127.0.0.1:9323"])).unwrap().metrics_addr;
+        assert_eq!(addr, Some("127.0.0.1:9323".parse().unwrap()), "the flag overrides the file");
+        let e = Config::load(&flags(&dir, &["--metrics-addr", "localhost"])).unwrap_err();
+        assert!(e.contains("invalid metrics-addr \"localhost\""), "{e}");
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2375"])).unwrap_err();
         assert!(e.contains("without client certificates"), "{e}");
         let e = Config::load(&flags(&dir, &["-H", "tcp://0.0.0.0:2376", "--tlsverify"])).unwrap_err();

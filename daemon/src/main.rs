@@ -3,7 +3,9 @@
 
 mod addr;
 mod config;
+mod events;
 mod http;
+mod metrics;
 mod private;
 mod swarm;
 
@@ -43,6 +45,21 @@ async fn run(cfg: config::Config) -> i32 {
     }
     let socket = cfg.socket.clone();
     let tcp = cfg.tcp.clone();
+    // Bound before the node starts anything: a taken port stops the start,
+    // as with dockerd.
+    let metrics_listener = match cfg.metrics_addr {
+        None => None,
+        Some(addr) => match metrics::bind(addr).await {
+            Ok(l) => {
+                tracing::info!("metrics listening on http://{addr}/metrics");
+                Some((addr, l))
+            }
+            Err(e) => {
+                eprintln!("shoald: metrics-addr {addr}: {e}");
+                return 1;
+            }
+        },
+    };
     let node = match swarm::SwarmNode::new(cfg) {
         Ok(n) => n,
         Err(e) => {
@@ -54,7 +71,21 @@ async fn run(cfg: config::Config) -> i32 {
         tracing::error!("resuming swarm state: {e}");
         return 1;
     }
+    // A task container goes (Docker's `destroy` event) when its log file
+    // does, which the log session decides: look for those now and then.
+    let containers = node.tasks.containers().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            containers.sweep();
+        }
+    });
     let mut servers = tokio::task::JoinSet::new();
+    if let Some((addr, listener)) = metrics_listener {
+        let registry = std::sync::Arc::new(metrics::registry(node.clone()));
+        servers.spawn(async move { metrics::serve(listener, registry).await.map_err(|e| format!("metrics on {addr}: {e}")) });
+    }
     if let Some(path) = socket.clone() {
         tracing::info!("API listening on {}", path.display());
         let n = node.clone();

@@ -13,6 +13,7 @@ use shoal_manager::manager::StartMode;
 use shoal_manager::store::{ClusterRecord, Command, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 use shoal_manager::{Manager, ManagerConfig};
 use shoal_rpc::credentials::{write_atomic, Credentials};
+use shoal_rpc::unlock::UnlockKey;
 use shoal_rpc::{client, RaftMember, Request, Response};
 use shoal_security::{tls, JoinToken, NodeKey, RootCa};
 use shoal_worker::agent::{Agent, AgentConfig, AgentState};
@@ -20,6 +21,10 @@ use tokio::sync::{watch, Mutex};
 
 use crate::addr;
 use crate::config::Config;
+
+/// How long init and join wait for the node to be registered Ready
+/// (Docker's `swarmConnectTimeout`).
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What survives a restart besides certificates and the Raft log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -69,12 +74,30 @@ pub struct SwarmNode {
     pub images: Arc<shoal_worker::image::ImageService>,
     /// Runs the tasks the managers assign to this node.
     pub tasks: Arc<shoal_worker::taskmanager::TaskManager>,
+    /// `docker exec` instances on this node's containers.
+    pub execs: crate::http::exec::Execs,
+    /// This node's events: the manager's cluster events and the worker's
+    /// container and image events (`GET /events`).
+    pub events: Arc<crate::events::EventHub>,
     /// Serialises init/join/leave and role switches.
     lifecycle: Mutex<()>,
     active: RwLock<Option<Active>>,
+    /// A manager restarted with autolock on, until `swarm unlock`: the
+    /// swarm part of the node (agent and manager) does not run.
+    locked: RwLock<Option<NodeState>>,
 }
 
 impl SwarmNode {
+    /// This node's description, with its WireGuard public key (encrypted
+    /// overlays).
+    fn description(&self) -> shoal_api::NodeDescription {
+        let mut d = shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels);
+        if let Some(net) = self.tasks.network() {
+            d.data_path_key = net.data_path_key();
+        }
+        d
+    }
+
     pub fn new(cfg: Config) -> Result<Arc<SwarmNode>, String> {
         let registries = shoal_worker::image::RegistryConfig {
             insecure_registries: cfg.insecure_registries.clone(),
@@ -113,7 +136,20 @@ impl SwarmNode {
         let files = shoal_worker::secrets::TaskFiles::new(cfg.exec_root.join("secrets"));
         let tasks = shoal_worker::taskmanager::TaskManager::with_network(images.clone(), Arc::new(exec), Arc::new(files), Arc::new(net));
         tasks.remove_leftovers();
-        Ok(Arc::new(SwarmNode { cfg, images, tasks, lifecycle: Mutex::new(()), active: RwLock::new(None) }))
+        tasks.set_hostname(&cfg.hostname);
+        let events = Arc::new(crate::events::EventHub::default());
+        images.set_events(events.clone());
+        tasks.containers().set_events(events.clone());
+        Ok(Arc::new(SwarmNode {
+            cfg,
+            images,
+            tasks,
+            execs: Default::default(),
+            events,
+            lifecycle: Mutex::new(()),
+            active: RwLock::new(None),
+            locked: RwLock::new(None),
+        }))
     }
 
     pub fn manager(&self) -> Option<Arc<Manager>> {
@@ -122,6 +158,9 @@ impl SwarmNode {
 
     /// The manager, or Docker's error for a worker / a node outside a swarm.
     pub fn require_manager(&self) -> Result<Arc<Manager>, ApiError> {
+        if self.is_locked() {
+            return Err(ApiError::swarm_locked());
+        }
         let a = self.active.read().unwrap();
         match a.as_ref() {
             None => Err(ApiError::not_in_swarm()),
@@ -129,8 +168,14 @@ impl SwarmNode {
         }
     }
 
+    pub fn is_locked(&self) -> bool {
+        self.locked.read().unwrap().is_some()
+    }
+
     pub fn local_state(&self) -> LocalNodeState {
-        if self.active.read().unwrap().is_some() {
+        if self.is_locked() {
+            LocalNodeState::Locked
+        } else if self.active.read().unwrap().is_some() {
             LocalNodeState::Active
         } else {
             LocalNodeState::Inactive
@@ -154,6 +199,13 @@ impl SwarmNode {
         let Some(state) = NodeState::load(&dir).map_err(|e| format!("reading swarm state: {e}"))? else {
             return Ok(());
         };
+        if Credentials::is_locked(&dir) {
+            // Autolock: nothing of the swarm runs until the operator gives
+            // the unlock key (`unlock`), as in Docker.
+            tracing::warn!("this manager is locked: run `swarm unlock` with the swarm's unlock key");
+            *self.locked.write().unwrap() = Some(state);
+            return Ok(());
+        }
         let creds = Credentials::load(&dir).map_err(|e| format!("reading node certificates: {e}"))?;
         let role = creds.identity()?.role;
         let creds = Arc::new(RwLock::new(creds));
@@ -174,7 +226,7 @@ impl SwarmNode {
             listen_addr: state.listen_addr.clone(),
             advertise_addr: state.advertise_addr.clone(),
         };
-        Manager::start(cfg, creds, StartMode { bootstrap, seeds: state.managers.clone() }).await
+        Manager::start(cfg, creds, StartMode { bootstrap, seeds: state.managers.clone(), events: Some(self.events.clone()) }).await
     }
 
     fn activate(self: &Arc<Self>, state: NodeState, creds: Arc<RwLock<Credentials>>, manager: Option<Arc<Manager>>) {
@@ -188,7 +240,7 @@ impl SwarmNode {
         let agent_cfg = AgentConfig {
             swarm_dir: self.cfg.swarm_dir(),
             advertise_addr: state.host(),
-            description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+            description: self.description(),
             tasks: Some(self.tasks.clone()),
         };
         let (agent, agent_state) = Agent::start(agent_cfg, creds.clone(), state.managers.clone());
@@ -196,7 +248,49 @@ impl SwarmNode {
         *self.active.write().unwrap() = Some(Active { state, creds, manager, agent_state, agent, watcher: Some(watcher) });
     }
 
+    /// `POST /swarm/unlock`: opens the node's key and data key with the
+    /// unlock key and starts the swarm part of the node. A wrong key
+    /// changes nothing.
+    pub async fn unlock(self: &Arc<Self>, key_text: &str) -> Result<(), ApiError> {
+        let _g = self.lifecycle.lock().await;
+        let Some(state) = self.locked.read().unwrap().clone() else {
+            return Err(match self.active.read().unwrap().as_ref() {
+                None => ApiError::not_in_swarm(),
+                Some(a) if a.manager.is_none() => ApiError::not_manager(),
+                Some(_) => ApiError::conflict("swarm is not locked"),
+            });
+        };
+        let key = UnlockKey::parse_human(key_text).map_err(ApiError::bad_request)?;
+        let dir = self.cfg.swarm_dir();
+        let invalid = || ApiError::new(401, shoal_rpc::unlock::INVALID_KEY);
+        let creds = match Credentials::load_unlocked(&dir, Some(&key)) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Err(invalid()),
+            Err(e) => return Err(ApiError::internal(format!("reading node certificates: {e}"))),
+        };
+        // The data key must open too (see `shoal_manager::autolock` for why
+        // it always does with the key that opens the node key).
+        let raft_dir = dir.join("raft");
+        if shoal_manager::datakey::DataKey::load(&raft_dir, Some(&key)).is_err()
+            || shoal_manager::datakey::DataKey::load_file(&raft_dir, shoal_manager::datakey::WAL_KEY_FILE, Some(&key)).is_err()
+        {
+            return Err(invalid());
+        }
+        let creds = Arc::new(RwLock::new(creds));
+        let mgr = self
+            .start_manager(&state, creds.clone(), false)
+            .await
+            .map_err(|e| ApiError::internal(format!("swarm component could not be started: {e}")))?;
+        *self.locked.write().unwrap() = None;
+        self.activate(state, creds, Some(mgr));
+        tracing::info!("unlocked: the manager role is running");
+        Ok(())
+    }
+
     fn ensure_inactive(&self) -> Result<(), ApiError> {
+        if self.is_locked() {
+            return Err(ApiError::swarm_locked());
+        }
         if self.active.read().unwrap().is_some() {
             return Err(ApiError::unavailable(
                 "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.",
@@ -212,13 +306,8 @@ impl SwarmNode {
         }
         self.ensure_inactive()?;
         let (listen_addr, advertise_addr) = addresses(&req.listen_addr, &req.advertise_addr)?;
-        let mut spec_json = serde_json::to_value(SwarmSpec::default()).expect("spec serialises");
-        if let Some(s) = &req.spec {
-            shoal_api::swarm::merge_json(&mut spec_json, s);
-        }
-        let mut spec: SwarmSpec =
-            serde_json::from_value(spec_json).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
-        spec.fill_defaults();
+        let mut spec = SwarmSpec::from_request(req.spec);
+        spec.encryption_config.auto_lock_managers |= req.auto_lock_managers;
         shoal_manager::control::validate_spec(&spec)?;
         let (pools, subnet_size) = address_pools(&req.default_addr_pool, req.subnet_size)?;
         let data_path_port = match req.data_path_port {
@@ -234,7 +323,7 @@ impl SwarmNode {
         let key = NodeKey::generate().map_err(internal)?;
         let expiry = Duration::from_nanos(spec.ca_config.node_cert_expiry as u64);
         let cert_pem = ca.issue(&key.csr_pem, &node_id, shoal_security::Role::Manager, &cluster_id, expiry).map_err(internal)?;
-        let creds = Credentials { root_pem: ca.cert_pem().to_string(), cert_pem, key_pem: key.key_pem };
+        let creds = Credentials { root_pem: ca.cert_pem().to_string(), cert_pem, key_pem: key.key_pem, lock: None };
         let state = NodeState {
             node_id: node_id.clone(),
             raft_id: new_raft_id(),
@@ -256,6 +345,7 @@ impl SwarmNode {
         };
         let now = shoal_api::time::now_rfc3339();
         let digest = ca.digest();
+        let spec_autolock = spec.encryption_config.auto_lock_managers;
         let swarm = Swarm {
             id: cluster_id,
             created_at: now.clone(),
@@ -279,6 +369,7 @@ impl SwarmNode {
             root_key_pem: ClusterRecord::seal(&data_key, ROOT_KEY_CONTEXT, ca.key_pem()),
             worker_secret: ClusterRecord::seal(&data_key, WORKER_SECRET_CONTEXT, &JoinToken::generate(digest).secret),
             manager_secret: ClusterRecord::seal(&data_key, MANAGER_SECRET_CONTEXT, &JoinToken::generate(digest).secret),
+            unlock_key: if spec_autolock { shoal_manager::control::seal_new_unlock_key(&data_key) } else { String::new() },
         };
         let host = state.host();
         let node = Node {
@@ -286,7 +377,7 @@ impl SwarmNode {
             created_at: now.clone(),
             updated_at: now,
             spec: NodeSpec { role: Role::Manager, ..Default::default() },
-            description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+            description: self.description(),
             status: NodeStatus { addr: host, ..Default::default() },
             ..Default::default()
         };
@@ -294,6 +385,10 @@ impl SwarmNode {
             mgr.stop();
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
+        }
+        // `--autolock`: the keys are wrapped before init answers.
+        if let Err(e) = shoal_manager::autolock::sync(&mgr) {
+            tracing::warn!("autolock: {e}");
         }
         // Docker's `ingress` network, made with the swarm (the routing mesh
         // uses it; `network create --ingress` can replace it).
@@ -310,13 +405,61 @@ impl SwarmNode {
         state.managers = mgr.raft.store.read().unwrap().members.values().cloned().collect();
         state.save(&dir).map_err(|e| internal(format!("saving swarm state: {e}")))?;
         self.activate(state, creds, Some(mgr));
+        self.wait_registered("init").await;
         Ok(node_id)
+    }
+
+    /// Waits, as Docker's init and join do, until the leader has recorded
+    /// this node Ready with its description and, on a manager, until this
+    /// node's own store has that record too: a client that reads the node
+    /// next can write it back with the version it read. Past the deadline
+    /// the call answers anyway (the agent carries on) and says so in the log.
+    async fn wait_registered(&self, what: &str) {
+        let (mut agent, manager, node_id) = {
+            let a = self.active.read().unwrap();
+            let Some(a) = a.as_ref() else { return };
+            (a.agent_state.clone(), a.manager.clone(), a.state.node_id.clone())
+        };
+        let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
+        let version = loop {
+            if let Some(v) = agent.borrow_and_update().registered {
+                break Some(v);
+            }
+            match tokio::time::timeout_at(deadline, agent.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break None,
+            }
+        };
+        let Some(version) = version else {
+            tracing::warn!("swarm {what}: the node was not registered Ready within {}s; answering anyway", REGISTER_TIMEOUT.as_secs());
+            return;
+        };
+        let Some(mgr) = manager else { return };
+        let mut applied = mgr.raft.applied.clone();
+        loop {
+            let local = mgr.raft.store.read().unwrap().nodes.get(&node_id).map(|n| n.version.index);
+            if local.is_some_and(|v| v >= version) {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break,
+            }
+        }
+        tracing::warn!(
+            "swarm {what}: this manager's store did not catch up with the node's record within {}s; answering anyway",
+            REGISTER_TIMEOUT.as_secs()
+        );
     }
 
     /// `swarm init --force-new-cluster` on a manager that lost its quorum.
     async fn force_new_cluster(self: &Arc<Self>) -> Result<String, ApiError> {
+        if self.is_locked() {
+            return Err(ApiError::swarm_locked());
+        }
         let dir = self.cfg.swarm_dir();
         let taken = self.active.write().unwrap().take();
+        let running_creds = taken.as_ref().map(|a| a.creds.clone());
         let state = match taken {
             Some(a) => {
                 let state = a.state.clone();
@@ -327,9 +470,16 @@ impl SwarmNode {
                 .map_err(|e| ApiError::internal(e.to_string()))?
                 .ok_or_else(|| ApiError::bad_request("swarm init --force-new-cluster needs a node that was a manager of a swarm"))?,
         };
-        let creds = Credentials::load(&dir).map_err(|e| ApiError::internal(format!("reading node certificates: {e}")))?;
+        // The running manager's credentials (its key may be wrapped on
+        // disk under the unlock key), else the ones on disk.
+        let creds = match &running_creds {
+            Some(c) => c.read().unwrap().clone(),
+            None => Credentials::load(&dir).map_err(|e| ApiError::internal(format!("reading node certificates: {e}")))?,
+        };
         let me = RaftMember { raft_id: state.raft_id, node_id: state.node_id.clone(), addr: state.advertise_addr.clone() };
-        shoal_manager::raft::node::force_new_cluster(&dir.join("raft"), &me).map_err(ApiError::bad_request)?;
+        let raft_dir = dir.join("raft");
+        let wal_key = shoal_manager::datakey::wal_key_at_start(&raft_dir, creds.lock.as_ref()).map_err(ApiError::internal)?;
+        shoal_manager::raft::node::force_new_cluster(&raft_dir, &me, Some(wal_key)).map_err(ApiError::bad_request)?;
         let mut state = state;
         state.managers = vec![me];
         state.save(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -337,6 +487,7 @@ impl SwarmNode {
         let mgr = self.start_manager(&state, creds.clone(), false).await.map_err(ApiError::internal)?;
         let node_id = state.node_id.clone();
         self.activate(state, creds, Some(mgr));
+        self.wait_registered("init").await;
         Ok(node_id)
     }
 
@@ -358,7 +509,7 @@ impl SwarmNode {
             advertise_addr: host,
             raft_addr: advertise_addr.clone(),
             raft_id,
-            description: shoal_worker::description::describe(&self.cfg.hostname, &self.cfg.engine_labels),
+            description: self.description(),
         });
         let resp = client::call_once(&remote, tls_cfg, &join, Duration::from_secs(20)).await.map_err(|e| {
             let msg = e.to_string();
@@ -379,7 +530,7 @@ impl SwarmNode {
         if pinned.root_pem().map(|r| r.trim() != joined.root_pem.trim()).unwrap_or(false) {
             return Err(ApiError::bad_request("the manager sent a root CA different from the one it presented"));
         }
-        let creds = Credentials { root_pem: joined.root_pem, cert_pem: joined.cert_pem, key_pem: key.key_pem };
+        let creds = Credentials { root_pem: joined.root_pem, cert_pem: joined.cert_pem, key_pem: key.key_pem, lock: None };
         let dir = self.cfg.swarm_dir();
         let _ = std::fs::remove_dir_all(&dir);
         creds.save(&dir).map_err(|e| ApiError::internal(format!("saving certificates: {e}")))?;
@@ -406,6 +557,7 @@ impl SwarmNode {
             None
         };
         self.activate(state, creds, manager);
+        self.wait_registered("join").await;
         Ok(())
     }
 
@@ -455,6 +607,18 @@ impl SwarmNode {
 
     pub async fn leave(self: &Arc<Self>, force: bool) -> Result<(), ApiError> {
         let _g = self.lifecycle.lock().await;
+        if self.is_locked() {
+            if !force {
+                return Err(ApiError::unavailable(
+                    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message.",
+                ));
+            }
+            *self.locked.write().unwrap() = None;
+            if let Some(net) = self.tasks.network() {
+                net.set_mesh(None);
+            }
+            return std::fs::remove_dir_all(self.cfg.swarm_dir()).or_else(ignore_missing).map_err(|e| ApiError::internal(e.to_string()));
+        }
         let mgr = {
             let a = self.active.read().unwrap();
             let a = a.as_ref().ok_or_else(|| ApiError::unavailable("This node is not part of a swarm"))?;
@@ -472,6 +636,10 @@ impl SwarmNode {
         }
         if let Some(a) = self.active.write().unwrap().take() {
             a.stop();
+        }
+        // Out of the swarm, out of its routing mesh.
+        if let Some(net) = self.tasks.network() {
+            net.set_mesh(None);
         }
         std::fs::remove_dir_all(self.cfg.swarm_dir()).or_else(ignore_missing).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(())
@@ -510,6 +678,14 @@ impl SwarmNode {
             if let Some(m) = manager {
                 tracing::info!("demoted: stopping the manager role");
                 m.stop();
+                // Workers are not locked: the node key goes back in clear.
+                let mut c = creds.write().unwrap();
+                if c.lock.take().is_some() {
+                    if let Err(e) = c.save(&self.cfg.swarm_dir()) {
+                        tracing::warn!("saving the node key in clear: {e}");
+                    }
+                }
+                drop(c);
                 let _ = std::fs::remove_dir_all(self.cfg.swarm_dir().join("raft"));
                 if let Some(a) = self.active.write().unwrap().as_mut() {
                     a.manager = None;

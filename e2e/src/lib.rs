@@ -110,6 +110,23 @@ impl Lab {
     }
 
     /// One Engine API call: (status, parsed JSON body or Null).
+    /// The stock docker CLI against `node`'s socket (scripts/test.sh
+    /// installs docker.io where there is no docker).
+    pub fn docker(&self, node: &str, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket(node)))
+            .output()
+            .expect("the docker CLI is needed for this test (scripts/test.sh installs docker.io)")
+    }
+
+    /// `docker` that must succeed; its stdout.
+    pub fn docker_ok(&self, node: &str, args: &[&str]) -> String {
+        let out = self.docker(node, args);
+        assert!(out.status.success(), "docker {args:?} on {node}: {}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
     pub fn api(&self, node: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         api_call(&self.socket(node), method, path, body)
     }
@@ -142,6 +159,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // For a post-mortem: SHOAL_E2E_KEEP=1 leaves a failed test's lab up
+        // (`shoal lab down --name <lab>` removes it).
+        if std::thread::panicking() && std::env::var_os("SHOAL_E2E_KEEP").is_some_and(|v| v == "1") {
+            eprintln!("SHOAL_E2E_KEEP=1: lab {} left up", self.name);
+            return;
+        }
         let out = self.lab(&["down"]);
         if !out.status.success() {
             eprintln!("lab down for {} failed: {}", self.name, text(&out.stderr));

@@ -6,7 +6,7 @@
 //! its own container (runc exec), with the container's resolver.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,20 +16,6 @@ const LONG: Duration = Duration::from_secs(90);
 const LAB: &str = "e2e-overlay";
 const IMAGE: &str = "shoal-test/busy:1";
 const WORKERS: [&str; 3] = ["node-2", "node-3", "node-4"];
-
-fn docker(lab: &Lab, args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{}", lab.socket("node-1")))
-        .output()
-        .expect("the docker CLI is needed for this test (scripts/test.sh installs docker.io)")
-}
-
-fn docker_ok(lab: &Lab, args: &[&str]) -> String {
-    let out = docker(lab, args);
-    assert!(out.status.success(), "docker {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
 
 /// (task ID, node hostname, address on its first network) of a service's
 /// running tasks, once there are `n`.
@@ -104,18 +90,16 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
         .collect();
 
     // Networks, through the stock docker CLI.
-    docker_ok(&lab, &["network", "create", "-d", "overlay", "appnet"]);
-    docker_ok(&lab, &["network", "create", "-d", "overlay", "other"]);
-    docker_ok(&lab, &["network", "create", "-d", "overlay", "--internal", "sealed"]);
-    let ls = docker_ok(&lab, &["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
+    lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "appnet"]);
+    lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "other"]);
+    lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "--internal", "sealed"]);
+    let ls = lab.docker_ok("node-1", &["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
     for n in ["appnet overlay swarm", "other overlay swarm", "sealed overlay swarm", "ingress overlay swarm"] {
         assert!(ls.lines().any(|l| l == n), "{n} not in:\n{ls}");
     }
-    let inspect: Value = serde_json::from_str(&docker_ok(&lab, &["network", "inspect", "appnet"])).unwrap();
+    let inspect: Value = serde_json::from_str(&lab.docker_ok("node-1", &["network", "inspect", "appnet"])).unwrap();
     let appnet_subnet = inspect[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_string();
     let appnet_vni = inspect[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"].as_str().unwrap().to_string();
-    let refused = docker(&lab, &["network", "create", "-d", "overlay", "--opt", "encrypted", "secret-net"]);
-    assert!(!refused.status.success() && text(&refused.stderr).contains("encrypted overlay networks"), "{}", text(&refused.stderr));
 
     // Two services on appnet (VIP and dnsrr), one on another overlay, one on
     // an internal one; the tasks spread over the three workers.
@@ -125,7 +109,7 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
         args.extend_from_slice(&spread);
         args.extend_from_slice(extra);
         args.extend_from_slice(&[IMAGE, "sh", "-c", cmd]);
-        docker_ok(&lab, &args);
+        lab.docker_ok("node-1", &args);
     };
     svc("web", &["--network", "appnet"], SERVE);
     svc("api", &["--network", "appnet", "--endpoint-mode", "dnsrr"], SERVE);
@@ -138,7 +122,7 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
     let hosts: std::collections::BTreeSet<&str> = web.iter().map(|(_, h, _)| h.as_str()).collect();
     assert_eq!(hosts.len(), 3, "web runs on three hosts: {web:?}");
     let vip = wait_for(LONG, "web's VIP", || {
-        let s: Value = serde_json::from_str(&docker_ok(&lab, &["service", "inspect", "web"])).ok()?;
+        let s: Value = serde_json::from_str(&lab.docker_ok("node-1", &["service", "inspect", "web"])).ok()?;
         s[0]["Endpoint"]["VirtualIPs"][0]["Addr"].as_str().map(|a| a.split('/').next().unwrap().to_string())
     });
 
@@ -185,7 +169,7 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
     assert!(!in_task(&lab, hnode, hid, &["ping", "-c", "1", "-W", "1", &lab.addr(1)]).status.success());
 
     // --network-add: outsider joins appnet and then reaches web.
-    docker_ok(&lab, &["service", "update", "-d", "--network-add", "appnet", "outsider"]);
+    lab.docker_ok("node-1", &["service", "update", "-d", "--network-add", "appnet", "outsider"]);
     let joined = wait_for(LONG, "outsider's tasks on both networks", || {
         let ts = lab.tasks("outsider");
         let run: Vec<Value> = ts
@@ -204,7 +188,7 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
     wait_for(LONG, "the joined task to reach web", || fetch(&lab, &tnode, &tid, "http://web/").map(|_| ()));
 
     // A new task answers by name everywhere soon after it runs.
-    docker_ok(&lab, &["service", "scale", "-d", "web=4"]);
+    lab.docker_ok("node-1", &["service", "scale", "-d", "web=4"]);
     let started = Instant::now();
     let four = running(&lab, "web", 4);
     let mut four_addrs: Vec<String> = four.iter().map(|(_, _, a)| a.clone()).collect();
@@ -227,7 +211,7 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
     let mut args = vec!["service", "create", "-d", "--name", "pub", "--replicas", "2", "--publish", "mode=host,published=8080,target=80"];
     args.extend_from_slice(&spread);
     args.extend_from_slice(&[IMAGE, "sh", "-c", cgi]);
-    docker_ok(&lab, &args);
+    lab.docker_ok("node-1", &args);
     let published = running(&lab, "pub", 2);
     let with_task: std::collections::BTreeSet<&str> = published.iter().map(|(_, h, _)| h.as_str()).collect();
     for (i, host) in WORKERS.iter().enumerate() {
@@ -244,18 +228,21 @@ fn services_on_overlays_find_and_reach_each_other_across_hosts() {
             assert!(!out.status.success(), "{host} runs no task of pub but answered on 8080");
         }
     }
-    docker_ok(&lab, &["service", "rm", "pub"]);
+    // docker service ps shows where each task publishes (its PortStatus).
+    let ps = lab.docker_ok("node-1", &["service", "ps", "pub", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.lines().collect::<Vec<_>>(), ["*:8080->80/tcp", "*:8080->80/tcp"], "{ps}");
+    lab.docker_ok("node-1", &["service", "rm", "pub"]);
 
     // Removing a network in use is refused and changes nothing; once its
     // services are gone it goes, and a new network gets its subnet and VNI.
-    let busy = docker(&lab, &["network", "rm", "appnet"]);
+    let busy = lab.docker("node-1", &["network", "rm", "appnet"]);
     assert!(!busy.status.success(), "removing a network in use must fail");
     assert!(text(&busy.stderr).contains("is in use by service"), "{}", text(&busy.stderr));
-    assert!(docker_ok(&lab, &["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == "appnet"));
-    docker_ok(&lab, &["service", "rm", "web", "api", "outsider"]);
-    wait_for(LONG, "appnet to be removable", || docker(&lab, &["network", "rm", "appnet"]).status.success().then_some(()));
-    docker_ok(&lab, &["network", "create", "-d", "overlay", "again"]);
-    let again: Value = serde_json::from_str(&docker_ok(&lab, &["network", "inspect", "again"])).unwrap();
+    assert!(lab.docker_ok("node-1", &["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == "appnet"));
+    lab.docker_ok("node-1", &["service", "rm", "web", "api", "outsider"]);
+    wait_for(LONG, "appnet to be removable", || lab.docker("node-1", &["network", "rm", "appnet"]).status.success().then_some(()));
+    lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "again"]);
+    let again: Value = serde_json::from_str(&lab.docker_ok("node-1", &["network", "inspect", "again"])).unwrap();
     assert_eq!(again[0]["IPAM"]["Config"][0]["Subnet"], appnet_subnet.as_str(), "the freed subnet is given again");
     assert_eq!(again[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"], appnet_vni.as_str(), "and the VNI");
 

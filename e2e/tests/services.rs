@@ -3,27 +3,12 @@
 //! from a public registry); these checks cover what the managers decide.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn docker(lab: &Lab, args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{}", lab.socket("node-1")))
-        .output()
-        .expect("the docker CLI is part of this test")
-}
-
-fn docker_ok(lab: &Lab, args: &[&str]) -> String {
-    let out = docker(lab, args);
-    assert!(out.status.success(), "docker {args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
 
 fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
     let filters = format!("%7B%22service%22%3A%7B%22{service}%22%3Atrue%7D%2C%22desired-state%22%3A%7B%22running%22%3Atrue%7D%7D");
@@ -71,16 +56,16 @@ fn services_are_created_scaled_and_placed() {
     let create = |args: &[&str]| {
         let mut full = vec!["service", "create", "-d", "--no-resolve-image"];
         full.extend_from_slice(args);
-        docker(&lab, &full)
+        lab.docker("node-1", &full)
     };
     let out = create(&["--name", "web", "--replicas", "6", "shoal-test/busy:1", "sleep", "1000"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let per = placement(&lab, "web", 6);
     assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2], "{per:?}");
-    docker_ok(&lab, &["service", "scale", "-d", "web=9"]);
+    lab.docker_ok("node-1", &["service", "scale", "-d", "web=9"]);
     let per = placement(&lab, "web", 9);
     assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![3, 3, 3], "{per:?}");
-    wait_for(LONG, "docker service ls to show 9/9", || docker_ok(&lab, &["service", "ls"]).contains("9/9").then_some(()));
+    wait_for(LONG, "docker service ls to show 9/9", || lab.docker_ok("node-1", &["service", "ls"]).contains("9/9").then_some(()));
     // The shoal CLI reads the same.
     let ls = lab.shoal_ok("node-1", &["service", "ls"]);
     assert!(ls.contains("web") && ls.contains("9/9"), "{ls}");
@@ -97,7 +82,7 @@ fn services_are_created_scaled_and_placed() {
     let stale = svc["Version"]["Index"].as_u64().unwrap() - 1;
     let (status, body) = lab.api("node-1", "POST", &format!("/v1.44/services/web/update?version={stale}"), Some(&svc["Spec"]));
     assert!(status >= 400 && body["message"].as_str().unwrap().contains("update out of sequence"), "{status} {body}");
-    let names: Vec<String> = docker_ok(&lab, &["service", "ls", "--format", "{{.Name}}"]).lines().map(String::from).collect();
+    let names: Vec<String> = lab.docker_ok("node-1", &["service", "ls", "--format", "{{.Name}}"]).lines().map(String::from).collect();
     assert_eq!(names, vec!["web"]);
 
     // Constraints pin tasks; an impossible one leaves them pending with the reason.
@@ -135,8 +120,8 @@ fn services_are_created_scaled_and_placed() {
 
     // An update replaces tasks with the new spec (all at once: sleep ignores
     // SIGTERM, so each stop takes the 10 s grace period); rollback restores the old one.
-    docker_ok(
-        &lab,
+    lab.docker_ok(
+        "node-1",
         &[
             "service",
             "update",
@@ -155,7 +140,7 @@ fn services_are_created_scaled_and_placed() {
         let ts = tasks(&lab, "web");
         (ts.len() == 9 && ts.iter().all(|t| t["Spec"]["ContainerSpec"]["Args"][1] == "2000")).then_some(())
     });
-    docker_ok(&lab, &["service", "rollback", "-d", "web"]);
+    lab.docker_ok("node-1", &["service", "rollback", "-d", "web"]);
     let (_, svc) = lab.api("node-1", "GET", "/v1.44/services/web", None);
     assert_eq!(svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Args"][1], "1000");
 
@@ -163,6 +148,6 @@ fn services_are_created_scaled_and_placed() {
     let ps = lab.shoal_ok("node-1", &["node", "ps", "node-2"]);
     assert!(ps.contains("web."), "{ps}");
 
-    docker_ok(&lab, &["service", "rm", "web", "pinned", "nowhere", "agent"]);
-    assert_eq!(docker_ok(&lab, &["service", "ls", "-q"]).trim(), "");
+    lab.docker_ok("node-1", &["service", "rm", "web", "pinned", "nowhere", "agent"]);
+    assert_eq!(lab.docker_ok("node-1", &["service", "ls", "-q"]).trim(), "");
 }

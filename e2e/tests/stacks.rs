@@ -111,10 +111,21 @@ fn nothing_left(lab: &Lab, stack: &str) {
     });
 }
 
+/// Deploying the same file again changes nothing: every service unchanged.
+fn redeploy_unchanged(lab: &Lab, file: &Path, stack: &str) {
+    let out = deploy(lab, file, stack, &[]);
+    assert!(out.contains("Unchanged service") && !out.contains("Updating") && !out.contains("Creating"), "{out}");
+}
+
 fn docker(lab: &Lab, args: &[&str]) -> Output {
+    docker_env(lab, args, &[])
+}
+
+fn docker_env(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new("docker")
         .args(args)
         .env("DOCKER_HOST", format!("unix://{}", lab.socket("node-1")))
+        .envs(env.iter().copied())
         .output()
         .expect("run the docker CLI (install docker.io)")
 }
@@ -152,6 +163,14 @@ fn stacks_from_deploy_examples() {
         logs(&lab, "app_worker").contains("fetched: hello from shoal").then_some(())
     });
     wait_for(LONG, "the web tier to reach the cache", || logs(&lab, "app_web").contains("cache ok").then_some(()));
+    // Published through the routing mesh: node-1 answers, and the task saw
+    // the caller's own lab address.
+    let url = format!("http://{}:8080/cgi-bin/whoami", lab.addr(1));
+    let seen = wait_for(LONG, "the web tier on port 8080 of node-1", || {
+        let out = lab.lab(&["exec", "node-2", "--", "curl", "-s", "-m", "3", &url]);
+        out.status.success().then(|| text(&out.stdout))
+    });
+    assert!(seen.trim().ends_with(&format!("saw the client as [::ffff:{}]", lab.addr(2))), "{seen}");
 
     // --- redeploy unchanged: nothing updated; after an edit of the worker, only the worker.
     let before: Vec<Vec<String>> = ["app_cache", "app_web", "app_worker"].iter().map(|s| task_ids(&lab, s)).collect();
@@ -179,7 +198,8 @@ fn stacks_from_deploy_examples() {
     assert_ne!(after_worker, before[2], "the worker's task was replaced");
 
     // --- the same file through the stock docker CLI: the same specs.
-    let d = docker(&lab, &["stack", "deploy", "--detach=false", "-c", web.to_str().unwrap(), "dock"]);
+    // (on another port: app_web holds 8080)
+    let d = docker_env(&lab, &["stack", "deploy", "--detach=false", "-c", web.to_str().unwrap(), "dock"], &[("WEB_PORT", "8081")]);
     assert!(d.status.success(), "docker stack deploy: {}{}", text(&d.stdout), text(&d.stderr));
     assert_eq!(names(&lab, "services", "dock"), ["dock_cache", "dock_web", "dock_worker"]);
     assert_eq!(names(&lab, "networks", "dock"), ["dock_back", "dock_front"]);
@@ -207,6 +227,28 @@ fn stacks_from_deploy_examples() {
         }
         assert_eq!(a["TaskTemplate"]["RestartPolicy"], b["TaskTemplate"]["RestartPolicy"], "{s}: restart policy");
         assert_eq!(a["UpdateConfig"], b["UpdateConfig"], "{s}: update config");
+        if s != "worker" {
+            // The whole spec, field by field, once what differs by design
+            // is made the same: the stack's name in names and labels, the
+            // networks' IDs, and web's published port (8080 and 8081).
+            let norm = |spec: &Value, stack: &str| -> Value {
+                let mut v = spec.clone();
+                if let Some(ns) = v["TaskTemplate"]["Networks"].as_array_mut() {
+                    for n in ns.iter_mut() {
+                        n["Target"] = Value::String(net_name(n["Target"].as_str().unwrap()));
+                    }
+                    ns.sort_by_key(|n| n["Target"].as_str().unwrap_or("").to_string());
+                }
+                if let Some(ports) = v["EndpointSpec"]["Ports"].as_array_mut() {
+                    for p in ports.iter_mut() {
+                        p["PublishedPort"] = Value::from(0);
+                    }
+                }
+                let text = serde_json::to_string(&v).unwrap().replace(&format!("{stack}_"), "X_").replace(&format!("\"{stack}\""), "\"X\"");
+                serde_json::from_str(&text).unwrap()
+            };
+            assert_eq!(norm(&a, "app"), norm(&b, "dock"), "{s}: the whole spec");
+        }
     }
     let d = docker(&lab, &["stack", "rm", "dock"]);
     assert!(d.status.success(), "docker stack rm: {}", text(&d.stderr));
@@ -241,7 +283,9 @@ fn stacks_from_deploy_examples() {
     nodes.dedup();
     assert_eq!(nodes.len(), 3);
     assert_eq!(service(&lab, "mon_agent")["Spec"]["Labels"]["com.example.role"], "agent");
+    redeploy_unchanged(&lab, &ex.join("global-agent/docker-compose.yml"), "mon");
     ok(&lab, &["stack", "rm", "mon"]);
+    nothing_left(&lab, "mon");
 
     // --- placement: labels on the two workers, 2 frontend tasks on each, backend on workers.
     for (node, zone) in [("node-2", "a"), ("node-3", "b")] {
@@ -256,7 +300,9 @@ fn stacks_from_deploy_examples() {
     assert_eq!((on("shop_frontend", "node-2"), on("shop_frontend", "node-3"), on("shop_frontend", "node-1")), (2, 2, 0));
     assert_eq!(on("shop_backend", "node-1"), 0);
     assert_eq!(running(&lab, "shop_backend").len(), 2);
+    redeploy_unchanged(&lab, &ex.join("placement/docker-compose.yml"), "shop");
     ok(&lab, &["stack", "rm", "shop"]);
+    nothing_left(&lab, "shop");
 
     // --- secrets and configs from files.
     deploy(&lab, &ex.join("secrets-configs/docker-compose.yml"), "site", &[]);
@@ -268,6 +314,24 @@ fn stacks_from_deploy_examples() {
         let l = logs(&lab, "site_site");
         (l.contains("secret db_password mounted") && l.contains("serving: hello from a stack config")).then_some(())
     });
+    redeploy_unchanged(&lab, &ex.join("secrets-configs/docker-compose.yml"), "site");
+    // --prune after dropping the secret from the file: exactly the secret
+    // goes (the service that used it is updated, the config stays).
+    let no_secret_dir = dir.join("site-no-secret");
+    std::fs::create_dir_all(&no_secret_dir).unwrap();
+    std::fs::copy(ex.join("secrets-configs/index.html"), no_secret_dir.join("index.html")).unwrap();
+    let original = std::fs::read_to_string(ex.join("secrets-configs/docker-compose.yml")).unwrap();
+    let edited = original
+        .replace("    secrets:\n      - db_password\n", "")
+        .replace("secrets:\n  db_password:\n    file: ./db_password.txt\n\n", "");
+    assert!(!edited.contains("db_password:"), "the edit removed the secret:\n{edited}");
+    let no_secret = no_secret_dir.join("docker-compose.yml");
+    std::fs::write(&no_secret, edited).unwrap();
+    let out = deploy(&lab, &no_secret, "site", &["--prune"]);
+    assert!(out.contains("Removing secret site_db_password") && out.contains("Updating service site_site"), "{out}");
+    assert!(!out.contains("Removing config"), "{out}");
+    assert!(names(&lab, "secrets", "site").is_empty());
+    assert_eq!(names(&lab, "configs", "site"), ["site_index"]);
     ok(&lab, &["stack", "rm", "site"]);
     nothing_left(&lab, "site");
     let _ = std::fs::remove_dir_all(&dir);
@@ -286,6 +350,7 @@ fn stacks_job_and_depends_on() {
     let complete = lab.tasks(&id).iter().filter(|t| t["Status"]["State"] == "complete").count();
     assert_eq!(complete, 3, "deploy returns once the job completed");
     ok(&lab, &["stack", "rm", "once"]);
+    nothing_left(&lab, "once");
 
     let out = deploy(&lab, &ex.join("depends-on/docker-compose.yml"), "dep", &[]);
     assert!(out.contains("Waiting for service dep_db to be healthy (service_healthy) before creating dep_migrate"), "{out}");
@@ -305,6 +370,7 @@ fn stacks_job_and_depends_on() {
     let db_healthy = first("dep_db", "Status");
     let migrate_created = first("dep_migrate", "CreatedAt");
     assert!(!db_healthy.is_empty() && migrate_created > db_healthy, "migrate created {migrate_created}, db healthy {db_healthy}");
+    redeploy_unchanged(&lab, &ex.join("depends-on/docker-compose.yml"), "dep");
     ok(&lab, &["stack", "rm", "dep"]);
     nothing_left(&lab, "dep");
     let _ = std::fs::remove_dir_all(&dir);

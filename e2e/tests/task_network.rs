@@ -60,9 +60,15 @@ fn node2_names() -> (String, String) {
 }
 
 /// Mount points below `netns_dir` (node-2's pinned task namespaces).
+/// The pinned namespaces of tasks (a node in a swarm also keeps the
+/// ingress network's sandbox, `ov-<vni>`, for the routing mesh).
 fn netns_mounts(netns_dir: &str) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&format!("{netns_dir}/"))).map(str::to_string).collect()
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&format!("{netns_dir}/")) && !m.starts_with(&format!("{netns_dir}/ov-")))
+        .map(str::to_string)
+        .collect()
 }
 
 fn node2_links(lab: &Lab) -> String {
@@ -134,7 +140,8 @@ fn tasks_get_eth0_on_the_gateway_bridge() {
         let clean = !links.contains(&format!(": {veth_prefix}"))
             && !links.contains(": sgw-")
             && netns_mounts(&netns_dir).is_empty()
-            && !tables.contains("shoal-");
+            // only the routing mesh's table stays while the node is in the swarm
+            && !tables.lines().any(|t| t.contains("shoal-") && !t.ends_with("-mesh"));
         clean.then_some(())
     });
 

@@ -9,8 +9,9 @@
 //! (`Request::SecretsKey`, managers only).
 //!
 //! What this protects: the WAL and snapshot files, copied or read on their
-//! own. What it does not: someone holding the whole data directory, which
-//! holds the key too (as in SwarmKit without autolock).
+//! own. Without autolock, not someone holding the whole data directory,
+//! which holds the key too (as in SwarmKit without autolock); with autolock
+//! the key file is wrapped under the unlock key (`crate::autolock`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +19,19 @@ use std::time::Duration;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
+use shoal_rpc::unlock::UnlockKey;
 use shoal_rpc::{client, KeyText, Request, Response};
 
 use crate::manager::Manager;
 
 pub const KEY_FILE: &str = "secrets.key";
+/// This manager's own key for its Raft WAL and snapshots (see
+/// `raft::storage`, "Encryption"), kept like the data key: in clear, or
+/// wrapped under the unlock key with autolock. Not shared: a joining
+/// manager writes its log before it holds the data key.
+pub const WAL_KEY_FILE: &str = "wal.key";
+/// `load`'s error for a wrapped key and no unlock key.
+pub const LOCKED: &str = "the data key is locked";
 /// Prefix of sealed text, so another scheme can follow later.
 const SCHEME: &str = "aes256gcm:";
 
@@ -60,18 +69,77 @@ impl DataKey {
         Ok(DataKey { bytes })
     }
 
-    pub fn load(raft_dir: &Path) -> Result<Option<DataKey>, String> {
-        match std::fs::read_to_string(raft_dir.join(KEY_FILE)) {
-            Ok(t) => DataKey::from_text(&KeyText(t)).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("reading the secrets key: {e}")),
+    /// The key saved in `raft_dir`, opened with `unlock` where it is
+    /// wrapped (autolock). The file holds one key per line, in clear
+    /// (base64) or wrapped (`shoal_rpc::unlock`); the first line that opens
+    /// wins. During a re-wrap it briefly holds the key under both the old
+    /// and the new unlock key, so a crash at any point leaves a file that
+    /// opens with whichever key the node's TLS key is wrapped under.
+    pub fn load(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<Option<DataKey>, String> {
+        Self::load_file(raft_dir, KEY_FILE, unlock)
+    }
+
+    /// As `load`, from `raft_dir/name` (`KEY_FILE` or `WAL_KEY_FILE`).
+    pub fn load_file(raft_dir: &Path, name: &str, unlock: Option<&UnlockKey>) -> Result<Option<DataKey>, String> {
+        let text = match std::fs::read_to_string(raft_dir.join(name)) {
+            Ok(t) => zeroize::Zeroizing::new(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("reading {name}: {e}")),
+        };
+        let mut wrapped = false;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if shoal_rpc::unlock::is_wrapped(line) {
+                wrapped = true;
+                if let Some(k) = unlock {
+                    if let Ok(plain) = k.unwrap(name, line) {
+                        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| "bad data key: not 32 bytes".to_string())?;
+                        return Ok(Some(DataKey { bytes }));
+                    }
+                }
+            } else {
+                return DataKey::from_text(&KeyText(line.to_string())).map(Some);
+            }
+        }
+        match (wrapped, unlock) {
+            (true, None) => Err(LOCKED.into()),
+            _ => Err(shoal_rpc::unlock::INVALID_KEY.into()),
         }
     }
 
+    /// Whether the saved key is wrapped under an unlock key (and none of
+    /// its lines is in clear).
+    pub fn is_locked(raft_dir: &Path) -> bool {
+        std::fs::read_to_string(raft_dir.join(KEY_FILE))
+            .map(|t| {
+                let mut lines = t.lines().map(str::trim).filter(|l| !l.is_empty()).peekable();
+                lines.peek().is_some() && lines.all(shoal_rpc::unlock::is_wrapped)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Saves the key in clear (autolock off).
     pub fn save(&self, raft_dir: &Path) -> Result<(), String> {
+        self.save_under(raft_dir, &[None])
+    }
+
+    /// Saves the key once per entry of `locks`: wrapped under each unlock
+    /// key given, in clear for `None`.
+    pub fn save_under(&self, raft_dir: &Path, locks: &[Option<&UnlockKey>]) -> Result<(), String> {
+        self.save_file(raft_dir, KEY_FILE, locks)
+    }
+
+    /// As `save_under`, to `raft_dir/name`.
+    pub fn save_file(&self, raft_dir: &Path, name: &str, locks: &[Option<&UnlockKey>]) -> Result<(), String> {
         std::fs::create_dir_all(raft_dir).map_err(|e| format!("creating {}: {e}", raft_dir.display()))?;
-        shoal_rpc::credentials::write_atomic(&raft_dir.join(KEY_FILE), self.to_text().0.as_bytes(), 0o600)
-            .map_err(|e| format!("saving the secrets key: {e}"))
+        let mut text = zeroize::Zeroizing::new(String::new());
+        for lock in locks {
+            match lock {
+                Some(k) => text.push_str(&k.wrap(name, &self.bytes)),
+                None => text.push_str(&self.to_text().0),
+            }
+            text.push('\n');
+        }
+        shoal_rpc::credentials::write_atomic(&raft_dir.join(name), text.as_bytes(), 0o600).map_err(|e| format!("saving {name}: {e}"))
     }
 
     fn aead(&self) -> LessSafeKey {
@@ -112,14 +180,28 @@ impl DataKey {
     }
 }
 
+/// This manager's WAL key: the saved one, or a new one (saved under
+/// `unlock`) for a manager whose log is new or written before encryption.
+pub fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
+    let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
+        Some(k) => k,
+        None => {
+            let k = DataKey::generate();
+            k.save_file(raft_dir, WAL_KEY_FILE, &[unlock])?;
+            k
+        }
+    };
+    Ok(crate::raft::storage::WalKey::new(key.bytes))
+}
+
 /// Whether `text` is sealed data (of any scheme this version knows).
 pub fn is_sealed(text: &str) -> bool {
     text.starts_with(SCHEME)
 }
 
 /// The key at start: the saved one, or a new one for a new swarm.
-pub fn at_start(raft_dir: &Path, bootstrap: bool) -> Result<Option<DataKey>, String> {
-    if let Some(k) = DataKey::load(raft_dir)? {
+pub fn at_start(raft_dir: &Path, bootstrap: bool, unlock: Option<&UnlockKey>) -> Result<Option<DataKey>, String> {
+    if let Some(k) = DataKey::load(raft_dir, unlock)? {
         return Ok(Some(k));
     }
     if bootstrap {
@@ -162,7 +244,8 @@ pub async fn fetch(mgr: Arc<Manager>) {
             }
         }
         if let Some(k) = got {
-            if let Err(e) = k.save(&raft_dir) {
+            let lock = mgr.unlock_key();
+            if let Err(e) = k.save_under(&raft_dir, &[lock.as_ref()]) {
                 tracing::warn!("{e}");
             }
             *mgr.data_key.write().unwrap() = Some(k);
@@ -199,11 +282,11 @@ mod tests {
     fn key_file_round_trip_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        assert!(at_start(dir.path(), false).unwrap().is_none(), "a joining manager starts without one");
-        let k = at_start(dir.path(), true).unwrap().unwrap();
+        assert!(at_start(dir.path(), false, None).unwrap().is_none(), "a joining manager starts without one");
+        let k = at_start(dir.path(), true, None).unwrap().unwrap();
         let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let again = at_start(dir.path(), false).unwrap().unwrap();
+        let again = at_start(dir.path(), false, None).unwrap().unwrap();
         assert_eq!(again.open("x", &k.seal("x", b"data")).unwrap().as_slice(), b"data");
         assert!(!format!("{k:?}").contains(&k.to_text().0));
     }

@@ -6,6 +6,7 @@
 //! manager serves reads from its own store and forwards writes.
 
 pub mod allocator;
+pub mod autolock;
 pub mod control;
 pub mod datakey;
 pub mod delivery;

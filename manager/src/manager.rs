@@ -19,6 +19,9 @@ use crate::store::Command;
 
 /// How long a write may wait for a leader before it is refused.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a follower waits for its own store to apply a write the leader
+/// answered before answering its client.
+const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(2);
 /// A peer manager that has not answered a ping for this long is Unreachable.
 pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 
@@ -55,6 +58,8 @@ pub struct StartMode {
     pub bootstrap: bool,
     /// Managers already known (joining or promoted nodes).
     pub seeds: Vec<RaftMember>,
+    /// Where cluster events go (the daemon's events hub).
+    pub events: Option<Arc<dyn shoal_api::event::EventSink>>,
 }
 
 impl Manager {
@@ -64,17 +69,23 @@ impl Manager {
         let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
             .await
             .map_err(|e| format!("failed to listen on remote API address {}: {e}", cfg.listen_addr))?;
+        let unlock = creds.read().unwrap().lock.clone();
+        let raft_dir = cfg.swarm_dir.join("raft");
+        std::fs::create_dir_all(&raft_dir).map_err(|e| format!("creating {}: {e}", raft_dir.display()))?;
+        let wal_key = crate::datakey::wal_key_at_start(&raft_dir, unlock.as_ref())?;
         let raft = RaftHandle::start(StartOptions {
             id: cfg.raft_id,
             dir: cfg.swarm_dir.join("raft"),
             bootstrap: mode.bootstrap.then(|| me.clone()),
             seeds: mode.seeds.iter().map(|m| (m.raft_id, m.addr.clone())).collect(),
             tls: client_tls.clone(),
+            wal_key: Some(wal_key),
             snapshot_interval: snapshot_interval(),
             // Entries kept behind a snapshot for slow followers (SwarmKit's 500).
             keep_entries: (snapshot_interval() / 2).min(shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES),
+            events: mode.events.clone(),
         })?;
-        let data_key = crate::datakey::at_start(&cfg.swarm_dir.join("raft"), mode.bootstrap)?;
+        let data_key = crate::datakey::at_start(&raft_dir, mode.bootstrap, unlock.as_ref())?;
         let mgr = Arc::new(Manager {
             cfg,
             raft,
@@ -93,6 +104,7 @@ impl Manager {
             tokio::spawn(ping_peers(mgr.clone())),
             tokio::spawn(crate::orchestrator::run(mgr.clone())),
             tokio::spawn(crate::logbroker::run(mgr.clone())),
+            tokio::spawn(crate::autolock::run(mgr.clone())),
         ];
         if mgr.data_key().is_none() {
             tasks.push(tokio::spawn(crate::datakey::fetch(mgr.clone())));
@@ -118,6 +130,12 @@ impl Manager {
 
     pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
         self.client_tls.read().unwrap().clone()
+    }
+
+    /// The unlock key this manager's keys are wrapped under on disk (None
+    /// while autolock is off).
+    pub fn unlock_key(&self) -> Option<shoal_rpc::unlock::UnlockKey> {
+        self.creds.read().unwrap().lock.clone()
     }
 
     /// The data key that seals secrets, once this manager holds it.
@@ -162,7 +180,10 @@ impl Manager {
                 let command = serde_json::value::to_raw_value(&command).expect("command serialises");
                 let req = Request::Propose { proposal, command };
                 match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
-                    Ok(Response::Proposed { result }) => return Ok(result),
+                    Ok(Response::Proposed { result }) => {
+                        self.await_local_apply(proposal).await;
+                        return Ok(result);
+                    }
                     Ok(Response::Error { status, message }) if ApiError::new(status, message.clone()) != ApiError::no_leader() => {
                         return Err(ApiError::new(status, message))
                     }
@@ -173,6 +194,24 @@ impl Manager {
                 }
             }
             self.wait_for_leader_change(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (briefly) until this follower's store has applied a proposal
+    /// the leader has answered, so a client reads its own write here next,
+    /// as it would through Docker's managers (which proxy to the leader).
+    async fn await_local_apply(&self, proposal: u64) {
+        let deadline = tokio::time::Instant::now() + LOCAL_APPLY_WAIT;
+        let mut applied = self.raft.applied.clone();
+        loop {
+            let here = self.raft.store.read().unwrap().recent.get(proposal).is_some();
+            if here {
+                return;
+            }
+            if !matches!(tokio::time::timeout_at(deadline, applied.changed()).await, Ok(Ok(()))) {
+                tracing::debug!("proposal {proposal}: applied by the leader, not yet here");
+                return;
+            }
         }
     }
 

@@ -447,6 +447,7 @@ mod tests {
             root_key_pem: String::new(),
             worker_secret: String::new(),
             manager_secret: String::new(),
+            unlock_key: String::new(),
         });
         for (id, role) in [("m1", Role::Manager), ("m2", Role::Worker), ("w1", Role::Worker)] {
             let node = Node { id: id.into(), spec: NodeSpec { role, ..Default::default() }, ..Default::default() };

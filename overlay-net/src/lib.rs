@@ -8,10 +8,18 @@
 //! - `overlay`: an overlay network on one node: a sandbox namespace with a
 //!   bridge and a VXLAN device, task legs, and static FDB/neighbour entries
 //!   for the remote endpoints the managers name.
+//! - `dns`: the task resolver at 127.0.0.11; `vip`: VIP balancing with
+//!   nftables inside each task.
+//! - `mesh`: the ingress routing mesh (a node's entry table, and the
+//!   return path inside tasks that keeps the client's address).
+//! - `wg`: encrypted overlays, their VXLAN inside WireGuard (boringtun,
+//!   in userspace) between nodes.
 
 pub mod dns;
+pub mod mesh;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;
 pub mod subnet;
 pub mod vip;
+pub mod wg;

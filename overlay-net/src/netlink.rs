@@ -25,6 +25,8 @@ pub const RTM_GETROUTE: u16 = 26;
 pub const RTM_NEWNEIGH: u16 = 28;
 pub const RTM_DELNEIGH: u16 = 29;
 pub const RTM_GETNEIGH: u16 = 30;
+pub const RTM_NEWRULE: u16 = 32;
+pub const RTM_DELRULE: u16 = 33;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
@@ -54,16 +56,28 @@ const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const NUD_PERMANENT: u16 = 0x80;
 const NTF_SELF: u8 = 0x02;
+const NTF_MASTER: u8 = 0x04;
+const NUD_NOARP: u16 = 0x40;
 const AF_BRIDGE: u8 = libc::AF_BRIDGE as u8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
 const RTA_GATEWAY: u16 = 5;
+const RTA_OIF: u16 = 4;
+const RTA_TABLE: u16 = 15;
+// linux/fib_rules.h.
+const FRA_PRIORITY: u16 = 6;
+const FRA_FWMARK: u16 = 10;
+const FRA_TABLE: u16 = 15;
+const FRA_FWMASK: u16 = 16;
+const FR_ACT_TO_TBL: u8 = 1;
+const NLM_F_REPLACE: u16 = 0x100;
 
 const IFF_UP: u32 = 0x1;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
 const RTN_UNICAST: u8 = 1;
 const AF_INET: u8 = libc::AF_INET as u8;
 const AF_UNSPEC: u8 = libc::AF_UNSPEC as u8;
@@ -443,6 +457,47 @@ pub mod req {
         }
     }
 
+    /// A static entry in the bridge's own forwarding table: `mac` is
+    /// behind port `index` (`bridge fdb replace MAC dev PORT master static`).
+    pub fn bridge_port_fdb(seq: u32, index: u32, mac: Mac) -> Vec<u8> {
+        let (kind, flags) = neigh_op(true);
+        encode(kind, flags, seq, &ndmsg(AF_BRIDGE, index, NUD_NOARP, NTF_MASTER), &[Attr::Bytes(NDA_LLADDR, mac.0.to_vec())])
+    }
+
+    /// `default via <gateway> dev <oif>` in routing table `table`
+    /// (replacing one there).
+    pub fn table_default_route(seq: u32, table: u32, gateway: Ipv4Addr, oif: u32) -> Vec<u8> {
+        let mut h = rtmsg(0);
+        h[4] = 0; // RT_TABLE_UNSPEC: the table is RTA_TABLE (it may exceed 255)
+        let attrs = [Attr::ip(RTA_GATEWAY, gateway), Attr::u32(RTA_OIF, oif), Attr::u32(RTA_TABLE, table)];
+        encode(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, &h, &attrs)
+    }
+
+    /// `default dev <oif> scope link` in table `table` (no gateway: a
+    /// point-to-point device such as a TUN).
+    pub fn table_dev_route(seq: u32, table: u32, oif: u32) -> Vec<u8> {
+        let mut h = rtmsg(0);
+        h[4] = 0;
+        h[6] = RT_SCOPE_LINK;
+        let attrs = [Attr::u32(RTA_OIF, oif), Attr::u32(RTA_TABLE, table)];
+        encode(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, &h, &attrs)
+    }
+
+    /// `fwmark <mark> lookup <table> pref <priority>`, added or deleted.
+    pub fn mark_rule(seq: u32, add: bool, mark: u32, table: u32, priority: u32) -> Vec<u8> {
+        // struct fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
+        let mut h = vec![AF_INET, 0, 0, 0, 0, 0, 0, FR_ACT_TO_TBL];
+        h.extend_from_slice(&0u32.to_ne_bytes());
+        let attrs =
+            [Attr::u32(FRA_PRIORITY, priority), Attr::u32(FRA_FWMARK, mark), Attr::u32(FRA_FWMASK, u32::MAX), Attr::u32(FRA_TABLE, table)];
+        let (kind, flags) = if add {
+            (RTM_NEWRULE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        } else {
+            (RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK)
+        };
+        encode(kind, flags, seq, &h, &attrs)
+    }
+
     pub fn dump_neigh(seq: u32, family: u8) -> Vec<u8> {
         encode(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, &ndmsg(family, 0, 0, 0), &[])
     }
@@ -668,6 +723,34 @@ impl Netlink {
         self.request(|s| req::add_default_route(s, gateway), &format!("adding the default route via {gateway}"))
     }
 
+    /// `default via <gateway> dev <ifname>` in routing table `table`.
+    pub fn replace_route_in_table(&mut self, table: u32, gateway: Ipv4Addr, ifname: &str) -> Result<(), NlError> {
+        let index = self.require_index(ifname)?;
+        self.request(|s| req::table_default_route(s, table, gateway, index), &format!("routing table {table} via {gateway} dev {ifname}"))
+    }
+
+    /// `default dev <ifname>` in routing table `table`.
+    pub fn replace_dev_route_in_table(&mut self, table: u32, ifname: &str) -> Result<(), NlError> {
+        let index = self.require_index(ifname)?;
+        self.request(|s| req::table_dev_route(s, table, index), &format!("routing table {table} dev {ifname}"))
+    }
+
+    /// `fwmark <mark> lookup <table>`; one already there is fine.
+    pub fn add_mark_rule(&mut self, mark: u32, table: u32, priority: u32) -> Result<(), NlError> {
+        match self.request(|s| req::mark_rule(s, true, mark, table, priority), &format!("adding the rule for mark {mark:#x}")) {
+            Err(e) if e.errno == libc::EEXIST => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Deletes `fwmark <mark> lookup <table>`; one not there is fine.
+    pub fn del_mark_rule(&mut self, mark: u32, table: u32, priority: u32) -> Result<(), NlError> {
+        match self.request(|s| req::mark_rule(s, false, mark, table, priority), &format!("deleting the rule for mark {mark:#x}")) {
+            Err(e) if e.errno == libc::ENOENT => Ok(()),
+            r => r,
+        }
+    }
+
     /// Every IPv4 route's destination, in every table.
     pub fn routes(&mut self) -> Result<Vec<(Ipv4Addr, u8)>, NlError> {
         let v = self.collect(req::dump_routes, RTM_NEWROUTE, "listing routes")?;
@@ -704,6 +787,12 @@ impl Netlink {
     pub fn add_fdb(&mut self, name: &str, mac: Mac, dst: Ipv4Addr) -> Result<(), NlError> {
         let index = self.require_index(name)?;
         self.request(|s| req::fdb(s, true, index, mac, dst), &format!("adding fdb {mac} -> {dst} on {name}"))
+    }
+
+    /// Pins `mac` to bridge port `name` (replacing what the bridge learned).
+    pub fn pin_to_port(&mut self, name: &str, mac: Mac) -> Result<(), NlError> {
+        let index = self.require_index(name)?;
+        self.request(|s| req::bridge_port_fdb(s, index, mac), &format!("pinning {mac} to bridge port {name}"))
     }
 
     /// Deletes an FDB entry; a missing one is nothing to do.

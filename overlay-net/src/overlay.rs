@@ -52,6 +52,19 @@ pub struct NodeConfig {
     pub underlay_netns: Option<PathBuf>,
 }
 
+impl NodeConfig {
+    /// How this node builds an encrypted network: its own VXLAN port (the
+    /// one `wg` routes into WireGuard) and WireGuard's overhead taken off
+    /// the MTU.
+    pub fn encrypted(&self) -> NodeConfig {
+        NodeConfig {
+            port: crate::wg::ENCRYPTED_VXLAN_PORT,
+            underlay_mtu: self.underlay_mtu.saturating_sub(crate::wg::WG_OVERHEAD),
+            ..self.clone()
+        }
+    }
+}
+
 /// A network as the managers allocated it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkSpec {
@@ -159,6 +172,11 @@ impl Overlay {
         let br = sb.link_index(BRIDGE)?.ok_or("the overlay sandbox has no bridge")?;
         sb.set_mtu(leg, mtu)?;
         sb.set_up(leg, Some(br))?;
+        // The bridge may have learned this MAC behind the VXLAN port while
+        // the address was a task on another node; until this task sends a
+        // frame, the bridge would keep sending its traffic there. A static
+        // entry puts it behind its leg now (it goes with the leg).
+        sb.pin_to_port(leg, mac)?;
         let mut task = Netlink::open_in(task_ns)?;
         task.set_mtu(ifname, mtu)?;
         task.set_mac(ifname, mac)?;

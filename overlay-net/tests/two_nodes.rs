@@ -17,7 +17,7 @@ struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        for name in ["host-a", "host-b", "task-a", "task-b", "a/ov-4097", "b/ov-4097"] {
+        for name in ["host-a", "host-b", "task-a", "task-b", "task-c", "a/ov-4097", "b/ov-4097"] {
             let _ = netns::remove(&self.0.join(name));
         }
         let _ = std::fs::remove_dir_all(&self.0);
@@ -43,7 +43,7 @@ fn tasks_on_two_nodes_talk_over_vxlan_with_static_peers() {
     let dir = Scratch(std::env::temp_dir().join(format!("shoal-overlay-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let p = |n: &str| dir.0.join(n);
-    for n in ["host-a", "host-b", "task-a", "task-b"] {
+    for n in ["host-a", "host-b", "task-a", "task-b", "task-c"] {
         netns::create(&p(n)).unwrap();
     }
     // The underlay: 198.51.100.1 (a) <-> 198.51.100.2 (b).
@@ -90,6 +90,14 @@ fn tasks_on_two_nodes_talk_over_vxlan_with_static_peers() {
     // The peer goes: a cannot reach b any more.
     assert_eq!(ova.set_peers(&[]).unwrap(), 1);
     assert!(!ping(&p("task-a"), "10.250.0.3", &[]));
+
+    // b's address comes back as a task on node a (same address, same MAC).
+    // a's bridge learned that MAC behind the VXLAN port and task-a still
+    // has it in its neighbour cache; the new leg's pinned entry sends the
+    // very next frame to the new task, before it has sent anything.
+    ovb.detach("ovleg-b").unwrap();
+    ova.attach(&netns::open(&p("task-c")).unwrap(), "eth0", "ovleg-c", tb).unwrap();
+    assert!(ping(&p("task-a"), "10.250.0.3", &[]), "a reaches the address's new owner on its own node");
 
     ova.detach("ovleg-a").unwrap();
     ova.destroy().unwrap();

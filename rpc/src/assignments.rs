@@ -93,7 +93,7 @@ impl AssignmentView {
                 self.tasks.remove(&t.id);
             }
         }
-        if crate::discovery::combined_with_ports(digest(self.tasks.values()), &a.networks, &a.host_ports) != a.digest {
+        if crate::discovery::combined_with_mesh(digest(self.tasks.values()), &a.networks, &a.host_ports, a.mesh.as_deref()) != a.digest {
             self.tasks.clear();
             self.known = 0;
             self.since = 0;
@@ -119,6 +119,21 @@ mod tests {
 
     fn answer(tasks: Vec<Task>, all: &[&Task], incremental: bool, applied: u64) -> Assignments {
         Assignments { tasks, digest: digest(all.iter().copied()), incremental, applied, ..Default::default() }
+    }
+
+    #[test]
+    fn an_answer_with_a_mesh_view_is_taken_and_its_change_is_seen() {
+        let t = task("t1", 1, TaskState::Running);
+        let mut a = answer(vec![t.clone()], &[&t], false, 5);
+        a.mesh = Some(Box::new(crate::discovery::MeshView {
+            ports: vec![crate::discovery::MeshPort { protocol: "tcp".into(), published: 8080, backends: vec![("10.0.0.5".into(), 80)] }],
+            ..Default::default()
+        }));
+        a.digest = crate::discovery::combined_with_mesh(a.digest, &[], &Default::default(), a.mesh.as_deref());
+        let mut view = AssignmentView::new("n1");
+        assert_eq!(view.take(&a).map(|ts| ts.len()), Some(1), "the digest covers the mesh as the leader folds it");
+        let without = crate::discovery::combined_with_mesh(digest([&t].into_iter()), &[], &Default::default(), None);
+        assert_ne!(a.digest, without, "a mesh change changes the digest (the long poll answers)");
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub struct NetworkView {
     pub name: String,
     #[serde(default)]
     pub internal: bool,
+    /// `--opt encrypted`: its VXLAN travels inside WireGuard, to the nodes
+    /// in `keys` (data path address -> public key) and to no other.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keys: std::collections::BTreeMap<String, String>,
     /// Task endpoints on other nodes: where VXLAN sends their frames.
     #[serde(default)]
     pub peers: Vec<Peer>,
@@ -53,6 +59,40 @@ pub struct TaskEndpoint {
     pub addr: String,
 }
 
+/// The routing mesh as one node needs it (sent with every assignments
+/// answer, complete, when the cluster has an ingress network and the node
+/// an address on it): where published ports lead, and how to send replies
+/// back through the node a connection came in by.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeshView {
+    /// The ingress network and this node's address on it, in Docker's shape.
+    pub attachment: shoal_api::network::NetworkAttachment,
+    /// Every node's entry into the mesh, this one's included.
+    #[serde(default)]
+    pub entries: Vec<MeshEntry>,
+    /// Every ingress-published port of the cluster.
+    #[serde(default)]
+    pub ports: Vec<MeshPort>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MeshEntry {
+    /// The node's address on the ingress network.
+    pub addr: String,
+    /// Its data path address.
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MeshPort {
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    pub published: u32,
+    /// The service's running tasks: (address on the ingress network, target port).
+    #[serde(default)]
+    pub backends: Vec<(String, u32)>,
+}
+
 /// FNV-1a of the views' JSON (stable across versions that agree on the
 /// shape), never 0.
 pub fn digest(views: &[NetworkView]) -> u64 {
@@ -88,4 +128,18 @@ pub fn combined_with_ports(
         return base;
     }
     (base ^ json_digest(ports).rotate_left(29)).max(1)
+}
+
+/// `combined_with_ports`, with the mesh view folded in too.
+pub fn combined_with_mesh(
+    tasks: u64,
+    views: &[NetworkView],
+    ports: &std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
+    mesh: Option<&MeshView>,
+) -> u64 {
+    let base = combined_with_ports(tasks, views, ports);
+    match mesh {
+        None => base,
+        Some(m) => (base ^ json_digest(m).rotate_left(41)).max(1),
+    }
 }

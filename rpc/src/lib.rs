@@ -17,6 +17,7 @@ mod fuzz_tests;
 pub mod logs;
 pub mod message;
 pub mod server;
+pub mod unlock;
 
 pub use message::*;
 

@@ -93,6 +93,19 @@ pub struct Assignments {
     /// (complete in every answer; folded into `digest`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub host_ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
+    /// The routing mesh (complete in every answer; folded into `digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<Box<crate::discovery::MeshView>>,
+    /// Service names by ID, for the services of the node's tasks (their
+    /// containers are named after them). Names never change, so they are
+    /// not part of `digest`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub service_names: std::collections::BTreeMap<String, String>,
+    /// Service labels by ID, for the services of the node's tasks that
+    /// have any (`{{.Service.Labels}}` in templates); read at task start,
+    /// so not part of `digest` either.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub service_labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// Key material as text (base64); `{:?}` never prints it.
@@ -149,6 +162,12 @@ pub struct HeartbeatResponse {
     pub managers: Vec<RaftMember>,
     /// The current root CA; a node whose certificate chains elsewhere renews.
     pub root_pem: String,
+    /// The version of the node's record in the store once it is Ready, at
+    /// the reported address, with every description the node reported
+    /// written; `None` while something is still to be written (a later
+    /// heartbeat writes it). `swarm init`/`join` answer after this.
+    #[serde(default)]
+    pub registered: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -172,7 +191,8 @@ pub enum Response {
         result: serde_json::Value,
     },
     Members(Vec<RaftMember>),
-    Assignments(Assignments),
+    /// Boxed: by far the largest answer (same encoding as unboxed).
+    Assignments(Box<Assignments>),
     /// The data key, answered to `SecretsKey`.
     SecretsKey {
         key: KeyText,

@@ -23,6 +23,10 @@ pub struct AgentState {
     /// Bumped each time credentials were renewed.
     pub renewals: u64,
     pub last_error: Option<String>,
+    /// The version of this node's record once the leader has written all
+    /// it reported (Ready, address, description); see
+    /// `HeartbeatResponse::registered`.
+    pub registered: Option<u64>,
 }
 
 pub struct AgentConfig {
@@ -120,6 +124,9 @@ impl Agent {
                                     s.desired_role = Some(hb.desired_role);
                                     s.managers = hb.managers.clone();
                                     s.last_error = None;
+                                    if hb.registered.is_some() {
+                                        s.registered = hb.registered;
+                                    }
                                 });
                                 if let Some(tm) = &self.cfg.tasks {
                                     log_listener.ensure(&addr, tls.clone(), tm.executor());
@@ -216,7 +223,8 @@ impl Agent {
         loop {
             let (known, since) = view.cursor();
             match conn.call(&Request::Assignments { known, wait_ms: 3_000, since }, Duration::from_secs(10)).await {
-                Ok(Response::Assignments(mut a)) => {
+                Ok(Response::Assignments(a)) => {
+                    let mut a = *a;
                     // Incremental answers are folded into the full copy;
                     // the task manager always gets the whole set.
                     if let Some(tasks) = view.take(&a) {
@@ -278,10 +286,16 @@ impl Agent {
         let Response::Cert { cert_pem, root_pem } = resp else {
             return Err(format!("renewing certificate: unexpected answer {resp:?}"));
         };
-        let creds = Credentials { root_pem, cert_pem, key_pem: key.key_pem };
+        let mut creds = Credentials { root_pem, cert_pem, key_pem: key.key_pem, lock: None };
         let role = creds.identity().map(|i| from_sec(i.role))?;
-        creds.save(&self.cfg.swarm_dir).map_err(|e| format!("saving certificate: {e}"))?;
-        *self.creds.write().unwrap() = creds;
+        {
+            // Saved under the lock the manager role keeps (autolock), with
+            // the credentials held so a re-wrap cannot slip in between.
+            let mut current = self.creds.write().unwrap();
+            creds.lock = current.lock.clone();
+            creds.save(&self.cfg.swarm_dir).map_err(|e| format!("saving certificate: {e}"))?;
+            *current = creds;
+        }
         self.state.send_modify(|s| {
             s.cert_role = Some(role);
             s.renewals += 1;

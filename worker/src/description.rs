@@ -16,10 +16,12 @@ pub fn describe(hostname: &str, engine_labels: &BTreeMap<String, String>) -> Nod
             plugins: Vec::new(),
         },
         tls_info: Default::default(),
+        data_path_key: String::new(),
     }
 }
 
-fn total_memory() -> i64 {
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo; 0 if unknown).
+pub fn total_memory() -> i64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     parse_mem_total(&text).unwrap_or(0)
 }

@@ -4,6 +4,7 @@
 //! containers (`executor`: OCI spec, runc detached, exit codes as subreaper).
 
 pub mod agent;
+pub mod containers;
 pub mod description;
 pub mod executor;
 pub mod health;
@@ -11,5 +12,7 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod secrets;
+pub mod stats;
 pub mod taskmanager;
+pub mod templating;
 pub mod volumes;

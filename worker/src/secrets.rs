@@ -21,6 +21,7 @@ use shoal_api::secret::{Config, FileTarget, Secret};
 use shoal_api::task::ContainerSpec;
 
 use crate::executor::ExtraMount;
+use crate::templating::TaskContext;
 
 pub struct TaskFiles {
     /// `<exec-root>/secrets`: one tmpfs mount point per task below it.
@@ -57,20 +58,50 @@ impl TaskFiles {
     }
 
     /// What `spec` needs, or the first reference this node was not sent.
-    fn plan(&self, spec: &ContainerSpec) -> Result<Vec<Planned>, String> {
+    /// Templated payloads (`--template-driver golang`) are expanded for
+    /// the task (`ctx`); their `secret`/`config` functions read the raw
+    /// payloads of the task's own references, by target name.
+    fn plan(&self, spec: &ContainerSpec, ctx: &TaskContext) -> Result<Vec<Planned>, String> {
         let mut out = Vec::new();
         let secrets = self.secrets.lock().unwrap();
+        let configs = self.configs.lock().unwrap();
+        let lookup = |secret: bool, target: &str| -> Result<Vec<u8>, String> {
+            if secret {
+                let r = spec.secrets.iter().find(|r| r.file.as_ref().is_some_and(|f| f.name == target));
+                r.and_then(|r| secrets.get(&r.secret_id))
+                    .and_then(|s| s.spec.data.clone())
+                    .ok_or_else(|| format!("secret target {target} not found"))
+            } else {
+                let r = spec.configs.iter().find(|r| r.file.as_ref().is_some_and(|f| f.name == target));
+                r.and_then(|r| configs.get(&r.config_id))
+                    .and_then(|c| c.spec.data.clone())
+                    .ok_or_else(|| format!("config target {target} not found"))
+            }
+        };
+        let expand = |data: Vec<u8>, templating: Option<&shoal_api::task::Driver>, what: &str| -> Result<Vec<u8>, String> {
+            match templating.filter(|d| !d.name.is_empty()) {
+                None => Ok(data),
+                Some(d) if d.name == crate::templating::GOLANG => {
+                    let data = zeroize::Zeroizing::new(data);
+                    ctx.expand_payload(&data, spec, &lookup)
+                        .map(|(out, _)| out)
+                        .map_err(|e| format!("failed to expand templated {what}: {e}"))
+                }
+                Some(d) => Err(format!("{what}: unknown templating driver {:?}", d.name)),
+            }
+        };
         for (i, r) in spec.secrets.iter().enumerate() {
             let (Some(target), Some(destination)) = (r.file.clone(), r.target_path()) else { continue };
-            let data =
-                secrets.get(&r.secret_id).and_then(|s| s.spec.data.clone()).ok_or_else(|| format!("secret {} not found", r.secret_name))?;
+            let s =
+                secrets.get(&r.secret_id).filter(|s| s.spec.data.is_some()).ok_or_else(|| format!("secret {} not found", r.secret_name))?;
+            let data = expand(s.spec.data.clone().unwrap_or_default(), s.spec.templating.as_ref(), &format!("secret {}", r.secret_name))?;
             out.push(Planned { secret: true, file: format!("secret-{i}"), data: data.into(), target, destination });
         }
-        let configs = self.configs.lock().unwrap();
         for (i, r) in spec.configs.iter().enumerate() {
             let (Some(target), Some(destination)) = (r.file.clone(), r.target_path()) else { continue };
-            let data =
-                configs.get(&r.config_id).and_then(|c| c.spec.data.clone()).ok_or_else(|| format!("config {} not found", r.config_name))?;
+            let c =
+                configs.get(&r.config_id).filter(|c| c.spec.data.is_some()).ok_or_else(|| format!("config {} not found", r.config_name))?;
+            let data = expand(c.spec.data.clone().unwrap_or_default(), c.spec.templating.as_ref(), &format!("config {}", r.config_name))?;
             out.push(Planned { secret: false, file: format!("config-{i}"), data: data.into(), target, destination });
         }
         Ok(out)
@@ -78,8 +109,8 @@ impl TaskFiles {
 
     /// Mounts the task's tmpfs, writes its files and returns the container's
     /// bind mounts. A task that references nothing gets nothing mounted.
-    pub fn prepare(&self, task_id: &str, spec: &ContainerSpec) -> Result<Vec<ExtraMount>, String> {
-        let planned = self.plan(spec)?;
+    pub fn prepare(&self, task_id: &str, spec: &ContainerSpec, ctx: &TaskContext) -> Result<Vec<ExtraMount>, String> {
+        let planned = self.plan(spec, ctx)?;
         if planned.is_empty() {
             return Ok(Vec::new());
         }
@@ -238,7 +269,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let mounts = files.prepare("task1", &spec).unwrap();
+        let mounts = files.prepare("task1", &spec, &crate::templating::TaskContext::default()).unwrap();
         let dir = root.join("task1");
         let cleanup = scopeguard(|| {
             files.release_all();
@@ -275,9 +306,12 @@ mod tests {
             secrets: vec![SecretReference { file: file("x", "0", 0o444), secret_id: "nope".into(), secret_name: "xyz".into() }],
             ..Default::default()
         };
-        assert_eq!(files.prepare("t", &spec).unwrap_err(), "secret xyz not found");
+        assert_eq!(files.prepare("t", &spec, &crate::templating::TaskContext::default()).unwrap_err(), "secret xyz not found");
         assert!(!root.join("t").exists());
-        assert!(files.prepare("t", &ContainerSpec::default()).unwrap().is_empty(), "nothing referenced, nothing mounted");
+        assert!(
+            files.prepare("t", &ContainerSpec::default(), &crate::templating::TaskContext::default()).unwrap().is_empty(),
+            "nothing referenced, nothing mounted"
+        );
         assert!(!root.exists());
     }
 

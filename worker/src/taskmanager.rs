@@ -30,6 +30,8 @@ struct Entry {
     /// The task's stop signal and grace period (for a stop after the task
     /// left the assignments).
     stop: (String, Duration),
+    /// How long a stop waits before signalling (see `ENDPOINT_DRAIN`).
+    drain: Duration,
     /// The leader's applied index in the answer that first listed it.
     listed_at: u64,
     stop_requested: bool,
@@ -58,6 +60,15 @@ pub struct TaskManager {
     /// Task networking (gateway bridge, namespaces); without it containers
     /// get a namespace with loopback only.
     net: Option<Arc<NodeNetwork>>,
+    /// What the Engine API shows of the node's containers.
+    containers: Arc<crate::containers::Containers>,
+    /// Service names by ID and host-mode ports by task, from the latest
+    /// assignments (for the containers' names, labels and ports).
+    service_names: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Service labels by ID, and this node's hostname, for templates.
+    service_labels: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
+    hostname: std::sync::OnceLock<String>,
+    host_ports: Mutex<std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>>,
 }
 
 impl TaskManager {
@@ -72,7 +83,13 @@ impl TaskManager {
 
     fn build(images: Arc<ImageService>, exec: Arc<Executor>, files: Arc<TaskFiles>, net: Option<Arc<NodeNetwork>>) -> Arc<TaskManager> {
         let health = HealthMonitor::new(exec.runc().clone());
+        let containers = Arc::new(crate::containers::Containers::new(exec.runc().clone()));
         Arc::new(TaskManager {
+            containers,
+            service_names: Mutex::default(),
+            service_labels: Mutex::default(),
+            hostname: std::sync::OnceLock::new(),
+            host_ports: Mutex::default(),
             images,
             exec,
             files,
@@ -105,13 +122,45 @@ impl TaskManager {
     /// Takes the dispatcher's complete assignments: the payloads first, so
     /// a task started by `sync` finds its secrets and configs.
     pub fn assign(self: &Arc<Self>, a: shoal_rpc::Assignments) {
+        self.service_names.lock().unwrap().extend(a.service_names.clone());
+        *self.service_labels.lock().unwrap() = a.service_labels.clone();
+        *self.host_ports.lock().unwrap() = a.host_ports.clone();
         if let Some(net) = &self.net {
             net.apply_views(a.networks);
             net.set_host_ports(a.host_ports);
+            net.set_mesh(a.mesh.map(|m| *m));
         }
         self.files.update(a.secrets, a.configs);
         *self.registry_auth.lock().unwrap() = a.registry_auth;
         self.sync(a.tasks, a.applied);
+    }
+
+    /// This node's hostname, as templates read it (`{{.Node.Hostname}}`).
+    pub fn set_hostname(&self, hostname: &str) {
+        let _ = self.hostname.set(hostname.to_string());
+    }
+
+    /// What templates of task `t` may read (SwarmKit's context).
+    fn template_context(&self, t: &Task) -> crate::templating::TaskContext {
+        let service_name = self.service_names.lock().unwrap().get(&t.service_id).cloned().unwrap_or_default();
+        let platform = self.images.platform();
+        crate::templating::TaskContext {
+            service_id: t.service_id.clone(),
+            service_labels: self.service_labels.lock().unwrap().get(&t.service_id).cloned().unwrap_or_default(),
+            node_id: t.node_id.clone(),
+            node_hostname: self.hostname.get().cloned().unwrap_or_default(),
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            task_id: t.id.clone(),
+            task_name: crate::containers::container_name(&service_name, t.slot, &t.node_id, &t.id),
+            task_slot: if t.slot != 0 { t.slot.to_string() } else { t.node_id.clone() },
+            service_name,
+        }
+    }
+
+    /// The node's containers, as the Engine API lists and inspects them.
+    pub fn containers(&self) -> &Arc<crate::containers::Containers> {
+        &self.containers
     }
 
     /// The executor (log files live under its state dir).
@@ -153,7 +202,8 @@ impl TaskManager {
             // Job tasks want COMPLETE; both mean run it.
             let wanted = t.desired_state <= TaskState::Complete;
             if wanted && !known && t.status.state <= TaskState::Assigned {
-                let entry = Entry { stop: stop_params(&t), listed_at: applied, ..Entry::default() };
+                let drain = if t.networks_attachments.is_empty() { Duration::ZERO } else { ENDPOINT_DRAIN };
+                let entry = Entry { stop: stop_params(&t), drain, listed_at: applied, ..Entry::default() };
                 self.entries.lock().unwrap().insert(t.id.clone(), entry);
                 let me = self.clone();
                 std::thread::Builder::new()
@@ -255,14 +305,17 @@ impl TaskManager {
             container_status,
             ..Default::default()
         };
+        self.push_status(id, status);
+    }
+
+    /// Queues a state for the agent and wakes it.
+    fn push_status(&self, id: &str, status: TaskStatus) {
         self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
         self.updated.notify_one();
     }
 
     fn fail(&self, id: &str, state: TaskState, err: String) {
-        let status = TaskStatus { timestamp: shoal_api::time::now_rfc3339(), state, err, ..Default::default() };
-        self.updates.lock().unwrap().push(TaskStatusUpdate { task_id: id.to_string(), status });
-        self.updated.notify_one();
+        self.push_status(id, TaskStatus { timestamp: shoal_api::time::now_rfc3339(), state, err, ..Default::default() });
         self.forget(id);
     }
 
@@ -279,19 +332,20 @@ impl TaskManager {
 
     /// Stops a task with the stop signal and grace period it started with.
     fn stop_by_id(self: &Arc<Self>, id: &str) {
-        let (container, (signal, grace)) = {
+        let (container, (signal, grace), drain) = {
             let mut entries = self.entries.lock().unwrap();
             let Some(e) = entries.get_mut(id) else { return };
             if e.stop_requested {
                 return;
             }
             e.stop_requested = true;
-            (e.container.clone(), e.stop.clone())
+            (e.container.clone(), e.stop.clone(), e.drain)
         };
         // Not started yet: the task thread sees the flag and stops itself.
         if let Some(c) = container {
             let me = self.clone();
             std::thread::spawn(move || {
+                std::thread::sleep(drain);
                 if let Err(e) = me.exec.stop(&c, &signal, grace) {
                     tracing::warn!("stopping container {}: {e}", c.id);
                 }
@@ -306,7 +360,11 @@ impl TaskManager {
     fn run(self: Arc<Self>, t: Task) {
         let id = t.id.clone();
         self.report(&id, TaskState::Accepted, "accepted", None);
-        let spec = t.spec.container_spec.clone().unwrap_or_default();
+        let template_context = self.template_context(&t);
+        let spec = match template_context.expand_container_spec(&t.spec.container_spec.clone().unwrap_or_default()) {
+            Ok(s) => s,
+            Err(e) => return self.fail(&id, TaskState::Rejected, e),
+        };
         self.report(&id, TaskState::Preparing, "preparing", None);
         // The service's registry credentials (`--with-registry-auth`).
         let header = self.registry_auth.lock().unwrap().get(&t.service_id).cloned();
@@ -327,7 +385,7 @@ impl TaskManager {
             Ok(r) => r,
             Err(e) => return self.fail(&id, TaskState::Rejected, e.message),
         };
-        let extra_mounts = match self.files.prepare(&id, &spec) {
+        let extra_mounts = match self.files.prepare(&id, &spec, &template_context) {
             Ok(m) => m,
             Err(e) => {
                 let _ = self.images.remove_rootfs(&id);
@@ -383,6 +441,7 @@ impl TaskManager {
         if let Some(e) = self.entries.lock().unwrap().get_mut(&id) {
             e.container = Some(container.clone());
         }
+        self.containers.started(self.record(&t, &input, &image, &container, net.as_ref()));
         match health {
             None => self.report_running(&id),
             Some(settings) => {
@@ -396,6 +455,7 @@ impl TaskManager {
             self.request_stop_now(&t, &container);
         }
         let code = self.exec.wait(&container);
+        self.containers.ended(&id, code);
         self.health.unwatch(&id);
         let stopped = self.stop_requested(&id);
         let unhealthy = self.entries.lock().unwrap().get(&id).is_some_and(|e| e.unhealthy);
@@ -421,6 +481,85 @@ impl TaskManager {
         }
     }
 
+    /// The API's record of a container just started for `t`.
+    fn record(
+        &self,
+        t: &Task,
+        input: &ContainerInput,
+        image: &crate::image::Image,
+        c: &Container,
+        net: Option<&TaskNetwork>,
+    ) -> crate::containers::ContainerRecord {
+        use crate::containers::{container_name, task_name, ContainerRecord};
+        let service_name = self.service_names.lock().unwrap().get(&t.service_id).cloned().unwrap_or_else(|| t.service_id.clone());
+        let name = container_name(&service_name, t.slot, &t.node_id, &t.id);
+        let mut labels = input.spec.labels.clone();
+        labels.extend(ContainerRecord::swarm_labels(
+            &t.service_id,
+            &service_name,
+            &t.id,
+            &format!("{}.{}", task_name(&service_name, t.slot, &t.node_id), t.id),
+            &t.node_id,
+        ));
+        let mut args = crate::executor::spec::process_args(input).unwrap_or_default();
+        let path = if args.is_empty() { String::new() } else { args.remove(0) };
+        let (entrypoint, cmd) = if input.spec.command.is_empty() {
+            let cmd = if input.spec.args.is_empty() { input.image_cmd.clone() } else { input.spec.args.clone() };
+            (input.image_entrypoint.clone(), cmd)
+        } else {
+            (input.spec.command.clone(), input.spec.args.clone())
+        };
+        let now = shoal_api::time::now_rfc3339();
+        ContainerRecord {
+            id: c.id.clone(),
+            name,
+            task_id: t.id.clone(),
+            service_id: t.service_id.clone(),
+            service_name,
+            node_id: t.node_id.clone(),
+            slot: t.slot,
+            image: input.spec.image.clone(),
+            image_id: image.id().to_string(),
+            path,
+            args,
+            entrypoint,
+            cmd,
+            env: crate::executor::spec::process_env(input),
+            labels,
+            hostname: input.hostname.clone(),
+            working_dir: if input.spec.dir.is_empty() { input.image_working_dir.clone() } else { input.spec.dir.clone() },
+            user: if input.spec.user.is_empty() { input.image_user.clone() } else { input.spec.user.clone() },
+            tty: input.spec.tty,
+            open_stdin: input.spec.open_stdin,
+            read_only: input.spec.read_only,
+            stop_signal: input.spec.stop_signal.clone(),
+            init: input.spec.init == Some(true),
+            mounts: input.spec.mounts.clone(),
+            bridge: net
+                .and_then(|n| n.legs.iter().find(|l| l.gateway.is_some()))
+                .map(|l| (format!("{}/{}", l.addr, l.prefix), l.gateway.map(|g| g.to_string()).unwrap_or_default())),
+            sandbox_key: net.map(|n| n.netns.to_string_lossy().into_owned()).unwrap_or_default(),
+            networks: t
+                .networks_attachments
+                .iter()
+                .map(|a| crate::containers::AttachedNetwork {
+                    id: a.network.id.clone(),
+                    name: a.network.spec.name.clone(),
+                    address: a.addresses.first().cloned().unwrap_or_default(),
+                })
+                .collect(),
+            ports: self.host_ports.lock().unwrap().get(&t.id).cloned().unwrap_or_default(),
+            created: now.clone(),
+            started_at: now,
+            finished_at: String::new(),
+            pid: c.pid,
+            exit_code: None,
+            bundle: c.bundle.clone(),
+            rootfs: input.rootfs.clone(),
+            log_path: c.log_path.clone(),
+        }
+    }
+
     /// Reports RUNNING once, while the task is still here. Done under the
     /// entries lock so it is always queued before the task's final state
     /// (the task thread removes the entry before reporting that).
@@ -433,7 +572,18 @@ impl TaskManager {
         e.reported_running = true;
         let pid = e.container.as_ref().map(|c| c.pid as i64).unwrap_or(0);
         let running = ContainerStatus { container_id: id.to_string(), pid, exit_code: 0 };
-        self.report(id, TaskState::Running, "started", Some((running, String::new())));
+        drop(entries);
+        // The host-mode ports it publishes (`docker service ps` shows them).
+        let ports = self.host_ports.lock().unwrap().get(id).cloned().unwrap_or_default();
+        let status = TaskStatus {
+            timestamp: shoal_api::time::now_rfc3339(),
+            state: TaskState::Running,
+            message: "started".into(),
+            container_status: Some(running),
+            port_status: shoal_api::task::PortStatus { ports },
+            ..Default::default()
+        };
+        self.push_status(id, status);
     }
 
     /// A health status change: healthy makes a starting task RUNNING;
@@ -477,6 +627,15 @@ impl TaskManager {
         }
     }
 }
+
+/// A task on an overlay network is signalled this long after it was told
+/// to stop. The managers take it out of every node's VIP and routing-mesh
+/// rules in the same write that tells it to stop, and each node applies
+/// that within a long-poll round trip; the wait lets those rules change
+/// before the process goes, so no new connection is sent to a task that is
+/// exiting (Swarm's moby#33790). Connections already open are served until
+/// the stop signal, as without it.
+const ENDPOINT_DRAIN: Duration = Duration::from_secs(1);
 
 /// The task's stop signal and grace period, with Docker's defaults.
 fn stop_params(t: &Task) -> (String, Duration) {

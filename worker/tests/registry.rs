@@ -363,7 +363,10 @@ fn pull_unpack_mount_and_clear_errors() {
     let service = ImageService::open(scratch.0.join("image"), &RegistryConfig::default()).unwrap();
     let reference = format!("{}/shoal/test:v1", reg.host());
     let mut progress = Vec::new();
+    let (pulls, failures) =
+        (pull_metric("engine_daemon_image_actions_seconds_count"), pull_metric("engine_daemon_image_pull_failures_total"));
     let image = service.pull_with_progress(&reference, None, &mut |m| progress.push(m)).unwrap();
+    assert!(pull_metric("engine_daemon_image_actions_seconds_count") > pulls, "a pull is timed as Docker's image action");
 
     let s = statuses(&progress);
     assert_eq!(s[0], "Pulling from shoal/test");
@@ -432,6 +435,7 @@ fn pull_unpack_mount_and_clear_errors() {
     let e = service.pull(&format!("{}/Shoal/test", reg.host()), None).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert_eq!(e.message, "invalid reference format: repository name (Shoal/test) must be lowercase");
+    assert!(pull_metric("engine_daemon_image_pull_failures_total") >= failures + 3.0, "failed pulls are counted");
 
     // Removing the image collects its layers once no container uses them.
     let out = service.remove(&reference).unwrap();
@@ -678,4 +682,78 @@ fn token_auth_over_tls_with_registry_credentials() {
     let r = Reference::parse_for_pull(&reference).unwrap();
     let repo_session = registry.repository(&r, Some(&creds)).unwrap();
     assert_eq!(repo_session.endpoint().scheme.as_str(), "https");
+}
+
+// ---------------------------------------------------------------------------
+// `GET /distribution/{name}/json`, as moby answers it.
+
+#[test]
+fn distribution_inspect_answers_as_moby() {
+    let reg = RegistryProcess::start("", "");
+    let pusher = Pusher { port: reg.port, tls: None, bearer: None };
+    let scratch = TempDir::new("distribution");
+    let service = ImageService::open(scratch.0.join("image"), &RegistryConfig::default()).unwrap();
+    let inspect = |name: &str| service.distribution_inspect(&format!("{}/{name}", reg.host()), None);
+    let layer = Layer::new(&[("app", Some(&b"x"[..]))]);
+
+    // A Docker schema 2 image: its platform from the config.
+    let manifest = push_image(&pusher, "shoal/docker", "amd64", &[&layer], false);
+    let digest = pusher.manifest("shoal/docker", "1", media_type::DOCKER_MANIFEST, &manifest);
+    let out = serde_json::to_value(inspect("shoal/docker:1").unwrap()).unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!({
+            "Descriptor": {"mediaType": media_type::DOCKER_MANIFEST, "digest": digest, "size": manifest.len()},
+            "Platforms": [{"architecture": "amd64", "os": "linux"}],
+        })
+    );
+    // By digest, the same answer.
+    assert_eq!(serde_json::to_value(inspect(&format!("shoal/docker@{digest}")).unwrap()).unwrap(), out);
+
+    // An OCI image manifest: moby lists no platforms.
+    let manifest = push_image(&pusher, "shoal/oci", "amd64", &[&layer], true);
+    let digest = pusher.manifest("shoal/oci", "latest", media_type::OCI_MANIFEST, &manifest);
+    let out = inspect("shoal/oci").unwrap();
+    assert_eq!((out.descriptor.media_type.as_str(), out.descriptor.digest.as_str()), (media_type::OCI_MANIFEST, digest.as_str()));
+    assert_eq!(out.descriptor.size, manifest.len() as i64);
+    assert!(out.platforms.is_none());
+
+    // A manifest list: every entry's platform.
+    let arm = push_image(&pusher, "shoal/multi", "arm64", &[&layer], false);
+    let arm_digest = pusher.manifest("shoal/multi", &sha256(&arm), media_type::DOCKER_MANIFEST, &arm);
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{arm_digest}","size":{},"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}}]}}"#,
+        media_type::DOCKER_MANIFEST_LIST,
+        media_type::DOCKER_MANIFEST,
+        arm.len()
+    );
+    let list_digest = pusher.manifest("shoal/multi", "2", media_type::DOCKER_MANIFEST_LIST, list.as_bytes());
+    let out = serde_json::to_value(inspect("shoal/multi:2").unwrap()).unwrap();
+    assert_eq!(out["Descriptor"]["digest"], list_digest);
+    assert_eq!(out["Descriptor"]["mediaType"], media_type::DOCKER_MANIFEST_LIST);
+    assert_eq!(out["Platforms"], serde_json::json!([{"architecture": "arm64", "os": "linux", "variant": "v8"}]));
+
+    // The registry's own refusals, with their status.
+    let e = inspect("shoal/docker:nope").unwrap_err();
+    assert_eq!(e.status, 404, "{e:?}");
+    assert!(e.message.starts_with("manifest unknown: "), "{e:?}");
+    let e = inspect("shoal/absent:1").unwrap_err();
+    assert_eq!(e.status, 404, "{e:?}");
+    assert!(e.message.starts_with("name unknown: ") || e.message.starts_with("manifest unknown: "), "{e:?}");
+
+    // No registry there: a 500 with Go's url.Error text (the docker CLI then
+    // warns that the image could not be accessed on a registry).
+    let port = free_port();
+    let e = service.distribution_inspect(&format!("127.0.0.1:{port}/shoal/docker:1"), None).unwrap_err();
+    assert_eq!(e.status, 500, "{e:?}");
+    assert!(e.message.starts_with(&format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: ")), "{e:?}");
+}
+
+/// A pull metric as `/metrics` shows it (process-wide: other tests pull too,
+/// so callers compare before and after).
+fn pull_metric(name: &str) -> f64 {
+    let text = shoal_metrics::encode(&shoal_metrics::registry());
+    let e = shoal_metrics::text::validate(&text).unwrap();
+    let labels: &[(&str, &str)] = if name.starts_with("engine_daemon_image_actions") { &[("action", "pull")] } else { &[] };
+    e.value(name, labels).unwrap()
 }

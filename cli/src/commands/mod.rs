@@ -1,6 +1,8 @@
 //! The commands that talk to the daemon. Each takes an [`Env`] (the client
 //! and the output streams) so tests can run them against a fake daemon.
 
+pub mod container;
+pub mod events;
 pub mod image;
 pub mod info;
 pub mod inspect;
@@ -11,10 +13,12 @@ pub mod service;
 pub mod stack;
 pub mod swarm;
 pub mod swarm_ca;
+pub mod system;
 pub mod tasks;
 pub mod version;
+pub mod volume;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 
 use crate::client::{path_segment, Client};
 use crate::error::{CliError, CliResult};
@@ -75,3 +79,15 @@ pub fn go_arch() -> &'static str {
 }
 
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// docker's `prompt.Confirm`: the question with " [y/N] ", then one line;
+/// only "y" or "Y" (spaces around allowed) means yes.
+pub fn confirm(env: &mut Env, stdin: &mut dyn BufRead, message: &str) -> CliResult<bool> {
+    env.print(&format!("{message} [y/N] "))?;
+    env.out.flush()?;
+    let mut line = String::new();
+    if stdin.read_line(&mut line).unwrap_or(0) == 0 {
+        return Ok(false);
+    }
+    Ok(line.trim().eq_ignore_ascii_case("y"))
+}

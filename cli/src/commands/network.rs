@@ -651,11 +651,8 @@ mod tests {
     #[test]
     fn create_posts_and_prints_the_id_or_the_daemons_error() {
         let d = FakeDaemon::start(|r| {
-            if r.body.contains("encrypted") {
-                (
-                    400,
-                    r#"{"message":"encrypted overlay networks (--opt encrypted) are not supported by this version of shoald yet"}"#.into(),
-                )
+            if r.body.contains("frobnicate") {
+                (400, r#"{"message":"network driver option \"frobnicate\" is not supported by this version of shoald"}"#.into())
             } else {
                 (201, r#"{"Id":"kq2n3w9hxv0z8d7c6b5a4m3l2","Warning":""}"#.into())
             }
@@ -665,11 +662,11 @@ mod tests {
         assert_eq!(out, "kq2n3w9hxv0z8d7c6b5a4m3l2\n");
         let req = &d.requests()[0];
         assert_eq!((req.method.as_str(), req.target.as_str()), ("POST", "/v1.44/networks/create"));
-        let (r, out) = d.run(|env| create(env, &parse_create(&["--opt", "encrypted", "sec"])));
+        let (r, out) = d.run(|env| create(env, &parse_create(&["--opt", "frobnicate=1", "sec"])));
         assert_eq!(out, "");
         assert_eq!(
             r.unwrap_err().message,
-            "Error response from daemon: encrypted overlay networks (--opt encrypted) are not supported by this version of shoald yet"
+            "Error response from daemon: network driver option \"frobnicate\" is not supported by this version of shoald"
         );
         let before = d.requests().len();
         let (r, _) = d.run(|env| create(env, &parse_create(&["--gateway", "10.0.0.1", "x"])));

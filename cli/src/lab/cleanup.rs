@@ -174,7 +174,7 @@ fn remove_networks(data_dir: &Path, hosts: &[(PathBuf, String)], errors: &mut Ve
         }
         let nft = |args: &[&str]| std::process::Command::new("ip").args(["netns", "exec", ns, "nft"]).args(args).output();
         // The masquerade table and the host-mode ports table beside it.
-        for table in [m.nft_table.clone(), format!("{}-pub", m.nft_table)] {
+        for table in [m.nft_table.clone(), format!("{}-pub", m.nft_table), format!("{}-mesh", m.nft_table)] {
             if nft(&["list", "table", "ip", &table]).map(|o| o.status.success()).unwrap_or(false) {
                 match nft(&["delete", "table", "ip", &table]) {
                     Ok(o) if o.status.success() => {}

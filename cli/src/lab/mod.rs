@@ -43,6 +43,10 @@ pub enum LabCommand {
         /// test registry inside the lab at 192.168.77.11:5000
         #[arg(long = "insecure-registry", value_name = "registry")]
         insecure_registries: Vec<String>,
+        /// Serve Prometheus metrics on every node at http://<node address>:PORT/metrics
+        /// (each shoald gets --metrics-addr)
+        #[arg(long = "metrics-port", value_name = "PORT")]
+        metrics_port: Option<u16>,
     },
     /// List the nodes of a lab and the state of their daemons
     Ls {
@@ -130,7 +134,9 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> Result<(), String> {
     match cmd {
-        LabCommand::Up { managers, workers, name, insecure_registries } => up::up(&name, managers, workers, &insecure_registries),
+        LabCommand::Up { managers, workers, name, insecure_registries, metrics_port } => {
+            up::up(&name, managers, workers, &insecure_registries, metrics_port)
+        }
         LabCommand::Ls { name } => ops::ls(&name),
         LabCommand::Exec { name, node, cmd } => ops::exec(&name, &node, &cmd),
         LabCommand::Kill { name, nodes } => ops::each_node(&name, &nodes, ops::kill_node),
@@ -179,10 +185,15 @@ mod tests {
             c => panic!("{c:?}"),
         }
         match parse(&["up", "--managers", "3", "--workers", "2", "--name", "t", "--insecure-registry", "192.168.77.11:5000"]) {
-            LabCommand::Up { managers, workers, name, insecure_registries } => {
+            LabCommand::Up { managers, workers, name, insecure_registries, metrics_port } => {
                 assert_eq!((managers, workers, name.as_str()), (3, 2, "t"));
                 assert_eq!(insecure_registries, ["192.168.77.11:5000"]);
+                assert_eq!(metrics_port, None);
             }
+            c => panic!("{c:?}"),
+        }
+        match parse(&["up", "--metrics-port", "9323"]) {
+            LabCommand::Up { metrics_port, .. } => assert_eq!(metrics_port, Some(9323)),
             c => panic!("{c:?}"),
         }
     }

@@ -63,6 +63,10 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
         args.push("--insecure-registry".into());
         args.push(r.into());
     }
+    if let Some(addr) = &node.metrics_addr {
+        args.push("--metrics-addr".into());
+        args.push(addr.into());
+    }
     args
 }
 
@@ -408,6 +412,10 @@ mod tests {
              --host unix:///run/shoal/lab/lab/node-2/shoald.sock --hostname node-2 \
              --exec-root /run/shoal/lab/lab/node-2"
         );
+        let mut metrics = lab.nodes[1].clone();
+        metrics.metrics_addr = Some("192.168.77.12:9323".into());
+        let with: Vec<String> = daemon_args(&metrics).iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(with.join(" ").ends_with(" --metrics-addr 192.168.77.12:9323"), "{with:?}");
         // What /proc/PID/cmdline shows for the daemon (binary or interpreted script).
         let dir = Path::new("/var/lib/shoal/lab/lab/node-2");
         let mut bin = vec!["/usr/bin/shoald".to_string()];

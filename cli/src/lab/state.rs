@@ -66,6 +66,9 @@ pub struct NodeState {
     /// Registries the daemon reaches over plain HTTP (`lab up --insecure-registry`).
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// Where the daemon serves Prometheus metrics (`lab up --metrics-port`).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
 }
 
 impl NodeState {
@@ -169,6 +172,7 @@ pub fn plan(lab: &str, managers: usize, workers: usize) -> Result<LabState, Stri
                 pid: None,
                 partitioned: false,
                 insecure_registries: Vec::new(),
+                metrics_addr: None,
                 name,
             }
         })

@@ -25,6 +25,12 @@ pub struct StreamBody {
     rx: mpsc::Receiver<Bytes>,
 }
 
+impl StreamBody {
+    pub fn new(rx: mpsc::Receiver<Bytes>) -> StreamBody {
+        StreamBody { rx }
+    }
+}
+
 impl hyper::body::Body for StreamBody {
     type Data = Bytes;
     type Error = Infallible;

@@ -1,14 +1,23 @@
 //! The Engine API server: HTTP/1.1 on a root-only unix socket, Docker's
 //! paths (with optional `/vX.YY` prefix), JSON bodies and error shapes.
 
+pub mod containers;
+#[cfg(test)]
+mod corpus_tests;
+mod events;
+pub mod exec;
 mod images;
+mod lifecycle;
 mod logs;
 mod networks;
 mod nodes;
+pub mod routes;
 mod secrets;
 mod services;
+mod stats;
 mod swarm;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -44,11 +53,14 @@ impl Call {
     pub fn query_bool(&self, key: &str) -> bool {
         matches!(self.query.get(key).map(String::as_str), Some("1" | "true" | "True"))
     }
+    /// The body as Docker's Go decoder reads it (`null` is "not set", field
+    /// names match ignoring case, unknown fields are ignored; see
+    /// `shoal_api::lenient`): every handler decodes its body here.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.is_empty() {
-            return serde_json::from_str("{}").map_err(|e| ApiError::bad_request(format!("missing request body: {e}")));
+            return shoal_api::lenient::from_slice(b"{}").map_err(|e| ApiError::bad_request(format!("missing request body: {e}")));
         }
-        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))
+        shoal_api::lenient::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))
     }
     pub fn version(&self) -> Result<u64, ApiError> {
         let v = self.query.get("version").ok_or_else(|| ApiError::bad_request("missing version parameter"))?;
@@ -95,11 +107,21 @@ async fn serve_conn<IO>(node: Arc<SwarmNode>, io: IO)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await;
+    let svc = hyper::service::service_fn(move |req| timed(node.clone(), req));
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades().await;
 }
 
-async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// `handle`, timed for `engine_daemon_api_request_duration_seconds` (until
+/// the response head: a stream's body is not waited for).
+async fn timed(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let started = std::time::Instant::now();
+    let (method, route) = (routes::method(req.method()), routes::template(req.uri().path()));
+    let resp = handle(node, req).await;
+    shoal_metrics::get().api_request(method, route, started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn handle(node: Arc<SwarmNode>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -120,6 +142,15 @@ async fn handle(node: Arc<SwarmNode>, req: Request<Incoming>) -> Result<Response
                     let _ = std::fs::remove_file(&tmp);
                     Err(e)
                 }
+            }
+        }
+        Ok(segs) if method == Method::POST && segs.len() == 3 && segs[0] == "exec" && segs[2] == "start" => {
+            // The client hijacks the connection (HTTP upgrade) for the
+            // process's streams.
+            let upgrade = req.headers().contains_key(hyper::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
+            match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+                Ok(b) => exec::start(&node, &segs[1], b.to_bytes(), upgrade).await,
+                Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
             }
         }
         Ok(segs) => match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
@@ -202,6 +233,10 @@ async fn route_streams(node: &Arc<SwarmNode>, call: Call) -> Result<Response<Bod
     let target = match (call.method.as_str(), segs.as_slice()) {
         ("GET", ["services", id, "logs"]) => Some(logs::Target::Service(id)),
         ("GET", ["tasks", id, "logs"]) => Some(logs::Target::Task(id)),
+        ("GET", ["containers", id, "logs"]) => return containers::logs(node, id, &call).await.map(|r| r.map(Body::Right)),
+        ("GET", ["events"]) => return events::serve(node, &call).map(|r| r.map(Body::Right)),
+        ("POST", ["images", "create"]) => return images::create(node, &call).map(|r| r.map(Body::Right)),
+        ("GET", ["containers", id, "stats"]) => return stats::serve(node, id, &call).map(|r| r.map(Body::Right)),
         _ => None,
     };
     match target {
@@ -222,16 +257,30 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("POST", ["swarm", "leave"]) => swarm::leave(node, &call).await,
         ("POST", ["swarm", "update"]) => swarm::update(node, &call).await,
         ("GET", ["swarm", "unlockkey"]) => swarm::unlock_key(node),
+        ("POST", ["swarm", "unlock"]) => swarm::unlock(node, &call).await,
         ("GET", ["nodes"]) => nodes::list(node, &call),
         ("GET", ["nodes", id]) => nodes::inspect(node, id),
         ("POST", ["nodes", id, "update"]) => nodes::update(node, id, &call).await,
         ("DELETE", ["nodes", id]) => nodes::remove(node, id, &call).await,
         ("POST", ["services", "create"]) => services::create(node, &call).await,
         ("GET", ["services"]) => services::list(node, &call),
-        ("GET", ["services", id]) => services::inspect(node, id),
+        ("GET", ["services", id]) => services::inspect(node, id, &call),
         ("POST", ["services", id, "update"]) => services::update(node, id, &call).await,
         ("DELETE", ["services", id]) => services::remove(node, id).await,
         ("GET", ["images", "json"]) => images::list(node),
+        ("POST", ["images", "prune"]) => images::prune(node, &call).await,
+        ("GET", ["images", name @ .., "json"]) if !name.is_empty() => images::inspect(node, &name.join("/")),
+        ("GET", ["images", name @ .., "history"]) if !name.is_empty() => images::history(node, &name.join("/")),
+        ("DELETE", ["images", name @ ..]) if !name.is_empty() => images::remove(node, &name.join("/"), &call).await,
+        ("GET", ["volumes"]) => volumes::list(node, &call),
+        ("POST", ["volumes", "create"]) => volumes::create(node, &call),
+        ("POST", ["volumes", "prune"]) => volumes::prune(node, &call),
+        ("GET", ["volumes", name]) => volumes::inspect(node, name),
+        ("DELETE", ["volumes", name]) => volumes::remove(node, name, &call),
+        ("GET", ["system", "df"]) => system::df(node, &call),
+        ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => {
+            images::distribution(node, name.join("/"), call.registry_auth.as_deref()).await
+        }
         ("POST", ["secrets", "create"]) => secrets::create_secret(node, &call).await,
         ("GET", ["secrets"]) => secrets::list_secrets(node, &call),
         ("GET", ["secrets", id]) => secrets::inspect_secret(node, id),
@@ -247,6 +296,17 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["networks"]) => networks::list(node, &call),
         ("GET", ["networks", id]) => networks::inspect(node, id),
         ("DELETE", ["networks", id]) => networks::remove(node, id).await,
+        ("GET", ["containers", "json"]) => containers::list(node, &call),
+        ("GET", ["containers", id, "json"]) => containers::inspect(node, id),
+        ("GET", ["containers", id, "top"]) => containers::top(node, id, &call).await,
+        ("POST", ["containers", id, "kill"]) => lifecycle::kill(node, id, &call).await,
+        ("POST", ["containers", id, "stop"]) => lifecycle::stop(node, id, &call).await,
+        ("POST", ["containers", id, "wait"]) => lifecycle::wait(node, id, &call).await,
+        ("POST", ["containers", id, "restart"]) => lifecycle::restart(node, id),
+        ("DELETE", ["containers", id]) => lifecycle::remove(node, id, &call).await,
+        ("POST", ["containers", id, "exec"]) => exec::create(node, id, &call),
+        ("GET", ["exec", id, "json"]) => exec::inspect(node, id),
+        ("POST", ["exec", id, "resize"]) => exec::resize(node, id, &call),
         ("GET", ["tasks"]) => services::tasks(node, &call),
         ("GET", ["tasks", id]) => services::task(node, id),
         _ => Err(ApiError::not_found(format!("page not found: {} {}", call.method, call.segs.join("/")))),
@@ -258,6 +318,13 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert("Content-Type", "application/json".parse().expect("static header"));
+    Ok(r)
+}
+
+/// An answer with no body and `status` (204 after a remove, 304, ...).
+pub fn empty_response(status: StatusCode) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
     Ok(r)
 }
 

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use shoal_api::filters::Filters;
 use shoal_api::network::NetworkCreateRequest;
 use shoal_api::ApiError;
@@ -34,21 +32,39 @@ pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     }
 }
 
+/// `GET /networks/{id}`. A node that is not a manager knows no networks
+/// (a Docker engine there looks only at its local ones, and ignores the
+/// cluster's not-a-manager error): an unknown one is moby's 404, so
+/// `docker inspect <name>` on a worker goes on to its other object kinds.
 pub fn inspect(node: &Arc<SwarmNode>, id: &str) -> Reply {
-    let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.network(id)?)
+    match node.manager() {
+        Some(mgr) => json_response(StatusCode::OK, &mgr.network(id)?),
+        None => Err(no_such_network(id)),
+    }
+}
+
+/// libnetwork's `ErrNoSuchNetwork`.
+fn no_such_network(id: &str) -> ApiError {
+    ApiError::not_found(format!("network {id} not found"))
 }
 
 pub async fn remove(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
     mgr.remove_network(id).await?;
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    super::empty_response(StatusCode::NO_CONTENT)
 }
 
 pub async fn prune(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let removed = mgr.prune_networks(&filters(call)?).await?;
     json_response(StatusCode::OK, &serde_json::json!({ "NetworksDeleted": removed }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unknown_network_is_mobys_404() {
+        let e = super::no_such_network("nosuch");
+        assert_eq!((e.status, e.message.as_str()), (404, "network nosuch not found"));
+    }
 }

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use shoal_api::filters::Filters;
 use shoal_api::secret::{ConfigSpec, SecretSpec};
 use shoal_api::ApiError;
@@ -16,9 +14,7 @@ use super::{json_response, Call, Reply};
 use crate::swarm::SwarmNode;
 
 fn no_content() -> Reply {
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    super::empty_response(StatusCode::NO_CONTENT)
 }
 
 fn filters(call: &Call, allowed: &[&str]) -> Result<Filters, ApiError> {

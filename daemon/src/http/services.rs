@@ -27,9 +27,23 @@ pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     json_response(StatusCode::OK, &mgr.services(&filters, call.query_bool("status")))
 }
 
-pub fn inspect(node: &Arc<SwarmNode>, id: &str) -> Reply {
+/// `GET /services/{id}`; with `insertDefaults` (the docker CLI's `service
+/// inspect` always asks) the spec has SwarmKit's defaults filled in.
+pub fn inspect(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.service(id)?)
+    let service = mgr.service(id)?;
+    if docker_bool(call.query.get("insertDefaults")) {
+        return json_response(StatusCode::OK, &service.with_defaults());
+    }
+    json_response(StatusCode::OK, &service)
+}
+
+/// moby's `httputils.BoolValue`: anything but empty, `0`, `no`, `false`
+/// or `none` (any case, trimmed) is true. The docker CLI sends `1`, older
+/// ones `true`.
+fn docker_bool(v: Option<&String>) -> bool {
+    let v = v.map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+    !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
 }
 
 pub async fn update(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
@@ -56,4 +70,20 @@ pub fn tasks(node: &Arc<SwarmNode>, call: &Call) -> Reply {
 pub fn task(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
     json_response(StatusCode::OK, &mgr.task(id)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_bool;
+
+    #[test]
+    fn insert_defaults_is_read_as_moby_reads_booleans() {
+        for yes in ["1", "true", "True", "yes", " on "] {
+            assert!(docker_bool(Some(&yes.to_string())), "{yes}");
+        }
+        for no in ["", "0", "false", "FALSE", "no", "none"] {
+            assert!(!docker_bool(Some(&no.to_string())), "{no}");
+        }
+        assert!(!docker_bool(None));
+    }
 }

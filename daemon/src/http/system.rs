@@ -82,13 +82,18 @@ pub fn info(node: &Arc<SwarmNode>) -> Reply {
             swarm.error = String::new();
         }
     }
+    let containers = node.tasks.containers().list();
+    let running = containers.iter().filter(|c| c.running()).count();
     let labels: Vec<String> = cfg.engine_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     json_response(
         StatusCode::OK,
         &json!({
             "ID": swarm.node_id,
-            "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-            "Images": 0,
+            "Containers": containers.len(),
+            "ContainersRunning": running,
+            "ContainersPaused": 0,
+            "ContainersStopped": containers.len() - running,
+            "Images": node.images.list().len(),
             "Driver": "overlayfs",
             "DriverStatus": [],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "overlay"], "Authorization": null, "Log": ["json-file"]},
@@ -99,7 +104,7 @@ pub fn info(node: &Arc<SwarmNode>) -> Reply {
             "SystemTime": shoal_api::time::now_rfc3339(),
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
-            "CgroupVersion": "2",
+            "CgroupVersion": if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" },
             "KernelVersion": kernel_version(),
             "OperatingSystem": "Shoal",
             "OSVersion": "",
@@ -120,6 +125,66 @@ pub fn info(node: &Arc<SwarmNode>) -> Reply {
             "InitBinary": "",
             "SecurityOptions": [],
             "Warnings": null,
+        }),
+    )
+}
+
+/// `GET /system/df`: what this node's images, containers and volumes take
+/// on disk, in Docker's shape (the CLI's `system df` sums it). Layer sizes
+/// are the unpacked sizes recorded with each layer when it was unpacked; a
+/// layer two images share counts in both images' `SharedSize` and once in
+/// `LayersSize`.
+pub fn df(node: &Arc<SwarmNode>, _call: &super::Call) -> Reply {
+    use std::collections::HashMap;
+    let images = node.images.list();
+    let containers = node.tasks.containers().list();
+    let mut layer_size: HashMap<String, (u64, usize)> = HashMap::new();
+    for r in &images {
+        for d in &r.diff_ids {
+            let e = layer_size.entry(d.to_string()).or_insert_with(|| (shoal_worker::image::unpack::layer_size(node.images.store(), d), 0));
+            e.1 += 1;
+        }
+    }
+    let layers_total: u64 = layer_size.values().map(|(s, _)| s).sum();
+    let image_list: Vec<serde_json::Value> = images
+        .iter()
+        .map(|r| {
+            let sizes = || r.diff_ids.iter().filter_map(|d| layer_size.get(&d.to_string()));
+            let shared: u64 = sizes().filter(|(_, n)| *n > 1).map(|(s, _)| s).sum();
+            let size: u64 = sizes().map(|(s, _)| s).sum();
+            let id = r.id.to_string();
+            super::images::summary(r, size, shared as i64, containers.iter().filter(|c| c.image_id == id).count() as i64)
+        })
+        .collect();
+    let now = std::time::SystemTime::now();
+    let container_list: Vec<serde_json::Value> = containers
+        .iter()
+        .map(|c| {
+            let mut j = super::containers::summary(c, None, now);
+            let rw = super::volumes::dir_size(&shoal_worker::image::rootfs::container_dir(node.images.store(), &c.id).join("upper"));
+            let image: u64 = images.iter().find(|r| r.id.to_string() == c.image_id).map(|r| r.size).unwrap_or(0);
+            j["SizeRw"] = rw.into();
+            j["SizeRootFs"] = (rw + image).into();
+            j
+        })
+        .collect();
+    let store = node.tasks.executor().volumes().clone();
+    let volume_list: Vec<serde_json::Value> = store
+        .list()
+        .iter()
+        .map(|v| {
+            let refs = super::volumes::users(&containers, &v.name).len();
+            super::volumes::volume_json(&store, v, Some((super::volumes::dir_size(&store.data_dir(&v.name)), refs)))
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "LayersSize": layers_total,
+            "Images": image_list,
+            "Containers": container_list,
+            "Volumes": volume_list,
+            "BuildCache": [],
         }),
     )
 }

@@ -23,6 +23,8 @@ pub async fn start_single_manager(dir: &std::path::Path, snapshot_interval: u64)
         tls: Arc::new(RwLock::new(client)),
         snapshot_interval,
         keep_entries: 500,
+        events: None,
+        wal_key: None,
     })
     .expect("raft");
     let mut status = raft.status.clone();

@@ -56,7 +56,8 @@
 //!     networks.insert(id.to_string(), Network { id: id.into(), spec, ..Default::default() });
 //! }
 //! let (services, tasks) = (BTreeMap::<String, Service>::new(), BTreeMap::<String, Task>::new());
-//! let view = View { pool: &pool, networks: &networks, services: &services, tasks: &tasks };
+//! let nodes = BTreeMap::new(); // each node gets an address on the ingress network
+//! let view = View { pool: &pool, networks: &networks, services: &services, tasks: &tasks, nodes: &nodes };
 //!
 //! // On the leader: one pass, proposed as one versioned write ...
 //! let changes = allocate(&view, "2026-01-01T00:00:00Z");
@@ -102,6 +103,7 @@ use shoal_api::network::{
 };
 use shoal_api::service::{Endpoint, EndpointSpec, EndpointVirtualIp, PublishMode, ResolutionMode, Service, ServiceSpec};
 use shoal_api::task::{Driver, NetworkAttachmentConfig, Task, TaskState, TaskStatus};
+use shoal_api::Node;
 
 pub use ipam::{mac_address, Addressing};
 pub use ports::{PortKey, DYNAMIC_PORTS};
@@ -121,6 +123,9 @@ pub struct View<'a> {
     pub networks: &'a BTreeMap<String, Network>,
     pub services: &'a BTreeMap<String, Service>,
     pub tasks: &'a BTreeMap<String, Task>,
+    /// Nodes hold an address on the ingress network each (the routing
+    /// mesh's entry there).
+    pub nodes: &'a BTreeMap<String, Node>,
 }
 
 /// One pass's writes: whole objects, each with the version it was read at.
@@ -132,6 +137,8 @@ pub struct Changes {
     pub services: Vec<Service>,
     /// Tasks moved from `new` to `pending` (attached) or `failed`.
     pub tasks: Vec<Task>,
+    /// Nodes given their ingress address (or losing a stale one).
+    pub nodes: Vec<NodeAttachments>,
     /// What could not be allocated and why (not a write; for the log).
     pub errors: Vec<AllocError>,
 }
@@ -139,8 +146,18 @@ pub struct Changes {
 impl Changes {
     /// No writes (errors alone are not writes).
     pub fn is_empty(&self) -> bool {
-        self.networks.is_empty() && self.services.is_empty() && self.tasks.is_empty()
+        self.networks.is_empty() && self.services.is_empty() && self.tasks.is_empty() && self.nodes.is_empty()
     }
+}
+
+/// A node's new `Attachments`: its address on the ingress network, or
+/// nothing once there is no ingress network. Only the allocator writes
+/// them, so the write is the whole list (no version: a node's version
+/// belongs to its spec and status, which the allocator does not touch).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeAttachments {
+    pub node_id: String,
+    pub attachments: Vec<NetworkAttachment>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +172,7 @@ pub enum ObjectKind {
     Network,
     Service,
     Task,
+    Node,
 }
 
 /// Who holds an address on a network.
@@ -163,6 +181,8 @@ pub enum Owner {
     /// A service's virtual IP.
     Vip(String),
     Task(String),
+    /// A node's entry into the routing mesh (ingress network only).
+    Node(String),
 }
 
 impl std::fmt::Display for Owner {
@@ -170,6 +190,7 @@ impl std::fmt::Display for Owner {
         match self {
             Owner::Vip(s) => write!(f, "the VIP of service {s}"),
             Owner::Task(t) => write!(f, "task {t}"),
+            Owner::Node(n) => write!(f, "node {n}"),
         }
     }
 }
@@ -253,7 +274,18 @@ impl Ledger {
         for t in view.tasks.values().filter(|t| !skip(ObjectKind::Task, &t.id)) {
             l.claim_task(t);
         }
+        for n in view.nodes.values().filter(|n| !skip(ObjectKind::Node, &n.id)) {
+            l.claim_node(&n.id, &n.attachments);
+        }
         l
+    }
+
+    fn claim_node(&mut self, id: &str, attachments: &[NetworkAttachment]) {
+        for a in attachments {
+            for addr in &a.addresses {
+                self.claim_address(&a.network.id, addr, Owner::Node(id.to_string()));
+            }
+        }
     }
 
     fn claim_network(&mut self, n: &Network) {
@@ -358,11 +390,19 @@ impl Ledger {
         }
     }
 
-    /// The lowest free address of a network, searching from `cursor` first.
+    /// The next free address of a network after the highest one held (or
+    /// after the last one this pass took), wrapping to the lowest free one
+    /// at the end of the range. Serial, as libnetwork allocates: a freed
+    /// address is not given out again at once, so the conntrack entries,
+    /// learned bridge ports and cached neighbours of its previous owner
+    /// have aged out by the time a new task has it.
     fn take_address(&mut self, network_id: &str, cursor: &mut BTreeMap<String, u32>, owner: Owner) -> Option<Ipv4Addr> {
         let a = self.nets.get(network_id)?;
         let held = self.addrs.get_mut(network_id)?;
-        let from = cursor.get(network_id).copied().unwrap_or(0);
+        let from = match cursor.get(network_id) {
+            Some(c) => *c,
+            None => held.keys().next_back().map_or(0, |last| last.saturating_add(1)),
+        };
         let ip = a.next_free(held, from).or_else(|| a.next_free(held, 0))?;
         held.insert(u32::from(ip), owner);
         cursor.insert(network_id.to_string(), u32::from(ip).saturating_add(1));
@@ -432,8 +472,21 @@ pub fn needs_work(view: &View) -> bool {
     if view.tasks.values().any(|t| t.status.state == TaskState::New && t.desired_state <= TaskState::Complete) {
         return true;
     }
-    let ingress = ingress_network(view.networks).map(|n| n.id.as_str());
+    let ingress = ingress_network(view.networks);
+    if view.nodes.values().any(|n| !node_settled(ingress, n)) {
+        return true;
+    }
+    let ingress = ingress.map(|n| n.id.as_str());
     view.services.values().any(|s| !endpoint_settled(view, ingress, s))
+}
+
+/// Whether a node's attachments are what the mesh needs: one address on
+/// the allocated ingress network, or none when there is no such network.
+fn node_settled(ingress: Option<&Network>, n: &Node) -> bool {
+    match ingress.filter(|i| is_allocated(i)) {
+        None => n.attachments.is_empty(),
+        Some(i) => matches!(n.attachments.as_slice(), [a] if a.network.id == i.id && a.addresses.len() == 1),
+    }
 }
 
 /// Whether a service's endpoint already is what its spec asks for: the
@@ -637,6 +690,45 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
         }
         ch.tasks.push(new);
     }
+
+    // Nodes: an address each on the ingress network, kept while it is
+    // theirs (a node's address never moves while it is in the cluster).
+    let ingress_net = ingress.as_ref().and_then(|id| nets.get(id)).filter(|n| is_allocated(n) && !net_errors.contains_key(&n.id));
+    for node in view.nodes.values() {
+        let me = Owner::Node(node.id.clone());
+        let want: Vec<NetworkAttachment> =
+            match ingress_net {
+                None => Vec::new(),
+                Some(n) => {
+                    let kept =
+                        node.attachments.iter().find(|a| a.network.id == n.id).and_then(|a| a.addresses.first()).filter(|c| {
+                            address_of(c).is_some_and(|ip| l.addrs.get(&n.id).and_then(|h| h.get(&u32::from(ip))) == Some(&me))
+                        });
+                    let cidr = match kept {
+                        Some(c) => Some(c.clone()),
+                        None => match addressing_of(&l, n) {
+                            Ok((subnet, full)) => match l.take_address(&n.id, &mut cursor, me.clone()) {
+                                Some(ip) => Some(subnet.cidr_of(ip)),
+                                None => {
+                                    ch.errors.push(AllocError { kind: ObjectKind::Node, id: node.id.clone(), message: full });
+                                    None
+                                }
+                            },
+                            Err(e) => {
+                                ch.errors.push(AllocError { kind: ObjectKind::Node, id: node.id.clone(), message: e });
+                                None
+                            }
+                        },
+                    };
+                    cidr.map(|c| vec![NetworkAttachment { network: n.clone(), addresses: vec![c] }]).unwrap_or_default()
+                }
+            };
+        let same = want.len() == node.attachments.len()
+            && want.iter().zip(&node.attachments).all(|(w, h)| w.network.id == h.network.id && w.addresses == h.addresses);
+        if !same {
+            ch.nodes.push(NodeAttachments { node_id: node.id.clone(), attachments: want });
+        }
+    }
     ch
 }
 
@@ -664,9 +756,10 @@ pub fn conflicting_claims(view: &View, changes: &Changes) -> Vec<String> {
             ObjectKind::Network => changes.networks.iter().map(|n| n.id.as_str()).collect(),
             ObjectKind::Service => changes.services.iter().map(|s| s.id.as_str()).collect(),
             ObjectKind::Task => changes.tasks.iter().map(|t| t.id.as_str()).collect(),
+            ObjectKind::Node => changes.nodes.iter().map(|n| n.node_id.as_str()).collect(),
         }
     };
-    let changed = [ids(ObjectKind::Network), ids(ObjectKind::Service), ids(ObjectKind::Task)];
+    let changed = [ids(ObjectKind::Network), ids(ObjectKind::Service), ids(ObjectKind::Task), ids(ObjectKind::Node)];
     let mut l = Ledger::build(view, &|kind, id| changed[kind as usize].contains(id));
     l.strict = true;
     let before = l.conflicts.len();
@@ -678,6 +771,9 @@ pub fn conflicting_claims(view: &View, changes: &Changes) -> Vec<String> {
     }
     for t in &changes.tasks {
         l.claim_task(t);
+    }
+    for n in &changes.nodes {
+        l.claim_node(&n.node_id, &n.attachments);
     }
     l.conflicts.split_off(before)
 }

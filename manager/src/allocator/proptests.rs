@@ -1,7 +1,8 @@
 //! Property test: random sequences of what users and the orchestrator do
 //! (networks created and removed, services created, scaled, given new
-//! ports and removed, tasks ending and reaped), with the allocator run and
-//! its writes applied after each step, as the leader would. Checked after
+//! ports and removed, tasks ending and reaped, nodes joining and leaving),
+//! with the allocator run and its writes applied after each step, as the
+//! leader would. Checked after
 //! every step: no address, subnet, VXLAN ID or ingress port has two live
 //! owners, and nothing is outside its network's range or on a reserved
 //! address (`verify`); each write passes the apply-time check
@@ -56,6 +57,9 @@ enum Op {
     EndTask(usize),
     /// The reaper deletes a task that ended.
     ReapTask(usize),
+    /// A node joins (it gets an ingress address) or is removed.
+    AddNode,
+    RemoveNode(usize),
 }
 
 /// `--subnet`, `--ip-range`, `--gateway`, `--aux-address`es.
@@ -90,6 +94,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0usize..8).prop_map(Op::RemoveService),
         2 => (0usize..64).prop_map(Op::EndTask),
         2 => (0usize..64).prop_map(Op::ReapTask),
+        1 => Just(Op::AddNode),
+        1 => (0usize..8).prop_map(Op::RemoveNode),
     ]
 }
 
@@ -216,6 +222,15 @@ impl Sim {
                     self.w.tasks.remove(&id);
                 }
             }
+            Op::AddNode => {
+                let id = self.id("node");
+                self.w.add_node(&id);
+            }
+            Op::RemoveNode(i) => {
+                if let Some(id) = nth(&self.w.nodes, *i).cloned() {
+                    self.w.nodes.remove(&id);
+                }
+            }
         }
     }
 
@@ -262,6 +277,7 @@ impl Sim {
     fn drain_and_refill(&mut self) {
         self.w.services.clear();
         self.w.tasks.clear();
+        self.w.nodes.clear();
         self.check();
         let networks: Vec<(String, usize)> =
             self.w.networks.values().filter(|n| is_allocated(n)).map(|n| (n.id.clone(), capacity(n))).collect();

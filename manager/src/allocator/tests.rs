@@ -17,6 +17,7 @@ pub(super) struct World {
     pub networks: BTreeMap<String, Network>,
     pub services: BTreeMap<String, Service>,
     pub tasks: BTreeMap<String, Task>,
+    pub nodes: BTreeMap<String, shoal_api::Node>,
     pub index: u64,
     pub clock: u64,
     /// The dynamic port range, when a test needs a small one.
@@ -25,7 +26,7 @@ pub(super) struct World {
 
 impl World {
     pub fn view(&self) -> View<'_> {
-        View { pool: &self.pool, networks: &self.networks, services: &self.services, tasks: &self.tasks }
+        View { pool: &self.pool, networks: &self.networks, services: &self.services, tasks: &self.tasks, nodes: &self.nodes }
     }
 
     fn bump(&mut self) -> Version {
@@ -93,7 +94,19 @@ impl World {
             t.version = self.bump();
             self.tasks.insert(t.id.clone(), t);
         }
+        for n in &ch.nodes {
+            self.nodes.get_mut(&n.node_id).expect("the node exists").attachments = n.attachments.clone();
+        }
         ch
+    }
+
+    pub fn add_node(&mut self, id: &str) {
+        self.nodes.insert(id.into(), shoal_api::Node { id: id.into(), ..Default::default() });
+    }
+
+    /// A node's address on the ingress network, if it has one.
+    pub fn node_addr(&self, id: &str) -> Option<String> {
+        self.nodes[id].attachments.first().map(|a| a.addresses[0].clone())
     }
 
     pub fn dynamic(&self) -> std::ops::RangeInclusive<u32> {
@@ -524,4 +537,77 @@ fn an_idle_pass_skips_the_ledger() {
     assert!(needs_work(&w.view()), "a new network");
     w.pass();
     assert!(!needs_work(&w.view()));
+}
+
+#[test]
+fn every_node_gets_one_ingress_address_kept_while_it_is_in_the_cluster() {
+    let mut w = World::default();
+    w.add_node("node-a");
+    w.add_node("node-b");
+    w.pass();
+    assert_eq!(w.node_addr("node-a"), None, "no ingress network, no address");
+    w.add_network("ing", ingress_spec());
+    w.add_service("s1", "web", &[], ports(vec![publish(80, 8080)]));
+    w.add_task("t1", "s1");
+    w.pass();
+    let (a, b) = (w.node_addr("node-a").unwrap(), w.node_addr("node-b").unwrap());
+    assert_ne!(a, b);
+    assert!(a.starts_with("10.0.0.") && a.ends_with("/24"), "{a}");
+    let task = w.addr("t1", "ing");
+    assert!(task != a && task != b && !task.is_empty(), "tasks and nodes share the network's addresses: {task} {a} {b}");
+    assert!(w.pass().is_empty(), "addresses stay where they are");
+    assert!(!needs_work(&w.view()));
+
+    // A node that leaves frees its address; a new one may take it.
+    w.nodes.remove("node-a");
+    w.add_node("node-c");
+    w.pass();
+    assert_eq!(w.node_addr("node-b").unwrap(), b, "the other node keeps its address");
+    assert!(verify(&w.view()).is_empty());
+
+    // No ingress network: the nodes' addresses go.
+    w.networks.remove("ing");
+    assert!(needs_work(&w.view()));
+    let ch = w.pass();
+    assert_eq!(ch.nodes.len(), 2);
+    assert_eq!((w.node_addr("node-b"), w.node_addr("node-c")), (None, None));
+}
+
+#[test]
+fn a_write_giving_a_node_an_address_someone_took_meanwhile_is_refused() {
+    let mut w = World::default();
+    w.add_node("node-a");
+    w.add_network("ing", ingress_spec());
+    w.pass();
+    let taken = w.node_addr("node-a").unwrap();
+    w.add_node("node-b");
+    let mut ch = allocate_with(&w.view(), "now", w.dynamic());
+    ch.nodes[0].attachments[0].addresses = vec![taken];
+    let clashes = conflicting_claims(&w.view(), &ch);
+    assert_eq!(clashes.len(), 1, "{clashes:?}");
+    assert!(clashes[0].contains("two owners: node node-a and node node-b"), "{clashes:?}");
+}
+
+#[test]
+fn a_freed_address_is_not_given_again_at_once() {
+    let mut w = World::default();
+    w.add_network("n", overlay_with("appnet", "10.9.0.0/24", "10.9.0.0/29", "10.9.0.1", &[]));
+    w.add_service("s", "web", &["n"], Some(EndpointSpec { mode: Some(ResolutionMode::Dnsrr), ports: vec![] }));
+    w.add_task("t0", "s");
+    w.add_task("t1", "s");
+    w.pass();
+    assert_eq!((w.addr("t0", "n").as_str(), w.addr("t1", "n").as_str()), ("10.9.0.2/24", "10.9.0.3/24"));
+    // t0 ends and is replaced: the new task gets the next address, not t0's
+    // (whose old connections and learned ports may linger elsewhere).
+    w.tasks.get_mut("t0").unwrap().status.state = TaskState::Complete;
+    w.add_task("t2", "s");
+    w.pass();
+    assert_eq!(w.addr("t2", "n"), "10.9.0.4/24");
+    // At the end of the range it wraps to the lowest free address.
+    for i in 3..7 {
+        w.add_task(&format!("t{i}"), "s");
+    }
+    w.pass();
+    assert_eq!(w.addr("t5", "n"), "10.9.0.7/24");
+    assert_eq!(w.addr("t6", "n"), "10.9.0.2/24", "wrapped to the one t0 freed");
 }

@@ -13,9 +13,7 @@ pub const CONFIG_FILTERS: &[&str] = &["id", "label", "name"];
 
 pub fn validate_config_spec(spec: &ConfigSpec) -> Result<(), ApiError> {
     validate_name(&spec.name)?;
-    if spec.templating.is_some() {
-        return Err(invalid("config templating is not supported by shoald"));
-    }
+    super::secrets::check_templating(spec.templating.as_ref())?;
     let len = spec.data.as_ref().map(Vec::len).unwrap_or(0);
     if len == 0 || len >= MAX_CONFIG_SIZE {
         return Err(invalid(format!("config data must be larger than 0 and less than {MAX_CONFIG_SIZE} bytes")));

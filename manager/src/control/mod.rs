@@ -24,6 +24,8 @@ pub const NODE_FILTERS: &[&str] = &["id", "label", "membership", "name", "node.l
 pub struct SwarmUpdate {
     pub rotate_worker_token: bool,
     pub rotate_manager_token: bool,
+    /// `rotateManagerUnlockKey` (`swarm unlock-key --rotate`).
+    pub rotate_manager_unlock_key: bool,
 }
 
 impl Manager {
@@ -138,22 +140,28 @@ impl Manager {
 
     /// `POST /swarm/update`: a full spec (omitted fields take Docker's
     /// defaults), token rotation, and `CAConfig.ForceRotate` for a new root CA.
-    pub async fn update_swarm(&self, version: u64, spec_json: &serde_json::Value, opts: SwarmUpdate) -> Result<(), ApiError> {
-        let mut full = serde_json::to_value(SwarmSpec::default()).expect("spec serialises");
-        shoal_api::swarm::merge_json(&mut full, spec_json);
-        let mut spec: SwarmSpec = serde_json::from_value(full).map_err(|e| ApiError::bad_request(format!("invalid swarm spec: {e}")))?;
-        spec.fill_defaults();
+    pub async fn update_swarm(&self, version: u64, spec: SwarmSpec, opts: SwarmUpdate) -> Result<(), ApiError> {
+        let mut spec = SwarmSpec::from_request(Some(spec));
         validate_spec(&spec)?;
-        let (force_rotate_before, digest, current_root) = {
+        let (force_rotate_before, digest, current_root, has_unlock_key) = {
             let st = self.store();
             let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
             (
                 c.swarm.spec.ca_config.force_rotate,
                 shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?,
                 c.root_cert_pem.clone(),
+                !c.unlock_key.is_empty(),
             )
         };
         let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
+        // Autolock: a key when it is turned on or rotated, none when it is
+        // turned off (as SwarmKit; a rotation while it is off changes nothing).
+        let unlock_key = match (spec.encryption_config.auto_lock_managers, has_unlock_key) {
+            (true, false) => Some(seal_new_unlock_key(&key)),
+            (true, true) if opts.rotate_manager_unlock_key => Some(seal_new_unlock_key(&key)),
+            (false, true) => Some(String::new()),
+            _ => None,
+        };
         // `swarm ca --rotate --ca-cert --ca-key`: rotate to the given root.
         // The key is sealed like a generated one and never kept in the spec
         // (which every API reader sees).
@@ -206,10 +214,25 @@ impl Manager {
             manager_secret: opts.rotate_manager_token.then(|| fresh(MANAGER_SECRET_CONTEXT)),
             new_root,
             cross_signed,
+            unlock_key,
         })
-        .await
-        .map(|_| ())
+        .await?;
+        // This manager re-wraps its keys before answering (the others do
+        // when the change applies there, `autolock::run`).
+        crate::autolock::sync(self).map_err(ApiError::internal)?;
+        Ok(())
     }
+
+    /// `GET /swarm/unlockkey`: the key while autolock is on, else "".
+    pub fn unlock_key_text(&self) -> Result<zeroize::Zeroizing<String>, ApiError> {
+        Ok(self.cluster_keys()?.unlock_key.unwrap_or_default())
+    }
+}
+
+/// A fresh unlock key, sealed for the cluster record.
+pub fn seal_new_unlock_key(key: &crate::datakey::DataKey) -> String {
+    let unlock = shoal_rpc::unlock::UnlockKey::generate();
+    ClusterRecord::seal(key, crate::store::UNLOCK_KEY_CONTEXT, &unlock.to_human())
 }
 
 pub fn validate_spec(spec: &SwarmSpec) -> Result<(), ApiError> {
@@ -218,9 +241,6 @@ pub fn validate_spec(spec: &SwarmSpec) -> Result<(), ApiError> {
     }
     if spec.ca_config.node_cert_expiry != 0 && spec.ca_config.node_cert_expiry < 3_600_000_000_000 {
         return Err(ApiError::bad_request("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"));
-    }
-    if spec.encryption_config.auto_lock_managers {
-        return Err(ApiError::bad_request("autolock is not supported by this version of shoald"));
     }
     if spec.orchestration.task_history_retention_limit < 0 {
         return Err(ApiError::bad_request("invalid task history retention limit: must not be negative"));

@@ -12,7 +12,7 @@ use crate::store::{Command, Store};
 pub const NETWORK_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 
 /// Driver options Shoal acts on; any other is refused by name.
-const KNOWN_OPTIONS: &[&str] = &[VXLAN_ID_OPTION];
+const KNOWN_OPTIONS: &[&str] = &[VXLAN_ID_OPTION, shoal_api::network::ENCRYPTED_OPTION];
 
 /// A network by full ID, name, or unique ID prefix (Docker's lookup order).
 pub fn find_network<'a>(st: &'a Store, key: &str) -> Result<&'a Network, ApiError> {
@@ -67,11 +67,7 @@ impl Manager {
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<String, ApiError> {
         let mut spec = req.to_spec().map_err(ApiError::bad_request)?;
         if let Some(opt) = req.options.keys().find(|k| !KNOWN_OPTIONS.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(if opt == "encrypted" {
-                "encrypted overlay networks (--opt encrypted) are not supported by this version of shoald yet".to_string()
-            } else {
-                format!("network driver option {opt:?} is not supported by this version of shoald")
-            }));
+            return Err(ApiError::bad_request(format!("network driver option {opt:?} is not supported by this version of shoald")));
         }
         if spec.ipam_options.as_ref().is_some_and(|o| o.configs.is_empty()) {
             spec.ipam_options = None;

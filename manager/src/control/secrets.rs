@@ -43,9 +43,7 @@ pub fn validate_secret_spec(spec: &SecretSpec) -> Result<(), ApiError> {
         }
         return Err(invalid(format!("secret driver {:?} is not supported: shoald keeps secrets in its own store", d.name)));
     }
-    if spec.templating.is_some() {
-        return Err(invalid("secret templating is not supported by shoald"));
-    }
+    check_templating(spec.templating.as_ref())?;
     let len = spec.data.as_ref().map(Vec::len).unwrap_or(0);
     if len == 0 || len >= MAX_SECRET_SIZE {
         return Err(invalid(format!("secret data must be larger than 0 and less than {MAX_SECRET_SIZE} bytes")));
@@ -182,9 +180,28 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The one templating driver nodes expand (`--template-driver golang`);
+/// an empty one means none, as in SwarmKit.
+pub fn check_templating(t: Option<&shoal_api::task::Driver>) -> Result<(), ApiError> {
+    match t {
+        Some(d) if !d.name.is_empty() && d.name != "golang" => {
+            Err(invalid(format!("templating driver {:?} is not supported: the only templating driver is \"golang\"", d.name)))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn golang_is_the_one_templating_driver() {
+        let d = |n: &str| shoal_api::task::Driver { name: n.into(), ..Default::default() };
+        assert!(check_templating(None).is_ok() && check_templating(Some(&d("golang"))).is_ok() && check_templating(Some(&d(""))).is_ok());
+        let e = check_templating(Some(&d("jinja"))).unwrap_err();
+        assert!(e.message.contains("templating driver \"jinja\" is not supported"), "{}", e.message);
+    }
     use shoal_api::secret::{FileTarget, SecretReference};
     use shoal_api::task::{ContainerSpec, Driver};
 

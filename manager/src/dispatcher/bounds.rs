@@ -32,7 +32,17 @@ pub fn check_description(d: &NodeDescription) -> Result<(), ApiError> {
 pub fn bound_status(status: &mut TaskStatus) {
     cut(&mut status.message);
     cut(&mut status.err);
+    // A task publishes at most what its service asked for; more is a
+    // node's mistake or malice, and would be written to Raft.
+    status.port_status.ports.truncate(MAX_PORT_STATUS);
+    for p in &mut status.port_status.ports {
+        cut(&mut p.name);
+    }
 }
+
+/// Published ports a task status may carry (Docker allows one per port
+/// and protocol; a service with more is not a real one).
+pub const MAX_PORT_STATUS: usize = 1024;
 
 fn cut(s: &mut String) {
     if s.len() <= MAX_STATUS_TEXT {
@@ -71,6 +81,11 @@ impl DescriptionGate {
         self.pending.remove(node)
     }
 
+    /// Whether a description `node` reported still waits to be written.
+    pub fn is_pending(&self, node: &str) -> bool {
+        self.pending.contains_key(node)
+    }
+
     /// Forgets nodes that are gone (a new leader starts empty anyway).
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.last_write.retain(|k, _| keep(k));
@@ -102,6 +117,7 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(g.take("n1", Some(desc("a")), t0).unwrap().hostname, "a");
         assert!(g.take("n1", Some(desc("b")), t0 + Duration::from_secs(1)).is_none());
+        assert!(g.is_pending("n1") && !g.is_pending("n2"));
         assert!(g.take("n1", Some(desc("c")), t0 + Duration::from_secs(2)).is_none());
         assert!(g.take("n1", None, t0 + Duration::from_secs(5)).is_none());
         // Another node has its own budget.

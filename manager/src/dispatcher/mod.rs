@@ -45,6 +45,7 @@ pub async fn heartbeat(mgr: &Manager, node_id: &str, hb: HeartbeatRequest) -> Re
     }
     let period = period(mgr);
     mgr.dispatcher.deadlines.lock().unwrap().insert(node_id.to_string(), Instant::now() + period * GRACE_PERIODS);
+    shoal_metrics::get().dispatcher_heartbeats.inc();
     let (update, desired_role, managers, root_pem) = {
         let st = mgr.raft.store.read().unwrap();
         let node = st.nodes.get(node_id).ok_or_else(|| ApiError::not_found(format!("node {node_id} not found")))?;
@@ -55,11 +56,24 @@ pub async fn heartbeat(mgr: &Manager, node_id: &str, hb: HeartbeatRequest) -> Re
         let root = st.cluster.as_ref().map(|c| c.root_cert_pem.clone()).unwrap_or_default();
         (update.then_some(description), node.spec.role, st.members.values().cloned().collect(), root)
     };
+    let addr = hb.addr.clone();
     if let Some(description) = update {
         let status = NodeStatus { state: NodeState::Ready, message: String::new(), addr: hb.addr };
         mgr.propose(Command::UpdateNodeStatus { id: node_id.to_string(), status, description: description.map(Box::new) }).await?;
     }
-    Ok(Response::Heartbeat(HeartbeatResponse { period_ns: period.as_nanos() as i64, desired_role, managers, root_pem }))
+    let registered = registered(mgr, node_id, &addr);
+    Ok(Response::Heartbeat(HeartbeatResponse { period_ns: period.as_nanos() as i64, desired_role, managers, root_pem, registered }))
+}
+
+/// The version of `node_id`'s record if nothing the node reported is still
+/// to be written: Ready, at `addr`, no description waiting in the gate.
+fn registered(mgr: &Manager, node_id: &str, addr: &str) -> Option<u64> {
+    let st = mgr.raft.store.read().unwrap();
+    let node = st.nodes.get(node_id)?;
+    let settled = node.status.state == NodeState::Ready
+        && node.status.addr == addr
+        && !mgr.dispatcher.descriptions.lock().unwrap().is_pending(node_id);
+    settled.then_some(node.version.index)
 }
 
 /// Marks nodes Down whose heartbeats stopped. Runs on every manager, acts on
@@ -70,6 +84,7 @@ pub async fn run(mgr: Arc<Manager>) {
         tick.tick().await;
         let status = mgr.raft.status.borrow().clone();
         if !status.is_leader {
+            shoal_metrics::get().dispatcher_sessions.set(0);
             continue;
         }
         {
@@ -85,12 +100,18 @@ pub async fn run(mgr: Arc<Manager>) {
         let overdue: Vec<String> = {
             let st = mgr.raft.store.read().unwrap();
             let mut deadlines = mgr.dispatcher.deadlines.lock().unwrap();
-            st.nodes
+            let overdue = st
+                .nodes
                 .values()
                 .filter(|n| n.status.state != NodeState::Down)
                 .filter(|n| *deadlines.entry(n.id.clone()).or_insert(now + grace) < now)
                 .map(|n| n.id.clone())
-                .collect()
+                .collect();
+            // A session: a Ready node whose heartbeat is not overdue (after a
+            // leader change, each node's first grace period counts as one).
+            let live = st.nodes.values().filter(|n| n.status.state == NodeState::Ready && deadlines.get(&n.id).is_some_and(|d| *d >= now));
+            shoal_metrics::get().dispatcher_sessions.set(live.count() as i64);
+            overdue
         };
         for id in overdue {
             let addr = mgr.raft.store.read().unwrap().nodes.get(&id).map(|n| n.status.addr.clone()).unwrap_or_default();
@@ -120,12 +141,21 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
             let set = || st.tasks.values().filter(|t| in_set(t, node_id));
             let networks = views::views(&st, node_id, set());
             let host_ports = views::host_ports(&st, set());
-            let hash = shoal_rpc::discovery::combined_with_ports(digest(set()), &networks, &host_ports);
+            let mesh = views::mesh(&st, node_id);
+            let hash = shoal_rpc::discovery::combined_with_mesh(digest(set()), &networks, &host_ports, mesh.as_ref());
             if hash != known || tokio::time::Instant::now() >= deadline {
                 let full: Vec<shoal_api::task::Task> = set().cloned().collect();
                 let key = mgr.data_key();
                 let (secrets, configs) = crate::delivery::payloads_for(&st, key.as_ref(), &full);
                 let registry_auth = crate::delivery::registry_auth_for(&st, key.as_ref(), &full);
+                let service_names =
+                    full.iter().filter_map(|t| st.services.get(&t.service_id).map(|s| (s.id.clone(), s.spec.name.clone()))).collect();
+                let service_labels = full
+                    .iter()
+                    .filter_map(|t| st.services.get(&t.service_id))
+                    .filter(|s| !s.spec.labels.is_empty())
+                    .map(|s| (s.id.clone(), s.spec.labels.clone()))
+                    .collect();
                 let incremental = known != 0 && since != 0 && since <= st.applied;
                 let tasks = if incremental {
                     // Changes include tasks that just left the set.
@@ -143,8 +173,11 @@ pub async fn assignments(mgr: &Manager, node_id: &str, known: u64, since: u64, w
                     registry_auth,
                     networks,
                     host_ports,
+                    mesh: mesh.map(Box::new),
+                    service_names,
+                    service_labels,
                 };
-                return Ok(Response::Assignments(answer));
+                return Ok(Response::Assignments(Box::new(answer)));
             }
         }
         // Leadership changes show on the status watch, not the applied one;

@@ -10,12 +10,18 @@
 //!   config; and as endpoints, the tasks that run and are wanted running.
 //!   A task told to stop leaves the endpoints at once, before its node
 //!   stops it.
+//! - The ingress network: every node with an address on it has it (its
+//!   mesh entry needs the peers), its peers include the other nodes'
+//!   entries, and it lists no services (there is no discovery on ingress).
+//! - The mesh (`mesh`): every node's entry and every ingress-published
+//!   port with its running tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use shoal_api::service::PublishMode;
 use shoal_api::service::{ResolutionMode, Service};
 use shoal_api::task::{Task, TaskState};
-use shoal_rpc::discovery::{NetworkView, Peer, ServiceView, TaskEndpoint};
+use shoal_rpc::discovery::{MeshEntry, MeshPort, MeshView, NetworkView, Peer, ServiceView, TaskEndpoint};
 
 use crate::store::Store;
 
@@ -42,22 +48,34 @@ fn serving(t: &Task) -> bool {
 
 /// The views for the networks `node_id`'s tasks (`mine`) are attached to.
 pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>) -> Vec<NetworkView> {
-    let networks: BTreeMap<String, (String, bool)> = mine
+    let entry = st.nodes.get(node_id).and_then(|n| n.attachments.first());
+    let networks: BTreeMap<String, (String, bool, bool)> = mine
         .flat_map(|t| t.networks_attachments.iter())
-        .map(|a| (a.network.id.clone(), (a.network.spec.name.clone(), a.network.spec.internal)))
+        .chain(entry)
+        .map(|a| (a.network.id.clone(), (a.network.spec.name.clone(), a.network.spec.internal, a.network.is_encrypted())))
         .collect();
     if networks.is_empty() {
         return Vec::new();
     }
     let mut out: BTreeMap<String, NetworkView> = networks
         .iter()
-        .map(|(id, (name, internal))| {
-            (id.clone(), NetworkView { network_id: id.clone(), name: name.clone(), internal: *internal, ..Default::default() })
+        .map(|(id, (name, internal, encrypted))| {
+            let view = NetworkView {
+                network_id: id.clone(),
+                name: name.clone(),
+                internal: *internal,
+                encrypted: *encrypted,
+                ..Default::default()
+            };
+            (id.clone(), view)
         })
         .collect();
     let mut services: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for t in st.tasks.values() {
-        if t.status.state.is_terminal() || t.desired_state > TaskState::Complete {
+        // A task told to stop leaves the names and balancers at once, but
+        // stays reachable until it has stopped: it drains the connections
+        // it has, and those sent to it just before every node heard.
+        if t.status.state.is_terminal() {
             continue;
         }
         for a in &t.networks_attachments {
@@ -68,10 +86,24 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
                     view.peers.push(Peer { addr: addr.clone(), node: node.status.addr.clone() });
                 }
             }
-            services.entry((a.network.id.clone(), t.service_id.clone())).or_default().insert(t.id.clone());
+            if t.desired_state <= TaskState::Complete {
+                services.entry((a.network.id.clone(), t.service_id.clone())).or_default().insert(t.id.clone());
+            }
+        }
+    }
+    let ingress: BTreeSet<&str> = st.networks.values().filter(|n| n.spec.ingress).map(|n| n.id.as_str()).collect();
+    for n in st.nodes.values().filter(|n| n.id != node_id) {
+        for a in &n.attachments {
+            let Some(view) = out.get_mut(&a.network.id) else { continue };
+            if let Some(addr) = a.addresses.first() {
+                view.peers.push(Peer { addr: addr.split('/').next().unwrap_or(addr).to_string(), node: n.status.addr.clone() });
+            }
         }
     }
     for ((network, service_id), task_ids) in services {
+        if ingress.contains(network.as_str()) {
+            continue;
+        }
         let Some(svc) = st.services.get(&service_id) else { continue };
         let view = out.get_mut(&network).expect("only networks of the node");
         let dnsrr = svc.spec.endpoint_spec.as_ref().and_then(|e| e.mode) == Some(ResolutionMode::Dnsrr);
@@ -101,11 +133,63 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
         view.services.push(ServiceView { id: svc.id.clone(), name: svc.spec.name.clone(), aliases, vip, tasks });
     }
     let mut v: Vec<NetworkView> = out.into_values().collect();
+    // Nodes' WireGuard keys by data path address, read once, and only if a
+    // network here is encrypted (this runs on every long-poll wake).
+    let keys: BTreeMap<&str, &str> = if v.iter().any(|n| n.encrypted) {
+        st.nodes
+            .values()
+            .filter(|x| !x.description.data_path_key.is_empty())
+            .map(|x| (x.status.addr.as_str(), x.description.data_path_key.as_str()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     for n in &mut v {
         n.peers.sort();
         n.peers.dedup();
+        if n.encrypted {
+            // The keys of the nodes this one sends that network's frames to.
+            n.keys = n.peers.iter().filter_map(|p| Some((p.node.clone(), keys.get(p.node.as_str())?.to_string()))).collect();
+        }
     }
     v
+}
+
+/// The routing mesh for `node_id` (None until it has its address on the
+/// ingress network): every node's entry, and for every ingress-published
+/// port the running tasks' ingress addresses with the target port.
+pub fn mesh(st: &Store, node_id: &str) -> Option<MeshView> {
+    let attachment = st.nodes.get(node_id)?.attachments.first()?.clone();
+    let network = attachment.network.id.clone();
+    let bare = |c: &str| c.split('/').next().unwrap_or(c).to_string();
+    let mut entries: Vec<MeshEntry> = st
+        .nodes
+        .values()
+        .filter_map(|n| {
+            let a = n.attachments.iter().find(|a| a.network.id == network)?;
+            Some(MeshEntry { addr: bare(a.addresses.first()?), node: n.status.addr.clone() })
+        })
+        .collect();
+    entries.sort();
+    let mut backends: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for t in st.tasks.values().filter(|t| serving(t)) {
+        if let Some(a) = t.networks_attachments.iter().find(|a| a.network.id == network) {
+            if let Some(addr) = a.addresses.first() {
+                backends.entry(t.service_id.as_str()).or_default().push(addr.split('/').next().unwrap_or(addr));
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    for s in st.services.values() {
+        for p in s.endpoint.ports.iter().filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0) {
+            let mut b: Vec<(String, u32)> =
+                backends.get(s.id.as_str()).into_iter().flatten().map(|a| (a.to_string(), p.target_port)).collect();
+            b.sort();
+            ports.push(MeshPort { protocol: p.protocol.as_str().to_string(), published: p.published_port, backends: b });
+        }
+    }
+    ports.sort();
+    Some(MeshView { attachment, entries, ports })
 }
 
 /// The host-mode published ports of the tasks `mine` that may still run,
@@ -177,6 +261,23 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_network_carries_the_keys_of_its_peer_nodes() {
+        let mut st = store();
+        for t in st.tasks.values_mut() {
+            t.networks_attachments[0].network.spec.driver_configuration =
+                Some(shoal_api::task::Driver { name: "overlay".into(), options: [("encrypted".to_string(), String::new())].into() });
+        }
+        st.nodes.get_mut("n1").unwrap().description.data_path_key = "key-of-n1".into();
+        st.nodes.get_mut("n2").unwrap().description.data_path_key = "key-of-n2".into();
+        let v = views(&st, "n1", st.tasks.values().filter(|t| t.node_id == "n1"));
+        assert!(v[0].encrypted);
+        assert_eq!(v[0].keys, BTreeMap::from([("192.168.77.12".to_string(), "key-of-n2".to_string())]), "the peers' nodes only");
+        let st = store();
+        let plain = views(&st, "n1", st.tasks.values().filter(|t| t.node_id == "n1"));
+        assert!(!plain[0].encrypted && plain[0].keys.is_empty());
+    }
+
+    #[test]
     fn a_node_sees_remote_peers_services_and_running_endpoints() {
         let st = store();
         let mine: Vec<&Task> = st.tasks.values().filter(|t| t.node_id == "n1").collect();
@@ -200,14 +301,65 @@ mod tests {
     }
 
     #[test]
-    fn a_task_told_to_stop_leaves_the_endpoints_at_once() {
+    fn a_task_told_to_stop_leaves_the_endpoints_at_once_and_stays_reachable_until_it_stops() {
         let mut st = store();
         st.tasks.get_mut("t2").unwrap().desired_state = TaskState::Shutdown;
         let mine: Vec<&Task> = st.tasks.values().filter(|t| t.node_id == "n1").collect();
         let v = views(&st, "n1", mine.into_iter());
         let web = v[0].services.iter().find(|s| s.name == "web").unwrap();
         assert_eq!(web.tasks.len(), 1);
+        // Still reachable while it drains (its address is still its own)...
+        assert!(v[0].peers.iter().any(|p| p.addr == "10.0.1.4"), "{:?}", v[0].peers);
+        // ...until it has stopped.
+        st.tasks.get_mut("t2").unwrap().status.state = TaskState::Shutdown;
+        let v = views(&st, "n1", st.tasks.values().filter(|t| t.node_id == "n1"));
         assert!(v[0].peers.iter().all(|p| p.addr != "10.0.1.4"));
         assert!(views(&st, "n9", std::iter::empty()).is_empty(), "a node with no task on a network sees none");
+    }
+
+    #[test]
+    fn the_mesh_lists_every_entry_and_each_ingress_port_with_running_tasks() {
+        use shoal_api::service::{PortConfig, PublishMode};
+        let mut st = store();
+        let ingress = Network {
+            id: "ing".into(),
+            spec: NetworkSpec { name: "ingress".into(), ingress: true, ..Default::default() },
+            ..Default::default()
+        };
+        st.networks.insert("ing".into(), ingress.clone());
+        let entry = |addr: &str| vec![NetworkAttachment { network: ingress.clone(), addresses: vec![format!("{addr}/24")] }];
+        st.nodes.get_mut("n1").unwrap().attachments = entry("10.0.0.2");
+        st.nodes.get_mut("n2").unwrap().attachments = entry("10.0.0.3");
+        let web = st.services.get_mut("s-web").unwrap();
+        web.endpoint.ports =
+            vec![PortConfig { target_port: 80, published_port: 8080, publish_mode: PublishMode::Ingress, ..Default::default() }];
+        for (id, addr, state) in [("t1", "10.0.0.7", TaskState::Running), ("t2", "10.0.0.8", TaskState::Starting)] {
+            st.tasks
+                .get_mut(id)
+                .unwrap()
+                .networks_attachments
+                .push(NetworkAttachment { network: ingress.clone(), addresses: vec![format!("{addr}/24")] });
+            st.tasks.get_mut(id).unwrap().status.state = state;
+        }
+
+        let m = mesh(&st, "n2").unwrap();
+        assert_eq!(m.attachment.addresses, ["10.0.0.3/24"]);
+        let entries: Vec<(&str, &str)> = m.entries.iter().map(|e| (e.addr.as_str(), e.node.as_str())).collect();
+        assert_eq!(entries, [("10.0.0.2", "192.168.77.11"), ("10.0.0.3", "192.168.77.12")]);
+        assert_eq!(m.ports.len(), 1);
+        assert_eq!((m.ports[0].protocol.as_str(), m.ports[0].published), ("tcp", 8080));
+        assert_eq!(m.ports[0].backends, [("10.0.0.7".to_string(), 80)], "only running tasks are backends");
+
+        // The ingress network reaches the node through its entry: peers are
+        // the other node's entry and its tasks there, and no names.
+        let none: Vec<&Task> = Vec::new();
+        let v = views(&st, "n2", none.into_iter());
+        let ing = v.iter().find(|n| n.network_id == "ing").expect("the node's entry brings the ingress network");
+        let peers: Vec<&str> = ing.peers.iter().map(|p| p.addr.as_str()).collect();
+        assert_eq!(peers, ["10.0.0.2", "10.0.0.7"]);
+        assert!(ing.services.is_empty(), "no discovery on ingress");
+
+        st.nodes.get_mut("n2").unwrap().attachments.clear();
+        assert!(mesh(&st, "n2").is_none(), "no entry, no mesh");
     }
 }

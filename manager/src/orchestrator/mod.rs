@@ -176,7 +176,7 @@ async fn allocate(mgr: &Arc<Manager>) -> bool {
     if changes.is_empty() {
         return true;
     }
-    let cmd = Command::Allocate { networks: changes.networks, services: changes.services, tasks: changes.tasks };
+    let cmd = Command::Allocate { networks: changes.networks, services: changes.services, tasks: changes.tasks, nodes: changes.nodes };
     match mgr.propose(cmd).await {
         Ok(v) => v["stale"] != true,
         Err(e) => {

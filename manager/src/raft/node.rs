@@ -78,14 +78,19 @@ pub struct StartOptions {
     /// Addresses of existing managers, known before the store has them.
     pub seeds: HashMap<u64, String>,
     pub tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
+    /// Seals the WAL and snapshots (`storage`, "Encryption"); None: clear.
+    pub wal_key: Option<super::storage::WalKey>,
     pub snapshot_interval: u64,
     pub keep_entries: u64,
+    /// Where the cluster events derived from applied entries go (see
+    /// `store::events`); entries replayed at start make none.
+    pub events: Option<Arc<dyn shoal_api::event::EventSink>>,
 }
 
 impl RaftHandle {
     pub fn start(opts: StartOptions) -> Result<RaftHandle, String> {
         let io = |e: std::io::Error| format!("raft storage in {}: {e}", opts.dir.display());
-        let mut storage = DiskStorage::open(&opts.dir).map_err(io)?;
+        let mut storage = DiskStorage::open_with(&opts.dir, opts.wal_key.clone()).map_err(io)?;
         if storage.is_fresh() {
             if let Some(me) = &opts.bootstrap {
                 bootstrap(&mut storage, me).map_err(io)?;
@@ -117,7 +122,13 @@ impl RaftHandle {
         let raw = RawNode::new(&cfg, storage.reader(), &logger).map_err(|e| format!("raft: {e}"))?;
         let (status_tx, status_rx) = watch::channel(Status { id: opts.id, ..Default::default() });
         let (applied_tx, applied_rx) = watch::channel(applied);
+        // Entries up to the commit index known at start were applied before
+        // (a restart replays them): they are history, not events.
+        let replayed_until = raw.raft.raft_log.committed;
         let node = Loop {
+            events: opts.events.clone(),
+            replayed_until,
+            started: std::time::SystemTime::now(),
             applied_tx,
             raw,
             storage,
@@ -215,9 +226,9 @@ fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> 
 
 /// `swarm init --force-new-cluster`: rebuild the state from this manager's
 /// log, then restart Raft as a single-member cluster holding all of it.
-pub fn force_new_cluster(dir: &Path, me: &RaftMember) -> Result<(), String> {
+pub fn force_new_cluster(dir: &Path, me: &RaftMember, wal_key: Option<super::storage::WalKey>) -> Result<(), String> {
     let io = |e: std::io::Error| format!("raft storage in {}: {e}", dir.display());
-    let storage = DiskStorage::open(dir).map_err(io)?;
+    let storage = DiskStorage::open_with(dir, wal_key.clone()).map_err(io)?;
     if storage.is_fresh() {
         return Err("no raft state to recover on this node".into());
     }
@@ -248,7 +259,7 @@ pub fn force_new_cluster(dir: &Path, me: &RaftMember) -> Result<(), String> {
     st.applied = index;
     drop(storage);
     DiskStorage::wipe(dir).map_err(io)?;
-    let mut fresh = DiskStorage::open(dir).map_err(io)?;
+    let mut fresh = DiskStorage::open_with(dir, wal_key).map_err(io)?;
     let mut snap = Snapshot { data: st.to_bytes().into(), ..Default::default() };
     let meta = snap.mut_metadata();
     meta.index = index;
@@ -293,6 +304,9 @@ fn apply_membership(st: &mut Store, cc: &ConfChange) -> Option<u64> {
 }
 
 struct Loop {
+    events: Option<Arc<dyn shoal_api::event::EventSink>>,
+    replayed_until: u64,
+    started: std::time::SystemTime,
     applied_tx: watch::Sender<u64>,
     raw: RawNode<super::storage::DiskStorageReader>,
     storage: DiskStorage,
@@ -303,8 +317,9 @@ struct Loop {
     pending: HashMap<u64, Vec<Reply>>,
     /// This leader's own proposals by ID (also in the entry's context): at
     /// apply time the leader takes the command from here instead of
-    /// decoding the bytes it encoded itself (JSON round-trips exactly).
-    proposed: HashMap<u64, Envelope>,
+    /// decoding the bytes it encoded itself (JSON round-trips exactly),
+    /// and when it was proposed (`swarm_raft_transaction_latency_seconds`).
+    proposed: HashMap<u64, (Envelope, std::time::Instant)>,
     status_tx: watch::Sender<Status>,
     snapshot_interval: u64,
     keep_entries: u64,
@@ -319,7 +334,13 @@ impl Loop {
         loop {
             let input = tokio::select! {
                 _ = ticker.tick() => { self.raw.tick(); None }
-                i = rx.recv() => match i { Some(i) => Some(i), None => return },
+                i = rx.recv() => match i {
+                    Some(i) => Some(i),
+                    None => {
+                        shoal_metrics::get().raft_leader.set(0);
+                        return;
+                    }
+                },
             };
             let mut batch: Vec<Input> = input.into_iter().collect();
             while let Ok(i) = rx.try_recv() {
@@ -328,6 +349,7 @@ impl Loop {
             for i in batch {
                 if let Input::Stop = i {
                     self.fail_pending();
+                    shoal_metrics::get().raft_leader.set(0);
                     return;
                 }
                 self.handle(i);
@@ -337,6 +359,7 @@ impl Loop {
                     // Losing durability silently is worse than stopping.
                     tracing::error!("raft storage failed, stopping the raft node: {e}");
                     self.fail_pending();
+                    shoal_metrics::get().raft_leader.set(0);
                     return;
                 }
             }
@@ -356,7 +379,7 @@ impl Loop {
                 match self.raw.propose(id.to_le_bytes().to_vec(), data) {
                     Ok(()) => {
                         self.pending.entry(id).or_default().push(reply);
-                        self.proposed.insert(id, envelope);
+                        self.proposed.insert(id, (envelope, std::time::Instant::now()));
                     }
                     Err(_) => {
                         let _ = reply.send(Err(ApiError::no_leader()));
@@ -441,6 +464,10 @@ impl Loop {
                         continue;
                     }
                     let own = <[u8; 8]>::try_from(e.context.as_ref()).ok().and_then(|id| self.proposed.remove(&u64::from_le_bytes(id)));
+                    let own = own.map(|(env, at)| {
+                        shoal_metrics::get().raft_transaction_latency.observe(at.elapsed().as_secs_f64());
+                        env
+                    });
                     let decoded = match own {
                         Some(env) => Ok(env),
                         None => serde_json::from_slice::<Envelope>(&e.data),
@@ -454,12 +481,21 @@ impl Loop {
                         }
                     };
                     let proposal = env.proposal;
+                    let mut events = Vec::new();
                     let result = {
                         let mut st = self.store.write().unwrap();
+                        let touched = self.makes_events(e.index, &env.at).then(|| store::events::Touched::before(&st, &env.command));
+                        let at = touched.as_ref().map(|_| env.at.clone());
                         let r = store::apply(&mut st, e.index, env);
                         st.applied = e.index;
+                        if let (Some(t), Some(at), Ok(_)) = (touched, at, &r) {
+                            events = t.events(&st, &at);
+                        }
                         r
                     };
+                    if let Some(sink) = &self.events {
+                        events.into_iter().for_each(|m| sink.publish(m));
+                    }
                     for reply in self.pending.remove(&proposal).unwrap_or_default() {
                         let _ = reply.send(result.clone());
                     }
@@ -491,6 +527,15 @@ impl Loop {
         Ok(())
     }
 
+    /// Whether the entry at `index`, proposed at `at`, is news: not replayed
+    /// from before a restart, nor proposed before this manager started (a
+    /// joining manager catching up with the log).
+    fn makes_events(&self, index: u64, at: &str) -> bool {
+        self.events.is_some()
+            && index > self.replayed_until
+            && shoal_api::time::parse_rfc3339(at).is_none_or(|t| t + std::time::Duration::from_secs(1) >= self.started)
+    }
+
     fn maybe_snapshot(&mut self) -> std::io::Result<()> {
         let applied = self.raw.raft.raft_log.applied;
         // Snapshot every `snapshot_interval` entries, or at once when Raft
@@ -499,10 +544,14 @@ impl Loop {
         if !(due || self.storage.snapshot_requested() && applied > 0) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let data = self.store.read().unwrap().to_bytes();
         let cs = self.raw.raft.prs().conf().to_conf_state();
         self.storage.create_snapshot(applied, cs, data, self.keep_entries)?;
         self.last_snapshot = applied;
+        let m = shoal_metrics::get();
+        m.raft_snapshots.inc();
+        m.raft_snapshot_latency.observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -528,7 +577,15 @@ impl Loop {
         let mut voters: Vec<u64> = r.prs().conf().voters().ids().iter().collect();
         voters.sort_unstable();
         let s = Status { id: r.id, leader: r.leader_id, term: r.term, is_leader, voters, removed: self.removed, up_to_date };
+        let m = shoal_metrics::get();
+        m.raft_term.set(s.term as i64);
+        m.raft_leader.set(is_leader as i64);
+        m.raft_log_entries.set((last + 1).saturating_sub(r.raft_log.first_index()) as i64);
+        m.raft_log_bytes.set(self.storage.wal_bytes() as i64);
         self.status_tx.send_if_modified(|old| {
+            if old.leader != s.leader && s.leader != 0 {
+                m.raft_leader_changes.inc();
+            }
             if *old != s {
                 *old = s;
                 true

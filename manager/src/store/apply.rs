@@ -12,6 +12,14 @@ fn stamp_job_iteration(svc: &mut shoal_api::service::Service, at: &str) {
         svc.spec.mode.is_job().then(|| shoal_api::service::JobStatus { job_iteration: svc.version, last_execution: at.to_string() });
 }
 
+/// Counts a task entering `new` (from `old`, or as a new task) for
+/// `swarm_manager_task_state_transitions_total`.
+fn transition(old: Option<TaskState>, new: TaskState) {
+    if old != Some(new) {
+        shoal_metrics::get().task_transition(new.as_str());
+    }
+}
+
 /// Applies one committed proposal at log index `index`, once: a proposal
 /// ID seen among the recent ones is not applied again, and its first result
 /// is answered. An error leaves the store unchanged and is returned to the
@@ -83,7 +91,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             store.removed.insert(id);
             Ok(serde_json::Value::Null)
         }
-        Command::UpdateCluster { version: expected, spec, worker_secret, manager_secret, new_root, cross_signed } => {
+        Command::UpdateCluster { version: expected, spec, worker_secret, manager_secret, new_root, cross_signed, unlock_key } => {
             let cluster = store.cluster.as_mut().ok_or_else(ApiError::not_in_swarm)?;
             if cluster.swarm.version.index != expected {
                 return Err(ApiError::out_of_sequence());
@@ -94,6 +102,9 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             }
             if let Some(s) = manager_secret {
                 cluster.manager_secret = s;
+            }
+            if let Some(k) = unlock_key {
+                cluster.unlock_key = k;
             }
             if let Some((cert, key)) = new_root {
                 store.root_rotation = crate::store::RootRotation {
@@ -186,6 +197,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
                     t.created_at = at.clone();
                 }
                 t.updated_at = at.clone();
+                transition(store.tasks.get(&t.id).map(|c| c.status.state), t.status.state);
                 store.tasks.insert(t.id.clone(), t);
             }
             for p in services {
@@ -220,6 +232,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
                     t.created_at = at.clone();
                 }
                 t.updated_at = at.clone();
+                transition(store.tasks.get(&t.id).map(|c| c.status.state), t.status.state);
                 store.tasks.insert(t.id.clone(), t);
             }
             Ok(serde_json::Value::Null)
@@ -229,6 +242,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
                 if let Some(t) = store.tasks.get_mut(&id) {
                     // Only the task's node may report, and states only move forward.
                     if t.node_id == node_id && status.state >= t.status.state {
+                        transition(Some(t.status.state), status.state);
                         t.status = status;
                         t.version = version;
                         t.updated_at = at.clone();
@@ -259,7 +273,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             store.networks.remove(&id);
             Ok(serde_json::Value::Null)
         }
-        Command::Allocate { networks, services, tasks } => {
+        Command::Allocate { networks, services, tasks, nodes } => {
             let unchanged = networks.iter().all(|n| store.networks.get(&n.id).map(|c| c.version.index) == Some(n.version.index))
                 && services.iter().all(|s| store.services.get(&s.id).map(|c| c.version.index) == Some(s.version.index))
                 && tasks.iter().all(|t| store.tasks.get(&t.id).map(|c| c.version.index) == Some(t.version.index));
@@ -268,7 +282,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             }
             let pool = store.address_pool()?;
             let view = store.allocator_view(&pool);
-            let changes = crate::allocator::Changes { networks, services, tasks, errors: Vec::new() };
+            let changes = crate::allocator::Changes { networks, services, tasks, nodes, errors: Vec::new() };
             let clashes = crate::allocator::conflicting_claims(&view, &changes);
             if !clashes.is_empty() {
                 return Ok(serde_json::json!({ "stale": true, "clashes": clashes }));
@@ -286,7 +300,14 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             for mut t in changes.tasks {
                 t.version = version;
                 t.updated_at = at.clone();
+                transition(store.tasks.get(&t.id).map(|c| c.status.state), t.status.state);
                 store.tasks.insert(t.id.clone(), t);
+            }
+            for n in changes.nodes {
+                // A node removed meanwhile has nothing to hold.
+                if let Some(node) = store.nodes.get_mut(&n.node_id) {
+                    node.attachments = n.attachments;
+                }
             }
             Ok(serde_json::json!({ "stale": false }))
         }
@@ -451,6 +472,24 @@ mod tests {
         apply(&mut s, 7, env(Command::TaskIntents { delete: vec!["t1".into()], put: vec![], services: vec![] })).unwrap();
         assert_eq!(apply(&mut s, 8, env(intents(vec![old]))).unwrap()["stale"], 1);
         assert!(s.tasks.is_empty());
+    }
+
+    #[test]
+    fn task_state_changes_are_counted_once_each() {
+        use shoal_api::task::{Task, TaskState, TaskStatus};
+        // Other tests apply too: compare before and after (counters only grow).
+        let count = |state: &'static str| shoal_metrics::get().task_transitions.get_or_create(&[("state", state)]).get();
+        let mut s = Store::default();
+        let service = shoal_api::service::Service { id: "s1".into(), ..Default::default() };
+        apply(&mut s, 2, env(Command::CreateService { service: Box::new(service), registry_auth: None })).unwrap();
+        let (new0, running0) = (count("new"), count("running"));
+        let task = Task { id: "t1".into(), service_id: "s1".into(), node_id: "n1".into(), ..Default::default() };
+        apply(&mut s, 3, env(Command::TaskIntents { delete: vec![], put: vec![task], services: vec![] })).unwrap();
+        assert!(count("new") > new0, "a new task enters its state");
+        let running = TaskStatus { state: TaskState::Running, ..Default::default() };
+        let report = |status: &TaskStatus| Command::UpdateTaskStatus { node_id: "n1".into(), updates: vec![("t1".into(), status.clone())] };
+        apply(&mut s, 4, env(report(&running))).unwrap();
+        assert!(count("running") > running0);
     }
 
     #[test]

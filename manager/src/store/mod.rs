@@ -6,6 +6,7 @@
 //! proposer and carried inside the command.
 
 mod apply;
+pub mod events;
 mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,11 @@ pub struct ClusterRecord {
     pub root_key_pem: String,
     pub worker_secret: String,
     pub manager_secret: String,
+    /// Autolock's unlock key (`SWMKEY-1-…`), sealed with the data key;
+    /// empty while autolock is off. Every manager wraps its TLS key and
+    /// its copy of the data key under it (`crate::autolock`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unlock_key: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -46,6 +52,8 @@ pub struct ClusterKeys {
     pub root_key_pem: zeroize::Zeroizing<String>,
     pub worker_secret: zeroize::Zeroizing<String>,
     pub manager_secret: zeroize::Zeroizing<String>,
+    /// `SWMKEY-1-…` while autolock is on.
+    pub unlock_key: Option<zeroize::Zeroizing<String>>,
 }
 
 /// The contexts the sealed fields are bound to (a sealed value moved to
@@ -53,6 +61,7 @@ pub struct ClusterKeys {
 pub const ROOT_KEY_CONTEXT: &str = "cluster/root-key";
 pub const WORKER_SECRET_CONTEXT: &str = "cluster/worker-secret";
 pub const MANAGER_SECRET_CONTEXT: &str = "cluster/manager-secret";
+pub const UNLOCK_KEY_CONTEXT: &str = "cluster/unlock-key";
 
 impl ClusterRecord {
     /// Seals a root key or a join-token secret for this record.
@@ -71,6 +80,10 @@ impl ClusterRecord {
             String::from_utf8(plain.to_vec()).map(zeroize::Zeroizing::new).map_err(|_| format!("{context}: not UTF-8"))
         };
         Ok(ClusterKeys {
+            unlock_key: match self.unlock_key.as_str() {
+                "" => None,
+                sealed => Some(open(UNLOCK_KEY_CONTEXT, sealed)?),
+            },
             root_key_pem: open(ROOT_KEY_CONTEXT, &self.root_key_pem)?,
             worker_secret: open(WORKER_SECRET_CONTEXT, &self.worker_secret)?,
             manager_secret: open(MANAGER_SECRET_CONTEXT, &self.manager_secret)?,
@@ -228,6 +241,10 @@ pub enum Command {
         /// The new root's certificate signed by the old root (with `new_root`).
         #[serde(default)]
         cross_signed: Option<String>,
+        /// A new sealed unlock key (autolock turned on or its key rotated),
+        /// or `""` (autolock turned off); `None` keeps the current one.
+        #[serde(default)]
+        unlock_key: Option<String>,
     },
     /// `registry_auth`: the `X-Registry-Auth` the service's images are
     /// pulled with, sealed with the data key (see `Store::registry_auth`).
@@ -319,6 +336,9 @@ pub enum Command {
         services: Vec<Service>,
         #[serde(default)]
         tasks: Vec<Task>,
+        /// Nodes' ingress addresses (written as a whole list, no version).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<crate::allocator::NodeAttachments>,
     },
     CreateConfig {
         config: Box<shoal_api::secret::Config>,
@@ -388,7 +408,7 @@ impl Store {
 
     /// What the allocator reads of this store, with `pool`.
     pub fn allocator_view<'a>(&'a self, pool: &'a crate::allocator::AddressPool) -> crate::allocator::View<'a> {
-        crate::allocator::View { pool, networks: &self.networks, services: &self.services, tasks: &self.tasks }
+        crate::allocator::View { pool, networks: &self.networks, services: &self.services, tasks: &self.tasks, nodes: &self.nodes }
     }
 
     pub fn member_of_node(&self, node_id: &str) -> Option<&RaftMember> {
@@ -408,6 +428,7 @@ mod tests {
             root_key_pem: ClusterRecord::seal(key, ROOT_KEY_CONTEXT, "-----BEGIN PRIVATE KEY-----\nabc\n"),
             worker_secret: ClusterRecord::seal(key, WORKER_SECRET_CONTEXT, "worker-secret"),
             manager_secret: ClusterRecord::seal(key, MANAGER_SECRET_CONTEXT, "manager-secret"),
+            unlock_key: String::new(),
         }
     }
 
@@ -435,6 +456,22 @@ mod tests {
     }
 
     #[test]
+    fn the_unlock_key_is_sealed_in_the_record_and_opens_with_the_data_key() {
+        let key = DataKey::generate();
+        let mut rec = record(&key);
+        assert!(rec.open(&key).unwrap().unlock_key.is_none(), "autolock off: no key");
+        assert!(!serde_json::to_string(&rec).unwrap().contains("unlock_key"), "and nothing in the log");
+        rec.unlock_key = crate::control::seal_new_unlock_key(&key);
+        let text = rec.open(&key).unwrap().unlock_key.unwrap();
+        assert!(text.starts_with("SWMKEY-1-"));
+        let logged = serde_json::to_string(&rec).unwrap();
+        assert!(!logged.contains(&text[9..]), "the key is not in the log in clear");
+        let back: ClusterRecord = serde_json::from_str(&logged).unwrap();
+        assert_eq!(back.open(&key).unwrap().unlock_key.unwrap().as_str(), text.as_str());
+        assert!(back.open(&DataKey::generate()).is_err());
+    }
+
+    #[test]
     fn a_record_written_in_clear_by_an_older_shoald_still_opens() {
         let rec = ClusterRecord {
             swarm: Swarm::default(),
@@ -442,6 +479,7 @@ mod tests {
             root_key_pem: "-----BEGIN PRIVATE KEY-----".into(),
             worker_secret: "w".into(),
             manager_secret: "m".into(),
+            unlock_key: String::new(),
         };
         let keys = rec.open(&DataKey::generate()).unwrap();
         assert_eq!((keys.worker_secret.as_str(), keys.manager_secret.as_str()), ("w", "m"));

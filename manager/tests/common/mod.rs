@@ -37,7 +37,7 @@ pub async fn start() -> Cluster {
     let ca = RootCa::generate().unwrap();
     let key = NodeKey::generate().unwrap();
     let cert = ca.issue(&key.csr_pem, "m1", shoal_security::Role::Manager, CLUSTER, Duration::from_secs(3600)).unwrap();
-    let creds = Credentials { root_pem: ca.cert_pem().into(), cert_pem: cert, key_pem: key.key_pem };
+    let creds = Credentials { root_pem: ca.cert_pem().into(), cert_pem: cert, key_pem: key.key_pem, lock: None };
     let addr = format!("127.0.0.1:{}", free_port());
     let cfg = ManagerConfig {
         swarm_dir: dir.path().join("swarm"),
@@ -46,7 +46,7 @@ pub async fn start() -> Cluster {
         listen_addr: addr.clone(),
         advertise_addr: addr.clone(),
     };
-    let mgr = Manager::start(cfg, Arc::new(RwLock::new(creds)), StartMode { bootstrap: true, seeds: vec![] }).await.unwrap();
+    let mgr = Manager::start(cfg, Arc::new(RwLock::new(creds)), StartMode { bootstrap: true, seeds: vec![], events: None }).await.unwrap();
     let mut status = mgr.raft.status.clone();
     while !status.borrow().is_leader {
         status.changed().await.unwrap();
@@ -59,6 +59,7 @@ pub async fn start() -> Cluster {
         root_key_pem: ClusterRecord::seal(&k, ROOT_KEY_CONTEXT, ca.key_pem()),
         worker_secret: ClusterRecord::seal(&k, WORKER_SECRET_CONTEXT, "w"),
         manager_secret: ClusterRecord::seal(&k, MANAGER_SECRET_CONTEXT, "m"),
+        unlock_key: String::new(),
     };
     mgr.propose(Command::CreateCluster { cluster: Box::new(cluster), node: Box::new(node("m1", Role::Manager)) }).await.unwrap();
     Cluster { mgr, ca, addr, dir }
@@ -91,7 +92,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let key = NodeKey::generate().unwrap();
         let cert = self.ca.issue(&key.csr_pem, id, shoal_security::Role::Manager, CLUSTER, Duration::from_secs(3600)).unwrap();
-        let creds = Credentials { root_pem: self.ca.cert_pem().into(), cert_pem: cert, key_pem: key.key_pem };
+        let creds = Credentials { root_pem: self.ca.cert_pem().into(), cert_pem: cert, key_pem: key.key_pem, lock: None };
         let addr = format!("127.0.0.1:{}", free_port());
         let cfg = ManagerConfig {
             swarm_dir: dir.path().join("swarm"),
@@ -101,7 +102,9 @@ impl Cluster {
             advertise_addr: addr.clone(),
         };
         let seed = RaftMember { raft_id: 1, node_id: "m1".into(), addr: self.addr.clone() };
-        let mgr = Manager::start(cfg, Arc::new(RwLock::new(creds)), StartMode { bootstrap: false, seeds: vec![seed] }).await.unwrap();
+        let mgr = Manager::start(cfg, Arc::new(RwLock::new(creds)), StartMode { bootstrap: false, seeds: vec![seed], events: None })
+            .await
+            .unwrap();
         let req = Request::JoinRaft { raft_id, addr };
         match client::call_once(&self.addr, mgr.client_tls(), &req, Duration::from_secs(30)).await.unwrap() {
             Response::Members(_) => {}

@@ -22,6 +22,7 @@
 pub mod apparmor;
 pub mod etc_files;
 pub mod mounts;
+pub mod orphans;
 pub mod process_opts;
 pub mod runc;
 pub mod seccomp;
@@ -242,6 +243,11 @@ impl Executor {
             volumes: crate::volumes::VolumeStore::new(cfg.volumes_dir.clone()),
             cfg,
         })
+    }
+
+    /// Container `id`'s cgroup, as its OCI spec's `cgroupsPath` names it.
+    pub fn cgroup_path(&self, id: &str) -> String {
+        format!("/{}/{}", self.cfg.cgroup_parent.trim_matches('/'), id)
     }
 
     pub fn runc(&self) -> &runc::Runc {

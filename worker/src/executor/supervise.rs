@@ -9,18 +9,47 @@
 //! A pidfd poller would save the threads but cannot reap without
 //! `waitid(P_PIDFD)` plumbing; that can replace this later behind the same
 //! `ExitWatch` API. We never wait on -1: other code reaps its own children.
+//!
+//! A subreaper also inherits processes nobody waits for: runc's own
+//! intermediate processes (`runc:[1:CHILD]`, one per `runc exec`, so one
+//! per health probe) and anything whose `runc exec` died before it. Left
+//! unreaped they fill the pid table, and a zombie inside a container's pid
+//! namespace keeps that namespace's init from ever finishing its exit (it
+//! waits in the kernel until every process of the namespace is reaped), so
+//! the container cannot be stopped. `orphans` reaps exactly those.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant};
 
-/// Make this process the child subreaper (`PR_SET_CHILD_SUBREAPER`). The
-/// daemon calls it once at start, before starting containers.
+/// Make this process the child subreaper (`PR_SET_CHILD_SUBREAPER`), and
+/// start the thread that reaps the orphans this brings (see `orphans`).
+/// The daemon calls it once at start, before starting containers.
 pub fn become_subreaper() -> Result<(), String> {
     let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
     if r != 0 {
         return Err(format!("prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error()));
     }
+    static REAPER: Once = Once::new();
+    REAPER.call_once(|| {
+        let spawned = std::thread::Builder::new().name("orphan-reaper".into()).stack_size(128 * 1024).spawn(|| {
+            let mut reaper = super::orphans::Reaper::default();
+            loop {
+                std::thread::sleep(super::orphans::SCAN_EVERY);
+                reaper.scan_and_reap();
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!("starting the orphan reaper: {e}");
+        }
+    });
     Ok(())
+}
+
+/// The pids an `ExitWatch` waits for: the orphan reaper leaves them alone.
+pub(crate) fn watched() -> &'static Mutex<BTreeSet<i32>> {
+    static WATCHED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+    &WATCHED
 }
 
 /// Docker's exit code of a wait status: the exit code, or 128 + signal.
@@ -46,6 +75,7 @@ impl ExitWatch {
     pub fn spawn(pid: i32) -> Result<ExitWatch, String> {
         let w = ExitWatch { inner: Arc::new((Mutex::new(None), Condvar::new())) };
         let w2 = w.clone();
+        watched().lock().unwrap().insert(pid);
         std::thread::Builder::new()
             .name(format!("wait-{pid}"))
             .stack_size(64 * 1024)
@@ -63,11 +93,15 @@ impl ExitWatch {
                     // ECHILD: not our child (no subreaper?) or already reaped.
                     break 255;
                 };
+                watched().lock().unwrap().remove(&pid);
                 let (m, cv) = &*w2.inner;
                 *m.lock().unwrap() = Some(code);
                 cv.notify_all();
             })
-            .map_err(|e| format!("starting wait thread: {e}"))?;
+            .map_err(|e| {
+                watched().lock().unwrap().remove(&pid);
+                format!("starting wait thread: {e}")
+            })?;
         Ok(w)
     }
 

@@ -262,6 +262,62 @@ fn probes_run_inside_the_container() {
     f.exec.stop(&c, "SIGKILL", Duration::from_secs(1)).unwrap();
 }
 
+/// Our zombie children named as runc names its own processes.
+fn runc_zombies() -> std::collections::BTreeSet<i32> {
+    let mut out = std::collections::BTreeSet::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        for pid in std::fs::read_to_string(t.path().join("children")).unwrap_or_default().split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.contains("(runc:[") && stat.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')) {
+                out.insert(pid.parse().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Whatever runc processes probes leave to the subreaper are reaped (in a
+/// lab's daemons every `runc exec` left its `runc:[1:CHILD]`, thousands an
+/// hour with a health check; this test process does not get them, so that
+/// half only guards). And a process that a dead `runc exec` left inside
+/// the container, once killed with it, is reaped: until it is, the
+/// container's init cannot finish exiting and the stop hangs (this half
+/// fails without the reaper).
+#[test]
+fn probes_leave_no_zombies_and_a_container_with_an_orphaned_exec_stops() {
+    let f = Fixture::new("orphans");
+    let c = f.exec.start(&f.input(&["sleep", "1000"])).unwrap();
+    for _ in 0..5 {
+        let r = health::probe::run(f.exec.runc(), &c.id, &c.bundle, &["echo".to_string()], Duration::from_secs(20));
+        assert_eq!(r.exit_code, 0, "{r:?}");
+    }
+    let left = runc_zombies();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !runc_zombies().is_disjoint(&left) {
+        assert!(std::time::Instant::now() < deadline, "runc's processes were never reaped: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A `runc exec` killed while its process runs: the process is ours now.
+    let pid_file = f.dir.join("exec.pid");
+    let mut exec = std::process::Command::new(&f.exec.runc().bin)
+        .arg("--root")
+        .arg(&f.exec.runc().root)
+        .args(["exec", "--pid-file"])
+        .arg(&pid_file)
+        .args([&c.id, "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "runc exec never wrote its pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    exec.kill().unwrap();
+    exec.wait().unwrap();
+    assert_eq!(f.exec.stop(&c, "SIGKILL", Duration::from_secs(1)), Ok(137));
+}
+
 #[test]
 fn monitor_turns_healthy_then_unhealthy() {
     let f = Fixture::new("monitor");

@@ -64,7 +64,8 @@ impl AuthConfig {
         if json.iter().all(|b| b.is_ascii_whitespace()) || json == b"{}" || json == b"null" {
             return Ok(None);
         }
-        let mut cfg: AuthConfig = serde_json::from_slice(&json).map_err(|e| format!("invalid X-Registry-Auth header: {e}"))?;
+        // Read as Docker reads it (Go's decoder: field names in any case).
+        let mut cfg: AuthConfig = shoal_api::lenient::from_slice(&json).map_err(|e| format!("invalid X-Registry-Auth header: {e}"))?;
         cfg.fill_from_auth_field();
         Ok(Some(cfg))
     }
@@ -253,6 +254,10 @@ mod tests {
         let json = format!(r#"{{"auth":"{}"}}"#, base64_encode(b"bob:pw:with:colons", false));
         let cfg = AuthConfig::from_header(&base64_encode(json.as_bytes(), false)).unwrap().unwrap();
         assert_eq!((cfg.username.as_str(), cfg.password.as_str()), ("bob", "pw:with:colons"));
+        // Field names in any case, `null` as not set, as Docker reads them.
+        let json = r#"{"Username":"carol","Password":"pw","ServerAddress":"reg:5000","Email":null}"#;
+        let cfg = AuthConfig::from_header(&base64_encode(json.as_bytes(), true)).unwrap().unwrap();
+        assert_eq!((cfg.username.as_str(), cfg.password.as_str(), cfg.server_address.as_str()), ("carol", "pw", "reg:5000"));
         // Empty values mean anonymous.
         assert_eq!(AuthConfig::from_header("").unwrap(), None);
         assert_eq!(AuthConfig::from_header(&base64_encode(b"{}", true)).unwrap(), None);

@@ -22,6 +22,7 @@
 pub mod archive;
 pub mod auth;
 pub mod digest;
+pub mod distribution;
 pub mod error;
 #[cfg(test)]
 mod fuzz_tests;
@@ -98,6 +99,8 @@ pub struct ImageService {
     /// layer unpacked by a pull is not referenced by any image until the
     /// pull records it, and must not be collected in between.
     gc: RwLock<()>,
+    /// Where `pull`, `load`, `tag`, `untag` and `delete` events go.
+    events: std::sync::OnceLock<Arc<dyn shoal_api::event::EventSink>>,
 }
 
 impl ImageService {
@@ -109,6 +112,7 @@ impl ImageService {
             platform: Platform::host(),
             unpacking: Mutex::new(HashMap::new()),
             gc: RwLock::new(()),
+            events: std::sync::OnceLock::new(),
         })
     }
 
@@ -116,6 +120,20 @@ impl ImageService {
     pub fn with_platform(mut self, platform: Platform) -> Self {
         self.platform = platform;
         self
+    }
+
+    /// Sends this node's image events to `sink` (once; later calls are ignored).
+    pub fn set_events(&self, sink: Arc<dyn shoal_api::event::EventSink>) {
+        let _ = self.events.set(sink);
+    }
+
+    /// moby's `LogImageEvent`: the image's labels (while it still exists)
+    /// and `name`.
+    fn log_event(&self, action: &str, id: &str, name: &str) {
+        let Some(sink) = self.events.get() else { return };
+        let mut attrs = self.get(id).ok().and_then(|i| i.config.config.map(|c| c.labels)).unwrap_or_default();
+        attrs.insert("name".into(), name.to_string());
+        sink.publish(shoal_api::event::Message::local("image", action, id, attrs));
     }
 
     pub fn platform(&self) -> &Platform {
@@ -126,6 +144,15 @@ impl ImageService {
         &self.store
     }
 
+    /// What the registry says `name` is (`GET /distribution/{name}/json`).
+    pub fn distribution_inspect(
+        &self,
+        name: &str,
+        auth: Option<&AuthConfig>,
+    ) -> std::result::Result<distribution::DistributionInspect, distribution::InspectError> {
+        distribution::inspect(&self.registry, name, auth)
+    }
+
     /// Pulls `reference` (as a user wrote it: `busybox`, `host:5000/x:1`,
     /// `x@sha256:…`) for this node's platform.
     pub fn pull(&self, reference: &str, auth: Option<&AuthConfig>) -> Result<Image> {
@@ -133,12 +160,20 @@ impl ImageService {
     }
 
     /// [`ImageService::pull`], reporting progress as `docker pull` shows it.
+    /// Timed as Docker's `engine_daemon_image_actions_seconds{action="pull"}`.
     pub fn pull_with_progress(
         &self,
         reference: &str,
         auth: Option<&AuthConfig>,
         progress: &mut dyn FnMut(ProgressMessage),
     ) -> Result<Image> {
+        let started = std::time::Instant::now();
+        let r = self.pull_inner(reference, auth, progress);
+        shoal_metrics::get().image_pull(started.elapsed().as_secs_f64(), r.is_ok());
+        r
+    }
+
+    fn pull_inner(&self, reference: &str, auth: Option<&AuthConfig>, progress: &mut dyn FnMut(ProgressMessage)) -> Result<Image> {
         let r = Reference::parse_for_pull(reference)?;
         let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
         let what = r.tag().filter(|_| r.digest().is_none()).map(str::to_string).unwrap_or_else(|| r.manifest_reference());
@@ -233,6 +268,9 @@ impl ImageService {
             format!("Status: Downloaded newer image for {}", r.familiar_string())
         };
         progress(ProgressMessage::new(None, status));
+        // As moby: the reference as the user knows it is the actor.
+        let familiar = r.familiar_string();
+        self.log_event("pull", &familiar, &familiar);
         Ok(Image { record, config })
     }
 
@@ -282,8 +320,18 @@ impl ImageService {
     /// `shoal image load -i FILE`: every image in a `docker save` or OCI
     /// layout archive (gzip or not).
     pub fn load(&self, archive: &Path) -> Result<Vec<LoadedImage>> {
-        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
-        archive::load(&self.store, archive, &self.platform)
+        let loaded = {
+            let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+            archive::load(&self.store, archive, &self.platform)?
+        };
+        for img in &loaded {
+            let id = img.id.to_string();
+            for tag in &img.tags {
+                self.log_event("tag", &id, tag);
+            }
+            self.log_event("load", &id, &id);
+        }
+        Ok(loaded)
     }
 
     /// Mounts a root file system for a container of `image`.
@@ -302,6 +350,20 @@ impl ImageService {
     /// (layers of existing container roots stay). Returns Docker's lines
     /// (`Untagged: …`, `Deleted: …`).
     pub fn remove(&self, name: &str) -> Result<Vec<String>> {
+        let id = self.store.lookup(name).map(|r| r.id.to_string());
+        let out = self.remove_unlogged(name)?;
+        // moby's events: `untag` per name removed, `delete` for the image,
+        // both with the image ID as actor and name.
+        for line in &out {
+            let action = if line.starts_with("Untagged: ") { "untag" } else { "delete" };
+            if let Some(id) = &id {
+                self.log_event(action, id, id);
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_unlogged(&self, name: &str) -> Result<Vec<String>> {
         let _gc = self.gc.write().unwrap_or_else(|e| e.into_inner());
         let record = self.store.lookup(name).ok_or_else(|| ImageError::not_found(format!("No such image: {name}")))?;
         let mut out = Vec::new();

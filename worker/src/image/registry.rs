@@ -365,10 +365,20 @@ impl Repository {
     /// Fetches a manifest by tag or digest, checking its digest: against
     /// the digest asked for, or against what the registry says it is.
     pub fn fetch_manifest(&mut self, tag_or_digest: &str) -> Result<FetchedManifest> {
+        self.fetch_manifest_or(tag_or_digest, |repo, resp| repo.pull_error(resp))
+    }
+
+    /// [`Repository::fetch_manifest`] with the error a refusal (a status
+    /// other than 200) becomes chosen by the caller.
+    pub fn fetch_manifest_or(
+        &mut self,
+        tag_or_digest: &str,
+        refused: impl FnOnce(&Repository, Response) -> ImageError,
+    ) -> Result<FetchedManifest> {
         let target = format!("/v2/{}/manifests/{}", self.reference.path(), tag_or_digest);
         let resp = self.send("GET", &target, Some(MANIFEST_ACCEPT))?;
         if resp.status != 200 {
-            return Err(self.pull_error(resp));
+            return Err(refused(self, resp));
         }
         let media_type = resp.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
         let header_digest = resp.header("docker-content-digest").map(str::to_string);

@@ -45,7 +45,9 @@ pub fn for_task(views: &[NetworkView], networks: &[String]) -> (Zone, Balancing)
             }
             if let Some(vip) = vip {
                 zone.add_reverse(vip, &format!("{}.{}", s.name, v.name));
-                lb.insert(s.id.clone(), (vip, addrs));
+                // One balancer per service and network: a service on two of
+                // the task's networks has a VIP on each.
+                lb.insert(format!("{}-{}", s.id, v.network_id), (vip, addrs));
             }
         }
     }
@@ -159,6 +161,16 @@ mod tests {
     }
 
     #[test]
+    fn a_service_on_two_of_the_task_s_networks_is_balanced_on_both() {
+        let mut v = views();
+        v[1].services[0].id = "s-web".into();
+        v[1].services[0].tasks = vec![TaskEndpoint { name: "web.1.a".into(), addr: "10.0.2.3".into() }];
+        let (_, lb) = for_task(&v, &["n1".to_string(), "n2".to_string()]);
+        assert_eq!(lb["s-web-n1"].0, Ipv4Addr::new(10, 0, 1, 2));
+        assert_eq!(lb["s-web-n2"], (Ipv4Addr::new(10, 0, 2, 2), vec![Ipv4Addr::new(10, 0, 2, 3)]));
+    }
+
+    #[test]
     fn a_task_resolves_only_what_shares_its_networks() {
         let (zone, lb) = for_task(&views(), &["n1".to_string()]);
         assert_eq!(zone.lookup("web"), Some(&[Ipv4Addr::new(10, 0, 1, 2)][..]), "a VIP service answers with its VIP");
@@ -168,8 +180,8 @@ mod tests {
         assert_eq!(zone.lookup("web.2.b"), Some(&[Ipv4Addr::new(10, 0, 1, 4)][..]));
         assert_eq!(zone.lookup("secret-svc"), None, "not on a network the task shares");
         assert!(zone.forward);
-        assert_eq!(lb["s-web"], (Ipv4Addr::new(10, 0, 1, 2), vec![Ipv4Addr::new(10, 0, 1, 3), Ipv4Addr::new(10, 0, 1, 4)]));
-        assert!(!lb.contains_key("s-db"), "no VIP, no balancing");
+        assert_eq!(lb["s-web-n1"], (Ipv4Addr::new(10, 0, 1, 2), vec![Ipv4Addr::new(10, 0, 1, 3), Ipv4Addr::new(10, 0, 1, 4)]));
+        assert!(!lb.contains_key("s-db-n1"), "no VIP, no balancing");
 
         let (internal_only, _) = for_task(&views(), &["n2".to_string()]);
         assert!(!internal_only.forward, "an internal-only task asks no outside resolver");

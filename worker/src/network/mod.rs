@@ -18,6 +18,7 @@
 
 pub mod discovery;
 pub mod ipam;
+pub mod mesh;
 pub mod nft;
 pub mod overlays;
 
@@ -41,11 +42,15 @@ use subnet::Subnet;
 /// Gateway bridges are named `sgw-<key>`.
 const BRIDGE_PREFIX: &str = "sgw-";
 
-/// Whether an interface is a node's gateway bridge: its addresses are
-/// node-local (never reachable from other nodes), so they are no candidate
-/// for the address a node advertises to the swarm.
-pub fn is_gateway_bridge(ifname: &str) -> bool {
-    ifname.starts_with(BRIDGE_PREFIX)
+/// The routing mesh's entry legs are named `sig-<key>`.
+const MESH_LEG_PREFIX: &str = "sig-";
+
+/// Whether an interface is one shoald makes for its own use: a gateway
+/// bridge (node-local addresses, never reachable from other nodes) or the
+/// routing mesh's entry leg (an address on the ingress overlay). Neither is
+/// a candidate for the address a node advertises to the swarm.
+pub fn is_shoal_interface(ifname: &str) -> bool {
+    ifname.starts_with(BRIDGE_PREFIX) || ifname.starts_with(MESH_LEG_PREFIX)
 }
 
 /// Where and how a node builds its networking.
@@ -72,6 +77,16 @@ impl NetworkConfig {
 
     pub fn nft_table(&self) -> String {
         format!("shoal-{}", self.key)
+    }
+
+    /// The node's leg onto the ingress network (the routing mesh's entry).
+    pub fn mesh_leg(&self) -> String {
+        format!("{MESH_LEG_PREFIX}{}", self.key)
+    }
+
+    /// The routing mesh's table in the node's namespace.
+    pub fn mesh_table(&self) -> String {
+        format!("{}-mesh", self.nft_table())
     }
 
     /// Host-side veth names start with this.
@@ -165,10 +180,19 @@ struct State {
     /// node's `-pub` nft table holds.
     host_ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
     published: Vec<nft::Published>,
+    /// The routing mesh as the managers last described it, this node's
+    /// entry into it once made, and its tasks' return paths.
+    mesh_view: Option<shoal_rpc::discovery::MeshView>,
+    mesh: Option<mesh::Entry>,
+    return_paths: mesh::ReturnPaths,
     /// The bridge's index once it is up in this run of the daemon.
     bridge: Option<u32>,
     /// Set by shutdown: a task starting late must not bring the bridge back.
     closed: bool,
+    /// This node's WireGuard key pair (made at start, in memory only) and
+    /// its tunnel, up while the node is on an encrypted network.
+    wg_keys: shoal_overlay::wg::KeyPair,
+    tunnel: Option<shoal_overlay::wg::SecureTunnel>,
 }
 
 /// The node's networking: the gateway bridge (made when the first task
@@ -200,14 +224,66 @@ impl NodeNetwork {
                 discovery: Default::default(),
                 host_ports: Default::default(),
                 published: Vec::new(),
+                mesh_view: None,
+                mesh: None,
+                return_paths: Default::default(),
                 bridge: None,
                 closed: false,
+                wg_keys: shoal_overlay::wg::KeyPair::from_random({
+                    let mut b = [0u8; 32];
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+                    b
+                }),
+                tunnel: None,
             }),
         })
     }
 
     pub fn config(&self) -> &NetworkConfig {
         &self.cfg
+    }
+
+    /// This node's WireGuard public key, for its description.
+    pub fn data_path_key(&self) -> String {
+        self.state.lock().unwrap().wg_keys.public_text()
+    }
+
+    /// The node's WireGuard tunnel, started if it is not up yet.
+    fn ensure_tunnel(&self, st: &mut State) -> Result<(), String> {
+        if st.tunnel.is_some() {
+            return Ok(());
+        }
+        let cfg = st.overlay_cfg.clone().ok_or("encrypted overlay networks need the node to be in a swarm")?;
+        let ifname = format!("swg{}", self.cfg.key);
+        let table = format!("{}-wg", self.cfg.nft_table());
+        st.tunnel = Some(shoal_overlay::wg::SecureTunnel::start(&st.wg_keys, &ifname, &table, cfg.local, cfg.underlay_mtu)?);
+        Ok(())
+    }
+
+    /// The WireGuard peers the views of encrypted networks name: the
+    /// tunnel comes up with the first such view and stays until the node
+    /// leaves (taking it down while an encrypted network's sandbox is
+    /// still there would let that network's frames leave in clear).
+    fn sync_tunnel(&self, st: &mut State, views: &[shoal_rpc::discovery::NetworkView]) {
+        let encrypted: Vec<&shoal_rpc::discovery::NetworkView> = views.iter().filter(|v| v.encrypted).collect();
+        if encrypted.is_empty() {
+            if let Some(t) = &st.tunnel {
+                t.set_peers(&Default::default());
+            }
+            return;
+        }
+        if let Err(e) = self.ensure_tunnel(st) {
+            tracing::warn!("encrypted overlays: {e}");
+            return;
+        }
+        let peers: std::collections::BTreeMap<Ipv4Addr, [u8; 32]> = encrypted
+            .iter()
+            .flat_map(|v| v.keys.iter())
+            .filter_map(|(node, key)| Some((node.parse().ok()?, shoal_overlay::wg::decode_key(key)?)))
+            .collect();
+        if let Some(t) = &st.tunnel {
+            t.set_peers(&peers);
+        }
     }
 
     /// The bridge's subnet, once chosen.
@@ -337,6 +413,81 @@ impl NodeNetwork {
         Ok(())
     }
 
+    /// Takes the managers' view of the routing mesh: makes this node's
+    /// entry (once it has its ingress address and overlays can be built),
+    /// sets the published ports, and updates the return paths of its
+    /// tasks; with no view, the entry goes.
+    pub fn set_mesh(&self, view: Option<shoal_rpc::discovery::MeshView>) {
+        let mut st = self.state.lock().unwrap();
+        // Unchanged and in place (a failed attempt is tried again).
+        let in_place = match (&view, &st.mesh) {
+            (None, _) => true,
+            (Some(v), Some(m)) => m.ports == mesh::ports_of(v),
+            (Some(_), None) => false,
+        };
+        if st.mesh_view == view && in_place {
+            return;
+        }
+        st.mesh_view = view.clone();
+        let Some(view) = view else {
+            self.remove_mesh_entry(&mut st);
+            return;
+        };
+        let entries = mesh::entries_of(&view);
+        let cfg = &self.cfg;
+        st.return_paths.update(&view.attachment.network.id, &entries, |task| netns::open(&cfg.netns_path(task)));
+        if let Err(e) = self.sync_mesh_entry(&mut st, &view) {
+            tracing::warn!("routing mesh: {e}");
+        }
+    }
+
+    fn sync_mesh_entry(&self, st: &mut State, view: &shoal_rpc::discovery::MeshView) -> Result<(), String> {
+        let Some(cfg) = st.overlay_cfg.clone() else { return Ok(()) };
+        let a = overlays::Attachment::read(&view.attachment)?;
+        if st.mesh.as_ref().is_some_and(|m| m.network_id != a.network_id || m.addr != a.addr) {
+            self.remove_mesh_entry(st);
+        }
+        let (leg, table) = (self.cfg.mesh_leg(), self.cfg.mesh_table());
+        let fresh = st.mesh.is_none();
+        if fresh {
+            let own = std::fs::File::open("/proc/self/ns/net").map_err(|e| format!("opening the node's namespace: {e}"))?;
+            st.overlays.attach(&cfg, mesh::ENTRY, &a, &own, &leg)?;
+            // Replies of the node's own connections into the mesh leave
+            // with a loopback source until masqueraded; forwarding is what
+            // the entry is for.
+            let p = format!("/proc/sys/net/ipv4/conf/{leg}/route_localnet");
+            let made = std::fs::write(&p, "1").map_err(|e| format!("{p}: {e}")).and_then(|_| enable_ip_forward());
+            if let Err(e) = made {
+                st.overlays.detach(mesh::ENTRY);
+                return Err(e);
+            }
+            tracing::info!("routing mesh entry {leg} {}/{} on network {}", a.addr, a.spec.subnet.prefix(), a.name);
+            st.mesh = Some(mesh::Entry { network_id: a.network_id.clone(), addr: a.addr, ports: Default::default() });
+        }
+        let want = mesh::ports_of(view);
+        let entry = st.mesh.as_mut().expect("made above");
+        let text = mesh::entry_text(&table, &leg, fresh, &entry.ports, &want);
+        if !text.is_empty() {
+            nft::apply(&text)?;
+            for ((proto, port), backends) in want.iter().filter(|(k, b)| entry.ports.get(*k) != Some(*b)) {
+                let to: Vec<String> = backends.iter().map(|(a, p)| format!("{a}:{p}")).collect();
+                tracing::info!("routing mesh {proto}/{port} -> [{}]", to.join(", "));
+            }
+            entry.ports = want;
+        }
+        Ok(())
+    }
+
+    fn remove_mesh_entry(&self, st: &mut State) {
+        if st.mesh.take().is_some() {
+            st.overlays.detach(mesh::ENTRY);
+            tracing::info!("routing mesh entry removed");
+        }
+        if let Err(e) = nft::remove(&self.cfg.mesh_table()) {
+            tracing::warn!("{e}");
+        }
+    }
+
     /// Takes the managers' view of the networks of this node's tasks:
     /// VXLAN peers, and every task's names and VIP rules.
     pub fn apply_views(&self, views: Vec<shoal_rpc::discovery::NetworkView>) {
@@ -354,8 +505,12 @@ impl NodeNetwork {
                 tracing::warn!("network {}: {e}", v.name);
             }
         }
+        self.sync_tunnel(&mut st, &views);
         st.discovery.set_views(views);
         for (task, networks) in st.overlays.tasks() {
+            if task == mesh::ENTRY {
+                continue;
+            }
             let ns = match netns::open(&self.cfg.netns_path(&task)) {
                 Ok(ns) => ns,
                 Err(e) => {
@@ -406,8 +561,18 @@ impl NodeNetwork {
             let ifname = format!("eth{i}");
             let mut st = self.state.lock().unwrap();
             let cfg = st.overlay_cfg.clone().ok_or("overlay networks need the node to be in a swarm")?;
+            if a.encrypted {
+                // Its frames must never leave in clear: no tunnel, no network.
+                self.ensure_tunnel(&mut st)?;
+            }
             st.overlays.attach(&cfg, task, a, &ns, &ifname)?;
             tracing::info!("task {task}: {ifname} {}/{} on network {}", a.addr, a.spec.subnet.prefix(), a.name);
+            if a.ingress {
+                // The entries of the view's ingress network, if it is this one.
+                let entries =
+                    st.mesh_view.as_ref().filter(|v| v.attachment.network.id == a.network_id).map(mesh::entries_of).unwrap_or_default();
+                st.return_paths.add(task, &a.network_id, &ns, &ifname, &entries)?;
+            }
             legs.push(Leg {
                 ifname,
                 host_veth: overlays::leg_name(task, &a.network_id),
@@ -465,6 +630,7 @@ impl NodeNetwork {
         {
             let mut st = self.state.lock().unwrap();
             st.discovery.stop(task);
+            st.return_paths.remove(task);
             st.overlays.detach(task);
         }
         match Netlink::open().and_then(|mut nl| nl.del_link(&cfg.host_veth(task))) {
@@ -512,7 +678,15 @@ impl NodeNetwork {
     /// At shutdown (containers already stopped): nothing is left behind.
     pub fn shutdown(&self) {
         self.state.lock().unwrap().closed = true;
+        {
+            let mut st = self.state.lock().unwrap();
+            st.mesh = None;
+            st.mesh_view = None;
+        }
         self.state.lock().unwrap().overlays.clear();
+        if let Some(t) = self.state.lock().unwrap().tunnel.take() {
+            t.remove();
+        }
         self.remove_leftovers();
         self.state.lock().unwrap().bridge = None;
     }
@@ -541,11 +715,17 @@ impl NodeNetwork {
             if let Err(e) = nl.del_link(&self.cfg.bridge()) {
                 tracing::warn!("{e}");
             }
+            if let Err(e) = nl.del_link(&self.cfg.mesh_leg()) {
+                tracing::warn!("{e}");
+            }
         }
         if let Err(e) = nft::remove(&self.cfg.nft_table()) {
             tracing::warn!("{e}");
         }
         if let Err(e) = nft::remove(&self.ports_table()) {
+            tracing::warn!("{e}");
+        }
+        if let Err(e) = nft::remove(&self.cfg.mesh_table()) {
             tracing::warn!("{e}");
         }
         self.state.lock().unwrap().published.clear();

@@ -26,6 +26,10 @@ pub struct Attachment {
     pub name: String,
     pub spec: NetworkSpec,
     pub internal: bool,
+    /// The routing mesh's network (its tasks get a return path).
+    pub ingress: bool,
+    /// `--opt encrypted`: built on the node's WireGuard tunnel.
+    pub encrypted: bool,
     pub addr: Ipv4Addr,
 }
 
@@ -50,7 +54,15 @@ impl Attachment {
             .and_then(|c| c.split('/').next())
             .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
             .ok_or_else(|| format!("the task has no address on network {name}"))?;
-        Ok(Attachment { network_id: n.id.clone(), name, spec: NetworkSpec { vni, subnet, gateway }, internal: n.spec.internal, addr })
+        Ok(Attachment {
+            network_id: n.id.clone(),
+            name,
+            spec: NetworkSpec { vni, subnet, gateway },
+            internal: n.spec.internal,
+            ingress: n.spec.ingress,
+            encrypted: n.is_encrypted(),
+            addr,
+        })
     }
 }
 
@@ -63,8 +75,9 @@ struct Entry {
 #[derive(Default)]
 pub struct Overlays {
     entries: BTreeMap<String, Entry>,
-    /// Peers the managers named before the network's first task started.
-    pending_peers: BTreeMap<String, Vec<Peer>>,
+    /// The peers the managers named last, by network (a sandbox made
+    /// later, or again, starts with them).
+    known_peers: BTreeMap<String, Vec<Peer>>,
 }
 
 impl Overlays {
@@ -72,9 +85,32 @@ impl Overlays {
     /// sandbox first if this is its first task here).
     pub fn attach(&mut self, cfg: &NodeConfig, task: &str, a: &Attachment, task_ns: &std::fs::File, ifname: &str) -> Result<(), String> {
         if !self.entries.contains_key(&a.network_id) {
-            let mut overlay = Overlay::create(cfg, &a.spec).map_err(|e| format!("network {}: {e}", a.name))?;
-            if let Some(peers) = self.pending_peers.remove(&a.network_id) {
-                overlay.set_peers(&peers).map_err(|e| format!("network {}: {e}", a.name))?;
+            // A network that was removed while its tasks here were still
+            // stopping may have left its sandbox, with the VNI the managers
+            // have now given to this one (a VNI is free again once its
+            // network is gone). Only one device per VNI can exist on the
+            // node, and that sandbox would take this one's with it when its
+            // last task leaves: it goes now, its tasks lose a network that
+            // no longer exists.
+            let stale: Vec<String> =
+                self.entries.iter().filter(|(_, e)| e.overlay.spec().vni == a.spec.vni).map(|(id, _)| id.clone()).collect();
+            for id in stale {
+                if let Some(mut e) = self.entries.remove(&id) {
+                    tracing::warn!(
+                        "network {id}: removed while {} task(s) here still used it; VXLAN ID {} goes to {}",
+                        e.tasks.len(),
+                        a.spec.vni,
+                        a.name
+                    );
+                    if let Err(err) = e.overlay.destroy() {
+                        tracing::warn!("network {id}: {err}");
+                    }
+                }
+            }
+            let cfg = if a.encrypted { cfg.encrypted() } else { cfg.clone() };
+            let mut overlay = Overlay::create(&cfg, &a.spec).map_err(|e| format!("network {}: {e}", a.name))?;
+            if let Some(peers) = self.known_peers.get(&a.network_id) {
+                overlay.set_peers(peers).map_err(|e| format!("network {}: {e}", a.name))?;
             }
             self.entries.insert(a.network_id.clone(), Entry { overlay, tasks: BTreeSet::new() });
         }
@@ -110,16 +146,14 @@ impl Overlays {
         }
     }
 
-    /// The remote endpoints of network `id` (kept for later if no task
-    /// here uses it yet).
+    /// The remote endpoints of network `id` (kept for a sandbox made later).
     pub fn set_peers(&mut self, id: &str, peers: Vec<Peer>) -> Result<usize, String> {
-        match self.entries.get_mut(id) {
+        let changed = match self.entries.get_mut(id) {
             Some(e) => e.overlay.set_peers(&peers),
-            None => {
-                self.pending_peers.insert(id.to_string(), peers);
-                Ok(0)
-            }
-        }
+            None => Ok(0),
+        };
+        self.known_peers.insert(id.to_string(), peers);
+        changed
     }
 
     /// Each task here on an overlay, with its networks.
@@ -145,7 +179,7 @@ impl Overlays {
                 tracing::warn!("network {id}: {err}");
             }
         }
-        self.pending_peers.clear();
+        self.known_peers.clear();
     }
 }
 

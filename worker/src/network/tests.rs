@@ -249,7 +249,24 @@ fn tasks_on_an_overlay_get_their_legs_in_order_and_the_sandbox_goes_with_the_las
     net.detach("task-a");
     net.detach("task-c");
     assert!(sandbox.exists(), "task b still uses the network");
+
+    // n1 is removed while task-b still stops, and its VNI goes to a new
+    // network n2: n2's first task replaces the stale sandbox, and task-b's
+    // late detach does not take n2's with it.
+    let n2 = vec![overlays_tests::attachment("n2", 4300, "10.250.8.0/24", "10.250.8.1", "10.250.8.2/24")];
+    let d = net.attach("task-d", &n2).unwrap();
     net.detach("task-b");
+    assert!(sandbox.exists(), "the stale network's last task left the new network's sandbox alone");
+    assert_eq!(d.legs[0].addr.to_string(), "10.250.8.2");
+    net.detach("task-d");
     assert!(!sandbox.exists(), "the last task took the sandbox with it");
     let _ = b;
+}
+
+#[test]
+fn shoals_own_interfaces_are_not_advertise_candidates() {
+    let cfg = NetworkConfig::new("1a41c8", std::path::PathBuf::from("/x"), std::path::PathBuf::from("/y"));
+    assert!(is_shoal_interface(&cfg.bridge()));
+    assert!(is_shoal_interface(&cfg.mesh_leg()), "the mesh leg holds an ingress address, not the node's");
+    assert!(!is_shoal_interface("eth0") && !is_shoal_interface("signal0"));
 }

@@ -390,6 +390,21 @@ mod tests {
         assert_eq!(pretty_service(&svc, 0), want);
     }
 
+    /// `docker service create busybox` (the CLI sends an endpoint spec),
+    /// inspected as the CLI asks (`?insertDefaults=true`): the daemon fills
+    /// SwarmKit's defaults, and docker's template then shows update and
+    /// rollback configs and an empty `Resources:` section.
+    #[test]
+    fn pretty_of_a_minimal_service_with_defaults_inserted() {
+        let spec: shoal_api::service::ServiceSpec =
+            serde_json::from_str(r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"EndpointSpec":{"Mode":"vip"}}"#)
+                .unwrap();
+        let svc = shoal_api::service::Service { id: "x".into(), spec, ..Default::default() }.with_defaults();
+        let svc = Json::parse(&serde_json::to_string(&svc).unwrap()).unwrap();
+        let want = "\nID:\t\tx\nName:\t\tweb\nService Mode:\tReplicated\n Replicas:\t1\nPlacement:\nUpdateConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\nRollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\nContainerSpec:\n Image:\t\tbusybox\nResources:\nEndpoint Mode:\tvip\n";
+        assert_eq!(pretty_service(&svc, 0), want);
+    }
+
     #[test]
     fn pretty_with_update_config_and_status() {
         let now = Timestamp::parse("2024-01-01T00:01:00Z").unwrap().unix_nanos();

@@ -217,7 +217,8 @@ fn typed(spec: &Json, ids: &Ids) -> Option<ServiceSpec> {
 /// would change nothing.
 pub fn same_spec(prepared: &Json, current: &Json, ids: &Ids) -> bool {
     match (typed(prepared, ids), typed(current, ids)) {
-        (Some(a), Some(b)) => a == b,
+        // As the daemon keeps them: moby's defaults for parts sent.
+        (Some(a), Some(b)) => a.as_docker_stores() == b.as_docker_stores(),
         _ => false,
     }
 }

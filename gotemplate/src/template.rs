@@ -97,8 +97,17 @@ impl Template {
         self.run(data, true)
     }
 
+    /// Executes the template with `data`, with `funcs` looked up before
+    /// the built-in functions (SwarmKit's `env`, `secret`, `config`).
+    pub fn execute_with(&self, data: &Json, funcs: Funcs<'_>) -> Result<String, String> {
+        let mut st =
+            State { funcs: Some(funcs), out: String::new(), vars: vec![("$".to_string(), data.clone())], header: false, iterations: 0 };
+        st.walk(&self.nodes, data)?;
+        Ok(st.out)
+    }
+
     fn run(&self, data: &Json, header: bool) -> Result<String, String> {
-        let mut st = State { out: String::new(), vars: vec![("$".to_string(), data.clone())], header, iterations: 0 };
+        let mut st = State { funcs: None, out: String::new(), vars: vec![("$".to_string(), data.clone())], header, iterations: 0 };
         st.walk(&self.nodes, data)?;
         Ok(st.out)
     }
@@ -492,7 +501,11 @@ fn parse_operand(toks: &[Tok], p: usize) -> Result<(Operand, usize), String> {
 
 // ---------------------------------------------------------------- execution
 
-struct State {
+/// A caller's own functions: `Some` answers for a name it knows.
+pub type Funcs<'f> = &'f dyn Fn(&str, &[Json]) -> Option<Result<Json, String>>;
+
+struct State<'f> {
+    funcs: Option<Funcs<'f>>,
     out: String,
     vars: Vec<(String, Json)>,
     header: bool,
@@ -508,7 +521,7 @@ const MAX_OUTPUT: usize = 64 << 20;
 /// Go's fmt refuses widths and precisions past this (`tooLarge`).
 const MAX_FMT_NUM: usize = 1_000_000;
 
-impl State {
+impl State<'_> {
     fn walk(&mut self, nodes: &[Node], dot: &Json) -> Result<(), String> {
         for n in nodes {
             match n {
@@ -616,10 +629,43 @@ impl State {
             }
             return self.call(name, args);
         }
+        if let (Operand::Field(path), true) = (&cmd.args[0], cmd.args.len() > 1 || piped.is_some()) {
+            if let Some(v) = self.method_call(path, &cmd.args[1..], dot, piped.clone())? {
+                return Ok(v);
+            }
+        }
         if cmd.args.len() > 1 || piped.is_some() {
             return Err(format!("can't give argument to non-function {}", describe(&cmd.args[0])));
         }
         self.operand(&cmd.args[0], dot)
+    }
+
+    /// A method with one string argument, as docker's contexts have
+    /// (`{{.Label "com.example"}}`): the data holds it as a map under the
+    /// hidden key [`METHOD_PREFIX`]`Name`; a missing entry is "". In a
+    /// header, docker's `SubHeaderContext.Label`: the last dotted part, with
+    /// `-` and `_` as spaces.
+    fn method_call(&mut self, path: &[String], rest: &[Operand], dot: &Json, piped: Option<Json>) -> Result<Option<Json>, String> {
+        let Some((name, parent)) = path.split_last() else { return Ok(None) };
+        let mut args = Vec::new();
+        for a in rest {
+            args.push(self.operand(a, dot)?);
+        }
+        args.extend(piped);
+        let base = field_path(dot, parent)?;
+        if self.header && name == "Label" && args.len() == 1 {
+            let last = args[0].str().rsplit('.').next().unwrap_or("").replace(['-', '_'], " ");
+            return Ok(Some(Json::Str(last)));
+        }
+        let key = format!("{METHOD_PREFIX}{name}");
+        if !base.has(&key) {
+            return Ok(None);
+        }
+        let hidden = base.get(&key);
+        if args.len() != 1 {
+            return Err(format!("wrong number of args for {name}: want 1 got {}", args.len()));
+        }
+        Ok(Some(Json::Str(hidden.get(args[0].str()).str().to_string())))
     }
 
     fn operand(&mut self, op: &Operand, dot: &Json) -> Result<Json, String> {
@@ -650,13 +696,16 @@ impl State {
                 Ok(())
             }
         };
+        if let Some(answer) = self.funcs.and_then(|f| f(name, &args)) {
+            return answer;
+        }
         if self.header && matches!(name, "json" | "split" | "join" | "title" | "lower" | "upper" | "truncate") {
             return args.into_iter().next().ok_or(format!("wrong number of args for {name}"));
         }
         Ok(match name {
             "json" => {
                 want(1)?;
-                Json::Str(args[0].to_compact())
+                Json::Str(json_text(&args[0]))
             }
             "split" => {
                 want(2)?;
@@ -895,7 +944,94 @@ pub fn go_print(v: &Json) -> String {
     s
 }
 
+/// The prefix of the keys that hold one-argument methods (see
+/// `method_call`); they are not data: `json` and printing skip them.
+pub const METHOD_PREFIX: &str = "\u{1}";
+
+/// The hidden key that marks one of docker's formatter contexts: `json`
+/// prints it as Go's `json.Marshal` does (HTML characters escaped), where
+/// docker's template function leaves plain data unescaped.
+const MARSHAL_KEY: &str = "\u{1}MarshalJSON";
+
+/// Marks `row` as a formatter context (see [`MARSHAL_KEY`]).
+pub fn context(mut row: Json) -> Json {
+    row.set(MARSHAL_KEY, Json::Null);
+    row
+}
+
+/// Go's `json.Marshal` escaping of HTML characters in compact JSON text
+/// (they only occur inside strings there).
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Compact JSON as docker's `json` function writes it: formatter contexts
+/// (at any depth) through `json.Marshal`, the rest unescaped.
+fn json_text(v: &Json) -> String {
+    match v {
+        Json::Obj(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX)) => {
+            let mut out = String::from("{");
+            for (i, (k, e)) in m.iter().filter(|(k, _)| !k.starts_with(METHOD_PREFIX)).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                crate::json::write_string(&mut out, k);
+                out.push(':');
+                out.push_str(&json_text(e));
+            }
+            out.push('}');
+            if v.has(MARSHAL_KEY) {
+                escape_html(&out)
+            } else {
+                out
+            }
+        }
+        Json::Obj(m) => {
+            let mut out = String::from("{");
+            for (i, (k, e)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                crate::json::write_string(&mut out, k);
+                out.push(':');
+                out.push_str(&json_text(e));
+            }
+            out.push('}');
+            out
+        }
+        Json::Arr(a) => format!("[{}]", a.iter().map(json_text).collect::<Vec<_>>().join(",")),
+        other => other.to_compact(),
+    }
+}
+
+fn without_methods(v: &Json) -> Json {
+    match v {
+        Json::Obj(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX)) => {
+            Json::Obj(m.iter().filter(|(k, _)| !k.starts_with(METHOD_PREFIX)).cloned().collect())
+        }
+        other => other.clone(),
+    }
+}
+
 fn go_print_into(out: &mut String, v: &Json) {
+    let stripped;
+    let v = if matches!(v, Json::Obj(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX))) {
+        stripped = without_methods(v);
+        &stripped
+    } else {
+        v
+    };
     match v {
         Json::Null => {}
         Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -1163,6 +1299,24 @@ mod tests {
         assert_eq!(render("{{.ID}} {{.Num}}", &d).unwrap(), "abc 3");
         assert_eq!(render("{{(index .List 0)}} {{with $s := .Spec}}{{$s.Role}}{{end}}", &d).unwrap(), "a manager");
         assert!(render("{{nosuch .ID}}", &d).is_err());
+    }
+
+    #[test]
+    fn one_argument_methods() {
+        let labels = Json::object([("com.example.tier", Json::from("front"))]);
+        let data = Json::object([("Name".to_string(), Json::from("web")), (format!("{METHOD_PREFIX}Label"), labels)]);
+        let t = parse(r#"{{.Name}} {{.Label "com.example.tier"}}|{{.Label "nope"}}|{{json .}}"#).unwrap();
+        assert_eq!(t.execute(&data).unwrap(), r#"web front||{"Name":"web"}"#);
+        let row = context(Json::object([("Digest", Json::from("<none>"))]));
+        assert_eq!(parse("{{json .}} {{.Digest}}").unwrap().execute(&row).unwrap(), r#"{"Digest":"\u003cnone\u003e"} <none>"#);
+        let nested = Json::object([("Images", Json::Arr(vec![row.clone()])), ("X", Json::from("<a>"))]);
+        assert_eq!(parse("{{json .}}").unwrap().execute(&nested).unwrap(), r#"{"Images":[{"Digest":"\u003cnone\u003e"}],"X":"<a>"}"#);
+        let plain = Json::object([("Digest", Json::from("<none>"))]);
+        assert_eq!(parse("{{json .}}").unwrap().execute(&plain).unwrap(), r#"{"Digest":"<none>"}"#);
+        let header = Json::object([("Name", Json::from("NAME"))]);
+        let t = parse(r#"{{.Name}}\t{{.Label "com.example.tier"}}\t{{.Label "a_b-c"}}"#).unwrap();
+        assert_eq!(t.execute_header(&header).unwrap(), r"NAME\ttier\ta b c");
+        assert!(parse("{{.Name 1}}").unwrap().execute(&data).unwrap_err().contains("can't give argument to non-function"));
     }
 
     #[test]

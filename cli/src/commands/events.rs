@@ -1,0 +1,206 @@
+//! `shoal events`: docker's `events` command. `--since`/`--until` as
+//! `docker logs` takes them (durations, RFC 3339, Unix times), `--filter`,
+//! and `--format` (`json` or a template over the message); without a
+//! format each event is docker's line:
+//! `<time> <type> <action> <id> (<k>=<v>, ...)`, time in the local zone.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+
+use clap::Args;
+
+use super::service::logs::api_timestamp;
+use super::Env;
+use crate::error::{CliError, CliResult};
+use crate::filters::Filters;
+use crate::format::JSON_FORMAT;
+use crate::json::Json;
+
+#[derive(Args, Debug, Default)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'json', 'TEMPLATE'
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long, default_value = "")]
+    pub since: String,
+    /// Stream events until this timestamp
+    #[arg(long, default_value = "")]
+    pub until: String,
+}
+
+pub fn run(env: &mut Env, a: EventsArgs) -> CliResult {
+    let template = match a.format.as_deref().unwrap_or("") {
+        "" => None,
+        "json" => Some(JSON_FORMAT.to_string()),
+        f => Some(f.to_string()),
+    };
+    let template = match &template {
+        None => None,
+        Some(src) => {
+            let t = crate::template::parse(src).map_err(|e| CliError::new(format!("Error parsing format: {e}")).with_status(64))?;
+            // docker runs it once on an empty message to catch bad fields.
+            t.execute(&go_fields(&Json::object::<&str>([])))
+                .map_err(|e| CliError::new(format!("Error parsing format: {e}")).with_status(64))?;
+            Some((src.trim() == JSON_FORMAT, t))
+        }
+    };
+    let filters = Filters::from_flags(&a.filter).map_err(CliError::new)?;
+    let now = crate::timestamp::now_unix_nanos();
+    let mut params = Vec::new();
+    if !a.since.is_empty() {
+        params.push(("since", api_timestamp(&a.since, now)?));
+    }
+    if !a.until.is_empty() {
+        params.push(("until", api_timestamp(&a.until, now)?));
+    }
+    if !filters.is_empty() {
+        params.push(("filters", filters.to_json()));
+    }
+    let resp = env.client.send("GET", &format!("/events{}", crate::client::query(&params)), None)?;
+    let reader = BufReader::new(resp.body);
+    for line in reader.lines() {
+        let line = line.map_err(|e| CliError::new(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ev = Json::parse(&line).map_err(CliError::new)?;
+        let text = match &template {
+            None => event_line(&ev, local_offset_seconds),
+            Some((true, t)) => t.execute(&ev).map_err(CliError::new)?,
+            Some((false, t)) => t.execute(&go_fields(&ev)).map_err(CliError::new)?,
+        };
+        env.println(&text)?;
+        env.out.flush().map_err(CliError::from)?;
+    }
+    Ok(())
+}
+
+/// The message with the field names a Go template sees on moby's
+/// `events.Message` (`.Status`, `.ID`, `.From`, `.Scope`, `.TimeNano`).
+fn go_fields(ev: &Json) -> Json {
+    Json::object([
+        ("Status", Json::from(ev.get("status").str())),
+        ("ID", Json::from(ev.get("id").str())),
+        ("From", Json::from(ev.get("from").str())),
+        ("Type", Json::from(ev.get("Type").str())),
+        ("Action", Json::from(ev.get("Action").str())),
+        (
+            "Actor",
+            Json::object([
+                ("ID", Json::from(ev.at(&["Actor", "ID"]).str())),
+                (
+                    "Attributes",
+                    match ev.at(&["Actor", "Attributes"]) {
+                        Json::Obj(_) => ev.at(&["Actor", "Attributes"]).clone(),
+                        _ => Json::object::<&str>([]),
+                    },
+                ),
+            ]),
+        ),
+        ("Scope", Json::from(ev.get("scope").str())),
+        ("Time", Json::from(ev.get("time").as_i64().unwrap_or(0))),
+        ("TimeNano", Json::from(ev.get("timeNano").as_i64().unwrap_or(0))),
+    ])
+}
+
+/// docker's `printOutput`: time (RFC 3339 with nanoseconds, fixed width,
+/// local zone), type, action, actor ID, then the sorted attributes.
+pub fn event_line(ev: &Json, offset_of: impl Fn(i64) -> i64) -> String {
+    let mut out = String::new();
+    let nanos = ev.get("timeNano").as_i64().unwrap_or(0);
+    let secs = ev.get("time").as_i64().unwrap_or(0);
+    if nanos != 0 {
+        out.push_str(&format_time(nanos, offset_of(nanos.div_euclid(1_000_000_000))));
+        out.push(' ');
+    } else if secs != 0 {
+        out.push_str(&format_time(secs * 1_000_000_000, offset_of(secs)));
+        out.push(' ');
+    }
+    out.push_str(&format!("{} {} {}", ev.get("Type").str(), ev.get("Action").str(), ev.at(&["Actor", "ID"]).str()));
+    let attrs: BTreeMap<String, String> = match ev.at(&["Actor", "Attributes"]) {
+        Json::Obj(m) => m.iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect(),
+        _ => BTreeMap::new(),
+    };
+    if !attrs.is_empty() {
+        let parts: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    out
+}
+
+/// Go's `RFC3339NanoFixed` (`2006-01-02T15:04:05.000000000Z07:00`) at
+/// `offset` seconds east of UTC.
+pub fn format_time(unix_nanos: i64, offset: i64) -> String {
+    let local = unix_nanos.div_euclid(1_000_000_000) + offset;
+    let frac = unix_nanos.rem_euclid(1_000_000_000);
+    let (days, rem) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let zone = if offset == 0 {
+        "Z".to_string()
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        format!("{sign}{:02}:{:02}", offset.abs() / 3600, (offset.abs() % 3600) / 60)
+    };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}{zone}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// The local zone's offset from UTC at `unix_secs` (what Go's `time.Local`
+/// uses: `TZ`, else /etc/localtime).
+fn local_offset_seconds(unix_secs: i64) -> i64 {
+    let t = unix_secs as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok {
+        tm.tm_gmtoff
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_as_docker_prints_them() {
+        let ev = Json::parse(
+            r#"{"Type":"service","Action":"update","Actor":{"ID":"abc","Attributes":{"name":"web","updatestate.new":"updating"}},"scope":"swarm","time":1704164645,"timeNano":1704164645000001000}"#,
+        )
+        .unwrap();
+        assert_eq!(event_line(&ev, |_| 0), "2024-01-02T03:04:05.000001000Z service update abc (name=web, updatestate.new=updating)");
+        assert_eq!(
+            event_line(&ev, |_| 3600),
+            "2024-01-02T04:04:05.000001000+01:00 service update abc (name=web, updatestate.new=updating)"
+        );
+        let bare = Json::parse(r#"{"Type":"network","Action":"remove","Actor":{"ID":"n1","Attributes":{}},"time":1704164645}"#).unwrap();
+        assert_eq!(event_line(&bare, |_| -5400), "2024-01-02T01:34:05.000000000-01:30 network remove n1");
+    }
+
+    #[test]
+    fn templates_see_go_s_field_names() {
+        let ev = Json::parse(
+            r#"{"status":"die","id":"c1","from":"busybox","Type":"container","Action":"die","Actor":{"ID":"c1","Attributes":{"exitCode":"3"}},"scope":"local","time":1,"timeNano":1000000000}"#,
+        )
+        .unwrap();
+        let t =
+            crate::template::parse("{{.Status}} {{.ID}} {{.From}} {{.Scope}} {{.Time}} {{index .Actor.Attributes \"exitCode\"}}").unwrap();
+        assert_eq!(t.execute(&go_fields(&ev)).unwrap(), "die c1 busybox local 1 3");
+    }
+}

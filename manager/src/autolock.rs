@@ -1,0 +1,223 @@
+//! Autolock on a manager: keeps the node's TLS key and its copy of the data
+//! key wrapped on disk under the cluster's unlock key (`ClusterRecord::
+//! unlock_key`, replicated through Raft and sealed there with the data key),
+//! or in clear while autolock is off.
+//!
+//! Every manager re-wraps when the key it applied differs from the one its
+//! files are wrapped under (autolock turned on or off, the key rotated, or
+//! a manager that was down or locked through a rotation and was unlocked
+//! with the old key). A re-wrap from key A to key B (either may be "none",
+//! that is clear) writes, each step atomically (`write_atomic`):
+//!
+//! 1. `raft/secrets.key` holding the data key under A *and* under B, then
+//!    `raft/wal.key` (this manager's WAL key) likewise;
+//! 2. `certificates/swarm-node.key` under B;
+//! 3. `raft/secrets.key`, then `raft/wal.key`, under B only.
+//!
+//! A crash before 2 leaves a node that unlocks with A (and re-wraps to B
+//! once it applies the store again), after 2 one that unlocks with B: the
+//! node key decides which key unlocks, and both key files always open
+//! with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_rpc::credentials::Credentials;
+use shoal_rpc::unlock::UnlockKey;
+
+use crate::datakey::{DataKey, WAL_KEY_FILE};
+use crate::manager::Manager;
+
+/// Re-checks on every applied entry, and every few seconds.
+pub async fn run(mgr: Arc<Manager>) {
+    let mut applied = mgr.raft.applied.clone();
+    loop {
+        if let Err(e) = sync(&mgr) {
+            tracing::warn!("autolock: {e}");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), applied.changed()).await;
+    }
+}
+
+/// The unlock key the cluster record asks for, opened (None: autolock off,
+/// or this manager cannot tell yet).
+fn wanted(mgr: &Manager, data_key: &DataKey) -> Result<Option<Option<UnlockKey>>, String> {
+    let st = mgr.raft.store.read().unwrap();
+    let Some(c) = st.cluster.as_ref() else { return Ok(None) };
+    if c.unlock_key.is_empty() {
+        return Ok(Some(None));
+    }
+    let keys = c.open(data_key)?;
+    let text = keys.unlock_key.ok_or("the cluster's unlock key does not open")?;
+    UnlockKey::parse_human(&text).map(|k| Some(Some(k)))
+}
+
+/// Brings this manager's files in line with the cluster's unlock key.
+/// Returns whether it re-wrapped.
+pub fn sync(mgr: &Manager) -> Result<bool, String> {
+    // A manager that has not fetched the data key yet saves it under the
+    // current lock when it gets it, and comes back here on the next pass.
+    let Some(data_key) = mgr.data_key() else { return Ok(false) };
+    let Some(wanted) = wanted(mgr, &data_key)? else { return Ok(false) };
+    let mut creds = mgr.creds.write().unwrap();
+    if creds.lock == wanted {
+        return Ok(false);
+    }
+    rewrap(&mgr.cfg.swarm_dir, &data_key, &mut creds, wanted)?;
+    tracing::info!(
+        "autolock: this manager's keys are now {}",
+        if creds.lock.is_some() { "locked under the unlock key" } else { "in clear" }
+    );
+    Ok(true)
+}
+
+/// The three steps of the module's documentation, from `creds.lock` to `to`.
+pub fn rewrap(swarm_dir: &std::path::Path, data_key: &DataKey, creds: &mut Credentials, to: Option<UnlockKey>) -> Result<(), String> {
+    let raft_dir = swarm_dir.join("raft");
+    let from = creds.lock.clone();
+    let wal_key = DataKey::load_file(&raft_dir, WAL_KEY_FILE, from.as_ref())?;
+    let both = [from.as_ref(), to.as_ref()];
+    data_key.save_under(&raft_dir, &both)?;
+    if let Some(w) = &wal_key {
+        w.save_file(&raft_dir, WAL_KEY_FILE, &both)?;
+    }
+    creds.lock = to.clone();
+    if let Err(e) = creds.save(swarm_dir) {
+        creds.lock = from;
+        return Err(format!("saving the node key: {e}"));
+    }
+    data_key.save_under(&raft_dir, &[to.as_ref()])?;
+    if let Some(w) = &wal_key {
+        w.save_file(&raft_dir, WAL_KEY_FILE, &[to.as_ref()])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_rpc::unlock::INVALID_KEY;
+
+    fn creds(dir: &std::path::Path) -> Credentials {
+        let key = shoal_security::NodeKey::generate().unwrap();
+        let c = Credentials { root_pem: "root".into(), cert_pem: "cert".into(), key_pem: key.key_pem, lock: None };
+        c.save(dir).unwrap();
+        c
+    }
+
+    fn files(dir: &std::path::Path) -> String {
+        let mut all = String::new();
+        for p in ["raft/secrets.key", "certificates/swarm-node.key"] {
+            all += &std::fs::read_to_string(dir.join(p)).unwrap();
+        }
+        all
+    }
+
+    #[test]
+    fn locking_wraps_both_keys_and_only_the_right_key_opens_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut c = creds(d);
+        let dk = DataKey::generate();
+        dk.save(&d.join("raft")).unwrap();
+        let wal = crate::datakey::wal_key_at_start(&d.join("raft"), None).unwrap();
+        let wal_text = std::fs::read_to_string(d.join("raft").join(WAL_KEY_FILE)).unwrap();
+        assert!(!Credentials::is_locked(d) && !DataKey::is_locked(&d.join("raft")));
+
+        let k = UnlockKey::generate();
+        rewrap(d, &dk, &mut c, Some(k.clone())).unwrap();
+        assert!(Credentials::is_locked(d) && DataKey::is_locked(&d.join("raft")));
+        let on_disk = files(d) + &std::fs::read_to_string(d.join("raft").join(WAL_KEY_FILE)).unwrap();
+        assert!(!on_disk.contains(&dk.to_text().0), "the data key is not in clear");
+        assert!(!on_disk.contains(wal_text.trim()), "the WAL key is not in clear");
+        assert_eq!(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, None).unwrap_err(), crate::datakey::LOCKED);
+        assert!(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&UnlockKey::generate())).is_err());
+        let wal_again = crate::datakey::wal_key_at_start(&d.join("raft"), Some(&k)).unwrap();
+        let dir2 = tempfile::tempdir().unwrap();
+        {
+            let mut st = crate::raft::storage::DiskStorage::open_with(dir2.path(), Some(wal.clone())).unwrap();
+            st.set_commit(0).unwrap();
+        }
+        assert!(crate::raft::storage::DiskStorage::open_with(dir2.path(), Some(wal_again)).is_ok(), "the same WAL key");
+        assert!(!on_disk.contains("PRIVATE KEY"), "the node key is not in clear");
+        let e = Credentials::load(d).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        let wrong = UnlockKey::generate();
+        assert!(Credentials::load_unlocked(d, Some(&wrong)).unwrap_err().to_string().contains(INVALID_KEY));
+        assert_eq!(DataKey::load(&d.join("raft"), Some(&wrong)).unwrap_err(), INVALID_KEY);
+        assert_eq!(DataKey::load(&d.join("raft"), None).unwrap_err(), crate::datakey::LOCKED);
+        let back = Credentials::load_unlocked(d, Some(&k)).unwrap();
+        assert_eq!(back.key_pem, c.key_pem);
+        assert_eq!(back.lock.as_ref(), Some(&k));
+        let dk2 = DataKey::load(&d.join("raft"), Some(&k)).unwrap().unwrap();
+        assert_eq!(dk2.to_text().0, dk.to_text().0);
+
+        // Turned off: both back in clear.
+        rewrap(d, &dk, &mut c, None).unwrap();
+        assert!(!Credentials::is_locked(d) && !DataKey::is_locked(&d.join("raft")));
+        assert_eq!(Credentials::load(d).unwrap().key_pem, c.key_pem);
+        assert_eq!(DataKey::load(&d.join("raft"), None).unwrap().unwrap().to_text().0, dk.to_text().0);
+    }
+
+    #[test]
+    fn rotation_the_old_key_stops_working_and_the_new_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut c = creds(d);
+        let dk = DataKey::generate();
+        let old = UnlockKey::generate();
+        c.lock = Some(old.clone());
+        c.save(d).unwrap();
+        dk.save_under(&d.join("raft"), &[Some(&old)]).unwrap();
+        let new = UnlockKey::generate();
+        rewrap(d, &dk, &mut c, Some(new.clone())).unwrap();
+        assert!(Credentials::load_unlocked(d, Some(&old)).is_err());
+        assert!(DataKey::load(&d.join("raft"), Some(&old)).is_err());
+        assert!(Credentials::load_unlocked(d, Some(&new)).is_ok());
+        assert!(DataKey::load(&d.join("raft"), Some(&new)).unwrap().is_some());
+    }
+
+    /// A crash after each step of a re-wrap leaves a node that one of the
+    /// two keys unlocks entirely (node key and data key alike).
+    #[test]
+    fn a_crash_at_any_step_of_a_rewrap_leaves_a_node_one_key_unlocks() {
+        let dk = DataKey::generate();
+        let a = UnlockKey::generate();
+        let b = UnlockKey::generate();
+        for (from, to) in [(None, Some(&a)), (Some(&a), Some(&b)), (Some(&a), None)] {
+            for crash_after in 0..=3 {
+                let dir = tempfile::tempdir().unwrap();
+                let d = dir.path();
+                let mut c = creds(d);
+                c.lock = from.cloned();
+                c.save(d).unwrap();
+                dk.save_under(&d.join("raft"), &[from]).unwrap();
+                let wk = DataKey::generate();
+                wk.save_file(&d.join("raft"), WAL_KEY_FILE, &[from]).unwrap();
+                // The steps of `rewrap`, stopped after `crash_after` of them.
+                if crash_after >= 1 {
+                    dk.save_under(&d.join("raft"), &[from, to]).unwrap();
+                    wk.save_file(&d.join("raft"), WAL_KEY_FILE, &[from, to]).unwrap();
+                }
+                if crash_after >= 2 {
+                    c.lock = to.cloned();
+                    c.save(d).unwrap();
+                }
+                if crash_after >= 3 {
+                    dk.save_under(&d.join("raft"), &[to]).unwrap();
+                    wk.save_file(&d.join("raft"), WAL_KEY_FILE, &[to]).unwrap();
+                }
+                let same = |x: Result<Option<DataKey>, String>, want: &DataKey| {
+                    x.map(|x| x.is_some_and(|x| x.to_text().0 == want.to_text().0)).unwrap_or(false)
+                };
+                let opens = |k: Option<&UnlockKey>| {
+                    Credentials::load_unlocked(d, k).is_ok()
+                        && same(DataKey::load(&d.join("raft"), k), &dk)
+                        && same(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, k), &wk)
+                };
+                let unlocker = if crash_after >= 2 { to } else { from };
+                assert!(opens(unlocker), "from {from:?} to {to:?}, crash after step {crash_after}");
+            }
+        }
+    }
+}
