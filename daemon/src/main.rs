@@ -118,7 +118,10 @@ async fn run(cfg: config::Config) -> i32 {
     }
     // Like dockerd, stop the containers on the way out (no live restore).
     let tasks = node.tasks.clone();
+    let standalone = node.standalone.clone();
     // Capped at 5 s so a supervisor that waits 10 s (the lab) sees us finish.
+    let stop_standalone = tokio::task::spawn_blocking(move || standalone.shutdown(std::time::Duration::from_secs(5)));
     let _ = tokio::task::spawn_blocking(move || tasks.shutdown(std::time::Duration::from_secs(5))).await;
+    let _ = stop_standalone.await;
     code
 }

@@ -74,6 +74,8 @@ pub struct SwarmNode {
     pub images: Arc<shoal_worker::image::ImageService>,
     /// Runs the tasks the managers assign to this node.
     pub tasks: Arc<shoal_worker::taskmanager::TaskManager>,
+    /// Standalone containers (`docker run` on this node).
+    pub standalone: Arc<shoal_worker::standalone::Standalone>,
     /// `docker exec` instances on this node's containers.
     pub execs: crate::http::exec::Execs,
     /// This node's events: the manager's cluster events and the worker's
@@ -140,10 +142,18 @@ impl SwarmNode {
         let events = Arc::new(crate::events::EventHub::default());
         images.set_events(events.clone());
         tasks.containers().set_events(events.clone());
+        let standalone = shoal_worker::standalone::Standalone::new(
+            images.clone(),
+            tasks.executor(),
+            tasks.network().cloned(),
+            tasks.containers().clone(),
+        );
+        standalone.remove_leftovers();
         Ok(Arc::new(SwarmNode {
             cfg,
             images,
             tasks,
+            standalone,
             execs: Default::default(),
             events,
             lifecycle: Mutex::new(()),

@@ -87,17 +87,32 @@ pub struct ContainerRecord {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub log_path: PathBuf,
+    /// A standalone container run with `--rm` (`HostConfig.AutoRemove`).
+    pub auto_remove: bool,
 }
 
 impl ContainerRecord {
+    /// Started and not ended.
     pub fn running(&self) -> bool {
-        self.exit_code.is_none()
+        self.exit_code.is_none() && !self.started_at.is_empty()
+    }
+
+    /// Created and never started (standalone containers only).
+    pub fn created_only(&self) -> bool {
+        self.exit_code.is_none() && self.started_at.is_empty()
+    }
+
+    /// Whether a task of a service runs in it (else it is standalone).
+    pub fn is_task(&self) -> bool {
+        !self.task_id.is_empty()
     }
 
     /// Docker's state word (`State.Status`, the list's `State`).
     pub fn state(&self) -> &'static str {
         if self.running() {
             "running"
+        } else if self.created_only() {
+            "created"
         } else {
             "exited"
         }
@@ -193,16 +208,40 @@ impl Containers {
         self.log_event("start", &rec, &[]);
         let mut m = self.records.lock().unwrap();
         m.insert(rec.id.clone(), rec);
-        let ended: Vec<(String, String)> = m.values().filter(|r| !r.running()).map(|r| (r.finished_at.clone(), r.id.clone())).collect();
+        let ended: Vec<(String, String)> =
+            m.values().filter(|r| r.is_task() && !r.running()).map(|r| (r.finished_at.clone(), r.id.clone())).collect();
         if ended.len() > MAX_ENDED {
             let mut ended = ended;
             ended.sort();
-            for (_, id) in ended.into_iter().take(m.len().saturating_sub(MAX_ENDED)) {
+            let excess = ended.len() - MAX_ENDED;
+            for (_, id) in ended.into_iter().take(excess) {
                 if let Some(r) = m.remove(&id) {
                     self.log_event("destroy", &r, &[]);
                 }
             }
         }
+    }
+
+    /// A standalone container was created (Docker's `create`); it is
+    /// listed as `created` until [`Containers::restarted`].
+    pub fn created(&self, rec: ContainerRecord) {
+        self.log_event("create", &rec, &[]);
+        self.records.lock().unwrap().insert(rec.id.clone(), rec);
+    }
+
+    /// A standalone container (re)started: `update` fills in the run's
+    /// pid and network, the times and exit code are reset (Docker's `start`).
+    pub fn restarted(&self, id: &str, update: impl FnOnce(&mut ContainerRecord)) {
+        let rec = {
+            let mut m = self.records.lock().unwrap();
+            let Some(r) = m.get_mut(id) else { return };
+            update(r);
+            r.started_at = shoal_api::time::now_rfc3339();
+            r.finished_at = String::new();
+            r.exit_code = None;
+            r.clone()
+        };
+        self.log_event("start", &rec, &[]);
     }
 
     /// A container ended with `code` (Docker's `die`, with `exitCode` and
@@ -426,7 +465,25 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, name: &str) -> ContainerRecord {
-        ContainerRecord { id: id.into(), name: name.into(), created: format!("2024-01-01T00:00:0{}Z", id.len() % 10), ..Default::default() }
+        let created = format!("2024-01-01T00:00:0{}Z", id.len() % 10);
+        ContainerRecord { id: id.into(), name: name.into(), started_at: created.clone(), created, task_id: id.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_standalone_container_is_created_then_started() {
+        let c = Containers::default();
+        c.created(ContainerRecord { started_at: String::new(), task_id: String::new(), ..rec("s1", "calm_koi") });
+        let r = c.get("calm_koi").unwrap();
+        assert!(!r.running() && r.created_only() && !r.is_task());
+        assert_eq!(r.state(), "created");
+        c.restarted("s1", |r| r.pid = 42);
+        let r = c.get("s1").unwrap();
+        assert_eq!((r.state(), r.pid, r.exit_code), ("running", 42, None));
+        c.ended("s1", 7);
+        assert_eq!(c.get("s1").unwrap().state(), "exited");
+        c.restarted("s1", |r| r.pid = 43);
+        let r = c.get("s1").unwrap();
+        assert_eq!((r.state(), r.exit_code), ("running", None), "started again");
     }
 
     #[test]

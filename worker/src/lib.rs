@@ -12,6 +12,7 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod secrets;
+pub mod standalone;
 pub mod stats;
 pub mod taskmanager;
 pub mod templating;

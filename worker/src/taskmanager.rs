@@ -557,6 +557,7 @@ impl TaskManager {
             bundle: c.bundle.clone(),
             rootfs: input.rootfs.clone(),
             log_path: c.log_path.clone(),
+            auto_remove: false,
         }
     }
 

@@ -125,7 +125,7 @@ impl ListFilter {
             && (self.exited.is_empty() || r.exit_code.is_some_and(|c| self.exited.contains(&c)))
             && self.matches_any("status", &self.states, r.state())
             && self.f.any("health", |v| v == health.unwrap_or("none"))
-            && self.is_task.is_none_or(|t| t)
+            && self.is_task.is_none_or(|t| t == r.is_task())
             && self.f.any("network", |v| r.networks.iter().any(|n| n.name == v || n.id.starts_with(v)))
     }
 }
@@ -173,6 +173,7 @@ fn since(t: &str, now: SystemTime) -> Duration {
 /// Docker's `Status` column: `Up 5 seconds (healthy)`, `Exited (3) 2 minutes ago`.
 pub fn status_text(r: &ContainerRecord, health: Option<&str>, now: SystemTime) -> String {
     match r.exit_code {
+        None if r.created_only() => "Created".into(),
         None => {
             let up = format!("Up {}", human_duration(since(&r.started_at, now)));
             match health {
@@ -385,7 +386,7 @@ pub fn inspect_json(r: &ContainerRecord, health: Option<&HealthSnapshot>) -> Val
             "NetworkMode": "default",
             "PortBindings": port_bindings,
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            "AutoRemove": false,
+            "AutoRemove": r.auto_remove,
             "VolumeDriver": "",
             "VolumesFrom": null,
             "CapAdd": null,
@@ -598,6 +599,7 @@ mod tests {
         ContainerRecord {
             id: "abcdefghij0123456789klmno".into(),
             name: "web.2.abcdefghij0123456789klmno".into(),
+            task_id: "abcdefghij0123456789klmno".into(),
             labels: ContainerRecord::swarm_labels("sid", "web", "abcdefghij0123456789klmno", "web.2.abcdefghij0123456789klmno", "nid"),
             image: "busybox:1".into(),
             path: "sh".into(),
@@ -661,6 +663,9 @@ mod tests {
         assert!(ok(r#"{"health":{"none":true}}"#));
         assert!(ok(r#"{"is-task":{"true":true}}"#));
         assert!(!ok(r#"{"is-task":{"false":true}}"#));
+        let standalone = ContainerRecord { task_id: String::new(), ..rec() };
+        assert!(ListFilter::parse(Some(r#"{"is-task":{"false":true}}"#)).unwrap().matches(&standalone, None));
+        assert!(!ListFilter::parse(Some(r#"{"is-task":{"true":true}}"#)).unwrap().matches(&standalone, None));
         assert!(ok(r#"{"network":{"backend":true}}"#));
         assert!(ListFilter::parse(Some(r#"{"status":{"running":true}}"#)).unwrap().wants_all);
         let err = |f: &str| ListFilter::parse(Some(f)).unwrap_err().message;

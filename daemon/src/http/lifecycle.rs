@@ -2,7 +2,8 @@
 //! stopped, killed or removed by hand ends its task with the container's
 //! exit code, and the orchestrator replaces it under the service's restart
 //! policy, as in Docker Swarm. `docker restart` of a task container is
-//! refused by name: the orchestrator owns its restarts.
+//! refused by name: the orchestrator owns its restarts. Standalone
+//! containers (`docker run`) are removed and restarted here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,13 @@ use hyper::StatusCode;
 use shoal_api::ApiError;
 use shoal_worker::containers::ContainerRecord;
 
+use bytes::Bytes;
+use hyper::Response;
+use tokio::sync::mpsc;
+
 use super::containers::find;
-use super::{empty_response, json_response, Call, Reply};
+use super::logs::StreamBody;
+use super::{empty_response, Call, Reply};
 use crate::swarm::SwarmNode;
 
 /// The signals `kill` takes by name (with or without `SIG`), as Linux
@@ -82,10 +88,10 @@ async fn exited(node: &SwarmNode, id: &str, limit: Option<Duration>) -> Option<i
     let start = Instant::now();
     loop {
         match node.tasks.containers().get(id) {
-            Ok(c) if !c.running() => return c.exit_code,
+            Ok(c) if c.exit_code.is_some() => return c.exit_code,
             Ok(_) => {}
-            // Forgotten (removed): no code to give.
-            Err(_) => return None,
+            // Removed: a standalone one's code is kept a while.
+            Err(_) => return node.standalone.removed_exit_code(id),
         }
         if limit.is_some_and(|l| start.elapsed() >= l) {
             return None;
@@ -136,21 +142,43 @@ pub async fn stop(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Reply {
 }
 
 /// `POST /containers/{id}/wait?condition=`: blocks until the container has
-/// ended (`not-running`, the default, answers at once for an ended one;
-/// `next-exit` waits for the running one; `removed` also for its removal).
-pub async fn wait(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Reply {
+/// ended (`not-running`, the default, answers at once for one that is not
+/// running; `next-exit` waits for the run to end; `removed` also for its
+/// removal). As Docker's, the headers go out at once and the body when the
+/// wait is over: the docker CLI's `run` sends its `start` only once its
+/// wait has been answered.
+pub async fn wait(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Result<Response<StreamBody>, ApiError> {
     let r = find(node, key)?;
-    let condition = call.query.get("condition").map(String::as_str).unwrap_or("not-running");
-    if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
+    let condition = call.query.get("condition").cloned().unwrap_or_default();
+    if !matches!(condition.as_str(), "" | "not-running" | "next-exit" | "removed") {
         return Err(ApiError::bad_request(format!("invalid condition: {condition:?}")));
     }
-    let code = exited(node, &r.id, None).await.or(r.exit_code).unwrap_or(137);
-    if condition == "removed" {
-        while node.tasks.containers().get(&r.id).is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let node = node.clone();
+    tokio::spawn(async move {
+        let code = if matches!(condition.as_str(), "" | "not-running") && !r.running() {
+            r.exit_code.unwrap_or(0)
+        } else {
+            // A client that leaves ends the wait.
+            tokio::select! {
+                code = exited(&node, &r.id, None) => code.or(r.exit_code).unwrap_or(137),
+                _ = tx.closed() => return,
+            }
+        };
+        if condition == "removed" {
+            while node.tasks.containers().get(&r.id).is_ok() {
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-    }
-    json_response(StatusCode::OK, &serde_json::json!({ "StatusCode": code, "Error": null }))
+        let body = serde_json::json!({ "StatusCode": code, "Error": null });
+        let _ = tx.send(Bytes::from(format!("{body}\n"))).await;
+    });
+    let mut resp = Response::new(StreamBody::new(rx));
+    resp.headers_mut().insert("Content-Type", "application/json".parse().expect("static header"));
+    Ok(resp)
 }
 
 /// `DELETE /containers/{id}?force=`: a running one only with `force`
@@ -167,13 +195,30 @@ pub async fn remove(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Reply {
         signal(node, &r, 9)?;
         exited(node, &r.id, Some(Duration::from_secs(30))).await;
     }
-    node.tasks.containers().forget(&r.id);
+    if r.is_task() {
+        node.tasks.containers().forget(&r.id);
+    } else {
+        node.standalone.remove(&r.id);
+    }
     empty_response(StatusCode::NO_CONTENT)
 }
 
-/// `POST /containers/{id}/restart`, refused for task containers.
-pub fn restart(node: &Arc<SwarmNode>, key: &str) -> Reply {
+/// `POST /containers/{id}/restart?t=`: a standalone container is stopped
+/// (as `stop`) and started again; refused for task containers.
+pub async fn restart(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Reply {
     let r = find(node, key)?;
+    if !r.is_task() {
+        if r.running() {
+            let resp = stop(node, key, call).await?;
+            if resp.status() != StatusCode::NO_CONTENT && resp.status() != StatusCode::NOT_MODIFIED {
+                return Ok(resp);
+            }
+        }
+        super::standalone::run_blocking(node, &r.id)
+            .await
+            .map_err(|e| ApiError::new(e.status, format!("Cannot restart container {key}: {}", e.message)))?;
+        return empty_response(StatusCode::NO_CONTENT);
+    }
     Err(ApiError::bad_request(format!(
         "cannot restart container {}: it is the task {} of service {}, which the orchestrator restarts (docker service update --force {})",
         r.name, r.task_id, r.service_name, r.service_name

@@ -14,6 +14,7 @@ mod nodes;
 pub mod routes;
 mod secrets;
 mod services;
+mod standalone;
 mod stats;
 mod swarm;
 mod system;
@@ -144,6 +145,12 @@ async fn handle(node: Arc<SwarmNode>, mut req: Request<Incoming>) -> Result<Resp
                 }
             }
         }
+        Ok(segs) if method == Method::POST && segs.len() == 3 && segs[0] == "containers" && segs[2] == "attach" => {
+            // As exec start: the client hijacks the connection.
+            let upgrade = req.headers().contains_key(hyper::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
+            let call = Call { method: method.clone(), segs: segs.clone(), query, body: Bytes::new(), registry_auth };
+            standalone::attach(&node, &segs[1], &call, upgrade).await
+        }
         Ok(segs) if method == Method::POST && segs.len() == 3 && segs[0] == "exec" && segs[2] == "start" => {
             // The client hijacks the connection (HTTP upgrade) for the
             // process's streams.
@@ -237,6 +244,7 @@ async fn route_streams(node: &Arc<SwarmNode>, call: Call) -> Result<Response<Bod
         ("GET", ["events"]) => return events::serve(node, &call).map(|r| r.map(Body::Right)),
         ("POST", ["images", "create"]) => return images::create(node, &call).map(|r| r.map(Body::Right)),
         ("GET", ["containers", id, "stats"]) => return stats::serve(node, id, &call).map(|r| r.map(Body::Right)),
+        ("POST", ["containers", id, "wait"]) => return lifecycle::wait(node, id, &call).await.map(|r| r.map(Body::Right)),
         _ => None,
     };
     match target {
@@ -296,13 +304,14 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["networks"]) => networks::list(node, &call),
         ("GET", ["networks", id]) => networks::inspect(node, id),
         ("DELETE", ["networks", id]) => networks::remove(node, id).await,
+        ("POST", ["containers", "create"]) => standalone::create(node, &call),
+        ("POST", ["containers", id, "start"]) => standalone::start(node, id).await,
         ("GET", ["containers", "json"]) => containers::list(node, &call),
         ("GET", ["containers", id, "json"]) => containers::inspect(node, id),
         ("GET", ["containers", id, "top"]) => containers::top(node, id, &call).await,
         ("POST", ["containers", id, "kill"]) => lifecycle::kill(node, id, &call).await,
         ("POST", ["containers", id, "stop"]) => lifecycle::stop(node, id, &call).await,
-        ("POST", ["containers", id, "wait"]) => lifecycle::wait(node, id, &call).await,
-        ("POST", ["containers", id, "restart"]) => lifecycle::restart(node, id),
+        ("POST", ["containers", id, "restart"]) => lifecycle::restart(node, id, &call).await,
         ("DELETE", ["containers", id]) => lifecycle::remove(node, id, &call).await,
         ("POST", ["containers", id, "exec"]) => exec::create(node, id, &call),
         ("GET", ["exec", id, "json"]) => exec::inspect(node, id),

@@ -222,14 +222,15 @@ impl Files {
 }
 
 /// Deletes the kept log files of tasks the store no longer has. Files of
-/// containers that still exist (their bundle is there) are not asked about.
+/// containers that still exist (their bundle is there) and of standalone
+/// containers (this node's own) are not asked about.
 async fn prune_gone(addr: &str, tls: Arc<rustls::ClientConfig>, exec: &Executor) {
     let Some(dir) = exec.log_path("x").parent().map(|p| p.to_path_buf()) else { return };
     let Ok(entries) = std::fs::read_dir(&dir) else { return };
     let ended: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log").map(str::to_string))
-        .filter(|id| !exec.bundle_dir(id).exists())
+        .filter(|id| !exec.bundle_dir(id).exists() && !crate::standalone::is_standalone_id(id))
         .collect();
     if ended.is_empty() {
         return;

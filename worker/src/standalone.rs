@@ -1,0 +1,456 @@
+//! Standalone containers: `docker run` on a node, outside any service.
+//!
+//! They run through the same executor as task containers (image, rootfs,
+//! the node's gateway bridge, Docker's confinement) and show in the same
+//! lists, but no manager knows them: this node owns their whole life.
+//! `create` records one, `start` runs it (again, for `docker start` of an
+//! ended one: its root filesystem, and so what it wrote, stays until it is
+//! removed), and the container's waiting thread cleans up its runtime
+//! state when it ends and removes it entirely under `--rm`.
+//!
+//! Like task containers they do not outlive the daemon: a restart removes
+//! them (the executor's leftovers).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shoal_api::task::{ContainerSpec, Limit};
+
+use crate::containers::{ContainerRecord, Containers};
+use crate::executor::{ContainerInput, Executor};
+use crate::image::{Image, ImageService};
+use crate::network::NodeNetwork;
+
+/// Which network a standalone container gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkChoice {
+    /// The node's gateway bridge (Docker's `bridge`, the default).
+    Bridge,
+    /// Its own namespace with loopback only (`--network none`).
+    None,
+}
+
+/// What `docker create` asks for, already checked and converted.
+#[derive(Clone, Debug)]
+pub struct NewContainer {
+    /// Empty: a generated name.
+    pub name: String,
+    pub spec: ContainerSpec,
+    pub limits: Option<Limit>,
+    /// `--rm`: removed, with its anonymous volumes and log, when it ends.
+    pub auto_remove: bool,
+    pub network: NetworkChoice,
+}
+
+/// Why a create or start was refused, as the API answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StandaloneError {
+    /// 404 (the CLI pulls the image on this and tries again).
+    NotFound(String),
+    /// 409: a name in use, a running container started again.
+    Conflict(String),
+    /// 400: bad input.
+    Invalid(String),
+    /// 500: the node could not do it.
+    Failed(String),
+}
+
+impl std::fmt::Display for StandaloneError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StandaloneError::NotFound(m) | StandaloneError::Conflict(m) | StandaloneError::Invalid(m) | StandaloneError::Failed(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+struct Entry {
+    new: NewContainer,
+    image: Image,
+    /// Mounted at the first start, kept until the container is removed.
+    rootfs: Option<std::path::PathBuf>,
+    /// Between `start` and the end of the run it began.
+    running: bool,
+}
+
+/// The node's standalone containers.
+pub struct Standalone {
+    images: Arc<ImageService>,
+    exec: Arc<Executor>,
+    net: Option<Arc<NodeNetwork>>,
+    containers: Arc<Containers>,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Exit codes of the latest removed containers, oldest first: a
+    /// `wait?condition=removed` (`docker run --rm`) that sees the container
+    /// only once it is gone still answers with its code.
+    removed: Mutex<std::collections::VecDeque<(String, i32)>>,
+}
+
+/// Exit codes kept after removal.
+const REMOVED_KEPT: usize = 256;
+
+/// Docker's rule for container names.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A generated name, `<adjective>_<noun>` as Docker's are (with a number
+/// when the pair is taken).
+fn generated_name(taken: impl Fn(&str) -> bool) -> String {
+    use rand::seq::SliceRandom;
+    const ADJECTIVES: &[&str] = &[
+        "agile", "bold", "brave", "calm", "clever", "eager", "fair", "gentle", "happy", "keen", "lucid", "merry", "nimble", "quiet",
+        "rapid", "sharp", "steady", "swift", "tidy", "witty",
+    ];
+    const NOUNS: &[&str] = &[
+        "anchovy",
+        "barracuda",
+        "carp",
+        "dolphin",
+        "eel",
+        "flounder",
+        "grouper",
+        "herring",
+        "koi",
+        "marlin",
+        "minnow",
+        "perch",
+        "pike",
+        "salmon",
+        "sardine",
+        "shark",
+        "snapper",
+        "sturgeon",
+        "trout",
+        "tuna",
+    ];
+    let mut rng = rand::thread_rng();
+    for n in 0.. {
+        let a = ADJECTIVES.choose(&mut rng).expect("non-empty");
+        let b = NOUNS.choose(&mut rng).expect("non-empty");
+        let name = if n < 10 { format!("{a}_{b}") } else { format!("{a}_{b}{n}") };
+        if !taken(&name) {
+            return name;
+        }
+    }
+    unreachable!("an unbounded loop returns")
+}
+
+/// Standalone container IDs are Docker's, 64 hex digits; task IDs (and
+/// so task containers' IDs) are 25 base-36 characters. The log pruning
+/// that asks the managers about task logs leaves these alone.
+pub fn is_standalone_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn new_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Standalone {
+    pub fn new(
+        images: Arc<ImageService>,
+        exec: Arc<Executor>,
+        net: Option<Arc<NodeNetwork>>,
+        containers: Arc<Containers>,
+    ) -> Arc<Standalone> {
+        Arc::new(Standalone { images, exec, net, containers, entries: Mutex::default(), removed: Mutex::default() })
+    }
+
+    /// The logs a previous run of the daemon left of its standalone
+    /// containers (their bundles and root filesystems go with the task
+    /// manager's leftovers). Their IDs are 64 hex digits; task IDs are not.
+    pub fn remove_leftovers(&self) {
+        let Some(dir) = self.exec.log_path("x").parent().map(std::path::Path::to_path_buf) else { return };
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.strip_suffix(".log").is_some_and(is_standalone_id) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// `POST /containers/create`: checks, records the container as
+    /// `created` and returns its ID. Nothing runs yet.
+    pub fn create(&self, mut new: NewContainer) -> Result<String, StandaloneError> {
+        let image = self.images.get(&new.spec.image).map_err(|e| StandaloneError::NotFound(e.message))?;
+        crate::executor::mounts::validate(&new.spec.mounts).map_err(StandaloneError::Invalid)?;
+        // The name is checked and taken under the entries lock, so two
+        // creates with one name cannot both pass.
+        let mut entries = self.entries.lock().unwrap();
+        let existing = self.containers.list();
+        if new.name.is_empty() {
+            new.name = generated_name(|n| existing.iter().any(|r| r.name == n));
+        } else if let Some(other) = existing.iter().find(|r| r.name == new.name) {
+            return Err(StandaloneError::Conflict(format!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                new.name, other.id
+            )));
+        }
+        let id = new_id();
+        // The log exists from now on, so an attach before the start reads
+        // the container's first line (the capture appends to this file).
+        let log_path = self.exec.log_path(&id);
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StandaloneError::Failed(format!("creating {}: {e}", dir.display())))?;
+        }
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&log_path)
+                .map_err(|e| StandaloneError::Failed(format!("creating {}: {e}", log_path.display())))?;
+        }
+        let input = self.input(&id, &new, &image);
+        self.containers.created(self.record(&id, &new, &image, &input, log_path));
+        entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false });
+        Ok(id)
+    }
+
+    /// The executor's input for a run (`rootfs` and network filled in by `start`).
+    fn input(&self, id: &str, new: &NewContainer, image: &Image) -> ContainerInput {
+        let hostname = if new.spec.hostname.is_empty() { id[..12].to_string() } else { new.spec.hostname.clone() };
+        ContainerInput { id: id.to_string(), spec: new.spec.clone(), limits: new.limits.clone(), hostname, ..Default::default() }
+            .with_image_config(image.config.config.as_ref())
+    }
+
+    fn record(&self, id: &str, new: &NewContainer, image: &Image, input: &ContainerInput, log_path: std::path::PathBuf) -> ContainerRecord {
+        let mut args = crate::executor::spec::process_args(input).unwrap_or_default();
+        let path = if args.is_empty() { String::new() } else { args.remove(0) };
+        let (entrypoint, cmd) = if input.spec.command.is_empty() {
+            let cmd = if input.spec.args.is_empty() { input.image_cmd.clone() } else { input.spec.args.clone() };
+            (input.image_entrypoint.clone(), cmd)
+        } else {
+            (input.spec.command.clone(), input.spec.args.clone())
+        };
+        ContainerRecord {
+            id: id.to_string(),
+            name: new.name.clone(),
+            image: new.spec.image.clone(),
+            image_id: image.id().to_string(),
+            path,
+            args,
+            entrypoint,
+            cmd,
+            env: crate::executor::spec::process_env(input),
+            labels: new.spec.labels.clone(),
+            hostname: input.hostname.clone(),
+            working_dir: if input.spec.dir.is_empty() { input.image_working_dir.clone() } else { input.spec.dir.clone() },
+            user: if input.spec.user.is_empty() { input.image_user.clone() } else { input.spec.user.clone() },
+            tty: input.spec.tty,
+            open_stdin: input.spec.open_stdin,
+            read_only: input.spec.read_only,
+            stop_signal: input.spec.stop_signal.clone(),
+            init: input.spec.init == Some(true),
+            mounts: input.spec.mounts.clone(),
+            auto_remove: new.auto_remove,
+            created: shoal_api::time::now_rfc3339(),
+            log_path,
+            ..Default::default()
+        }
+    }
+
+    /// `POST /containers/{id}/start`. `Ok(false)`: it was running already
+    /// (Docker's 304).
+    pub fn start(self: &Arc<Self>, id: &str) -> Result<bool, StandaloneError> {
+        let (new, image, rootfs) = {
+            let mut entries = self.entries.lock().unwrap();
+            let e = entries.get_mut(id).ok_or_else(|| StandaloneError::NotFound(format!("No such container: {id}")))?;
+            if e.running {
+                return Ok(false);
+            }
+            e.running = true;
+            (e.new.clone(), e.image.clone(), e.rootfs.clone())
+        };
+        match self.run(id, &new, &image, rootfs) {
+            Ok(()) => Ok(true),
+            Err(err) => {
+                if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
+                    e.running = false;
+                }
+                Err(StandaloneError::Failed(err))
+            }
+        }
+    }
+
+    fn run(self: &Arc<Self>, id: &str, new: &NewContainer, image: &Image, rootfs: Option<std::path::PathBuf>) -> Result<(), String> {
+        let rootfs = match rootfs {
+            Some(r) => r,
+            None => {
+                let r = self.images.prepare_rootfs(image, id).map_err(|e| e.message)?.path;
+                if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
+                    e.rootfs = Some(r.clone());
+                }
+                r
+            }
+        };
+        let net = match (new.network, &self.net) {
+            (NetworkChoice::Bridge, Some(n)) => Some(n.attach(id, &[])?),
+            _ => None,
+        };
+        let mut input = self.input(id, new, image);
+        input.rootfs = rootfs;
+        input.netns_path = net.as_ref().map(|n| n.netns.clone());
+        input.address = net.as_ref().and_then(|n| n.legs.first()).map(|l| l.addr);
+        let container = match self.exec.start(&input) {
+            Ok(c) => c,
+            Err(e) => {
+                if net.is_some() {
+                    self.detach(id);
+                }
+                return Err(e);
+            }
+        };
+        let bridge = net
+            .as_ref()
+            .and_then(|n| n.legs.iter().find(|l| l.gateway.is_some()))
+            .map(|l| (format!("{}/{}", l.addr, l.prefix), l.gateway.map(|g| g.to_string()).unwrap_or_default()));
+        let sandbox_key = net.as_ref().map(|n| n.netns.to_string_lossy().into_owned()).unwrap_or_default();
+        let pid = container.pid;
+        self.containers.restarted(id, |r| {
+            r.pid = pid;
+            r.bridge = bridge;
+            r.sandbox_key = sandbox_key;
+            r.bundle = container.bundle.clone();
+        });
+        let me = self.clone();
+        let id = id.to_string();
+        let attached = net.is_some();
+        std::thread::Builder::new()
+            .name(format!("run-{}", &id[..10]))
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let code = me.exec.wait(&container);
+                // All output is in the log before anyone is told it ended.
+                container.logs.wait_timeout(Duration::from_secs(5));
+                if let Err(e) = me.exec.remove(&container) {
+                    tracing::warn!("removing container {id}: {e}");
+                }
+                if attached {
+                    me.detach(&id);
+                }
+                let auto_remove = {
+                    let mut entries = me.entries.lock().unwrap();
+                    entries.get_mut(&id).map(|e| {
+                        e.running = false;
+                        e.new.auto_remove
+                    })
+                };
+                me.containers.ended(&id, code);
+                if auto_remove == Some(true) {
+                    me.remove(&id);
+                }
+            })
+            .map_err(|e| format!("starting the container's wait thread: {e}"))?;
+        Ok(())
+    }
+
+    fn detach(&self, id: &str) {
+        if let Some(n) = &self.net {
+            n.detach(id);
+        }
+    }
+
+    /// Removes an ended (or never started) container: its root filesystem,
+    /// anonymous volumes, log and record. A running one is left alone (the
+    /// API kills it first).
+    pub fn remove(&self, id: &str) {
+        {
+            let mut entries = self.entries.lock().unwrap();
+            match entries.get(id) {
+                Some(e) if e.running => return,
+                Some(_) => {
+                    entries.remove(id);
+                }
+                None => return,
+            }
+        }
+        // The bundle may still hold its anonymous volumes (a container that
+        // never started has no bundle: nothing to do).
+        let _ = self.exec.remove_id(id);
+        let _ = self.images.remove_rootfs(id);
+        if let Some(code) = self.containers.get(id).ok().and_then(|r| r.exit_code) {
+            let mut removed = self.removed.lock().unwrap();
+            if removed.len() == REMOVED_KEPT {
+                removed.pop_front();
+            }
+            removed.push_back((id.to_string(), code));
+        }
+        self.containers.forget(id);
+        self.exec.remove_log(id);
+    }
+
+    /// The exit code of a removed container, if it is among the latest.
+    pub fn removed_exit_code(&self, id: &str) -> Option<i32> {
+        self.removed.lock().unwrap().iter().rev().find(|(i, _)| i == id).map(|(_, c)| *c)
+    }
+
+    /// Daemon shutdown: stops the running ones (grace capped at `cap`) and
+    /// removes every one.
+    pub fn shutdown(&self, cap: Duration) {
+        let ids: Vec<String> = self.entries.lock().unwrap().keys().cloned().collect();
+        for id in &ids {
+            if self.containers.get(id).is_ok_and(|r| r.running()) {
+                let _ = self.exec.runc().kill(id, "SIGTERM");
+            }
+        }
+        let deadline = std::time::Instant::now() + cap;
+        let give_up = deadline + Duration::from_secs(30);
+        for id in &ids {
+            let mut killed = false;
+            while self.entries.lock().unwrap().get(id).is_some_and(|e| e.running) {
+                let now = std::time::Instant::now();
+                if now >= give_up {
+                    tracing::warn!("container {id} did not exit after SIGKILL");
+                    break;
+                }
+                if now >= deadline && !killed {
+                    let _ = self.exec.runc().kill(id, "SIGKILL");
+                    killed = true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_ids_are_told_from_task_ids() {
+        assert!(is_standalone_id(&new_id()));
+        assert!(!is_standalone_id("3f9k2m1x8q7w6e5r4t3y2u1i0"));
+    }
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        assert!(valid_name("web-1") && valid_name("a.b_c") && valid_name("x1"));
+        assert!(!valid_name("") && !valid_name("x") && !valid_name("-x") && !valid_name("a/b") && !valid_name("a b"));
+    }
+
+    #[test]
+    fn generated_names_avoid_taken_ones() {
+        let taken = ["bold_carp".to_string()];
+        for _ in 0..100 {
+            let n = generated_name(|n| taken.iter().any(|t| t == n));
+            assert!(valid_name(&n) && n != "bold_carp", "{n}");
+        }
+        // Every plain pair taken: a numbered one.
+        let n = generated_name(|n| !n.chars().last().unwrap().is_ascii_digit());
+        assert!(n.chars().last().unwrap().is_ascii_digit(), "{n}");
+    }
+}
