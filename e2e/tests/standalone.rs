@@ -3,7 +3,8 @@
 //! does against Docker; `--rm` streams stdout and stderr apart, returns
 //! the exit code and leaves nothing; `-d --name -e -v` runs on, is listed,
 //! entered, stopped, started again with what it wrote, removed; names
-//! conflict as in Docker; what Shoal does not do yet is refused by name.
+//! conflict as in Docker; `-i` feeds stdin, `-it` gives a terminal; what
+//! Shoal does not do yet is refused by name.
 
 use std::time::Duration;
 
@@ -108,11 +109,51 @@ fn docker_run_on_a_node() {
     assert!(lab.docker_ok(n, &["ps", "-a", "--filter", "name=later", "--format", "{{.Status}}"]).starts_with("Exited (7)"));
     lab.docker_ok(n, &["rm", created.trim()]);
 
+    // -i: the client's input is the container's stdin, closed at its end.
+    let mut cat = std::process::Command::new("docker")
+        .args(["run", "--rm", "-i", &image, "sh", "-c", "cat; echo done"])
+        .env("DOCKER_HOST", format!("unix://{}", lab.socket(n)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = cat.stdin.take().unwrap();
+        input.write_all(b"from stdin\n").unwrap();
+    }
+    let status = wait_for(LONG, "docker run -i to end", || cat.try_wait().unwrap());
+    let mut shown = String::new();
+    std::io::Read::read_to_string(&mut cat.stdout.take().unwrap(), &mut shown).unwrap();
+    assert!(status.success(), "{shown}");
+    assert_eq!(shown, "from stdin\ndone\n");
+
+    // -it, driven through a pseudo-terminal (util-linux `script`): the
+    // shell has a terminal of the client's size, runs what is typed, and
+    // its exit code comes back.
+    let mut script = std::process::Command::new("script")
+        .args(["-qec", &format!("stty rows 30 cols 100; docker run --rm -it {image} sh"), "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{}", lab.socket(n)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut typing = script.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        typing.write_all(b"echo tty-$((6*7)) $TERM; tty; stty size; exit 5\n").unwrap();
+    }
+    let status = wait_for(LONG, "docker run -it to end", || script.try_wait().unwrap());
+    drop(typing);
+    let mut shown = String::new();
+    std::io::Read::read_to_string(&mut script.stdout.take().unwrap(), &mut shown).unwrap();
+    assert_eq!(status.code(), Some(5), "{shown}");
+    assert!(shown.contains("tty-42 xterm") && shown.contains("/dev/pts/") && shown.contains("30 100"), "{shown}");
+
     // Refused by name, nothing created.
     for (args, want) in [
         (vec!["run", "--rm", "-p", "8080:80", image.as_str(), "true"], "HostConfig.PortBindings"),
         (vec!["run", "--rm", "--privileged", image.as_str(), "true"], "HostConfig.Privileged"),
-        (vec!["run", "--rm", "-i", image.as_str(), "true"], "-i, -t"),
         (vec!["run", "--rm", "--network", "host", image.as_str(), "true"], "network host"),
     ] {
         let out = lab.docker(n, &args);

@@ -40,6 +40,9 @@ pub struct NewContainer {
     pub limits: Option<Limit>,
     /// `--rm`: removed, with its anonymous volumes and log, when it ends.
     pub auto_remove: bool,
+    /// Close the container's stdin when the attached client closes its own
+    /// (`docker run -i` sets it).
+    pub stdin_once: bool,
     pub network: NetworkChoice,
 }
 
@@ -73,6 +76,9 @@ struct Entry {
     rootfs: Option<std::path::PathBuf>,
     /// Between `start` and the end of the run it began.
     running: bool,
+    /// The running container's input and terminal, if it has them.
+    stdin: Option<crate::executor::ContainerInputPipe>,
+    console: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 /// The node's standalone containers.
@@ -214,7 +220,7 @@ impl Standalone {
         }
         let input = self.input(&id, &new, &image);
         self.containers.created(self.record(&id, &new, &image, &input, log_path));
-        entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false });
+        entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false, stdin: None, console: None });
         Ok(id)
     }
 
@@ -318,6 +324,10 @@ impl Standalone {
             .map(|l| (format!("{}/{}", l.addr, l.prefix), l.gateway.map(|g| g.to_string()).unwrap_or_default()));
         let sandbox_key = net.as_ref().map(|n| n.netns.to_string_lossy().into_owned()).unwrap_or_default();
         let pid = container.pid;
+        if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
+            e.stdin = container.stdin.clone();
+            e.console = container.console.clone();
+        }
         self.containers.restarted(id, |r| {
             r.pid = pid;
             r.bridge = bridge;
@@ -344,6 +354,8 @@ impl Standalone {
                     let mut entries = me.entries.lock().unwrap();
                     entries.get_mut(&id).map(|e| {
                         e.running = false;
+                        e.stdin = None;
+                        e.console = None;
                         e.new.auto_remove
                     })
                 };
@@ -389,6 +401,38 @@ impl Standalone {
         }
         self.containers.forget(id);
         self.exec.remove_log(id);
+    }
+
+    /// Where input for the running container `id` goes (`-i` or `-t`).
+    pub fn stdin(&self, id: &str) -> Option<crate::executor::ContainerInputPipe> {
+        self.entries.lock().unwrap().get(id).and_then(|e| e.stdin.clone())
+    }
+
+    /// Whether `id` runs now (between its start and the end of that run).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.entries.lock().unwrap().get(id).is_some_and(|e| e.running)
+    }
+
+    /// `StdinOnce`: the attached client closed its input, so the
+    /// container's stdin is closed (a terminal stays open).
+    pub fn client_input_ended(&self, id: &str) {
+        let entries = self.entries.lock().unwrap();
+        let Some(e) = entries.get(id) else { return };
+        if e.new.stdin_once && !e.new.spec.tty {
+            if let Some(pipe) = &e.stdin {
+                pipe.lock().unwrap().take();
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/resize`: the terminal's new size; nothing to
+    /// do for a container without one.
+    pub fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<(), String> {
+        let console = self.entries.lock().unwrap().get(id).and_then(|e| e.console.clone());
+        match console {
+            Some(c) => crate::executor::console::set_size(&c, rows, cols).map_err(|e| format!("resizing the terminal: {e}")),
+            None => Ok(()),
+        }
     }
 
     /// The exit code of a removed container, if it is among the latest.

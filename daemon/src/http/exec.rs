@@ -9,7 +9,7 @@
 //! inspects the instance as soon as its output ends.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -176,20 +176,12 @@ pub fn resize(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let (h, w) = (dim("h")?, dim("w")?);
     let pty = e.state.lock().unwrap().pty.clone();
     match pty {
-        Some(fd) => set_size(&fd, h, w).map_err(|err| ApiError::internal(format!("resizing the terminal: {err}")))?,
+        Some(fd) => shoal_worker::executor::console::set_size(&fd, h, w)
+            .map_err(|err| ApiError::internal(format!("resizing the terminal: {err}")))?,
         None if e.state.lock().unwrap().running => {}
         None => return Err(ApiError::conflict(format!("Exec {id} is not running"))),
     }
     super::ok_empty()
-}
-
-fn set_size(fd: &OwnedFd, rows: u16, cols: u16) -> std::io::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// `POST /exec/{id}/start`. `upgrade` is the hijack the client asked for
@@ -220,7 +212,13 @@ pub async fn start(
     }
     let tty = e.config.tty || sc.tty;
     let pid_file = r.bundle.join(format!("exec-{}.pid", &e.id[..16]));
-    let console = tty.then(|| std::env::temp_dir().join(format!("shoal-exec-{}.sock", &e.id[..16])));
+    let console = match tty.then(|| shoal_worker::executor::console::socket_path(&e.id)).transpose() {
+        Ok(c) => c,
+        Err(err) => {
+            finish(&e, 126, &pid_file);
+            return Err(ApiError::internal(err));
+        }
+    };
     let proc = shoal_worker::containers::ExecProcess {
         cmd: e.config.cmd.clone(),
         env: e.config.env.clone(),
@@ -461,18 +459,22 @@ impl Run {
                 return Err(format!("OCI runtime exec failed: {e}"));
             }
         };
-        let received = tokio::task::spawn_blocking(move || receive_fd(&listener)).await.map_err(|e| e.to_string())?;
+        let received =
+            tokio::task::spawn_blocking(move || shoal_worker::executor::console::receive_fd(&listener)).await.map_err(|e| e.to_string())?;
         let _ = std::fs::remove_file(&sock);
         let master = match received {
             Ok(fd) => Arc::new(fd),
             Err(e) => {
                 let _ = child.kill().await;
                 let _ = child.wait().await;
-                return Err(self.runc_error().map(|m| format!("OCI runtime exec failed: {m}: unknown")).unwrap_or(e));
+                return Err(self
+                    .runc_error()
+                    .map(|m| format!("OCI runtime exec failed: {m}: unknown"))
+                    .unwrap_or_else(|| format!("OCI runtime exec failed: {e}")));
             }
         };
         if let Some([h, w]) = self.size.as_deref().and_then(|s| <[u16; 2]>::try_from(s).ok()) {
-            let _ = set_size(&master, h, w);
+            let _ = shoal_worker::executor::console::set_size(&master, h, w);
         }
         self.exec.state.lock().unwrap().pty = Some(master.clone());
         // Terminal output: a blocking reader on a duplicate of the master.
@@ -534,52 +536,6 @@ fn clone_command(c: &std::process::Command) -> std::process::Command {
         };
     }
     n
-}
-
-/// Accepts runc's connection on the console socket and takes the
-/// terminal's master end it sends (SCM_RIGHTS), within 10 seconds.
-fn receive_fd(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
-    use std::os::fd::FromRawFd;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let conn = loop {
-        match listener.accept() {
-            Ok((c, _)) => break c,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("OCI runtime exec failed: no terminal from runc: {e}")),
-        }
-    };
-    conn.set_nonblocking(false).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    let mut data = [0u8; 4096];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // Room for one control message carrying one fd.
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain data; the pointers set below stay valid for the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: a valid socket and a msghdr whose buffers outlive the call.
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!("receiving the terminal from runc: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: walking the control messages recvmsg filled in.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
-                return Ok(OwnedFd::from_raw_fd(fd));
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    Err("runc sent no terminal".into())
 }
 
 #[cfg(test)]

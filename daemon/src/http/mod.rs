@@ -306,6 +306,7 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("DELETE", ["networks", id]) => networks::remove(node, id).await,
         ("POST", ["containers", "create"]) => standalone::create(node, &call),
         ("POST", ["containers", id, "start"]) => standalone::start(node, id).await,
+        ("POST", ["containers", id, "resize"]) => standalone::resize(node, id, &call),
         ("GET", ["containers", "json"]) => containers::list(node, &call),
         ("GET", ["containers", id, "json"]) => containers::inspect(node, id),
         ("GET", ["containers", id, "top"]) => containers::top(node, id, &call).await,

@@ -30,7 +30,7 @@ struct CreateBody {
     user: String,
     tty: bool,
     open_stdin: bool,
-    attach_stdin: bool,
+    stdin_once: bool,
     env: Vec<String>,
     cmd: Option<Vec<String>>,
     entrypoint: Option<Vec<String>>,
@@ -194,11 +194,6 @@ fn convert(b: CreateBody, name: &str) -> Result<NewContainer, ApiError> {
     if b.image.is_empty() {
         return Err(ApiError::bad_request("no image specified (Image is empty)"));
     }
-    if b.tty || b.open_stdin || b.attach_stdin {
-        return Err(ApiError::bad_request(
-            "interactive standalone containers (-i, -t) are not supported by this Shoal node yet; run it detached and use docker exec -it",
-        ));
-    }
     let h = b.host_config;
     let network = match h.network_mode.as_str() {
         "" | "default" | "bridge" => NetworkChoice::Bridge,
@@ -268,10 +263,12 @@ fn convert(b: CreateBody, name: &str) -> Result<NewContainer, ApiError> {
         capability_drop: h.cap_drop,
         ulimits: h.ulimits,
         dns_config,
+        tty: b.tty,
+        open_stdin: b.open_stdin,
         ..Default::default()
     };
     let limits = (limits != Limit::default()).then_some(limits);
-    Ok(NewContainer { name: name.to_string(), spec, limits, auto_remove: h.auto_remove, network })
+    Ok(NewContainer { name: name.to_string(), spec, limits, auto_remove: h.auto_remove, stdin_once: b.stdin_once, network })
 }
 
 /// `-v SOURCE:TARGET[:OPTIONS]`: a host path (absolute) or a named volume.
@@ -336,6 +333,24 @@ pub async fn start(node: &Arc<SwarmNode>, key: &str) -> Reply {
     }
 }
 
+/// `POST /containers/{id}/resize?h=&w=`: the container's terminal, if it
+/// has one.
+pub fn resize(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Reply {
+    let r = find(node, key)?;
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        let v = call.query.get(k).map(String::as_str).unwrap_or("");
+        v.parse().map_err(|_| ApiError::bad_request(format!("strconv.Atoi: parsing {v:?}: invalid syntax")))
+    };
+    let (h, w) = (dim("h")?, dim("w")?);
+    if !r.running() {
+        return Err(ApiError::conflict(format!("Container {} is not running", r.id)));
+    }
+    if !r.is_task() {
+        node.standalone.resize(&r.id, h, w).map_err(ApiError::internal)?;
+    }
+    empty_response(StatusCode::OK)
+}
+
 /// Starts a standalone container off the async workers (image layers,
 /// the network and runc take a while).
 pub async fn run_blocking(node: &Arc<SwarmNode>, id: &str) -> Result<bool, ApiError> {
@@ -358,9 +373,6 @@ pub async fn attach(
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<super::Body>, ApiError> {
     let r = find(node, key)?;
-    if r.tty {
-        return Err(ApiError::bad_request("attaching to a container with a TTY is not supported by this Shoal node yet"));
-    }
     let opts = shoal_rpc::logs::LogOptions {
         follow: true,
         tail: (!call.query_bool("logs")).then_some(0),
@@ -373,11 +385,21 @@ pub async fn attach(
     let cursor = shoal_worker::logs::reader::Cursor::open(&r.id, &r.log_path, &opts, false)
         .map_err(|e| ApiError::internal(format!("reading the output of {}: {e}", r.id)))?;
     let id = r.id.clone();
+    let mux = !r.tty;
     std::thread::Builder::new()
         .name("attach".into())
-        .spawn(move || follow_output(&containers, &id, cursor, tx))
+        .spawn(move || follow_output(&containers, &id, cursor, mux, tx))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let ctype = "application/vnd.docker.multiplexed-stream";
+    // The client's input goes to the container's stdin (or terminal) once
+    // it runs: an attach comes before the start.
+    let input = (call.query_bool("stdin") && r.open_stdin && !r.is_task()).then(|| {
+        let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Option<Bytes>>(16);
+        let standalone = node.standalone.clone();
+        let id = r.id.clone();
+        let _ = std::thread::Builder::new().name("attach-in".into()).spawn(move || feed_input(&standalone, &id, in_rx));
+        in_tx
+    });
+    let ctype = if mux { "application/vnd.docker.multiplexed-stream" } else { "application/vnd.docker.raw-stream" };
     let Some(on) = upgrade else {
         let mut resp = Response::new(super::Body::Right(super::logs::StreamBody::new(rx)));
         resp.headers_mut().insert("Content-Type", ctype.parse().expect("static header"));
@@ -385,13 +407,38 @@ pub async fn attach(
     };
     tokio::spawn(async move {
         let Ok(upgraded) = on.await else { return };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let Some(input) = input else { return };
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = input.send(None);
+                        return;
+                    }
+                    Ok(n) => {
+                        let chunk = Some(Bytes::copy_from_slice(&buf[..n]));
+                        let sent = {
+                            let input = input.clone();
+                            tokio::task::spawn_blocking(move || input.send(chunk)).await
+                        };
+                        if !matches!(sent, Ok(Ok(()))) {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
         while let Some(b) = rx.recv().await {
-            if io.write_all(&b).await.is_err() {
-                return;
+            if wr.write_all(&b).await.is_err() {
+                break;
             }
         }
-        let _ = io.shutdown().await;
+        let _ = wr.shutdown().await;
+        reader.abort();
     });
     let mut resp = Response::new(super::Body::Left(http_body_util::Full::new(Bytes::new())));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -402,18 +449,50 @@ pub async fn attach(
     Ok(resp)
 }
 
+/// Writes the attached client's input to the container's stdin once it
+/// runs; `None` is the client's end of input (`StdinOnce` closes stdin).
+fn feed_input(standalone: &shoal_worker::standalone::Standalone, id: &str, input: std::sync::mpsc::Receiver<Option<Bytes>>) {
+    use std::io::Write;
+    let mut pipe = None;
+    while let Ok(chunk) = input.recv() {
+        let Some(data) = chunk else {
+            standalone.client_input_ended(id);
+            return;
+        };
+        // Until the start has given the container its stdin (bounded: a
+        // container that is never started ends the wait with the client).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while pipe.is_none() {
+            pipe = standalone.stdin(id);
+            if pipe.is_none() {
+                if std::time::Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let Some(p) = pipe.as_ref() else { return };
+        let mut f = p.lock().unwrap();
+        let written = f.as_mut().is_some_and(|file| file.write_all(&data).is_ok());
+        if !written {
+            return;
+        }
+    }
+}
+
 /// Sends what the container writes until it has ended (or is removed) and
-/// all of it is read.
+/// all of it is read: stdcopy frames (`mux`), or raw for a terminal.
 fn follow_output(
     containers: &shoal_worker::containers::Containers,
     id: &str,
     mut cursor: shoal_worker::logs::reader::Cursor,
+    mux: bool,
     tx: mpsc::Sender<Bytes>,
 ) {
     let mut quiet_after_end = false;
     loop {
         let Ok(lines) = cursor.read_new(256 * 1024) else { return };
-        let out: Vec<u8> = lines.iter().flat_map(|l| super::containers::encode_line(l, false, true)).collect();
+        let out: Vec<u8> = lines.iter().flat_map(|l| super::containers::encode_line(l, false, mux)).collect();
         if !out.is_empty() && tx.blocking_send(Bytes::from(out)).is_err() {
             return;
         }
@@ -498,7 +577,9 @@ mod tests {
             unsupported_in(&with(r#""MemorySwappiness":-1"#, r#""MemorySwappiness":10"#)).as_deref(),
             Some("HostConfig.MemorySwappiness")
         );
-        assert!(parse(&with(r#""Tty":false"#, r#""Tty":true"#)).unwrap_err().message.contains("-i, -t"));
+        let tty =
+            parse(&with(r#""Tty":false,"OpenStdin":false,"StdinOnce":false"#, r#""Tty":true,"OpenStdin":true,"StdinOnce":true"#)).unwrap();
+        assert!(tty.spec.tty && tty.spec.open_stdin && tty.stdin_once);
         assert!(parse(&with(r#""NetworkMode":"default""#, r#""NetworkMode":"host""#)).unwrap_err().message.contains("network host"));
         assert!(parse(&with(r#""Binds":["vol1:/data""#, r#""Binds":["vol1:data""#)).unwrap_err().message.contains("absolute"));
         assert!(convert(CreateBody { image: "x".into(), ..Default::default() }, "a b")

@@ -9,6 +9,8 @@
 //! - `mounts`: the task's bind, volume and tmpfs mounts (volumes from
 //!   `crate::volumes`); `etc_files`: `/etc/hostname`, `/etc/hosts`,
 //!   `/etc/resolv.conf`; `process_opts`: ulimits, sysctls, `--init`.
+//! - `console`: a container's terminal (`Tty`), sent by runc over a unix
+//!   socket; its output is captured like the pipes', its input written to it.
 //!
 //! On disk, under `ExecutorConfig::state_dir`:
 //! `bundles/<id>/{config.json,pid,runc.log}` and `logs/<id>.log` (the
@@ -16,10 +18,10 @@
 //! by shoald through pipes: see `crate::logs::capture`). The log file
 //! outlives the container; [`Executor::remove_log`] deletes it.
 //!
-//! Not wired to the agent yet. The daemon must call
-//! [`supervise::become_subreaper`] once at start.
+//! The daemon must call [`supervise::become_subreaper`] once at start.
 
 pub mod apparmor;
+pub mod console;
 pub mod etc_files;
 pub mod mounts;
 pub mod orphans;
@@ -32,7 +34,9 @@ pub mod supervise;
 #[cfg(test)]
 mod tests;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_api::task::{ContainerSpec, Limit};
@@ -163,7 +167,19 @@ pub struct Container {
     exit: supervise::ExitWatch,
     /// Set when all output has been written to the log file.
     pub logs: crate::logs::capture::CaptureDone,
+    /// Where the container's input goes (`OpenStdin` or a terminal);
+    /// taking the file out closes it (`StdinOnce`).
+    pub stdin: Option<ContainerInputPipe>,
+    /// The terminal's master end, for resizing (`Tty`).
+    pub console: Option<Arc<OwnedFd>>,
 }
+
+/// The write side of a container's stdin (a pipe or its terminal).
+pub type ContainerInputPipe = Arc<Mutex<Option<std::fs::File>>>;
+
+/// What a start gives back: runc's answer (the pid), the log capture,
+/// the input and the terminal.
+type Started = (Result<i32, String>, Option<crate::logs::capture::CaptureDone>, Option<ContainerInputPipe>, Option<Arc<OwnedFd>>);
 
 impl Container {
     /// The exit code if the container has ended (Docker's: 128+n for signal n).
@@ -319,12 +335,11 @@ impl Executor {
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
         std::fs::write(bundle.join("config.json"), json).map_err(|e| format!("writing {}: {e}", bundle.join("config.json").display()))?;
         let log_path = self.log_path(&input.id);
-        let (read_ends, write_ends) = crate::logs::capture::pipes().map_err(|e| format!("creating output pipes: {e}"))?;
-        let logs = crate::logs::capture::spawn(&input.id, read_ends, &log_path)
-            .map_err(|e| format!("capturing output to {}: {e}", log_path.display()))?;
-        // runc hands its stdout and stderr (the pipes' write ends) to the
-        // container and exits; ours close when `write_ends` drops here.
-        let run = self.runc.run_detached(&input.id, &bundle, write_ends.stdout, write_ends.stderr);
+        let (run, logs, stdin, console) = if input.spec.tty {
+            self.run_with_terminal(input, &bundle, &log_path)
+        } else {
+            self.run_with_pipes(input, &bundle, &log_path)?
+        };
         // The container has its own mounts now (or none): the staged volume
         // subpaths are not needed any more.
         if let Err(e) = mounts::release_staged(&mounts::staging_dir(&bundle)) {
@@ -338,7 +353,63 @@ impl Executor {
             }
         };
         let exit = supervise::ExitWatch::spawn(pid)?;
-        Ok(Container { id: input.id.clone(), pid, log_path, bundle, exit, logs })
+        let logs = logs.ok_or("the container's terminal never came from runc")?;
+        Ok(Container { id: input.id.clone(), pid, log_path, bundle, exit, logs, stdin, console })
+    }
+
+    /// Output through pipes into the log; stdin a pipe too with
+    /// `OpenStdin`, else /dev/null.
+    fn run_with_pipes(&self, input: &ContainerInput, bundle: &Path, log_path: &Path) -> Result<Started, String> {
+        let (read_ends, write_ends) = crate::logs::capture::pipes().map_err(|e| format!("creating output pipes: {e}"))?;
+        let logs = crate::logs::capture::spawn(&input.id, read_ends, log_path)
+            .map_err(|e| format!("capturing output to {}: {e}", log_path.display()))?;
+        let (stdin_read, stdin) = if input.spec.open_stdin {
+            let (r, w) = std::io::pipe().map_err(|e| format!("creating the stdin pipe: {e}"))?;
+            (Some(OwnedFd::from(r)), Some(Arc::new(Mutex::new(Some(std::fs::File::from(OwnedFd::from(w)))))))
+        } else {
+            (None, None)
+        };
+        // runc hands its stdio (the pipes' ends) to the container and
+        // exits; ours close when they drop here.
+        let io = runc::RunIo::Pipes { stdin: stdin_read, stdout: write_ends.stdout, stderr: write_ends.stderr };
+        let run = self.runc.run_detached_with(&input.id, bundle, io);
+        Ok((run, Some(logs), stdin, None))
+    }
+
+    /// `-t`: runc makes the terminal and sends its master end; the output
+    /// is read from it into the log, the input written to it.
+    fn run_with_terminal(&self, input: &ContainerInput, bundle: &Path, log_path: &Path) -> Started {
+        let sock = match console::socket_path(&input.id) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None, None, None),
+        };
+        let listener = match std::os::unix::net::UnixListener::bind(&sock) {
+            Ok(l) => l,
+            Err(e) => return (Err(format!("console socket {}: {e}", sock.display())), None, None, None),
+        };
+        // runc connects and sends the master while it creates the
+        // container; the connection waits in the backlog until accepted.
+        let run = self.runc.run_detached_with(&input.id, bundle, runc::RunIo::Console(sock.clone()));
+        if run.is_err() {
+            let _ = std::fs::remove_file(&sock);
+            return (run, None, None, None);
+        }
+        let master = console::receive_fd(&listener);
+        let _ = std::fs::remove_file(&sock);
+        let master = match master {
+            Ok(m) => Arc::new(m),
+            Err(e) => return (Err(e), None, None, None),
+        };
+        let started = (|| -> std::io::Result<_> {
+            let reader = master.try_clone()?;
+            let writer = std::fs::File::from(master.try_clone()?);
+            let logs = crate::logs::capture::spawn(&input.id, crate::logs::capture::ReadEnds::terminal(reader), log_path)?;
+            Ok((logs, writer))
+        })();
+        match started {
+            Ok((logs, writer)) => (run, Some(logs), Some(Arc::new(Mutex::new(Some(writer)))), Some(master)),
+            Err(e) => (Err(format!("reading the container's terminal: {e}")), None, None, None),
+        }
     }
 
     /// Block until the container ends; its exit code.

@@ -6,6 +6,14 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// A detached container's stdio.
+pub enum RunIo {
+    /// Pipes handed to the container (stdin: `/dev/null` when `None`).
+    Pipes { stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: OwnedFd },
+    /// A terminal: runc sends its master end to this socket.
+    Console(PathBuf),
+}
+
 #[derive(Clone, Debug)]
 pub struct Runc {
     pub bin: PathBuf,
@@ -42,23 +50,26 @@ impl Runc {
     /// /dev/null. Returns the container init's pid. runc's own messages go
     /// to `<bundle>/runc.log` and are quoted on failure.
     pub fn run_detached(&self, id: &str, bundle: &Path, stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String> {
-        let (out, err) = (File::from(stdout), File::from(stderr));
+        self.run_detached_with(id, bundle, RunIo::Pipes { stdin: None, stdout, stderr })
+    }
+
+    /// `runc run -d` with the container's stdio as `io` says: pipes passed
+    /// through (stdin too for `-i`), or a terminal that runc makes and sends
+    /// to the console socket (`-t`).
+    pub fn run_detached_with(&self, id: &str, bundle: &Path, io: RunIo) -> Result<i32, String> {
         let pid_file = bundle.join("pid");
         let runc_log = bundle.join("runc.log");
-        let status = self
-            .cmd()
-            .arg("--log")
-            .arg(&runc_log)
-            .args(["run", "-d", "--pid-file"])
-            .arg(&pid_file)
-            .arg("--bundle")
-            .arg(bundle)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .map_err(|e| self.spawn_err(e))?;
+        let mut cmd = self.cmd();
+        cmd.arg("--log").arg(&runc_log).args(["run", "-d", "--pid-file"]).arg(&pid_file);
+        match io {
+            RunIo::Pipes { stdin, stdout, stderr } => {
+                cmd.stdin(stdin.map(Stdio::from).unwrap_or_else(Stdio::null)).stdout(File::from(stdout)).stderr(File::from(stderr));
+            }
+            RunIo::Console(socket) => {
+                cmd.arg("--console-socket").arg(socket).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let status = cmd.arg("--bundle").arg(bundle).arg(id).status().map_err(|e| self.spawn_err(e))?;
         if !status.success() {
             let msg = std::fs::read_to_string(&runc_log).unwrap_or_default();
             let msg = msg.lines().rev().find(|l| l.contains("error") || l.contains("level=")).unwrap_or("").to_string();

@@ -113,6 +113,11 @@ pub fn process_env(c: &ContainerInput) -> Vec<String> {
     if !c.hostname.is_empty() {
         put(&format!("HOSTNAME={}", c.hostname), &mut order);
     }
+    // Docker's, for a container with a terminal (the image and the user
+    // may set another).
+    if c.spec.tty {
+        put("TERM=xterm", &mut order);
+    }
     for kv in c.image_env.iter().chain(c.spec.env.iter()) {
         put(kv, &mut order);
     }
@@ -291,7 +296,7 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": c.spec.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids, "umask": 0o022},
             "args": args,
             "env": process_env(c),

@@ -27,7 +27,16 @@ pub struct WriteEnds {
 /// Read ends, kept by shoald.
 pub struct ReadEnds {
     stdout: OwnedFd,
-    stderr: OwnedFd,
+    /// `None` for a terminal, whose one stream is the container's stdout.
+    stderr: Option<OwnedFd>,
+}
+
+impl ReadEnds {
+    /// A terminal's master end: everything read is the container's stdout
+    /// (Docker's json-file log of a TTY container has only stdout).
+    pub fn terminal(master: OwnedFd) -> ReadEnds {
+        ReadEnds { stdout: master, stderr: None }
+    }
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -44,7 +53,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 pub fn pipes() -> io::Result<(ReadEnds, WriteEnds)> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    Ok((ReadEnds { stdout: out_r, stderr: err_r }, WriteEnds { stdout: out_w, stderr: err_w }))
+    Ok((ReadEnds { stdout: out_r, stderr: Some(err_r) }, WriteEnds { stdout: out_w, stderr: err_w }))
 }
 
 /// Set once the capture thread has written everything and closed the file.
@@ -85,7 +94,10 @@ pub fn spawn(name: &str, ends: ReadEnds, log: &Path) -> io::Result<CaptureDone> 
 }
 
 fn capture(ends: ReadEnds, mut file: File) -> io::Result<()> {
-    let mut open = [Some(ends.stdout), Some(ends.stderr)];
+    // A terminal's output is kept as it comes, a record per read: an
+    // interactive program's prompt has no newline and must not wait for one.
+    let raw = ends.stderr.is_none();
+    let mut open = [Some(ends.stdout), ends.stderr];
     let mut splitters = [Splitter::default(), Splitter::default()];
     let streams = [LogStream::Stdout, LogStream::Stderr];
     let mut buf = vec![0u8; 32 * 1024];
@@ -121,6 +133,8 @@ fn capture(ends: ReadEnds, mut file: File) -> io::Result<()> {
             if n == 0 {
                 splitters[i].finish(&mut emit);
                 open[i] = None;
+            } else if raw {
+                emit(&buf[..n]);
             } else {
                 splitters[i].push(&buf[..n], &mut emit);
             }
