@@ -263,3 +263,25 @@ pub fn build_image_with_cmd(dir: &std::path::Path, tag: &str, file: &str, cmd: &
     assert!(run.status.success(), "busybox-image.sh: {}", text(&run.stderr));
     out
 }
+
+/// Runs `command` (a shell command line) in a 30x100 pseudo-terminal
+/// (util-linux `script`), with `DOCKER_HOST` set to `socket`, types
+/// `typed` into it and waits up to `limit` for the end: the exit code and
+/// everything the terminal showed.
+pub fn run_in_pty(socket: &str, command: &str, typed: &[u8], limit: std::time::Duration) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let mut script = Command::new("script")
+        .args(["-qec", &format!("stty rows 30 cols 100; {command}"), "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{socket}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut typing = script.stdin.take().unwrap();
+    typing.write_all(typed).unwrap();
+    let status = wait_for(limit, &format!("{command} to end"), || script.try_wait().unwrap());
+    drop(typing);
+    let mut shown = String::new();
+    script.stdout.take().unwrap().read_to_string(&mut shown).unwrap();
+    (status.code(), shown)
+}

@@ -6,12 +6,12 @@
 //! where the output is deterministic (tables that show ages are compared
 //! until two runs agree, as the clock may tick between them).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use shoal_e2e::registry::LabRegistry;
-use shoal_e2e::{bin, build_busybox_image, text, wait_for, Lab};
+use shoal_e2e::{bin, build_busybox_image, run_in_pty, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 const REG_IP: &str = "192.168.77.11";
@@ -196,23 +196,9 @@ fn shoal_cli_prints_what_the_docker_cli_prints() {
     assert_eq!((text(&s.stderr), s.status.code()), (text(&d.stderr), d.status.code()));
     // -it through a pseudo-terminal: the shell sees this terminal's size,
     // runs what is typed, and its exit code comes back.
-    let mut pty = Command::new("script")
-        .args([
-            "-qec",
-            &format!("stty rows 30 cols 100; {} -H unix://{} exec -it {name} sh", bin("shoal").display(), lab.socket(W)),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut typing = pty.stdin.take().unwrap();
-    typing.write_all(b"echo tty-$((6*7)); tty; stty size; exit 5\n").unwrap();
-    let status = wait_for(LONG, "shoal exec -it to end", || pty.try_wait().unwrap());
-    drop(typing);
-    let mut shown = String::new();
-    pty.stdout.take().unwrap().read_to_string(&mut shown).unwrap();
-    assert_eq!(status.code(), Some(5), "{shown}");
+    let shoal_exec = format!("{} -H unix://{} exec -it {name} sh", bin("shoal").display(), lab.socket(W));
+    let (code, shown) = run_in_pty(&lab.socket(W), &shoal_exec, b"echo tty-$((6*7)); tty; stty size; exit 5\n", LONG);
+    assert_eq!(code, Some(5), "{shown}");
     assert!(shown.contains("tty-42") && shown.contains("/dev/pts/") && shown.contains("30 100"), "{shown}");
     // Detached: runs on, listed in the container's ExecIDs.
     lab.shoal_ok(W, &["exec", "-d", &name, "sleep", "300"]);

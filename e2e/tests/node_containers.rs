@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
+use shoal_e2e::{build_busybox_image, run_in_pty, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -132,26 +132,9 @@ fn docker_cli_sees_and_enters_task_containers() {
     // docker exec -it, driven through a pseudo-terminal (util-linux
     // `script`): the shell sees a terminal of the client's size, runs what
     // is typed, and its exit code comes back.
-    let mut script = Command::new("script")
-        .args(["-qec", &format!("stty rows 30 cols 100; docker exec -it {name} sh"), "/dev/null"])
-        .env("DOCKER_HOST", format!("unix://{}", lab.socket("node-2")))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut typing = script.stdin.take().unwrap();
-    {
-        use std::io::Write;
-        typing.write_all(b"echo tty-$((6*7)); tty; stty size; exit 5\n").unwrap();
-    }
-    let status = wait_for(LONG, "docker exec -it to end", || script.try_wait().unwrap());
-    drop(typing);
-    let mut shown = String::new();
-    {
-        use std::io::Read;
-        script.stdout.take().unwrap().read_to_string(&mut shown).unwrap();
-    }
-    assert_eq!(status.code(), Some(5), "{shown}");
+    let (code, shown) =
+        run_in_pty(&lab.socket("node-2"), &format!("docker exec -it {name} sh"), b"echo tty-$((6*7)); tty; stty size; exit 5\n", LONG);
+    assert_eq!(code, Some(5), "{shown}");
     assert!(shown.contains("tty-42") && shown.contains("/dev/pts/") && shown.contains("30 100"), "{shown}");
 
     // A detached exec runs on, listed in the container's ExecIDs.

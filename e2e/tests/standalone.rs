@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use shoal_e2e::registry::LabRegistry;
-use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
+use shoal_e2e::{build_busybox_image, run_in_pty, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(60);
 const REG_IP: &str = "192.168.77.11";
@@ -131,23 +131,9 @@ fn docker_run_on_a_node() {
     // -it, driven through a pseudo-terminal (util-linux `script`): the
     // shell has a terminal of the client's size, runs what is typed, and
     // its exit code comes back.
-    let mut script = std::process::Command::new("script")
-        .args(["-qec", &format!("stty rows 30 cols 100; docker run --rm -it {image} sh"), "/dev/null"])
-        .env("DOCKER_HOST", format!("unix://{}", lab.socket(n)))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut typing = script.stdin.take().unwrap();
-    {
-        use std::io::Write;
-        typing.write_all(b"echo tty-$((6*7)) $TERM; tty; stty size; exit 5\n").unwrap();
-    }
-    let status = wait_for(LONG, "docker run -it to end", || script.try_wait().unwrap());
-    drop(typing);
-    let mut shown = String::new();
-    std::io::Read::read_to_string(&mut script.stdout.take().unwrap(), &mut shown).unwrap();
-    assert_eq!(status.code(), Some(5), "{shown}");
+    let (code, shown) =
+        run_in_pty(&lab.socket(n), &format!("docker run --rm -it {image} sh"), b"echo tty-$((6*7)) $TERM; tty; stty size; exit 5\n", LONG);
+    assert_eq!(code, Some(5), "{shown}");
     assert!(shown.contains("tty-42 xterm") && shown.contains("/dev/pts/") && shown.contains("30 100"), "{shown}");
 
     // Refused by name, nothing created.

@@ -118,6 +118,42 @@ impl ContainerRecord {
         }
     }
 
+    /// What a container's record takes from its executor input: the
+    /// process (`Path`/`Args` as started, Docker's `Entrypoint`/`Cmd`
+    /// view), environment, image, hostname, user, directory, terminal and
+    /// mounts. The caller fills in the rest.
+    pub fn from_input(input: &crate::executor::ContainerInput, image_id: String) -> ContainerRecord {
+        let mut args = crate::executor::spec::process_args(input).unwrap_or_default();
+        let path = if args.is_empty() { String::new() } else { args.remove(0) };
+        let (entrypoint, cmd) = if input.spec.command.is_empty() {
+            let cmd = if input.spec.args.is_empty() { input.image_cmd.clone() } else { input.spec.args.clone() };
+            (input.image_entrypoint.clone(), cmd)
+        } else {
+            (input.spec.command.clone(), input.spec.args.clone())
+        };
+        ContainerRecord {
+            id: input.id.clone(),
+            image: input.spec.image.clone(),
+            image_id,
+            path,
+            args,
+            entrypoint,
+            cmd,
+            env: crate::executor::spec::process_env(input),
+            labels: input.spec.labels.clone(),
+            hostname: input.hostname.clone(),
+            working_dir: if input.spec.dir.is_empty() { input.image_working_dir.clone() } else { input.spec.dir.clone() },
+            user: if input.spec.user.is_empty() { input.image_user.clone() } else { input.spec.user.clone() },
+            tty: input.spec.tty,
+            open_stdin: input.spec.open_stdin,
+            read_only: input.spec.read_only,
+            stop_signal: input.spec.stop_signal.clone(),
+            init: input.spec.init == Some(true),
+            mounts: input.spec.mounts.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Docker's `com.docker.swarm.*` labels for a task container.
     pub fn swarm_labels(service_id: &str, service_name: &str, task_id: &str, task_name: &str, node_id: &str) -> BTreeMap<String, String> {
         [

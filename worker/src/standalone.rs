@@ -219,7 +219,7 @@ impl Standalone {
                 .map_err(|e| StandaloneError::Failed(format!("creating {}: {e}", log_path.display())))?;
         }
         let input = self.input(&id, &new, &image);
-        self.containers.created(self.record(&id, &new, &image, &input, log_path));
+        self.containers.created(self.record(&new, &image, &input, log_path));
         entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false, stdin: None, console: None });
         Ok(id)
     }
@@ -231,39 +231,13 @@ impl Standalone {
             .with_image_config(image.config.config.as_ref())
     }
 
-    fn record(&self, id: &str, new: &NewContainer, image: &Image, input: &ContainerInput, log_path: std::path::PathBuf) -> ContainerRecord {
-        let mut args = crate::executor::spec::process_args(input).unwrap_or_default();
-        let path = if args.is_empty() { String::new() } else { args.remove(0) };
-        let (entrypoint, cmd) = if input.spec.command.is_empty() {
-            let cmd = if input.spec.args.is_empty() { input.image_cmd.clone() } else { input.spec.args.clone() };
-            (input.image_entrypoint.clone(), cmd)
-        } else {
-            (input.spec.command.clone(), input.spec.args.clone())
-        };
+    fn record(&self, new: &NewContainer, image: &Image, input: &ContainerInput, log_path: std::path::PathBuf) -> ContainerRecord {
         ContainerRecord {
-            id: id.to_string(),
             name: new.name.clone(),
-            image: new.spec.image.clone(),
-            image_id: image.id().to_string(),
-            path,
-            args,
-            entrypoint,
-            cmd,
-            env: crate::executor::spec::process_env(input),
-            labels: new.spec.labels.clone(),
-            hostname: input.hostname.clone(),
-            working_dir: if input.spec.dir.is_empty() { input.image_working_dir.clone() } else { input.spec.dir.clone() },
-            user: if input.spec.user.is_empty() { input.image_user.clone() } else { input.spec.user.clone() },
-            tty: input.spec.tty,
-            open_stdin: input.spec.open_stdin,
-            read_only: input.spec.read_only,
-            stop_signal: input.spec.stop_signal.clone(),
-            init: input.spec.init == Some(true),
-            mounts: input.spec.mounts.clone(),
             auto_remove: new.auto_remove,
             created: shoal_api::time::now_rfc3339(),
             log_path,
-            ..Default::default()
+            ..ContainerRecord::from_input(input, image.id().to_string())
         }
     }
 

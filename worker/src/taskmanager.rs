@@ -501,14 +501,6 @@ impl TaskManager {
             &format!("{}.{}", task_name(&service_name, t.slot, &t.node_id), t.id),
             &t.node_id,
         ));
-        let mut args = crate::executor::spec::process_args(input).unwrap_or_default();
-        let path = if args.is_empty() { String::new() } else { args.remove(0) };
-        let (entrypoint, cmd) = if input.spec.command.is_empty() {
-            let cmd = if input.spec.args.is_empty() { input.image_cmd.clone() } else { input.spec.args.clone() };
-            (input.image_entrypoint.clone(), cmd)
-        } else {
-            (input.spec.command.clone(), input.spec.args.clone())
-        };
         let now = shoal_api::time::now_rfc3339();
         ContainerRecord {
             id: c.id.clone(),
@@ -518,23 +510,7 @@ impl TaskManager {
             service_name,
             node_id: t.node_id.clone(),
             slot: t.slot,
-            image: input.spec.image.clone(),
-            image_id: image.id().to_string(),
-            path,
-            args,
-            entrypoint,
-            cmd,
-            env: crate::executor::spec::process_env(input),
             labels,
-            hostname: input.hostname.clone(),
-            working_dir: if input.spec.dir.is_empty() { input.image_working_dir.clone() } else { input.spec.dir.clone() },
-            user: if input.spec.user.is_empty() { input.image_user.clone() } else { input.spec.user.clone() },
-            tty: input.spec.tty,
-            open_stdin: input.spec.open_stdin,
-            read_only: input.spec.read_only,
-            stop_signal: input.spec.stop_signal.clone(),
-            init: input.spec.init == Some(true),
-            mounts: input.spec.mounts.clone(),
             bridge: net
                 .and_then(|n| n.legs.iter().find(|l| l.gateway.is_some()))
                 .map(|l| (format!("{}/{}", l.addr, l.prefix), l.gateway.map(|g| g.to_string()).unwrap_or_default())),
@@ -557,7 +533,7 @@ impl TaskManager {
             bundle: c.bundle.clone(),
             rootfs: input.rootfs.clone(),
             log_path: c.log_path.clone(),
-            auto_remove: false,
+            ..ContainerRecord::from_input(input, image.id().to_string())
         }
     }
 
