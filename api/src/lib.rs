@@ -22,6 +22,7 @@ pub mod service;
 pub mod swarm;
 pub mod task;
 pub mod time;
+pub mod warnings;
 
 pub use error::ApiError;
 pub use node::*;

@@ -151,3 +151,38 @@ fn services_are_created_scaled_and_placed() {
     lab.docker_ok("node-1", &["service", "rm", "web", "pinned", "nowhere", "agent"]);
     assert_eq!(lab.docker_ok("node-1", &["service", "ls", "-q"]).trim(), "");
 }
+
+/// Fields Shoal keeps but does not act on are named in the answer's
+/// `Warnings`, which the stock CLI prints; a value the updater would
+/// misread is refused and creates nothing.
+#[test]
+fn kept_but_unused_fields_are_warned_of() {
+    let lab = Lab::up("e2e-svcwarn", 1, 0);
+    let out = lab.docker(
+        "node-1",
+        &[
+            "service",
+            "create",
+            "-d",
+            "--no-resolve-image",
+            "--name",
+            "warned",
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            "tag=x",
+            "shoal-test/none:1",
+        ],
+    );
+    assert!(out.status.success(), "{}", shoal_e2e::text(&out.stderr));
+    let err = shoal_e2e::text(&out.stderr);
+    assert!(err.contains("TaskTemplate.LogDriver.Name \"syslog\" is kept but not used"), "{err}");
+    let quiet = lab.docker("node-1", &["service", "create", "-d", "--no-resolve-image", "--name", "plain", "shoal-test/none:1"]);
+    assert_eq!(shoal_e2e::text(&quiet.stderr), "", "no warning for a plain spec");
+    let body = serde_json::json!({"Name": "bad", "TaskTemplate": {"ContainerSpec": {"Image": "shoal-test/none:1"}}, "UpdateConfig": {"FailureAction": "retry"}});
+    let (status, answer) = lab.api("node-1", "POST", "/v1.44/services/create", Some(&body));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["message"].as_str().unwrap_or("").contains("unrecognized failure action \"retry\""), "{answer}");
+    let listed = lab.docker_ok("node-1", &["service", "ls", "--format", "{{.Name}}"]);
+    assert!(!listed.lines().any(|l| l == "bad"), "{listed}");
+}

@@ -15,10 +15,24 @@ fn spec(call: &Call) -> Result<ServiceSpec, ApiError> {
     call.json().map_err(|e| ApiError::bad_request(e.message.replace("invalid JSON in request body", "invalid service spec")))
 }
 
+/// What the answer's `Warnings` says of the request: the fields kept but
+/// not acted on (`null` when none, as Docker writes it).
+fn warnings(spec: &ServiceSpec, call: &Call) -> serde_json::Value {
+    let raw: serde_json::Value = serde_json::from_slice(&call.body).unwrap_or_default();
+    let w = shoal_api::warnings::service(spec, &raw);
+    if w.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(w)
+    }
+}
+
 pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    let id = mgr.create_service(spec(call)?, call.registry_auth.as_deref()).await?;
-    json_response(StatusCode::CREATED, &serde_json::json!({"ID": id, "Warnings": null}))
+    let spec = spec(call)?;
+    let warnings = warnings(&spec, call);
+    let id = mgr.create_service(spec, call.registry_auth.as_deref()).await?;
+    json_response(StatusCode::CREATED, &serde_json::json!({"ID": id, "Warnings": warnings}))
 }
 
 pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
@@ -51,8 +65,9 @@ pub async fn update(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let version = call.version()?;
     let rollback = call.query.get("rollback").map(String::as_str) == Some("previous");
     let spec = if rollback { ServiceSpec::default() } else { spec(call)? };
+    let warnings = if rollback { serde_json::Value::Null } else { warnings(&spec, call) };
     mgr.update_service(id, version, spec, rollback, call.registry_auth.as_deref()).await?;
-    json_response(StatusCode::OK, &serde_json::json!({"Warnings": null}))
+    json_response(StatusCode::OK, &serde_json::json!({"Warnings": warnings}))
 }
 
 pub async fn remove(node: &Arc<SwarmNode>, id: &str) -> Reply {

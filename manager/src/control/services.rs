@@ -49,6 +49,29 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
             return Err(invalid("EndpointSpec: SCTP ports are not supported by this version of shoald"));
         }
     }
+    // Values the updater would otherwise read as its default.
+    for (part, u) in [("UpdateConfig", &spec.update_config), ("RollbackConfig", &spec.rollback_config)] {
+        let Some(u) = u else { continue };
+        if !matches!(u.failure_action.as_str(), "" | "pause" | "continue" | "rollback") {
+            return Err(invalid(format!("{part}: unrecognized failure action {:?}: want pause, continue or rollback", u.failure_action)));
+        }
+        if !matches!(u.order.as_str(), "" | "stop-first" | "start-first") {
+            return Err(invalid(format!("{part}: unrecognized order {:?}: want stop-first or start-first", u.order)));
+        }
+    }
+    // File owners are numbers in a swarm (the CLI sends "0"); a name would
+    // silently become root.
+    if let Some(c) = &spec.task_template.container_spec {
+        let files = c.secrets.iter().map(|r| (&r.secret_name, &r.file)).chain(c.configs.iter().map(|r| (&r.config_name, &r.file)));
+        for (name, file) in files {
+            let Some(f) = file else { continue };
+            for (what, v) in [("UID", &f.uid), ("GID", &f.gid)] {
+                if !v.is_empty() && v.parse::<u32>().is_err() {
+                    return Err(invalid(format!("ContainerSpec: {name}: File.{what} {v:?} is not a number")));
+                }
+            }
+        }
+    }
     // Seccomp, AppArmor, no-new-privileges: what workers cannot honour
     // (CredentialSpec, SELinuxContext) and bad custom seccomp profiles are
     // refused here, before any task exists.
@@ -269,6 +292,27 @@ mod tests {
         let mut s = ServiceSpec { name: name.into(), ..Default::default() };
         s.task_template.container_spec = Some(ContainerSpec { image: image.into(), ..Default::default() });
         s
+    }
+
+    #[test]
+    fn values_the_updater_would_misread_are_refused() {
+        let mut s = spec("web", "busybox");
+        s.update_config =
+            Some(shoal_api::service::UpdateConfig { failure_action: "rollback".into(), order: "start-first".into(), ..Default::default() });
+        assert!(validate_service_spec(&s).is_ok());
+        s.update_config.as_mut().unwrap().failure_action = "retry".into();
+        assert!(validate_service_spec(&s)
+            .unwrap_err()
+            .message
+            .ends_with("UpdateConfig: unrecognized failure action \"retry\": want pause, continue or rollback"));
+        let mut s = spec("web", "busybox");
+        s.rollback_config = Some(shoal_api::service::UpdateConfig { order: "first".into(), ..Default::default() });
+        assert!(validate_service_spec(&s).unwrap_err().message.contains("RollbackConfig: unrecognized order \"first\""));
+        let mut s = spec("web", "busybox");
+        let file = shoal_api::secret::FileTarget { name: "db".into(), uid: "0".into(), gid: "staff".into(), mode: 0o444 };
+        s.task_template.container_spec.as_mut().unwrap().secrets =
+            vec![shoal_api::secret::SecretReference { file: Some(file), secret_id: "x".into(), secret_name: "db".into() }];
+        assert!(validate_service_spec(&s).unwrap_err().message.ends_with("ContainerSpec: db: File.GID \"staff\" is not a number"));
     }
 
     #[test]
