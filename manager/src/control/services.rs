@@ -27,6 +27,11 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     }
     let mut targets = std::collections::HashSet::new();
     for m in spec.task_template.container_spec.iter().flat_map(|c| c.mounts.iter()) {
+        // Docker's API converter refuses a type it does not know; the
+        // others (npipe, cluster) are not for Linux nodes.
+        if !matches!(m.r#type.as_str(), "bind" | "volume" | "tmpfs") {
+            return Err(invalid(format!("ContainerSpec: invalid MountType: {:?}: want bind, volume or tmpfs", m.r#type)));
+        }
         if !targets.insert(m.target.as_str()) {
             return Err(invalid(format!("ContainerSpec: duplicate mount point: {}", m.target)));
         }
@@ -332,6 +337,12 @@ mod tests {
         s.task_template.container_spec.as_mut().unwrap().mounts = vec![m("/a"), m("/b"), m("/a")];
         let e = validate_service_spec(&s).unwrap_err();
         assert_eq!(e.message, "rpc error: code = InvalidArgument desc = ContainerSpec: duplicate mount point: /a");
+        s.task_template.container_spec.as_mut().unwrap().mounts =
+            vec![shoal_api::task::Mount { r#type: "npipe".into(), target: "/p".into(), ..Default::default() }];
+        assert!(validate_service_spec(&s)
+            .unwrap_err()
+            .message
+            .ends_with("ContainerSpec: invalid MountType: \"npipe\": want bind, volume or tmpfs"));
         let mut s = spec("web", "busybox");
         s.endpoint_spec = Some(shoal_api::service::EndpointSpec {
             ports: vec![shoal_api::service::PortConfig { target_port: 80, published_port: 8080, ..Default::default() }],
