@@ -100,6 +100,17 @@ pub fn service(spec: &ServiceSpec, raw: &Value) -> Vec<String> {
             }
         }
     }
+    // SwarmKit spreads over node and engine labels only; another
+    // descriptor changes nothing (the scheduler spreads by node anyway).
+    for (i, p) in t.placement.iter().flat_map(|p| p.preferences.iter()).enumerate() {
+        let Some(d) = p.spread.as_ref().map(|s| s.spread_descriptor.as_str()) else { continue };
+        let lower = d.to_ascii_lowercase();
+        if !(lower.starts_with("node.labels.") || lower.starts_with("engine.labels.")) {
+            out.push(format!(
+                "TaskTemplate.Placement.Preferences[{i}].Spread.SpreadDescriptor {d:?} is kept but not used: spread is over node.labels.* or engine.labels.*"
+            ));
+        }
+    }
     for n in &t.networks {
         if !n.driver_opts.is_empty() {
             let keys: Vec<&str> = n.driver_opts.keys().map(String::as_str).collect();
@@ -147,6 +158,18 @@ mod tests {
             r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"LogDriver":{"Name":"json-file","Options":{"max-size":"10m"}}}}"#,
         );
         assert_eq!(w, ["TaskTemplate.LogDriver.Options max-size are kept but not used: task log files are not rotated"]);
+    }
+
+    #[test]
+    fn a_spread_over_what_swarmkit_does_not_spread_over_is_named() {
+        let w = warn(
+            r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"Placement":{"Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}},{"Spread":{"SpreadDescriptor":"node.id"}}]}}}"#,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("TaskTemplate.Placement.Preferences[1].Spread.SpreadDescriptor \"node.id\" is kept but not used"),
+            "{w:?}"
+        );
     }
 
     #[test]
