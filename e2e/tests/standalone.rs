@@ -3,8 +3,8 @@
 //! does against Docker; `--rm` streams stdout and stderr apart, returns
 //! the exit code and leaves nothing; `-d --name -e -v` runs on, is listed,
 //! entered, stopped, started again with what it wrote, removed; names
-//! conflict as in Docker; `-i` feeds stdin, `-it` gives a terminal; what
-//! Shoal does not do yet is refused by name.
+//! conflict as in Docker; `-i` feeds stdin, `-it` gives a terminal; `-p`
+//! publishes on the node; what Shoal does not do yet is refused by name.
 
 use std::time::Duration;
 
@@ -136,9 +136,28 @@ fn docker_run_on_a_node() {
     assert_eq!(code, Some(5), "{shown}");
     assert!(shown.contains("tty-42 xterm") && shown.contains("/dev/pts/") && shown.contains("30 100"), "{shown}");
 
+    // -p: the node's address answers on the published port; the port is
+    // the container's until it goes.
+    lab.docker_ok(n, &["run", "-d", "--name", "webp", "-p", "8089:80", &image, "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let url = format!("http://{}:8089/hostname", lab.addr(1));
+    let answer = wait_for(LONG, "webp to answer on the node's port 8089", || {
+        let out = lab.lab(&["exec", n, "--", "curl", "-s", "-m", "3", &url]);
+        out.status.success().then(|| text(&out.stdout))
+    });
+    let webp_id = lab.docker_ok(n, &["inspect", "-f", "{{.Id}}", "webp"]);
+    assert_eq!(answer.trim(), &webp_id.trim()[..12]);
+    assert_eq!(lab.docker_ok(n, &["ps", "--filter", "name=webp", "--format", "{{.Ports}}"]).trim(), "0.0.0.0:8089->80/tcp");
+    let taken = lab.docker(n, &["run", "--rm", "-p", "8089:80", &image, "true"]);
+    assert!(text(&taken.stderr).contains("Bind for 0.0.0.0:8089 failed: port is already allocated"), "{}", text(&taken.stderr));
+    lab.docker_ok(n, &["rm", "-f", "webp"]);
+    wait_for(LONG, "port 8089 to be released", || {
+        let out = lab.lab(&["exec", n, "--", "curl", "-s", "-m", "3", &url]);
+        (!out.status.success()).then_some(())
+    });
+
     // Refused by name, nothing created.
     for (args, want) in [
-        (vec!["run", "--rm", "-p", "8080:80", image.as_str(), "true"], "HostConfig.PortBindings"),
+        (vec!["run", "--rm", "-P", image.as_str(), "true"], "HostConfig.PublishAllPorts"),
         (vec!["run", "--rm", "--privileged", image.as_str(), "true"], "HostConfig.Privileged"),
         (vec!["run", "--rm", "--network", "host", image.as_str(), "true"], "network host"),
     ] {

@@ -43,6 +43,8 @@ pub struct NewContainer {
     /// Close the container's stdin when the attached client closes its own
     /// (`docker run -i` sets it).
     pub stdin_once: bool,
+    /// `-p`: host-mode ports on this node's address, to the container's.
+    pub ports: Vec<shoal_api::service::PortConfig>,
     pub network: NetworkChoice,
 }
 
@@ -235,6 +237,7 @@ impl Standalone {
         ContainerRecord {
             name: new.name.clone(),
             auto_remove: new.auto_remove,
+            ports: new.ports.clone(),
             created: shoal_api::time::now_rfc3339(),
             log_path,
             ..ContainerRecord::from_input(input, image.id().to_string())
@@ -259,6 +262,11 @@ impl Standalone {
                 if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
                     e.running = false;
                 }
+                // As Docker: a `--rm` container that cannot start is removed
+                // (the CLI waits for that after the failed start).
+                if new.auto_remove {
+                    self.remove(id);
+                }
                 Err(StandaloneError::Failed(err))
             }
         }
@@ -276,7 +284,14 @@ impl Standalone {
             }
         };
         let net = match (new.network, &self.net) {
-            (NetworkChoice::Bridge, Some(n)) => Some(n.attach(id, &[])?),
+            (NetworkChoice::Bridge, Some(n)) => {
+                let attached = n.attach(id, &[])?;
+                if let Err(e) = n.publish_local(id, &new.ports) {
+                    n.detach(id);
+                    return Err(e);
+                }
+                Some(attached)
+            }
             _ => None,
         };
         let mut input = self.input(id, new, image);

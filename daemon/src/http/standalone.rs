@@ -65,6 +65,14 @@ struct HostConfig {
     dns_search: Vec<String>,
     dns_options: Vec<String>,
     tmpfs: BTreeMap<String, String>,
+    port_bindings: BTreeMap<String, Vec<PortBinding>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct PortBinding {
+    host_ip: String,
+    host_port: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,6 +124,7 @@ const HOST_CONFIG_FIELDS: &[&str] = &[
     "DnsSearch",
     "DnsOptions",
     "Tmpfs",
+    "PortBindings",
     // The client's terminal size, for a TTY (refused below).
     "ConsoleSize",
     // Written by the CLI only (`--cidfile`).
@@ -148,7 +157,7 @@ fn unsupported(obj: &serde_json::Map<String, Value>, known: &[&str], prefix: &st
             "restartpolicy" => v.get("Name").and_then(Value::as_str).is_some_and(|n| n == "no" || n.is_empty()),
             "logconfig" => v.get("Type").and_then(Value::as_str).is_some_and(|t| t == "json-file" || t.is_empty()),
             // The image's exposed ports are metadata; publishing them is
-            // PortBindings, refused when set.
+            // PortBindings.
             "exposedports" => true,
             _ => false,
         };
@@ -212,6 +221,10 @@ fn convert(b: CreateBody, name: &str) -> Result<NewContainer, ApiError> {
             )));
         }
     }
+    let ports = port_bindings(&h.port_bindings)?;
+    if !ports.is_empty() && network != NetworkChoice::Bridge {
+        return Err(ApiError::bad_request("conflicting options: port publishing and the container type network mode"));
+    }
     let mut mounts = h.mounts;
     for bind in &h.binds {
         mounts.push(parse_bind(bind)?);
@@ -268,7 +281,52 @@ fn convert(b: CreateBody, name: &str) -> Result<NewContainer, ApiError> {
         ..Default::default()
     };
     let limits = (limits != Limit::default()).then_some(limits);
-    Ok(NewContainer { name: name.to_string(), spec, limits, auto_remove: h.auto_remove, stdin_once: b.stdin_once, network })
+    Ok(NewContainer { name: name.to_string(), spec, limits, auto_remove: h.auto_remove, stdin_once: b.stdin_once, ports, network })
+}
+
+/// `-p HOST:CONTAINER[/PROTO]` as the CLI sends it (`{"80/tcp":
+/// [{"HostIp":"","HostPort":"8080"}]}`): host-mode ports on every address
+/// of the node. A port the node would have to pick, or one address only,
+/// is refused by name.
+fn port_bindings(bindings: &BTreeMap<String, Vec<PortBinding>>) -> Result<Vec<shoal_api::service::PortConfig>, ApiError> {
+    use shoal_api::service::{PortConfig, PortProtocol, PublishMode};
+    let mut out = Vec::new();
+    for (spec, list) in bindings {
+        let (port, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
+        let target: u32 = port
+            .parse()
+            .ok()
+            .filter(|p| (1..=65535).contains(p))
+            .ok_or_else(|| ApiError::bad_request(format!("invalid port specification: {spec:?}")))?;
+        let protocol = match proto {
+            "tcp" => PortProtocol::Tcp,
+            "udp" => PortProtocol::Udp,
+            other => return Err(ApiError::bad_request(format!("invalid proto: {other}"))),
+        };
+        for b in list {
+            if !matches!(b.host_ip.as_str(), "" | "0.0.0.0") {
+                return Err(ApiError::bad_request(format!(
+                    "publishing {spec} on {} only is not supported by this Shoal node yet: it publishes on every address",
+                    b.host_ip
+                )));
+            }
+            let published: u32 = match b.host_port.parse() {
+                Ok(p) if (1..=65535).contains(&p) => p,
+                _ if b.host_port.is_empty() => {
+                    return Err(ApiError::bad_request(format!("publishing {spec} needs a host port on this Shoal node (-p HOST:{port})")))
+                }
+                _ => return Err(ApiError::bad_request(format!("invalid hostPort: {}", b.host_port))),
+            };
+            out.push(PortConfig {
+                protocol,
+                target_port: target,
+                published_port: published,
+                publish_mode: PublishMode::Host,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `-v SOURCE:TARGET[:OPTIONS]`: a host path (absolute) or a named volume.
@@ -565,9 +623,17 @@ mod tests {
         };
         assert_eq!(unsupported_in(&with(r#""Privileged":false"#, r#""Privileged":true"#)).as_deref(), Some("HostConfig.Privileged"));
         assert_eq!(
-            unsupported_in(&with(r#""PortBindings":{}"#, r#""PortBindings":{"80/tcp":[{"HostPort":"8080"}]}"#)).as_deref(),
-            Some("HostConfig.PortBindings")
+            unsupported_in(&with(r#""PublishAllPorts":false"#, r#""PublishAllPorts":true"#)).as_deref(),
+            Some("HostConfig.PublishAllPorts")
         );
+        let bound = r#""PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}],"53/udp":[{"HostPort":"5353"}]}"#;
+        let ports = parse(&with(r#""PortBindings":{}"#, bound)).unwrap().ports;
+        let shown: Vec<String> = ports.iter().map(|p| format!("{}:{}/{}", p.published_port, p.target_port, p.protocol.as_str())).collect();
+        assert_eq!(shown, ["5353:53/udp", "8080:80/tcp"]);
+        let picked = r#""PortBindings":{"80/tcp":[{"HostPort":""}]}"#;
+        assert!(parse(&with(r#""PortBindings":{}"#, picked)).unwrap_err().message.contains("needs a host port"));
+        let local = r#""PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"80"}]}"#;
+        assert!(parse(&with(r#""PortBindings":{}"#, local)).is_err());
         assert_eq!(unsupported_in(&with(r#""Domainname":"""#, r#""Domainname":"x""#)).as_deref(), Some("Domainname"));
         assert_eq!(
             unsupported_in(&with(r#""RestartPolicy":{"Name":"no""#, r#""RestartPolicy":{"Name":"always""#)).as_deref(),

@@ -179,6 +179,9 @@ struct State {
     /// Host-mode ports: what the managers want (by task) and what the
     /// node's `-pub` nft table holds.
     host_ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
+    /// Ports published by standalone containers (`docker run -p`), by
+    /// container: this node's own, no manager knows them.
+    local_ports: std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>,
     published: Vec<nft::Published>,
     /// The routing mesh as the managers last described it, this node's
     /// entry into it once made, and its tasks' return paths.
@@ -223,6 +226,7 @@ impl NodeNetwork {
                 overlay_cfg: None,
                 discovery: Default::default(),
                 host_ports: Default::default(),
+                local_ports: Default::default(),
                 published: Vec::new(),
                 mesh_view: None,
                 mesh: None,
@@ -383,11 +387,43 @@ impl NodeNetwork {
         }
     }
 
-    /// Makes the node's port map match what is wanted for tasks that have
-    /// their gateway address (a task not attached yet comes in later).
+    /// Publishes a standalone container's ports (`docker run -p`) on this
+    /// node, once it has its gateway address: refused with Docker's words
+    /// when a port is taken by a task, another container or the routing
+    /// mesh.
+    pub fn publish_local(&self, id: &str, ports: &[shoal_api::service::PortConfig]) -> Result<(), String> {
+        if ports.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.state.lock().unwrap();
+        let mesh: Vec<(String, u32)> = st.mesh_view.as_ref().map(|v| mesh::ports_of(v).into_keys().collect()).unwrap_or_default();
+        for p in ports {
+            let key = (p.protocol.as_str().to_string(), p.published_port);
+            let taken = st
+                .host_ports
+                .values()
+                .chain(st.local_ports.values())
+                .flatten()
+                .any(|o| (o.protocol.as_str(), o.published_port) == (key.0.as_str(), key.1))
+                || mesh.contains(&key);
+            if taken {
+                return Err(format!("Bind for 0.0.0.0:{} failed: port is already allocated", p.published_port));
+            }
+        }
+        st.local_ports.insert(id.to_string(), ports.to_vec());
+        let r = self.sync_ports(&mut st);
+        if r.is_err() {
+            st.local_ports.remove(id);
+        }
+        r
+    }
+
+    /// Makes the node's port map match what is wanted for tasks and
+    /// standalone containers that have their gateway address (a task not
+    /// attached yet comes in later).
     fn sync_ports(&self, st: &mut State) -> Result<(), String> {
         let mut want: Vec<nft::Published> = Vec::new();
-        for (task, ports) in &st.host_ports {
+        for (task, ports) in st.host_ports.iter().chain(st.local_ports.iter()) {
             let Some(addr) = st.ipam.address_of(task) else { continue };
             for p in ports {
                 want.push(((p.protocol.as_str().to_string(), p.published_port), (addr, p.target_port)));
@@ -642,6 +678,7 @@ impl NodeNetwork {
         }
         let _ = std::fs::remove_dir_all(cfg.task_dir(task));
         let mut st = self.state.lock().unwrap();
+        st.local_ports.remove(task);
         if let Err(e) = st.ipam.release(task) {
             tracing::warn!("task {task}: releasing its address: {e}");
         }
