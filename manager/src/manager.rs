@@ -62,13 +62,28 @@ pub struct StartMode {
     pub events: Option<Arc<dyn shoal_api::event::EventSink>>,
 }
 
+/// Binds the cluster port. A daemon restarted at once can find the port
+/// still held for a moment by its previous run on the way out, so "in use"
+/// is retried for a few seconds before it is an error.
+async fn bind_cluster_port(addr: &str) -> Result<tokio::net::TcpListener, String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+                tracing::info!("remote API address {addr} is still in use; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("failed to listen on remote API address {addr}: {e}")),
+        }
+    }
+}
+
 impl Manager {
     pub async fn start(cfg: ManagerConfig, creds: Arc<RwLock<Credentials>>, mode: StartMode) -> Result<Arc<Manager>, String> {
         let client_tls = Arc::new(RwLock::new(creds.read().unwrap().client_config()?));
         let me = RaftMember { raft_id: cfg.raft_id, node_id: cfg.node_id.clone(), addr: cfg.advertise_addr.clone() };
-        let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
-            .await
-            .map_err(|e| format!("failed to listen on remote API address {}: {e}", cfg.listen_addr))?;
+        let listener = bind_cluster_port(&cfg.listen_addr).await?;
         let unlock = creds.read().unwrap().lock.clone();
         let raft_dir = cfg.swarm_dir.join("raft");
         std::fs::create_dir_all(&raft_dir).map_err(|e| format!("creating {}: {e}", raft_dir.display()))?;
