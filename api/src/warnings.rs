@@ -33,8 +33,9 @@ const NOT_KEPT: &[(&[&str], &str)] = &[
     (&["Networks"], "put networks in TaskTemplate.Networks"),
 ];
 
-/// Go's zero value: what a client sends for a field it did not set.
-fn is_zero(v: &Value) -> bool {
+/// Go's zero value: what a client sends for a field it did not set (also
+/// how the container create body's unsupported fields are told apart).
+pub fn is_zero(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::Bool(b) => !b,

@@ -14,6 +14,7 @@ use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use shoal_api::task::{ContainerSpec, DnsConfig, Limit, Mount, TmpfsOptions, Ulimit, VolumeOptions};
+use shoal_api::warnings::is_zero;
 use shoal_api::ApiError;
 use shoal_worker::standalone::{NetworkChoice, NewContainer, StandaloneError};
 use tokio::io::AsyncWriteExt;
@@ -130,19 +131,6 @@ const HOST_CONFIG_FIELDS: &[&str] = &[
     // Written by the CLI only (`--cidfile`).
     "ContainerIDFile",
 ];
-
-/// Go's zero value of a JSON value: what a client sends for a field the
-/// user did not set.
-fn is_zero(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_zero),
-    }
-}
 
 /// A set field outside `known`, as `Prefix.Field` (keys compared as Go
 /// does, ignoring case). Docker's defaults that are not zero values count
