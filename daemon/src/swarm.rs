@@ -695,8 +695,8 @@ impl SwarmNode {
                         tracing::warn!("saving the node key in clear: {e}");
                     }
                 }
-                drop(c);
                 let _ = std::fs::remove_dir_all(self.cfg.swarm_dir().join("raft"));
+                drop(c);
                 if let Some(a) = self.active.write().unwrap().as_mut() {
                     a.manager = None;
                 }

@@ -31,11 +31,14 @@ use crate::manager::Manager;
 /// Re-checks on every applied entry, and every few seconds.
 pub async fn run(mgr: Arc<Manager>) {
     let mut applied = mgr.raft.applied.clone();
-    loop {
+    while !mgr.is_stopped() {
         if let Err(e) = sync(&mgr) {
             tracing::warn!("autolock: {e}");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(3), applied.changed()).await;
+        // Raft gone (the manager role stopped): nothing more to follow.
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(3), applied.changed()).await {
+            return;
+        }
     }
 }
 
@@ -60,7 +63,10 @@ pub fn sync(mgr: &Manager) -> Result<bool, String> {
     let Some(data_key) = mgr.data_key() else { return Ok(false) };
     let Some(wanted) = wanted(mgr, &data_key)? else { return Ok(false) };
     let mut creds = mgr.creds.write().unwrap();
-    if creds.lock == wanted {
+    // A stopped manager's files are the node's again: a demoted one has
+    // put its key back in clear and removed `raft/` (checked under the
+    // credentials lock, which that demotion takes after `stop`).
+    if mgr.is_stopped() || creds.lock == wanted {
         return Ok(false);
     }
     rewrap(&mgr.cfg.swarm_dir, &data_key, &mut creds, wanted)?;

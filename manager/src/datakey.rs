@@ -244,9 +244,15 @@ pub async fn fetch(mgr: Arc<Manager>) {
             }
         }
         if let Some(k) = got {
-            let lock = mgr.unlock_key();
-            if let Err(e) = k.save_under(&raft_dir, &[lock.as_ref()]) {
-                tracing::warn!("{e}");
+            {
+                // Under the credentials lock, as `autolock::sync` writes.
+                let creds = mgr.creds.read().unwrap();
+                if mgr.is_stopped() {
+                    return;
+                }
+                if let Err(e) = k.save_under(&raft_dir, &[creds.lock.as_ref()]) {
+                    tracing::warn!("{e}");
+                }
             }
             *mgr.data_key.write().unwrap() = Some(k);
             tracing::info!("this manager now holds the secrets key");

@@ -51,6 +51,10 @@ pub struct Manager {
     /// manager has fetched it.
     pub(crate) data_key: RwLock<Option<crate::datakey::DataKey>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by `stop`. Aborting a task takes effect only at its next await,
+    /// so a task that writes this manager's files checks it, under the
+    /// credentials lock, before each write (see `autolock::sync`).
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 pub struct StartMode {
@@ -111,6 +115,7 @@ impl Manager {
             logs: Arc::default(),
             data_key: RwLock::new(data_key),
             tasks: Mutex::new(Vec::new()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let mut tasks = vec![
             tokio::spawn(crate::server::serve(mgr.clone(), listener)),
@@ -130,10 +135,15 @@ impl Manager {
 
     /// Stops Raft and every task of this manager.
     pub fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         self.raft.stop();
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();
         }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Rebuilds TLS client settings after the node's certificate changed.
