@@ -14,6 +14,11 @@ use clap::Parser;
 fn main() {
     // Before anything is created: files and folders are private to root.
     private::restrict_umask();
+    // A container's shim is this binary too (see shoal_worker::executor::shim).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(shoal_worker::executor::shim::ARG) {
+        std::process::exit(shoal_worker::executor::shim::main(&args[2..]));
+    }
     let flags = config::Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{},raft=warn", flags.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -37,8 +42,9 @@ async fn run(cfg: config::Config) -> i32 {
             return 1;
         }
     }
-    // Container processes are reparented to us when runc exits, so their
-    // exit codes reach us without a shim process per container.
+    // Processes of `runc exec` (probes, `docker exec`) are reparented to
+    // us when runc exits; containers started through a shim are the
+    // shim's (and a terminal's are ours).
     if let Err(e) = shoal_worker::executor::become_subreaper() {
         eprintln!("shoald: {e}");
         return 1;

@@ -113,6 +113,9 @@ impl SwarmNode {
         let mut exec_cfg = shoal_worker::executor::ExecutorConfig::for_node(&cfg.data_root, &cfg.hostname);
         exec_cfg.runc_root = cfg.data_root.join("runc");
         exec_cfg.cgroup_parent = format!("shoal-{}-{:08x}", cfg.hostname, fnv32(cfg.data_root.to_string_lossy().as_bytes()));
+        // Each container's shim is this binary (it outlives a restart).
+        let me = std::env::current_exe().map_err(|e| format!("finding shoald's own binary: {e}"))?;
+        exec_cfg.shim = Some(shoal_worker::executor::shim::ShimCommand::beside(&me));
         if let Ok(runc) = std::env::var("SHOAL_RUNC") {
             exec_cfg.runc_bin = runc.into();
         }
@@ -137,7 +140,7 @@ impl SwarmNode {
         // Secrets live on a tmpfs per task under the exec root, never on disk.
         let files = shoal_worker::secrets::TaskFiles::new(cfg.exec_root.join("secrets"));
         let tasks = shoal_worker::taskmanager::TaskManager::with_network(images.clone(), Arc::new(exec), Arc::new(files), Arc::new(net));
-        tasks.remove_leftovers();
+        tasks.restore();
         tasks.set_hostname(&cfg.hostname);
         let events = Arc::new(crate::events::EventHub::default());
         images.set_events(events.clone());

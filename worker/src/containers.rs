@@ -33,8 +33,9 @@ pub fn container_name(service: &str, slot: u64, node_id: &str, task_id: &str) ->
 /// Ended containers kept at most (the oldest go first).
 const MAX_ENDED: usize = 1000;
 
-/// What the API can know about one container.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What the API can know about one container (saved with a task's
+/// container, for a daemon started again: `TaskManager::restore`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerRecord {
     /// The container ID (= task ID, runc's ID).
     pub id: String,
@@ -171,7 +172,7 @@ impl ContainerRecord {
 }
 
 /// An overlay network a container is on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttachedNetwork {
     pub id: String,
     pub name: String,

@@ -160,9 +160,18 @@ impl TaskFiles {
     /// Releases every task's files (daemon shutdown, and at start for what
     /// a killed daemon left).
     pub fn release_all(&self) {
+        self.release_all_but(&[]);
+    }
+
+    /// As `release_all`, keeping the files of the tasks in `keep` (their
+    /// containers outlived a daemon restart and still mount them).
+    pub fn release_all_but(&self, keep: &[String]) {
         let Ok(entries) = std::fs::read_dir(&self.root) else { return };
         for e in entries.flatten() {
-            self.release(&e.file_name().to_string_lossy());
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                self.release(&name);
+            }
         }
     }
 }

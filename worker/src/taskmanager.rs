@@ -222,8 +222,76 @@ impl TaskManager {
         }
     }
 
-    /// Removes containers a previous run of the daemon left (it cannot
-    /// collect their exit codes any more): their tasks are reported lost.
+    /// At start: takes back the tasks whose containers outlived the
+    /// previous run of the daemon (their shims kept them running, their
+    /// output and their exit codes), so they are neither restarted nor
+    /// reported lost; removes every other container as `remove_leftovers`.
+    /// Tasks on overlay networks are not taken back yet (their sandboxes,
+    /// name servers and VIP rules are rebuilt from scratch at start).
+    pub fn restore(self: &Arc<Self>) {
+        let mut adopted = Vec::new();
+        for id in self.bundle_ids() {
+            match self.adopt(&id) {
+                Ok(Some(a)) => adopted.push(a),
+                Ok(None) => self.remove_leftover(&id),
+                Err(e) => {
+                    tracing::warn!(task = %id, "not taken back after the restart: {e}");
+                    self.remove_leftover(&id);
+                }
+            }
+        }
+        let kept: Vec<String> = adopted.iter().map(|(t, _, _)| t.id.clone()).collect();
+        self.files.release_all_but(&kept);
+        if let Some(n) = &self.net {
+            n.restore(&kept);
+        }
+        for (t, container, health) in adopted {
+            tracing::info!(task = %t.id, pid = container.pid, "task taken back after the restart");
+            let entry = Entry {
+                stop: stop_params(&t),
+                // Not yet RUNNING: its first healthy probe reports it.
+                reported_running: health.is_none(),
+                ..Entry::default()
+            };
+            self.entries.lock().unwrap().insert(t.id.clone(), entry);
+            let me = self.clone();
+            std::thread::Builder::new()
+                .name(format!("task-{}", &t.id[..t.id.len().min(12)]))
+                .spawn(move || me.supervise(t, container, health))
+                .expect("spawn task thread");
+        }
+    }
+
+    /// One container left by the previous run, if it can be taken back.
+    fn adopt(&self, id: &str) -> Result<Option<(Task, Container, Option<crate::health::HealthSettings>)>, String> {
+        let bundle = self.exec.bundle_dir(id);
+        let Some(saved) = Restorable::load(&bundle)? else { return Ok(None) };
+        if !saved.task.networks_attachments.is_empty() {
+            return Err("tasks on overlay networks do not outlive a restart yet".into());
+        }
+        let Some(container) = self.exec.adopt(id)? else { return Ok(None) };
+        let mut record = saved.record;
+        record.pid = container.pid;
+        self.containers.started(record);
+        Ok(Some((saved.task, container, saved.health)))
+    }
+
+    fn bundle_ids(&self) -> Vec<String> {
+        let dir = self.exec.bundle_dir("x");
+        let Some(bundles) = dir.parent() else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(bundles) else { return Vec::new() };
+        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+    }
+
+    fn remove_leftover(&self, id: &str) {
+        if let Err(err) = self.exec.remove_id(id) {
+            tracing::warn!("removing leftover container {id}: {err}");
+        }
+        let _ = self.images.remove_rootfs(id);
+    }
+
+    /// Removes containers a previous run of the daemon left: their tasks
+    /// are reported lost.
     pub fn remove_leftovers(&self) {
         let dir = self.exec.bundle_dir("x");
         let Some(bundles) = dir.parent() else { return };
@@ -438,10 +506,24 @@ impl TaskManager {
             spec.healthcheck.as_ref(),
             image_cfg.and_then(|c| c.shell.as_deref()).unwrap_or(&[]),
         );
+        let record = self.record(&t, &input, &image, &container, net.as_ref());
+        if container.outlives_daemon() {
+            let saved = Restorable { task: t.clone(), record: record.clone(), health: health.clone() };
+            if let Err(e) = saved.save(&container.bundle) {
+                tracing::warn!(task = %id, "{e}");
+            }
+        }
+        self.containers.started(record);
+        self.supervise(t, container, health);
+    }
+
+    /// From a started container to the task's final state: health checks,
+    /// RUNNING, the wait, the clean-up and the exit as the task's status.
+    fn supervise(self: &Arc<Self>, t: Task, container: Container, health: Option<crate::health::HealthSettings>) {
+        let id = t.id.clone();
         if let Some(e) = self.entries.lock().unwrap().get_mut(&id) {
             e.container = Some(container.clone());
         }
-        self.containers.started(self.record(&t, &input, &image, &container, net.as_ref()));
         match health {
             None => self.report_running(&id),
             Some(settings) => {
@@ -601,6 +683,36 @@ impl TaskManager {
         let (signal, grace) = stop_params(t);
         if let Err(e) = self.exec.stop(c, &signal, grace) {
             tracing::warn!("stopping container {}: {e}", c.id);
+        }
+    }
+}
+
+/// What a daemon started again needs to take a task's container back
+/// (`TaskManager::restore`), saved in the container's bundle.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Restorable {
+    task: Task,
+    record: crate::containers::ContainerRecord,
+    health: Option<crate::health::HealthSettings>,
+}
+
+impl Restorable {
+    const FILE: &'static str = "task.json";
+
+    fn save(&self, bundle: &std::path::Path) -> Result<(), String> {
+        let path = bundle.join(Self::FILE);
+        let tmp = bundle.join("task.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(self).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    fn load(bundle: &std::path::Path) -> Result<Option<Restorable>, String> {
+        let path = bundle.join(Self::FILE);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
         }
     }
 }

@@ -116,6 +116,7 @@ fn remove_containers(data_dir: &Path, errors: &mut Vec<String>) {
         if !root.is_dir() {
             continue;
         }
+        kill_shims(&node.path().join("containers/bundles"));
         remove_containers_of(&root, errors);
         // The node's (now empty) parent cgroup, named in a marker file.
         if let Ok(parent) = fs::read_to_string(node.path().join("containers/cgroup-parent")) {
@@ -127,6 +128,27 @@ fn remove_containers(data_dir: &Path, errors: &mut Vec<String>) {
                     let _ = fs::remove_dir(h.path().join(parent));
                 }
             }
+        }
+    }
+}
+
+/// SIGKILL to each container's shim (`<bundle>/shim.json`, see
+/// shoal-worker's `executor::shim`) that still runs: a shim outlives its
+/// daemon, and must not write into the files being removed.
+fn kill_shims(bundles: &Path) {
+    #[derive(serde::Deserialize)]
+    struct Shim {
+        shim_pid: i32,
+        shim_start: u64,
+    }
+    for b in fs::read_dir(bundles).into_iter().flatten().flatten() {
+        let Ok(text) = fs::read(b.path().join("shim.json")) else { continue };
+        let Ok(shim) = serde_json::from_slice::<Shim>(&text) else { continue };
+        // The same process only if its start time matches (pids are reused).
+        let stat = fs::read_to_string(format!("/proc/{}/stat", shim.shim_pid)).unwrap_or_default();
+        let start = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(19)).and_then(|t| t.parse::<u64>().ok());
+        if shim.shim_pid > 0 && start == Some(shim.shim_start) {
+            unsafe { libc::kill(shim.shim_pid, libc::SIGKILL) };
         }
     }
 }

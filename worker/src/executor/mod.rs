@@ -28,6 +28,7 @@ pub mod orphans;
 pub mod process_opts;
 pub mod runc;
 pub mod seccomp;
+pub mod shim;
 pub mod spec;
 pub mod supervise;
 
@@ -57,6 +58,10 @@ pub struct ExecutorConfig {
     pub cgroup_parent: String,
     /// Local volumes, e.g. `<data-root>/volumes`.
     pub volumes_dir: PathBuf,
+    /// How each container's shim runs (`shim`). `None` keeps the
+    /// container's output and exit in this process (it then dies with
+    /// it), as the crate's own tests run.
+    pub shim: Option<shim::ShimCommand>,
 }
 
 impl ExecutorConfig {
@@ -69,6 +74,7 @@ impl ExecutorConfig {
             runc_root: PathBuf::from(format!("/run/shoal/{node}/runc")),
             cgroup_parent: format!("shoal-{node}"),
             volumes_dir: data_root.join("volumes"),
+            shim: None,
         }
     }
 }
@@ -182,6 +188,11 @@ pub type ContainerInputPipe = Arc<Mutex<Option<std::fs::File>>>;
 type Started = (Result<i32, String>, Option<crate::logs::capture::CaptureDone>, Option<ContainerInputPipe>, Option<Arc<OwnedFd>>);
 
 impl Container {
+    /// Started through a shim: it keeps running when the daemon stops.
+    pub fn outlives_daemon(&self) -> bool {
+        self.bundle.join(shim::RECORD_FILE).exists()
+    }
+
     /// The exit code if the container has ended (Docker's: 128+n for signal n).
     pub fn exit_code(&self) -> Option<i32> {
         self.exit.try_get()
@@ -335,6 +346,9 @@ impl Executor {
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
         std::fs::write(bundle.join("config.json"), json).map_err(|e| format!("writing {}: {e}", bundle.join("config.json").display()))?;
         let log_path = self.log_path(&input.id);
+        if let (Some(shim), false, false) = (&self.cfg.shim, input.spec.tty, input.spec.open_stdin) {
+            return self.start_with_shim(shim, input, bundle, log_path);
+        }
         let (run, logs, stdin, console) = if input.spec.tty {
             self.run_with_terminal(input, &bundle, &log_path)
         } else {
@@ -355,6 +369,61 @@ impl Executor {
         let exit = supervise::ExitWatch::spawn(pid)?;
         let logs = logs.ok_or("the container's terminal never came from runc")?;
         Ok(Container { id: input.id.clone(), pid, log_path, bundle, exit, logs, stdin, console })
+    }
+
+    /// Through a shim (`shim`): the container outlives this daemon.
+    fn start_with_shim(
+        &self,
+        shim: &shim::ShimCommand,
+        input: &ContainerInput,
+        bundle: PathBuf,
+        log_path: PathBuf,
+    ) -> Result<Container, String> {
+        let started = shim::start(shim, &self.runc, &input.id, &bundle, &log_path);
+        if let Err(e) = mounts::release_staged(&mounts::staging_dir(&bundle)) {
+            tracing::warn!(container = %input.id, "{e}");
+        }
+        let record = match started {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.runc.delete(&input.id);
+                return Err(e);
+            }
+        };
+        let logs = crate::logs::capture::CaptureDone::default();
+        let exit = supervise::ExitWatch::spawn_shim(record.shim_pid, bundle.join(shim::EXIT_FILE), logs.clone())?;
+        Ok(Container { id: input.id.clone(), pid: record.pid, log_path, bundle, exit, logs, stdin: None, console: None })
+    }
+
+    /// A container that a previous run of this daemon started through a
+    /// shim, running or ended since (`None`: no shim record, or its shim
+    /// is gone without saying how the container ended).
+    pub fn adopt(&self, id: &str) -> Result<Option<Container>, String> {
+        if !valid_id(id) {
+            return Err(format!("invalid container id {id:?}"));
+        }
+        let bundle = self.bundle_dir(id);
+        if !bundle.join(shim::RECORD_FILE).exists() {
+            return Ok(None);
+        }
+        let record = shim::ShimRecord::load(&bundle)?;
+        let exit_file = bundle.join(shim::EXIT_FILE);
+        let pidfd = record.open_if_alive()?;
+        if pidfd.is_none() && shim::read_exit(&exit_file).is_none() {
+            return Ok(None);
+        }
+        let logs = crate::logs::capture::CaptureDone::default();
+        let exit = supervise::ExitWatch::adopt_shim(pidfd, exit_file, logs.clone())?;
+        Ok(Some(Container {
+            id: id.to_string(),
+            pid: record.pid,
+            log_path: self.log_path(id),
+            bundle,
+            exit,
+            logs,
+            stdin: None,
+            console: None,
+        }))
     }
 
     /// Output through pipes into the log; stdin a pipe too with
@@ -460,8 +529,13 @@ impl Executor {
         if !valid_id(id) {
             return Err(format!("invalid container id {id:?}"));
         }
-        self.runc.delete(id)?;
         let bundle = self.bundle_dir(id);
+        // A shim still running (a container left by an earlier run) goes
+        // first: it would write the exit code into the bundle being removed.
+        if let Ok(shim) = shim::ShimRecord::load(&bundle) {
+            shim.kill_and_wait()?;
+        }
+        self.runc.delete(id)?;
         // Before anything recursive: a staged subpath mount left by a killed
         // daemon leads into a volume.
         mounts::release_staged(&mounts::staging_dir(&bundle))?;

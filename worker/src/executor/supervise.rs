@@ -19,8 +19,12 @@
 //! the container cannot be stopped. `orphans` reaps exactly those.
 
 use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant};
+
+use crate::logs::capture::CaptureDone;
 
 /// Make this process the child subreaper (`PR_SET_CHILD_SUBREAPER`), and
 /// start the thread that reaps the orphans this brings (see `orphans`).
@@ -73,6 +77,53 @@ pub struct ExitWatch {
 impl ExitWatch {
     /// Start a thread that reaps `pid` (which must be our child).
     pub fn spawn(pid: i32) -> Result<ExitWatch, String> {
+        Self::spawn_then(pid, |code| code)
+    }
+
+    /// As [`ExitWatch::spawn`] for a container's shim (`super::shim`):
+    /// the code is the one the shim wrote to `exit_file` (its own status
+    /// only if it died before writing one), and `logs` is marked done, as
+    /// the shim ends only once the output is written.
+    pub fn spawn_shim(pid: i32, exit_file: PathBuf, logs: CaptureDone) -> Result<ExitWatch, String> {
+        Self::spawn_then(pid, move |status| {
+            logs.set();
+            super::shim::read_exit(&exit_file).unwrap_or(status)
+        })
+    }
+
+    /// A container's shim that a previous run of the daemon started: not
+    /// our child, so its end is seen through a pidfd (`None` from
+    /// `shim_alive` means it already ended). Then as [`spawn_shim`].
+    pub fn adopt_shim(pidfd: Option<OwnedFd>, exit_file: PathBuf, logs: CaptureDone) -> Result<ExitWatch, String> {
+        let w = ExitWatch { inner: Arc::new((Mutex::new(None), Condvar::new())) };
+        let w2 = w.clone();
+        let finish = move || {
+            logs.set();
+            // A shim that died without writing the code (killed by hand):
+            // nothing tells the container's code any more.
+            let code = super::shim::read_exit(&exit_file).unwrap_or(255);
+            let (m, cv) = &*w2.inner;
+            *m.lock().unwrap() = Some(code);
+            cv.notify_all();
+        };
+        let Some(fd) = pidfd else {
+            finish();
+            return Ok(w);
+        };
+        std::thread::Builder::new()
+            .name("wait-adopted".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // Readable once the process has ended; EINTR is tried again.
+                while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
+                finish();
+            })
+            .map_err(|e| format!("starting wait thread: {e}"))?;
+        Ok(w)
+    }
+
+    fn spawn_then(pid: i32, then: impl FnOnce(i32) -> i32 + Send + 'static) -> Result<ExitWatch, String> {
         let w = ExitWatch { inner: Arc::new((Mutex::new(None), Condvar::new())) };
         let w2 = w.clone();
         watched().lock().unwrap().insert(pid);
@@ -94,6 +145,7 @@ impl ExitWatch {
                     break 255;
                 };
                 watched().lock().unwrap().remove(&pid);
+                let code = then(code);
                 let (m, cv) = &*w2.inner;
                 *m.lock().unwrap() = Some(code);
                 cv.notify_all();

@@ -57,6 +57,7 @@ impl Fixture {
             runc_root: dir.join("runc"),
             cgroup_parent: cgroup_parent.clone(),
             volumes_dir: dir.join("volumes"),
+            shim: None,
         })
         .unwrap();
         Fixture { dir, exec, id: format!("t-{tag}"), cgroup_parent }

@@ -13,7 +13,7 @@ pub const DEFAULT_START_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_RETRIES: u32 = 3;
 
 /// A check that will run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthSettings {
     /// The probe's argv inside the container (`CMD-SHELL` already wrapped in
     /// the shell).

@@ -61,7 +61,7 @@ pub fn pipes() -> io::Result<(ReadEnds, WriteEnds)> {
 pub struct CaptureDone(Arc<(Mutex<bool>, Condvar)>);
 
 impl CaptureDone {
-    fn set(&self) {
+    pub(crate) fn set(&self) {
         *self.0 .0.lock().unwrap() = true;
         self.0 .1.notify_all();
     }

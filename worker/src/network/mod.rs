@@ -712,6 +712,57 @@ impl NodeNetwork {
         self.sweep();
     }
 
+    /// At start, with the tasks whose containers outlived the previous run
+    /// (`TaskManager::restore`; tasks on the gateway bridge only): their
+    /// namespaces, veths and addresses stay, and so does the bridge with
+    /// its masquerade table. Everything else goes as in `remove_leftovers`;
+    /// published ports and the routing mesh come back with the first
+    /// assignments, as after any start.
+    pub fn restore(&self, keep: &[String]) {
+        if keep.is_empty() {
+            return self.remove_leftovers();
+        }
+        let owners = self.state.lock().unwrap().ipam.owners();
+        for t in owners.iter().filter(|t| !keep.contains(t)) {
+            self.detach(t);
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.cfg.netns_dir) {
+            for e in entries.flatten().filter(|e| !keep.iter().any(|k| *k == e.file_name().to_string_lossy())) {
+                if let Err(err) = netns::remove(&e.path()) {
+                    tracing::warn!("{err}");
+                }
+            }
+        }
+        let kept_veths: Vec<String> = keep.iter().map(|k| self.cfg.host_veth(k)).collect();
+        let mut bridge = None;
+        if let Ok(mut nl) = Netlink::open() {
+            let prefix = self.cfg.veth_prefix();
+            for l in nl.links().unwrap_or_default() {
+                if l.name.starts_with(&prefix) && !kept_veths.contains(&l.name) {
+                    let _ = nl.del_link(&l.name);
+                }
+            }
+            let _ = nl.del_link(&self.cfg.mesh_leg());
+            bridge = nl.link_index(&self.cfg.bridge()).ok().flatten();
+        }
+        for table in [self.ports_table(), self.cfg.mesh_table()] {
+            if let Err(e) = nft::remove(&table) {
+                tracing::warn!("{e}");
+            }
+        }
+        let mut st = self.state.lock().unwrap();
+        match (bridge, st.ipam.subnet()) {
+            (Some(index), Some(subnet)) => {
+                if let Err(e) = nft::install(&self.cfg.nft_table(), &self.cfg.bridge(), subnet).and_then(|_| enable_ip_forward()) {
+                    tracing::warn!("gateway bridge {}: {e}", self.cfg.bridge());
+                }
+                st.bridge = Some(index);
+                tracing::info!("gateway bridge {} kept for {} task(s) that outlived the restart", self.cfg.bridge(), keep.len());
+            }
+            _ => tracing::warn!("the gateway bridge {} is gone: the tasks kept have no way out", self.cfg.bridge()),
+        }
+    }
+
     /// At shutdown (containers already stopped): nothing is left behind.
     pub fn shutdown(&self) {
         self.state.lock().unwrap().closed = true;

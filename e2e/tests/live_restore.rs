@@ -1,0 +1,110 @@
+//! Tasks outlive their daemon: a worker's shoald is killed (SIGKILL) with
+//! ten tasks running and started again. The same containers (same PIDs)
+//! keep running and are taken back, no task is replaced, every line they
+//! wrote while the daemon was down is in their logs, and a task whose
+//! container exited while the daemon was down is reported with its exit
+//! code. Only the lab's own namespaces and processes are touched.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
+
+const LONG: Duration = Duration::from_secs(90);
+const LAB: &str = "e2e-live";
+
+/// Task ID → container PID of the running tasks of `service`.
+fn running_pids(lab: &Lab, service: &str) -> BTreeMap<String, i64> {
+    lab.tasks(service)
+        .iter()
+        .filter(|t| t["Status"]["State"] == "running")
+        .map(|t| (t["ID"].as_str().unwrap().to_string(), t["Status"]["ContainerStatus"]["PID"].as_i64().unwrap_or(0)))
+        .collect()
+}
+
+fn alive(pid: i64) -> bool {
+    // A zombie has no command line: it is not running any more.
+    pid > 0 && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+}
+
+fn log_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+/// The numbers of the `tick N` lines, in order.
+fn ticks(out: &str) -> Vec<u64> {
+    out.lines().filter_map(|l| l.trim().strip_prefix("tick ")?.trim().parse().ok()).collect()
+}
+
+#[test]
+fn tasks_keep_running_through_a_daemon_crash_and_are_taken_back() {
+    let lab = Lab::up(LAB, 1, 1);
+    let dir = std::env::temp_dir().join(format!("shoal-e2e-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = build_busybox_image(&dir);
+    lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+    let on_worker = ["--constraint", "node.role==worker"];
+    let mut ticker = vec!["service", "create", "-d", "--name", "ticker", "--replicas", "10"];
+    ticker.extend(on_worker);
+    ticker.extend(["shoal-test/busy:1", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]);
+    lab.shoal_ok("node-1", &ticker);
+    let mut ender = vec!["service", "create", "-d", "--name", "ender", "--restart-condition", "none"];
+    ender.extend(on_worker);
+    ender.extend(["shoal-test/busy:1", "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 3"]);
+    lab.shoal_ok("node-1", &ender);
+    let before = wait_for(LONG, "10 running ticker tasks", || Some(running_pids(&lab, "ticker")).filter(|m| m.len() == 10));
+    let ender_before = wait_for(LONG, "the ender task running", || Some(running_pids(&lab, "ender")).filter(|m| m.len() == 1));
+    let (ender_task, ender_pid) = ender_before.into_iter().next().unwrap();
+    assert!(before.values().all(|p| alive(*p)), "{before:?}");
+
+    lab.lab_ok(&["kill", "node-2"]);
+    let node = format!("/var/lib/shoal/lab/{LAB}/node-2");
+    let first = before.keys().next().unwrap().clone();
+    let log = Path::new(&node).join(format!("containers/logs/{first}.log"));
+    // The daemon is gone: the containers run on and their output still
+    // reaches the log (neither blocked nor killed by a broken pipe).
+    let at_kill = log_lines(&log);
+    wait_for(LONG, "ten more lines logged while the daemon is down", || (log_lines(&log) >= at_kill + 10).then_some(()));
+    assert!(before.values().all(|p| alive(*p)), "the containers outlive the daemon");
+    // The ender's container exits (code 3) while the daemon is down.
+    let runc_root = format!("{node}/runc");
+    let touched = lab.lab(&["exec", "node-2", "--", "runc", "--root", &runc_root, "exec", &ender_task, "sh", "-c", ": > /tmp/go"]);
+    assert!(touched.status.success(), "{}", text(&touched.stderr));
+    wait_for(LONG, "the ender's container to exit", || (!alive(ender_pid)).then_some(()));
+
+    lab.lab_ok(&["start", "node-2"]);
+    wait_for(LONG, "node-2 ready again", || {
+        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
+    });
+    // The ender is reported with the code its container exited with.
+    let ended = wait_for(LONG, "the ender task to be reported failed", || {
+        lab.tasks("ender").into_iter().find(|t| t["ID"] == ender_task.as_str() && t["Status"]["State"] == "failed")
+    });
+    assert_eq!(ended["Status"]["ContainerStatus"]["ExitCode"], 3, "{ended}");
+    assert_eq!(ended["Status"]["Err"], "task: non-zero exit (3)", "{ended}");
+    // The same ten tasks and processes, none replaced.
+    let tasks = lab.tasks("ticker");
+    assert_eq!(tasks.len(), 10, "no task was added: {tasks:?}");
+    assert_eq!(running_pids(&lab, "ticker"), before, "the same tasks run with the same PIDs");
+    assert!(before.values().all(|p| alive(*p)));
+    // docker ps on the node lists them again.
+    let ps = lab.docker_ok("node-2", &["ps", "-q", "--no-trunc"]);
+    assert!(before.keys().all(|id| ps.contains(id.as_str())), "{ps}");
+
+    // Every line, those written while the daemon was down included, once
+    // and in order, through the managers' log path.
+    let at_check = log_lines(&log);
+    let out = wait_for(LONG, "the task's logs up to the restart", || {
+        let out = lab.docker("node-1", &["service", "logs", "--raw", &first]);
+        let t = ticks(&text(&out.stdout));
+        (out.status.success() && t.len() >= at_check).then_some(t)
+    });
+    let expected: Vec<u64> = (0..out.len() as u64).collect();
+    assert_eq!(out, expected, "no line lost or repeated");
+
+    // The task taken back is still managed: scaling down stops it.
+    lab.shoal_ok("node-1", &["service", "scale", "-d", "ticker=0"]);
+    wait_for(LONG, "the ticker containers to end", || before.values().all(|p| !alive(*p)).then_some(()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
