@@ -50,6 +50,11 @@ pub struct Flags {
     /// flag (also daemon.json's "metrics-addr"); off unless set
     #[arg(long = "metrics-addr", value_name = "IP:PORT")]
     pub metrics_addr: Option<String>,
+    /// Leave tasks running when shoald stops, to be taken back when it
+    /// starts again (dockerd's flag; also daemon.json's "live-restore").
+    /// Tasks outlive a crash either way.
+    #[arg(long = "live-restore")]
+    pub live_restore: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +75,8 @@ pub struct Config {
     /// Where `/metrics` is served (`--metrics-addr`, daemon.json
     /// `metrics-addr`); None: not served.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// A stop leaves the tasks running (`--live-restore`).
+    pub live_restore: bool,
 }
 
 /// One `default-address-pools` entry as written in daemon.json.
@@ -93,6 +100,8 @@ struct FileConfig {
     default_address_pools: Vec<PoolEntry>,
     #[serde(default, rename = "metrics-addr")]
     metrics_addr: Option<String>,
+    #[serde(default, rename = "live-restore")]
+    live_restore: bool,
 }
 
 impl Config {
@@ -149,6 +158,7 @@ impl Config {
             insecure_registries,
             default_address_pools,
             metrics_addr,
+            live_restore: flags.live_restore || file.live_restore,
         })
     }
 

@@ -122,12 +122,16 @@ async fn run(cfg: config::Config) -> i32 {
     if let Some(path) = socket {
         let _ = std::fs::remove_file(path);
     }
-    // Like dockerd, stop the containers on the way out (no live restore).
+    // Like dockerd, stop the containers on the way out, unless
+    // `--live-restore` keeps the tasks for the next start.
     let tasks = node.tasks.clone();
     let standalone = node.standalone.clone();
+    let live_restore = node.cfg.live_restore;
     // Capped at 5 s so a supervisor that waits 10 s (the lab) sees us finish.
-    let stop_standalone = tokio::task::spawn_blocking(move || standalone.shutdown(std::time::Duration::from_secs(5)));
-    let _ = tokio::task::spawn_blocking(move || tasks.shutdown(std::time::Duration::from_secs(5))).await;
+    let cap = std::time::Duration::from_secs(5);
+    let stop_standalone = tokio::task::spawn_blocking(move || standalone.shutdown(cap));
+    let _ =
+        tokio::task::spawn_blocking(move || if live_restore { tasks.shutdown_keeping_restorable(cap) } else { tasks.shutdown(cap) }).await;
     let _ = stop_standalone.await;
     code
 }

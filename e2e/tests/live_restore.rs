@@ -108,3 +108,43 @@ fn tasks_keep_running_through_a_daemon_crash_and_are_taken_back() {
     wait_for(LONG, "the ticker containers to end", || before.values().all(|p| !alive(*p)).then_some(()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under `--live-restore` a stop (SIGTERM) leaves the tasks running as a
+/// crash does, and `docker info` says so.
+#[test]
+fn a_stop_under_live_restore_leaves_the_tasks_running() {
+    let lab = Lab::up_with("e2e-live-stop", 1, 1, &[], &["--live-restore"]);
+    let dir = std::env::temp_dir().join(format!("shoal-e2e-live-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = build_busybox_image(&dir);
+    lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+    let info = lab.docker_ok("node-2", &["info", "--format", "{{.LiveRestoreEnabled}}"]);
+    assert_eq!(info.trim(), "true");
+    lab.shoal_ok(
+        "node-1",
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "kept",
+            "--replicas",
+            "3",
+            "--constraint",
+            "node.role==worker",
+            "shoal-test/busy:1",
+            "sleep",
+            "1000",
+        ],
+    );
+    let before = wait_for(LONG, "3 running tasks", || Some(running_pids(&lab, "kept")).filter(|m| m.len() == 3));
+    lab.lab_ok(&["stop", "node-2"]);
+    assert!(before.values().all(|p| alive(*p)), "a stop under --live-restore leaves them running");
+    lab.lab_ok(&["start", "node-2"]);
+    wait_for(LONG, "node-2 ready again", || {
+        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
+    });
+    assert_eq!(lab.tasks("kept").len(), 3, "no task was added");
+    assert_eq!(running_pids(&lab, "kept"), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

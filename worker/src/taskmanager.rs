@@ -342,6 +342,44 @@ impl TaskManager {
         }
     }
 
+    /// Daemon shutdown under `--live-restore`: the tasks that a daemon
+    /// started again takes back (`restore`) keep running, with their
+    /// files and networking; the others are stopped and removed, each
+    /// with its grace period capped at `cap`.
+    pub fn shutdown_keeping_restorable(&self, cap: Duration) {
+        let stopping: Vec<Container> = {
+            let mut entries = self.entries.lock().unwrap();
+            entries
+                .values_mut()
+                .filter_map(|e| {
+                    let c = e.container.clone()?;
+                    if Restorable::can_take_back(&c) {
+                        return None;
+                    }
+                    e.stop_requested = true;
+                    Some(c)
+                })
+                .collect()
+        };
+        let handles: Vec<_> = stopping
+            .into_iter()
+            .map(|c| {
+                let exec = self.exec.clone();
+                std::thread::spawn(move || {
+                    let _ = exec.stop(&c, "SIGTERM", cap);
+                    let _ = exec.remove(&c);
+                    c.id
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(id) = h.join() {
+                self.files.release(&id);
+                self.detach_network(&id);
+            }
+        }
+    }
+
     /// The health of a task's container (status, failing streak, last
     /// probe results), while it runs with a health check.
     pub fn health(&self, task_id: &str) -> Option<crate::health::HealthSnapshot> {
@@ -705,6 +743,11 @@ impl Restorable {
         std::fs::write(&tmp, serde_json::to_vec(self).map_err(|e| e.to_string())?)
             .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// Whether a daemon started again can take `c` back (see `adopt`).
+    fn can_take_back(c: &Container) -> bool {
+        c.outlives_daemon() && Self::load(&c.bundle).ok().flatten().is_some_and(|r| r.task.networks_attachments.is_empty())
     }
 
     fn load(bundle: &std::path::Path) -> Result<Option<Restorable>, String> {

@@ -67,6 +67,9 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
         args.push("--metrics-addr".into());
         args.push(addr.into());
     }
+    if node.live_restore {
+        args.push("--live-restore".into());
+    }
     args
 }
 

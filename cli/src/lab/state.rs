@@ -69,6 +69,9 @@ pub struct NodeState {
     /// Where the daemon serves Prometheus metrics (`lab up --metrics-port`).
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// The daemon runs with `--live-restore` (`lab up --live-restore`).
+    #[serde(default)]
+    pub live_restore: bool,
 }
 
 impl NodeState {
@@ -173,6 +176,7 @@ pub fn plan(lab: &str, managers: usize, workers: usize) -> Result<LabState, Stri
                 partitioned: false,
                 insecure_registries: Vec::new(),
                 metrics_addr: None,
+                live_restore: false,
                 name,
             }
         })

@@ -13,12 +13,20 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `up` waits for every node to be ready in the swarm after joining.
 const SWARM_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn up(name: &str, managers: usize, workers: usize, insecure_registries: &[String], metrics_port: Option<u16>) -> Result<(), String> {
+pub fn up(
+    name: &str,
+    managers: usize,
+    workers: usize,
+    insecure_registries: &[String],
+    metrics_port: Option<u16>,
+    live_restore: bool,
+) -> Result<(), String> {
     require_root()?;
     let mut lab = state::plan(name, managers, workers)?;
     for node in &mut lab.nodes {
         node.insecure_registries = insecure_registries.to_vec();
         node.metrics_addr = metrics_port.map(|p| format!("{}:{p}", node.addr));
+        node.live_restore = live_restore;
     }
     let shoald = process::find_shoald()?;
     let exists_err = || format!("lab {name} already exists; run 'shoal lab down --name {name}' first");

@@ -120,7 +120,7 @@ pub fn info(node: &Arc<SwarmNode>) -> Reply {
             "Runtimes": {"runc": {"path": "runc"}},
             "DefaultRuntime": "runc",
             "Swarm": swarm,
-            "LiveRestoreEnabled": false,
+            "LiveRestoreEnabled": cfg.live_restore,
             "Isolation": "",
             "InitBinary": "",
             "SecurityOptions": [],
