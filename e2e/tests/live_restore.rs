@@ -148,3 +148,72 @@ fn a_stop_under_live_restore_leaves_the_tasks_running() {
     assert_eq!(running_pids(&lab, "kept"), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Tasks on an overlay network are taken back too: after the worker's
+/// daemon is killed and started again, the same containers answer by
+/// service name through the VIP, and a task started afterwards joins the
+/// same network.
+#[test]
+fn tasks_on_an_overlay_keep_their_names_and_vips_through_a_daemon_crash() {
+    let lab = Lab::up("e2e-live-ov", 1, 1);
+    let dir = std::env::temp_dir().join(format!("shoal-e2e-live-ov-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = build_busybox_image(&dir);
+    lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+    lab.shoal_ok("node-1", &["network", "create", "-d", "overlay", "appnet"]);
+    let on_worker = ["--constraint", "node.role==worker", "--network", "appnet"];
+    let mut web = vec!["service", "create", "-d", "--name", "web", "--replicas", "2"];
+    web.extend(on_worker);
+    web.extend(["shoal-test/busy:1", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    lab.shoal_ok("node-1", &web);
+    let mut client = vec!["service", "create", "-d", "--name", "client"];
+    client.extend(on_worker);
+    client.extend(["shoal-test/busy:1", "sleep", "100000"]);
+    lab.shoal_ok("node-1", &client);
+    let webs = wait_for(LONG, "2 running web tasks", || Some(running_pids(&lab, "web")).filter(|m| m.len() == 2));
+    let clients = wait_for(LONG, "the client running", || Some(running_pids(&lab, "client")).filter(|m| m.len() == 1));
+    let client_task = clients.keys().next().unwrap().clone();
+    let runc_root = "/var/lib/shoal/lab/e2e-live-ov/node-2/runc";
+    let in_client = |cmd: &[&str]| {
+        let mut args = vec!["exec", "node-2", "--", "runc", "--root", runc_root, "exec", &client_task];
+        args.extend_from_slice(cmd);
+        lab.lab(&args)
+    };
+    let fetch = |addr: &str| {
+        let out = in_client(&["busybox", "timeout", "3", "wget", "-qO-", &format!("http://{addr}/")]);
+        out.status.success() && text(&out.stdout).contains("hello from shoal")
+    };
+    // The name through the task's resolver (nslookup asks 127.0.0.11; the
+    // static busybox's own lookups do not), then the page through the VIP.
+    let resolve = |name: &str| {
+        let out = text(&in_client(&["busybox", "nslookup", name]).stdout);
+        out.lines().skip_while(|l| !l.starts_with("Name:")).find_map(|l| l.strip_prefix("Address:")).map(|a| a.trim().to_string())
+    };
+    let by_name = |name: &str| resolve(name).is_some_and(|a| fetch(&a));
+    wait_for(LONG, "the client to reach web by name", || by_name("web").then_some(()));
+    let vip = resolve("web").unwrap();
+
+    lab.lab_ok(&["kill", "node-2"]);
+    lab.lab_ok(&["start", "node-2"]);
+    wait_for(LONG, "node-2 ready again", || {
+        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
+    });
+    wait_for(LONG, "the client to reach web by name again", || by_name("web").then_some(()));
+    assert_eq!(resolve("web"), Some(vip), "the same VIP");
+    assert!(by_name("tasks.web"), "tasks.web resolves too");
+    assert_eq!(running_pids(&lab, "web"), webs, "the same web tasks and processes");
+    assert_eq!(running_pids(&lab, "client"), clients);
+    assert_eq!(lab.tasks("web").len() + lab.tasks("client").len(), 3, "no task was added");
+
+    // A task started after the restart joins the network taken back.
+    lab.shoal_ok("node-1", &["service", "scale", "-d", "web=3"]);
+    let now = wait_for(LONG, "3 running web tasks", || Some(running_pids(&lab, "web")).filter(|m| m.len() == 3));
+    let new_task = now.keys().find(|k| !webs.contains_key(*k)).unwrap().clone();
+    let addr = wait_for(LONG, "the new task's address", || {
+        let t = lab.tasks("web").into_iter().find(|t| t["ID"] == new_task.as_str())?;
+        let a = t["NetworksAttachments"][0]["Addresses"][0].as_str()?.split('/').next()?.to_string();
+        Some(a)
+    });
+    wait_for(LONG, "the client to reach the new task", || fetch(&addr).then_some(()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

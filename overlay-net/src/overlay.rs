@@ -127,6 +127,26 @@ impl Overlay {
         Ok(ov)
     }
 
+    /// Takes over, as it is, the sandbox a previous run of the node left
+    /// for tasks that outlived it: their legs are in it and must stay. Its
+    /// remote endpoints are written again from the managers' next view
+    /// (entries are replaced in place; one of an endpoint gone meanwhile
+    /// stays, unused, until the sandbox goes).
+    pub fn adopt(cfg: &NodeConfig, spec: &NetworkSpec) -> Result<Overlay, String> {
+        let sandbox = Self::sandbox_path(cfg, spec.vni);
+        if !sandbox.exists() {
+            return Err(format!("no sandbox {} to take over", sandbox.display()));
+        }
+        let ov = Overlay { cfg: cfg.clone(), spec: spec.clone(), sandbox, peers: BTreeMap::new() };
+        let mut sb = ov.sandbox_netlink()?;
+        for dev in [Self::vxlan_name(cfg, spec.vni), BRIDGE.to_string()] {
+            if sb.link_index(&dev)?.is_none() {
+                return Err(format!("the sandbox {} has no {dev}", ov.sandbox.display()));
+            }
+        }
+        Ok(ov)
+    }
+
     fn build(&mut self) -> Result<(), String> {
         let mtu = Self::mtu(&self.cfg);
         netns::create(&self.sandbox)?;

@@ -226,8 +226,8 @@ impl TaskManager {
     /// previous run of the daemon (their shims kept them running, their
     /// output and their exit codes), so they are neither restarted nor
     /// reported lost; removes every other container as `remove_leftovers`.
-    /// Tasks on overlay networks are not taken back yet (their sandboxes,
-    /// name servers and VIP rules are rebuilt from scratch at start).
+    /// Tasks on encrypted overlays are not taken back yet (the node's
+    /// WireGuard tunnel lives in the daemon).
     pub fn restore(self: &Arc<Self>) {
         let mut adopted = Vec::new();
         for id in self.bundle_ids() {
@@ -243,12 +243,13 @@ impl TaskManager {
         let kept: Vec<String> = adopted.iter().map(|(t, _, _)| t.id.clone()).collect();
         self.files.release_all_but(&kept);
         if let Some(n) = &self.net {
-            n.restore(&kept);
+            n.restore(&adopted.iter().map(|(t, _, _)| (t.id.clone(), t.networks_attachments.clone())).collect::<Vec<_>>());
         }
         for (t, container, health) in adopted {
             tracing::info!(task = %t.id, pid = container.pid, "task taken back after the restart");
             let entry = Entry {
                 stop: stop_params(&t),
+                drain: if t.networks_attachments.is_empty() { Duration::ZERO } else { ENDPOINT_DRAIN },
                 // Not yet RUNNING: its first healthy probe reports it.
                 reported_running: health.is_none(),
                 ..Entry::default()
@@ -266,8 +267,8 @@ impl TaskManager {
     fn adopt(&self, id: &str) -> Result<Option<(Task, Container, Option<crate::health::HealthSettings>)>, String> {
         let bundle = self.exec.bundle_dir(id);
         let Some(saved) = Restorable::load(&bundle)? else { return Ok(None) };
-        if !saved.task.networks_attachments.is_empty() {
-            return Err("tasks on overlay networks do not outlive a restart yet".into());
+        if saved.task.networks_attachments.iter().any(|a| a.network.is_encrypted()) {
+            return Err("tasks on encrypted networks do not outlive a restart yet".into());
         }
         let Some(container) = self.exec.adopt(id)? else { return Ok(None) };
         let mut record = saved.record;
@@ -747,7 +748,8 @@ impl Restorable {
 
     /// Whether a daemon started again can take `c` back (see `adopt`).
     fn can_take_back(c: &Container) -> bool {
-        c.outlives_daemon() && Self::load(&c.bundle).ok().flatten().is_some_and(|r| r.task.networks_attachments.is_empty())
+        c.outlives_daemon()
+            && Self::load(&c.bundle).ok().flatten().is_some_and(|r| !r.task.networks_attachments.iter().any(|a| a.network.is_encrypted()))
     }
 
     fn load(bundle: &std::path::Path) -> Result<Option<Restorable>, String> {

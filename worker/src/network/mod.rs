@@ -196,6 +196,9 @@ struct State {
     /// its tunnel, up while the node is on an encrypted network.
     wg_keys: shoal_overlay::wg::KeyPair,
     tunnel: Option<shoal_overlay::wg::SecureTunnel>,
+    /// Tasks on overlays that outlived a restart, to put back on them
+    /// once the data path is known (`restore`, `set_data_path`).
+    to_adopt: Vec<(String, Vec<overlays::Attachment>)>,
 }
 
 /// The node's networking: the gateway bridge (made when the first task
@@ -239,6 +242,7 @@ impl NodeNetwork {
                     b
                 }),
                 tunnel: None,
+                to_adopt: Vec::new(),
             }),
         })
     }
@@ -364,7 +368,9 @@ impl NodeNetwork {
             underlay_netns: None,
         };
         tracing::info!("overlay data path {local} (MTU {mtu}, overlays {})", shoal_overlay::overlay::Overlay::mtu(&cfg));
-        self.state.lock().unwrap().overlay_cfg = Some(cfg);
+        let mut st = self.state.lock().unwrap();
+        st.overlay_cfg = Some(cfg);
+        self.adopt_overlay_tasks(&mut st);
         Ok(())
     }
 
@@ -713,27 +719,43 @@ impl NodeNetwork {
     }
 
     /// At start, with the tasks whose containers outlived the previous run
-    /// (`TaskManager::restore`; tasks on the gateway bridge only): their
-    /// namespaces, veths and addresses stay, and so does the bridge with
-    /// its masquerade table. Everything else goes as in `remove_leftovers`;
-    /// published ports and the routing mesh come back with the first
-    /// assignments, as after any start.
-    pub fn restore(&self, keep: &[String]) {
+    /// (`TaskManager::restore`) and their attachments: their namespaces,
+    /// veths and addresses stay, and so do the bridge with its masquerade
+    /// table and the sandboxes of their overlays. Everything else goes as
+    /// in `remove_leftovers`. Their overlays are taken over once the node
+    /// knows its data path (`set_data_path`: their resolvers, balancers
+    /// and return paths are set up again then); published ports and the
+    /// routing mesh come back with the first assignments, as after any
+    /// start.
+    pub fn restore(&self, keep: &[(String, Vec<shoal_api::network::NetworkAttachment>)]) {
         if keep.is_empty() {
             return self.remove_leftovers();
         }
+        let mut kept: Vec<(String, Vec<overlays::Attachment>)> = Vec::new();
+        for (task, attachments) in keep {
+            match attachments.iter().map(overlays::Attachment::read).collect::<Result<Vec<_>, _>>() {
+                Ok(a) => kept.push((task.clone(), a)),
+                Err(e) => tracing::warn!("task {task}: its networks: {e}"),
+            }
+        }
+        let ids: Vec<&str> = kept.iter().map(|(t, _)| t.as_str()).collect();
         let owners = self.state.lock().unwrap().ipam.owners();
-        for t in owners.iter().filter(|t| !keep.contains(t)) {
+        for t in owners.iter().filter(|t| !ids.contains(&t.as_str())) {
             self.detach(t);
         }
+        let sandboxes: Vec<String> = kept.iter().flat_map(|(_, a)| a.iter().map(|a| format!("ov-{}", a.spec.vni))).collect();
         if let Ok(entries) = std::fs::read_dir(&self.cfg.netns_dir) {
-            for e in entries.flatten().filter(|e| !keep.iter().any(|k| *k == e.file_name().to_string_lossy())) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if ids.contains(&name.as_str()) || sandboxes.contains(&name) {
+                    continue;
+                }
                 if let Err(err) = netns::remove(&e.path()) {
                     tracing::warn!("{err}");
                 }
             }
         }
-        let kept_veths: Vec<String> = keep.iter().map(|k| self.cfg.host_veth(k)).collect();
+        let kept_veths: Vec<String> = ids.iter().map(|k| self.cfg.host_veth(k)).collect();
         let mut bridge = None;
         if let Ok(mut nl) = Netlink::open() {
             let prefix = self.cfg.veth_prefix();
@@ -751,15 +773,50 @@ impl NodeNetwork {
             }
         }
         let mut st = self.state.lock().unwrap();
+        let on_bridge = kept.iter().filter(|(t, _)| st.ipam.address_of(t).is_some()).count();
         match (bridge, st.ipam.subnet()) {
-            (Some(index), Some(subnet)) => {
+            (Some(index), Some(subnet)) if on_bridge > 0 => {
                 if let Err(e) = nft::install(&self.cfg.nft_table(), &self.cfg.bridge(), subnet).and_then(|_| enable_ip_forward()) {
                     tracing::warn!("gateway bridge {}: {e}", self.cfg.bridge());
                 }
                 st.bridge = Some(index);
-                tracing::info!("gateway bridge {} kept for {} task(s) that outlived the restart", self.cfg.bridge(), keep.len());
+                tracing::info!("gateway bridge {} kept for {on_bridge} task(s) that outlived the restart", self.cfg.bridge());
             }
-            _ => tracing::warn!("the gateway bridge {} is gone: the tasks kept have no way out", self.cfg.bridge()),
+            (None, _) if on_bridge > 0 => {
+                tracing::warn!("the gateway bridge {} is gone: {on_bridge} task(s) kept have no way out", self.cfg.bridge())
+            }
+            _ => {}
+        }
+        st.to_adopt = kept.into_iter().filter(|(_, a)| !a.is_empty()).collect();
+    }
+
+    /// Puts the tasks on overlays that outlived a restart back on their
+    /// networks (see `restore`), now that overlays can be built.
+    fn adopt_overlay_tasks(&self, st: &mut State) {
+        let Some(cfg) = st.overlay_cfg.clone() else { return };
+        for (task, attachments) in std::mem::take(&mut st.to_adopt) {
+            let ns = match netns::open(&self.cfg.netns_path(&task)) {
+                Ok(ns) => ns,
+                Err(e) => {
+                    tracing::warn!("task {task}: {e}");
+                    continue;
+                }
+            };
+            let adopted = (|| -> Result<(), String> {
+                for (i, a) in attachments.iter().enumerate() {
+                    st.overlays.adopt(&cfg, &task, a)?;
+                    if a.ingress {
+                        st.return_paths.add(&task, &a.network_id, &ns, &format!("eth{i}"), &Default::default())?;
+                    }
+                }
+                let networks: Vec<String> = attachments.iter().map(|a| a.network_id.clone()).collect();
+                st.discovery.start(&task, &ns)?;
+                st.discovery.refresh(&task, &networks, &ns)
+            })();
+            match adopted {
+                Ok(()) => tracing::info!("task {task}: back on {} overlay network(s)", attachments.len()),
+                Err(e) => tracing::warn!("task {task}: taking its overlays back: {e}"),
+            }
         }
     }
 

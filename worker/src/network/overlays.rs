@@ -123,6 +123,25 @@ impl Overlays {
         Ok(())
     }
 
+    /// Puts `task`, whose leg on the network of `a` outlived a daemon
+    /// restart, back on it (taking over the network's sandbox first if it
+    /// is the first such task).
+    pub fn adopt(&mut self, cfg: &NodeConfig, task: &str, a: &Attachment) -> Result<(), String> {
+        if !self.entries.contains_key(&a.network_id) {
+            let mut overlay = Overlay::adopt(cfg, &a.spec).map_err(|e| format!("network {}: {e}", a.name))?;
+            if let Some(peers) = self.known_peers.get(&a.network_id) {
+                overlay.set_peers(peers).map_err(|e| format!("network {}: {e}", a.name))?;
+            }
+            self.entries.insert(a.network_id.clone(), Entry { overlay, tasks: BTreeSet::new() });
+        }
+        let e = self.entries.get_mut(&a.network_id).expect("inserted above");
+        if e.overlay.spec() != &a.spec {
+            return Err(format!("network {}: allocated as {:?} here and {:?} for this task", a.name, e.overlay.spec(), a.spec));
+        }
+        e.tasks.insert(task.to_string());
+        Ok(())
+    }
+
     /// Takes `task` off every network; a network with no task left here
     /// loses its sandbox.
     pub fn detach(&mut self, task: &str) {
