@@ -50,11 +50,14 @@ pub struct Flags {
     /// flag (also daemon.json's "metrics-addr"); off unless set
     #[arg(long = "metrics-addr", value_name = "IP:PORT")]
     pub metrics_addr: Option<String>,
-    /// Leave tasks running when shoald stops, to be taken back when it
-    /// starts again (dockerd's flag; also daemon.json's "live-restore").
-    /// Tasks outlive a crash either way.
-    #[arg(long = "live-restore")]
+    /// Leave tasks running when shoald stops or crashes, and take them
+    /// back when it starts again: the default (dockerd's flag, accepted)
+    #[arg(long = "live-restore", overrides_with = "no_live_restore")]
     pub live_restore: bool,
+    /// Stop every task when shoald stops, and remove what a crash left at
+    /// the next start (dockerd's default; daemon.json "live-restore": false)
+    #[arg(long = "no-live-restore", overrides_with = "live_restore")]
+    pub no_live_restore: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -75,7 +78,8 @@ pub struct Config {
     /// Where `/metrics` is served (`--metrics-addr`, daemon.json
     /// `metrics-addr`); None: not served.
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// A stop leaves the tasks running (`--live-restore`).
+    /// A stop or crash leaves the tasks running, and the next start takes
+    /// them back (on unless `--no-live-restore`).
     pub live_restore: bool,
 }
 
@@ -101,7 +105,7 @@ struct FileConfig {
     #[serde(default, rename = "metrics-addr")]
     metrics_addr: Option<String>,
     #[serde(default, rename = "live-restore")]
-    live_restore: bool,
+    live_restore: Option<bool>,
 }
 
 impl Config {
@@ -158,7 +162,13 @@ impl Config {
             insecure_registries,
             default_address_pools,
             metrics_addr,
-            live_restore: flags.live_restore || file.live_restore,
+            live_restore: if flags.live_restore {
+                true
+            } else if flags.no_live_restore {
+                false
+            } else {
+                file.live_restore.unwrap_or(true)
+            },
         })
     }
 
@@ -193,6 +203,21 @@ mod tests {
         args.push(dir.join("daemon.json").display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
         Flags::parse_from(args)
+    }
+
+    #[test]
+    fn live_restore_is_on_unless_a_flag_or_the_file_turns_it_off() {
+        let dir = std::env::temp_dir().join(format!("shoald-config-lr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let live = |extra: &[&str]| Config::load(&flags(&dir, extra)).unwrap().live_restore;
+        assert!(live(&[]), "on by default");
+        assert!(!live(&["--no-live-restore"]));
+        assert!(live(&["--no-live-restore", "--live-restore"]), "the last flag wins");
+        std::fs::write(dir.join("daemon.json"), r#"{"live-restore": false}"#).unwrap();
+        assert!(!live(&[]), "daemon.json turns it off");
+        assert!(live(&["--live-restore"]), "a flag overrides the file");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -122,8 +122,8 @@ async fn run(cfg: config::Config) -> i32 {
     if let Some(path) = socket {
         let _ = std::fs::remove_file(path);
     }
-    // Like dockerd, stop the containers on the way out, unless
-    // `--live-restore` keeps the tasks for the next start.
+    // Tasks stay up for the next start to take back (live restore), or,
+    // under `--no-live-restore`, are stopped on the way out as dockerd's.
     let tasks = node.tasks.clone();
     let standalone = node.standalone.clone();
     let live_restore = node.cfg.live_restore;

@@ -140,7 +140,14 @@ impl SwarmNode {
         // Secrets live on a tmpfs per task under the exec root, never on disk.
         let files = shoal_worker::secrets::TaskFiles::new(cfg.exec_root.join("secrets"));
         let tasks = shoal_worker::taskmanager::TaskManager::with_network(images.clone(), Arc::new(exec), Arc::new(files), Arc::new(net));
-        tasks.restore();
+        // Tasks that outlived the previous run are taken back, unless
+        // `--no-live-restore` asks for dockerd's default (or the node is
+        // in no swarm any more: nobody would manage them).
+        if cfg.live_restore && NodeState::path(&cfg.swarm_dir()).exists() {
+            tasks.restore();
+        } else {
+            tasks.remove_leftovers();
+        }
         tasks.set_hostname(&cfg.hostname);
         let events = Arc::new(crate::events::EventHub::default());
         images.set_events(events.clone());
@@ -650,6 +657,9 @@ impl SwarmNode {
         if let Some(a) = self.active.write().unwrap().take() {
             a.stop();
         }
+        // Out of the swarm, its tasks end here (as Docker's do).
+        let tasks = self.tasks.clone();
+        let _ = tokio::task::spawn_blocking(move || tasks.stop_all(Duration::from_secs(10))).await;
         // Out of the swarm, out of its routing mesh.
         if let Some(net) = self.tasks.network() {
             net.set_mesh(None);

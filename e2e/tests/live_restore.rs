@@ -103,49 +103,59 @@ fn tasks_keep_running_through_a_daemon_crash_and_are_taken_back() {
     let expected: Vec<u64> = (0..out.len() as u64).collect();
     assert_eq!(out, expected, "no line lost or repeated");
 
-    // The task taken back is still managed: scaling down stops it.
-    lab.shoal_ok("node-1", &["service", "scale", "-d", "ticker=0"]);
-    wait_for(LONG, "the ticker containers to end", || before.values().all(|p| !alive(*p)).then_some(()));
+    // The tasks taken back are still managed: scaling down stops five,
+    // and leaving the swarm ends the others.
+    lab.shoal_ok("node-1", &["service", "scale", "-d", "ticker=5"]);
+    wait_for(LONG, "five ticker containers to end", || (before.values().filter(|p| alive(**p)).count() == 5).then_some(()));
+    lab.docker_ok("node-2", &["swarm", "leave"]);
+    assert!(before.values().all(|p| !alive(*p)), "swarm leave ends the node's tasks");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Under `--live-restore` a stop (SIGTERM) leaves the tasks running as a
-/// crash does, and `docker info` says so.
+/// A stop (SIGTERM) leaves the tasks running as a crash does, and `docker
+/// info` says so; under `--no-live-restore` a stop ends them, as dockerd's
+/// does by default.
 #[test]
-fn a_stop_under_live_restore_leaves_the_tasks_running() {
-    let lab = Lab::up_with("e2e-live-stop", 1, 1, &[], &["--live-restore"]);
+fn a_stop_leaves_the_tasks_running_unless_live_restore_is_off() {
     let dir = std::env::temp_dir().join(format!("shoal-e2e-live-stop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let archive = build_busybox_image(&dir);
-    lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
-    let info = lab.docker_ok("node-2", &["info", "--format", "{{.LiveRestoreEnabled}}"]);
-    assert_eq!(info.trim(), "true");
-    lab.shoal_ok(
-        "node-1",
-        &[
-            "service",
-            "create",
-            "-d",
-            "--name",
-            "kept",
-            "--replicas",
-            "3",
-            "--constraint",
-            "node.role==worker",
-            "shoal-test/busy:1",
-            "sleep",
-            "1000",
-        ],
-    );
-    let before = wait_for(LONG, "3 running tasks", || Some(running_pids(&lab, "kept")).filter(|m| m.len() == 3));
-    lab.lab_ok(&["stop", "node-2"]);
-    assert!(before.values().all(|p| alive(*p)), "a stop under --live-restore leaves them running");
-    lab.lab_ok(&["start", "node-2"]);
-    wait_for(LONG, "node-2 ready again", || {
-        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
-    });
-    assert_eq!(lab.tasks("kept").len(), 3, "no task was added");
-    assert_eq!(running_pids(&lab, "kept"), before);
+    for (lab_name, flags, kept) in [("e2e-live-stop", &[][..], true), ("e2e-live-off", &["--no-live-restore"][..], false)] {
+        let lab = Lab::up_with(lab_name, 1, 1, &[], flags);
+        lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+        let info = lab.docker_ok("node-2", &["info", "--format", "{{.LiveRestoreEnabled}}"]);
+        assert_eq!(info.trim(), kept.to_string(), "{lab_name}");
+        lab.shoal_ok(
+            "node-1",
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "kept",
+                "--replicas",
+                "3",
+                "--constraint",
+                "node.role==worker",
+                "shoal-test/busy:1",
+                "sleep",
+                "1000",
+            ],
+        );
+        let before = wait_for(LONG, "3 running tasks", || Some(running_pids(&lab, "kept")).filter(|m| m.len() == 3));
+        lab.lab_ok(&["stop", "node-2"]);
+        if !kept {
+            assert!(before.values().all(|p| !alive(*p)), "--no-live-restore: a stop ends the tasks");
+            continue;
+        }
+        assert!(before.values().all(|p| alive(*p)), "a stop leaves them running");
+        lab.lab_ok(&["start", "node-2"]);
+        wait_for(LONG, "node-2 ready again", || {
+            lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
+        });
+        assert_eq!(lab.tasks("kept").len(), 3, "no task was added");
+        assert_eq!(running_pids(&lab, "kept"), before);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

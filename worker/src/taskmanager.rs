@@ -343,6 +343,25 @@ impl TaskManager {
         }
     }
 
+    /// The node left the swarm: every task is stopped with its own stop
+    /// signal (its grace period capped at `cap`), and this waits, up to
+    /// twice `cap`, until their containers are gone, as `docker swarm
+    /// leave` does.
+    pub fn stop_all(self: &Arc<Self>, cap: Duration) {
+        let ids: Vec<String> = self.entries.lock().unwrap().keys().cloned().collect();
+        for id in &ids {
+            if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
+                e.stop.1 = e.stop.1.min(cap);
+                e.drain = Duration::ZERO;
+            }
+            self.stop_by_id(id);
+        }
+        let deadline = std::time::Instant::now() + cap * 2;
+        while !self.entries.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Daemon shutdown under `--live-restore`: the tasks that a daemon
     /// started again takes back (`restore`) keep running, with their
     /// files and networking; the others are stopped and removed, each

@@ -47,9 +47,9 @@ pub enum LabCommand {
         /// (each shoald gets --metrics-addr)
         #[arg(long = "metrics-port", value_name = "PORT")]
         metrics_port: Option<u16>,
-        /// Start every shoald with --live-restore (a stop leaves its tasks running)
-        #[arg(long = "live-restore")]
-        live_restore: bool,
+        /// Start every shoald with --no-live-restore (a stop ends its tasks)
+        #[arg(long = "no-live-restore")]
+        no_live_restore: bool,
     },
     /// List the nodes of a lab and the state of their daemons
     Ls {
@@ -137,8 +137,8 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> Result<(), String> {
     match cmd {
-        LabCommand::Up { managers, workers, name, insecure_registries, metrics_port, live_restore } => {
-            up::up(&name, managers, workers, &insecure_registries, metrics_port, live_restore)
+        LabCommand::Up { managers, workers, name, insecure_registries, metrics_port, no_live_restore } => {
+            up::up(&name, managers, workers, &insecure_registries, metrics_port, no_live_restore)
         }
         LabCommand::Ls { name } => ops::ls(&name),
         LabCommand::Exec { name, node, cmd } => ops::exec(&name, &node, &cmd),
@@ -188,8 +188,8 @@ mod tests {
             c => panic!("{c:?}"),
         }
         match parse(&["up", "--managers", "3", "--workers", "2", "--name", "t", "--insecure-registry", "192.168.77.11:5000"]) {
-            LabCommand::Up { managers, workers, name, insecure_registries, metrics_port, live_restore } => {
-                assert!(!live_restore);
+            LabCommand::Up { managers, workers, name, insecure_registries, metrics_port, no_live_restore } => {
+                assert!(!no_live_restore);
                 assert_eq!((managers, workers, name.as_str()), (3, 2, "t"));
                 assert_eq!(insecure_registries, ["192.168.77.11:5000"]);
                 assert_eq!(metrics_port, None);

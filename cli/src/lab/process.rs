@@ -67,8 +67,8 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
         args.push("--metrics-addr".into());
         args.push(addr.into());
     }
-    if node.live_restore {
-        args.push("--live-restore".into());
+    if node.no_live_restore {
+        args.push("--no-live-restore".into());
     }
     args
 }

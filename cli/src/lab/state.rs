@@ -69,9 +69,9 @@ pub struct NodeState {
     /// Where the daemon serves Prometheus metrics (`lab up --metrics-port`).
     #[serde(default)]
     pub metrics_addr: Option<String>,
-    /// The daemon runs with `--live-restore` (`lab up --live-restore`).
+    /// The daemon runs with `--no-live-restore` (`lab up --no-live-restore`).
     #[serde(default)]
-    pub live_restore: bool,
+    pub no_live_restore: bool,
 }
 
 impl NodeState {
@@ -176,7 +176,7 @@ pub fn plan(lab: &str, managers: usize, workers: usize) -> Result<LabState, Stri
                 partitioned: false,
                 insecure_registries: Vec::new(),
                 metrics_addr: None,
-                live_restore: false,
+                no_live_restore: false,
                 name,
             }
         })

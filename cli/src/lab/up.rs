@@ -19,14 +19,14 @@ pub fn up(
     workers: usize,
     insecure_registries: &[String],
     metrics_port: Option<u16>,
-    live_restore: bool,
+    no_live_restore: bool,
 ) -> Result<(), String> {
     require_root()?;
     let mut lab = state::plan(name, managers, workers)?;
     for node in &mut lab.nodes {
         node.insecure_registries = insecure_registries.to_vec();
         node.metrics_addr = metrics_port.map(|p| format!("{}:{p}", node.addr));
-        node.live_restore = live_restore;
+        node.no_live_restore = no_live_restore;
     }
     let shoald = process::find_shoald()?;
     let exists_err = || format!("lab {name} already exists; run 'shoal lab down --name {name}' first");
