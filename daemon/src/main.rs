@@ -129,7 +129,7 @@ async fn run(cfg: config::Config) -> i32 {
     let live_restore = node.cfg.live_restore;
     // Capped at 5 s so a supervisor that waits 10 s (the lab) sees us finish.
     let cap = std::time::Duration::from_secs(5);
-    let stop_standalone = tokio::task::spawn_blocking(move || standalone.shutdown(cap));
+    let stop_standalone = tokio::task::spawn_blocking(move || standalone.shutdown(cap, live_restore));
     let _ =
         tokio::task::spawn_blocking(move || if live_restore { tasks.shutdown_keeping_restorable(cap) } else { tasks.shutdown(cap) }).await;
     let _ = stop_standalone.await;

@@ -140,25 +140,25 @@ impl SwarmNode {
         // Secrets live on a tmpfs per task under the exec root, never on disk.
         let files = shoal_worker::secrets::TaskFiles::new(cfg.exec_root.join("secrets"));
         let tasks = shoal_worker::taskmanager::TaskManager::with_network(images.clone(), Arc::new(exec), Arc::new(files), Arc::new(net));
-        // Tasks that outlived the previous run are taken back, unless
-        // `--no-live-restore` asks for dockerd's default (or the node is
-        // in no swarm any more: nobody would manage them).
-        if cfg.live_restore && NodeState::path(&cfg.swarm_dir()).exists() {
-            tasks.restore();
-        } else {
-            tasks.remove_leftovers();
-        }
-        tasks.set_hostname(&cfg.hostname);
-        let events = Arc::new(crate::events::EventHub::default());
-        images.set_events(events.clone());
-        tasks.containers().set_events(events.clone());
         let standalone = shoal_worker::standalone::Standalone::new(
             images.clone(),
             tasks.executor(),
             tasks.network().cloned(),
             tasks.containers().clone(),
         );
-        standalone.remove_leftovers();
+        // What outlived the previous run is taken back, unless
+        // `--no-live-restore` asks for dockerd's default; tasks only while
+        // the node is in a swarm (nobody would manage them otherwise).
+        if cfg.live_restore {
+            tasks.restore(&standalone.kept_networks(), NodeState::path(&cfg.swarm_dir()).exists());
+        } else {
+            tasks.remove_leftovers();
+        }
+        standalone.restore(cfg.live_restore);
+        tasks.set_hostname(&cfg.hostname);
+        let events = Arc::new(crate::events::EventHub::default());
+        images.set_events(events.clone());
+        tasks.containers().set_events(events.clone());
         Ok(Arc::new(SwarmNode {
             cfg,
             images,

@@ -227,3 +227,57 @@ fn tasks_on_an_overlay_keep_their_names_and_vips_through_a_daemon_crash() {
     wait_for(LONG, "the client to reach the new task", || fetch(&addr).then_some(()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `docker run` containers outlive their daemon as tasks do: after a
+/// crash the node lists them again as they were (running, created,
+/// exited with their code), the running one with the same PID, its
+/// output while the daemon was down in its log, and each can be stopped,
+/// started and removed as before.
+#[test]
+fn standalone_containers_are_listed_again_and_the_running_one_taken_back() {
+    let lab = Lab::up("e2e-live-run", 1, 0);
+    let dir = std::env::temp_dir().join(format!("shoal-e2e-live-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = build_busybox_image(&dir);
+    let n = "node-1";
+    lab.shoal_ok(n, &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+    let image = "shoal-test/busy:1";
+    let ticker = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
+    let keeper = lab.docker_ok(n, &["run", "-d", "--name", "keeper", "-p", "8089:80", image, "sh", "-c", ticker]).trim().to_string();
+    lab.docker_ok(n, &["create", "--name", "idle", image, "sleep", "1"]);
+    let done = lab.docker(n, &["run", "--name", "done", image, "sh", "-c", "exit 7"]);
+    assert_eq!(done.status.code(), Some(7));
+    let pid_of = |name: &str| lab.docker_ok(n, &["inspect", "--format", "{{.State.Pid}}", name]).trim().parse::<i64>().unwrap();
+    let pid = pid_of("keeper");
+    assert!(alive(pid));
+    let states = || lab.docker_ok(n, &["ps", "-a", "--filter", "is-task=false", "--format", "{{.Names}} {{.State}} {{.Status}}"]);
+    let before = states();
+
+    lab.lab_ok(&["kill", n]);
+    let log = Path::new(&format!("/var/lib/shoal/lab/e2e-live-run/{n}/containers/logs/{keeper}.log")).to_path_buf();
+    let at_kill = log_lines(&log);
+    wait_for(LONG, "five more lines logged while the daemon is down", || (log_lines(&log) >= at_kill + 5).then_some(()));
+    lab.lab_ok(&["start", n]);
+    wait_for(LONG, "the node's API again", || lab.docker(n, &["ps"]).status.success().then_some(()));
+
+    let after = states();
+    let lines = |s: &str| -> Vec<String> { s.lines().map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect() };
+    assert_eq!(lines(&after), lines(&before), "{before}\n---\n{after}");
+    assert!(after.contains("done exited Exited (7)"), "{after}");
+    assert_eq!(pid_of("keeper"), pid, "the same process");
+    let t = ticks(&lab.docker_ok(n, &["logs", "keeper"]));
+    assert!(t.len() > at_kill, "{t:?}");
+    assert_eq!(t, (0..t.len() as u64).collect::<Vec<_>>(), "no line lost or repeated");
+    // Published again: the port is still taken (the CLI's create of the
+    // clashing one stays, created, as with Docker).
+    let clash = lab.docker(n, &["run", "-d", "--name", "clash", "-p", "8089:80", image, "sleep", "1"]);
+    assert!(text(&clash.stderr).contains("port is already allocated"), "{}", text(&clash.stderr));
+
+    lab.docker_ok(n, &["stop", "-t", "1", "keeper"]);
+    assert!(!alive(pid));
+    assert_eq!(lab.docker(n, &["start", "-a", "done"]).status.code(), Some(7), "an exited one starts again");
+    lab.docker_ok(n, &["start", "idle"]);
+    lab.docker_ok(n, &["rm", "-f", "keeper", "idle", "done", "clash"]);
+    assert_eq!(lab.docker_ok(n, &["ps", "-a", "-q", "--filter", "is-task=false"]), "");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -261,6 +261,12 @@ impl Containers {
 
     /// A standalone container was created (Docker's `create`); it is
     /// listed as `created` until [`Containers::restarted`].
+    /// A container a previous run of the daemon knew, back in the list
+    /// (no event: nothing happened to it).
+    pub fn put_back(&self, rec: ContainerRecord) {
+        self.records.lock().unwrap().insert(rec.id.clone(), rec);
+    }
+
     pub fn created(&self, rec: ContainerRecord) {
         self.log_event("create", &rec, &[]);
         self.records.lock().unwrap().insert(rec.id.clone(), rec);

@@ -8,8 +8,10 @@
 //! removed), and the container's waiting thread cleans up its runtime
 //! state when it ends and removes it entirely under `--rm`.
 //!
-//! Like task containers they do not outlive the daemon: a restart removes
-//! them (the executor's leftovers).
+//! Each one's record is saved under `<state>/standalone/<id>.json` at every
+//! change, so a daemon started again lists them as before (as dockerd
+//! does): created and exited ones as they were, running ones taken back
+//! through their shims (`restore`), or, if their shim is gone, exited.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +25,7 @@ use crate::image::{Image, ImageService};
 use crate::network::NodeNetwork;
 
 /// Which network a standalone container gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetworkChoice {
     /// The node's gateway bridge (Docker's `bridge`, the default).
     Bridge,
@@ -32,7 +34,7 @@ pub enum NetworkChoice {
 }
 
 /// What `docker create` asks for, already checked and converted.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NewContainer {
     /// Empty: a generated name.
     pub name: String,
@@ -173,20 +175,6 @@ impl Standalone {
         Arc::new(Standalone { images, exec, net, containers, entries: Mutex::default(), removed: Mutex::default() })
     }
 
-    /// The logs a previous run of the daemon left of its standalone
-    /// containers (their bundles and root filesystems go with the task
-    /// manager's leftovers). Their IDs are 64 hex digits; task IDs are not.
-    pub fn remove_leftovers(&self) {
-        let Some(dir) = self.exec.log_path("x").parent().map(std::path::Path::to_path_buf) else { return };
-        let Ok(entries) = std::fs::read_dir(&dir) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.strip_suffix(".log").is_some_and(is_standalone_id) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-
     /// `POST /containers/create`: checks, records the container as
     /// `created` and returns its ID. Nothing runs yet.
     pub fn create(&self, mut new: NewContainer) -> Result<String, StandaloneError> {
@@ -223,6 +211,8 @@ impl Standalone {
         let input = self.input(&id, &new, &image);
         self.containers.created(self.record(&new, &image, &input, log_path));
         entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false, stdin: None, console: None });
+        drop(entries);
+        self.save(&id);
         Ok(id)
     }
 
@@ -323,9 +313,15 @@ impl Standalone {
             r.sandbox_key = sandbox_key;
             r.bundle = container.bundle.clone();
         });
+        self.save(id);
+        self.watch(id.to_string(), container, net.is_some())
+    }
+
+    /// The container's waiting thread: when it ends, its runtime state is
+    /// cleaned up, its exit recorded and saved, and, under `--rm`, it is
+    /// removed.
+    fn watch(self: &Arc<Self>, id: String, container: crate::executor::Container, attached: bool) -> Result<(), String> {
         let me = self.clone();
-        let id = id.to_string();
-        let attached = net.is_some();
         std::thread::Builder::new()
             .name(format!("run-{}", &id[..10]))
             .stack_size(128 * 1024)
@@ -339,6 +335,10 @@ impl Standalone {
                 if attached {
                     me.detach(&id);
                 }
+                // Recorded and saved before it counts as ended (a daemon
+                // shutting down waits for that, then may exit at once).
+                me.containers.ended(&id, code);
+                me.save(&id);
                 let auto_remove = {
                     let mut entries = me.entries.lock().unwrap();
                     entries.get_mut(&id).map(|e| {
@@ -348,7 +348,6 @@ impl Standalone {
                         e.new.auto_remove
                     })
                 };
-                me.containers.ended(&id, code);
                 if auto_remove == Some(true) {
                     me.remove(&id);
                 }
@@ -390,6 +389,7 @@ impl Standalone {
         }
         self.containers.forget(id);
         self.exec.remove_log(id);
+        let _ = std::fs::remove_file(self.saved_path(id));
     }
 
     /// Where input for the running container `id` goes (`-i` or `-t`).
@@ -429,14 +429,21 @@ impl Standalone {
         self.removed.lock().unwrap().iter().rev().find(|(i, _)| i == id).map(|(_, c)| *c)
     }
 
-    /// Daemon shutdown: stops the running ones (grace capped at `cap`) and
-    /// removes every one.
-    pub fn shutdown(&self, cap: Duration) {
-        let ids: Vec<String> = self.entries.lock().unwrap().keys().cloned().collect();
+    /// Daemon shutdown: stops the running ones (grace capped at `cap`);
+    /// with `live_restore`, only those the next start cannot take back (a
+    /// terminal or an open stdin: no shim). Their records stay for the
+    /// next start, as dockerd keeps its containers.
+    pub fn shutdown(&self, cap: Duration, live_restore: bool) {
+        let ids: Vec<String> = {
+            let entries = self.entries.lock().unwrap();
+            entries
+                .iter()
+                .filter(|(_, e)| e.running && !(live_restore && !e.new.spec.tty && !e.new.spec.open_stdin))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
         for id in &ids {
-            if self.containers.get(id).is_ok_and(|r| r.running()) {
-                let _ = self.exec.runc().kill(id, "SIGTERM");
-            }
+            let _ = self.exec.runc().kill(id, "SIGTERM");
         }
         let deadline = std::time::Instant::now() + cap;
         let give_up = deadline + Duration::from_secs(30);
@@ -454,9 +461,159 @@ impl Standalone {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            self.remove(id);
         }
     }
+
+    fn saved_dir(&self) -> std::path::PathBuf {
+        self.exec.state_dir().join("standalone")
+    }
+
+    fn saved_path(&self, id: &str) -> std::path::PathBuf {
+        self.saved_dir().join(format!("{id}.json"))
+    }
+
+    /// Saves `id` as it is now, for the next start.
+    fn save(&self, id: &str) {
+        let saved = {
+            let entries = self.entries.lock().unwrap();
+            let Some(e) = entries.get(id) else { return };
+            let Ok(record) = self.containers.get(id) else { return };
+            Saved { new: e.new.clone(), image_id: e.image.id().to_string(), rootfs: e.rootfs.clone(), record }
+        };
+        let written = (|| -> Result<(), String> {
+            let dir = self.saved_dir();
+            std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let path = self.saved_path(id);
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&saved).map_err(|e| e.to_string())?)
+                .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
+        })();
+        if let Err(e) = written {
+            tracing::warn!("container {id}: {e}");
+        }
+    }
+
+    fn load_saved(&self) -> Vec<Saved> {
+        let Ok(dir) = std::fs::read_dir(self.saved_dir()) else { return Vec::new() };
+        let mut out = Vec::new();
+        for e in dir.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                let _ = std::fs::remove_file(&path); // a write cut short
+                continue;
+            }
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Saved>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(s) if is_standalone_id(&s.record.id) => out.push(s),
+                Ok(_) => {}
+                Err(err) => tracing::warn!("{}: {err}", path.display()),
+            }
+        }
+        out
+    }
+
+    /// The running containers on the gateway bridge that a previous run
+    /// left, whose networking the start keeps for `restore` (see
+    /// `TaskManager::restore`).
+    pub fn kept_networks(&self) -> Vec<String> {
+        self.load_saved()
+            .into_iter()
+            .filter(|s| s.record.running() && s.new.network == NetworkChoice::Bridge)
+            .filter(|s| self.exec.bundle_dir(&s.record.id).join(crate::executor::shim::RECORD_FILE).exists())
+            .map(|s| s.record.id)
+            .collect()
+    }
+
+    /// At start: the standalone containers a previous run knew, listed
+    /// again; a running one taken back through its shim, or, with its shim
+    /// gone, recorded as exited (255, as dockerd records a container it
+    /// lost) and removed under `--rm`. Logs of containers nobody knows go.
+    /// `live_restore` false: running ones are not taken back but stopped
+    /// (dockerd's default).
+    pub fn restore(self: &Arc<Self>, live_restore: bool) {
+        let saved = self.load_saved();
+        let known: Vec<String> = saved.iter().map(|s| s.record.id.clone()).collect();
+        if let Some(dir) = self.exec.log_path("x").parent() {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.strip_suffix(".log").is_some_and(|id| is_standalone_id(id) && !known.iter().any(|k| k == id)) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        for s in saved {
+            let id = s.record.id.clone();
+            let image = match self.images.get(&s.image_id) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!("container {id} not listed again: {}", e.message);
+                    let _ = self.exec.remove_id(&id);
+                    let _ = self.images.remove_rootfs(&id);
+                    self.exec.remove_log(&id);
+                    let _ = std::fs::remove_file(self.saved_path(&id));
+                    continue;
+                }
+            };
+            let mut record = s.record;
+            let mut taken_back = None;
+            if record.running() {
+                let adopted = if live_restore { self.exec.adopt(&id) } else { Ok(None) };
+                match adopted {
+                    Ok(Some(c)) => {
+                        record.pid = c.pid;
+                        taken_back = Some(c);
+                    }
+                    other => {
+                        if let Err(e) = other {
+                            tracing::warn!("container {id}: {e}");
+                        }
+                        let _ = self.exec.remove_id(&id);
+                        self.detach(&id);
+                        record.exit_code = Some(255);
+                        record.pid = 0;
+                        record.finished_at = shoal_api::time::now_rfc3339();
+                    }
+                }
+            }
+            let auto_remove = s.new.auto_remove;
+            let on_bridge = s.new.network == NetworkChoice::Bridge;
+            let ports = s.new.ports.clone();
+            let running = taken_back.is_some();
+            self.entries
+                .lock()
+                .unwrap()
+                .insert(id.clone(), Entry { new: s.new, image, rootfs: s.rootfs, running, stdin: None, console: None });
+            self.containers.put_back(record);
+            match taken_back {
+                Some(c) => {
+                    if let (true, Some(n)) = (on_bridge, &self.net) {
+                        if let Err(e) = n.publish_local(&id, &ports) {
+                            tracing::warn!("container {id}: its published ports: {e}");
+                        }
+                    }
+                    tracing::info!(container = %id, pid = c.pid, "container taken back after the restart");
+                    if let Err(e) = self.watch(id.clone(), c, on_bridge) {
+                        tracing::warn!("container {id}: {e}");
+                    }
+                }
+                // As dockerd: a `--rm` container found ended goes.
+                None if auto_remove && self.containers.get(&id).is_ok_and(|r| r.exit_code.is_some()) => self.remove(&id),
+                None => self.save(&id),
+            }
+        }
+    }
+}
+
+/// A standalone container as saved for the next start.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    new: NewContainer,
+    image_id: String,
+    rootfs: Option<std::path::PathBuf>,
+    record: ContainerRecord,
 }
 
 #[cfg(test)]

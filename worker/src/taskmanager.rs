@@ -228,9 +228,21 @@ impl TaskManager {
     /// reported lost; removes every other container as `remove_leftovers`.
     /// Tasks on encrypted overlays are not taken back yet (the node's
     /// WireGuard tunnel lives in the daemon).
-    pub fn restore(self: &Arc<Self>) {
+    /// `standalone`: running standalone containers on the gateway bridge
+    /// whose networking stays too (`Standalone::restore` takes them back;
+    /// their bundles are left to it).
+    /// `take_tasks`: false for a node in no swarm (its task containers
+    /// go as leftovers).
+    pub fn restore(self: &Arc<Self>, standalone: &[String], take_tasks: bool) {
         let mut adopted = Vec::new();
         for id in self.bundle_ids() {
+            if crate::standalone::is_standalone_id(&id) {
+                continue;
+            }
+            if !take_tasks {
+                self.remove_leftover(&id);
+                continue;
+            }
             match self.adopt(&id) {
                 Ok(Some(a)) => adopted.push(a),
                 Ok(None) => self.remove_leftover(&id),
@@ -243,7 +255,10 @@ impl TaskManager {
         let kept: Vec<String> = adopted.iter().map(|(t, _, _)| t.id.clone()).collect();
         self.files.release_all_but(&kept);
         if let Some(n) = &self.net {
-            n.restore(&adopted.iter().map(|(t, _, _)| (t.id.clone(), t.networks_attachments.clone())).collect::<Vec<_>>());
+            let mut keep: Vec<(String, Vec<shoal_api::network::NetworkAttachment>)> =
+                adopted.iter().map(|(t, _, _)| (t.id.clone(), t.networks_attachments.clone())).collect();
+            keep.extend(standalone.iter().map(|id| (id.clone(), Vec::new())));
+            n.restore(&keep);
         }
         for (t, container, health) in adopted {
             tracing::info!(task = %t.id, pid = container.pid, "task taken back after the restart");
@@ -273,7 +288,7 @@ impl TaskManager {
         let Some(container) = self.exec.adopt(id)? else { return Ok(None) };
         let mut record = saved.record;
         record.pid = container.pid;
-        self.containers.started(record);
+        self.containers.put_back(record);
         Ok(Some((saved.task, container, saved.health)))
     }
 
@@ -302,7 +317,10 @@ impl TaskManager {
             if let Err(err) = self.exec.remove_id(&id) {
                 tracing::warn!("removing leftover container {id}: {err}");
             }
-            let _ = self.images.remove_rootfs(&id);
+            // A standalone container keeps its root filesystem until `rm`.
+            if !crate::standalone::is_standalone_id(&id) {
+                let _ = self.images.remove_rootfs(&id);
+            }
         }
         self.files.release_all();
         if let Some(n) = &self.net {

@@ -328,6 +328,11 @@ impl Executor {
         self.cfg.state_dir.join("bundles").join(id)
     }
 
+    /// Bundles, logs and the standalone containers' records live here.
+    pub fn state_dir(&self) -> &Path {
+        &self.cfg.state_dir
+    }
+
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.cfg.state_dir.join("logs").join(format!("{id}.log"))
     }
