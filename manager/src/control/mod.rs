@@ -245,5 +245,51 @@ pub fn validate_spec(spec: &SwarmSpec) -> Result<(), ApiError> {
     if spec.orchestration.task_history_retention_limit < 0 {
         return Err(ApiError::bad_request("invalid task history retention limit: must not be negative"));
     }
+    // Kept in the spec but not acted on: refused by name rather than
+    // accepted and ignored (their defaults, which clients send back, pass).
+    let (ticks, defaults) = ((spec.raft.election_tick, spec.raft.heartbeat_tick), (10, 1));
+    if ticks != defaults {
+        return Err(ApiError::bad_request(format!(
+            "Raft.ElectionTick {} and Raft.HeartbeatTick {} are not supported: Shoal's Raft runs with ElectionTick {} and HeartbeatTick {}",
+            ticks.0, ticks.1, defaults.0, defaults.1
+        )));
+    }
+    if spec.raft.keep_old_snapshots != 0 {
+        return Err(ApiError::bad_request("Raft.KeepOldSnapshots is not supported: a manager keeps its latest snapshot only"));
+    }
+    if !spec.ca_config.external_cas.is_empty() {
+        return Err(ApiError::bad_request(
+            "CAConfig.ExternalCAs (--external-ca) is not supported: the swarm signs with its own root CA (give another one with --ca-cert and --ca-key)",
+        ));
+    }
+    if spec.task_defaults.as_object().is_some_and(|o| o.values().any(|v| !v.is_null() && *v != serde_json::json!({}))) {
+        return Err(ApiError::bad_request(
+            "TaskDefaults (--log-driver on the swarm) is not supported: tasks log to the json-file log on their node",
+        ));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swarm_fields_shoal_does_not_act_on_are_refused_by_name() {
+        assert!(validate_spec(&SwarmSpec::default()).is_ok(), "Docker's defaults, as clients send them back, pass");
+        let refused = |edit: fn(&mut SwarmSpec), field: &str| {
+            let mut s = SwarmSpec::default();
+            edit(&mut s);
+            let e = validate_spec(&s).unwrap_err().message;
+            assert!(e.contains(field), "{e}");
+        };
+        refused(|s| s.raft.election_tick = 20, "Raft.ElectionTick 20");
+        refused(|s| s.raft.heartbeat_tick = 2, "Raft.HeartbeatTick 2");
+        refused(|s| s.raft.keep_old_snapshots = 1, "Raft.KeepOldSnapshots");
+        refused(|s| s.ca_config.external_cas = vec![serde_json::json!({"URL": "https://ca"})], "CAConfig.ExternalCAs");
+        refused(|s| s.task_defaults = serde_json::json!({"LogDriver": {"Name": "syslog"}}), "TaskDefaults");
+        let mut s = SwarmSpec::default();
+        s.task_defaults = serde_json::json!({"LogDriver": null});
+        assert!(validate_spec(&s).is_ok(), "an unset log driver is no setting");
+    }
 }

@@ -536,18 +536,31 @@ impl Loop {
             && shoal_api::time::parse_rfc3339(at).is_none_or(|t| t + std::time::Duration::from_secs(1) >= self.started)
     }
 
+    /// The snapshot interval and the entries kept behind a snapshot for
+    /// slow followers: the swarm spec's `Raft.SnapshotInterval` and
+    /// `LogEntriesForSlowFollowers` when set to other than Docker's
+    /// defaults, else this manager's own (the defaults, or what a test set).
+    fn snapshot_settings(&self) -> (u64, u64) {
+        let st = self.store.read().unwrap();
+        let raft = st.cluster.as_ref().map(|c| &c.swarm.spec.raft);
+        let interval = raft.map(|r| r.snapshot_interval).filter(|i| *i > 0 && *i != shoal_api::DEFAULT_SNAPSHOT_INTERVAL);
+        let keep = raft.map(|r| r.log_entries_for_slow_followers).filter(|k| *k != shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES);
+        (interval.unwrap_or(self.snapshot_interval), keep.unwrap_or(self.keep_entries))
+    }
+
     fn maybe_snapshot(&mut self) -> std::io::Result<()> {
         let applied = self.raw.raft.raft_log.applied;
-        // Snapshot every `snapshot_interval` entries, or at once when Raft
-        // asked for one newer than we have (a member added since the last).
-        let due = applied >= self.last_snapshot + self.snapshot_interval;
+        let (interval, keep_entries) = self.snapshot_settings();
+        // Snapshot every `interval` entries, or at once when Raft asked for
+        // one newer than we have (a member added since the last).
+        let due = applied >= self.last_snapshot + interval;
         if !(due || self.storage.snapshot_requested() && applied > 0) {
             return Ok(());
         }
         let started = std::time::Instant::now();
         let data = self.store.read().unwrap().to_bytes();
         let cs = self.raw.raft.prs().conf().to_conf_state();
-        self.storage.create_snapshot(applied, cs, data, self.keep_entries)?;
+        self.storage.create_snapshot(applied, cs, data, keep_entries)?;
         self.last_snapshot = applied;
         let m = shoal_metrics::get();
         m.raft_snapshots.inc();
