@@ -288,8 +288,7 @@ mod tests {
         refused(|s| s.raft.keep_old_snapshots = 1, "Raft.KeepOldSnapshots");
         refused(|s| s.ca_config.external_cas = vec![serde_json::json!({"URL": "https://ca"})], "CAConfig.ExternalCAs");
         refused(|s| s.task_defaults = serde_json::json!({"LogDriver": {"Name": "syslog"}}), "TaskDefaults");
-        let mut s = SwarmSpec::default();
-        s.task_defaults = serde_json::json!({"LogDriver": null});
+        let s = SwarmSpec { task_defaults: serde_json::json!({"LogDriver": null}), ..Default::default() };
         assert!(validate_spec(&s).is_ok(), "an unset log driver is no setting");
     }
 }
