@@ -371,6 +371,11 @@ pub fn create_request(a: &CreateArgs) -> Result<Json, String> {
 fn create(env: &mut Env, a: &CreateArgs) -> CliResult {
     let body = create_request(a).map_err(CliError::new)?;
     let resp = env.client.post("/networks/create", Some(&body))?;
+    // What the daemon keeps but does not act on (the docker CLI drops it).
+    let warning = resp.get("Warning").str();
+    if !warning.is_empty() {
+        env.eprintln(warning);
+    }
     env.println(resp.get("Id").str())
 }
 
@@ -657,6 +662,10 @@ mod tests {
                 (201, r#"{"Id":"kq2n3w9hxv0z8d7c6b5a4m3l2","Warning":""}"#.into())
             }
         });
+        let warned = FakeDaemon::start(|_| (201, r#"{"Id":"kq2n3w9hxv0z8d7c6b5a4m3l2","Warning":"--attachable is kept"}"#.into()));
+        let (r, out) = warned.run(|env| create(env, &parse_create(&["--attachable", "x"])));
+        r.unwrap();
+        assert_eq!(out, "kq2n3w9hxv0z8d7c6b5a4m3l2\n", "the warning goes to stderr");
         let (r, out) = d.run(|env| create(env, &args("appnet")));
         r.unwrap();
         assert_eq!(out, "kq2n3w9hxv0z8d7c6b5a4m3l2\n");

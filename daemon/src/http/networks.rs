@@ -20,8 +20,8 @@ fn filters(call: &Call) -> Result<Filters, ApiError> {
 pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let req: NetworkCreateRequest = call.json()?;
-    let id = mgr.create_network(req).await?;
-    json_response(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warning": "" }))
+    let (id, warning) = mgr.create_network(req).await?;
+    json_response(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warning": warning }))
 }
 
 pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {

@@ -31,6 +31,18 @@ pub fn find_network<'a>(st: &'a Store, key: &str) -> Result<&'a Network, ApiErro
     }
 }
 
+/// What a network create asked for that Shoal keeps but does not act on.
+pub fn create_warning(req: &NetworkCreateRequest) -> String {
+    let mut w = Vec::new();
+    if req.attachable {
+        w.push("--attachable is kept, but standalone containers (docker run --network) cannot join overlay networks on Shoal yet; services can");
+    }
+    if req.ipam.as_ref().is_some_and(|i| !i.options.is_empty()) {
+        w.push("IPAM options (--ipam-opt) are kept but not used: the default IPAM driver takes none");
+    }
+    w.join("; ")
+}
+
 /// Whether a service or a live task uses network `id` (not dangling).
 fn in_use(st: &Store, n: &Network) -> bool {
     let refers = |t: &str| t == n.id || t == n.spec.name;
@@ -63,8 +75,9 @@ fn resource(st: &Store, n: &Network) -> NetworkResource {
 }
 
 impl Manager {
-    /// `POST /networks/create`: the new network's ID.
-    pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<String, ApiError> {
+    /// `POST /networks/create`: the new network's ID, and Docker's
+    /// `Warning` (what is kept but not acted on; empty if nothing).
+    pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String), ApiError> {
         let mut spec = req.to_spec().map_err(ApiError::bad_request)?;
         if let Some(opt) = req.options.keys().find(|k| !KNOWN_OPTIONS.contains(&k.as_str())) {
             return Err(ApiError::bad_request(format!("network driver option {opt:?} is not supported by this version of shoald")));
@@ -98,7 +111,7 @@ impl Manager {
                 break;
             }
         }
-        Ok(id)
+        Ok((id, create_warning(&req)))
     }
 
     /// `GET /networks`, with Docker's filters.
@@ -181,5 +194,18 @@ impl Manager {
             }
         })?;
         crate::allocator::check_service_endpoint(&view, service_id, spec).map_err(invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_but_unused_create_fields_are_warned_of() {
+        let req = |body: &str| serde_json::from_str::<NetworkCreateRequest>(body).unwrap();
+        assert_eq!(create_warning(&req(r#"{"Name": "n", "Driver": "overlay"}"#)), "");
+        let w = create_warning(&req(r#"{"Name": "n", "Attachable": true, "IPAM": {"Options": {"x": "1"}}}"#));
+        assert!(w.contains("--attachable is kept") && w.contains("IPAM options (--ipam-opt)"), "{w}");
     }
 }
