@@ -186,3 +186,47 @@ fn kept_but_unused_fields_are_warned_of() {
     let listed = lab.docker_ok("node-1", &["service", "ls", "--format", "{{.Name}}"]);
     assert!(!listed.lines().any(|l| l == "bad"), "{listed}");
 }
+
+/// Clients of older API versions get what dockerd gives them: the service
+/// fields their version did not have are dropped from what they send,
+/// `?status` is read from 1.41, and a version past 1.44 is refused with
+/// Docker's message.
+#[test]
+fn older_api_versions_are_answered_as_dockerd_answers_them() {
+    let lab = Lab::up("e2e-apiver", 1, 0);
+    let body = serde_json::json!({"Name": "old", "TaskTemplate": {"ContainerSpec": {"Image": "shoal-test/none:1",
+        "CapabilityAdd": ["CAP_NET_ADMIN"], "Privileges": {"NoNewPrivileges": true, "Seccomp": {"Mode": "unconfined"}}}}});
+    for (v, name) in [("1.40", "v140"), ("1.43", "v143"), ("1.44", "v144")] {
+        let mut b = body.clone();
+        b["Name"] = name.into();
+        let (status, answer) = lab.api("node-1", "POST", &format!("/v{v}/services/create"), Some(&b));
+        assert_eq!(status, 201, "{v}: {answer}");
+    }
+    let spec = |name: &str| {
+        let (_, s) = lab.api("node-1", "GET", &format!("/v1.44/services/{name}"), None);
+        s["Spec"]["TaskTemplate"]["ContainerSpec"].clone()
+    };
+    let (v140, v143, v144) = (spec("v140"), spec("v143"), spec("v144"));
+    assert!(v140["CapabilityAdd"].is_null() && v140["Privileges"]["Seccomp"].is_null(), "{v140}");
+    assert_eq!(v143["CapabilityAdd"], serde_json::json!(["CAP_NET_ADMIN"]), "{v143}");
+    assert!(v143["Privileges"]["Seccomp"].is_null() && v143["Privileges"]["NoNewPrivileges"].is_null(), "{v143}");
+    assert_eq!(v144["Privileges"]["Seccomp"]["Mode"], "unconfined", "{v144}");
+    assert_eq!(v144["Privileges"]["NoNewPrivileges"], true, "{v144}");
+
+    let (_, listed) = lab.api("node-1", "GET", "/v1.40/services?status=true", None);
+    assert!(listed.as_array().unwrap().iter().all(|s| s.get("ServiceStatus").is_none()), "{listed}");
+    let (_, listed) = lab.api("node-1", "GET", "/v1.41/services?status=true", None);
+    assert!(listed.as_array().unwrap().iter().all(|s| s["ServiceStatus"].is_object()), "{listed}");
+    let (status, bad) = lab.api("node-1", "GET", "/v1.41/services?status=maybe", None);
+    assert_eq!((status, bad["message"].as_str()), (400, Some("invalid value for status: maybe")));
+    let (status, new) = lab.api("node-1", "GET", "/v1.45/services", None);
+    assert_eq!((status, new["message"].as_str()), (400, Some("client version 1.45 is too new. Maximum supported API version is 1.44")));
+    // The stock CLI pinned to an older version still works.
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", lab.socket("node-1")))
+        .env("DOCKER_API_VERSION", "1.41")
+        .args(["service", "ls", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && text(&out.stdout).contains("v143"), "{}{}", text(&out.stdout), text(&out.stderr));
+}

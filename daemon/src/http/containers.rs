@@ -511,7 +511,7 @@ pub async fn logs(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Result<Respo
         .spawn(move || stream_log(&containers, &r, &opts, until, fmt.timestamps, mux, tx))
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut resp = Response::new(StreamBody::new(rx));
-    let ctype = if mux { "application/vnd.docker.multiplexed-stream" } else { "application/vnd.docker.raw-stream" };
+    let ctype = super::version::stream_type(mux, call.api);
     resp.headers_mut().insert("Content-Type", ctype.parse().expect("static header"));
     Ok(resp)
 }

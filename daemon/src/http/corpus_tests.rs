@@ -22,7 +22,14 @@ use shoal_api::{Availability, InitRequest, NodeSpec, Role, SwarmSpec};
 use super::Call;
 
 fn call(body: &str) -> Call {
-    Call { method: Method::POST, segs: Vec::new(), query: HashMap::new(), body: Bytes::from(body.to_string()), registry_auth: None }
+    Call {
+        method: Method::POST,
+        segs: Vec::new(),
+        query: HashMap::new(),
+        body: Bytes::from(body.to_string()),
+        registry_auth: None,
+        api: Default::default(),
+    }
 }
 
 fn decode<T: DeserializeOwned>(body: &str) -> T {

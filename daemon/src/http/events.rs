@@ -94,7 +94,14 @@ mod tests {
     use super::*;
 
     fn call(q: &str) -> Call {
-        Call { method: hyper::Method::GET, segs: vec![], query: super::super::parse_query(q), body: Bytes::new(), registry_auth: None }
+        Call {
+            method: hyper::Method::GET,
+            segs: vec![],
+            query: super::super::parse_query(q),
+            body: Bytes::new(),
+            registry_auth: None,
+            api: Default::default(),
+        }
     }
 
     #[test]

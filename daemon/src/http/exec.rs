@@ -191,8 +191,9 @@ pub async fn start(
     id: &str,
     body: Bytes,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
+    api: super::version::ApiVersion,
 ) -> Result<Response<Body>, ApiError> {
-    let call = Call { method: hyper::Method::POST, segs: vec![], query: HashMap::new(), body, registry_auth: None };
+    let call = Call { method: hyper::Method::POST, segs: vec![], query: HashMap::new(), body, registry_auth: None, api };
     let sc: StartConfig = call.json()?;
     let e = node.execs.get(id)?;
     let r = node.tasks.containers().get(&e.container_id).map_err(super::containers::lookup_error)?;
@@ -243,7 +244,7 @@ pub async fn start(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), exec.began.notified()).await;
         return Ok(Response::new(Body::Left(Full::new(Bytes::new()))));
     }
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ctype = super::version::stream_type(!tty, api);
     let (tx, rx) = mpsc::channel::<Bytes>(32);
     match upgrade {
         Some(on) => {
@@ -552,6 +553,7 @@ mod tests {
                 br#"{"User":"","Privileged":false,"Tty":false,"ConsoleSize":[24,80],"AttachStdin":false,"AttachStderr":true,"AttachStdout":true,"Detach":false,"DetachKeys":"","Env":null,"WorkingDir":"","Cmd":["cat","/etc/hostname"]}"#,
             ),
             registry_auth: None,
+            api: Default::default(),
         };
         let c: ExecConfig = call.json().unwrap();
         assert_eq!(c.cmd, ["cat", "/etc/hostname"]);

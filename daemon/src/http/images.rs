@@ -43,8 +43,17 @@ pub async fn load(node: &Arc<SwarmNode>, archive: &std::path::Path) -> Reply {
 }
 
 /// `GET /images/json`, in Docker's shape (familiar short names).
-pub fn list(node: &Arc<SwarmNode>) -> Reply {
-    let list: Vec<serde_json::Value> = node.images.list().iter().map(|r| summary(r, r.size, -1, -1)).collect();
+pub fn list(node: &Arc<SwarmNode>, api: super::version::ApiVersion) -> Reply {
+    let list: Vec<serde_json::Value> = node
+        .images
+        .list()
+        .iter()
+        .map(|r| {
+            let mut j = summary(r, r.size, -1, -1);
+            super::version::image_summary(&mut j, api);
+            j
+        })
+        .collect();
     json_response(StatusCode::OK, &list)
 }
 
@@ -105,7 +114,7 @@ fn lookup(node: &SwarmNode, name: &str) -> Result<ImageRecord, ApiError> {
 }
 
 /// `GET /images/{name}/json`, in Docker's shape.
-pub fn inspect(node: &Arc<SwarmNode>, name: &str) -> Reply {
+pub fn inspect(node: &Arc<SwarmNode>, name: &str, api: super::version::ApiVersion) -> Reply {
     let r = lookup(node, name)?;
     let config = config_json(node, &r)?;
     let mut j = serde_json::json!({
@@ -128,6 +137,7 @@ pub fn inspect(node: &Arc<SwarmNode>, name: &str) -> Reply {
     if let Some(v) = config.get("variant") {
         j["Variant"] = v.clone();
     }
+    super::version::image_inspect(&mut j, api);
     json_response(StatusCode::OK, &j)
 }
 

@@ -213,7 +213,7 @@ pub async fn serve(node: &Arc<SwarmNode>, target: Target<'_>, call: &Call) -> Re
     });
     let mut resp = Response::new(StreamBody { rx });
     *resp.status_mut() = StatusCode::OK;
-    let ctype = if fmt.mux { "application/vnd.docker.multiplexed-stream" } else { "application/vnd.docker.raw-stream" };
+    let ctype = super::version::stream_type(fmt.mux, call.api);
     resp.headers_mut().insert("Content-Type", ctype.parse().expect("static header"));
     Ok(resp)
 }
@@ -224,7 +224,14 @@ mod tests {
     use shoal_rpc::logs::LogLine;
 
     fn call(q: &str) -> Call {
-        Call { method: hyper::Method::GET, segs: vec![], query: super::super::parse_query(q), body: Bytes::new(), registry_auth: None }
+        Call {
+            method: hyper::Method::GET,
+            segs: vec![],
+            query: super::super::parse_query(q),
+            body: Bytes::new(),
+            registry_auth: None,
+            api: Default::default(),
+        }
     }
 
     fn msg(stream: LogStream, data: &str) -> LogMessage {

@@ -18,6 +18,7 @@ mod standalone;
 mod stats;
 mod swarm;
 mod system;
+pub mod version;
 mod volumes;
 
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub struct Call {
     pub body: Bytes,
     /// The `X-Registry-Auth` header (registry credentials, base64url JSON).
     pub registry_auth: Option<String>,
+    /// The API version in the path (the latest without one).
+    pub api: version::ApiVersion,
 }
 
 impl Call {
@@ -127,7 +130,11 @@ async fn handle(node: Arc<SwarmNode>, mut req: Request<Incoming>) -> Result<Resp
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let registry_auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let reply = match split_version(&path) {
+    let (versioned, api) = match split_versioned(&path) {
+        Ok((segs, api)) => (Ok(segs), api),
+        Err(e) => (Err(e), version::ApiVersion::latest()),
+    };
+    let reply = match versioned {
         Err(e) => Err(e),
         Ok(segs) if method == Method::POST && segs == ["images", "load"] => {
             // An image archive goes to a file as it arrives, never whole
@@ -148,7 +155,7 @@ async fn handle(node: Arc<SwarmNode>, mut req: Request<Incoming>) -> Result<Resp
         Ok(segs) if method == Method::POST && segs.len() == 3 && segs[0] == "containers" && segs[2] == "attach" => {
             // As exec start: the client hijacks the connection.
             let upgrade = req.headers().contains_key(hyper::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
-            let call = Call { method: method.clone(), segs: segs.clone(), query, body: Bytes::new(), registry_auth };
+            let call = Call { method: method.clone(), segs: segs.clone(), query, body: Bytes::new(), registry_auth, api };
             standalone::attach(&node, &segs[1], &call, upgrade).await
         }
         Ok(segs) if method == Method::POST && segs.len() == 3 && segs[0] == "exec" && segs[2] == "start" => {
@@ -156,12 +163,12 @@ async fn handle(node: Arc<SwarmNode>, mut req: Request<Incoming>) -> Result<Resp
             // process's streams.
             let upgrade = req.headers().contains_key(hyper::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
             match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-                Ok(b) => exec::start(&node, &segs[1], b.to_bytes(), upgrade).await,
+                Ok(b) => exec::start(&node, &segs[1], b.to_bytes(), upgrade, api).await,
                 Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
             }
         }
         Ok(segs) => match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-            Ok(b) => route_streams(&node, Call { method: method.clone(), segs, query, body: b.to_bytes(), registry_auth }).await,
+            Ok(b) => route_streams(&node, Call { method: method.clone(), segs, query, body: b.to_bytes(), registry_auth, api }).await,
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 Err(ApiError::new(413, format!("request body too large (at most {MAX_BODY_BYTES} bytes)")))
             }
@@ -207,8 +214,15 @@ async fn save_body(mut body: Incoming, path: &Path, cap: u64) -> Result<(), ApiE
 }
 
 /// Strips `/v1.44` and checks it against what we serve.
+#[cfg(test)]
 fn split_version(path: &str) -> Result<Vec<String>, ApiError> {
+    split_versioned(path).map(|(segs, _)| segs)
+}
+
+/// As `split_version`, with the version named (the latest if none).
+fn split_versioned(path: &str) -> Result<(Vec<String>, version::ApiVersion), ApiError> {
     let mut segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let mut api = version::ApiVersion::latest();
     if let Some(v) = segs.first().and_then(|s| s.strip_prefix('v')) {
         if v.contains('.') && v.chars().all(|c| c.is_ascii_digit() || c == '.') {
             if version_lt(v, shoal_api::MIN_API_VERSION) {
@@ -223,10 +237,11 @@ fn split_version(path: &str) -> Result<Vec<String>, ApiError> {
                     shoal_api::API_VERSION
                 )));
             }
+            api = version::ApiVersion::parse(v).unwrap_or(api);
             segs.remove(0);
         }
     }
-    Ok(segs)
+    Ok((segs, api))
 }
 
 fn version_lt(a: &str, b: &str) -> bool {
@@ -275,9 +290,9 @@ async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
         ("GET", ["services", id]) => services::inspect(node, id, &call),
         ("POST", ["services", id, "update"]) => services::update(node, id, &call).await,
         ("DELETE", ["services", id]) => services::remove(node, id).await,
-        ("GET", ["images", "json"]) => images::list(node),
+        ("GET", ["images", "json"]) => images::list(node, call.api),
         ("POST", ["images", "prune"]) => images::prune(node, &call).await,
-        ("GET", ["images", name @ .., "json"]) if !name.is_empty() => images::inspect(node, &name.join("/")),
+        ("GET", ["images", name @ .., "json"]) if !name.is_empty() => images::inspect(node, &name.join("/"), call.api),
         ("GET", ["images", name @ .., "history"]) if !name.is_empty() => images::history(node, &name.join("/")),
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => images::remove(node, &name.join("/"), &call).await,
         ("GET", ["volumes"]) => volumes::list(node, &call),
@@ -389,6 +404,8 @@ mod tests {
         assert_eq!(split_version("/nodes").unwrap(), vec!["nodes"]);
         assert_eq!(split_version("/v1.12/nodes").unwrap_err().status, 400);
         assert_eq!(split_version("/v9.99/nodes").unwrap_err().status, 400);
+        assert_eq!(split_versioned("/v1.41/services").unwrap().1, version::ApiVersion(1, 41));
+        assert_eq!(split_versioned("/services").unwrap().1, version::ApiVersion::latest());
     }
 
     #[test]

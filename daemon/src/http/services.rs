@@ -11,8 +11,13 @@ use shoal_manager::control::{SERVICE_FILTERS, TASK_FILTERS};
 use super::{json_response, Call, Reply};
 use crate::swarm::SwarmNode;
 
+/// The spec in the body, as dockerd takes it from a client of the
+/// request's API version (`version::adjust_service_spec`).
 fn spec(call: &Call) -> Result<ServiceSpec, ApiError> {
-    call.json().map_err(|e| ApiError::bad_request(e.message.replace("invalid JSON in request body", "invalid service spec")))
+    let mut spec: ServiceSpec =
+        call.json().map_err(|e| ApiError::bad_request(e.message.replace("invalid JSON in request body", "invalid service spec")))?;
+    super::version::adjust_service_spec(&mut spec, call.api);
+    Ok(spec)
 }
 
 /// What the answer's `Warnings` says of the request: the fields kept but
@@ -38,7 +43,16 @@ pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
 pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let filters = Filters::parse(call.query.get("filters").map(String::as_str), SERVICE_FILTERS)?;
-    json_response(StatusCode::OK, &mgr.services(&filters, call.query_bool("status")))
+    // `?status` from 1.41 on; a bad value is refused, as dockerd does.
+    let status = if call.api.before(1, 41) {
+        false
+    } else {
+        match call.query.get("status").map(String::as_str) {
+            None | Some("") => false,
+            Some(v) => parse_go_bool(v).ok_or_else(|| ApiError::bad_request(format!("invalid value for status: {v}")))?,
+        }
+    };
+    json_response(StatusCode::OK, &mgr.services(&filters, status))
 }
 
 /// `GET /services/{id}`; with `insertDefaults` (the docker CLI's `service
@@ -85,6 +99,15 @@ pub fn tasks(node: &Arc<SwarmNode>, call: &Call) -> Reply {
 pub fn task(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
     json_response(StatusCode::OK, &mgr.task(id)?)
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -445,7 +445,7 @@ pub async fn attach(
         let _ = std::thread::Builder::new().name("attach-in".into()).spawn(move || feed_input(&standalone, &id, in_rx));
         in_tx
     });
-    let ctype = if mux { "application/vnd.docker.multiplexed-stream" } else { "application/vnd.docker.raw-stream" };
+    let ctype = super::version::stream_type(mux, call.api);
     let Some(on) = upgrade else {
         let mut resp = Response::new(super::Body::Right(super::logs::StreamBody::new(rx)));
         resp.headers_mut().insert("Content-Type", ctype.parse().expect("static header"));

@@ -134,7 +134,7 @@ pub fn info(node: &Arc<SwarmNode>) -> Reply {
 /// are the unpacked sizes recorded with each layer when it was unpacked; a
 /// layer two images share counts in both images' `SharedSize` and once in
 /// `LayersSize`.
-pub fn df(node: &Arc<SwarmNode>, _call: &super::Call) -> Reply {
+pub fn df(node: &Arc<SwarmNode>, call: &super::Call) -> Reply {
     use std::collections::HashMap;
     let images = node.images.list();
     let containers = node.tasks.containers().list();
@@ -153,7 +153,11 @@ pub fn df(node: &Arc<SwarmNode>, _call: &super::Call) -> Reply {
             let shared: u64 = sizes().filter(|(_, n)| *n > 1).map(|(s, _)| s).sum();
             let size: u64 = sizes().map(|(s, _)| s).sum();
             let id = r.id.to_string();
-            super::images::summary(r, size, shared as i64, containers.iter().filter(|c| c.image_id == id).count() as i64)
+            let mut j = super::images::summary(r, size, shared as i64, containers.iter().filter(|c| c.image_id == id).count() as i64);
+            if call.api.before(1, 44) {
+                j["VirtualSize"] = j["Size"].clone();
+            }
+            j
         })
         .collect();
     let now = std::time::SystemTime::now();
