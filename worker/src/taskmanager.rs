@@ -331,29 +331,7 @@ impl TaskManager {
     /// Stops every container (daemon shutdown), each with its grace period
     /// capped at `cap`, and waits for them.
     pub fn shutdown(&self, cap: Duration) {
-        let running: Vec<Container> = {
-            let mut entries = self.entries.lock().unwrap();
-            entries
-                .values_mut()
-                .filter_map(|e| {
-                    e.stop_requested = true;
-                    e.container.clone()
-                })
-                .collect()
-        };
-        let handles: Vec<_> = running
-            .into_iter()
-            .map(|c| {
-                let exec = self.exec.clone();
-                std::thread::spawn(move || {
-                    let _ = exec.stop(&c, "SIGTERM", cap);
-                    let _ = exec.remove(&c);
-                })
-            })
-            .collect();
-        for h in handles {
-            let _ = h.join();
-        }
+        self.stop_containers(cap, |_| true);
         self.files.release_all();
         self.exec.remove_cgroup_parent();
         if let Some(n) = &self.net {
@@ -385,17 +363,27 @@ impl TaskManager {
     /// files and networking; the others are stopped and removed, each
     /// with its grace period capped at `cap`.
     pub fn shutdown_keeping_restorable(&self, cap: Duration) {
+        for id in self.stop_containers(cap, |c| !Restorable::can_take_back(c)) {
+            self.files.release(&id);
+            self.detach_network(&id);
+        }
+    }
+
+    /// Stops (SIGTERM, SIGKILL after `cap`) and removes, all at once, the
+    /// running containers `which` picks; their IDs once done. Those tasks,
+    /// and every task still preparing (it will not start now), are marked
+    /// as stopping.
+    fn stop_containers(&self, cap: Duration, which: impl Fn(&Container) -> bool) -> Vec<String> {
         let stopping: Vec<Container> = {
             let mut entries = self.entries.lock().unwrap();
             entries
                 .values_mut()
                 .filter_map(|e| {
-                    let c = e.container.clone()?;
-                    if Restorable::can_take_back(&c) {
+                    if e.container.as_ref().is_some_and(|c| !which(c)) {
                         return None;
                     }
                     e.stop_requested = true;
-                    Some(c)
+                    e.container.clone()
                 })
                 .collect()
         };
@@ -410,12 +398,7 @@ impl TaskManager {
                 })
             })
             .collect();
-        for h in handles {
-            if let Ok(id) = h.join() {
-                self.files.release(&id);
-                self.detach_network(&id);
-            }
-        }
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     }
 
     /// The health of a task's container (status, failing streak, last

@@ -94,14 +94,7 @@ mod tests {
     use super::*;
 
     fn call(q: &str) -> Call {
-        Call {
-            method: hyper::Method::GET,
-            segs: vec![],
-            query: super::super::parse_query(q),
-            body: Bytes::new(),
-            registry_auth: None,
-            api: Default::default(),
-        }
+        Call::get_with_query(q)
     }
 
     #[test]

@@ -224,14 +224,7 @@ mod tests {
     use shoal_rpc::logs::LogLine;
 
     fn call(q: &str) -> Call {
-        Call {
-            method: hyper::Method::GET,
-            segs: vec![],
-            query: super::super::parse_query(q),
-            body: Bytes::new(),
-            registry_auth: None,
-            api: Default::default(),
-        }
+        Call::get_with_query(q)
     }
 
     fn msg(stream: LogStream, data: &str) -> LogMessage {

@@ -54,6 +54,12 @@ pub struct Call {
 }
 
 impl Call {
+    /// A `GET` with query `q` and nothing else, for tests.
+    #[cfg(test)]
+    pub fn get_with_query(q: &str) -> Call {
+        Call { method: Method::GET, segs: vec![], query: parse_query(q), body: Bytes::new(), registry_auth: None, api: Default::default() }
+    }
+
     pub fn query_bool(&self, key: &str) -> bool {
         matches!(self.query.get(key).map(String::as_str), Some("1" | "true" | "True"))
     }

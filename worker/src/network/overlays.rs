@@ -107,8 +107,19 @@ impl Overlays {
                     }
                 }
             }
-            let cfg = if a.encrypted { cfg.encrypted() } else { cfg.clone() };
-            let mut overlay = Overlay::create(&cfg, &a.spec).map_err(|e| format!("network {}: {e}", a.name))?;
+        }
+        let cfg = if a.encrypted { cfg.encrypted() } else { cfg.clone() };
+        let e = self.entry(a, || Overlay::create(&cfg, &a.spec))?;
+        e.overlay.attach(task_ns, ifname, &leg_name(task, &a.network_id), a.addr).map_err(|e| format!("network {}: {e}", a.name))?;
+        e.tasks.insert(task.to_string());
+        Ok(())
+    }
+
+    /// The entry of `a`'s network, its sandbox made by `make` (with the
+    /// peers known) if it has none here yet, checked against `a`.
+    fn entry(&mut self, a: &Attachment, make: impl FnOnce() -> Result<Overlay, String>) -> Result<&mut Entry, String> {
+        if !self.entries.contains_key(&a.network_id) {
+            let mut overlay = make().map_err(|e| format!("network {}: {e}", a.name))?;
             if let Some(peers) = self.known_peers.get(&a.network_id) {
                 overlay.set_peers(peers).map_err(|e| format!("network {}: {e}", a.name))?;
             }
@@ -118,26 +129,14 @@ impl Overlays {
         if e.overlay.spec() != &a.spec {
             return Err(format!("network {}: allocated as {:?} here and {:?} for this task", a.name, e.overlay.spec(), a.spec));
         }
-        e.overlay.attach(task_ns, ifname, &leg_name(task, &a.network_id), a.addr).map_err(|e| format!("network {}: {e}", a.name))?;
-        e.tasks.insert(task.to_string());
-        Ok(())
+        Ok(e)
     }
 
     /// Puts `task`, whose leg on the network of `a` outlived a daemon
     /// restart, back on it (taking over the network's sandbox first if it
     /// is the first such task).
     pub fn adopt(&mut self, cfg: &NodeConfig, task: &str, a: &Attachment) -> Result<(), String> {
-        if !self.entries.contains_key(&a.network_id) {
-            let mut overlay = Overlay::adopt(cfg, &a.spec).map_err(|e| format!("network {}: {e}", a.name))?;
-            if let Some(peers) = self.known_peers.get(&a.network_id) {
-                overlay.set_peers(peers).map_err(|e| format!("network {}: {e}", a.name))?;
-            }
-            self.entries.insert(a.network_id.clone(), Entry { overlay, tasks: BTreeSet::new() });
-        }
-        let e = self.entries.get_mut(&a.network_id).expect("inserted above");
-        if e.overlay.spec() != &a.spec {
-            return Err(format!("network {}: allocated as {:?} here and {:?} for this task", a.name, e.overlay.spec(), a.spec));
-        }
+        let e = self.entry(a, || Overlay::adopt(cfg, &a.spec))?;
         e.tasks.insert(task.to_string());
         Ok(())
     }
