@@ -130,8 +130,17 @@ async fn run(cfg: config::Config) -> i32 {
     // Capped at 5 s so a supervisor that waits 10 s (the lab) sees us finish.
     let cap = std::time::Duration::from_secs(5);
     let stop_standalone = tokio::task::spawn_blocking(move || standalone.shutdown(cap, live_restore));
-    let _ =
-        tokio::task::spawn_blocking(move || if live_restore { tasks.shutdown_keeping_restorable(cap) } else { tasks.shutdown(cap) }).await;
+    let stop_tasks = {
+        let tasks = tasks.clone();
+        tokio::task::spawn_blocking(move || if live_restore { tasks.shutdown_keeping_restorable(cap) } else { tasks.shutdown(cap) })
+    };
+    let _ = stop_tasks.await;
     let _ = stop_standalone.await;
+    // With every container stopped, the node's networking can go (a
+    // standalone container still stopping would otherwise lose its leg
+    // under it).
+    if !live_restore {
+        let _ = tokio::task::spawn_blocking(move || tasks.release_node()).await;
+    }
     code
 }

@@ -329,9 +329,15 @@ impl TaskManager {
     }
 
     /// Stops every container (daemon shutdown), each with its grace period
-    /// capped at `cap`, and waits for them.
+    /// capped at `cap`, and waits for them. Then `release_node`, once the
+    /// node's other containers (standalone ones) are stopped too.
     pub fn shutdown(&self, cap: Duration) {
         self.stop_containers(cap, |_| true);
+    }
+
+    /// After `shutdown` (of every container of the node): the task files,
+    /// the node's parent cgroup and its networking go, nothing is left.
+    pub fn release_node(&self) {
         self.files.release_all();
         self.exec.remove_cgroup_parent();
         if let Some(n) = &self.net {
