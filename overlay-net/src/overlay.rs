@@ -128,20 +128,29 @@ impl Overlay {
     }
 
     /// Takes over, as it is, the sandbox a previous run of the node left
-    /// for tasks that outlived it: their legs are in it and must stay. Its
-    /// remote endpoints are written again from the managers' next view
-    /// (entries are replaced in place; one of an endpoint gone meanwhile
-    /// stays, unused, until the sandbox goes).
+    /// for tasks that outlived it: their legs are in it and must stay. The
+    /// remote endpoints it holds are read back from the VXLAN device (a
+    /// static neighbour with its address's MAC and that MAC's FDB entry),
+    /// so the managers' next view replaces them by difference, removing
+    /// those of endpoints gone meanwhile.
     pub fn adopt(cfg: &NodeConfig, spec: &NetworkSpec) -> Result<Overlay, String> {
         let sandbox = Self::sandbox_path(cfg, spec.vni);
         if !sandbox.exists() {
             return Err(format!("no sandbox {} to take over", sandbox.display()));
         }
-        let ov = Overlay { cfg: cfg.clone(), spec: spec.clone(), sandbox, peers: BTreeMap::new() };
+        let mut ov = Overlay { cfg: cfg.clone(), spec: spec.clone(), sandbox, peers: BTreeMap::new() };
         let mut sb = ov.sandbox_netlink()?;
-        for dev in [Self::vxlan_name(cfg, spec.vni), BRIDGE.to_string()] {
-            if sb.link_index(&dev)?.is_none() {
-                return Err(format!("the sandbox {} has no {dev}", ov.sandbox.display()));
+        let vx = Self::vxlan_name(cfg, spec.vni);
+        if sb.link_index(BRIDGE)?.is_none() {
+            return Err(format!("the sandbox {} has no {BRIDGE}", ov.sandbox.display()));
+        }
+        let index = sb.link_index(&vx)?.ok_or_else(|| format!("the sandbox {} has no {vx}", ov.sandbox.display()))?;
+        let fdb: BTreeMap<Mac, Ipv4Addr> = sb.fdb_entries(index)?.into_iter().collect();
+        for (ip, mac) in sb.neighbours(index)? {
+            if mac == Mac::for_ip(ip) {
+                if let Some(node) = fdb.get(&mac) {
+                    ov.peers.insert(ip, *node);
+                }
             }
         }
         Ok(ov)

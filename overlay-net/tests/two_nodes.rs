@@ -1,8 +1,9 @@
 //! Two "nodes" (namespaces joined by a veth, the underlay) each build the
 //! same overlay network and put a task on it: the tasks reach each other
 //! only once each node has the other's endpoint as a peer, full-size
-//! packets pass without fragmenting (the MTU leaves room for VXLAN), and
-//! removing a peer cuts it off again. Needs root; runs in CI.
+//! packets pass without fragmenting (the MTU leaves room for VXLAN), a
+//! sandbox is taken over with its peers after a restart, and removing a
+//! peer cuts it off again. Needs root; runs in CI.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,15 @@ fn tasks_on_two_nodes_talk_over_vxlan_with_static_peers() {
     // fragmented, fits the tunnel; one byte more does not fit the MTU.
     assert!(reaches(&p("task-a"), "10.250.0.3", &["-M", "do", "-s", "1422"]));
     assert!(!ping(&p("task-a"), "10.250.0.3", &["-M", "do", "-s", "1423"]));
+
+    // Node a's daemon restarts: its sandbox is taken over as it is, with
+    // the peers it holds read back (nothing to write for the same set, and
+    // the removal below finds the entry to delete).
+    drop(ova);
+    let mut ova = Overlay::adopt(&node("aaaaaa", ua, "a", "host-a"), &spec).unwrap();
+    assert!(reaches(&p("task-a"), "10.250.0.3", &[]), "taking over changes nothing");
+    assert_eq!(ova.set_peers(&[Peer { ip: tb, node: ub }]).unwrap(), 0, "the peer was read back");
+    assert!(Overlay::adopt(&node("aaaaaa", ua, "a", "host-a"), &NetworkSpec { vni: 4098, ..spec.clone() }).is_err(), "no such sandbox");
 
     // The peer goes: a cannot reach b any more.
     assert_eq!(ova.set_peers(&[]).unwrap(), 1);
