@@ -255,18 +255,37 @@ pub async fn run(mgr: Arc<Manager>) {
             continue;
         }
         last_run = std::time::Instant::now();
+        // Woken by time alone (nothing applied since the last full pass):
+        // only the orchestrators' delays can have expired. No task became
+        // placeable or needs an address without a store change, so the
+        // scheduler's pass over every pending task is skipped.
+        let time_only = index == seen;
+        let steps: &[fn(&Store, &str) -> Changes] =
+            if time_only { &[reconcile] } else { &[reconcile, crate::scheduling::schedule] };
         // Orchestrate, then schedule from the store as the orchestrator left
         // it, so a task it just removed is never placed (and so revived).
         let mut ok = true;
-        for (i, step) in [reconcile as fn(&Store, &str) -> Changes, crate::scheduling::schedule].into_iter().enumerate() {
+        for (i, step) in steps.iter().copied().enumerate() {
             // Between the orchestrators and the scheduler: new tasks get
             // their network addresses before they are placed.
             if i == 1 {
                 ok &= allocate(&mgr).await;
             }
-            let changes = {
-                let st = mgr.raft.store.read().unwrap();
+            // A pass over thousands of tasks is CPU work: off the runtime's
+            // threads, so API requests are not queued behind it.
+            let reader = mgr.clone();
+            let changes = match tokio::task::spawn_blocking(move || {
+                let st = reader.raft.store.read().unwrap();
                 step(&st, &shoal_api::time::now_rfc3339())
+            })
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("orchestrator pass: {e}");
+                    ok = false;
+                    continue;
+                }
             };
             // Each step's chunks are proposed together and applied in one
             // go each; a stale intent makes the next pass come at once.
