@@ -260,8 +260,7 @@ pub async fn run(mgr: Arc<Manager>) {
         // placeable or needs an address without a store change, so the
         // scheduler's pass over every pending task is skipped.
         let time_only = index == seen;
-        let steps: &[fn(&Store, &str) -> Changes] =
-            if time_only { &[reconcile] } else { &[reconcile, crate::scheduling::schedule] };
+        let steps: &[fn(&Store, &str) -> Changes] = if time_only { &[reconcile] } else { &[reconcile, crate::scheduling::schedule] };
         // Orchestrate, then schedule from the store as the orchestrator left
         // it, so a task it just removed is never placed (and so revived).
         let mut ok = true;
