@@ -149,12 +149,13 @@ impl SwarmNode {
         // What outlived the previous run is taken back, unless
         // `--no-live-restore` asks for dockerd's default; tasks only while
         // the node is in a swarm (nobody would manage them otherwise).
+        let saved = standalone.load_saved();
         if cfg.live_restore {
-            tasks.restore(&standalone.kept_networks(), NodeState::path(&cfg.swarm_dir()).exists());
+            tasks.restore(&standalone.kept_networks(&saved), NodeState::path(&cfg.swarm_dir()).exists());
         } else {
             tasks.remove_leftovers();
         }
-        standalone.restore(cfg.live_restore);
+        standalone.restore(saved, cfg.live_restore);
         tasks.set_hostname(&cfg.hostname);
         let events = Arc::new(crate::events::EventHub::default());
         images.set_events(events.clone());

@@ -28,6 +28,13 @@ fn alive(pid: i64) -> bool {
     pid > 0 && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
 }
 
+/// Waits until the managers (on node-1) see `node` ready again.
+fn wait_ready_again(lab: &Lab, node: &str) {
+    wait_for(LONG, &format!("{node} ready again"), || {
+        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == node && n["Status"]["State"] == "ready").then_some(())
+    });
+}
+
 fn log_lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
 }
@@ -74,9 +81,7 @@ fn tasks_keep_running_through_a_daemon_crash_and_are_taken_back() {
     wait_for(LONG, "the ender's container to exit", || (!alive(ender_pid)).then_some(()));
 
     lab.lab_ok(&["start", "node-2"]);
-    wait_for(LONG, "node-2 ready again", || {
-        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
-    });
+    wait_ready_again(&lab, "node-2");
     // The ender is reported with the code its container exited with.
     let ended = wait_for(LONG, "the ender task to be reported failed", || {
         lab.tasks("ender").into_iter().find(|t| t["ID"] == ender_task.as_str() && t["Status"]["State"] == "failed")
@@ -150,9 +155,7 @@ fn a_stop_leaves_the_tasks_running_unless_live_restore_is_off() {
         }
         assert!(before.values().all(|p| alive(*p)), "a stop leaves them running");
         lab.lab_ok(&["start", "node-2"]);
-        wait_for(LONG, "node-2 ready again", || {
-            lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
-        });
+        wait_ready_again(&lab, "node-2");
         assert_eq!(lab.tasks("kept").len(), 3, "no task was added");
         assert_eq!(running_pids(&lab, "kept"), before);
     }
@@ -205,9 +208,7 @@ fn tasks_on_an_overlay_keep_their_names_and_vips_through_a_daemon_crash() {
 
     lab.lab_ok(&["kill", "node-2"]);
     lab.lab_ok(&["start", "node-2"]);
-    wait_for(LONG, "node-2 ready again", || {
-        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == "node-2" && n["Status"]["State"] == "ready").then_some(())
-    });
+    wait_ready_again(&lab, "node-2");
     wait_for(LONG, "the client to reach web by name again", || by_name("web").then_some(()));
     assert_eq!(resolve("web"), Some(vip), "the same VIP");
     assert!(by_name("tasks.web"), "tasks.web resolves too");

@@ -80,9 +80,9 @@ struct Entry {
     rootfs: Option<std::path::PathBuf>,
     /// Between `start` and the end of the run it began.
     running: bool,
-    /// The running container's input and terminal, if it has them.
-    stdin: Option<crate::executor::ContainerInputPipe>,
-    console: Option<Arc<std::os::fd::OwnedFd>>,
+    /// The running container (its input and terminal, if it has them,
+    /// and whether it outlives the daemon).
+    container: Option<crate::executor::Container>,
 }
 
 /// The node's standalone containers.
@@ -210,7 +210,7 @@ impl Standalone {
         }
         let input = self.input(&id, &new, &image);
         self.containers.created(self.record(&new, &image, &input, log_path));
-        entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false, stdin: None, console: None });
+        entries.insert(id.clone(), Entry { new, image, rootfs: None, running: false, container: None });
         drop(entries);
         self.save(&id);
         Ok(id)
@@ -304,8 +304,7 @@ impl Standalone {
         let sandbox_key = net.as_ref().map(|n| n.netns.to_string_lossy().into_owned()).unwrap_or_default();
         let pid = container.pid;
         if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
-            e.stdin = container.stdin.clone();
-            e.console = container.console.clone();
+            e.container = Some(container.clone());
         }
         self.containers.restarted(id, |r| {
             r.pid = pid;
@@ -343,8 +342,7 @@ impl Standalone {
                     let mut entries = me.entries.lock().unwrap();
                     entries.get_mut(&id).map(|e| {
                         e.running = false;
-                        e.stdin = None;
-                        e.console = None;
+                        e.container = None;
                         e.new.auto_remove
                     })
                 };
@@ -394,7 +392,7 @@ impl Standalone {
 
     /// Where input for the running container `id` goes (`-i` or `-t`).
     pub fn stdin(&self, id: &str) -> Option<crate::executor::ContainerInputPipe> {
-        self.entries.lock().unwrap().get(id).and_then(|e| e.stdin.clone())
+        self.entries.lock().unwrap().get(id).and_then(|e| e.container.as_ref()?.stdin.clone())
     }
 
     /// Whether `id` runs now (between its start and the end of that run).
@@ -408,7 +406,7 @@ impl Standalone {
         let entries = self.entries.lock().unwrap();
         let Some(e) = entries.get(id) else { return };
         if e.new.stdin_once && !e.new.spec.tty {
-            if let Some(pipe) = &e.stdin {
+            if let Some(pipe) = e.container.as_ref().and_then(|c| c.stdin.as_ref()) {
                 pipe.lock().unwrap().take();
             }
         }
@@ -417,7 +415,7 @@ impl Standalone {
     /// `POST /containers/{id}/resize`: the terminal's new size; nothing to
     /// do for a container without one.
     pub fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<(), String> {
-        let console = self.entries.lock().unwrap().get(id).and_then(|e| e.console.clone());
+        let console = self.entries.lock().unwrap().get(id).and_then(|e| e.container.as_ref()?.console.clone());
         match console {
             Some(c) => crate::executor::console::set_size(&c, rows, cols).map_err(|e| format!("resizing the terminal: {e}")),
             None => Ok(()),
@@ -430,15 +428,15 @@ impl Standalone {
     }
 
     /// Daemon shutdown: stops the running ones (grace capped at `cap`);
-    /// with `live_restore`, only those the next start cannot take back (a
-    /// terminal or an open stdin: no shim). Their records stay for the
+    /// with `live_restore`, only those the next start cannot take back (run
+    /// without a shim: a terminal or an open stdin). Their records stay for the
     /// next start, as dockerd keeps its containers.
     pub fn shutdown(&self, cap: Duration, live_restore: bool) {
         let ids: Vec<String> = {
             let entries = self.entries.lock().unwrap();
             entries
                 .iter()
-                .filter(|(_, e)| e.running && !(live_restore && !e.new.spec.tty && !e.new.spec.open_stdin))
+                .filter(|(_, e)| e.running && !(live_restore && e.container.as_ref().is_some_and(|c| c.outlives_daemon)))
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -483,18 +481,16 @@ impl Standalone {
         let written = (|| -> Result<(), String> {
             let dir = self.saved_dir();
             std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            let path = self.saved_path(id);
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&saved).map_err(|e| e.to_string())?)
-                .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
+            crate::executor::replace_file(&self.saved_path(id), &serde_json::to_vec(&saved).map_err(|e| e.to_string())?)
         })();
         if let Err(e) = written {
             tracing::warn!("container {id}: {e}");
         }
     }
 
-    fn load_saved(&self) -> Vec<Saved> {
+    /// The containers a previous run saved (read once at start, for
+    /// `kept_networks` and `restore`).
+    pub fn load_saved(&self) -> Vec<Saved> {
         let Ok(dir) = std::fs::read_dir(self.saved_dir()) else { return Vec::new() };
         let mut out = Vec::new();
         for e in dir.flatten() {
@@ -518,12 +514,12 @@ impl Standalone {
     /// The running containers on the gateway bridge that a previous run
     /// left, whose networking the start keeps for `restore` (see
     /// `TaskManager::restore`).
-    pub fn kept_networks(&self) -> Vec<String> {
-        self.load_saved()
-            .into_iter()
+    pub fn kept_networks(&self, saved: &[Saved]) -> Vec<String> {
+        saved
+            .iter()
             .filter(|s| s.record.running() && s.new.network == NetworkChoice::Bridge)
             .filter(|s| self.exec.bundle_dir(&s.record.id).join(crate::executor::shim::RECORD_FILE).exists())
-            .map(|s| s.record.id)
+            .map(|s| s.record.id.clone())
             .collect()
     }
 
@@ -533,8 +529,7 @@ impl Standalone {
     /// lost) and removed under `--rm`. Logs of containers nobody knows go.
     /// `live_restore` false: running ones are not taken back but stopped
     /// (dockerd's default).
-    pub fn restore(self: &Arc<Self>, live_restore: bool) {
-        let saved = self.load_saved();
+    pub fn restore(self: &Arc<Self>, saved: Vec<Saved>, live_restore: bool) {
         let known: Vec<String> = saved.iter().map(|s| s.record.id.clone()).collect();
         if let Some(dir) = self.exec.log_path("x").parent() {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -585,7 +580,7 @@ impl Standalone {
             self.entries
                 .lock()
                 .unwrap()
-                .insert(id.clone(), Entry { new: s.new, image, rootfs: s.rootfs, running, stdin: None, console: None });
+                .insert(id.clone(), Entry { new: s.new, image, rootfs: s.rootfs, running, container: taken_back.clone() });
             self.containers.put_back(record);
             match taken_back {
                 Some(c) => {
@@ -609,7 +604,7 @@ impl Standalone {
 
 /// A standalone container as saved for the next start.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Saved {
+pub struct Saved {
     new: NewContainer,
     image_id: String,
     rootfs: Option<std::path::PathBuf>,

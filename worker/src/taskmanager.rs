@@ -282,7 +282,7 @@ impl TaskManager {
     fn adopt(&self, id: &str) -> Result<Option<(Task, Container, Option<crate::health::HealthSettings>)>, String> {
         let bundle = self.exec.bundle_dir(id);
         let Some(saved) = Restorable::load(&bundle)? else { return Ok(None) };
-        if saved.task.networks_attachments.iter().any(|a| a.network.is_encrypted()) {
+        if saved.on_encrypted_network() {
             return Err("tasks on encrypted networks do not outlive a restart yet".into());
         }
         let Some(container) = self.exec.adopt(id)? else { return Ok(None) };
@@ -303,24 +303,17 @@ impl TaskManager {
         if let Err(err) = self.exec.remove_id(id) {
             tracing::warn!("removing leftover container {id}: {err}");
         }
-        let _ = self.images.remove_rootfs(id);
+        // A standalone container keeps its root filesystem until `rm`.
+        if !crate::standalone::is_standalone_id(id) {
+            let _ = self.images.remove_rootfs(id);
+        }
     }
 
     /// Removes containers a previous run of the daemon left: their tasks
     /// are reported lost.
     pub fn remove_leftovers(&self) {
-        let dir = self.exec.bundle_dir("x");
-        let Some(bundles) = dir.parent() else { return };
-        let Ok(entries) = std::fs::read_dir(bundles) else { return };
-        for e in entries.flatten() {
-            let id = e.file_name().to_string_lossy().into_owned();
-            if let Err(err) = self.exec.remove_id(&id) {
-                tracing::warn!("removing leftover container {id}: {err}");
-            }
-            // A standalone container keeps its root filesystem until `rm`.
-            if !crate::standalone::is_standalone_id(&id) {
-                let _ = self.images.remove_rootfs(&id);
-            }
+        for id in self.bundle_ids() {
+            self.remove_leftover(&id);
         }
         self.files.release_all();
         if let Some(n) = &self.net {
@@ -572,7 +565,7 @@ impl TaskManager {
             image_cfg.and_then(|c| c.shell.as_deref()).unwrap_or(&[]),
         );
         let record = self.record(&t, &input, &image, &container, net.as_ref());
-        if container.outlives_daemon() {
+        if container.outlives_daemon {
             let saved = Restorable { task: t.clone(), record: record.clone(), health: health.clone() };
             if let Err(e) = saved.save(&container.bundle) {
                 tracing::warn!(task = %id, "{e}");
@@ -765,17 +758,18 @@ impl Restorable {
     const FILE: &'static str = "task.json";
 
     fn save(&self, bundle: &std::path::Path) -> Result<(), String> {
-        let path = bundle.join(Self::FILE);
-        let tmp = bundle.join("task.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(self).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
+        crate::executor::replace_file(&bundle.join(Self::FILE), &serde_json::to_vec(self).map_err(|e| e.to_string())?)
     }
 
     /// Whether a daemon started again can take `c` back (see `adopt`).
     fn can_take_back(c: &Container) -> bool {
-        c.outlives_daemon()
-            && Self::load(&c.bundle).ok().flatten().is_some_and(|r| !r.task.networks_attachments.iter().any(|a| a.network.is_encrypted()))
+        c.outlives_daemon && Self::load(&c.bundle).ok().flatten().is_some_and(|r| !r.on_encrypted_network())
+    }
+
+    /// On an encrypted overlay: not taken back yet (the node's WireGuard
+    /// tunnel lives in the daemon).
+    fn on_encrypted_network(&self) -> bool {
+        self.task.networks_attachments.iter().any(|a| a.network.is_encrypted())
     }
 
     fn load(bundle: &std::path::Path) -> Result<Option<Restorable>, String> {

@@ -136,7 +136,7 @@ async fn handle(node: Arc<SwarmNode>, mut req: Request<Incoming>) -> Result<Resp
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let registry_auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (versioned, api) = match split_versioned(&path) {
+    let (versioned, api) = match split_version(&path) {
         Ok((segs, api)) => (Ok(segs), api),
         Err(e) => (Err(e), version::ApiVersion::latest()),
     };
@@ -219,14 +219,9 @@ async fn save_body(mut body: Incoming, path: &Path, cap: u64) -> Result<(), ApiE
     f.flush().await.map_err(io)
 }
 
-/// Strips `/v1.44` and checks it against what we serve.
-#[cfg(test)]
-fn split_version(path: &str) -> Result<Vec<String>, ApiError> {
-    split_versioned(path).map(|(segs, _)| segs)
-}
-
-/// As `split_version`, with the version named (the latest if none).
-fn split_versioned(path: &str) -> Result<(Vec<String>, version::ApiVersion), ApiError> {
+/// Strips `/v1.44` and checks it against what we serve: the segments
+/// after it, and the version named (the latest if none).
+fn split_version(path: &str) -> Result<(Vec<String>, version::ApiVersion), ApiError> {
     let mut segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let mut api = version::ApiVersion::latest();
     if let Some(v) = segs.first().and_then(|s| s.strip_prefix('v')) {
@@ -387,12 +382,12 @@ mod tests {
 
     #[test]
     fn version_prefix() {
-        assert_eq!(split_version("/v1.44/nodes/abc").unwrap(), vec!["nodes", "abc"]);
-        assert_eq!(split_version("/nodes").unwrap(), vec!["nodes"]);
+        assert_eq!(split_version("/v1.44/nodes/abc").unwrap().0, vec!["nodes", "abc"]);
+        assert_eq!(split_version("/nodes").unwrap().0, vec!["nodes"]);
         assert_eq!(split_version("/v1.12/nodes").unwrap_err().status, 400);
         assert_eq!(split_version("/v9.99/nodes").unwrap_err().status, 400);
-        assert_eq!(split_versioned("/v1.41/services").unwrap().1, version::ApiVersion(1, 41));
-        assert_eq!(split_versioned("/services").unwrap().1, version::ApiVersion::latest());
+        assert_eq!(split_version("/v1.41/services").unwrap().1, version::ApiVersion(1, 41));
+        assert_eq!(split_version("/services").unwrap().1, version::ApiVersion::latest());
     }
 
     #[test]

@@ -178,6 +178,9 @@ pub struct Container {
     pub stdin: Option<ContainerInputPipe>,
     /// The terminal's master end, for resizing (`Tty`).
     pub console: Option<Arc<OwnedFd>>,
+    /// Started through a shim (`shim`): it keeps running when the daemon
+    /// stops.
+    pub outlives_daemon: bool,
 }
 
 /// The write side of a container's stdin (a pipe or its terminal).
@@ -188,11 +191,6 @@ pub type ContainerInputPipe = Arc<Mutex<Option<std::fs::File>>>;
 type Started = (Result<i32, String>, Option<crate::logs::capture::CaptureDone>, Option<ContainerInputPipe>, Option<Arc<OwnedFd>>);
 
 impl Container {
-    /// Started through a shim: it keeps running when the daemon stops.
-    pub fn outlives_daemon(&self) -> bool {
-        self.bundle.join(shim::RECORD_FILE).exists()
-    }
-
     /// The exit code if the container has ended (Docker's: 128+n for signal n).
     pub fn exit_code(&self) -> Option<i32> {
         self.exit.try_get()
@@ -204,6 +202,17 @@ pub struct Executor {
     runc: runc::Runc,
     spec_opts: spec::SpecOptions,
     volumes: crate::volumes::VolumeStore,
+}
+
+/// Replaces `path` with `data` through a temporary file and a rename, so a
+/// daemon started again finds the old content or the new, never a part.
+/// No fsync: these records (the shim's, a task's, a standalone
+/// container's) matter across a daemon restart, not a power loss, which
+/// their containers do not outlive either.
+pub(crate) fn replace_file(path: &Path, data: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("renaming {}: {e}", tmp.display()))
 }
 
 /// In the bundle: the anonymous volumes to remove with the container.
@@ -373,7 +382,7 @@ impl Executor {
         };
         let exit = supervise::ExitWatch::spawn(pid)?;
         let logs = logs.ok_or("the container's terminal never came from runc")?;
-        Ok(Container { id: input.id.clone(), pid, log_path, bundle, exit, logs, stdin, console })
+        Ok(Container { id: input.id.clone(), pid, log_path, bundle, exit, logs, stdin, console, outlives_daemon: false })
     }
 
     /// Through a shim (`shim`): the container outlives this daemon.
@@ -397,7 +406,17 @@ impl Executor {
         };
         let logs = crate::logs::capture::CaptureDone::default();
         let exit = supervise::ExitWatch::spawn_shim(record.shim_pid, bundle.join(shim::EXIT_FILE), logs.clone())?;
-        Ok(Container { id: input.id.clone(), pid: record.pid, log_path, bundle, exit, logs, stdin: None, console: None })
+        Ok(Container {
+            id: input.id.clone(),
+            pid: record.pid,
+            log_path,
+            bundle,
+            exit,
+            logs,
+            stdin: None,
+            console: None,
+            outlives_daemon: true,
+        })
     }
 
     /// A container that a previous run of this daemon started through a
@@ -428,6 +447,7 @@ impl Executor {
             logs,
             stdin: None,
             console: None,
+            outlives_daemon: true,
         }))
     }
 

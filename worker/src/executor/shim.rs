@@ -89,7 +89,7 @@ impl ShimRecord {
     }
 
     fn save(&self, bundle: &Path) -> Result<(), String> {
-        write_atomic(&bundle.join(RECORD_FILE), &serde_json::to_vec(self).map_err(|e| e.to_string())?)
+        super::replace_file(&bundle.join(RECORD_FILE), &serde_json::to_vec(self).map_err(|e| e.to_string())?)
     }
 
     /// A pidfd of the shim if it still runs (`None`: it has ended). Opened
@@ -106,9 +106,7 @@ impl ShimRecord {
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         Ok((start_time(self.shim_pid) == Some(self.shim_start)).then_some(fd))
     }
-}
 
-impl ShimRecord {
     /// Ends the shim (SIGKILL) if it still runs, and waits until it has:
     /// before its container is removed without it, so it writes nothing
     /// into a bundle being deleted.
@@ -142,12 +140,6 @@ pub fn start_time(pid: i32) -> Option<u64> {
     // state is field 3, start time field 22.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("renaming {}: {e}", tmp.display()))
 }
 
 /// Starts the shim for container `id` (the daemon's side) and waits until
@@ -237,7 +229,7 @@ pub fn main(args: &[String]) -> i32 {
     drop(ready);
     let code = wait_for(pid);
     logs.wait_timeout(OUTPUT_GRACE);
-    if let Err(e) = write_atomic(&bundle.join(EXIT_FILE), code.to_string().as_bytes()) {
+    if let Err(e) = super::replace_file(&bundle.join(EXIT_FILE), code.to_string().as_bytes()) {
         eprintln!("{e}");
     }
     code
@@ -285,7 +277,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(EXIT_FILE);
         assert_eq!(read_exit(&path), None);
-        write_atomic(&path, b"137").unwrap();
+        super::super::replace_file(&path, b"137").unwrap();
         assert_eq!(read_exit(&path), Some(137));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,14 +1,18 @@
-//! Exit codes without a shim per container. The daemon is the child
+//! Exit codes. A container started through its shim (`super::shim`) is
+//! the shim's child, and its code comes from the shim: the daemon waits
+//! for the shim (its own child) and reads the code the shim wrote, or,
+//! for a shim a previous run of the daemon started, watches it through a
+//! pidfd. A `-t`/`-i` container has no shim: the daemon is the child
 //! subreaper, so when `runc run -d` returns the container's init process
 //! has been reparented to us and `waitpid(pid)` yields its status.
 //!
-//! One waiting thread per container (small stack): a blocking
+//! One waiting thread per process waited for (small stack): a blocking
 //! `waitpid(pid)` on exactly that pid is the simplest correct form, needs no
 //! event loop, and costs about one small stack (64 KiB reserved, a few
-//! pages touched) per running container, which is far below a shim process.
-//! A pidfd poller would save the threads but cannot reap without
-//! `waitid(P_PIDFD)` plumbing; that can replace this later behind the same
-//! `ExitWatch` API. We never wait on -1: other code reaps its own children.
+//! pages touched). A pidfd poller would save the threads but cannot reap
+//! without `waitid(P_PIDFD)` plumbing; that can replace this later behind
+//! the same `ExitWatch` API. We never wait on -1: other code reaps its own
+//! children.
 //!
 //! A subreaper also inherits processes nobody waits for: runc's own
 //! intermediate processes (`runc:[1:CHILD]`, one per `runc exec`, so one
@@ -93,7 +97,8 @@ impl ExitWatch {
 
     /// A container's shim that a previous run of the daemon started: not
     /// our child, so its end is seen through a pidfd (`None` from
-    /// `shim_alive` means it already ended). Then as [`spawn_shim`].
+    /// `ShimRecord::open_if_alive`: it already ended). Then as
+    /// [`ExitWatch::spawn_shim`].
     pub fn adopt_shim(pidfd: Option<OwnedFd>, exit_file: PathBuf, logs: CaptureDone) -> Result<ExitWatch, String> {
         let w = ExitWatch { inner: Arc::new((Mutex::new(None), Condvar::new())) };
         let w2 = w.clone();
@@ -101,10 +106,7 @@ impl ExitWatch {
             logs.set();
             // A shim that died without writing the code (killed by hand):
             // nothing tells the container's code any more.
-            let code = super::shim::read_exit(&exit_file).unwrap_or(255);
-            let (m, cv) = &*w2.inner;
-            *m.lock().unwrap() = Some(code);
-            cv.notify_all();
+            w2.finish(super::shim::read_exit(&exit_file).unwrap_or(255));
         };
         let Some(fd) = pidfd else {
             finish();
@@ -145,16 +147,20 @@ impl ExitWatch {
                     break 255;
                 };
                 watched().lock().unwrap().remove(&pid);
-                let code = then(code);
-                let (m, cv) = &*w2.inner;
-                *m.lock().unwrap() = Some(code);
-                cv.notify_all();
+                w2.finish(then(code));
             })
             .map_err(|e| {
                 watched().lock().unwrap().remove(&pid);
                 format!("starting wait thread: {e}")
             })?;
         Ok(w)
+    }
+
+    /// Records the exit code and wakes every waiter.
+    fn finish(&self, code: i32) {
+        let (m, cv) = &*self.inner;
+        *m.lock().unwrap() = Some(code);
+        cv.notify_all();
     }
 
     /// The exit code, if the process has ended.

@@ -708,14 +708,14 @@ impl NodeNetwork {
     }
 
     /// At start: removes what an earlier run left (its tasks' namespaces,
-    /// veths and addresses, its bridge and nft table). Tasks do not survive
-    /// a daemon restart, so nothing of theirs is kept.
+    /// veths and addresses, its bridge and nft table), when no task of it
+    /// is taken back (see `restore`).
     pub fn remove_leftovers(&self) {
         let owners = self.state.lock().unwrap().ipam.owners();
         for t in owners {
             self.detach(&t);
         }
-        self.sweep();
+        self.sweep(&Keep::default());
     }
 
     /// At start, with the tasks whose containers outlived the previous run
@@ -728,9 +728,6 @@ impl NodeNetwork {
     /// routing mesh come back with the first assignments, as after any
     /// start.
     pub fn restore(&self, keep: &[(String, Vec<shoal_api::network::NetworkAttachment>)]) {
-        if keep.is_empty() {
-            return self.remove_leftovers();
-        }
         let mut kept: Vec<(String, Vec<overlays::Attachment>)> = Vec::new();
         for (task, attachments) in keep {
             match attachments.iter().map(overlays::Attachment::read).collect::<Result<Vec<_>, _>>() {
@@ -743,37 +740,18 @@ impl NodeNetwork {
         for t in owners.iter().filter(|t| !ids.contains(&t.as_str())) {
             self.detach(t);
         }
-        let sandboxes: Vec<String> = kept.iter().flat_map(|(_, a)| a.iter().map(|a| format!("ov-{}", a.spec.vni))).collect();
-        if let Ok(entries) = std::fs::read_dir(&self.cfg.netns_dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if ids.contains(&name.as_str()) || sandboxes.contains(&name) {
-                    continue;
-                }
-                if let Err(err) = netns::remove(&e.path()) {
-                    tracing::warn!("{err}");
-                }
-            }
-        }
-        let kept_veths: Vec<String> = ids.iter().map(|k| self.cfg.host_veth(k)).collect();
-        let mut bridge = None;
-        if let Ok(mut nl) = Netlink::open() {
-            let prefix = self.cfg.veth_prefix();
-            for l in nl.links().unwrap_or_default() {
-                if l.name.starts_with(&prefix) && !kept_veths.contains(&l.name) {
-                    let _ = nl.del_link(&l.name);
-                }
-            }
-            let _ = nl.del_link(&self.cfg.mesh_leg());
-            bridge = nl.link_index(&self.cfg.bridge()).ok().flatten();
-        }
-        for table in [self.ports_table(), self.cfg.mesh_table()] {
-            if let Err(e) = nft::remove(&table) {
-                tracing::warn!("{e}");
-            }
-        }
+        let on_bridge = {
+            let st = self.state.lock().unwrap();
+            kept.iter().filter(|(t, _)| st.ipam.address_of(t).is_some()).count()
+        };
+        let sandboxes = kept.iter().flat_map(|(_, a)| a.iter().map(|a| format!("ov-{}", a.spec.vni)));
+        self.sweep(&Keep {
+            netns: ids.iter().map(|t| t.to_string()).chain(sandboxes).collect(),
+            veths: ids.iter().map(|t| self.cfg.host_veth(t)).collect(),
+            bridge: on_bridge > 0,
+        });
+        let bridge = Netlink::open().ok().and_then(|mut nl| nl.link_index(&self.cfg.bridge()).ok().flatten());
         let mut st = self.state.lock().unwrap();
-        let on_bridge = kept.iter().filter(|(t, _)| st.ipam.address_of(t).is_some()).count();
         match (bridge, st.ipam.subnet()) {
             (Some(index), Some(subnet)) if on_bridge > 0 => {
                 if let Err(e) = nft::install(&self.cfg.nft_table(), &self.cfg.bridge(), subnet).and_then(|_| enable_ip_forward()) {
@@ -836,36 +814,47 @@ impl NodeNetwork {
         self.state.lock().unwrap().bridge = None;
     }
 
-    /// Whatever carries this node's names, known to IPAM or not.
-    fn sweep(&self) {
+    /// Whatever carries this node's names, known to IPAM or not, except
+    /// what `keep` names (tasks that outlived a restart, see `restore`).
+    fn sweep(&self, keep: &Keep) {
         if let Ok(entries) = std::fs::read_dir(&self.cfg.netns_dir) {
-            for e in entries.flatten() {
+            for e in entries.flatten().filter(|e| !keep.netns.iter().any(|k| *k == e.file_name().to_string_lossy())) {
                 if let Err(err) = netns::remove(&e.path()) {
                     tracing::warn!("{err}");
                 }
             }
         }
-        let _ = std::fs::remove_dir(&self.cfg.netns_dir);
+        let _ = std::fs::remove_dir(&self.cfg.netns_dir); // only if empty
         if let Some(parent) = self.cfg.netns_dir.parent() {
             let _ = std::fs::remove_dir(parent); // only if empty
         }
-        let _ = std::fs::remove_dir_all(self.cfg.state_dir.join("tasks"));
+        let tasks = self.cfg.state_dir.join("tasks");
+        for e in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            if !keep.netns.iter().any(|k| *k == e.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&tasks); // only if empty
         if let Ok(mut nl) = Netlink::open() {
             let prefix = self.cfg.veth_prefix();
             for l in nl.links().unwrap_or_default() {
-                if l.name.starts_with(&prefix) {
+                if l.name.starts_with(&prefix) && !keep.veths.contains(&l.name) {
                     let _ = nl.del_link(&l.name);
                 }
             }
-            if let Err(e) = nl.del_link(&self.cfg.bridge()) {
-                tracing::warn!("{e}");
+            if !keep.bridge {
+                if let Err(e) = nl.del_link(&self.cfg.bridge()) {
+                    tracing::warn!("{e}");
+                }
             }
             if let Err(e) = nl.del_link(&self.cfg.mesh_leg()) {
                 tracing::warn!("{e}");
             }
         }
-        if let Err(e) = nft::remove(&self.cfg.nft_table()) {
-            tracing::warn!("{e}");
+        if !keep.bridge {
+            if let Err(e) = nft::remove(&self.cfg.nft_table()) {
+                tracing::warn!("{e}");
+            }
         }
         if let Err(e) = nft::remove(&self.ports_table()) {
             tracing::warn!("{e}");
@@ -875,6 +864,16 @@ impl NodeNetwork {
         }
         self.state.lock().unwrap().published.clear();
     }
+}
+
+/// What a `sweep` leaves: the namespaces (of tasks and sandboxes, by
+/// file name) and host veths of tasks that outlived a restart, and the
+/// gateway bridge with its table when one of them is on it.
+#[derive(Default)]
+struct Keep {
+    netns: Vec<String>,
+    veths: Vec<String>,
+    bridge: bool,
 }
 
 fn enable_ip_forward() -> Result<(), String> {
