@@ -1,5 +1,6 @@
-//! The Raft loop: owns the `RawNode`, ticks it, persists and applies its
-//! `Ready`s, and answers proposals when their entries are applied.
+//! The Raft loop: a tokio task that ticks the `Core` every `TICK`, feeds it
+//! inputs, and connects its outbox to the transport and the status and
+//! applied-index watches.
 //!
 //! Everything else talks to it through `RaftHandle` (a channel), so Raft
 //! state is touched by one task only.
@@ -10,12 +11,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ::raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, Snapshot};
-use ::raft::{Config, RawNode, SnapshotStatus, StateRole};
+use ::raft::Config;
 use protobuf::Message as _;
 use shoal_api::ApiError;
 use shoal_rpc::RaftMember;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::core::{Core, OpenOptions, Outbox};
 use super::storage::DiskStorage;
 use super::transport::Transport;
 use crate::store::{self, Envelope, Store};
@@ -26,16 +28,19 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const ELECTION_TICKS: usize = 10;
 pub const HEARTBEAT_TICKS: usize = 1;
 
-pub type Reply = oneshot::Sender<Result<serde_json::Value, ApiError>>;
+pub use super::core::{Input, Reply};
 
-pub enum Input {
-    Propose { envelope: Envelope, reply: Reply },
-    ConfChange { change: ConfChange, reply: Reply },
-    Step(Box<Message>),
-    TransferLeader(u64),
-    Unreachable(u64),
-    SnapshotStatus(u64, SnapshotStatus),
-    Stop,
+/// Raft's settings on every manager (the ID and applied index aside).
+pub fn raft_config() -> Config {
+    Config {
+        election_tick: ELECTION_TICKS,
+        heartbeat_tick: HEARTBEAT_TICKS,
+        check_quorum: true,
+        pre_vote: true,
+        max_inflight_msgs: 256,
+        max_size_per_msg: 1 << 20,
+        ..Default::default()
+    }
 }
 
 /// What the rest of the manager may know about Raft, published after every step.
@@ -54,9 +59,9 @@ pub struct Status {
 
 /// Context carried by a conf-change entry.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct ConfContext {
-    proposal: u64,
-    member: RaftMember,
+pub(super) struct ConfContext {
+    pub proposal: u64,
+    pub member: RaftMember,
 }
 
 #[derive(Clone)]
@@ -89,59 +94,26 @@ pub struct StartOptions {
 
 impl RaftHandle {
     pub fn start(opts: StartOptions) -> Result<RaftHandle, String> {
-        let io = |e: std::io::Error| format!("raft storage in {}: {e}", opts.dir.display());
-        let mut storage = DiskStorage::open_with(&opts.dir, opts.wal_key.clone()).map_err(io)?;
-        if storage.is_fresh() {
-            if let Some(me) = &opts.bootstrap {
-                bootstrap(&mut storage, me).map_err(io)?;
-            }
-        }
-        let mut initial = Store::default();
-        let mut applied = 0;
-        if let Some(snap) = storage.snapshot() {
-            initial = Store::from_bytes(snap.get_data())?;
-            applied = snap.get_metadata().index;
-            initial.applied = applied;
-        }
-        let store = Arc::new(RwLock::new(initial));
+        let config = Config { id: opts.id, ..raft_config() };
+        let open = OpenOptions {
+            dir: &opts.dir,
+            wal_key: opts.wal_key.clone(),
+            bootstrap: opts.bootstrap.as_ref(),
+            config,
+            snapshot_interval: opts.snapshot_interval,
+            keep_entries: opts.keep_entries,
+        };
+        let mut core = Core::open(open)?;
+        let store = core.store();
+        let applied = store.read().unwrap().applied;
         let (tx, rx) = mpsc::unbounded_channel();
         let transport = Transport::new(opts.tls.clone(), store.clone(), opts.seeds.clone(), tx.clone());
-        let cfg = Config {
-            id: opts.id,
-            election_tick: ELECTION_TICKS,
-            heartbeat_tick: HEARTBEAT_TICKS,
-            applied,
-            check_quorum: true,
-            pre_vote: true,
-            max_inflight_msgs: 256,
-            max_size_per_msg: 1 << 20,
-            ..Default::default()
-        };
-        cfg.validate().map_err(|e| format!("raft config: {e}"))?;
-        let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let raw = RawNode::new(&cfg, storage.reader(), &logger).map_err(|e| format!("raft: {e}"))?;
+        if let Some(sink) = opts.events.clone() {
+            core.publish_events(sink, std::time::SystemTime::now());
+        }
         let (status_tx, status_rx) = watch::channel(Status { id: opts.id, ..Default::default() });
         let (applied_tx, applied_rx) = watch::channel(applied);
-        // Entries up to the commit index known at start were applied before
-        // (a restart replays them): they are history, not events.
-        let replayed_until = raw.raft.raft_log.committed;
-        let node = Loop {
-            events: opts.events.clone(),
-            replayed_until,
-            started: std::time::SystemTime::now(),
-            applied_tx,
-            raw,
-            storage,
-            store: store.clone(),
-            transport: transport.clone(),
-            pending: HashMap::new(),
-            proposed: HashMap::new(),
-            status_tx,
-            snapshot_interval: opts.snapshot_interval.max(1),
-            keep_entries: opts.keep_entries,
-            last_snapshot: applied,
-            removed: false,
-        };
+        let node = Loop { core, transport: transport.clone(), status_tx, applied_tx };
         tokio::spawn(node.run(rx));
         Ok(RaftHandle { tx, store, status: status_rx, applied: applied_rx, transport })
     }
@@ -171,14 +143,20 @@ impl RaftHandle {
         member: RaftMember,
         timeout: Duration,
     ) -> Result<serde_json::Value, ApiError> {
-        let ctx = ConfContext { proposal: new_proposal_id(), member };
-        let mut change = ConfChange::default();
-        change.set_change_type(kind);
-        change.node_id = ctx.member.raft_id;
-        change.context = serde_json::to_vec(&ctx).expect("context serialises").into();
+        let change = membership_change(kind, member, new_proposal_id());
         let (reply, rx) = oneshot::channel();
         self.send(Input::ConfChange { change, reply })?;
         wait(rx, timeout).await
+    }
+
+    /// Waits until this node's store holds every write committed before
+    /// the call (Raft's ReadIndex, confirmed by a quorum): a read after it
+    /// is linearizable, on a follower too. Returns the applied index.
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<u64, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::ReadIndex { reply })?;
+        let index = wait(rx, timeout).await?;
+        Ok(index.as_u64().unwrap_or_default())
     }
 
     pub fn step(&self, msg: Message) {
@@ -206,9 +184,20 @@ async fn wait(rx: oneshot::Receiver<Result<serde_json::Value, ApiError>>, timeou
     }
 }
 
+/// A membership change as a conf-change entry carries it: the member's
+/// address and node ID ride in the context, with the proposal ID its
+/// proposer waits on.
+pub(super) fn membership_change(kind: ConfChangeType, member: RaftMember, proposal: u64) -> ConfChange {
+    let mut change = ConfChange::default();
+    change.set_change_type(kind);
+    change.node_id = member.raft_id;
+    change.context = serde_json::to_vec(&ConfContext { proposal, member }).expect("context serialises").into();
+    change
+}
+
 /// A new swarm's log starts with one committed entry adding the founder, so a
 /// manager that later replays the log from index 1 learns the full membership.
-fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> {
+pub(super) fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> {
     let cs = ConfState { voters: vec![me.raft_id], ..Default::default() };
     storage.bootstrap(cs)?;
     let mut cc = ConfChange::default();
@@ -288,7 +277,7 @@ fn apply_to_store(st: &mut Store, e: &Entry) {
     st.applied = e.index;
 }
 
-fn apply_membership(st: &mut Store, cc: &ConfChange) -> Option<u64> {
+pub(super) fn apply_membership(st: &mut Store, cc: &ConfChange) -> Option<u64> {
     let ctx: Option<ConfContext> = serde_json::from_slice(&cc.context).ok();
     match cc.get_change_type() {
         ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
@@ -303,28 +292,35 @@ fn apply_membership(st: &mut Store, cc: &ConfChange) -> Option<u64> {
     ctx.map(|c| c.proposal)
 }
 
+/// Drives a `Core` from tokio: ticks it, feeds it inputs in batches, hands
+/// its messages to the transport and publishes its status.
 struct Loop {
-    events: Option<Arc<dyn shoal_api::event::EventSink>>,
-    replayed_until: u64,
-    started: std::time::SystemTime,
-    applied_tx: watch::Sender<u64>,
-    raw: RawNode<super::storage::DiskStorageReader>,
-    storage: DiskStorage,
-    store: Arc<RwLock<Store>>,
+    core: Core,
     transport: Arc<Transport>,
-    /// Callers waiting for their proposal (several for one ID: a retry
-    /// while the first attempt is still in flight).
-    pending: HashMap<u64, Vec<Reply>>,
-    /// This leader's own proposals by ID (also in the entry's context): at
-    /// apply time the leader takes the command from here instead of
-    /// decoding the bytes it encoded itself (JSON round-trips exactly),
-    /// and when it was proposed (`swarm_raft_transaction_latency_seconds`).
-    proposed: HashMap<u64, (Envelope, std::time::Instant)>,
     status_tx: watch::Sender<Status>,
-    snapshot_interval: u64,
-    keep_entries: u64,
-    last_snapshot: u64,
-    removed: bool,
+    applied_tx: watch::Sender<u64>,
+}
+
+/// The transport and the applied-index watch, as the core's outbox.
+struct Wire<'a> {
+    transport: &'a Arc<Transport>,
+    applied_tx: &'a watch::Sender<u64>,
+}
+
+impl Outbox for Wire<'_> {
+    fn send(&mut self, msgs: Vec<Message>) {
+        if !msgs.is_empty() {
+            self.transport.send(msgs);
+        }
+    }
+
+    fn remove_peer(&mut self, id: u64) {
+        self.transport.remove_peer(id);
+    }
+
+    fn applied(&mut self, index: u64) {
+        self.applied_tx.send_if_modified(|a| std::mem::replace(a, index) != index);
+    }
 }
 
 impl Loop {
@@ -333,7 +329,7 @@ impl Loop {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let input = tokio::select! {
-                _ = ticker.tick() => { self.raw.tick(); None }
+                _ = ticker.tick() => { self.core.tick(); None }
                 i = rx.recv() => match i {
                     Some(i) => Some(i),
                     None => {
@@ -348,17 +344,18 @@ impl Loop {
             }
             for i in batch {
                 if let Input::Stop = i {
-                    self.fail_pending();
+                    self.core.fail_pending();
                     shoal_metrics::get().raft_leader.set(0);
                     return;
                 }
-                self.handle(i);
+                self.core.handle(i);
             }
-            if self.raw.has_ready() {
-                if let Err(e) = tokio::task::block_in_place(|| self.on_ready()) {
+            if self.core.has_ready() {
+                let mut wire = Wire { transport: &self.transport, applied_tx: &self.applied_tx };
+                if let Err(e) = tokio::task::block_in_place(|| self.core.ready(&mut wire)) {
                     // Losing durability silently is worse than stopping.
                     tracing::error!("raft storage failed, stopping the raft node: {e}");
-                    self.fail_pending();
+                    self.core.fail_pending();
                     shoal_metrics::get().raft_leader.set(0);
                     return;
                 }
@@ -367,234 +364,13 @@ impl Loop {
         }
     }
 
-    fn handle(&mut self, input: Input) {
-        match input {
-            Input::Propose { envelope, reply } => {
-                let id = envelope.proposal;
-                let data = serde_json::to_vec(&envelope).expect("envelope serialises");
-                if self.raw.raft.state != StateRole::Leader {
-                    let _ = reply.send(Err(ApiError::no_leader()));
-                    return;
-                }
-                match self.raw.propose(id.to_le_bytes().to_vec(), data) {
-                    Ok(()) => {
-                        self.pending.entry(id).or_default().push(reply);
-                        self.proposed.insert(id, (envelope, std::time::Instant::now()));
-                    }
-                    Err(_) => {
-                        let _ = reply.send(Err(ApiError::no_leader()));
-                    }
-                }
-            }
-            Input::ConfChange { change, reply } => {
-                let id = serde_json::from_slice::<ConfContext>(&change.context).map(|c| c.proposal).unwrap_or(0);
-                if self.raw.raft.state != StateRole::Leader {
-                    let _ = reply.send(Err(ApiError::no_leader()));
-                    return;
-                }
-                match self.raw.propose_conf_change(vec![], change) {
-                    Ok(()) => {
-                        self.pending.entry(id).or_default().push(reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(ApiError::unavailable(format!("raft membership change refused: {e}"))));
-                    }
-                }
-            }
-            Input::Step(m) => {
-                let _ = self.raw.step(*m);
-            }
-            Input::TransferLeader(to) => self.raw.transfer_leader(to),
-            Input::Unreachable(to) => self.raw.report_unreachable(to),
-            Input::SnapshotStatus(to, s) => self.raw.report_snapshot(to, s),
-            Input::Stop => {}
-        }
-    }
-
-    fn on_ready(&mut self) -> Result<(), String> {
-        let io = |e: std::io::Error| e.to_string();
-        let mut ready = self.raw.ready();
-        if !ready.messages().is_empty() {
-            self.transport.send(ready.take_messages());
-        }
-        if !ready.snapshot().is_empty() {
-            let snap = ready.snapshot().clone();
-            let restored = Store::from_bytes(snap.get_data())?;
-            self.storage.apply_snapshot(snap.clone()).map_err(io)?;
-            let mut st = restored;
-            st.applied = snap.get_metadata().index;
-            *self.store.write().unwrap() = st;
-            self.last_snapshot = snap.get_metadata().index;
-        }
-        let committed = ready.take_committed_entries();
-        self.apply_entries(committed)?;
-        self.publish_applied();
-        if !ready.entries().is_empty() {
-            self.storage.append(ready.entries()).map_err(io)?;
-        }
-        if let Some(hs) = ready.hs() {
-            self.storage.set_hard_state(hs.clone()).map_err(io)?;
-        }
-        if !ready.persisted_messages().is_empty() {
-            self.transport.send(ready.take_persisted_messages());
-        }
-        let mut light = self.raw.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            self.storage.set_commit(commit).map_err(io)?;
-        }
-        self.transport.send(light.take_messages());
-        let committed = light.take_committed_entries();
-        self.apply_entries(committed)?;
-        self.publish_applied();
-        self.raw.advance_apply();
-        self.maybe_snapshot().map_err(io)
-    }
-
-    fn publish_applied(&self) {
-        let applied = self.store.read().unwrap().applied;
-        self.applied_tx.send_if_modified(|a| std::mem::replace(a, applied) != applied);
-    }
-
-    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), String> {
-        for e in entries {
-            match e.get_entry_type() {
-                EntryType::EntryNormal => {
-                    if e.data.is_empty() {
-                        self.store.write().unwrap().applied = e.index;
-                        continue;
-                    }
-                    let own = <[u8; 8]>::try_from(e.context.as_ref()).ok().and_then(|id| self.proposed.remove(&u64::from_le_bytes(id)));
-                    let own = own.map(|(env, at)| {
-                        shoal_metrics::get().raft_transaction_latency.observe(at.elapsed().as_secs_f64());
-                        env
-                    });
-                    let decoded = match own {
-                        Some(env) => Ok(env),
-                        None => serde_json::from_slice::<Envelope>(&e.data),
-                    };
-                    let env: Envelope = match decoded {
-                        Ok(env) => env,
-                        Err(err) => {
-                            tracing::error!("skipping undecodable entry {}: {err}", e.index);
-                            self.store.write().unwrap().applied = e.index;
-                            continue;
-                        }
-                    };
-                    let proposal = env.proposal;
-                    let mut events = Vec::new();
-                    let result = {
-                        let mut st = self.store.write().unwrap();
-                        let touched = self.makes_events(e.index, &env.at).then(|| store::events::Touched::before(&st, &env.command));
-                        let at = touched.as_ref().map(|_| env.at.clone());
-                        let r = store::apply(&mut st, e.index, env);
-                        st.applied = e.index;
-                        if let (Some(t), Some(at), Ok(_)) = (touched, at, &r) {
-                            events = t.events(&st, &at);
-                        }
-                        r
-                    };
-                    if let Some(sink) = &self.events {
-                        events.into_iter().for_each(|m| sink.publish(m));
-                    }
-                    for reply in self.pending.remove(&proposal).unwrap_or_default() {
-                        let _ = reply.send(result.clone());
-                    }
-                }
-                EntryType::EntryConfChange => {
-                    let cc = ConfChange::parse_from_bytes(&e.data).map_err(|e| e.to_string())?;
-                    let cs = self.raw.apply_conf_change(&cc).map_err(|e| format!("conf change: {e}"))?;
-                    self.storage.set_conf_state(cs).map_err(|e| e.to_string())?;
-                    let proposal = {
-                        let mut st = self.store.write().unwrap();
-                        let p = apply_membership(&mut st, &cc);
-                        st.applied = e.index;
-                        p
-                    };
-                    if cc.get_change_type() == ConfChangeType::RemoveNode {
-                        if cc.node_id == self.raw.raft.id {
-                            self.removed = true;
-                        } else {
-                            self.transport.remove_peer(cc.node_id);
-                        }
-                    }
-                    for reply in proposal.and_then(|p| self.pending.remove(&p)).unwrap_or_default() {
-                        let _ = reply.send(Ok(serde_json::Value::Null));
-                    }
-                }
-                EntryType::EntryConfChangeV2 => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the entry at `index`, proposed at `at`, is news: not replayed
-    /// from before a restart, nor proposed before this manager started (a
-    /// joining manager catching up with the log).
-    fn makes_events(&self, index: u64, at: &str) -> bool {
-        self.events.is_some()
-            && index > self.replayed_until
-            && shoal_api::time::parse_rfc3339(at).is_none_or(|t| t + std::time::Duration::from_secs(1) >= self.started)
-    }
-
-    /// The snapshot interval and the entries kept behind a snapshot for
-    /// slow followers: the swarm spec's `Raft.SnapshotInterval` and
-    /// `LogEntriesForSlowFollowers` when set to other than Docker's
-    /// defaults, else this manager's own (the defaults, or what a test set).
-    fn snapshot_settings(&self) -> (u64, u64) {
-        let st = self.store.read().unwrap();
-        let raft = st.cluster.as_ref().map(|c| &c.swarm.spec.raft);
-        let interval = raft.map(|r| r.snapshot_interval).filter(|i| *i > 0 && *i != shoal_api::DEFAULT_SNAPSHOT_INTERVAL);
-        let keep = raft.map(|r| r.log_entries_for_slow_followers).filter(|k| *k != shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES);
-        (interval.unwrap_or(self.snapshot_interval), keep.unwrap_or(self.keep_entries))
-    }
-
-    fn maybe_snapshot(&mut self) -> std::io::Result<()> {
-        let applied = self.raw.raft.raft_log.applied;
-        let (interval, keep_entries) = self.snapshot_settings();
-        // Snapshot every `interval` entries, or at once when Raft asked for
-        // one newer than we have (a member added since the last).
-        let due = applied >= self.last_snapshot + interval;
-        if !(due || self.storage.snapshot_requested() && applied > 0) {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let data = self.store.read().unwrap().to_bytes();
-        let cs = self.raw.raft.prs().conf().to_conf_state();
-        self.storage.create_snapshot(applied, cs, data, keep_entries)?;
-        self.last_snapshot = applied;
-        let m = shoal_metrics::get();
-        m.raft_snapshots.inc();
-        m.raft_snapshot_latency.observe(started.elapsed().as_secs_f64());
-        Ok(())
-    }
-
-    fn fail_pending(&mut self) {
-        self.proposed.clear();
-        for r in self.pending.drain().flat_map(|(_, rs)| rs) {
-            let _ = r.send(Err(ApiError::no_leader()));
-        }
-    }
-
     fn publish(&mut self) {
-        let r = &self.raw.raft;
-        let is_leader = r.state == StateRole::Leader;
-        if !is_leader && !self.pending.is_empty() && r.leader_id != r.id {
-            // Lost leadership: what we proposed may never commit. Callers
-            // retry through the new leader.
-            self.fail_pending();
-        }
-        let r = &self.raw.raft;
-        let last = r.raft_log.last_index();
-        let up_to_date =
-            if is_leader { r.prs().iter().filter(|(_, p)| p.matched == last).map(|(id, _)| *id).collect() } else { Vec::new() };
-        let mut voters: Vec<u64> = r.prs().conf().voters().ids().iter().collect();
-        voters.sort_unstable();
-        let s = Status { id: r.id, leader: r.leader_id, term: r.term, is_leader, voters, removed: self.removed, up_to_date };
+        let s = self.core.status();
         let m = shoal_metrics::get();
         m.raft_term.set(s.term as i64);
-        m.raft_leader.set(is_leader as i64);
-        m.raft_log_entries.set((last + 1).saturating_sub(r.raft_log.first_index()) as i64);
-        m.raft_log_bytes.set(self.storage.wal_bytes() as i64);
+        m.raft_leader.set(s.is_leader as i64);
+        m.raft_log_entries.set(self.core.log_entries() as i64);
+        m.raft_log_bytes.set(self.core.wal_bytes() as i64);
         self.status_tx.send_if_modified(|old| {
             if old.leader != s.leader && s.leader != 0 {
                 m.raft_leader_changes.inc();
