@@ -46,6 +46,22 @@ fn three_managers_two_workers_form_a_swarm() {
         }
     }
 
+    // A write through any manager is read back at once through any other
+    // (followers read through Raft's ReadIndex).
+    let leader = leader_host(&lab.nodes("node-1")).unwrap();
+    let followers: Vec<&str> = ["node-1", "node-2", "node-3"].into_iter().filter(|m| *m != leader).collect();
+    for i in 0..30 {
+        let via = if i % 2 == 0 { leader.as_str() } else { followers[i % 4 / 2] };
+        let name = format!("read-back-{i}");
+        let body = json!({"Name": name, "Data": "eA=="});
+        let (status, answer) = lab.api(via, "POST", "/v1.44/configs/create", Some(&body));
+        assert_eq!(status, 201, "{answer}");
+        for m in ["node-1", "node-2", "node-3"].into_iter().filter(|m| *m != via) {
+            let (status, answer) = lab.api(m, "GET", &format!("/v1.44/configs/{name}"), None);
+            assert_eq!(status, 200, "config {name} written through {via}, read through {m}: {answer}");
+        }
+    }
+
     // The table as Docker prints it, with the current node starred.
     let table = lab.shoal_ok("node-2", &["node", "ls"]);
     let mut lines = table.lines();

@@ -269,7 +269,34 @@ async fn route_streams(node: &Arc<SwarmNode>, call: Call) -> Result<Response<Bod
     }
 }
 
+/// The routes that read the cluster's replicated state.
+const SWARM_READS: [&str; 7] = ["swarm", "nodes", "services", "tasks", "secrets", "configs", "networks"];
+
+/// A swarm read on a follower first waits until the follower holds every
+/// write committed before the request (Raft's ReadIndex: one round trip to
+/// the leader), so a write made through any manager is read back through
+/// any other, as Docker's managers give by proxying reads to the leader.
+/// With no leader in reach the follower answers from what it has, where
+/// Docker would refuse.
+async fn read_committed(node: &SwarmNode, call: &Call) {
+    if call.method != Method::GET || !call.segs.first().is_some_and(|s| SWARM_READS.contains(&s.as_str())) {
+        return;
+    }
+    let Some(mgr) = node.manager() else { return };
+    if mgr.is_leader() {
+        return;
+    }
+    if let Err(e) = mgr.raft.read_barrier(READ_BARRIER_WAIT).await {
+        tracing::debug!("answering {} from this manager's state: {}", call.segs.join("/"), e.message);
+    }
+}
+
+/// How long a follower's read waits for the leader before answering from
+/// its own state.
+const READ_BARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn route(node: &Arc<SwarmNode>, call: Call) -> Reply {
+    read_committed(node, &call).await;
     let segs: Vec<&str> = call.segs.iter().map(String::as_str).collect();
     match (call.method.as_str(), segs.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => system::ping(node),
