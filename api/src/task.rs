@@ -197,9 +197,29 @@ pub struct TaskSpec {
     pub force_update: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime: String,
+    /// A network attachment task's container (`Runtime` "attachment"):
+    /// a standalone container's place on an attachable overlay, which
+    /// the allocator gives an address like any task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_attachment_spec: Option<NetworkAttachmentSpec>,
+}
+
+/// The runtime of a network attachment task (Docker's).
+pub const ATTACHMENT_RUNTIME: &str = "attachment";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachmentSpec {
+    #[serde(rename = "ContainerID", default)]
+    pub container_id: String,
 }
 
 impl TaskSpec {
+    /// A network attachment task: it runs nothing; its node's standalone
+    /// container uses its addresses.
+    pub fn is_attachment(&self) -> bool {
+        self.runtime == ATTACHMENT_RUNTIME
+    }
+
     /// The reservations, if any (what the scheduler must find free on a node).
     pub fn reservations(&self) -> Option<&Reservations> {
         self.resources.as_ref()?.reservations.as_ref()

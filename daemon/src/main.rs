@@ -2,6 +2,7 @@
 //! socket, runs the agent on every node and the manager role on managers.
 
 mod addr;
+mod attachments;
 mod config;
 mod events;
 mod http;

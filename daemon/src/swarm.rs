@@ -87,6 +87,9 @@ pub struct SwarmNode {
     /// A manager restarted with autolock on, until `swarm unlock`: the
     /// swarm part of the node (agent and manager) does not run.
     locked: RwLock<Option<NodeState>>,
+    /// Standalone containers between their network attachment and the end
+    /// of their start (`attachments`).
+    pub(crate) starting: crate::attachments::Starting,
 }
 
 impl SwarmNode {
@@ -170,6 +173,7 @@ impl SwarmNode {
             lifecycle: Mutex::new(()),
             active: RwLock::new(None),
             locked: RwLock::new(None),
+            starting: Default::default(),
         }))
     }
 
@@ -201,6 +205,11 @@ impl SwarmNode {
         } else {
             LocalNodeState::Inactive
         }
+    }
+
+    /// This node's mutual-TLS client settings for the cluster port.
+    pub fn cluster_tls(&self) -> Option<Result<Arc<rustls::ClientConfig>, String>> {
+        self.active.read().unwrap().as_ref().map(|a| a.creds.read().unwrap().client_config())
     }
 
     /// (node ID, advertise host, managers, last agent error)
@@ -754,6 +763,7 @@ async fn watch_role(node: Arc<SwarmNode>, mut agent: watch::Receiver<AgentState>
     loop {
         let _ = tokio::time::timeout(Duration::from_millis(500), agent.changed()).await;
         node.reconcile_role().await;
+        node.release_attachments().await;
         // Keep the saved manager list fresh for the next restart.
         let fresh = agent.borrow().managers.clone();
         let dir = node.cfg.swarm_dir();

@@ -317,6 +317,15 @@ impl Manager {
                 let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
                 Ok(Response::SecretsKey { key: key.to_text() })
             }
+            Request::AttachNetwork { container_id, name, network, aliases } => {
+                let id = self.authorize(peer, Access::Node)?;
+                let a = self.attach_network(&id.node_id, &container_id, &name, &network, aliases).await?;
+                Ok(Response::Attached(Box::new(a)))
+            }
+            Request::DetachNetwork { container_id } => {
+                let id = self.authorize(peer, Access::Node)?;
+                self.detach_network(&id.node_id, &container_id).await.map(|_| Response::Ok)
+            }
         }
     }
 

@@ -48,6 +48,20 @@ pub enum Request {
     /// Manager-only: the cluster's data key that seals secrets in the Raft
     /// log, for a manager that joined or was promoted.
     SecretsKey,
+    /// A standalone container on the calling node joins an attachable
+    /// swarm network (`docker run --network`): answered with its address
+    /// there (`Attached`).
+    AttachNetwork {
+        container_id: String,
+        /// The container's name: resolvable on the network, as in Docker.
+        #[serde(default)]
+        name: String,
+        network: String,
+        #[serde(default)]
+        aliases: Vec<String>,
+    },
+    /// The calling node's container stopped: its attachments go.
+    DetachNetwork { container_id: String },
 }
 
 /// The only request read from a caller without a certificate.
@@ -202,6 +216,8 @@ pub enum Response {
     },
     /// A frame of a log stream (see `logs`).
     Logs(crate::logs::LogResponse),
+    /// A container's place on a swarm network, answered to `AttachNetwork`.
+    Attached(Box<shoal_api::network::NetworkAttachment>),
 }
 
 impl Response {

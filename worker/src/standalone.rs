@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shoal_api::network::NetworkAttachment;
 use shoal_api::task::{ContainerSpec, Limit};
 
 use crate::containers::{ContainerRecord, Containers};
@@ -25,12 +26,17 @@ use crate::image::{Image, ImageService};
 use crate::network::NodeNetwork;
 
 /// Which network a standalone container gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetworkChoice {
     /// The node's gateway bridge (Docker's `bridge`, the default).
     Bridge,
     /// Its own namespace with loopback only (`--network none`).
     None,
+    /// An attachable swarm overlay, as the user named it, with network
+    /// aliases: the managers give it an address at each start (`start`
+    /// takes it); the gateway bridge gives the way out, as Docker's
+    /// `docker_gwbridge` does.
+    Swarm { network: String, aliases: Vec<String> },
 }
 
 /// What `docker create` asks for, already checked and converted.
@@ -234,9 +240,41 @@ impl Standalone {
         }
     }
 
-    /// `POST /containers/{id}/start`. `Ok(false)`: it was running already
+    /// The swarm network a container joins at its start, if any: the
+    /// container's name, the network as given, and aliases.
+    pub fn swarm_network(&self, id: &str) -> Option<(String, String, Vec<String>)> {
+        let entries = self.entries.lock().unwrap();
+        let e = entries.get(id)?;
+        match &e.new.network {
+            NetworkChoice::Swarm { network, aliases } => Some((e.new.name.clone(), network.clone(), aliases.clone())),
+            _ => None,
+        }
+    }
+
+    /// A start refused before it began (its network could not be joined):
+    /// as any failed start, a `--rm` container goes.
+    pub fn start_refused(&self, id: &str) {
+        let auto_remove = self.entries.lock().unwrap().get(id).is_some_and(|e| e.new.auto_remove && !e.running);
+        if auto_remove {
+            self.remove(id);
+        }
+    }
+
+    /// The containers on swarm networks that are starting or running (the
+    /// others' attachments can go back to the managers).
+    pub fn on_swarm_networks(&self) -> Vec<String> {
+        let entries = self.entries.lock().unwrap();
+        entries
+            .iter()
+            .filter(|(_, e)| e.running && matches!(e.new.network, NetworkChoice::Swarm { .. }))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// `POST /containers/{id}/start`, with the container's address on its
+    /// swarm network if it has one. `Ok(false)`: it was running already
     /// (Docker's 304).
-    pub fn start(self: &Arc<Self>, id: &str) -> Result<bool, StandaloneError> {
+    pub fn start(self: &Arc<Self>, id: &str, swarm: Option<NetworkAttachment>) -> Result<bool, StandaloneError> {
         let (new, image, rootfs) = {
             let mut entries = self.entries.lock().unwrap();
             let e = entries.get_mut(id).ok_or_else(|| StandaloneError::NotFound(format!("No such container: {id}")))?;
@@ -246,7 +284,7 @@ impl Standalone {
             e.running = true;
             (e.new.clone(), e.image.clone(), e.rootfs.clone())
         };
-        match self.run(id, &new, &image, rootfs) {
+        match self.run(id, &new, &image, rootfs, swarm) {
             Ok(()) => Ok(true),
             Err(err) => {
                 if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
@@ -262,7 +300,14 @@ impl Standalone {
         }
     }
 
-    fn run(self: &Arc<Self>, id: &str, new: &NewContainer, image: &Image, rootfs: Option<std::path::PathBuf>) -> Result<(), String> {
+    fn run(
+        self: &Arc<Self>,
+        id: &str,
+        new: &NewContainer,
+        image: &Image,
+        rootfs: Option<std::path::PathBuf>,
+        swarm: Option<NetworkAttachment>,
+    ) -> Result<(), String> {
         let rootfs = match rootfs {
             Some(r) => r,
             None => {
@@ -273,20 +318,31 @@ impl Standalone {
                 r
             }
         };
-        let net = match (new.network, &self.net) {
-            (NetworkChoice::Bridge, Some(n)) => {
-                let attached = n.attach(id, &[])?;
+        let overlays: Vec<NetworkAttachment> = match &new.network {
+            NetworkChoice::Swarm { network, .. } => {
+                vec![swarm.ok_or_else(|| format!("container {id} has no address on network {network}"))?]
+            }
+            _ => Vec::new(),
+        };
+        let net = match (&new.network, &self.net) {
+            (NetworkChoice::Bridge | NetworkChoice::Swarm { .. }, Some(n)) => {
+                let attached = n.attach(id, &overlays)?;
                 if let Err(e) = n.publish_local(id, &new.ports) {
                     n.detach(id);
                     return Err(e);
                 }
                 Some(attached)
             }
+            (NetworkChoice::Swarm { network, .. }, None) => {
+                return Err(format!("network {network}: this node has no container networking"))
+            }
             _ => None,
         };
         let mut input = self.input(id, new, image);
         input.rootfs = rootfs;
         input.netns_path = net.as_ref().map(|n| n.netns.clone());
+        // On a swarm network, names resolve through the embedded resolver.
+        input.embedded_dns = !overlays.is_empty();
         input.address = net.as_ref().and_then(|n| n.legs.first()).map(|l| l.addr);
         let container = match self.exec.start(&input) {
             Ok(c) => c,
@@ -555,7 +611,12 @@ impl Standalone {
             let mut record = s.record;
             let mut taken_back = None;
             if record.running() {
-                let adopted = if live_restore { self.exec.adopt(&id) } else { Ok(None) };
+                // A container on a swarm network is not taken back: its
+                // overlay leg is not kept (see `kept_networks`), so it is
+                // stopped as without live restore, and its address goes
+                // back to the managers.
+                let on_swarm = matches!(s.new.network, NetworkChoice::Swarm { .. });
+                let adopted = if live_restore && !on_swarm { self.exec.adopt(&id) } else { Ok(None) };
                 match adopted {
                     Ok(Some(c)) => {
                         record.pid = c.pid;

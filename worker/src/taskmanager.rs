@@ -69,6 +69,8 @@ pub struct TaskManager {
     service_labels: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
     hostname: std::sync::OnceLock<String>,
     host_ports: Mutex<std::collections::BTreeMap<String, Vec<shoal_api::service::PortConfig>>>,
+    /// Containers with network attachment tasks here (see `sync`).
+    attachments: Mutex<Vec<String>>,
 }
 
 impl TaskManager {
@@ -90,6 +92,7 @@ impl TaskManager {
             service_labels: Mutex::default(),
             hostname: std::sync::OnceLock::new(),
             host_ports: Mutex::default(),
+            attachments: Mutex::default(),
             images,
             exec,
             files,
@@ -158,6 +161,12 @@ impl TaskManager {
         }
     }
 
+    /// The standalone containers the managers hold network attachments
+    /// for on this node (from the last assignments).
+    pub fn attached_containers(&self) -> Vec<String> {
+        self.attachments.lock().unwrap().clone()
+    }
+
     /// The node's containers, as the Engine API lists and inspects them.
     pub fn containers(&self) -> &Arc<crate::containers::Containers> {
         &self.containers
@@ -171,6 +180,11 @@ impl TaskManager {
     /// Takes the complete set of tasks assigned to this node.
     /// `applied`: the leader's applied index when it read the set.
     pub fn sync(self: &Arc<Self>, assigned: Vec<Task>, applied: u64) {
+        // Network attachment tasks run nothing: they hold the addresses of
+        // this node's standalone containers on swarm networks.
+        let (attachments, assigned): (Vec<Task>, Vec<Task>) = assigned.into_iter().partition(|t| t.spec.is_attachment());
+        *self.attachments.lock().unwrap() =
+            attachments.iter().filter_map(|t| t.spec.network_attachment_spec.as_ref().map(|s| s.container_id.clone())).collect();
         // A task running here that the managers no longer list (deleted with
         // its service before its state reached them, or while this node was
         // cut off) has nobody to want it: stop it. Only a set read at or

@@ -169,6 +169,9 @@ pub fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
         }
     }
     let new = convert(body, call.query.get("name").map(String::as_str).unwrap_or(""))?;
+    if let NetworkChoice::Swarm { network, .. } = &new.network {
+        node.check_swarm_network(network)?;
+    }
     let id = node.standalone.create(new).map_err(standalone_error)?;
     json_response(StatusCode::CREATED, &serde_json::json!({"Id": id, "Warnings": []}))
 }
@@ -192,25 +195,43 @@ fn convert(b: CreateBody, name: &str) -> Result<NewContainer, ApiError> {
         return Err(ApiError::bad_request("no image specified (Image is empty)"));
     }
     let h = b.host_config;
-    let network = match h.network_mode.as_str() {
+    let mut network = match h.network_mode.as_str() {
         "" | "default" | "bridge" => NetworkChoice::Bridge,
         "none" => NetworkChoice::None,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "network {other}: standalone containers on this Shoal node join the default bridge or none"
-            )))
+        "host" => return Err(ApiError::bad_request("network host: standalone containers on a Shoal node cannot share the host's network")),
+        m if m.starts_with("container:") => {
+            return Err(ApiError::bad_request(format!("network {m}: standalone containers on a Shoal node cannot share another's network")))
         }
+        // Any other name is a swarm network (attachable overlay), which
+        // the managers resolve at the container's start.
+        other => NetworkChoice::Swarm { network: other.to_string(), aliases: Vec::new() },
     };
     for (net, endpoint) in &b.networking_config.endpoints_config {
         let default_name = matches!(net.as_str(), "default" | "bridge" | "none") || *net == h.network_mode;
-        if !default_name || !is_zero(endpoint) {
-            return Err(ApiError::bad_request(format!(
-                "NetworkingConfig.EndpointsConfig.{net} is not supported for standalone containers by this Shoal node yet"
-            )));
+        let mut rest = endpoint.clone();
+        // Network aliases (`--network-alias`) on a swarm network.
+        let aliases = rest.as_object_mut().and_then(|o| o.remove("Aliases").or_else(|| o.remove("aliases")));
+        let aliases: Vec<String> = match aliases {
+            Some(Value::Array(a)) => a.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        };
+        match &mut network {
+            NetworkChoice::Swarm { network, aliases: kept } if net == network && is_zero(&rest) => *kept = aliases,
+            _ if default_name && aliases.is_empty() && is_zero(&rest) => {}
+            _ if !default_name => {
+                return Err(ApiError::bad_request(format!(
+                    "NetworkingConfig.EndpointsConfig.{net}: a container on a Shoal node joins one network, the one NetworkMode names"
+                )))
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "NetworkingConfig.EndpointsConfig.{net} is not supported for standalone containers by this Shoal node yet"
+                )))
+            }
         }
     }
     let ports = port_bindings(&h.port_bindings)?;
-    if !ports.is_empty() && network != NetworkChoice::Bridge {
+    if !ports.is_empty() && network == NetworkChoice::None {
         return Err(ApiError::bad_request("conflicting options: port publishing and the container type network mode"));
     }
     let mut mounts = h.mounts;
@@ -400,12 +421,7 @@ pub fn resize(node: &Arc<SwarmNode>, key: &str, call: &Call) -> Reply {
 /// Starts a standalone container off the async workers (image layers,
 /// the network and runc take a while).
 pub async fn run_blocking(node: &Arc<SwarmNode>, id: &str) -> Result<bool, ApiError> {
-    let standalone = node.standalone.clone();
-    let id = id.to_string();
-    tokio::task::spawn_blocking(move || standalone.start(&id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(standalone_error)
+    node.start_standalone(id).await.map_err(standalone_error)
 }
 
 /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: the

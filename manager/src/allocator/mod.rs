@@ -112,6 +112,8 @@ pub use vxlan::{FIRST_VNI, LAST_VNI};
 
 /// The status message of a task whose networks are allocated (SwarmKit's).
 pub const PENDING_MESSAGE: &str = "pending task scheduling";
+/// The status message of a network attachment task once allocated.
+pub const ATTACHED_MESSAGE: &str = "network attachment ready";
 /// The status message of a task that could not be allocated (`Err` says why).
 pub const FAILED_MESSAGE: &str = "network allocation failed";
 
@@ -644,18 +646,41 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
         }
     }
 
-    // Tasks waiting in `new`.
+    // A standalone container's networks: attachable overlays only.
+    let attachable_of = |task_networks: &[NetworkAttachmentConfig]| -> Result<Vec<String>, String> {
+        let mut out: Vec<String> = Vec::new();
+        for target in task_networks {
+            let n = usable(&target.target)?;
+            if !n.spec.attachable || n.spec.ingress {
+                return Err(format!("network {} not manually attachable", n.spec.name));
+            }
+            if !out.contains(&n.id) {
+                out.push(n.id.clone());
+            }
+        }
+        Ok(out)
+    };
+
+    // Tasks waiting in `new`: a service's, or a network attachment task
+    // (already on its node: it goes to `assigned`, past the scheduler).
     for t in view.tasks.values() {
         if t.status.state != TaskState::New || t.desired_state > TaskState::Complete {
             continue;
         }
-        let Some(s) = view.services.get(&t.service_id) else { continue };
+        let service = view.services.get(&t.service_id);
+        if service.is_none() && !t.spec.is_attachment() {
+            continue;
+        }
         let attached = (|| -> Result<Vec<NetworkAttachment>, String> {
-            if let Some(e) = svc_errors.get(&s.id) {
-                return Err(e.clone());
-            }
+            let wanted = match service {
+                Some(s) => match svc_errors.get(&s.id) {
+                    Some(e) => return Err(e.clone()),
+                    None => networks_of(&s.spec, &t.spec.networks)?,
+                },
+                None => attachable_of(&t.spec.networks)?,
+            };
             let mut out = Vec::new();
-            for net_id in networks_of(&s.spec, &t.spec.networks)? {
+            for net_id in wanted {
                 let n = &nets[&net_id];
                 let (subnet, full) = addressing_of(&l, n)?;
                 match l.take_address(&net_id, &mut cursor, Owner::Task(t.id.clone())) {
@@ -674,8 +699,9 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
         match attached {
             Ok(attachments) => {
                 new.networks_attachments = attachments;
-                new.status =
-                    TaskStatus { timestamp: now.into(), state: TaskState::Pending, message: PENDING_MESSAGE.into(), ..Default::default() };
+                let (state, message) =
+                    if t.spec.is_attachment() { (TaskState::Assigned, ATTACHED_MESSAGE) } else { (TaskState::Pending, PENDING_MESSAGE) };
+                new.status = TaskStatus { timestamp: now.into(), state, message: message.into(), ..Default::default() };
             }
             Err(e) => {
                 ch.errors.push(AllocError { kind: ObjectKind::Task, id: t.id.clone(), message: e.clone() });

@@ -611,3 +611,36 @@ fn a_freed_address_is_not_given_again_at_once() {
     assert_eq!(w.addr("t5", "n"), "10.9.0.7/24");
     assert_eq!(w.addr("t6", "n"), "10.9.0.2/24", "wrapped to the one t0 freed");
 }
+
+#[test]
+fn a_standalone_containers_attachment_gets_an_address_on_attachable_networks_only() {
+    let mut w = World::default();
+    let mut attachable = overlay_with("appnet", "10.9.0.0/24", "", "", &[]);
+    attachable.attachable = true;
+    w.add_network("a", attachable);
+    w.add_network("p", overlay_with("private", "10.9.1.0/24", "", "", &[]));
+    w.add_node("node1");
+    let add = |w: &mut World, id: &str, net: &str| {
+        let t = crate::control::attachment_task(id.into(), "node1", (&format!("ctr-{id}"), id), net, vec!["db".into()], "now");
+        let version = w.bump();
+        w.tasks.insert(id.into(), Task { version, ..t });
+    };
+    add(&mut w, "x1", "a");
+    add(&mut w, "x2", "p");
+    w.pass();
+    // On its node already: past the scheduler, straight to assigned.
+    let x1 = &w.tasks["x1"];
+    assert_eq!((x1.status.state, x1.status.message.as_str()), (TaskState::Assigned, ATTACHED_MESSAGE));
+    assert_eq!(w.addr("x1", "a"), "10.9.0.2/24");
+    let x2 = &w.tasks["x2"];
+    assert_eq!((x2.status.state, x2.status.err.as_str()), (TaskState::Failed, "network private not manually attachable"));
+    assert!(x2.networks_attachments.is_empty());
+    // Its address is owned like a task's: the next one gets another.
+    add(&mut w, "x3", "a");
+    w.pass();
+    assert_eq!(w.addr("x3", "a"), "10.9.0.3/24");
+    assert!(verify(&w.view()).is_empty());
+    // Gone from the store (detached): its address is free again.
+    w.tasks.remove("x1");
+    assert!(verify(&w.view()).is_empty());
+}

@@ -9,10 +9,12 @@ use crate::manager::Manager;
 use crate::membership::check_removal_keeps_quorum;
 use crate::store::{ClusterRecord, Command, Store, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 
+mod attachments;
 mod configs;
 pub mod networks;
 mod secrets;
 pub(crate) mod services;
+pub use attachments::attachment_task;
 pub use configs::CONFIG_FILTERS;
 pub use secrets::SECRET_FILTERS;
 pub use services::{SERVICE_FILTERS, TASK_FILTERS};

@@ -34,9 +34,6 @@ pub fn find_network<'a>(st: &'a Store, key: &str) -> Result<&'a Network, ApiErro
 /// What a network create asked for that Shoal keeps but does not act on.
 pub fn create_warning(req: &NetworkCreateRequest) -> String {
     let mut w = Vec::new();
-    if req.attachable {
-        w.push("--attachable is kept, but standalone containers (docker run --network) cannot join overlay networks on Shoal yet; services can");
-    }
     if req.ipam.as_ref().is_some_and(|i| !i.options.is_empty()) {
         w.push("IPAM options (--ipam-opt) are kept but not used: the default IPAM driver takes none");
     }
@@ -205,7 +202,9 @@ mod tests {
     fn kept_but_unused_create_fields_are_warned_of() {
         let req = |body: &str| serde_json::from_str::<NetworkCreateRequest>(body).unwrap();
         assert_eq!(create_warning(&req(r#"{"Name": "n", "Driver": "overlay"}"#)), "");
+        // Attachable networks are acted on (docker run --network).
+        assert_eq!(create_warning(&req(r#"{"Name": "n", "Attachable": true}"#)), "");
         let w = create_warning(&req(r#"{"Name": "n", "Attachable": true, "IPAM": {"Options": {"x": "1"}}}"#));
-        assert!(w.contains("--attachable is kept") && w.contains("IPAM options (--ipam-opt)"), "{w}");
+        assert!(w.contains("IPAM options (--ipam-opt)"), "{w}");
     }
 }

@@ -21,6 +21,9 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     if !valid_dns_label(&spec.name) {
         return Err(invalid("name must be valid as a DNS name component"));
     }
+    if spec.task_template.is_attachment() || spec.task_template.network_attachment_spec.is_some() {
+        return Err(invalid("TaskTemplate: network attachment tasks are made by docker run --network, not by services"));
+    }
     let image = spec.task_template.container_spec.as_ref().map(|c| c.image.as_str()).unwrap_or("");
     if image.is_empty() {
         return Err(invalid("ContainerSpec: image reference must be provided"));

@@ -10,6 +10,8 @@
 //!   config; and as endpoints, the tasks that run and are wanted running.
 //!   A task told to stop leaves the endpoints at once, before its node
 //!   stops it.
+//! - Standalone containers (network attachment tasks): their name and
+//!   aliases resolve to their address, as a `dnsrr` service of one.
 //! - The ingress network: every node with an address on it has it (its
 //!   mesh entry needs the peers), its peers include the other nodes'
 //!   entries, and it lists no services (there is no discovery on ingress).
@@ -86,7 +88,15 @@ pub fn views<'a>(st: &Store, node_id: &str, mine: impl Iterator<Item = &'a Task>
                     view.peers.push(Peer { addr: addr.clone(), node: node.status.addr.clone() });
                 }
             }
-            if t.desired_state <= TaskState::Complete {
+            if t.spec.is_attachment() {
+                // A standalone container: its name and aliases resolve to
+                // its address, as a `dnsrr` service of one would.
+                if t.desired_state <= TaskState::Running && !a.network.spec.ingress {
+                    let aliases = t.spec.networks.iter().flat_map(|n| n.aliases.clone()).collect();
+                    let tasks = vec![TaskEndpoint { name: t.name.clone(), addr: addr.clone() }];
+                    view.services.push(ServiceView { id: t.id.clone(), name: t.name.clone(), aliases, vip: None, tasks });
+                }
+            } else if t.desired_state <= TaskState::Complete {
                 services.entry((a.network.id.clone(), t.service_id.clone())).or_default().insert(t.id.clone());
             }
         }

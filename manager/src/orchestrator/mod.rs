@@ -98,7 +98,12 @@ fn reap_history(st: &Store, changes: &mut Changes) {
     let mut retired: std::collections::BTreeMap<(&str, u64, &str), Vec<&Task>> = Default::default();
     // A node that is gone, or down, will not report its tasks stopped.
     let unreachable = |t: &Task| st.nodes.get(&t.node_id).map(|n| n.status.state == shoal_api::NodeState::Down).unwrap_or(true);
-    for t in st.tasks.values().filter(|t| t.desired_state > TaskState::Running) {
+    // A network attachment whose node left the swarm: its container's
+    // node will never give it back.
+    for t in st.tasks.values().filter(|t| t.spec.is_attachment() && !st.nodes.contains_key(&t.node_id)) {
+        changes.delete.push(t.id.clone());
+    }
+    for t in st.tasks.values().filter(|t| t.desired_state > TaskState::Running && !t.spec.is_attachment()) {
         // Tasks of removed services go once their node reports them ended
         // (or cannot: a node that comes back stops what it no longer has).
         if !st.services.contains_key(&t.service_id) {
