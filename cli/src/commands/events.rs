@@ -135,29 +135,16 @@ pub fn event_line(ev: &Json, offset_of: impl Fn(i64) -> i64) -> String {
 /// Go's `RFC3339NanoFixed` (`2006-01-02T15:04:05.000000000Z07:00`) at
 /// `offset` seconds east of UTC.
 pub fn format_time(unix_nanos: i64, offset: i64) -> String {
-    let local = unix_nanos.div_euclid(1_000_000_000) + offset;
-    let frac = unix_nanos.rem_euclid(1_000_000_000);
-    let (days, rem) = (local.div_euclid(86_400), local.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let utc = time::OffsetDateTime::from_unix_timestamp_nanos(unix_nanos as i128).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = utc.to_offset(time::UtcOffset::from_whole_seconds(offset as i32).unwrap_or(time::UtcOffset::UTC));
     let zone = if offset == 0 {
         "Z".to_string()
     } else {
         let sign = if offset < 0 { '-' } else { '+' };
         format!("{sign}{:02}:{:02}", offset.abs() / 3600, (offset.abs() % 3600) / 60)
     };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}{zone}", rem / 3600, (rem % 3600) / 60, rem % 60)
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    let (y, m, d) = (t.year(), t.month() as u8, t.day());
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}{zone}", t.hour(), t.minute(), t.second(), t.nanosecond())
 }
 
 /// The local zone's offset from UTC at `unix_secs` (what Go's `time.Local`

@@ -104,8 +104,7 @@ pub fn display_image(image: &str, trunc: bool) -> String {
 }
 
 fn elapsed_since(ts: &str, now: i128) -> i64 {
-    let t =
-        Timestamp::parse(ts).unwrap_or(Timestamp { year: 1, month: 1, day: 1, hour: 0, minute: 0, second: 0, nanos: 0, offset_min: None });
+    let t = Timestamp::parse(ts).unwrap_or_else(Timestamp::zero);
     (now - t.unix_nanos()).clamp(0, i64::MAX as i128) as i64
 }
 
