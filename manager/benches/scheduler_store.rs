@@ -93,7 +93,7 @@ fn task(i: usize, service: &str, spec: &TaskSpec) -> Task {
 }
 
 async fn propose_all(raft: &RaftHandle, commands: Vec<Command>) {
-    let mut set: tokio::task::JoinSet<Result<serde_json::Value, shoal_api::ApiError>> = tokio::task::JoinSet::new();
+    let mut set: tokio::task::JoinSet<shoal_manager::raft::Answer> = tokio::task::JoinSet::new();
     for cmd in commands {
         while set.len() >= 128 {
             set.join_next().await.expect("task").expect("join").expect("propose");

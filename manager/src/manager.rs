@@ -14,6 +14,7 @@ use shoal_rpc::{RaftMember, Request, Response};
 use tokio::task::JoinHandle;
 
 use crate::dispatcher::Dispatcher;
+use crate::raft::ProposeError;
 use crate::raft::{RaftHandle, StartOptions};
 use crate::store::Command;
 
@@ -198,8 +199,11 @@ impl Manager {
             if self.is_leader() {
                 maybe_applied = true;
                 match self.raft.propose_as(proposal, command.clone(), left).await {
-                    Err(e) if e == ApiError::no_leader() => {}
-                    r => return r,
+                    Ok(v) => return Ok(v),
+                    // Leadership moved (or this node's Raft stopped):
+                    // again, through whoever leads now.
+                    Err(ProposeError::NotLeader | ProposeError::Stopped | ProposeError::Timeout) => {}
+                    Err(e) => return Err(e.into()),
                 }
             } else if let Some(leader) = self.leader_member() {
                 let command = serde_json::value::to_raw_value(&command).expect("command serialises");
@@ -209,6 +213,9 @@ impl Manager {
                         self.await_local_apply(proposal).await;
                         return Ok(result);
                     }
+                    // A leader that stopped leading answers NotLeader (a
+                    // manager of the previous version answered Docker's
+                    // no-leader error: read as the same).
                     Ok(Response::Error { status, message }) if ApiError::new(status, message.clone()) != ApiError::no_leader() => {
                         return Err(ApiError::new(status, message))
                     }

@@ -270,8 +270,13 @@ impl Manager {
                 let command: Command =
                     serde_json::from_str(command.get()).map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
                 let proposal = if proposal == 0 { crate::raft::new_proposal_id() } else { proposal };
-                let result = self.raft.propose_as(proposal, command, crate::manager::PROPOSE_TIMEOUT).await?;
-                Ok(Response::Proposed { result })
+                match self.raft.propose_as(proposal, command, crate::manager::PROPOSE_TIMEOUT).await {
+                    Ok(result) => Ok(Response::Proposed { result }),
+                    Err(crate::raft::ProposeError::NotLeader) => {
+                        Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) })
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
             Request::JoinRaft { raft_id, addr } => {
                 let id = self.authorize(peer, Access::Manager)?;
@@ -334,7 +339,11 @@ impl Manager {
         if already.is_none() {
             tracing::info!("adding raft member {:x} ({}) at {}", member.raft_id, member.node_id, member.addr);
             self.raft.transport.add_seed(member.raft_id, member.addr.clone());
-            let r = self.raft.change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, crate::manager::PROPOSE_TIMEOUT).await;
+            let r = self
+                .raft
+                .change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, crate::manager::PROPOSE_TIMEOUT)
+                .await
+                .map_err(ApiError::from);
             tracing::info!("raft membership change: {r:?}");
             r?;
         }
@@ -350,7 +359,11 @@ impl Manager {
             crate::membership::hand_over_leadership(self);
             return Err(ApiError::unavailable("leadership is being transferred; retry"));
         }
-        self.raft.change_membership(::raft::eraftpb::ConfChangeType::RemoveNode, member, crate::manager::PROPOSE_TIMEOUT).await.map(|_| ())
+        self.raft
+            .change_membership(::raft::eraftpb::ConfChangeType::RemoveNode, member, crate::manager::PROPOSE_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from)
     }
 
     /// The cluster record's sealed keys, opened with the data key.

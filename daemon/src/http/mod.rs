@@ -287,7 +287,7 @@ async fn read_committed(node: &SwarmNode, call: &Call) {
         return;
     }
     if let Err(e) = mgr.raft.read_barrier(READ_BARRIER_WAIT).await {
-        tracing::debug!("answering {} from this manager's state: {}", call.segs.join("/"), e.message);
+        tracing::debug!("answering {} from this manager's state: {e:?}", call.segs.join("/"));
     }
 }
 

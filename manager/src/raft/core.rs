@@ -18,7 +18,39 @@ use super::node::{apply_membership, ConfContext, Status};
 use super::storage::{DiskStorage, DiskStorageReader};
 use crate::store::{self, Envelope, Store};
 
-pub type Reply = oneshot::Sender<Result<serde_json::Value, ApiError>>;
+/// Why a proposal or read has no answer from the state machine. What the
+/// state machine answered, including its refusals, is `Applied`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// This node does not lead, or stopped leading before the entry was
+    /// applied: it may still commit (once); retry with the same ID.
+    NotLeader,
+    /// The Raft node stopped.
+    Stopped,
+    /// No answer within the caller's deadline: it may still commit.
+    Timeout,
+    /// Raft refused a membership change (one is already under way).
+    Refused(String),
+    /// Applied, and the state machine refused it (a conflict, a stale
+    /// version, ...): the final answer.
+    Applied(ApiError),
+}
+
+impl From<ProposeError> for ApiError {
+    /// Docker's words for each, at the edge.
+    fn from(e: ProposeError) -> ApiError {
+        match e {
+            ProposeError::NotLeader | ProposeError::Timeout => ApiError::no_leader(),
+            ProposeError::Stopped => ApiError::unavailable("raft node is stopped"),
+            ProposeError::Refused(m) => ApiError::unavailable(format!("raft membership change refused: {m}")),
+            ProposeError::Applied(e) => e,
+        }
+    }
+}
+
+/// A proposal's answer: the state machine's result, or why there is none.
+pub type Answer = Result<serde_json::Value, ProposeError>;
+pub type Reply = oneshot::Sender<Answer>;
 
 pub enum Input {
     Propose {
@@ -172,7 +204,7 @@ impl Core {
             Input::Propose { envelope, reply } => {
                 let id = envelope.proposal;
                 if self.raw.raft.state != StateRole::Leader {
-                    let _ = reply.send(Err(ApiError::no_leader()));
+                    let _ = reply.send(Err(ProposeError::NotLeader));
                     return;
                 }
                 let data = serde_json::to_vec(&envelope).expect("envelope serialises");
@@ -182,14 +214,14 @@ impl Core {
                         self.proposed.insert(id, (envelope, std::time::Instant::now()));
                     }
                     Err(_) => {
-                        let _ = reply.send(Err(ApiError::no_leader()));
+                        let _ = reply.send(Err(ProposeError::NotLeader));
                     }
                 }
             }
             Input::ConfChange { change, reply } => {
                 let id = serde_json::from_slice::<ConfContext>(&change.context).map(|c| c.proposal).unwrap_or(0);
                 if self.raw.raft.state != StateRole::Leader {
-                    let _ = reply.send(Err(ApiError::no_leader()));
+                    let _ = reply.send(Err(ProposeError::NotLeader));
                     return;
                 }
                 match self.raw.propose_conf_change(vec![], change) {
@@ -197,13 +229,13 @@ impl Core {
                         self.pending.entry(id).or_default().push(reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(ApiError::unavailable(format!("raft membership change refused: {e}"))));
+                        let _ = reply.send(Err(ProposeError::Refused(e.to_string())));
                     }
                 }
             }
             Input::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == 0 {
-                    let _ = reply.send(Err(ApiError::no_leader()));
+                    let _ = reply.send(Err(ProposeError::NotLeader));
                     return;
                 }
                 self.next_read += 1;
@@ -328,7 +360,7 @@ impl Core {
                         events.into_iter().for_each(|m| ev.sink.publish(m));
                     }
                     for reply in self.pending.remove(&proposal).unwrap_or_default() {
-                        let _ = reply.send(result.clone());
+                        let _ = reply.send(result.clone().map_err(ProposeError::Applied));
                     }
                 }
                 EntryType::EntryConfChange => {
@@ -405,7 +437,7 @@ impl Core {
     pub fn fail_pending(&mut self) {
         self.proposed.clear();
         for r in self.pending.drain().flat_map(|(_, rs)| rs) {
-            let _ = r.send(Err(ApiError::no_leader()));
+            let _ = r.send(Err(ProposeError::NotLeader));
         }
         self.fail_reads();
     }
@@ -414,7 +446,7 @@ impl Core {
         let waiting = self.reads.drain().map(|(_, r)| r);
         let confirmed = std::mem::take(&mut self.confirmed_reads).into_values().flatten();
         for r in waiting.chain(confirmed) {
-            let _ = r.send(Err(ApiError::no_leader()));
+            let _ = r.send(Err(ProposeError::NotLeader));
         }
     }
 

@@ -11,4 +11,4 @@ pub mod transport;
 #[cfg(test)]
 mod sim_tests;
 
-pub use node::{new_proposal_id, RaftHandle, StartOptions, Status};
+pub use node::{new_proposal_id, Answer, ProposeError, RaftHandle, StartOptions, Status};

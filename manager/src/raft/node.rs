@@ -13,7 +13,6 @@ use std::time::Duration;
 use ::raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, Snapshot};
 use ::raft::Config;
 use protobuf::Message as _;
-use shoal_api::ApiError;
 use shoal_rpc::RaftMember;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -28,7 +27,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const ELECTION_TICKS: usize = 10;
 pub const HEARTBEAT_TICKS: usize = 1;
 
-pub use super::core::{Input, Reply};
+pub use super::core::{Answer, Input, ProposeError, Reply};
 
 /// Raft's settings on every manager (the ID and applied index aside).
 pub fn raft_config() -> Config {
@@ -123,26 +122,21 @@ impl RaftHandle {
     }
 
     /// Proposes a command on this node; fails at once if it is not the leader.
-    pub async fn propose_local(&self, command: store::Command, timeout: Duration) -> Result<serde_json::Value, ApiError> {
+    pub async fn propose_local(&self, command: store::Command, timeout: Duration) -> Answer {
         self.propose_as(new_proposal_id(), command, timeout).await
     }
 
     /// Proposes a command under a proposal ID its caller chose once: the
     /// same ID proposed again (a retry) is applied at most once, and every
     /// caller waiting on it gets the first result.
-    pub async fn propose_as(&self, proposal: u64, command: store::Command, timeout: Duration) -> Result<serde_json::Value, ApiError> {
+    pub async fn propose_as(&self, proposal: u64, command: store::Command, timeout: Duration) -> Answer {
         let envelope = Envelope { proposal, at: shoal_api::time::now_rfc3339(), command };
         let (reply, rx) = oneshot::channel();
         self.send(Input::Propose { envelope, reply })?;
         wait(rx, timeout).await
     }
 
-    pub async fn change_membership(
-        &self,
-        kind: ConfChangeType,
-        member: RaftMember,
-        timeout: Duration,
-    ) -> Result<serde_json::Value, ApiError> {
+    pub async fn change_membership(&self, kind: ConfChangeType, member: RaftMember, timeout: Duration) -> Answer {
         let change = membership_change(kind, member, new_proposal_id());
         let (reply, rx) = oneshot::channel();
         self.send(Input::ConfChange { change, reply })?;
@@ -152,7 +146,7 @@ impl RaftHandle {
     /// Waits until this node's store holds every write committed before
     /// the call (Raft's ReadIndex, confirmed by a quorum): a read after it
     /// is linearizable, on a follower too. Returns the applied index.
-    pub async fn read_barrier(&self, timeout: Duration) -> Result<u64, ApiError> {
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<u64, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Input::ReadIndex { reply })?;
         let index = wait(rx, timeout).await?;
@@ -171,16 +165,17 @@ impl RaftHandle {
         let _ = self.tx.send(Input::Stop);
     }
 
-    fn send(&self, input: Input) -> Result<(), ApiError> {
-        self.tx.send(input).map_err(|_| ApiError::unavailable("raft node is stopped"))
+    fn send(&self, input: Input) -> Result<(), ProposeError> {
+        self.tx.send(input).map_err(|_| ProposeError::Stopped)
     }
 }
 
-async fn wait(rx: oneshot::Receiver<Result<serde_json::Value, ApiError>>, timeout: Duration) -> Result<serde_json::Value, ApiError> {
+async fn wait(rx: oneshot::Receiver<Answer>, timeout: Duration) -> Answer {
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err(ApiError::no_leader()),
-        Err(_) => Err(ApiError::no_leader()),
+        // The loop dropped the reply: it stopped.
+        Ok(Err(_)) => Err(ProposeError::Stopped),
+        Err(_) => Err(ProposeError::Timeout),
     }
 }
 

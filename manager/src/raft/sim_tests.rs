@@ -29,11 +29,10 @@ use ::raft::eraftpb::{ConfChangeType, Message, MessageType};
 use ::raft::{Config, SnapshotStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shoal_api::ApiError;
 use shoal_rpc::RaftMember;
 use tokio::sync::oneshot;
 
-use super::core::{Core, Input, OpenOptions, Outbox};
+use super::core::{Answer, Core, Input, OpenOptions, Outbox, ProposeError};
 use super::node::{membership_change, raft_config};
 use crate::store::{Command, Envelope};
 
@@ -79,7 +78,7 @@ enum Op {
 }
 
 struct Attempt {
-    rx: oneshot::Receiver<Result<serde_json::Value, ApiError>>,
+    rx: oneshot::Receiver<Answer>,
     deadline: u64,
 }
 
@@ -440,7 +439,7 @@ impl Sim {
                     self.at(think, Event::Client(i));
                     Op::Idle
                 }
-                Ok(Err(e)) if e != ApiError::no_leader() => {
+                Ok(Err(ProposeError::Applied(e))) => {
                     self.violations.push(format!("write {name} (invoked at {invoked} ms) answered {}: {}", e.status, e.message));
                     Op::Idle
                 }
