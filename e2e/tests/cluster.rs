@@ -160,6 +160,12 @@ fn partitioned_manager_refuses_writes_then_converges() {
     label_until_ok(&lab, others[0], others[1], "during", "partition");
     label_until_ok(&lab, others[1], others[0], "during", "partition");
 
+    // Cut off, the old leader stops leading within an election timeout
+    // (check-quorum). A write it took while it still led could have
+    // reached the others before the cut, so its answer would rightly be
+    // "outcome unknown" (DeadlineExceeded), not this refusal: wait for it.
+    wait_for(LONG, "the cut-off manager to stop leading", || leader_host(&lab.try_nodes(&cut)?).is_none().then_some(()));
+
     // The cut-off manager refuses writes with a clear error, in bounded time.
     let start = Instant::now();
     let out = lab.shoal(&cut, &["node", "update", "--label-add", "lost=write", &cut]);

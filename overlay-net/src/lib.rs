@@ -9,7 +9,8 @@
 //!   bridge and a VXLAN device, task legs, and static FDB/neighbour entries
 //!   for the remote endpoints the managers name.
 //! - `dns`: the task resolver at 127.0.0.11; `vip`: VIP balancing with
-//!   nftables inside each task.
+//!   nftables inside each task; `nftables`: scripts run through
+//!   libnftables with a context kept per namespace.
 //! - `mesh`: the ingress routing mesh (a node's entry table, and the
 //!   return path inside tasks that keeps the client's address).
 //! - `wg`: encrypted overlays, their VXLAN inside WireGuard (boringtun,
@@ -19,6 +20,7 @@ pub mod dns;
 pub mod mesh;
 pub mod netlink;
 pub mod netns;
+pub mod nftables;
 pub mod overlay;
 pub mod subnet;
 pub mod vip;

@@ -19,9 +19,7 @@
 //! filter chain rejects (a `nat` chain cannot reject).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
 pub const TABLE: &str = "shoal-lb";
 
@@ -86,28 +84,19 @@ pub fn remove_service_ruleset(id: &str, vip: Ipv4Addr, backends: &[Ipv4Addr]) ->
     s
 }
 
-/// Runs `nft -f -` with `rules` in the calling thread's network namespace.
+/// Runs `rules` once in the calling thread's network namespace (a new
+/// nftables context: for one-off scripts; updates keep one, see
+/// `nftables`).
 pub fn apply(rules: &str) -> Result<(), String> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft (nftables): {e}"))?;
-    child.stdin.take().expect("piped").write_all(rules.as_bytes()).map_err(|e| format!("writing to nft: {e}"))?;
-    let out = child.wait_with_output().map_err(|e| format!("running nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("nft refused the VIP rules: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
+    crate::nftables::Nft::here().run(rules)
 }
 
 /// What one task's namespace balances: service ID -> (VIP, backends).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Balancer {
     services: BTreeMap<String, (Ipv4Addr, Vec<Ipv4Addr>)>,
+    /// The nftables context of the task's namespace, kept between updates.
+    nft: crate::nftables::Kept,
 }
 
 impl Balancer {
@@ -138,7 +127,8 @@ impl Balancer {
         if self.services.is_empty() {
             rules = format!("{}{rules}", init_ruleset());
         }
-        crate::netns::run_in(ns, || apply(&rules))?;
+        let nft = &mut self.nft;
+        crate::netns::run_in(ns, || nft.run(&rules))?;
         self.services = want;
         Ok(())
     }

