@@ -2,11 +2,15 @@
 //! cluster RPC server (joins, heartbeats, certificates, forwarded writes),
 //! the dispatcher's liveness tracking and the membership reconciler.
 //!
-//! Controllers (dispatcher, membership) act on the leader only; every
-//! manager serves reads from its own store and forwards writes.
+//! Controllers (dispatcher, membership, the orchestrator loop) act on the
+//! leader only; every manager serves reads from its own store and forwards
+//! writes. The orchestrator loop holds a `cluster::Cluster` (store view,
+//! leader watch, proposer) rather than the `Manager`; the others do not
+//! yet.
 
 pub mod allocator;
 pub mod autolock;
+pub mod cluster;
 pub mod control;
 pub mod datakey;
 pub mod delivery;

@@ -13,16 +13,12 @@ use shoal_rpc::credentials::Credentials;
 use shoal_rpc::{RaftMember, Request, Response};
 use tokio::task::JoinHandle;
 
+use crate::cluster::Cluster;
 use crate::dispatcher::Dispatcher;
-use crate::raft::ProposeError;
 use crate::raft::{RaftHandle, StartOptions};
 use crate::store::Command;
 
-/// How long a write may wait for a leader before it is refused.
-pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
-/// How long a follower waits for its own store to apply a write the leader
-/// answered before answering its client.
-const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(2);
+pub use crate::cluster::PROPOSE_TIMEOUT;
 /// A peer manager that has not answered a ping for this long is Unreachable.
 pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 
@@ -41,6 +37,8 @@ pub struct ManagerConfig {
 pub struct Manager {
     pub cfg: ManagerConfig,
     pub raft: RaftHandle,
+    /// What the controllers get instead of the manager (see `cluster`).
+    pub cluster: Cluster,
     pub creds: Arc<RwLock<Credentials>>,
     pub(crate) client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
     /// Last time each peer manager (by Raft ID) answered a ping.
@@ -106,8 +104,10 @@ impl Manager {
             events: mode.events.clone(),
         })?;
         let data_key = crate::datakey::at_start(&raft_dir, mode.bootstrap, unlock.as_ref())?;
+        let cluster = Cluster::new(raft.clone(), client_tls.clone());
         let mgr = Arc::new(Manager {
             cfg,
+            cluster: cluster.clone(),
             raft,
             creds,
             client_tls,
@@ -123,7 +123,7 @@ impl Manager {
             tokio::spawn(crate::dispatcher::run(mgr.clone())),
             tokio::spawn(crate::membership::run(mgr.clone())),
             tokio::spawn(ping_peers(mgr.clone())),
-            tokio::spawn(crate::orchestrator::run(mgr.clone())),
+            tokio::spawn(crate::orchestrator::Orchestrator::new(cluster).run()),
             tokio::spawn(crate::logbroker::run(mgr.clone())),
             tokio::spawn(crate::autolock::run(mgr.clone())),
         ];
@@ -155,7 +155,7 @@ impl Manager {
     }
 
     pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
-        self.client_tls.read().unwrap().clone()
+        self.cluster.client_tls()
     }
 
     /// The unlock key this manager's keys are wrapped under on disk (None
@@ -170,105 +170,21 @@ impl Manager {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raft.status.borrow().is_leader
+        self.cluster.is_leader()
     }
 
     pub fn leader_member(&self) -> Option<RaftMember> {
-        let leader = self.raft.status.borrow().leader;
-        self.raft.store.read().unwrap().members.get(&leader).cloned()
+        self.cluster.leader_member()
     }
 
-    /// Proposes a command through Raft, on this node if it leads, else by
-    /// forwarding it to the leader; waits until it is applied.
-    ///
-    /// Exactly once: the proposal ID is chosen here, once, and every retry
-    /// (after a lost answer, a leader change, a forwarding error) carries
-    /// it, so the write is applied at most once and a retry gets the first
-    /// attempt's answer, never a conflict with itself. When the deadline
-    /// passes after an attempt that may have reached a leader, the outcome
-    /// is unknown and said so.
+    /// Proposes a command through Raft (see `Cluster::propose`).
     pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
-        let proposal = crate::raft::new_proposal_id();
-        let deadline = Instant::now() + PROPOSE_TIMEOUT;
-        let mut maybe_applied = false;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(if maybe_applied { outcome_unknown() } else { ApiError::no_leader() });
-            }
-            if self.is_leader() {
-                maybe_applied = true;
-                match self.raft.propose_as(proposal, command.clone(), left).await {
-                    Ok(v) => return Ok(v),
-                    // Leadership moved (or this node's Raft stopped):
-                    // again, through whoever leads now.
-                    Err(ProposeError::NotLeader | ProposeError::Stopped | ProposeError::Timeout) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            } else if let Some(leader) = self.leader_member() {
-                let command = serde_json::value::to_raw_value(&command).expect("command serialises");
-                let req = Request::Propose { proposal, command };
-                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
-                    Ok(Response::Proposed { result }) => {
-                        self.await_local_apply(proposal).await;
-                        return Ok(result);
-                    }
-                    // A leader that stopped leading answers NotLeader (a
-                    // manager of the previous version answered Docker's
-                    // no-leader error: read as the same).
-                    Ok(Response::Error { status, message }) if ApiError::new(status, message.clone()) != ApiError::no_leader() => {
-                        return Err(ApiError::new(status, message))
-                    }
-                    Ok(Response::NotLeader { .. }) => {}
-                    // The leader lost leadership or the connection broke:
-                    // the proposal may be in the log.
-                    _ => maybe_applied = true,
-                }
-            }
-            self.wait_for_leader_change(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits (briefly) until this follower's store has applied a proposal
-    /// the leader has answered, so a client reads its own write here next,
-    /// as it would through Docker's managers (which proxy to the leader).
-    async fn await_local_apply(&self, proposal: u64) {
-        let deadline = tokio::time::Instant::now() + LOCAL_APPLY_WAIT;
-        let mut applied = self.raft.applied.clone();
-        loop {
-            let here = self.raft.store.read().unwrap().recent.get(proposal).is_some();
-            if here {
-                return;
-            }
-            if !matches!(tokio::time::timeout_at(deadline, applied.changed()).await, Ok(Ok(()))) {
-                tracing::debug!("proposal {proposal}: applied by the leader, not yet here");
-                return;
-            }
-        }
+        self.cluster.propose(command).await
     }
 
     /// Sends a request to the leader (for calls only the leader can serve).
     pub async fn call_leader(&self, req: Request) -> Result<Response, ApiError> {
-        let deadline = Instant::now() + PROPOSE_TIMEOUT;
-        loop {
-            if Instant::now() >= deadline {
-                return Err(ApiError::no_leader());
-            }
-            if let Some(leader) = self.leader_member() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
-                    Ok(Response::NotLeader { .. }) | Err(_) => {}
-                    Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
-                    Ok(r) => return Ok(r),
-                }
-            }
-            self.wait_for_leader_change(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn wait_for_leader_change(&self, at_most: Duration) {
-        let mut rx = self.raft.status.clone();
-        let _ = tokio::time::timeout(at_most, rx.changed()).await;
+        self.cluster.call_leader(req).await
     }
 
     /// Raft IDs of the members that answered a ping recently (and this one).
@@ -321,8 +237,4 @@ async fn ping_peers(mgr: Arc<Manager>) {
     }
 }
 
-/// A write whose fate is unknown at its deadline (it may still apply, once).
-/// gRPC's words, as Docker passes them on.
-pub fn outcome_unknown() -> ApiError {
-    ApiError::new(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded")
-}
+pub use crate::cluster::outcome_unknown;

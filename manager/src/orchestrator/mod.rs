@@ -14,13 +14,12 @@ pub mod update;
 #[cfg(test)]
 mod update_tests;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_api::service::Service;
 use shoal_api::task::{Task, TaskState, TaskStatus};
 
-use crate::manager::Manager;
+use crate::cluster::Cluster;
 use crate::store::{Command, Store};
 
 /// What one reconciliation wants written.
@@ -156,9 +155,9 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, now: &str) -> Task {
 /// The allocator's step: addresses, VIPs, subnets and VNIs for what waits
 /// for them, as one all-or-nothing write. Returns whether it wrote (or
 /// had nothing to write) without being refused as stale.
-async fn allocate(mgr: &Arc<Manager>) -> bool {
+async fn allocate(cluster: &Cluster) -> bool {
     let changes = {
-        let st = mgr.raft.store.read().unwrap();
+        let st = cluster.store();
         if st.cluster.is_none() {
             return true;
         }
@@ -182,7 +181,7 @@ async fn allocate(mgr: &Arc<Manager>) -> bool {
         return true;
     }
     let cmd = Command::Allocate { networks: changes.networks, services: changes.services, tasks: changes.tasks, nodes: changes.nodes };
-    match mgr.propose(cmd).await {
+    match cluster.propose(cmd).await {
         Ok(v) => v["stale"] != true,
         Err(e) => {
             tracing::warn!("allocation: {e}");
@@ -239,74 +238,88 @@ fn outdated(svc: &Service, t: &Task) -> bool {
     t.spec != svc.spec.task_template
 }
 
-/// Runs the orchestrators and the scheduler on the leader.
-pub async fn run(mgr: Arc<Manager>) {
-    let mut applied = mgr.raft.applied.clone();
-    let mut seen = u64::MAX;
-    let mut last_run = std::time::Instant::now();
-    loop {
-        // Wake on a store change, and every second anyway (restart delays
-        // and update delays expire with time alone); then let a burst of
-        // commits (task states from several nodes) settle for a moment.
-        let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
-        tokio::time::sleep(Duration::from_millis(15)).await;
-        if !mgr.is_leader() {
-            seen = u64::MAX;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            continue;
-        }
-        let index = *applied.borrow_and_update();
-        if index == seen && last_run.elapsed() < Duration::from_secs(1) {
-            continue;
-        }
-        last_run = std::time::Instant::now();
-        // Woken by time alone (nothing applied since the last full pass):
-        // only the orchestrators' delays can have expired. No task became
-        // placeable or needs an address without a store change, so the
-        // scheduler's pass over every pending task is skipped.
-        let time_only = index == seen;
-        let steps: &[fn(&Store, &str) -> Changes] = if time_only { &[reconcile] } else { &[reconcile, crate::scheduling::schedule] };
-        // Orchestrate, then schedule from the store as the orchestrator left
-        // it, so a task it just removed is never placed (and so revived).
-        let mut ok = true;
-        for (i, step) in steps.iter().copied().enumerate() {
-            // Between the orchestrators and the scheduler: new tasks get
-            // their network addresses before they are placed.
-            if i == 1 {
-                ok &= allocate(&mgr).await;
+/// The leader's control loop: the orchestrators, the allocator and the
+/// scheduler, each a pure function of the store, their changes proposed
+/// as versioned intents.
+pub struct Orchestrator {
+    cluster: Cluster,
+}
+
+impl Orchestrator {
+    pub fn new(cluster: Cluster) -> Orchestrator {
+        Orchestrator { cluster }
+    }
+
+    /// Runs until its task is aborted (the manager stops).
+    pub async fn run(self) {
+        let cluster = self.cluster;
+        let mut applied = cluster.applied();
+        let mut seen = u64::MAX;
+        let mut last_run = std::time::Instant::now();
+        loop {
+            // Wake on a store change, and every second anyway (restart delays
+            // and update delays expire with time alone); then let a burst of
+            // commits (task states from several nodes) settle for a moment.
+            let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            if !cluster.is_leader() {
+                seen = u64::MAX;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
             }
-            // A pass over thousands of tasks is CPU work: off the runtime's
-            // threads, so API requests are not queued behind it.
-            let reader = mgr.clone();
-            let changes = match tokio::task::spawn_blocking(move || {
-                let st = reader.raft.store.read().unwrap();
-                step(&st, &shoal_api::time::now_rfc3339())
-            })
-            .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("orchestrator pass: {e}");
-                    ok = false;
-                    continue;
+            let index = *applied.borrow_and_update();
+            if index == seen && last_run.elapsed() < Duration::from_secs(1) {
+                continue;
+            }
+            last_run = std::time::Instant::now();
+            // Woken by time alone (nothing applied since the last full pass):
+            // only the orchestrators' delays can have expired. No task became
+            // placeable or needs an address without a store change, so the
+            // scheduler's pass over every pending task is skipped.
+            let time_only = index == seen;
+            let steps: &[fn(&Store, &str) -> Changes] = if time_only { &[reconcile] } else { &[reconcile, crate::scheduling::schedule] };
+            // Orchestrate, then schedule from the store as the orchestrator left
+            // it, so a task it just removed is never placed (and so revived).
+            let mut ok = true;
+            for (i, step) in steps.iter().copied().enumerate() {
+                // Between the orchestrators and the scheduler: new tasks get
+                // their network addresses before they are placed.
+                if i == 1 {
+                    ok &= allocate(&cluster).await;
                 }
-            };
-            // Each step's chunks are proposed together and applied in one
-            // go each; a stale intent makes the next pass come at once.
-            let mut writes = tokio::task::JoinSet::new();
-            for cmd in changes.into_commands() {
-                let mgr = mgr.clone();
-                writes.spawn(async move { mgr.propose(cmd).await });
-            }
-            while let Some(r) = writes.join_next().await {
-                match r {
-                    Ok(Ok(v)) => ok &= v["stale"].as_u64().unwrap_or(0) == 0,
-                    _ => ok = false,
+                // A pass over thousands of tasks is CPU work: off the runtime's
+                // threads, so API requests are not queued behind it.
+                let store = cluster.shared_store();
+                let changes = match tokio::task::spawn_blocking(move || {
+                    let st = store.read().unwrap();
+                    step(&st, &shoal_api::time::now_rfc3339())
+                })
+                .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("orchestrator pass: {e}");
+                        ok = false;
+                        continue;
+                    }
+                };
+                // Each step's chunks are proposed together and applied in one
+                // go each; a stale intent makes the next pass come at once.
+                let mut writes = tokio::task::JoinSet::new();
+                for cmd in changes.into_commands() {
+                    let cluster = cluster.clone();
+                    writes.spawn(async move { cluster.propose(cmd).await });
+                }
+                while let Some(r) = writes.join_next().await {
+                    match r {
+                        Ok(Ok(v)) => ok &= v["stale"].as_u64().unwrap_or(0) == 0,
+                        _ => ok = false,
+                    }
                 }
             }
+            // Re-run at once after our own writes; otherwise wait for a change.
+            seen = if ok { index } else { u64::MAX };
         }
-        // Re-run at once after our own writes; otherwise wait for a change.
-        seen = if ok { index } else { u64::MAX };
     }
 }
 

@@ -1,0 +1,162 @@
+//! The cluster handle: what a controller needs of its manager, and no
+//! more. A view of the replicated store with a watch on its applied
+//! index, whether this manager leads, and `propose`, which writes through
+//! Raft exactly once (forwarding to the leader from a follower).
+//! Controllers hold a `Cluster`, not the `Manager`, so they are built and
+//! tested without one (see `orchestrator::Orchestrator`).
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use shoal_api::ApiError;
+use shoal_rpc::{client, RaftMember, Request, Response};
+use tokio::sync::watch;
+
+use crate::raft::{ProposeError, RaftHandle};
+use crate::store::{Command, Store};
+
+/// How long a write may wait for a leader before it is refused.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a follower waits for its own store to apply a write the leader
+/// answered before answering its client.
+const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct Cluster {
+    raft: RaftHandle,
+    /// The node's mutual-TLS client settings (replaced when its
+    /// certificate is renewed), for forwarding to the leader.
+    client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
+}
+
+impl Cluster {
+    pub fn new(raft: RaftHandle, client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>) -> Cluster {
+        Cluster { raft, client_tls }
+    }
+
+    /// The store as this manager has applied it.
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.raft.store.read().unwrap()
+    }
+
+    /// The store itself, for work off the async threads.
+    pub fn shared_store(&self) -> Arc<RwLock<Store>> {
+        self.raft.store.clone()
+    }
+
+    /// Changes whenever an entry is applied here.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.raft.applied.clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.status.borrow().is_leader
+    }
+
+    pub fn leader_member(&self) -> Option<RaftMember> {
+        let leader = self.raft.status.borrow().leader;
+        self.store().members.get(&leader).cloned()
+    }
+
+    pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
+        self.client_tls.read().unwrap().clone()
+    }
+
+    /// Proposes a command through Raft, on this node if it leads, else by
+    /// forwarding it to the leader; waits until it is applied.
+    ///
+    /// Exactly once: the proposal ID is chosen here, once, and every retry
+    /// (after a lost answer, a leader change, a forwarding error) carries
+    /// it, so the write is applied at most once and a retry gets the first
+    /// attempt's answer, never a conflict with itself. When the deadline
+    /// passes after an attempt that may have reached a leader, the outcome
+    /// is unknown and said so.
+    pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
+        let proposal = crate::raft::new_proposal_id();
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let mut maybe_applied = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(if maybe_applied { outcome_unknown() } else { ApiError::no_leader() });
+            }
+            if self.is_leader() {
+                maybe_applied = true;
+                match self.raft.propose_as(proposal, command.clone(), left).await {
+                    Ok(v) => return Ok(v),
+                    // Leadership moved (or this node's Raft stopped):
+                    // again, through whoever leads now.
+                    Err(ProposeError::NotLeader | ProposeError::Stopped | ProposeError::Timeout) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            } else if let Some(leader) = self.leader_member() {
+                let command = serde_json::value::to_raw_value(&command).expect("command serialises");
+                let req = Request::Propose { proposal, command };
+                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
+                    Ok(Response::Proposed { result }) => {
+                        self.await_local_apply(proposal).await;
+                        return Ok(result);
+                    }
+                    // A leader that stopped leading answers NotLeader (a
+                    // manager of the previous version answered Docker's
+                    // no-leader error: read as the same).
+                    Ok(Response::Error { status, message }) if ApiError::new(status, message.clone()) != ApiError::no_leader() => {
+                        return Err(ApiError::new(status, message))
+                    }
+                    Ok(Response::NotLeader { .. }) => {}
+                    // The leader lost leadership or the connection broke:
+                    // the proposal may be in the log.
+                    _ => maybe_applied = true,
+                }
+            }
+            self.wait_for_leader_change(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (briefly) until this follower's store has applied a proposal
+    /// the leader has answered, so a client reads its own write here next,
+    /// as it would through Docker's managers (which proxy to the leader).
+    async fn await_local_apply(&self, proposal: u64) {
+        let deadline = tokio::time::Instant::now() + LOCAL_APPLY_WAIT;
+        let mut applied = self.applied();
+        loop {
+            if self.store().recent.get(proposal).is_some() {
+                return;
+            }
+            if !matches!(tokio::time::timeout_at(deadline, applied.changed()).await, Ok(Ok(()))) {
+                tracing::debug!("proposal {proposal}: applied by the leader, not yet here");
+                return;
+            }
+        }
+    }
+
+    /// Sends a request to the leader (for calls only the leader can serve).
+    pub async fn call_leader(&self, req: Request) -> Result<Response, ApiError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(ApiError::no_leader());
+            }
+            if let Some(leader) = self.leader_member() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
+                    Ok(Response::NotLeader { .. }) | Err(_) => {}
+                    Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
+                    Ok(r) => return Ok(r),
+                }
+            }
+            self.wait_for_leader_change(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_for_leader_change(&self, at_most: Duration) {
+        let mut rx = self.raft.status.clone();
+        let _ = tokio::time::timeout(at_most, rx.changed()).await;
+    }
+}
+
+/// A write whose fate is unknown at its deadline (it may still apply, once).
+/// gRPC's words, as Docker passes them on.
+pub fn outcome_unknown() -> ApiError {
+    ApiError::new(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded")
+}
