@@ -6,7 +6,13 @@
 //! `_post_json` drops `None` only at the top level, so nested `None`s go
 //! out as `null`, and some types spell keys in lower case). The docker CLI
 //! bodies are as Docker's Go client marshals them (`omitempty` fields left
-//! out, zero values of the others written).
+//! out, zero values of the others written). The `go_client_*` bodies are
+//! what Docker's Go client (moby v24.0.9-v27.5.1, `client/request.go`'s
+//! `json.NewEncoder`) writes for the calls named, worked out from the
+//! `api/types/swarm` and `api/types/network` struct tags: a field without
+//! `omitempty` is always written (`"Labels":null` from `Annotations`, `0`,
+//! `""`, `false`), a struct value is never left out (`"Mode":{}`), and
+//! each body ends with a newline.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -347,6 +353,90 @@ fn docker_py_swarm_update() {
 }
 
 /// What is refused still says what and where.
+/// `ServiceCreate(ctx, swarm.ServiceSpec{Annotations: {Name: "web"},
+/// TaskTemplate: {ContainerSpec: &{Image: "nginx:alpine"}}}, opts)`:
+/// `"Mode":{}` is one replica, as Docker reads it.
+#[test]
+fn go_client_minimal_service_create() {
+    let s: ServiceSpec = decode(
+        "{\"Name\":\"web\",\"Labels\":null,\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":\"nginx:alpine\"},\"ForceUpdate\":0},\"Mode\":{}}\n",
+    );
+    assert_eq!(s.name, "web");
+    assert!(s.labels.is_empty());
+    assert_eq!(s.task_template.container_spec.as_ref().unwrap().image, "nginx:alpine");
+    assert_eq!(s.mode, ServiceMode::Replicated { replicas: 1 });
+    assert!(s.endpoint_spec.is_none());
+}
+
+/// The same with `Mode.Replicated.Replicas` 3, a published port and a network.
+#[test]
+fn go_client_service_create_with_mode_ports_and_network() {
+    let s: ServiceSpec = decode(
+        r#"{"Name":"web","Labels":null,"TaskTemplate":{"ContainerSpec":{"Image":"nginx:alpine"},"Networks":[{"Target":"appnet"}],"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":3}},"EndpointSpec":{"Ports":[{"Protocol":"tcp","TargetPort":80,"PublishedPort":8080}]}}
+"#,
+    );
+    assert_eq!(s.mode, ServiceMode::Replicated { replicas: 3 });
+    assert_eq!(s.task_template.networks[0].target, "appnet");
+    let p = &s.endpoint_spec.as_ref().unwrap().ports[0];
+    assert_eq!((p.protocol, p.target_port, p.published_port, p.publish_mode), (PortProtocol::Tcp, 80, 8080, PublishMode::Ingress));
+}
+
+/// `SecretCreate` and `ConfigCreate` with a name and data.
+#[test]
+fn go_client_secret_and_config_create() {
+    let s: SecretSpec = decode("{\"Name\":\"db_pw\",\"Labels\":null,\"Data\":\"czNjcmV0\"}\n");
+    assert_eq!((s.name.as_str(), s.data.as_deref()), ("db_pw", Some(&b"s3cret"[..])));
+    assert!(s.labels.is_empty());
+    let c: ConfigSpec = decode("{\"Name\":\"site\",\"Labels\":null,\"Data\":\"bGlzdGVuIDgwOw==\"}\n");
+    assert_eq!((c.name.as_str(), c.data.as_deref()), ("site", Some(&b"listen 80;"[..])));
+}
+
+/// `NodeUpdate(ctx, id, version, swarm.NodeSpec{Role: worker, Availability: drain})`.
+#[test]
+fn go_client_node_update() {
+    let n: NodeSpec = decode("{\"Labels\":null,\"Role\":\"worker\",\"Availability\":\"drain\"}\n");
+    assert_eq!((n.role, n.availability), (Role::Worker, Availability::Drain));
+    assert!(n.labels.is_empty());
+}
+
+/// `NetworkCreate(ctx, "appnet", {Driver: "overlay", Attachable: true})`, as
+/// each client version writes it: v27 at API 1.44 (no `CheckDuplicate`),
+/// v27 below 1.44, v25/v26 (`EnableIPv6`), v24 (`CheckDuplicate` false).
+#[test]
+fn go_client_network_create_of_each_version() {
+    let bodies = [
+        r#"{"Driver":"overlay","Scope":"","IPAM":null,"Internal":false,"Attachable":true,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":null,"Name":"appnet"}"#,
+        r#"{"Driver":"overlay","Scope":"","IPAM":null,"Internal":false,"Attachable":true,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":null,"Name":"appnet","CheckDuplicate":true}"#,
+        r#"{"Driver":"overlay","Scope":"","EnableIPv6":false,"IPAM":null,"Internal":false,"Attachable":true,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":null,"Name":"appnet"}"#,
+        r#"{"CheckDuplicate":true,"Driver":"overlay","Scope":"","EnableIPv6":false,"IPAM":null,"Internal":false,"Attachable":true,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":null,"Name":"appnet"}"#,
+        r#"{"CheckDuplicate":false,"Driver":"overlay","Scope":"","EnableIPv6":false,"IPAM":null,"Internal":false,"Attachable":true,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":null,"Labels":null,"Name":"appnet"}"#,
+    ];
+    for body in bodies {
+        let n: NetworkCreateRequest = decode(&format!("{body}\n"));
+        assert_eq!((n.name.as_str(), n.driver.as_str()), ("appnet", "overlay"), "{body}");
+        assert!(n.attachable && !n.internal && !n.ingress, "{body}");
+        let spec = n.to_spec().unwrap_or_else(|e| panic!("refused: {e:?}\nbody: {body}"));
+        assert!(spec.attachable, "{body}");
+    }
+}
+
+/// `SwarmInit(ctx, swarm.InitRequest{ListenAddr: "0.0.0.0:2377",
+/// AdvertiseAddr: "192.168.1.10"})`: `Spec` is a struct value, written in
+/// full with zero ticks, which mean Docker's defaults.
+#[test]
+fn go_client_swarm_init() {
+    let r: InitRequest = decode(
+        r#"{"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"192.168.1.10","DataPathAddr":"","DataPathPort":0,"ForceNewCluster":false,"Spec":{"Labels":null,"Orchestration":{},"Raft":{"ElectionTick":0,"HeartbeatTick":0},"Dispatcher":{},"CAConfig":{},"TaskDefaults":{},"EncryptionConfig":{"AutoLockManagers":false}},"AutoLockManagers":false,"Availability":"","DefaultAddrPool":null,"SubnetSize":0}
+"#,
+    );
+    assert_eq!((r.listen_addr.as_str(), r.advertise_addr.as_str()), ("0.0.0.0:2377", "192.168.1.10"));
+    assert!(r.default_addr_pool.is_empty() && !r.auto_lock_managers && !r.force_new_cluster);
+    let spec = SwarmSpec::from_request(r.spec);
+    shoal_manager::control::validate_spec(&spec).unwrap_or_else(|e| panic!("refused: {}", e.message));
+    assert_eq!((spec.raft.election_tick, spec.raft.heartbeat_tick), (10, 1));
+    assert_eq!(spec.name, "default");
+}
+
 #[test]
 fn refusals_name_the_field() {
     let e = call(r#"{"Name": "x", "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Command": "sleep 1"}}}"#)
