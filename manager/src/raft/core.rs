@@ -224,6 +224,13 @@ impl Core {
                     let _ = reply.send(Err(ProposeError::NotLeader));
                     return;
                 }
+                // raft-rs would take it, then quietly turn it into an empty
+                // entry (one change at a time), and its caller would wait
+                // for an answer that never comes: refuse it here instead.
+                if self.raw.raft.has_pending_conf() {
+                    let _ = reply.send(Err(ProposeError::Refused("another membership change is not applied yet".into())));
+                    return;
+                }
                 match self.raw.propose_conf_change(vec![], change) {
                     Ok(()) => {
                         self.pending.entry(id).or_default().push(reply);
@@ -366,6 +373,16 @@ impl Core {
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data).map_err(|e| e.to_string())?;
                     let cs = self.raw.apply_conf_change(&cc).map_err(|e| format!("conf change: {e}"))?;
+                    if self.raw.raft.state == StateRole::Leader && !cs.voters.contains(&self.raw.raft.id) {
+                        // A leader that applied its own removal (a change an
+                        // earlier leader proposed, committed under this one):
+                        // raft-rs 0.7 leaves it leading, and then panics on
+                        // the next append answer (`maybe_commit` unwraps its
+                        // own progress). It steps down here, as etcd's raft
+                        // means to (found by `sim_tests`).
+                        let term = self.raw.raft.term;
+                        self.raw.raft.become_follower(term, ::raft::INVALID_ID);
+                    }
                     self.storage.set_conf_state(cs).map_err(|e| e.to_string())?;
                     let proposal = {
                         let mut st = self.store.write().unwrap();
