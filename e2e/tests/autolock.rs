@@ -5,7 +5,9 @@
 //! (Docker's 503 text, `Swarm: locked`) and a wrong key changes nothing;
 //! `docker swarm unlock` brings back the secret and the service; after
 //! `unlock-key --rotate` the old key no longer unlocks and the new one
-//! does; a worker is never locked; `--autolock=false` puts it all back.
+//! does; turning it on rotates the manager's WAL key (the key that was in
+//! clear opens nothing of the log after); a worker is never locked;
+//! `--autolock=false` puts it all back.
 //! The Raft log and snapshots are sealed whole (nothing of the cluster's
 //! state in clear under `swarm/`).
 
@@ -124,6 +126,8 @@ fn a_locked_manager_needs_the_unlock_key_and_keeps_nothing_in_clear() {
     let data_key_text = std::fs::read_to_string(root.join("swarm/raft/secrets.key")).unwrap();
     let data_key = shoal_api::base64::decode(data_key_text.trim()).unwrap();
     assert_eq!(data_key.len(), 32, "autolock off: the data key sits in clear (0600)");
+    let wal_key = shoal_api::base64::decode(std::fs::read_to_string(root.join("swarm/raft/wal.key")).unwrap().trim()).unwrap();
+    let wal_key: [u8; 32] = wal_key.try_into().expect("autolock off: the WAL key sits in clear");
     let token = lab.docker_ok("node-1", &["swarm", "join-token", "-q", "worker"]);
     let token_secret = token.trim().rsplit('-').next().unwrap().to_string();
 
@@ -206,6 +210,13 @@ fn a_locked_manager_needs_the_unlock_key_and_keeps_nothing_in_clear() {
     assert_locked(&lab, "node-1");
     refused_with(&lab, "node-1", &key, "swarm could not be unlocked: invalid key provided");
     check_nothing_in_clear(&new_key);
+    // Turning autolock on rotated the WAL key (online, or at the unlock
+    // above at the latest): the key that sat in clear before opens nothing
+    // of the log now. (Read while the manager is locked: nothing holds it.)
+    let raft_dir = root.join("swarm/raft");
+    assert!(!raft_dir.join("wal.key.next").exists(), "the rotation finished");
+    let old = shoal_manager::raft::storage::WalKey::new(wal_key);
+    assert!(shoal_manager::raft::storage::DiskStorage::open_with(&raft_dir, Some(old)).is_err(), "the old WAL key opens the log");
     unlock_and_wait(&lab, "node-1", &new_key);
     assert!(lab.docker_ok("node-1", &["secret", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == "al-pass"));
 

@@ -18,6 +18,16 @@
 //! once it applies the store again), after 2 one that unlocks with B: the
 //! node key decides which key unlocks, and both key files always open
 //! with it.
+//!
+//! Turning autolock on also rotates the manager's WAL key, so a copy of
+//! the data root taken while the key was in clear opens nothing written
+//! after: the re-wrap ends by saving a new key as `raft/wal.key.next`
+//! (under B); then `finish_rotation` seals the WAL and snapshot under it
+//! (through the Raft loop, `RaftHandle::rekey`), saves it as
+//! `raft/wal.key` and removes `wal.key.next`. A crash anywhere in between
+//! is finished at the next start (`datakey::wal_key_at_start`: the
+//! storage reads each file under the old or the new key). A re-wrap while
+//! a rotation is under way re-wraps `wal.key.next` with `wal.key`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +35,7 @@ use std::time::Duration;
 use shoal_rpc::credentials::Credentials;
 use shoal_rpc::unlock::UnlockKey;
 
-use crate::datakey::{DataKey, WAL_KEY_FILE};
+use crate::datakey::{DataKey, WAL_KEY_FILE, WAL_KEY_NEXT_FILE};
 use crate::manager::Manager;
 
 /// Re-checks on every applied entry, and every few seconds.
@@ -34,6 +44,9 @@ pub async fn run(mgr: Arc<Manager>) {
     while !mgr.is_stopped() {
         if let Err(e) = sync(&mgr) {
             tracing::warn!("autolock: {e}");
+        }
+        if let Err(e) = finish_rotation(&mgr).await {
+            tracing::warn!("autolock: rotating the WAL key: {e}");
         }
         // Raft gone (the manager role stopped): nothing more to follow.
         if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(3), applied.changed()).await {
@@ -77,15 +90,19 @@ pub fn sync(mgr: &Manager) -> Result<bool, String> {
     Ok(true)
 }
 
-/// The three steps of the module's documentation, from `creds.lock` to `to`.
+/// The three steps of the module's documentation, from `creds.lock` to
+/// `to`, then the start of a WAL key rotation when autolock turns on.
 pub fn rewrap(swarm_dir: &std::path::Path, data_key: &DataKey, creds: &mut Credentials, to: Option<UnlockKey>) -> Result<(), String> {
     let raft_dir = swarm_dir.join("raft");
     let from = creds.lock.clone();
     let wal_key = DataKey::load_file(&raft_dir, WAL_KEY_FILE, from.as_ref())?;
+    let next_key = DataKey::load_file(&raft_dir, WAL_KEY_NEXT_FILE, from.as_ref())?;
     let both = [from.as_ref(), to.as_ref()];
     data_key.save_under(&raft_dir, &both)?;
-    if let Some(w) = &wal_key {
-        w.save_file(&raft_dir, WAL_KEY_FILE, &both)?;
+    for (name, key) in [(WAL_KEY_FILE, &wal_key), (WAL_KEY_NEXT_FILE, &next_key)] {
+        if let Some(k) = key {
+            k.save_file(&raft_dir, name, &both)?;
+        }
     }
     creds.lock = to.clone();
     if let Err(e) = creds.save(swarm_dir) {
@@ -93,10 +110,40 @@ pub fn rewrap(swarm_dir: &std::path::Path, data_key: &DataKey, creds: &mut Crede
         return Err(format!("saving the node key: {e}"));
     }
     data_key.save_under(&raft_dir, &[to.as_ref()])?;
-    if let Some(w) = &wal_key {
-        w.save_file(&raft_dir, WAL_KEY_FILE, &[to.as_ref()])?;
+    for (name, key) in [(WAL_KEY_FILE, &wal_key), (WAL_KEY_NEXT_FILE, &next_key)] {
+        if let Some(k) = key {
+            k.save_file(&raft_dir, name, &[to.as_ref()])?;
+        }
+    }
+    if from.is_none() && to.is_some() && next_key.is_none() && wal_key.is_some() {
+        DataKey::generate().save_file(&raft_dir, WAL_KEY_NEXT_FILE, &[to.as_ref()])?;
     }
     Ok(())
+}
+
+/// Finishes a WAL key rotation under way (see the module doc): the Raft
+/// loop seals the storage under the new key, which then becomes the key.
+/// Returns whether it rotated.
+pub async fn finish_rotation(mgr: &Manager) -> Result<bool, String> {
+    let raft_dir = mgr.cfg.swarm_dir.join("raft");
+    let next = {
+        let creds = mgr.creds.read().unwrap();
+        if mgr.is_stopped() {
+            return Ok(false);
+        }
+        match DataKey::load_file(&raft_dir, WAL_KEY_NEXT_FILE, creds.lock.as_ref())? {
+            Some(k) => k,
+            None => return Ok(false),
+        }
+    };
+    mgr.raft.rekey(next.wal_key()).await?;
+    let creds = mgr.creds.write().unwrap();
+    if mgr.is_stopped() {
+        return Ok(false);
+    }
+    crate::datakey::promote_next_wal_key(&raft_dir, &next, creds.lock.as_ref())?;
+    tracing::info!("autolock: this manager's Raft log is sealed under a new WAL key");
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -119,6 +166,57 @@ mod tests {
         all
     }
 
+    /// Turning autolock on starts a WAL key rotation (a new key in
+    /// `wal.key.next`, wrapped); a re-wrap meanwhile re-wraps it too; a
+    /// start finishes it: the log, written under the old key, reads back
+    /// under the new one only, which is now `wal.key`.
+    #[test]
+    fn turning_autolock_on_rotates_the_wal_key() {
+        use crate::raft::storage::DiskStorage;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let raft = d.join("raft");
+        let mut c = creds(d);
+        let dk = DataKey::generate();
+        dk.save(&raft).unwrap();
+        let old = crate::datakey::wal_key_at_start(&raft, None).unwrap();
+        let old_text = std::fs::read_to_string(raft.join(WAL_KEY_FILE)).unwrap();
+        {
+            let mut st = DiskStorage::open_with(&raft, Some(old.clone())).unwrap();
+            st.set_conf_state(::raft::eraftpb::ConfState::from((vec![1], vec![]))).unwrap();
+            st.append(&[::raft::eraftpb::Entry {
+                index: 1,
+                term: 1,
+                data: b"written in clear days".to_vec().into(),
+                ..Default::default()
+            }])
+            .unwrap();
+        }
+
+        let a = UnlockKey::generate();
+        rewrap(d, &dk, &mut c, Some(a.clone())).unwrap();
+        assert!(raft.join(WAL_KEY_NEXT_FILE).exists(), "a rotation is under way");
+        assert_eq!(DataKey::load_file(&raft, WAL_KEY_NEXT_FILE, None).unwrap_err(), crate::datakey::LOCKED);
+        // The unlock key rotated before the rotation finished: both follow.
+        let b = UnlockKey::generate();
+        rewrap(d, &dk, &mut c, Some(b.clone())).unwrap();
+        let next = DataKey::load_file(&raft, WAL_KEY_NEXT_FILE, Some(&b)).unwrap().expect("still under way");
+        assert!(DataKey::load_file(&raft, WAL_KEY_NEXT_FILE, Some(&a)).is_err());
+
+        // A start (the daemon restarted before `finish_rotation` ran).
+        let new = crate::datakey::wal_key_at_start(&raft, Some(&b)).unwrap();
+        assert!(!raft.join(WAL_KEY_NEXT_FILE).exists());
+        assert!(same(DataKey::load_file(&raft, WAL_KEY_FILE, Some(&b)), &next), "the new key is the key");
+        assert!(DiskStorage::open_with(&raft, Some(old)).is_err(), "the key that was in clear opens nothing now");
+        let st = DiskStorage::open_with(&raft, Some(new)).unwrap();
+        assert_eq!(st.last_index(), 1);
+        assert!(!std::fs::read_to_string(raft.join(WAL_KEY_FILE)).unwrap().contains(old_text.trim()));
+    }
+
+    fn same(a: Result<Option<DataKey>, String>, b: &DataKey) -> bool {
+        a.ok().flatten().is_some_and(|k| k.to_text().0 == b.to_text().0)
+    }
+
     #[test]
     fn locking_wraps_both_keys_and_only_the_right_key_opens_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -138,7 +236,9 @@ mod tests {
         assert!(!on_disk.contains(wal_text.trim()), "the WAL key is not in clear");
         assert_eq!(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, None).unwrap_err(), crate::datakey::LOCKED);
         assert!(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&UnlockKey::generate())).is_err());
-        let wal_again = crate::datakey::wal_key_at_start(&d.join("raft"), Some(&k)).unwrap();
+        // The WAL key itself is wrapped, not changed, by the re-wrap (its
+        // rotation is the next step, `turning_autolock_on_rotates_the_wal_key`).
+        let wal_again = DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&k)).unwrap().unwrap().wal_key();
         let dir2 = tempfile::tempdir().unwrap();
         {
             let mut st = crate::raft::storage::DiskStorage::open_with(dir2.path(), Some(wal.clone())).unwrap();

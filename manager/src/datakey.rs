@@ -30,6 +30,10 @@ pub const KEY_FILE: &str = "secrets.key";
 /// wrapped under the unlock key with autolock. Not shared: a joining
 /// manager writes its log before it holds the data key.
 pub const WAL_KEY_FILE: &str = "wal.key";
+/// A new WAL key while the storage is being sealed again under it (a
+/// rotation, when autolock is turned on; see `autolock`). Its presence is
+/// the rotation's state: `autolock::run`, or the next start, finishes it.
+pub const WAL_KEY_NEXT_FILE: &str = "wal.key.next";
 /// `load`'s error for a wrapped key and no unlock key.
 pub const LOCKED: &str = "the data key is locked";
 /// Prefix of sealed text, so another scheme can follow later.
@@ -57,6 +61,11 @@ impl DataKey {
         let mut bytes = [0u8; 32];
         SystemRandom::new().fill(&mut bytes).expect("the system RNG works");
         DataKey { bytes }
+    }
+
+    /// The same 32 bytes as a WAL key (`raft/wal.key` is kept as a data key).
+    pub fn wal_key(&self) -> crate::raft::storage::WalKey {
+        crate::raft::storage::WalKey::new(self.bytes)
     }
 
     pub fn to_text(&self) -> KeyText {
@@ -182,7 +191,10 @@ impl DataKey {
 
 /// This manager's WAL key: the saved one, or a new one (saved under
 /// `unlock`) for a manager whose log is new or written before encryption.
+/// A key rotation cut short (`WAL_KEY_NEXT_FILE` there) is finished first:
+/// the storage sealed under the new key, which then becomes the key.
 pub fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
+    use crate::raft::storage::{DiskStorage, WalKey};
     let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
         Some(k) => k,
         None => {
@@ -191,7 +203,25 @@ pub fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<c
             k
         }
     };
-    Ok(crate::raft::storage::WalKey::new(key.bytes))
+    if let Some(next) = DataKey::load_file(raft_dir, WAL_KEY_NEXT_FILE, unlock)? {
+        let (old, new) = (WalKey::new(key.bytes), WalKey::new(next.bytes));
+        DiskStorage::open_rekeying(raft_dir, Some(old), Some(new.clone()))
+            .map_err(|e| format!("finishing the WAL key rotation in {}: {e}", raft_dir.display()))?;
+        promote_next_wal_key(raft_dir, &next, unlock)?;
+        return Ok(new);
+    }
+    Ok(WalKey::new(key.bytes))
+}
+
+/// The last step of a WAL key rotation, once the storage is sealed under
+/// `next`: it becomes `WAL_KEY_FILE`, and `WAL_KEY_NEXT_FILE` goes.
+pub fn promote_next_wal_key(raft_dir: &Path, next: &DataKey, unlock: Option<&UnlockKey>) -> Result<(), String> {
+    next.save_file(raft_dir, WAL_KEY_FILE, &[unlock])?;
+    match std::fs::remove_file(raft_dir.join(WAL_KEY_NEXT_FILE)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {WAL_KEY_NEXT_FILE}: {e}")),
+    }
 }
 
 /// Whether `text` is sealed data (of any scheme this version knows).

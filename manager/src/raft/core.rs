@@ -70,6 +70,11 @@ pub enum Input {
     TransferLeader(u64),
     Unreachable(u64),
     SnapshotStatus(u64, SnapshotStatus),
+    /// Seal the storage under a new key from now on (`DiskStorage::rekey`).
+    Rekey {
+        key: super::storage::WalKey,
+        done: oneshot::Sender<Result<(), String>>,
+    },
     Stop,
 }
 
@@ -255,6 +260,9 @@ impl Core {
             Input::TransferLeader(to) => self.raw.transfer_leader(to),
             Input::Unreachable(to) => self.raw.report_unreachable(to),
             Input::SnapshotStatus(to, s) => self.raw.report_snapshot(to, s),
+            Input::Rekey { key, done } => {
+                let _ = done.send(self.storage.rekey(key).map_err(|e| e.to_string()));
+            }
             Input::Stop => {}
         }
     }

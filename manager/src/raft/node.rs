@@ -153,6 +153,14 @@ impl RaftHandle {
         Ok(index.as_u64().unwrap_or_default())
     }
 
+    /// Seals this manager's WAL and snapshot under a new key from now on
+    /// (both rewritten under it); see `autolock` for the key files.
+    pub async fn rekey(&self, key: super::storage::WalKey) -> Result<(), String> {
+        let (done, rx) = oneshot::channel();
+        self.send(Input::Rekey { key, done }).map_err(|_| "the raft node is stopped".to_string())?;
+        rx.await.map_err(|_| "the raft node stopped".to_string())?
+    }
+
     pub fn step(&self, msg: Message) {
         let _ = self.tx.send(Input::Step(Box::new(msg)));
     }

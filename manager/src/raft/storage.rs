@@ -60,6 +60,17 @@
 //! and a clear WAL, which the next open reads and rewrites again. Storage
 //! opened without a key writes version 1, and refuses encrypted files.
 //!
+//! # Key rotation
+//!
+//! `rekey` seals everything under a new key: the snapshot is written again
+//! under it, then the whole WAL (from memory: compaction point, entries,
+//! hard state, conf state), each atomically. A crash between the two
+//! leaves the snapshot under the new key and the WAL under the old:
+//! `open_rekeying(dir, old, Some(new))` reads each file under whichever
+//! of the two opens it, then finishes the rotation. (The manager keeps the
+//! new key in `raft/wal.key.next` until the rotation is done, see
+//! `crate::autolock`.)
+//!
 //! # Recovery
 //!
 //! `open` loads the snapshot, then replays the WAL. A record whose framing or
@@ -226,11 +237,30 @@ impl DiskStorage {
     /// As `open`, sealing everything written with `key` (and rewriting
     /// files found in clear, see "Encryption").
     pub fn open_with(dir: &Path, key: Option<WalKey>) -> io::Result<DiskStorage> {
+        Self::open_rekeying(dir, key, None)
+    }
+
+    /// As `open_with`, for a key rotation that may have been cut short
+    /// (see "Key rotation"): each file is read under `key` or, failing
+    /// that, under `next`; then everything is sealed under `next`.
+    pub fn open_rekeying(dir: &Path, key: Option<WalKey>, next: Option<WalKey>) -> io::Result<DiskStorage> {
+        let mut st = Self::open_under(dir, key.clone(), next.as_ref())?;
+        if let Some(next) = next {
+            st.rekey(next)?;
+        }
+        Ok(st)
+    }
+
+    fn open_under(dir: &Path, key: Option<WalKey>, next: Option<&WalKey>) -> io::Result<DiskStorage> {
         fs::create_dir_all(dir)?;
         remove_if_exists(&dir.join(WAL_TMP))?;
         remove_if_exists(&dir.join(SNAP_TMP))?;
 
-        let (snapshot, snap_sealed) = read_snapshot_file(&dir.join(SNAP_FILE), key.as_ref())?;
+        let snap_path = dir.join(SNAP_FILE);
+        let (snapshot, snap_sealed) = match (read_snapshot_file(&snap_path, key.as_ref()), next) {
+            (Err(_), Some(n)) => read_snapshot_file(&snap_path, Some(n))?,
+            (r, _) => r?,
+        };
         if let (Some(snap), Some(_), false) = (&snapshot, &key, snap_sealed) {
             write_snapshot_file(dir, snap, key.as_ref())?;
         }
@@ -247,7 +277,10 @@ impl DiskStorage {
             }
             Err(e) => return Err(e),
         };
-        let (wal_state, valid_len, wal_sealed) = replay_wal(&buf, key.as_ref())?;
+        let (wal_state, valid_len, wal_sealed) = match (replay_wal(&buf, key.as_ref()), next) {
+            (Err(_), Some(n)) => replay_wal(&buf, Some(n))?,
+            (r, _) => r?,
+        };
         let wal = OpenOptions::new().read(true).append(true).open(&wal_path)?;
         if valid_len < buf.len() {
             wal.set_len(valid_len as u64)?;
@@ -416,16 +449,7 @@ impl DiskStorage {
             Vec::new()
         };
         let state = self.raft_state();
-        let mut buf = Vec::new();
-        push_wal_header(&mut buf);
-        if base > 0 {
-            push_base_record(&mut buf, base, base_term)?;
-        }
-        if !kept.is_empty() {
-            push_entries_record(&mut buf, &kept)?;
-        }
-        push_message_record(&mut buf, KIND_HARD_STATE, &state.hard_state)?;
-        push_message_record(&mut buf, KIND_CONF_STATE, &state.conf_state)?;
+        let buf = self.wal_image(base, base_term, &kept)?;
         self.replace_wal(&buf)?;
 
         if base > old_base {
@@ -447,6 +471,50 @@ impl DiskStorage {
         }
         self.wanted.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Seals the snapshot and the WAL under `key` from now on: both are
+    /// written again under it, each atomically, the snapshot first. A crash
+    /// between the two leaves the snapshot under the new key and the WAL
+    /// under the old; `open_rekeying` with both reads that, and finishes.
+    pub fn rekey(&mut self, key: WalKey) -> io::Result<()> {
+        let old = self.key.replace(key);
+        let written = (|| {
+            if let Some(snap) = self.snapshot() {
+                write_snapshot_file(&self.dir, &snap, self.key.as_ref())?;
+            }
+            let base = self.first_index() - 1;
+            let base_term = self.mem.term(base).map_err(raft_err)?;
+            let last = self.last_index();
+            let entries = if base < last {
+                self.mem.entries(base + 1, last + 1, None, GetEntriesContext::empty(false)).map_err(raft_err)?
+            } else {
+                Vec::new()
+            };
+            let buf = self.wal_image(base, base_term, &entries)?;
+            self.replace_wal(&buf)
+        })();
+        if written.is_err() {
+            self.key = old;
+        }
+        written
+    }
+
+    /// A complete version-1 WAL image: the compaction point, `entries`,
+    /// the hard state and the conf state.
+    fn wal_image(&self, base: u64, base_term: u64, entries: &[Entry]) -> io::Result<Vec<u8>> {
+        let state = self.raft_state();
+        let mut buf = Vec::new();
+        push_wal_header(&mut buf);
+        if base > 0 {
+            push_base_record(&mut buf, base, base_term)?;
+        }
+        if !entries.is_empty() {
+            push_entries_record(&mut buf, entries)?;
+        }
+        push_message_record(&mut buf, KIND_HARD_STATE, &state.hard_state)?;
+        push_message_record(&mut buf, KIND_CONF_STATE, &state.conf_state)?;
+        Ok(buf)
     }
 
     /// True when Raft wanted to send a snapshot to a peer but the persisted
@@ -1116,6 +1184,36 @@ mod tests {
 
     fn key(b: u8) -> WalKey {
         WalKey::new([b; 32])
+    }
+
+    /// A rotation from key 1 to key 2 cut short at each point (nothing
+    /// rewritten yet, the snapshot only, both files) reads back whole with
+    /// both keys and ends under key 2 alone; key 1 then opens nothing.
+    #[test]
+    fn a_key_rotation_cut_short_anywhere_is_finished_on_open() {
+        for cut in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let mut st = DiskStorage::open_with(dir.path(), Some(key(1))).unwrap();
+                st.set_conf_state(voters(&[1])).unwrap();
+                st.append(&[entry(1, 1, "one"), entry(2, 1, "two"), entry(3, 1, "three")]).unwrap();
+                st.set_hard_state(hs(1, 1, 3)).unwrap();
+                st.create_snapshot(2, voters(&[1]), b"state at two".to_vec(), 0).unwrap();
+                match cut {
+                    0 => {}
+                    1 => write_snapshot_file(dir.path(), &st.snapshot().unwrap(), Some(&key(2))).unwrap(),
+                    _ => st.rekey(key(2)).unwrap(),
+                }
+            }
+            let st = DiskStorage::open_rekeying(dir.path(), Some(key(1)), Some(key(2))).unwrap();
+            assert_eq!(datas(&st), vec![(3, 1, "three".into())], "cut {cut}");
+            assert_eq!(&st.snapshot().unwrap().data[..], b"state at two");
+            assert_eq!(state(&st).hard_state, hs(1, 1, 3));
+            drop(st);
+            assert!(DiskStorage::open_with(dir.path(), Some(key(1))).is_err(), "cut {cut}: the old key opens nothing");
+            let st = DiskStorage::open_with(dir.path(), Some(key(2))).unwrap();
+            assert_eq!(datas(&st), vec![(3, 1, "three".into())]);
+        }
     }
 
     fn contains(path: &Path, needle: &[u8]) -> bool {
