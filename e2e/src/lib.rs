@@ -157,6 +157,20 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Builds `shoal-test/busy:1` ([`build_busybox_image`]) in a
+    /// temporary folder and loads it on each of `nodes`.
+    pub fn load_test_image(&self, nodes: &[&str]) {
+        let dir = std::env::temp_dir().join(format!("shoal-e2e-image-{}-{}", self.name, std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let archive = build_busybox_image(&dir);
+        for n in nodes {
+            self.shoal_ok(n, &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // For a post-mortem: SHOAL_E2E_KEEP=1 leaves a failed test's lab up

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
+use shoal_e2e::{text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 const LAB: &str = "e2e-attach";
@@ -26,13 +26,7 @@ fn attachment_tasks(lab: &Lab) -> Vec<Value> {
 #[test]
 fn docker_run_joins_an_attachable_overlay() {
     let lab = Lab::up(LAB, 1, 1);
-    let dir = std::env::temp_dir().join(format!("shoal-e2e-attach-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let archive = build_busybox_image(&dir);
-    for n in ["node-1", "node-2"] {
-        lab.shoal_ok(n, &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    lab.load_test_image(&["node-1", "node-2"]);
 
     lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "--attachable", "--subnet", "10.77.5.0/24", "appnet"]);
     lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "sealed"]);

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
+use shoal_e2e::{text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -38,11 +38,7 @@ fn attr<'a>(e: &'a Value, k: &str) -> &'a str {
 fn docker_events_shows_cluster_and_node_events() {
     let lab = Lab::up("ev-e2e", 1, 1);
     let since = unix_now();
-    let dir = std::env::temp_dir().join(format!("shoal-e2e-events-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let archive = build_busybox_image(&dir);
-    lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
+    lab.load_test_image(&["node-2"]);
 
     // A live subscriber on the manager, started before anything happens.
     let mut live = Command::new("docker")

@@ -7,18 +7,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::{build_busybox_image, run_in_pty, text, wait_for, Lab};
+use shoal_e2e::{run_in_pty, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 
 #[test]
 fn docker_cli_sees_and_enters_task_containers() {
     let lab = Lab::up("e2e-ctr", 1, 1);
-    let dir = std::env::temp_dir().join(format!("shoal-e2e-ctr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let archive = build_busybox_image(&dir);
-    lab.shoal_ok("node-2", &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
+    lab.load_test_image(&["node-2"]);
 
     // Five numbered lines, then wait.
     let script = "for i in 1 2 3 4 5; do echo line-$i; done; echo oops >&2; exec sleep 1000";

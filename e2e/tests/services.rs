@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::{build_busybox_image, text, wait_for, Lab};
+use shoal_e2e::{text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -46,13 +46,7 @@ fn placement(lab: &Lab, service: &str, want: usize) -> BTreeMap<String, usize> {
 #[test]
 fn services_are_created_scaled_and_placed() {
     let lab = Lab::up("e2e-svc", 1, 2);
-    let dir = std::env::temp_dir().join(format!("shoal-e2e-svc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let archive = build_busybox_image(&dir);
-    for n in ["node-1", "node-2", "node-3"] {
-        lab.shoal_ok(n, &["image", "load", "-q", "-i", archive.to_str().unwrap()]);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    lab.load_test_image(&["node-1", "node-2", "node-3"]);
     let create = |args: &[&str]| {
         let mut full = vec!["service", "create", "-d", "--no-resolve-image"];
         full.extend_from_slice(args);
