@@ -62,6 +62,36 @@ impl Cluster {
         self.client_tls.read().unwrap().clone()
     }
 
+    /// This manager's Raft ID.
+    pub fn raft_id(&self) -> u64 {
+        self.raft.id()
+    }
+
+    /// Asks Raft to move leadership to the most up-to-date other voter.
+    pub fn hand_over_leadership(&self) {
+        let st = self.raft.status.borrow().clone();
+        if let Some(to) = st.up_to_date.iter().copied().find(|id| *id != st.id) {
+            self.raft.transfer_leader(to);
+        }
+    }
+
+    /// Removes a Raft member (on the leader). A leader never removes itself
+    /// (raft-rs cannot take it, see `raft::core`): it hands leadership on
+    /// first, and the new leader removes it.
+    pub async fn remove_member(&self, raft_id: u64) -> Result<(), ApiError> {
+        let member = self.store().members.get(&raft_id).cloned();
+        let Some(member) = member else { return Ok(()) };
+        if raft_id == self.raft_id() {
+            self.hand_over_leadership();
+            return Err(ApiError::unavailable("leadership is being transferred; retry"));
+        }
+        self.raft
+            .change_membership(::raft::eraftpb::ConfChangeType::RemoveNode, member, PROPOSE_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from)
+    }
+
     /// Proposes a command through Raft, on this node if it leads, else by
     /// forwarding it to the leader; waits until it is applied.
     ///

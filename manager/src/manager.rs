@@ -121,7 +121,7 @@ impl Manager {
         let mut tasks = vec![
             tokio::spawn(crate::server::serve(mgr.clone(), listener)),
             tokio::spawn(crate::dispatcher::run(mgr.clone())),
-            tokio::spawn(crate::membership::run(mgr.clone())),
+            tokio::spawn(crate::membership::Membership::new(cluster.clone()).run()),
             tokio::spawn(ping_peers(mgr.clone())),
             tokio::spawn(crate::orchestrator::Orchestrator::new(cluster).run()),
             tokio::spawn(crate::logbroker::run(mgr.clone())),

@@ -1,32 +1,45 @@
 //! Keeps the Raft membership in step with node roles (leader only): a
 //! manager demoted or removed in the store leaves Raft; when it is the
-//! leader itself, it first hands leadership to an up-to-date peer.
+//! leader itself, it first hands leadership to an up-to-date peer
+//! (`Cluster::remove_member`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_api::{ApiError, Role};
 
+use crate::cluster::Cluster;
 use crate::manager::Manager;
 
-pub async fn run(mgr: Arc<Manager>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(300));
-    loop {
-        tick.tick().await;
-        if !mgr.is_leader() {
-            continue;
-        }
-        let leaving: Vec<u64> = {
-            let st = mgr.raft.store.read().unwrap();
-            st.members
-                .values()
-                .filter(|m| st.nodes.get(&m.node_id).map(|n| n.spec.role == Role::Worker).unwrap_or(true))
-                .map(|m| m.raft_id)
-                .collect()
-        };
-        for id in leaving {
-            if let Err(e) = mgr.remove_member(id).await {
-                tracing::info!("raft member {id:x} not removed yet: {e}");
+/// The membership reconciler, a controller on the cluster handle.
+pub struct Membership {
+    cluster: Cluster,
+}
+
+impl Membership {
+    pub fn new(cluster: Cluster) -> Membership {
+        Membership { cluster }
+    }
+
+    /// Runs until its task is aborted (the manager stops).
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(300));
+        loop {
+            tick.tick().await;
+            if !self.cluster.is_leader() {
+                continue;
+            }
+            let leaving: Vec<u64> = {
+                let st = self.cluster.store();
+                st.members
+                    .values()
+                    .filter(|m| st.nodes.get(&m.node_id).map(|n| n.spec.role == Role::Worker).unwrap_or(true))
+                    .map(|m| m.raft_id)
+                    .collect()
+            };
+            for id in leaving {
+                if let Err(e) = self.cluster.remove_member(id).await {
+                    tracing::info!("raft member {id:x} not removed yet: {e}");
+                }
             }
         }
     }
@@ -34,10 +47,7 @@ pub async fn run(mgr: Arc<Manager>) {
 
 /// Asks Raft to move leadership to the most up-to-date other voter.
 pub fn hand_over_leadership(mgr: &Manager) {
-    let st = mgr.raft.status.borrow().clone();
-    if let Some(to) = st.up_to_date.iter().copied().find(|id| *id != st.id) {
-        mgr.raft.transfer_leader(to);
-    }
+    mgr.cluster.hand_over_leadership();
 }
 
 /// Docker's quorum guard for demoting or removing a manager: refuse when the

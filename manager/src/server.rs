@@ -353,17 +353,7 @@ impl Manager {
     /// Removes a Raft member; the leader hands leadership on first if it is
     /// the one leaving.
     pub(crate) async fn remove_member(&self, raft_id: u64) -> Result<(), ApiError> {
-        let member = self.raft.store.read().unwrap().members.get(&raft_id).cloned();
-        let Some(member) = member else { return Ok(()) };
-        if raft_id == self.cfg.raft_id {
-            crate::membership::hand_over_leadership(self);
-            return Err(ApiError::unavailable("leadership is being transferred; retry"));
-        }
-        self.raft
-            .change_membership(::raft::eraftpb::ConfChangeType::RemoveNode, member, crate::manager::PROPOSE_TIMEOUT)
-            .await
-            .map(|_| ())
-            .map_err(ApiError::from)
+        self.cluster.remove_member(raft_id).await
     }
 
     /// The cluster record's sealed keys, opened with the data key.

@@ -400,9 +400,9 @@ impl Sim {
         self.at(next, Event::Replace);
     }
 
-    /// Proposes a membership change at the leader, as `server::remove_member`
+    /// Proposes a membership change at the leader, as `Cluster::remove_member`
     /// does: a leader never proposes its own removal, it hands leadership
-    /// to an up-to-date voter first (`membership::hand_over_leadership`).
+    /// to an up-to-date voter first.
     fn propose_change(&mut self, kind: ConfChangeType, id: u64) {
         if self.change.is_some() {
             return;
