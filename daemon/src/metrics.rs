@@ -106,7 +106,7 @@ impl std::fmt::Debug for StoreCollector {
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(mgr) = self.node.manager() else { return Ok(()) };
-        let c = store_counts(&mgr.raft.store.read().unwrap());
+        let c = store_counts(&mgr.cluster.store());
         // SwarmKit's names (manager/metrics/collector.go).
         let nodes = NODE_STATES.iter().map(|s| (s.as_str(), c.nodes[*s as usize]));
         labelled_gauges(&mut encoder, "swarm_manager_nodes", "The number of nodes.", "state", nodes)?;

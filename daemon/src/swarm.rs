@@ -432,7 +432,7 @@ impl SwarmNode {
             tracing::warn!("creating the ingress network: {e}");
         }
         let mut state = state;
-        state.managers = mgr.raft.store.read().unwrap().members.values().cloned().collect();
+        state.managers = mgr.cluster.store().members.values().cloned().collect();
         state.save(&dir).map_err(|e| internal(format!("saving swarm state: {e}")))?;
         self.activate(state, creds, Some(mgr));
         self.wait_registered("init").await;
@@ -465,9 +465,9 @@ impl SwarmNode {
             return;
         };
         let Some(mgr) = manager else { return };
-        let mut applied = mgr.raft.applied.clone();
+        let mut applied = mgr.cluster.applied();
         loop {
-            let local = mgr.raft.store.read().unwrap().nodes.get(&node_id).map(|n| n.version.index);
+            let local = mgr.cluster.store().nodes.get(&node_id).map(|n| n.version.index);
             if local.is_some_and(|v| v >= version) {
                 return;
             }
@@ -613,7 +613,7 @@ impl SwarmNode {
                     // cluster's sealed keys (join tokens, the CA key): the
                     // data key comes from a peer as soon as Raft tells us who
                     // they are.
-                    let mut applied = mgr.raft.applied.clone();
+                    let mut applied = mgr.cluster.applied();
                     while mgr.data_key().is_none() && tokio::time::Instant::now() < deadline {
                         let _ = tokio::time::timeout(Duration::from_millis(200), applied.changed()).await;
                     }
@@ -655,7 +655,7 @@ impl SwarmNode {
             a.manager.clone()
         };
         if let Some(mgr) = &mgr {
-            let members = mgr.raft.store.read().unwrap().members.len();
+            let members = mgr.cluster.store().members.len();
             let reachable = mgr.reachable_members().len();
             if !force {
                 return Err(ApiError::unavailable(leave_refusal(reachable, members.saturating_sub(reachable))));
@@ -703,7 +703,7 @@ impl SwarmNode {
             let st = a.agent_state.borrow().clone();
             (a.state.clone(), a.creds.clone(), a.manager.clone(), st)
         };
-        let removed = manager.as_ref().map(|m| m.raft.status.borrow().removed).unwrap_or(false);
+        let removed = manager.as_ref().map(|m| m.cluster.removed()).unwrap_or(false);
         if let Some(m) = &manager {
             let _ = m.refresh_tls();
         }

@@ -62,6 +62,17 @@ impl Cluster {
         self.client_tls.read().unwrap().clone()
     }
 
+    /// Waits until this manager's store holds every write committed before
+    /// the call (Raft's ReadIndex); see `RaftHandle::read_barrier`.
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<u64, ProposeError> {
+        self.raft.read_barrier(timeout).await
+    }
+
+    /// This manager was removed from the Raft membership.
+    pub fn removed(&self) -> bool {
+        self.raft.status.borrow().removed
+    }
+
     /// This manager's Raft ID.
     pub fn raft_id(&self) -> u64 {
         self.raft.id()

@@ -286,7 +286,7 @@ async fn read_committed(node: &SwarmNode, call: &Call) {
     if mgr.is_leader() {
         return;
     }
-    if let Err(e) = mgr.raft.read_barrier(READ_BARRIER_WAIT).await {
+    if let Err(e) = mgr.cluster.read_barrier(READ_BARRIER_WAIT).await {
         tracing::debug!("answering {} from this manager's state: {e:?}", call.segs.join("/"));
     }
 }
