@@ -68,6 +68,11 @@ impl Cluster {
         self.raft.read_barrier(timeout).await
     }
 
+    /// What this manager knows of Raft now (leader, term, voters).
+    pub fn status(&self) -> crate::raft::Status {
+        self.raft.status.borrow().clone()
+    }
+
     /// This manager was removed from the Raft membership.
     pub fn removed(&self) -> bool {
         self.raft.status.borrow().removed

@@ -39,6 +39,10 @@ pub const LOCKED: &str = "the data key is locked";
 /// Prefix of sealed text, so another scheme can follow later.
 const SCHEME: &str = "aes256gcm:";
 
+/// The data key as a manager holds it: shared with the controllers that
+/// need it, `None` until a joining manager has fetched it.
+pub type SharedDataKey = Arc<std::sync::RwLock<Option<DataKey>>>;
+
 #[derive(Clone)]
 pub struct DataKey {
     bytes: [u8; 32],

@@ -4,9 +4,10 @@
 //!
 //! Controllers (dispatcher, membership, the orchestrator loop) act on the
 //! leader only; every manager serves reads from its own store and forwards
-//! writes. The orchestrator loop and the membership reconciler hold a
-//! `cluster::Cluster` (store view, leader watch, proposer) rather than the
-//! `Manager`; the others do not yet.
+//! writes. The orchestrator loop, the membership reconciler and the
+//! dispatcher hold a `cluster::Cluster` (store view, leader watch,
+//! proposer) rather than the `Manager`; the log broker, autolock and the
+//! RPC server do not yet.
 
 pub mod allocator;
 pub mod autolock;

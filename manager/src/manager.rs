@@ -43,12 +43,12 @@ pub struct Manager {
     pub(crate) client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
     /// Last time each peer manager (by Raft ID) answered a ping.
     pub(crate) last_pong: Mutex<HashMap<u64, Instant>>,
-    pub(crate) dispatcher: Dispatcher,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     /// Log subscriptions (used on the leader).
     pub(crate) logs: Arc<crate::logbroker::LogBroker>,
     /// Seals secrets in the Raft log (see `datakey`); None until a joining
     /// manager has fetched it.
-    pub(crate) data_key: RwLock<Option<crate::datakey::DataKey>>,
+    pub(crate) data_key: crate::datakey::SharedDataKey,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Set by `stop`. Aborting a task takes effect only at its next await,
     /// so a task that writes this manager's files checks it, under the
@@ -105,6 +105,8 @@ impl Manager {
         })?;
         let data_key = crate::datakey::at_start(&raft_dir, mode.bootstrap, unlock.as_ref())?;
         let cluster = Cluster::new(raft.clone(), client_tls.clone());
+        let data_key: crate::datakey::SharedDataKey = Arc::new(RwLock::new(data_key));
+        let dispatcher = Dispatcher::new(cluster.clone(), data_key.clone());
         let mgr = Arc::new(Manager {
             cfg,
             cluster: cluster.clone(),
@@ -112,15 +114,15 @@ impl Manager {
             creds,
             client_tls,
             last_pong: Mutex::new(HashMap::new()),
-            dispatcher: Dispatcher::default(),
+            dispatcher,
             logs: Arc::default(),
-            data_key: RwLock::new(data_key),
+            data_key,
             tasks: Mutex::new(Vec::new()),
             stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let mut tasks = vec![
             tokio::spawn(crate::server::serve(mgr.clone(), listener)),
-            tokio::spawn(crate::dispatcher::run(mgr.clone())),
+            tokio::spawn(mgr.dispatcher.clone().run()),
             tokio::spawn(crate::membership::Membership::new(cluster.clone()).run()),
             tokio::spawn(ping_peers(mgr.clone())),
             tokio::spawn(crate::orchestrator::Orchestrator::new(cluster).run()),

@@ -256,7 +256,7 @@ impl Manager {
             Request::Join(_) => Err(ApiError::bad_request("this node already has a certificate")),
             Request::Heartbeat(hb) => {
                 let id = self.authorize(peer, Access::Node)?;
-                crate::dispatcher::heartbeat(self, &id.node_id, hb).await
+                self.dispatcher.heartbeat(&id.node_id, hb).await
             }
             Request::RenewCert { csr_pem } => {
                 let id = self.authorize(peer, Access::Node)?;
@@ -310,11 +310,11 @@ impl Manager {
             Request::Assignments { known, wait_ms, since } => {
                 let id = self.authorize(peer, Access::Node)?;
                 // At most 5 s: the agent's call times out after 10.
-                crate::dispatcher::assignments(self, &id.node_id, known, since, Duration::from_millis(wait_ms.min(5_000))).await
+                self.dispatcher.assignments(&id.node_id, known, since, Duration::from_millis(wait_ms.min(5_000))).await
             }
             Request::TaskStatus { updates } => {
                 let id = self.authorize(peer, Access::Node)?;
-                crate::dispatcher::task_status(self, &id.node_id, updates).await
+                self.dispatcher.task_status(&id.node_id, updates).await
             }
             Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
             Request::SecretsKey => {
