@@ -51,23 +51,23 @@ fn attachments_of<'a>(st: &'a Store, node_id: &'a str, container_id: &'a str) ->
     })
 }
 
-/// Docker's refusal of a network that is not attachable.
-fn not_attachable(key: &str) -> ApiError {
-    ApiError::new(
-        403,
-        format!("Could not attach to network {key}: rpc error: code = PermissionDenied desc = network {key} not manually attachable"),
-    )
+/// The network `key` names, if a standalone container may join it; else
+/// Docker's refusal.
+fn attachable<'a>(st: &'a Store, key: &str) -> Result<&'a shoal_api::network::Network, ApiError> {
+    let n = find_network(st, key)?;
+    if !n.spec.attachable || n.spec.ingress {
+        return Err(ApiError::new(
+            403,
+            format!("Could not attach to network {key}: rpc error: code = PermissionDenied desc = network {key} not manually attachable"),
+        ));
+    }
+    Ok(n)
 }
 
 impl Manager {
     /// Whether a standalone container may join `network`, in Docker's words.
     pub fn check_attachable(&self, network: &str) -> Result<(), ApiError> {
-        let st = self.raft.store.read().unwrap();
-        let n = find_network(&st, network)?;
-        if !n.spec.attachable || n.spec.ingress {
-            return Err(not_attachable(network));
-        }
-        Ok(())
+        attachable(&self.raft.store.read().unwrap(), network).map(|_| ())
     }
 
     /// Attaches a standalone container on `node_id` to a swarm network
@@ -89,10 +89,7 @@ impl Manager {
         }
         let (network_id, existing) = {
             let st = self.raft.store.read().unwrap();
-            let n = find_network(&st, network)?;
-            if !n.spec.attachable || n.spec.ingress {
-                return Err(not_attachable(network));
-            }
+            let n = attachable(&st, network)?;
             let existing = attachments_of(&st, node_id, container_id)
                 .find(|t| t.spec.networks.iter().any(|c| c.target == n.id) && !t.status.state.is_terminal())
                 .map(|t| t.id.clone());

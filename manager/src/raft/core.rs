@@ -468,9 +468,15 @@ impl Core {
     }
 
     fn fail_reads(&mut self) {
-        let waiting = self.reads.drain().map(|(_, r)| r);
-        let confirmed = std::mem::take(&mut self.confirmed_reads).into_values().flatten();
-        for r in waiting.chain(confirmed) {
+        self.fail_unconfirmed_reads();
+        for r in std::mem::take(&mut self.confirmed_reads).into_values().flatten() {
+            let _ = r.send(Err(ProposeError::NotLeader));
+        }
+    }
+
+    /// Reads still waiting for Raft to confirm their index.
+    fn fail_unconfirmed_reads(&mut self) {
+        for (_, r) in self.reads.drain() {
             let _ = r.send(Err(ProposeError::NotLeader));
         }
     }
@@ -489,11 +495,9 @@ impl Core {
         let epoch = (r.term, r.leader_id);
         if epoch != self.read_epoch {
             self.read_epoch = epoch;
-            let confirmed = std::mem::take(&mut self.confirmed_reads);
             // Confirmed reads stand (their index was confirmed by a quorum);
             // unconfirmed ones may have been dropped with the old leader.
-            self.fail_reads();
-            self.confirmed_reads = confirmed;
+            self.fail_unconfirmed_reads();
         }
         let r = &self.raw.raft;
         let last = r.raft_log.last_index();

@@ -203,10 +203,7 @@ pub(super) fn membership_change(kind: ConfChangeType, member: RaftMember, propos
 pub(super) fn bootstrap(storage: &mut DiskStorage, me: &RaftMember) -> std::io::Result<()> {
     let cs = ConfState { voters: vec![me.raft_id], ..Default::default() };
     storage.bootstrap(cs)?;
-    let mut cc = ConfChange::default();
-    cc.set_change_type(ConfChangeType::AddNode);
-    cc.node_id = me.raft_id;
-    cc.context = serde_json::to_vec(&ConfContext { proposal: 0, member: me.clone() }).expect("context serialises").into();
+    let cc = membership_change(ConfChangeType::AddNode, me.clone(), 0);
     let mut e = Entry::default();
     e.set_entry_type(EntryType::EntryConfChange);
     e.index = 1;

@@ -1,9 +1,9 @@
 //! Outbound masquerade for the gateway bridge, in an nftables table the
-//! node owns (`table ip shoal-<key>`), through the `nft` binary. One table
+//! node owns (`table ip shoal-<key>`), through the daemon's nftables
+//! context (`shoal_overlay::nftables`). One table
 //! per node keeps several daemons on a host (or in one namespace) apart,
 //! and deleting the table removes every rule we made at once.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::subnet::Subnet;
@@ -24,30 +24,6 @@ pub fn masquerade_ruleset(table: &str, bridge: &str, subnet: Subnet) -> String {
     )
 }
 
-fn nft(args: &[&str], stdin: Option<&str>) -> Result<(), String> {
-    let mut cmd = Command::new("nft");
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    let mut child = cmd.spawn().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            "the 'nft' command (nftables) is not installed; the gateway bridge's masquerade needs it".to_string()
-        } else {
-            format!("cannot run nft: {e}")
-        }
-    })?;
-    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
-        w.write_all(text.as_bytes()).map_err(|e| format!("writing to nft: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("running nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("'nft {}' failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
 /// Installs (or replaces) the node's masquerade table.
 pub fn install(table: &str, bridge: &str, subnet: Subnet) -> Result<(), String> {
     apply(&masquerade_ruleset(table, bridge, subnet))
@@ -58,7 +34,7 @@ pub fn remove(table: &str) -> Result<(), String> {
     if !exists(table) {
         return Ok(());
     }
-    nft(&["delete", "table", "ip", table], None)
+    apply(&format!("delete table ip {table}\n"))
 }
 
 /// Host-mode published ports, in the node's own table: a map from
