@@ -357,9 +357,6 @@ impl Sim {
     /// new node with a new Raft ID and an empty disk. A change is proposed
     /// again when its answer says it did not take (no leader, refused).
     fn replace_step(&mut self) {
-        if !self.faults.kills {
-            return;
-        }
         if let Some(rx) = &mut self.change {
             match rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => {}
@@ -368,6 +365,9 @@ impl Sim {
         }
         let voters = self.leader().and_then(|l| self.core(l)).map(|c| c.status().voters);
         match (self.replacing, voters) {
+            // A new replacement only while faults run; one under way is
+            // finished after them too.
+            (Replacing::Idle, _) if !self.faults.kills => return,
             (Replacing::Idle, Some(_)) => {
                 if self.rng.gen_bool(0.05) {
                     let victim = match self.leader() {
@@ -675,15 +675,8 @@ impl Sim {
         self.run_until(until, Sim::converged, "the managers to converge");
     }
 
-    /// Drives a replacement under way to its end (faults are off).
+    /// No replacement is under way.
     fn replaced(&mut self) -> bool {
-        if matches!(self.replacing, Replacing::Idle) {
-            return true;
-        }
-        self.faults.kills = true;
-        self.replace_step();
-        self.faults.kills = false;
-        // What it queued runs with the next events; only its own step.
         matches!(self.replacing, Replacing::Idle)
     }
 
@@ -823,13 +816,14 @@ fn no_acknowledged_write_is_lost_or_applied_twice_and_reads_are_linearizable() {
     assert!(t.retries_after_apply > 0, "no write was retried after it had been applied: the check proves nothing");
 }
 
-/// Seeds that found bugs, run in every CI (beyond the default range):
-/// 822 and 1815 had a leader apply its own removal and raft-rs panic on
-/// the next append answer; 35 had a membership change raft-rs dropped
-/// quietly while another was pending, its proposer never answered.
+/// Seeds that found bugs, run in every CI (822 and 1815 beyond the
+/// default range): 822 and 1815 had a leader apply its own removal and
+/// raft-rs panic on the next append answer; 55 has a membership change
+/// raft-rs dropped quietly while another was pending, its proposer never
+/// answered (seed 35 found it with an earlier version of this simulation).
 #[test]
 fn the_seeds_that_found_bugs_pass() {
-    for seed in [35, 822, 1815] {
+    for seed in [55, 822, 1815] {
         if let Err(e) = run_seed(seed) {
             panic!("{e}");
         }
