@@ -6,6 +6,7 @@
 //! RFC 3339 strings, as in Docker.
 
 pub mod base64;
+pub mod duration;
 pub mod error;
 pub mod event;
 pub mod filters;

@@ -58,6 +58,11 @@ pub struct Flags {
     /// the next start (dockerd's default; daemon.json "live-restore": false)
     #[arg(long = "no-live-restore", overrides_with = "live_restore")]
     pub no_live_restore: bool,
+    /// How often this node replaces its WireGuard key pair for encrypted
+    /// overlays, a Go duration (daemon.json "data-path-key-rotation");
+    /// default 12h, as Swarm rotates its data path keys
+    #[arg(long = "data-path-key-rotation", value_name = "duration")]
+    pub data_path_key_rotation: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -81,7 +86,15 @@ pub struct Config {
     /// A stop or crash leaves the tasks running, and the next start takes
     /// them back (on unless `--no-live-restore`).
     pub live_restore: bool,
+    /// How often the node's WireGuard key pair is replaced.
+    pub data_path_key_rotation: std::time::Duration,
 }
+
+/// Swarm rotates its data path keys every 12 hours.
+pub const DEFAULT_DATA_PATH_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+/// Shorter would mean a handshake storm for nothing (WireGuard rekeys its
+/// sessions every two minutes anyway).
+const MIN_DATA_PATH_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One `default-address-pools` entry as written in daemon.json.
 #[derive(serde::Deserialize)]
@@ -106,6 +119,8 @@ struct FileConfig {
     metrics_addr: Option<String>,
     #[serde(default, rename = "live-restore")]
     live_restore: Option<bool>,
+    #[serde(default, rename = "data-path-key-rotation")]
+    data_path_key_rotation: Option<String>,
 }
 
 impl Config {
@@ -152,6 +167,17 @@ impl Config {
             None => None,
             Some(a) => Some(a.parse().map_err(|_| format!("invalid metrics-addr {a:?}: expected IP:PORT, e.g. 127.0.0.1:9323"))?),
         };
+        let data_path_key_rotation = match flags.data_path_key_rotation.as_ref().or(file.data_path_key_rotation.as_ref()) {
+            None => DEFAULT_DATA_PATH_KEY_ROTATION,
+            Some(text) => {
+                let ns = shoal_api::duration::parse_go_duration(text).map_err(|e| format!("invalid data-path-key-rotation: {e}"))?;
+                let d = std::time::Duration::from_nanos(ns.max(0) as u64);
+                if d < MIN_DATA_PATH_KEY_ROTATION {
+                    return Err(format!("invalid data-path-key-rotation {text:?}: it must be at least 1s"));
+                }
+                d
+            }
+        };
         Ok(Config {
             data_root: flags.data_root.clone(),
             exec_root: flags.exec_root.clone(),
@@ -169,6 +195,7 @@ impl Config {
             } else {
                 file.live_restore.unwrap_or(true)
             },
+            data_path_key_rotation,
         })
     }
 
@@ -217,6 +244,28 @@ mod tests {
         std::fs::write(dir.join("daemon.json"), r#"{"live-restore": false}"#).unwrap();
         assert!(!live(&[]), "daemon.json turns it off");
         assert!(live(&["--live-restore"]), "a flag overrides the file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_data_path_key_rotation_is_a_go_duration_from_a_flag_or_the_file() {
+        let dir = std::env::temp_dir().join(format!("shoald-config-dpk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let load = |extra: &[&str]| Config::load(&flags(&dir, extra)).map(|c| c.data_path_key_rotation);
+        assert_eq!(load(&[]), Ok(DEFAULT_DATA_PATH_KEY_ROTATION));
+        assert_eq!(load(&["--data-path-key-rotation", "1m30s"]), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            load(&["--data-path-key-rotation", "5"]),
+            Err("invalid data-path-key-rotation: time: missing unit in duration \"5\"".into())
+        );
+        assert_eq!(
+            load(&["--data-path-key-rotation", "10ms"]),
+            Err("invalid data-path-key-rotation \"10ms\": it must be at least 1s".into())
+        );
+        std::fs::write(dir.join("daemon.json"), r#"{"data-path-key-rotation": "2h"}"#).unwrap();
+        assert_eq!(load(&[]), Ok(std::time::Duration::from_secs(7200)));
+        assert_eq!(load(&["--data-path-key-rotation", "3s"]), Ok(std::time::Duration::from_secs(3)), "a flag overrides the file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

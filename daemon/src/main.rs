@@ -88,6 +88,18 @@ async fn run(cfg: config::Config) -> i32 {
             containers.sweep();
         }
     });
+    // Encrypted overlays: a new WireGuard key pair now and then.
+    if let Some(net) = node.tasks.network().cloned() {
+        let every = node.cfg.data_path_key_rotation;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                net.rotate_data_path_key();
+                tracing::info!("encrypted overlays: rotated this node's WireGuard key");
+            }
+        });
+    }
     let mut servers = tokio::task::JoinSet::new();
     if let Some((addr, listener)) = metrics_listener {
         let registry = std::sync::Arc::new(metrics::registry(node.clone()));

@@ -4,7 +4,10 @@
 //! encrypted network, and a capture on the lab's switch during that sees
 //! WireGuard and never the page's bytes nor any VXLAN for that network.
 //! The same fetch over a plain overlay is seen in clear by the same
-//! capture, so the capture is shown to work.
+//! capture, so the capture is shown to work. The nodes replace their
+//! WireGuard keys every few seconds (`--data-path-key-rotation`): a TCP
+//! connection over the encrypted network lives through several rotations
+//! on both ends, still unseen on the wire.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +17,10 @@ use std::time::Duration;
 use shoal_e2e::{build_busybox_image, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
+/// How often each node replaces its WireGuard key here.
+const ROTATION: Duration = Duration::from_secs(4);
+/// Lines the long-lived connection carries, one a second.
+const STREAMED: usize = 30;
 const LAB: &str = "e2e-wg";
 const IMAGE: &str = "shoal-test/busy:1";
 /// What the page holds; searched for in every frame on the switch.
@@ -93,7 +100,7 @@ fn fetch(lab: &Lab, name: &str, url: &str) -> String {
 
 #[test]
 fn an_encrypted_overlay_carries_nothing_in_clear() {
-    let lab = Lab::up(LAB, 1, 2);
+    let lab = Lab::up_with(LAB, 1, 2, &[], &["--data-path-key-rotation", &format!("{}s", ROTATION.as_secs())]);
     let dir = std::env::temp_dir().join(format!("shoal-e2e-wg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let archive = build_busybox_image(&dir);
@@ -105,7 +112,11 @@ fn an_encrypted_overlay_carries_nothing_in_clear() {
     let opts = lab.docker_ok("node-1", &["network", "inspect", "secnet", "--format", "{{json .Options}}"]);
     assert!(opts.contains("\"encrypted\""), "the option is kept as given: {opts}");
 
-    let page = format!("mkdir -p /www && for i in 1 2 3 4 5 6 7 8; do echo {MARKER}; done > /www/p && exec httpd -f -p 80 -h /www");
+    // A page, and on port 9000 a stream of one line a second.
+    let page = format!(
+        "mkdir -p /www && for i in 1 2 3 4 5 6 7 8; do echo {MARKER}; done > /www/p && \
+         nc -ll -p 9000 -e sh -c 'i=0; while :; do i=$((i+1)); echo $i {MARKER}; sleep 1; done' & exec httpd -f -p 80 -h /www"
+    );
     lab.docker_ok(
         "node-1",
         &[
@@ -163,6 +174,43 @@ fn an_encrypted_overlay_carries_nothing_in_clear() {
     assert_eq!(sec.marker, 0, "the page crossed the switch in clear: {sec:?}");
     assert_eq!(sec.encrypted_vxlan, 0, "VXLAN of the encrypted network on the wire: {sec:?}");
     assert!(sec.wireguard > 0, "no WireGuard seen: {sec:?}");
+
+    // One TCP connection over the encrypted network for STREAMED seconds,
+    // while both nodes replace their keys every ROTATION: every line
+    // arrives, in order, and none is seen in clear.
+    let key_of = |node: &str| -> String {
+        let (_, nodes) = lab.api("node-1", "GET", "/v1.44/nodes", None);
+        let n = nodes.as_array().unwrap().iter().find(|n| n["Description"]["Hostname"] == node).cloned().unwrap();
+        n["Description"]["DataPathKey"].as_str().unwrap_or_default().to_string()
+    };
+    let keys_before = (key_of("node-2"), key_of("node-3"));
+    assert!(!keys_before.0.is_empty() && !keys_before.1.is_empty(), "the nodes' keys are known: {keys_before:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sniffer = capture(stop.clone());
+    let started = std::time::Instant::now();
+    let out = lab.docker("node-3", &["exec", &cli, "sh", "-c", &format!("nc sec-srv 9000 | head -n {STREAMED}")]);
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let streamed = sniffer.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let numbers: Vec<usize> = text.lines().filter_map(|l| l.split(' ').next()?.parse().ok()).collect();
+    assert_eq!(
+        numbers,
+        (1..=STREAMED).collect::<Vec<_>>(),
+        "the connection broke or lost lines: {text:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys_after = (key_of("node-2"), key_of("node-3"));
+    assert!(keys_after.0 != keys_before.0 && keys_after.1 != keys_before.1, "both nodes rotated: {keys_before:?} -> {keys_after:?}");
+    eprintln!(
+        "FIGURE {STREAMED} lines, one a second, over one connection through key rotations every {ROTATION:?}: {:.1}s",
+        took.as_secs_f64()
+    );
+    eprintln!("rotating: {streamed:?}");
+    assert_eq!(streamed.marker, 0, "the stream crossed the switch in clear: {streamed:?}");
+    assert_eq!(streamed.encrypted_vxlan, 0, "VXLAN of the encrypted network on the wire: {streamed:?}");
+    // New connections after the rotations.
+    assert!(fetch(&lab, &cli, "http://sec-srv/p").contains(MARKER));
 
     // The same fetch over the plain overlay is seen in clear.
     let stop = Arc::new(AtomicBool::new(false));

@@ -18,6 +18,11 @@
 //! travels in the node's description, and the managers give every node the
 //! keys of the nodes it shares an encrypted network with (over mutual TLS).
 //! WireGuard's own handshake makes fresh session keys every two minutes.
+//! The node replaces its static key pair periodically (`rotate`); the new
+//! public key reaches its peers through the managers a moment later.
+//! Meanwhile each peer keeps the old pairing of keys, whose sessions still
+//! carry the traffic, beside the new one (`PeerTunnels`), so a rotation
+//! drops no packet and no connection.
 //!
 //! MTU: WireGuard over IPv4 adds 60 bytes (IPv4 20, UDP 8, WireGuard 32),
 //! so the TUN gets the underlay's MTU less 60 and an encrypted network's
@@ -30,7 +35,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -85,10 +90,177 @@ pub fn decode_key(s: &str) -> Option<[u8; 32]> {
     base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()?.try_into().ok()
 }
 
-struct Peer {
+/// One peer's tunnels: one per pairing of our static key and theirs that
+/// is still in use. A key rotation (ours, or theirs as the managers report
+/// it) makes a new `current` pairing; the old one keeps carrying traffic
+/// until the new one has a session, and is kept a little longer for
+/// packets already on the wire. So a rotation drops nothing, although
+/// each side learns of the other's new key at its own moment.
+pub struct PeerTunnels {
     key: [u8; 32],
+    current: Pairing,
+    /// Older pairings, oldest first.
+    retiring: Vec<Pairing>,
+    /// When `current` was first seen with a session, while others retire.
+    settled_at: Option<Instant>,
+    /// The last handshake started by hand on `current` (see `tick`).
+    pushed_at: Option<Instant>,
+}
+
+struct Pairing {
+    /// Our index for this pairing: the top 24 bits of every receiver index
+    /// the peer sends to it (boringtun keeps the low 8 for its sessions).
+    index: u32,
+    tunn: Tunn,
+    /// When it stopped being current.
+    retired_at: Option<Instant>,
+}
+
+/// What a tunnel hands back: a datagram for the peer, or a decrypted
+/// packet for the TUN.
+#[derive(Debug)]
+pub enum Emit<'a> {
+    Network(&'a [u8]),
+    Tunnel(&'a [u8]),
+}
+
+/// How long a retiring pairing stays once `current` has a session: packets
+/// the peer sent through the old one before it switched still arrive.
+const DRAIN: Duration = Duration::from_secs(5);
+/// A retiring pairing's sessions are dead after WireGuard's
+/// REJECT_AFTER_TIME (180 s) anyway.
+const RETIRE_AT_MOST: Duration = Duration::from_secs(190);
+/// While a pairing retires, how often `current` starts a handshake of its
+/// own (nothing else would start one while the old pairing carries the
+/// traffic).
+const PUSH_EVERY: Duration = Duration::from_secs(1);
+
+fn has_session(t: &Tunn) -> bool {
+    t.time_since_last_handshake().is_some()
+}
+
+impl PeerTunnels {
+    pub fn new(ours: &StaticSecret, key: [u8; 32], index: u32) -> PeerTunnels {
+        PeerTunnels { key, current: Pairing::new(ours, key, index), retiring: Vec::new(), settled_at: None, pushed_at: None }
+    }
+
+    /// The peer's public key as last set.
+    pub fn key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// A new pairing (our key `ours`, theirs `key`) becomes current; the
+    /// old one retires.
+    pub fn renew(&mut self, ours: &StaticSecret, key: [u8; 32], index: u32, now: Instant) {
+        let mut old = std::mem::replace(&mut self.current, Pairing::new(ours, key, index));
+        old.retired_at = Some(now);
+        self.retiring.push(old);
+        self.key = key;
+        self.settled_at = None;
+        self.pushed_at = None;
+    }
+
+    /// How many pairings are in use (1 outside a rotation).
+    pub fn pairings(&self) -> usize {
+        1 + self.retiring.len()
+    }
+
+    /// Encrypts `packet` for the peer: through `current` once it has a
+    /// session, else through the newest retiring pairing that still has
+    /// one, else through `current` (which queues it behind a handshake).
+    pub fn encapsulate<'a>(&mut self, packet: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
+        let via = if has_session(&self.current.tunn) {
+            &mut self.current
+        } else {
+            match self.retiring.iter_mut().rev().find(|p| has_session(&p.tunn)) {
+                Some(p) => p,
+                None => &mut self.current,
+            }
+        };
+        match via.tunn.encapsulate(packet, out) {
+            TunnResult::WriteToNetwork(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Takes one datagram from the peer. A handshake initiation goes to
+    /// the pairing whose key it was made for (current first); anything
+    /// else to the pairing its receiver index names.
+    pub fn decapsulate(&mut self, from: Ipv4Addr, datagram: &[u8], out: &mut [u8], emit: &mut dyn FnMut(Emit<'_>)) {
+        use boringtun::noise::Packet;
+        let receiver = match Tunn::parse_incoming_packet(datagram) {
+            Ok(Packet::HandshakeInit(_)) => None,
+            Ok(Packet::HandshakeResponse(p)) => Some(p.receiver_idx),
+            Ok(Packet::PacketCookieReply(p)) => Some(p.receiver_idx),
+            Ok(Packet::PacketData(p)) => Some(p.receiver_idx),
+            Err(_) => return,
+        };
+        let pairings = std::iter::once(&mut self.current).chain(self.retiring.iter_mut().rev());
+        for p in pairings {
+            if receiver.is_some_and(|r| r >> 8 != p.index) {
+                continue;
+            }
+            let mut first = true;
+            loop {
+                let datagram: &[u8] = if first { datagram } else { &[] };
+                let src = first.then_some(IpAddr::V4(from));
+                let was_first = first;
+                first = false;
+                match p.tunn.decapsulate(src, datagram, out) {
+                    TunnResult::WriteToNetwork(b) => {
+                        emit(Emit::Network(b));
+                        // Packets queued behind the handshake go next.
+                        continue;
+                    }
+                    TunnResult::WriteToTunnelV4(b, _) => emit(Emit::Tunnel(b)),
+                    // Not made for this pairing's keys: try the next one.
+                    TunnResult::Err(_) if was_first && receiver.is_none() => break,
+                    _ => {}
+                }
+                return;
+            }
+        }
+    }
+
+    /// WireGuard's timers on every pairing; during a rotation, a handshake
+    /// pushed on `current` each `PUSH_EVERY` until it has a session (it
+    /// fails until the peer knows our new key, or we know theirs), and the
+    /// retiring pairings dropped once they are no longer needed.
+    pub fn tick(&mut self, now: Instant, out: &mut [u8], emit: &mut dyn FnMut(Emit<'_>)) {
+        for p in std::iter::once(&mut self.current).chain(self.retiring.iter_mut()) {
+            if let TunnResult::WriteToNetwork(b) = p.tunn.update_timers(out) {
+                emit(Emit::Network(b));
+            }
+        }
+        if self.retiring.is_empty() {
+            return;
+        }
+        if has_session(&self.current.tunn) {
+            let settled = *self.settled_at.get_or_insert(now);
+            if now.duration_since(settled) >= DRAIN {
+                self.retiring.clear();
+                self.settled_at = None;
+                return;
+            }
+        } else if self.pushed_at.is_none_or(|t| now.duration_since(t) >= PUSH_EVERY) {
+            self.pushed_at = Some(now);
+            if let TunnResult::WriteToNetwork(b) = self.current.tunn.format_handshake_initiation(out, true) {
+                emit(Emit::Network(b));
+            }
+        }
+        self.retiring.retain(|p| p.retired_at.is_none_or(|t| now.duration_since(t) < RETIRE_AT_MOST));
+    }
+}
+
+impl Pairing {
+    fn new(ours: &StaticSecret, key: [u8; 32], index: u32) -> Pairing {
+        Pairing { index, tunn: Tunn::new(ours.clone(), PublicKey::from(key), None, None, index, None), retired_at: None }
+    }
+}
+
+struct Peer {
     endpoint: SocketAddrV4,
-    tunn: Mutex<Tunn>,
+    tunnels: Mutex<PeerTunnels>,
 }
 
 struct Shared {
@@ -104,7 +276,8 @@ struct Shared {
 /// also takes down what it set up in the namespace.
 pub struct SecureTunnel {
     shared: Arc<Shared>,
-    secret: StaticSecret,
+    /// Our static key as last set (`start`, `rotate`).
+    secret: Mutex<StaticSecret>,
     pub ifname: String,
     table: String,
 }
@@ -193,21 +366,47 @@ impl SecureTunnel {
             std::thread::Builder::new().name(name.into()).spawn(move || run(&s)).map_err(|e| format!("starting {name}: {e}"))?;
         }
         tracing::info!("encrypted overlays: WireGuard on {ifname}, {local}:{WG_PORT}");
-        Ok(SecureTunnel { shared, secret: keys.secret.clone(), ifname: ifname.to_string(), table: table.to_string() })
+        Ok(SecureTunnel { shared, secret: Mutex::new(keys.secret.clone()), ifname: ifname.to_string(), table: table.to_string() })
     }
 
     /// Makes the peers exactly `peers` (data path address -> public key),
-    /// by difference: a peer whose key is unchanged keeps its sessions.
+    /// by difference: a peer whose key is unchanged keeps its sessions,
+    /// and one whose key changed keeps its old pairing until the new one
+    /// carries traffic.
     pub fn set_peers(&self, peers: &BTreeMap<Ipv4Addr, [u8; 32]>) {
+        let secret = self.secret.lock().unwrap().clone();
         let mut have = self.shared.peers.lock().unwrap();
-        have.retain(|addr, p| peers.get(addr) == Some(&p.key));
+        have.retain(|addr, _| peers.contains_key(addr));
+        let now = Instant::now();
         for (addr, key) in peers {
-            if have.contains_key(addr) {
-                continue;
+            let index = || self.shared.next_index.fetch_add(1, Ordering::Relaxed);
+            match have.get(addr) {
+                Some(p) => {
+                    let mut t = p.tunnels.lock().unwrap();
+                    if t.key() != *key {
+                        t.renew(&secret, *key, index(), now);
+                    }
+                }
+                None => {
+                    let tunnels = Mutex::new(PeerTunnels::new(&secret, *key, index()));
+                    have.insert(*addr, Arc::new(Peer { endpoint: SocketAddrV4::new(*addr, WG_PORT), tunnels }));
+                }
             }
-            let index = self.shared.next_index.fetch_add(1, Ordering::Relaxed);
-            let tunn = Tunn::new(self.secret.clone(), PublicKey::from(*key), None, None, index, None);
-            have.insert(*addr, Arc::new(Peer { key: *key, endpoint: SocketAddrV4::new(*addr, WG_PORT), tunn: Mutex::new(tunn) }));
+        }
+    }
+
+    /// Makes `keys` this node's static key pair: every peer gets a new
+    /// pairing under it, and the old one keeps carrying traffic until the
+    /// peer has learnt the new public key (from the managers) and a
+    /// handshake under it has succeeded.
+    pub fn rotate(&self, keys: &KeyPair) {
+        let mut secret = self.secret.lock().unwrap();
+        *secret = keys.secret.clone();
+        let now = Instant::now();
+        for p in self.shared.peers.lock().unwrap().values() {
+            let mut t = p.tunnels.lock().unwrap();
+            let key = t.key();
+            t.renew(&secret, key, self.shared.next_index.fetch_add(1, Ordering::Relaxed), now);
         }
     }
 
@@ -256,9 +455,22 @@ fn out_loop(s: &Shared) {
         let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
         // No key for that node: dropped, never sent in clear.
         let Some(peer) = peer_for(s, dst) else { continue };
-        let mut t = peer.tunn.lock().unwrap();
-        if let TunnResult::WriteToNetwork(b) = t.encapsulate(&pkt[..n], &mut out) {
+        let mut tunnels = peer.tunnels.lock().unwrap();
+        if let Some(b) = tunnels.encapsulate(&pkt[..n], &mut out) {
             let _ = s.sock.send_to(b, peer.endpoint);
+        }
+    }
+}
+
+/// Sends what a peer's tunnels hand back: datagrams to the peer, decrypted
+/// packets to the TUN.
+fn emitter<'s>(s: &'s Shared, peer: &'s Peer) -> impl FnMut(Emit<'_>) + 's {
+    move |e| match e {
+        Emit::Network(b) => {
+            let _ = s.sock.send_to(b, peer.endpoint);
+        }
+        Emit::Tunnel(b) => {
+            let _ = (&s.tun).write(b);
         }
     }
 }
@@ -267,7 +479,6 @@ fn out_loop(s: &Shared) {
 fn in_loop(s: &Shared) {
     let mut buf = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
-    let mut tun = &s.tun;
     while !s.stop.load(Ordering::Relaxed) {
         if !readable(s.sock.as_raw_fd()) {
             continue;
@@ -279,39 +490,19 @@ fn in_loop(s: &Shared) {
         let SocketAddr::V4(from) = from else { continue };
         // Only the nodes the managers named.
         let Some(peer) = peer_for(s, *from.ip()) else { continue };
-        let mut t = peer.tunn.lock().unwrap();
-        let mut first = true;
-        loop {
-            let datagram: &[u8] = if first { &buf[..n] } else { &[] };
-            let src = first.then_some(IpAddr::V4(*from.ip()));
-            first = false;
-            match t.decapsulate(src, datagram, &mut out) {
-                TunnResult::WriteToNetwork(b) => {
-                    let _ = s.sock.send_to(b, peer.endpoint);
-                    // Packets queued behind the handshake go next.
-                    continue;
-                }
-                TunnResult::WriteToTunnelV4(b, _) => {
-                    let _ = tun.write(b);
-                }
-                _ => {}
-            }
-            break;
-        }
+        peer.tunnels.lock().unwrap().decapsulate(*from.ip(), &buf[..n], &mut out, &mut emitter(s, &peer));
     }
 }
 
-/// Handshake retries, rekeying and keepalives.
+/// Handshake retries, rekeying, keepalives and rotations.
 fn timer_loop(s: &Shared) {
     let mut out = vec![0u8; BUF];
     while !s.stop.load(Ordering::Relaxed) {
         std::thread::sleep(TICK);
         let peers: Vec<Arc<Peer>> = s.peers.lock().unwrap().values().cloned().collect();
+        let now = Instant::now();
         for p in peers {
-            let mut t = p.tunn.lock().unwrap();
-            if let TunnResult::WriteToNetwork(b) = t.update_timers(&mut out) {
-                let _ = s.sock.send_to(b, p.endpoint);
-            }
+            p.tunnels.lock().unwrap().tick(now, &mut out, &mut emitter(s, &p));
         }
     }
 }
@@ -367,5 +558,110 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// An IPv4/UDP packet whose payload carries `n`.
+    fn packet(n: u32) -> Vec<u8> {
+        let mut p = vec![0x45u8, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        p.extend_from_slice(&[0x12, 0xb6, 0x12, 0xb6, 0, 12, 0, 0]);
+        p.extend_from_slice(&n.to_be_bytes());
+        p
+    }
+
+    /// Two peers' tunnels wired back to back: what one sends, the other
+    /// gets, until the wire is empty; returns what each TUN received.
+    fn pump(a: &mut PeerTunnels, b: &mut PeerTunnels, wire: &mut Vec<(bool, Vec<u8>)>) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        let mut out = vec![0u8; BUF];
+        while !wire.is_empty() {
+            let (to_b, datagram) = wire.remove(0);
+            let (me, got) = if to_b { (&mut *b, &mut got_b) } else { (&mut *a, &mut got_a) };
+            let from = if to_b { Ipv4Addr::new(192, 0, 2, 1) } else { Ipv4Addr::new(192, 0, 2, 2) };
+            let mut sent = Vec::new();
+            me.decapsulate(from, &datagram, &mut out, &mut |e| match e {
+                Emit::Network(d) => sent.push((!to_b, d.to_vec())),
+                Emit::Tunnel(p) => got.push(p.to_vec()),
+            });
+            wire.extend(sent);
+        }
+        (got_a, got_b)
+    }
+
+    fn send(from_a: bool, t: &mut PeerTunnels, n: u32, wire: &mut Vec<(bool, Vec<u8>)>) {
+        let mut out = vec![0u8; BUF];
+        if let Some(d) = t.encapsulate(&packet(n), &mut out) {
+            wire.push((from_a, d.to_vec()));
+        }
+    }
+
+    fn tick(from_a: bool, t: &mut PeerTunnels, now: Instant, wire: &mut Vec<(bool, Vec<u8>)>) {
+        let mut out = vec![0u8; BUF];
+        t.tick(now, &mut out, &mut |e| {
+            if let Emit::Network(d) = e {
+                wire.push((from_a, d.to_vec()))
+            }
+        });
+    }
+
+    #[test]
+    fn a_key_rotation_on_either_side_loses_no_packet() {
+        let (a0, b0) = (KeyPair::from_random([1u8; 32]), KeyPair::from_random([2u8; 32]));
+        let mut a = PeerTunnels::new(&a0.secret, *b0.public.as_bytes(), 1);
+        let mut b = PeerTunnels::new(&b0.secret, *a0.public.as_bytes(), 1);
+        let mut wire = Vec::new();
+        let mut n = 0u32;
+        // Packets both ways, every one of which must arrive.
+        let mut exchange = |a: &mut PeerTunnels, b: &mut PeerTunnels, wire: &mut Vec<(bool, Vec<u8>)>, now: Instant| {
+            for _ in 0..5 {
+                n += 1;
+                send(true, a, n, wire);
+                send(false, b, n + 1_000_000, wire);
+                tick(true, a, now, wire);
+                tick(false, b, now, wire);
+                let (got_a, got_b) = pump(a, b, wire);
+                assert_eq!(got_b, vec![packet(n)], "a -> b, packet {n}");
+                assert_eq!(got_a, vec![packet(n + 1_000_000)], "b -> a, packet {n}");
+            }
+        };
+        let t0 = Instant::now();
+        exchange(&mut a, &mut b, &mut wire, t0);
+
+        // a rotates; b does not know the new key yet: the old pairing
+        // carries everything, and a's pushed handshakes are refused.
+        let a1 = KeyPair::from_random([3u8; 32]);
+        a.renew(&a1.secret, *b0.public.as_bytes(), 2, t0);
+        for s in 1..4 {
+            exchange(&mut a, &mut b, &mut wire, t0 + PUSH_EVERY * s);
+        }
+        assert_eq!(a.pairings(), 2);
+        assert!(!has_session(&a.current.tunn), "b cannot know a's new key yet");
+
+        // b learns it (from the managers): the new pairing takes over.
+        b.renew(&b0.secret, *a1.public.as_bytes(), 2, t0);
+        for s in 4..8 {
+            exchange(&mut a, &mut b, &mut wire, t0 + PUSH_EVERY * s);
+        }
+        assert!(has_session(&a.current.tunn) && has_session(&b.current.tunn), "the new pairing has a session");
+        // Once drained, the old pairing goes: a's old key opens nothing.
+        let later = t0 + PUSH_EVERY * 8 + DRAIN * 2;
+        exchange(&mut a, &mut b, &mut wire, later);
+        exchange(&mut a, &mut b, &mut wire, later + DRAIN);
+        assert_eq!((a.pairings(), b.pairings()), (1, 1));
+        let mut stale = PeerTunnels::new(&a0.secret, *b0.public.as_bytes(), 9);
+        let mut out = vec![0u8; BUF];
+        let init = stale.encapsulate(&packet(0), &mut out).expect("a handshake").to_vec();
+        let mut answered = false;
+        b.decapsulate(Ipv4Addr::new(192, 0, 2, 1), &init, &mut out, &mut |_| answered = true);
+        assert!(!answered, "a handshake under a's old key is refused");
+
+        // Then b rotates too, and a learns of it: still nothing lost.
+        let b1 = KeyPair::from_random([4u8; 32]);
+        b.renew(&b1.secret, *a1.public.as_bytes(), 3, later);
+        exchange(&mut a, &mut b, &mut wire, later + DRAIN * 2);
+        a.renew(&a1.secret, *b1.public.as_bytes(), 3, later);
+        for s in 0..4 {
+            exchange(&mut a, &mut b, &mut wire, later + DRAIN * 3 + PUSH_EVERY * s);
+        }
+        assert!(has_session(&a.current.tunn) && has_session(&b.current.tunn));
     }
 }

@@ -108,6 +108,10 @@ impl Agent {
                     if tokio::time::Instant::now() >= next_heartbeat {
                         let mut current = self.cfg.description.clone();
                         current.tls_info = self.tls_info();
+                        // The WireGuard key as it is now: it rotates.
+                        if let Some(net) = self.cfg.tasks.as_ref().and_then(|tm| tm.network()) {
+                            current.data_path_key = net.data_path_key();
+                        }
                         let description = (sent_description.as_ref() != Some(&current)).then_some(current);
                         let req = Request::Heartbeat(HeartbeatRequest {
                             addr: self.cfg.advertise_addr.clone(),

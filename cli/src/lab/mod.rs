@@ -26,6 +26,26 @@ mod process;
 mod state;
 mod up;
 
+/// What every node's shoald is started with.
+#[derive(clap::Args, Debug, Default)]
+pub struct DaemonOptions {
+    /// A registry every node reaches over plain HTTP (repeatable), e.g. a
+    /// test registry inside the lab at 192.168.77.11:5000
+    #[arg(long = "insecure-registry", value_name = "registry")]
+    pub insecure_registries: Vec<String>,
+    /// Serve Prometheus metrics on every node at http://<node address>:PORT/metrics
+    /// (each shoald gets --metrics-addr)
+    #[arg(long = "metrics-port", value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+    /// Start every shoald with --no-live-restore (a stop ends its tasks)
+    #[arg(long = "no-live-restore")]
+    pub no_live_restore: bool,
+    /// How often each node replaces its WireGuard key (shoald's
+    /// --data-path-key-rotation), e.g. 5s to watch rotations happen
+    #[arg(long = "data-path-key-rotation", value_name = "duration")]
+    pub data_path_key_rotation: Option<String>,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum LabCommand {
     /// Start a local cluster: one network namespace and one shoald per node, joined in a swarm
@@ -39,17 +59,8 @@ pub enum LabCommand {
         /// Name of the lab
         #[arg(long, default_value = "lab")]
         name: String,
-        /// A registry every node reaches over plain HTTP (repeatable), e.g. a
-        /// test registry inside the lab at 192.168.77.11:5000
-        #[arg(long = "insecure-registry", value_name = "registry")]
-        insecure_registries: Vec<String>,
-        /// Serve Prometheus metrics on every node at http://<node address>:PORT/metrics
-        /// (each shoald gets --metrics-addr)
-        #[arg(long = "metrics-port", value_name = "PORT")]
-        metrics_port: Option<u16>,
-        /// Start every shoald with --no-live-restore (a stop ends its tasks)
-        #[arg(long = "no-live-restore")]
-        no_live_restore: bool,
+        #[command(flatten)]
+        daemon: DaemonOptions,
     },
     /// List the nodes of a lab and the state of their daemons
     Ls {
@@ -137,9 +148,7 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> Result<(), String> {
     match cmd {
-        LabCommand::Up { managers, workers, name, insecure_registries, metrics_port, no_live_restore } => {
-            up::up(&name, managers, workers, &insecure_registries, metrics_port, no_live_restore)
-        }
+        LabCommand::Up { managers, workers, name, daemon } => up::up(&name, managers, workers, &daemon),
         LabCommand::Ls { name } => ops::ls(&name),
         LabCommand::Exec { name, node, cmd } => ops::exec(&name, &node, &cmd),
         LabCommand::Kill { name, nodes } => ops::each_node(&name, &nodes, ops::kill_node),
@@ -188,16 +197,17 @@ mod tests {
             c => panic!("{c:?}"),
         }
         match parse(&["up", "--managers", "3", "--workers", "2", "--name", "t", "--insecure-registry", "192.168.77.11:5000"]) {
-            LabCommand::Up { managers, workers, name, insecure_registries, metrics_port, no_live_restore } => {
-                assert!(!no_live_restore);
+            LabCommand::Up { managers, workers, name, daemon } => {
+                assert!(!daemon.no_live_restore);
                 assert_eq!((managers, workers, name.as_str()), (3, 2, "t"));
-                assert_eq!(insecure_registries, ["192.168.77.11:5000"]);
-                assert_eq!(metrics_port, None);
+                assert_eq!(daemon.insecure_registries, ["192.168.77.11:5000"]);
+                assert_eq!(daemon.metrics_port, None);
+                assert_eq!(daemon.data_path_key_rotation, None);
             }
             c => panic!("{c:?}"),
         }
         match parse(&["up", "--metrics-port", "9323"]) {
-            LabCommand::Up { metrics_port, .. } => assert_eq!(metrics_port, Some(9323)),
+            LabCommand::Up { daemon, .. } => assert_eq!(daemon.metrics_port, Some(9323)),
             c => panic!("{c:?}"),
         }
     }

@@ -70,6 +70,10 @@ pub fn daemon_args(node: &NodeState) -> Vec<OsString> {
     if node.no_live_restore {
         args.push("--no-live-restore".into());
     }
+    if let Some(every) = &node.data_path_key_rotation {
+        args.push("--data-path-key-rotation".into());
+        args.push(every.into());
+    }
     args
 }
 

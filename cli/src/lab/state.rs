@@ -72,6 +72,9 @@ pub struct NodeState {
     /// The daemon runs with `--no-live-restore` (`lab up --no-live-restore`).
     #[serde(default)]
     pub no_live_restore: bool,
+    /// The daemon's `--data-path-key-rotation` (`lab up --data-path-key-rotation`).
+    #[serde(default)]
+    pub data_path_key_rotation: Option<String>,
 }
 
 impl NodeState {
@@ -177,6 +180,7 @@ pub fn plan(lab: &str, managers: usize, workers: usize) -> Result<LabState, Stri
                 insecure_registries: Vec::new(),
                 metrics_addr: None,
                 no_live_restore: false,
+                data_path_key_rotation: None,
                 name,
             }
         })

@@ -13,20 +13,14 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `up` waits for every node to be ready in the swarm after joining.
 const SWARM_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn up(
-    name: &str,
-    managers: usize,
-    workers: usize,
-    insecure_registries: &[String],
-    metrics_port: Option<u16>,
-    no_live_restore: bool,
-) -> Result<(), String> {
+pub fn up(name: &str, managers: usize, workers: usize, daemon: &super::DaemonOptions) -> Result<(), String> {
     require_root()?;
     let mut lab = state::plan(name, managers, workers)?;
     for node in &mut lab.nodes {
-        node.insecure_registries = insecure_registries.to_vec();
-        node.metrics_addr = metrics_port.map(|p| format!("{}:{p}", node.addr));
-        node.no_live_restore = no_live_restore;
+        node.insecure_registries = daemon.insecure_registries.clone();
+        node.metrics_addr = daemon.metrics_port.map(|p| format!("{}:{p}", node.addr));
+        node.no_live_restore = daemon.no_live_restore;
+        node.data_path_key_rotation = daemon.data_path_key_rotation.clone();
     }
     let shoald = process::find_shoald()?;
     let exists_err = || format!("lab {name} already exists; run 'shoal lab down --name {name}' first");

@@ -201,6 +201,12 @@ struct State {
     to_adopt: Vec<(String, Vec<overlays::Attachment>)>,
 }
 
+fn new_key_pair() -> shoal_overlay::wg::KeyPair {
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    shoal_overlay::wg::KeyPair::from_random(b)
+}
+
 /// The node's networking: the gateway bridge (made when the first task
 /// needs it) and the tasks' namespaces on it.
 pub struct NodeNetwork {
@@ -236,11 +242,7 @@ impl NodeNetwork {
                 return_paths: Default::default(),
                 bridge: None,
                 closed: false,
-                wg_keys: shoal_overlay::wg::KeyPair::from_random({
-                    let mut b = [0u8; 32];
-                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-                    b
-                }),
+                wg_keys: new_key_pair(),
                 tunnel: None,
                 to_adopt: Vec::new(),
             }),
@@ -254,6 +256,18 @@ impl NodeNetwork {
     /// This node's WireGuard public key, for its description.
     pub fn data_path_key(&self) -> String {
         self.state.lock().unwrap().wg_keys.public_text()
+    }
+
+    /// A new WireGuard key pair for this node (periodic rotation): the
+    /// tunnel pairs it with every peer at once, and the agent's next
+    /// heartbeat carries the public key to the managers, who hand it to the
+    /// peers. Until a peer has it, the old pairing carries the traffic.
+    pub fn rotate_data_path_key(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.wg_keys = new_key_pair();
+        if let Some(t) = &st.tunnel {
+            t.rotate(&st.wg_keys);
+        }
     }
 
     /// The node's WireGuard tunnel, started if it is not up yet.
