@@ -3,8 +3,9 @@
 //! 2 of the 3 workers answers on all 4 nodes, from both tasks, and the
 //! service sees the client's own lab address; a steady stream of requests
 //! through a node without a task loses none while the service is scaled
-//! down and rolled (stop-first and start-first); `--publish-add` and
-//! `--publish-rm` take effect on every node.
+//! down and rolled (stop-first and start-first), and while a worker's
+//! daemon is SIGKILLed, marked down, replaced and started again;
+//! `--publish-add` and `--publish-rm` take effect on every node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -48,6 +49,13 @@ fn ask_in(lab: &str, from: &str, url: &str) -> Result<(String, String), String> 
     let answer = |w: Option<&str>| w.map(str::to_string).ok_or_else(|| format!("unexpected answer {body:?}"));
     let addr = answer(words.next())?.trim_start_matches("[::ffff:").trim_end_matches(']').to_string();
     Ok((addr, answer(words.next())?))
+}
+
+/// The hostname of the node task `t` is on.
+fn lab_host(lab: &Lab, t: &Value) -> String {
+    let nodes = lab.nodes("node-1");
+    let node = nodes.iter().find(|n| n["ID"] == t["NodeID"]).expect("the task's node");
+    node["Description"]["Hostname"].as_str().unwrap().to_string()
 }
 
 /// Hostnames of the running tasks of `service`, once there are `n`, and
@@ -115,7 +123,8 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
     // is scaled down and rolled both ways: none fails.
     let stop = Arc::new(AtomicBool::new(false));
     let phase = Arc::new(AtomicUsize::new(0));
-    const PHASES: [&str; 4] = ["scale 2->3", "scale 3->2", "stop-first update", "start-first update"];
+    const PHASES: [&str; 6] =
+        ["scale 2->3", "scale 3->2", "stop-first update", "start-first update", "a worker's daemon SIGKILLed", "that daemon started again"];
     let url = format!("http://{}:8080/cgi-bin/ip", lab.addr(NODES.iter().position(|n| *n == idle).unwrap() + 1));
     let client = {
         let (stop, phase, url, idle) = (stop.clone(), phase.clone(), url.clone(), idle.clone());
@@ -149,10 +158,34 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
     lab.docker_ok("node-1", &["service", "update", "--env-add", "ROLL=1", "pub"]);
     phase.store(3, Ordering::Relaxed);
     lab.docker_ok("node-1", &["service", "update", "--env-add", "ROLL=2", "--update-order", "start-first", "pub"]);
+    let hosts = running(&lab, "pub", 2);
+    // A worker with a task crashes: its tasks live on (live restore) and
+    // keep answering until the managers mark the node down and replace
+    // them elsewhere, which takes them out of every node's backends first.
+    let victim = hosts.iter().find(|h| **h != idle).expect("a task on a worker other than the entry").clone();
+    let victim_task = |lab: &Lab| lab.tasks("pub").into_iter().find(|t| t["Status"]["State"] == "running" && lab_host(lab, t) == victim);
+    let old = victim_task(&lab).expect("the victim's task")["ID"].as_str().unwrap().to_string();
+    phase.store(4, Ordering::Relaxed);
+    lab.lab_ok(&["kill", &victim]);
+    wait_for(LONG, &format!("{victim} to be marked down"), || {
+        lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == victim.as_str() && n["Status"]["State"] == "down").then_some(())
+    });
+    let hosts = running(&lab, "pub", 2);
+    assert!(!hosts.contains(&victim), "the task on {victim} was replaced elsewhere: {hosts:?}");
+    phase.store(5, Ordering::Relaxed);
+    lab.lab_ok(&["start", &victim]);
+    wait_for(LONG, &format!("{victim} ready again and its old task stopped"), || {
+        let ready = lab.nodes("node-1").iter().any(|n| n["Description"]["Hostname"] == victim.as_str() && n["Status"]["State"] == "ready");
+        let stopped = lab.tasks("pub").iter().any(|t| t["ID"] == old.as_str() && t["Status"]["State"] != "running");
+        (ready && stopped).then_some(())
+    });
     running(&lab, "pub", 2);
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = client.join().unwrap();
-    eprintln!("FIGURE requests through the mesh during scale 2->3->2 and two rolling updates: {ok} answered, {} failed", failed.len());
+    eprintln!(
+        "FIGURE requests through the mesh during scale 2->3->2, two rolling updates and a worker crash: {ok} answered, {} failed",
+        failed.len()
+    );
     assert!(ok > 20, "too few requests to mean anything: {ok}");
     assert!(failed.is_empty(), "{} of {} requests failed, during: {failed:?}", failed.len(), ok + failed.len());
 
