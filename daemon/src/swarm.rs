@@ -417,7 +417,7 @@ impl SwarmNode {
             return Err(e);
         }
         // `--autolock`: the keys are wrapped before init answers.
-        if let Err(e) = shoal_manager::autolock::sync(&mgr) {
+        if let Err(e) = mgr.autolock.sync() {
             tracing::warn!("autolock: {e}");
         }
         // Docker's `ingress` network, made with the swarm (the routing mesh
