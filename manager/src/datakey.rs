@@ -198,7 +198,7 @@ impl DataKey {
 /// `unlock`) for a manager whose log is new or written before encryption.
 /// A key rotation cut short (`WAL_KEY_NEXT_FILE` there) is finished first:
 /// the storage sealed under the new key, which then becomes the key.
-pub fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
+pub(crate) fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
     use crate::raft::storage::{DiskStorage, WalKey};
     let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
         Some(k) => k,

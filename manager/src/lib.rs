@@ -27,4 +27,4 @@ pub mod scheduling;
 pub mod server;
 pub mod store;
 
-pub use manager::{Manager, ManagerConfig};
+pub use manager::{force_new_cluster, Manager, ManagerConfig};

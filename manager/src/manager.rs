@@ -2,12 +2,13 @@
 //! controllers, and offers `propose`, which forwards to the leader when this
 //! manager is a follower.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use shoal_api::ApiError;
 use shoal_rpc::credentials::Credentials;
 use shoal_rpc::logs::{LogEvent, LogOptions, LogSelector};
+use shoal_rpc::unlock::UnlockKey;
 use shoal_rpc::{RaftMember, Request, Response};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,7 +38,7 @@ pub struct ManagerConfig {
 
 pub struct Manager {
     pub cfg: ManagerConfig,
-    pub raft: RaftHandle,
+    pub(crate) raft: RaftHandle,
     /// What the controllers get instead of the manager (see `cluster`).
     pub cluster: Cluster,
     pub creds: Arc<RwLock<Credentials>>,
@@ -205,6 +206,15 @@ impl Manager {
 fn snapshot_interval() -> u64 {
     // Tests shrink the interval to exercise snapshots and compaction.
     std::env::var("SHOAL_RAFT_SNAPSHOT_INTERVAL").ok().and_then(|v| v.parse().ok()).unwrap_or(shoal_api::DEFAULT_SNAPSHOT_INTERVAL)
+}
+
+/// `swarm init --force-new-cluster` on a node whose manager is stopped:
+/// rebuilds the state from the log in `raft_dir` (opened with the WAL key,
+/// itself under `unlock` with autolock), then leaves Raft to restart as a
+/// one-member cluster of `me` holding all of it.
+pub fn force_new_cluster(raft_dir: &Path, me: &RaftMember, unlock: Option<&UnlockKey>) -> Result<(), ApiError> {
+    let wal_key = crate::datakey::wal_key_at_start(raft_dir, unlock).map_err(ApiError::internal)?;
+    crate::raft::node::force_new_cluster(raft_dir, me, Some(wal_key)).map_err(ApiError::bad_request)
 }
 
 pub use crate::cluster::outcome_unknown;
