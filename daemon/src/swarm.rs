@@ -417,7 +417,7 @@ impl SwarmNode {
             return Err(e);
         }
         // `--autolock`: the keys are wrapped before init answers.
-        if let Err(e) = shoal_manager::autolock::sync(&mgr) {
+        if let Err(e) = mgr.autolock.sync() {
             tracing::warn!("autolock: {e}");
         }
         // Docker's `ingress` network, made with the swarm (the routing mesh
@@ -508,8 +508,7 @@ impl SwarmNode {
         };
         let me = RaftMember { raft_id: state.raft_id, node_id: state.node_id.clone(), addr: state.advertise_addr.clone() };
         let raft_dir = dir.join("raft");
-        let wal_key = shoal_manager::datakey::wal_key_at_start(&raft_dir, creds.lock.as_ref()).map_err(ApiError::internal)?;
-        shoal_manager::raft::node::force_new_cluster(&raft_dir, &me, Some(wal_key)).map_err(ApiError::bad_request)?;
+        shoal_manager::force_new_cluster(&raft_dir, &me, creds.lock.as_ref())?;
         let mut state = state;
         state.managers = vec![me];
         state.save(&dir).map_err(|e| ApiError::internal(e.to_string()))?;

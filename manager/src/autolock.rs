@@ -35,59 +35,100 @@ use std::time::Duration;
 use shoal_rpc::credentials::Credentials;
 use shoal_rpc::unlock::UnlockKey;
 
+use crate::cluster::Cluster;
 use crate::datakey::{DataKey, WAL_KEY_FILE, WAL_KEY_NEXT_FILE};
-use crate::manager::Manager;
+use crate::keyfiles::KeyFiles;
 
-/// Re-checks on every applied entry, and every few seconds.
-pub async fn run(mgr: Arc<Manager>) {
-    let mut applied = mgr.raft.applied.clone();
-    while !mgr.is_stopped() {
-        if let Err(e) = sync(&mgr) {
-            tracing::warn!("autolock: {e}");
-        }
-        if let Err(e) = finish_rotation(&mgr).await {
-            tracing::warn!("autolock: rotating the WAL key: {e}");
-        }
-        // Raft gone (the manager role stopped): nothing more to follow.
-        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(3), applied.changed()).await {
-            return;
-        }
-    }
+/// Autolock, a controller on the cluster handle: its `run` loop on every
+/// manager, and `sync` for a caller that must see the keys re-wrapped
+/// before it answers.
+pub struct Autolock {
+    cluster: Cluster,
+    keys: KeyFiles,
 }
 
-/// The unlock key the cluster record asks for, opened (None: autolock off,
-/// or this manager cannot tell yet).
-fn wanted(mgr: &Manager, data_key: &DataKey) -> Result<Option<Option<UnlockKey>>, String> {
-    let st = mgr.raft.store.read().unwrap();
-    let Some(c) = st.cluster.as_ref() else { return Ok(None) };
-    if c.unlock_key.is_empty() {
-        return Ok(Some(None));
+impl Autolock {
+    pub fn new(cluster: Cluster, keys: KeyFiles) -> Arc<Autolock> {
+        Arc::new(Autolock { cluster, keys })
     }
-    let keys = c.open(data_key)?;
-    let text = keys.unlock_key.ok_or("the cluster's unlock key does not open")?;
-    UnlockKey::parse_human(&text).map(|k| Some(Some(k)))
-}
 
-/// Brings this manager's files in line with the cluster's unlock key.
-/// Returns whether it re-wrapped.
-pub fn sync(mgr: &Manager) -> Result<bool, String> {
-    // A manager that has not fetched the data key yet saves it under the
-    // current lock when it gets it, and comes back here on the next pass.
-    let Some(data_key) = mgr.data_key() else { return Ok(false) };
-    let Some(wanted) = wanted(mgr, &data_key)? else { return Ok(false) };
-    let mut creds = mgr.creds.write().unwrap();
-    // A stopped manager's files are the node's again: a demoted one has
-    // put its key back in clear and removed `raft/` (checked under the
-    // credentials lock, which that demotion takes after `stop`).
-    if mgr.is_stopped() || creds.lock == wanted {
-        return Ok(false);
+    /// Re-checks on every applied entry, and every few seconds, until the
+    /// manager stops.
+    pub async fn run(self: Arc<Self>) {
+        let mut applied = self.cluster.applied();
+        while !self.keys.is_stopped() {
+            if let Err(e) = self.sync() {
+                tracing::warn!("autolock: {e}");
+            }
+            if let Err(e) = self.finish_rotation().await {
+                tracing::warn!("autolock: rotating the WAL key: {e}");
+            }
+            // Raft gone (the manager role stopped): nothing more to follow.
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(3), applied.changed()).await {
+                return;
+            }
+        }
     }
-    rewrap(&mgr.cfg.swarm_dir, &data_key, &mut creds, wanted)?;
-    tracing::info!(
-        "autolock: this manager's keys are now {}",
-        if creds.lock.is_some() { "locked under the unlock key" } else { "in clear" }
-    );
-    Ok(true)
+
+    /// The unlock key the cluster record asks for, opened (None: autolock
+    /// off, or this manager cannot tell yet).
+    fn wanted(&self, data_key: &DataKey) -> Result<Option<Option<UnlockKey>>, String> {
+        let st = self.cluster.store();
+        let Some(c) = st.cluster.as_ref() else { return Ok(None) };
+        if c.unlock_key.is_empty() {
+            return Ok(Some(None));
+        }
+        let keys = c.open(data_key)?;
+        let text = keys.unlock_key.ok_or("the cluster's unlock key does not open")?;
+        UnlockKey::parse_human(&text).map(|k| Some(Some(k)))
+    }
+
+    /// Brings this manager's files in line with the cluster's unlock key.
+    /// Returns whether it re-wrapped.
+    pub fn sync(&self) -> Result<bool, String> {
+        // A manager that has not fetched the data key yet saves it under the
+        // current lock when it gets it, and comes back here on the next pass.
+        let Some(data_key) = self.keys.data_key() else { return Ok(false) };
+        let Some(wanted) = self.wanted(&data_key)? else { return Ok(false) };
+        let mut creds = self.keys.creds.write().unwrap();
+        // A stopped manager's files are the node's again: a demoted one has
+        // put its key back in clear and removed `raft/` (checked under the
+        // credentials lock, which that demotion takes after `stop`).
+        if self.keys.is_stopped() || creds.lock == wanted {
+            return Ok(false);
+        }
+        rewrap(&self.keys.swarm_dir, &data_key, &mut creds, wanted)?;
+        tracing::info!(
+            "autolock: this manager's keys are now {}",
+            if creds.lock.is_some() { "locked under the unlock key" } else { "in clear" }
+        );
+        Ok(true)
+    }
+
+    /// Finishes a WAL key rotation under way (see the module doc): the Raft
+    /// loop seals the storage under the new key, which then becomes the key.
+    /// Returns whether it rotated.
+    async fn finish_rotation(&self) -> Result<bool, String> {
+        let raft_dir = self.keys.raft_dir();
+        let next = {
+            let creds = self.keys.creds.read().unwrap();
+            if self.keys.is_stopped() {
+                return Ok(false);
+            }
+            match DataKey::load_file(&raft_dir, WAL_KEY_NEXT_FILE, creds.lock.as_ref())? {
+                Some(k) => k,
+                None => return Ok(false),
+            }
+        };
+        self.cluster.rekey(&next).await?;
+        let creds = self.keys.creds.write().unwrap();
+        if self.keys.is_stopped() {
+            return Ok(false);
+        }
+        crate::datakey::promote_next_wal_key(&raft_dir, &next, creds.lock.as_ref())?;
+        tracing::info!("autolock: this manager's Raft log is sealed under a new WAL key");
+        Ok(true)
+    }
 }
 
 /// The three steps of the module's documentation, from `creds.lock` to
@@ -119,31 +160,6 @@ pub fn rewrap(swarm_dir: &std::path::Path, data_key: &DataKey, creds: &mut Crede
         DataKey::generate().save_file(&raft_dir, WAL_KEY_NEXT_FILE, &[to.as_ref()])?;
     }
     Ok(())
-}
-
-/// Finishes a WAL key rotation under way (see the module doc): the Raft
-/// loop seals the storage under the new key, which then becomes the key.
-/// Returns whether it rotated.
-pub async fn finish_rotation(mgr: &Manager) -> Result<bool, String> {
-    let raft_dir = mgr.cfg.swarm_dir.join("raft");
-    let next = {
-        let creds = mgr.creds.read().unwrap();
-        if mgr.is_stopped() {
-            return Ok(false);
-        }
-        match DataKey::load_file(&raft_dir, WAL_KEY_NEXT_FILE, creds.lock.as_ref())? {
-            Some(k) => k,
-            None => return Ok(false),
-        }
-    };
-    mgr.raft.rekey(next.wal_key()).await?;
-    let creds = mgr.creds.write().unwrap();
-    if mgr.is_stopped() {
-        return Ok(false);
-    }
-    crate::datakey::promote_next_wal_key(&raft_dir, &next, creds.lock.as_ref())?;
-    tracing::info!("autolock: this manager's Raft log is sealed under a new WAL key");
-    Ok(true)
 }
 
 #[cfg(test)]

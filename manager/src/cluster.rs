@@ -83,6 +83,12 @@ impl Cluster {
         self.raft.id()
     }
 
+    /// Seals this manager's Raft WAL and snapshot under `key` from now on
+    /// (a WAL key rotation, see `autolock`).
+    pub(crate) async fn rekey(&self, key: &crate::datakey::DataKey) -> Result<(), String> {
+        self.raft.rekey(key.wal_key()).await
+    }
+
     /// Asks Raft to move leadership to the most up-to-date other voter.
     pub fn hand_over_leadership(&self) {
         let st = self.raft.status.borrow().clone();

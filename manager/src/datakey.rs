@@ -22,7 +22,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use shoal_rpc::unlock::UnlockKey;
 use shoal_rpc::{client, KeyText, Request, Response};
 
-use crate::manager::Manager;
+use crate::cluster::Cluster;
+use crate::keyfiles::KeyFiles;
 
 pub const KEY_FILE: &str = "secrets.key";
 /// This manager's own key for its Raft WAL and snapshots (see
@@ -32,7 +33,7 @@ pub const KEY_FILE: &str = "secrets.key";
 pub const WAL_KEY_FILE: &str = "wal.key";
 /// A new WAL key while the storage is being sealed again under it (a
 /// rotation, when autolock is turned on; see `autolock`). Its presence is
-/// the rotation's state: `autolock::run`, or the next start, finishes it.
+/// the rotation's state: `Autolock::run`, or the next start, finishes it.
 pub const WAL_KEY_NEXT_FILE: &str = "wal.key.next";
 /// `load`'s error for a wrapped key and no unlock key.
 pub const LOCKED: &str = "the data key is locked";
@@ -197,7 +198,7 @@ impl DataKey {
 /// `unlock`) for a manager whose log is new or written before encryption.
 /// A key rotation cut short (`WAL_KEY_NEXT_FILE` there) is finished first:
 /// the storage sealed under the new key, which then becomes the key.
-pub fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
+pub(crate) fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
     use crate::raft::storage::{DiskStorage, WalKey};
     let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
         Some(k) => k,
@@ -246,55 +247,69 @@ pub fn at_start(raft_dir: &Path, bootstrap: bool, unlock: Option<&UnlockKey>) ->
     Ok(None)
 }
 
-/// Gets the key from another manager (runs until it has one). A manager
-/// that finds itself the only member (a swarm from before secrets existed)
-/// makes one: no sealed data can exist without a key.
-pub async fn fetch(mgr: Arc<Manager>) {
-    let raft_dir = mgr.cfg.swarm_dir.join("raft");
-    loop {
-        if mgr.data_key().is_some() {
-            return;
-        }
-        let (peers, alone) = {
-            let st = mgr.raft.store.read().unwrap();
-            let peers: Vec<String> = st.members.values().filter(|m| m.raft_id != mgr.cfg.raft_id).map(|m| m.addr.clone()).collect();
-            (peers, st.members.len() == 1 && st.members.contains_key(&mgr.cfg.raft_id))
-        };
-        let mut got = None;
-        if alone {
-            got = Some(DataKey::generate());
-        }
-        for addr in &peers {
-            if got.is_some() {
-                break;
+/// The data key's fetcher, a controller on the cluster handle: a manager
+/// that joined or was promoted gets the key from another manager.
+pub struct Fetch {
+    cluster: Cluster,
+    keys: KeyFiles,
+}
+
+impl Fetch {
+    pub fn new(cluster: Cluster, keys: KeyFiles) -> Fetch {
+        Fetch { cluster, keys }
+    }
+
+    /// Runs until this manager holds the key (or stops). A manager that
+    /// finds itself the only member (a swarm from before secrets existed)
+    /// makes one: no sealed data can exist without a key.
+    pub async fn run(self) {
+        let raft_dir = self.keys.raft_dir();
+        let me = self.cluster.raft_id();
+        loop {
+            if self.keys.data_key().is_some() {
+                return;
             }
-            match client::call_once(addr, mgr.client_tls(), &Request::SecretsKey, Duration::from_secs(5)).await {
-                Ok(Response::SecretsKey { key }) => match DataKey::from_text(&key) {
-                    Ok(k) => got = Some(k),
-                    Err(e) => tracing::warn!("secrets key from {addr}: {e}"),
-                },
-                Ok(Response::Error { message, .. }) => tracing::debug!("secrets key from {addr}: {message}"),
-                _ => {}
+            let (peers, alone) = {
+                let st = self.cluster.store();
+                let peers: Vec<String> = st.members.values().filter(|m| m.raft_id != me).map(|m| m.addr.clone()).collect();
+                (peers, st.members.len() == 1 && st.members.contains_key(&me))
+            };
+            let mut got = None;
+            if alone {
+                got = Some(DataKey::generate());
             }
-        }
-        if let Some(k) = got {
-            {
-                // Under the credentials lock, as `autolock::sync` writes.
-                let creds = mgr.creds.read().unwrap();
-                if mgr.is_stopped() {
-                    return;
+            for addr in &peers {
+                if got.is_some() {
+                    break;
                 }
-                if let Err(e) = k.save_under(&raft_dir, &[creds.lock.as_ref()]) {
-                    tracing::warn!("{e}");
+                match client::call_once(addr, self.cluster.client_tls(), &Request::SecretsKey, Duration::from_secs(5)).await {
+                    Ok(Response::SecretsKey { key }) => match DataKey::from_text(&key) {
+                        Ok(k) => got = Some(k),
+                        Err(e) => tracing::warn!("secrets key from {addr}: {e}"),
+                    },
+                    Ok(Response::Error { message, .. }) => tracing::debug!("secrets key from {addr}: {message}"),
+                    _ => {}
                 }
             }
-            *mgr.data_key.write().unwrap() = Some(k);
-            tracing::info!("this manager now holds the secrets key");
-            return;
+            if let Some(k) = got {
+                {
+                    // Under the credentials lock, as `Autolock::sync` writes.
+                    let creds = self.keys.creds.read().unwrap();
+                    if self.keys.is_stopped() {
+                        return;
+                    }
+                    if let Err(e) = k.save_under(&raft_dir, &[creds.lock.as_ref()]) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                *self.keys.data_key.write().unwrap() = Some(k);
+                tracing::info!("this manager now holds the secrets key");
+                return;
+            }
+            // Peers show up as entries apply: try again then, or after a second.
+            let mut applied = self.cluster.applied();
+            let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
         }
-        // Peers show up as entries apply: try again then, or after a second.
-        let mut applied = mgr.raft.applied.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
     }
 }
 

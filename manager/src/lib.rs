@@ -4,10 +4,10 @@
 //!
 //! Controllers (dispatcher, membership, the orchestrator loop) act on the
 //! leader only; every manager serves reads from its own store and forwards
-//! writes. The orchestrator loop, the membership reconciler and the
-//! dispatcher hold a `cluster::Cluster` (store view, leader watch,
-//! proposer) rather than the `Manager`; the log broker, autolock and the
-//! RPC server do not yet.
+//! writes. The controllers (orchestrator loop, membership reconciler,
+//! dispatcher, log broker, peer pinger, autolock, data key fetcher) hold a
+//! `cluster::Cluster` (store view, leader watch, proposer) rather than the
+//! `Manager`; the RPC server does not yet.
 
 pub mod allocator;
 pub mod autolock;
@@ -16,13 +16,15 @@ pub mod control;
 pub mod datakey;
 pub mod delivery;
 pub mod dispatcher;
+pub mod keyfiles;
 pub mod logbroker;
 pub mod manager;
 pub mod membership;
 pub mod orchestrator;
 pub mod raft;
+pub mod reachability;
 pub mod scheduling;
 pub mod server;
 pub mod store;
 
-pub use manager::{Manager, ManagerConfig};
+pub use manager::{force_new_cluster, Manager, ManagerConfig};

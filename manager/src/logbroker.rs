@@ -22,7 +22,8 @@ use shoal_rpc::server::{Incoming, ServerConn};
 use shoal_rpc::{client, Request, Response};
 use tokio::sync::mpsc;
 
-use crate::manager::Manager;
+use crate::cluster::Cluster;
+use crate::server::Access;
 
 /// A non-follow subscription gives up on nodes silent for this long.
 pub const IDLE_DEADLINE: Duration = Duration::from_secs(10);
@@ -86,8 +87,9 @@ struct Sub {
     tx: mpsc::Sender<LogEvent>,
 }
 
+/// The subscriptions and the nodes' listeners, in memory.
 #[derive(Default)]
-pub struct LogBroker {
+pub struct Subscriptions {
     inner: Mutex<Inner>,
 }
 
@@ -156,11 +158,11 @@ impl Inner {
     }
 }
 
-impl LogBroker {
+impl Subscriptions {
     /// Registers a subscription over the given store tasks; the caller
     /// reads events from the returned channel until `End`.
     pub fn subscribe<'a>(
-        self: &Arc<Self>,
+        &self,
         tasks: impl Iterator<Item = &'a Task>,
         selector: LogSelector,
         options: LogOptions,
@@ -273,30 +275,38 @@ impl LogBroker {
     }
 }
 
-/// Runs `refresh` on the leader.
-pub async fn run(mgr: Arc<Manager>) {
-    let mut tick = tokio::time::interval(REFRESH);
-    loop {
-        tick.tick().await;
-        let st = mgr.raft.store.read().unwrap();
-        mgr.logs.refresh(st.tasks.values(), Instant::now());
-    }
+/// The log broker, a controller on the cluster handle: its `run` loop on
+/// every manager (subscriptions live on the leader), the log calls the
+/// cluster port hands it, and `subscribe` for the API.
+pub struct LogBroker {
+    cluster: Cluster,
+    subs: Subscriptions,
 }
 
-impl Manager {
+impl LogBroker {
+    pub fn new(cluster: Cluster) -> Arc<LogBroker> {
+        Arc::new(LogBroker { cluster, subs: Subscriptions::default() })
+    }
+
+    /// Runs `refresh` until its task is aborted (the manager stops).
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(REFRESH);
+        loop {
+            tick.tick().await;
+            let st = self.cluster.store();
+            self.subs.refresh(st.tasks.values(), Instant::now());
+        }
+    }
+
     /// Logs for an API caller on any manager: the leader's broker, reached
     /// over the cluster RPC from a follower.
-    pub async fn subscribe_logs(
-        self: &Arc<Self>,
-        selector: LogSelector,
-        options: LogOptions,
-    ) -> Result<mpsc::Receiver<LogEvent>, ApiError> {
-        if self.is_leader() {
-            let st = self.raft.store.read().unwrap();
-            return Ok(self.logs.subscribe(st.tasks.values(), selector, options));
+    pub async fn subscribe(&self, selector: LogSelector, options: LogOptions) -> Result<mpsc::Receiver<LogEvent>, ApiError> {
+        if self.cluster.is_leader() {
+            let st = self.cluster.store();
+            return Ok(self.subs.subscribe(st.tasks.values(), selector, options));
         }
-        let leader = self.leader_member().ok_or_else(ApiError::no_leader)?;
-        let mut conn = client::connect(&leader.addr, self.client_tls(), Duration::from_secs(5))
+        let leader = self.cluster.leader_member().ok_or_else(ApiError::no_leader)?;
+        let mut conn = client::connect(&leader.addr, self.cluster.client_tls(), Duration::from_secs(5))
             .await
             .map_err(|e| ApiError::unavailable(format!("connecting to the leader: {e}")))?;
         conn.send(&Request::Logs(LogRequest::Subscribe(selector, options)))
@@ -324,82 +334,83 @@ impl Manager {
         });
         Ok(rx)
     }
-}
 
-/// A `Request::Logs` connection on this manager (it takes the connection over).
-pub async fn serve(mgr: Arc<Manager>, mut conn: ServerConn, req: LogRequest) {
-    let access = if matches!(req, LogRequest::Subscribe(..)) { crate::server::Access::Manager } else { crate::server::Access::Node };
-    let id = match mgr.authorize(&conn.peer, access) {
-        Ok(id) => id,
-        Err(e) => {
-            let _ = conn.respond(&Response::error(e)).await;
+    /// A `Request::Logs` connection on this manager (it takes the
+    /// connection over).
+    pub(crate) async fn serve(&self, mut conn: ServerConn, req: LogRequest) {
+        let access = if matches!(req, LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
+        let id = match crate::server::authorize(&self.cluster, &conn.peer, access) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = conn.respond(&Response::error(e)).await;
+                return;
+            }
+        };
+        if !self.cluster.is_leader() {
+            let _ = conn.respond(&Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) }).await;
             return;
         }
-    };
-    if !mgr.is_leader() {
-        let _ = conn.respond(&Response::NotLeader { leader_addr: mgr.leader_member().map(|m| m.addr) }).await;
-        return;
-    }
-    match req {
-        LogRequest::Listen => listen(&mgr, conn, &id.node_id).await,
-        LogRequest::Publish { subscription_id } => publish(&mgr, conn, &id.node_id, &subscription_id).await,
-        LogRequest::Subscribe(selector, options) => {
-            let mut rx = {
-                let st = mgr.raft.store.read().unwrap();
-                mgr.logs.subscribe(st.tasks.values(), selector, options)
-            };
-            loop {
-                tokio::select! {
-                    ev = rx.recv() => {
-                        let ev = ev.unwrap_or(LogEvent::End { warning: None });
-                        let end = matches!(ev, LogEvent::End { .. });
-                        if conn.respond(&Response::Logs(LogResponse::Event(ev))).await.is_err() || end {
-                            return;
+        match req {
+            LogRequest::Listen => self.listen(conn, &id.node_id).await,
+            LogRequest::Publish { subscription_id } => self.publish(conn, &id.node_id, &subscription_id).await,
+            LogRequest::Subscribe(selector, options) => {
+                let mut rx = {
+                    let st = self.cluster.store();
+                    self.subs.subscribe(st.tasks.values(), selector, options)
+                };
+                loop {
+                    tokio::select! {
+                        ev = rx.recv() => {
+                            let ev = ev.unwrap_or(LogEvent::End { warning: None });
+                            let end = matches!(ev, LogEvent::End { .. });
+                            if conn.respond(&Response::Logs(LogResponse::Event(ev))).await.is_err() || end {
+                                return;
+                            }
                         }
+                        // The follower sends nothing more; this ends when it hangs up.
+                        _ = conn.next() => return,
                     }
-                    // The follower sends nothing more; this ends when it hangs up.
-                    _ = conn.next() => return,
                 }
             }
-        }
-        LogRequest::Prune { task_ids } => {
-            let gone = {
-                let st = mgr.raft.store.read().unwrap();
-                task_ids.into_iter().filter(|t| !st.tasks.contains_key(t)).collect()
-            };
-            let _ = conn.respond(&Response::Logs(LogResponse::Gone(gone))).await;
-        }
-        LogRequest::Batch { .. } => {
-            let _ = conn.respond(&Response::error(ApiError::bad_request("log batch outside a publish stream"))).await;
-        }
-    }
-}
-
-async fn listen(mgr: &Manager, mut conn: ServerConn, node_id: &str) {
-    let (seq, mut rx) = mgr.logs.add_listener(node_id);
-    loop {
-        tokio::select! {
-            m = rx.recv() => {
-                let Some(m) = m else { break };
-                if conn.respond(&Response::Logs(LogResponse::Subscription(m))).await.is_err() {
-                    break;
-                }
+            LogRequest::Prune { task_ids } => {
+                let gone = {
+                    let st = self.cluster.store();
+                    task_ids.into_iter().filter(|t| !st.tasks.contains_key(t)).collect()
+                };
+                let _ = conn.respond(&Response::Logs(LogResponse::Gone(gone))).await;
             }
-            // The node sends nothing on this connection; this is its hang-up.
-            _ = conn.next() => break,
+            LogRequest::Batch { .. } => {
+                let _ = conn.respond(&Response::error(ApiError::bad_request("log batch outside a publish stream"))).await;
+            }
         }
     }
-    mgr.logs.remove_listener(node_id, seq);
-}
 
-async fn publish(mgr: &Manager, mut conn: ServerConn, node_id: &str, sub_id: &str) {
-    while let Ok(Some(Incoming::Request(r))) = conn.next().await {
-        let Request::Logs(LogRequest::Batch { messages, done }) = *r else { break };
-        if mgr.logs.publish(sub_id, node_id, messages, done).await.is_err() || done {
-            return;
+    async fn listen(&self, mut conn: ServerConn, node_id: &str) {
+        let (seq, mut rx) = self.subs.add_listener(node_id);
+        loop {
+            tokio::select! {
+                m = rx.recv() => {
+                    let Some(m) = m else { break };
+                    if conn.respond(&Response::Logs(LogResponse::Subscription(m))).await.is_err() {
+                        break;
+                    }
+                }
+                // The node sends nothing on this connection; this is its hang-up.
+                _ = conn.next() => break,
+            }
         }
+        self.subs.remove_listener(node_id, seq);
     }
-    mgr.logs.node_done(sub_id, node_id, Some(format!("node {node_id} is not available")));
+
+    async fn publish(&self, mut conn: ServerConn, node_id: &str, sub_id: &str) {
+        while let Ok(Some(Incoming::Request(r))) = conn.next().await {
+            let Request::Logs(LogRequest::Batch { messages, done }) = *r else { break };
+            if self.subs.publish(sub_id, node_id, messages, done).await.is_err() || done {
+                return;
+            }
+        }
+        self.subs.node_done(sub_id, node_id, Some(format!("node {node_id} is not available")));
+    }
 }
 
 #[cfg(test)]
@@ -447,7 +458,7 @@ mod tests {
 
     #[tokio::test]
     async fn non_follow_ends_when_every_node_is_done() {
-        let b = Arc::new(LogBroker::default());
+        let b = Subscriptions::default();
         let (_, mut l1) = b.add_listener("n1");
         let (_, mut l2) = b.add_listener("n2");
         let ts = [task("t1", "s", "n1", TaskState::Running), task("t2", "s", "n2", TaskState::Running)];
@@ -473,7 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn absent_and_silent_nodes_become_warnings() {
-        let b = Arc::new(LogBroker::default());
+        let b = Subscriptions::default();
         let (_, _l1) = b.add_listener("n1");
         let ts = [task("t1", "s", "n1", TaskState::Running), task("t2", "s", "n2", TaskState::Running)];
         let mut rx = b.subscribe(ts.iter(), svc("s"), opts(false));
@@ -486,14 +497,14 @@ mod tests {
             "warning: incomplete log stream. some logs could not be retrieved for the following reasons: node n2 is not available, node n1 is not available"
         );
         // No listener anywhere: the answer is immediate.
-        let b = Arc::new(LogBroker::default());
+        let b = Subscriptions::default();
         let mut rx = b.subscribe(ts.iter(), svc("s"), opts(false));
         assert!(matches!(rx.try_recv().unwrap(), LogEvent::End { warning: Some(_) }));
     }
 
     #[tokio::test]
     async fn follow_gets_new_tasks_and_ends_when_the_caller_leaves() {
-        let b = Arc::new(LogBroker::default());
+        let b = Subscriptions::default();
         let (_, mut l1) = b.add_listener("n1");
         let mut ts = vec![task("t1", "s", "n1", TaskState::Running)];
         let rx = b.subscribe(ts.iter(), svc("s"), opts(true));

@@ -2,25 +2,27 @@
 //! controllers, and offers `propose`, which forwards to the leader when this
 //! manager is a follower.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use shoal_api::ApiError;
-use shoal_rpc::client;
 use shoal_rpc::credentials::Credentials;
+use shoal_rpc::logs::{LogEvent, LogOptions, LogSelector};
+use shoal_rpc::unlock::UnlockKey;
 use shoal_rpc::{RaftMember, Request, Response};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::autolock::Autolock;
 use crate::cluster::Cluster;
 use crate::dispatcher::Dispatcher;
+use crate::keyfiles::KeyFiles;
+use crate::logbroker::LogBroker;
 use crate::raft::{RaftHandle, StartOptions};
+use crate::reachability::Reachability;
 use crate::store::Command;
 
 pub use crate::cluster::PROPOSE_TIMEOUT;
-/// A peer manager that has not answered a ping for this long is Unreachable.
-pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
@@ -36,24 +38,22 @@ pub struct ManagerConfig {
 
 pub struct Manager {
     pub cfg: ManagerConfig,
-    pub raft: RaftHandle,
+    pub(crate) raft: RaftHandle,
     /// What the controllers get instead of the manager (see `cluster`).
     pub cluster: Cluster,
     pub creds: Arc<RwLock<Credentials>>,
     pub(crate) client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
-    /// Last time each peer manager (by Raft ID) answered a ping.
-    pub(crate) last_pong: Mutex<HashMap<u64, Instant>>,
+    /// This manager's key files: the data key that seals secrets in the
+    /// Raft log (see `datakey`; None until a joining manager has fetched
+    /// it), and the stop flag that guards writing them.
+    pub(crate) keys: KeyFiles,
+    pub(crate) reachability: Arc<Reachability>,
     pub(crate) dispatcher: Arc<Dispatcher>,
     /// Log subscriptions (used on the leader).
-    pub(crate) logs: Arc<crate::logbroker::LogBroker>,
-    /// Seals secrets in the Raft log (see `datakey`); None until a joining
-    /// manager has fetched it.
-    pub(crate) data_key: crate::datakey::SharedDataKey,
+    pub(crate) logs: Arc<LogBroker>,
+    /// Keeps the key files wrapped under the cluster's unlock key.
+    pub autolock: Arc<Autolock>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Set by `stop`. Aborting a task takes effect only at its next await,
-    /// so a task that writes this manager's files checks it, under the
-    /// credentials lock, before each write (see `autolock::sync`).
-    stopped: std::sync::atomic::AtomicBool,
 }
 
 pub struct StartMode {
@@ -105,32 +105,35 @@ impl Manager {
         })?;
         let data_key = crate::datakey::at_start(&raft_dir, mode.bootstrap, unlock.as_ref())?;
         let cluster = Cluster::new(raft.clone(), client_tls.clone());
-        let data_key: crate::datakey::SharedDataKey = Arc::new(RwLock::new(data_key));
-        let dispatcher = Dispatcher::new(cluster.clone(), data_key.clone());
+        let keys = KeyFiles::new(cfg.swarm_dir.clone(), creds.clone(), data_key);
+        let dispatcher = Dispatcher::new(cluster.clone(), keys.data_key.clone());
+        let reachability = Reachability::new(cluster.clone());
+        let logs = LogBroker::new(cluster.clone());
+        let autolock = Autolock::new(cluster.clone(), keys.clone());
         let mgr = Arc::new(Manager {
             cfg,
             cluster: cluster.clone(),
             raft,
             creds,
             client_tls,
-            last_pong: Mutex::new(HashMap::new()),
-            dispatcher,
-            logs: Arc::default(),
-            data_key,
+            keys: keys.clone(),
+            reachability: reachability.clone(),
+            dispatcher: dispatcher.clone(),
+            logs: logs.clone(),
+            autolock: autolock.clone(),
             tasks: Mutex::new(Vec::new()),
-            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let mut tasks = vec![
             tokio::spawn(crate::server::serve(mgr.clone(), listener)),
-            tokio::spawn(mgr.dispatcher.clone().run()),
+            tokio::spawn(dispatcher.run()),
             tokio::spawn(crate::membership::Membership::new(cluster.clone()).run()),
-            tokio::spawn(ping_peers(mgr.clone())),
-            tokio::spawn(crate::orchestrator::Orchestrator::new(cluster).run()),
-            tokio::spawn(crate::logbroker::run(mgr.clone())),
-            tokio::spawn(crate::autolock::run(mgr.clone())),
+            tokio::spawn(reachability.run()),
+            tokio::spawn(crate::orchestrator::Orchestrator::new(cluster.clone()).run()),
+            tokio::spawn(logs.run()),
+            tokio::spawn(autolock.run()),
         ];
-        if mgr.data_key().is_none() {
-            tasks.push(tokio::spawn(crate::datakey::fetch(mgr.clone())));
+        if keys.data_key().is_none() {
+            tasks.push(tokio::spawn(crate::datakey::Fetch::new(cluster, keys).run()));
         }
         mgr.tasks.lock().unwrap().extend(tasks);
         Ok(mgr)
@@ -138,7 +141,7 @@ impl Manager {
 
     /// Stops Raft and every task of this manager.
     pub fn stop(&self) {
-        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.keys.stop();
         self.raft.stop();
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();
@@ -146,7 +149,7 @@ impl Manager {
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
+        self.keys.is_stopped()
     }
 
     /// Rebuilds TLS client settings after the node's certificate changed.
@@ -168,7 +171,7 @@ impl Manager {
 
     /// The data key that seals secrets, once this manager holds it.
     pub fn data_key(&self) -> Option<crate::datakey::DataKey> {
-        self.data_key.read().unwrap().clone()
+        self.keys.data_key()
     }
 
     pub fn is_leader(&self) -> bool {
@@ -191,13 +194,12 @@ impl Manager {
 
     /// Raft IDs of the members that answered a ping recently (and this one).
     pub fn reachable_members(&self) -> Vec<u64> {
-        let pongs = self.last_pong.lock().unwrap();
-        let st = self.raft.store.read().unwrap();
-        st.members
-            .keys()
-            .copied()
-            .filter(|id| *id == self.cfg.raft_id || pongs.get(id).map(|t| t.elapsed() < REACHABLE_WITHIN).unwrap_or(false))
-            .collect()
+        self.reachability.reachable_members()
+    }
+
+    /// Logs for an API caller (see `LogBroker::subscribe`).
+    pub async fn subscribe_logs(&self, selector: LogSelector, options: LogOptions) -> Result<mpsc::Receiver<LogEvent>, ApiError> {
+        self.logs.subscribe(selector, options).await
     }
 }
 
@@ -206,37 +208,13 @@ fn snapshot_interval() -> u64 {
     std::env::var("SHOAL_RAFT_SNAPSHOT_INTERVAL").ok().and_then(|v| v.parse().ok()).unwrap_or(shoal_api::DEFAULT_SNAPSHOT_INTERVAL)
 }
 
-/// Pings every other manager each second over a kept connection, for the
-/// Reachable/Unreachable column of `node ls`.
-async fn ping_peers(mgr: Arc<Manager>) {
-    let mut conns: HashMap<u64, client::Conn> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let peers: Vec<RaftMember> = {
-            let st = mgr.raft.store.read().unwrap();
-            st.members.values().filter(|m| m.raft_id != mgr.cfg.raft_id).cloned().collect()
-        };
-        conns.retain(|id, _| peers.iter().any(|p| p.raft_id == *id));
-        for p in peers {
-            let timeout = Duration::from_millis(900);
-            let conn = match conns.entry(p.raft_id) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => match client::connect(&p.addr, mgr.client_tls(), timeout).await {
-                    Ok(c) => e.insert(c),
-                    Err(_) => continue,
-                },
-            };
-            match conn.call(&Request::Ping, timeout).await {
-                Ok(Response::Pong { .. }) => {
-                    mgr.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());
-                }
-                _ => {
-                    conns.remove(&p.raft_id);
-                }
-            }
-        }
-    }
+/// `swarm init --force-new-cluster` on a node whose manager is stopped:
+/// rebuilds the state from the log in `raft_dir` (opened with the WAL key,
+/// itself under `unlock` with autolock), then leaves Raft to restart as a
+/// one-member cluster of `me` holding all of it.
+pub fn force_new_cluster(raft_dir: &Path, me: &RaftMember, unlock: Option<&UnlockKey>) -> Result<(), ApiError> {
+    let wal_key = crate::datakey::wal_key_at_start(raft_dir, unlock).map_err(ApiError::internal)?;
+    crate::raft::node::force_new_cluster(raft_dir, me, Some(wal_key)).map_err(ApiError::bad_request)
 }
 
 pub use crate::cluster::outcome_unknown;

@@ -11,6 +11,7 @@ use shoal_rpc::{JoinRequest, JoinResponse, RaftMember, Request, Response};
 use shoal_security::{JoinToken, NodeIdentity, RootCa};
 use tokio::net::TcpListener;
 
+use crate::cluster::Cluster;
 use crate::manager::Manager;
 use crate::store::{Command, Store};
 
@@ -84,10 +85,10 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
         // Long-lived streams end as soon as the store no longer grants
         // what opened them (a demotion or removal applied).
         if let Request::RaftStream = req {
-            let Ok(id) = mgr.authorize(&conn.peer, Access::RaftPeer) else { return };
+            let Ok(id) = authorize(&mgr.cluster, &conn.peer, Access::RaftPeer) else { return };
             tokio::select! {
                 _ = raft_stream(&mgr, conn, &id.node_id) => {}
-                _ = mgr.until_revoked(&id, Access::RaftPeer) => {
+                _ = until_revoked(&mgr.cluster, &id, Access::RaftPeer) => {
                     tracing::info!("closing the raft stream of {}: no longer a manager", id.node_id);
                 }
             }
@@ -98,8 +99,8 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
             if let Some(id) = &conn.peer.identity {
                 let id = id.clone();
                 tokio::select! {
-                    _ = crate::logbroker::serve(mgr.clone(), conn, r) => {}
-                    _ = mgr.until_revoked(&id, access) => {}
+                    _ = mgr.logs.serve(conn, r) => {}
+                    _ = until_revoked(&mgr.cluster, &id, access) => {}
                 }
             }
             return;
@@ -197,6 +198,28 @@ pub(crate) fn check_access(st: &Store, id: &NodeIdentity, access: Access) -> Res
     }
 }
 
+/// The caller's identity, if its certificate belongs to this swarm and the
+/// store grants it `access`.
+pub(crate) fn authorize(cluster: &Cluster, peer: &Peer, access: Access) -> Result<NodeIdentity, ApiError> {
+    let id = peer.identity.clone().ok_or_else(|| ApiError::new(403, "a node certificate is required for this call"))?;
+    check_access(&cluster.store(), &id, access)?;
+    Ok(id)
+}
+
+/// Returns once the store stops granting `access` to `id` (checked at every
+/// applied entry), or when Raft stops.
+async fn until_revoked(cluster: &Cluster, id: &NodeIdentity, access: Access) {
+    let mut applied = cluster.applied();
+    loop {
+        if check_access(&cluster.store(), id, access).is_err() {
+            return;
+        }
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 impl Manager {
     /// Roots a peer certificate may chain to: the node's own root and the
     /// cluster's current one (they differ during a CA rotation).
@@ -228,42 +251,20 @@ impl Manager {
         }
     }
 
-    /// The caller's identity, if its certificate belongs to this swarm and
-    /// the store grants it `access`.
-    pub(crate) fn authorize(&self, peer: &Peer, access: Access) -> Result<NodeIdentity, ApiError> {
-        let id = peer.identity.clone().ok_or_else(|| ApiError::new(403, "a node certificate is required for this call"))?;
-        check_access(&self.raft.store.read().unwrap(), &id, access)?;
-        Ok(id)
-    }
-
-    /// Returns once the store stops granting `access` to `id` (checked at
-    /// every applied entry), or when Raft stops.
-    pub(crate) async fn until_revoked(&self, id: &NodeIdentity, access: Access) {
-        let mut applied = self.raft.applied.clone();
-        loop {
-            if check_access(&self.raft.store.read().unwrap(), id, access).is_err() {
-                return;
-            }
-            if applied.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
     async fn handle(self: &Arc<Self>, req: Request, peer: &Peer) -> Result<Response, ApiError> {
         match req {
             // Joining is served on connections without a certificate.
             Request::Join(_) => Err(ApiError::bad_request("this node already has a certificate")),
             Request::Heartbeat(hb) => {
-                let id = self.authorize(peer, Access::Node)?;
+                let id = authorize(&self.cluster, peer, Access::Node)?;
                 self.dispatcher.heartbeat(&id.node_id, hb).await
             }
             Request::RenewCert { csr_pem } => {
-                let id = self.authorize(peer, Access::Node)?;
+                let id = authorize(&self.cluster, peer, Access::Node)?;
                 self.renew(&id.node_id, &csr_pem)
             }
             Request::Propose { proposal, command } => {
-                self.authorize(peer, Access::Manager)?;
+                authorize(&self.cluster, peer, Access::Manager)?;
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
                 }
@@ -279,7 +280,7 @@ impl Manager {
                 }
             }
             Request::JoinRaft { raft_id, addr } => {
-                let id = self.authorize(peer, Access::Manager)?;
+                let id = authorize(&self.cluster, peer, Access::Manager)?;
                 if !self.is_leader() {
                     return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
                 }
@@ -290,7 +291,7 @@ impl Manager {
                 self.add_member(RaftMember { raft_id, node_id: id.node_id, addr }).await
             }
             Request::LeaveRaft { raft_id } => {
-                let id = self.authorize(peer, Access::Manager)?;
+                let id = authorize(&self.cluster, peer, Access::Manager)?;
                 // A manager takes only itself out (the leader removes
                 // demoted ones on its own, see `membership`).
                 let owner = self.raft.store.read().unwrap().members.get(&raft_id).map(|m| m.node_id.clone());
@@ -303,32 +304,32 @@ impl Manager {
                 self.remove_member(raft_id).await.map(|_| Response::Ok)
             }
             Request::Ping => {
-                self.authorize(peer, Access::Manager)?;
+                authorize(&self.cluster, peer, Access::Manager)?;
                 Ok(Response::Pong { node_id: self.cfg.node_id.clone() })
             }
             Request::RaftStream => Err(ApiError::bad_request("unexpected raft stream")),
             Request::Assignments { known, wait_ms, since } => {
-                let id = self.authorize(peer, Access::Node)?;
+                let id = authorize(&self.cluster, peer, Access::Node)?;
                 // At most 5 s: the agent's call times out after 10.
                 self.dispatcher.assignments(&id.node_id, known, since, Duration::from_millis(wait_ms.min(5_000))).await
             }
             Request::TaskStatus { updates } => {
-                let id = self.authorize(peer, Access::Node)?;
+                let id = authorize(&self.cluster, peer, Access::Node)?;
                 self.dispatcher.task_status(&id.node_id, updates).await
             }
             Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
             Request::SecretsKey => {
-                self.authorize(peer, Access::Manager)?;
+                authorize(&self.cluster, peer, Access::Manager)?;
                 let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
                 Ok(Response::SecretsKey { key: key.to_text() })
             }
             Request::AttachNetwork { container_id, name, network, aliases } => {
-                let id = self.authorize(peer, Access::Node)?;
+                let id = authorize(&self.cluster, peer, Access::Node)?;
                 let a = self.attach_network(&id.node_id, &container_id, &name, &network, aliases).await?;
                 Ok(Response::Attached(Box::new(a)))
             }
             Request::DetachNetwork { container_id } => {
-                let id = self.authorize(peer, Access::Node)?;
+                let id = authorize(&self.cluster, peer, Access::Node)?;
                 self.detach_network(&id.node_id, &container_id).await.map(|_| Response::Ok)
             }
         }

@@ -7,7 +7,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use shoal_manager::autolock;
 use shoal_manager::control::SwarmUpdate;
 
 fn wrapped(path: &std::path::Path) -> bool {
@@ -37,7 +36,7 @@ async fn a_stopped_manager_does_not_wrap_the_node_key_again() {
     }
     assert!(!wrapped(&node_key));
     // The cluster still asks for autolock; a stopped manager does not follow.
-    assert_eq!(autolock::sync(&c.mgr), Ok(false));
+    assert_eq!(c.mgr.autolock.sync(), Ok(false));
     assert!(!wrapped(&node_key), "the node key stays in clear");
     assert!(c.mgr.creds.read().unwrap().lock.is_none());
 }

@@ -22,7 +22,7 @@ async fn a_snapshot_larger_than_a_frame_reaches_a_new_manager() {
         n.spec.labels.insert("blob".into(), big.clone());
         c.mgr.propose(Command::CreateNode { node: Box::new(n) }).await.unwrap();
     }
-    let size = serde_json::to_vec(&*c.mgr.raft.store.read().unwrap()).unwrap().len();
+    let size = serde_json::to_vec(&*c.mgr.cluster.store()).unwrap().len();
     assert!(size > shoal_rpc::frame::MAX_FRAME, "store is only {size} bytes");
 
     // The log behind the snapshot is compacted, so the new manager can only
@@ -30,12 +30,12 @@ async fn a_snapshot_larger_than_a_frame_reaches_a_new_manager() {
     let (m2, _dir) = c.join_manager("m2", 2).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let have = m2.raft.store.read().unwrap().nodes.values().filter(|n| n.spec.labels.get("blob") == Some(&big)).count();
+        let have = m2.cluster.store().nodes.values().filter(|n| n.spec.labels.get("blob") == Some(&big)).count();
         if have == 80 {
             break;
         }
         assert!(Instant::now() < deadline, "the new manager holds {have} of 80 big nodes after 120 s");
-        let mut applied = m2.raft.applied.clone();
+        let mut applied = m2.cluster.applied();
         let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
     }
     m2.stop();

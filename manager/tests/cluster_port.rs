@@ -55,7 +55,7 @@ async fn a_demoted_manager_loses_every_manager_call_and_its_streams() {
     assert!(!closed_within(&mut raft, Duration::from_millis(200)).await, "the raft stream was refused at once");
 
     // Demoted: its certificate still says manager.
-    let version = c.mgr.raft.store.read().unwrap().nodes["m2"].version.index;
+    let version = c.mgr.cluster.store().nodes["m2"].version.index;
     c.mgr
         .propose(Command::UpdateNodeSpec { id: "m2".into(), version, spec: NodeSpec { role: Role::Worker, ..Default::default() } })
         .await
@@ -81,8 +81,8 @@ async fn a_demoted_manager_loses_every_manager_call_and_its_streams() {
         let msg = refused(c.call(&m2, &req).await);
         assert_eq!(msg, "node m2 is not a manager", "{what}");
     }
-    assert_eq!(c.mgr.raft.store.read().unwrap().nodes["m2"].spec.role, Role::Worker, "the self-promotion did not land");
-    assert_eq!(c.mgr.raft.store.read().unwrap().members.len(), 1);
+    assert_eq!(c.mgr.cluster.store().nodes["m2"].spec.role, Role::Worker, "the self-promotion did not land");
+    assert_eq!(c.mgr.cluster.store().members.len(), 1);
     assert!(closed_within(&mut raft, Duration::from_secs(10)).await, "the raft stream stayed open after the demotion");
     assert!(closed_within(&mut logs, Duration::from_secs(10)).await, "the log subscription stayed open after the demotion");
     // A new Raft stream is refused too.

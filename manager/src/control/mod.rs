@@ -220,8 +220,8 @@ impl Manager {
         })
         .await?;
         // This manager re-wraps its keys before answering (the others do
-        // when the change applies there, `autolock::run`).
-        crate::autolock::sync(self).map_err(ApiError::internal)?;
+        // when the change applies there, `Autolock::run`).
+        self.autolock.sync().map_err(ApiError::internal)?;
         Ok(())
     }
 

@@ -1,0 +1,77 @@
+//! Which peer managers answer: every manager pings the others each second
+//! over a kept connection, for the Reachable/Unreachable column of `node
+//! ls` and Docker's quorum guard on demotions (`membership`).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shoal_rpc::{client, RaftMember, Request, Response};
+
+use crate::cluster::Cluster;
+
+/// A peer manager that has not answered a ping for this long is Unreachable.
+pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
+/// How long one ping (or the connection it needs) may take: under the
+/// one-second period, so a dead peer never holds up the next round.
+const PING_TIMEOUT: Duration = Duration::from_millis(900);
+
+/// The peer pinger, a controller on the cluster handle: its `run` loop on
+/// every manager, and the answers it has heard.
+pub struct Reachability {
+    cluster: Cluster,
+    /// Last time each peer manager (by Raft ID) answered a ping.
+    last_pong: Mutex<HashMap<u64, Instant>>,
+}
+
+impl Reachability {
+    pub fn new(cluster: Cluster) -> Arc<Reachability> {
+        Arc::new(Reachability { cluster, last_pong: Mutex::default() })
+    }
+
+    /// Raft IDs of the members that answered a ping recently (and this one).
+    pub fn reachable_members(&self) -> Vec<u64> {
+        let me = self.cluster.raft_id();
+        let pongs = self.last_pong.lock().unwrap();
+        let st = self.cluster.store();
+        st.members
+            .keys()
+            .copied()
+            .filter(|id| *id == me || pongs.get(id).map(|t| t.elapsed() < REACHABLE_WITHIN).unwrap_or(false))
+            .collect()
+    }
+
+    /// Pings every other manager each second. Runs until its task is
+    /// aborted (the manager stops).
+    pub async fn run(self: Arc<Self>) {
+        let mut conns: HashMap<u64, client::Conn> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let peers: Vec<RaftMember> = {
+                let me = self.cluster.raft_id();
+                let st = self.cluster.store();
+                st.members.values().filter(|m| m.raft_id != me).cloned().collect()
+            };
+            conns.retain(|id, _| peers.iter().any(|p| p.raft_id == *id));
+            for p in peers {
+                let conn = match conns.entry(p.raft_id) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => match client::connect(&p.addr, self.cluster.client_tls(), PING_TIMEOUT).await {
+                        Ok(c) => e.insert(c),
+                        Err(_) => continue,
+                    },
+                };
+                match conn.call(&Request::Ping, PING_TIMEOUT).await {
+                    Ok(Response::Pong { .. }) => {
+                        self.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());
+                    }
+                    _ => {
+                        conns.remove(&p.raft_id);
+                    }
+                }
+            }
+        }
+    }
+}
