@@ -290,6 +290,32 @@ fn every_manager_follows_the_unlock_key_and_a_demoted_one_is_not_locked() {
     });
     restart(&lab, "node-2");
     assert_eq!(local_state(&lab, "node-2").as_deref(), Some("active"));
+
+    // It leaves and joins again as a manager: it gets the data key and the
+    // unlock key from a peer before its Raft log starts, so its keys are
+    // wrapped from the first (its WAL key never in clear), not once it has
+    // caught up with the log that says autolock is on.
+    lab.docker_ok("node-2", &["swarm", "leave"]);
+    let token = lab.docker_ok("node-1", &["swarm", "join-token", "-q", "manager"]);
+    lab.docker_ok(
+        "node-2",
+        &["swarm", "join", "--token", token.trim(), "--advertise-addr", &lab.addr(2), &format!("{}:2377", lab.addr(1))],
+    );
+    let log = std::fs::read_to_string(root("node-2").join("shoald.log")).unwrap();
+    assert!(
+        log.contains("this manager's keys are wrapped under the unlock key before its Raft log starts"),
+        "the joining manager got the unlock key only later: its WAL key began in clear"
+    );
+    let unlock = UnlockKey::parse_human(&new_key).unwrap();
+    for f in KEY_FILES {
+        let text = std::fs::read_to_string(root("node-2").join(f)).unwrap_or_default();
+        let name = Path::new(f).file_name().unwrap().to_str().unwrap();
+        assert!(wrapped(&root("node-2"), f), "{f} is in clear on the manager that just joined");
+        assert!(text.lines().all(|l| unlock.unwrap(name, l).is_ok()), "{f} is not under the current unlock key");
+    }
+    restart(&lab, "node-2");
+    assert_locked(&lab, "node-2");
+    unlock_and_wait(&lab, "node-2", &new_key);
 }
 
 /// `docker swarm init --autolock` prints Docker's text with the key and the

@@ -87,9 +87,15 @@ impl Manager {
         let client_tls = Arc::new(RwLock::new(creds.read().unwrap().client_config()?));
         let me = RaftMember { raft_id: cfg.raft_id, node_id: cfg.node_id.clone(), addr: cfg.advertise_addr.clone() };
         let listener = bind_cluster_port(&cfg.listen_addr).await?;
-        let unlock = creds.read().unwrap().lock.clone();
         let raft_dir = cfg.swarm_dir.join("raft");
         std::fs::create_dir_all(&raft_dir).map_err(|e| format!("creating {}: {e}", raft_dir.display()))?;
+        let keys = KeyFiles::new(cfg.swarm_dir.clone(), creds.clone(), None);
+        if !mode.bootstrap && !raft_dir.join(crate::datakey::WAL_KEY_FILE).exists() {
+            let tls = client_tls.read().unwrap().clone();
+            crate::datakey::fetch_before_start(&keys, &mode.seeds, tls).await;
+        }
+        // Read after the fetch: under autolock, it has just wrapped the keys.
+        let unlock = creds.read().unwrap().lock.clone();
         let wal_key = crate::datakey::wal_key_at_start(&raft_dir, unlock.as_ref())?;
         let raft = RaftHandle::start(StartOptions {
             id: cfg.raft_id,
@@ -103,9 +109,10 @@ impl Manager {
             keep_entries: (snapshot_interval() / 2).min(shoal_api::DEFAULT_SLOW_FOLLOWER_ENTRIES),
             events: mode.events.clone(),
         })?;
-        let data_key = crate::datakey::at_start(&raft_dir, mode.bootstrap, unlock.as_ref())?;
+        if keys.data_key().is_none() {
+            *keys.data_key.write().unwrap() = crate::datakey::at_start(&raft_dir, mode.bootstrap, unlock.as_ref())?;
+        }
         let cluster = Cluster::new(raft.clone(), client_tls.clone());
-        let keys = KeyFiles::new(cfg.swarm_dir.clone(), creds.clone(), data_key);
         let dispatcher = Dispatcher::new(cluster.clone(), keys.data_key.clone());
         let reachability = Reachability::new(cluster.clone());
         let logs = LogBroker::new(cluster.clone());

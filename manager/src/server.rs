@@ -7,7 +7,7 @@ use std::time::Duration;
 use protobuf::Message as _;
 use shoal_api::{ApiError, Node, NodeSpec, NodeStatus, Role};
 use shoal_rpc::server::{self, Incoming, Peer, ServerConn};
-use shoal_rpc::{JoinRequest, JoinResponse, RaftMember, Request, Response};
+use shoal_rpc::{JoinRequest, JoinResponse, KeyText, RaftMember, Request, Response};
 use shoal_security::{JoinToken, NodeIdentity, RootCa};
 use tokio::net::TcpListener;
 
@@ -321,7 +321,11 @@ impl Manager {
             Request::SecretsKey => {
                 authorize(&self.cluster, peer, Access::Manager)?;
                 let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
-                Ok(Response::SecretsKey { key: key.to_text() })
+                let unlock_key = match self.cluster.store().cluster.as_ref().filter(|c| !c.unlock_key.is_empty()) {
+                    Some(c) => c.open(&key).map_err(ApiError::internal)?.unlock_key.map(|k| KeyText(k.to_string())),
+                    None => None,
+                };
+                Ok(Response::SecretsKey { key: key.to_text(), unlock_key })
             }
             Request::AttachNetwork { container_id, name, network, aliases } => {
                 let id = authorize(&self.cluster, peer, Access::Node)?;

@@ -207,9 +207,13 @@ pub enum Response {
     Members(Vec<RaftMember>),
     /// Boxed: by far the largest answer (same encoding as unboxed).
     Assignments(Box<Assignments>),
-    /// The data key, answered to `SecretsKey`.
+    /// The data key, answered to `SecretsKey`, with the cluster's unlock
+    /// key while autolock is on: a manager that joins wraps its keys at
+    /// once, before it has caught up with the log that says autolock is on.
     SecretsKey {
         key: KeyText,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unlock_key: Option<KeyText>,
     },
     Pong {
         node_id: String,
