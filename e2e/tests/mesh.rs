@@ -2,9 +2,10 @@
 //! workers, driven by the stock docker CLI: `-p 8080:80` with 2 replicas on
 //! 2 of the 3 workers answers on all 4 nodes, from both tasks, and the
 //! service sees the client's own lab address; a steady stream of requests
-//! through a node without a task loses none while the service is scaled
-//! down and rolled (stop-first and start-first), and while a worker's
-//! daemon is SIGKILLed, marked down, replaced and started again;
+//! through a node without a task, and through the service's VIP from a
+//! task on another overlay-attached node, loses none while the service is
+//! scaled down and rolled (stop-first and start-first), and while a
+//! worker's daemon is SIGKILLed, marked down, replaced and started again;
 //! `--publish-add` and `--publish-rm` take effect on every node.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,7 +88,8 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
     // A task is a backend once it runs, which with a health check means
     // once it answers (as in Swarm); without one, a new task would get
     // connections in the moment between its start and httpd's listen.
-    let mut args = vec!["service", "create", "-d", "--name", "pub", "--replicas", "2", "--publish", "8080:80"];
+    lab.docker_ok("node-1", &["network", "create", "-d", "overlay", "meshnet"]);
+    let mut args = vec!["service", "create", "-d", "--name", "pub", "--replicas", "2", "--publish", "8080:80", "--network", "meshnet"];
     args.extend_from_slice(&["--health-cmd", "wget -q -O /dev/null http://127.0.0.1/", "--health-interval", "100ms"]);
     args.extend_from_slice(&spread);
     args.extend_from_slice(&[IMAGE, "sh", "-c", SERVE]);
@@ -126,6 +128,58 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
     const PHASES: [&str; 6] =
         ["scale 2->3", "scale 3->2", "stop-first update", "start-first update", "a worker's daemon SIGKILLed", "that daemon started again"];
     let url = format!("http://{}:8080/cgi-bin/ip", lab.addr(NODES.iter().position(|n| *n == idle).unwrap() + 1));
+    // East-west as well: a task on the manager calls pub through its VIP
+    // on meshnet, without pause, through the same phases.
+    lab.docker_ok(
+        "node-1",
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "caller",
+            "--network",
+            "meshnet",
+            "--constraint",
+            "node.role==manager",
+            IMAGE,
+            "sleep",
+            "100000",
+        ],
+    );
+    let caller = wait_for(LONG, "the caller task", || lab.tasks("caller").into_iter().find(|t| t["Status"]["State"] == "running"));
+    let caller = format!("caller.1.{}", caller["ID"].as_str().unwrap());
+    let through_vip = {
+        let (socket, caller) = (lab.socket("node-1"), caller.clone());
+        move || -> Result<String, String> {
+            let out = Command::new("docker")
+                .args(["exec", &caller, "busybox", "timeout", "5", "wget", "-qO-", "http://pub/cgi-bin/ip"])
+                .env("DOCKER_HOST", format!("unix://{socket}"))
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(text(&out.stdout))
+            } else {
+                Err(format!("exit {:?}: {}", out.status.code(), text(&out.stderr).trim()))
+            }
+        }
+    };
+    wait_for(LONG, "pub through its VIP", || through_vip().ok());
+    let vip_client = {
+        let (stop, phase) = (stop.clone(), phase.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match through_vip() {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        failed.push(format!("{} (at {}): {e}", PHASES[phase.load(Ordering::Relaxed)], shoal_api::time::now_rfc3339()))
+                    }
+                }
+            }
+            (ok, failed)
+        })
+    };
     let client = {
         let (stop, phase, url, idle) = (stop.clone(), phase.clone(), url.clone(), idle.clone());
         std::thread::spawn(move || {
@@ -182,6 +236,15 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
     running(&lab, "pub", 2);
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = client.join().unwrap();
+    let (vip_ok, vip_failed) = vip_client.join().unwrap();
+    eprintln!("FIGURE requests through the VIP during the same: {vip_ok} answered, {} failed", vip_failed.len());
+    assert!(vip_ok > 20, "too few requests through the VIP to mean anything: {vip_ok}");
+    assert!(
+        vip_failed.is_empty(),
+        "{} of {} requests through the VIP failed, during: {vip_failed:?}",
+        vip_failed.len(),
+        vip_ok + vip_failed.len()
+    );
     eprintln!(
         "FIGURE requests through the mesh during scale 2->3->2, two rolling updates and a worker crash: {ok} answered, {} failed",
         failed.len()
