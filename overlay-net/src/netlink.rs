@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 // Message types and flags (linux/netlink.h, linux/rtnetlink.h).
 pub const NLMSG_ERROR: u16 = 2;
@@ -534,44 +534,26 @@ impl From<NlError> for String {
     }
 }
 
-fn os_err(what: &str) -> NlError {
-    let e = io::Error::last_os_error();
-    NlError { errno: e.raw_os_error().unwrap_or(libc::EIO), message: format!("{what}: {e}") }
+fn nix_err(what: &str, e: nix::errno::Errno) -> NlError {
+    NlError { errno: e as i32, message: format!("{what}: {}", io::Error::from(e)) }
 }
 
 impl Netlink {
     /// A socket in the calling thread's network namespace.
     pub fn open() -> Result<Netlink, NlError> {
-        // SAFETY: plain socket(2)/bind(2) calls; the fd is owned right away.
-        unsafe {
-            let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE);
-            if fd < 0 {
-                return Err(os_err("opening a netlink socket"));
-            }
-            let fd = OwnedFd::from_raw_fd(fd);
-            let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-            addr.nl_family = libc::AF_NETLINK as u16;
-            let r = libc::bind(
-                fd.as_raw_fd(),
-                &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            );
-            if r < 0 {
-                return Err(os_err("binding a netlink socket"));
-            }
-            Ok(Netlink { fd, seq: 1 })
-        }
+        use nix::sys::socket::{bind, socket, AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType};
+        let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)
+            .map_err(|e| nix_err("opening a netlink socket", e))?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| nix_err("binding a netlink socket", e))?;
+        Ok(Netlink { fd, seq: 1 })
     }
 
     /// A socket in the namespace `netns` (an open nsfs file).
     pub fn open_in(netns: &File) -> Result<Netlink, NlError> {
-        let fd = netns.as_raw_fd();
         std::thread::scope(|s| {
             s.spawn(|| {
-                // SAFETY: setns on this short-lived thread only.
-                if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } < 0 {
-                    return Err(os_err("entering the network namespace"));
-                }
+                // setns changes only this short-lived thread.
+                nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| nix_err("entering the network namespace", e))?;
                 Netlink::open()
             })
             .join()
@@ -585,23 +567,17 @@ impl Netlink {
     }
 
     fn send(&self, msg: &[u8]) -> Result<(), NlError> {
-        // SAFETY: send(2) of a valid buffer on our socket (the kernel is the
-        // default destination of an unconnected netlink socket).
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr() as *const _, msg.len(), 0) };
-        if n < 0 {
-            return Err(os_err("sending a netlink request"));
-        }
-        Ok(())
+        // The kernel is the default destination of an unconnected netlink
+        // socket.
+        nix::sys::socket::send(self.fd.as_raw_fd(), msg, nix::sys::socket::MsgFlags::empty())
+            .map(|_| ())
+            .map_err(|e| nix_err("sending a netlink request", e))
     }
 
     fn recv(&self, buf: &mut Vec<u8>) -> Result<usize, NlError> {
         buf.resize(64 * 1024, 0);
-        // SAFETY: recv(2) into our buffer of the given length.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
-        if n < 0 {
-            return Err(os_err("reading a netlink answer"));
-        }
-        Ok(n as usize)
+        nix::sys::socket::recv(self.fd.as_raw_fd(), buf, nix::sys::socket::MsgFlags::empty())
+            .map_err(|e| nix_err("reading a netlink answer", e))
     }
 
     /// Sends a request and waits for its acknowledgement.

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -298,10 +298,10 @@ fn open_tun(name: &str) -> Result<File, String> {
 }
 
 /// Waits up to `TICK` for `fd` to be readable.
-fn readable(fd: i32) -> bool {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, TICK.as_millis() as i32) > 0 }
+fn readable(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::from(TICK.as_millis() as u16)).is_ok_and(|n| n > 0)
 }
 
 /// The nft table of the node's namespace for encrypted overlays.
@@ -438,7 +438,7 @@ fn out_loop(s: &Shared) {
     let mut out = vec![0u8; BUF];
     let mut tun = &s.tun;
     while !s.stop.load(Ordering::Relaxed) {
-        if !readable(s.tun.as_raw_fd()) {
+        if !readable(s.tun.as_fd()) {
             continue;
         }
         let n = match tun.read(&mut pkt) {
@@ -480,7 +480,7 @@ fn in_loop(s: &Shared) {
     let mut buf = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
     while !s.stop.load(Ordering::Relaxed) {
-        if !readable(s.sock.as_raw_fd()) {
+        if !readable(s.sock.as_fd()) {
             continue;
         }
         let (n, from) = match s.sock.recv_from(&mut buf) {
