@@ -30,6 +30,8 @@ pub mod runc;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
+#[cfg(test)]
+mod spec_golden;
 pub mod supervise;
 
 #[cfg(test)]
