@@ -70,7 +70,7 @@ fn config_json(c: &ContainerInput, o: &SpecOptions, dir: &Path) -> Value {
     let prepared = mounts::prepare(c, &volumes, &mounts::staging_dir(&bundle)).unwrap();
     let mut extra = etc_files::write(c, &bundle).unwrap();
     extra.extend(prepared.mounts);
-    mounts::apply(&mut spec, extra);
+    mounts::apply(&mut spec, extra).unwrap();
     process_opts::apply(&mut spec, c, Some("/usr/bin/tini-static".into())).unwrap();
     let text = serde_json::to_string(&spec).unwrap().replace(dir.to_str().unwrap(), DIR);
     serde_json::from_str(&text).unwrap()
