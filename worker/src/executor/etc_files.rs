@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use oci_spec::runtime::Mount;
 
 use super::ContainerInput;
 
@@ -88,7 +88,7 @@ fn shoal_overlay_dns_address() -> String {
 
 /// Writes the three files into `bundle` and returns their bind mounts,
 /// leaving out any path a task mount covers.
-pub fn write(c: &ContainerInput, bundle: &Path) -> Result<Vec<Value>, String> {
+pub fn write(c: &ContainerInput, bundle: &Path) -> Result<Vec<Mount>, String> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let files = [("hostname", format!("{}\n", c.hostname)), ("hosts", hosts_file(c)), ("resolv.conf", resolv_conf(c, &host_resolv))];
     let mut mounts = Vec::new();
@@ -106,7 +106,7 @@ pub fn write(c: &ContainerInput, bundle: &Path) -> Result<Vec<Value>, String> {
         if c.spec.read_only {
             options.push("ro");
         }
-        mounts.push(json!({"destination": dest, "type": "bind", "source": path.to_string_lossy(), "options": options}));
+        mounts.push(super::spec::mount(dest, "bind", path, options));
     }
     Ok(mounts)
 }
@@ -169,9 +169,9 @@ mod tests {
             ..Default::default()
         };
         let m = write(&c, &dir).unwrap();
-        let dests: Vec<&str> = m.iter().map(|m| m["destination"].as_str().unwrap()).collect();
-        assert_eq!(dests, ["/etc/hostname", "/etc/resolv.conf"]);
-        assert_eq!(m[0]["options"], json!(["rbind", "rprivate", "ro"]));
+        let dests: Vec<&Path> = m.iter().map(|m| m.destination().as_path()).collect();
+        assert_eq!(dests, [Path::new("/etc/hostname"), Path::new("/etc/resolv.conf")]);
+        assert_eq!(m[0].options().as_deref(), Some(&["rbind", "rprivate", "ro"].map(String::from)[..]));
         assert_eq!(std::fs::read_to_string(dir.join("hostname")).unwrap(), "web1\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -30,6 +30,8 @@ pub mod runc;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
+#[cfg(test)]
+mod spec_golden;
 pub mod supervise;
 
 #[cfg(test)]
@@ -121,7 +123,7 @@ pub struct ExtraMount {
 
 impl ExtraMount {
     /// The OCI `mounts` entry.
-    pub fn to_oci(&self) -> serde_json::Value {
+    pub fn to_oci(&self) -> oci_spec::runtime::Mount {
         let mut options = vec!["rbind", "nosuid", "nodev"];
         if self.noexec {
             options.push("noexec");
@@ -129,12 +131,7 @@ impl ExtraMount {
         if self.read_only {
             options.push("ro");
         }
-        serde_json::json!({
-            "destination": self.destination,
-            "type": "bind",
-            "source": self.source.to_string_lossy(),
-            "options": options,
-        })
+        spec::mount(&self.destination, "bind", &self.source, options)
     }
 }
 
@@ -297,7 +294,7 @@ impl Executor {
     /// The task's mounts, volumes, `/etc` files, ulimits, sysctls and init
     /// added to `spec`; the bundle records the anonymous volumes made. On
     /// error, those volumes are gone again.
-    fn add_runtime_options(&self, input: &ContainerInput, bundle: &Path, spec: &mut serde_json::Value) -> Result<(), String> {
+    fn add_runtime_options(&self, input: &ContainerInput, bundle: &Path, spec: &mut oci_spec::runtime::Spec) -> Result<(), String> {
         let staging = mounts::staging_dir(bundle);
         mounts::release_staged(&staging)?;
         let prepared = mounts::prepare(input, &self.volumes, &staging);
@@ -306,7 +303,7 @@ impl Executor {
             std::fs::write(bundle.join(ANON_VOLUMES_FILE), list).map_err(|e| format!("writing {}: {e}", bundle.display()))?;
             let mut extra = etc_files::write(input, bundle)?;
             extra.extend(p.mounts.iter().cloned());
-            mounts::apply(spec, extra);
+            mounts::apply(spec, extra)?;
             let init = if input.spec.init == Some(true) { process_opts::find_init() } else { None };
             process_opts::apply(spec, input, init)
         });

@@ -17,9 +17,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{json, Value};
+use oci_spec::runtime::Spec;
 use shoal_api::task::Mount;
 
+use super::spec::mount;
 use super::ContainerInput;
 use crate::volumes::{anonymous_name, VolumeStore};
 
@@ -115,7 +116,7 @@ fn clean(p: &str) -> String {
 /// for them (removed with the container).
 #[derive(Debug, Default)]
 pub struct Prepared {
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<oci_spec::runtime::Mount>,
     pub anonymous_volumes: Vec<String>,
 }
 
@@ -190,7 +191,7 @@ pub fn prepare(c: &ContainerInput, volumes: &VolumeStore, staging: &Path) -> Res
         if m.read_only {
             options.push("ro".into());
         }
-        out.mounts.push(json!({"destination": target, "type": kind, "source": source, "options": options}));
+        out.mounts.push(mount(target, kind, source, options));
     }
     Ok(out)
 }
@@ -307,22 +308,16 @@ pub fn release_staged(staging: &Path) -> Result<(), String> {
 /// gives way, and parents are mounted before their children (Docker sorts
 /// by the number of path components). Shared or slave propagation asks for
 /// the matching root propagation, as Docker sets it.
-pub fn apply(spec: &mut Value, extra: Vec<Value>) {
+pub fn apply(spec: &mut Spec, extra: Vec<oci_spec::runtime::Mount>) -> Result<(), String> {
     if extra.is_empty() {
-        return;
+        return Ok(());
     }
-    let dests: HashSet<String> = extra.iter().filter_map(|m| m["destination"].as_str().map(str::to_string)).collect();
-    let mut all: Vec<Value> = spec["mounts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| !m["destination"].as_str().is_some_and(|d| dests.contains(d)))
-        .collect();
+    let dests: HashSet<&Path> = extra.iter().map(|m| m.destination().as_path()).collect();
+    let mut all: Vec<oci_spec::runtime::Mount> =
+        spec.mounts().iter().flatten().filter(|m| !dests.contains(m.destination().as_path())).cloned().collect();
     let mut extra = extra;
-    extra.sort_by_key(|m| m["destination"].as_str().map(|d| d.split('/').filter(|s| !s.is_empty()).count()).unwrap_or(0));
-    let opts = |m: &Value| m["options"].as_array().cloned().unwrap_or_default();
-    let has = |want: &[&str]| extra.iter().any(|m| opts(m).iter().any(|o| o.as_str().is_some_and(|o| want.contains(&o))));
+    extra.sort_by_key(|m| m.destination().to_string_lossy().split('/').filter(|s| !s.is_empty()).count());
+    let has = |want: &[&str]| extra.iter().flat_map(|m| m.options().iter().flatten()).any(|o| want.contains(&o.as_str()));
     let propagation = if has(&["shared", "rshared"]) {
         Some("rshared")
     } else if has(&["slave", "rslave"]) {
@@ -331,10 +326,11 @@ pub fn apply(spec: &mut Value, extra: Vec<Value>) {
         None
     };
     all.extend(extra);
-    spec["mounts"] = Value::Array(all);
+    spec.set_mounts(Some(all));
     if let Some(p) = propagation {
-        spec["linux"]["rootfsPropagation"] = json!(p);
+        spec.linux_mut().as_mut().ok_or("spec has no linux section")?.set_rootfs_propagation(Some(p.to_string()));
     }
+    Ok(())
 }
 
 /// Resolves `target` inside `root` the way the container would see it:
@@ -416,8 +412,15 @@ fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::mount as oci_mount;
     use super::*;
+    use serde_json::json;
     use shoal_api::task::{BindOptions, ContainerSpec, TmpfsOptions, VolumeOptions};
+
+    /// A mount as runc reads it.
+    fn oci_json(m: &oci_spec::runtime::Mount) -> serde_json::Value {
+        serde_json::to_value(m).unwrap()
+    }
 
     fn mount(kind: &str, source: &str, target: &str) -> Mount {
         Mount { r#type: kind.into(), source: source.into(), target: target.into(), ..Default::default() }
@@ -493,12 +496,12 @@ mod tests {
         let p = prepare(&input, &volumes, &dir.join("staging")).unwrap();
         assert!(p.anonymous_volumes.is_empty());
         assert_eq!(
-            p.mounts[0],
+            oci_json(&p.mounts[0]),
             json!({"destination": "/host", "type": "bind", "source": dir.to_str().unwrap(), "options": ["bind", "rslave", "ro"]})
         );
         let data1 = dir.join("volumes/vol1/_data");
         assert_eq!(
-            p.mounts[1],
+            oci_json(&p.mounts[1]),
             json!({"destination": "/link", "type": "bind", "source": data1.to_str().unwrap(), "options": ["rbind", "rprivate"]})
         );
         // Filled through the image's symlink, with the directory's mode.
@@ -506,7 +509,7 @@ mod tests {
         assert!(data1.join("sub").is_dir());
         assert_eq!(std::fs::metadata(&data1).unwrap().mode() & 0o777, 0o750);
         assert_eq!(
-            p.mounts[2],
+            oci_json(&p.mounts[2]),
             json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "nosuid", "nodev", "rprivate", "size=1m", "mode=700"]})
         );
         // A volume already holding data is not filled again.
@@ -577,7 +580,7 @@ mod tests {
             ..Default::default()
         };
         let p = prepare(&input, &volumes, &staging).unwrap();
-        let source = PathBuf::from(p.mounts[0]["source"].as_str().unwrap());
+        let source = p.mounts[0].source().clone().unwrap();
         assert!(source.starts_with(&staging), "{source:?}");
         assert!(same_inode(&source, &data));
         assert_eq!(std::fs::read_to_string(source.join("marker")).unwrap(), "in volume");
@@ -595,22 +598,22 @@ mod tests {
 
     #[test]
     fn extra_mounts_replace_defaults_and_sort_parents_first() {
-        let mut spec = json!({"mounts": [
-            {"destination": "/proc", "type": "proc"},
-            {"destination": "/dev/shm", "type": "tmpfs", "options": []},
-        ], "linux": {}});
+        let mut spec = Spec::default();
+        spec.set_mounts(Some(vec![oci_mount("/proc", "proc", "proc", [""; 0]), oci_mount("/dev/shm", "tmpfs", "shm", [""; 0])]));
         apply(
             &mut spec,
             vec![
-                json!({"destination": "/a/b", "type": "bind", "options": ["rbind", "rshared"]}),
-                json!({"destination": "/dev/shm", "type": "tmpfs", "options": ["size=1m"]}),
-                json!({"destination": "/a", "type": "bind", "options": ["rbind"]}),
+                oci_mount("/a/b", "bind", "/x", ["rbind", "rshared"]),
+                oci_mount("/dev/shm", "tmpfs", "tmpfs", ["size=1m"]),
+                oci_mount("/a", "bind", "/y", ["rbind"]),
             ],
-        );
-        let dests: Vec<&str> = spec["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        )
+        .unwrap();
+        let mounts = spec.mounts().clone().unwrap();
+        let dests: Vec<&str> = mounts.iter().map(|m| m.destination().to_str().unwrap()).collect();
         // Same depth keeps the task's order.
         assert_eq!(dests, ["/proc", "/a", "/a/b", "/dev/shm"]);
-        assert_eq!(spec["mounts"][3]["options"][0], "size=1m");
-        assert_eq!(spec["linux"]["rootfsPropagation"], "rshared");
+        assert_eq!(mounts[3].options().as_ref().unwrap()[0], "size=1m");
+        assert_eq!(spec.linux().as_ref().unwrap().rootfs_propagation().as_deref(), Some("rshared"));
     }
 }

@@ -13,8 +13,9 @@
 
 use std::path::PathBuf;
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{PosixRlimitBuilder, PosixRlimitType, Spec};
 
+use super::spec::{from_spec_name, mount};
 use super::ContainerInput;
 
 /// Where Docker puts its init inside the container.
@@ -48,9 +49,10 @@ pub fn find_init() -> Option<PathBuf> {
 
 /// Applies ulimits, sysctls and init to `spec`. `init` is the init binary
 /// to use when the task asks for one.
-pub fn apply(spec: &mut Value, c: &ContainerInput, init: Option<PathBuf>) -> Result<(), String> {
+pub fn apply(spec: &mut Spec, c: &ContainerInput, init: Option<PathBuf>) -> Result<(), String> {
     if !c.spec.ulimits.is_empty() {
-        let mut rlimits: Vec<Value> = spec["process"]["rlimits"].as_array().cloned().unwrap_or_default();
+        let process = spec.process_mut().as_mut().ok_or("spec has no process")?;
+        let mut rlimits = process.rlimits().clone().unwrap_or_default();
         for u in &c.spec.ulimits {
             let name = u.name.to_ascii_lowercase();
             if !ULIMITS.contains(&name.as_str()) {
@@ -59,24 +61,27 @@ pub fn apply(spec: &mut Value, c: &ContainerInput, init: Option<PathBuf>) -> Res
             if u.soft > u.hard {
                 return Err(format!("ulimit soft limit must be less than or equal to hard limit: {} > {}", u.soft, u.hard));
             }
-            let kind = format!("RLIMIT_{}", name.to_ascii_uppercase());
-            rlimits.retain(|r| r["type"] != json!(kind));
-            rlimits.push(json!({"type": kind, "hard": u.hard, "soft": u.soft}));
+            let kind: PosixRlimitType = from_spec_name(&format!("RLIMIT_{}", name.to_ascii_uppercase()))?;
+            rlimits.retain(|r| r.typ() != kind);
+            // Docker's cast to the kernel's unsigned limits: -1 is RLIM_INFINITY.
+            let limit = PosixRlimitBuilder::default().typ(kind).hard(u.hard as u64).soft(u.soft as u64);
+            rlimits.push(limit.build().map_err(|e| e.to_string())?);
         }
-        spec["process"]["rlimits"] = Value::Array(rlimits);
+        process.set_rlimits(Some(rlimits));
     }
     if !c.spec.sysctls.is_empty() {
-        spec["linux"]["sysctl"] = json!(c.spec.sysctls);
+        let linux = spec.linux_mut().as_mut().ok_or("spec has no linux section")?;
+        linux.set_sysctl(Some(c.spec.sysctls.clone().into_iter().collect()));
     }
     if c.spec.init == Some(true) {
         let Some(bin) = init else {
             return Err("--init needs a static init binary on this node: install tini (apt-get install tini, for /usr/bin/tini-static) or put docker-init on PATH".into());
         };
-        let mut args = vec![json!(INIT_PATH), json!("--")];
-        args.extend(spec["process"]["args"].as_array().cloned().unwrap_or_default());
-        spec["process"]["args"] = Value::Array(args);
-        let mounts = spec["mounts"].as_array_mut().ok_or("spec has no mounts")?;
-        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": bin.to_string_lossy(), "options": ["bind", "ro"]}));
+        let process = spec.process_mut().as_mut().ok_or("spec has no process")?;
+        let args = [INIT_PATH.to_string(), "--".to_string()].into_iter().chain(process.args().clone().unwrap_or_default()).collect();
+        process.set_args(Some(args));
+        let mounts = spec.mounts_mut().as_mut().ok_or("spec has no mounts")?;
+        mounts.push(mount(INIT_PATH, "bind", bin, ["bind", "ro"]));
     }
     Ok(())
 }
@@ -84,10 +89,26 @@ pub fn apply(spec: &mut Value, c: &ContainerInput, init: Option<PathBuf>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use shoal_api::task::{ContainerSpec, Ulimit};
 
-    fn base() -> Value {
-        json!({"process": {"args": ["sleep", "1"], "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 10}]}, "linux": {}, "mounts": []})
+    fn base() -> Spec {
+        let mut s = Spec::default();
+        let process = s.process_mut().as_mut().unwrap();
+        process.set_args(Some(vec!["sleep".into(), "1".into()]));
+        process.set_rlimits(Some(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(10u64)
+            .soft(10u64)
+            .build()
+            .unwrap()]));
+        s.set_mounts(Some(vec![]));
+        s
+    }
+
+    /// The spec as runc reads it.
+    fn as_json(s: &Spec) -> serde_json::Value {
+        serde_json::to_value(s).unwrap()
     }
 
     #[test]
@@ -102,6 +123,7 @@ mod tests {
         };
         let mut s = base();
         apply(&mut s, &c, None).unwrap();
+        let s = as_json(&s);
         assert_eq!(
             s["process"]["rlimits"],
             json!([{"type": "RLIMIT_NOFILE", "hard": 200, "soft": 100}, {"type": "RLIMIT_NPROC", "hard": 50, "soft": 50}])
@@ -112,6 +134,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(apply(&mut base(), &bad, None).unwrap_err(), "invalid ulimit type: bogus");
+        // -1 is unlimited, as Docker casts it (runc's limits are unsigned).
+        let unlimited = ContainerInput {
+            spec: ContainerSpec { ulimits: vec![Ulimit { name: "core".into(), soft: -1, hard: -1 }], ..Default::default() },
+            ..Default::default()
+        };
+        let mut s = base();
+        apply(&mut s, &unlimited, None).unwrap();
+        assert_eq!(as_json(&s)["process"]["rlimits"][1], json!({"type": "RLIMIT_CORE", "hard": u64::MAX, "soft": u64::MAX}));
     }
 
     #[test]
@@ -119,6 +149,7 @@ mod tests {
         let c = ContainerInput { spec: ContainerSpec { init: Some(true), ..Default::default() }, ..Default::default() };
         let mut s = base();
         apply(&mut s, &c, Some("/usr/bin/tini-static".into())).unwrap();
+        let s = as_json(&s);
         assert_eq!(s["process"]["args"], json!(["/sbin/docker-init", "--", "sleep", "1"]));
         assert_eq!(s["mounts"][0]["destination"], INIT_PATH);
         assert_eq!(s["mounts"][0]["source"], "/usr/bin/tini-static");

@@ -17,7 +17,13 @@
 //! memory), so without CAP_SYS_ADMIN it fails with ENOSYS, which makes
 //! libcs fall back to `clone`, whose flags the filter can see.
 
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    LinuxSyscallBuilder,
+};
 use shoal_api::seccomp::{parse_kernel_version, ArchMap, Arg, Filter, Profile, Syscall};
+
+use super::spec::from_spec_name;
 
 /// Allowed for every container.
 const ALLOWED: &[&[&str]] = &[
@@ -599,39 +605,64 @@ fn excluded(f: &Filter, t: &Target<'_>) -> bool {
 /// The OCI `linux.seccomp` object for a container: the rules whose
 /// conditions hold for it, and the architectures of the native entry of
 /// `archMap` (or the profile's `architectures`).
-pub fn to_oci(p: &Profile, t: &Target<'_>) -> serde_json::Value {
-    let mut architectures: Vec<String> = p.architectures.clone();
+///
+/// Names (actions, operators, architectures, flags) go through
+/// oci-spec's enums; [`Profile::validate`] admits only names those enums
+/// know, so an error here means the two lists have drifted apart.
+pub fn to_oci(p: &Profile, t: &Target<'_>) -> Result<LinuxSeccomp, String> {
+    let name = |kind: &str, n: &str| format!("seccomp profile: {kind} {n:?} is not known to the OCI spec types");
+    let mut architectures: Vec<&String> = p.architectures.iter().collect();
     if let Some(m) = p.arch_map.iter().find(|m| m.architecture == t.arch.1) {
-        architectures.push(m.architecture.clone());
-        architectures.extend(m.sub_architectures.iter().cloned());
+        architectures.push(&m.architecture);
+        architectures.extend(&m.sub_architectures);
     }
+    let architectures =
+        architectures.into_iter().map(|a| from_spec_name::<Arch>(a).map_err(|_| name("architecture", a))).collect::<Result<Vec<_>, _>>()?;
     let mut syscalls = Vec::new();
     for s in &p.syscalls {
         if s.includes.as_ref().is_some_and(|f| !holds(f, t)) || s.excludes.as_ref().is_some_and(|f| excluded(f, t)) {
             continue;
         }
-        let list: Vec<&String> = std::iter::once(&s.name).filter(|n| !n.is_empty()).chain(&s.names).collect();
-        let mut rule = serde_json::json!({"names": list, "action": s.action});
+        let names: Vec<String> = std::iter::once(&s.name).filter(|n| !n.is_empty()).chain(&s.names).cloned().collect();
+        let action = from_spec_name::<LinuxSeccompAction>(&s.action).map_err(|_| name("action", &s.action))?;
+        let mut rule = LinuxSyscallBuilder::default().names(names).action(action);
         if let Some(e) = s.errno_ret {
-            rule["errnoRet"] = e.into();
+            rule = rule.errno_ret(e);
         }
         if !s.args.is_empty() {
-            rule["args"] = s
+            let args = s
                 .args
                 .iter()
-                .map(|a| serde_json::json!({"index": a.index, "value": a.value, "valueTwo": a.value_two, "op": a.op}))
-                .collect();
+                .map(|a| {
+                    let op = from_spec_name::<LinuxSeccompOperator>(&a.op).map_err(|_| name("operator", &a.op))?;
+                    // valueTwo always written (0 when unused), as Docker does.
+                    LinuxSeccompArgBuilder::default()
+                        .index(a.index as usize)
+                        .value(a.value)
+                        .value_two(a.value_two)
+                        .op(op)
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rule = rule.args(args);
         }
-        syscalls.push(rule);
+        syscalls.push(rule.build().map_err(|e| e.to_string())?);
     }
-    let mut out = serde_json::json!({"defaultAction": p.default_action, "architectures": architectures, "syscalls": syscalls});
+    let default_action = from_spec_name::<LinuxSeccompAction>(&p.default_action).map_err(|_| name("action", &p.default_action))?;
+    let mut out = LinuxSeccompBuilder::default().default_action(default_action).architectures(architectures).syscalls(syscalls);
     if let Some(e) = p.default_errno_ret {
-        out["defaultErrnoRet"] = e.into();
+        out = out.default_errno_ret(e);
     }
     if !p.flags.is_empty() {
-        out["flags"] = serde_json::json!(p.flags);
+        let flags = p
+            .flags
+            .iter()
+            .map(|f| from_spec_name::<LinuxSeccompFilterFlag>(f).map_err(|_| name("flag", f)))
+            .collect::<Result<Vec<_>, _>>()?;
+        out = out.flags(flags);
     }
-    out
+    out.build().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -640,6 +671,11 @@ mod tests {
     use std::collections::BTreeSet;
 
     const DEFAULT_CAPS: &[&str] = super::super::spec::DEFAULT_CAPS;
+
+    /// The filter as runc reads it.
+    fn oci_json(p: &Profile, t: &Target<'_>) -> serde_json::Value {
+        serde_json::to_value(to_oci(p, t).unwrap()).unwrap()
+    }
 
     fn target(caps: &[&str]) -> (Vec<String>, (u32, u32)) {
         (caps.iter().map(|s| s.to_string()).collect(), (6, 1))
@@ -663,7 +699,7 @@ mod tests {
         // It survives Docker's JSON form (what a custom profile arrives as).
         assert_eq!(Profile::parse(&serde_json::to_vec(&p).unwrap()).unwrap(), p);
         let (caps, kernel) = target(DEFAULT_CAPS);
-        let oci = to_oci(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel });
+        let oci = oci_json(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel });
         assert_eq!(oci["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(oci["defaultErrnoRet"], 1);
         assert_eq!(oci["architectures"], serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
@@ -715,12 +751,12 @@ mod tests {
         let families: Vec<_> = rule_for("socket").map(|r| (r["args"][0]["op"].clone(), r["args"][0]["value"].clone())).collect();
         assert_eq!(families.len(), 3, "{families:?}");
         // On arm64 the arm-only calls come in, the x86 ones go.
-        let arm = allowed(&to_oci(&p, &Target { caps: &caps, arch: ("arm64", "SCMP_ARCH_AARCH64"), kernel }));
+        let arm = allowed(&oci_json(&p, &Target { caps: &caps, arch: ("arm64", "SCMP_ARCH_AARCH64"), kernel }));
         assert!(arm.contains("set_tls") && !arm.contains("arch_prctl") && !arm.contains("modify_ldt"));
-        let arm_oci = to_oci(&p, &Target { caps: &caps, arch: ("arm64", "SCMP_ARCH_AARCH64"), kernel });
+        let arm_oci = oci_json(&p, &Target { caps: &caps, arch: ("arm64", "SCMP_ARCH_AARCH64"), kernel });
         assert_eq!(arm_oci["architectures"], serde_json::json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
         // Kernels before 4.8 do not get ptrace.
-        assert!(!allowed(&to_oci(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel: (4, 4) })).contains("ptrace"));
+        assert!(!allowed(&oci_json(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel: (4, 4) })).contains("ptrace"));
     }
 
     #[test]
@@ -729,7 +765,7 @@ mod tests {
         let mut with: Vec<&str> = DEFAULT_CAPS.to_vec();
         with.extend(["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYSLOG"]);
         let (caps, kernel) = target(&with);
-        let oci = to_oci(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel });
+        let oci = oci_json(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel });
         let ok = allowed(&oci);
         for n in ["mount", "unshare", "setns", "clone", "clone3", "bpf", "perf_event_open", "kcmp", "syslog"] {
             assert!(ok.contains(n), "{n} with the capability");
@@ -739,7 +775,7 @@ mod tests {
         assert!(!rules.iter().any(|r| r["action"] == "SCMP_ACT_ERRNO"), "no clone3 ENOSYS rule with CAP_SYS_ADMIN");
         assert!(!ok.contains("keyctl") && !ok.contains("init_module"), "other calls stay blocked");
         let (caps, kernel) = target(&["CAP_SYS_MODULE"]);
-        let ok = allowed(&to_oci(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel }));
+        let ok = allowed(&oci_json(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel }));
         assert!(ok.contains("init_module") && ok.contains("finit_module") && !ok.contains("chroot"));
     }
 
@@ -751,12 +787,31 @@ mod tests {
         )
         .unwrap();
         let caps = Vec::new();
-        let oci = to_oci(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel: (6, 1) });
+        let oci = oci_json(&p, &Target { caps: &caps, arch: ("amd64", "SCMP_ARCH_X86_64"), kernel: (6, 1) });
         assert_eq!(
             oci,
             serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "flags": ["SECCOMP_FILTER_FLAG_LOG"],
                 "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]})
         );
+    }
+
+    #[test]
+    fn every_name_a_profile_may_use_has_an_oci_spec_type() {
+        // `Profile::validate` and oci-spec's enums must agree, or a valid
+        // profile would fail at container start.
+        use shoal_api::seccomp::{ACTIONS, ARCHITECTURES, FLAGS, OPERATORS};
+        for a in ACTIONS {
+            assert!(from_spec_name::<LinuxSeccompAction>(a).is_ok(), "{a}");
+        }
+        for o in OPERATORS {
+            assert!(from_spec_name::<LinuxSeccompOperator>(o).is_ok(), "{o}");
+        }
+        for a in ARCHITECTURES {
+            assert!(from_spec_name::<Arch>(a).is_ok(), "{a}");
+        }
+        for f in FLAGS {
+            assert!(from_spec_name::<LinuxSeccompFilterFlag>(f).is_ok(), "{f}");
+        }
     }
 
     #[test]

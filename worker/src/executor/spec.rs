@@ -5,11 +5,24 @@
 //! confinement of `Privileges`: Docker's default seccomp profile unless
 //! the service asks for `unconfined` or a custom one (`super::seccomp`),
 //! AppArmor where the host has it (`super::apparmor`), no-new-privileges.
+//!
+//! Built on oci-spec's runtime types. Their builders start from the
+//! crate's own `Default`s (youki's: a `sh` process, NOFILE 1024, three
+//! capabilities in every set, empty annotations), so every field those
+//! defaults fill is set or cleared here; `spec_golden` checks the result.
+//! Capability sets are hash sets there: their order in `config.json`
+//! varies from one run to the next, which runc does not mind.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+    Mount, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use serde::de::value::StrDeserializer;
+use serde::de::DeserializeOwned;
 use shoal_api::task::SeccompChoice;
 
 use super::ContainerInput;
@@ -226,8 +239,47 @@ pub fn supplementary_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>
         .collect()
 }
 
+/// Docker's mounts of every container: (destination, type, source, options).
+const DEFAULT_MOUNTS: &[(&str, &str, &str, &[&str])] = &[
+    ("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+    ("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+    ("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+    ("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+    ("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
+    ("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+    ("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]),
+];
+
+/// One entry of the spec's `mounts`.
+pub fn mount<S: Into<String>>(
+    destination: impl Into<PathBuf>,
+    kind: &str,
+    source: impl Into<PathBuf>,
+    options: impl IntoIterator<Item = S>,
+) -> Mount {
+    // Through the setters: `MountBuilder` can only fail on id mappings,
+    // which these mounts never have.
+    let mut m = Mount::default();
+    m.set_destination(destination.into());
+    m.set_typ(Some(kind.to_string()));
+    m.set_source(Some(source.into()));
+    m.set_options(Some(options.into_iter().map(Into::into).collect()));
+    m
+}
+
+/// An oci-spec enum from the spec's own name for it (`CAP_CHOWN`,
+/// `RLIMIT_NOFILE`, `SCMP_ACT_ALLOW`...), through the same serde mapping
+/// that writes it back into `config.json`.
+pub fn from_spec_name<T: DeserializeOwned>(name: &str) -> Result<T, String> {
+    T::deserialize(StrDeserializer::<serde::de::value::Error>::new(name)).map_err(|e| e.to_string())
+}
+
+fn oci_err(e: oci_spec::OciSpecError) -> String {
+    format!("building the OCI spec: {e}")
+}
+
 /// The whole `config.json`.
-pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String> {
+pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Spec, String> {
     let args = process_args(c)?;
     let mut user = resolve_user(&c.rootfs, if c.spec.user.is_empty() { &c.image_user } else { &c.spec.user })?;
     for gid in supplementary_groups(&c.rootfs, &c.spec.groups)? {
@@ -255,93 +307,134 @@ pub fn oci_spec(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String>
     };
     let kernel = if opts.kernel == (0, 0) { super::seccomp::kernel_version() } else { opts.kernel };
     let seccomp = seccomp_profile
-        .map(|p| super::seccomp::to_oci(&p, &super::seccomp::Target { caps: &caps, arch: super::seccomp::native_arch(), kernel }));
+        .map(|p| super::seccomp::to_oci(&p, &super::seccomp::Target { caps: &caps, arch: super::seccomp::native_arch(), kernel }))
+        .transpose()?;
     let apparmor_disabled = privileges.app_armor.as_ref().is_some_and(|a| a.mode == "disabled");
     let apparmor_profile = super::apparmor::profile_for(opts.apparmor, apparmor_disabled);
     let nofile = if opts.nofile == (0, 0) { (1_048_576, 1_048_576) } else { opts.nofile };
 
-    let mut resources = json!({
-        "devices": [{"allow": false, "access": "rwm"}],
-    });
-    if let Some(l) = c.limits.as_ref() {
-        if l.memory_bytes > 0 {
-            let mut mem = json!({"limit": l.memory_bytes});
-            if opts.swap_accounting {
-                mem["swap"] = json!(l.memory_bytes);
-            }
-            resources["memory"] = mem;
-        }
-        if l.nano_cpus > 0 {
-            let period: i64 = 100_000;
-            resources["cpu"] = json!({"quota": l.nano_cpus * period / 1_000_000_000, "period": period});
-        }
-        if l.pids > 0 {
-            resources["pids"] = json!({"limit": l.pids});
-        }
-    }
+    let mounts = DEFAULT_MOUNTS
+        .iter()
+        .map(|(dest, kind, source, options)| mount(*dest, kind, *source, options.iter().copied()))
+        .chain(c.extra_mounts.iter().map(super::ExtraMount::to_oci))
+        .collect::<Vec<_>>();
 
-    let mut mounts = json!([
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
-    ]);
-    if let Some(list) = mounts.as_array_mut() {
-        list.extend(c.extra_mounts.iter().map(super::ExtraMount::to_oci));
-    }
-
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": c.spec.tty,
-            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids, "umask": 0o022},
-            "args": args,
-            "env": process_env(c),
-            "cwd": cwd,
-            "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps,
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile.1, "soft": nofile.0}],
-            "noNewPrivileges": privileges.no_new_privileges,
-        },
-        "root": {"path": c.rootfs.to_string_lossy(), "readonly": c.spec.read_only},
-        "hostname": c.hostname,
-        "mounts": mounts,
-        "linux": {
-            "cgroupsPath": format!("/{}/{}", opts.cgroup_parent.trim_matches('/'), c.id),
-            "resources": resources,
-            "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network_namespace(c), {"type": "cgroup"},
-            ],
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-        },
-    });
-    if let Some(s) = seccomp {
-        spec["linux"]["seccomp"] = s;
-    }
+    let user = UserBuilder::default()
+        .uid(user.uid)
+        .gid(user.gid)
+        .additional_gids(user.additional_gids)
+        .umask(0o022u32)
+        .build()
+        .map_err(oci_err)?;
+    let nofile = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).hard(nofile.1).soft(nofile.0).build().map_err(oci_err)?;
+    let mut process = ProcessBuilder::default()
+        .terminal(c.spec.tty)
+        .user(user)
+        .args(args)
+        .env(process_env(c))
+        .cwd(cwd)
+        .capabilities(capability_sets(&caps)?)
+        .rlimits(vec![nofile])
+        .no_new_privileges(privileges.no_new_privileges);
     if let Some(p) = apparmor_profile {
-        spec["process"]["apparmorProfile"] = json!(p);
+        process = process.apparmor_profile(p);
     }
+
+    let mut linux = LinuxBuilder::default()
+        .cgroups_path(format!("/{}/{}", opts.cgroup_parent.trim_matches('/'), c.id))
+        .resources(resources(c, opts)?)
+        .namespaces(namespaces(c)?)
+        .masked_paths(MASKED_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+    if let Some(s) = seccomp {
+        linux = linux.seccomp(s);
+    }
+
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .process(process.build().map_err(oci_err)?)
+        .root(RootBuilder::default().path(c.rootfs.clone()).readonly(c.spec.read_only).build().map_err(oci_err)?)
+        .hostname(c.hostname.clone())
+        .mounts(mounts)
+        .linux(linux.build().map_err(oci_err)?)
+        .build()
+        .map_err(oci_err)?;
+    // The builder starts from oci-spec's `Spec::default()`, which has an
+    // empty annotations map; runc reads absent and empty alike, and we
+    // have none to give.
+    spec.set_annotations(None);
     Ok(spec)
 }
 
-/// The worker's namespace for the task when it made one (runc joins it by
-/// path), otherwise a new one with loopback only.
-fn network_namespace(c: &ContainerInput) -> Value {
-    match &c.netns_path {
-        Some(p) => json!({"type": "network", "path": p.to_string_lossy()}),
-        None => json!({"type": "network"}),
+/// The same set as bounding, effective and permitted capabilities.
+/// An unknown name is refused with Docker's words.
+fn capability_sets(caps: &[String]) -> Result<LinuxCapabilities, String> {
+    let set = caps
+        .iter()
+        .map(|name| from_spec_name::<Capability>(name).map_err(|_| format!("unknown capability: {name:?}")))
+        .collect::<Result<Capabilities, String>>()?;
+    let mut sets =
+        LinuxCapabilitiesBuilder::default().bounding(set.clone()).effective(set.clone()).permitted(set).build().map_err(oci_err)?;
+    // The builder starts from oci-spec's defaults, which give these two
+    // sets three capabilities; Docker leaves them empty.
+    sets.set_inheritable(None);
+    sets.set_ambient(None);
+    Ok(sets)
+}
+
+/// Devices denied (runc then allows its default ones), and the task's limits.
+fn resources(c: &ContainerInput, opts: &SpecOptions) -> Result<LinuxResources, String> {
+    let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().map_err(oci_err)?;
+    let mut resources = LinuxResourcesBuilder::default().devices(vec![deny_all]);
+    if let Some(l) = c.limits.as_ref() {
+        if l.memory_bytes > 0 {
+            let mut memory = LinuxMemoryBuilder::default().limit(l.memory_bytes);
+            if opts.swap_accounting {
+                memory = memory.swap(l.memory_bytes);
+            }
+            resources = resources.memory(memory.build().map_err(oci_err)?);
+        }
+        if l.nano_cpus > 0 {
+            let period: i64 = 100_000;
+            let cpu = LinuxCpuBuilder::default().quota(l.nano_cpus * period / 1_000_000_000).period(period as u64);
+            resources = resources.cpu(cpu.build().map_err(oci_err)?);
+        }
+        if l.pids > 0 {
+            resources = resources.pids(LinuxPidsBuilder::default().limit(l.pids).build().map_err(oci_err)?);
+        }
     }
+    resources.build().map_err(oci_err)
+}
+
+/// New pid, ipc, uts, mount and cgroup namespaces. The network one is the
+/// worker's for the task when it made one (runc joins it by path),
+/// otherwise a new one with loopback only.
+fn namespaces(c: &ContainerInput) -> Result<Vec<LinuxNamespace>, String> {
+    use LinuxNamespaceType as Ns;
+    [Ns::Pid, Ns::Ipc, Ns::Uts, Ns::Mount, Ns::Network, Ns::Cgroup]
+        .into_iter()
+        .map(|kind| {
+            let ns = LinuxNamespaceBuilder::default().typ(kind);
+            match (&c.netns_path, kind) {
+                (Some(path), Ns::Network) => ns.path(path.clone()),
+                _ => ns,
+            }
+            .build()
+            .map_err(oci_err)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use shoal_api::task::{ContainerSpec, Limit};
+
+    /// The spec as runc reads it.
+    fn spec_json(c: &ContainerInput, opts: &SpecOptions) -> Result<Value, String> {
+        oci_spec(c, opts).map(|s| serde_json::to_value(s).unwrap())
+    }
 
     fn input() -> ContainerInput {
         ContainerInput {
@@ -411,7 +504,7 @@ mod tests {
         c.spec.read_only = true;
         c.spec.capability_drop = vec!["net_raw".into()];
         c.spec.capability_add = vec!["SYS_ADMIN".into()];
-        let s = oci_spec(
+        let s = spec_json(
             &c,
             &SpecOptions { cgroup_parent: "shoal-n1".into(), swap_accounting: true, nofile: (1024, 4096), ..Default::default() },
         )
@@ -441,7 +534,32 @@ mod tests {
             assert!(dests.contains(&d), "{d}");
         }
         c.spec.dir = "rel".into();
-        assert!(oci_spec(&c, &SpecOptions::default()).is_err());
+        assert!(spec_json(&c, &SpecOptions::default()).is_err());
+    }
+
+    #[test]
+    fn none_of_oci_specs_own_defaults_leak_in() {
+        // The builders start from oci-spec's `Default`s (youki's choices):
+        // none of those may reach runc.
+        let s = oci_spec(&input(), &SpecOptions::default()).unwrap();
+        assert_eq!(s.annotations(), &None);
+        let caps = s.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert_eq!((caps.inheritable(), caps.ambient()), (&None, &None));
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), DEFAULT_CAPS.len());
+        let json = spec_json(&input(), &SpecOptions::default()).unwrap();
+        assert_eq!(json["ociVersion"], "1.0.2");
+        assert!(json["linux"].get("devices").is_none() && json["linux"].get("sysctl").is_none());
+    }
+
+    #[test]
+    fn unknown_capabilities_are_refused_with_dockers_words() {
+        let mut c = input();
+        c.spec.capability_add = vec!["CAP_NOT_A_THING".into()];
+        assert_eq!(oci_spec(&c, &SpecOptions::default()).unwrap_err(), r#"unknown capability: "CAP_NOT_A_THING""#);
+        // Dropping one that does not exist changes nothing, as before.
+        c.spec.capability_add.clear();
+        c.spec.capability_drop = vec!["NOT_A_THING".into()];
+        assert!(oci_spec(&c, &SpecOptions::default()).is_ok());
     }
 
     #[test]
@@ -453,7 +571,7 @@ mod tests {
             read_only: true,
             noexec: true,
         }];
-        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        let s = spec_json(&c, &SpecOptions::default()).unwrap();
         let last = s["mounts"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["destination"], "/run/secrets/db_pw");
         assert_eq!(last["type"], "bind");
@@ -469,7 +587,7 @@ mod tests {
     #[test]
     fn confinement_defaults_to_dockers_seccomp_profile_without_apparmor_here() {
         let c = input();
-        let s = oci_spec(&c, &SpecOptions { kernel: (6, 1), ..Default::default() }).unwrap();
+        let s = spec_json(&c, &SpecOptions { kernel: (6, 1), ..Default::default() }).unwrap();
         let seccomp = &s["linux"]["seccomp"];
         assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
         let allowed: Vec<&str> = seccomp["syscalls"]
@@ -485,12 +603,12 @@ mod tests {
         }
         assert_eq!(s["process"]["noNewPrivileges"], false);
         assert!(s["process"].get("apparmorProfile").is_none(), "no AppArmor on the host: nothing set");
-        let s = oci_spec(&c, &SpecOptions { apparmor: true, ..Default::default() }).unwrap();
+        let s = spec_json(&c, &SpecOptions { apparmor: true, ..Default::default() }).unwrap();
         assert_eq!(s["process"]["apparmorProfile"], "shoal-default");
         // CAP_SYS_ADMIN unlocks unshare, as in Docker.
         let mut admin = input();
         admin.spec.capability_add = vec!["CAP_SYS_ADMIN".into()];
-        let s = oci_spec(&admin, &SpecOptions::default()).unwrap();
+        let s = spec_json(&admin, &SpecOptions::default()).unwrap();
         assert!(s["linux"]["seccomp"]["syscalls"]
             .as_array()
             .unwrap()
@@ -502,31 +620,31 @@ mod tests {
     fn privileges_choose_the_confinement() {
         let mut c = input();
         c.spec.privileges = privileges(r#"{"Seccomp": {"Mode": "unconfined"}, "AppArmor": {"Mode": "disabled"}, "NoNewPrivileges": true}"#);
-        let s = oci_spec(&c, &SpecOptions { apparmor: true, ..Default::default() }).unwrap();
+        let s = spec_json(&c, &SpecOptions { apparmor: true, ..Default::default() }).unwrap();
         assert!(s["linux"].get("seccomp").is_none());
         assert_eq!(s["process"]["apparmorProfile"], "unconfined");
         assert_eq!(s["process"]["noNewPrivileges"], true);
-        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        let s = spec_json(&c, &SpecOptions::default()).unwrap();
         assert!(s["process"].get("apparmorProfile").is_none());
 
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
         c.spec.privileges =
             privileges(&format!(r#"{{"Seccomp": {{"Mode": "custom", "Profile": "{}"}}}}"#, shoal_api::base64::encode(profile)));
-        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        let s = spec_json(&c, &SpecOptions::default()).unwrap();
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(s["linux"]["seccomp"]["syscalls"], json!([{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]));
 
         c.spec.privileges = privileges(r#"{"SELinuxContext": {"Level": "s0:c1"}}"#);
-        assert!(oci_spec(&c, &SpecOptions::default()).unwrap_err().starts_with("Privileges.SELinuxContext is not supported"));
+        assert!(spec_json(&c, &SpecOptions::default()).unwrap_err().starts_with("Privileges.SELinuxContext is not supported"));
     }
 
     #[test]
     fn spec_joins_the_workers_network_namespace() {
         let mut c = input();
-        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        let s = spec_json(&c, &SpecOptions::default()).unwrap();
         assert_eq!(s["linux"]["namespaces"][4], json!({"type": "network"}));
         c.netns_path = Some("/run/shoal/n/netns/c1".into());
-        let s = oci_spec(&c, &SpecOptions::default()).unwrap();
+        let s = spec_json(&c, &SpecOptions::default()).unwrap();
         assert_eq!(s["linux"]["namespaces"][4], json!({"type": "network", "path": "/run/shoal/n/netns/c1"}));
     }
 }
