@@ -90,6 +90,15 @@ impl Lab {
         }
     }
 
+    /// The container name (`<service>.1.<task ID>`) of the running task of
+    /// a one-replica service, once it runs.
+    pub fn running_container(&self, service: &str, timeout: Duration) -> String {
+        let task = wait_for(timeout, &format!("{service}'s task to run"), || {
+            self.tasks(service).into_iter().find(|t| t["Status"]["State"] == "running")
+        });
+        format!("{service}.1.{}", task["ID"].as_str().unwrap())
+    }
+
     pub fn socket(&self, node: &str) -> String {
         format!("/run/shoal/lab/{}/{node}/shoald.sock", self.name)
     }

@@ -148,8 +148,7 @@ fn shoal_cli_prints_what_the_docker_cli_prints() {
             script,
         ],
     );
-    let task = wait_for(LONG, "web's task to run", || lab.tasks("web").into_iter().find(|t| t["Status"]["State"] == "running"));
-    let name = format!("web.1.{}", task["ID"].as_str().unwrap());
+    let name = lab.running_container("web", LONG);
     wait_for(LONG, "the container's output", || text(&lab.docker(W, &["logs", &name]).stderr).contains("oops").then_some(()));
 
     // ps in its forms.

@@ -158,8 +158,7 @@ fn an_encrypted_overlay_carries_nothing_in_clear() {
             "100000",
         ],
     );
-    let task = wait_for(LONG, "the client task to run", || lab.tasks("cli").into_iter().find(|t| t["Status"]["State"] == "running"));
-    let cli = format!("cli.1.{}", task["ID"].as_str().unwrap());
+    let cli = lab.running_container("cli", LONG);
     wait_for(LONG, "the server task to run", || lab.tasks("srv").into_iter().any(|t| t["Status"]["State"] == "running").then_some(()));
 
     // Over the encrypted network: WireGuard on the wire, the page never.

@@ -147,8 +147,7 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
             "100000",
         ],
     );
-    let caller = wait_for(LONG, "the caller task", || lab.tasks("caller").into_iter().find(|t| t["Status"]["State"] == "running"));
-    let caller = format!("caller.1.{}", caller["ID"].as_str().unwrap());
+    let caller = lab.running_container("caller", LONG);
     let through_vip = {
         let (socket, caller) = (lab.socket("node-1"), caller.clone());
         move || -> Result<String, String> {
