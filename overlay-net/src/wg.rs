@@ -55,6 +55,8 @@ pub const WG_RULE_PRIORITY: u32 = 900;
 const TICK: Duration = Duration::from_millis(250);
 /// The largest datagram either way.
 const BUF: usize = 65_536;
+/// The tunnel socket's send and receive buffers.
+const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A node's key pair. The secret is wiped from memory when dropped
 /// (`StaticSecret` zeroizes itself).
@@ -349,7 +351,26 @@ impl SecureTunnel {
             nl.replace_dev_route_in_table(WG_MARK, ifname)?;
             nl.add_mark_rule(WG_MARK, WG_MARK, WG_RULE_PRIORITY)?;
             crate::vip::apply(&ruleset(table, ifname))?;
-            UdpSocket::bind(SocketAddrV4::new(local, WG_PORT)).map_err(|e| format!("binding {local}:{WG_PORT}: {e}"))
+            let sock = UdpSocket::bind(SocketAddrV4::new(local, WG_PORT)).map_err(|e| format!("binding {local}:{WG_PORT}: {e}"))?;
+            sock.set_read_timeout(Some(TICK)).map_err(|e| format!("socket timeout: {e}"))?;
+            // Room for bursts: with the default buffers (about 200 KiB) a
+            // burst of a fast TCP stream overflows them, the drops make TCP
+            // back off, and the tunnel crawls (as wireguard-go, which sets
+            // 7 MiB). Forced past rmem_max/wmem_max: shoald runs as root.
+            use nix::sys::socket::{setsockopt, sockopt};
+            for (what, r) in [
+                ("receive", setsockopt(&sock, sockopt::RcvBufForce, &SOCKET_BUFFER)),
+                ("send", setsockopt(&sock, sockopt::SndBufForce, &SOCKET_BUFFER)),
+            ] {
+                if let Err(e) = r {
+                    tracing::warn!("encrypted overlays: the socket's {what} buffer stays small: {e}");
+                }
+            }
+            let flags =
+                nix::fcntl::OFlag::from_bits_retain(nix::fcntl::fcntl(&tun, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| e.to_string())?);
+            nix::fcntl::fcntl(&tun, nix::fcntl::FcntlArg::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK))
+                .map_err(|e| format!("TUN non-blocking: {e}"))?;
+            Ok(sock)
         })();
         let sock = match made {
             Ok(s) => s,
@@ -438,11 +459,14 @@ fn out_loop(s: &Shared) {
     let mut out = vec![0u8; BUF];
     let mut tun = &s.tun;
     while !s.stop.load(Ordering::Relaxed) {
-        if !readable(s.tun.as_fd()) {
-            continue;
-        }
+        // The TUN is non-blocking: packets are read while there are any,
+        // and poll waits only when it is empty (one call less per packet).
         let n = match tun.read(&mut pkt) {
             Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                readable(s.tun.as_fd());
+                continue;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!("encrypted overlays: reading the TUN: {e}");
@@ -480,9 +504,7 @@ fn in_loop(s: &Shared) {
     let mut buf = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
     while !s.stop.load(Ordering::Relaxed) {
-        if !readable(s.sock.as_fd()) {
-            continue;
-        }
+        // Blocking with a timeout (`start`), so the stop flag is seen.
         let (n, from) = match s.sock.recv_from(&mut buf) {
             Ok(r) => r,
             Err(_) => continue,
