@@ -291,7 +291,14 @@ fn lex_action(s: &str) -> Result<(Option<Vec<Tok>>, usize, bool), String> {
             }
             b'-' | b'+' | b'0'..=b'9' => {
                 let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'.' || b[j] == b'_') {
+                let hex = s[i..].trim_start_matches(['-', '+']).starts_with("0x");
+                while j < b.len()
+                    && (b[j].is_ascii_alphanumeric()
+                        || b[j] == b'.'
+                        || b[j] == b'_'
+                        // An exponent's sign: 1e-5.
+                        || (matches!(b[j], b'-' | b'+') && !hex && matches!(b[j - 1], b'e' | b'E')))
+                {
                     j += 1;
                 }
                 toks.push(Tok::Num(s[i..j].to_string()));
@@ -798,6 +805,35 @@ impl State<'_> {
                 want(1)?;
                 Json::Bool(!truthy(&args[0]))
             }
+            "html" => Json::Str(html_escape(&go_sprint(&args))),
+            "urlquery" => Json::Str(query_escape(&go_sprint(&args))),
+            "js" => Json::Str(js_escape(&go_sprint(&args))),
+            "slice" => {
+                let Some(item) = args.first() else { return Err("wrong number of args for slice".into()) };
+                let idx: Vec<usize> = args[1..]
+                    .iter()
+                    .map(|a| int_arg(a).and_then(|i| usize::try_from(i).map_err(|_| format!("index out of range: {i}"))))
+                    .collect::<Result<_, _>>()?;
+                let len = match item {
+                    Json::Str(s) => s.len(),
+                    Json::Arr(a) => a.len(),
+                    other => return Err(format!("can't slice item of type {}", kind(other))),
+                };
+                let (from, to) = match idx.as_slice() {
+                    [] => (0, len),
+                    [i] => (*i, len),
+                    [i, j] => (*i, *j),
+                    _ => return Err("too many slice indexes".into()),
+                };
+                if from > to || to > len {
+                    return Err(format!("slice index out of range: {from}:{to} of {len}"));
+                }
+                match item {
+                    Json::Str(s) => Json::Str(s.get(from..to).ok_or("slice splits a character")?.to_string()),
+                    Json::Arr(a) => Json::Arr(a[from..to].to_vec()),
+                    _ => unreachable!("checked above"),
+                }
+            }
             "and" => {
                 if args.is_empty() {
                     return Err("wrong number of args for and".into());
@@ -1094,6 +1130,55 @@ fn go_sprint(args: &[Json]) -> String {
     s
 }
 
+/// Go's `html` function (`template.HTMLEscapeString`).
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            '\0' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's `urlquery` function (`url.QueryEscape`).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Go's `js` function (`template.JSEscapeString`).
+fn js_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' => out.push_str("\\u003C"),
+            '>' => out.push_str("\\u003E"),
+            '&' => out.push_str("\\u0026"),
+            '=' => out.push_str("\\u003D"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `strings.Title`: upper-cases the first letter of each word.
 fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -1109,8 +1194,9 @@ fn title(s: &str) -> String {
     out
 }
 
-/// A subset of Go's `fmt.Sprintf`: verbs `v s d q t f x %` with flags `-0+`,
-/// width and precision.
+/// A subset of Go's `fmt.Sprintf`: verbs `v s d o x X q t f e g %` with
+/// flags `-0+`, width and precision, and Go's `%!verb(type=value)` for a
+/// verb that does not fit its operand.
 pub fn sprintf(fmt: &str, args: &[Json]) -> String {
     let mut out = String::new();
     let mut it = fmt.chars().peekable();
@@ -1158,42 +1244,85 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
             continue;
         };
         argi += 1;
+        let int = matches!(arg, Json::Num(n) if !n.contains(['.', 'e', 'E']));
         let mut s = match verb {
-            'd' => match arg.as_i64() {
+            'd' if int => match arg.as_i64() {
                 Some(n) if plus && n >= 0 => format!("+{n}"),
                 Some(n) => n.to_string(),
-                None => format!("%!d({})", go_print(arg)),
+                None => arg.to_compact(),
             },
-            'f' | 'F' => match arg.as_f64() {
-                // Rust's formatter takes at most u16::MAX digits; an f64's
-                // exact expansion ends within 1100, zeros follow.
-                Some(f) => {
-                    let p = prec.unwrap_or(6);
-                    let mut s = format!("{:.*}", p.min(1100), f);
-                    if p > 1100 && f.is_finite() {
-                        s.extend(std::iter::repeat_n('0', p - 1100));
-                    }
-                    s
+            'o' if int => format!("{:o}", arg.as_i64().unwrap_or(0)),
+            'x' | 'X' if int => {
+                let n = arg.as_i64().unwrap_or(0);
+                let hex = if n < 0 { format!("-{:x}", n.unsigned_abs()) } else { format!("{n:x}") };
+                if verb == 'X' {
+                    hex.to_uppercase()
+                } else {
+                    hex
                 }
-                None => format!("%!f({})", go_print(arg)),
-            },
-            'x' => match arg {
-                Json::Num(_) => format!("{:x}", arg.as_i64().unwrap_or(0)),
-                other => go_print(other).bytes().map(|b| format!("{b:02x}")).collect(),
-            },
-            'q' => {
+            }
+            'x' | 'X' if matches!(arg, Json::Str(_)) => {
+                let hex: String = go_print(arg).bytes().map(|b| format!("{b:02x}")).collect();
+                if verb == 'X' {
+                    hex.to_uppercase()
+                } else {
+                    hex
+                }
+            }
+            // Integers too: a float field that holds a whole number comes
+            // from the daemon's JSON without a decimal point.
+            'f' | 'F' | 'e' | 'E' | 'g' | 'G' if matches!(arg, Json::Num(_)) => {
+                let f = arg.as_f64().unwrap_or(0.0);
+                match verb {
+                    'e' | 'E' => {
+                        let e = go_exp(f, prec.unwrap_or(6));
+                        if verb == 'E' {
+                            e.to_uppercase()
+                        } else {
+                            e
+                        }
+                    }
+                    'g' => go_shortest(f),
+                    'G' => go_shortest(f).to_uppercase(),
+                    // Rust's formatter takes at most u16::MAX digits; an
+                    // f64's exact expansion ends within 1100, zeros follow.
+                    _ => {
+                        let p = prec.unwrap_or(6);
+                        let mut s = format!("{:.*}", p.min(1100), f);
+                        if p > 1100 && f.is_finite() {
+                            s.extend(std::iter::repeat_n('0', p - 1100));
+                        }
+                        s
+                    }
+                }
+            }
+            'q' if matches!(arg, Json::Str(_)) => {
                 let mut q = String::new();
                 crate::json::write_string(&mut q, &go_print(arg));
                 q
             }
-            't' => go_print(arg),
-            _ => {
+            // Go applies the verb to each element of a slice.
+            'q' if matches!(arg, Json::Arr(a) if a.iter().all(|e| matches!(e, Json::Str(_)))) => {
+                let quoted: Vec<String> = arg.as_array().iter().map(|e| sprintf("%q", std::slice::from_ref(e))).collect();
+                format!("[{}]", quoted.join(" "))
+            }
+            't' if matches!(arg, Json::Bool(_)) => go_print(arg),
+            's' if !matches!(arg, Json::Num(_) | Json::Bool(_)) => {
                 let mut s = go_print(arg);
-                if let (Some(p), 's' | 'v') = (prec, verb) {
+                if let Some(p) = prec {
                     s = s.chars().take(p).collect();
                 }
                 s
             }
+            'v' => {
+                let mut s = go_print(arg);
+                if let Some(p) = prec {
+                    s = s.chars().take(p).collect();
+                }
+                s
+            }
+            // A verb that does not fit the operand, in Go's words.
+            _ => format!("%!{verb}({})", typed(arg)),
         };
         if let Some(w) = width {
             let len = s.chars().count();
@@ -1213,10 +1342,62 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
     }
     if argi < args.len() {
         out.push_str("%!(EXTRA ");
-        out.push_str(&args[argi..].iter().map(go_print).collect::<Vec<_>>().join(", "));
+        out.push_str(&args[argi..].iter().map(typed).collect::<Vec<_>>().join(", "));
         out.push(')');
     }
     out
+}
+
+/// An operand as Go's fmt names it in an error: `int=3`, `string=web`.
+fn typed(v: &Json) -> String {
+    let ty = match v {
+        Json::Null => return "<nil>".into(),
+        Json::Bool(_) => "bool",
+        Json::Num(n) if n.contains(['.', 'e', 'E']) => "float64",
+        Json::Num(_) => "int",
+        Json::Str(_) => "string",
+        Json::Arr(a) if a.iter().all(|e| matches!(e, Json::Str(_))) => "[]string",
+        Json::Arr(_) => "[]interface {}",
+        Json::Obj(m) if looks_like_map(m) => "map[string]interface {}",
+        Json::Obj(_) => "struct",
+    };
+    format!("{ty}={}", go_print(v))
+}
+
+/// Go's `%e`: `2.500000e+00` (at least two exponent digits).
+fn go_exp(f: f64, prec: usize) -> String {
+    let s = format!("{:.*e}", prec.min(1100), f);
+    match s.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+/// Go's `%g` without a precision: the shortest form that reads back, with
+/// an exponent below 1e-4 and from 1e21 on.
+fn go_shortest(f: f64) -> String {
+    let exp = if f == 0.0 || !f.is_finite() { 0 } else { f.abs().log10().floor() as i32 };
+    if (-4..21).contains(&exp) {
+        return format!("{f}");
+    }
+    // The shortest mantissa: Rust's `{:e}` gives it, as `2.5e21`.
+    let s = format!("{f:e}");
+    match s.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
 }
 
 /// Go's fmt `parsenum`: the digits at the cursor; `Err` once the number
@@ -1335,8 +1516,8 @@ mod tests {
         assert_eq!(render("{{range 3}}{{.}}{{end}}", &Json::Null).unwrap(), "012");
         assert!(render("{{pad \"x\" 99999999999 0}}", &Json::Null).unwrap_err().contains("too many"));
         // Go's fmt: a width or precision past a million stops formatting.
-        assert_eq!(render("{{printf \"a%99999999999db\" 1}}", &Json::Null).unwrap(), "a%!(NOVERB)%!(EXTRA 1)");
-        assert_eq!(render("{{printf \"%.99999999999f\" 1}}", &Json::Null).unwrap(), "%!(NOVERB)%!(EXTRA 1)");
+        assert_eq!(render("{{printf \"a%99999999999db\" 1}}", &Json::Null).unwrap(), "a%!(NOVERB)%!(EXTRA int=1)");
+        assert_eq!(render("{{printf \"%.99999999999f\" 1}}", &Json::Null).unwrap(), "%!(NOVERB)%!(EXTRA int=1)");
         let long = render("{{printf \"%.70000f\" 1.5}}", &Json::Null).unwrap();
         assert_eq!(long.len(), 70002);
         assert!(long.starts_with("1.5000") && long.ends_with('0'));

@@ -1,0 +1,3 @@
+module shoal/gotemplate-golden
+
+go 1.19
