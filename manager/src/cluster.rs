@@ -97,6 +97,35 @@ impl Cluster {
         }
     }
 
+    /// Steps a Raft message from a peer into this node.
+    pub(crate) fn step(&self, m: ::raft::eraftpb::Message) {
+        self.raft.step(m)
+    }
+
+    /// Proposes on this node (the leader) under a proposal ID a follower
+    /// chose (`Request::Propose`).
+    pub(crate) async fn propose_as(&self, proposal: u64, command: Command) -> Result<serde_json::Value, ProposeError> {
+        self.raft.propose_as(proposal, command, PROPOSE_TIMEOUT).await
+    }
+
+    /// Adds a Raft member (on the leader), unless it is one already;
+    /// answers the members.
+    pub(crate) async fn add_member(&self, member: RaftMember) -> Result<Vec<RaftMember>, ApiError> {
+        let already = self.store().members.contains_key(&member.raft_id);
+        if !already {
+            tracing::info!("adding raft member {:x} ({}) at {}", member.raft_id, member.node_id, member.addr);
+            self.raft.transport.add_seed(member.raft_id, member.addr.clone());
+            let r = self
+                .raft
+                .change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, PROPOSE_TIMEOUT)
+                .await
+                .map_err(ApiError::from);
+            tracing::info!("raft membership change: {r:?}");
+            r?;
+        }
+        Ok(self.store().members.values().cloned().collect())
+    }
+
     /// Removes a Raft member (on the leader). A leader never removes itself
     /// (raft-rs cannot take it, see `raft::core`): it hands leadership on
     /// first, and the new leader removes it.

@@ -41,6 +41,15 @@ impl KeyFiles {
         self.data_key.read().unwrap().clone()
     }
 
+    /// The cluster record's sealed keys (root CA key, join-token secrets,
+    /// unlock key), opened with the data key.
+    pub fn cluster_keys(&self, st: &crate::store::Store) -> Result<crate::store::ClusterKeys, shoal_api::ApiError> {
+        use shoal_api::ApiError;
+        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
+        let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+        c.open(&key).map_err(ApiError::internal)
+    }
+
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
     }

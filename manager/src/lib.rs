@@ -5,9 +5,10 @@
 //! Controllers (dispatcher, membership, the orchestrator loop) act on the
 //! leader only; every manager serves reads from its own store and forwards
 //! writes. The controllers (orchestrator loop, membership reconciler,
-//! dispatcher, log broker, peer pinger, autolock, data key fetcher) hold a
-//! `cluster::Cluster` (store view, leader watch, proposer) rather than the
-//! `Manager`; the RPC server does not yet.
+//! dispatcher, log broker, peer pinger, autolock, data key fetcher) and the
+//! RPC server (`server::ClusterPort`) hold a `cluster::Cluster` (store view,
+//! leader watch, proposer) rather than the `Manager`, which still carries
+//! the control API the daemon calls (`control`).
 
 pub mod allocator;
 pub mod autolock;

@@ -48,7 +48,6 @@ pub struct Manager {
     /// it), and the stop flag that guards writing them.
     pub(crate) keys: KeyFiles,
     pub(crate) reachability: Arc<Reachability>,
-    pub(crate) dispatcher: Arc<Dispatcher>,
     /// Log subscriptions (used on the leader).
     pub(crate) logs: Arc<LogBroker>,
     /// Keeps the key files wrapped under the cluster's unlock key.
@@ -125,13 +124,15 @@ impl Manager {
             client_tls,
             keys: keys.clone(),
             reachability: reachability.clone(),
-            dispatcher: dispatcher.clone(),
             logs: logs.clone(),
             autolock: autolock.clone(),
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = vec![
-            tokio::spawn(crate::server::serve(mgr.clone(), listener)),
+            tokio::spawn(
+                crate::server::ClusterPort::new(cluster.clone(), keys.clone(), mgr.cfg.node_id.clone(), dispatcher.clone(), logs.clone())
+                    .serve(listener),
+            ),
             tokio::spawn(dispatcher.run()),
             tokio::spawn(crate::membership::Membership::new(cluster.clone()).run()),
             tokio::spawn(reachability.run()),
@@ -177,6 +178,11 @@ impl Manager {
     }
 
     /// The data key that seals secrets, once this manager holds it.
+    /// The cluster record's sealed keys, opened with the data key.
+    pub(crate) fn cluster_keys(&self) -> Result<crate::store::ClusterKeys, ApiError> {
+        self.keys.cluster_keys(&self.cluster.store())
+    }
+
     pub fn data_key(&self) -> Option<crate::datakey::DataKey> {
         self.keys.data_key()
     }

@@ -1,5 +1,6 @@
-//! The cluster RPC server on port 2377: accepts mutual-TLS connections and
-//! routes each request, checking who may make it.
+//! The cluster RPC server on port 2377 (`ClusterPort`, a controller on the
+//! cluster handle): accepts mutual-TLS connections and routes each request,
+//! checking who may make it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,9 @@ use shoal_security::{JoinToken, NodeIdentity, RootCa};
 use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
-use crate::manager::Manager;
+use crate::dispatcher::Dispatcher;
+use crate::keyfiles::KeyFiles;
+use crate::logbroker::LogBroker;
 use crate::store::{Command, Store};
 
 /// How many connections may be in their TLS handshake at once, and how many
@@ -27,90 +30,106 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// closed (agents call at least every heartbeat; streams are exempt).
 const IDLE_LIMIT: Duration = Duration::from_secs(120);
 
-pub async fn serve(mgr: Arc<Manager>, listener: TcpListener) {
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-    let anonymous = Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS));
-    loop {
-        let Ok((tcp, remote)) = listener.accept().await else { continue };
-        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
-            tracing::debug!("refusing a connection from {remote}: {MAX_HANDSHAKES} handshakes under way");
-            continue;
-        };
-        let mgr = mgr.clone();
-        let anonymous = anonymous.clone();
-        tokio::spawn(async move {
-            let roots = mgr.trusted_roots();
-            let extra = mgr.chain_extra();
-            let cfg = match mgr.creds.read().unwrap().server_config_with(&roots, &extra) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("cluster TLS config: {e}");
+/// The cluster port: what it serves requests with.
+pub struct ClusterPort {
+    cluster: Cluster,
+    keys: KeyFiles,
+    /// This manager's node (`Ping`'s answer).
+    node_id: String,
+    dispatcher: Arc<Dispatcher>,
+    logs: Arc<LogBroker>,
+}
+
+impl ClusterPort {
+    pub fn new(cluster: Cluster, keys: KeyFiles, node_id: String, dispatcher: Arc<Dispatcher>, logs: Arc<LogBroker>) -> Arc<ClusterPort> {
+        Arc::new(ClusterPort { cluster, keys, node_id, dispatcher, logs })
+    }
+
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let anonymous = Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS));
+        loop {
+            let Ok((tcp, remote)) = listener.accept().await else { continue };
+            let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+                tracing::debug!("refusing a connection from {remote}: {MAX_HANDSHAKES} handshakes under way");
+                continue;
+            };
+            let port = self.clone();
+            let anonymous = anonymous.clone();
+            tokio::spawn(async move {
+                let roots = port.trusted_roots();
+                let extra = port.chain_extra();
+                let cfg = match port.keys.creds.read().unwrap().server_config_with(&roots, &extra) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("cluster TLS config: {e}");
+                        return;
+                    }
+                };
+                let acceptor = server::acceptor(cfg);
+                let accepted = tokio::time::timeout(HANDSHAKE_DEADLINE, server::accept(&acceptor, tcp, remote)).await;
+                drop(handshake);
+                let Ok(Ok(conn)) = accepted else { return };
+                if conn.peer.identity.is_none() {
+                    let Ok(_slot) = anonymous.try_acquire_owned() else {
+                        tracing::debug!("refusing a caller without a certificate from {remote}: {MAX_ANONYMOUS} already waiting");
+                        return;
+                    };
+                    port.join_conn(conn).await;
                     return;
                 }
+                port.handle_conn(conn).await;
+            });
+        }
+    }
+
+    /// A caller without a certificate: one `Join`, answered, then the
+    /// connection closes (the new node comes back with its certificate).
+    async fn join_conn(&self, mut conn: ServerConn) {
+        let Ok(Ok(Some(Incoming::Request(req)))) = tokio::time::timeout(HANDSHAKE_DEADLINE, conn.next()).await else { return };
+        let resp = match *req {
+            Request::Join(j) => self.join(j).await.map(Response::Joined).unwrap_or_else(Response::error),
+            _ => Response::error(ApiError::new(403, "a node certificate is required for this call")),
+        };
+        let _ = conn.respond(&resp).await;
+    }
+
+    async fn handle_conn(&self, mut conn: ServerConn) {
+        loop {
+            let req = match tokio::time::timeout(IDLE_LIMIT, conn.next()).await {
+                Ok(Ok(Some(Incoming::Request(r)))) => *r,
+                _ => return,
             };
-            let acceptor = server::acceptor(cfg);
-            let accepted = tokio::time::timeout(HANDSHAKE_DEADLINE, server::accept(&acceptor, tcp, remote)).await;
-            drop(handshake);
-            let Ok(Ok(conn)) = accepted else { return };
-            if conn.peer.identity.is_none() {
-                let Ok(_slot) = anonymous.try_acquire_owned() else {
-                    tracing::debug!("refusing a caller without a certificate from {remote}: {MAX_ANONYMOUS} already waiting");
-                    return;
-                };
-                join_conn(&mgr, conn).await;
+            // Long-lived streams end as soon as the store no longer grants
+            // what opened them (a demotion or removal applied).
+            if let Request::RaftStream = req {
+                let Ok(id) = authorize(&self.cluster, &conn.peer, Access::RaftPeer) else { return };
+                tokio::select! {
+                    _ = raft_stream(&self.cluster, conn, &id.node_id) => {}
+                    _ = until_revoked(&self.cluster, &id, Access::RaftPeer) => {
+                        tracing::info!("closing the raft stream of {}: no longer a manager", id.node_id);
+                    }
+                }
                 return;
             }
-            handle_conn(mgr, conn).await;
-        });
-    }
-}
-
-/// A caller without a certificate: one `Join`, answered, then the
-/// connection closes (the new node comes back with its certificate).
-async fn join_conn(mgr: &Arc<Manager>, mut conn: ServerConn) {
-    let Ok(Ok(Some(Incoming::Request(req)))) = tokio::time::timeout(HANDSHAKE_DEADLINE, conn.next()).await else { return };
-    let resp = match *req {
-        Request::Join(j) => mgr.join(j).await.map(Response::Joined).unwrap_or_else(Response::error),
-        _ => Response::error(ApiError::new(403, "a node certificate is required for this call")),
-    };
-    let _ = conn.respond(&resp).await;
-}
-
-async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
-    loop {
-        let req = match tokio::time::timeout(IDLE_LIMIT, conn.next()).await {
-            Ok(Ok(Some(Incoming::Request(r)))) => *r,
-            _ => return,
-        };
-        // Long-lived streams end as soon as the store no longer grants
-        // what opened them (a demotion or removal applied).
-        if let Request::RaftStream = req {
-            let Ok(id) = authorize(&mgr.cluster, &conn.peer, Access::RaftPeer) else { return };
-            tokio::select! {
-                _ = raft_stream(&mgr, conn, &id.node_id) => {}
-                _ = until_revoked(&mgr.cluster, &id, Access::RaftPeer) => {
-                    tracing::info!("closing the raft stream of {}: no longer a manager", id.node_id);
+            if let Request::Logs(r) = req {
+                let access = if matches!(r, shoal_rpc::logs::LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
+                if let Some(id) = &conn.peer.identity {
+                    let id = id.clone();
+                    tokio::select! {
+                        _ = self.logs.serve(conn, r) => {}
+                        _ = until_revoked(&self.cluster, &id, access) => {}
+                    }
                 }
+                return;
             }
-            return;
-        }
-        if let Request::Logs(r) = req {
-            let access = if matches!(r, shoal_rpc::logs::LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
-            if let Some(id) = &conn.peer.identity {
-                let id = id.clone();
-                tokio::select! {
-                    _ = mgr.logs.serve(conn, r) => {}
-                    _ = until_revoked(&mgr.cluster, &id, access) => {}
-                }
+            let resp = match self.handle(req, &conn.peer).await {
+                Ok(r) => r,
+                Err(e) => Response::error(e),
+            };
+            if conn.respond(&resp).await.is_err() {
+                return;
             }
-            return;
-        }
-        let resp = match mgr.handle(req, &conn.peer).await {
-            Ok(r) => r,
-            Err(e) => Response::error(e),
-        };
-        if conn.respond(&resp).await.is_err() {
-            return;
         }
     }
 }
@@ -118,14 +137,15 @@ async fn handle_conn(mgr: Arc<Manager>, mut conn: ServerConn) {
 /// Raft messages from a manager, stepped into our node. raft-rs decodes
 /// with the `protobuf` 2 crate, whose parser sees input only from callers
 /// the store says may speak Raft.
-async fn raft_stream(mgr: &Manager, mut conn: ServerConn, node_id: &str) {
+async fn raft_stream(cluster: &Cluster, mut conn: ServerConn, node_id: &str) {
     while let Ok(Some(Incoming::Raft(bytes))) = conn.next().await {
         let Ok(m) = ::raft::eraftpb::Message::parse_from_bytes(&bytes) else { return };
-        match raft_sender(&mgr.raft.store.read().unwrap(), node_id, m.from) {
+        let sender = raft_sender(&cluster.store(), node_id, m.from);
+        match sender {
             // An ID our store does not know yet passes: a manager being
             // added, or this one catching up (its store is empty until the
             // leader's messages fill it).
-            Sender::Owner | Sender::Unknown => mgr.raft.step(m),
+            Sender::Owner | Sender::Unknown => cluster.step(m),
             Sender::Impostor => {
                 tracing::warn!("dropping raft stream from {node_id}: message claims raft ID {:x}", m.from);
                 return;
@@ -220,12 +240,12 @@ async fn until_revoked(cluster: &Cluster, id: &NodeIdentity, access: Access) {
     }
 }
 
-impl Manager {
+impl ClusterPort {
     /// Roots a peer certificate may chain to: the node's own root and the
     /// cluster's current one (they differ during a CA rotation).
-    pub(crate) fn trusted_roots(&self) -> Vec<String> {
-        let mut roots = vec![self.creds.read().unwrap().root_pem.clone()];
-        let st = self.raft.store.read().unwrap();
+    fn trusted_roots(&self) -> Vec<String> {
+        let mut roots = vec![self.keys.creds.read().unwrap().root_pem.clone()];
+        let st = self.cluster.store();
         if let Some(c) = &st.cluster {
             if !roots.contains(&c.root_cert_pem) {
                 roots.push(c.root_cert_pem.clone());
@@ -242,16 +262,16 @@ impl Manager {
 
     /// Certificates to send after ours: the current root signed by the
     /// previous one, when our certificate is under the current root.
-    pub(crate) fn chain_extra(&self) -> String {
-        let st = self.raft.store.read().unwrap();
-        let ours = self.creds.read().unwrap().root_pem.clone();
+    fn chain_extra(&self) -> String {
+        let st = self.cluster.store();
+        let ours = self.keys.creds.read().unwrap().root_pem.clone();
         match &st.cluster {
             Some(c) if c.root_cert_pem.trim() == ours.trim() => st.root_rotation.cross_signed_pem.clone(),
             _ => String::new(),
         }
     }
 
-    async fn handle(self: &Arc<Self>, req: Request, peer: &Peer) -> Result<Response, ApiError> {
+    async fn handle(&self, req: Request, peer: &Peer) -> Result<Response, ApiError> {
         match req {
             // Joining is served on connections without a certificate.
             Request::Join(_) => Err(ApiError::bad_request("this node already has a certificate")),
@@ -265,47 +285,45 @@ impl Manager {
             }
             Request::Propose { proposal, command } => {
                 authorize(&self.cluster, peer, Access::Manager)?;
-                if !self.is_leader() {
-                    return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
+                if !self.cluster.is_leader() {
+                    return Ok(self.not_leader());
                 }
                 let command: Command =
                     serde_json::from_str(command.get()).map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
                 let proposal = if proposal == 0 { crate::raft::new_proposal_id() } else { proposal };
-                match self.raft.propose_as(proposal, command, crate::manager::PROPOSE_TIMEOUT).await {
+                match self.cluster.propose_as(proposal, command).await {
                     Ok(result) => Ok(Response::Proposed { result }),
-                    Err(crate::raft::ProposeError::NotLeader) => {
-                        Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) })
-                    }
+                    Err(crate::raft::ProposeError::NotLeader) => Ok(self.not_leader()),
                     Err(e) => Err(e.into()),
                 }
             }
             Request::JoinRaft { raft_id, addr } => {
                 let id = authorize(&self.cluster, peer, Access::Manager)?;
-                if !self.is_leader() {
-                    return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
+                if !self.cluster.is_leader() {
+                    return Ok(self.not_leader());
                 }
-                let owner = self.raft.store.read().unwrap().members.get(&raft_id).map(|m| m.node_id.clone());
+                let owner = self.cluster.store().members.get(&raft_id).map(|m| m.node_id.clone());
                 if owner.is_some_and(|o| o != id.node_id) {
                     return Err(ApiError::new(403, format!("raft ID {raft_id:x} belongs to another node")));
                 }
-                self.add_member(RaftMember { raft_id, node_id: id.node_id, addr }).await
+                self.cluster.add_member(RaftMember { raft_id, node_id: id.node_id, addr }).await.map(Response::Members)
             }
             Request::LeaveRaft { raft_id } => {
                 let id = authorize(&self.cluster, peer, Access::Manager)?;
                 // A manager takes only itself out (the leader removes
                 // demoted ones on its own, see `membership`).
-                let owner = self.raft.store.read().unwrap().members.get(&raft_id).map(|m| m.node_id.clone());
+                let owner = self.cluster.store().members.get(&raft_id).map(|m| m.node_id.clone());
                 if owner.is_some_and(|o| o != id.node_id) {
                     return Err(ApiError::new(403, format!("raft member {raft_id:x} is not node {}", id.node_id)));
                 }
-                if !self.is_leader() {
-                    return Ok(Response::NotLeader { leader_addr: self.leader_member().map(|m| m.addr) });
+                if !self.cluster.is_leader() {
+                    return Ok(self.not_leader());
                 }
-                self.remove_member(raft_id).await.map(|_| Response::Ok)
+                self.cluster.remove_member(raft_id).await.map(|_| Response::Ok)
             }
             Request::Ping => {
                 authorize(&self.cluster, peer, Access::Manager)?;
-                Ok(Response::Pong { node_id: self.cfg.node_id.clone() })
+                Ok(Response::Pong { node_id: self.node_id.clone() })
             }
             Request::RaftStream => Err(ApiError::bad_request("unexpected raft stream")),
             Request::Assignments { known, wait_ms, since } => {
@@ -320,7 +338,7 @@ impl Manager {
             Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
             Request::SecretsKey => {
                 authorize(&self.cluster, peer, Access::Manager)?;
-                let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
+                let key = self.keys.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
                 let unlock_key = match self.cluster.store().cluster.as_ref().filter(|c| !c.unlock_key.is_empty()) {
                     Some(c) => c.open(&key).map_err(ApiError::internal)?.unlock_key.map(|k| KeyText(k.to_string())),
                     None => None,
@@ -329,62 +347,36 @@ impl Manager {
             }
             Request::AttachNetwork { container_id, name, network, aliases } => {
                 let id = authorize(&self.cluster, peer, Access::Node)?;
-                let a = self.attach_network(&id.node_id, &container_id, &name, &network, aliases).await?;
+                let a = crate::control::attach(&self.cluster, &id.node_id, &container_id, &name, &network, aliases).await?;
                 Ok(Response::Attached(Box::new(a)))
             }
             Request::DetachNetwork { container_id } => {
                 let id = authorize(&self.cluster, peer, Access::Node)?;
-                self.detach_network(&id.node_id, &container_id).await.map(|_| Response::Ok)
+                crate::control::detach(&self.cluster, &id.node_id, &container_id).await.map(|_| Response::Ok)
             }
         }
     }
 
-    async fn add_member(&self, member: RaftMember) -> Result<Response, ApiError> {
-        let already = self.raft.store.read().unwrap().members.get(&member.raft_id).cloned();
-        if already.is_none() {
-            tracing::info!("adding raft member {:x} ({}) at {}", member.raft_id, member.node_id, member.addr);
-            self.raft.transport.add_seed(member.raft_id, member.addr.clone());
-            let r = self
-                .raft
-                .change_membership(::raft::eraftpb::ConfChangeType::AddNode, member, crate::manager::PROPOSE_TIMEOUT)
-                .await
-                .map_err(ApiError::from);
-            tracing::info!("raft membership change: {r:?}");
-            r?;
-        }
-        Ok(Response::Members(self.raft.store.read().unwrap().members.values().cloned().collect()))
-    }
-
-    /// Removes a Raft member; the leader hands leadership on first if it is
-    /// the one leaving.
-    pub(crate) async fn remove_member(&self, raft_id: u64) -> Result<(), ApiError> {
-        self.cluster.remove_member(raft_id).await
-    }
-
-    /// The cluster record's sealed keys, opened with the data key.
-    pub(crate) fn cluster_keys(&self) -> Result<crate::store::ClusterKeys, ApiError> {
-        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
-        let st = self.raft.store.read().unwrap();
-        let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
-        c.open(&key).map_err(ApiError::internal)
+    fn not_leader(&self) -> Response {
+        Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) }
     }
 
     fn root_ca(&self) -> Result<(RootCa, String, std::time::Duration), ApiError> {
-        let keys = self.cluster_keys()?;
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
+        let keys = self.keys.cluster_keys(&st)?;
         let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
         let ca = RootCa::from_pem(&c.root_cert_pem, &keys.root_key_pem).map_err(ApiError::internal)?;
         let expiry = std::time::Duration::from_nanos(c.swarm.spec.ca_config.node_cert_expiry.max(3_600_000_000_000) as u64);
         Ok((ca, c.swarm.id.clone(), expiry))
     }
 
-    pub(crate) async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
+    async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
         let invalid =
             || ApiError::bad_request("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster");
         crate::dispatcher::bounds::check_description(&req.description)?;
         let token = JoinToken::parse(&req.token).map_err(|_| ApiError::bad_request("invalid join token"))?;
         let (ca, cluster_id, expiry) = self.root_ca()?;
-        let keys = self.cluster_keys()?;
+        let keys = self.keys.cluster_keys(&self.cluster.store())?;
         let role = {
             if token.ca_digest != ca.digest() {
                 return Err(invalid());
@@ -413,8 +405,8 @@ impl Manager {
             status: NodeStatus { addr: req.advertise_addr, ..Default::default() },
             ..Default::default()
         };
-        self.propose(Command::CreateNode { node: Box::new(node) }).await?;
-        let managers = self.raft.store.read().unwrap().members.values().cloned().collect();
+        self.cluster.propose(Command::CreateNode { node: Box::new(node) }).await?;
+        let managers = self.cluster.store().members.values().cloned().collect();
         Ok(JoinResponse { node_id, cluster_id, role, cert_pem, root_pem: ca.cert_pem().to_string(), managers })
     }
 
@@ -422,7 +414,7 @@ impl Manager {
     fn renew(&self, node_id: &str, csr_pem: &str) -> Result<Response, ApiError> {
         let (ca, cluster_id, expiry) = self.root_ca()?;
         let role = {
-            let st = self.raft.store.read().unwrap();
+            let st = self.cluster.store();
             st.nodes.get(node_id).map(|n| n.spec.role).ok_or_else(|| ApiError::not_found(format!("node {node_id} not found")))?
         };
         let cert_pem = ca.issue(csr_pem, node_id, to_security_role(role), &cluster_id, expiry).map_err(ApiError::bad_request)?;

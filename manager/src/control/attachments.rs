@@ -16,6 +16,7 @@ use shoal_api::task::{NetworkAttachmentConfig, NetworkAttachmentSpec, Task, Task
 use shoal_api::ApiError;
 
 use super::networks::find_network;
+use crate::cluster::Cluster;
 use crate::manager::Manager;
 use crate::store::{Command, Store};
 
@@ -67,13 +68,10 @@ fn attachable<'a>(st: &'a Store, key: &str) -> Result<&'a shoal_api::network::Ne
 impl Manager {
     /// Whether a standalone container may join `network`, in Docker's words.
     pub fn check_attachable(&self, network: &str) -> Result<(), ApiError> {
-        attachable(&self.raft.store.read().unwrap(), network).map(|_| ())
+        attachable(&self.cluster.store(), network).map(|_| ())
     }
 
-    /// Attaches a standalone container on `node_id` to a swarm network
-    /// (name, ID or ID prefix), with network aliases; answers its address
-    /// there once the allocator gave it one. Attaching again answers the
-    /// same attachment.
+    /// See [`attach`].
     pub async fn attach_network(
         &self,
         node_id: &str,
@@ -82,64 +80,83 @@ impl Manager {
         network: &str,
         aliases: Vec<String>,
     ) -> Result<NetworkAttachment, ApiError> {
-        // Bounds on what a node writes into Raft through this call.
-        let long = |s: &str| s.len() > 255;
-        if container_id.is_empty() || long(container_id) || long(name) || aliases.len() > 32 || aliases.iter().any(|a| long(a)) {
-            return Err(ApiError::bad_request("network attachment: container ID or aliases out of bounds"));
-        }
-        let (network_id, existing) = {
-            let st = self.raft.store.read().unwrap();
-            let n = attachable(&st, network)?;
-            let existing = attachments_of(&st, node_id, container_id)
-                .find(|t| t.spec.networks.iter().any(|c| c.target == n.id) && !t.status.state.is_terminal())
-                .map(|t| t.id.clone());
-            (n.id.clone(), existing)
-        };
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let id = shoal_api::id::new_id();
-                let now = shoal_api::time::now_rfc3339();
-                let task = attachment_task(id.clone(), node_id, (container_id, name), &network_id, aliases, &now);
-                self.propose(Command::TaskIntents { delete: Vec::new(), put: vec![task], services: Vec::new() }).await?;
-                id
-            }
-        };
-        let deadline = tokio::time::Instant::now() + ALLOCATION_WAIT;
-        let mut applied = self.raft.applied.clone();
-        loop {
-            applied.borrow_and_update();
-            {
-                let st = self.raft.store.read().unwrap();
-                let t = st.tasks.get(&id).ok_or_else(|| ApiError::not_found(format!("network attachment {id} was removed")))?;
-                match t.status.state {
-                    TaskState::New => {}
-                    TaskState::Failed => return Err(ApiError::internal(format!("attaching to network {network}: {}", t.status.err))),
-                    _ => {
-                        return t
-                            .networks_attachments
-                            .first()
-                            .cloned()
-                            .ok_or_else(|| ApiError::internal(format!("network attachment {id} has no address")))
-                    }
-                }
-            }
-            if tokio::time::timeout_at(deadline, applied.changed()).await.is_err() {
-                return Err(ApiError::internal(format!("attaching to network {network}: no address was allocated within 10 s")));
-            }
-        }
+        attach(&self.cluster, node_id, container_id, name, network, aliases).await
     }
 
-    /// Gives back a standalone container's attachments on `node_id` (its
-    /// addresses are free for others at once).
+    /// See [`detach`].
     pub async fn detach_network(&self, node_id: &str, container_id: &str) -> Result<(), ApiError> {
-        let ids: Vec<String> = {
-            let st = self.raft.store.read().unwrap();
-            attachments_of(&st, node_id, container_id).map(|t| t.id.clone()).collect()
-        };
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.propose(Command::TaskIntents { delete: ids, put: Vec::new(), services: Vec::new() }).await.map(|_| ())
+        detach(&self.cluster, node_id, container_id).await
     }
+}
+
+/// Attaches a standalone container on `node_id` to a swarm network (name,
+/// ID or ID prefix), with network aliases; answers its address there once
+/// the allocator gave it one. Attaching again answers the same attachment.
+pub(crate) async fn attach(
+    cluster: &Cluster,
+    node_id: &str,
+    container_id: &str,
+    name: &str,
+    network: &str,
+    aliases: Vec<String>,
+) -> Result<NetworkAttachment, ApiError> {
+    // Bounds on what a node writes into Raft through this call.
+    let long = |s: &str| s.len() > 255;
+    if container_id.is_empty() || long(container_id) || long(name) || aliases.len() > 32 || aliases.iter().any(|a| long(a)) {
+        return Err(ApiError::bad_request("network attachment: container ID or aliases out of bounds"));
+    }
+    let (network_id, existing) = {
+        let st = cluster.store();
+        let n = attachable(&st, network)?;
+        let existing = attachments_of(&st, node_id, container_id)
+            .find(|t| t.spec.networks.iter().any(|c| c.target == n.id) && !t.status.state.is_terminal())
+            .map(|t| t.id.clone());
+        (n.id.clone(), existing)
+    };
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            let id = shoal_api::id::new_id();
+            let now = shoal_api::time::now_rfc3339();
+            let task = attachment_task(id.clone(), node_id, (container_id, name), &network_id, aliases, &now);
+            cluster.propose(Command::TaskIntents { delete: Vec::new(), put: vec![task], services: Vec::new() }).await?;
+            id
+        }
+    };
+    let deadline = tokio::time::Instant::now() + ALLOCATION_WAIT;
+    let mut applied = cluster.applied();
+    loop {
+        applied.borrow_and_update();
+        {
+            let st = cluster.store();
+            let t = st.tasks.get(&id).ok_or_else(|| ApiError::not_found(format!("network attachment {id} was removed")))?;
+            match t.status.state {
+                TaskState::New => {}
+                TaskState::Failed => return Err(ApiError::internal(format!("attaching to network {network}: {}", t.status.err))),
+                _ => {
+                    return t
+                        .networks_attachments
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| ApiError::internal(format!("network attachment {id} has no address")))
+                }
+            }
+        }
+        if tokio::time::timeout_at(deadline, applied.changed()).await.is_err() {
+            return Err(ApiError::internal(format!("attaching to network {network}: no address was allocated within 10 s")));
+        }
+    }
+}
+
+/// Gives back a standalone container's attachments on `node_id` (its
+/// addresses are free for others at once).
+pub(crate) async fn detach(cluster: &Cluster, node_id: &str, container_id: &str) -> Result<(), ApiError> {
+    let ids: Vec<String> = {
+        let st = cluster.store();
+        attachments_of(&st, node_id, container_id).map(|t| t.id.clone()).collect()
+    };
+    if ids.is_empty() {
+        return Ok(());
+    }
+    cluster.propose(Command::TaskIntents { delete: ids, put: Vec::new(), services: Vec::new() }).await.map(|_| ())
 }

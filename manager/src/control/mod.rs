@@ -15,6 +15,7 @@ pub mod networks;
 mod secrets;
 pub(crate) mod services;
 pub use attachments::attachment_task;
+pub(crate) use attachments::{attach, detach};
 pub use configs::CONFIG_FILTERS;
 pub use secrets::SECRET_FILTERS;
 pub use services::{SERVICE_FILTERS, TASK_FILTERS};
