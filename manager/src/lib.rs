@@ -5,10 +5,10 @@
 //! Controllers (dispatcher, membership, the orchestrator loop) act on the
 //! leader only; every manager serves reads from its own store and forwards
 //! writes. The controllers (orchestrator loop, membership reconciler,
-//! dispatcher, log broker, peer pinger, autolock, data key fetcher) and the
-//! RPC server (`server::ClusterPort`) hold a `cluster::Cluster` (store view,
-//! leader watch, proposer) rather than the `Manager`, which still carries
-//! the control API the daemon calls (`control`).
+//! dispatcher, log broker, peer pinger, autolock, data key fetcher), the
+//! RPC server (`server::ClusterPort`) and the control API the daemon calls
+//! (`control::ControlApi`) hold a `cluster::Cluster` (store view, leader
+//! watch, proposer) rather than the `Manager`, which starts and holds them.
 
 pub mod allocator;
 pub mod autolock;

@@ -52,6 +52,8 @@ pub struct Manager {
     pub(crate) logs: Arc<LogBroker>,
     /// Keeps the key files wrapped under the cluster's unlock key.
     pub autolock: Arc<Autolock>,
+    /// What the daemon's Engine API calls.
+    pub control: crate::control::ControlApi,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -116,6 +118,8 @@ impl Manager {
         let reachability = Reachability::new(cluster.clone());
         let logs = LogBroker::new(cluster.clone());
         let autolock = Autolock::new(cluster.clone(), keys.clone());
+        let control =
+            crate::control::ControlApi::new(cluster.clone(), keys.clone(), cfg.node_id.clone(), reachability.clone(), autolock.clone());
         let mgr = Arc::new(Manager {
             cfg,
             cluster: cluster.clone(),
@@ -126,6 +130,7 @@ impl Manager {
             reachability: reachability.clone(),
             logs: logs.clone(),
             autolock: autolock.clone(),
+            control,
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = vec![
@@ -178,11 +183,6 @@ impl Manager {
     }
 
     /// The data key that seals secrets, once this manager holds it.
-    /// The cluster record's sealed keys, opened with the data key.
-    pub(crate) fn cluster_keys(&self) -> Result<crate::store::ClusterKeys, ApiError> {
-        self.keys.cluster_keys(&self.cluster.store())
-    }
-
     pub fn data_key(&self) -> Option<crate::datakey::DataKey> {
         self.keys.data_key()
     }

@@ -52,14 +52,14 @@ pub fn hand_over_leadership(mgr: &Manager) {
 
 /// Docker's quorum guard for demoting or removing a manager: refuse when the
 /// managers left reachable could not form a majority of the smaller cluster.
-pub fn check_removal_keeps_quorum(mgr: &Manager, raft_id: u64) -> Result<(), ApiError> {
-    let voters = mgr.raft.store.read().unwrap().members.len();
+pub fn check_removal_keeps_quorum(st: &crate::store::Store, reachable: Vec<u64>, raft_id: u64) -> Result<(), ApiError> {
+    let voters = st.members.len();
     if voters <= 1 {
         return Err(ApiError::bad_request(
             "rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm",
         ));
     }
-    let reachable_after = mgr.reachable_members().into_iter().filter(|id| *id != raft_id).count();
+    let reachable_after = reachable.into_iter().filter(|id| *id != raft_id).count();
     let quorum_after = (voters - 1) / 2 + 1;
     if reachable_after < quorum_after {
         return Err(ApiError::bad_request(

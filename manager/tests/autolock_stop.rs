@@ -16,10 +16,10 @@ fn wrapped(path: &std::path::Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_manager_does_not_wrap_the_node_key_again() {
     let c = common::start().await;
-    let swarm = c.mgr.swarm().unwrap();
+    let swarm = c.mgr.control.swarm().unwrap();
     let mut spec = swarm.spec.clone();
     spec.encryption_config.auto_lock_managers = true;
-    c.mgr.update_swarm(swarm.version.index, spec, SwarmUpdate::default()).await.unwrap();
+    c.mgr.control.update_swarm(swarm.version.index, spec, SwarmUpdate::default()).await.unwrap();
     let node_key = c.mgr.cfg.swarm_dir.join("certificates/swarm-node.key");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !wrapped(&node_key) {

@@ -17,10 +17,10 @@ async fn the_spec_s_snapshot_interval_is_followed() {
         c.mgr.propose(write(i)).await.unwrap();
     }
     assert_eq!(m.raft_snapshots.get(), 0, "30 entries are far below Docker's default of 10000");
-    let swarm = c.mgr.swarm().unwrap();
+    let swarm = c.mgr.control.swarm().unwrap();
     let mut spec = swarm.spec.clone();
     spec.raft.snapshot_interval = 20;
-    c.mgr.update_swarm(swarm.version.index, spec, SwarmUpdate::default()).await.unwrap();
+    c.mgr.control.update_swarm(swarm.version.index, spec, SwarmUpdate::default()).await.unwrap();
     for i in 30..60 {
         c.mgr.propose(write(i)).await.unwrap();
     }

@@ -186,12 +186,12 @@ pub async fn serve(node: &Arc<SwarmNode>, target: Target<'_>, call: &Call) -> Re
     let (opts, mut fmt) = parse_options(call)?;
     let (selector, tty) = match target {
         Target::Service(key) => {
-            let s = mgr.service(key)?;
+            let s = mgr.control.service(key)?;
             let tty = s.spec.task_template.container_spec.as_ref().is_some_and(|c| c.tty);
             (LogSelector { service_ids: vec![s.id], task_ids: vec![] }, tty)
         }
         Target::Task(key) => {
-            let t = mgr.task(key)?;
+            let t = mgr.control.task(key)?;
             let tty = t.spec.container_spec.as_ref().is_some_and(|c| c.tty);
             (LogSelector { service_ids: vec![], task_ids: vec![t.id] }, tty)
         }

@@ -20,14 +20,14 @@ fn filters(call: &Call) -> Result<Filters, ApiError> {
 pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let req: NetworkCreateRequest = call.json()?;
-    let (id, warning) = mgr.create_network(req).await?;
+    let (id, warning) = mgr.control.create_network(req).await?;
     json_response(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warning": warning }))
 }
 
 pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let filters = filters(call)?;
     match node.manager() {
-        Some(mgr) => json_response(StatusCode::OK, &mgr.networks(&filters)?),
+        Some(mgr) => json_response(StatusCode::OK, &mgr.control.networks(&filters)?),
         None => json_response(StatusCode::OK, &Vec::<serde_json::Value>::new()),
     }
 }
@@ -38,7 +38,7 @@ pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
 /// `docker inspect <name>` on a worker goes on to its other object kinds.
 pub fn inspect(node: &Arc<SwarmNode>, id: &str) -> Reply {
     match node.manager() {
-        Some(mgr) => json_response(StatusCode::OK, &mgr.network(id)?),
+        Some(mgr) => json_response(StatusCode::OK, &mgr.control.network(id)?),
         None => Err(no_such_network(id)),
     }
 }
@@ -50,13 +50,13 @@ fn no_such_network(id: &str) -> ApiError {
 
 pub async fn remove(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    mgr.remove_network(id).await?;
+    mgr.control.remove_network(id).await?;
     super::empty_response(StatusCode::NO_CONTENT)
 }
 
 pub async fn prune(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    let removed = mgr.prune_networks(&filters(call)?).await?;
+    let removed = mgr.control.prune_networks(&filters(call)?).await?;
     json_response(StatusCode::OK, &serde_json::json!({ "NetworksDeleted": removed }))
 }
 

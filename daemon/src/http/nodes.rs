@@ -13,12 +13,12 @@ use crate::swarm::SwarmNode;
 pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let filters = Filters::parse(call.query.get("filters").map(String::as_str), NODE_FILTERS)?;
-    json_response(StatusCode::OK, &mgr.nodes(&filters))
+    json_response(StatusCode::OK, &mgr.control.nodes(&filters))
 }
 
 pub fn inspect(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.node(id)?)
+    json_response(StatusCode::OK, &mgr.control.node(id)?)
 }
 
 pub async fn update(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
@@ -30,12 +30,12 @@ pub async fn update(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
             return Err(ApiError::bad_request("invalid label: empty key"));
         }
     }
-    mgr.update_node(id, version, spec).await?;
+    mgr.control.update_node(id, version, spec).await?;
     ok_empty()
 }
 
 pub async fn remove(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    mgr.remove_node(id, call.query_bool("force")).await?;
+    mgr.control.remove_node(id, call.query_bool("force")).await?;
     ok_empty()
 }

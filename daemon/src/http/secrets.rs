@@ -24,59 +24,59 @@ fn filters(call: &Call, allowed: &[&str]) -> Result<Filters, ApiError> {
 pub async fn create_secret(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let spec: SecretSpec = call.json()?;
-    let id = mgr.create_secret(spec).await?;
+    let id = mgr.control.create_secret(spec).await?;
     json_response(StatusCode::CREATED, &serde_json::json!({ "ID": id }))
 }
 
 pub fn list_secrets(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.secrets(&filters(call, SECRET_FILTERS)?))
+    json_response(StatusCode::OK, &mgr.control.secrets(&filters(call, SECRET_FILTERS)?))
 }
 
 pub fn inspect_secret(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.secret(id)?)
+    json_response(StatusCode::OK, &mgr.control.secret(id)?)
 }
 
 pub async fn update_secret(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let version = call.version()?;
-    mgr.update_secret(id, version, call.json()?).await?;
+    mgr.control.update_secret(id, version, call.json()?).await?;
     super::ok_empty()
 }
 
 pub async fn remove_secret(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    mgr.remove_secret(id).await?;
+    mgr.control.remove_secret(id).await?;
     no_content()
 }
 
 pub async fn create_config(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let spec: ConfigSpec = call.json()?;
-    let id = mgr.create_config(spec).await?;
+    let id = mgr.control.create_config(spec).await?;
     json_response(StatusCode::CREATED, &serde_json::json!({ "ID": id }))
 }
 
 pub fn list_configs(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.configs(&filters(call, CONFIG_FILTERS)?))
+    json_response(StatusCode::OK, &mgr.control.configs(&filters(call, CONFIG_FILTERS)?))
 }
 
 pub fn inspect_config(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.config(id)?)
+    json_response(StatusCode::OK, &mgr.control.config(id)?)
 }
 
 pub async fn update_config(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let version = call.version()?;
-    mgr.update_config(id, version, call.json()?).await?;
+    mgr.control.update_config(id, version, call.json()?).await?;
     super::ok_empty()
 }
 
 pub async fn remove_config(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    mgr.remove_config(id).await?;
+    mgr.control.remove_config(id).await?;
     no_content()
 }

@@ -36,7 +36,7 @@ pub async fn create(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let spec = spec(call)?;
     let warnings = warnings(&spec, call);
-    let id = mgr.create_service(spec, call.registry_auth.as_deref()).await?;
+    let id = mgr.control.create_service(spec, call.registry_auth.as_deref()).await?;
     json_response(StatusCode::CREATED, &serde_json::json!({"ID": id, "Warnings": warnings}))
 }
 
@@ -52,14 +52,14 @@ pub fn list(node: &Arc<SwarmNode>, call: &Call) -> Reply {
             Some(v) => parse_go_bool(v).ok_or_else(|| ApiError::bad_request(format!("invalid value for status: {v}")))?,
         }
     };
-    json_response(StatusCode::OK, &mgr.services(&filters, status))
+    json_response(StatusCode::OK, &mgr.control.services(&filters, status))
 }
 
 /// `GET /services/{id}`; with `insertDefaults` (the docker CLI's `service
 /// inspect` always asks) the spec has SwarmKit's defaults filled in.
 pub fn inspect(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
-    let service = mgr.service(id)?;
+    let service = mgr.control.service(id)?;
     if docker_bool(call.query.get("insertDefaults")) {
         return json_response(StatusCode::OK, &service.with_defaults());
     }
@@ -80,25 +80,25 @@ pub async fn update(node: &Arc<SwarmNode>, id: &str, call: &Call) -> Reply {
     let rollback = call.query.get("rollback").map(String::as_str) == Some("previous");
     let spec = if rollback { ServiceSpec::default() } else { spec(call)? };
     let warnings = if rollback { serde_json::Value::Null } else { warnings(&spec, call) };
-    mgr.update_service(id, version, spec, rollback, call.registry_auth.as_deref()).await?;
+    mgr.control.update_service(id, version, spec, rollback, call.registry_auth.as_deref()).await?;
     json_response(StatusCode::OK, &serde_json::json!({"Warnings": warnings}))
 }
 
 pub async fn remove(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    mgr.remove_service(id).await?;
+    mgr.control.remove_service(id).await?;
     super::ok_empty()
 }
 
 pub fn tasks(node: &Arc<SwarmNode>, call: &Call) -> Reply {
     let mgr = node.require_manager()?;
     let filters = Filters::parse(call.query.get("filters").map(String::as_str), TASK_FILTERS)?;
-    json_response(StatusCode::OK, &mgr.tasks(&filters))
+    json_response(StatusCode::OK, &mgr.control.tasks(&filters))
 }
 
 pub fn task(node: &Arc<SwarmNode>, id: &str) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.task(id)?)
+    json_response(StatusCode::OK, &mgr.control.task(id)?)
 }
 
 /// Go's `strconv.ParseBool`.

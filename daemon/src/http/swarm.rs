@@ -11,7 +11,7 @@ use crate::swarm::SwarmNode;
 
 pub fn inspect(node: &Arc<SwarmNode>) -> Reply {
     let mgr = node.require_manager()?;
-    json_response(StatusCode::OK, &mgr.swarm()?)
+    json_response(StatusCode::OK, &mgr.control.swarm()?)
 }
 
 pub async fn init(node: &Arc<SwarmNode>, call: &Call) -> Reply {
@@ -41,13 +41,13 @@ pub async fn update(node: &Arc<SwarmNode>, call: &Call) -> Reply {
         rotate_manager_token: call.query_bool("rotateManagerToken"),
         rotate_manager_unlock_key: call.query_bool("rotateManagerUnlockKey"),
     };
-    mgr.update_swarm(version, spec, opts).await?;
+    mgr.control.update_swarm(version, spec, opts).await?;
     ok_empty()
 }
 
 pub fn unlock_key(node: &Arc<SwarmNode>) -> Reply {
     let mgr = node.require_manager()?;
-    let key = mgr.unlock_key_text()?;
+    let key = mgr.control.unlock_key_text()?;
     json_response(StatusCode::OK, &serde_json::json!({"UnlockKey": key.as_str()}))
 }
 

@@ -72,10 +72,10 @@ pub fn info(node: &Arc<SwarmNode>) -> Reply {
         swarm.remote_managers = Some(managers.iter().map(|m| Peer { node_id: m.node_id.clone(), addr: m.addr.clone() }).collect());
         if let Some(mgr) = node.manager() {
             swarm.control_available = true;
-            let (nodes, managers) = mgr.counts();
+            let (nodes, managers) = mgr.control.counts();
             swarm.nodes = Some(nodes);
             swarm.managers = Some(managers);
-            swarm.cluster = mgr.swarm().ok().map(|mut s| {
+            swarm.cluster = mgr.control.swarm().ok().map(|mut s| {
                 s.join_tokens = None;
                 s
             });

@@ -9,6 +9,7 @@
 //! (the reaper). Its name (the container's) and aliases resolve on the
 //! network to its address (`dispatcher::views`).
 
+use super::ControlApi;
 use std::time::Duration;
 
 use shoal_api::network::NetworkAttachment;
@@ -17,7 +18,6 @@ use shoal_api::ApiError;
 
 use super::networks::find_network;
 use crate::cluster::Cluster;
-use crate::manager::Manager;
 use crate::store::{Command, Store};
 
 /// How long an attach waits for the allocator.
@@ -65,7 +65,7 @@ fn attachable<'a>(st: &'a Store, key: &str) -> Result<&'a shoal_api::network::Ne
     Ok(n)
 }
 
-impl Manager {
+impl ControlApi {
     /// Whether a standalone container may join `network`, in Docker's words.
     pub fn check_attachable(&self, network: &str) -> Result<(), ApiError> {
         attachable(&self.cluster.store(), network).map(|_| ())

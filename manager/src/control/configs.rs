@@ -1,12 +1,12 @@
 //! The control API behind `/configs`: like secrets, but the data is stored
 //! as it is and returned by inspect (SwarmKit's behaviour).
 
+use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::secret::{Config, ConfigSpec, MAX_CONFIG_SIZE};
 use shoal_api::ApiError;
 
 use super::secrets::{invalid, matches, validate_name};
-use crate::manager::Manager;
 use crate::store::Command;
 
 pub const CONFIG_FILTERS: &[&str] = &["id", "label", "name"];
@@ -21,40 +21,40 @@ pub fn validate_config_spec(spec: &ConfigSpec) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl Manager {
+impl ControlApi {
     pub async fn create_config(&self, spec: ConfigSpec) -> Result<String, ApiError> {
         validate_config_spec(&spec)?;
         let id = shoal_api::id::new_id();
         let now = shoal_api::time::now_rfc3339();
         let config = Config { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
-        self.propose(Command::CreateConfig { config: Box::new(config) }).await?;
+        self.cluster.propose(Command::CreateConfig { config: Box::new(config) }).await?;
         Ok(id)
     }
 
     pub fn configs(&self, filters: &Filters) -> Vec<Config> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         st.configs.values().filter(|c| matches(filters, &c.id, &c.spec.name, &c.spec.labels)).cloned().collect()
     }
 
     pub fn config(&self, key: &str) -> Result<Config, ApiError> {
-        self.raft.store.read().unwrap().find_config(key).cloned()
+        self.cluster.store().find_config(key).cloned()
     }
 
     pub async fn update_config(&self, key: &str, version: u64, spec: ConfigSpec) -> Result<(), ApiError> {
         let (id, name, data) = {
-            let st = self.raft.store.read().unwrap();
+            let st = self.cluster.store();
             let c = st.find_config(key)?;
             (c.id.clone(), c.spec.name.clone(), c.spec.data.clone())
         };
         if spec.name != name || spec.data.as_ref().is_some_and(|d| Some(d) != data.as_ref()) {
             return Err(invalid("only updates to Labels are allowed"));
         }
-        self.propose(Command::UpdateConfig { id, version, labels: spec.labels }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateConfig { id, version, labels: spec.labels }).await.map(|_| ())
     }
 
     pub async fn remove_config(&self, key: &str) -> Result<(), ApiError> {
-        let id = self.raft.store.read().unwrap().find_config(key)?.id.clone();
-        self.propose(Command::RemoveConfig { id }).await.map(|_| ())
+        let id = self.cluster.store().find_config(key)?.id.clone();
+        self.cluster.propose(Command::RemoveConfig { id }).await.map(|_| ())
     }
 }
 

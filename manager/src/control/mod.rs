@@ -5,7 +5,10 @@ use shoal_api::filters::Filters;
 use shoal_api::{ApiError, JoinTokens, ManagerStatus, Node, NodeSpec, NodeState, Reachability, Role, Swarm, SwarmSpec};
 use shoal_security::JoinToken;
 
-use crate::manager::Manager;
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::keyfiles::KeyFiles;
 use crate::membership::check_removal_keeps_quorum;
 use crate::store::{ClusterRecord, Command, Store, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 
@@ -31,13 +34,38 @@ pub struct SwarmUpdate {
     pub rotate_manager_unlock_key: bool,
 }
 
-impl Manager {
+/// The control API, on the cluster handle: what the daemon's Engine API
+/// calls for `/swarm`, `/nodes`, `/services`, `/tasks`, `/secrets`,
+/// `/configs` and `/networks`, and the network attachments of its
+/// standalone containers.
+pub struct ControlApi {
+    cluster: Cluster,
+    keys: KeyFiles,
+    /// This manager's node (`self` in `node inspect self`).
+    node_id: String,
+    reachability: Arc<crate::reachability::Reachability>,
+    autolock: Arc<crate::autolock::Autolock>,
+}
+
+impl ControlApi {
+    pub(crate) fn new(
+        cluster: Cluster,
+        keys: KeyFiles,
+        node_id: String,
+        reachability: Arc<crate::reachability::Reachability>,
+        autolock: Arc<crate::autolock::Autolock>,
+    ) -> ControlApi {
+        ControlApi { cluster, keys, node_id, reachability, autolock }
+    }
+}
+
+impl ControlApi {
     fn store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
-        self.raft.store.read().unwrap()
+        self.cluster.store()
     }
 
     pub fn swarm(&self) -> Result<Swarm, ApiError> {
-        let keys = self.cluster_keys()?;
+        let keys = self.keys.cluster_keys(&self.cluster.store())?;
         let st = self.store();
         let c = st.cluster.as_ref().ok_or_else(ApiError::not_in_swarm)?;
         let digest = shoal_security::ca::cert_digest_pem(&c.root_cert_pem).map_err(ApiError::internal)?;
@@ -61,8 +89,8 @@ impl Manager {
     /// lock is taken (never lock the store twice in one reader: a queued
     /// writer would deadlock it).
     fn liveness(&self) -> (u64, Vec<u64>) {
-        let leader = self.raft.status.borrow().leader;
-        (leader, self.reachable_members())
+        let leader = self.cluster.status().leader;
+        (leader, self.reachability.reachable_members())
     }
 
     /// A node as the API shows it: stored fields plus what only a manager
@@ -97,7 +125,7 @@ impl Manager {
     pub fn node(&self, key: &str) -> Result<Node, ApiError> {
         let live = self.liveness();
         let st = self.store();
-        let key = if key == "self" { self.cfg.node_id.as_str() } else { key };
+        let key = if key == "self" { self.node_id.as_str() } else { key };
         let n = st.find_node(key)?;
         Ok(Self::present(&st, &live, n))
     }
@@ -115,9 +143,10 @@ impl Manager {
             (n.id.clone(), member.filter(|_| spec.role == Role::Worker && n.spec.role == Role::Manager))
         };
         if let Some(raft_id) = demoting {
-            check_removal_keeps_quorum(self, raft_id)?;
+            let reachable = self.reachability.reachable_members();
+            check_removal_keeps_quorum(&self.store(), reachable, raft_id)?;
         }
-        self.propose(Command::UpdateNodeSpec { id, version, spec }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateNodeSpec { id, version, spec }).await.map(|_| ())
     }
 
     pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ApiError> {
@@ -138,7 +167,7 @@ impl Manager {
             }
             n.id.clone()
         };
-        self.propose(Command::RemoveNode { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveNode { id }).await.map(|_| ())
     }
 
     /// `POST /swarm/update`: a full spec (omitted fields take Docker's
@@ -156,7 +185,7 @@ impl Manager {
                 !c.unlock_key.is_empty(),
             )
         };
-        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
+        let key = self.keys.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the cluster's data key yet"))?;
         // Autolock: a key when it is turned on or rotated, none when it is
         // turned off (as SwarmKit; a rotation while it is off changes nothing).
         let unlock_key = match (spec.encryption_config.auto_lock_managers, has_unlock_key) {
@@ -202,7 +231,7 @@ impl Manager {
         // whole rotation can still verify the managers when it returns.
         let cross_signed = match &new_ca {
             Some(ca) => {
-                let keys = self.cluster_keys()?;
+                let keys = self.keys.cluster_keys(&self.cluster.store())?;
                 let old = shoal_security::RootCa::from_pem(&current_root, &keys.root_key_pem).map_err(ApiError::internal)?;
                 Some(old.cross_sign(ca).map_err(ApiError::internal)?)
             }
@@ -210,16 +239,17 @@ impl Manager {
         };
         let new_root = new_ca.map(|ca| (ca.cert_pem().to_string(), ClusterRecord::seal(&key, ROOT_KEY_CONTEXT, ca.key_pem())));
         let fresh = |context| ClusterRecord::seal(&key, context, &JoinToken::generate(digest).secret);
-        self.propose(Command::UpdateCluster {
-            version,
-            spec: Box::new(spec),
-            worker_secret: opts.rotate_worker_token.then(|| fresh(WORKER_SECRET_CONTEXT)),
-            manager_secret: opts.rotate_manager_token.then(|| fresh(MANAGER_SECRET_CONTEXT)),
-            new_root,
-            cross_signed,
-            unlock_key,
-        })
-        .await?;
+        self.cluster
+            .propose(Command::UpdateCluster {
+                version,
+                spec: Box::new(spec),
+                worker_secret: opts.rotate_worker_token.then(|| fresh(WORKER_SECRET_CONTEXT)),
+                manager_secret: opts.rotate_manager_token.then(|| fresh(MANAGER_SECRET_CONTEXT)),
+                new_root,
+                cross_signed,
+                unlock_key,
+            })
+            .await?;
         // This manager re-wraps its keys before answering (the others do
         // when the change applies there, `Autolock::run`).
         self.autolock.sync().map_err(ApiError::internal)?;
@@ -228,7 +258,7 @@ impl Manager {
 
     /// `GET /swarm/unlockkey`: the key while autolock is on, else "".
     pub fn unlock_key_text(&self) -> Result<zeroize::Zeroizing<String>, ApiError> {
-        Ok(self.cluster_keys()?.unlock_key.unwrap_or_default())
+        Ok(self.keys.cluster_keys(&self.cluster.store())?.unlock_key.unwrap_or_default())
     }
 }
 

@@ -2,11 +2,11 @@
 //! SwarmKit's checks (the allocator's `check_network` and
 //! `check_network_removal`) up front, and again at apply time.
 
+use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::network::{Network, NetworkCreateRequest, NetworkResource, PeerInfo, VXLAN_ID_OPTION};
 use shoal_api::ApiError;
 
-use crate::manager::Manager;
 use crate::store::{Command, Store};
 
 pub const NETWORK_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
@@ -71,7 +71,7 @@ fn resource(st: &Store, n: &Network) -> NetworkResource {
     r
 }
 
-impl Manager {
+impl ControlApi {
     /// `POST /networks/create`: the new network's ID, and Docker's
     /// `Warning` (what is kept but not acted on; empty if nothing).
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String), ApiError> {
@@ -83,7 +83,7 @@ impl Manager {
             spec.ipam_options = None;
         }
         {
-            let st = self.raft.store.read().unwrap();
+            let st = self.cluster.store();
             let pool = st.address_pool()?;
             let view = st.allocator_view(&pool);
             crate::allocator::check_network(&view, &spec).map_err(|e| {
@@ -97,13 +97,13 @@ impl Manager {
         let id = shoal_api::id::new_id();
         let now = shoal_api::time::now_rfc3339();
         let network = Network { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
-        self.propose(Command::CreateNetwork { network: Box::new(network) }).await?;
+        self.cluster.propose(Command::CreateNetwork { network: Box::new(network) }).await?;
         // Answer once the allocator gave it its subnet and VNI (the next
         // leader pass), so an inspect right after shows them as Docker's
         // does; a slow allocation still returns, later.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut applied = self.raft.applied.clone();
-        while !self.raft.store.read().unwrap().networks.get(&id).is_some_and(crate::allocator::is_allocated) {
+        let mut applied = self.cluster.applied();
+        while !self.cluster.store().networks.get(&id).is_some_and(crate::allocator::is_allocated) {
             if tokio::time::timeout_at(deadline, applied.changed()).await.is_err() {
                 break;
             }
@@ -113,7 +113,7 @@ impl Manager {
 
     /// `GET /networks`, with Docker's filters.
     pub fn networks(&self, filters: &Filters) -> Result<Vec<NetworkResource>, ApiError> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         let mut out = Vec::new();
         for n in st.networks.values() {
             let dangling = !in_use(&st, n);
@@ -134,7 +134,7 @@ impl Manager {
 
     /// `GET /networks/{id}`.
     pub fn network(&self, key: &str) -> Result<NetworkResource, ApiError> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         let n = find_network(&st, key)?;
         Ok(resource(&st, n))
     }
@@ -142,21 +142,21 @@ impl Manager {
     /// `DELETE /networks/{id}`: refused while in use, as SwarmKit words it.
     pub async fn remove_network(&self, key: &str) -> Result<(), ApiError> {
         let id = {
-            let st = self.raft.store.read().unwrap();
+            let st = self.cluster.store();
             let n = find_network(&st, key)?;
             let pool = st.address_pool()?;
             let view = st.allocator_view(&pool);
             crate::allocator::check_network_removal(&view, &n.id).map_err(ApiError::bad_request)?;
             n.id.clone()
         };
-        self.propose(Command::RemoveNetwork { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveNetwork { id }).await.map(|_| ())
     }
 
     /// `POST /networks/prune`: removes the networks nothing uses (never the
     /// ingress network); the names removed.
     pub async fn prune_networks(&self, filters: &Filters) -> Result<Vec<String>, ApiError> {
         let candidates: Vec<(String, String)> = {
-            let st = self.raft.store.read().unwrap();
+            let st = self.cluster.store();
             st.networks
                 .values()
                 .filter(|n| !in_use(&st, n) && filters.labels_match("label", &n.spec.labels))
@@ -165,7 +165,7 @@ impl Manager {
         };
         let mut removed = Vec::new();
         for (id, name) in candidates {
-            if self.propose(Command::RemoveNetwork { id }).await.is_ok() {
+            if self.cluster.propose(Command::RemoveNetwork { id }).await.is_ok() {
                 removed.push(name);
             }
         }
@@ -179,7 +179,7 @@ impl Manager {
         service_id: Option<&str>,
         spec: &mut shoal_api::service::ServiceSpec,
     ) -> Result<(), ApiError> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         let pool = st.address_pool()?;
         let view = st.allocator_view(&pool);
         let invalid = |e: String| ApiError::bad_request(format!("rpc error: code = InvalidArgument desc = {e}"));

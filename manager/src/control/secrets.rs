@@ -3,12 +3,12 @@
 //! sealed here, on the manager that takes the request, before it is
 //! proposed; the API never returns it.
 
+use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::secret::{Secret, SecretSpec, MAX_SECRET_SIZE};
 use shoal_api::service::ServiceSpec;
 use shoal_api::ApiError;
 
-use crate::manager::Manager;
 use crate::store::{Command, SecretRecord, Store};
 
 pub const SECRET_FILTERS: &[&str] = &["id", "label", "name", "names"];
@@ -124,10 +124,11 @@ pub fn resolve_references(st: &Store, spec: &mut ServiceSpec) -> Result<(), ApiE
     crate::store::check_references(st, spec)
 }
 
-impl Manager {
+impl ControlApi {
     pub async fn create_secret(&self, mut spec: SecretSpec) -> Result<String, ApiError> {
         validate_secret_spec(&spec)?;
         let key = self
+            .keys
             .data_key()
             .ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet; retry shortly or use another manager"))?;
         let id = shoal_api::id::new_id();
@@ -135,24 +136,24 @@ impl Manager {
         let sealed = key.seal(&id, &data);
         let now = shoal_api::time::now_rfc3339();
         let secret = Secret { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
-        self.propose(Command::CreateSecret { secret: Box::new(SecretRecord { secret, sealed }) }).await?;
+        self.cluster.propose(Command::CreateSecret { secret: Box::new(SecretRecord { secret, sealed }) }).await?;
         Ok(id)
     }
 
     pub fn secrets(&self, filters: &Filters) -> Vec<Secret> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         st.secrets.values().map(|r| &r.secret).filter(|s| matches(filters, &s.id, &s.spec.name, &s.spec.labels)).cloned().collect()
     }
 
     pub fn secret(&self, key: &str) -> Result<Secret, ApiError> {
-        Ok(self.raft.store.read().unwrap().find_secret(key)?.secret.clone())
+        Ok(self.cluster.store().find_secret(key)?.secret.clone())
     }
 
     /// Labels only: a different name, or data that differs from what is
     /// stored, is refused (SwarmKit compares the data in constant time).
     pub async fn update_secret(&self, key: &str, version: u64, spec: SecretSpec) -> Result<(), ApiError> {
         let (id, name, sealed) = {
-            let st = self.raft.store.read().unwrap();
+            let st = self.cluster.store();
             let r = st.find_secret(key)?;
             (r.secret.id.clone(), r.secret.spec.name.clone(), r.sealed.clone())
         };
@@ -161,18 +162,18 @@ impl Manager {
             return Err(only_labels());
         }
         if let Some(new) = &spec.data {
-            let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
+            let key = self.keys.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
             let old = key.open(&id, &sealed).map_err(ApiError::internal)?;
             if !constant_time_eq(&old, new) {
                 return Err(only_labels());
             }
         }
-        self.propose(Command::UpdateSecret { id, version, labels: spec.labels }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateSecret { id, version, labels: spec.labels }).await.map(|_| ())
     }
 
     pub async fn remove_secret(&self, key: &str) -> Result<(), ApiError> {
-        let id = self.raft.store.read().unwrap().find_secret(key)?.secret.id.clone();
-        self.propose(Command::RemoveSecret { id }).await.map(|_| ())
+        let id = self.cluster.store().find_secret(key)?.secret.id.clone();
+        self.cluster.propose(Command::RemoveSecret { id }).await.map(|_| ())
     }
 }
 

@@ -1,12 +1,12 @@
 //! The control API behind `/services` and `/tasks`: validation with
 //! SwarmKit's wording, reads from this manager's store, writes through Raft.
 
+use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::service::{Service, ServiceMode, ServiceSpec, ServiceStatus};
 use shoal_api::task::{Task, TaskState};
 use shoal_api::ApiError;
 
-use crate::manager::Manager;
 use crate::store::Command;
 
 pub const SERVICE_FILTERS: &[&str] = &["id", "label", "mode", "name"];
@@ -99,7 +99,7 @@ fn valid_dns_label(name: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
-impl Manager {
+impl ControlApi {
     /// `registry_auth`: the request's `X-Registry-Auth`, if any.
     pub async fn create_service(&self, mut spec: ServiceSpec, registry_auth: Option<&str>) -> Result<String, ApiError> {
         let id = shoal_api::id::new_id();
@@ -110,12 +110,12 @@ impl Manager {
         validate_service_spec(&spec)?;
         // Kept as Docker keeps it, so it reads back as Docker reads it back.
         let mut spec = spec.as_docker_stores();
-        super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
+        super::secrets::resolve_references(&self.cluster.store(), &mut spec)?;
         self.check_service_networking(None, &mut spec)?;
         let now = shoal_api::time::now_rfc3339();
         let registry_auth = self.seal_registry_auth(&id, registry_auth)?;
         let service = Service { id: id.clone(), created_at: now.clone(), updated_at: now, spec, ..Default::default() };
-        self.propose(Command::CreateService { service: Box::new(service), registry_auth }).await?;
+        self.cluster.propose(Command::CreateService { service: Box::new(service), registry_auth }).await?;
         Ok(id)
     }
 
@@ -129,15 +129,15 @@ impl Manager {
         rollback: bool,
         registry_auth: Option<&str>,
     ) -> Result<(), ApiError> {
-        let id = self.raft.store.read().unwrap().find_service(key)?.id.clone();
+        let id = self.cluster.store().find_service(key)?.id.clone();
         let registry_auth = self.seal_registry_auth(&id, registry_auth)?;
         if !rollback {
             validate_service_spec(&spec)?;
             spec = spec.as_docker_stores();
-            super::secrets::resolve_references(&self.raft.store.read().unwrap(), &mut spec)?;
+            super::secrets::resolve_references(&self.cluster.store(), &mut spec)?;
             self.check_service_networking(Some(&id), &mut spec)?;
         }
-        self.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback, registry_auth }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback, registry_auth }).await.map(|_| ())
     }
 
     /// Seals a service's registry credentials with the data key (like
@@ -145,21 +145,21 @@ impl Manager {
     /// header means none.
     fn seal_registry_auth(&self, service_id: &str, header: Option<&str>) -> Result<Option<String>, ApiError> {
         let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(None) };
-        let key = self.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
+        let key = self.keys.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
         Ok(Some(key.seal(&registry_auth_context(service_id), header.as_bytes())))
     }
 
     pub async fn remove_service(&self, key: &str) -> Result<(), ApiError> {
-        let id = self.raft.store.read().unwrap().find_service(key)?.id.clone();
-        self.propose(Command::RemoveService { id }).await.map(|_| ())
+        let id = self.cluster.store().find_service(key)?.id.clone();
+        self.cluster.propose(Command::RemoveService { id }).await.map(|_| ())
     }
 
     pub fn service(&self, key: &str) -> Result<Service, ApiError> {
-        self.raft.store.read().unwrap().find_service(key).cloned()
+        self.cluster.store().find_service(key).cloned()
     }
 
     pub fn services(&self, filters: &Filters, with_status: bool) -> Vec<Service> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         // The tasks by service, once: `service ls` with 1,000 services
         // and 10,000 tasks would otherwise walk every task per service.
         let mut by_service: std::collections::HashMap<&str, Vec<&Task>> = std::collections::HashMap::new();
@@ -185,13 +185,13 @@ impl Manager {
     }
 
     pub fn tasks(&self, filters: &Filters) -> Vec<Task> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         let service_ids: Vec<String> =
             filters.get("service").iter().filter_map(|k| st.find_service(k).ok().map(|s| s.id.clone())).collect();
         let node_ids: Vec<String> = filters
             .get("node")
             .iter()
-            .filter_map(|k| if k == "self" { Some(self.cfg.node_id.clone()) } else { st.find_node(k).ok().map(|n| n.id.clone()) })
+            .filter_map(|k| if k == "self" { Some(self.node_id.clone()) } else { st.find_node(k).ok().map(|n| n.id.clone()) })
             .collect();
         st.tasks
             .values()
@@ -221,7 +221,7 @@ impl Manager {
     }
 
     pub fn task(&self, key: &str) -> Result<Task, ApiError> {
-        let st = self.raft.store.read().unwrap();
+        let st = self.cluster.store();
         if let Some(t) = st.tasks.get(key) {
             return Ok(t.clone());
         }
