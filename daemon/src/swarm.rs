@@ -684,7 +684,7 @@ impl SwarmNode {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline {
             if mgr.is_leader() {
-                shoal_manager::membership::hand_over_leadership(mgr);
+                mgr.cluster.hand_over_leadership();
             } else if let Ok(Response::Ok) = mgr.call_leader(req.clone()).await {
                 return;
             }

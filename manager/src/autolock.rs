@@ -25,7 +25,7 @@
 //! (under B); then `finish_rotation` seals the WAL and snapshot under it
 //! (through the Raft loop, `RaftHandle::rekey`), saves it as
 //! `raft/wal.key` and removes `wal.key.next`. A crash anywhere in between
-//! is finished at the next start (`datakey::wal_key_at_start`: the
+//! is finished at the next start (`keyfiles::wal_key_at_start`: the
 //! storage reads each file under the old or the new key). A re-wrap while
 //! a rotation is under way re-wraps `wal.key.next` with `wal.key`.
 
@@ -125,7 +125,7 @@ impl Autolock {
         if self.keys.is_stopped() {
             return Ok(false);
         }
-        crate::datakey::promote_next_wal_key(&raft_dir, &next, creds.lock.as_ref())?;
+        crate::keyfiles::promote_next_wal_key(&raft_dir, &next, creds.lock.as_ref())?;
         tracing::info!("autolock: this manager's Raft log is sealed under a new WAL key");
         Ok(true)
     }
@@ -195,7 +195,7 @@ mod tests {
         let mut c = creds(d);
         let dk = DataKey::generate();
         dk.save(&raft).unwrap();
-        let old = crate::datakey::wal_key_at_start(&raft, None).unwrap();
+        let old = crate::keyfiles::wal_key_at_start(&raft, None).unwrap();
         let old_text = std::fs::read_to_string(raft.join(WAL_KEY_FILE)).unwrap();
         {
             let mut st = DiskStorage::open_with(&raft, Some(old.clone())).unwrap();
@@ -220,7 +220,7 @@ mod tests {
         assert!(DataKey::load_file(&raft, WAL_KEY_NEXT_FILE, Some(&a)).is_err());
 
         // A start (the daemon restarted before `finish_rotation` ran).
-        let new = crate::datakey::wal_key_at_start(&raft, Some(&b)).unwrap();
+        let new = crate::keyfiles::wal_key_at_start(&raft, Some(&b)).unwrap();
         assert!(!raft.join(WAL_KEY_NEXT_FILE).exists());
         assert!(same(DataKey::load_file(&raft, WAL_KEY_FILE, Some(&b)), &next), "the new key is the key");
         assert!(DiskStorage::open_with(&raft, Some(old)).is_err(), "the key that was in clear opens nothing now");
@@ -240,7 +240,7 @@ mod tests {
         let mut c = creds(d);
         let dk = DataKey::generate();
         dk.save(&d.join("raft")).unwrap();
-        let wal = crate::datakey::wal_key_at_start(&d.join("raft"), None).unwrap();
+        let wal = crate::keyfiles::wal_key_at_start(&d.join("raft"), None).unwrap();
         let wal_text = std::fs::read_to_string(d.join("raft").join(WAL_KEY_FILE)).unwrap();
         assert!(!Credentials::is_locked(d) && !DataKey::is_locked(&d.join("raft")));
 
@@ -254,7 +254,10 @@ mod tests {
         assert!(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&UnlockKey::generate())).is_err());
         // The WAL key itself is wrapped, not changed, by the re-wrap (its
         // rotation is the next step, `turning_autolock_on_rotates_the_wal_key`).
-        let wal_again = DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&k)).unwrap().unwrap().wal_key();
+        let wal_again = DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&k))
+            .unwrap()
+            .map(|k| crate::raft::storage::WalKey::new(k.bytes()))
+            .unwrap();
         let dir2 = tempfile::tempdir().unwrap();
         {
             let mut st = crate::raft::storage::DiskStorage::open_with(dir2.path(), Some(wal.clone())).unwrap();

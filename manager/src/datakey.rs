@@ -15,15 +15,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use shoal_rpc::unlock::UnlockKey;
-use shoal_rpc::{client, KeyText, Request, Response};
-
-use crate::cluster::Cluster;
-use crate::keyfiles::KeyFiles;
+use shoal_rpc::KeyText;
 
 pub const KEY_FILE: &str = "secrets.key";
 /// This manager's own key for its Raft WAL and snapshots (see
@@ -68,9 +64,9 @@ impl DataKey {
         DataKey { bytes }
     }
 
-    /// The same 32 bytes as a WAL key (`raft/wal.key` is kept as a data key).
-    pub fn wal_key(&self) -> crate::raft::storage::WalKey {
-        crate::raft::storage::WalKey::new(self.bytes)
+    /// The 32 bytes, for a WAL key (`raft/wal.key` is kept as a data key).
+    pub(crate) fn bytes(&self) -> [u8; 32] {
+        self.bytes
     }
 
     pub fn to_text(&self) -> KeyText {
@@ -194,41 +190,6 @@ impl DataKey {
     }
 }
 
-/// This manager's WAL key: the saved one, or a new one (saved under
-/// `unlock`) for a manager whose log is new or written before encryption.
-/// A key rotation cut short (`WAL_KEY_NEXT_FILE` there) is finished first:
-/// the storage sealed under the new key, which then becomes the key.
-pub(crate) fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
-    use crate::raft::storage::{DiskStorage, WalKey};
-    let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
-        Some(k) => k,
-        None => {
-            let k = DataKey::generate();
-            k.save_file(raft_dir, WAL_KEY_FILE, &[unlock])?;
-            k
-        }
-    };
-    if let Some(next) = DataKey::load_file(raft_dir, WAL_KEY_NEXT_FILE, unlock)? {
-        let (old, new) = (WalKey::new(key.bytes), WalKey::new(next.bytes));
-        DiskStorage::open_rekeying(raft_dir, Some(old), Some(new.clone()))
-            .map_err(|e| format!("finishing the WAL key rotation in {}: {e}", raft_dir.display()))?;
-        promote_next_wal_key(raft_dir, &next, unlock)?;
-        return Ok(new);
-    }
-    Ok(WalKey::new(key.bytes))
-}
-
-/// The last step of a WAL key rotation, once the storage is sealed under
-/// `next`: it becomes `WAL_KEY_FILE`, and `WAL_KEY_NEXT_FILE` goes.
-pub fn promote_next_wal_key(raft_dir: &Path, next: &DataKey, unlock: Option<&UnlockKey>) -> Result<(), String> {
-    next.save_file(raft_dir, WAL_KEY_FILE, &[unlock])?;
-    match std::fs::remove_file(raft_dir.join(WAL_KEY_NEXT_FILE)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {WAL_KEY_NEXT_FILE}: {e}")),
-    }
-}
-
 /// Whether `text` is sealed data (of any scheme this version knows).
 pub fn is_sealed(text: &str) -> bool {
     text.starts_with(SCHEME)
@@ -245,114 +206,6 @@ pub fn at_start(raft_dir: &Path, bootstrap: bool, unlock: Option<&UnlockKey>) ->
         return Ok(Some(k));
     }
     Ok(None)
-}
-
-/// Asks the manager at `addr` for the data key, and for the unlock key
-/// it comes with while autolock is on.
-async fn ask(addr: &str, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Option<(DataKey, Option<UnlockKey>)> {
-    match client::call_once(addr, tls, &Request::SecretsKey, timeout).await {
-        Ok(Response::SecretsKey { key, unlock_key }) => {
-            let unlock = unlock_key.map(|k| UnlockKey::parse_human(&k.0)).transpose();
-            match (DataKey::from_text(&key), unlock) {
-                (Ok(k), Ok(u)) => Some((k, u)),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!("secrets key from {addr}: {e}");
-                    None
-                }
-            }
-        }
-        Ok(Response::Error { message, .. }) => {
-            tracing::debug!("secrets key from {addr}: {message}");
-            None
-        }
-        _ => None,
-    }
-}
-
-/// Saves the data key this manager got and makes it the one it uses. With
-/// an unlock key (autolock on), the manager's keys are wrapped under it
-/// now, not once it has applied the log that says so: the node key, this
-/// data key and the WAL key (whose rotation starts here, if the log has
-/// begun). Returns false if the manager stopped meanwhile.
-fn keep(keys: &KeyFiles, key: DataKey, lock: Option<UnlockKey>) -> bool {
-    {
-        // Under the credentials lock, as `Autolock::sync` writes.
-        let mut creds = keys.creds.write().unwrap();
-        if keys.is_stopped() {
-            return false;
-        }
-        let saved = match lock {
-            Some(u) if creds.lock.as_ref() != Some(&u) => crate::autolock::rewrap(&keys.swarm_dir, &key, &mut creds, Some(u)),
-            _ => key.save_under(&keys.raft_dir(), &[creds.lock.as_ref()]),
-        };
-        if let Err(e) = saved {
-            tracing::warn!("{e}");
-        }
-    }
-    *keys.data_key.write().unwrap() = Some(key);
-    tracing::info!("this manager now holds the secrets key");
-    true
-}
-
-/// For a manager about to start a Raft log of its own (it joined or was
-/// promoted): the data key from one of `seeds` before the log starts, so
-/// that under autolock its WAL key is made under the unlock key and no
-/// key of it is ever in clear. Best effort: without an answer, `Fetch`
-/// gets the key once Raft names the peers.
-pub(crate) async fn fetch_before_start(keys: &KeyFiles, seeds: &[shoal_rpc::RaftMember], tls: Arc<rustls::ClientConfig>) {
-    for m in seeds {
-        if let Some((key, lock)) = ask(&m.addr, tls.clone(), Duration::from_secs(2)).await {
-            let locked = lock.is_some();
-            if keep(keys, key, lock) && locked {
-                tracing::info!("autolock: this manager's keys are wrapped under the unlock key before its Raft log starts");
-            }
-            return;
-        }
-    }
-}
-
-/// The data key's fetcher, a controller on the cluster handle: a manager
-/// that joined or was promoted gets the key from another manager.
-pub struct Fetch {
-    cluster: Cluster,
-    keys: KeyFiles,
-}
-
-impl Fetch {
-    pub fn new(cluster: Cluster, keys: KeyFiles) -> Fetch {
-        Fetch { cluster, keys }
-    }
-
-    /// Runs until this manager holds the key (or stops). A manager that
-    /// finds itself the only member (a swarm from before secrets existed)
-    /// makes one: no sealed data can exist without a key.
-    pub async fn run(self) {
-        let me = self.cluster.raft_id();
-        loop {
-            if self.keys.data_key().is_some() {
-                return;
-            }
-            let (peers, alone) = {
-                let st = self.cluster.store();
-                let peers: Vec<String> = st.members.values().filter(|m| m.raft_id != me).map(|m| m.addr.clone()).collect();
-                (peers, st.members.len() == 1 && st.members.contains_key(&me))
-            };
-            let mut got = alone.then(|| (DataKey::generate(), None));
-            for addr in &peers {
-                if got.is_some() {
-                    break;
-                }
-                got = ask(addr, self.cluster.client_tls(), Duration::from_secs(5)).await;
-            }
-            if let Some((key, lock)) = got {
-                keep(&self.keys, key, lock);
-                return;
-            }
-            // Peers show up as entries apply: try again then, or after a second.
-            let mut applied = self.cluster.applied();
-            let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
-        }
-    }
 }
 
 #[cfg(test)]

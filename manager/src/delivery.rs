@@ -51,7 +51,7 @@ pub fn registry_auth_for(st: &Store, key: Option<&DataKey>, tasks: &[Task]) -> s
             continue;
         }
         let Some(sealed) = st.registry_auth.get(&t.service_id) else { continue };
-        match key.open(&crate::control::services::registry_auth_context(&t.service_id), sealed) {
+        match key.open(&registry_auth_context(&t.service_id), sealed) {
             Ok(plain) => {
                 out.insert(t.service_id.clone(), String::from_utf8_lossy(&plain).into_owned());
             }
@@ -59,6 +59,11 @@ pub fn registry_auth_for(st: &Store, key: Option<&DataKey>, tasks: &[Task]) -> s
         }
     }
     out
+}
+
+/// What a service's sealed registry credentials are bound to.
+pub(crate) fn registry_auth_context(service_id: &str) -> String {
+    format!("registry-auth:{service_id}")
 }
 
 #[cfg(test)]
@@ -100,7 +105,7 @@ mod tests {
     fn registry_credentials_go_out_for_tasks_still_to_pull() {
         let key = DataKey::generate();
         let mut st = Store::default();
-        let ctx = crate::control::services::registry_auth_context("svc");
+        let ctx = registry_auth_context("svc");
         st.registry_auth.insert("svc".into(), key.seal(&ctx, b"header-value"));
         let mut pending = task("t1", "a", TaskState::Running, TaskState::Assigned);
         pending.service_id = "svc".into();

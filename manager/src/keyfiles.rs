@@ -1,14 +1,17 @@
 //! This manager's key files under `swarm/` (the node's TLS key, the data
 //! key, the WAL keys) and what guards writing them, shared by the
-//! controllers that write them: `autolock::Autolock` and `datakey::Fetch`.
+//! controllers that write them: `autolock::Autolock` and `keyfetch::Fetch`;
+//! and the WAL key at start.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use shoal_rpc::credentials::Credentials;
 
-use crate::datakey::{DataKey, SharedDataKey};
+use shoal_rpc::unlock::UnlockKey;
+
+use crate::datakey::{DataKey, SharedDataKey, WAL_KEY_FILE, WAL_KEY_NEXT_FILE};
 
 #[derive(Clone)]
 pub struct KeyFiles {
@@ -56,5 +59,40 @@ impl KeyFiles {
 
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+/// This manager's WAL key: the saved one, or a new one (saved under
+/// `unlock`) for a manager whose log is new or written before encryption.
+/// A key rotation cut short (`WAL_KEY_NEXT_FILE` there) is finished first:
+/// the storage sealed under the new key, which then becomes the key.
+pub(crate) fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
+    use crate::raft::storage::{DiskStorage, WalKey};
+    let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
+        Some(k) => k,
+        None => {
+            let k = DataKey::generate();
+            k.save_file(raft_dir, WAL_KEY_FILE, &[unlock])?;
+            k
+        }
+    };
+    if let Some(next) = DataKey::load_file(raft_dir, WAL_KEY_NEXT_FILE, unlock)? {
+        let (old, new) = (WalKey::new(key.bytes()), WalKey::new(next.bytes()));
+        DiskStorage::open_rekeying(raft_dir, Some(old), Some(new.clone()))
+            .map_err(|e| format!("finishing the WAL key rotation in {}: {e}", raft_dir.display()))?;
+        promote_next_wal_key(raft_dir, &next, unlock)?;
+        return Ok(new);
+    }
+    Ok(WalKey::new(key.bytes()))
+}
+
+/// The last step of a WAL key rotation, once the storage is sealed under
+/// `next`: it becomes `WAL_KEY_FILE`, and `WAL_KEY_NEXT_FILE` goes.
+pub fn promote_next_wal_key(raft_dir: &Path, next: &DataKey, unlock: Option<&UnlockKey>) -> Result<(), String> {
+    next.save_file(raft_dir, WAL_KEY_FILE, &[unlock])?;
+    match std::fs::remove_file(raft_dir.join(WAL_KEY_NEXT_FILE)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {WAL_KEY_NEXT_FILE}: {e}")),
     }
 }

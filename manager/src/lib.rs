@@ -10,6 +10,7 @@
 //! (`control::ControlApi`) hold a `cluster::Cluster` (store view, leader
 //! watch, proposer) rather than the `Manager`, which starts and holds them.
 
+pub mod access;
 pub mod allocator;
 pub mod autolock;
 pub mod cluster;
@@ -17,6 +18,7 @@ pub mod control;
 pub mod datakey;
 pub mod delivery;
 pub mod dispatcher;
+pub mod keyfetch;
 pub mod keyfiles;
 pub mod logbroker;
 pub mod manager;

@@ -22,8 +22,8 @@ use shoal_rpc::server::{Incoming, ServerConn};
 use shoal_rpc::{client, Request, Response};
 use tokio::sync::mpsc;
 
+use crate::access::Access;
 use crate::cluster::Cluster;
-use crate::server::Access;
 
 /// A non-follow subscription gives up on nodes silent for this long.
 pub const IDLE_DEADLINE: Duration = Duration::from_secs(10);
@@ -339,7 +339,7 @@ impl LogBroker {
     /// connection over).
     pub(crate) async fn serve(&self, mut conn: ServerConn, req: LogRequest) {
         let access = if matches!(req, LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
-        let id = match crate::server::authorize(&self.cluster, &conn.peer, access) {
+        let id = match crate::access::authorize(&self.cluster, &conn.peer, access) {
             Ok(id) => id,
             Err(e) => {
                 let _ = conn.respond(&Response::error(e)).await;

@@ -93,11 +93,11 @@ impl Manager {
         let keys = KeyFiles::new(cfg.swarm_dir.clone(), creds.clone(), None);
         if !mode.bootstrap && !raft_dir.join(crate::datakey::WAL_KEY_FILE).exists() {
             let tls = client_tls.read().unwrap().clone();
-            crate::datakey::fetch_before_start(&keys, &mode.seeds, tls).await;
+            crate::keyfetch::fetch_before_start(&keys, &mode.seeds, tls).await;
         }
         // Read after the fetch: under autolock, it has just wrapped the keys.
         let unlock = creds.read().unwrap().lock.clone();
-        let wal_key = crate::datakey::wal_key_at_start(&raft_dir, unlock.as_ref())?;
+        let wal_key = crate::keyfiles::wal_key_at_start(&raft_dir, unlock.as_ref())?;
         let raft = RaftHandle::start(StartOptions {
             id: cfg.raft_id,
             dir: cfg.swarm_dir.join("raft"),
@@ -146,7 +146,7 @@ impl Manager {
             tokio::spawn(autolock.run()),
         ];
         if keys.data_key().is_none() {
-            tasks.push(tokio::spawn(crate::datakey::Fetch::new(cluster, keys).run()));
+            tasks.push(tokio::spawn(crate::keyfetch::Fetch::new(cluster, keys).run()));
         }
         mgr.tasks.lock().unwrap().extend(tasks);
         Ok(mgr)
@@ -226,7 +226,7 @@ fn snapshot_interval() -> u64 {
 /// itself under `unlock` with autolock), then leaves Raft to restart as a
 /// one-member cluster of `me` holding all of it.
 pub fn force_new_cluster(raft_dir: &Path, me: &RaftMember, unlock: Option<&UnlockKey>) -> Result<(), ApiError> {
-    let wal_key = crate::datakey::wal_key_at_start(raft_dir, unlock).map_err(ApiError::internal)?;
+    let wal_key = crate::keyfiles::wal_key_at_start(raft_dir, unlock).map_err(ApiError::internal)?;
     crate::raft::node::force_new_cluster(raft_dir, me, Some(wal_key)).map_err(ApiError::bad_request)
 }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use shoal_api::{ApiError, Role};
 
 use crate::cluster::Cluster;
-use crate::manager::Manager;
 
 /// The membership reconciler, a controller on the cluster handle.
 pub struct Membership {
@@ -43,11 +42,6 @@ impl Membership {
             }
         }
     }
-}
-
-/// Asks Raft to move leadership to the most up-to-date other voter.
-pub fn hand_over_leadership(mgr: &Manager) {
-    mgr.cluster.hand_over_leadership();
 }
 
 /// Docker's quorum guard for demoting or removing a manager: refuse when the

@@ -9,9 +9,10 @@ use protobuf::Message as _;
 use shoal_api::{ApiError, Node, NodeSpec, NodeStatus, Role};
 use shoal_rpc::server::{self, Incoming, Peer, ServerConn};
 use shoal_rpc::{JoinRequest, JoinResponse, KeyText, RaftMember, Request, Response};
-use shoal_security::{JoinToken, NodeIdentity, RootCa};
+use shoal_security::{JoinToken, RootCa};
 use tokio::net::TcpListener;
 
+use crate::access::{authorize, until_revoked, Access};
 use crate::cluster::Cluster;
 use crate::dispatcher::Dispatcher;
 use crate::keyfiles::KeyFiles;
@@ -170,73 +171,6 @@ fn raft_sender(st: &Store, node_id: &str, from: u64) -> Sender {
         Some(_) => Sender::Impostor,
         None if st.member_of_node(node_id).is_some() => Sender::Impostor,
         None => Sender::Unknown,
-    }
-}
-
-/// What a call needs of its caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Any node of this swarm.
-    Node,
-    /// A manager now: a manager certificate and a manager role in the store.
-    Manager,
-    /// A Raft stream: a manager certificate, and a node that is a Raft member
-    /// (a demoted manager stays one until its removal commits, which needs
-    /// its votes), or one the store makes a manager that is joining Raft.
-    RaftPeer,
-}
-
-/// Whether the store grants `access` to the holder of `id`: the rights of a
-/// certificate are those its node has in the store now.
-pub(crate) fn check_access(st: &Store, id: &NodeIdentity, access: Access) -> Result<(), ApiError> {
-    if let Some(c) = &st.cluster {
-        if c.swarm.id != id.cluster_id {
-            return Err(ApiError::new(403, "certificate belongs to another swarm"));
-        }
-    }
-    if st.removed.contains(&id.node_id) {
-        return Err(ApiError::new(403, format!("node {} was removed from the swarm", id.node_id)));
-    }
-    if access == Access::Node {
-        return Ok(());
-    }
-    let manager_only = || ApiError::new(403, "this call is for managers only");
-    if id.role != shoal_security::Role::Manager {
-        return Err(manager_only());
-    }
-    // A store that has not applied anything yet (this manager is joining)
-    // cannot judge; the certificate chains to our root.
-    if st.cluster.is_none() && st.nodes.is_empty() {
-        return Ok(());
-    }
-    let role_now = st.nodes.get(&id.node_id).map(|n| n.spec.role);
-    let member = st.member_of_node(&id.node_id).is_some();
-    match access {
-        Access::Manager if role_now == Some(Role::Manager) => Ok(()),
-        Access::RaftPeer if member || role_now == Some(Role::Manager) => Ok(()),
-        _ => Err(ApiError::new(403, format!("node {} is not a manager", id.node_id))),
-    }
-}
-
-/// The caller's identity, if its certificate belongs to this swarm and the
-/// store grants it `access`.
-pub(crate) fn authorize(cluster: &Cluster, peer: &Peer, access: Access) -> Result<NodeIdentity, ApiError> {
-    let id = peer.identity.clone().ok_or_else(|| ApiError::new(403, "a node certificate is required for this call"))?;
-    check_access(&cluster.store(), &id, access)?;
-    Ok(id)
-}
-
-/// Returns once the store stops granting `access` to `id` (checked at every
-/// applied entry), or when Raft stops.
-async fn until_revoked(cluster: &Cluster, id: &NodeIdentity, access: Access) {
-    let mut applied = cluster.applied();
-    loop {
-        if check_access(&cluster.store(), id, access).is_err() {
-            return;
-        }
-        if applied.changed().await.is_err() {
-            return;
-        }
     }
 }
 
@@ -432,6 +366,8 @@ pub fn to_security_role(r: Role) -> shoal_security::Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::check_access;
+    use shoal_security::NodeIdentity;
     use std::time::SystemTime;
 
     fn identity(node: &str, role: shoal_security::Role) -> NodeIdentity {

@@ -146,7 +146,7 @@ impl ControlApi {
     fn seal_registry_auth(&self, service_id: &str, header: Option<&str>) -> Result<Option<String>, ApiError> {
         let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(None) };
         let key = self.keys.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
-        Ok(Some(key.seal(&registry_auth_context(service_id), header.as_bytes())))
+        Ok(Some(key.seal(&crate::delivery::registry_auth_context(service_id), header.as_bytes())))
     }
 
     pub async fn remove_service(&self, key: &str) -> Result<(), ApiError> {
@@ -235,11 +235,6 @@ impl ControlApi {
 }
 
 /// `desired-state=running|shutdown|accepted`, as the docker CLI sends it.
-/// What a service's sealed registry credentials are bound to.
-pub(crate) fn registry_auth_context(service_id: &str) -> String {
-    format!("registry-auth:{service_id}")
-}
-
 fn desired_matches(filter: &str, state: TaskState) -> bool {
     match filter {
         "running" => state <= TaskState::Running,
