@@ -1366,7 +1366,12 @@ fn typed(v: &Json) -> String {
 
 /// Go's `%e`: `2.500000e+00` (at least two exponent digits).
 fn go_exp(f: f64, prec: usize) -> String {
-    let s = format!("{:.*e}", prec.min(1100), f);
+    go_exponent(format!("{:.*e}", prec.min(1100), f))
+}
+
+/// Rust's exponent (`2.5e21`, `1e-5`) written as Go writes it (`2.5e+21`,
+/// `1e-05`).
+fn go_exponent(s: String) -> String {
     match s.split_once('e') {
         Some((mantissa, exp)) => {
             let (sign, digits) = match exp.strip_prefix('-') {
@@ -1387,17 +1392,7 @@ fn go_shortest(f: f64) -> String {
         return format!("{f}");
     }
     // The shortest mantissa: Rust's `{:e}` gives it, as `2.5e21`.
-    let s = format!("{f:e}");
-    match s.split_once('e') {
-        Some((mantissa, exp)) => {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            format!("{mantissa}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
+    go_exponent(format!("{f:e}"))
 }
 
 /// Go's fmt `parsenum`: the digits at the cursor; `Err` once the number
