@@ -118,6 +118,9 @@ impl Drop for Nft {
     }
 }
 
+/// Scripts longer than this many lines run in a context of their own.
+const LARGE: usize = 64;
+
 /// A runner made on first use inside the namespace it serves, kept with
 /// the state that owns it (a clone starts without one; two compare equal
 /// whatever they hold: it is a cache, not state).
@@ -126,27 +129,19 @@ pub struct Kept(Option<Nft>);
 
 impl Kept {
     /// Runs a script with the kept runner, made here if there is none
-    /// yet: call it from inside the namespace it serves.
+    /// yet: call it from inside the namespace it serves. A large script (a
+    /// first load, a node joining many services at once) runs in a context
+    /// made for it alone: a context that ran a large batch keeps it in its
+    /// cache and fetches it all again after every later commit. Measured
+    /// with 1,000 services of 10 tasks (`cargo bench -p shoal-overlay
+    /// --bench mesh -- rules`): one backend change took 3.9 ms at p50 after
+    /// the first load had gone through the kept context, 0.8 ms when it had
+    /// not.
     pub fn run(&mut self, script: &str) -> Result<(), String> {
+        if script.lines().count() > LARGE {
+            return Nft::here().run(script);
+        }
         self.0.get_or_insert_with(Nft::here).run(script)
-    }
-}
-
-/// Scripts longer than this many lines run in a context of their own.
-const LARGE: usize = 64;
-
-/// Runs `script` with the kept context, or, if it is large (a first load,
-/// a node joining many services at once), with a context made for it
-/// alone: a context that ran a large batch keeps it in its cache and
-/// fetches it all again after every later commit. Measured with 1,000
-/// services of 10 tasks (`cargo bench -p shoal-overlay --bench mesh --
-/// rules`): one backend change took 3.9 ms at p50 after the first load
-/// had gone through the kept context, 0.8 ms when it had not.
-pub fn run_sized(kept: &mut Kept, script: &str) -> Result<(), String> {
-    if script.lines().count() > LARGE {
-        Nft::here().run(script)
-    } else {
-        kept.run(script)
     }
 }
 

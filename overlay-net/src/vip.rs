@@ -80,14 +80,14 @@ fn next_slots(slots: &[Ipv4Addr], want: &BTreeSet<Ipv4Addr>) -> Vec<Ipv4Addr> {
         *s = new.next();
     }
     next.extend(new.map(Some));
-    // Holes left (fewer backends than before): the last backends move in.
-    while next.last() == Some(&None) {
-        next.pop();
-    }
-    while let Some(hole) = next.iter().position(|s| s.is_none()) {
-        next.swap_remove(hole);
-        while next.last() == Some(&None) {
-            next.pop();
+    // Holes left (fewer backends than before): the last slot moves in, and
+    // the hole is looked at again in case that one was a hole too.
+    let mut i = 0;
+    while i < next.len() {
+        if next[i].is_none() {
+            next.swap_remove(i);
+        } else {
+            i += 1;
         }
     }
     next.into_iter().flatten().collect()
@@ -213,7 +213,7 @@ impl Balancer {
             planned.rules = format!("{}{}", init_ruleset(), planned.rules);
         }
         let nft = &mut self.nft;
-        crate::netns::run_in(ns, || crate::nftables::run_sized(nft, &planned.rules))?;
+        crate::netns::run_in(ns, || nft.run(&planned.rules))?;
         self.services = planned.services;
         self.picks = planned.picks;
         Ok(())

@@ -163,7 +163,8 @@ impl PeerTunnels {
     }
 
     /// How many pairings are in use (1 outside a rotation).
-    pub fn pairings(&self) -> usize {
+    #[cfg(test)]
+    fn pairings(&self) -> usize {
         1 + self.retiring.len()
     }
 
@@ -202,25 +203,20 @@ impl PeerTunnels {
             if receiver.is_some_and(|r| r >> 8 != p.index) {
                 continue;
             }
-            let mut first = true;
-            loop {
-                let datagram: &[u8] = if first { datagram } else { &[] };
-                let src = first.then_some(IpAddr::V4(from));
-                let was_first = first;
-                first = false;
-                match p.tunn.decapsulate(src, datagram, out) {
-                    TunnResult::WriteToNetwork(b) => {
+            match p.tunn.decapsulate(Some(IpAddr::V4(from)), datagram, out) {
+                // Not made for this pairing's keys: try the next one.
+                TunnResult::Err(_) if receiver.is_none() => continue,
+                TunnResult::WriteToNetwork(b) => {
+                    emit(Emit::Network(b));
+                    // Packets queued behind the handshake go next.
+                    while let TunnResult::WriteToNetwork(b) = p.tunn.decapsulate(None, &[], out) {
                         emit(Emit::Network(b));
-                        // Packets queued behind the handshake go next.
-                        continue;
                     }
-                    TunnResult::WriteToTunnelV4(b, _) => emit(Emit::Tunnel(b)),
-                    // Not made for this pairing's keys: try the next one.
-                    TunnResult::Err(_) if was_first && receiver.is_none() => break,
-                    _ => {}
                 }
-                return;
+                TunnResult::WriteToTunnelV4(b, _) => emit(Emit::Tunnel(b)),
+                _ => {}
             }
+            return;
         }
     }
 
@@ -300,10 +296,9 @@ fn open_tun(name: &str) -> Result<File, String> {
 }
 
 /// Waits up to `TICK` for `fd` to be readable.
-fn readable(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+fn wait_readable(fd: std::os::fd::BorrowedFd<'_>) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::from(TICK.as_millis() as u16)).is_ok_and(|n| n > 0)
+    let _ = poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], PollTimeout::from(TICK.as_millis() as u16));
 }
 
 /// The nft table of the node's namespace for encrypted overlays.
@@ -399,8 +394,8 @@ impl SecureTunnel {
         let mut have = self.shared.peers.lock().unwrap();
         have.retain(|addr, _| peers.contains_key(addr));
         let now = Instant::now();
+        let index = || self.shared.next_index.fetch_add(1, Ordering::Relaxed);
         for (addr, key) in peers {
-            let index = || self.shared.next_index.fetch_add(1, Ordering::Relaxed);
             match have.get(addr) {
                 Some(p) => {
                     let mut t = p.tunnels.lock().unwrap();
@@ -464,7 +459,7 @@ fn out_loop(s: &Shared) {
         let n = match tun.read(&mut pkt) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                readable(s.tun.as_fd());
+                wait_readable(s.tun.as_fd());
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
