@@ -39,7 +39,7 @@ impl SwarmNode {
             return Err(ApiError::not_found(format!("network {network} not found")));
         };
         if let Some(mgr) = self.manager() {
-            return mgr.control.attach_network(&node_id, container_id, name, network, aliases).await;
+            return shoal_manager::control::attach(&mgr.cluster, &node_id, container_id, name, network, aliases).await;
         }
         let req = Request::AttachNetwork {
             container_id: container_id.to_string(),
@@ -69,7 +69,7 @@ impl SwarmNode {
     async fn detach_network(&self, container_id: &str) -> Result<(), ApiError> {
         let Some((node_id, ..)) = self.identity() else { return Ok(()) };
         if let Some(mgr) = self.manager() {
-            return mgr.control.detach_network(&node_id, container_id).await;
+            return shoal_manager::control::detach(&mgr.cluster, &node_id, container_id).await;
         }
         self.call_managers(&Request::DetachNetwork { container_id: container_id.to_string() }).await.map(|_| ())
     }

@@ -254,10 +254,8 @@ mod tests {
         assert!(DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&UnlockKey::generate())).is_err());
         // The WAL key itself is wrapped, not changed, by the re-wrap (its
         // rotation is the next step, `turning_autolock_on_rotates_the_wal_key`).
-        let wal_again = DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&k))
-            .unwrap()
-            .map(|k| crate::raft::storage::WalKey::new(k.bytes()))
-            .unwrap();
+        let wal_again =
+            DataKey::load_file(&d.join("raft"), WAL_KEY_FILE, Some(&k)).unwrap().map(|k| crate::keyfiles::wal_key_of(&k)).unwrap();
         let dir2 = tempfile::tempdir().unwrap();
         {
             let mut st = crate::raft::storage::DiskStorage::open_with(dir2.path(), Some(wal.clone())).unwrap();

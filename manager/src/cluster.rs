@@ -86,7 +86,7 @@ impl Cluster {
     /// Seals this manager's Raft WAL and snapshot under `key` from now on
     /// (a WAL key rotation, see `autolock`).
     pub(crate) async fn rekey(&self, key: &crate::datakey::DataKey) -> Result<(), String> {
-        self.raft.rekey(crate::raft::storage::WalKey::new(key.bytes())).await
+        self.raft.rekey(crate::keyfiles::wal_key_of(key)).await
     }
 
     /// Asks Raft to move leadership to the most up-to-date other voter.

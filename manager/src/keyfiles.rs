@@ -62,12 +62,17 @@ impl KeyFiles {
     }
 }
 
+/// The WAL key a data-key file holds (`raft/wal.key` is kept as a data key).
+pub(crate) fn wal_key_of(k: &DataKey) -> crate::raft::storage::WalKey {
+    crate::raft::storage::WalKey::new(k.bytes())
+}
+
 /// This manager's WAL key: the saved one, or a new one (saved under
 /// `unlock`) for a manager whose log is new or written before encryption.
 /// A key rotation cut short (`WAL_KEY_NEXT_FILE` there) is finished first:
 /// the storage sealed under the new key, which then becomes the key.
 pub(crate) fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> Result<crate::raft::storage::WalKey, String> {
-    use crate::raft::storage::{DiskStorage, WalKey};
+    use crate::raft::storage::DiskStorage;
     let key = match DataKey::load_file(raft_dir, WAL_KEY_FILE, unlock)? {
         Some(k) => k,
         None => {
@@ -77,13 +82,13 @@ pub(crate) fn wal_key_at_start(raft_dir: &Path, unlock: Option<&UnlockKey>) -> R
         }
     };
     if let Some(next) = DataKey::load_file(raft_dir, WAL_KEY_NEXT_FILE, unlock)? {
-        let (old, new) = (WalKey::new(key.bytes()), WalKey::new(next.bytes()));
+        let (old, new) = (wal_key_of(&key), wal_key_of(&next));
         DiskStorage::open_rekeying(raft_dir, Some(old), Some(new.clone()))
             .map_err(|e| format!("finishing the WAL key rotation in {}: {e}", raft_dir.display()))?;
         promote_next_wal_key(raft_dir, &next, unlock)?;
         return Ok(new);
     }
-    Ok(WalKey::new(key.bytes()))
+    Ok(wal_key_of(&key))
 }
 
 /// The last step of a WAL key rotation, once the storage is sealed under

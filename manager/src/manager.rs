@@ -100,7 +100,7 @@ impl Manager {
         let wal_key = crate::keyfiles::wal_key_at_start(&raft_dir, unlock.as_ref())?;
         let raft = RaftHandle::start(StartOptions {
             id: cfg.raft_id,
-            dir: cfg.swarm_dir.join("raft"),
+            dir: raft_dir.clone(),
             bootstrap: mode.bootstrap.then(|| me.clone()),
             seeds: mode.seeds.iter().map(|m| (m.raft_id, m.addr.clone())).collect(),
             tls: client_tls.clone(),
@@ -161,10 +161,6 @@ impl Manager {
         }
     }
 
-    pub fn is_stopped(&self) -> bool {
-        self.keys.is_stopped()
-    }
-
     /// Rebuilds TLS client settings after the node's certificate changed.
     pub fn refresh_tls(&self) -> Result<(), String> {
         let cfg = self.creds.read().unwrap().client_config()?;
@@ -176,12 +172,6 @@ impl Manager {
         self.cluster.client_tls()
     }
 
-    /// The unlock key this manager's keys are wrapped under on disk (None
-    /// while autolock is off).
-    pub fn unlock_key(&self) -> Option<shoal_rpc::unlock::UnlockKey> {
-        self.creds.read().unwrap().lock.clone()
-    }
-
     /// The data key that seals secrets, once this manager holds it.
     pub fn data_key(&self) -> Option<crate::datakey::DataKey> {
         self.keys.data_key()
@@ -189,10 +179,6 @@ impl Manager {
 
     pub fn is_leader(&self) -> bool {
         self.cluster.is_leader()
-    }
-
-    pub fn leader_member(&self) -> Option<RaftMember> {
-        self.cluster.leader_member()
     }
 
     /// Proposes a command through Raft (see `Cluster::propose`).

@@ -9,7 +9,6 @@
 //! (the reaper). Its name (the container's) and aliases resolve on the
 //! network to its address (`dispatcher::views`).
 
-use super::ControlApi;
 use std::time::Duration;
 
 use shoal_api::network::NetworkAttachment;
@@ -17,6 +16,7 @@ use shoal_api::task::{NetworkAttachmentConfig, NetworkAttachmentSpec, Task, Task
 use shoal_api::ApiError;
 
 use super::networks::find_network;
+use super::ControlApi;
 use crate::cluster::Cluster;
 use crate::store::{Command, Store};
 
@@ -70,29 +70,12 @@ impl ControlApi {
     pub fn check_attachable(&self, network: &str) -> Result<(), ApiError> {
         attachable(&self.cluster.store(), network).map(|_| ())
     }
-
-    /// See [`attach`].
-    pub async fn attach_network(
-        &self,
-        node_id: &str,
-        container_id: &str,
-        name: &str,
-        network: &str,
-        aliases: Vec<String>,
-    ) -> Result<NetworkAttachment, ApiError> {
-        attach(&self.cluster, node_id, container_id, name, network, aliases).await
-    }
-
-    /// See [`detach`].
-    pub async fn detach_network(&self, node_id: &str, container_id: &str) -> Result<(), ApiError> {
-        detach(&self.cluster, node_id, container_id).await
-    }
 }
 
 /// Attaches a standalone container on `node_id` to a swarm network (name,
 /// ID or ID prefix), with network aliases; answers its address there once
 /// the allocator gave it one. Attaching again answers the same attachment.
-pub(crate) async fn attach(
+pub async fn attach(
     cluster: &Cluster,
     node_id: &str,
     container_id: &str,
@@ -150,7 +133,7 @@ pub(crate) async fn attach(
 
 /// Gives back a standalone container's attachments on `node_id` (its
 /// addresses are free for others at once).
-pub(crate) async fn detach(cluster: &Cluster, node_id: &str, container_id: &str) -> Result<(), ApiError> {
+pub async fn detach(cluster: &Cluster, node_id: &str, container_id: &str) -> Result<(), ApiError> {
     let ids: Vec<String> = {
         let st = cluster.store();
         attachments_of(&st, node_id, container_id).map(|t| t.id.clone()).collect()

@@ -1,12 +1,12 @@
 //! The control API behind `/configs`: like secrets, but the data is stored
 //! as it is and returned by inspect (SwarmKit's behaviour).
 
-use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::secret::{Config, ConfigSpec, MAX_CONFIG_SIZE};
 use shoal_api::ApiError;
 
 use super::secrets::{invalid, matches, validate_name};
+use super::ControlApi;
 use crate::store::Command;
 
 pub const CONFIG_FILTERS: &[&str] = &["id", "label", "name"];

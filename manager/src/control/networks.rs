@@ -2,11 +2,11 @@
 //! SwarmKit's checks (the allocator's `check_network` and
 //! `check_network_removal`) up front, and again at apply time.
 
-use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::network::{Network, NetworkCreateRequest, NetworkResource, PeerInfo, VXLAN_ID_OPTION};
 use shoal_api::ApiError;
 
+use super::ControlApi;
 use crate::store::{Command, Store};
 
 pub const NETWORK_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];

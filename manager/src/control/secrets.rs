@@ -3,12 +3,12 @@
 //! sealed here, on the manager that takes the request, before it is
 //! proposed; the API never returns it.
 
-use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::secret::{Secret, SecretSpec, MAX_SECRET_SIZE};
 use shoal_api::service::ServiceSpec;
 use shoal_api::ApiError;
 
+use super::ControlApi;
 use crate::store::{Command, SecretRecord, Store};
 
 pub const SECRET_FILTERS: &[&str] = &["id", "label", "name", "names"];

@@ -1,12 +1,12 @@
 //! The control API behind `/services` and `/tasks`: validation with
 //! SwarmKit's wording, reads from this manager's store, writes through Raft.
 
-use super::ControlApi;
 use shoal_api::filters::Filters;
 use shoal_api::service::{Service, ServiceMode, ServiceSpec, ServiceStatus};
 use shoal_api::task::{Task, TaskState};
 use shoal_api::ApiError;
 
+use super::ControlApi;
 use crate::store::Command;
 
 pub const SERVICE_FILTERS: &[&str] = &["id", "label", "mode", "name"];
