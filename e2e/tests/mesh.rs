@@ -52,6 +52,29 @@ fn ask_in(lab: &str, from: &str, url: &str) -> Result<(String, String), String> 
     Ok((addr, answer(words.next())?))
 }
 
+/// Calls `ask` without pause until `stop`; answers how many succeeded and
+/// what each failure said, with the phase it happened in and when.
+fn steady(
+    stop: Arc<AtomicBool>,
+    phase: Arc<AtomicUsize>,
+    phases: &'static [&'static str],
+    ask: impl Fn() -> Result<(), String> + Send + 'static,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0usize, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            match ask() {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    let at = shoal_api::time::now_rfc3339();
+                    failed.push(format!("{} (at {at}): {e}", phases[phase.load(Ordering::Relaxed)]))
+                }
+            }
+        }
+        (ok, failed)
+    })
+}
+
 /// The hostname of the node task `t` is on.
 fn lab_host(lab: &Lab, t: &Value) -> String {
     let nodes = lab.nodes("node-1");
@@ -164,42 +187,20 @@ fn a_published_port_answers_on_every_node_with_the_clients_address_and_drops_not
         }
     };
     wait_for(LONG, "pub through its VIP", || through_vip().ok());
-    let vip_client = {
-        let (stop, phase) = (stop.clone(), phase.clone());
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0usize, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match through_vip() {
-                    Ok(_) => ok += 1,
-                    Err(e) => {
-                        failed.push(format!("{} (at {}): {e}", PHASES[phase.load(Ordering::Relaxed)], shoal_api::time::now_rfc3339()))
-                    }
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let vip_client = steady(stop.clone(), phase.clone(), &PHASES, move || through_vip().map(|_| ()));
     let client = {
-        let (stop, phase, url, idle) = (stop.clone(), phase.clone(), url.clone(), idle.clone());
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0usize, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match ask_in(LAB, "node-1", &url) {
-                    Ok(_) => ok += 1,
-                    Err(e) => {
-                        // Where the entry node sent the connections that got
-                        // no answer (conntrack keeps them for a while).
-                        let ct = Command::new(shoal_e2e::bin("shoal"))
-                            .args(["lab", "exec", "--name", LAB, &idle, "--", "grep", "-E", "tcp .*UNREPLIED", "/proc/net/nf_conntrack"])
-                            .output()
-                            .map(|o| text(&o.stdout))
-                            .unwrap_or_default();
-                        let at = shoal_api::time::now_rfc3339();
-                        failed.push(format!("{} (at {at}): {e}; unanswered at the entry: {ct}", PHASES[phase.load(Ordering::Relaxed)]))
-                    }
-                }
-            }
-            (ok, failed)
+        let (url, idle) = (url.clone(), idle.clone());
+        steady(stop.clone(), phase.clone(), &PHASES, move || {
+            ask_in(LAB, "node-1", &url).map(|_| ()).map_err(|e| {
+                // Where the entry node sent the connections that got no
+                // answer (conntrack keeps them for a while).
+                let ct = Command::new(shoal_e2e::bin("shoal"))
+                    .args(["lab", "exec", "--name", LAB, &idle, "--", "grep", "-E", "tcp .*UNREPLIED", "/proc/net/nf_conntrack"])
+                    .output()
+                    .map(|o| text(&o.stdout))
+                    .unwrap_or_default();
+                format!("{e}; unanswered at the entry: {ct}")
+            })
         })
     };
     lab.docker_ok("node-1", &["service", "scale", "-d", "pub=3"]);

@@ -1147,8 +1147,9 @@ fn html_escape(s: &str) -> String {
     out
 }
 
-/// Go's `urlquery` function (`url.QueryEscape`).
-fn query_escape(s: &str) -> String {
+/// Go's `url.QueryEscape`: the templates' `urlquery`, and the daemon's
+/// log details.
+pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use hyper::body::Frame;
 use hyper::{Response, StatusCode};
 use shoal_api::ApiError;
+use shoal_gotemplate::template::query_escape;
 use shoal_rpc::logs::{LogEvent, LogMessage, LogOptions, LogSelector, LogStream};
 use tokio::sync::mpsc;
 
@@ -93,19 +94,6 @@ pub fn parse_since(s: &str) -> Option<i128> {
         format!("{frac:0<9}").parse().ok()?
     };
     Some(secs as i128 * 1_000_000_000 + nanos)
-}
-
-/// Go's `url.QueryEscape`, for detail keys and values.
-fn query_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Docker's details for a swarm log line, sorted by key.
