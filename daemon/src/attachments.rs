@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use shoal_api::network::NetworkAttachment;
 use shoal_api::ApiError;
-use shoal_rpc::{client, Request, Response};
+use shoal_rpc::{client, CallError};
 
 use crate::swarm::SwarmNode;
 
@@ -41,16 +41,8 @@ impl SwarmNode {
         if let Some(mgr) = self.manager() {
             return shoal_manager::control::attach(&mgr.cluster, &node_id, container_id, name, network, aliases).await;
         }
-        let req = Request::AttachNetwork {
-            container_id: container_id.to_string(),
-            name: name.to_string(),
-            network: network.to_string(),
-            aliases,
-        };
-        match self.call_managers(&req).await? {
-            Response::Attached(a) => Ok(*a),
-            other => Err(ApiError::internal(format!("unexpected answer to a network attachment: {other:?}"))),
-        }
+        let aliases = &aliases;
+        self.call_managers(|c| async move { c.attach_network(container_id, name, network, aliases.clone(), CALL_TIMEOUT).await }).await
     }
 
     /// Docker's answer at create for a network that cannot be joined:
@@ -71,18 +63,26 @@ impl SwarmNode {
         if let Some(mgr) = self.manager() {
             return shoal_manager::control::detach(&mgr.cluster, &node_id, container_id).await;
         }
-        self.call_managers(&Request::DetachNetwork { container_id: container_id.to_string() }).await.map(|_| ())
+        self.call_managers(|c| async move { c.detach_network(container_id, CALL_TIMEOUT).await }).await
     }
 
     /// A call any manager answers, tried on each in turn.
-    async fn call_managers(&self, req: &Request) -> Result<Response, ApiError> {
+    async fn call_managers<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
+    where
+        F: Fn(client::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
         let Some((_, _, managers, _)) = self.identity() else { return Err(ApiError::not_in_swarm()) };
         let tls = self.cluster_tls().ok_or_else(ApiError::not_in_swarm)?.map_err(ApiError::internal)?;
         let mut last = ApiError::no_leader();
         for m in managers {
-            match client::call_once(&m.addr, tls.clone(), req, CALL_TIMEOUT).await {
-                Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
+            let answer = match client::connect(&m.addr, tls.clone(), CALL_TIMEOUT).await {
+                Ok(c) => call(c).await,
+                Err(e) => Err(e),
+            };
+            match answer {
                 Ok(r) => return Ok(r),
+                Err(CallError::Api(e)) => return Err(e),
                 Err(e) => last = ApiError::unavailable(format!("manager {}: {e}", m.addr)),
             }
         }

@@ -14,7 +14,7 @@ use shoal_manager::store::{ClusterRecord, Command, MANAGER_SECRET_CONTEXT, ROOT_
 use shoal_manager::{Manager, ManagerConfig};
 use shoal_rpc::credentials::{write_atomic, Credentials};
 use shoal_rpc::unlock::UnlockKey;
-use shoal_rpc::{client, RaftMember, Request, Response};
+use shoal_rpc::{client, CallError, RaftMember};
 use shoal_security::{tls, JoinToken, NodeKey, RootCa};
 use shoal_worker::agent::{Agent, AgentConfig, AgentState};
 use tokio::sync::{watch, Mutex};
@@ -532,16 +532,24 @@ impl SwarmNode {
         let (tls_cfg, pinned) = tls::bootstrap_client_config(token.ca_digest).map_err(ApiError::internal)?;
         let raft_id = new_raft_id();
         let host = advertise_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
-        let join = Request::Join(shoal_rpc::JoinRequest {
+        let join = shoal_rpc::JoinRequest {
             token: req.join_token.clone(),
             csr_pem: key.csr_pem.clone(),
             advertise_addr: host,
             raft_addr: advertise_addr.clone(),
             raft_id,
             description: self.description(),
-        });
-        let resp = client::call_once(&remote, tls_cfg, &join, Duration::from_secs(20)).await.map_err(|e| {
-            let msg = e.to_string();
+        };
+        let timeout = Duration::from_secs(20);
+        let answer = match client::connect(&remote, tls_cfg, timeout).await {
+            Ok(c) => c.join(&join, timeout).await,
+            Err(e) => Err(e),
+        };
+        let joined = answer.map_err(|e| {
+            let msg = match e {
+                CallError::Api(e) => return e,
+                e => e.to_string(),
+            };
             if msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("unknown authority") {
                 ApiError::bad_request(format!(
                     "remote CA does not match fingerprint. Expected: {}",
@@ -551,11 +559,6 @@ impl SwarmNode {
                 ApiError::unavailable(format!("could not reach the manager at {remote}: {msg}"))
             }
         })?;
-        let joined = match resp {
-            Response::Joined(j) => j,
-            Response::Error { status, message } => return Err(ApiError::new(status, message)),
-            other => return Err(ApiError::internal(format!("unexpected answer to join: {other:?}"))),
-        };
         if pinned.root_pem().map(|r| r.trim() != joined.root_pem.trim()).unwrap_or(false) {
             return Err(ApiError::bad_request("the manager sent a root CA different from the one it presented"));
         }
@@ -595,7 +598,6 @@ impl SwarmNode {
     async fn become_manager(&self, state: &NodeState, creds: Arc<RwLock<Credentials>>) -> Result<Arc<Manager>, String> {
         let _ = std::fs::remove_dir_all(self.cfg.swarm_dir().join("raft"));
         let mgr = self.start_manager(state, creds, false).await?;
-        let req = Request::JoinRaft { raft_id: state.raft_id, addr: state.advertise_addr.clone() };
         let targets: Vec<String> = state.managers.iter().map(|m| m.addr.clone()).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let mut next_target = 0;
@@ -606,8 +608,13 @@ impl SwarmNode {
                 next_target += 1;
                 targets[(next_target - 1) % targets.len()].clone()
             });
-            match client::call_once(&addr, mgr.client_tls(), &req, Duration::from_secs(10)).await {
-                Ok(Response::Members(_)) => {
+            let timeout = Duration::from_secs(10);
+            let answer = match client::connect(&addr, mgr.client_tls(), timeout).await {
+                Ok(c) => c.join_raft(state.raft_id, &state.advertise_addr, timeout).await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(_) => {
                     // Answer as a manager only once this one can open the
                     // cluster's sealed keys (join tokens, the CA key): the
                     // data key comes from a peer as soon as Raft tells us who
@@ -621,12 +628,11 @@ impl SwarmNode {
                     }
                     return Ok(mgr);
                 }
-                Ok(Response::NotLeader { leader_addr: Some(l) }) if l != addr => {
+                Err(CallError::NotLeader { leader_addr: Some(l) }) if l != addr => {
                     redirect = Some(l);
                     continue;
                 }
-                Ok(Response::Error { message, .. }) => tracing::info!("joining raft via {addr}: {message}"),
-                other => tracing::info!("joining raft via {addr}: {other:?}"),
+                Err(e) => tracing::info!("joining raft via {addr}: {e}"),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -680,12 +686,11 @@ impl SwarmNode {
     /// Takes this manager out of the Raft membership (best effort: with no
     /// quorum, `--force` leaves anyway).
     async fn leave_raft(&self, mgr: &Arc<Manager>) {
-        let req = Request::LeaveRaft { raft_id: mgr.cfg.raft_id };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline {
             if mgr.is_leader() {
                 mgr.cluster.hand_over_leadership();
-            } else if let Ok(Response::Ok) = mgr.call_leader(req.clone()).await {
+            } else if mgr.cluster.leave_raft(mgr.cfg.raft_id).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

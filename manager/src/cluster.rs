@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use shoal_api::ApiError;
-use shoal_rpc::{client, RaftMember, Request, Response};
+use shoal_rpc::{client, CallError, RaftMember};
 use tokio::sync::watch;
 
 use crate::raft::{ProposeError, RaftHandle};
@@ -103,7 +103,7 @@ impl Cluster {
     }
 
     /// Proposes on this node (the leader) under a proposal ID a follower
-    /// chose (`Request::Propose`).
+    /// chose (`Managers.Propose`).
     pub(crate) async fn propose_as(&self, proposal: u64, command: Command) -> Result<serde_json::Value, ProposeError> {
         self.raft.propose_as(proposal, command, PROPOSE_TIMEOUT).await
     }
@@ -171,23 +171,23 @@ impl Cluster {
                     Err(e) => return Err(e.into()),
                 }
             } else if let Some(leader) = self.leader_member() {
-                let command = serde_json::value::to_raw_value(&command).expect("command serialises");
-                let req = Request::Propose { proposal, command };
-                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
-                    Ok(Response::Proposed { result }) => {
+                let command = serde_json::to_vec(&command).expect("command serialises");
+                let answer = match client::connect(&leader.addr, self.client_tls(), left).await {
+                    Ok(c) => c.propose(proposal, command, left).await,
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(result) => {
                         self.await_local_apply(proposal).await;
                         return Ok(result);
                     }
-                    // A leader that stopped leading answers NotLeader (a
-                    // manager of the previous version answered Docker's
-                    // no-leader error: read as the same).
-                    Ok(Response::Error { status, message }) if ApiError::new(status, message.clone()) != ApiError::no_leader() => {
-                        return Err(ApiError::new(status, message))
-                    }
-                    Ok(Response::NotLeader { .. }) => {}
-                    // The leader lost leadership or the connection broke:
-                    // the proposal may be in the log.
-                    _ => maybe_applied = true,
+                    Err(CallError::Api(e)) if e != ApiError::no_leader() => return Err(e),
+                    // A manager that is not (or no longer) the leader.
+                    Err(CallError::NotLeader { .. }) => {}
+                    // The leader's own attempt failed for want of a
+                    // leader, the connection broke, or the deadline
+                    // passed: the proposal may be in the log.
+                    Err(_) => maybe_applied = true,
                 }
             }
             self.wait_for_leader_change(Duration::from_millis(100)).await;
@@ -211,8 +211,9 @@ impl Cluster {
         }
     }
 
-    /// Sends a request to the leader (for calls only the leader can serve).
-    pub async fn call_leader(&self, req: Request) -> Result<Response, ApiError> {
+    /// Takes the Raft member `raft_id` (this manager) out of the
+    /// membership, through the leader.
+    pub async fn leave_raft(&self, raft_id: u64) -> Result<(), ApiError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         loop {
             if Instant::now() >= deadline {
@@ -220,10 +221,14 @@ impl Cluster {
             }
             if let Some(leader) = self.leader_member() {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match client::call_once(&leader.addr, self.client_tls(), &req, left).await {
-                    Ok(Response::NotLeader { .. }) | Err(_) => {}
-                    Ok(Response::Error { status, message }) => return Err(ApiError::new(status, message)),
-                    Ok(r) => return Ok(r),
+                let answer = match client::connect(&leader.addr, self.client_tls(), left).await {
+                    Ok(c) => c.leave_raft(raft_id, left).await,
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(()) => return Ok(()),
+                    Err(CallError::Api(e)) => return Err(e),
+                    Err(_) => {}
                 }
             }
             self.wait_for_leader_change(Duration::from_millis(100)).await;

@@ -1,12 +1,12 @@
 //! The data key's fetcher: a manager that joined or was promoted gets the
 //! cluster's data key (and, under autolock, the unlock key) from another
-//! manager over mutual TLS (`Request::SecretsKey`, managers only).
+//! manager over mutual TLS (`Managers.SecretsKey`, managers only).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_rpc::client;
 use shoal_rpc::unlock::UnlockKey;
-use shoal_rpc::{client, Request, Response};
 
 use crate::cluster::Cluster;
 use crate::datakey::DataKey;
@@ -15,8 +15,12 @@ use crate::keyfiles::KeyFiles;
 /// Asks the manager at `addr` for the data key, and for the unlock key
 /// it comes with while autolock is on.
 async fn ask(addr: &str, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Option<(DataKey, Option<UnlockKey>)> {
-    match client::call_once(addr, tls, &Request::SecretsKey, timeout).await {
-        Ok(Response::SecretsKey { key, unlock_key }) => {
+    let answer = match client::connect(addr, tls, timeout).await {
+        Ok(c) => c.secrets_key(timeout).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok((key, unlock_key)) => {
             let unlock = unlock_key.map(|k| UnlockKey::parse_human(&k.0)).transpose();
             match (DataKey::from_text(&key), unlock) {
                 (Ok(k), Ok(u)) => Some((k, u)),
@@ -26,11 +30,10 @@ async fn ask(addr: &str, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> O
                 }
             }
         }
-        Ok(Response::Error { message, .. }) => {
-            tracing::debug!("secrets key from {addr}: {message}");
+        Err(e) => {
+            tracing::debug!("secrets key from {addr}: {e}");
             None
         }
-        _ => None,
     }
 }
 

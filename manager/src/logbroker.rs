@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use shoal_api::task::{Task, TaskState};
 use shoal_api::ApiError;
-use shoal_rpc::logs::{LogEvent, LogLine, LogMessage, LogOptions, LogRequest, LogResponse, LogSelector, SubscriptionMessage};
-use shoal_rpc::server::{Incoming, ServerConn};
-use shoal_rpc::{client, Request, Response};
+use shoal_rpc::logs::{LogEvent, LogLine, LogMessage, LogOptions, LogSelector, SubscriptionMessage};
+use shoal_rpc::{client, CallError};
 use tokio::sync::mpsc;
 
-use crate::access::Access;
 use crate::cluster::Cluster;
 
 /// A non-follow subscription gives up on nodes silent for this long.
@@ -306,24 +304,26 @@ impl LogBroker {
             return Ok(self.subs.subscribe(st.tasks.values(), selector, options));
         }
         let leader = self.cluster.leader_member().ok_or_else(ApiError::no_leader)?;
-        let mut conn = client::connect(&leader.addr, self.cluster.client_tls(), Duration::from_secs(5))
+        let conn = client::connect(&leader.addr, self.cluster.client_tls(), Duration::from_secs(5))
             .await
             .map_err(|e| ApiError::unavailable(format!("connecting to the leader: {e}")))?;
-        conn.send(&Request::Logs(LogRequest::Subscribe(selector, options)))
-            .await
-            .map_err(|e| ApiError::unavailable(format!("asking the leader for logs: {e}")))?;
+        let mut events = match conn.log_subscribe(&selector, &options).await {
+            Ok(events) => events,
+            Err(CallError::NotLeader { .. }) => return Err(ApiError::no_leader()),
+            Err(CallError::Api(e)) => return Err(e),
+            Err(e) => return Err(ApiError::unavailable(format!("asking the leader for logs: {e}"))),
+        };
         let (tx, rx) = mpsc::channel(CALLER_BUFFER);
         tokio::spawn(async move {
             loop {
                 let ev = tokio::select! {
-                    r = conn.recv() => r,
+                    r = events.next() => r,
                     _ = tx.closed() => return,
                 };
                 let ev = match ev {
-                    Ok(Some(Response::Logs(LogResponse::Event(ev)))) => ev,
-                    Ok(Some(Response::Error { message, .. })) => LogEvent::End { warning: Some(message) },
-                    Ok(Some(Response::NotLeader { .. })) => LogEvent::End { warning: Some("the leader changed; try again".into()) },
-                    Ok(other) => LogEvent::End { warning: Some(format!("log stream from the leader ended: {other:?}")) },
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => LogEvent::End { warning: Some("log stream from the leader ended early".into()) },
+                    Err(CallError::NotLeader { .. }) => LogEvent::End { warning: Some("the leader changed; try again".into()) },
                     Err(e) => LogEvent::End { warning: Some(format!("log stream from the leader ended: {e}")) },
                 };
                 let end = matches!(ev, LogEvent::End { .. });
@@ -335,81 +335,66 @@ impl LogBroker {
         Ok(rx)
     }
 
-    /// A `Request::Logs` connection on this manager (it takes the
-    /// connection over).
-    pub(crate) async fn serve(&self, mut conn: ServerConn, req: LogRequest) {
-        let access = if matches!(req, LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
-        let id = match crate::access::authorize(&self.cluster, &conn.peer, access) {
-            Ok(id) => id,
-            Err(e) => {
-                let _ = conn.respond(&Response::error(e)).await;
-                return;
-            }
-        };
-        if !self.cluster.is_leader() {
-            let _ = conn.respond(&Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) }).await;
-            return;
-        }
-        match req {
-            LogRequest::Listen => self.listen(conn, &id.node_id).await,
-            LogRequest::Publish { subscription_id } => self.publish(conn, &id.node_id, &subscription_id).await,
-            LogRequest::Subscribe(selector, options) => {
-                let mut rx = {
-                    let st = self.cluster.store();
-                    self.subs.subscribe(st.tasks.values(), selector, options)
-                };
-                loop {
-                    tokio::select! {
-                        ev = rx.recv() => {
-                            let ev = ev.unwrap_or(LogEvent::End { warning: None });
-                            let end = matches!(ev, LogEvent::End { .. });
-                            if conn.respond(&Response::Logs(LogResponse::Event(ev))).await.is_err() || end {
-                                return;
-                            }
-                        }
-                        // The follower sends nothing more; this ends when it hangs up.
-                        _ = conn.next() => return,
-                    }
-                }
-            }
-            LogRequest::Prune { task_ids } => {
-                let gone = {
-                    let st = self.cluster.store();
-                    task_ids.into_iter().filter(|t| !st.tasks.contains_key(t)).collect()
-                };
-                let _ = conn.respond(&Response::Logs(LogResponse::Gone(gone))).await;
-            }
-            LogRequest::Batch { .. } => {
-                let _ = conn.respond(&Response::error(ApiError::bad_request("log batch outside a publish stream"))).await;
-            }
-        }
-    }
-
-    async fn listen(&self, mut conn: ServerConn, node_id: &str) {
+    /// A node's `LogListen` stream: the subscriptions for its tasks, until
+    /// the node hangs up (`out` closes) or this manager stops leading.
+    pub(crate) async fn listen(&self, node_id: &str, out: mpsc::Sender<SubscriptionMessage>) {
         let (seq, mut rx) = self.subs.add_listener(node_id);
         loop {
             tokio::select! {
                 m = rx.recv() => {
                     let Some(m) = m else { break };
-                    if conn.respond(&Response::Logs(LogResponse::Subscription(m))).await.is_err() {
+                    if out.send(m).await.is_err() {
                         break;
                     }
                 }
-                // The node sends nothing on this connection; this is its hang-up.
-                _ = conn.next() => break,
+                _ = out.closed() => break,
             }
         }
         self.subs.remove_listener(node_id, seq);
     }
 
-    async fn publish(&self, mut conn: ServerConn, node_id: &str, sub_id: &str) {
-        while let Ok(Some(Incoming::Request(r))) = conn.next().await {
-            let Request::Logs(LogRequest::Batch { messages, done }) = *r else { break };
-            if self.subs.publish(sub_id, node_id, messages, done).await.is_err() || done {
+    /// A node's `LogPublish` stream for one subscription: its batches,
+    /// until `done` or the stream ends.
+    pub(crate) async fn publish_stream(&self, node_id: &str, mut batches: tonic::Streaming<shoal_rpc::wire::LogBatch>) {
+        let mut sub_id: Option<String> = None;
+        while let Ok(Some(b)) = batches.message().await {
+            // The first batch names the subscription for the whole stream.
+            let id = sub_id.get_or_insert_with(|| b.subscription_id.clone()).clone();
+            let Ok(lines) = shoal_rpc::convert::log_lines_from_wire(b.lines) else { break };
+            if self.subs.publish(&id, node_id, lines, b.done).await.is_err() || b.done {
                 return;
             }
         }
-        self.subs.node_done(sub_id, node_id, Some(format!("node {node_id} is not available")));
+        if let Some(id) = sub_id {
+            self.subs.node_done(&id, node_id, Some(format!("node {node_id} is not available")));
+        }
+    }
+
+    /// A follower's `LogSubscribe` stream: this leader's events for its
+    /// API caller, until the end or until the follower hangs up.
+    pub(crate) async fn subscribe_stream(&self, selector: LogSelector, options: LogOptions, out: mpsc::Sender<LogEvent>) {
+        let mut rx = {
+            let st = self.cluster.store();
+            self.subs.subscribe(st.tasks.values(), selector, options)
+        };
+        loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    let ev = ev.unwrap_or(LogEvent::End { warning: None });
+                    let end = matches!(ev, LogEvent::End { .. });
+                    if out.send(ev).await.is_err() || end {
+                        return;
+                    }
+                }
+                _ = out.closed() => return,
+            }
+        }
+    }
+
+    /// Which of `task_ids` the store no longer has.
+    pub(crate) fn gone(&self, task_ids: Vec<String>) -> Vec<String> {
+        let st = self.cluster.store();
+        task_ids.into_iter().filter(|t| !st.tasks.contains_key(t)).collect()
     }
 }
 

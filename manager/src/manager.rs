@@ -9,7 +9,7 @@ use shoal_api::ApiError;
 use shoal_rpc::credentials::Credentials;
 use shoal_rpc::logs::{LogEvent, LogOptions, LogSelector};
 use shoal_rpc::unlock::UnlockKey;
-use shoal_rpc::{RaftMember, Request, Response};
+use shoal_rpc::RaftMember;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -184,11 +184,6 @@ impl Manager {
     /// Proposes a command through Raft (see `Cluster::propose`).
     pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
         self.cluster.propose(command).await
-    }
-
-    /// Sends a request to the leader (for calls only the leader can serve).
-    pub async fn call_leader(&self, req: Request) -> Result<Response, ApiError> {
-        self.cluster.call_leader(req).await
     }
 
     /// Raft IDs of the members that answered a ping recently (and this one).

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shoal_rpc::{client, RaftMember, Request, Response};
+use shoal_rpc::{client, RaftMember};
 
 use crate::cluster::Cluster;
 
@@ -45,7 +45,7 @@ impl Reachability {
     /// Pings every other manager each second. Runs until its task is
     /// aborted (the manager stops).
     pub async fn run(self: Arc<Self>) {
-        let mut conns: HashMap<u64, client::Conn> = HashMap::new();
+        let mut conns: HashMap<u64, client::Client> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
@@ -63,8 +63,8 @@ impl Reachability {
                         Err(_) => continue,
                     },
                 };
-                match conn.call(&Request::Ping, PING_TIMEOUT).await {
-                    Ok(Response::Pong { .. }) => {
+                match conn.ping(PING_TIMEOUT).await {
+                    Ok(_) => {
                         self.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());
                     }
                     _ => {

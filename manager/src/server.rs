@@ -1,16 +1,24 @@
 //! The cluster RPC server on port 2377 (`ClusterPort`, a controller on the
-//! cluster handle): accepts mutual-TLS connections and routes each request,
-//! checking who may make it.
+//! cluster handle): the three gRPC services of `shoal_rpc` (`Join`,
+//! `Dispatcher`, `Managers`), each call checked against what the store says
+//! its caller may do now.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protobuf::Message as _;
 use shoal_api::{ApiError, Node, NodeSpec, NodeStatus, Role};
-use shoal_rpc::server::{self, Incoming, Peer, ServerConn};
-use shoal_rpc::{JoinRequest, JoinResponse, KeyText, RaftMember, Request, Response};
+use shoal_rpc::server::{Peer, Services};
+use shoal_rpc::status::{from_api, from_call_error, not_leader};
+use shoal_rpc::wire::dispatcher::dispatcher_server::Dispatcher as DispatcherService;
+use shoal_rpc::wire::join::join_server::Join as JoinService;
+use shoal_rpc::wire::managers::managers_server::Managers as ManagersService;
+use shoal_rpc::{convert, wire, JoinRequest, JoinResponse, RaftMember};
 use shoal_security::{JoinToken, RootCa};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::access::{authorize, until_revoked, Access};
 use crate::cluster::Cluster;
@@ -19,17 +27,11 @@ use crate::keyfiles::KeyFiles;
 use crate::logbroker::LogBroker;
 use crate::store::{Command, Store};
 
-/// How many connections may be in their TLS handshake at once, and how many
-/// handshaken connections without a certificate (joining nodes) may wait
-/// for their one `Join` answer. Past either, new connections are closed at
-/// once: a flood of them costs a few KiB each, not the manager.
-const MAX_HANDSHAKES: usize = 256;
-const MAX_ANONYMOUS: usize = 32;
-/// A TLS handshake, and a `Join` after it, must each arrive within this.
-const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
-/// A node's request/response connection with nothing sent for this long is
-/// closed (agents call at least every heartbeat; streams are exempt).
-const IDLE_LIMIT: Duration = Duration::from_secs(120);
+type Answer<T> = Result<Response<T>, Status>;
+/// A stream of answers (server streaming).
+type Outbound<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+/// Messages of an answer stream buffered before its producer waits.
+const STREAM_BUFFER: usize = 16;
 
 /// The cluster port: what it serves requests with.
 pub struct ClusterPort {
@@ -47,112 +49,261 @@ impl ClusterPort {
     }
 
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-        let anonymous = Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS));
-        loop {
-            let Ok((tcp, remote)) = listener.accept().await else { continue };
-            let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
-                tracing::debug!("refusing a connection from {remote}: {MAX_HANDSHAKES} handshakes under way");
-                continue;
-            };
-            let port = self.clone();
-            let anonymous = anonymous.clone();
-            tokio::spawn(async move {
-                let roots = port.trusted_roots();
-                let extra = port.chain_extra();
-                let cfg = match port.keys.creds.read().unwrap().server_config_with(&roots, &extra) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!("cluster TLS config: {e}");
-                        return;
-                    }
-                };
-                let acceptor = server::acceptor(cfg);
-                let accepted = tokio::time::timeout(HANDSHAKE_DEADLINE, server::accept(&acceptor, tcp, remote)).await;
-                drop(handshake);
-                let Ok(Ok(conn)) = accepted else { return };
-                if conn.peer.identity.is_none() {
-                    let Ok(_slot) = anonymous.try_acquire_owned() else {
-                        tracing::debug!("refusing a caller without a certificate from {remote}: {MAX_ANONYMOUS} already waiting");
-                        return;
-                    };
-                    port.join_conn(conn).await;
-                    return;
+        let port = self.clone();
+        let tls = move || {
+            let roots = port.trusted_roots();
+            let extra = port.chain_extra();
+            match port.keys.creds.read().unwrap().server_config_with(&roots, &extra) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("cluster TLS config: {e}");
+                    None
                 }
-                port.handle_conn(conn).await;
-            });
-        }
-    }
-
-    /// A caller without a certificate: one `Join`, answered, then the
-    /// connection closes (the new node comes back with its certificate).
-    async fn join_conn(&self, mut conn: ServerConn) {
-        let Ok(Ok(Some(Incoming::Request(req)))) = tokio::time::timeout(HANDSHAKE_DEADLINE, conn.next()).await else { return };
-        let resp = match *req {
-            Request::Join(j) => self.join(j).await.map(Response::Joined).unwrap_or_else(Response::error),
-            _ => Response::error(ApiError::new(403, "a node certificate is required for this call")),
+            }
         };
-        let _ = conn.respond(&resp).await;
+        let services = Services { join: self.clone(), dispatcher: self.clone(), managers: self, tls };
+        shoal_rpc::server::serve(listener, services).await
     }
 
-    async fn handle_conn(&self, mut conn: ServerConn) {
-        loop {
-            let req = match tokio::time::timeout(IDLE_LIMIT, conn.next()).await {
-                Ok(Ok(Some(Incoming::Request(r)))) => *r,
-                _ => return,
-            };
-            // Long-lived streams end as soon as the store no longer grants
-            // what opened them (a demotion or removal applied).
-            if let Request::RaftStream = req {
-                let Ok(id) = authorize(&self.cluster, &conn.peer, Access::RaftPeer) else { return };
+    /// The caller of `req`, if the store grants it `access`.
+    fn caller<T>(&self, req: &Request<T>, access: Access) -> Result<shoal_security::NodeIdentity, Status> {
+        authorize(&self.cluster, &Peer::of(req)?, access).map_err(from_api)
+    }
+
+    fn not_leader(&self) -> Status {
+        not_leader(self.cluster.leader_member().map(|m| m.addr))
+    }
+
+    /// Streams what `rx` receives, until it ends, the caller hangs up, or
+    /// the store stops granting `access` to the caller (a demotion or
+    /// removal applied). Its producer sees `rx` close in each case.
+    fn forward<D, W>(&self, id: shoal_security::NodeIdentity, access: Access, mut rx: mpsc::Receiver<D>) -> Outbound<W>
+    where
+        D: Send + 'static,
+        W: for<'a> From<&'a D> + Send + 'static,
+    {
+        let (out_tx, out_rx) = mpsc::channel::<Result<W, Status>>(1);
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            let revoked = until_revoked(&cluster, &id, access);
+            tokio::pin!(revoked);
+            loop {
                 tokio::select! {
-                    _ = raft_stream(&self.cluster, conn, &id.node_id) => {}
-                    _ = until_revoked(&self.cluster, &id, Access::RaftPeer) => {
-                        tracing::info!("closing the raft stream of {}: no longer a manager", id.node_id);
+                    m = rx.recv() => match m {
+                        Some(m) => if out_tx.send(Ok(W::from(&m))).await.is_err() { return },
+                        None => return,
+                    },
+                    _ = out_tx.closed() => return,
+                    _ = &mut revoked => {
+                        tracing::info!("closing a stream of {}: its rights changed", id.node_id);
+                        let _ = out_tx.send(Err(Status::permission_denied(format!("node {} may no longer make this call", id.node_id)))).await;
+                        return;
                     }
                 }
-                return;
             }
-            if let Request::Logs(r) = req {
-                let access = if matches!(r, shoal_rpc::logs::LogRequest::Subscribe(..)) { Access::Manager } else { Access::Node };
-                if let Some(id) = &conn.peer.identity {
-                    let id = id.clone();
-                    tokio::select! {
-                        _ = self.logs.serve(conn, r) => {}
-                        _ = until_revoked(&self.cluster, &id, access) => {}
-                    }
-                }
-                return;
-            }
-            let resp = match self.handle(req, &conn.peer).await {
-                Ok(r) => r,
-                Err(e) => Response::error(e),
-            };
-            if conn.respond(&resp).await.is_err() {
-                return;
-            }
-        }
+        });
+        Box::pin(ReceiverStream::new(out_rx))
     }
 }
 
-/// Raft messages from a manager, stepped into our node. raft-rs decodes
-/// with the `protobuf` 2 crate, whose parser sees input only from callers
-/// the store says may speak Raft.
-async fn raft_stream(cluster: &Cluster, mut conn: ServerConn, node_id: &str) {
-    while let Ok(Some(Incoming::Raft(bytes))) = conn.next().await {
-        let Ok(m) = ::raft::eraftpb::Message::parse_from_bytes(&bytes) else { return };
-        let sender = raft_sender(&cluster.store(), node_id, m.from);
-        match sender {
+#[tonic::async_trait]
+impl JoinService for ClusterPort {
+    async fn join(&self, req: Request<wire::JoinRequest>) -> Answer<wire::JoinResponse> {
+        let j = JoinRequest::try_from(req.into_inner()).map_err(Status::invalid_argument)?;
+        let joined = self.admit(j).await.map_err(from_api)?;
+        Ok(Response::new((&joined).into()))
+    }
+}
+
+#[tonic::async_trait]
+impl DispatcherService for ClusterPort {
+    async fn heartbeat(&self, req: Request<wire::HeartbeatRequest>) -> Answer<wire::HeartbeatResponse> {
+        let id = self.caller(&req, Access::Node)?;
+        let hb = shoal_rpc::HeartbeatRequest::try_from(req.into_inner()).map_err(Status::invalid_argument)?;
+        let answer = self.dispatcher.heartbeat(&id.node_id, hb).await.map_err(from_call_error)?;
+        Ok(Response::new((&answer).into()))
+    }
+
+    async fn renew_cert(&self, req: Request<wire::RenewCertRequest>) -> Answer<wire::CertResponse> {
+        let id = self.caller(&req, Access::Node)?;
+        let (cert_pem, root_pem) = self.renew(&id.node_id, &req.into_inner().csr_pem).map_err(from_api)?;
+        Ok(Response::new(wire::CertResponse { cert_pem, root_pem }))
+    }
+
+    async fn assignments(&self, req: Request<wire::AssignmentsRequest>) -> Answer<wire::Assignments> {
+        let id = self.caller(&req, Access::Node)?;
+        let r = req.into_inner();
+        // At most 5 s: the agent's call times out after 10.
+        let wait = Duration::from_millis(r.wait_ms.min(5_000));
+        let answer = self.dispatcher.assignments(&id.node_id, r.known, r.since, wait).await.map_err(from_call_error)?;
+        Ok(Response::new((&answer).into()))
+    }
+
+    async fn task_status(&self, req: Request<wire::TaskStatusRequest>) -> Answer<wire::Empty> {
+        let id = self.caller(&req, Access::Node)?;
+        let updates = convert::task_status_from_wire(req.into_inner()).map_err(Status::invalid_argument)?;
+        self.dispatcher.task_status(&id.node_id, updates).await.map_err(from_call_error)?;
+        Ok(Response::new(wire::Empty {}))
+    }
+
+    async fn attach_network(&self, req: Request<wire::AttachNetworkRequest>) -> Answer<wire::Attachment> {
+        let id = self.caller(&req, Access::Node)?;
+        let r = req.into_inner();
+        let a =
+            crate::control::attach(&self.cluster, &id.node_id, &r.container_id, &r.name, &r.network, r.aliases).await.map_err(from_api)?;
+        Ok(Response::new(wire::Attachment { attachment: convert::to_json(&a) }))
+    }
+
+    async fn detach_network(&self, req: Request<wire::DetachNetworkRequest>) -> Answer<wire::Empty> {
+        let id = self.caller(&req, Access::Node)?;
+        crate::control::detach(&self.cluster, &id.node_id, &req.into_inner().container_id).await.map_err(from_api)?;
+        Ok(Response::new(wire::Empty {}))
+    }
+
+    type LogListenStream = Outbound<wire::LogSubscription>;
+
+    async fn log_listen(&self, req: Request<wire::Empty>) -> Answer<Self::LogListenStream> {
+        let id = self.caller(&req, Access::Node)?;
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        let (logs, node_id) = (self.logs.clone(), id.node_id.clone());
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move { logs.listen(&node_id, tx).await });
+        Ok(Response::new(self.forward(id, Access::Node, rx)))
+    }
+
+    async fn log_publish(&self, req: Request<Streaming<wire::LogBatch>>) -> Answer<wire::Empty> {
+        let id = self.caller(&req, Access::Node)?;
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        tokio::select! {
+            _ = self.logs.publish_stream(&id.node_id, req.into_inner()) => {}
+            _ = until_revoked(&self.cluster, &id, Access::Node) => {}
+        }
+        Ok(Response::new(wire::Empty {}))
+    }
+
+    async fn log_prune(&self, req: Request<wire::LogPruneRequest>) -> Answer<wire::LogPruneResponse> {
+        self.caller(&req, Access::Node)?;
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        Ok(Response::new(wire::LogPruneResponse { gone: self.logs.gone(req.into_inner().task_ids) }))
+    }
+}
+
+#[tonic::async_trait]
+impl ManagersService for ClusterPort {
+    async fn propose(&self, req: Request<wire::ProposeRequest>) -> Answer<wire::ProposeResponse> {
+        self.caller(&req, Access::Manager)?;
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        let r = req.into_inner();
+        let command: Command =
+            serde_json::from_slice(&r.command).map_err(|e| from_api(ApiError::bad_request(format!("bad proposal: {e}"))))?;
+        let proposal = if r.proposal == 0 { crate::raft::new_proposal_id() } else { r.proposal };
+        match self.cluster.propose_as(proposal, command).await {
+            Ok(result) => Ok(Response::new(wire::ProposeResponse { result: convert::to_json(&result) })),
+            Err(crate::raft::ProposeError::NotLeader) => Err(self.not_leader()),
+            Err(e) => Err(from_api(e.into())),
+        }
+    }
+
+    async fn join_raft(&self, req: Request<wire::JoinRaftRequest>) -> Answer<wire::Members> {
+        let id = self.caller(&req, Access::Manager)?;
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        let wire::JoinRaftRequest { raft_id, addr } = req.into_inner();
+        let owner = self.cluster.store().members.get(&raft_id).map(|m| m.node_id.clone());
+        if owner.is_some_and(|o| o != id.node_id) {
+            return Err(from_api(ApiError::new(403, format!("raft ID {raft_id:x} belongs to another node"))));
+        }
+        let members = self.cluster.add_member(RaftMember { raft_id, node_id: id.node_id, addr }).await.map_err(from_api)?;
+        Ok(Response::new(wire::Members { members: convert::members_to_wire(&members) }))
+    }
+
+    async fn leave_raft(&self, req: Request<wire::LeaveRaftRequest>) -> Answer<wire::Empty> {
+        let id = self.caller(&req, Access::Manager)?;
+        let raft_id = req.into_inner().raft_id;
+        // A manager takes only itself out (the leader removes demoted ones
+        // on its own, see `membership`).
+        let owner = self.cluster.store().members.get(&raft_id).map(|m| m.node_id.clone());
+        if owner.is_some_and(|o| o != id.node_id) {
+            return Err(from_api(ApiError::new(403, format!("raft member {raft_id:x} is not node {}", id.node_id))));
+        }
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        self.cluster.remove_member(raft_id).await.map_err(from_api)?;
+        Ok(Response::new(wire::Empty {}))
+    }
+
+    async fn ping(&self, req: Request<wire::Empty>) -> Answer<wire::Pong> {
+        self.caller(&req, Access::Manager)?;
+        Ok(Response::new(wire::Pong { node_id: self.node_id.clone() }))
+    }
+
+    async fn secrets_key(&self, req: Request<wire::Empty>) -> Answer<wire::SecretsKeyResponse> {
+        self.caller(&req, Access::Manager)?;
+        let key = self.keys.data_key().ok_or_else(|| from_api(ApiError::unavailable("this manager does not hold the secrets key yet")))?;
+        let unlock_key = match self.cluster.store().cluster.as_ref().filter(|c| !c.unlock_key.is_empty()) {
+            Some(c) => c.open(&key).map_err(|e| from_api(ApiError::internal(e)))?.unlock_key.map(|k| k.to_string()),
+            None => None,
+        };
+        Ok(Response::new(wire::SecretsKeyResponse { key: key.to_text().0, unlock_key }))
+    }
+
+    async fn raft(&self, req: Request<Streaming<wire::RaftPiece>>) -> Answer<wire::Empty> {
+        let id = self.caller(&req, Access::RaftPeer)?;
+        tokio::select! {
+            r = raft_stream(&self.cluster, req.into_inner(), &id.node_id) => r?,
+            _ = until_revoked(&self.cluster, &id, Access::RaftPeer) => {
+                tracing::info!("closing the raft stream of {}: no longer a manager", id.node_id);
+                return Err(Status::permission_denied(format!("node {} is not a manager", id.node_id)));
+            }
+        }
+        Ok(Response::new(wire::Empty {}))
+    }
+
+    type LogSubscribeStream = Outbound<wire::LogEvent>;
+
+    async fn log_subscribe(&self, req: Request<wire::LogSubscribeRequest>) -> Answer<Self::LogSubscribeStream> {
+        let id = self.caller(&req, Access::Manager)?;
+        if !self.cluster.is_leader() {
+            return Err(self.not_leader());
+        }
+        let (selector, options) = convert::log_subscribe_from_wire(req.into_inner());
+        let logs = self.logs.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move { logs.subscribe_stream(selector, options, tx).await });
+        Ok(Response::new(self.forward(id, Access::Manager, rx)))
+    }
+}
+
+/// Raft messages from a manager, stepped into our node, until the stream
+/// ends. raft-rs's own decoder (`protobuf` 2) never sees these bytes: they
+/// are read by prost (`wire::RaftMessage`) and converted.
+async fn raft_stream(cluster: &Cluster, mut pieces: Streaming<wire::RaftPiece>, node_id: &str) -> Result<(), Status> {
+    let mut asm = shoal_rpc::RaftAssembler::default();
+    while let Some(piece) = pieces.message().await? {
+        let Some(bytes) = asm.push(piece).map_err(Status::invalid_argument)? else { continue };
+        let m = crate::raft::wire::decode(&bytes).map_err(Status::invalid_argument)?;
+        match raft_sender(&cluster.store(), node_id, m.from) {
             // An ID our store does not know yet passes: a manager being
             // added, or this one catching up (its store is empty until the
             // leader's messages fill it).
             Sender::Owner | Sender::Unknown => cluster.step(m),
             Sender::Impostor => {
                 tracing::warn!("dropping raft stream from {node_id}: message claims raft ID {:x}", m.from);
-                return;
+                return Err(Status::permission_denied(format!("raft ID {:x} is not node {node_id}'s", m.from)));
             }
         }
     }
+    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -205,96 +356,6 @@ impl ClusterPort {
         }
     }
 
-    async fn handle(&self, req: Request, peer: &Peer) -> Result<Response, ApiError> {
-        match req {
-            // Joining is served on connections without a certificate.
-            Request::Join(_) => Err(ApiError::bad_request("this node already has a certificate")),
-            Request::Heartbeat(hb) => {
-                let id = authorize(&self.cluster, peer, Access::Node)?;
-                self.dispatcher.heartbeat(&id.node_id, hb).await
-            }
-            Request::RenewCert { csr_pem } => {
-                let id = authorize(&self.cluster, peer, Access::Node)?;
-                self.renew(&id.node_id, &csr_pem)
-            }
-            Request::Propose { proposal, command } => {
-                authorize(&self.cluster, peer, Access::Manager)?;
-                if !self.cluster.is_leader() {
-                    return Ok(self.not_leader());
-                }
-                let command: Command =
-                    serde_json::from_str(command.get()).map_err(|e| ApiError::bad_request(format!("bad proposal: {e}")))?;
-                let proposal = if proposal == 0 { crate::raft::new_proposal_id() } else { proposal };
-                match self.cluster.propose_as(proposal, command).await {
-                    Ok(result) => Ok(Response::Proposed { result }),
-                    Err(crate::raft::ProposeError::NotLeader) => Ok(self.not_leader()),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Request::JoinRaft { raft_id, addr } => {
-                let id = authorize(&self.cluster, peer, Access::Manager)?;
-                if !self.cluster.is_leader() {
-                    return Ok(self.not_leader());
-                }
-                let owner = self.cluster.store().members.get(&raft_id).map(|m| m.node_id.clone());
-                if owner.is_some_and(|o| o != id.node_id) {
-                    return Err(ApiError::new(403, format!("raft ID {raft_id:x} belongs to another node")));
-                }
-                self.cluster.add_member(RaftMember { raft_id, node_id: id.node_id, addr }).await.map(Response::Members)
-            }
-            Request::LeaveRaft { raft_id } => {
-                let id = authorize(&self.cluster, peer, Access::Manager)?;
-                // A manager takes only itself out (the leader removes
-                // demoted ones on its own, see `membership`).
-                let owner = self.cluster.store().members.get(&raft_id).map(|m| m.node_id.clone());
-                if owner.is_some_and(|o| o != id.node_id) {
-                    return Err(ApiError::new(403, format!("raft member {raft_id:x} is not node {}", id.node_id)));
-                }
-                if !self.cluster.is_leader() {
-                    return Ok(self.not_leader());
-                }
-                self.cluster.remove_member(raft_id).await.map(|_| Response::Ok)
-            }
-            Request::Ping => {
-                authorize(&self.cluster, peer, Access::Manager)?;
-                Ok(Response::Pong { node_id: self.node_id.clone() })
-            }
-            Request::RaftStream => Err(ApiError::bad_request("unexpected raft stream")),
-            Request::Assignments { known, wait_ms, since } => {
-                let id = authorize(&self.cluster, peer, Access::Node)?;
-                // At most 5 s: the agent's call times out after 10.
-                self.dispatcher.assignments(&id.node_id, known, since, Duration::from_millis(wait_ms.min(5_000))).await
-            }
-            Request::TaskStatus { updates } => {
-                let id = authorize(&self.cluster, peer, Access::Node)?;
-                self.dispatcher.task_status(&id.node_id, updates).await
-            }
-            Request::Logs(_) => Err(ApiError::bad_request("unexpected log request")),
-            Request::SecretsKey => {
-                authorize(&self.cluster, peer, Access::Manager)?;
-                let key = self.keys.data_key().ok_or_else(|| ApiError::unavailable("this manager does not hold the secrets key yet"))?;
-                let unlock_key = match self.cluster.store().cluster.as_ref().filter(|c| !c.unlock_key.is_empty()) {
-                    Some(c) => c.open(&key).map_err(ApiError::internal)?.unlock_key.map(|k| KeyText(k.to_string())),
-                    None => None,
-                };
-                Ok(Response::SecretsKey { key: key.to_text(), unlock_key })
-            }
-            Request::AttachNetwork { container_id, name, network, aliases } => {
-                let id = authorize(&self.cluster, peer, Access::Node)?;
-                let a = crate::control::attach(&self.cluster, &id.node_id, &container_id, &name, &network, aliases).await?;
-                Ok(Response::Attached(Box::new(a)))
-            }
-            Request::DetachNetwork { container_id } => {
-                let id = authorize(&self.cluster, peer, Access::Node)?;
-                crate::control::detach(&self.cluster, &id.node_id, &container_id).await.map(|_| Response::Ok)
-            }
-        }
-    }
-
-    fn not_leader(&self) -> Response {
-        Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) }
-    }
-
     fn root_ca(&self) -> Result<(RootCa, String, std::time::Duration), ApiError> {
         let st = self.cluster.store();
         let keys = self.keys.cluster_keys(&st)?;
@@ -304,7 +365,8 @@ impl ClusterPort {
         Ok((ca, c.swarm.id.clone(), expiry))
     }
 
-    async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
+    /// A node joining with a token: its certificate, and its record.
+    async fn admit(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
         let invalid =
             || ApiError::bad_request("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster");
         crate::dispatcher::bounds::check_description(&req.description)?;
@@ -345,14 +407,14 @@ impl ClusterPort {
     }
 
     /// A new certificate for a node's key, for the role its spec says.
-    fn renew(&self, node_id: &str, csr_pem: &str) -> Result<Response, ApiError> {
+    fn renew(&self, node_id: &str, csr_pem: &str) -> Result<(String, String), ApiError> {
         let (ca, cluster_id, expiry) = self.root_ca()?;
         let role = {
             let st = self.cluster.store();
             st.nodes.get(node_id).map(|n| n.spec.role).ok_or_else(|| ApiError::not_found(format!("node {node_id} not found")))?
         };
         let cert_pem = ca.issue(csr_pem, node_id, to_security_role(role), &cluster_id, expiry).map_err(ApiError::bad_request)?;
-        Ok(Response::Cert { cert_pem, root_pem: ca.cert_pem().to_string() })
+        Ok((cert_pem, ca.cert_pem().to_string()))
     }
 }
 

@@ -1,5 +1,6 @@
-//! A store larger than one frame of the cluster protocol still reaches a
-//! new manager: the snapshot travels in pieces. (Its own test binary: the
+//! A store larger than one message of the cluster protocol may be (the
+//! managers' 64 MiB cap) still reaches a new manager: the snapshot travels
+//! in pieces. (Its own test binary: the
 //! snapshot interval is set through the environment before the managers
 //! start.)
 
@@ -11,11 +12,11 @@ use shoal_api::Role;
 use shoal_manager::store::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_larger_than_a_frame_reaches_a_new_manager() {
+async fn a_snapshot_larger_than_a_message_reaches_a_new_manager() {
     std::env::set_var("SHOAL_RAFT_SNAPSHOT_INTERVAL", "40");
     let c = common::start().await;
     // 80 nodes with a 1 MiB label each: a store of about 80 MiB, more than
-    // the 64 MiB a frame may hold.
+    // the 64 MiB a message may hold.
     let big = "x".repeat(1 << 20);
     for i in 0..80 {
         let mut n = common::node(&format!("w{i:03}"), Role::Worker);
@@ -23,7 +24,7 @@ async fn a_snapshot_larger_than_a_frame_reaches_a_new_manager() {
         c.mgr.propose(Command::CreateNode { node: Box::new(n) }).await.unwrap();
     }
     let size = serde_json::to_vec(&*c.mgr.cluster.store()).unwrap().len();
-    assert!(size > shoal_rpc::frame::MAX_FRAME, "store is only {size} bytes");
+    assert!(size > shoal_rpc::caps::MANAGER, "store is only {size} bytes");
 
     // The log behind the snapshot is compacted, so the new manager can only
     // catch up from the snapshot.

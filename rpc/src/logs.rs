@@ -1,44 +1,19 @@
 //! Log streaming between the API caller's manager, the leader's log broker
-//! and the workers that hold the log files. Every log call takes over its
-//! connection: the first frame is the request, then frames flow one way.
+//! and the workers that hold the log files, as gRPC streams:
 //!
-//! - `Listen` (worker → leader): the leader pushes `Subscription` frames for
-//!   this node as API callers ask for logs, and `close: true` ones when a
-//!   subscription ends.
-//! - `Publish` (worker → leader): then `Batch` frames for that subscription,
-//!   the last one with `done` (non-follow subscriptions).
-//! - `Subscribe` (a follower manager → leader): the leader answers with
-//!   `Event` frames until `LogEvent::End`.
-//! - `Prune` (worker → leader): a plain call; the node deletes the log files
-//!   of tasks the store no longer has (Docker keeps a task's logs as long
-//!   as the task exists).
+//! - `Dispatcher.LogListen` (worker → leader): the leader streams
+//!   subscriptions for this node as API callers ask for logs, and
+//!   `close: true` ones when a subscription ends.
+//! - `Dispatcher.LogPublish` (worker → leader): a stream of batches of one
+//!   subscription's lines, the last one with `done` (non-follow
+//!   subscriptions).
+//! - `Managers.LogSubscribe` (a follower manager → leader): the leader
+//!   streams events until `LogEvent::End`.
+//! - `Dispatcher.LogPrune` (worker → leader): a plain call; the node
+//!   deletes the log files of tasks the store no longer has (Docker keeps a
+//!   task's logs as long as the task exists).
 
 use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum LogRequest {
-    Listen,
-    Publish {
-        subscription_id: String,
-    },
-    Batch {
-        messages: Vec<LogLine>,
-        done: bool,
-    },
-    Subscribe(LogSelector, LogOptions),
-    /// Worker → leader, answered once with `Gone`: which of these tasks
-    /// (whose log files the node still keeps) no longer exist.
-    Prune {
-        task_ids: Vec<String>,
-    },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum LogResponse {
-    Subscription(SubscriptionMessage),
-    Event(LogEvent),
-    Gone(Vec<String>),
-}
 
 /// What an API caller asked for, resolved to IDs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

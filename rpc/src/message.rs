@@ -1,74 +1,8 @@
-//! Requests and responses of the cluster protocol.
+//! The protocol's requests and answers as the manager and the agent use
+//! them (`convert` maps them to and from `wire`).
 
 use serde::{Deserialize, Serialize};
 use shoal_api::NodeDescription;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Request {
-    /// A new node asks to join with a token; it sends a CSR and gets a certificate.
-    Join(JoinRequest),
-    /// The agent's liveness signal; answered by the leader's dispatcher.
-    Heartbeat(HeartbeatRequest),
-    /// A new certificate for the caller's key (renewal, or a role change).
-    RenewCert { csr_pem: String },
-    /// Manager-only: propose a store command (a follower forwarding a write).
-    /// Kept as raw JSON text here (the command type is the manager's) and
-    /// decoded straight into that type, never into a generic JSON tree.
-    /// `proposal` is the ID the forwarding manager chose once for this
-    /// write; its retries carry the same one (applied at most once).
-    Propose {
-        #[serde(default)]
-        proposal: u64,
-        command: Box<serde_json::value::RawValue>,
-    },
-    /// Manager-only: add the caller to the Raft membership (after promotion).
-    JoinRaft { raft_id: u64, addr: String },
-    /// Manager-only: remove a Raft member (leave, demotion).
-    LeaveRaft { raft_id: u64 },
-    /// Manager-only: liveness between managers, for Reachable/Unreachable.
-    Ping,
-    /// Manager-only: the connection turns into a one-way stream of Raft frames.
-    RaftStream,
-    /// The tasks assigned to the calling node (leader only). A long poll:
-    /// while the node's assignments still hash to `known`, the leader
-    /// answers only once they change or `wait_ms` has passed. With `since`
-    /// (the `applied` of the last answer) the answer is incremental.
-    Assignments {
-        #[serde(default)]
-        known: u64,
-        #[serde(default)]
-        wait_ms: u64,
-        #[serde(default)]
-        since: u64,
-    },
-    /// Observed task states from the calling node, in one batch (leader only).
-    TaskStatus { updates: Vec<TaskStatusUpdate> },
-    /// Log streaming; takes over the connection (see `logs`).
-    Logs(crate::logs::LogRequest),
-    /// Manager-only: the cluster's data key that seals secrets in the Raft
-    /// log, for a manager that joined or was promoted.
-    SecretsKey,
-    /// A standalone container on the calling node joins an attachable
-    /// swarm network (`docker run --network`): answered with its address
-    /// there (`Attached`).
-    AttachNetwork {
-        container_id: String,
-        /// The container's name: resolvable on the network, as in Docker.
-        #[serde(default)]
-        name: String,
-        network: String,
-        #[serde(default)]
-        aliases: Vec<String>,
-    },
-    /// The calling node's container stopped: its attachments go.
-    DetachNetwork { container_id: String },
-}
-
-/// The only request read from a caller without a certificate.
-#[derive(Debug, Deserialize)]
-pub enum PreAuthRequest {
-    Join(JoinRequest),
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskStatusUpdate {
@@ -182,50 +116,4 @@ pub struct HeartbeatResponse {
     /// heartbeat writes it). `swarm init`/`join` answer after this.
     #[serde(default)]
     pub registered: Option<u64>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Response {
-    Ok,
-    Error {
-        status: u16,
-        message: String,
-    },
-    /// Only the leader answers this call; try there.
-    NotLeader {
-        leader_addr: Option<String>,
-    },
-    Joined(JoinResponse),
-    Heartbeat(HeartbeatResponse),
-    Cert {
-        cert_pem: String,
-        root_pem: String,
-    },
-    Proposed {
-        result: serde_json::Value,
-    },
-    Members(Vec<RaftMember>),
-    /// Boxed: by far the largest answer (same encoding as unboxed).
-    Assignments(Box<Assignments>),
-    /// The data key, answered to `SecretsKey`, with the cluster's unlock
-    /// key while autolock is on: a manager that joins wraps its keys at
-    /// once, before it has caught up with the log that says autolock is on.
-    SecretsKey {
-        key: KeyText,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        unlock_key: Option<KeyText>,
-    },
-    Pong {
-        node_id: String,
-    },
-    /// A frame of a log stream (see `logs`).
-    Logs(crate::logs::LogResponse),
-    /// A container's place on a swarm network, answered to `AttachNetwork`.
-    Attached(Box<shoal_api::network::NetworkAttachment>),
-}
-
-impl Response {
-    pub fn error(e: shoal_api::ApiError) -> Response {
-        Response::Error { status: e.status, message: e.message }
-    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use shoal_api::{NodeDescription, Role};
 use shoal_rpc::client;
 use shoal_rpc::credentials::Credentials;
-use shoal_rpc::{HeartbeatRequest, RaftMember, Request, Response};
+use shoal_rpc::{CallError, HeartbeatRequest, RaftMember};
 use tokio::sync::watch;
 
 /// What the agent learned that the daemon acts on.
@@ -85,7 +85,7 @@ impl Agent {
                     continue;
                 }
             };
-            let mut conn = match client::connect(&addr, tls.clone(), Duration::from_secs(3)).await {
+            let conn = match client::connect(&addr, tls.clone(), Duration::from_secs(3)).await {
                 Ok(c) => c,
                 Err(e) => {
                     self.note_error(format!("connecting to manager {addr}: {e}"));
@@ -98,9 +98,9 @@ impl Agent {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             }
-            // One session: heartbeats and task states on this connection,
-            // assignments long-polled on a second one (so a change reaches
-            // the node at once), until either fails.
+            // One session: heartbeats and task states, with assignments
+            // long-polled beside them on the same connection (so a change
+            // reaches the node at once), until either fails.
             let heartbeats = async {
                 let mut sent_description: Option<NodeDescription> = None;
                 let mut next_heartbeat = tokio::time::Instant::now();
@@ -113,12 +113,9 @@ impl Agent {
                             current.data_path_key = net.data_path_key();
                         }
                         let description = (sent_description.as_ref() != Some(&current)).then_some(current);
-                        let req = Request::Heartbeat(HeartbeatRequest {
-                            addr: self.cfg.advertise_addr.clone(),
-                            description: description.clone(),
-                        });
-                        match conn.call(&req, Duration::from_secs(10)).await {
-                            Ok(Response::Heartbeat(hb)) => {
+                        let req = HeartbeatRequest { addr: self.cfg.advertise_addr.clone(), description: description.clone() };
+                        match conn.heartbeat(&req, Duration::from_secs(10)).await {
+                            Ok(hb) => {
                                 if description.is_some() {
                                     sent_description = description;
                                 }
@@ -133,10 +130,10 @@ impl Agent {
                                     }
                                 });
                                 if let Some(tm) = &self.cfg.tasks {
-                                    log_listener.ensure(&addr, tls.clone(), tm.executor());
+                                    log_listener.ensure(&addr, &conn, tm.executor());
                                 }
                                 if renew {
-                                    if let Err(e) = self.renew(&mut conn).await {
+                                    if let Err(e) = self.renew(&conn).await {
                                         self.note_error(e);
                                     }
                                     return None; // reconnect with the new certificate
@@ -144,25 +141,24 @@ impl Agent {
                                 // A little early, so jitter never makes us late.
                                 next_heartbeat = tokio::time::Instant::now() + period.mul_f64(0.8).min(Duration::from_secs(1));
                             }
-                            Ok(Response::NotLeader { leader_addr }) => {
+                            Err(CallError::NotLeader { leader_addr }) => {
                                 if leader_addr.is_none() {
                                     tokio::time::sleep(Duration::from_millis(300)).await;
                                 }
                                 return leader_addr;
                             }
-                            Ok(Response::Error { message, .. }) => {
-                                self.note_error(message);
+                            Err(CallError::Api(e)) => {
+                                self.note_error(e.message);
                                 tokio::time::sleep(Duration::from_secs(1)).await;
                                 return None;
                             }
-                            Ok(_) => return None,
                             Err(e) => {
                                 self.note_error(format!("heartbeat to {addr}: {e}"));
                                 return None;
                             }
                         }
                     }
-                    if let Err(e) = self.report_tasks(&mut conn).await {
+                    if let Err(e) = self.report_tasks(&conn).await {
                         self.note_error(e);
                         return None;
                     }
@@ -175,7 +171,7 @@ impl Agent {
                     }
                 }
             };
-            let assignments = self.poll_assignments(&addr, tls.clone(), hinted);
+            let assignments = self.poll_assignments(&conn);
             tokio::select! {
                 hint = heartbeats => leader_hint = hint,
                 (err, hint) = assignments => {
@@ -195,7 +191,7 @@ impl Agent {
     /// them named (`hinted`; our list may predate a manager that joined
     /// later). An empty list, before the first answer, trusts the
     /// certificate.
-    fn check_manager(&self, conn: &client::Conn, addr: &str, hinted: bool) -> Result<(), String> {
+    fn check_manager(&self, conn: &client::Client, addr: &str, hinted: bool) -> Result<(), String> {
         if hinted {
             return Ok(());
         }
@@ -207,18 +203,11 @@ impl Agent {
         }
     }
 
-    /// Long-polls this node's assignments on a connection of its own and
-    /// hands each new set to the task manager. Returns why it stopped, and
-    /// the leader's address if this manager is not the leader.
-    async fn poll_assignments(&self, addr: &str, tls: std::sync::Arc<rustls::ClientConfig>, hinted: bool) -> (String, Option<String>) {
+    /// Long-polls this node's assignments and hands each new set to the
+    /// task manager. Returns why it stopped, and the leader's address if
+    /// this manager is not the leader.
+    async fn poll_assignments(&self, conn: &client::Client) -> (String, Option<String>) {
         let Some(tm) = &self.cfg.tasks else { return std::future::pending().await };
-        let mut conn = match client::connect(addr, tls, Duration::from_secs(3)).await {
-            Ok(c) => c,
-            Err(e) => return (format!("connecting to manager {addr}: {e}"), None),
-        };
-        if let Err(e) = self.check_manager(&conn, addr, hinted) {
-            return (e, None);
-        }
         let node_id = match self.creds.read().unwrap().identity() {
             Ok(id) => id.node_id,
             Err(e) => return (format!("assignments: {e}"), None),
@@ -226,9 +215,8 @@ impl Agent {
         let mut view = shoal_rpc::assignments::AssignmentView::new(&node_id);
         loop {
             let (known, since) = view.cursor();
-            match conn.call(&Request::Assignments { known, wait_ms: 3_000, since }, Duration::from_secs(10)).await {
-                Ok(Response::Assignments(a)) => {
-                    let mut a = *a;
+            match conn.assignments(known, 3_000, since, Duration::from_secs(10)).await {
+                Ok(mut a) => {
                     // Incremental answers are folded into the full copy;
                     // the task manager always gets the whole set.
                     if let Some(tasks) = view.take(&a) {
@@ -236,8 +224,7 @@ impl Agent {
                         tm.assign(a);
                     }
                 }
-                Ok(Response::NotLeader { leader_addr }) => return ("assignments: not the leader".into(), leader_addr),
-                Ok(other) => return (format!("assignments: unexpected answer {other:?}"), None),
+                Err(CallError::NotLeader { leader_addr }) => return ("assignments: not the leader".into(), leader_addr),
                 Err(e) => return (format!("assignments: {e}"), None),
             }
         }
@@ -251,18 +238,18 @@ impl Agent {
     }
 
     /// Reports the task states the task manager observed since last time.
-    async fn report_tasks(&self, conn: &mut client::Conn) -> Result<(), String> {
+    async fn report_tasks(&self, conn: &client::Client) -> Result<(), String> {
         let Some(tm) = &self.cfg.tasks else { return Ok(()) };
         let updates = tm.take_updates();
         if updates.is_empty() {
             return Ok(());
         }
-        match conn.call(&Request::TaskStatus { updates: updates.clone() }, Duration::from_secs(10)).await {
-            Ok(Response::Ok) => Ok(()),
-            other => {
+        match conn.task_status(&updates, Duration::from_secs(10)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
                 // Not delivered: keep them for the next round, in order.
                 tm.requeue(updates);
-                Err(format!("task status: {other:?}"))
+                Err(format!("task status: {e}"))
             }
         }
     }
@@ -281,15 +268,10 @@ impl Agent {
         renewal_due(id.not_before, id.not_after, SystemTime::now())
     }
 
-    async fn renew(&self, conn: &mut client::Conn) -> Result<(), String> {
+    async fn renew(&self, conn: &client::Client) -> Result<(), String> {
         let key = shoal_security::NodeKey::generate()?;
-        let resp = conn
-            .call(&Request::RenewCert { csr_pem: key.csr_pem.clone() }, Duration::from_secs(10))
-            .await
-            .map_err(|e| format!("renewing certificate: {e}"))?;
-        let Response::Cert { cert_pem, root_pem } = resp else {
-            return Err(format!("renewing certificate: unexpected answer {resp:?}"));
-        };
+        let (cert_pem, root_pem) =
+            conn.renew_cert(&key.csr_pem, Duration::from_secs(10)).await.map_err(|e| format!("renewing certificate: {e}"))?;
         let mut creds = Credentials { root_pem, cert_pem, key_pem: key.key_pem, lock: None };
         let role = creds.identity().map(|i| from_sec(i.role))?;
         {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_api::{ApiError, NodeState, NodeStatus};
-use shoal_rpc::{HeartbeatRequest, HeartbeatResponse, Response, TaskStatusUpdate};
+use shoal_rpc::{CallError, HeartbeatRequest, HeartbeatResponse, TaskStatusUpdate};
 
 use crate::cluster::Cluster;
 use crate::datakey::SharedDataKey;
@@ -40,21 +40,25 @@ impl Dispatcher {
         Arc::new(Dispatcher { cluster, data_key, deadlines: Mutex::default(), term: Mutex::default(), descriptions: Mutex::default() })
     }
 
+    fn not_leader(&self) -> CallError {
+        CallError::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) }
+    }
+
     fn period(&self) -> Duration {
         let st = self.cluster.store();
         let ns = st.cluster.as_ref().map(|c| c.swarm.spec.dispatcher.heartbeat_period).unwrap_or(shoal_api::DEFAULT_HEARTBEAT_NS);
         Duration::from_nanos(ns.max(100_000_000) as u64)
     }
 
-    pub async fn heartbeat(&self, node_id: &str, hb: HeartbeatRequest) -> Result<Response, ApiError> {
+    pub async fn heartbeat(&self, node_id: &str, hb: HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
         if !self.cluster.is_leader() {
-            return Ok(Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) });
+            return Err(self.not_leader());
         }
         if let Some(d) = &hb.description {
             bounds::check_description(d)?;
         }
         if hb.addr.len() > 255 {
-            return Err(ApiError::bad_request("node address too long"));
+            return Err(ApiError::bad_request("node address too long").into());
         }
         let period = self.period();
         self.deadlines.lock().unwrap().insert(node_id.to_string(), Instant::now() + period * GRACE_PERIODS);
@@ -77,7 +81,7 @@ impl Dispatcher {
                 .await?;
         }
         let registered = self.registered(node_id, &addr);
-        Ok(Response::Heartbeat(HeartbeatResponse { period_ns: period.as_nanos() as i64, desired_role, managers, root_pem, registered }))
+        Ok(HeartbeatResponse { period_ns: period.as_nanos() as i64, desired_role, managers, root_pem, registered })
     }
 
     /// The version of `node_id`'s record if nothing the node reported is still
@@ -142,13 +146,13 @@ impl Dispatcher {
     /// complete set, or with `since` only what changed after that index. A long
     /// poll: while the set still hashes to `known`, wait up to `wait` for the
     /// store to change.
-    pub async fn assignments(&self, node_id: &str, known: u64, since: u64, wait: Duration) -> Result<Response, ApiError> {
+    pub async fn assignments(&self, node_id: &str, known: u64, since: u64, wait: Duration) -> Result<shoal_rpc::Assignments, CallError> {
         use shoal_rpc::assignments::{digest, in_set};
         let deadline = tokio::time::Instant::now() + wait;
         let mut applied = self.cluster.applied();
         loop {
             if !self.cluster.is_leader() {
-                return Ok(Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) });
+                return Err(self.not_leader());
             }
             applied.borrow_and_update();
             {
@@ -192,7 +196,7 @@ impl Dispatcher {
                         service_names,
                         service_labels,
                     };
-                    return Ok(Response::Assignments(Box::new(answer)));
+                    return Ok(answer);
                 }
             }
             // Leadership changes show on the status watch, not the applied one;
@@ -202,9 +206,9 @@ impl Dispatcher {
     }
 
     /// Observed states from a node: only for its own tasks, and only forward.
-    pub async fn task_status(&self, node_id: &str, updates: Vec<TaskStatusUpdate>) -> Result<Response, ApiError> {
+    pub async fn task_status(&self, node_id: &str, updates: Vec<TaskStatusUpdate>) -> Result<(), CallError> {
         if !self.cluster.is_leader() {
-            return Ok(Response::NotLeader { leader_addr: self.cluster.leader_member().map(|m| m.addr) });
+            return Err(self.not_leader());
         }
         let changed: Vec<(String, shoal_api::task::TaskStatus)> = {
             let st = self.cluster.store();
@@ -225,6 +229,6 @@ impl Dispatcher {
         if !changed.is_empty() {
             self.cluster.propose(Command::UpdateTaskStatus { node_id: node_id.to_string(), updates: changed }).await?;
         }
-        Ok(Response::Ok)
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod core;
 pub mod node;
 pub mod storage;
 pub mod transport;
+pub mod wire;
 
 #[cfg(test)]
 mod sim_tests;

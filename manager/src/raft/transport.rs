@@ -1,12 +1,11 @@
-//! Sends Raft messages to peers: one long-lived mutual-TLS stream per peer,
-//! fed by a bounded queue. Raft tolerates lost messages, so a full queue or a
+//! Sends Raft messages to peers: one long-lived `Managers.Raft` stream per
+//! peer (over mutual TLS), fed by a bounded queue. Raft tolerates lost messages, so a full queue or a
 //! broken connection drops messages rather than blocking the Raft loop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use raft::SnapshotStatus;
 use shoal_rpc::client;
@@ -16,6 +15,8 @@ use super::node::Input;
 use crate::store::Store;
 
 const QUEUE: usize = 4096;
+
+type RaftStream = client::Outgoing<shoal_rpc::wire::RaftPiece, shoal_rpc::wire::Empty>;
 
 pub struct Transport {
     tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
@@ -70,22 +71,19 @@ impl Transport {
     }
 
     async fn peer_loop(self: Arc<Self>, to: u64, mut rx: mpsc::Receiver<Message>) {
-        let mut conn: Option<client::Conn> = None;
+        let mut stream: Option<RaftStream> = None;
         while let Some(msg) = rx.recv().await {
             let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
-            let bytes = match msg.write_to_bytes() {
-                Ok(b) => b,
-                Err(_) => continue,
-            };
-            if conn.is_none() {
-                conn = self.connect(to).await;
+            let bytes = super::wire::encode(&msg);
+            if stream.as_ref().is_none_or(|s| s.is_closed()) {
+                stream = self.connect(to).await;
             }
-            let ok = match conn.as_mut() {
-                Some(c) => c.send_raft(&bytes).await.is_ok(),
+            let ok = match stream.as_mut() {
+                Some(s) => s.send_raft(bytes).await.is_ok(),
                 None => false,
             };
             if !ok {
-                conn = None;
+                stream = None;
                 let _ = self.raft_tx.send(Input::Unreachable(to));
                 // Drop what queued up meanwhile: it is stale, Raft resends.
                 while rx.try_recv().is_ok() {}
@@ -97,11 +95,10 @@ impl Transport {
         }
     }
 
-    async fn connect(&self, to: u64) -> Option<client::Conn> {
+    async fn connect(&self, to: u64) -> Option<RaftStream> {
         let addr = self.addr_of(to)?;
         let tls = self.tls.read().unwrap().clone();
-        let mut c = client::connect(&addr, tls, Duration::from_secs(2)).await.ok()?;
-        c.start_raft_stream().await.ok()?;
-        Some(c)
+        let c = client::connect(&addr, tls, Duration::from_secs(2)).await.ok()?;
+        Some(c.raft_stream())
     }
 }

@@ -11,7 +11,7 @@ use shoal_manager::manager::StartMode;
 use shoal_manager::store::{ClusterRecord, Command, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 use shoal_manager::{Manager, ManagerConfig};
 use shoal_rpc::credentials::Credentials;
-use shoal_rpc::{client, RaftMember, Request, Response};
+use shoal_rpc::{client, RaftMember};
 use shoal_security::{tls, NodeKey, RootCa};
 
 pub const CLUSTER: &str = "clusterportcluster0000000";
@@ -78,8 +78,9 @@ impl Cluster {
         tls::client_config(&[self.ca.cert_pem().to_string()], None).unwrap()
     }
 
-    pub async fn call(&self, tls: &Arc<rustls::ClientConfig>, req: &Request) -> std::io::Result<Response> {
-        client::call_once(&self.addr, tls.clone(), req, Duration::from_secs(10)).await
+    /// A connection to m1's cluster port with the TLS settings `tls`.
+    pub async fn connect(&self, tls: &Arc<rustls::ClientConfig>) -> client::Client {
+        client::connect(&self.addr, tls.clone(), Duration::from_secs(10)).await.unwrap()
     }
 }
 
@@ -105,11 +106,8 @@ impl Cluster {
         let mgr = Manager::start(cfg, Arc::new(RwLock::new(creds)), StartMode { bootstrap: false, seeds: vec![seed], events: None })
             .await
             .unwrap();
-        let req = Request::JoinRaft { raft_id, addr };
-        match client::call_once(&self.addr, mgr.client_tls(), &req, Duration::from_secs(30)).await.unwrap() {
-            Response::Members(_) => {}
-            other => panic!("JoinRaft: {other:?}"),
-        }
+        let c = client::connect(&self.addr, mgr.client_tls(), Duration::from_secs(30)).await.unwrap();
+        c.join_raft(raft_id, &addr, Duration::from_secs(30)).await.unwrap();
         (mgr, dir)
     }
 }

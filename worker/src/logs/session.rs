@@ -1,20 +1,21 @@
-//! The node's side of log subscriptions. One listener connection per
-//! leader receives subscriptions; each subscription gets a publisher task
-//! with its own connection, which reads the tasks' log files and sends
-//! batches until done (non-follow) or until the subscription is closed.
+//! The node's side of log subscriptions. One listener stream per leader
+//! (`Dispatcher.LogListen`, on the agent's connection) receives
+//! subscriptions; each subscription gets a publisher task with a stream of
+//! its own (`Dispatcher.LogPublish`), which reads the tasks' log files and
+//! sends batches until done (non-follow) or until the subscription is
+//! closed.
 //!
 //! A publisher learns that its subscription ended when its channel from the
 //! listener closes: the listener drops the sender on a `close` message, and
-//! all of them when its connection ends (leader change, shutdown).
+//! all of them when its stream ends (leader change, shutdown).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_rpc::client;
-use shoal_rpc::logs::{LogLine, LogRequest, LogResponse, SubscriptionMessage};
-use shoal_rpc::{Request, Response};
+use shoal_rpc::client::Client;
+use shoal_rpc::logs::{LogLine, SubscriptionMessage};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
@@ -27,7 +28,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(250);
 const BATCH_BYTES: usize = 256 * 1024;
 /// How often the node asks which kept log files' tasks are gone.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Keeps one listener running against the current leader.
 #[derive(Default)]
@@ -36,20 +37,20 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Called after each successful heartbeat to `addr`: starts a listener
-    /// there unless one is already running.
-    pub fn ensure(&mut self, addr: &str, tls: Arc<rustls::ClientConfig>, exec: Arc<Executor>) {
+    /// Called after each successful heartbeat to `addr` over `conn`: starts
+    /// a listener there unless one is already running.
+    pub fn ensure(&mut self, addr: &str, conn: &Client, exec: Arc<Executor>) {
         if let Some((a, h)) = &self.running {
             if a == addr && !h.is_finished() {
                 return;
             }
             h.abort();
         }
-        let a = addr.to_string();
+        let conn = conn.clone();
         self.running = Some((
             addr.to_string(),
             tokio::spawn(async move {
-                if let Err(e) = listen(a, tls, exec).await {
+                if let Err(e) = listen(conn, exec).await {
                     tracing::debug!("log listener: {e}");
                 }
                 // The next heartbeat starts a new one; a short pause keeps a
@@ -68,17 +69,15 @@ impl Drop for Listener {
     }
 }
 
-async fn listen(addr: String, tls: Arc<rustls::ClientConfig>, exec: Arc<Executor>) -> Result<(), String> {
-    let mut conn = client::connect(&addr, tls.clone(), CONNECT_TIMEOUT).await.map_err(|e| e.to_string())?;
-    conn.send(&Request::Logs(LogRequest::Listen)).await.map_err(|e| e.to_string())?;
+async fn listen(conn: Client, exec: Arc<Executor>) -> Result<(), String> {
+    let mut incoming = conn.log_listen().await.map_err(|e| e.to_string())?;
     let mut subs: HashMap<String, mpsc::UnboundedSender<SubscriptionMessage>> = HashMap::new();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
-            r = conn.recv() => {
+            r = incoming.next() => {
                 let m = match r {
-                    Ok(Some(Response::Logs(LogResponse::Subscription(m)))) => m,
-                    Ok(Some(other)) => return Err(format!("unexpected answer {other:?}")),
+                    Ok(Some(m)) => m,
                     Ok(None) => return Ok(()),
                     Err(e) => return Err(e.to_string()),
                 };
@@ -90,30 +89,20 @@ async fn listen(addr: String, tls: Arc<rustls::ClientConfig>, exec: Arc<Executor
                 } else {
                     let (tx, rx) = mpsc::unbounded_channel();
                     subs.insert(m.id.clone(), tx);
-                    tokio::spawn(publish(addr.clone(), tls.clone(), exec.clone(), m, rx));
+                    tokio::spawn(publish(conn.clone(), exec.clone(), m, rx));
                 }
             }
             _ = prune.tick() => {
-                let (addr, tls, exec) = (addr.clone(), tls.clone(), exec.clone());
-                tokio::spawn(async move { prune_gone(&addr, tls, &exec).await });
+                let (conn, exec) = (conn.clone(), exec.clone());
+                tokio::spawn(async move { prune_gone(&conn, &exec).await });
             }
         }
     }
 }
 
 /// One subscription's publisher on this node.
-async fn publish(
-    addr: String,
-    tls: Arc<rustls::ClientConfig>,
-    exec: Arc<Executor>,
-    msg: SubscriptionMessage,
-    mut updates: mpsc::UnboundedReceiver<SubscriptionMessage>,
-) {
-    let Ok(mut conn) = client::connect(&addr, tls, CONNECT_TIMEOUT).await else { return };
-    let start = Request::Logs(LogRequest::Publish { subscription_id: msg.id.clone() });
-    if conn.send(&start).await.is_err() {
-        return;
-    }
+async fn publish(conn: Client, exec: Arc<Executor>, msg: SubscriptionMessage, mut updates: mpsc::UnboundedReceiver<SubscriptionMessage>) {
+    let mut out = conn.log_publish(&msg.id);
     let opts = msg.options.clone();
     let mut files = Files { exec, opts: opts.clone(), cursors: Vec::new(), waiting: Vec::new(), known: Vec::new() };
     files.add(&msg.task_ids, false);
@@ -143,16 +132,17 @@ async fn publish(
                 break;
             }
         }
-        if !batch.is_empty() && conn.send(&Request::Logs(LogRequest::Batch { messages: batch, done: false })).await.is_err() {
+        if !batch.is_empty() && out.send_lines(&batch, false).await.is_err() {
             return;
         }
         if more {
             continue;
         }
         if !opts.follow && files.cursors.iter().all(|c| c.exhausted()) {
-            let _ = conn.send(&Request::Logs(LogRequest::Batch { messages: Vec::new(), done: true })).await;
-            // Wait for the leader to hang up, so the last frames are read.
-            let _ = tokio::time::timeout(Duration::from_secs(10), conn.recv()).await;
+            if out.send_lines(&[], true).await.is_ok() {
+                // Wait for the leader's answer, so the last batches are read.
+                let _ = out.finish(Duration::from_secs(10)).await;
+            }
             return;
         }
         if opts.follow {
@@ -224,7 +214,7 @@ impl Files {
 /// Deletes the kept log files of tasks the store no longer has. Files of
 /// containers that still exist (their bundle is there) and of standalone
 /// containers (this node's own) are not asked about.
-async fn prune_gone(addr: &str, tls: Arc<rustls::ClientConfig>, exec: &Executor) {
+async fn prune_gone(conn: &Client, exec: &Executor) {
     let Some(dir) = exec.log_path("x").parent().map(|p| p.to_path_buf()) else { return };
     let Ok(entries) = std::fs::read_dir(&dir) else { return };
     let ended: Vec<String> = entries
@@ -235,8 +225,7 @@ async fn prune_gone(addr: &str, tls: Arc<rustls::ClientConfig>, exec: &Executor)
     if ended.is_empty() {
         return;
     }
-    let req = Request::Logs(LogRequest::Prune { task_ids: ended });
-    if let Ok(Response::Logs(LogResponse::Gone(gone))) = client::call_once(addr, tls, &req, CONNECT_TIMEOUT).await {
+    if let Ok(gone) = conn.log_prune(ended, CALL_TIMEOUT).await {
         for id in gone {
             exec.remove_log(&id);
         }
