@@ -5,7 +5,8 @@
 //! Controllers hold a `Cluster`, not the `Manager`, so they are built and
 //! tested without one (see `orchestrator::Orchestrator`).
 
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use shoal_api::ApiError;
@@ -27,11 +28,41 @@ pub struct Cluster {
     /// The node's mutual-TLS client settings (replaced when its
     /// certificate is renewed), for forwarding to the leader.
     client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>,
+    /// Connections to other managers, by address, kept for the calls that
+    /// follow (each is one HTTP/2 connection that carries many calls).
+    peers: Arc<Mutex<HashMap<String, client::Client>>>,
 }
 
 impl Cluster {
     pub fn new(raft: RaftHandle, client_tls: Arc<RwLock<Arc<rustls::ClientConfig>>>) -> Cluster {
-        Cluster { raft, client_tls }
+        Cluster { raft, client_tls, peers: Arc::default() }
+    }
+
+    /// A connection to the manager at `addr`: the kept one, or a new one.
+    pub async fn peer(&self, addr: &str, timeout: Duration) -> Result<client::Client, CallError> {
+        if let Some(c) = self.peers.lock().unwrap().get(addr) {
+            return Ok(c.clone());
+        }
+        let c = client::connect(addr, self.client_tls(), timeout).await?;
+        self.peers.lock().unwrap().insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Runs `call` on a connection to the manager at `addr`; a connection
+    /// that failed is not kept (the next call makes a new one).
+    pub async fn call_peer<T, F, Fut>(&self, addr: &str, timeout: Duration, call: F) -> Result<T, CallError>
+    where
+        F: FnOnce(client::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let answer = match self.peer(addr, timeout).await {
+            Ok(c) => call(c).await,
+            Err(e) => Err(e),
+        };
+        if let Err(CallError::Transport(_)) = &answer {
+            self.peers.lock().unwrap().remove(addr);
+        }
+        answer
     }
 
     /// The store as this manager has applied it.
@@ -172,10 +203,7 @@ impl Cluster {
                 }
             } else if let Some(leader) = self.leader_member() {
                 let command = serde_json::to_vec(&command).expect("command serialises");
-                let answer = match client::connect(&leader.addr, self.client_tls(), left).await {
-                    Ok(c) => c.propose(proposal, command, left).await,
-                    Err(e) => Err(e),
-                };
+                let answer = self.call_peer(&leader.addr, left, |c| async move { c.propose(proposal, command, left).await }).await;
                 match answer {
                     Ok(result) => {
                         self.await_local_apply(proposal).await;
@@ -221,10 +249,7 @@ impl Cluster {
             }
             if let Some(leader) = self.leader_member() {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let answer = match client::connect(&leader.addr, self.client_tls(), left).await {
-                    Ok(c) => c.leave_raft(raft_id, left).await,
-                    Err(e) => Err(e),
-                };
+                let answer = self.call_peer(&leader.addr, left, |c| async move { c.leave_raft(raft_id, left).await }).await;
                 match answer {
                     Ok(()) => return Ok(()),
                     Err(CallError::Api(e)) => return Err(e),

@@ -304,10 +304,8 @@ impl LogBroker {
             return Ok(self.subs.subscribe(st.tasks.values(), selector, options));
         }
         let leader = self.cluster.leader_member().ok_or_else(ApiError::no_leader)?;
-        let conn = client::connect(&leader.addr, self.cluster.client_tls(), Duration::from_secs(5))
-            .await
-            .map_err(|e| ApiError::unavailable(format!("connecting to the leader: {e}")))?;
-        let mut events = match conn.log_subscribe(&selector, &options).await {
+        let subscribe = |c: client::Client| async move { c.log_subscribe(&selector, &options).await };
+        let mut events = match self.cluster.call_peer(&leader.addr, Duration::from_secs(5), subscribe).await {
             Ok(events) => events,
             Err(CallError::NotLeader { .. }) => return Err(ApiError::no_leader()),
             Err(CallError::Api(e)) => return Err(e),

@@ -2,12 +2,11 @@
 //! over a kept connection, for the Reachable/Unreachable column of `node
 //! ls` and Docker's quorum guard on demotions (`membership`).
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shoal_rpc::{client, RaftMember};
+use shoal_rpc::RaftMember;
 
 use crate::cluster::Cluster;
 
@@ -45,7 +44,6 @@ impl Reachability {
     /// Pings every other manager each second. Runs until its task is
     /// aborted (the manager stops).
     pub async fn run(self: Arc<Self>) {
-        let mut conns: HashMap<u64, client::Client> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
@@ -54,22 +52,10 @@ impl Reachability {
                 let st = self.cluster.store();
                 st.members.values().filter(|m| m.raft_id != me).cloned().collect()
             };
-            conns.retain(|id, _| peers.iter().any(|p| p.raft_id == *id));
             for p in peers {
-                let conn = match conns.entry(p.raft_id) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => match client::connect(&p.addr, self.cluster.client_tls(), PING_TIMEOUT).await {
-                        Ok(c) => e.insert(c),
-                        Err(_) => continue,
-                    },
-                };
-                match conn.ping(PING_TIMEOUT).await {
-                    Ok(_) => {
-                        self.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());
-                    }
-                    _ => {
-                        conns.remove(&p.raft_id);
-                    }
+                let pong = self.cluster.call_peer(&p.addr, PING_TIMEOUT, |c| async move { c.ping(PING_TIMEOUT).await }).await;
+                if pong.is_ok() {
+                    self.last_pong.lock().unwrap().insert(p.raft_id, Instant::now());
                 }
             }
         }
