@@ -1,48 +1,12 @@
 //! Go durations (`1m30s`) and docker's byte sizes (`512m`), as compose files
 //! write them.
 
-/// Go's `time.ParseDuration`, in nanoseconds: a sequence of decimal numbers
-/// with units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, optionally signed; `0`
-/// alone needs no unit.
+/// Go's `time.ParseDuration`, in nanoseconds (`shoal_api::duration`, the
+/// parser the daemon's and the CLI's flags use), with compose's wording:
+/// the field's position comes before it.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("invalid duration {s:?}: expected a Go duration such as 10s, 1m30s or 500ms");
-    let t = s.trim();
-    let (neg, mut rest) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.').count();
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest.char_indices().find(|(_, c)| c.is_ascii_digit() || *c == '.').map(|(i, _)| i).unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += n * scale;
-    }
-    if total > i64::MAX as f64 {
-        return Err(bad());
-    }
-    let ns = total.round() as i64;
-    Ok(if neg { -ns } else { ns })
+    shoal_api::duration::parse_go_duration(s.trim())
+        .map_err(|go| format!("invalid duration {s:?}: expected a Go duration such as 10s, 1m30s or 500ms ({go})"))
 }
 
 /// Go's `time.Duration.String()`: `1m30s`, `500ms`, `0s`.
