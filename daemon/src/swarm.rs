@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shoal_api::info::LocalNodeState;
-use shoal_api::{ApiError, InitRequest, JoinRequest, Node, NodeSpec, NodeStatus, Role, Swarm, SwarmSpec};
+use shoal_api::{ApiError, InitRequest, JoinRequest, Role, SwarmSpec};
 use shoal_manager::manager::StartMode;
-use shoal_manager::store::{ClusterRecord, Command, MANAGER_SECRET_CONTEXT, ROOT_KEY_CONTEXT, WORKER_SECRET_CONTEXT};
 use shoal_manager::{Manager, ManagerConfig};
 use shoal_rpc::credentials::{write_atomic, Credentials};
 use shoal_rpc::unlock::UnlockKey;
 use shoal_rpc::{client, CallError, RaftMember};
-use shoal_security::{tls, JoinToken, NodeKey, RootCa};
+use shoal_security::{tls, JoinToken, NodeKey};
 use shoal_worker::agent::{Agent, AgentConfig, AgentState};
 use tokio::sync::{watch, Mutex};
 
@@ -347,15 +346,9 @@ impl SwarmNode {
         };
 
         let internal = |e: String| ApiError::internal(e);
-        let ca = RootCa::generate().map_err(internal)?;
-        let node_id = shoal_api::id::new_id();
-        let cluster_id = shoal_api::id::new_id();
-        let key = NodeKey::generate().map_err(internal)?;
-        let expiry = Duration::from_nanos(spec.ca_config.node_cert_expiry as u64);
-        let cert_pem = ca.issue(&key.csr_pem, &node_id, shoal_security::Role::Manager, &cluster_id, expiry).map_err(internal)?;
-        let creds = Credentials { root_pem: ca.cert_pem().to_string(), cert_pem, key_pem: key.key_pem, lock: None };
+        let id = shoal_manager::bootstrap::identity(&spec).map_err(internal)?;
         let state = NodeState {
-            node_id: node_id.clone(),
+            node_id: id.node_id.clone(),
             raft_id: new_raft_id(),
             listen_addr,
             advertise_addr: advertise_addr.clone(),
@@ -364,8 +357,8 @@ impl SwarmNode {
         };
         let dir = self.cfg.swarm_dir();
         let _ = std::fs::remove_dir_all(&dir);
-        creds.save(&dir).map_err(|e| internal(format!("saving certificates: {e}")))?;
-        let creds = Arc::new(RwLock::new(creds));
+        id.creds.save(&dir).map_err(|e| internal(format!("saving certificates: {e}")))?;
+        let creds = Arc::new(RwLock::new(id.creds.clone()));
         let mgr = match self.start_manager(&state, creds.clone(), true).await {
             Ok(m) => m,
             Err(e) => {
@@ -373,70 +366,18 @@ impl SwarmNode {
                 return Err(ApiError::bad_request(e));
             }
         };
-        let now = shoal_api::time::now_rfc3339();
-        let digest = ca.digest();
-        let spec_autolock = spec.encryption_config.auto_lock_managers;
-        let swarm = Swarm {
-            id: cluster_id,
-            created_at: now.clone(),
-            updated_at: now.clone(),
-            spec,
-            tls_info: shoal_api::TlsInfo { trust_root: ca.cert_pem().to_string(), ..Default::default() },
-            data_path_port,
-            default_addr_pool: pools,
-            subnet_size,
-            ..Default::default()
-        };
-        // The CA key and the join-token secrets enter the Raft log sealed.
-        let Some(data_key) = mgr.data_key() else {
-            mgr.stop();
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(internal("the new manager has no data key".into()));
-        };
-        let cluster = ClusterRecord {
-            swarm,
-            root_cert_pem: ca.cert_pem().to_string(),
-            root_key_pem: ClusterRecord::seal(&data_key, ROOT_KEY_CONTEXT, ca.key_pem()),
-            worker_secret: ClusterRecord::seal(&data_key, WORKER_SECRET_CONTEXT, &JoinToken::generate(digest).secret),
-            manager_secret: ClusterRecord::seal(&data_key, MANAGER_SECRET_CONTEXT, &JoinToken::generate(digest).secret),
-            unlock_key: if spec_autolock { shoal_manager::control::seal_new_unlock_key(&data_key) } else { String::new() },
-        };
-        let host = state.host();
-        let node = Node {
-            id: node_id.clone(),
-            created_at: now.clone(),
-            updated_at: now,
-            spec: NodeSpec { role: Role::Manager, ..Default::default() },
-            description: self.description(),
-            status: NodeStatus { addr: host, ..Default::default() },
-            ..Default::default()
-        };
-        if let Err(e) = mgr.propose(Command::CreateCluster { cluster: Box::new(cluster), node: Box::new(node) }).await {
+        let settings = shoal_manager::bootstrap::Settings { spec, data_path_port, default_addr_pool: pools, subnet_size };
+        if let Err(e) = shoal_manager::bootstrap::found(&mgr, &id, settings, self.description(), state.host()).await {
             mgr.stop();
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
-        }
-        // `--autolock`: the keys are wrapped before init answers.
-        if let Err(e) = mgr.autolock.sync() {
-            tracing::warn!("autolock: {e}");
-        }
-        // Docker's `ingress` network, made with the swarm (the routing mesh
-        // uses it; `network create --ingress` can replace it).
-        let ingress = shoal_api::network::Network {
-            id: shoal_api::id::new_id(),
-            created_at: shoal_api::time::now_rfc3339(),
-            spec: shoal_api::network::ingress_spec(),
-            ..Default::default()
-        };
-        if let Err(e) = mgr.propose(Command::CreateNetwork { network: Box::new(ingress) }).await {
-            tracing::warn!("creating the ingress network: {e}");
         }
         let mut state = state;
         state.managers = mgr.cluster.store().members.values().cloned().collect();
         state.save(&dir).map_err(|e| internal(format!("saving swarm state: {e}")))?;
         self.activate(state, creds, Some(mgr));
         self.wait_registered("init").await;
-        Ok(node_id)
+        Ok(id.node_id)
     }
 
     /// Waits, as Docker's init and join do, until the leader has recorded

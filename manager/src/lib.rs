@@ -13,6 +13,7 @@
 pub mod access;
 pub mod allocator;
 pub mod autolock;
+pub mod bootstrap;
 pub mod cluster;
 pub mod control;
 pub mod datakey;
