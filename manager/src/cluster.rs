@@ -209,13 +209,14 @@ impl Cluster {
                         self.await_local_apply(proposal).await;
                         return Ok(result);
                     }
-                    Err(CallError::Api(e)) if e != ApiError::no_leader() => return Err(e),
+                    // The state machine's answer: final.
+                    Err(CallError::Api(e)) => return Err(e),
                     // A manager that is not (or no longer) the leader.
                     Err(CallError::NotLeader { .. }) => {}
-                    // The leader's own attempt failed for want of a
-                    // leader, the connection broke, or the deadline
-                    // passed: the proposal may be in the log.
-                    Err(_) => maybe_applied = true,
+                    // No answer (the leader's own attempt timed out or its
+                    // Raft stopped, the connection broke, the deadline
+                    // passed): the proposal may be in the log.
+                    Err(CallError::Transport(_)) => maybe_applied = true,
                 }
             }
             self.wait_for_leader_change(Duration::from_millis(100)).await;

@@ -205,10 +205,15 @@ impl ManagersService for ClusterPort {
         let command: Command =
             serde_json::from_slice(&r.command).map_err(|e| from_api(ApiError::bad_request(format!("bad proposal: {e}"))))?;
         let proposal = if r.proposal == 0 { crate::raft::new_proposal_id() } else { r.proposal };
+        use crate::raft::ProposeError;
         match self.cluster.propose_as(proposal, command).await {
             Ok(result) => Ok(Response::new(wire::ProposeResponse { result: convert::to_json(&result) })),
-            Err(crate::raft::ProposeError::NotLeader) => Err(self.not_leader()),
-            Err(e) => Err(from_api(e.into())),
+            Err(ProposeError::NotLeader) => Err(self.not_leader()),
+            // No answer here: the proposal may still commit (the caller
+            // retries under the same ID).
+            Err(ProposeError::Timeout) => Err(Status::deadline_exceeded("the proposal was not applied in time")),
+            Err(ProposeError::Stopped) => Err(Status::unavailable("raft node is stopped")),
+            Err(e @ (ProposeError::Refused(_) | ProposeError::Applied(_))) => Err(from_api(e.into())),
         }
     }
 
