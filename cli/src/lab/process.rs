@@ -254,81 +254,18 @@ pub fn kill(pids: &[u32]) -> Result<(), String> {
     }
 }
 
-/// Parse one complete HTTP/1.1 response from `buf`: Some((status, body)) once the
-/// whole response is there (Content-Length or chunked), None while more is needed.
-/// With neither header, the body runs to EOF (`at_eof`).
-pub fn parse_http_response(buf: &[u8], at_eof: bool) -> Option<Result<(u16, Vec<u8>), String>> {
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..head_end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status = match status_line.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok()) {
-        Some(s) if status_line.starts_with("HTTP/") => s,
-        _ => return Some(Err(format!("bad HTTP status line {status_line:?}"))),
-    };
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        if k == "content-length" {
-            length = v.parse::<usize>().ok();
-        } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-            chunked = true;
-        }
-    }
-    let body = &buf[head_end + 4..];
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = body;
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size_text = String::from_utf8_lossy(&rest[..line_end]);
-            let size_hex = size_text.split(';').next().unwrap_or("").trim();
-            let size = match usize::from_str_radix(size_hex, 16) {
-                Ok(s) => s,
-                Err(_) => return Some(Err(format!("bad chunk size {size_hex:?}"))),
-            };
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                return Some(Ok((status, out)));
-            }
-            if rest.len() < size + 2 {
-                return None;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-    }
-    match length {
-        Some(n) if body.len() >= n => Some(Ok((status, body[..n].to_vec()))),
-        Some(_) => None,
-        None if status == 204 || status == 304 || at_eof => Some(Ok((status, body.to_vec()))),
-        None => None,
-    }
-}
-
-/// `GET path` over the unix socket; returns status and body.
+/// `GET path` over the unix socket, with `timeout` on every read and
+/// write; returns status and body (read by the CLI's own client code).
 pub fn http_get(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
     let err = |e: std::io::Error| format!("{}: {e}", socket.display());
     let mut s = UnixStream::connect(socket).map_err(err)?;
     s.set_read_timeout(Some(timeout)).map_err(err)?;
     s.set_write_timeout(Some(timeout)).map_err(err)?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n\r\n").map_err(err)?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).map_err(err)?;
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(r) = parse_http_response(&buf, n == 0) {
-            return r;
-        }
-        if n == 0 {
-            return Err(format!("{}: connection closed mid-response", socket.display()));
-        }
-    }
+    let mut r = crate::client::read_response(Box::new(s), false).map_err(err)?;
+    let mut body = Vec::new();
+    r.body.read_to_end(&mut body).map_err(err)?;
+    Ok((r.status, body))
 }
 
 /// Whether the daemon at `socket` answers `GET /_ping` with 200.
@@ -444,18 +381,22 @@ mod tests {
     }
 
     #[test]
-    fn http_parsing() {
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nApi-Version: 1.44\r\n\r\nOK";
-        assert_eq!(parse_http_response(r, false), Some(Ok((200, b"OK".to_vec()))));
-        assert_eq!(parse_http_response(&r[..r.len() - 1], false), None);
-        assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Le", false), None);
-        let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n";
-        assert_eq!(parse_http_response(c, false), Some(Ok((200, b"[1,2]".to_vec()))));
-        assert_eq!(parse_http_response(&c[..c.len() - 9], false), None);
-        let eof = b"HTTP/1.0 503 Service Unavailable\r\n\r\nbusy";
-        assert_eq!(parse_http_response(eof, false), None);
-        assert_eq!(parse_http_response(eof, true), Some(Ok((503, b"busy".to_vec()))));
-        assert!(matches!(parse_http_response(b"garbage\r\n\r\n", false), Some(Err(_))));
+    fn http_get_reads_a_chunked_answer_over_the_socket() {
+        let dir = std::env::temp_dir().join(format!("shoal-lab-http-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("d.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut head = [0u8; 1024];
+            let n = c.read(&mut head).unwrap();
+            assert!(head[..n].starts_with(b"GET /_ping HTTP/1.1\r\n"));
+            c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n").unwrap();
+        });
+        assert_eq!(http_get(&sock, "/_ping", Duration::from_secs(5)).unwrap(), (200, b"[1,2]".to_vec()));
+        server.join().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
