@@ -242,6 +242,28 @@ fn addressing_of(l: &Ledger, n: &Network) -> Result<(Subnet, String), String> {
     Ok((a.subnet, full_message(n, a)))
 }
 
+/// Why a network may not be created or removed, in Docker's (or
+/// SwarmKit's) words; the kind decides the answer's status
+/// (`store::StoreError`'s mapping).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A name, the ingress network or a VXLAN ID already taken.
+    Taken(String),
+    NotFound(String),
+    /// Still used by a service or a task.
+    InUse(String),
+    /// Anything else about the request.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Taken(m) | Refusal::NotFound(m) | Refusal::InUse(m) | Refusal::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
 const POOL_OVERLAP: &str = "invalid pool request: Pool overlaps with other one on this address space";
 const POOL_EXHAUSTED: &str = "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network";
 const NO_INGRESS: &str = "service needs ingress network, but no ingress network is present";
@@ -412,30 +434,31 @@ impl Ledger {
     }
 
     /// A subnet and VNI for a network not yet allocated.
-    fn plan_network(&self, n: &Network, pool: &AddressPool) -> Result<Network, String> {
+    fn plan_network(&self, n: &Network, pool: &AddressPool) -> Result<Network, Refusal> {
         let requested: Option<&IpamConfig> = n.spec.ipam_options.as_ref().and_then(|o| o.configs.first());
         let taken: Vec<Subnet> = self.subnets.iter().map(|(s, _)| *s).collect();
         let subnet = match requested.filter(|c| !c.subnet.is_empty()) {
             Some(c) => {
-                let s: Subnet = c.subnet.parse().map_err(|_| format!("ipam configuration: invalid subnet {}", c.subnet))?;
+                let s: Subnet =
+                    c.subnet.parse().map_err(|_| Refusal::Invalid(format!("ipam configuration: invalid subnet {}", c.subnet)))?;
                 if taken.iter().any(|t| t.overlaps(&s)) {
-                    return Err(POOL_OVERLAP.into());
+                    return Err(Refusal::Invalid(POOL_OVERLAP.into()));
                 }
                 s
             }
-            None => pool.next_free(&taken).ok_or(POOL_EXHAUSTED)?,
+            None => pool.next_free(&taken).ok_or_else(|| Refusal::Invalid(POOL_EXHAUSTED.into()))?,
         };
-        let addressing = Addressing::plan(requested, subnet)?;
+        let addressing = Addressing::plan(requested, subnet).map_err(Refusal::Invalid)?;
         let driver_opts = n.spec.driver_configuration.as_ref().map(|d| d.options.clone()).unwrap_or_default();
         let vni = match driver_opts.get(VXLAN_ID_OPTION) {
             Some(v) => {
-                let v = vxlan::parse_requested(v)?;
+                let v = vxlan::parse_requested(v).map_err(Refusal::Invalid)?;
                 if let Some(other) = self.vnis.get(&v) {
-                    return Err(format!("VXLAN ID {v} is already in use by network {other}"));
+                    return Err(Refusal::Taken(format!("VXLAN ID {v} is already in use by network {other}")));
                 }
                 v
             }
-            None => vxlan::next_free(&self.vnis).ok_or("no VXLAN ID is left for the network")?,
+            None => vxlan::next_free(&self.vnis).ok_or_else(|| Refusal::Invalid("no VXLAN ID is left for the network".into()))?,
         };
         let mut out = n.clone();
         let ipam_driver = n.spec.ipam_options.as_ref().map(|o| o.driver.clone()).unwrap_or_default();
@@ -548,8 +571,8 @@ fn allocate_with(view: &View, now: &str, dynamic: std::ops::RangeInclusive<u32>)
                 ch.networks.push(done);
             }
             Err(e) => {
-                net_errors.insert(n.id.clone(), e.clone());
-                ch.errors.push(AllocError { kind: ObjectKind::Network, id: n.id.clone(), message: e });
+                net_errors.insert(n.id.clone(), e.to_string());
+                ch.errors.push(AllocError { kind: ObjectKind::Network, id: n.id.clone(), message: e.to_string() });
             }
         }
     }
@@ -809,14 +832,14 @@ pub fn conflicting_claims(view: &View, changes: &Changes) -> Vec<String> {
 /// against the other networks', the pool when it gives none, a second
 /// ingress network, a requested VXLAN ID. The message is Docker's or
 /// SwarmKit's where they have one.
-pub fn check_network(view: &View, spec: &NetworkSpec) -> Result<(), String> {
+pub fn check_network(view: &View, spec: &NetworkSpec) -> Result<(), Refusal> {
     if spec.ingress {
         if let Some(n) = ingress_network(view.networks) {
-            return Err(format!("ingress network ({}) is already present", n.id));
+            return Err(Refusal::Taken(format!("ingress network ({}) is already present", n.id)));
         }
     }
     if view.networks.values().any(|n| n.spec.name == spec.name) {
-        return Err(format!("network with name {} already exists", spec.name));
+        return Err(Refusal::Taken(format!("network with name {} already exists", spec.name)));
     }
     let l = Ledger::build(view, &|_, _| false);
     let candidate = Network { spec: spec.clone(), ..Default::default() };
@@ -855,13 +878,13 @@ pub fn check_service_networks(view: &View, spec: &ServiceSpec) -> Result<Vec<Net
     Ok(out)
 }
 
-/// Why a network may not be removed now, in Docker's words (SwarmKit's
+/// Why a network may not be removed now (in use: SwarmKit's
 /// `FailedPrecondition`, which Docker answers with status 400), or Ok.
-pub fn check_network_removal(view: &View, network_id: &str) -> Result<(), String> {
+pub fn check_network_removal(view: &View, network_id: &str) -> Result<(), Refusal> {
     let Some(n) = view.networks.get(network_id) else {
-        return Err(format!("network {network_id} not found"));
+        return Err(Refusal::NotFound(format!("network {network_id} not found")));
     };
-    let refuse = |what: String| Err(format!("rpc error: code = FailedPrecondition desc = {what}"));
+    let refuse = |what: String| Err(Refusal::InUse(what));
     let refers = |target: &str| target == n.id || target == n.spec.name;
     if n.spec.ingress {
         if let Some(s) = view.services.values().find(|s| needs_ingress(&s.spec)) {

@@ -198,24 +198,27 @@ fn custom_pool_explicit_subnets_and_errors() {
     assert_eq!(w.networks["v"].vxlan_id(), Some(5000));
     assert!(!is_allocated(&w.networks["y"]));
     assert_eq!(ch.errors, vec![AllocError { kind: ObjectKind::Network, id: "y".into(), message: POOL_OVERLAP.into() }]);
-    assert_eq!(check_network(&w.view(), &overlay_with("z", "10.20.0.0/24", "", "", &[])).unwrap_err(), POOL_OVERLAP);
-    assert_eq!(check_network(&w.view(), &overlay("a")).unwrap_err(), "network with name a already exists");
+    assert_eq!(
+        check_network(&w.view(), &overlay_with("z", "10.20.0.0/24", "", "", &[])).unwrap_err(),
+        Refusal::Invalid(POOL_OVERLAP.into())
+    );
+    assert_eq!(check_network(&w.view(), &overlay("a")).unwrap_err(), Refusal::Taken("network with name a already exists".into()));
     assert!(check_network(&w.view(), &overlay("new")).is_ok());
     let bad_gw = overlay_with("g", "192.168.5.0/24", "", "192.168.6.1", &[]);
     assert_eq!(
         check_network(&w.view(), &bad_gw).unwrap_err(),
-        "ipam configuration: subnet 192.168.5.0/24 does not contain gateway 192.168.6.1"
+        Refusal::Invalid("ipam configuration: subnet 192.168.5.0/24 does not contain gateway 192.168.6.1".into())
     );
     let mut vni = overlay("vv");
     vni.driver_configuration.as_mut().unwrap().options.insert(VXLAN_ID_OPTION.into(), "5000".into());
-    assert_eq!(check_network(&w.view(), &vni).unwrap_err(), "VXLAN ID 5000 is already in use by network v");
+    assert_eq!(check_network(&w.view(), &vni).unwrap_err(), Refusal::Taken("VXLAN ID 5000 is already in use by network v".into()));
 
     // A pool used up: the error says so, for create and for the allocator.
     let mut w = World { pool: AddressPool::new(&["10.30.0.0/25".into()], 26).unwrap(), ..Default::default() };
     w.add_network("a", overlay("a"));
     w.add_network("b", overlay("b"));
     w.pass();
-    assert_eq!(check_network(&w.view(), &overlay("c")).unwrap_err(), POOL_EXHAUSTED);
+    assert_eq!(check_network(&w.view(), &overlay("c")).unwrap_err(), Refusal::Invalid(POOL_EXHAUSTED.into()));
     w.add_network("c", overlay("c"));
     assert_eq!(w.pass().errors[0].message, POOL_EXHAUSTED);
     // A task on it fails, naming the network, instead of waiting.
@@ -227,7 +230,7 @@ fn custom_pool_explicit_subnets_and_errors() {
 
     let mut w = World::default();
     w.add_network("i", ingress_spec());
-    assert_eq!(check_network(&w.view(), &ingress_spec()).unwrap_err(), "ingress network (i) is already present");
+    assert_eq!(check_network(&w.view(), &ingress_spec()).unwrap_err(), Refusal::Taken("ingress network (i) is already present".into()));
 }
 
 #[test]
@@ -430,22 +433,16 @@ fn removing_a_network_in_use_is_refused_in_dockers_words() {
     w.add_service("s", "web", &["n"], ports(vec![publish(80, 0)]));
     w.add_task("t", "s");
     w.pass();
-    assert_eq!(
-        check_network_removal(&w.view(), "n").unwrap_err(),
-        "rpc error: code = FailedPrecondition desc = network n is in use by service s"
-    );
+    assert_eq!(check_network_removal(&w.view(), "n").unwrap_err(), Refusal::InUse("network n is in use by service s".into()));
     assert_eq!(
         check_network_removal(&w.view(), "ing").unwrap_err(),
-        "rpc error: code = FailedPrecondition desc = ingress network cannot be removed because service s depends on it"
+        Refusal::InUse("ingress network cannot be removed because service s depends on it".into())
     );
     assert!(check_network_removal(&w.view(), "free").is_ok());
-    assert_eq!(check_network_removal(&w.view(), "zzz").unwrap_err(), "network zzz not found");
+    assert_eq!(check_network_removal(&w.view(), "zzz").unwrap_err(), Refusal::NotFound("network zzz not found".into()));
     // The service goes; its task is still running.
     w.services.remove("s");
-    assert_eq!(
-        check_network_removal(&w.view(), "n").unwrap_err(),
-        "rpc error: code = FailedPrecondition desc = network n is in use by task t"
-    );
+    assert_eq!(check_network_removal(&w.view(), "n").unwrap_err(), Refusal::InUse("network n is in use by task t".into()));
     w.tasks.get_mut("t").unwrap().status.state = TaskState::Shutdown;
     assert!(check_network_removal(&w.view(), "n").is_ok());
     assert!(check_network_removal(&w.view(), "ing").is_ok());

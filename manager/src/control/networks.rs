@@ -86,13 +86,7 @@ impl ControlApi {
             let st = self.cluster.store();
             let pool = st.address_pool()?;
             let view = st.allocator_view(&pool);
-            crate::allocator::check_network(&view, &spec).map_err(|e| {
-                if e.contains("already") {
-                    ApiError::conflict(e)
-                } else {
-                    ApiError::bad_request(e)
-                }
-            })?;
+            crate::allocator::check_network(&view, &spec).map_err(|e| ApiError::from(crate::store::StoreError::from(e)))?;
         }
         let id = shoal_api::id::new_id();
         let now = shoal_api::time::now_rfc3339();
@@ -146,7 +140,7 @@ impl ControlApi {
             let n = find_network(&st, key)?;
             let pool = st.address_pool()?;
             let view = st.allocator_view(&pool);
-            crate::allocator::check_network_removal(&view, &n.id).map_err(ApiError::bad_request)?;
+            crate::allocator::check_network_removal(&view, &n.id).map_err(|e| ApiError::from(crate::store::StoreError::from(e)))?;
             n.id.clone()
         };
         self.cluster.propose(Command::RemoveNetwork { id }).await.map(|_| ())

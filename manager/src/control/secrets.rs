@@ -121,7 +121,7 @@ pub fn resolve_references(st: &Store, spec: &mut ServiceSpec) -> Result<(), ApiE
         }
         targets.push((file.name.clone(), r.config_name.clone()));
     }
-    crate::store::check_references(st, spec)
+    crate::store::check_references(st, spec).map_err(ApiError::from)
 }
 
 impl ControlApi {

@@ -45,7 +45,7 @@ impl Sim {
 
     fn commit(&mut self, command: Command) -> Result<(), shoal_api::ApiError> {
         self.index += 1;
-        apply(&mut self.st, self.index, Envelope { proposal: 0, at: at(self.secs), command }).map(|_| ())
+        apply(&mut self.st, self.index, Envelope { proposal: 0, at: at(self.secs), command }).map(|_| ()).map_err(Into::into)
     }
 
     fn svc(&self) -> &Service {

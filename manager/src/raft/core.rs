@@ -33,7 +33,7 @@ pub enum ProposeError {
     Refused(String),
     /// Applied, and the state machine refused it (a conflict, a stale
     /// version, ...): the final answer.
-    Applied(ApiError),
+    Applied(crate::store::StoreError),
 }
 
 impl From<ProposeError> for ApiError {
@@ -43,7 +43,7 @@ impl From<ProposeError> for ApiError {
             ProposeError::NotLeader | ProposeError::Timeout => ApiError::no_leader(),
             ProposeError::Stopped => ApiError::unavailable("raft node is stopped"),
             ProposeError::Refused(m) => ApiError::unavailable(format!("raft membership change refused: {m}")),
-            ProposeError::Applied(e) => e,
+            ProposeError::Applied(e) => e.into(),
         }
     }
 }

@@ -569,7 +569,7 @@ impl Sim {
                     Op::Idle
                 }
                 Ok(Err(ProposeError::Applied(e))) => {
-                    self.violations.push(format!("write {name} (invoked at {invoked} ms) answered {}: {}", e.status, e.message));
+                    self.violations.push(format!("write {name} (invoked at {invoked} ms) answered {e:?}"));
                     Op::Idle
                 }
                 // No leader, a closed channel (the manager died), a lost

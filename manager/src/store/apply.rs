@@ -1,8 +1,9 @@
 //! Applying committed commands to the store.
 
 use shoal_api::task::TaskState;
-use shoal_api::{ApiError, Version};
+use shoal_api::Version;
 
+use super::error::{Code, StoreError};
 use super::{Command, Envelope, Store};
 
 /// A job runs again each time it is created or updated: the run is named
@@ -24,27 +25,27 @@ fn transition(old: Option<TaskState>, new: TaskState) {
 /// ID seen among the recent ones is not applied again, and its first result
 /// is answered. An error leaves the store unchanged and is returned to the
 /// proposer. (Proposal 0 is never remembered: entries from before IDs.)
-pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, ApiError> {
+pub fn apply(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, StoreError> {
     let proposal = env.proposal;
     if proposal != 0 {
         if let Some(first) = store.recent.get(proposal) {
-            return first.clone().map_err(|(status, message)| ApiError::new(status, message));
+            return first.clone();
         }
     }
     let result = apply_command(store, index, env);
     if proposal != 0 {
-        store.recent.insert(proposal, result.clone().map_err(|e| (e.status, e.message)));
+        store.recent.insert(proposal, result.clone());
     }
     result
 }
 
-fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, ApiError> {
+fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_json::Value, StoreError> {
     let at = env.at;
     let version = Version { index };
     match env.command {
         Command::CreateCluster { cluster, node } => {
             if store.cluster.is_some() {
-                return Err(ApiError::conflict("the swarm already exists"));
+                return Err(StoreError::Exists("the swarm already exists".into()));
             }
             let mut cluster = *cluster;
             cluster.swarm.version = version;
@@ -56,7 +57,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         }
         Command::CreateNode { node } => {
             if store.nodes.contains_key(&node.id) {
-                return Err(ApiError::conflict(format!("node {} already exists", node.id)));
+                return Err(StoreError::Exists(format!("node {} already exists", node.id)));
             }
             let mut node = *node;
             node.version = version;
@@ -64,9 +65,9 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             Ok(serde_json::Value::Null)
         }
         Command::UpdateNodeSpec { id, version: expected, spec } => {
-            let node = store.nodes.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+            let node = store.nodes.get_mut(&id).ok_or_else(|| StoreError::not_found(format_args!("node {id}")))?;
             if node.version.index != expected {
-                return Err(ApiError::out_of_sequence());
+                return Err(StoreError::OutOfSequence);
             }
             node.spec = spec;
             node.version = version;
@@ -86,15 +87,15 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         }
         Command::RemoveNode { id } => {
             if store.nodes.remove(&id).is_none() {
-                return Err(ApiError::not_found(format!("node {id} not found")));
+                return Err(StoreError::not_found(format_args!("node {id}")));
             }
             store.removed.insert(id);
             Ok(serde_json::Value::Null)
         }
         Command::UpdateCluster { version: expected, spec, worker_secret, manager_secret, new_root, cross_signed, unlock_key } => {
-            let cluster = store.cluster.as_mut().ok_or_else(ApiError::not_in_swarm)?;
+            let cluster = store.cluster.as_mut().ok_or(StoreError::NotInSwarm)?;
             if cluster.swarm.version.index != expected {
-                return Err(ApiError::out_of_sequence());
+                return Err(StoreError::OutOfSequence);
             }
             cluster.swarm.spec = *spec;
             if let Some(s) = worker_secret {
@@ -123,9 +124,10 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             super::secrets::check_references(store, &service.spec)?;
             let name = &service.spec.name;
             if store.services.values().any(|s| &s.spec.name == name) {
-                return Err(ApiError::conflict(format!(
-                    "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
-                )));
+                return Err(StoreError::rpc(
+                    Code::AlreadyExists,
+                    format!("name conflicts with an existing object: service {name} already exists"),
+                ));
             }
             let mut service = *service;
             service.version = version;
@@ -137,23 +139,24 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
             Ok(serde_json::Value::Null)
         }
         Command::UpdateService { id, version: expected, spec, rollback, registry_auth } => {
-            let svc = store.services.get(&id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
+            let svc = store.services.get(&id).ok_or_else(|| StoreError::not_found(format_args!("service {id}")))?;
             if svc.version.index != expected {
-                return Err(ApiError::out_of_sequence());
+                return Err(StoreError::OutOfSequence);
             }
             let spec = if rollback {
-                svc.previous_spec.clone().ok_or_else(|| {
-                    ApiError::bad_request(format!("rpc error: code = FailedPrecondition desc = service {id} does not have a previous spec"))
-                })?
+                svc.previous_spec
+                    .clone()
+                    .ok_or_else(|| StoreError::rpc(Code::FailedPrecondition, format!("service {id} does not have a previous spec")))?
             } else {
                 *spec
             };
             super::secrets::check_references(store, &spec)?;
             let name = &spec.name;
             if store.services.values().any(|s| &s.spec.name == name && s.id != id) {
-                return Err(ApiError::conflict(format!(
-                    "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
-                )));
+                return Err(StoreError::rpc(
+                    Code::AlreadyExists,
+                    format!("name conflicts with an existing object: service {name} already exists"),
+                ));
             }
             let svc = store.services.get_mut(&id).expect("checked above");
             let old = std::mem::replace(&mut svc.spec, spec);
@@ -209,7 +212,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         }
         Command::RemoveService { id } => {
             if store.services.remove(&id).is_none() {
-                return Err(ApiError::not_found(format!("service {id} not found")));
+                return Err(StoreError::not_found(format_args!("service {id}")));
             }
             store.registry_auth.remove(&id);
             // Tasks no node has accepted go at once; the others are told to
@@ -260,7 +263,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         Command::CreateNetwork { network } => {
             let pool = store.address_pool()?;
             let view = store.allocator_view(&pool);
-            crate::allocator::check_network(&view, &network.spec).map_err(network_refusal)?;
+            crate::allocator::check_network(&view, &network.spec)?;
             let mut network = *network;
             network.version = version;
             store.networks.insert(network.id.clone(), network);
@@ -269,7 +272,7 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
         Command::RemoveNetwork { id } => {
             let pool = store.address_pool()?;
             let view = store.allocator_view(&pool);
-            crate::allocator::check_network_removal(&view, &id).map_err(network_refusal)?;
+            crate::allocator::check_network_removal(&view, &id)?;
             store.networks.remove(&id);
             Ok(serde_json::Value::Null)
         }
@@ -320,18 +323,6 @@ fn apply_command(store: &mut Store, index: u64, env: Envelope) -> Result<serde_j
     }
 }
 
-/// Docker answers SwarmKit's network refusals with 400 (409 for a name
-/// already taken, 404 for one not there), in SwarmKit's words.
-fn network_refusal(message: String) -> ApiError {
-    if message.contains("already exists") || message.contains("already present") {
-        ApiError::conflict(message)
-    } else if message.ends_with("not found") {
-        ApiError::not_found(message)
-    } else {
-        ApiError::bad_request(message)
-    }
-}
-
 /// The updater's progress for service `id`, if it is still at `expected`.
 fn set_update_status(
     store: &mut Store,
@@ -341,14 +332,14 @@ fn set_update_status(
     rollback: bool,
     version: Version,
     at: &str,
-) -> Result<(), ApiError> {
-    let svc = store.services.get_mut(id).ok_or_else(|| ApiError::not_found(format!("service {id} not found")))?;
+) -> Result<(), StoreError> {
+    let svc = store.services.get_mut(id).ok_or_else(|| StoreError::not_found(format_args!("service {id}")))?;
     if svc.version.index != expected {
-        return Err(ApiError::out_of_sequence());
+        return Err(StoreError::OutOfSequence);
     }
     if rollback {
         if svc.previous_spec.is_none() {
-            return Err(ApiError::bad_request(format!("service {id} does not have a previous spec")));
+            return Err(StoreError::Invalid(format!("service {id} does not have a previous spec")));
         }
         // SwarmKit's automatic rollback forgets the failed spec.
         svc.spec = svc.previous_spec.take().expect("checked above");
@@ -381,7 +372,7 @@ mod tests {
         let mut spec = NodeSpec::default();
         spec.labels.insert("zone".into(), "east".into());
         let stale = apply(&mut s, 4, env(Command::UpdateNodeSpec { id: "n1".into(), version: 2, spec: spec.clone() }));
-        assert_eq!(stale.unwrap_err(), ApiError::out_of_sequence());
+        assert_eq!(stale.unwrap_err(), StoreError::OutOfSequence);
         assert!(s.nodes["n1"].spec.labels.is_empty(), "a refused update changes nothing");
         apply(&mut s, 5, env(Command::UpdateNodeSpec { id: "n1".into(), version: 3, spec })).unwrap();
         assert_eq!(s.nodes["n1"].spec.labels["zone"], "east");
@@ -396,13 +387,13 @@ mod tests {
             |id: &str| Service { id: id.into(), spec: ServiceSpec { name: "web".into(), ..Default::default() }, ..Default::default() };
         apply(&mut s, 2, env(Command::CreateService { service: Box::new(svc("s1")), registry_auth: None })).unwrap();
         let dup = apply(&mut s, 3, env(Command::CreateService { service: Box::new(svc("s2")), registry_auth: None })).unwrap_err();
-        assert_eq!(dup.status, 409);
+        assert_eq!(shoal_api::ApiError::from(dup).status, 409);
         assert_eq!(s.services.len(), 1);
         let mut spec = s.services["s1"].spec.clone();
         spec.labels.insert("v".into(), "2".into());
         let stale =
             Command::UpdateService { id: "s1".into(), version: 1, spec: Box::new(spec.clone()), rollback: false, registry_auth: None };
-        assert_eq!(apply(&mut s, 4, env(stale)).unwrap_err(), ApiError::out_of_sequence());
+        assert_eq!(apply(&mut s, 4, env(stale)).unwrap_err(), StoreError::OutOfSequence);
         apply(
             &mut s,
             5,
@@ -537,7 +528,10 @@ mod tests {
         apply(&mut s, 4, env(Command::RemoveNode { id: "n1".into() })).unwrap();
         assert!(s.nodes.is_empty());
         assert!(s.removed.contains("n1"));
-        assert_eq!(apply(&mut s, 5, env(Command::RemoveNode { id: "n1".into() })).unwrap_err().status, 404);
+        assert_eq!(
+            apply(&mut s, 5, env(Command::RemoveNode { id: "n1".into() })).unwrap_err(),
+            StoreError::NotFound("node n1 not found".into())
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! proposer and carried inside the command.
 
 mod apply;
+pub mod error;
 pub mod events;
 mod secrets;
 
@@ -18,6 +19,7 @@ use shoal_api::{Node, NodeDescription, NodeSpec, NodeStatus, Swarm, SwarmSpec};
 use shoal_rpc::RaftMember;
 
 pub use apply::apply;
+pub use error::StoreError;
 pub use secrets::{check_references, SecretRecord};
 
 /// The cluster object with what only managers may see: the CA key and the
@@ -135,13 +137,15 @@ pub struct Store {
 /// oldest of these is still seconds old.
 pub const RECENT_PROPOSALS: usize = 20_000;
 
-/// What a proposal's apply answered (`ApiError` as status and message).
-pub type ProposalResult = Result<serde_json::Value, (u16, String)>;
+/// What a proposal's apply answered.
+pub type ProposalResult = Result<serde_json::Value, StoreError>;
+/// The same, as snapshots hold it.
+type RecordedResult = Result<serde_json::Value, error::Recorded>;
 
 /// The last `RECENT_PROPOSALS` applied proposal IDs and their results, in
 /// apply order (so every manager forgets the same ones).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "Vec<(u64, ProposalResult)>", into = "Vec<(u64, ProposalResult)>")]
+#[serde(from = "Vec<(u64, RecordedResult)>", into = "Vec<(u64, RecordedResult)>")]
 pub struct RecentProposals {
     order: std::collections::VecDeque<u64>,
     results: std::collections::HashMap<u64, ProposalResult>,
@@ -172,19 +176,19 @@ impl RecentProposals {
     }
 }
 
-impl From<Vec<(u64, ProposalResult)>> for RecentProposals {
-    fn from(v: Vec<(u64, ProposalResult)>) -> Self {
+impl From<Vec<(u64, RecordedResult)>> for RecentProposals {
+    fn from(v: Vec<(u64, RecordedResult)>) -> Self {
         let mut r = RecentProposals::default();
         for (id, result) in v {
-            r.insert(id, result);
+            r.insert(id, result.map_err(StoreError::from));
         }
         r
     }
 }
 
-impl From<RecentProposals> for Vec<(u64, ProposalResult)> {
+impl From<RecentProposals> for Vec<(u64, RecordedResult)> {
     fn from(mut r: RecentProposals) -> Self {
-        r.order.iter().filter_map(|id| r.results.remove(id).map(|res| (*id, res))).collect()
+        r.order.iter().filter_map(|id| r.results.remove(id).map(|res| (*id, res.map_err(error::Recorded::Typed)))).collect()
     }
 }
 
@@ -401,9 +405,9 @@ impl Store {
     }
 
     /// The cluster's address pool (`swarm init --default-addr-pool`).
-    pub fn address_pool(&self) -> Result<crate::allocator::AddressPool, shoal_api::ApiError> {
-        let c = self.cluster.as_ref().ok_or_else(shoal_api::ApiError::not_in_swarm)?;
-        crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size).map_err(shoal_api::ApiError::bad_request)
+    pub fn address_pool(&self) -> Result<crate::allocator::AddressPool, StoreError> {
+        let c = self.cluster.as_ref().ok_or(StoreError::NotInSwarm)?;
+        crate::allocator::AddressPool::new(&c.swarm.default_addr_pool, c.swarm.subnet_size).map_err(StoreError::Invalid)
     }
 
     /// What the allocator reads of this store, with `pool`.

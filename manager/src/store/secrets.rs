@@ -12,6 +12,7 @@ use shoal_api::secret::{Config, Secret};
 use shoal_api::service::ServiceSpec;
 use shoal_api::{ApiError, Version};
 
+use super::error::{Code, StoreError};
 use super::{Command, Store};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -22,23 +23,19 @@ pub struct SecretRecord {
     pub sealed: String,
 }
 
-fn rpc(code: &str, status: u16, msg: impl std::fmt::Display) -> ApiError {
-    ApiError::new(status, format!("rpc error: code = {code} desc = {msg}"))
-}
-
 /// "service web" / "services a, b", SwarmKit's listing in its errors.
-fn in_use(kind: &str, name: &str, services: &[String]) -> ApiError {
+fn in_use(kind: &str, name: &str, services: &[String]) -> StoreError {
     let noun = if services.len() == 1 { "service" } else { "services" };
-    rpc("InvalidArgument", 400, format!("{kind} '{name}' is in use by the following {noun}: {}", services.join(", ")))
+    StoreError::rpc(Code::InvalidArgument, format!("{kind} '{name}' is in use by the following {noun}: {}", services.join(", ")))
 }
 
-pub(super) fn apply(store: &mut Store, version: Version, at: String, cmd: Command) -> Result<serde_json::Value, ApiError> {
+pub(super) fn apply(store: &mut Store, version: Version, at: String, cmd: Command) -> Result<serde_json::Value, StoreError> {
     match cmd {
         Command::CreateSecret { secret } => {
             let name = &secret.secret.spec.name;
             // Names are unique regardless of case, as in SwarmKit's store.
             if store.secrets.values().any(|s| s.secret.spec.name.eq_ignore_ascii_case(name)) {
-                return Err(rpc("AlreadyExists", 409, format!("secret {name} already exists")));
+                return Err(StoreError::rpc(Code::AlreadyExists, format!("secret {name} already exists")));
             }
             let mut rec = *secret;
             rec.secret.spec.data = None;
@@ -46,16 +43,16 @@ pub(super) fn apply(store: &mut Store, version: Version, at: String, cmd: Comman
             store.secrets.insert(rec.secret.id.clone(), rec);
         }
         Command::UpdateSecret { id, version: expected, labels } => {
-            let rec = store.secrets.get_mut(&id).ok_or_else(|| rpc("NotFound", 404, format!("secret {id} not found")))?;
+            let rec = store.secrets.get_mut(&id).ok_or_else(|| StoreError::rpc(Code::NotFound, format!("secret {id} not found")))?;
             if rec.secret.version.index != expected {
-                return Err(ApiError::out_of_sequence());
+                return Err(StoreError::OutOfSequence);
             }
             rec.secret.spec.labels = labels;
             rec.secret.version = version;
             rec.secret.updated_at = at;
         }
         Command::RemoveSecret { id } => {
-            let rec = store.secrets.get(&id).ok_or_else(|| rpc("NotFound", 404, format!("secret {id} not found")))?;
+            let rec = store.secrets.get(&id).ok_or_else(|| StoreError::rpc(Code::NotFound, format!("secret {id} not found")))?;
             let users = services_using(store, |c| c.secrets.iter().any(|r| r.secret_id == id));
             if !users.is_empty() {
                 return Err(in_use("secret", &rec.secret.spec.name, &users));
@@ -65,23 +62,23 @@ pub(super) fn apply(store: &mut Store, version: Version, at: String, cmd: Comman
         Command::CreateConfig { config } => {
             let name = &config.spec.name;
             if store.configs.values().any(|c| c.spec.name.eq_ignore_ascii_case(name)) {
-                return Err(rpc("AlreadyExists", 409, format!("config {name} already exists")));
+                return Err(StoreError::rpc(Code::AlreadyExists, format!("config {name} already exists")));
             }
             let mut config = *config;
             config.version = version;
             store.configs.insert(config.id.clone(), config);
         }
         Command::UpdateConfig { id, version: expected, labels } => {
-            let c = store.configs.get_mut(&id).ok_or_else(|| rpc("NotFound", 404, format!("config {id} not found")))?;
+            let c = store.configs.get_mut(&id).ok_or_else(|| StoreError::rpc(Code::NotFound, format!("config {id} not found")))?;
             if c.version.index != expected {
-                return Err(ApiError::out_of_sequence());
+                return Err(StoreError::OutOfSequence);
             }
             c.spec.labels = labels;
             c.version = version;
             c.updated_at = at;
         }
         Command::RemoveConfig { id } => {
-            let c = store.configs.get(&id).ok_or_else(|| rpc("NotFound", 404, format!("config {id} not found")))?;
+            let c = store.configs.get(&id).ok_or_else(|| StoreError::rpc(Code::NotFound, format!("config {id} not found")))?;
             let users = services_using(store, |cs| cs.configs.iter().any(|r| r.config_id == id));
             if !users.is_empty() {
                 return Err(in_use("config", &c.spec.name, &users));
@@ -106,7 +103,7 @@ fn services_using(store: &Store, uses: impl Fn(&shoal_api::task::ContainerSpec) 
 /// Every secret and config a service spec references exists under that ID
 /// and name (checked at apply time, so a concurrent removal cannot slip
 /// between validation and commit). SwarmKit's wording.
-pub fn check_references(store: &Store, spec: &ServiceSpec) -> Result<(), ApiError> {
+pub fn check_references(store: &Store, spec: &ServiceSpec) -> Result<(), StoreError> {
     let Some(c) = spec.task_template.container_spec.as_ref() else { return Ok(()) };
     let missing: Vec<String> = c
         .secrets
@@ -116,7 +113,7 @@ pub fn check_references(store: &Store, spec: &ServiceSpec) -> Result<(), ApiErro
         .collect();
     if !missing.is_empty() {
         let noun = if missing.len() == 1 { "secret" } else { "secrets" };
-        return Err(rpc("InvalidArgument", 400, format!("{noun} not found: {}", missing.join(", "))));
+        return Err(StoreError::rpc(Code::InvalidArgument, format!("{noun} not found: {}", missing.join(", "))));
     }
     let missing: Vec<String> = c
         .configs
@@ -126,7 +123,7 @@ pub fn check_references(store: &Store, spec: &ServiceSpec) -> Result<(), ApiErro
         .collect();
     if !missing.is_empty() {
         let noun = if missing.len() == 1 { "config" } else { "configs" };
-        return Err(rpc("InvalidArgument", 400, format!("{noun} not found: {}", missing.join(", "))));
+        return Err(StoreError::rpc(Code::InvalidArgument, format!("{noun} not found: {}", missing.join(", "))));
     }
     Ok(())
 }
@@ -171,7 +168,7 @@ mod tests {
     use shoal_api::task::ContainerSpec;
 
     fn run(s: &mut Store, index: u64, command: Command) -> Result<serde_json::Value, ApiError> {
-        apply_env(s, index, Envelope { proposal: 0, at: format!("2026-01-01T00:00:{index:02}Z"), command })
+        apply_env(s, index, Envelope { proposal: 0, at: format!("2026-01-01T00:00:{index:02}Z"), command }).map_err(ApiError::from)
     }
 
     fn secret(id: &str, name: &str) -> Command {
