@@ -215,8 +215,8 @@ fn a_locked_manager_needs_the_unlock_key_and_keeps_nothing_in_clear() {
     // of the log now. (Read while the manager is locked: nothing holds it.)
     let raft_dir = root.join("swarm/raft");
     assert!(!raft_dir.join("wal.key.next").exists(), "the rotation finished");
-    let old = shoal_manager::raft::storage::WalKey::new(wal_key);
-    assert!(shoal_manager::raft::storage::DiskStorage::open_with(&raft_dir, Some(old)).is_err(), "the old WAL key opens the log");
+    let old = shoal_manager::testing::WalKey::new(wal_key);
+    assert!(shoal_manager::testing::DiskStorage::open_with(&raft_dir, Some(old)).is_err(), "the old WAL key opens the log");
     unlock_and_wait(&lab, "node-1", &new_key);
     assert!(lab.docker_ok("node-1", &["secret", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == "al-pass"));
 

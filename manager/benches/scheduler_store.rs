@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use shoal_api::task::{Placement, Task, TaskSpec, TaskState, TaskStatus};
 use shoal_api::{Node, NodeState};
-use shoal_manager::raft::RaftHandle;
 use shoal_manager::store::Command;
+use shoal_manager::testing::RaftHandle;
 
 struct Shape {
     name: &'static str,
@@ -93,7 +93,7 @@ fn task(i: usize, service: &str, spec: &TaskSpec) -> Task {
 }
 
 async fn propose_all(raft: &RaftHandle, commands: Vec<Command>) {
-    let mut set: tokio::task::JoinSet<shoal_manager::raft::Answer> = tokio::task::JoinSet::new();
+    let mut set: tokio::task::JoinSet<shoal_manager::testing::Answer> = tokio::task::JoinSet::new();
     for cmd in commands {
         while set.len() >= 128 {
             set.join_next().await.expect("task").expect("join").expect("propose");

@@ -25,10 +25,20 @@ pub mod logbroker;
 pub mod manager;
 pub mod membership;
 pub mod orchestrator;
-pub mod raft;
+mod raft;
 pub mod reachability;
 pub mod scheduling;
 pub mod server;
 pub mod store;
 
 pub use manager::{force_new_cluster, Manager, ManagerConfig};
+
+/// Raft below the cluster handle, for what must reach it without a
+/// `Manager`: the benches and integration tests that drive a Raft node
+/// alone, and the tests that read a WAL or write a Raft message. The
+/// manager's own modules go through `cluster::Cluster`.
+pub mod testing {
+    pub use crate::raft::storage::{DiskStorage, WalKey};
+    pub use crate::raft::wire::encode as encode_raft_message;
+    pub use crate::raft::{Answer, RaftHandle, StartOptions};
+}

@@ -53,7 +53,7 @@ fn raft_message(from: u64) -> Vec<u8> {
     m.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeatResponse);
     m.from = from;
     m.to = 1;
-    shoal_manager::raft::wire::encode(&m)
+    shoal_manager::testing::encode_raft_message(&m)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

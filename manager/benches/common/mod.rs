@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shoal_manager::raft::{RaftHandle, StartOptions};
+use shoal_manager::testing::{RaftHandle, StartOptions};
 use shoal_rpc::RaftMember;
 use shoal_security::{tls, NodeKey, Role, RootCa};
 

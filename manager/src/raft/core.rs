@@ -192,10 +192,6 @@ impl Core {
         self.events = Some(Events { sink, replayed_until: self.raw.raft.raft_log.committed, started });
     }
 
-    pub fn id(&self) -> u64 {
-        self.raw.raft.id
-    }
-
     pub fn tick(&mut self) {
         self.raw.tick();
     }

@@ -27,7 +27,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const ELECTION_TICKS: usize = 10;
 pub const HEARTBEAT_TICKS: usize = 1;
 
-pub use super::core::{Answer, Input, ProposeError, Reply};
+pub use super::core::{Answer, Input, ProposeError};
 
 /// Raft's settings on every manager (the ID and applied index aside).
 pub fn raft_config() -> Config {
