@@ -183,14 +183,14 @@ impl Cluster {
     /// attempt's answer, never a conflict with itself. When the deadline
     /// passes after an attempt that may have reached a leader, the outcome
     /// is unknown and said so.
-    pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
+    pub async fn propose(&self, command: Command) -> Result<serde_json::Value, WriteError> {
         let proposal = crate::raft::new_proposal_id();
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         let mut maybe_applied = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(if maybe_applied { outcome_unknown() } else { ApiError::no_leader() });
+                return Err(if maybe_applied { WriteError::OutcomeUnknown } else { WriteError::NoLeader });
             }
             if self.is_leader() {
                 maybe_applied = true;
@@ -199,7 +199,8 @@ impl Cluster {
                     // Leadership moved (or this node's Raft stopped):
                     // again, through whoever leads now.
                     Err(ProposeError::NotLeader | ProposeError::Stopped | ProposeError::Timeout) => {}
-                    Err(e) => return Err(e.into()),
+                    Err(ProposeError::Applied(e)) => return Err(WriteError::Refused(e)),
+                    Err(e @ ProposeError::Refused(_)) => return Err(WriteError::Answered(e.into())),
                 }
             } else if let Some(leader) = self.leader_member() {
                 let command = serde_json::to_vec(&command).expect("command serialises");
@@ -210,7 +211,7 @@ impl Cluster {
                         return Ok(result);
                     }
                     // The state machine's answer: final.
-                    Err(CallError::Api(e)) => return Err(e),
+                    Err(CallError::Api(e)) => return Err(WriteError::Answered(e)),
                     // A manager that is not (or no longer) the leader.
                     Err(CallError::NotLeader { .. }) => {}
                     // No answer (the leader's own attempt timed out or its
@@ -267,8 +268,60 @@ impl Cluster {
     }
 }
 
-/// A write whose fate is unknown at its deadline (it may still apply, once).
-/// gRPC's words, as Docker passes them on.
-pub fn outcome_unknown() -> ApiError {
-    ApiError::new(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded")
+/// Why a write through `Cluster::propose` has no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// No leader took the write before the deadline: nothing was written.
+    NoLeader,
+    /// A leader may have taken it: it applies at most once, or not at all.
+    OutcomeUnknown,
+    /// This manager's state machine refused it.
+    Refused(crate::store::StoreError),
+    /// The leader it was forwarded to refused it (its state machine or its
+    /// Raft), as that leader's answer says.
+    Answered(ApiError),
+}
+
+/// Docker's status and words for each, at the API's edge.
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> ApiError {
+        match e {
+            WriteError::NoLeader => ApiError::no_leader(),
+            // gRPC's words for a deadline passed, as Docker passes them on.
+            WriteError::OutcomeUnknown => ApiError::new(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded"),
+            WriteError::Refused(e) => e.into(),
+            WriteError::Answered(e) => e,
+        }
+    }
+}
+
+/// For an answer to a node's call.
+impl From<WriteError> for CallError {
+    fn from(e: WriteError) -> CallError {
+        CallError::Api(e.into())
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&ApiError::from(self.clone()).message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_read_as_docker_words_them() {
+        assert_eq!(ApiError::from(WriteError::NoLeader), ApiError::no_leader());
+        let unknown = ApiError::from(WriteError::OutcomeUnknown);
+        assert_eq!(
+            (unknown.status, unknown.message.as_str()),
+            (500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded")
+        );
+        let stale = WriteError::Refused(crate::store::StoreError::OutOfSequence);
+        assert_eq!(ApiError::from(stale.clone()), ApiError::out_of_sequence());
+        assert_eq!(CallError::from(stale), CallError::Api(ApiError::out_of_sequence()));
+    }
 }

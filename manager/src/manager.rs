@@ -182,7 +182,7 @@ impl Manager {
     }
 
     /// Proposes a command through Raft (see `Cluster::propose`).
-    pub async fn propose(&self, command: Command) -> Result<serde_json::Value, ApiError> {
+    pub async fn propose(&self, command: Command) -> Result<serde_json::Value, crate::cluster::WriteError> {
         self.cluster.propose(command).await
     }
 
@@ -210,5 +210,3 @@ pub fn force_new_cluster(raft_dir: &Path, me: &RaftMember, unlock: Option<&Unloc
     let wal_key = crate::keyfiles::wal_key_at_start(raft_dir, unlock).map_err(ApiError::internal)?;
     crate::raft::node::force_new_cluster(raft_dir, me, Some(wal_key)).map_err(ApiError::bad_request)
 }
-
-pub use crate::cluster::outcome_unknown;

@@ -141,5 +141,5 @@ pub async fn detach(cluster: &Cluster, node_id: &str, container_id: &str) -> Res
     if ids.is_empty() {
         return Ok(());
     }
-    cluster.propose(Command::TaskIntents { delete: ids, put: Vec::new(), services: Vec::new() }).await.map(|_| ())
+    cluster.propose(Command::TaskIntents { delete: ids, put: Vec::new(), services: Vec::new() }).await.map(|_| ()).map_err(ApiError::from)
 }

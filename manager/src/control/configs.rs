@@ -49,12 +49,12 @@ impl ControlApi {
         if spec.name != name || spec.data.as_ref().is_some_and(|d| Some(d) != data.as_ref()) {
             return Err(invalid("only updates to Labels are allowed"));
         }
-        self.cluster.propose(Command::UpdateConfig { id, version, labels: spec.labels }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateConfig { id, version, labels: spec.labels }).await.map(|_| ()).map_err(ApiError::from)
     }
 
     pub async fn remove_config(&self, key: &str) -> Result<(), ApiError> {
         let id = self.cluster.store().find_config(key)?.id.clone();
-        self.cluster.propose(Command::RemoveConfig { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveConfig { id }).await.map(|_| ()).map_err(ApiError::from)
     }
 }
 

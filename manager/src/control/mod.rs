@@ -145,7 +145,7 @@ impl ControlApi {
             let reachable = self.reachability.reachable_members();
             check_removal_keeps_quorum(&self.store(), reachable, raft_id)?;
         }
-        self.cluster.propose(Command::UpdateNodeSpec { id, version, spec }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateNodeSpec { id, version, spec }).await.map(|_| ()).map_err(ApiError::from)
     }
 
     pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ApiError> {
@@ -166,7 +166,7 @@ impl ControlApi {
             }
             n.id.clone()
         };
-        self.cluster.propose(Command::RemoveNode { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveNode { id }).await.map(|_| ()).map_err(ApiError::from)
     }
 
     /// `POST /swarm/update`: a full spec (omitted fields take Docker's

@@ -143,7 +143,7 @@ impl ControlApi {
             crate::allocator::check_network_removal(&view, &n.id).map_err(|e| ApiError::from(crate::store::StoreError::from(e)))?;
             n.id.clone()
         };
-        self.cluster.propose(Command::RemoveNetwork { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveNetwork { id }).await.map(|_| ()).map_err(ApiError::from)
     }
 
     /// `POST /networks/prune`: removes the networks nothing uses (never the

@@ -168,12 +168,12 @@ impl ControlApi {
                 return Err(only_labels());
             }
         }
-        self.cluster.propose(Command::UpdateSecret { id, version, labels: spec.labels }).await.map(|_| ())
+        self.cluster.propose(Command::UpdateSecret { id, version, labels: spec.labels }).await.map(|_| ()).map_err(ApiError::from)
     }
 
     pub async fn remove_secret(&self, key: &str) -> Result<(), ApiError> {
         let id = self.cluster.store().find_secret(key)?.secret.id.clone();
-        self.cluster.propose(Command::RemoveSecret { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveSecret { id }).await.map(|_| ()).map_err(ApiError::from)
     }
 }
 

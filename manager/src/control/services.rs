@@ -137,7 +137,11 @@ impl ControlApi {
             super::secrets::resolve_references(&self.cluster.store(), &mut spec)?;
             self.check_service_networking(Some(&id), &mut spec)?;
         }
-        self.cluster.propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback, registry_auth }).await.map(|_| ())
+        self.cluster
+            .propose(Command::UpdateService { id, version, spec: Box::new(spec), rollback, registry_auth })
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from)
     }
 
     /// Seals a service's registry credentials with the data key (like
@@ -151,7 +155,7 @@ impl ControlApi {
 
     pub async fn remove_service(&self, key: &str) -> Result<(), ApiError> {
         let id = self.cluster.store().find_service(key)?.id.clone();
-        self.cluster.propose(Command::RemoveService { id }).await.map(|_| ())
+        self.cluster.propose(Command::RemoveService { id }).await.map(|_| ()).map_err(ApiError::from)
     }
 
     pub fn service(&self, key: &str) -> Result<Service, ApiError> {
