@@ -217,7 +217,7 @@ pub fn parse_body(text: &str) -> CliResult<Json> {
 /// to the status line.
 fn error_message(status: u16, reason: &str, body: &str) -> String {
     if let Ok(v) = Json::parse(body) {
-        if let Some(m) = v.get("message").as_str() {
+        if let Some(m) = v["message"].as_str() {
             return m.to_string();
         }
     }

@@ -42,28 +42,28 @@ pub fn header_for(image: &str) -> CliResult<Option<String>> {
 /// Looks `registry` up in a parsed `config.json` (also under its
 /// `https://` form, as `docker login` may have written it).
 pub fn header_from_config(config: &Json, registry: &str) -> Option<String> {
-    let auths = config.get("auths");
+    let auths = &config["auths"];
     let entry = [registry.to_string(), format!("https://{registry}"), format!("http://{registry}")]
         .iter()
-        .map(|k| auths.get(k))
+        .map(|k| &auths[k])
         .find(|e| !e.is_null())?
         .clone();
-    let (user, password) = match entry.get("auth").as_str().filter(|a| !a.is_empty()) {
+    let (user, password) = match entry["auth"].as_str().filter(|a| !a.is_empty()) {
         Some(b64) => {
             let raw = shoal_api::base64::decode_any(b64).ok()?;
             let text = String::from_utf8(raw).ok()?;
             let (u, p) = text.split_once(':')?;
             (u.to_string(), p.to_string())
         }
-        None => (entry.get("username").str().to_string(), entry.get("password").str().to_string()),
+        None => (entry["username"].str().to_string(), entry["password"].str().to_string()),
     };
-    if user.is_empty() && entry.get("identitytoken").str().is_empty() {
+    if user.is_empty() && entry["identitytoken"].str().is_empty() {
         return None;
     }
     let auth = Json::object(vec![
         ("username", Json::from(user.as_str())),
         ("password", Json::from(password.as_str())),
-        ("identitytoken", Json::from(entry.get("identitytoken").str())),
+        ("identitytoken", Json::from(entry["identitytoken"].str())),
         ("serveraddress", Json::from(registry)),
     ]);
     // base64url with padding, as the docker CLI encodes it.
@@ -89,9 +89,9 @@ mod tests {
         let h = header_from_config(&cfg, "127.0.0.1:5000").unwrap();
         let json = shoal_api::base64::decode_any(&h).unwrap();
         let json = Json::parse(std::str::from_utf8(&json).unwrap()).unwrap();
-        assert_eq!(json.get("username").str(), "user");
-        assert_eq!(json.get("password").str(), "pass");
-        assert_eq!(json.get("serveraddress").str(), "127.0.0.1:5000");
+        assert_eq!(json["username"].str(), "user");
+        assert_eq!(json["password"].str(), "pass");
+        assert_eq!(json["serveraddress"].str(), "127.0.0.1:5000");
         assert!(header_from_config(&cfg, "other:5000").is_none());
         let https = Json::parse(r#"{"auths":{"https://reg.example":{"username":"u","password":"p"}}}"#).unwrap();
         assert!(header_from_config(&https, "reg.example").is_some());

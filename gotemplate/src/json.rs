@@ -20,6 +20,13 @@ pub enum Json {
 
 static NULL: Json = Json::Null;
 
+impl<I: AsRef<str>> std::ops::Index<I> for Json {
+    type Output = Json;
+    fn index(&self, key: I) -> &Json {
+        self.member(key.as_ref())
+    }
+}
+
 impl Json {
     /// An object from `(key, value)` pairs, in that order.
     pub fn object<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Json)>) -> Json {
@@ -38,7 +45,7 @@ impl Json {
     }
 
     /// The member `key` of an object; `Null` when absent or not an object.
-    pub fn get(&self, key: &str) -> &Json {
+    fn member(&self, key: &str) -> &Json {
         match self {
             Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(&NULL),
             _ => &NULL,
@@ -52,7 +59,7 @@ impl Json {
 
     /// Follows a path of object keys.
     pub fn at(&self, path: &[&str]) -> &Json {
-        path.iter().fold(self, |v, k| v.get(k))
+        path.iter().fold(self, |v, k| v.member(k))
     }
 
     /// Sets `key` in an object (replacing in place or appending). A `Null`
@@ -572,9 +579,9 @@ mod tests {
     fn parse_keeps_order_and_numbers() {
         let v = Json::parse(r#"{"b":1,"a":[true,null,"x\n\u00e9"],"n":-1.5e3,"big":18446744073709551615}"#).unwrap();
         assert_eq!(v.to_compact(), "{\"b\":1,\"a\":[true,null,\"x\\né\"],\"n\":-1.5e3,\"big\":18446744073709551615}");
-        assert_eq!(v.get("b").as_i64(), Some(1));
-        assert_eq!(v.get("big").as_u64(), Some(u64::MAX));
-        assert!(v.get("missing").is_null());
+        assert_eq!(v["b"].as_i64(), Some(1));
+        assert_eq!(v["big"].as_u64(), Some(u64::MAX));
+        assert!(v["missing"].is_null());
     }
 
     #[test]

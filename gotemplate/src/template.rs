@@ -668,11 +668,11 @@ impl State<'_> {
         if !base.has(&key) {
             return Ok(None);
         }
-        let hidden = base.get(&key);
+        let hidden = &base[&key];
         if args.len() != 1 {
             return Err(format!("wrong number of args for {name}: want 1 got {}", args.len()));
         }
-        Ok(Some(Json::Str(hidden.get(args[0].str()).str().to_string())))
+        Ok(Some(Json::Str(hidden[args[0].str()].str().to_string())))
     }
 
     fn operand(&mut self, op: &Operand, dot: &Json) -> Result<Json, String> {
@@ -788,7 +788,7 @@ impl State<'_> {
                 let mut v = args[0].clone();
                 for k in &args[1..] {
                     v = match (&v, k) {
-                        (Json::Obj(_), k) => v.get(&go_print(k)).clone(),
+                        (Json::Obj(_), k) => v[&go_print(k)].clone(),
                         (Json::Arr(a), Json::Num(_)) => {
                             let i = int_arg(k)?;
                             a.get(usize::try_from(i).map_err(|_| format!("index out of range: {i}"))?)
@@ -926,7 +926,7 @@ fn field_path(v: &Json, path: &[String]) -> Result<Json, String> {
     let mut cur = v;
     for f in path {
         cur = match cur {
-            Json::Obj(_) => cur.get(f),
+            Json::Obj(_) => &cur[f],
             Json::Null => return Ok(Json::Null),
             other => return Err(format!("can't evaluate field {f} in type {}", kind(other))),
         };

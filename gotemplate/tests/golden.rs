@@ -26,15 +26,15 @@ fn every_case_prints_what_go_prints() {
     assert!(cases.len() >= 60, "the corpus shrank: {}", cases.len());
     let mut wrong = Vec::new();
     for case in &cases {
-        let Json::Str(template) = case.get("template") else { panic!("a case without a template") };
+        let Json::Str(template) = &case["template"] else { panic!("a case without a template") };
         if DIFFERENT_ON_PURPOSE.iter().any(|(t, _)| t == template) {
             continue;
         }
         let ours = render(template, &data);
-        match (case.get("output"), &ours) {
+        match (&case["output"], &ours) {
             (Json::Str(go), Ok(o)) if go == o => {}
             (Json::Null, Err(_)) => {}
-            (go, _) => wrong.push(format!("{template:?}\n  Go:   {go:?} {:?}\n  ours: {ours:?}", case.get("error"))),
+            (go, _) => wrong.push(format!("{template:?}\n  Go:   {go:?} {:?}\n  ours: {ours:?}", case["error"])),
         }
     }
     assert!(wrong.is_empty(), "{} of {} cases differ from Go:\n{}", wrong.len(), cases.len(), wrong.join("\n"));

@@ -157,23 +157,22 @@ pub fn run_ps(env: &mut Env, a: PsArgs) -> CliResult {
 /// docker's `ContainerContext` for one container of `/containers/json`,
 /// its fields in the order `{{json .}}` prints them.
 pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
-    let id = c.get("Id").str();
-    let created = c.get("Created").as_i64().unwrap_or(0);
-    let mut names: Vec<String> = c.get("Names").as_array().iter().map(|n| n.str().get(1..).unwrap_or("").to_string()).collect();
+    let id = c["Id"].str();
+    let created = c["Created"].as_i64().unwrap_or(0);
+    let mut names: Vec<String> = c["Names"].as_array().iter().map(|n| n.str().get(1..).unwrap_or("").to_string()).collect();
     if trunc {
         if let Some(n) = names.iter().find(|n| !n.contains('/')) {
             names = vec![n.clone()];
         }
     }
-    let labels: Vec<(String, Json)> = c.get("Labels").as_object().to_vec();
+    let labels: Vec<(String, Json)> = c["Labels"].as_object().to_vec();
     let mut joined: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
     joined.sort();
-    let mounts: Vec<String> = c
-        .get("Mounts")
+    let mounts: Vec<String> = c["Mounts"]
         .as_array()
         .iter()
         .map(|m| {
-            let name = if m.get("Name").str().is_empty() { m.get("Source").str() } else { m.get("Name").str() };
+            let name = if m["Name"].str().is_empty() { m["Source"].str() } else { m["Name"].str() };
             if trunc {
                 ellipsis(name, 15)
             } else {
@@ -181,11 +180,11 @@ pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
             }
         })
         .collect();
-    let local_volumes = c.get("Mounts").as_array().iter().filter(|m| m.get("Driver").str() == "local").count();
+    let local_volumes = c["Mounts"].as_array().iter().filter(|m| m["Driver"].str() == "local").count();
     let networks: Vec<String> = c.at(&["NetworkSettings", "Networks"]).as_object().iter().map(|(k, _)| k.clone()).collect();
-    let command = if trunc { ellipsis(c.get("Command").str(), 20) } else { c.get("Command").str().to_string() };
-    let size_rw = c.get("SizeRw").as_i64().unwrap_or(0);
-    let size_root = c.get("SizeRootFs").as_i64().unwrap_or(0);
+    let command = if trunc { ellipsis(c["Command"].str(), 20) } else { c["Command"].str().to_string() };
+    let size_rw = c["SizeRw"].as_i64().unwrap_or(0);
+    let size_root = c["SizeRootFs"].as_i64().unwrap_or(0);
     let size = if size_root > 0 {
         format!("{} (virtual {})", human_size_prec(size_rw as f64, 3), human_size_prec(size_root as f64, 3))
     } else {
@@ -195,9 +194,9 @@ pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
     let platform = match c.at(&["ImageManifestDescriptor", "platform"]) {
         Json::Obj(_) => {
             let p = c.at(&["ImageManifestDescriptor", "platform"]);
-            let mut s = format!("{}/{}", p.get("os").str(), p.get("architecture").str());
-            if !p.get("variant").str().is_empty() {
-                s = format!("{s}/{}", p.get("variant").str());
+            let mut s = format!("{}/{}", p["os"].str(), p["architecture"].str());
+            if !p["variant"].str().is_empty() {
+                s = format!("{s}/{}", p["variant"].str());
             }
             Json::from(s.as_str())
         }
@@ -207,18 +206,18 @@ pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
         ("Command", Json::from(go_quote(&command).as_str())),
         ("CreatedAt", Json::from(go_local_time(created).as_str())),
         ("ID", Json::from(if trunc { truncate_id(id) } else { id.to_string() }.as_str())),
-        ("Image", Json::from(image_column(c.get("Image").str(), c.get("ImageID").str(), trunc).as_str())),
+        ("Image", Json::from(image_column(c["Image"].str(), c["ImageID"].str(), trunc).as_str())),
         ("Labels", Json::from(joined.join(",").as_str())),
         ("LocalVolumes", Json::from(local_volumes.to_string().as_str())),
         ("Mounts", Json::from(mounts.join(",").as_str())),
         ("Names", Json::from(names.join(",").as_str())),
         ("Networks", Json::from(networks.join(",").as_str())),
         ("Platform", platform),
-        ("Ports", Json::from(displayable_ports(c.get("Ports").as_array()).as_str())),
+        ("Ports", Json::from(displayable_ports(c["Ports"].as_array()).as_str())),
         ("RunningFor", Json::from(format!("{running_for} ago").as_str())),
         ("Size", Json::from(size.as_str())),
-        ("State", Json::from(c.get("State").str())),
-        ("Status", Json::from(c.get("Status").str())),
+        ("State", Json::from(c["State"].str())),
+        ("Status", Json::from(c["Status"].str())),
         (&format!("{METHOD_PREFIX}Label"), Json::Obj(labels)),
     ]))
 }
@@ -273,10 +272,10 @@ pub fn displayable_ports(ports: &[Json]) -> String {
         .iter()
         .map(|p| {
             (
-                p.get("IP").str().to_string(),
-                p.get("PrivatePort").as_u64().unwrap_or(0) as u16,
-                p.get("PublicPort").as_u64().unwrap_or(0) as u16,
-                p.get("Type").str().to_string(),
+                p["IP"].str().to_string(),
+                p["PrivatePort"].as_u64().unwrap_or(0) as u16,
+                p["PublicPort"].as_u64().unwrap_or(0) as u16,
+                p["Type"].str().to_string(),
             )
         })
         .collect();
@@ -378,7 +377,7 @@ pub fn logs_query(a: &LogsArgs, now_nanos: i128) -> CliResult<String> {
 
 pub fn run_logs(env: &mut Env, a: LogsArgs) -> CliResult {
     let c = env.client.get(&format!("/containers/{}/json", path_segment(&a.container)))?;
-    let id = c.get("Id").str().to_string();
+    let id = c["Id"].str().to_string();
     let q = logs_query(&a, crate::timestamp::now_unix_nanos())?;
     let resp = env.client.send("GET", &format!("/containers/{}/logs{q}", path_segment(&id)), None)?;
     let mut body = resp.body;
@@ -580,7 +579,7 @@ pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
     }
     let console = a.tty.then(|| tty_size(1));
     let created = env.client.post(&format!("/containers/{}/exec", path_segment(&a.container)), Some(&exec_config(&a, vars, console)))?;
-    let id = created.get("Id").str().to_string();
+    let id = created["Id"].str().to_string();
     if id.is_empty() {
         return Err(CliError::new("exec ID empty"));
     }
@@ -593,7 +592,7 @@ pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
     let conn = env.client.hijack(&format!("/exec/{}/start", path_segment(&id)), &start)?;
     stream_exec(env, &a, &id, conn)?;
     let inspect = env.client.get(&format!("/exec/{}/json", path_segment(&id)))?;
-    match inspect.get("ExitCode").as_i64().unwrap_or(0) {
+    match inspect["ExitCode"].as_i64().unwrap_or(0) {
         0 => Ok(()),
         code => Err(CliError::new("").with_status(code as i32)),
     }
@@ -825,13 +824,13 @@ mod tests {
         )
         .unwrap();
         let row = container_row(&c, true, 1000 * 1_000_000_000 + 90 * 1_000_000_000);
-        assert_eq!(row.get("ID").str(), "3f2a1b0c9d8e");
-        assert_eq!(row.get("Image").str(), "192.168.77.11:5000/busy:1");
-        assert_eq!(row.get("Command").str(), "\"sh -c 'for i in 1 2…\"");
-        assert_eq!(row.get("RunningFor").str(), "About a minute ago");
-        assert_eq!(row.get("Labels").str(), "a=1,b=2");
-        assert_eq!((row.get("Mounts").str(), row.get("LocalVolumes").str()), ("v2", "1"));
-        assert_eq!(row.get("Size").str(), "0B");
+        assert_eq!(row["ID"].str(), "3f2a1b0c9d8e");
+        assert_eq!(row["Image"].str(), "192.168.77.11:5000/busy:1");
+        assert_eq!(row["Command"].str(), "\"sh -c 'for i in 1 2…\"");
+        assert_eq!(row["RunningFor"].str(), "About a minute ago");
+        assert_eq!(row["Labels"].str(), "a=1,b=2");
+        assert_eq!((row["Mounts"].str(), row["LocalVolumes"].str()), ("v2", "1"));
+        assert_eq!(row["Size"].str(), "0B");
         let t = crate::template::parse(r#"{{.Label "b"}}{{.Label "zz"}}"#).unwrap();
         assert_eq!(t.execute(&row).unwrap(), "2");
         let table = write_rows(PS_TABLE, &container_header(), &[row]).unwrap();
@@ -841,7 +840,7 @@ mod tests {
              3f2a1b0c9d8e   192.168.77.11:5000/busy:1   \"sh -c 'for i in 1 2…\"   About a minute ago   Up 5 seconds             web.1.abcdefghijklmnopqrstuvwxy\n"
         );
         let full = container_row(&c, false, 0);
-        assert!(full.get("Image").str().contains("@sha256:") && full.get("ID").str().len() == 64);
+        assert!(full["Image"].str().contains("@sha256:") && full["ID"].str().len() == 64);
         assert_eq!(image_column("busybox", "sha256:1", true), "busybox");
         assert_eq!(image_column("sha256:abcdef0123456789", "sha256:abcdef0123456789", true), "abcdef012345");
         assert_eq!(image_column("", "", true), "<no image>");
@@ -903,8 +902,8 @@ mod tests {
         );
         let d = ExecArgs { detach: true, interactive: true, tty: true, command: vec!["true".into()], ..Default::default() };
         let body = exec_config(&d, vec!["A=1".into()], Some((24, 80)));
-        assert_eq!((body.get("AttachStdin").bool(), body.get("AttachStdout").bool()), (false, false));
-        assert_eq!(body.get("ConsoleSize").to_compact(), "[24,80]");
+        assert_eq!((body["AttachStdin"].bool(), body["AttachStdout"].bool()), (false, false));
+        assert_eq!(body["ConsoleSize"].to_compact(), "[24,80]");
     }
 
     #[test]

@@ -83,11 +83,11 @@ pub fn run(env: &mut Env, a: EventsArgs) -> CliResult {
 /// `events.Message` (`.Status`, `.ID`, `.From`, `.Scope`, `.TimeNano`).
 fn go_fields(ev: &Json) -> Json {
     Json::object([
-        ("Status", Json::from(ev.get("status").str())),
-        ("ID", Json::from(ev.get("id").str())),
-        ("From", Json::from(ev.get("from").str())),
-        ("Type", Json::from(ev.get("Type").str())),
-        ("Action", Json::from(ev.get("Action").str())),
+        ("Status", Json::from(ev["status"].str())),
+        ("ID", Json::from(ev["id"].str())),
+        ("From", Json::from(ev["from"].str())),
+        ("Type", Json::from(ev["Type"].str())),
+        ("Action", Json::from(ev["Action"].str())),
         (
             "Actor",
             Json::object([
@@ -101,9 +101,9 @@ fn go_fields(ev: &Json) -> Json {
                 ),
             ]),
         ),
-        ("Scope", Json::from(ev.get("scope").str())),
-        ("Time", Json::from(ev.get("time").as_i64().unwrap_or(0))),
-        ("TimeNano", Json::from(ev.get("timeNano").as_i64().unwrap_or(0))),
+        ("Scope", Json::from(ev["scope"].str())),
+        ("Time", Json::from(ev["time"].as_i64().unwrap_or(0))),
+        ("TimeNano", Json::from(ev["timeNano"].as_i64().unwrap_or(0))),
     ])
 }
 
@@ -111,8 +111,8 @@ fn go_fields(ev: &Json) -> Json {
 /// local zone), type, action, actor ID, then the sorted attributes.
 pub fn event_line(ev: &Json, offset_of: impl Fn(i64) -> i64) -> String {
     let mut out = String::new();
-    let nanos = ev.get("timeNano").as_i64().unwrap_or(0);
-    let secs = ev.get("time").as_i64().unwrap_or(0);
+    let nanos = ev["timeNano"].as_i64().unwrap_or(0);
+    let secs = ev["time"].as_i64().unwrap_or(0);
     if nanos != 0 {
         out.push_str(&format_time(nanos, offset_of(nanos.div_euclid(1_000_000_000))));
         out.push(' ');
@@ -120,7 +120,7 @@ pub fn event_line(ev: &Json, offset_of: impl Fn(i64) -> i64) -> String {
         out.push_str(&format_time(secs * 1_000_000_000, offset_of(secs)));
         out.push(' ');
     }
-    out.push_str(&format!("{} {} {}", ev.get("Type").str(), ev.get("Action").str(), ev.at(&["Actor", "ID"]).str()));
+    out.push_str(&format!("{} {} {}", ev["Type"].str(), ev["Action"].str(), ev.at(&["Actor", "ID"]).str()));
     let attrs: BTreeMap<String, String> = match ev.at(&["Actor", "Attributes"]) {
         Json::Obj(m) => m.iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect(),
         _ => BTreeMap::new(),

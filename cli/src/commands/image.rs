@@ -143,14 +143,14 @@ fn load(env: &mut Env, a: LoadArgs) -> CliResult {
     let mut resp = env.client.open("POST", "/images/load?quiet=0", Some(&archive))?;
     let text = resp.text()?;
     if !resp.is_success() {
-        let msg = Json::parse(&text).ok().and_then(|j| j.get("message").as_str().map(String::from)).unwrap_or(text);
+        let msg = Json::parse(&text).ok().and_then(|j| j["message"].as_str().map(String::from)).unwrap_or(text);
         return Err(CliError::daemon(resp.status, &msg));
     }
     if a.quiet {
         return Ok(());
     }
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let msg = Json::parse(line).map(|j| j.get("stream").str().to_string()).unwrap_or_default();
+        let msg = Json::parse(line).map(|j| j["stream"].str().to_string()).unwrap_or_default();
         env.print(&msg)?;
     }
     Ok(())
@@ -179,11 +179,11 @@ pub fn image_header() -> Json {
 /// docker's `imageContext` for one row: an image under one repository and
 /// tag (and digest).
 pub fn image_row(img: &Json, repo: &str, tag: &str, digest: &str, trunc: bool, now_nanos: i128) -> Json {
-    let id = img.get("Id").str();
-    let created = img.get("Created").as_i64().unwrap_or(0);
-    let size = img.get("Size").as_i64().unwrap_or(0);
-    let shared = img.get("SharedSize").as_i64().unwrap_or(-1);
-    let containers = img.get("Containers").as_i64().unwrap_or(-1);
+    let id = img["Id"].str();
+    let created = img["Created"].as_i64().unwrap_or(0);
+    let size = img["Size"].as_i64().unwrap_or(0);
+    let shared = img["SharedSize"].as_i64().unwrap_or(-1);
+    let containers = img["Containers"].as_i64().unwrap_or(-1);
     let since = crate::duration::human_duration((now_nanos - created as i128 * 1_000_000_000).clamp(0, i64::MAX as i128) as i64);
     let s = |v: &str| Json::from(v);
     crate::template::context(Json::object([
@@ -202,8 +202,8 @@ pub fn image_row(img: &Json, repo: &str, tag: &str, digest: &str, trunc: bool, n
 }
 
 fn is_dangling(img: &Json) -> bool {
-    let tags = img.get("RepoTags").as_array();
-    let digests = img.get("RepoDigests").as_array();
+    let tags = img["RepoTags"].as_array();
+    let digests = img["RepoDigests"].as_array();
     (tags.is_empty() && digests.is_empty())
         || (tags.len() == 1 && tags[0].str() == "<none>:<none>" && digests.len() == 1 && digests[0].str() == "<none>@<none>")
 }
@@ -218,7 +218,7 @@ pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: 
             continue;
         }
         let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
-        for t in img.get("RepoTags").as_array() {
+        for t in img["RepoTags"].as_array() {
             let Ok(r) = Reference::parse_normalized(t.str()) else { continue };
             let Some(tag) = r.tag.clone() else { continue };
             let name = r.familiar_name();
@@ -228,7 +228,7 @@ pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: 
             }
         }
         let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
-        for d in img.get("RepoDigests").as_array() {
+        for d in img["RepoDigests"].as_array() {
             let Ok(r) = Reference::parse_normalized(d.str()) else { continue };
             let Some(digest) = r.digest.clone() else { continue };
             let name = r.familiar_name();
@@ -339,9 +339,9 @@ fn terminal_width(fd: i32) -> usize {
 /// moby's `JSONProgress.String`: the bar (on terminals wider than 110),
 /// the byte counts, the time left.
 pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
-    let current = p.get("current").as_i64().unwrap_or(0);
-    let total = p.get("total").as_i64().unwrap_or(0);
-    let units = p.get("units").str();
+    let current = p["current"].as_i64().unwrap_or(0);
+    let total = p["total"].as_i64().unwrap_or(0);
+    let units = p["units"].str();
     if current <= 0 && total <= 0 {
         return String::new();
     }
@@ -354,7 +354,7 @@ pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
         let spaces = (50 - percentage).max(0) as usize;
         bar = format!("[{}>{}] ", "=".repeat(percentage.max(0) as usize), " ".repeat(spaces));
     }
-    let numbers = if p.get("hidecounts").bool() {
+    let numbers = if p["hidecounts"].bool() {
         String::new()
     } else if units.is_empty() {
         if current > total {
@@ -368,7 +368,7 @@ pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
         format!("{current}/{total} {units}")
     };
     let mut left = String::new();
-    let start = p.get("start").as_i64().unwrap_or(0);
+    let start = p["start"].as_i64().unwrap_or(0);
     if width > 50 && current > 0 && start > 0 && percentage < 50 {
         let from_start_ns = (now_secs - start).max(0) as i128 * 1_000_000_000;
         let per = from_start_ns / current as i128;
@@ -391,12 +391,12 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
             continue;
         }
         let jm = Json::parse(&line).map_err(CliError::new)?;
-        if jm.has("aux") && !jm.get("aux").is_null() {
+        if jm.has("aux") && !jm["aux"].is_null() {
             continue;
         }
-        let id = jm.get("id").str().to_string();
-        let has_progress = jm.has("progressDetail") && !jm.get("progressDetail").is_null();
-        let progress_msg = jm.get("progress").str().to_string();
+        let id = jm["id"].str().to_string();
+        let has_progress = jm.has("progressDetail") && !jm["progressDetail"].is_null();
+        let progress_msg = jm["progress"].str().to_string();
         let mut diff = 0usize;
         if !id.is_empty() && (has_progress || !progress_msg.is_empty()) {
             let line_no = match ids.iter().position(|i| *i == id) {
@@ -417,13 +417,13 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
             ids.clear();
         }
         // JSONMessage.Display
-        if jm.has("errorDetail") && !jm.get("errorDetail").is_null() {
+        if jm.has("errorDetail") && !jm["errorDetail"].is_null() {
             let msg = jm.at(&["errorDetail", "message"]).str();
             return Err(CliError::new(msg.to_string()));
         }
-        let stream = jm.get("stream").str();
+        let stream = jm["stream"].str();
         let mut endl = "";
-        let progress = jm.get("progressDetail");
+        let progress = &jm["progressDetail"];
         let now = (crate::timestamp::now_unix_nanos() / 1_000_000_000) as i64;
         if terminal && stream.is_empty() && has_progress {
             out.write_all(b"\x1b[2K\r").map_err(werr)?;
@@ -435,8 +435,8 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
             continue;
         }
         let mut text = String::new();
-        let nanos = jm.get("timeNano").as_i64().unwrap_or(0);
-        let secs = jm.get("time").as_i64().unwrap_or(0);
+        let nanos = jm["timeNano"].as_i64().unwrap_or(0);
+        let secs = jm["time"].as_i64().unwrap_or(0);
         if nanos != 0 {
             text.push_str(&format!("{} ", super::events::format_time(nanos, local_offset(nanos / 1_000_000_000))));
         } else if secs != 0 {
@@ -445,10 +445,10 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
         if !id.is_empty() {
             text.push_str(&format!("{id}: "));
         }
-        if !jm.get("from").str().is_empty() {
-            text.push_str(&format!("(from {}) ", jm.get("from").str()));
+        if !jm["from"].str().is_empty() {
+            text.push_str(&format!("(from {}) ", jm["from"].str()));
         }
-        let status = jm.get("status").str();
+        let status = jm["status"].str();
         if has_progress && terminal {
             text.push_str(&format!("{status} {}{endl}", progress_string(progress, width, now)));
         } else if !progress_msg.is_empty() {
@@ -500,10 +500,10 @@ fn rm(env: &mut Env, a: RmArgs) -> CliResult {
         match env.client.delete(&format!("/images/{}{}", path_segment(img), query(&params))) {
             Ok(dels) => {
                 for d in dels.as_array() {
-                    if !d.get("Deleted").str().is_empty() {
-                        env.println(&format!("Deleted: {}", d.get("Deleted").str()))?;
+                    if !d["Deleted"].str().is_empty() {
+                        env.println(&format!("Deleted: {}", d["Deleted"].str()))?;
                     } else {
-                        env.println(&format!("Untagged: {}", d.get("Untagged").str()))?;
+                        env.println(&format!("Untagged: {}", d["Untagged"].str()))?;
                     }
                 }
             }
@@ -537,19 +537,19 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
         return Err(CliError::cancelled("image prune has been cancelled"));
     }
     let report = env.client.post(&format!("/images/prune{}", filters.query()), None)?;
-    let deleted = report.get("ImagesDeleted").as_array();
+    let deleted = report["ImagesDeleted"].as_array();
     let mut reclaimed = 0;
     if !deleted.is_empty() {
         let mut out = String::from("Deleted Images:\n");
         for d in deleted {
-            if !d.get("Untagged").str().is_empty() {
-                out.push_str(&format!("untagged: {}\n", d.get("Untagged").str()));
+            if !d["Untagged"].str().is_empty() {
+                out.push_str(&format!("untagged: {}\n", d["Untagged"].str()));
             } else {
-                out.push_str(&format!("deleted: {}\n", d.get("Deleted").str()));
+                out.push_str(&format!("deleted: {}\n", d["Deleted"].str()));
             }
         }
         env.println(&out)?;
-        reclaimed = report.get("SpaceReclaimed").as_u64().unwrap_or(0);
+        reclaimed = report["SpaceReclaimed"].as_u64().unwrap_or(0);
     }
     env.println(&format!("Total reclaimed space: {}", human_size(reclaimed as f64)))
 }
@@ -573,16 +573,16 @@ mod tests {
              busybox                   latest    0123456789ab   3 hours ago   2MB\n"
         );
         let rows = image_rows(std::slice::from_ref(&img), true, true, false, 0);
-        assert_eq!(rows[0].get("Digest").str(), "sha256:aaaa");
-        assert_eq!(rows[1].get("Digest").str(), "<none>");
-        assert_eq!(rows[0].get("ID").str().len(), 71);
+        assert_eq!(rows[0]["Digest"].str(), "sha256:aaaa");
+        assert_eq!(rows[1]["Digest"].str(), "<none>");
+        assert_eq!(rows[0]["ID"].str().len(), 71);
         let dangling = Json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":[],"Created":0,"Size":6}"#).unwrap();
         let rows = image_rows(&[dangling], false, false, true, 0);
-        assert_eq!((rows[0].get("Repository").str(), rows[0].get("Tag").str(), rows[0].get("Size").str()), ("<none>", "<none>", "6B"));
+        assert_eq!((rows[0]["Repository"].str(), rows[0]["Tag"].str(), rows[0]["Size"].str()), ("<none>", "<none>", "6B"));
         let digest_only =
             Json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":["x/y@sha256:bb"],"Created":0,"Size":6}"#).unwrap();
         let rows = image_rows(&[digest_only], false, false, true, 0);
-        assert_eq!((rows[0].get("Repository").str(), rows[0].get("Tag").str()), ("x/y", "<none>"));
+        assert_eq!((rows[0]["Repository"].str(), rows[0]["Tag"].str()), ("x/y", "<none>"));
     }
 
     #[test]

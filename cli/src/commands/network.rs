@@ -372,11 +372,11 @@ fn create(env: &mut Env, a: &CreateArgs) -> CliResult {
     let body = create_request(a).map_err(CliError::new)?;
     let resp = env.client.post("/networks/create", Some(&body))?;
     // What the daemon keeps but does not act on (the docker CLI drops it).
-    let warning = resp.get("Warning").str();
+    let warning = resp["Warning"].str();
     if !warning.is_empty() {
         env.eprintln(warning);
     }
-    env.println(resp.get("Id").str())
+    env.println(resp["Id"].str())
 }
 
 // ------------------------------------------------------------------- ls
@@ -411,30 +411,30 @@ fn network_header() -> Json {
 /// `{{json .}}` marshals them in name order). Labels are joined in key
 /// order (docker's order is Go's map order, i.e. any).
 pub fn network_row(n: &Json, trunc: bool) -> Json {
-    let id = n.get("Id").str();
-    let mut labels: Vec<String> = n.get("Labels").as_object().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
+    let id = n["Id"].str();
+    let mut labels: Vec<String> = n["Labels"].as_object().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
     labels.sort();
-    let created = n.get("Created").str();
+    let created = n["Created"].str();
     let created = Timestamp::parse(created).map(|t| t.go_string()).unwrap_or_else(|| created.to_string());
     // Shoal's overlays are IPv4 networks; the 1.44 API has no EnableIPv4.
-    let ipv4 = n.get("EnableIPv4").as_bool().unwrap_or(true);
+    let ipv4 = n["EnableIPv4"].as_bool().unwrap_or(true);
     Json::object([
         ("CreatedAt", Json::from(created)),
-        ("Driver", Json::from(n.get("Driver").str())),
+        ("Driver", Json::from(n["Driver"].str())),
         ("ID", Json::from(if trunc { truncate_id(id) } else { id.to_string() })),
         ("IPv4", Json::from(ipv4.to_string())),
-        ("IPv6", Json::from(n.get("EnableIPv6").bool().to_string())),
-        ("Internal", Json::from(n.get("Internal").bool().to_string())),
+        ("IPv6", Json::from(n["EnableIPv6"].bool().to_string())),
+        ("Internal", Json::from(n["Internal"].bool().to_string())),
         ("Labels", Json::from(labels.join(","))),
-        ("Name", Json::from(n.get("Name").str())),
-        ("Scope", Json::from(n.get("Scope").str())),
+        ("Name", Json::from(n["Name"].str())),
+        ("Scope", Json::from(n["Scope"].str())),
     ])
 }
 
 /// Renders a network list: sorted by name (natural order).
 pub fn render_network_list(networks: &[Json], format: &str, quiet: bool, no_trunc: bool) -> CliResult<String> {
     let mut networks: Vec<&Json> = networks.iter().collect();
-    networks.sort_by(|a, b| natural_cmp(a.get("Name").str(), b.get("Name").str()));
+    networks.sort_by(|a, b| natural_cmp(a["Name"].str(), b["Name"].str()));
     let rows: Vec<Json> = networks.iter().map(|n| network_row(n, !no_trunc)).collect();
     format::write_rows(network_list_format(format, quiet), &network_header(), &rows)
 }
@@ -503,7 +503,7 @@ fn rm(env: &mut Env, a: &RmArgs, stdin: &mut dyn BufRead) -> CliResult {
             continue;
         }
         if let Ok(n) = env.client.get(&network_path(name, false)) {
-            if n.get("Ingress").bool() && !confirm(env, stdin, INGRESS_WARNING)? {
+            if n["Ingress"].bool() && !confirm(env, stdin, INGRESS_WARNING)? {
                 continue;
             }
         }
@@ -519,7 +519,7 @@ fn rm(env: &mut Env, a: &RmArgs, stdin: &mut dyn BufRead) -> CliResult {
 /// What `network prune` prints for the daemon's answer (nothing when
 /// nothing went).
 pub fn prune_report(resp: &Json) -> String {
-    let deleted = resp.get("NetworksDeleted").as_array();
+    let deleted = resp["NetworksDeleted"].as_array();
     if deleted.is_empty() {
         return String::new();
     }
@@ -611,9 +611,9 @@ mod tests {
         );
         let a = parse_create(&["--ipv6", "--ingress", "--config-only", "-d", "bridge", "--subnet", "10.1.0.0/24,10.2.0.0/24", "n"]);
         let v = create_request(&a).unwrap();
-        assert_eq!(v.get("EnableIPv6"), &Json::Bool(true));
-        assert_eq!(v.get("Driver").str(), "bridge");
-        assert!(v.get("Ingress").bool() && v.get("ConfigOnly").bool());
+        assert_eq!(v["EnableIPv6"], Json::Bool(true));
+        assert_eq!(v["Driver"].str(), "bridge");
+        assert!(v["Ingress"].bool() && v["ConfigOnly"].bool());
         assert_eq!(v.at(&["IPAM", "Config"]).as_array().len(), 2, "--subnet takes a comma-separated list");
     }
 

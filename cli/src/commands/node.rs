@@ -153,34 +153,34 @@ fn node_header() -> Json {
 }
 
 fn tls_info_empty(t: &Json) -> bool {
-    t.get("TrustRoot").str().is_empty() && t.get("CertIssuerSubject").str().is_empty() && t.get("CertIssuerPublicKey").str().is_empty()
+    t["TrustRoot"].str().is_empty() && t["CertIssuerSubject"].str().is_empty() && t["CertIssuerPublicKey"].str().is_empty()
 }
 
 /// MANAGER STATUS: "Leader", else the reachability ("Reachable",
 /// "Unreachable"), empty for workers.
 pub fn manager_status(node: &Json) -> String {
-    let ms = node.get("ManagerStatus");
+    let ms = &node["ManagerStatus"];
     if ms.is_null() {
         return String::new();
     }
-    if ms.get("Leader").bool() {
+    if ms["Leader"].bool() {
         "Leader".into()
     } else {
-        pretty_print(ms.get("Reachability").str())
+        pretty_print(ms["Reachability"].str())
     }
 }
 
 /// The fields docker's node list context offers to `--format` (its
 /// `{{json .}}` marshals them in name order).
 pub fn node_row(node: &Json, swarm_info: &Json) -> Json {
-    let id = node.get("ID").str();
+    let id = node["ID"].str();
     let cluster_tls = swarm_info.at(&["Cluster", "TLSInfo"]);
     let node_tls = node.at(&["Description", "TLSInfo"]);
     let tls_status = if tls_info_empty(cluster_tls) || tls_info_empty(node_tls) {
         "Unknown"
-    } else if cluster_tls.get("TrustRoot") == node_tls.get("TrustRoot")
-        && cluster_tls.get("CertIssuerSubject") == node_tls.get("CertIssuerSubject")
-        && cluster_tls.get("CertIssuerPublicKey") == node_tls.get("CertIssuerPublicKey")
+    } else if cluster_tls["TrustRoot"] == node_tls["TrustRoot"]
+        && cluster_tls["CertIssuerSubject"] == node_tls["CertIssuerSubject"]
+        && cluster_tls["CertIssuerPublicKey"] == node_tls["CertIssuerPublicKey"]
     {
         "Ready"
     } else {
@@ -192,7 +192,7 @@ pub fn node_row(node: &Json, swarm_info: &Json) -> Json {
         ("Hostname", Json::from(node.at(&["Description", "Hostname"]).str())),
         ("ID", Json::from(id)),
         ("ManagerStatus", Json::from(manager_status(node))),
-        ("Self", Json::Bool(!id.is_empty() && id == swarm_info.get("NodeID").str())),
+        ("Self", Json::Bool(!id.is_empty() && id == swarm_info["NodeID"].str())),
         ("Status", Json::from(pretty_print(node.at(&["Status", "State"]).str()))),
         ("TLSStatus", Json::from(tls_status)),
     ])
@@ -203,9 +203,9 @@ pub fn render_node_list(nodes: &[Json], info: &Json, format: &str, quiet: bool) 
     let mut nodes: Vec<&Json> = nodes.iter().collect();
     nodes.sort_by(|a, b| {
         natural_cmp(a.at(&["Description", "Hostname"]).str(), b.at(&["Description", "Hostname"]).str())
-            .then_with(|| a.get("ID").str().cmp(b.get("ID").str()))
+            .then_with(|| a["ID"].str().cmp(b["ID"].str()))
     });
-    let swarm = info.get("Swarm");
+    let swarm = &info["Swarm"];
     let rows: Vec<Json> = nodes.iter().map(|n| node_row(n, swarm)).collect();
     format::write_rows(&node_list_format(format, quiet), &node_header(), &rows)
 }
@@ -253,33 +253,33 @@ fn inspect_nodes(env: &mut Env, args: InspectArgs) -> CliResult {
 /// docker's `node inspect --pretty` view (tabs as docker prints them).
 pub fn pretty_node(node: &Json) -> String {
     let mut s = String::new();
-    let spec = node.get("Spec");
-    let desc = node.get("Description");
-    let status = node.get("Status");
-    s.push_str(&format!("ID:\t\t\t{}", node.get("ID").str()));
-    if !spec.get("Name").str().is_empty() {
-        s.push_str(&format!("\nName:\t\t\t{}", spec.get("Name").str()));
+    let spec = &node["Spec"];
+    let desc = &node["Description"];
+    let status = &node["Status"];
+    s.push_str(&format!("ID:\t\t\t{}", node["ID"].str()));
+    if !spec["Name"].str().is_empty() {
+        s.push_str(&format!("\nName:\t\t\t{}", spec["Name"].str()));
     }
-    push_labels(&mut s, "Labels", spec.get("Labels"));
-    s.push_str(&format!("\nHostname:              \t{}", desc.get("Hostname").str()));
-    let created = node.get("CreatedAt").str();
+    push_labels(&mut s, "Labels", &spec["Labels"]);
+    s.push_str(&format!("\nHostname:              \t{}", desc["Hostname"].str()));
+    let created = node["CreatedAt"].str();
     let joined = Timestamp::parse(created).map(|t| t.go_string()).unwrap_or_else(|| created.to_string());
     s.push_str(&format!("\nJoined at:             \t{}", pretty_print(&joined)));
     s.push_str("\nStatus:");
-    s.push_str(&format!("\n State:\t\t\t{}", pretty_print(status.get("State").str())));
-    if !status.get("Message").str().is_empty() {
-        s.push_str(&format!("\n Message:              \t{}", pretty_print(status.get("Message").str())));
+    s.push_str(&format!("\n State:\t\t\t{}", pretty_print(status["State"].str())));
+    if !status["Message"].str().is_empty() {
+        s.push_str(&format!("\n Message:              \t{}", pretty_print(status["Message"].str())));
     }
-    s.push_str(&format!("\n Availability:         \t{}", pretty_print(spec.get("Availability").str())));
-    if !status.get("Addr").str().is_empty() {
-        s.push_str(&format!("\n Address:\t\t{}", status.get("Addr").str()));
+    s.push_str(&format!("\n Availability:         \t{}", pretty_print(spec["Availability"].str())));
+    if !status["Addr"].str().is_empty() {
+        s.push_str(&format!("\n Address:\t\t{}", status["Addr"].str()));
     }
-    let ms = node.get("ManagerStatus");
+    let ms = &node["ManagerStatus"];
     if !ms.is_null() {
         s.push_str("\nManager Status:");
-        s.push_str(&format!("\n Address:\t\t{}", ms.get("Addr").str()));
-        s.push_str(&format!("\n Raft Status:\t\t{}", pretty_print(ms.get("Reachability").str())));
-        s.push_str(if ms.get("Leader").bool() { "\n Leader:\t\tYes" } else { "\n Leader:\t\tNo" });
+        s.push_str(&format!("\n Address:\t\t{}", ms["Addr"].str()));
+        s.push_str(&format!("\n Raft Status:\t\t{}", pretty_print(ms["Reachability"].str())));
+        s.push_str(if ms["Leader"].bool() { "\n Leader:\t\tYes" } else { "\n Leader:\t\tNo" });
     }
     s.push_str("\nPlatform:");
     s.push_str(&format!("\n Operating System:\t{}", desc.at(&["Platform", "OS"]).str()));
@@ -293,8 +293,8 @@ pub fn pretty_node(node: &Json) -> String {
     if !plugins.is_empty() {
         let mut by_type: Vec<(String, Vec<String>)> = Vec::new();
         for p in plugins {
-            let t = p.get("Type").str().to_string();
-            let n = p.get("Name").str().to_string();
+            let t = p["Type"].str().to_string();
+            let n = p["Name"].str().to_string();
             match by_type.iter_mut().find(|(k, _)| *k == t) {
                 Some((_, names)) => names.push(n),
                 None => by_type.push((t, vec![n])),
@@ -313,12 +313,12 @@ pub fn pretty_node(node: &Json) -> String {
     }
     s.push_str(&format!("\nEngine Version:\t\t{}", desc.at(&["Engine", "EngineVersion"]).str()));
     push_labels(&mut s, "Engine Labels", desc.at(&["Engine", "Labels"]));
-    let tls = desc.get("TLSInfo");
+    let tls = &desc["TLSInfo"];
     if !tls_info_empty(tls) {
         s.push_str("\nTLS Info:\n TrustRoot:\n");
-        s.push_str(tls.get("TrustRoot").str());
-        s.push_str(&format!("\n Issuer Subject:\t{}", tls.get("CertIssuerSubject").str()));
-        s.push_str(&format!("\n Issuer Public Key:\t{}", tls.get("CertIssuerPublicKey").str()));
+        s.push_str(tls["TrustRoot"].str());
+        s.push_str(&format!("\n Issuer Subject:\t{}", tls["CertIssuerSubject"].str()));
+        s.push_str(&format!("\n Issuer Public Key:\t{}", tls["CertIssuerPublicKey"].str()));
     }
     s
 }
@@ -354,9 +354,9 @@ fn update_nodes(
         if !merge(env, &mut node)? {
             continue;
         }
-        let id = node.get("ID").str().to_string();
+        let id = node["ID"].str().to_string();
         let version = node.at(&["Version", "Index"]).as_u64().unwrap_or(0);
-        let spec = node.get("Spec").clone();
+        let spec = node["Spec"].clone();
         env.client.post(&format!("/nodes/{}/update{}", path_segment(&id), query(&[("version", version.to_string())])), Some(&spec))?;
         success(env, name)?;
     }
@@ -399,7 +399,7 @@ fn set_role(env: &mut Env, nodes: &[String], role: &'static str) -> CliResult {
         nodes,
         |env, node| {
             if node.at(&["Spec", "Role"]).str() == role {
-                let id = node.get("ID").str().to_string();
+                let id = node["ID"].str().to_string();
                 env.println(&format!("Node {id} is already a {role}."))?;
                 return Ok(false);
             }
@@ -448,7 +448,7 @@ fn ps(env: &mut Env, args: PsArgs) -> CliResult {
     for r in &refs {
         let result = node_reference(env.client, r).and_then(|id| get_node(env.client, &id)).and_then(|node| {
             let mut f = base.clone();
-            f.add("node", node.get("ID").str());
+            f.add("node", node["ID"].str());
             env.client.get(&format!("/tasks{}", f.query()))
         });
         match result {
@@ -577,7 +577,7 @@ mod tests {
             ..Default::default()
         };
         merge_node_update(&args, &mut n).unwrap();
-        assert_eq!(n.get("Spec").to_compact(), r#"{"Labels":{"type":"frontend","flag":""},"Role":"worker","Availability":"drain"}"#);
+        assert_eq!(n["Spec"].to_compact(), r#"{"Labels":{"type":"frontend","flag":""},"Role":"worker","Availability":"drain"}"#);
         let rm = UpdateArgs { label_rm: vec!["nope".into()], node: "x".into(), ..Default::default() };
         assert_eq!(merge_node_update(&rm, &mut n).unwrap_err().message, "key nope doesn't exist in node's labels");
     }

@@ -211,7 +211,7 @@ fn create_secret(env: &mut Env, a: SecretCreateArgs, stdin: &mut dyn Read) -> Cl
         spec.push(("Templating", Json::object([("Name", Json::from(t))])));
     }
     let resp = env.client.post("/secrets/create", Some(&Json::object(spec)))?;
-    env.println(resp.get("ID").str())
+    env.println(resp["ID"].str())
 }
 
 fn create_config(env: &mut Env, a: ConfigCreateArgs, stdin: &mut dyn Read) -> CliResult {
@@ -226,7 +226,7 @@ fn create_config(env: &mut Env, a: ConfigCreateArgs, stdin: &mut dyn Read) -> Cl
         spec.push(("Templating", Json::object([("Name", Json::from(t))])));
     }
     let resp = env.client.post("/configs/create", Some(&Json::object(spec)))?;
-    env.println(resp.get("ID").str())
+    env.println(resp["ID"].str())
 }
 
 /// What differs between secrets and configs.
@@ -267,16 +267,16 @@ fn labels_text(labels: &Json) -> String {
 /// The fields docker's list context offers to `--format`.
 fn row(obj: &Json, now: i128) -> Json {
     let since = |key: &str| {
-        let t = Timestamp::parse(obj.get(key).str()).map(|t| t.unix_nanos()).unwrap_or(now);
+        let t = Timestamp::parse(obj[key].str()).map(|t| t.unix_nanos()).unwrap_or(now);
         ago((now - t).clamp(0, i64::MAX as i128) as i64)
     };
-    let spec = obj.get("Spec");
+    let spec = &obj["Spec"];
     Json::object([
         ("CreatedAt", Json::from(since("CreatedAt"))),
         ("Driver", Json::from(spec.at(&["Driver", "Name"]).str())),
-        ("ID", Json::from(obj.get("ID").str())),
-        ("Labels", Json::from(labels_text(spec.get("Labels")))),
-        ("Name", Json::from(spec.get("Name").str())),
+        ("ID", Json::from(obj["ID"].str())),
+        ("Labels", Json::from(labels_text(&spec["Labels"]))),
+        ("Name", Json::from(spec["Name"].str())),
         ("UpdatedAt", Json::from(since("UpdatedAt"))),
     ])
 }
@@ -358,23 +358,23 @@ fn push_labels(s: &mut String, labels: &Json) {
 
 /// docker's `secret inspect --pretty` (its spacing, verbatim).
 pub fn pretty_secret(obj: &Json) -> String {
-    let spec = obj.get("Spec");
-    let mut s = format!("ID:              {}\nName:              {}", obj.get("ID").str(), spec.get("Name").str());
-    push_labels(&mut s, spec.get("Labels"));
+    let spec = &obj["Spec"];
+    let mut s = format!("ID:              {}\nName:              {}", obj["ID"].str(), spec["Name"].str());
+    push_labels(&mut s, &spec["Labels"]);
     s.push_str(&format!("\nDriver:            {}", spec.at(&["Driver", "Name"]).str()));
-    s.push_str(&format!("\nCreated at:        {}", go_time(obj.get("CreatedAt"))));
-    s.push_str(&format!("\nUpdated at:        {}", go_time(obj.get("UpdatedAt"))));
+    s.push_str(&format!("\nCreated at:        {}", go_time(&obj["CreatedAt"])));
+    s.push_str(&format!("\nUpdated at:        {}", go_time(&obj["UpdatedAt"])));
     s
 }
 
 /// docker's `config inspect --pretty`, data included.
 pub fn pretty_config(obj: &Json) -> String {
-    let spec = obj.get("Spec");
-    let mut s = format!("ID:\t\t\t{}\nName:\t\t\t{}", obj.get("ID").str(), spec.get("Name").str());
-    push_labels(&mut s, spec.get("Labels"));
-    s.push_str(&format!("\nCreated at:            \t{}", go_time(obj.get("CreatedAt"))));
-    s.push_str(&format!("\nUpdated at:            \t{}", go_time(obj.get("UpdatedAt"))));
-    let data = shoal_api::base64::decode(spec.get("Data").str()).unwrap_or_default();
+    let spec = &obj["Spec"];
+    let mut s = format!("ID:\t\t\t{}\nName:\t\t\t{}", obj["ID"].str(), spec["Name"].str());
+    push_labels(&mut s, &spec["Labels"]);
+    s.push_str(&format!("\nCreated at:            \t{}", go_time(&obj["CreatedAt"])));
+    s.push_str(&format!("\nUpdated at:            \t{}", go_time(&obj["UpdatedAt"])));
+    let data = shoal_api::base64::decode(spec["Data"].str()).unwrap_or_default();
     s.push_str(&format!("\nData:\n{}", String::from_utf8_lossy(&data)));
     s
 }
@@ -386,9 +386,8 @@ pub fn resolve_references(client: &crate::client::Client, container_spec: &mut J
     for (list_key, id_key, name_key, path, noun) in
         [("Secrets", "SecretID", "SecretName", "secrets", "secret"), ("Configs", "ConfigID", "ConfigName", "configs", "config")]
     {
-        let Json::Arr(refs) = container_spec.get(list_key).clone() else { continue };
-        let wanted: Vec<String> =
-            refs.iter().filter(|r| r.get(id_key).str().is_empty()).map(|r| r.get(name_key).str().to_string()).collect();
+        let Json::Arr(refs) = container_spec[list_key].clone() else { continue };
+        let wanted: Vec<String> = refs.iter().filter(|r| r[id_key].str().is_empty()).map(|r| r[name_key].str().to_string()).collect();
         if wanted.is_empty() {
             continue;
         }
@@ -396,7 +395,7 @@ pub fn resolve_references(client: &crate::client::Client, container_spec: &mut J
         for r in &refs {
             let target = r.at(&["File", "Name"]).str();
             if noun == "secret" && !target.is_empty() && targets.contains(&target) {
-                return Err(CliError::new(format!("duplicate secret target for {} not allowed", r.get(name_key).str())));
+                return Err(CliError::new(format!("duplicate secret target for {} not allowed", r[name_key].str())));
             }
             targets.push(target);
         }
@@ -404,13 +403,13 @@ pub fn resolve_references(client: &crate::client::Client, container_spec: &mut J
         let found = client.get(&format!("/{path}?filters={}", url_encode(&filters.to_compact())))?;
         let mut resolved = Vec::new();
         for mut r in refs {
-            if r.get(id_key).str().is_empty() {
-                let name = r.get(name_key).str().to_string();
+            if r[id_key].str().is_empty() {
+                let name = r[name_key].str().to_string();
                 let id = found
                     .as_array()
                     .iter()
                     .find(|o| o.at(&["Spec", "Name"]).str() == name)
-                    .map(|o| o.get("ID").str().to_string())
+                    .map(|o| o["ID"].str().to_string())
                     .ok_or_else(|| CliError::new(format!("{noun} not found: {name}")))?;
                 r.set(id_key, Json::from(id));
             }
@@ -535,7 +534,7 @@ mod tests {
             FakeDaemon::start(|r| if r.target.starts_with("/v1.44/secrets") { (200, format!("[{SECRET}]")) } else { (200, "[]".into()) });
         let mut cs = Json::parse(r#"{"Secrets":[{"File":{"Name":"db_pw","UID":"0","GID":"0","Mode":292},"SecretName":"db_pw"}]}"#).unwrap();
         resolve_references(&d.client(), &mut cs).unwrap();
-        assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretID").str(), "ktnbjxoalbkvbvedmg1urrz8h");
+        assert_eq!(cs.at(&["Secrets"]).as_array()[0]["SecretID"].str(), "ktnbjxoalbkvbvedmg1urrz8h");
         let mut missing = Json::parse(r#"{"Configs":[{"File":{"Name":"/x"},"ConfigName":"site"}]}"#).unwrap();
         assert_eq!(resolve_references(&d.client(), &mut missing).unwrap_err().message, "config not found: site");
         let mut dup =

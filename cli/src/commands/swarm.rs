@@ -106,7 +106,7 @@ impl CaSpecArgs {
             let mut cas = Vec::new();
             for v in &self.external_ca {
                 let mut ca = parse_external_ca(v)?;
-                if ca.get("CACert").str().is_empty() {
+                if ca["CACert"].str().is_empty() {
                     if let Some(c) = ca_cert {
                         ca.set("CACert", c.into());
                     }
@@ -376,7 +376,7 @@ fn init(env: &mut Env, a: InitArgs) -> CliResult {
     env.println(&format!("To add a manager to this swarm, run '{prog} swarm join-token manager' and follow the instructions."))?;
     if a.autolock {
         let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
-        print_unlock_command(env, key.get("UnlockKey").str())?;
+        print_unlock_command(env, key["UnlockKey"].str())?;
     }
     Ok(())
 }
@@ -394,8 +394,8 @@ fn manager_addr(env: &mut Env, node_id: &str) -> CliResult<Option<String>> {
     }
     if let Ok(info) = env.client.get("/info") {
         for peer in info.at(&["Swarm", "RemoteManagers"]).as_array() {
-            if peer.get("NodeID").str() == node_id && !peer.get("Addr").str().is_empty() {
-                return Ok(Some(peer.get("Addr").str().to_string()));
+            if peer["NodeID"].str() == node_id && !peer["Addr"].str().is_empty() {
+                return Ok(Some(peer["Addr"].str().to_string()));
             }
         }
     }
@@ -475,7 +475,7 @@ fn join_token(env: &mut Env, a: JoinTokenArgs) -> CliResult {
     }
     if a.rotate {
         let sw = env.client.get("/swarm")?;
-        swarm_update(env, swarm_version(&sw), sw.get("Spec"), worker, manager, false)?;
+        swarm_update(env, swarm_version(&sw), &sw["Spec"], worker, manager, false)?;
         if !a.quiet {
             env.print(&format!("Successfully rotated {} join token.\n\n", a.role))?;
         }
@@ -511,7 +511,7 @@ fn update(env: &mut Env, a: UpdateArgs) -> CliResult {
     env.println("Swarm updated.")?;
     if cur_autolock && !prev_autolock {
         let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
-        print_unlock_command(env, key.get("UnlockKey").str())?;
+        print_unlock_command(env, key["UnlockKey"].str())?;
     }
     Ok(())
 }
@@ -522,13 +522,13 @@ fn unlock_key(env: &mut Env, a: UnlockKeyArgs) -> CliResult {
         if !sw.at(&["Spec", "EncryptionConfig", "AutoLockManagers"]).bool() {
             return Err(CliError::new("cannot rotate because autolock is not turned on"));
         }
-        swarm_update(env, swarm_version(&sw), sw.get("Spec"), false, false, true)?;
+        swarm_update(env, swarm_version(&sw), &sw["Spec"], false, false, true)?;
         if !a.quiet {
             env.println("Successfully rotated manager unlock key.")?;
         }
     }
     let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
-    let key = key.get("UnlockKey").str().to_string();
+    let key = key["UnlockKey"].str().to_string();
     if key.is_empty() {
         return Err(CliError::new("no unlock key is set"));
     }

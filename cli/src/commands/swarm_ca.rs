@@ -71,7 +71,7 @@ pub fn run(env: &mut Env, a: CaArgs) -> CliResult {
         return Err(CliError::new("the --ca-cert flag requires that a --ca-key flag and/or --external-ca flag be provided as well"));
     }
     let old_root = sw.at(&["TLSInfo", "TrustRoot"]).str().to_string();
-    let mut spec = sw.get("Spec").clone();
+    let mut spec = sw["Spec"].clone();
     rotation_spec(&mut spec, &a)?;
     swarm_update(env, swarm_version(&sw), &spec, false, false, false)?;
     if a.detach {
@@ -99,7 +99,7 @@ pub fn rotation_spec(spec: &mut Json, a: &CaArgs) -> CliResult {
         }
     }
     if cert.is_empty() && key.is_empty() {
-        let n = ca.get("ForceRotate").as_u64().unwrap_or(0);
+        let n = ca["ForceRotate"].as_u64().unwrap_or(0);
         ca.set("ForceRotate", (n + 1).into());
     }
     Ok(())
@@ -127,28 +127,28 @@ pub struct RotationProgress {
 /// If no node reports TLS information at all, the rotation counts as done
 /// once the cluster's root changed and no rotation is in progress.
 pub fn rotation_progress(sw: &Json, nodes: &[Json], old_root: &str) -> RotationProgress {
-    let desired = sw.get("TLSInfo");
-    let in_progress = sw.get("RootRotationInProgress").bool();
+    let desired = &sw["TLSInfo"];
+    let in_progress = sw["RootRotationInProgress"].bool();
     let total = nodes.len();
     let mut certs = 0;
     let mut roots = 0;
     let mut any_reported = false;
     for n in nodes {
         let t = n.at(&["Description", "TLSInfo"]);
-        if !t.get("TrustRoot").str().is_empty() || !t.get("CertIssuerPublicKey").str().is_empty() {
+        if !t["TrustRoot"].str().is_empty() || !t["CertIssuerPublicKey"].str().is_empty() {
             any_reported = true;
         }
-        if t.get("CertIssuerPublicKey").str() == desired.get("CertIssuerPublicKey").str()
-            && t.get("CertIssuerSubject").str() == desired.get("CertIssuerSubject").str()
+        if t["CertIssuerPublicKey"].str() == desired["CertIssuerPublicKey"].str()
+            && t["CertIssuerSubject"].str() == desired["CertIssuerSubject"].str()
         {
             certs += 1;
         }
-        if t.get("TrustRoot").str() == desired.get("TrustRoot").str() {
+        if t["TrustRoot"].str() == desired["TrustRoot"].str() {
             roots += 1;
         }
     }
     if !any_reported {
-        let changed = desired.get("TrustRoot").str() != old_root;
+        let changed = desired["TrustRoot"].str() != old_root;
         let done = changed && !in_progress;
         let n = if done { total } else { 0 };
         return RotationProgress { certs: n, roots: n, total, done };
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn rotation_spec_bumps_force_rotate() {
-        let mut spec = sw("x", false).get("Spec").clone();
+        let mut spec = sw("x", false)["Spec"].clone();
         rotation_spec(&mut spec, &CaArgs::default()).unwrap();
         assert_eq!(spec.to_compact(), r#"{"CAConfig":{"ForceRotate":2}}"#);
     }

@@ -63,9 +63,9 @@ fn with_percent(reclaimable: i64, total: i64) -> String {
 
 /// The four summary rows (docker's `diskUsage*Context`s).
 pub fn summary_rows(du: &Json) -> Vec<Json> {
-    let images = du.get("Images").as_array();
-    let layers = du.get("LayersSize").as_i64().unwrap_or(0);
-    let i64_of = |j: &Json, k: &str, d: i64| j.get(k).as_i64().unwrap_or(d);
+    let images = du["Images"].as_array();
+    let layers = du["LayersSize"].as_i64().unwrap_or(0);
+    let i64_of = |j: &Json, k: &str, d: i64| j[k].as_i64().unwrap_or(d);
     let used: i64 = images
         .iter()
         .filter(|i| i64_of(i, "Containers", 0) != 0 && i64_of(i, "Size", 0) != -1 && i64_of(i, "SharedSize", 0) != -1)
@@ -78,8 +78,8 @@ pub fn summary_rows(du: &Json) -> Vec<Json> {
         human_size(layers as f64),
         with_percent(layers - used, layers),
     );
-    let containers = du.get("Containers").as_array();
-    let active = |c: &Json| matches!(c.get("State").str(), "running" | "paused" | "restarting");
+    let containers = du["Containers"].as_array();
+    let active = |c: &Json| matches!(c["State"].str(), "running" | "paused" | "restarting");
     let total_rw: i64 = containers.iter().map(|c| i64_of(c, "SizeRw", 0)).sum();
     let idle_rw: i64 = containers.iter().filter(|c| !active(c)).map(|c| i64_of(c, "SizeRw", 0)).sum();
     let container_row = summary_row(
@@ -89,8 +89,8 @@ pub fn summary_rows(du: &Json) -> Vec<Json> {
         human_size(total_rw as f64),
         with_percent(idle_rw, total_rw),
     );
-    let volumes = du.get("Volumes").as_array();
-    let usage = |v: &Json, k: &str| v.get("UsageData").get(k).as_i64().unwrap_or(0);
+    let volumes = du["Volumes"].as_array();
+    let usage = |v: &Json, k: &str| v["UsageData"][k].as_i64().unwrap_or(0);
     let sized = || volumes.iter().filter(|v| usage(v, "Size") != -1);
     let vol_total: i64 = sized().map(|v| usage(v, "Size")).sum();
     let vol_free: i64 = sized().filter(|v| usage(v, "RefCount") == 0).map(|v| usage(v, "Size")).sum();
@@ -101,13 +101,13 @@ pub fn summary_rows(du: &Json) -> Vec<Json> {
         human_size(vol_total as f64),
         with_percent(vol_free, vol_total),
     );
-    let cache = du.get("BuildCache").as_array();
-    let builder: i64 = cache.iter().filter(|c| !c.get("Shared").bool()).map(|c| i64_of(c, "Size", 0)).sum();
-    let in_use: i64 = cache.iter().filter(|c| c.get("InUse").bool() && !c.get("Shared").bool()).map(|c| i64_of(c, "Size", 0)).sum();
+    let cache = du["BuildCache"].as_array();
+    let builder: i64 = cache.iter().filter(|c| !c["Shared"].bool()).map(|c| i64_of(c, "Size", 0)).sum();
+    let in_use: i64 = cache.iter().filter(|c| c["InUse"].bool() && !c["Shared"].bool()).map(|c| i64_of(c, "Size", 0)).sum();
     let cache_row = summary_row(
         "Build Cache",
         cache.len(),
-        cache.iter().filter(|c| c.get("InUse").bool()).count(),
+        cache.iter().filter(|c| c["InUse"].bool()).count(),
         human_size(builder as f64),
         human_size((builder - in_use) as f64),
     );
@@ -133,10 +133,9 @@ fn build_cache_header() -> Json {
 /// volumes (build cache records are never kept by Shoal).
 fn verbose_rows(du: &Json, trunc: bool, now: i128) -> (Vec<Json>, Vec<Json>, Vec<Json>) {
     let mut images = Vec::new();
-    for i in du.get("Images").as_array() {
-        let tags = i.get("RepoTags").as_array();
-        let dangling =
-            (tags.is_empty() && i.get("RepoDigests").as_array().is_empty()) || (tags.len() == 1 && tags[0].str() == "<none>:<none>");
+    for i in du["Images"].as_array() {
+        let tags = i["RepoTags"].as_array();
+        let dangling = (tags.is_empty() && i["RepoDigests"].as_array().is_empty()) || (tags.len() == 1 && tags[0].str() == "<none>:<none>");
         let (mut repo, mut tag) = ("<none>".to_string(), "<none>".to_string());
         if !tags.is_empty() && !dangling {
             let Ok(r) = Reference::parse_normalized(tags[0].str()) else { continue };
@@ -147,8 +146,7 @@ fn verbose_rows(du: &Json, trunc: bool, now: i128) -> (Vec<Json>, Vec<Json>, Vec
         }
         images.push(image_row(i, &repo, &tag, "", trunc, now));
     }
-    let containers = du
-        .get("Containers")
+    let containers = du["Containers"]
         .as_array()
         .iter()
         .map(|c| {
@@ -157,7 +155,7 @@ fn verbose_rows(du: &Json, trunc: bool, now: i128) -> (Vec<Json>, Vec<Json>, Vec
             container_row(&c, trunc, now)
         })
         .collect();
-    let volumes = du.get("Volumes").as_array().iter().map(volume_row).collect();
+    let volumes = du["Volumes"].as_array().iter().map(volume_row).collect();
     (images, containers, volumes)
 }
 

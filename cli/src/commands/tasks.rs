@@ -110,11 +110,10 @@ fn elapsed_since(ts: &str, now: i128) -> i64 {
 
 /// One row of the task table.
 pub fn task_row(task: &Json, name: &str, node: &str, trunc: bool, now: i128) -> Json {
-    let id = task.get("ID").str();
-    let status = task.get("Status");
-    let current =
-        format!("{} {}", pretty_print(status.get("State").str()), ago(elapsed_since(status.get("Timestamp").str(), now)).to_lowercase());
-    let mut err = status.get("Err").str().to_string();
+    let id = task["ID"].str();
+    let status = &task["Status"];
+    let current = format!("{} {}", pretty_print(status["State"].str()), ago(elapsed_since(status["Timestamp"].str(), now)).to_lowercase());
+    let mut err = status["Err"].str().to_string();
     if trunc {
         err = ellipsis(&err, MAX_ERR_LENGTH);
     }
@@ -126,17 +125,12 @@ pub fn task_row(task: &Json, name: &str, node: &str, trunc: bool, now: i128) -> 
         .as_array()
         .iter()
         .map(|p| {
-            format!(
-                "*:{}->{}/{}",
-                p.get("PublishedPort").as_u64().unwrap_or(0),
-                p.get("TargetPort").as_u64().unwrap_or(0),
-                p.get("Protocol").str()
-            )
+            format!("*:{}->{}/{}", p["PublishedPort"].as_u64().unwrap_or(0), p["TargetPort"].as_u64().unwrap_or(0), p["Protocol"].str())
         })
         .collect();
     Json::object([
         ("CurrentState", Json::from(current)),
-        ("DesiredState", Json::from(pretty_print(task.get("DesiredState").str()))),
+        ("DesiredState", Json::from(pretty_print(task["DesiredState"].str()))),
         ("Error", Json::from(err)),
         ("ID", Json::from(if trunc { truncate_id(id) } else { id.to_string() })),
         ("Image", Json::from(display_image(task.at(&["Spec", "ContainerSpec", "Image"]).str(), trunc))),
@@ -187,10 +181,10 @@ pub fn print(env: &mut Env, tasks: Vec<Json>, opts: &TaskListOptions) -> CliResu
     let mut resolver = Resolver::new(env.client, opts.no_resolve);
     let mut named = Vec::with_capacity(tasks.len());
     for t in tasks {
-        let service = resolver.service(t.get("ServiceID").str());
-        let slot = t.get("Slot").as_u64().unwrap_or(0);
-        let name = if slot != 0 { format!("{service}.{slot}") } else { format!("{service}.{}", t.get("NodeID").str()) };
-        let node = resolver.node(t.get("NodeID").str());
+        let service = resolver.service(t["ServiceID"].str());
+        let slot = t["Slot"].as_u64().unwrap_or(0);
+        let name = if slot != 0 { format!("{service}.{slot}") } else { format!("{service}.{}", t["NodeID"].str()) };
+        let node = resolver.node(t["NodeID"].str());
         named.push((t, name, node));
     }
     let text = render_tasks(named, opts, now_unix_nanos())?;

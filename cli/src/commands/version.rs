@@ -41,25 +41,25 @@ pub fn server_version(v: &Json) -> Json {
     let mut found_engine = false;
     let mut out = Json::object([
         ("Platform", Json::object([("Name", Json::from(v.at(&["Platform", "Name"]).str()))])),
-        ("Version", v.get("Version").clone()),
-        ("ApiVersion", v.get("ApiVersion").clone()),
-        ("MinAPIVersion", v.get("MinAPIVersion").clone()),
-        ("Os", v.get("Os").clone()),
-        ("Arch", v.get("Arch").clone()),
+        ("Version", v["Version"].clone()),
+        ("ApiVersion", v["ApiVersion"].clone()),
+        ("MinAPIVersion", v["MinAPIVersion"].clone()),
+        ("Os", v["Os"].clone()),
+        ("Arch", v["Arch"].clone()),
     ]);
-    for c in v.get("Components").as_array() {
+    for c in v["Components"].as_array() {
         let mut c = c.clone();
-        if c.get("Name").str() == "Engine" {
+        if c["Name"].str() == "Engine" {
             found_engine = true;
-            let details = c.get("Details").clone();
-            let bt = details.get("BuildTime").str().to_string();
+            let details = c["Details"].clone();
+            let bt = details["BuildTime"].str().to_string();
             if !bt.is_empty() {
                 c.entry(&["Details"]).set("BuildTime", reformat_date(&bt).into());
             }
             for k in ["GitCommit", "GoVersion", "KernelVersion"] {
-                out.set(k, Json::from(details.get(k).str()));
+                out.set(k, Json::from(details[k].str()));
             }
-            out.set("Experimental", Json::Bool(details.get("Experimental").str() == "true"));
+            out.set("Experimental", Json::Bool(details["Experimental"].str() == "true"));
             out.set("BuildTime", Json::from(bt));
         }
         components.push(c);
@@ -67,14 +67,14 @@ pub fn server_version(v: &Json) -> Json {
     if !found_engine {
         components.push(Json::object([
             ("Name", Json::from("Engine")),
-            ("Version", v.get("Version").clone()),
+            ("Version", v["Version"].clone()),
             (
                 "Details",
                 Json::object([
-                    ("ApiVersion", v.get("ApiVersion").clone()),
-                    ("MinAPIVersion", v.get("MinAPIVersion").clone()),
-                    ("Os", v.get("Os").clone()),
-                    ("Arch", v.get("Arch").clone()),
+                    ("ApiVersion", v["ApiVersion"].clone()),
+                    ("MinAPIVersion", v["MinAPIVersion"].clone()),
+                    ("Os", v["Os"].clone()),
+                    ("Arch", v["Arch"].clone()),
                 ]),
             ),
         ]));
@@ -86,10 +86,10 @@ pub fn server_version(v: &Json) -> Json {
 /// The default layout, with tabs between labels and values (aligned later).
 pub fn render_default(client: &Json, server: Option<&Json>) -> String {
     let mut s = String::from("Client:\n");
-    s.push_str(&format!(" Version:\t{}\n", client.get("Version").str()));
-    s.push_str(&format!(" API version:\t{}\n", client.get("ApiVersion").str()));
-    s.push_str(&format!(" OS/Arch:\t{}/{}\n", client.get("Os").str(), client.get("Arch").str()));
-    s.push_str(&format!(" Context:\t{}", client.get("Context").str()));
+    s.push_str(&format!(" Version:\t{}\n", client["Version"].str()));
+    s.push_str(&format!(" API version:\t{}\n", client["ApiVersion"].str()));
+    s.push_str(&format!(" OS/Arch:\t{}/{}\n", client["Os"].str(), client["Arch"].str()));
+    s.push_str(&format!(" Context:\t{}", client["Context"].str()));
     if let Some(sv) = server {
         s.push_str("\n\nServer:");
         let name = sv.at(&["Platform", "Name"]).str();
@@ -97,24 +97,24 @@ pub fn render_default(client: &Json, server: Option<&Json>) -> String {
             s.push(' ');
             s.push_str(name);
         }
-        for c in sv.get("Components").as_array() {
-            let cname = c.get("Name").str();
-            let d = c.get("Details");
+        for c in sv["Components"].as_array() {
+            let cname = c["Name"].str();
+            let d = &c["Details"];
             s.push_str(&format!("\n {cname}:"));
             if cname == "Engine" {
-                s.push_str(&format!("\n  Version:\t{}", c.get("Version").str()));
-                s.push_str(&format!("\n  API version:\t{} (minimum version {})", d.get("ApiVersion").str(), d.get("MinAPIVersion").str()));
+                s.push_str(&format!("\n  Version:\t{}", c["Version"].str()));
+                s.push_str(&format!("\n  API version:\t{} (minimum version {})", d["ApiVersion"].str(), d["MinAPIVersion"].str()));
                 for (label, key) in [("Go version", "GoVersion"), ("Git commit", "GitCommit"), ("Built", "BuildTime")] {
-                    let v = d.get(key).str();
+                    let v = d[key].str();
                     if !v.is_empty() {
                         s.push_str(&format!("\n  {label}:\t{v}"));
                     }
                 }
-                s.push_str(&format!("\n  OS/Arch:\t{}/{}", d.get("Os").str(), d.get("Arch").str()));
-                let exp = d.get("Experimental").str();
+                s.push_str(&format!("\n  OS/Arch:\t{}/{}", d["Os"].str(), d["Arch"].str()));
+                let exp = d["Experimental"].str();
                 s.push_str(&format!("\n  Experimental:\t{}", if exp.is_empty() { "false" } else { exp }));
             } else {
-                s.push_str(&format!("\n  Version:\t{}", c.get("Version").str()));
+                s.push_str(&format!("\n  Version:\t{}", c["Version"].str()));
                 let mut keys: Vec<&(String, Json)> = d.as_object().iter().collect();
                 keys.sort_by(|a, b| a.0.cmp(&b.0));
                 for (k, v) in keys {
@@ -193,6 +193,6 @@ Server: Shoal
     fn engine_component_is_added() {
         let v = Json::parse(r#"{"Version":"0.1.0","ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"arm64"}"#).unwrap();
         let sv = server_version(&v);
-        assert_eq!(sv.get("Components").as_array()[0].at(&["Details", "Arch"]).str(), "arm64");
+        assert_eq!(sv["Components"].as_array()[0].at(&["Details", "Arch"]).str(), "arm64");
     }
 }

@@ -147,7 +147,7 @@ fn create(env: &mut Env, a: CreateArgs) -> CliResult {
         validate_label(l)?;
     }
     let vol = env.client.post("/volumes/create", Some(&create_body(&a, &name)))?;
-    env.println(vol.get("Name").str())
+    env.println(vol["Name"].str())
 }
 
 /// Sorted map keys, as Go marshals a map.
@@ -167,7 +167,7 @@ fn sorted_map(v: &Json) -> Json {
 pub fn docker_volume(v: &Json) -> Json {
     let mut out = Vec::new();
     let opt = |k: &str| {
-        let x = v.get(k);
+        let x = &v[k];
         let empty = match x {
             Json::Null => true,
             Json::Str(s) => s.is_empty(),
@@ -178,14 +178,14 @@ pub fn docker_volume(v: &Json) -> Json {
     };
     out.extend(opt("ClusterVolume"));
     out.extend(opt("CreatedAt"));
-    out.push(("Driver".to_string(), Json::from(v.get("Driver").str())));
-    out.push(("Labels".to_string(), sorted_map(v.get("Labels"))));
-    out.push(("Mountpoint".to_string(), Json::from(v.get("Mountpoint").str())));
-    out.push(("Name".to_string(), Json::from(v.get("Name").str())));
-    out.push(("Options".to_string(), sorted_map(v.get("Options"))));
-    out.push(("Scope".to_string(), Json::from(v.get("Scope").str())));
+    out.push(("Driver".to_string(), Json::from(v["Driver"].str())));
+    out.push(("Labels".to_string(), sorted_map(&v["Labels"])));
+    out.push(("Mountpoint".to_string(), Json::from(v["Mountpoint"].str())));
+    out.push(("Name".to_string(), Json::from(v["Name"].str())));
+    out.push(("Options".to_string(), sorted_map(&v["Options"])));
+    out.push(("Scope".to_string(), Json::from(v["Scope"].str())));
     let opt2 = |k: &str| {
-        let x = v.get(k);
+        let x = &v[k];
         let empty = matches!(x, Json::Null) || matches!(x, Json::Obj(m) if m.is_empty() && k == "Status");
         (!empty).then(|| (k.to_string(), sorted_map(x)))
     };
@@ -221,20 +221,20 @@ pub fn volume_header() -> Json {
 
 /// docker's `volumeContext` for one volume.
 pub fn volume_row(v: &Json) -> Json {
-    let labels = v.get("Labels").as_object().to_vec();
+    let labels = v["Labels"].as_object().to_vec();
     let mut joined: Vec<String> = labels.iter().map(|(k, x)| format!("{k}={}", x.str())).collect();
     joined.sort();
-    let usage = v.get("UsageData");
+    let usage = &v["UsageData"];
     let (links, size) = if usage.is_null() {
         ("N/A".to_string(), "N/A".to_string())
     } else {
-        (usage.get("RefCount").as_i64().unwrap_or(0).to_string(), human_size(usage.get("Size").as_i64().unwrap_or(0) as f64))
+        (usage["RefCount"].as_i64().unwrap_or(0).to_string(), human_size(usage["Size"].as_i64().unwrap_or(0) as f64))
     };
-    let cluster = v.get("ClusterVolume");
+    let cluster = &v["ClusterVolume"];
     let (group, availability, status) = if cluster.is_null() {
         ("N/A".to_string(), "N/A".to_string(), "N/A".to_string())
     } else {
-        let n = cluster.get("PublishStatus").as_array().len();
+        let n = cluster["PublishStatus"].as_array().len();
         let status = if cluster.at(&["Info", "VolumeID"]).str().is_empty() {
             "pending creation".to_string()
         } else {
@@ -248,13 +248,13 @@ pub fn volume_row(v: &Json) -> Json {
     };
     crate::template::context(Json::object([
         ("Availability", Json::from(availability.as_str())),
-        ("Driver", Json::from(v.get("Driver").str())),
+        ("Driver", Json::from(v["Driver"].str())),
         ("Group", Json::from(group.as_str())),
         ("Labels", Json::from(joined.join(",").as_str())),
         ("Links", Json::from(links.as_str())),
-        ("Mountpoint", Json::from(v.get("Mountpoint").str())),
-        ("Name", Json::from(v.get("Name").str())),
-        ("Scope", Json::from(v.get("Scope").str())),
+        ("Mountpoint", Json::from(v["Mountpoint"].str())),
+        ("Name", Json::from(v["Name"].str())),
+        ("Scope", Json::from(v["Scope"].str())),
         ("Size", Json::from(size.as_str())),
         ("Status", Json::from(status.as_str())),
         (&format!("{METHOD_PREFIX}Label"), Json::Obj(labels)),
@@ -264,8 +264,8 @@ pub fn volume_row(v: &Json) -> Json {
 fn ls(env: &mut Env, a: LsArgs) -> CliResult {
     let filters = Filters::from_flags(&a.filter).map_err(CliError::new)?;
     let resp = env.client.get(&format!("/volumes{}", filters.query()))?;
-    let mut vols: Vec<Json> = resp.get("Volumes").as_array().to_vec();
-    vols.sort_by(|x, y| natural_cmp(x.get("Name").str(), y.get("Name").str()));
+    let mut vols: Vec<Json> = resp["Volumes"].as_array().to_vec();
+    vols.sort_by(|x, y| natural_cmp(x["Name"].str(), y["Name"].str()));
     let source = a.format.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| "table".into());
     let format = match source.as_str() {
         "table" if a.quiet => "{{.Name}}".to_string(),
@@ -307,7 +307,7 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
         return Err(CliError::cancelled("volume prune has been cancelled"));
     }
     let report = env.client.post(&format!("/volumes/prune{}", filters.query()), None)?;
-    let deleted = report.get("VolumesDeleted").as_array();
+    let deleted = report["VolumesDeleted"].as_array();
     let mut reclaimed = 0;
     if !deleted.is_empty() {
         let mut out = String::from("Deleted Volumes:\n");
@@ -316,7 +316,7 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
             out.push('\n');
         }
         env.println(&out)?;
-        reclaimed = report.get("SpaceReclaimed").as_u64().unwrap_or(0);
+        reclaimed = report["SpaceReclaimed"].as_u64().unwrap_or(0);
     }
     env.println(&format!("Total reclaimed space: {}", human_size(reclaimed as f64)))
 }

@@ -284,7 +284,7 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     task.push(("Placement", Json::object(placement)));
     if !a.network.is_empty() {
         let mut nets = a.network.clone();
-        nets.sort_by(|x, y| x.get("Target").str().cmp(y.get("Target").str()));
+        nets.sort_by(|x, y| x["Target"].str().cmp(y["Target"].str()));
         task.push(("Networks", Json::Arr(nets)));
     }
     if let Some(d) = f.log_driver.as_deref().filter(|d| !d.is_empty()) {
@@ -337,10 +337,10 @@ pub fn run(env: &mut Env, a: CreateArgs) -> CliResult {
     crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
     let auth = registry_auth(a.flags.with_registry_auth, &spec)?;
     let resp = env.client.post_auth("/services/create", Some(&spec), auth.as_deref())?;
-    for w in resp.get("Warnings").as_array() {
+    for w in resp["Warnings"].as_array() {
         env.eprintln(w.str());
     }
-    let id = resp.get("ID").str().to_string();
+    let id = resp["ID"].str().to_string();
     env.println(&id)?;
     if a.flags.detach {
         return Ok(());
@@ -380,7 +380,7 @@ mod tests {
             r#"{"Name":"web","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"busybox:latest","Args":["sleep","1000"],"Init":false,"DNSConfig":{}},"Resources":{"Limits":{},"Reservations":{}},"Placement":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":6}},"EndpointSpec":{"Mode":"vip"}}"#
         );
         // no --replicas: the daemon's default (1)
-        assert_eq!(spec(&["nginx"]).get("Mode").to_compact(), r#"{"Replicated":{}}"#);
+        assert_eq!(spec(&["nginx"])["Mode"].to_compact(), r#"{"Replicated":{}}"#);
     }
 
     #[test]
@@ -428,26 +428,26 @@ mod tests {
             "DNSRR",
             "nginx",
         ]);
-        let t = s.get("TaskTemplate");
+        let t = &s["TaskTemplate"];
         assert_eq!(
-            t.get("Resources").to_compact(),
+            t["Resources"].to_compact(),
             r#"{"Limits":{"NanoCPUs":250000000,"MemoryBytes":67108864},"Reservations":{"NanoCPUs":100000000,"MemoryBytes":33554432}}"#
         );
-        assert_eq!(t.get("RestartPolicy").to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#);
+        assert_eq!(t["RestartPolicy"].to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#);
         assert_eq!(
-            t.get("Placement").to_compact(),
+            t["Placement"].to_compact(),
             r#"{"Constraints":["node.role == manager","node.labels.type == frontend"],"Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}],"MaxReplicas":2}"#
         );
         assert_eq!(t.at(&["ContainerSpec", "StopGracePeriod"]).as_i64(), Some(30_000_000_000));
         assert_eq!(
-            s.get("UpdateConfig").to_compact(),
+            s["UpdateConfig"].to_compact(),
             r#"{"Parallelism":2,"Delay":10000000000,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"stop-first"}"#
         );
         assert_eq!(
-            s.get("RollbackConfig").to_compact(),
+            s["RollbackConfig"].to_compact(),
             r#"{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"start-first"}"#
         );
-        assert_eq!(s.get("EndpointSpec").to_compact(), r#"{"Mode":"dnsrr"}"#);
+        assert_eq!(s["EndpointSpec"].to_compact(), r#"{"Mode":"dnsrr"}"#);
     }
 
     #[test]
@@ -496,20 +496,20 @@ mod tests {
             "nginx",
         ]);
         let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
-        assert_eq!(cs.get("Env").to_compact(), r#"["B=2","A=3"]"#);
-        assert_eq!(s.get("Labels").to_compact(), r#"{"com.example":"x","flag":""}"#);
-        assert_eq!(cs.get("Labels").to_compact(), r#"{"c":"d"}"#);
+        assert_eq!(cs["Env"].to_compact(), r#"["B=2","A=3"]"#);
+        assert_eq!(s["Labels"].to_compact(), r#"{"com.example":"x","flag":""}"#);
+        assert_eq!(cs["Labels"].to_compact(), r#"{"c":"d"}"#);
         assert_eq!(
             s.at(&["EndpointSpec", "Ports"]).to_compact(),
             r#"[{"Protocol":"tcp","TargetPort":80,"PublishedPort":80,"PublishMode":"ingress"},{"Protocol":"udp","TargetPort":9090,"PublishedPort":9090,"PublishMode":"host"}]"#
         );
-        assert_eq!(cs.get("Mounts").to_compact(), r#"[{"Type":"bind","Source":"/srv","Target":"/srv","ReadOnly":true}]"#);
-        assert_eq!(cs.get("Healthcheck").to_compact(), r#"{"Test":["CMD-SHELL","curl -f localhost"],"Interval":5000000000,"Retries":3}"#);
-        assert_eq!(cs.get("Command").to_compact(), r#"["sh","-c"]"#);
-        assert_eq!((cs.get("User").str(), cs.get("Dir").str(), cs.get("Hostname").str()), ("nobody", "/tmp", "h"));
-        assert_eq!((cs.get("Init").bool(), cs.get("ReadOnly").bool()), (true, true));
-        assert_eq!(cs.get("CapabilityAdd").to_compact(), r#"["CAP_NET_ADMIN"]"#);
-        assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretName").str(), "db_pw");
+        assert_eq!(cs["Mounts"].to_compact(), r#"[{"Type":"bind","Source":"/srv","Target":"/srv","ReadOnly":true}]"#);
+        assert_eq!(cs["Healthcheck"].to_compact(), r#"{"Test":["CMD-SHELL","curl -f localhost"],"Interval":5000000000,"Retries":3}"#);
+        assert_eq!(cs["Command"].to_compact(), r#"["sh","-c"]"#);
+        assert_eq!((cs["User"].str(), cs["Dir"].str(), cs["Hostname"].str()), ("nobody", "/tmp", "h"));
+        assert_eq!((cs["Init"].bool(), cs["ReadOnly"].bool()), (true, true));
+        assert_eq!(cs["CapabilityAdd"].to_compact(), r#"["CAP_NET_ADMIN"]"#);
+        assert_eq!(cs.at(&["Secrets"]).as_array()[0]["SecretName"].str(), "db_pw");
         assert_eq!(s.at(&["TaskTemplate", "Networks"]).to_compact(), r#"[{"Target":"appnet"}]"#);
         assert_eq!(
             spec(&["--no-healthcheck", "x"]).at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(),
@@ -519,12 +519,12 @@ mod tests {
 
     #[test]
     fn modes_and_their_errors() {
-        assert_eq!(spec(&["--mode", "global", "x"]).get("Mode").to_compact(), r#"{"Global":{}}"#);
+        assert_eq!(spec(&["--mode", "global", "x"])["Mode"].to_compact(), r#"{"Global":{}}"#);
         assert_eq!(
-            spec(&["--mode", "replicated-job", "--replicas", "4", "x"]).get("Mode").to_compact(),
+            spec(&["--mode", "replicated-job", "--replicas", "4", "x"])["Mode"].to_compact(),
             r#"{"ReplicatedJob":{"MaxConcurrent":4,"TotalCompletions":4}}"#
         );
-        assert_eq!(spec(&["--mode", "global-job", "x"]).get("Mode").to_compact(), r#"{"GlobalJob":{}}"#);
+        assert_eq!(spec(&["--mode", "global-job", "x"])["Mode"].to_compact(), r#"{"GlobalJob":{}}"#);
         let err = |args: &[&str]| build_spec(&parse(args)).unwrap_err().message;
         assert_eq!(err(&["--mode", "global", "--replicas", "2", "x"]), "replicas can only be used with replicated or replicated-job mode");
         assert_eq!(err(&["--mode", "bogus", "x"]), "Unknown mode: bogus, only replicated and global supported");
@@ -555,10 +555,10 @@ mod tests {
             "x",
         ]);
         let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
-        assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.5 db"]"#);
-        assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.0.0.2"],"Search":["example.test"],"Options":["ndots:2"]}"#);
-        assert_eq!(cs.get("Sysctls").to_compact(), r#"{"net.core.somaxconn":"1024"}"#);
-        assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":2048,"Soft":1024},{"Name":"nproc","Hard":64,"Soft":64}]"#);
+        assert_eq!(cs["Hosts"].to_compact(), r#"["10.0.0.5 db"]"#);
+        assert_eq!(cs["DNSConfig"].to_compact(), r#"{"Nameservers":["10.0.0.2"],"Search":["example.test"],"Options":["ndots:2"]}"#);
+        assert_eq!(cs["Sysctls"].to_compact(), r#"{"net.core.somaxconn":"1024"}"#);
+        assert_eq!(cs["Ulimits"].to_compact(), r#"[{"Name":"nofile","Hard":2048,"Soft":1024},{"Name":"nproc","Hard":64,"Soft":64}]"#);
     }
 
     #[test]
@@ -602,9 +602,8 @@ mod tests {
                 "--security-opt",
                 "no-new-privileges",
                 "x"
-            ])
-            .get("Privileges")
-            .to_compact(),
+            ])["Privileges"]
+                .to_compact(),
             r#"{"CredentialSpec":null,"SELinuxContext":null,"Seccomp":{"Mode":"unconfined"},"AppArmor":{"Mode":"disabled"},"NoNewPrivileges":true}"#
         );
         let dir = std::env::temp_dir().join(format!("shoal-cli-seccomp-{}", std::process::id()));
@@ -613,10 +612,10 @@ mod tests {
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
         std::fs::write(&good, profile).unwrap();
         let p = cs(&["--security-opt", &format!("seccomp={}", good.display()), "--security-opt", "no-new-privileges=false", "x"]);
-        let p = p.get("Privileges");
+        let p = &p["Privileges"];
         assert_eq!(p.at(&["Seccomp", "Mode"]).str(), "custom");
         assert_eq!(shoal_api::base64::decode(p.at(&["Seccomp", "Profile"]).str()).unwrap(), profile);
-        assert!(p.has("NoNewPrivileges") && !p.get("NoNewPrivileges").bool());
+        assert!(p.has("NoNewPrivileges") && !p["NoNewPrivileges"].bool());
         // What the CLI sends is what the API reads.
         let typed: shoal_api::task::Privileges = serde_json::from_str(&p.to_compact()).unwrap();
         typed.validate().unwrap();

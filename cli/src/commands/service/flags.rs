@@ -220,12 +220,12 @@ impl UpdateFlags<'_> {
             *cfg = default_update_config();
         }
         let cur = cfg.clone();
-        let parallelism = self.parallelism.unwrap_or_else(|| cur.get("Parallelism").as_u64().unwrap_or(0));
-        let delay = self.delay.unwrap_or_else(|| cur.get("Delay").as_i64().unwrap_or(0));
-        let monitor = self.monitor.unwrap_or_else(|| cur.get("Monitor").as_i64().unwrap_or(0));
-        let action = self.failure_action.unwrap_or_else(|| cur.get("FailureAction").str()).to_string();
-        let ratio = self.max_failure_ratio.unwrap_or_else(|| cur.get("MaxFailureRatio").as_f64().unwrap_or(0.0) as f32);
-        let order = self.order.unwrap_or_else(|| cur.get("Order").str()).to_string();
+        let parallelism = self.parallelism.unwrap_or_else(|| cur["Parallelism"].as_u64().unwrap_or(0));
+        let delay = self.delay.unwrap_or_else(|| cur["Delay"].as_i64().unwrap_or(0));
+        let monitor = self.monitor.unwrap_or_else(|| cur["Monitor"].as_i64().unwrap_or(0));
+        let action = self.failure_action.unwrap_or_else(|| cur["FailureAction"].str()).to_string();
+        let ratio = self.max_failure_ratio.unwrap_or_else(|| cur["MaxFailureRatio"].as_f64().unwrap_or(0.0) as f32);
+        let order = self.order.unwrap_or_else(|| cur["Order"].str()).to_string();
         let mut fresh = update_config_json(parallelism, delay, &action, monitor, ratio, &order);
         // keep any fields we do not know about
         const KNOWN: [&str; 6] = ["Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order"];

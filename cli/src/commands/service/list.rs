@@ -68,8 +68,8 @@ pub fn mode_name(service: &Json) -> &'static str {
 }
 
 fn replicas(service: &Json) -> String {
-    let st = service.get("ServiceStatus");
-    let n = |k: &str| st.get(k).as_u64().unwrap_or(0);
+    let st = &service["ServiceStatus"];
+    let n = |k: &str| st[k].as_u64().unwrap_or(0);
     let (running, desired, completed) = (n("RunningTasks"), n("DesiredTasks"), n("CompletedTasks"));
     let mode = service.at(&["Spec", "Mode"]);
     if mode.has("ReplicatedJob") {
@@ -100,10 +100,10 @@ pub fn ports(service: &Json) -> String {
         .iter()
         .map(|p| {
             (
-                p.get("Protocol").str().to_string(),
-                p.get("PublishedPort").as_u64().unwrap_or(0) as u32,
-                p.get("TargetPort").as_u64().unwrap_or(0) as u32,
-                p.get("PublishMode").str().to_string(),
+                p["Protocol"].str().to_string(),
+                p["PublishedPort"].as_u64().unwrap_or(0) as u32,
+                p["TargetPort"].as_u64().unwrap_or(0) as u32,
+                p["PublishMode"].str().to_string(),
             )
         })
         .collect();
@@ -147,7 +147,7 @@ pub fn ports(service: &Json) -> String {
 /// them in name order).
 pub fn service_row(service: &Json) -> Json {
     Json::object([
-        ("ID", Json::from(truncate_id(service.get("ID").str()))),
+        ("ID", Json::from(truncate_id(service["ID"].str()))),
         ("Image", Json::from(display_image(service.at(&["Spec", "TaskTemplate", "ContainerSpec", "Image"]).str(), true))),
         ("Mode", Json::from(mode_name(service))),
         ("Name", Json::from(service.at(&["Spec", "Name"]).str())),
@@ -169,7 +169,7 @@ fn append_service_status(env: &Env, services: &mut [Json]) -> CliResult {
     let mut filter = Filters::new();
     let mut status: HashMap<String, (u64, u64)> = HashMap::new();
     for s in services.iter_mut() {
-        if !s.get("ServiceStatus").is_null() {
+        if !s["ServiceStatus"].is_null() {
             continue;
         }
         let mode = s.at(&["Spec", "Mode"]);
@@ -181,7 +181,7 @@ fn append_service_status(env: &Env, services: &mut [Json]) -> CliResult {
             continue;
         };
         s.set("ServiceStatus", Json::object([("RunningTasks", Json::from(0u64)), ("DesiredTasks", Json::from(desired))]));
-        let id = s.get("ID").str().to_string();
+        let id = s["ID"].str().to_string();
         filter.add("service", &id);
         status.insert(id, (0, 0));
     }
@@ -194,18 +194,18 @@ fn append_service_status(env: &Env, services: &mut [Json]) -> CliResult {
     }
     let nodes = env.client.get("/nodes")?;
     let active: BTreeSet<&str> =
-        nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n.get("ID").str()).collect();
+        nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n["ID"].str()).collect();
     for t in tasks.as_array() {
-        let Some(st) = status.get_mut(t.get("ServiceID").str()) else { continue };
-        if t.get("DesiredState").str() != "shutdown" {
+        let Some(st) = status.get_mut(t["ServiceID"].str()) else { continue };
+        if t["DesiredState"].str() != "shutdown" {
             st.1 += 1;
         }
-        if active.contains(t.get("NodeID").str()) && t.at(&["Status", "State"]).str() == "running" {
+        if active.contains(t["NodeID"].str()) && t.at(&["Status", "State"]).str() == "running" {
             st.0 += 1;
         }
     }
     for s in services.iter_mut() {
-        if let Some((running, desired)) = status.get(s.get("ID").str()) {
+        if let Some((running, desired)) = status.get(s["ID"].str()) {
             s.set("ServiceStatus", Json::object([("RunningTasks", Json::from(*running)), ("DesiredTasks", Json::from(*desired))]));
         }
     }

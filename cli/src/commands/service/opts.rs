@@ -112,7 +112,7 @@ pub fn tag_spec_image(spec: &mut Json) {
     if cs.is_null() {
         return;
     }
-    if let Some(tagged) = image_with_default_tag(cs.get("Image").str()) {
+    if let Some(tagged) = image_with_default_tag(cs["Image"].str()) {
         spec.entry(&["TaskTemplate", "ContainerSpec"]).set("Image", tagged.into());
     }
 }
@@ -427,7 +427,7 @@ pub fn ulimit(s: &str) -> Result<Json, String> {
 pub fn sorted_ulimits(list: &[Json]) -> Vec<Json> {
     let mut by_name: BTreeMap<String, Json> = BTreeMap::new();
     for u in list {
-        by_name.insert(u.get("Name").as_str().unwrap_or("").to_string(), u.clone());
+        by_name.insert(u["Name"].as_str().unwrap_or("").to_string(), u.clone());
     }
     by_name.into_values().collect()
 }
@@ -595,10 +595,10 @@ impl Port {
 
     pub fn from_json(v: &Json) -> Port {
         Port {
-            protocol: v.get("Protocol").str().to_string(),
-            target: v.get("TargetPort").as_u64().unwrap_or(0) as u32,
-            published: v.get("PublishedPort").as_u64().unwrap_or(0) as u32,
-            mode: v.get("PublishMode").str().to_string(),
+            protocol: v["Protocol"].str().to_string(),
+            target: v["TargetPort"].as_u64().unwrap_or(0) as u32,
+            published: v["PublishedPort"].as_u64().unwrap_or(0) as u32,
+            mode: v["PublishMode"].str().to_string(),
         }
     }
 
@@ -1233,7 +1233,7 @@ mod tests {
         assert_eq!(mount("target=/a,shiny").unwrap_err(), "invalid field 'shiny' must be a key=value pair");
         assert_eq!(mount("type=bind,target=/a,volume-driver=x").unwrap_err(), "cannot mix 'volume-*' options with mount type 'bind'");
         let rel = mount("type=bind,source=./x/../y,target=/a").unwrap();
-        assert!(rel.get("Source").str().starts_with('/') && rel.get("Source").str().ends_with("/y"), "{rel:?}");
+        assert!(rel["Source"].str().starts_with('/') && rel["Source"].str().ends_with("/y"), "{rel:?}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn state(t: &Json) -> &str {
 }
 
 fn desired(t: &Json) -> &str {
-    t.get("DesiredState").str()
+    t["DesiredState"].str()
 }
 
 /// Newlines out, at most 75 characters (docker's `truncError`).
@@ -230,11 +230,11 @@ fn job_iteration(service: &Json) -> u64 {
 }
 
 fn task_iteration(task: &Json) -> Option<u64> {
-    let it = task.get("JobIteration");
+    let it = &task["JobIteration"];
     if it.is_null() {
         None
     } else {
-        Some(it.get("Index").as_u64().unwrap_or(0))
+        Some(it["Index"].as_u64().unwrap_or(0))
     }
 }
 
@@ -248,11 +248,11 @@ impl Updater {
             return Ok(Updater::Global { initialized: false, done: false });
         }
         if mode.has("ReplicatedJob") {
-            let j = mode.get("ReplicatedJob");
+            let j = &mode["ReplicatedJob"];
             return Ok(Updater::ReplicatedJob {
                 job_iteration: job_iteration(service),
-                concurrent: j.get("MaxConcurrent").as_u64().unwrap_or(0),
-                total: j.get("TotalCompletions").as_u64().unwrap_or(0),
+                concurrent: j["MaxConcurrent"].as_u64().unwrap_or(0),
+                total: j["TotalCompletions"].as_u64().unwrap_or(0),
                 initialized: false,
             });
         }
@@ -282,13 +282,13 @@ impl Updater {
                     if state_num(desired(t)) == 0 || state_num(state(t)) == 0 {
                         continue;
                     }
-                    let slot = t.get("Slot").as_u64().unwrap_or(0);
+                    let slot = t["Slot"].as_u64().unwrap_or(0);
                     if let Some(existing) = by_slot.get(&slot) {
                         if prefer_existing(existing, t) {
                             continue;
                         }
                     }
-                    let node = t.get("NodeID").str();
+                    let node = t["NodeID"].str();
                     if !node.is_empty() && !active.contains(node) {
                         continue;
                     }
@@ -322,7 +322,7 @@ impl Updater {
                     if state_num(desired(t)) == 0 || state_num(state(t)) == 0 {
                         continue;
                     }
-                    let node = t.get("NodeID").str();
+                    let node = t["NodeID"].str();
                     if let Some(existing) = by_node.get(node) {
                         if prefer_existing(existing, t) {
                             continue;
@@ -380,7 +380,7 @@ impl Updater {
                     if state_num(desired(t)) == 0 || state_num(state(t)) == 0 {
                         continue;
                     }
-                    let slot = t.get("Slot").as_u64().unwrap_or(0);
+                    let slot = t["Slot"].as_u64().unwrap_or(0);
                     match by_slot.get(&slot) {
                         Some(existing) if state_num(state(existing)) <= state_num(state(t)) => {}
                         _ => {
@@ -393,7 +393,7 @@ impl Updater {
                 for i in 0..by_slot.len() as u64 {
                     let t = by_slot.get(&i).copied().unwrap_or(&empty);
                     if total <= MAX_PROGRESS_BARS {
-                        let slot = t.get("Slot").as_u64().unwrap_or(0);
+                        let slot = t["Slot"].as_u64().unwrap_or(0);
                         write_task(d, &format!("{}/{total}", slot + 1), t, MAX_JOB_PROGRESS, true);
                     }
                     if state_num(state(t)) < state_num("complete") {
@@ -415,7 +415,7 @@ impl Updater {
                     }
                     for t in tasks {
                         if task_iteration(t) == Some(iteration) {
-                            task_nodes.insert(t.get("NodeID").str().to_string());
+                            task_nodes.insert(t["NodeID"].str().to_string());
                         }
                     }
                     *total = task_nodes.len() as u64;
@@ -424,7 +424,7 @@ impl Updater {
                 }
                 let mut by_node: BTreeMap<&str, &Json> = BTreeMap::new();
                 for t in tasks {
-                    let node = t.get("NodeID").str();
+                    let node = t["NodeID"].str();
                     if task_iteration(t) != Some(iteration) || !task_nodes.contains(node) {
                         continue;
                     }
@@ -550,16 +550,16 @@ pub fn wait_on_service(env: &mut Env, service_id: &str, quiet: bool) -> CliResul
 
 fn fetch_tasks(env: &Env, service: &Json) -> CliResult<Vec<Json>> {
     let mut f = Filters::new();
-    f.add("service", service.get("ID").str());
+    f.add("service", service["ID"].str());
     let tasks = env.client.get(&format!("/tasks{}", f.query()))?;
     // docker asks for `_up-to-date`: tasks running the current spec.
     let template = service.at(&["Spec", "TaskTemplate"]);
-    Ok(tasks.as_array().iter().filter(|t| t.get("Spec") == template).cloned().collect())
+    Ok(tasks.as_array().iter().filter(|t| t["Spec"] == *template).cloned().collect())
 }
 
 fn active_nodes(env: &Env) -> CliResult<BTreeSet<String>> {
     let nodes = env.client.get("/nodes")?;
-    Ok(nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n.get("ID").str().to_string()).collect())
+    Ok(nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n["ID"].str().to_string()).collect())
 }
 
 /// The polling loop (docker's `ServiceProgress`).
@@ -579,9 +579,9 @@ pub fn watch(env: &mut Env, service_id: &str, d: &mut Display, deadline: Instant
         if updater.is_none() {
             updater = Some(Updater::new(&service)?);
         }
-        let status = service.get("UpdateStatus");
-        let status_msg = status.get("Message").str();
-        match status.get("State").str() {
+        let status = &service["UpdateStatus"];
+        let status_msg = status["Message"].str();
+        match status["State"].str() {
             "updating" => rollback = false,
             "completed" if !converged => return Ok(()),
             "paused" => return Err(CliError::new(format!("service update paused: {status_msg}"))),
@@ -614,7 +614,7 @@ pub fn watch(env: &mut Env, service_id: &str, d: &mut Display, deadline: Instant
         let active = active_nodes(env)?;
         converged = updater.as_mut().expect("set above").update(d, &service, &tasks, &active, rollback)?;
         if converged {
-            if !service.get("JobStatus").is_null() {
+            if !service["JobStatus"].is_null() {
                 d.message("", "job complete");
                 return Ok(());
             }

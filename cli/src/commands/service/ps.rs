@@ -45,7 +45,7 @@ fn service_filter(env: &Env, a: &PsArgs) -> CliResult<(Filters, Vec<String>)> {
     let mut count = 0;
     'services: for s in &a.services {
         for svc in id_list.as_array() {
-            if svc.get("ID").str() == s {
+            if svc["ID"].str() == s {
                 filter.add("service", s);
                 count += 1;
                 continue 'services;
@@ -53,18 +53,18 @@ fn service_filter(env: &Env, a: &PsArgs) -> CliResult<(Filters, Vec<String>)> {
         }
         for svc in name_list.as_array() {
             if svc.at(&["Spec", "Name"]).str() == s {
-                filter.add("service", svc.get("ID").str());
+                filter.add("service", svc["ID"].str());
                 count += 1;
                 continue 'services;
             }
         }
         let mut found = false;
         for svc in id_list.as_array() {
-            if svc.get("ID").str().starts_with(s.as_str()) {
+            if svc["ID"].str().starts_with(s.as_str()) {
                 if found {
                     return Err(CliError::new(format!("multiple services found with provided prefix: {s}")));
                 }
-                filter.add("service", svc.get("ID").str());
+                filter.add("service", svc["ID"].str());
                 count += 1;
                 found = true;
             }
@@ -146,7 +146,7 @@ mod tests {
                     let running_only = t.contains("desired-state");
                     let all: Json = Json::parse(&tasks).unwrap();
                     let keep: Vec<Json> =
-                        all.as_array().iter().filter(|x| !running_only || x.get("DesiredState").str() == "running").cloned().collect();
+                        all.as_array().iter().filter(|x| !running_only || x["DesiredState"].str() == "running").cloned().collect();
                     (200, Json::Arr(keep).to_compact())
                 }
                 _ => (404, r#"{"message":"nope"}"#.into()),

@@ -181,7 +181,7 @@ fn strings(v: &Json) -> Vec<String> {
 /// docker's `updateLabels`: removals, then additions; keys sorted as a Go
 /// map marshals them.
 fn update_map(parent: &mut Json, key: &str, rm: &[String], add: &[String]) {
-    let cur = parent.get(key);
+    let cur = &parent[key];
     if cur.is_null() && add.is_empty() {
         return;
     }
@@ -230,18 +230,18 @@ pub fn update_constraints(cur: &[String], add: &[String], rm: &[String]) -> Vec<
 pub fn update_mounts(cur: &[Json], add: &[Json], rm: &[String]) -> CliResult<Vec<Json>> {
     let mut by_target: BTreeMap<String, Json> = BTreeMap::new();
     for m in add {
-        let t = m.get("Target").str().to_string();
+        let t = m["Target"].str().to_string();
         if by_target.insert(t, m.clone()).is_some() {
             return Err(CliError::new("duplicate mount target"));
         }
     }
     for m in cur {
-        by_target.entry(m.get("Target").str().to_string()).or_insert_with(|| m.clone());
+        by_target.entry(m["Target"].str().to_string()).or_insert_with(|| m.clone());
     }
-    let mut out: Vec<Json> = by_target.into_values().filter(|m| !rm.iter().any(|r| r == m.get("Target").str())).collect();
+    let mut out: Vec<Json> = by_target.into_values().filter(|m| !rm.iter().any(|r| r == m["Target"].str())).collect();
     out.sort_by(|a, b| {
-        let (sa, sb) = (a.get("Source").str(), b.get("Source").str());
-        sa.cmp(sb).then_with(|| a.get("Target").str().cmp(b.get("Target").str()))
+        let (sa, sb) = (a["Source"].str(), b["Source"].str());
+        sa.cmp(sb).then_with(|| a["Target"].str().cmp(b["Target"].str()))
     });
     Ok(out)
 }
@@ -275,8 +275,8 @@ pub fn update_ports(cur: &[Json], add: &[Port], rm: &[Port]) -> Vec<Json> {
 /// docker's `updateCapabilities`: adding wins over dropping; adding a
 /// dropped capability un-drops it (and the reverse); `RESET` clears a list.
 pub fn update_capabilities(cs: &mut Json, add: &[String], drop: &[String]) {
-    let mut cap_add = opts::capabilities_set(&strings(cs.get("CapabilityAdd")));
-    let mut cap_drop = opts::capabilities_set(&strings(cs.get("CapabilityDrop")));
+    let mut cap_add = opts::capabilities_set(&strings(&cs["CapabilityAdd"]));
+    let mut cap_drop = opts::capabilities_set(&strings(&cs["CapabilityDrop"]));
     let mut to_add = opts::capabilities_set(add);
     let mut to_drop = opts::capabilities_set(drop);
     if to_add.remove("RESET") {
@@ -322,7 +322,7 @@ fn update_healthcheck(f: &ServiceFlags, cs: &mut Json) -> CliResult {
     if h.is_null() {
         *h = Json::Obj(Vec::new());
     }
-    if h.get("Test").as_array().first().map(|t| t.str()) == Some("NONE") {
+    if h["Test"].as_array().first().map(|t| t.str()) == Some("NONE") {
         h.remove("Test");
     }
     f.apply_health_values(h);
@@ -330,23 +330,22 @@ fn update_healthcheck(f: &ServiceFlags, cs: &mut Json) -> CliResult {
 }
 
 fn update_networks(task: &mut Json, add: &[Json], rm: &[String]) -> CliResult {
-    let mut nets: Vec<Json> =
-        task.get("Networks").as_array().iter().filter(|n| !rm.iter().any(|r| r == n.get("Target").str())).cloned().collect();
+    let mut nets: Vec<Json> = task["Networks"].as_array().iter().filter(|n| !rm.iter().any(|r| r == n["Target"].str())).cloned().collect();
     for n in add {
-        let target = n.get("Target").str();
-        if nets.iter().any(|x| x.get("Target").str() == target) {
+        let target = n["Target"].str();
+        if nets.iter().any(|x| x["Target"].str() == target) {
             return Err(CliError::new(format!("service is already attached to network {target}")));
         }
         nets.push(n.clone());
     }
-    nets.sort_by(|a, b| a.get("Target").str().cmp(b.get("Target").str()));
+    nets.sort_by(|a, b| a["Target"].str().cmp(b["Target"].str()));
     set_list(task, "Networks", nets);
     Ok(())
 }
 
 /// Secrets or configs: removal by name, then additions.
 fn update_references(cs: &mut Json, key: &str, name_key: &str, add: &[Json], rm: &[String]) {
-    let mut refs: Vec<Json> = cs.get(key).as_array().iter().filter(|r| !rm.iter().any(|x| x == r.get(name_key).str())).cloned().collect();
+    let mut refs: Vec<Json> = cs[key].as_array().iter().filter(|r| !rm.iter().any(|x| x == r[name_key].str())).cloned().collect();
     refs.extend(add.iter().cloned());
     set_list(cs, key, refs);
 }
@@ -417,7 +416,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         if let Some(w) = &f.entrypoint {
             set_list(cs, "Command", w.0.iter().map(Json::from).collect());
         }
-        let env = update_env(&strings(cs.get("Env")), &a.env_rm, &a.env_add);
+        let env = update_env(&strings(&cs["Env"]), &a.env_rm, &a.env_add);
         set_list(cs, "Env", env.into_iter().map(Json::Str).collect());
         for (key, v) in [("Dir", &f.workdir), ("User", &f.user), ("Hostname", &f.hostname)] {
             if let Some(v) = v {
@@ -427,7 +426,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         if let Some(i) = a.init {
             cs.set("Init", Json::Bool(i));
         }
-        let mounts = update_mounts(cs.get("Mounts").as_array(), &a.mount_add, &a.mount_rm)?;
+        let mounts = update_mounts(cs["Mounts"].as_array(), &a.mount_add, &a.mount_rm)?;
         set_list(cs, "Mounts", mounts);
         if let Some(g) = f.stop_grace_period {
             cs.set("StopGracePeriod", g.into());
@@ -460,13 +459,12 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
     }
     if !a.constraint_add.is_empty() || !a.constraint_rm.is_empty() {
         let placement = task.entry(&["Placement"]);
-        let cons = update_constraints(&strings(placement.get("Constraints")), &a.constraint_add, &a.constraint_rm);
+        let cons = update_constraints(&strings(&placement["Constraints"]), &a.constraint_add, &a.constraint_rm);
         set_list(placement, "Constraints", cons.into_iter().map(Json::Str).collect());
     }
     if !a.placement_pref_add.is_empty() || !a.placement_pref_rm.is_empty() {
         let placement = task.entry(&["Placement"]);
-        let mut prefs: Vec<Json> = placement
-            .get("Preferences")
+        let mut prefs: Vec<Json> = placement["Preferences"]
             .as_array()
             .iter()
             .filter(|p| {
@@ -492,7 +490,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         task.set("LogDriver", Json::object(drv));
     }
     if a.force {
-        let n = task.get("ForceUpdate").as_u64().unwrap_or(0);
+        let n = task["ForceUpdate"].as_u64().unwrap_or(0);
         task.set("ForceUpdate", Json::from(n + 1));
     }
     {
@@ -513,7 +511,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         update_references(cs, "Secrets", "SecretName", &a.secret_add, &a.secret_rm);
         update_references(cs, "Configs", "ConfigName", &a.config_add, &a.config_rm);
         if !a.host_add.is_empty() || !a.host_rm.is_empty() {
-            let hosts = update_hosts(&strings(cs.get("Hosts")), &a.host_add, &a.host_rm);
+            let hosts = update_hosts(&strings(&cs["Hosts"]), &a.host_add, &a.host_rm);
             set_list(cs, "Hosts", hosts.into_iter().map(Json::Str).collect());
         }
         for (key, add, rm) in [
@@ -523,12 +521,12 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         ] {
             if !add.is_empty() || !rm.is_empty() {
                 let dns = cs.entry(&["DNSConfig"]);
-                let list = update_list(&strings(dns.get(key)), add, rm);
+                let list = update_list(&strings(&dns[key]), add, rm);
                 set_list(dns, key, list.into_iter().map(Json::Str).collect());
             }
         }
         if !a.group_add.is_empty() || !a.group_rm.is_empty() {
-            let groups = update_list(&strings(cs.get("Groups")), &a.group_add, &a.group_rm);
+            let groups = update_list(&strings(&cs["Groups"]), &a.group_add, &a.group_rm);
             set_list(cs, "Groups", groups.into_iter().map(Json::Str).collect());
         }
         if !a.sysctl_add.is_empty() || !a.sysctl_rm.is_empty() {
@@ -536,7 +534,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         }
         if !a.ulimit_add.is_empty() || !a.ulimit_rm.is_empty() {
             let mut list: Vec<Json> =
-                cs.get("Ulimits").as_array().iter().filter(|u| !a.ulimit_rm.iter().any(|r| r == u.get("Name").str())).cloned().collect();
+                cs["Ulimits"].as_array().iter().filter(|u| !a.ulimit_rm.iter().any(|r| r == u["Name"].str())).cloned().collect();
             list.extend(a.ulimit_add.iter().cloned());
             set_list(cs, "Ulimits", opts::sorted_ulimits(&list));
         }
@@ -564,7 +562,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         let ep = spec.entry(&["EndpointSpec"]);
         let add: Vec<Port> = a.publish_add.iter().flat_map(|l| l.0.clone()).collect();
         let rm: Vec<Port> = a.publish_rm.iter().flat_map(|l| l.0.clone()).collect();
-        let ports = update_ports(ep.get("Ports").as_array(), &add, &rm);
+        let ports = update_ports(ep["Ports"].as_array(), &add, &rm);
         set_list(ep, "Ports", ports);
     }
     Ok(())
@@ -575,11 +573,11 @@ pub fn run(env: &mut Env, a: UpdateArgs) -> CliResult {
     if a.rollback && a.other_than_rollback() {
         return Err(CliError::new("other flags may not be combined with --rollback"));
     }
-    let mut spec = service.get("Spec").clone();
+    let mut spec = service["Spec"].clone();
     merge(&a, &mut spec)?;
     crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
     opts::tag_spec_image(&mut spec);
-    let id = service.get("ID").str();
+    let id = service["ID"].str();
     let version = service.at(&["Version", "Index"]).as_u64().unwrap_or(0);
     let mut params = vec![("registryAuthFrom", "spec".to_string())];
     if a.rollback {
@@ -589,7 +587,7 @@ pub fn run(env: &mut Env, a: UpdateArgs) -> CliResult {
     let auth = super::create::registry_auth(a.flags.with_registry_auth, &spec)?;
     let path = format!("/services/{}/update{}", path_segment(id), query(&params));
     let resp = env.client.post_auth(&path, Some(&spec), auth.as_deref())?;
-    for w in resp.get("Warnings").as_array() {
+    for w in resp["Warnings"].as_array() {
         env.eprintln(w.str());
     }
     env.println(&a.service)?;
@@ -646,7 +644,7 @@ mod tests {
     #[test]
     fn label_and_constraint_add_rm() {
         let s = merged(&["--label-add", "c=3", "--label-rm", "a", "--label-add", "b=x"]);
-        assert_eq!(s.get("Labels").to_compact(), r#"{"b":"x","c":"3"}"#);
+        assert_eq!(s["Labels"].to_compact(), r#"{"b":"x","c":"3"}"#);
         let s = merged(&[
             "--constraint-add",
             "node.labels.zone == b",
@@ -696,20 +694,20 @@ mod tests {
             "--stop-grace-period",
             "1m",
         ]);
-        let t = s.get("TaskTemplate");
+        let t = &s["TaskTemplate"];
         assert_eq!(t.at(&["ContainerSpec", "Image"]).str(), "nginx:1.11.3-alpine");
         assert_eq!(t.at(&["ContainerSpec", "Args"]).to_compact(), r#"["-g","daemon off;"]"#);
         assert_eq!(
-            t.get("Resources").to_compact(),
+            t["Resources"].to_compact(),
             r#"{"Limits":{"NanoCPUs":500000000,"MemoryBytes":134217728},"Reservations":{"NanoCPUs":100000000}}"#
         );
         assert_eq!(s.at(&["Mode", "Replicated", "Replicas"]).as_u64(), Some(5));
         assert_eq!(
-            s.get("UpdateConfig").to_compact(),
+            s["UpdateConfig"].to_compact(),
             r#"{"Parallelism":2,"Delay":10000000000,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"stop-first"}"#
         );
-        assert_eq!(t.get("RestartPolicy").to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":0}"#);
-        assert_eq!(t.get("ForceUpdate").as_u64(), Some(1));
+        assert_eq!(t["RestartPolicy"].to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":0}"#);
+        assert_eq!(t["ForceUpdate"].as_u64(), Some(1));
         assert!(t.at(&["ContainerSpec", "ReadOnly"]).bool());
         assert_eq!(t.at(&["ContainerSpec", "StopGracePeriod"]).as_i64(), Some(60_000_000_000));
         let s = merged(&["--read-only=false", "--limit-memory", "0"]);
@@ -736,7 +734,7 @@ mod tests {
         let s = merged(&["--publish-rm", "target=80,protocol=udp"]);
         assert_eq!(s.at(&["EndpointSpec", "Ports"]).as_array().len(), 1, "udp removal leaves the tcp port");
         let s = merged(&["--publish-rm", "80"]);
-        assert!(!s.get("EndpointSpec").has("Ports"));
+        assert!(!s["EndpointSpec"].has("Ports"));
     }
 
     #[test]
@@ -784,7 +782,7 @@ mod tests {
         let reqs = d.requests();
         let body = Json::parse(&reqs[1].body).unwrap();
         assert_eq!(body.at(&["TaskTemplate", "ContainerSpec", "Image"]).str(), "busybox:1.36");
-        assert_eq!(body.get("Name").str(), "web");
+        assert_eq!(body["Name"].str(), "web");
         assert_eq!(body.at(&["Mode", "Replicated", "Replicas"]).as_u64(), Some(3));
     }
 
@@ -817,15 +815,15 @@ mod tests {
         ]);
         merge(&a, &mut spec).unwrap();
         let cs = spec.at(&["TaskTemplate", "ContainerSpec"]);
-        assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.6 cache","10.0.0.7 web"]"#);
-        assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.2.2.2"]}"#);
-        assert_eq!(cs.get("Sysctls").to_compact(), r#"{"b":"2"}"#);
-        assert_eq!(cs.get("Groups").to_compact(), r#"["audio"]"#);
-        assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":20,"Soft":10}]"#);
+        assert_eq!(cs["Hosts"].to_compact(), r#"["10.0.0.6 cache","10.0.0.7 web"]"#);
+        assert_eq!(cs["DNSConfig"].to_compact(), r#"{"Nameservers":["10.2.2.2"]}"#);
+        assert_eq!(cs["Sysctls"].to_compact(), r#"{"b":"2"}"#);
+        assert_eq!(cs["Groups"].to_compact(), r#"["audio"]"#);
+        assert_eq!(cs["Ulimits"].to_compact(), r#"[{"Name":"nofile","Hard":20,"Soft":10}]"#);
         assert_eq!(update_hosts(&["10.0.0.5 db".into(), "10.0.0.9 db".into()], &[], &["db:10.0.0.9".into()]), vec!["10.0.0.5 db"]);
         // Without these flags the spec is left alone (no empty DNSConfig).
         let mut bare = Json::parse(r#"{"TaskTemplate":{"ContainerSpec":{"Image":"x"}}}"#).unwrap();
         merge(&parse(&["--replicas", "2", "web"]), &mut bare).ok();
-        assert!(bare.at(&["TaskTemplate", "ContainerSpec"]).get("DNSConfig").is_null());
+        assert!(bare.at(&["TaskTemplate", "ContainerSpec"])["DNSConfig"].is_null());
     }
 }

@@ -96,10 +96,10 @@ fn check_externals(env: &Env, plan: &shoal_compose::Plan, ids: &Ids) -> CliResul
                 )))
             }
             Err(e) => return Err(e),
-            Ok(n) if n.get("Scope").str() != "swarm" => {
+            Ok(n) if n["Scope"].str() != "swarm" => {
                 return Err(CliError::new(format!(
                     "network {name:?} is declared as external, but it is not in the right scope: {:?} instead of \"swarm\"",
-                    n.get("Scope").str()
+                    n["Scope"].str()
                 )))
             }
             Ok(_) => {}
@@ -199,10 +199,10 @@ fn apply(
                     .client
                     .post_auth("/services/create", Some(&s.spec), auth.as_deref())
                     .map_err(|e| CliError::new(format!("failed to create service {}: {}", s.full_name, e.message)))?;
-                for w in resp.get("Warnings").as_array() {
+                for w in resp["Warnings"].as_array() {
                     env.eprintln(w.str());
                 }
-                resp.get("ID").str().to_string()
+                resp["ID"].str().to_string()
             }
             ServiceAction::Update { id, version } => {
                 env.println(&diff::updating_service(&s.full_name, id))?;
@@ -211,7 +211,7 @@ fn apply(
                     .client
                     .post_auth(&path, Some(&s.spec), auth.as_deref())
                     .map_err(|e| CliError::new(format!("failed to update service {}: {}", s.full_name, e.message)))?;
-                for w in resp.get("Warnings").as_array() {
+                for w in resp["Warnings"].as_array() {
                     env.eprintln(w.str());
                 }
                 id.clone()
@@ -266,9 +266,9 @@ fn mode_total(service: &Json) -> (Option<u64>, bool) {
     if m.has("Replicated") {
         (Some(m.at(&["Replicated", "Replicas"]).as_u64().unwrap_or(1)), false)
     } else if m.has("ReplicatedJob") {
-        let j = m.get("ReplicatedJob");
-        let conc = j.get("MaxConcurrent").as_u64().unwrap_or(1).max(1);
-        (Some(j.get("TotalCompletions").as_u64().unwrap_or(conc)), true)
+        let j = &m["ReplicatedJob"];
+        let conc = j["MaxConcurrent"].as_u64().unwrap_or(1).max(1);
+        (Some(j["TotalCompletions"].as_u64().unwrap_or(conc)), true)
     } else if m.has("GlobalJob") {
         (None, true)
     } else {
@@ -285,7 +285,7 @@ fn state(t: &Json) -> &str {
 /// after a passing probe, so running tasks of such a service are healthy.
 pub fn condition_met(service: &Json, tasks: &[Json], condition: Condition) -> bool {
     let (total, job) = mode_total(service);
-    let live: Vec<&Json> = tasks.iter().filter(|t| t.get("DesiredState").str() == "running").collect();
+    let live: Vec<&Json> = tasks.iter().filter(|t| t["DesiredState"].str() == "running").collect();
     let running = live.iter().filter(|t| state(t) == "running").count() as u64;
     let complete = tasks.iter().filter(|t| state(t) == "complete").count() as u64;
     match condition {
@@ -314,7 +314,7 @@ pub fn last_task_error(tasks: &[Json]) -> Option<String> {
     let t = with_err.last()?;
     let err = t.at(&["Status", "Err"]).str();
     let msg = if err.is_empty() { t.at(&["Status", "Message"]).str() } else { err };
-    Some(format!("task {}: {msg}", t.get("ID").str()))
+    Some(format!("task {}: {msg}", t["ID"].str()))
 }
 
 /// `tasks: new, running` when no task has an error to show.
@@ -325,14 +325,14 @@ fn task_states(tasks: &[Json]) -> Option<String> {
 
 fn current_tasks(env: &Env, service: &Json) -> CliResult<Vec<Json>> {
     let mut f = Filters::new();
-    f.add("service", service.get("ID").str());
+    f.add("service", service["ID"].str());
     let tasks = env.client.get(&format!("/tasks{}", f.query()))?;
     let template = service.at(&["Spec", "TaskTemplate"]);
     let iteration = service.at(&["JobStatus", "JobIteration", "Index"]).as_u64();
     Ok(tasks
         .as_array()
         .iter()
-        .filter(|t| t.get("Spec") == template)
+        .filter(|t| t["Spec"] == *template)
         .filter(|t| iteration.is_none() || t.at(&["JobIteration", "Index"]).as_u64() == iteration)
         .cloned()
         .collect())

@@ -43,10 +43,10 @@ impl Ids {
     /// From `GET /networks`, `/secrets` and `/configs` answers.
     pub fn from_lists(networks: &Json, secrets: &Json, configs: &Json) -> Ids {
         let spec_names = |l: &Json| -> BTreeMap<String, String> {
-            l.as_array().iter().map(|o| (o.at(&["Spec", "Name"]).str().to_string(), o.get("ID").str().to_string())).collect()
+            l.as_array().iter().map(|o| (o.at(&["Spec", "Name"]).str().to_string(), o["ID"].str().to_string())).collect()
         };
         Ids {
-            networks: networks.as_array().iter().map(|n| (n.get("Name").str().to_string(), n.get("Id").str().to_string())).collect(),
+            networks: networks.as_array().iter().map(|n| (n["Name"].str().to_string(), n["Id"].str().to_string())).collect(),
             secrets: spec_names(secrets),
             configs: spec_names(configs),
         }
@@ -137,7 +137,7 @@ impl PlanJson {
 }
 
 fn existing(o: &Json, name: &str) -> Existing {
-    let id = if o.has("Id") { o.get("Id") } else { o.get("ID") };
+    let id = if o.has("Id") { &o["Id"] } else { &o["ID"] };
     Existing { name: name.to_string(), id: id.str().to_string(), version: o.at(&["Version", "Index"]).as_u64().unwrap_or(0) }
 }
 
@@ -151,12 +151,12 @@ pub fn fill_reference_ids(spec: &mut Json, ids: &Ids) {
     for (list, id_key, name_key, known) in
         [("Secrets", "SecretID", "SecretName", &ids.secrets), ("Configs", "ConfigID", "ConfigName", &ids.configs)]
     {
-        let Json::Arr(refs) = cs.get(list).clone() else { continue };
+        let Json::Arr(refs) = cs[list].clone() else { continue };
         let refs = refs
             .into_iter()
             .map(|mut r| {
-                if r.get(id_key).str().is_empty() {
-                    if let Some(id) = known.get(r.get(name_key).str()) {
+                if r[id_key].str().is_empty() {
+                    if let Some(id) = known.get(r[name_key].str()) {
                         r.set(id_key, Json::from(id.as_str()));
                     }
                 }
@@ -201,13 +201,13 @@ fn typed(spec: &Json, ids: &Ids) -> Option<ServiceSpec> {
         let mut list: Vec<Json> = list
             .into_iter()
             .map(|mut n| {
-                if let Some(id) = ids.networks.get(n.get("Target").str()) {
+                if let Some(id) = ids.networks.get(n["Target"].str()) {
                     n.set("Target", Json::from(id.as_str()));
                 }
                 n
             })
             .collect();
-        list.sort_by(|a, b| a.get("Target").str().cmp(b.get("Target").str()));
+        list.sort_by(|a, b| a["Target"].str().cmp(b["Target"].str()));
         spec.entry(&["TaskTemplate"]).set("Networks", Json::Arr(list));
     }
     serde_json::from_str(&spec.to_compact()).ok()
@@ -226,7 +226,7 @@ pub fn same_spec(prepared: &Json, current: &Json, ids: &Ids) -> bool {
 /// Everything a deploy of `plan` does to a stack that has `current`.
 pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveImage, stack: &str, prune: bool) -> Changes {
     let mut c = Changes::default();
-    let have_net: BTreeMap<&str, &Json> = current.networks.iter().map(|n| (n.get("Name").str(), n)).collect();
+    let have_net: BTreeMap<&str, &Json> = current.networks.iter().map(|n| (n["Name"].str(), n)).collect();
     for (name, body) in &plan.networks {
         if !have_net.contains_key(name.as_str()) {
             c.create_networks.push((name.clone(), body.clone()));
@@ -242,8 +242,7 @@ pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveIm
             match known.get(name) {
                 None => create.push((name.clone(), body.clone())),
                 Some(id) => {
-                    let version =
-                        all.iter().find(|o| o.get("ID").str() == id).and_then(|o| o.at(&["Version", "Index"]).as_u64()).unwrap_or(0);
+                    let version = all.iter().find(|o| o["ID"].str() == id).and_then(|o| o.at(&["Version", "Index"]).as_u64()).unwrap_or(0);
                     update.push((Existing { name: name.clone(), id: id.clone(), version }, body.clone()));
                 }
             }
@@ -252,14 +251,14 @@ pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveIm
 
     let have_svc: BTreeMap<&str, &Json> = current.services.iter().map(|s| (spec_name(s), s)).collect();
     for (name, planned) in &plan.services {
-        let full_name = planned.get("Name").str().to_string();
+        let full_name = planned["Name"].str().to_string();
         let found = have_svc.get(full_name.as_str()).copied();
         let spec = prepare_spec(planned, found, ids, resolve);
         let action = match found {
             None => ServiceAction::Create,
             Some(svc) => {
-                let id = svc.get("ID").str().to_string();
-                if same_spec(&spec, svc.get("Spec"), ids) {
+                let id = svc["ID"].str().to_string();
+                if same_spec(&spec, &svc["Spec"], ids) {
                     ServiceAction::Unchanged { id }
                 } else {
                     ServiceAction::Update { id, version: svc.at(&["Version", "Index"]).as_u64().unwrap_or(0) }
@@ -270,16 +269,16 @@ pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveIm
     }
 
     if prune {
-        let label_ok = |o: &Json, labels: &[&str]| o.at(labels).get(LABEL_NAMESPACE).str() == stack;
+        let label_ok = |o: &Json, labels: &[&str]| o.at(labels)[LABEL_NAMESPACE].str() == stack;
         let named = |list: &[(String, Json)], n: &str| list.iter().any(|(name, _)| name == n);
         for s in &current.services {
             let n = spec_name(s);
-            if label_ok(s, &["Spec", "Labels"]) && !plan.services.iter().any(|(_, spec)| spec.get("Name").str() == n) {
+            if label_ok(s, &["Spec", "Labels"]) && !plan.services.iter().any(|(_, spec)| spec["Name"].str() == n) {
                 c.remove_services.push(existing(s, n));
             }
         }
         for n in &current.networks {
-            let name = n.get("Name").str();
+            let name = n["Name"].str();
             if label_ok(n, &["Labels"]) && !named(&plan.networks, name) {
                 c.remove_networks.push(existing(n, name));
             }
@@ -405,7 +404,7 @@ mod tests {
                     .iter()
                     .map(|n| {
                         let mut n = n.clone();
-                        n.set("Target", Json::from(ids.networks[n.get("Target").str()].as_str()));
+                        n.set("Target", Json::from(ids.networks[n["Target"].str()].as_str()));
                         n
                     })
                     .collect();
@@ -469,7 +468,7 @@ mod tests {
         );
         assert!(c.remove_services.is_empty() && c.remove_networks.is_empty() && c.remove_secrets.is_empty());
         // The secret reference got its ID, as the daemon keeps it.
-        assert_eq!(c.services[1].spec.at(&["TaskTemplate", "ContainerSpec", "Secrets"]).as_array()[0].get("SecretID").str(), "s1");
+        assert_eq!(c.services[1].spec.at(&["TaskTemplate", "ContainerSpec", "Secrets"]).as_array()[0]["SecretID"].str(), "s1");
     }
 
     #[test]

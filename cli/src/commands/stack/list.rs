@@ -67,9 +67,9 @@ pub fn summarize(services: &[Json]) -> CliResult<Vec<(String, usize)>> {
     for s in services {
         let labels = s.at(&["Spec", "Labels"]);
         if !labels.has(LABEL_NAMESPACE) {
-            return Err(CliError::new(format!("cannot get label {LABEL_NAMESPACE} for service {}", s.get("ID").str())));
+            return Err(CliError::new(format!("cannot get label {LABEL_NAMESPACE} for service {}", s["ID"].str())));
         }
-        let name = labels.get(LABEL_NAMESPACE).str();
+        let name = labels[LABEL_NAMESPACE].str();
         match out.iter_mut().find(|(n, _)| n == name) {
             Some((_, count)) => *count += 1,
             None => out.push((name.to_string(), 1)),
@@ -123,7 +123,7 @@ fn task_filter(env: &Env, stack: &str, user: &[String]) -> CliResult<Option<Filt
     }
     let mut f = Filters::from_flags(user)?;
     for s in &services {
-        f.add("service", s.get("ID").str());
+        f.add("service", s["ID"].str());
     }
     Ok(Some(f))
 }

@@ -28,15 +28,15 @@ fn removals(services: &[Json], secrets: &[Json], configs: &[Json], networks: &[J
     let mut svcs: Vec<&Json> = services.iter().collect();
     svcs.sort_by(|a, b| a.at(&["Spec", "Name"]).str().cmp(b.at(&["Spec", "Name"]).str()));
     for s in svcs {
-        out.push(("service", s.at(&["Spec", "Name"]).str().to_string(), format!("/services/{}", path_segment(s.get("ID").str()))));
+        out.push(("service", s.at(&["Spec", "Name"]).str().to_string(), format!("/services/{}", path_segment(s["ID"].str()))));
     }
     for (kind, list, path) in [("secret", secrets, "secrets"), ("config", configs, "configs")] {
         for o in list {
-            out.push((kind, o.at(&["Spec", "Name"]).str().to_string(), format!("/{path}/{}", path_segment(o.get("ID").str()))));
+            out.push((kind, o.at(&["Spec", "Name"]).str().to_string(), format!("/{path}/{}", path_segment(o["ID"].str()))));
         }
     }
     for n in networks {
-        out.push(("network", n.get("Name").str().to_string(), format!("/networks/{}", path_segment(n.get("Id").str()))));
+        out.push(("network", n["Name"].str().to_string(), format!("/networks/{}", path_segment(n["Id"].str()))));
     }
     out
 }
@@ -62,7 +62,7 @@ pub fn wait_tasks_gone(env: &Env, services: &BTreeSet<String>, deadline: Instant
         let left: Vec<&Json> = tasks
             .as_array()
             .iter()
-            .filter(|t| services.contains(t.get("ServiceID").str()))
+            .filter(|t| services.contains(t["ServiceID"].str()))
             .filter(|t| {
                 !matches!(t.at(&["Status", "State"]).str(), "complete" | "shutdown" | "failed" | "rejected" | "orphaned" | "remove")
             })
@@ -71,7 +71,7 @@ pub fn wait_tasks_gone(env: &Env, services: &BTreeSet<String>, deadline: Instant
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let ids: Vec<&str> = left.iter().map(|t| t.get("ID").str()).collect();
+            let ids: Vec<&str> = left.iter().map(|t| t["ID"].str()).collect();
             return Err(CliError::new(format!("tasks still running after {:?}: {}", wait_timeout(), ids.join(", "))));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -98,7 +98,7 @@ pub fn run(env: &mut Env, a: RmArgs) -> CliResult {
             continue;
         }
         if !a.detach.unwrap_or(false) {
-            let ids: BTreeSet<String> = services.iter().map(|s| s.get("ID").str().to_string()).collect();
+            let ids: BTreeSet<String> = services.iter().map(|s| s["ID"].str().to_string()).collect();
             if let Err(e) = wait_tasks_gone(env, &ids, Instant::now() + wait_timeout()) {
                 errors.push(CliError::new(format!("failed to wait on tasks of stack: {stack}: {}", e.message)));
             }
