@@ -12,7 +12,9 @@ use super::{CliError, CliResult, Env};
 use crate::client::{path_segment, query};
 use crate::filters::Filters;
 use crate::format::{go_local_time, header_obj, human_size, human_size_prec, is_table, truncate_id, write_rows};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::reference::Reference;
 
 #[derive(Subcommand, Debug)]
@@ -143,14 +145,14 @@ fn load(env: &mut Env, a: LoadArgs) -> CliResult {
     let mut resp = env.client.open("POST", "/images/load?quiet=0", Some(&archive))?;
     let text = resp.text()?;
     if !resp.is_success() {
-        let msg = Json::parse(&text).ok().and_then(|j| j["message"].as_str().map(String::from)).unwrap_or(text);
+        let msg = json::parse(&text).ok().and_then(|j| j["message"].as_str().map(String::from)).unwrap_or(text);
         return Err(CliError::daemon(resp.status, &msg));
     }
     if a.quiet {
         return Ok(());
     }
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let msg = Json::parse(line).map(|j| j["stream"].str().to_string()).unwrap_or_default();
+        let msg = json::parse(line).map(|j| j["stream"].str().to_string()).unwrap_or_default();
         env.print(&msg)?;
     }
     Ok(())
@@ -160,7 +162,7 @@ const IMAGE_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .Creat
 const IMAGE_TABLE_DIGEST: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
 
-pub fn image_header() -> Json {
+pub fn image_header() -> Value {
     header_obj(&[
         ("Containers", "CONTAINERS"),
         ("CreatedAt", "CREATED AT"),
@@ -178,15 +180,15 @@ pub fn image_header() -> Json {
 
 /// docker's `imageContext` for one row: an image under one repository and
 /// tag (and digest).
-pub fn image_row(img: &Json, repo: &str, tag: &str, digest: &str, trunc: bool, now_nanos: i128) -> Json {
+pub fn image_row(img: &Value, repo: &str, tag: &str, digest: &str, trunc: bool, now_nanos: i128) -> Value {
     let id = img["Id"].str();
     let created = img["Created"].as_i64().unwrap_or(0);
     let size = img["Size"].as_i64().unwrap_or(0);
     let shared = img["SharedSize"].as_i64().unwrap_or(-1);
     let containers = img["Containers"].as_i64().unwrap_or(-1);
     let since = crate::duration::human_duration((now_nanos - created as i128 * 1_000_000_000).clamp(0, i64::MAX as i128) as i64);
-    let s = |v: &str| Json::from(v);
-    crate::template::context(Json::object([
+    let s = |v: &str| Value::from(v);
+    crate::template::context(json::object([
         ("Containers", s(&if containers == -1 { "N/A".to_string() } else { containers.to_string() })),
         ("CreatedAt", s(&go_local_time(created))),
         ("CreatedSince", s(&format!("{since} ago"))),
@@ -201,16 +203,16 @@ pub fn image_row(img: &Json, repo: &str, tag: &str, digest: &str, trunc: bool, n
     ]))
 }
 
-fn is_dangling(img: &Json) -> bool {
-    let tags = img["RepoTags"].as_array();
-    let digests = img["RepoDigests"].as_array();
+fn is_dangling(img: &Value) -> bool {
+    let tags = img["RepoTags"].items();
+    let digests = img["RepoDigests"].items();
     (tags.is_empty() && digests.is_empty())
         || (tags.len() == 1 && tags[0].str() == "<none>:<none>" && digests.len() == 1 && digests[0].str() == "<none>@<none>")
 }
 
 /// docker's `imageFormat`: a row per repository and tag (per digest too
 /// when digests are shown), digest-only repositories after.
-pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: bool, now_nanos: i128) -> Vec<Json> {
+pub fn image_rows(images: &[Value], show_digest: bool, need_digest: bool, trunc: bool, now_nanos: i128) -> Vec<Value> {
     let mut rows = Vec::new();
     for img in images {
         if is_dangling(img) {
@@ -218,7 +220,7 @@ pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: 
             continue;
         }
         let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
-        for t in img["RepoTags"].as_array() {
+        for t in img["RepoTags"].items() {
             let Ok(r) = Reference::parse_normalized(t.str()) else { continue };
             let Some(tag) = r.tag.clone() else { continue };
             let name = r.familiar_name();
@@ -228,7 +230,7 @@ pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: 
             }
         }
         let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
-        for d in img["RepoDigests"].as_array() {
+        for d in img["RepoDigests"].items() {
             let Ok(r) = Reference::parse_normalized(d.str()) else { continue };
             let Some(digest) = r.digest.clone() else { continue };
             let name = r.familiar_name();
@@ -289,7 +291,7 @@ fn ls(env: &mut Env, a: LsArgs) -> CliResult {
         f => f.to_string(),
     };
     let need_digest = a.digests || format.contains("{{.Digest}}");
-    let rows = image_rows(list.as_array(), a.digests, need_digest, !a.no_trunc, crate::timestamp::now_unix_nanos());
+    let rows = image_rows(list.items(), a.digests, need_digest, !a.no_trunc, crate::timestamp::now_unix_nanos());
     env.print(&write_rows(&format, &image_header(), &rows)?)
 }
 
@@ -338,7 +340,7 @@ fn terminal_width(fd: i32) -> usize {
 
 /// moby's `JSONProgress.String`: the bar (on terminals wider than 110),
 /// the byte counts, the time left.
-pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
+pub fn progress_string(p: &Value, width: usize, now_secs: i64) -> String {
     let current = p["current"].as_i64().unwrap_or(0);
     let total = p["total"].as_i64().unwrap_or(0);
     let units = p["units"].str();
@@ -390,7 +392,7 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
         if line.trim().is_empty() {
             continue;
         }
-        let jm = Json::parse(&line).map_err(CliError::new)?;
+        let jm = json::parse(&line).map_err(CliError::new)?;
         if jm.has("aux") && !jm["aux"].is_null() {
             continue;
         }
@@ -499,7 +501,7 @@ fn rm(env: &mut Env, a: RmArgs) -> CliResult {
         }
         match env.client.delete(&format!("/images/{}{}", path_segment(img), query(&params))) {
             Ok(dels) => {
-                for d in dels.as_array() {
+                for d in dels.items() {
                     if !d["Deleted"].str().is_empty() {
                         env.println(&format!("Deleted: {}", d["Deleted"].str()))?;
                     } else {
@@ -537,7 +539,7 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
         return Err(CliError::cancelled("image prune has been cancelled"));
     }
     let report = env.client.post(&format!("/images/prune{}", filters.query()), None)?;
-    let deleted = report["ImagesDeleted"].as_array();
+    let deleted = report["ImagesDeleted"].items();
     let mut reclaimed = 0;
     if !deleted.is_empty() {
         let mut out = String::from("Deleted Images:\n");
@@ -563,7 +565,7 @@ mod tests {
 
     #[test]
     fn image_table_as_docker_prints_it() {
-        let img = Json::parse(IMG).unwrap();
+        let img = json::parse(IMG).unwrap();
         let rows = image_rows(std::slice::from_ref(&img), false, false, true, 100 * 1_000_000_000 + 3 * 3600 * 1_000_000_000);
         let out = write_rows(IMAGE_TABLE, &image_header(), &rows).unwrap();
         assert_eq!(
@@ -576,11 +578,11 @@ mod tests {
         assert_eq!(rows[0]["Digest"].str(), "sha256:aaaa");
         assert_eq!(rows[1]["Digest"].str(), "<none>");
         assert_eq!(rows[0]["ID"].str().len(), 71);
-        let dangling = Json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":[],"Created":0,"Size":6}"#).unwrap();
+        let dangling = json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":[],"Created":0,"Size":6}"#).unwrap();
         let rows = image_rows(&[dangling], false, false, true, 0);
         assert_eq!((rows[0]["Repository"].str(), rows[0]["Tag"].str(), rows[0]["Size"].str()), ("<none>", "<none>", "6B"));
         let digest_only =
-            Json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":["x/y@sha256:bb"],"Created":0,"Size":6}"#).unwrap();
+            json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":["x/y@sha256:bb"],"Created":0,"Size":6}"#).unwrap();
         let rows = image_rows(&[digest_only], false, false, true, 0);
         assert_eq!((rows[0]["Repository"].str(), rows[0]["Tag"].str()), ("x/y", "<none>"));
     }
@@ -615,9 +617,9 @@ mod tests {
             text,
             "\n\x1b[1A\x1b[2K\rl1: Pulling fs layer \r\x1b[1B\x1b[1A\x1b[2K\rl1: Downloading [=========================>                         ]     500B/1kB\r\x1b[1B"
         );
-        let p = Json::parse(r#"{"current":5000000,"total":10000000,"start":100}"#).unwrap();
+        let p = json::parse(r#"{"current":5000000,"total":10000000,"start":100}"#).unwrap();
         assert_eq!(progress_string(&p, 80, 105), "     5MB/10MB 5s");
-        assert_eq!(progress_string(&Json::parse(r#"{"current":2000}"#).unwrap(), 80, 0), "     2kB");
+        assert_eq!(progress_string(&json::parse(r#"{"current":2000}"#).unwrap(), 80, 0), "     2kB");
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::client::API_VERSION;
 use crate::duration::human_duration;
 use crate::error::{CliError, CliResult};
 use crate::format::{bytes_size, parse_template, JSON_FORMAT, JSON_FORMAT_KEY};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default)]
 pub struct InfoArgs {
@@ -18,17 +20,17 @@ pub struct InfoArgs {
 }
 
 /// The client half of `info` (docker's `clientInfo`).
-pub fn client_info() -> Json {
-    Json::object([
-        ("Debug", Json::Bool(false)),
-        ("Version", Json::from(CLIENT_VERSION)),
-        ("ApiVersion", Json::from(API_VERSION)),
-        ("DefaultAPIVersion", Json::from(API_VERSION)),
-        ("Os", Json::from(std::env::consts::OS)),
-        ("Arch", Json::from(go_arch())),
-        ("Context", Json::from("default")),
-        ("Plugins", Json::Arr(Vec::new())),
-        ("Warnings", Json::Null),
+pub fn client_info() -> Value {
+    json::object([
+        ("Debug", Value::Bool(false)),
+        ("Version", Value::from(CLIENT_VERSION)),
+        ("ApiVersion", Value::from(API_VERSION)),
+        ("DefaultAPIVersion", Value::from(API_VERSION)),
+        ("Os", Value::from(std::env::consts::OS)),
+        ("Arch", Value::from(go_arch())),
+        ("Context", Value::from("default")),
+        ("Plugins", Value::Array(Vec::new())),
+        ("Warnings", Value::Null),
     ])
 }
 
@@ -43,7 +45,7 @@ pub fn run(env: &mut Env, args: InfoArgs) -> CliResult {
         Ok(info) => info,
         Err(e) if e.http_status.is_some() => {
             env.eprintln(&e.message);
-            Json::object([("ServerErrors", Json::from(vec![e.message]))])
+            json::object([("ServerErrors", Value::from(vec![e.message]))])
         }
         Err(e) => return Err(e),
     };
@@ -64,7 +66,7 @@ fn pretty(env: &mut Env) -> CliResult {
         Ok(info) => {
             s.push_str(&server_info(&info));
             env.print(&s)?;
-            for w in info["Warnings"].as_array() {
+            for w in info["Warnings"].items() {
                 env.eprintln(w.str());
             }
             Ok(())
@@ -96,14 +98,14 @@ fn line_non_empty(s: &mut String, label: &str, value: &str) {
 }
 
 /// A Go-typed number: absent means 0.
-fn num(v: &Json) -> String {
+fn num(v: &Value) -> String {
     match v {
-        Json::Num(n) => n.clone(),
+        Value::Number(n) => n.to_string(),
         _ => "0".into(),
     }
 }
 
-fn boolean(v: &Json) -> &'static str {
+fn boolean(v: &Value) -> &'static str {
     if v.bool() {
         "true"
     } else {
@@ -111,12 +113,12 @@ fn boolean(v: &Json) -> &'static str {
     }
 }
 
-fn strings(v: &Json) -> Vec<&str> {
-    v.as_array().iter().map(|x| x.str()).collect()
+fn strings(v: &Value) -> Vec<&str> {
+    v.items().iter().map(|x| x.str()).collect()
 }
 
 /// The server section, following docker's `prettyPrintServerInfo`.
-pub fn server_info(info: &Json) -> String {
+pub fn server_info(info: &Value) -> String {
     let mut s = String::new();
     line(&mut s, " Containers:", &num(&info["Containers"]));
     line(&mut s, "  Running:", &num(&info["ContainersRunning"]));
@@ -125,13 +127,13 @@ pub fn server_info(info: &Json) -> String {
     line(&mut s, " Images:", &num(&info["Images"]));
     line_non_empty(&mut s, " Server Version:", info["ServerVersion"].str());
     line_non_empty(&mut s, " Storage Driver:", info["Driver"].str());
-    for pair in info["DriverStatus"].as_array() {
+    for pair in info["DriverStatus"].items() {
         let p = strings(pair);
         if p.len() >= 2 {
             s.push_str(&format!("  {}: {}\n", p[0], p[1]));
         }
     }
-    for pair in info["SystemStatus"].as_array() {
+    for pair in info["SystemStatus"].items() {
         let p = strings(pair);
         if p.len() >= 2 {
             s.push_str(&format!(" {}: {}\n", p[0], p[1]));
@@ -156,7 +158,7 @@ pub fn server_info(info: &Json) -> String {
             s.push_str(&format!("  {d}\n"));
         }
     }
-    let devices = info["DiscoveredDevices"].as_array();
+    let devices = info["DiscoveredDevices"].items();
     if !devices.is_empty() {
         s.push_str(" Discovered Devices:\n");
         for d in devices {
@@ -167,7 +169,7 @@ pub fn server_info(info: &Json) -> String {
     line(&mut s, " Swarm:", swarm["LocalNodeState"].str());
     swarm_info(&mut s, swarm);
 
-    let runtimes = info["Runtimes"].as_object();
+    let runtimes = info["Runtimes"].members();
     if !runtimes.is_empty() {
         let mut names: Vec<&str> = runtimes.iter().map(|(k, _)| k.as_str()).collect();
         names.sort();
@@ -232,7 +234,7 @@ pub fn server_info(info: &Json) -> String {
     line(&mut s, " Experimental:", boolean(&info["ExperimentalBuild"]));
     let reg = &info["RegistryConfig"];
     let cidrs = strings(&reg["InsecureRegistryCIDRs"]);
-    let index_configs = reg["IndexConfigs"].as_object();
+    let index_configs = reg["IndexConfigs"].members();
     if !reg.is_null() && (!cidrs.is_empty() || !index_configs.is_empty()) {
         s.push_str(" Insecure Registries:\n");
         for (_, c) in index_configs {
@@ -253,7 +255,7 @@ pub fn server_info(info: &Json) -> String {
     }
     line(&mut s, " Live Restore Enabled:", boolean(&info["LiveRestoreEnabled"]));
     line_non_empty(&mut s, " Product License:", info["ProductLicense"].str());
-    let pools = info["DefaultAddressPools"].as_array();
+    let pools = info["DefaultAddressPools"].items();
     if !pools.is_empty() {
         s.push_str(" Default Address Pools:\n");
         for p in pools {
@@ -263,7 +265,7 @@ pub fn server_info(info: &Json) -> String {
     let fw = &info["FirewallBackend"];
     if !fw.is_null() {
         line(&mut s, " Firewall Backend:", fw["Driver"].str());
-        for pair in fw["Info"].as_array() {
+        for pair in fw["Info"].items() {
             let p = strings(pair);
             if p.len() >= 2 {
                 s.push_str(&format!("  {}: {}\n", p[0], p[1]));
@@ -273,7 +275,7 @@ pub fn server_info(info: &Json) -> String {
     let nri = &info["NRI"];
     if !nri.is_null() {
         s.push_str(" NRI:\n");
-        for pair in nri["Info"].as_array() {
+        for pair in nri["Info"].items() {
             let p = strings(pair);
             if p.len() >= 2 {
                 s.push_str(&format!("  {}: {}\n", p[0], p[1]));
@@ -284,7 +286,7 @@ pub fn server_info(info: &Json) -> String {
     s
 }
 
-fn swarm_info(s: &mut String, swarm: &Json) {
+fn swarm_info(s: &mut String, swarm: &Value) {
     let state = swarm["LocalNodeState"].str();
     if state == "inactive" || state == "locked" || state.is_empty() {
         return;
@@ -330,7 +332,7 @@ fn swarm_info(s: &mut String, swarm: &Json) {
         if !signing.is_empty() {
             s.push_str(&format!("   Signing CA Certificate: \n{signing}\n\n"));
         }
-        let ext = ca["ExternalCAs"].as_array();
+        let ext = ca["ExternalCAs"].items();
         if !ext.is_empty() {
             s.push_str("   External CAs:\n");
             for e in ext {
@@ -341,7 +343,7 @@ fn swarm_info(s: &mut String, swarm: &Json) {
         line(s, "  Root Rotation In Progress:", boolean(&cluster["RootRotationInProgress"]));
     }
     line(s, "  Node Address:", swarm["NodeAddr"].str());
-    let mut managers: Vec<&str> = swarm["RemoteManagers"].as_array().iter().map(|m| m["Addr"].str()).collect();
+    let mut managers: Vec<&str> = swarm["RemoteManagers"].items().iter().map(|m| m["Addr"].str()).collect();
     if !managers.is_empty() {
         managers.sort();
         s.push_str("  Manager Addresses:\n");
@@ -370,7 +372,7 @@ mod tests {
 
     #[test]
     fn swarm_section_like_docker() {
-        let info = Json::parse(INFO).unwrap();
+        let info = json::parse(INFO).unwrap();
         let out = server_info(&info);
         let want_swarm = " Swarm: active
   NodeID: qo2dfdig9mmxqkawulggepdih
@@ -406,7 +408,7 @@ mod tests {
 
     #[test]
     fn inactive_swarm_is_one_line() {
-        let info = Json::parse(r#"{"Swarm":{"LocalNodeState":"inactive","NodeID":""}}"#).unwrap();
+        let info = json::parse(r#"{"Swarm":{"LocalNodeState":"inactive","NodeID":""}}"#).unwrap();
         let out = server_info(&info);
         assert!(out.contains(" Swarm: inactive\n Kernel") || out.contains(" Swarm: inactive\n CPUs"), "{out}");
     }

@@ -9,7 +9,9 @@ use crate::commands::tasks::{self, TaskListOptions};
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{self, bytes_size, natural_cmp, pretty_print};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 use crate::timestamp::Timestamp;
 
 #[derive(Subcommand, Debug)]
@@ -139,7 +141,7 @@ fn node_list_format(source: &str, quiet: bool) -> String {
     }
 }
 
-fn node_header() -> Json {
+fn node_header() -> Value {
     format::header_obj(&[
         ("ID", "ID"),
         ("Self", ""),
@@ -152,13 +154,13 @@ fn node_header() -> Json {
     ])
 }
 
-fn tls_info_empty(t: &Json) -> bool {
+fn tls_info_empty(t: &Value) -> bool {
     t["TrustRoot"].str().is_empty() && t["CertIssuerSubject"].str().is_empty() && t["CertIssuerPublicKey"].str().is_empty()
 }
 
 /// MANAGER STATUS: "Leader", else the reachability ("Reachable",
 /// "Unreachable"), empty for workers.
-pub fn manager_status(node: &Json) -> String {
+pub fn manager_status(node: &Value) -> String {
     let ms = &node["ManagerStatus"];
     if ms.is_null() {
         return String::new();
@@ -172,7 +174,7 @@ pub fn manager_status(node: &Json) -> String {
 
 /// The fields docker's node list context offers to `--format` (its
 /// `{{json .}}` marshals them in name order).
-pub fn node_row(node: &Json, swarm_info: &Json) -> Json {
+pub fn node_row(node: &Value, swarm_info: &Value) -> Value {
     let id = node["ID"].str();
     let cluster_tls = swarm_info.at(&["Cluster", "TLSInfo"]);
     let node_tls = node.at(&["Description", "TLSInfo"]);
@@ -186,35 +188,35 @@ pub fn node_row(node: &Json, swarm_info: &Json) -> Json {
     } else {
         "Needs Rotation"
     };
-    Json::object([
-        ("Availability", Json::from(pretty_print(node.at(&["Spec", "Availability"]).str()))),
-        ("EngineVersion", Json::from(node.at(&["Description", "Engine", "EngineVersion"]).str())),
-        ("Hostname", Json::from(node.at(&["Description", "Hostname"]).str())),
-        ("ID", Json::from(id)),
-        ("ManagerStatus", Json::from(manager_status(node))),
-        ("Self", Json::Bool(!id.is_empty() && id == swarm_info["NodeID"].str())),
-        ("Status", Json::from(pretty_print(node.at(&["Status", "State"]).str()))),
-        ("TLSStatus", Json::from(tls_status)),
+    json::object([
+        ("Availability", Value::from(pretty_print(node.at(&["Spec", "Availability"]).str()))),
+        ("EngineVersion", Value::from(node.at(&["Description", "Engine", "EngineVersion"]).str())),
+        ("Hostname", Value::from(node.at(&["Description", "Hostname"]).str())),
+        ("ID", Value::from(id)),
+        ("ManagerStatus", Value::from(manager_status(node))),
+        ("Self", Value::Bool(!id.is_empty() && id == swarm_info["NodeID"].str())),
+        ("Status", Value::from(pretty_print(node.at(&["Status", "State"]).str()))),
+        ("TLSStatus", Value::from(tls_status)),
     ])
 }
 
 /// Renders a node list: sorted by hostname (natural order), then ID.
-pub fn render_node_list(nodes: &[Json], info: &Json, format: &str, quiet: bool) -> CliResult<String> {
-    let mut nodes: Vec<&Json> = nodes.iter().collect();
+pub fn render_node_list(nodes: &[Value], info: &Value, format: &str, quiet: bool) -> CliResult<String> {
+    let mut nodes: Vec<&Value> = nodes.iter().collect();
     nodes.sort_by(|a, b| {
         natural_cmp(a.at(&["Description", "Hostname"]).str(), b.at(&["Description", "Hostname"]).str())
             .then_with(|| a["ID"].str().cmp(b["ID"].str()))
     });
     let swarm = &info["Swarm"];
-    let rows: Vec<Json> = nodes.iter().map(|n| node_row(n, swarm)).collect();
+    let rows: Vec<Value> = nodes.iter().map(|n| node_row(n, swarm)).collect();
     format::write_rows(&node_list_format(format, quiet), &node_header(), &rows)
 }
 
 fn ls(env: &mut Env, args: LsArgs) -> CliResult {
     let filters = Filters::from_flags(&args.filter)?;
     let nodes = env.client.get(&format!("/nodes{}", filters.query()))?;
-    let nodes = nodes.as_array();
-    let info = if !nodes.is_empty() && !args.quiet { env.client.get("/info")? } else { Json::Null };
+    let nodes = nodes.items();
+    let info = if !nodes.is_empty() && !args.quiet { env.client.get("/info")? } else { Value::Null };
     let format = args.format.filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into());
     let text = render_node_list(nodes, &info, &format, args.quiet)?;
     env.print(&text)
@@ -251,7 +253,7 @@ fn inspect_nodes(env: &mut Env, args: InspectArgs) -> CliResult {
 }
 
 /// docker's `node inspect --pretty` view (tabs as docker prints them).
-pub fn pretty_node(node: &Json) -> String {
+pub fn pretty_node(node: &Value) -> String {
     let mut s = String::new();
     let spec = &node["Spec"];
     let desc = &node["Description"];
@@ -289,7 +291,7 @@ pub fn pretty_node(node: &Json) -> String {
     s.push_str(&format!("\n CPUs:\t\t\t{}", nano / 1_000_000_000));
     let mem = desc.at(&["Resources", "MemoryBytes"]).as_f64().unwrap_or(0.0);
     s.push_str(&format!("\n Memory:\t\t{}", if mem == 0.0 { String::new() } else { bytes_size(mem) }));
-    let plugins = desc.at(&["Engine", "Plugins"]).as_array();
+    let plugins = desc.at(&["Engine", "Plugins"]).items();
     if !plugins.is_empty() {
         let mut by_type: Vec<(String, Vec<String>)> = Vec::new();
         for p in plugins {
@@ -323,12 +325,12 @@ pub fn pretty_node(node: &Json) -> String {
     s
 }
 
-fn push_labels(s: &mut String, title: &str, labels: &Json) {
-    let mut pairs: Vec<&(String, Json)> = labels.as_object().iter().collect();
+fn push_labels(s: &mut String, title: &str, labels: &Value) {
+    let mut pairs: Vec<(&String, &Value)> = labels.members().iter().collect();
     if pairs.is_empty() {
         return;
     }
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
     s.push_str(&format!("\n{title}:"));
     for (k, v) in pairs {
         if v.str().is_empty() {
@@ -346,7 +348,7 @@ fn push_labels(s: &mut String, title: &str, labels: &Json) {
 fn update_nodes(
     env: &mut Env,
     nodes: &[String],
-    mut merge: impl FnMut(&mut Env, &mut Json) -> CliResult<bool>,
+    mut merge: impl FnMut(&mut Env, &mut Value) -> CliResult<bool>,
     mut success: impl FnMut(&mut Env, &str) -> CliResult,
 ) -> CliResult {
     for name in nodes {
@@ -364,7 +366,7 @@ fn update_nodes(
 }
 
 /// Applies `node update` flags to a node's spec.
-pub fn merge_node_update(args: &UpdateArgs, node: &mut Json) -> CliResult {
+pub fn merge_node_update(args: &UpdateArgs, node: &mut Value) -> CliResult {
     let spec = node.entry(&["Spec"]);
     if let Some(role) = &args.role {
         spec.set("Role", role.as_str().into());
@@ -374,7 +376,7 @@ pub fn merge_node_update(args: &UpdateArgs, node: &mut Json) -> CliResult {
     }
     let labels = spec.entry(&["Labels"]);
     if labels.is_null() {
-        *labels = Json::Obj(Vec::new());
+        *labels = Value::Object(Map::new());
     }
     for kv in &args.label_add {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
@@ -452,7 +454,7 @@ fn ps(env: &mut Env, args: PsArgs) -> CliResult {
             env.client.get(&format!("/tasks{}", f.query()))
         });
         match result {
-            Ok(tasks) => all.extend(tasks.as_array().iter().cloned()),
+            Ok(tasks) => all.extend(tasks.items().iter().cloned()),
             Err(e) => errors.push(e),
         }
     }
@@ -475,12 +477,12 @@ mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
 
-    fn node(id: &str, host: &str, state: &str, avail: &str, manager: Option<(bool, &str)>) -> Json {
+    fn node(id: &str, host: &str, state: &str, avail: &str, manager: Option<(bool, &str)>) -> Value {
         let ms = match manager {
             Some((leader, reach)) => format!(r#","ManagerStatus":{{"Leader":{leader},"Reachability":"{reach}","Addr":"10.0.0.1:2377"}}"#),
             None => String::new(),
         };
-        Json::parse(&format!(
+        json::parse(&format!(
             r#"{{"ID":"{id}","Version":{{"Index":7}},"CreatedAt":"2009-11-10T23:00:00Z","Spec":{{"Labels":{{}},"Role":"{}","Availability":"{avail}"}},
                "Description":{{"Hostname":"{host}","Platform":{{"Architecture":"x86_64","OS":"linux"}},
                "Resources":{{"NanoCPUs":2000000000,"MemoryBytes":20971520}},"Engine":{{"EngineVersion":"0.1.0"}}}},
@@ -490,8 +492,8 @@ mod tests {
         .unwrap()
     }
 
-    fn info(self_id: &str) -> Json {
-        Json::parse(&format!(r#"{{"Swarm":{{"NodeID":"{self_id}","LocalNodeState":"active"}}}}"#)).unwrap()
+    fn info(self_id: &str) -> Value {
+        json::parse(&format!(r#"{{"Swarm":{{"NodeID":"{self_id}","LocalNodeState":"active"}}}}"#)).unwrap()
     }
 
     #[test]
@@ -509,7 +511,7 @@ mod tests {
              aaaaaaaaaaaaaaaaaaaaaaaa3     node-2     Ready     Pause          Unreachable      0.1.0\n\
              zzzzzzzzzzzzzzzzzzzzzzzz2     node-10    Down      Drain                           0.1.0\n"
         );
-        let q = render_node_list(&nodes, &Json::Null, "table", true).unwrap();
+        let q = render_node_list(&nodes, &Value::Null, "table", true).unwrap();
         assert_eq!(q, "tjjggogqpnpj2phbfbz8jd5oq\naaaaaaaaaaaaaaaaaaaaaaaa3\nzzzzzzzzzzzzzzzzzzzzzzzz2\n");
         let j = render_node_list(&nodes[1..2], &info("x"), "json", false).unwrap();
         assert_eq!(
@@ -522,7 +524,7 @@ mod tests {
 
     #[test]
     fn empty_list_prints_header() {
-        let out = render_node_list(&[], &Json::Null, "table", false).unwrap();
+        let out = render_node_list(&[], &Value::Null, "table", false).unwrap();
         assert_eq!(out, "ID        HOSTNAME   STATUS    AVAILABILITY   MANAGER STATUS   ENGINE VERSION\n");
     }
 
@@ -532,11 +534,11 @@ mod tests {
         n.entry(&["Spec"]).set("Name", "defaultNodeName".into());
         n.entry(&["Description", "Engine"]).set(
             "Plugins",
-            Json::parse(r#"[{"Type":"Volume","Name":"local"},{"Type":"Network","Name":"bridge"},{"Type":"Network","Name":"overlay"}]"#)
+            json::parse(r#"[{"Type":"Volume","Name":"local"},{"Type":"Network","Name":"bridge"},{"Type":"Network","Name":"overlay"}]"#)
                 .unwrap(),
         );
-        n.entry(&["Description", "Engine"]).set("Labels", Json::parse(r#"{"engine":"label"}"#).unwrap());
-        n.entry(&["Description", "Resources"]).set("NanoCPUs", Json::from(0i64));
+        n.entry(&["Description", "Engine"]).set("Labels", json::parse(r#"{"engine":"label"}"#).unwrap());
+        n.entry(&["Description", "Resources"]).set("NanoCPUs", Value::from(0i64));
         let want = [
             "ID:\t\t\tnodeID",
             "Name:\t\t\tdefaultNodeName",

@@ -9,7 +9,9 @@ use crate::commands::Env;
 use crate::duration::{ago, format_go_duration};
 use crate::error::{CliError, CliResult};
 use crate::format::bytes_size;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 use crate::timestamp::{now_unix_nanos, Timestamp};
 
 use super::opts::format_f32;
@@ -91,22 +93,22 @@ fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-fn strings(v: &Json) -> Vec<String> {
-    v.as_array().iter().map(|s| s.str().to_string()).collect()
+fn strings(v: &Value) -> Vec<String> {
+    v.items().iter().map(|s| s.str().to_string()).collect()
 }
 
-fn sorted_pairs(v: &Json) -> Vec<(String, String)> {
-    let mut p: Vec<(String, String)> = v.as_object().iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect();
+fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = v.members().iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect();
     p.sort();
     p
 }
 
-fn since(ts: &Json, now: i128) -> String {
+fn since(ts: &Value, now: i128) -> String {
     let t = Timestamp::parse(ts.str()).map(|t| t.unix_nanos()).unwrap_or(now);
     ago((now - t).clamp(0, i64::MAX as i128) as i64)
 }
 
-fn push_update_config(s: &mut String, title: &str, order_label: &str, c: &Json) {
+fn push_update_config(s: &mut String, title: &str, order_label: &str, c: &Value) {
     let n = |k: &str| c[k].as_i64().unwrap_or(0);
     s.push_str(&format!("\n{title}:\n Parallelism:\t{}", c["Parallelism"].as_u64().unwrap_or(0)));
     if n("Delay") > 0 {
@@ -120,18 +122,18 @@ fn push_update_config(s: &mut String, title: &str, order_label: &str, c: &Json) 
     s.push_str(&format!("\n {order_label}{}", c["Order"].str()));
 }
 
-fn push_file_refs(s: &mut String, title: &str, refs: &Json, name_key: &str) {
-    if refs.as_array().is_empty() {
+fn push_file_refs(s: &mut String, title: &str, refs: &Value, name_key: &str) {
+    if refs.items().is_empty() {
         return;
     }
     s.push_str(&format!("\n{title}:"));
-    for r in refs.as_array() {
+    for r in refs.items() {
         s.push_str(&format!("\n Target:\t{}\n  Source:\t{}", r.at(&["File", "Name"]).str(), r[name_key].str()));
     }
 }
 
 /// docker's `service inspect --pretty` template, rendered.
-pub fn pretty_service(svc: &Json, now: i128) -> String {
+pub fn pretty_service(svc: &Value, now: i128) -> String {
     let spec = &svc["Spec"];
     let task = &spec["TaskTemplate"];
     let cs = &task["ContainerSpec"];
@@ -176,7 +178,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
         s.push_str(&format!("\n Constraints:\t{}", go_list(&constraints)));
     }
     let prefs: Vec<String> = placement["Preferences"]
-        .as_array()
+        .items()
         .iter()
         .filter(|p| !p["Spread"].is_null())
         .map(|p| format!("spread={}", p.at(&["Spread", "SpreadDescriptor"]).str()))
@@ -241,7 +243,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
         }
     }
     let mut ulimits: Vec<(String, String)> = cs["Ulimits"]
-        .as_array()
+        .items()
         .iter()
         .map(|u| (u["Name"].str().to_string(), format!("{}:{}", u["Soft"].as_i64().unwrap_or(0), u["Hard"].as_i64().unwrap_or(0))))
         .collect();
@@ -252,7 +254,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             s.push_str(&format!("\n {k}: {v}"));
         }
     }
-    let mounts = cs["Mounts"].as_array();
+    let mounts = cs["Mounts"].items();
     if !mounts.is_empty() {
         s.push_str("\nMounts:");
     }
@@ -316,7 +318,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
     if pids > 0 {
         s.push_str(&format!("\n  PIDs:\t\t{pids}"));
     }
-    let networks = task["Networks"].as_array();
+    let networks = task["Networks"].items();
     if !networks.is_empty() {
         s.push_str("\nNetworks:");
         for n in networks {
@@ -325,7 +327,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
         s.push(' ');
     }
     s.push_str(&format!("\nEndpoint Mode:\t{}", spec.at(&["EndpointSpec", "Mode"]).str()));
-    let ports = svc.at(&["Endpoint", "Ports"]).as_array();
+    let ports = svc.at(&["Endpoint", "Ports"]).items();
     if !ports.is_empty() {
         s.push_str("\nPorts:");
         for p in ports {
@@ -366,11 +368,12 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
 mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
+    use crate::json;
 
     /// docker/cli's `service-inspect-pretty.golden` service.
     #[test]
     fn pretty_matches_dockers_golden_file() {
-        let svc = Json::parse(
+        let svc = json::parse(
             r#"{"ID":"de179gar9d0o7ltdybungplod","Spec":{"Name":"my_service","Labels":{"com.label":"foo"},
             "TaskTemplate":{"ContainerSpec":{"Image":"foo/bar@sha256:this_is_a_test",
               "Configs":[{"File":{"Name":"/configtest.conf"},"ConfigName":"configtest.conf"}],
@@ -396,7 +399,7 @@ mod tests {
             serde_json::from_str(r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"EndpointSpec":{"Mode":"vip"}}"#)
                 .unwrap();
         let svc = shoal_api::service::Service { id: "x".into(), spec, ..Default::default() }.with_defaults();
-        let svc = Json::parse(&serde_json::to_string(&svc).unwrap()).unwrap();
+        let svc = serde_json::to_value(&svc).unwrap();
         let want = "\nID:\t\tx\nName:\t\tweb\nService Mode:\tReplicated\n Replicas:\t1\nPlacement:\nUpdateConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\nRollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\nContainerSpec:\n Image:\t\tbusybox\nResources:\nEndpoint Mode:\tvip\n";
         assert_eq!(pretty_service(&svc, 0), want);
     }
@@ -404,7 +407,7 @@ mod tests {
     #[test]
     fn pretty_with_update_config_and_status() {
         let now = Timestamp::parse("2024-01-01T00:01:00Z").unwrap().unix_nanos();
-        let svc = Json::parse(
+        let svc = json::parse(
             r#"{"ID":"x","Spec":{"Name":"web","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"busybox:1.36","Args":["sleep","1000"],"Env":["A=1"],"Init":false,
               "CapabilityAdd":["CAP_NET_ADMIN"]},"Resources":{"Limits":{},"Reservations":{"NanoCPUs":250000000,"MemoryBytes":67108864}},
               "Placement":{"Constraints":["node.role == manager","node.labels.x == y"],"Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}],"MaxReplicas":2}},

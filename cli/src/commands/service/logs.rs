@@ -11,6 +11,7 @@ use clap::Args;
 use crate::client::{path_segment, query};
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
+use crate::json::JsonExt;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct LogsArgs {

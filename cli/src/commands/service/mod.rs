@@ -20,6 +20,7 @@ use clap::{Args, Subcommand};
 use crate::client::{path_segment, query};
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
+use crate::json::JsonExt;
 
 #[derive(Subcommand, Debug)]
 pub enum ServiceCommand {
@@ -106,7 +107,7 @@ fn rollback(env: &mut Env, a: RollbackArgs) -> CliResult {
     let mut spec = service["Spec"].clone();
     opts::tag_spec_image(&mut spec);
     let resp = env.client.post(&path, Some(&spec))?;
-    for w in resp["Warnings"].as_array() {
+    for w in resp["Warnings"].items() {
         env.eprintln(w.str());
     }
     env.println(&a.service)?;
@@ -155,7 +156,7 @@ fn scale_one(env: &mut Env, name: &str, n: u64) -> CliResult {
     let mut spec = service["Spec"].clone();
     opts::tag_spec_image(&mut spec);
     let resp = env.client.post(&path, Some(&spec))?;
-    for w in resp["Warnings"].as_array() {
+    for w in resp["Warnings"].items() {
         env.eprintln(w.str());
     }
     Ok(())

@@ -11,7 +11,9 @@ use super::{stack_objects, validate_stack_name, wait_timeout};
 use crate::client::path_segment;
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct RmArgs {
@@ -23,9 +25,9 @@ pub struct RmArgs {
 }
 
 /// One object to remove: (kind, name, path to DELETE).
-fn removals(services: &[Json], secrets: &[Json], configs: &[Json], networks: &[Json]) -> Vec<(&'static str, String, String)> {
+fn removals(services: &[Value], secrets: &[Value], configs: &[Value], networks: &[Value]) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
-    let mut svcs: Vec<&Json> = services.iter().collect();
+    let mut svcs: Vec<&Value> = services.iter().collect();
     svcs.sort_by(|a, b| a.at(&["Spec", "Name"]).str().cmp(b.at(&["Spec", "Name"]).str()));
     for s in svcs {
         out.push(("service", s.at(&["Spec", "Name"]).str().to_string(), format!("/services/{}", path_segment(s["ID"].str()))));
@@ -59,8 +61,8 @@ pub fn remove_all(env: &mut Env, list: &[(&str, String, String)]) -> CliResult<b
 pub fn wait_tasks_gone(env: &Env, services: &BTreeSet<String>, deadline: Instant) -> CliResult {
     loop {
         let tasks = env.client.get("/tasks")?;
-        let left: Vec<&Json> = tasks
-            .as_array()
+        let left: Vec<&Value> = tasks
+            .items()
             .iter()
             .filter(|t| services.contains(t["ServiceID"].str()))
             .filter(|t| {
