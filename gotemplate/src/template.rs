@@ -907,7 +907,9 @@ fn number_literal(n: &str) -> Result<Value, String> {
 
 fn int_arg(v: &Value) -> Result<i64, String> {
     match v {
-        Value::Number(_) => v.as_i64().ok_or_else(|| format!("expected integer; found {}", go_print(v))),
+        // A float is truncated and an integer past i64 saturates, as this
+        // engine has always done (Go would refuse both).
+        Value::Number(n) => Ok(n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64)),
         other => Err(format!("expected integer; found {}", go_print(other))),
     }
 }
@@ -1474,6 +1476,8 @@ mod tests {
         assert_eq!(render("{{printf \"%d|%v|%s\" .F .W .W}}", &d).unwrap(), "%!d(float64=2.5)|1.0|%!s(float64=1.0)");
         assert_eq!(render("{{printf \"%d %o\" -8 -8}} {{print 0x1F 3}}", &d).unwrap(), "-8 -10 31 3");
         assert!(render("{{print 1e400}}", &d).is_err());
+        // Integer arguments: a float truncates, a uint64 past i64 saturates.
+        assert_eq!(render("{{truncate \"abcdef\" 2.9}} {{truncate \"abc\" .Big}}", &d).unwrap(), "ab abc");
     }
 
     #[test]
