@@ -9,7 +9,9 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 pub const API_VERSION: &str = "1.44";
 pub const DEFAULT_HOST: &str = "unix:///run/shoal/shoal.sock";
@@ -139,7 +141,7 @@ impl Client {
     /// docker's client does for exec and attach. Returns the daemon's
     /// stream and the socket to write to; a daemon that answers without
     /// upgrading gives its body as the stream.
-    pub fn hijack(&self, path: &str, body: &Json) -> CliResult<Hijacked> {
+    pub fn hijack(&self, path: &str, body: &Value) -> CliResult<Hijacked> {
         let mut stream = self.connect()?;
         let bytes = body.to_compact().into_bytes();
         let mut request = build_request("POST", &format!("/v{API_VERSION}{path}"), Some(&bytes), &[("Upgrade", "tcp")]);
@@ -159,12 +161,12 @@ impl Client {
     }
 
     /// Sends a request; a non-2xx answer becomes "Error response from daemon: …".
-    pub fn send(&self, method: &str, path: &str, body: Option<&Json>) -> CliResult<Response> {
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> CliResult<Response> {
         self.send_with(method, path, body, &[])
     }
 
     /// [`Client::send`] with extra request headers.
-    pub fn send_with(&self, method: &str, path: &str, body: Option<&Json>, headers: &[(&str, &str)]) -> CliResult<Response> {
+    pub fn send_with(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> CliResult<Response> {
         let bytes = body.map(|b| b.to_compact().into_bytes());
         let mut resp = self.open_with(method, path, bytes.as_deref(), headers)?;
         if !resp.is_success() {
@@ -177,47 +179,47 @@ impl Client {
     }
 
     /// The raw body text of a successful request.
-    pub fn raw(&self, method: &str, path: &str, body: Option<&Json>) -> CliResult<String> {
+    pub fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> CliResult<String> {
         self.send(method, path, body)?.text()
     }
 
     /// A successful request's body parsed as JSON (`Null` when empty).
-    pub fn json(&self, method: &str, path: &str, body: Option<&Json>) -> CliResult<Json> {
+    pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> CliResult<Value> {
         let text = self.raw(method, path, body)?;
         parse_body(&text)
     }
 
-    pub fn get(&self, path: &str) -> CliResult<Json> {
+    pub fn get(&self, path: &str) -> CliResult<Value> {
         self.json("GET", path, None)
     }
 
-    pub fn post(&self, path: &str, body: Option<&Json>) -> CliResult<Json> {
+    pub fn post(&self, path: &str, body: Option<&Value>) -> CliResult<Value> {
         self.json("POST", path, body)
     }
 
     /// A POST with `X-Registry-Auth` when `registry_auth` is set.
-    pub fn post_auth(&self, path: &str, body: Option<&Json>, registry_auth: Option<&str>) -> CliResult<Json> {
+    pub fn post_auth(&self, path: &str, body: Option<&Value>, registry_auth: Option<&str>) -> CliResult<Value> {
         let headers: Vec<(&str, &str)> = registry_auth.map(|a| ("X-Registry-Auth", a)).into_iter().collect();
         parse_body(&self.send_with("POST", path, body, &headers)?.text()?)
     }
 
-    pub fn delete(&self, path: &str) -> CliResult<Json> {
+    pub fn delete(&self, path: &str) -> CliResult<Value> {
         self.json("DELETE", path, None)
     }
 }
 
-pub fn parse_body(text: &str) -> CliResult<Json> {
+pub fn parse_body(text: &str) -> CliResult<Value> {
     if text.trim().is_empty() {
-        return Ok(Json::Null);
+        return Ok(Value::Null);
     }
-    Json::parse(text).map_err(|e| CliError::new(format!("error decoding response from daemon: {e}")))
+    json::parse(text).map_err(|e| CliError::new(format!("error decoding response from daemon: {e}")))
 }
 
 /// Docker's error body is `{"message": "..."}`; fall back to the text, then
 /// to the status line.
 fn error_message(status: u16, reason: &str, body: &str) -> String {
-    if let Ok(v) = Json::parse(body) {
-        if let Some(m) = v.get("message").as_str() {
+    if let Ok(v) = json::parse(body) {
+        if let Some(m) = v["message"].as_str() {
             return m.to_string();
         }
     }
@@ -560,7 +562,7 @@ mod tests {
         let c = d.client();
         let info = c.get("/info").unwrap();
         assert_eq!(info.at(&["Swarm", "NodeID"]).str(), "n1");
-        assert_eq!(c.post("/swarm/leave?force=false", None).unwrap(), Json::Null);
+        assert_eq!(c.post("/swarm/leave?force=false", None).unwrap(), Value::Null);
         let err = c.get("/nodes").unwrap_err();
         assert_eq!(err.message, "Error response from daemon: This node is not a swarm manager.");
         assert_eq!(err.http_status, Some(503));
@@ -598,7 +600,7 @@ mod tests {
             head
         });
         let c = Client::new(Host::Unix(sock));
-        let mut h = c.hijack("/exec/x/start", &Json::object::<&str>([])).unwrap();
+        let mut h = c.hijack("/exec/x/start", &json::object::<&str>([])).unwrap();
         h.writer.write_all(b"typed").unwrap();
         h.writer.shutdown(std::net::Shutdown::Write).unwrap();
         let mut got = String::new();
@@ -613,7 +615,7 @@ mod tests {
     #[test]
     fn hijack_refused_is_a_daemon_error() {
         let d = FakeDaemon::start(|_| (409, r#"{"message":"Container abc is not running"}"#.into()));
-        let err = d.client().hijack("/exec/x/start", &Json::Null).err().unwrap();
+        let err = d.client().hijack("/exec/x/start", &Value::Null).err().unwrap();
         assert_eq!(err.message, "Error response from daemon: Container abc is not running");
     }
 

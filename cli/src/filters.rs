@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filters {
@@ -54,10 +56,10 @@ impl Filters {
 
     /// The JSON text of the `filters` query parameter.
     pub fn to_json(&self) -> String {
-        Json::Obj(
+        Value::Object(
             self.map
                 .iter()
-                .map(|(k, vals)| (k.clone(), Json::Obj(vals.iter().map(|(v, b)| (v.clone(), Json::Bool(*b))).collect())))
+                .map(|(k, vals)| (k.clone(), Value::Object(vals.iter().map(|(v, b)| (v.clone(), Value::Bool(*b))).collect())))
                 .collect(),
         )
         .to_compact()

@@ -3,7 +3,9 @@
 //! and the small value helpers the tables use (capitalisation, sizes, IDs).
 
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json;
 use crate::tabwriter::tabwrite;
 use crate::template;
 
@@ -39,7 +41,7 @@ pub fn parse_template(src: &str) -> CliResult<template::Template> {
 /// Renders rows with a `--format` value: each row is the template's output
 /// and a newline; a `table` format also gets a header line (the template run
 /// over `header`) and column alignment.
-pub fn write_rows(format: &str, header: &Json, rows: &[Json]) -> CliResult<String> {
+pub fn write_rows(format: &str, header: &Value, rows: &[Value]) -> CliResult<String> {
     let tmpl = parse_template(&template_string(format))?;
     let mut buf = String::new();
     for row in rows {
@@ -191,8 +193,8 @@ fn strip_zeros(s: &str) -> String {
 }
 
 /// A header context: field name → column title.
-pub fn header_obj(pairs: &[(&str, &str)]) -> Json {
-    Json::object(pairs.iter().map(|(k, v)| (k.to_string(), Json::from(*v))))
+pub fn header_obj(pairs: &[(&str, &str)]) -> Value {
+    json::object(pairs.iter().map(|(k, v)| (k.to_string(), Value::from(*v))))
 }
 
 /// Natural ordering (fvbommel/sortorder's `NaturalLess`): digit runs compare
@@ -296,7 +298,7 @@ mod tests {
     fn rows_and_tables() {
         let header = header_obj(&[("ID", "ID"), ("Name", "NAME")]);
         let rows =
-            vec![Json::object([("ID", "1".into()), ("Name", "alpha".into())]), Json::object([("ID", "22".into()), ("Name", "b".into())])];
+            vec![json::object([("ID", "1".into()), ("Name", "alpha".into())]), json::object([("ID", "22".into()), ("Name", "b".into())])];
         assert_eq!(write_rows("{{.ID}}:{{.Name}}", &header, &rows).unwrap(), "1:alpha\n22:b\n");
         assert_eq!(write_rows("table {{.ID}}\t{{.Name}}", &header, &rows).unwrap(), "ID        NAME\n1         alpha\n22        b\n");
         assert_eq!(write_rows("table {{.ID}}\t{{.Name}}", &header, &[]).unwrap(), "ID        NAME\n");

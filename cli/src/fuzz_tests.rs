@@ -6,7 +6,9 @@
 
 use proptest::prelude::*;
 
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json;
 use crate::template;
 
 /// `PROPTEST_CASES` overrides the default count (for longer runs); no
@@ -17,8 +19,8 @@ fn config(default_cases: u32) -> ProptestConfig {
     ProptestConfig { cases, failure_persistence: None, ..base }
 }
 
-fn data() -> Json {
-    Json::parse(
+fn data() -> Value {
+    json::parse(
         r#"{"ID":"abc","Spec":{"Labels":{"zone":"b","app":"x"},"Role":"manager","Replicas":3},
            "List":["a","b",1,null,{"K":"v"}],"Num":-2.5,"Big":18446744073709551615,"Empty":"","Null":null,
            "Nested":{"Deeper":{"X":[[1,2],[3]]}}}"#,
@@ -171,13 +173,13 @@ proptest! {
         if let Ok(t) = template::parse(&src) {
             let _ = t.execute(&d);
             let _ = t.execute_header(&d);
-            let _ = t.execute(&Json::Null);
+            let _ = t.execute(&Value::Null);
         }
     }
 
     /// `printf`'s formatting on its own, with any format and arguments.
     #[test]
     fn sprintf_takes_any_format(fmt in "(%|[-+ #0]|[0-9]{1,22}|\\.|[vsdqtfFx%]|.){0,24}", n in any::<i64>(), s in ".{0,8}") {
-        let _ = template::sprintf(&fmt, &[Json::from(n), Json::Str(s), Json::Null, data()]);
+        let _ = template::sprintf(&fmt, &[Value::from(n), Value::String(s), Value::Null, data()]);
     }
 }

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 /// Docker Hub's key in `auths`.
 const DOCKER_HUB: &str = "https://index.docker.io/v1/";
@@ -35,36 +37,36 @@ pub fn header_for(image: &str) -> CliResult<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CliError::new(format!("loading config file {}: {e}", path.display()))),
     };
-    let config = Json::parse(&text).map_err(|e| CliError::new(format!("loading config file {}: {e}", path.display())))?;
+    let config = json::parse(&text).map_err(|e| CliError::new(format!("loading config file {}: {e}", path.display())))?;
     Ok(header_from_config(&config, &registry_of(image)))
 }
 
 /// Looks `registry` up in a parsed `config.json` (also under its
 /// `https://` form, as `docker login` may have written it).
-pub fn header_from_config(config: &Json, registry: &str) -> Option<String> {
-    let auths = config.get("auths");
+pub fn header_from_config(config: &Value, registry: &str) -> Option<String> {
+    let auths = &config["auths"];
     let entry = [registry.to_string(), format!("https://{registry}"), format!("http://{registry}")]
         .iter()
-        .map(|k| auths.get(k))
+        .map(|k| &auths[k])
         .find(|e| !e.is_null())?
         .clone();
-    let (user, password) = match entry.get("auth").as_str().filter(|a| !a.is_empty()) {
+    let (user, password) = match entry["auth"].as_str().filter(|a| !a.is_empty()) {
         Some(b64) => {
             let raw = shoal_api::base64::decode_any(b64).ok()?;
             let text = String::from_utf8(raw).ok()?;
             let (u, p) = text.split_once(':')?;
             (u.to_string(), p.to_string())
         }
-        None => (entry.get("username").str().to_string(), entry.get("password").str().to_string()),
+        None => (entry["username"].str().to_string(), entry["password"].str().to_string()),
     };
-    if user.is_empty() && entry.get("identitytoken").str().is_empty() {
+    if user.is_empty() && entry["identitytoken"].str().is_empty() {
         return None;
     }
-    let auth = Json::object(vec![
-        ("username", Json::from(user.as_str())),
-        ("password", Json::from(password.as_str())),
-        ("identitytoken", Json::from(entry.get("identitytoken").str())),
-        ("serveraddress", Json::from(registry)),
+    let auth = json::object(vec![
+        ("username", Value::from(user.as_str())),
+        ("password", Value::from(password.as_str())),
+        ("identitytoken", Value::from(entry["identitytoken"].str())),
+        ("serveraddress", Value::from(registry)),
     ]);
     // base64url with padding, as the docker CLI encodes it.
     Some(shoal_api::base64::encode_url(auth.to_compact().as_bytes()))
@@ -85,15 +87,15 @@ mod tests {
 
     #[test]
     fn credentials_come_from_auths() {
-        let cfg = Json::parse(r#"{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"}}}"#).unwrap();
+        let cfg = json::parse(r#"{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"}}}"#).unwrap();
         let h = header_from_config(&cfg, "127.0.0.1:5000").unwrap();
         let json = shoal_api::base64::decode_any(&h).unwrap();
-        let json = Json::parse(std::str::from_utf8(&json).unwrap()).unwrap();
-        assert_eq!(json.get("username").str(), "user");
-        assert_eq!(json.get("password").str(), "pass");
-        assert_eq!(json.get("serveraddress").str(), "127.0.0.1:5000");
+        let json = json::parse(std::str::from_utf8(&json).unwrap()).unwrap();
+        assert_eq!(json["username"].str(), "user");
+        assert_eq!(json["password"].str(), "pass");
+        assert_eq!(json["serveraddress"].str(), "127.0.0.1:5000");
         assert!(header_from_config(&cfg, "other:5000").is_none());
-        let https = Json::parse(r#"{"auths":{"https://reg.example":{"username":"u","password":"p"}}}"#).unwrap();
+        let https = json::parse(r#"{"auths":{"https://reg.example":{"username":"u","password":"p"}}}"#).unwrap();
         assert!(header_from_config(&https, "reg.example").is_some());
     }
 }

@@ -1,279 +1,178 @@
-//! A small JSON value that keeps object keys in the order the daemon sent them.
+//! JSON values are `serde_json::Value`, built with serde_json's
+//! `preserve_order`: objects keep their keys in the order the daemon sent
+//! them, as Docker's CLI prints objects in their Go struct order
+//! (`{{json .}}`, `inspect`).
 //!
-//! Docker's CLI prints objects in their Go struct order (`{{json .}}`,
-//! `inspect`); `serde_json::Value` (without `preserve_order`) would sort them.
-//! Numbers keep their original text so that integers of any size print as
-//! they came.
+//! `v["key"]` is `Null` when the key is absent or `v` is not an object;
+//! [`JsonExt`] adds the few helpers the CLI and the templates use on top of
+//! that. [`go_json`] writes compact JSON the way Go's `encoding/json` does.
+//! [`indent`] and [`compact`] reformat raw JSON text without decoding it.
+//!
+//! Numbers are serde_json's: integers exact within `i64`/`u64`, others an
+//! `f64` that prints as the shortest text reading back to it (the
+//! daemon's JSON, written by serde_json too, prints as it came).
 
-use std::fmt::Write as _;
+use std::io;
+use std::sync::OnceLock;
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    /// The number as written in the source (or by `From<i64>`).
-    Num(String),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
+use serde::Serialize;
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
+use serde_json::{Map, Number, Value};
+
+/// Parses JSON text (objects keep their key order; a key given twice keeps
+/// its first place and its last value).
+pub fn parse(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
-static NULL: Json = Json::Null;
+/// An object from `(key, value)` pairs, in that order.
+pub fn object<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+}
 
-impl Json {
-    /// An object from `(key, value)` pairs, in that order.
-    pub fn object<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Json)>) -> Json {
-        Json::Obj(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+/// A number from its decimal text (`3`, `-7`, `2.5`, `1e3`): an integer
+/// when `i64` or `u64` holds it, else an `f64`; `None` for anything else or
+/// a float out of range.
+pub fn number(text: &str) -> Option<Value> {
+    if let Ok(i) = text.parse::<i64>() {
+        Some(i.into())
+    } else if let Ok(u) = text.parse::<u64>() {
+        Some(u.into())
+    } else {
+        text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
     }
+}
 
-    pub fn parse(text: &str) -> Result<Json, String> {
-        let mut p = Parser { s: text.as_bytes(), i: 0, depth: 0 };
-        p.ws();
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("invalid character after top-level value at offset {}", p.i));
-        }
-        Ok(v)
-    }
-
-    /// The member `key` of an object; `Null` when absent or not an object.
-    pub fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(&NULL),
-            _ => &NULL,
-        }
-    }
-
+/// What the CLI and the templates ask of a value, beyond `serde_json`'s own
+/// accessors.
+pub trait JsonExt {
     /// Whether `key` is present in an object.
-    pub fn has(&self, key: &str) -> bool {
-        matches!(self, Json::Obj(m) if m.iter().any(|(k, _)| k == key))
-    }
-
-    /// Follows a path of object keys.
-    pub fn at(&self, path: &[&str]) -> &Json {
-        path.iter().fold(self, |v, k| v.get(k))
-    }
-
+    fn has(&self, key: &str) -> bool;
+    /// Follows a path of object keys (`Null` once one is missing).
+    fn at(&self, path: &[&str]) -> &Value;
     /// Sets `key` in an object (replacing in place or appending). A `Null`
-    /// value becomes an empty object first.
-    pub fn set(&mut self, key: &str, value: Json) {
-        if matches!(self, Json::Null) {
-            *self = Json::Obj(Vec::new());
+    /// value becomes an empty object first; other values are left alone.
+    fn set(&mut self, key: &str, value: Value);
+    /// Removes `key` from an object, keeping the order of the others.
+    fn remove(&mut self, key: &str) -> Option<Value>;
+    /// The value at `path`, creating empty objects along the way (and
+    /// replacing non-objects); a new last member starts as `Null`.
+    fn entry(&mut self, path: &[&str]) -> &mut Value;
+    /// The string value, or "" for anything else.
+    fn str(&self) -> &str;
+    /// The boolean value, false for anything else.
+    fn bool(&self) -> bool;
+    /// The elements of an array; none for anything else.
+    fn items(&self) -> &[Value];
+    /// The members of an object; none for anything else.
+    fn members(&self) -> &Map<String, Value>;
+    /// Compact JSON as Go's encoder writes it with HTML escaping off (see
+    /// [`go_json`]).
+    fn to_compact(&self) -> String;
+}
+
+impl JsonExt for Value {
+    fn has(&self, key: &str) -> bool {
+        matches!(self, Value::Object(m) if m.contains_key(key))
+    }
+
+    fn at(&self, path: &[&str]) -> &Value {
+        path.iter().fold(self, |v, k| &v[*k])
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        if self.is_null() {
+            *self = Value::Object(Map::new());
         }
-        if let Json::Obj(m) = self {
-            if let Some(slot) = m.iter_mut().find(|(k, _)| k == key) {
-                slot.1 = value;
-            } else {
-                m.push((key.to_string(), value));
-            }
+        if let Value::Object(m) = self {
+            m.insert(key.to_string(), value);
         }
     }
 
-    /// Removes `key` from an object, returning its value.
-    pub fn remove(&mut self, key: &str) -> Option<Json> {
-        if let Json::Obj(m) = self {
-            if let Some(pos) = m.iter().position(|(k, _)| k == key) {
-                return Some(m.remove(pos).1);
-            }
+    fn remove(&mut self, key: &str) -> Option<Value> {
+        match self {
+            // `Map::remove` would move the last member into the gap.
+            Value::Object(m) => m.shift_remove(key),
+            _ => None,
         }
-        None
     }
 
-    /// A mutable reference to the object at `path`, creating empty objects
-    /// along the way (and replacing non-objects).
-    pub fn entry(&mut self, path: &[&str]) -> &mut Json {
+    fn entry(&mut self, path: &[&str]) -> &mut Value {
         let mut cur = self;
         for key in path {
-            if !matches!(cur, Json::Obj(_)) {
-                *cur = Json::Obj(Vec::new());
+            if !cur.is_object() {
+                *cur = Value::Object(Map::new());
             }
-            let Json::Obj(m) = cur else { unreachable!() };
-            let pos = match m.iter().position(|(k, _)| k == key) {
-                Some(p) => p,
-                None => {
-                    m.push((key.to_string(), Json::Null));
-                    m.len() - 1
-                }
-            };
-            cur = &mut m[pos].1;
+            let Value::Object(m) = cur else { unreachable!("made an object above") };
+            cur = m.entry(*key).or_insert(Value::Null);
         }
         cur
     }
 
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The string value, or "" for anything else.
-    pub fn str(&self) -> &str {
+    fn str(&self) -> &str {
         self.as_str().unwrap_or("")
     }
 
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Json::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-
-    /// The boolean value, false for anything else.
-    pub fn bool(&self) -> bool {
+    fn bool(&self) -> bool {
         self.as_bool().unwrap_or(false)
     }
 
-    pub fn as_i64(&self) -> Option<i64> {
+    fn items(&self) -> &[Value] {
         match self {
-            Json::Num(n) => n.parse::<i64>().ok().or_else(|| n.parse::<f64>().ok().map(|f| f as i64)),
-            _ => None,
-        }
-    }
-
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            Json::Num(n) => n.parse::<u64>().ok().or_else(|| n.parse::<f64>().ok().filter(|f| *f >= 0.0).map(|f| f as u64)),
-            _ => None,
-        }
-    }
-
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Json::Num(n) => n.parse::<f64>().ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_array(&self) -> &[Json] {
-        match self {
-            Json::Arr(a) => a,
+            Value::Array(a) => a,
             _ => &[],
         }
     }
 
-    pub fn as_object(&self) -> &[(String, Json)] {
+    fn members(&self) -> &Map<String, Value> {
+        static EMPTY: OnceLock<Map<String, Value>> = OnceLock::new();
         match self {
-            Json::Obj(m) => m,
-            _ => &[],
+            Value::Object(m) => m,
+            _ => EMPTY.get_or_init(Map::new),
         }
     }
 
-    pub fn is_null(&self) -> bool {
-        matches!(self, Json::Null)
+    fn to_compact(&self) -> String {
+        go_json(self, false)
+    }
+}
+
+/// Compact JSON as Go's `encoding/json` writes it: U+2028 and U+2029
+/// escaped, other control characters as `\u00XX` (`\n`, `\r`, `\t` and
+/// `\"`, `\\` short); with `html` (`json.Marshal`, where docker's template
+/// function uses an encoder with `SetEscapeHTML(false)`) also `<`, `>` and
+/// `&`, as `\u003c`, `\u003e`, `\u0026`.
+pub fn go_json<T: Serialize + ?Sized>(value: &T, html: bool) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter { html });
+    value.serialize(&mut ser).expect("JSON values and strings always serialize");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// serde_json's compact output with Go's string escapes (see [`go_json`]).
+struct GoFormatter {
+    html: bool,
+}
+
+impl Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+        let escaped = |c: char| matches!(c, '\u{2028}' | '\u{2029}') || (self.html && matches!(c, '<' | '>' | '&'));
+        let mut rest = fragment;
+        while let Some((i, c)) = rest.char_indices().find(|&(_, c)| escaped(c)) {
+            w.write_all(&rest.as_bytes()[..i])?;
+            write!(w, "\\u{:04x}", c as u32)?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
     }
 
-    /// Compact serialisation (Go's `json.Marshal` with HTML escaping off).
-    pub fn to_compact(&self) -> String {
-        let mut out = String::new();
-        self.write_compact(&mut out);
-        out
-    }
-
-    fn write_compact(&self, out: &mut String) {
-        match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Num(n) => out.push_str(n),
-            Json::Str(s) => write_string(out, s),
-            Json::Arr(a) => {
-                out.push('[');
-                for (i, v) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    v.write_compact(out);
-                }
-                out.push(']');
-            }
-            Json::Obj(m) => {
-                out.push('{');
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_string(out, k);
-                    out.push(':');
-                    v.write_compact(out);
-                }
-                out.push('}');
-            }
+    fn write_char_escape<W: ?Sized + io::Write>(&mut self, w: &mut W, escape: CharEscape) -> io::Result<()> {
+        match escape {
+            CharEscape::Backspace => w.write_all(b"\\u0008"),
+            CharEscape::FormFeed => w.write_all(b"\\u000c"),
+            other => CompactFormatter.write_char_escape(w, other),
         }
     }
-}
-
-impl From<&str> for Json {
-    fn from(s: &str) -> Json {
-        Json::Str(s.to_string())
-    }
-}
-impl From<String> for Json {
-    fn from(s: String) -> Json {
-        Json::Str(s)
-    }
-}
-impl From<&String> for Json {
-    fn from(s: &String) -> Json {
-        Json::Str(s.clone())
-    }
-}
-impl From<bool> for Json {
-    fn from(b: bool) -> Json {
-        Json::Bool(b)
-    }
-}
-impl From<i64> for Json {
-    fn from(n: i64) -> Json {
-        Json::Num(n.to_string())
-    }
-}
-impl From<u64> for Json {
-    fn from(n: u64) -> Json {
-        Json::Num(n.to_string())
-    }
-}
-impl From<u32> for Json {
-    fn from(n: u32) -> Json {
-        Json::Num(n.to_string())
-    }
-}
-impl From<usize> for Json {
-    fn from(n: usize) -> Json {
-        Json::Num(n.to_string())
-    }
-}
-impl From<Vec<Json>> for Json {
-    fn from(v: Vec<Json>) -> Json {
-        Json::Arr(v)
-    }
-}
-impl From<Vec<String>> for Json {
-    fn from(v: Vec<String>) -> Json {
-        Json::Arr(v.into_iter().map(Json::Str).collect())
-    }
-}
-
-/// Writes `s` as a JSON string literal the way Go's encoder does with
-/// `SetEscapeHTML(false)`.
-pub fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Re-indents raw JSON text without decoding it, like Go's
@@ -359,236 +258,52 @@ fn reformat(raw: &str, indent: Option<&str>) -> String {
     out
 }
 
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-    depth: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
-    }
-
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at offset {}", self.i))
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        if self.i >= self.s.len() {
-            return self.err("unexpected end of JSON input");
-        }
-        match self.s[self.i] {
-            b'{' => self.nested(|p| p.object()),
-            b'[' => self.nested(|p| p.array()),
-            b'"' => Ok(Json::Str(self.string()?)),
-            b't' => self.word("true", Json::Bool(true)),
-            b'f' => self.word("false", Json::Bool(false)),
-            b'n' => self.word("null", Json::Null),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => self.err("invalid character"),
-        }
-    }
-
-    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Result<Json, String>) -> Result<Json, String> {
-        self.depth += 1;
-        if self.depth > 500 {
-            return self.err("JSON nested too deeply");
-        }
-        let v = f(self);
-        self.depth -= 1;
-        v
-    }
-
-    fn word(&mut self, w: &str, v: Json) -> Result<Json, String> {
-        if self.s[self.i..].starts_with(w.as_bytes()) {
-            self.i += w.len();
-            Ok(v)
-        } else {
-            self.err("invalid literal")
-        }
-    }
-
-    fn number(&mut self) -> Result<Json, String> {
-        let start = self.i;
-        if self.s[self.i] == b'-' {
-            self.i += 1;
-        }
-        let digits = |p: &mut Self| {
-            let s = p.i;
-            while p.i < p.s.len() && p.s[p.i].is_ascii_digit() {
-                p.i += 1;
-            }
-            p.i > s
-        };
-        if !digits(self) {
-            return self.err("invalid number");
-        }
-        if self.i < self.s.len() && self.s[self.i] == b'.' {
-            self.i += 1;
-            if !digits(self) {
-                return self.err("invalid number");
-            }
-        }
-        if self.i < self.s.len() && (self.s[self.i] == b'e' || self.s[self.i] == b'E') {
-            self.i += 1;
-            if self.i < self.s.len() && (self.s[self.i] == b'+' || self.s[self.i] == b'-') {
-                self.i += 1;
-            }
-            if !digits(self) {
-                return self.err("invalid number");
-            }
-        }
-        Ok(Json::Num(String::from_utf8_lossy(&self.s[start..self.i]).into_owned()))
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        if self.i + 4 > self.s.len() {
-            return self.err("invalid escape");
-        }
-        let h = std::str::from_utf8(&self.s[self.i..self.i + 4]).map_err(|e| e.to_string())?;
-        let v = u32::from_str_radix(h, 16).map_err(|_| format!("invalid escape at offset {}", self.i))?;
-        self.i += 4;
-        Ok(v)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.i += 1; // opening quote
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            if self.i >= self.s.len() {
-                return self.err("unterminated string");
-            }
-            let b = self.s[self.i];
-            self.i += 1;
-            match b {
-                b'"' => break,
-                b'\\' => {
-                    if self.i >= self.s.len() {
-                        return self.err("unterminated string");
-                    }
-                    let e = self.s[self.i];
-                    self.i += 1;
-                    let c = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&hi) && self.s[self.i..].starts_with(b"\\u") {
-                                self.i += 2;
-                                let lo = self.hex4()?;
-                                if (0xDC00..0xE000).contains(&lo) {
-                                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                                } else {
-                                    0xFFFD
-                                }
-                            } else {
-                                hi
-                            };
-                            char::from_u32(code).unwrap_or('\u{FFFD}')
-                        }
-                        _ => return self.err("invalid escape"),
-                    };
-                    let mut tmp = [0u8; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                }
-                _ => buf.push(b),
-            }
-        }
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    fn array(&mut self) -> Result<Json, String> {
-        self.i += 1;
-        let mut items = Vec::new();
-        self.ws();
-        if self.i < self.s.len() && self.s[self.i] == b']' {
-            self.i += 1;
-            return Ok(Json::Arr(items));
-        }
-        loop {
-            self.ws();
-            items.push(self.value()?);
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(Json::Arr(items));
-                }
-                _ => return self.err("expected , or ] in array"),
-            }
-        }
-    }
-
-    fn object(&mut self) -> Result<Json, String> {
-        self.i += 1;
-        let mut members = Vec::new();
-        self.ws();
-        if self.i < self.s.len() && self.s[self.i] == b'}' {
-            self.i += 1;
-            return Ok(Json::Obj(members));
-        }
-        loop {
-            self.ws();
-            if self.s.get(self.i) != Some(&b'"') {
-                return self.err("expected string key in object");
-            }
-            let k = self.string()?;
-            self.ws();
-            if self.s.get(self.i) != Some(&b':') {
-                return self.err("expected : in object");
-            }
-            self.i += 1;
-            self.ws();
-            let v = self.value()?;
-            members.push((k, v));
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(Json::Obj(members));
-                }
-                _ => return self.err("expected , or } in object"),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parse_keeps_order_and_numbers() {
-        let v = Json::parse(r#"{"b":1,"a":[true,null,"x\n\u00e9"],"n":-1.5e3,"big":18446744073709551615}"#).unwrap();
-        assert_eq!(v.to_compact(), "{\"b\":1,\"a\":[true,null,\"x\\né\"],\"n\":-1.5e3,\"big\":18446744073709551615}");
-        assert_eq!(v.get("b").as_i64(), Some(1));
-        assert_eq!(v.get("big").as_u64(), Some(u64::MAX));
-        assert!(v.get("missing").is_null());
+        let v = parse(r#"{"b":1,"a":[true,null,"x\n\u00e9"],"n":-1.5e3,"big":18446744073709551615,"min":-9223372036854775808}"#).unwrap();
+        // Integers print exactly; a float prints as the shortest text that
+        // reads back to it (serde_json's, as the daemon writes it), not as
+        // it was spelled.
+        assert_eq!(
+            v.to_compact(),
+            "{\"b\":1,\"a\":[true,null,\"x\\né\"],\"n\":-1500.0,\"big\":18446744073709551615,\"min\":-9223372036854775808}"
+        );
+        assert_eq!(v["b"].as_i64(), Some(1));
+        assert_eq!(v["big"].as_u64(), Some(u64::MAX));
+        assert!(v["missing"].is_null() && v["b"]["deeper"].is_null());
+        for text in ["[2.5,1.0,1e+21,1e-7,0.1,-0.0,1.7976931348623157e+308]", "[12345678901,4294967296,0]"] {
+            assert_eq!(parse(text).unwrap().to_compact(), text);
+        }
+        assert_eq!(number("3"), Some(Value::from(3)));
+        assert_eq!(number("18446744073709551615"), Some(Value::from(u64::MAX)));
+        assert_eq!(number("1e3").unwrap().to_compact(), "1000.0");
+        assert_eq!(number("1e400"), None);
     }
 
     #[test]
     fn surrogate_pairs() {
-        let v = Json::parse(r#""\ud83d\ude00""#).unwrap();
+        let v = parse(r#""\ud83d\ude00""#).unwrap();
         assert_eq!(v.str(), "😀");
     }
 
     #[test]
     fn errors() {
-        assert!(Json::parse("{").is_err());
-        assert!(Json::parse("[1,]").is_err());
-        assert!(Json::parse("1 2").is_err());
-        assert!(Json::parse(&"[".repeat(1000)).is_err());
+        assert!(parse("{").is_err());
+        assert!(parse("[1,]").is_err());
+        assert!(parse("1 2").is_err());
+        assert!(parse(&"[".repeat(1000)).is_err());
+    }
+
+    #[test]
+    fn escapes_like_go() {
+        let v = object([("k<&>", Value::from("<a & b>\u{2028}\u{2029}\u{8}\u{c}\u{1}\n\r\t\"\\/é"))]);
+        assert_eq!(v.to_compact(), r#"{"k<&>":"<a & b>\u2028\u2029\u0008\u000c\u0001\n\r\t\"\\/é"}"#);
+        assert_eq!(go_json(&v, true), r#"{"k\u003c\u0026\u003e":"\u003ca \u0026 b\u003e\u2028\u2029\u0008\u000c\u0001\n\r\t\"\\/é"}"#);
+        assert_eq!(go_json("x", false), r#""x""#);
     }
 
     #[test]
@@ -601,10 +316,17 @@ mod tests {
 
     #[test]
     fn set_and_entry() {
-        let mut v = Json::parse(r#"{"Spec":{"Role":"worker"}}"#).unwrap();
+        let mut v = parse(r#"{"Spec":{"Role":"worker"}}"#).unwrap();
         v.entry(&["Spec", "Labels"]).set("a", "b".into());
         v.entry(&["Spec"]).set("Role", "manager".into());
         assert_eq!(v.to_compact(), r#"{"Spec":{"Role":"manager","Labels":{"a":"b"}}}"#);
-        assert_eq!(v.entry(&["Spec", "Labels"]).remove("a"), Some(Json::Str("b".into())));
+        assert_eq!(v.entry(&["Spec", "Labels"]).remove("a"), Some(Value::String("b".into())));
+        let mut m = parse(r#"{"a":1,"b":2,"c":3}"#).unwrap();
+        assert_eq!(m.remove("a"), Some(Value::from(1)));
+        assert_eq!(m.to_compact(), r#"{"b":2,"c":3}"#);
+        let mut s = Value::from("x");
+        s.set("a", Value::Null);
+        assert_eq!(s, Value::from("x"));
+        assert!(s.items().is_empty() && s.members().is_empty());
     }
 }

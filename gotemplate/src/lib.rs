@@ -2,8 +2,10 @@
 //! `--format` templates, and the templates a service's container spec and
 //! its secrets and configs may hold, which each node expands per task.
 //!
-//! `json`: the value templates read, an order-keeping JSON tree (Docker
-//! prints objects in their Go struct order). `template`: parsing and
+//! `json`: helpers over the value templates read, a `serde_json::Value`
+//! whose objects keep their key order (serde_json's `preserve_order`:
+//! Docker prints objects in their Go struct order), and Go's JSON output.
+//! `template`: parsing and
 //! execution, with Docker's functions and room for a caller's own (SwarmKit's
 //! `env`, `secret`, `config`).
 

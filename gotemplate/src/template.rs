@@ -6,11 +6,13 @@
 //! `truncate`) plus Go's builtins (`and`, `or`, `not`, `eq`, `ne`, `lt`,
 //! `le`, `gt`, `ge`, `len`, `index`, `print`, `printf`, `println`).
 //!
-//! Data is a [`Json`] tree. Values print as Go prints them: maps as
+//! Data is a `serde_json::Value`. Values print as Go prints them: maps as
 //! `map[k:v]`, arrays as `[a b]`, objects whose keys all start with an
 //! upper-case letter (Go structs) as `{v1 v2}`; missing fields print as "".
 
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 
 #[derive(Debug)]
 pub struct Template {
@@ -86,27 +88,27 @@ pub fn parse(src: &str) -> Result<Template, String> {
 
 impl Template {
     /// Executes the template with `data` as `.` and `$`.
-    pub fn execute(&self, data: &Json) -> Result<String, String> {
+    pub fn execute(&self, data: &Value) -> Result<String, String> {
         self.run(data, false)
     }
 
     /// Executes the template over a header context: docker's header
     /// functions (`json`, `join`, `split`, `title`, `lower`, `upper`,
     /// `truncate`) return their first argument unchanged.
-    pub fn execute_header(&self, data: &Json) -> Result<String, String> {
+    pub fn execute_header(&self, data: &Value) -> Result<String, String> {
         self.run(data, true)
     }
 
     /// Executes the template with `data`, with `funcs` looked up before
     /// the built-in functions (SwarmKit's `env`, `secret`, `config`).
-    pub fn execute_with(&self, data: &Json, funcs: Funcs<'_>) -> Result<String, String> {
+    pub fn execute_with(&self, data: &Value, funcs: Funcs<'_>) -> Result<String, String> {
         let mut st =
             State { funcs: Some(funcs), out: String::new(), vars: vec![("$".to_string(), data.clone())], header: false, iterations: 0 };
         st.walk(&self.nodes, data)?;
         Ok(st.out)
     }
 
-    fn run(&self, data: &Json, header: bool) -> Result<String, String> {
+    fn run(&self, data: &Value, header: bool) -> Result<String, String> {
         let mut st = State { funcs: None, out: String::new(), vars: vec![("$".to_string(), data.clone())], header, iterations: 0 };
         st.walk(&self.nodes, data)?;
         Ok(st.out)
@@ -115,7 +117,7 @@ impl Template {
 
 /// Parses and executes in one go.
 #[allow(dead_code)]
-pub fn render(src: &str, data: &Json) -> Result<String, String> {
+pub fn render(src: &str, data: &Value) -> Result<String, String> {
     parse(src)?.execute(data)
 }
 
@@ -509,12 +511,12 @@ fn parse_operand(toks: &[Tok], p: usize) -> Result<(Operand, usize), String> {
 // ---------------------------------------------------------------- execution
 
 /// A caller's own functions: `Some` answers for a name it knows.
-pub type Funcs<'f> = &'f dyn Fn(&str, &[Json]) -> Option<Result<Json, String>>;
+pub type Funcs<'f> = &'f dyn Fn(&str, &[Value]) -> Option<Result<Value, String>>;
 
 struct State<'f> {
     funcs: Option<Funcs<'f>>,
     out: String,
-    vars: Vec<(String, Json)>,
+    vars: Vec<(String, Value)>,
     header: bool,
     /// `range` iterations so far, across all loops of this execution.
     iterations: usize,
@@ -529,7 +531,7 @@ const MAX_OUTPUT: usize = 64 << 20;
 const MAX_FMT_NUM: usize = 1_000_000;
 
 impl State<'_> {
-    fn walk(&mut self, nodes: &[Node], dot: &Json) -> Result<(), String> {
+    fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<(), String> {
         for n in nodes {
             match n {
                 Node::Text(t) => self.out.push_str(t),
@@ -562,17 +564,18 @@ impl State<'_> {
                     plain.decl.clear();
                     let v = self.pipeline(&plain, dot)?;
                     // Lazily: `range N` may name more iterations than memory holds.
-                    let (len, entries): (usize, Box<dyn Iterator<Item = (Json, Json)>>) = match &v {
-                        Json::Arr(a) => (a.len(), Box::new(a.iter().enumerate().map(|(i, e)| (Json::from(i), e.clone())))),
-                        Json::Obj(m) => {
-                            let mut m: Vec<_> = m.iter().map(|(k, e)| (Json::Str(k.clone()), e.clone())).collect();
+                    let (len, entries): (usize, Box<dyn Iterator<Item = (Value, Value)>>) = match &v {
+                        Value::Array(a) => (a.len(), Box::new(a.iter().enumerate().map(|(i, e)| (Value::from(i), e.clone())))),
+                        Value::Object(m) => {
+                            let mut m: Vec<_> = m.iter().map(|(k, e)| (Value::String(k.clone()), e.clone())).collect();
                             m.sort_by(|a, b| a.0.str().cmp(b.0.str()));
                             (m.len(), Box::new(m.into_iter()))
                         }
-                        Json::Null => (0, Box::new(std::iter::empty())),
-                        Json::Num(n) => {
-                            let count = n.parse::<usize>().map_err(|_| format!("range can't iterate over {n}"))?;
-                            (count, Box::new((0..count).map(|i| (Json::from(i), Json::from(i)))))
+                        Value::Null => (0, Box::new(std::iter::empty())),
+                        Value::Number(n) => {
+                            let count =
+                                n.as_u64().and_then(|c| usize::try_from(c).ok()).ok_or_else(|| format!("range can't iterate over {n}"))?;
+                            (count, Box::new((0..count).map(|i| (Value::from(i), Value::from(i)))))
                         }
                         other => return Err(format!("range can't iterate over {}", go_print(other))),
                     };
@@ -605,12 +608,12 @@ impl State<'_> {
         Ok(())
     }
 
-    fn pipeline(&mut self, p: &Pipeline, dot: &Json) -> Result<Json, String> {
-        let mut val: Option<Json> = None;
+    fn pipeline(&mut self, p: &Pipeline, dot: &Value) -> Result<Value, String> {
+        let mut val: Option<Value> = None;
         for cmd in &p.cmds {
             val = Some(self.command(cmd, dot, val)?);
         }
-        let v = val.unwrap_or(Json::Null);
+        let v = val.unwrap_or(Value::Null);
         if !p.decl.is_empty() {
             if p.assign {
                 let name = &p.decl[0];
@@ -623,7 +626,7 @@ impl State<'_> {
         Ok(v)
     }
 
-    fn command(&mut self, cmd: &Command, dot: &Json, piped: Option<Json>) -> Result<Json, String> {
+    fn command(&mut self, cmd: &Command, dot: &Value, piped: Option<Value>) -> Result<Value, String> {
         if let Operand::Ident(name) = &cmd.args[0] {
             let mut args = Vec::with_capacity(cmd.args.len());
             // `and` / `or` short-circuit in Go; evaluating eagerly is fine for
@@ -652,7 +655,7 @@ impl State<'_> {
     /// hidden key [`METHOD_PREFIX`]`Name`; a missing entry is "". In a
     /// header, docker's `SubHeaderContext.Label`: the last dotted part, with
     /// `-` and `_` as spaces.
-    fn method_call(&mut self, path: &[String], rest: &[Operand], dot: &Json, piped: Option<Json>) -> Result<Option<Json>, String> {
+    fn method_call(&mut self, path: &[String], rest: &[Operand], dot: &Value, piped: Option<Value>) -> Result<Option<Value>, String> {
         let Some((name, parent)) = path.split_last() else { return Ok(None) };
         let mut args = Vec::new();
         for a in rest {
@@ -662,20 +665,20 @@ impl State<'_> {
         let base = field_path(dot, parent)?;
         if self.header && name == "Label" && args.len() == 1 {
             let last = args[0].str().rsplit('.').next().unwrap_or("").replace(['-', '_'], " ");
-            return Ok(Some(Json::Str(last)));
+            return Ok(Some(Value::String(last)));
         }
         let key = format!("{METHOD_PREFIX}{name}");
         if !base.has(&key) {
             return Ok(None);
         }
-        let hidden = base.get(&key);
+        let hidden = &base[&key];
         if args.len() != 1 {
             return Err(format!("wrong number of args for {name}: want 1 got {}", args.len()));
         }
-        Ok(Some(Json::Str(hidden.get(args[0].str()).str().to_string())))
+        Ok(Some(Value::String(hidden[args[0].str()].str().to_string())))
     }
 
-    fn operand(&mut self, op: &Operand, dot: &Json) -> Result<Json, String> {
+    fn operand(&mut self, op: &Operand, dot: &Value) -> Result<Value, String> {
         Ok(match op {
             Operand::Field(path) => field_path(dot, path)?,
             Operand::Var(name, path) => {
@@ -684,10 +687,10 @@ impl State<'_> {
                 field_path(&v, path)?
             }
             Operand::Ident(name) => self.call(name, Vec::new())?,
-            Operand::Str(s) => Json::Str(s.clone()),
-            Operand::Num(n) => Json::Num(parse_number_literal(n)?),
-            Operand::Bool(b) => Json::Bool(*b),
-            Operand::Nil => Json::Null,
+            Operand::Str(s) => Value::String(s.clone()),
+            Operand::Num(n) => number_literal(n)?,
+            Operand::Bool(b) => Value::Bool(*b),
+            Operand::Nil => Value::Null,
             Operand::Sub(p, path) => {
                 let v = self.pipeline(p, dot)?;
                 field_path(&v, path)?
@@ -695,7 +698,7 @@ impl State<'_> {
         })
     }
 
-    fn call(&mut self, name: &str, args: Vec<Json>) -> Result<Json, String> {
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
         let want = |n: usize| -> Result<(), String> {
             if args.len() != n {
                 Err(format!("wrong number of args for {name}: want {n} got {}", args.len()))
@@ -712,7 +715,7 @@ impl State<'_> {
         Ok(match name {
             "json" => {
                 want(1)?;
-                Json::Str(json_text(&args[0]))
+                Value::String(json_text(&args[0], false))
             }
             "split" => {
                 want(2)?;
@@ -723,61 +726,61 @@ impl State<'_> {
                 } else {
                     s.split(sep.as_str()).map(str::to_string).collect()
                 };
-                Json::from(parts)
+                Value::from(parts)
             }
             "join" => {
                 want(2)?;
                 let sep = go_print(&args[1]);
                 match &args[0] {
-                    Json::Null => Json::Str(String::new()),
-                    Json::Arr(a) => Json::Str(a.iter().map(go_print).collect::<Vec<_>>().join(&sep)),
-                    Json::Obj(m) => {
+                    Value::Null => Value::String(String::new()),
+                    Value::Array(a) => Value::String(a.iter().map(go_print).collect::<Vec<_>>().join(&sep)),
+                    Value::Object(m) => {
                         let mut vals: Vec<String> = m.iter().map(|(_, v)| go_print(v)).collect();
                         vals.sort();
-                        Json::Str(vals.join(&sep))
+                        Value::String(vals.join(&sep))
                     }
                     other => return Err(format!("expected slice, got {}", go_print(other))),
                 }
             }
             "lower" => {
                 want(1)?;
-                Json::Str(go_print(&args[0]).to_lowercase())
+                Value::String(go_print(&args[0]).to_lowercase())
             }
             "upper" => {
                 want(1)?;
-                Json::Str(go_print(&args[0]).to_uppercase())
+                Value::String(go_print(&args[0]).to_uppercase())
             }
             "title" => {
                 want(1)?;
-                Json::Str(title(&go_print(&args[0])))
+                Value::String(title(&go_print(&args[0])))
             }
             "pad" => {
                 want(3)?;
                 let s = go_print(&args[0]);
                 if s.is_empty() {
-                    Json::Str(s)
+                    Value::String(s)
                 } else {
                     let a = int_arg(&args[1])?.max(0) as usize;
                     let b = int_arg(&args[2])?.max(0) as usize;
                     if a.max(b) > MAX_FMT_NUM {
                         return Err(format!("error calling pad: {} spaces is too many", a.max(b)));
                     }
-                    Json::Str(format!("{}{}{}", " ".repeat(a), s, " ".repeat(b)))
+                    Value::String(format!("{}{}{}", " ".repeat(a), s, " ".repeat(b)))
                 }
             }
             "truncate" => {
                 want(2)?;
                 let s = go_print(&args[0]);
                 let n = int_arg(&args[1])?.max(0) as usize;
-                Json::Str(if s.len() < n { s } else { s.chars().take(n).collect() })
+                Value::String(if s.len() < n { s } else { s.chars().take(n).collect() })
             }
             "len" => {
                 want(1)?;
-                Json::from(match &args[0] {
-                    Json::Str(s) => s.len(),
-                    Json::Arr(a) => a.len(),
-                    Json::Obj(m) => m.len(),
-                    Json::Null => 0,
+                Value::from(match &args[0] {
+                    Value::String(s) => s.len(),
+                    Value::Array(a) => a.len(),
+                    Value::Object(m) => m.len(),
+                    Value::Null => 0,
                     other => return Err(format!("len of type {}", kind(other))),
                 })
             }
@@ -788,14 +791,14 @@ impl State<'_> {
                 let mut v = args[0].clone();
                 for k in &args[1..] {
                     v = match (&v, k) {
-                        (Json::Obj(_), k) => v.get(&go_print(k)).clone(),
-                        (Json::Arr(a), Json::Num(_)) => {
+                        (Value::Object(_), k) => v[&go_print(k)].clone(),
+                        (Value::Array(a), Value::Number(_)) => {
                             let i = int_arg(k)?;
                             a.get(usize::try_from(i).map_err(|_| format!("index out of range: {i}"))?)
                                 .cloned()
                                 .ok_or(format!("index out of range: {i}"))?
                         }
-                        (Json::Null, _) => Json::Null,
+                        (Value::Null, _) => Value::Null,
                         (other, _) => return Err(format!("can't index item of type {}", kind(other))),
                     };
                 }
@@ -803,11 +806,11 @@ impl State<'_> {
             }
             "not" => {
                 want(1)?;
-                Json::Bool(!truthy(&args[0]))
+                Value::Bool(!truthy(&args[0]))
             }
-            "html" => Json::Str(html_escape(&go_sprint(&args))),
-            "urlquery" => Json::Str(query_escape(&go_sprint(&args))),
-            "js" => Json::Str(js_escape(&go_sprint(&args))),
+            "html" => Value::String(html_escape(&go_sprint(&args))),
+            "urlquery" => Value::String(query_escape(&go_sprint(&args))),
+            "js" => Value::String(js_escape(&go_sprint(&args))),
             "slice" => {
                 let Some(item) = args.first() else { return Err("wrong number of args for slice".into()) };
                 let idx: Vec<usize> = args[1..]
@@ -815,8 +818,8 @@ impl State<'_> {
                     .map(|a| int_arg(a).and_then(|i| usize::try_from(i).map_err(|_| format!("index out of range: {i}"))))
                     .collect::<Result<_, _>>()?;
                 let len = match item {
-                    Json::Str(s) => s.len(),
-                    Json::Arr(a) => a.len(),
+                    Value::String(s) => s.len(),
+                    Value::Array(a) => a.len(),
                     other => return Err(format!("can't slice item of type {}", kind(other))),
                 };
                 let (from, to) = match idx.as_slice() {
@@ -829,8 +832,8 @@ impl State<'_> {
                     return Err(format!("slice index out of range: {from}:{to} of {len}"));
                 }
                 match item {
-                    Json::Str(s) => Json::Str(s.get(from..to).ok_or("slice splits a character")?.to_string()),
-                    Json::Arr(a) => Json::Arr(a[from..to].to_vec()),
+                    Value::String(s) => Value::String(s.get(from..to).ok_or("slice splits a character")?.to_string()),
+                    Value::Array(a) => Value::Array(a[from..to].to_vec()),
                     _ => unreachable!("checked above"),
                 }
             }
@@ -850,33 +853,33 @@ impl State<'_> {
                 if args.len() < 2 {
                     return Err("missing argument for comparison".into());
                 }
-                Json::Bool(args[1..].iter().any(|b| equal(&args[0], b)))
+                Value::Bool(args[1..].iter().any(|b| equal(&args[0], b)))
             }
             "ne" => {
                 want(2)?;
-                Json::Bool(!equal(&args[0], &args[1]))
+                Value::Bool(!equal(&args[0], &args[1]))
             }
             "lt" | "le" | "gt" | "ge" => {
                 want(2)?;
                 let ord = compare(&args[0], &args[1])?;
-                Json::Bool(match name {
+                Value::Bool(match name {
                     "lt" => ord.is_lt(),
                     "le" => ord.is_le(),
                     "gt" => ord.is_gt(),
                     _ => ord.is_ge(),
                 })
             }
-            "print" => Json::Str(go_sprint(&args)),
+            "print" => Value::String(go_sprint(&args)),
             "println" => {
                 let mut s = args.iter().map(go_print).collect::<Vec<_>>().join(" ");
                 s.push('\n');
-                Json::Str(s)
+                Value::String(s)
             }
             "printf" => {
                 if args.is_empty() {
                     return Err("wrong number of args for printf".into());
                 }
-                Json::Str(sprintf(&go_print(&args[0]), &args[1..]))
+                Value::String(sprintf(&go_print(&args[0]), &args[1..]))
             }
             _ => return Err(format!("function \"{name}\" not defined")),
         })
@@ -894,40 +897,40 @@ fn describe(op: &Operand) -> String {
     }
 }
 
-fn parse_number_literal(n: &str) -> Result<String, String> {
-    if n.parse::<i64>().is_ok() || n.parse::<f64>().is_ok() {
-        Ok(n.trim_start_matches('+').to_string())
-    } else if let Some(hex) = n.strip_prefix("0x") {
-        i64::from_str_radix(hex, 16).map(|v| v.to_string()).map_err(|_| format!("bad number syntax: {n:?}"))
-    } else {
-        Err(format!("bad number syntax: {n:?}"))
+fn number_literal(n: &str) -> Result<Value, String> {
+    let bad = || format!("bad number syntax: {n:?}");
+    match n.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).map(Value::from).map_err(|_| bad()),
+        None => json::number(n).ok_or_else(bad),
     }
 }
 
-fn int_arg(v: &Json) -> Result<i64, String> {
+fn int_arg(v: &Value) -> Result<i64, String> {
     match v {
-        Json::Num(_) => v.as_i64().ok_or_else(|| format!("expected integer; found {}", go_print(v))),
+        // A float is truncated and an integer past i64 saturates, as this
+        // engine has always done (Go would refuse both).
+        Value::Number(n) => Ok(n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64)),
         other => Err(format!("expected integer; found {}", go_print(other))),
     }
 }
 
-fn kind(v: &Json) -> &'static str {
+fn kind(v: &Value) -> &'static str {
     match v {
-        Json::Null => "nil",
-        Json::Bool(_) => "bool",
-        Json::Num(_) => "number",
-        Json::Str(_) => "string",
-        Json::Arr(_) => "slice",
-        Json::Obj(_) => "map",
+        Value::Null => "nil",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "slice",
+        Value::Object(_) => "map",
     }
 }
 
-fn field_path(v: &Json, path: &[String]) -> Result<Json, String> {
+fn field_path(v: &Value, path: &[String]) -> Result<Value, String> {
     let mut cur = v;
     for f in path {
         cur = match cur {
-            Json::Obj(_) => cur.get(f),
-            Json::Null => return Ok(Json::Null),
+            Value::Object(_) => &cur[f],
+            Value::Null => return Ok(Value::Null),
             other => return Err(format!("can't evaluate field {f} in type {}", kind(other))),
         };
     }
@@ -935,46 +938,46 @@ fn field_path(v: &Json, path: &[String]) -> Result<Json, String> {
 }
 
 /// Go's notion of truth for `if`, `with`, `and`, `or`, `not`.
-pub fn truthy(v: &Json) -> bool {
+pub fn truthy(v: &Value) -> bool {
     match v {
-        Json::Null => false,
-        Json::Bool(b) => *b,
-        Json::Num(n) => n.parse::<f64>().map(|f| f != 0.0).unwrap_or(true),
-        Json::Str(s) => !s.is_empty(),
-        Json::Arr(a) => !a.is_empty(),
-        Json::Obj(m) => !m.is_empty() || !looks_like_map(m),
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_none_or(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty() || !looks_like_map(m),
     }
 }
 
-fn equal(a: &Json, b: &Json) -> bool {
+fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Json::Num(x), Json::Num(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
-            (Ok(x), Ok(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
             _ => x == y,
         },
         _ => a == b,
     }
 }
 
-fn compare(a: &Json, b: &Json) -> Result<std::cmp::Ordering, String> {
+fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
     match (a, b) {
-        (Json::Num(_), Json::Num(_)) => {
+        (Value::Number(_), Value::Number(_)) => {
             let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
             x.partial_cmp(&y).ok_or_else(|| "incompatible types for comparison".into())
         }
-        (Json::Str(x), Json::Str(y)) => Ok(x.cmp(y)),
+        (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
         _ => Err("incompatible types for comparison".into()),
     }
 }
 
 /// Objects that look like Go structs (every key starts with an upper-case
 /// letter) print as `{v1 v2}`; others as `map[k:v]`.
-fn looks_like_map(m: &[(String, Json)]) -> bool {
-    m.is_empty() || !m.iter().all(|(k, _)| k.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+fn looks_like_map(m: &Map<String, Value>) -> bool {
+    m.is_empty() || !m.keys().all(|k| k.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
 }
 
 /// Prints a value as Go's `fmt.Print` would.
-pub fn go_print(v: &Json) -> String {
+pub fn go_print(v: &Value) -> String {
     let mut s = String::new();
     go_print_into(&mut s, v);
     s
@@ -990,90 +993,53 @@ pub const METHOD_PREFIX: &str = "\u{1}";
 const MARSHAL_KEY: &str = "\u{1}MarshalJSON";
 
 /// Marks `row` as a formatter context (see [`MARSHAL_KEY`]).
-pub fn context(mut row: Json) -> Json {
-    row.set(MARSHAL_KEY, Json::Null);
+pub fn context(mut row: Value) -> Value {
+    row.set(MARSHAL_KEY, Value::Null);
     row
 }
 
-/// Go's `json.Marshal` escaping of HTML characters in compact JSON text
-/// (they only occur inside strings there).
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Compact JSON as docker's `json` function writes it: formatter contexts
-/// (at any depth) through `json.Marshal`, the rest unescaped.
-fn json_text(v: &Json) -> String {
+/// (at any depth, and all they hold) through `json.Marshal`, which escapes
+/// HTML characters, the rest unescaped; the hidden method keys left out.
+fn json_text(v: &Value, html: bool) -> String {
     match v {
-        Json::Obj(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX)) => {
-            let mut out = String::from("{");
-            for (i, (k, e)) in m.iter().filter(|(k, _)| !k.starts_with(METHOD_PREFIX)).enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                crate::json::write_string(&mut out, k);
-                out.push(':');
-                out.push_str(&json_text(e));
-            }
-            out.push('}');
-            if v.has(MARSHAL_KEY) {
-                escape_html(&out)
-            } else {
-                out
-            }
+        Value::Object(m) => {
+            let html = html || m.contains_key(MARSHAL_KEY);
+            let members: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| !k.starts_with(METHOD_PREFIX))
+                .map(|(k, e)| format!("{}:{}", json::go_json(k, html), json_text(e, html)))
+                .collect();
+            format!("{{{}}}", members.join(","))
         }
-        Json::Obj(m) => {
-            let mut out = String::from("{");
-            for (i, (k, e)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                crate::json::write_string(&mut out, k);
-                out.push(':');
-                out.push_str(&json_text(e));
-            }
-            out.push('}');
-            out
-        }
-        Json::Arr(a) => format!("[{}]", a.iter().map(json_text).collect::<Vec<_>>().join(",")),
-        other => other.to_compact(),
+        Value::Array(a) => format!("[{}]", a.iter().map(|e| json_text(e, html)).collect::<Vec<_>>().join(",")),
+        other => json::go_json(other, html),
     }
 }
 
-fn without_methods(v: &Json) -> Json {
+fn without_methods(v: &Value) -> Value {
     match v {
-        Json::Obj(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX)) => {
-            Json::Obj(m.iter().filter(|(k, _)| !k.starts_with(METHOD_PREFIX)).cloned().collect())
+        Value::Object(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX)) => {
+            Value::Object(m.iter().filter(|(k, _)| !k.starts_with(METHOD_PREFIX)).map(|(k, e)| (k.clone(), e.clone())).collect())
         }
         other => other.clone(),
     }
 }
 
-fn go_print_into(out: &mut String, v: &Json) {
+fn go_print_into(out: &mut String, v: &Value) {
     let stripped;
-    let v = if matches!(v, Json::Obj(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX))) {
+    let v = if matches!(v, Value::Object(m) if m.iter().any(|(k, _)| k.starts_with(METHOD_PREFIX))) {
         stripped = without_methods(v);
         &stripped
     } else {
         v
     };
     match v {
-        Json::Null => {}
-        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Json::Num(n) => out.push_str(n),
-        Json::Str(s) => out.push_str(s),
-        Json::Arr(a) => {
+        Value::Null => {}
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => out.push_str(s),
+        Value::Array(a) => {
             out.push('[');
             for (i, e) in a.iter().enumerate() {
                 if i > 0 {
@@ -1083,10 +1049,10 @@ fn go_print_into(out: &mut String, v: &Json) {
             }
             out.push(']');
         }
-        Json::Obj(m) if looks_like_map(m) => {
+        Value::Object(m) if looks_like_map(m) => {
             out.push_str("map[");
-            let mut sorted: Vec<&(String, Json)> = m.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut sorted: Vec<(&String, &Value)> = m.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
             for (i, (k, e)) in sorted.into_iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
@@ -1097,7 +1063,7 @@ fn go_print_into(out: &mut String, v: &Json) {
             }
             out.push(']');
         }
-        Json::Obj(m) => {
+        Value::Object(m) => {
             out.push('{');
             for (i, (_, e)) in m.iter().enumerate() {
                 if i > 0 {
@@ -1110,7 +1076,7 @@ fn go_print_into(out: &mut String, v: &Json) {
     }
 }
 
-fn go_print_nested(out: &mut String, v: &Json) {
+fn go_print_nested(out: &mut String, v: &Value) {
     if v.is_null() {
         out.push_str("<nil>");
     } else {
@@ -1119,10 +1085,10 @@ fn go_print_nested(out: &mut String, v: &Json) {
 }
 
 /// `fmt.Sprint`: spaces between operands when neither is a string.
-fn go_sprint(args: &[Json]) -> String {
+fn go_sprint(args: &[Value]) -> String {
     let mut s = String::new();
     for (i, a) in args.iter().enumerate() {
-        if i > 0 && !matches!(a, Json::Str(_)) && !matches!(args[i - 1], Json::Str(_)) {
+        if i > 0 && !matches!(a, Value::String(_)) && !matches!(args[i - 1], Value::String(_)) {
             s.push(' ');
         }
         s.push_str(&go_print(a));
@@ -1198,7 +1164,7 @@ fn title(s: &str) -> String {
 /// A subset of Go's `fmt.Sprintf`: verbs `v s d o x X q t f e g %` with
 /// flags `-0+`, width and precision, and Go's `%!verb(type=value)` for a
 /// verb that does not fit its operand.
-pub fn sprintf(fmt: &str, args: &[Json]) -> String {
+pub fn sprintf(fmt: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut it = fmt.chars().peekable();
     let mut argi = 0;
@@ -1245,16 +1211,19 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
             continue;
         };
         argi += 1;
-        let int = matches!(arg, Json::Num(n) if !n.contains(['.', 'e', 'E']));
-        let mut s = match verb {
-            'd' if int => match arg.as_i64() {
-                Some(n) if plus && n >= 0 => format!("+{n}"),
-                Some(n) => n.to_string(),
-                None => arg.to_compact(),
-            },
-            'o' if int => format!("{:o}", arg.as_i64().unwrap_or(0)),
-            'x' | 'X' if int => {
-                let n = arg.as_i64().unwrap_or(0);
+        // An integer operand (`int64` or `uint64` in Go), not a float.
+        let int = arg.as_i64().map(i128::from).or(arg.as_u64().map(i128::from));
+        let mut s = match (verb, int) {
+            ('d', Some(n)) if plus && n >= 0 => format!("+{n}"),
+            ('d', Some(n)) => n.to_string(),
+            ('o', Some(n)) => {
+                if n < 0 {
+                    format!("-{:o}", n.unsigned_abs())
+                } else {
+                    format!("{n:o}")
+                }
+            }
+            ('x' | 'X', Some(n)) => {
                 let hex = if n < 0 { format!("-{:x}", n.unsigned_abs()) } else { format!("{n:x}") };
                 if verb == 'X' {
                     hex.to_uppercase()
@@ -1262,7 +1231,7 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
                     hex
                 }
             }
-            'x' | 'X' if matches!(arg, Json::Str(_)) => {
+            ('x' | 'X', _) if matches!(arg, Value::String(_)) => {
                 let hex: String = go_print(arg).bytes().map(|b| format!("{b:02x}")).collect();
                 if verb == 'X' {
                     hex.to_uppercase()
@@ -1272,7 +1241,7 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
             }
             // Integers too: a float field that holds a whole number comes
             // from the daemon's JSON without a decimal point.
-            'f' | 'F' | 'e' | 'E' | 'g' | 'G' if matches!(arg, Json::Num(_)) => {
+            ('f' | 'F' | 'e' | 'E' | 'g' | 'G', _) if matches!(arg, Value::Number(_)) => {
                 let f = arg.as_f64().unwrap_or(0.0);
                 match verb {
                     'e' | 'E' => {
@@ -1297,25 +1266,21 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
                     }
                 }
             }
-            'q' if matches!(arg, Json::Str(_)) => {
-                let mut q = String::new();
-                crate::json::write_string(&mut q, &go_print(arg));
-                q
-            }
+            ('q', _) if matches!(arg, Value::String(_)) => json::go_json(&go_print(arg), false),
             // Go applies the verb to each element of a slice.
-            'q' if matches!(arg, Json::Arr(a) if a.iter().all(|e| matches!(e, Json::Str(_)))) => {
-                let quoted: Vec<String> = arg.as_array().iter().map(|e| sprintf("%q", std::slice::from_ref(e))).collect();
+            ('q', _) if matches!(arg, Value::Array(a) if a.iter().all(|e| matches!(e, Value::String(_)))) => {
+                let quoted: Vec<String> = arg.items().iter().map(|e| sprintf("%q", std::slice::from_ref(e))).collect();
                 format!("[{}]", quoted.join(" "))
             }
-            't' if matches!(arg, Json::Bool(_)) => go_print(arg),
-            's' if !matches!(arg, Json::Num(_) | Json::Bool(_)) => {
+            ('t', _) if matches!(arg, Value::Bool(_)) => go_print(arg),
+            ('s', _) if !matches!(arg, Value::Number(_) | Value::Bool(_)) => {
                 let mut s = go_print(arg);
                 if let Some(p) = prec {
                     s = s.chars().take(p).collect();
                 }
                 s
             }
-            'v' => {
+            ('v', _) => {
                 let mut s = go_print(arg);
                 if let Some(p) = prec {
                     s = s.chars().take(p).collect();
@@ -1350,17 +1315,17 @@ pub fn sprintf(fmt: &str, args: &[Json]) -> String {
 }
 
 /// An operand as Go's fmt names it in an error: `int=3`, `string=web`.
-fn typed(v: &Json) -> String {
+fn typed(v: &Value) -> String {
     let ty = match v {
-        Json::Null => return "<nil>".into(),
-        Json::Bool(_) => "bool",
-        Json::Num(n) if n.contains(['.', 'e', 'E']) => "float64",
-        Json::Num(_) => "int",
-        Json::Str(_) => "string",
-        Json::Arr(a) if a.iter().all(|e| matches!(e, Json::Str(_))) => "[]string",
-        Json::Arr(_) => "[]interface {}",
-        Json::Obj(m) if looks_like_map(m) => "map[string]interface {}",
-        Json::Obj(_) => "struct",
+        Value::Null => return "<nil>".into(),
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float64",
+        Value::Number(_) => "int",
+        Value::String(_) => "string",
+        Value::Array(a) if a.iter().all(|e| matches!(e, Value::String(_))) => "[]string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(m) if looks_like_map(m) => "map[string]interface {}",
+        Value::Object(_) => "struct",
     };
     format!("{ty}={}", go_print(v))
 }
@@ -1415,8 +1380,8 @@ fn go_num(it: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Option<us
 mod tests {
     use super::*;
 
-    fn data() -> Json {
-        Json::parse(
+    fn data() -> Value {
+        json::parse(
             r#"{"ID":"abc","Spec":{"Labels":{"zone":"b","app":"x"},"Role":"manager"},
                "Status":{"State":"ready","Addr":"10.0.0.1"},
                "List":["a","b"],"Num":3,"Empty":"","Nested":{"Swarm":{"LocalNodeState":"active"}}}"#,
@@ -1480,25 +1445,44 @@ mod tests {
 
     #[test]
     fn one_argument_methods() {
-        let labels = Json::object([("com.example.tier", Json::from("front"))]);
-        let data = Json::object([("Name".to_string(), Json::from("web")), (format!("{METHOD_PREFIX}Label"), labels)]);
+        let labels = json::object([("com.example.tier", Value::from("front"))]);
+        let data = json::object([("Name".to_string(), Value::from("web")), (format!("{METHOD_PREFIX}Label"), labels)]);
         let t = parse(r#"{{.Name}} {{.Label "com.example.tier"}}|{{.Label "nope"}}|{{json .}}"#).unwrap();
         assert_eq!(t.execute(&data).unwrap(), r#"web front||{"Name":"web"}"#);
-        let row = context(Json::object([("Digest", Json::from("<none>"))]));
+        let row = context(json::object([("Digest", Value::from("<none>"))]));
         assert_eq!(parse("{{json .}} {{.Digest}}").unwrap().execute(&row).unwrap(), r#"{"Digest":"\u003cnone\u003e"} <none>"#);
-        let nested = Json::object([("Images", Json::Arr(vec![row.clone()])), ("X", Json::from("<a>"))]);
+        let nested = json::object([("Images", Value::Array(vec![row.clone()])), ("X", Value::from("<a>"))]);
         assert_eq!(parse("{{json .}}").unwrap().execute(&nested).unwrap(), r#"{"Images":[{"Digest":"\u003cnone\u003e"}],"X":"<a>"}"#);
-        let plain = Json::object([("Digest", Json::from("<none>"))]);
+        let plain = json::object([("Digest", Value::from("<none>"))]);
         assert_eq!(parse("{{json .}}").unwrap().execute(&plain).unwrap(), r#"{"Digest":"<none>"}"#);
-        let header = Json::object([("Name", Json::from("NAME"))]);
+        let header = json::object([("Name", Value::from("NAME"))]);
         let t = parse(r#"{{.Name}}\t{{.Label "com.example.tier"}}\t{{.Label "a_b-c"}}"#).unwrap();
         assert_eq!(t.execute_header(&header).unwrap(), r"NAME\ttier\ta b c");
         assert!(parse("{{.Name 1}}").unwrap().execute(&data).unwrap_err().contains("can't give argument to non-function"));
     }
 
     #[test]
+    fn numbers_print_as_they_came() {
+        let d = json::parse(r#"{"Big":18446744073709551615,"Neg":-9223372036854775808,"F":2.5,"W":1.0}"#).unwrap();
+        assert_eq!(
+            render("{{.Big}} {{.Neg}} {{.F}} {{.W}} {{json .}}", &d).unwrap(),
+            format!("{} {} 2.5 1.0 {}", u64::MAX, i64::MIN, d.to_compact())
+        );
+        // Go's fmt with a uint64 and an int64 (these saturated before).
+        assert_eq!(
+            render("{{printf \"%d %x %o\" .Big .Big .Neg}}", &d).unwrap(),
+            "18446744073709551615 ffffffffffffffff -1000000000000000000000"
+        );
+        assert_eq!(render("{{printf \"%d|%v|%s\" .F .W .W}}", &d).unwrap(), "%!d(float64=2.5)|1.0|%!s(float64=1.0)");
+        assert_eq!(render("{{printf \"%d %o\" -8 -8}} {{print 0x1F 3}}", &d).unwrap(), "-8 -10 31 3");
+        assert!(render("{{print 1e400}}", &d).is_err());
+        // Integer arguments: a float truncates, a uint64 past i64 saturates.
+        assert_eq!(render("{{truncate \"abcdef\" 2.9}} {{truncate \"abc\" .Big}}", &d).unwrap(), "ab abc");
+    }
+
+    #[test]
     fn header_mode() {
-        let header = Json::object([("ID", "ID".into()), ("Self", "".into())]);
+        let header = json::object([("ID", "ID".into()), ("Self", "".into())]);
         let t = parse("{{json .ID}} {{if .Self}}*{{else}} {{end}}").unwrap();
         assert_eq!(t.execute_header(&header).unwrap(), "ID  ");
     }
@@ -1506,18 +1490,18 @@ mod tests {
     #[test]
     fn runaway_counts_are_refused_not_allocated() {
         // Each of these panicked or aborted on allocation before.
-        let e = render("{{range 18446744073709551615}}{{end}}", &Json::Null).unwrap_err();
+        let e = render("{{range 18446744073709551615}}{{end}}", &Value::Null).unwrap_err();
         assert!(e.contains("iterations"), "{e}");
-        assert!(render("{{range 99999999999}}{{end}}", &Json::Null).is_err());
-        assert_eq!(render("{{range 3}}{{.}}{{end}}", &Json::Null).unwrap(), "012");
-        assert!(render("{{pad \"x\" 99999999999 0}}", &Json::Null).unwrap_err().contains("too many"));
+        assert!(render("{{range 99999999999}}{{end}}", &Value::Null).is_err());
+        assert_eq!(render("{{range 3}}{{.}}{{end}}", &Value::Null).unwrap(), "012");
+        assert!(render("{{pad \"x\" 99999999999 0}}", &Value::Null).unwrap_err().contains("too many"));
         // Go's fmt: a width or precision past a million stops formatting.
-        assert_eq!(render("{{printf \"a%99999999999db\" 1}}", &Json::Null).unwrap(), "a%!(NOVERB)%!(EXTRA int=1)");
-        assert_eq!(render("{{printf \"%.99999999999f\" 1}}", &Json::Null).unwrap(), "%!(NOVERB)%!(EXTRA int=1)");
-        let long = render("{{printf \"%.70000f\" 1.5}}", &Json::Null).unwrap();
+        assert_eq!(render("{{printf \"a%99999999999db\" 1}}", &Value::Null).unwrap(), "a%!(NOVERB)%!(EXTRA int=1)");
+        assert_eq!(render("{{printf \"%.99999999999f\" 1}}", &Value::Null).unwrap(), "%!(NOVERB)%!(EXTRA int=1)");
+        let long = render("{{printf \"%.70000f\" 1.5}}", &Value::Null).unwrap();
         assert_eq!(long.len(), 70002);
         assert!(long.starts_with("1.5000") && long.ends_with('0'));
-        assert_eq!(render("{{printf \"%5.1f|%-3d|\" 2.25 7}}", &Json::Null).unwrap(), "  2.2|7  |");
+        assert_eq!(render("{{printf \"%5.1f|%-3d|\" 2.25 7}}", &Value::Null).unwrap(), "  2.2|7  |");
     }
 
     #[test]

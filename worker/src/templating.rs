@@ -12,8 +12,9 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
 use shoal_api::task::ContainerSpec;
-use shoal_gotemplate::json::Json;
+use shoal_gotemplate::json::object;
 use shoal_gotemplate::template;
 
 /// What a template may read of a task and its node.
@@ -31,29 +32,25 @@ pub struct TaskContext {
     pub task_slot: String,
 }
 
-fn s(v: &str) -> Json {
-    Json::Str(v.to_string())
-}
-
-fn obj(fields: Vec<(&str, Json)>) -> Json {
-    Json::Obj(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
 }
 
 impl TaskContext {
     /// As Go sees the context struct (field order as SwarmKit declares it).
-    fn data(&self) -> Json {
-        let labels = Json::Obj(self.service_labels.iter().map(|(k, v)| (k.clone(), s(v))).collect());
-        obj(vec![
-            ("Service", obj(vec![("ID", s(&self.service_id)), ("Name", s(&self.service_name)), ("Labels", labels)])),
+    fn data(&self) -> Value {
+        let labels = Value::Object(self.service_labels.iter().map(|(k, v)| (k.clone(), s(v))).collect());
+        object([
+            ("Service", object([("ID", s(&self.service_id)), ("Name", s(&self.service_name)), ("Labels", labels)])),
             (
                 "Node",
-                obj(vec![
+                object([
                     ("ID", s(&self.node_id)),
                     ("Hostname", s(&self.node_hostname)),
-                    ("Platform", obj(vec![("Architecture", s(&self.architecture)), ("OS", s(&self.os))])),
+                    ("Platform", object([("Architecture", s(&self.architecture)), ("OS", s(&self.os))])),
                 ]),
             ),
-            ("Task", obj(vec![("ID", s(&self.task_id)), ("Name", s(&self.task_name)), ("Slot", s(&self.task_slot))])),
+            ("Task", object([("ID", s(&self.task_id)), ("Name", s(&self.task_name)), ("Slot", s(&self.task_slot))])),
         ])
     }
 
@@ -101,21 +98,21 @@ impl TaskContext {
     pub fn expand_payload(&self, payload: &[u8], spec: &ContainerSpec, lookup: PayloadLookup<'_>) -> Result<(Vec<u8>, bool), String> {
         let text = std::str::from_utf8(payload).map_err(|_| "a templated payload must be UTF-8 text".to_string())?;
         let read_secret = std::cell::Cell::new(false);
-        let funcs = |name: &str, args: &[Json]| -> Option<Result<Json, String>> {
+        let funcs = |name: &str, args: &[Value]| -> Option<Result<Value, String>> {
             let arg = || match args {
-                [Json::Str(a)] => Ok(a.clone()),
+                [Value::String(a)] => Ok(a.clone()),
                 _ => Err(format!("wrong arguments for {name}: want one string")),
             };
             Some(match name {
                 "env" => arg().map(|v| {
                     let found = spec.env.iter().find_map(|e| e.split_once('=').filter(|(k, _)| *k == v).map(|(_, x)| x.to_string()));
-                    Json::Str(found.unwrap_or_default())
+                    Value::String(found.unwrap_or_default())
                 }),
                 "secret" => arg().and_then(|t| {
                     read_secret.set(true);
-                    lookup(true, &t).map(|b| Json::Str(String::from_utf8_lossy(&b).into_owned()))
+                    lookup(true, &t).map(|b| Value::String(String::from_utf8_lossy(&b).into_owned()))
                 }),
-                "config" => arg().and_then(|t| lookup(false, &t).map(|b| Json::Str(String::from_utf8_lossy(&b).into_owned()))),
+                "config" => arg().and_then(|t| lookup(false, &t).map(|b| Value::String(String::from_utf8_lossy(&b).into_owned()))),
                 _ => return None,
             })
         };

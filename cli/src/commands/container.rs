@@ -12,7 +12,9 @@ use crate::client::{path_segment, query, Client};
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{ellipsis, go_local_time, header_obj, human_size_prec, truncate_id, write_rows};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::reference::Reference;
 use crate::template::METHOD_PREFIX;
 
@@ -93,7 +95,7 @@ pub struct PsArgs {
 const PS_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
 /// The header titles of docker's container context.
-pub fn container_header() -> Json {
+pub fn container_header() -> Value {
     header_obj(&[
         ("Command", "COMMAND"),
         ("CreatedAt", "CREATED AT"),
@@ -150,30 +152,28 @@ pub fn run_ps(env: &mut Env, a: PsArgs) -> CliResult {
         f => f.to_string(),
     };
     let now = crate::timestamp::now_unix_nanos();
-    let rows: Vec<Json> = list.as_array().iter().map(|c| container_row(c, !a.no_trunc, now)).collect();
+    let rows: Vec<Value> = list.items().iter().map(|c| container_row(c, !a.no_trunc, now)).collect();
     env.print(&write_rows(&format, &container_header(), &rows)?)
 }
 
 /// docker's `ContainerContext` for one container of `/containers/json`,
 /// its fields in the order `{{json .}}` prints them.
-pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
-    let id = c.get("Id").str();
-    let created = c.get("Created").as_i64().unwrap_or(0);
-    let mut names: Vec<String> = c.get("Names").as_array().iter().map(|n| n.str().get(1..).unwrap_or("").to_string()).collect();
+pub fn container_row(c: &Value, trunc: bool, now_nanos: i128) -> Value {
+    let id = c["Id"].str();
+    let created = c["Created"].as_i64().unwrap_or(0);
+    let mut names: Vec<String> = c["Names"].items().iter().map(|n| n.str().get(1..).unwrap_or("").to_string()).collect();
     if trunc {
         if let Some(n) = names.iter().find(|n| !n.contains('/')) {
             names = vec![n.clone()];
         }
     }
-    let labels: Vec<(String, Json)> = c.get("Labels").as_object().to_vec();
-    let mut joined: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
+    let mut joined: Vec<String> = c["Labels"].members().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
     joined.sort();
-    let mounts: Vec<String> = c
-        .get("Mounts")
-        .as_array()
+    let mounts: Vec<String> = c["Mounts"]
+        .items()
         .iter()
         .map(|m| {
-            let name = if m.get("Name").str().is_empty() { m.get("Source").str() } else { m.get("Name").str() };
+            let name = if m["Name"].str().is_empty() { m["Source"].str() } else { m["Name"].str() };
             if trunc {
                 ellipsis(name, 15)
             } else {
@@ -181,11 +181,11 @@ pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
             }
         })
         .collect();
-    let local_volumes = c.get("Mounts").as_array().iter().filter(|m| m.get("Driver").str() == "local").count();
-    let networks: Vec<String> = c.at(&["NetworkSettings", "Networks"]).as_object().iter().map(|(k, _)| k.clone()).collect();
-    let command = if trunc { ellipsis(c.get("Command").str(), 20) } else { c.get("Command").str().to_string() };
-    let size_rw = c.get("SizeRw").as_i64().unwrap_or(0);
-    let size_root = c.get("SizeRootFs").as_i64().unwrap_or(0);
+    let local_volumes = c["Mounts"].items().iter().filter(|m| m["Driver"].str() == "local").count();
+    let networks: Vec<String> = c.at(&["NetworkSettings", "Networks"]).members().iter().map(|(k, _)| k.clone()).collect();
+    let command = if trunc { ellipsis(c["Command"].str(), 20) } else { c["Command"].str().to_string() };
+    let size_rw = c["SizeRw"].as_i64().unwrap_or(0);
+    let size_root = c["SizeRootFs"].as_i64().unwrap_or(0);
     let size = if size_root > 0 {
         format!("{} (virtual {})", human_size_prec(size_rw as f64, 3), human_size_prec(size_root as f64, 3))
     } else {
@@ -193,33 +193,33 @@ pub fn container_row(c: &Json, trunc: bool, now_nanos: i128) -> Json {
     };
     let running_for = crate::duration::human_duration((now_nanos - created as i128 * 1_000_000_000).clamp(0, i64::MAX as i128) as i64);
     let platform = match c.at(&["ImageManifestDescriptor", "platform"]) {
-        Json::Obj(_) => {
+        Value::Object(_) => {
             let p = c.at(&["ImageManifestDescriptor", "platform"]);
-            let mut s = format!("{}/{}", p.get("os").str(), p.get("architecture").str());
-            if !p.get("variant").str().is_empty() {
-                s = format!("{s}/{}", p.get("variant").str());
+            let mut s = format!("{}/{}", p["os"].str(), p["architecture"].str());
+            if !p["variant"].str().is_empty() {
+                s = format!("{s}/{}", p["variant"].str());
             }
-            Json::from(s.as_str())
+            Value::from(s.as_str())
         }
-        _ => Json::Null,
+        _ => Value::Null,
     };
-    crate::template::context(Json::object([
-        ("Command", Json::from(go_quote(&command).as_str())),
-        ("CreatedAt", Json::from(go_local_time(created).as_str())),
-        ("ID", Json::from(if trunc { truncate_id(id) } else { id.to_string() }.as_str())),
-        ("Image", Json::from(image_column(c.get("Image").str(), c.get("ImageID").str(), trunc).as_str())),
-        ("Labels", Json::from(joined.join(",").as_str())),
-        ("LocalVolumes", Json::from(local_volumes.to_string().as_str())),
-        ("Mounts", Json::from(mounts.join(",").as_str())),
-        ("Names", Json::from(names.join(",").as_str())),
-        ("Networks", Json::from(networks.join(",").as_str())),
+    crate::template::context(json::object([
+        ("Command", Value::from(go_quote(&command).as_str())),
+        ("CreatedAt", Value::from(go_local_time(created).as_str())),
+        ("ID", Value::from(if trunc { truncate_id(id) } else { id.to_string() }.as_str())),
+        ("Image", Value::from(image_column(c["Image"].str(), c["ImageID"].str(), trunc).as_str())),
+        ("Labels", Value::from(joined.join(",").as_str())),
+        ("LocalVolumes", Value::from(local_volumes.to_string().as_str())),
+        ("Mounts", Value::from(mounts.join(",").as_str())),
+        ("Names", Value::from(names.join(",").as_str())),
+        ("Networks", Value::from(networks.join(",").as_str())),
         ("Platform", platform),
-        ("Ports", Json::from(displayable_ports(c.get("Ports").as_array()).as_str())),
-        ("RunningFor", Json::from(format!("{running_for} ago").as_str())),
-        ("Size", Json::from(size.as_str())),
-        ("State", Json::from(c.get("State").str())),
-        ("Status", Json::from(c.get("Status").str())),
-        (&format!("{METHOD_PREFIX}Label"), Json::Obj(labels)),
+        ("Ports", Value::from(displayable_ports(c["Ports"].items()).as_str())),
+        ("RunningFor", Value::from(format!("{running_for} ago").as_str())),
+        ("Size", Value::from(size.as_str())),
+        ("State", Value::from(c["State"].str())),
+        ("Status", Value::from(c["Status"].str())),
+        (&format!("{METHOD_PREFIX}Label"), Value::Object(c["Labels"].members().clone())),
     ]))
 }
 
@@ -268,15 +268,15 @@ pub fn go_quote(s: &str) -> String {
 
 /// docker's `DisplayablePorts`: consecutive private ports grouped
 /// ("80-81/tcp"), published ones as "0.0.0.0:8080->80/tcp".
-pub fn displayable_ports(ports: &[Json]) -> String {
+pub fn displayable_ports(ports: &[Value]) -> String {
     let mut ports: Vec<(String, u16, u16, String)> = ports
         .iter()
         .map(|p| {
             (
-                p.get("IP").str().to_string(),
-                p.get("PrivatePort").as_u64().unwrap_or(0) as u16,
-                p.get("PublicPort").as_u64().unwrap_or(0) as u16,
-                p.get("Type").str().to_string(),
+                p["IP"].str().to_string(),
+                p["PrivatePort"].as_u64().unwrap_or(0) as u16,
+                p["PublicPort"].as_u64().unwrap_or(0) as u16,
+                p["Type"].str().to_string(),
             )
         })
         .collect();
@@ -378,7 +378,7 @@ pub fn logs_query(a: &LogsArgs, now_nanos: i128) -> CliResult<String> {
 
 pub fn run_logs(env: &mut Env, a: LogsArgs) -> CliResult {
     let c = env.client.get(&format!("/containers/{}/json", path_segment(&a.container)))?;
-    let id = c.get("Id").str().to_string();
+    let id = c["Id"].str().to_string();
     let q = logs_query(&a, crate::timestamp::now_unix_nanos())?;
     let resp = env.client.send("GET", &format!("/containers/{}/logs{q}", path_segment(&id)), None)?;
     let mut body = resp.body;
@@ -536,21 +536,21 @@ fn io_text(e: &io::Error) -> String {
 }
 
 /// The `/containers/{id}/exec` body docker's CLI sends.
-pub fn exec_config(a: &ExecArgs, env: Vec<String>, console: Option<(u16, u16)>) -> Json {
+pub fn exec_config(a: &ExecArgs, env: Vec<String>, console: Option<(u16, u16)>) -> Value {
     let attach = !a.detach;
-    Json::object([
-        ("User", Json::from(a.user.as_str())),
-        ("Privileged", Json::Bool(a.privileged)),
-        ("Tty", Json::Bool(a.tty)),
-        ("ConsoleSize", console.map(|(h, w)| Json::Arr(vec![Json::from(h as i64), Json::from(w as i64)])).unwrap_or(Json::Null)),
-        ("AttachStdin", Json::Bool(attach && a.interactive)),
-        ("AttachStderr", Json::Bool(attach)),
-        ("AttachStdout", Json::Bool(attach)),
-        ("Detach", Json::Bool(a.detach)),
-        ("DetachKeys", Json::from(a.detach_keys.as_str())),
-        ("Env", if env.is_empty() { Json::Null } else { Json::Arr(env.iter().map(|e| Json::from(e.as_str())).collect()) }),
-        ("WorkingDir", Json::from(a.workdir.as_str())),
-        ("Cmd", Json::Arr(a.command.iter().map(|c| Json::from(c.as_str())).collect())),
+    json::object([
+        ("User", Value::from(a.user.as_str())),
+        ("Privileged", Value::Bool(a.privileged)),
+        ("Tty", Value::Bool(a.tty)),
+        ("ConsoleSize", console.map(|(h, w)| Value::Array(vec![Value::from(h as i64), Value::from(w as i64)])).unwrap_or(Value::Null)),
+        ("AttachStdin", Value::Bool(attach && a.interactive)),
+        ("AttachStderr", Value::Bool(attach)),
+        ("AttachStdout", Value::Bool(attach)),
+        ("Detach", Value::Bool(a.detach)),
+        ("DetachKeys", Value::from(a.detach_keys.as_str())),
+        ("Env", if env.is_empty() { Value::Null } else { Value::Array(env.iter().map(|e| Value::from(e.as_str())).collect()) }),
+        ("WorkingDir", Value::from(a.workdir.as_str())),
+        ("Cmd", Value::Array(a.command.iter().map(|c| Value::from(c.as_str())).collect())),
     ])
 }
 
@@ -580,12 +580,12 @@ pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
     }
     let console = a.tty.then(|| tty_size(1));
     let created = env.client.post(&format!("/containers/{}/exec", path_segment(&a.container)), Some(&exec_config(&a, vars, console)))?;
-    let id = created.get("Id").str().to_string();
+    let id = created["Id"].str().to_string();
     if id.is_empty() {
         return Err(CliError::new("exec ID empty"));
     }
-    let console_json = console.map(|(h, w)| Json::Arr(vec![Json::from(h as i64), Json::from(w as i64)])).unwrap_or(Json::Null);
-    let start = Json::object([("Detach", Json::Bool(a.detach)), ("Tty", Json::Bool(a.tty)), ("ConsoleSize", console_json)]);
+    let console_json = console.map(|(h, w)| Value::Array(vec![Value::from(h as i64), Value::from(w as i64)])).unwrap_or(Value::Null);
+    let start = json::object([("Detach", Value::Bool(a.detach)), ("Tty", Value::Bool(a.tty)), ("ConsoleSize", console_json)]);
     if a.detach {
         env.client.send("POST", &format!("/exec/{}/start", path_segment(&id)), Some(&start))?;
         return Ok(());
@@ -593,7 +593,7 @@ pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
     let conn = env.client.hijack(&format!("/exec/{}/start", path_segment(&id)), &start)?;
     stream_exec(env, &a, &id, conn)?;
     let inspect = env.client.get(&format!("/exec/{}/json", path_segment(&id)))?;
-    match inspect.get("ExitCode").as_i64().unwrap_or(0) {
+    match inspect["ExitCode"].as_i64().unwrap_or(0) {
         0 => Ok(()),
         code => Err(CliError::new("").with_status(code as i32)),
     }
@@ -820,18 +820,18 @@ mod tests {
 
     #[test]
     fn ps_rows_as_docker_shows_them() {
-        let c = Json::parse(
+        let c = json::parse(
             r#"{"Id":"3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a","Names":["/web.1.abcdefghijklmnopqrstuvwxy"],"Image":"192.168.77.11:5000/busy:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","ImageID":"sha256:9999999999999999","Command":"sh -c 'for i in 1 2 3; do echo $i; done'","Created":1000,"Ports":[],"Labels":{"b":"2","a":"1"},"State":"running","Status":"Up 5 seconds","NetworkSettings":{"Networks":{"backnet":{}}},"Mounts":[{"Type":"volume","Name":"v2","Source":"/x","Driver":"local"}]}"#,
         )
         .unwrap();
         let row = container_row(&c, true, 1000 * 1_000_000_000 + 90 * 1_000_000_000);
-        assert_eq!(row.get("ID").str(), "3f2a1b0c9d8e");
-        assert_eq!(row.get("Image").str(), "192.168.77.11:5000/busy:1");
-        assert_eq!(row.get("Command").str(), "\"sh -c 'for i in 1 2…\"");
-        assert_eq!(row.get("RunningFor").str(), "About a minute ago");
-        assert_eq!(row.get("Labels").str(), "a=1,b=2");
-        assert_eq!((row.get("Mounts").str(), row.get("LocalVolumes").str()), ("v2", "1"));
-        assert_eq!(row.get("Size").str(), "0B");
+        assert_eq!(row["ID"].str(), "3f2a1b0c9d8e");
+        assert_eq!(row["Image"].str(), "192.168.77.11:5000/busy:1");
+        assert_eq!(row["Command"].str(), "\"sh -c 'for i in 1 2…\"");
+        assert_eq!(row["RunningFor"].str(), "About a minute ago");
+        assert_eq!(row["Labels"].str(), "a=1,b=2");
+        assert_eq!((row["Mounts"].str(), row["LocalVolumes"].str()), ("v2", "1"));
+        assert_eq!(row["Size"].str(), "0B");
         let t = crate::template::parse(r#"{{.Label "b"}}{{.Label "zz"}}"#).unwrap();
         assert_eq!(t.execute(&row).unwrap(), "2");
         let table = write_rows(PS_TABLE, &container_header(), &[row]).unwrap();
@@ -841,7 +841,7 @@ mod tests {
              3f2a1b0c9d8e   192.168.77.11:5000/busy:1   \"sh -c 'for i in 1 2…\"   About a minute ago   Up 5 seconds             web.1.abcdefghijklmnopqrstuvwxy\n"
         );
         let full = container_row(&c, false, 0);
-        assert!(full.get("Image").str().contains("@sha256:") && full.get("ID").str().len() == 64);
+        assert!(full["Image"].str().contains("@sha256:") && full["ID"].str().len() == 64);
         assert_eq!(image_column("busybox", "sha256:1", true), "busybox");
         assert_eq!(image_column("sha256:abcdef0123456789", "sha256:abcdef0123456789", true), "abcdef012345");
         assert_eq!(image_column("", "", true), "<no image>");
@@ -849,11 +849,11 @@ mod tests {
 
     #[test]
     fn ports_grouped_as_docker_groups_them() {
-        let p = Json::parse(
+        let p = json::parse(
             r#"[{"PrivatePort":81,"Type":"tcp"},{"PrivatePort":80,"Type":"tcp"},{"IP":"0.0.0.0","PrivatePort":443,"PublicPort":8443,"Type":"tcp"},{"IP":"0.0.0.0","PrivatePort":53,"PublicPort":53,"Type":"udp"}]"#,
         )
         .unwrap();
-        assert_eq!(displayable_ports(p.as_array()), "0.0.0.0:53->53/udp, 80-81/tcp, 0.0.0.0:8443->443/tcp");
+        assert_eq!(displayable_ports(p.items()), "0.0.0.0:53->53/udp, 80-81/tcp, 0.0.0.0:8443->443/tcp");
         assert_eq!(displayable_ports(&[]), "");
     }
 
@@ -903,8 +903,8 @@ mod tests {
         );
         let d = ExecArgs { detach: true, interactive: true, tty: true, command: vec!["true".into()], ..Default::default() };
         let body = exec_config(&d, vec!["A=1".into()], Some((24, 80)));
-        assert_eq!((body.get("AttachStdin").bool(), body.get("AttachStdout").bool()), (false, false));
-        assert_eq!(body.get("ConsoleSize").to_compact(), "[24,80]");
+        assert_eq!((body["AttachStdin"].bool(), body["AttachStdout"].bool()), (false, false));
+        assert_eq!(body["ConsoleSize"].to_compact(), "[24,80]");
     }
 
     #[test]

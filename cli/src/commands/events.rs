@@ -14,7 +14,9 @@ use super::Env;
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::JSON_FORMAT;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default)]
 pub struct EventsArgs {
@@ -43,7 +45,7 @@ pub fn run(env: &mut Env, a: EventsArgs) -> CliResult {
         Some(src) => {
             let t = crate::template::parse(src).map_err(|e| CliError::new(format!("Error parsing format: {e}")).with_status(64))?;
             // docker runs it once on an empty message to catch bad fields.
-            t.execute(&go_fields(&Json::object::<&str>([])))
+            t.execute(&go_fields(&json::object::<&str>([])))
                 .map_err(|e| CliError::new(format!("Error parsing format: {e}")).with_status(64))?;
             Some((src.trim() == JSON_FORMAT, t))
         }
@@ -67,7 +69,7 @@ pub fn run(env: &mut Env, a: EventsArgs) -> CliResult {
         if line.trim().is_empty() {
             continue;
         }
-        let ev = Json::parse(&line).map_err(CliError::new)?;
+        let ev = json::parse(&line).map_err(CliError::new)?;
         let text = match &template {
             None => event_line(&ev, local_offset_seconds),
             Some((true, t)) => t.execute(&ev).map_err(CliError::new)?,
@@ -81,38 +83,38 @@ pub fn run(env: &mut Env, a: EventsArgs) -> CliResult {
 
 /// The message with the field names a Go template sees on moby's
 /// `events.Message` (`.Status`, `.ID`, `.From`, `.Scope`, `.TimeNano`).
-fn go_fields(ev: &Json) -> Json {
-    Json::object([
-        ("Status", Json::from(ev.get("status").str())),
-        ("ID", Json::from(ev.get("id").str())),
-        ("From", Json::from(ev.get("from").str())),
-        ("Type", Json::from(ev.get("Type").str())),
-        ("Action", Json::from(ev.get("Action").str())),
+fn go_fields(ev: &Value) -> Value {
+    json::object([
+        ("Status", Value::from(ev["status"].str())),
+        ("ID", Value::from(ev["id"].str())),
+        ("From", Value::from(ev["from"].str())),
+        ("Type", Value::from(ev["Type"].str())),
+        ("Action", Value::from(ev["Action"].str())),
         (
             "Actor",
-            Json::object([
-                ("ID", Json::from(ev.at(&["Actor", "ID"]).str())),
+            json::object([
+                ("ID", Value::from(ev.at(&["Actor", "ID"]).str())),
                 (
                     "Attributes",
                     match ev.at(&["Actor", "Attributes"]) {
-                        Json::Obj(_) => ev.at(&["Actor", "Attributes"]).clone(),
-                        _ => Json::object::<&str>([]),
+                        Value::Object(_) => ev.at(&["Actor", "Attributes"]).clone(),
+                        _ => json::object::<&str>([]),
                     },
                 ),
             ]),
         ),
-        ("Scope", Json::from(ev.get("scope").str())),
-        ("Time", Json::from(ev.get("time").as_i64().unwrap_or(0))),
-        ("TimeNano", Json::from(ev.get("timeNano").as_i64().unwrap_or(0))),
+        ("Scope", Value::from(ev["scope"].str())),
+        ("Time", Value::from(ev["time"].as_i64().unwrap_or(0))),
+        ("TimeNano", Value::from(ev["timeNano"].as_i64().unwrap_or(0))),
     ])
 }
 
 /// docker's `printOutput`: time (RFC 3339 with nanoseconds, fixed width,
 /// local zone), type, action, actor ID, then the sorted attributes.
-pub fn event_line(ev: &Json, offset_of: impl Fn(i64) -> i64) -> String {
+pub fn event_line(ev: &Value, offset_of: impl Fn(i64) -> i64) -> String {
     let mut out = String::new();
-    let nanos = ev.get("timeNano").as_i64().unwrap_or(0);
-    let secs = ev.get("time").as_i64().unwrap_or(0);
+    let nanos = ev["timeNano"].as_i64().unwrap_or(0);
+    let secs = ev["time"].as_i64().unwrap_or(0);
     if nanos != 0 {
         out.push_str(&format_time(nanos, offset_of(nanos.div_euclid(1_000_000_000))));
         out.push(' ');
@@ -120,9 +122,9 @@ pub fn event_line(ev: &Json, offset_of: impl Fn(i64) -> i64) -> String {
         out.push_str(&format_time(secs * 1_000_000_000, offset_of(secs)));
         out.push(' ');
     }
-    out.push_str(&format!("{} {} {}", ev.get("Type").str(), ev.get("Action").str(), ev.at(&["Actor", "ID"]).str()));
+    out.push_str(&format!("{} {} {}", ev["Type"].str(), ev["Action"].str(), ev.at(&["Actor", "ID"]).str()));
     let attrs: BTreeMap<String, String> = match ev.at(&["Actor", "Attributes"]) {
-        Json::Obj(m) => m.iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect(),
+        Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect(),
         _ => BTreeMap::new(),
     };
     if !attrs.is_empty() {
@@ -167,7 +169,7 @@ mod tests {
 
     #[test]
     fn lines_as_docker_prints_them() {
-        let ev = Json::parse(
+        let ev = json::parse(
             r#"{"Type":"service","Action":"update","Actor":{"ID":"abc","Attributes":{"name":"web","updatestate.new":"updating"}},"scope":"swarm","time":1704164645,"timeNano":1704164645000001000}"#,
         )
         .unwrap();
@@ -176,13 +178,13 @@ mod tests {
             event_line(&ev, |_| 3600),
             "2024-01-02T04:04:05.000001000+01:00 service update abc (name=web, updatestate.new=updating)"
         );
-        let bare = Json::parse(r#"{"Type":"network","Action":"remove","Actor":{"ID":"n1","Attributes":{}},"time":1704164645}"#).unwrap();
+        let bare = json::parse(r#"{"Type":"network","Action":"remove","Actor":{"ID":"n1","Attributes":{}},"time":1704164645}"#).unwrap();
         assert_eq!(event_line(&bare, |_| -5400), "2024-01-02T01:34:05.000000000-01:30 network remove n1");
     }
 
     #[test]
     fn templates_see_go_s_field_names() {
-        let ev = Json::parse(
+        let ev = json::parse(
             r#"{"status":"die","id":"c1","from":"busybox","Type":"container","Action":"die","Actor":{"ID":"c1","Attributes":{"exitCode":"3"}},"scope":"local","time":1,"timeNano":1000000000}"#,
         )
         .unwrap();

@@ -12,7 +12,9 @@ use super::{CliError, CliResult, Env};
 use crate::client::{path_segment, query};
 use crate::filters::Filters;
 use crate::format::{go_local_time, header_obj, human_size, human_size_prec, is_table, truncate_id, write_rows};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::reference::Reference;
 
 #[derive(Subcommand, Debug)]
@@ -143,14 +145,14 @@ fn load(env: &mut Env, a: LoadArgs) -> CliResult {
     let mut resp = env.client.open("POST", "/images/load?quiet=0", Some(&archive))?;
     let text = resp.text()?;
     if !resp.is_success() {
-        let msg = Json::parse(&text).ok().and_then(|j| j.get("message").as_str().map(String::from)).unwrap_or(text);
+        let msg = json::parse(&text).ok().and_then(|j| j["message"].as_str().map(String::from)).unwrap_or(text);
         return Err(CliError::daemon(resp.status, &msg));
     }
     if a.quiet {
         return Ok(());
     }
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let msg = Json::parse(line).map(|j| j.get("stream").str().to_string()).unwrap_or_default();
+        let msg = json::parse(line).map(|j| j["stream"].str().to_string()).unwrap_or_default();
         env.print(&msg)?;
     }
     Ok(())
@@ -160,7 +162,7 @@ const IMAGE_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .Creat
 const IMAGE_TABLE_DIGEST: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
 
-pub fn image_header() -> Json {
+pub fn image_header() -> Value {
     header_obj(&[
         ("Containers", "CONTAINERS"),
         ("CreatedAt", "CREATED AT"),
@@ -178,15 +180,15 @@ pub fn image_header() -> Json {
 
 /// docker's `imageContext` for one row: an image under one repository and
 /// tag (and digest).
-pub fn image_row(img: &Json, repo: &str, tag: &str, digest: &str, trunc: bool, now_nanos: i128) -> Json {
-    let id = img.get("Id").str();
-    let created = img.get("Created").as_i64().unwrap_or(0);
-    let size = img.get("Size").as_i64().unwrap_or(0);
-    let shared = img.get("SharedSize").as_i64().unwrap_or(-1);
-    let containers = img.get("Containers").as_i64().unwrap_or(-1);
+pub fn image_row(img: &Value, repo: &str, tag: &str, digest: &str, trunc: bool, now_nanos: i128) -> Value {
+    let id = img["Id"].str();
+    let created = img["Created"].as_i64().unwrap_or(0);
+    let size = img["Size"].as_i64().unwrap_or(0);
+    let shared = img["SharedSize"].as_i64().unwrap_or(-1);
+    let containers = img["Containers"].as_i64().unwrap_or(-1);
     let since = crate::duration::human_duration((now_nanos - created as i128 * 1_000_000_000).clamp(0, i64::MAX as i128) as i64);
-    let s = |v: &str| Json::from(v);
-    crate::template::context(Json::object([
+    let s = |v: &str| Value::from(v);
+    crate::template::context(json::object([
         ("Containers", s(&if containers == -1 { "N/A".to_string() } else { containers.to_string() })),
         ("CreatedAt", s(&go_local_time(created))),
         ("CreatedSince", s(&format!("{since} ago"))),
@@ -201,16 +203,16 @@ pub fn image_row(img: &Json, repo: &str, tag: &str, digest: &str, trunc: bool, n
     ]))
 }
 
-fn is_dangling(img: &Json) -> bool {
-    let tags = img.get("RepoTags").as_array();
-    let digests = img.get("RepoDigests").as_array();
+fn is_dangling(img: &Value) -> bool {
+    let tags = img["RepoTags"].items();
+    let digests = img["RepoDigests"].items();
     (tags.is_empty() && digests.is_empty())
         || (tags.len() == 1 && tags[0].str() == "<none>:<none>" && digests.len() == 1 && digests[0].str() == "<none>@<none>")
 }
 
 /// docker's `imageFormat`: a row per repository and tag (per digest too
 /// when digests are shown), digest-only repositories after.
-pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: bool, now_nanos: i128) -> Vec<Json> {
+pub fn image_rows(images: &[Value], show_digest: bool, need_digest: bool, trunc: bool, now_nanos: i128) -> Vec<Value> {
     let mut rows = Vec::new();
     for img in images {
         if is_dangling(img) {
@@ -218,7 +220,7 @@ pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: 
             continue;
         }
         let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
-        for t in img.get("RepoTags").as_array() {
+        for t in img["RepoTags"].items() {
             let Ok(r) = Reference::parse_normalized(t.str()) else { continue };
             let Some(tag) = r.tag.clone() else { continue };
             let name = r.familiar_name();
@@ -228,7 +230,7 @@ pub fn image_rows(images: &[Json], show_digest: bool, need_digest: bool, trunc: 
             }
         }
         let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
-        for d in img.get("RepoDigests").as_array() {
+        for d in img["RepoDigests"].items() {
             let Ok(r) = Reference::parse_normalized(d.str()) else { continue };
             let Some(digest) = r.digest.clone() else { continue };
             let name = r.familiar_name();
@@ -289,7 +291,7 @@ fn ls(env: &mut Env, a: LsArgs) -> CliResult {
         f => f.to_string(),
     };
     let need_digest = a.digests || format.contains("{{.Digest}}");
-    let rows = image_rows(list.as_array(), a.digests, need_digest, !a.no_trunc, crate::timestamp::now_unix_nanos());
+    let rows = image_rows(list.items(), a.digests, need_digest, !a.no_trunc, crate::timestamp::now_unix_nanos());
     env.print(&write_rows(&format, &image_header(), &rows)?)
 }
 
@@ -338,10 +340,10 @@ fn terminal_width(fd: i32) -> usize {
 
 /// moby's `JSONProgress.String`: the bar (on terminals wider than 110),
 /// the byte counts, the time left.
-pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
-    let current = p.get("current").as_i64().unwrap_or(0);
-    let total = p.get("total").as_i64().unwrap_or(0);
-    let units = p.get("units").str();
+pub fn progress_string(p: &Value, width: usize, now_secs: i64) -> String {
+    let current = p["current"].as_i64().unwrap_or(0);
+    let total = p["total"].as_i64().unwrap_or(0);
+    let units = p["units"].str();
     if current <= 0 && total <= 0 {
         return String::new();
     }
@@ -354,7 +356,7 @@ pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
         let spaces = (50 - percentage).max(0) as usize;
         bar = format!("[{}>{}] ", "=".repeat(percentage.max(0) as usize), " ".repeat(spaces));
     }
-    let numbers = if p.get("hidecounts").bool() {
+    let numbers = if p["hidecounts"].bool() {
         String::new()
     } else if units.is_empty() {
         if current > total {
@@ -368,7 +370,7 @@ pub fn progress_string(p: &Json, width: usize, now_secs: i64) -> String {
         format!("{current}/{total} {units}")
     };
     let mut left = String::new();
-    let start = p.get("start").as_i64().unwrap_or(0);
+    let start = p["start"].as_i64().unwrap_or(0);
     if width > 50 && current > 0 && start > 0 && percentage < 50 {
         let from_start_ns = (now_secs - start).max(0) as i128 * 1_000_000_000;
         let per = from_start_ns / current as i128;
@@ -390,13 +392,13 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
         if line.trim().is_empty() {
             continue;
         }
-        let jm = Json::parse(&line).map_err(CliError::new)?;
-        if jm.has("aux") && !jm.get("aux").is_null() {
+        let jm = json::parse(&line).map_err(CliError::new)?;
+        if jm.has("aux") && !jm["aux"].is_null() {
             continue;
         }
-        let id = jm.get("id").str().to_string();
-        let has_progress = jm.has("progressDetail") && !jm.get("progressDetail").is_null();
-        let progress_msg = jm.get("progress").str().to_string();
+        let id = jm["id"].str().to_string();
+        let has_progress = jm.has("progressDetail") && !jm["progressDetail"].is_null();
+        let progress_msg = jm["progress"].str().to_string();
         let mut diff = 0usize;
         if !id.is_empty() && (has_progress || !progress_msg.is_empty()) {
             let line_no = match ids.iter().position(|i| *i == id) {
@@ -417,13 +419,13 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
             ids.clear();
         }
         // JSONMessage.Display
-        if jm.has("errorDetail") && !jm.get("errorDetail").is_null() {
+        if jm.has("errorDetail") && !jm["errorDetail"].is_null() {
             let msg = jm.at(&["errorDetail", "message"]).str();
             return Err(CliError::new(msg.to_string()));
         }
-        let stream = jm.get("stream").str();
+        let stream = jm["stream"].str();
         let mut endl = "";
-        let progress = jm.get("progressDetail");
+        let progress = &jm["progressDetail"];
         let now = (crate::timestamp::now_unix_nanos() / 1_000_000_000) as i64;
         if terminal && stream.is_empty() && has_progress {
             out.write_all(b"\x1b[2K\r").map_err(werr)?;
@@ -435,8 +437,8 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
             continue;
         }
         let mut text = String::new();
-        let nanos = jm.get("timeNano").as_i64().unwrap_or(0);
-        let secs = jm.get("time").as_i64().unwrap_or(0);
+        let nanos = jm["timeNano"].as_i64().unwrap_or(0);
+        let secs = jm["time"].as_i64().unwrap_or(0);
         if nanos != 0 {
             text.push_str(&format!("{} ", super::events::format_time(nanos, local_offset(nanos / 1_000_000_000))));
         } else if secs != 0 {
@@ -445,10 +447,10 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
         if !id.is_empty() {
             text.push_str(&format!("{id}: "));
         }
-        if !jm.get("from").str().is_empty() {
-            text.push_str(&format!("(from {}) ", jm.get("from").str()));
+        if !jm["from"].str().is_empty() {
+            text.push_str(&format!("(from {}) ", jm["from"].str()));
         }
-        let status = jm.get("status").str();
+        let status = jm["status"].str();
         if has_progress && terminal {
             text.push_str(&format!("{status} {}{endl}", progress_string(progress, width, now)));
         } else if !progress_msg.is_empty() {
@@ -499,11 +501,11 @@ fn rm(env: &mut Env, a: RmArgs) -> CliResult {
         }
         match env.client.delete(&format!("/images/{}{}", path_segment(img), query(&params))) {
             Ok(dels) => {
-                for d in dels.as_array() {
-                    if !d.get("Deleted").str().is_empty() {
-                        env.println(&format!("Deleted: {}", d.get("Deleted").str()))?;
+                for d in dels.items() {
+                    if !d["Deleted"].str().is_empty() {
+                        env.println(&format!("Deleted: {}", d["Deleted"].str()))?;
                     } else {
-                        env.println(&format!("Untagged: {}", d.get("Untagged").str()))?;
+                        env.println(&format!("Untagged: {}", d["Untagged"].str()))?;
                     }
                 }
             }
@@ -537,19 +539,19 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
         return Err(CliError::cancelled("image prune has been cancelled"));
     }
     let report = env.client.post(&format!("/images/prune{}", filters.query()), None)?;
-    let deleted = report.get("ImagesDeleted").as_array();
+    let deleted = report["ImagesDeleted"].items();
     let mut reclaimed = 0;
     if !deleted.is_empty() {
         let mut out = String::from("Deleted Images:\n");
         for d in deleted {
-            if !d.get("Untagged").str().is_empty() {
-                out.push_str(&format!("untagged: {}\n", d.get("Untagged").str()));
+            if !d["Untagged"].str().is_empty() {
+                out.push_str(&format!("untagged: {}\n", d["Untagged"].str()));
             } else {
-                out.push_str(&format!("deleted: {}\n", d.get("Deleted").str()));
+                out.push_str(&format!("deleted: {}\n", d["Deleted"].str()));
             }
         }
         env.println(&out)?;
-        reclaimed = report.get("SpaceReclaimed").as_u64().unwrap_or(0);
+        reclaimed = report["SpaceReclaimed"].as_u64().unwrap_or(0);
     }
     env.println(&format!("Total reclaimed space: {}", human_size(reclaimed as f64)))
 }
@@ -563,7 +565,7 @@ mod tests {
 
     #[test]
     fn image_table_as_docker_prints_it() {
-        let img = Json::parse(IMG).unwrap();
+        let img = json::parse(IMG).unwrap();
         let rows = image_rows(std::slice::from_ref(&img), false, false, true, 100 * 1_000_000_000 + 3 * 3600 * 1_000_000_000);
         let out = write_rows(IMAGE_TABLE, &image_header(), &rows).unwrap();
         assert_eq!(
@@ -573,16 +575,16 @@ mod tests {
              busybox                   latest    0123456789ab   3 hours ago   2MB\n"
         );
         let rows = image_rows(std::slice::from_ref(&img), true, true, false, 0);
-        assert_eq!(rows[0].get("Digest").str(), "sha256:aaaa");
-        assert_eq!(rows[1].get("Digest").str(), "<none>");
-        assert_eq!(rows[0].get("ID").str().len(), 71);
-        let dangling = Json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":[],"Created":0,"Size":6}"#).unwrap();
+        assert_eq!(rows[0]["Digest"].str(), "sha256:aaaa");
+        assert_eq!(rows[1]["Digest"].str(), "<none>");
+        assert_eq!(rows[0]["ID"].str().len(), 71);
+        let dangling = json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":[],"Created":0,"Size":6}"#).unwrap();
         let rows = image_rows(&[dangling], false, false, true, 0);
-        assert_eq!((rows[0].get("Repository").str(), rows[0].get("Tag").str(), rows[0].get("Size").str()), ("<none>", "<none>", "6B"));
+        assert_eq!((rows[0]["Repository"].str(), rows[0]["Tag"].str(), rows[0]["Size"].str()), ("<none>", "<none>", "6B"));
         let digest_only =
-            Json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":["x/y@sha256:bb"],"Created":0,"Size":6}"#).unwrap();
+            json::parse(r#"{"Id":"sha256:ffff","RepoTags":[],"RepoDigests":["x/y@sha256:bb"],"Created":0,"Size":6}"#).unwrap();
         let rows = image_rows(&[digest_only], false, false, true, 0);
-        assert_eq!((rows[0].get("Repository").str(), rows[0].get("Tag").str()), ("x/y", "<none>"));
+        assert_eq!((rows[0]["Repository"].str(), rows[0]["Tag"].str()), ("x/y", "<none>"));
     }
 
     #[test]
@@ -615,9 +617,9 @@ mod tests {
             text,
             "\n\x1b[1A\x1b[2K\rl1: Pulling fs layer \r\x1b[1B\x1b[1A\x1b[2K\rl1: Downloading [=========================>                         ]     500B/1kB\r\x1b[1B"
         );
-        let p = Json::parse(r#"{"current":5000000,"total":10000000,"start":100}"#).unwrap();
+        let p = json::parse(r#"{"current":5000000,"total":10000000,"start":100}"#).unwrap();
         assert_eq!(progress_string(&p, 80, 105), "     5MB/10MB 5s");
-        assert_eq!(progress_string(&Json::parse(r#"{"current":2000}"#).unwrap(), 80, 0), "     2kB");
+        assert_eq!(progress_string(&json::parse(r#"{"current":2000}"#).unwrap(), 80, 0), "     2kB");
     }
 
     #[test]

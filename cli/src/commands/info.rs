@@ -8,7 +8,9 @@ use crate::client::API_VERSION;
 use crate::duration::human_duration;
 use crate::error::{CliError, CliResult};
 use crate::format::{bytes_size, parse_template, JSON_FORMAT, JSON_FORMAT_KEY};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default)]
 pub struct InfoArgs {
@@ -18,17 +20,17 @@ pub struct InfoArgs {
 }
 
 /// The client half of `info` (docker's `clientInfo`).
-pub fn client_info() -> Json {
-    Json::object([
-        ("Debug", Json::Bool(false)),
-        ("Version", Json::from(CLIENT_VERSION)),
-        ("ApiVersion", Json::from(API_VERSION)),
-        ("DefaultAPIVersion", Json::from(API_VERSION)),
-        ("Os", Json::from(std::env::consts::OS)),
-        ("Arch", Json::from(go_arch())),
-        ("Context", Json::from("default")),
-        ("Plugins", Json::Arr(Vec::new())),
-        ("Warnings", Json::Null),
+pub fn client_info() -> Value {
+    json::object([
+        ("Debug", Value::Bool(false)),
+        ("Version", Value::from(CLIENT_VERSION)),
+        ("ApiVersion", Value::from(API_VERSION)),
+        ("DefaultAPIVersion", Value::from(API_VERSION)),
+        ("Os", Value::from(std::env::consts::OS)),
+        ("Arch", Value::from(go_arch())),
+        ("Context", Value::from("default")),
+        ("Plugins", Value::Array(Vec::new())),
+        ("Warnings", Value::Null),
     ])
 }
 
@@ -43,7 +45,7 @@ pub fn run(env: &mut Env, args: InfoArgs) -> CliResult {
         Ok(info) => info,
         Err(e) if e.http_status.is_some() => {
             env.eprintln(&e.message);
-            Json::object([("ServerErrors", Json::from(vec![e.message]))])
+            json::object([("ServerErrors", Value::from(vec![e.message]))])
         }
         Err(e) => return Err(e),
     };
@@ -64,7 +66,7 @@ fn pretty(env: &mut Env) -> CliResult {
         Ok(info) => {
             s.push_str(&server_info(&info));
             env.print(&s)?;
-            for w in info.get("Warnings").as_array() {
+            for w in info["Warnings"].items() {
                 env.eprintln(w.str());
             }
             Ok(())
@@ -96,14 +98,14 @@ fn line_non_empty(s: &mut String, label: &str, value: &str) {
 }
 
 /// A Go-typed number: absent means 0.
-fn num(v: &Json) -> String {
+fn num(v: &Value) -> String {
     match v {
-        Json::Num(n) => n.clone(),
+        Value::Number(n) => n.to_string(),
         _ => "0".into(),
     }
 }
 
-fn boolean(v: &Json) -> &'static str {
+fn boolean(v: &Value) -> &'static str {
     if v.bool() {
         "true"
     } else {
@@ -111,76 +113,76 @@ fn boolean(v: &Json) -> &'static str {
     }
 }
 
-fn strings(v: &Json) -> Vec<&str> {
-    v.as_array().iter().map(|x| x.str()).collect()
+fn strings(v: &Value) -> Vec<&str> {
+    v.items().iter().map(|x| x.str()).collect()
 }
 
 /// The server section, following docker's `prettyPrintServerInfo`.
-pub fn server_info(info: &Json) -> String {
+pub fn server_info(info: &Value) -> String {
     let mut s = String::new();
-    line(&mut s, " Containers:", &num(info.get("Containers")));
-    line(&mut s, "  Running:", &num(info.get("ContainersRunning")));
-    line(&mut s, "  Paused:", &num(info.get("ContainersPaused")));
-    line(&mut s, "  Stopped:", &num(info.get("ContainersStopped")));
-    line(&mut s, " Images:", &num(info.get("Images")));
-    line_non_empty(&mut s, " Server Version:", info.get("ServerVersion").str());
-    line_non_empty(&mut s, " Storage Driver:", info.get("Driver").str());
-    for pair in info.get("DriverStatus").as_array() {
+    line(&mut s, " Containers:", &num(&info["Containers"]));
+    line(&mut s, "  Running:", &num(&info["ContainersRunning"]));
+    line(&mut s, "  Paused:", &num(&info["ContainersPaused"]));
+    line(&mut s, "  Stopped:", &num(&info["ContainersStopped"]));
+    line(&mut s, " Images:", &num(&info["Images"]));
+    line_non_empty(&mut s, " Server Version:", info["ServerVersion"].str());
+    line_non_empty(&mut s, " Storage Driver:", info["Driver"].str());
+    for pair in info["DriverStatus"].items() {
         let p = strings(pair);
         if p.len() >= 2 {
             s.push_str(&format!("  {}: {}\n", p[0], p[1]));
         }
     }
-    for pair in info.get("SystemStatus").as_array() {
+    for pair in info["SystemStatus"].items() {
         let p = strings(pair);
         if p.len() >= 2 {
             s.push_str(&format!(" {}: {}\n", p[0], p[1]));
         }
     }
-    line_non_empty(&mut s, " Logging Driver:", info.get("LoggingDriver").str());
-    line_non_empty(&mut s, " Cgroup Driver:", info.get("CgroupDriver").str());
-    line_non_empty(&mut s, " Cgroup Version:", info.get("CgroupVersion").str());
-    let plugins = info.get("Plugins");
+    line_non_empty(&mut s, " Logging Driver:", info["LoggingDriver"].str());
+    line_non_empty(&mut s, " Cgroup Driver:", info["CgroupDriver"].str());
+    line_non_empty(&mut s, " Cgroup Version:", info["CgroupVersion"].str());
+    let plugins = &info["Plugins"];
     s.push_str(" Plugins:\n");
-    line(&mut s, "  Volume:", &strings(plugins.get("Volume")).join(" "));
-    line(&mut s, "  Network:", &strings(plugins.get("Network")).join(" "));
-    let authz = strings(plugins.get("Authorization"));
+    line(&mut s, "  Volume:", &strings(&plugins["Volume"]).join(" "));
+    line(&mut s, "  Network:", &strings(&plugins["Network"]).join(" "));
+    let authz = strings(&plugins["Authorization"]);
     if !authz.is_empty() {
         line(&mut s, "  Authorization:", &authz.join(" "));
     }
-    line(&mut s, "  Log:", &strings(plugins.get("Log")).join(" "));
-    let cdi = strings(info.get("CDISpecDirs"));
+    line(&mut s, "  Log:", &strings(&plugins["Log"]).join(" "));
+    let cdi = strings(&info["CDISpecDirs"]);
     if !cdi.is_empty() {
         s.push_str(" CDI spec directories:\n");
         for d in cdi {
             s.push_str(&format!("  {d}\n"));
         }
     }
-    let devices = info.get("DiscoveredDevices").as_array();
+    let devices = info["DiscoveredDevices"].items();
     if !devices.is_empty() {
         s.push_str(" Discovered Devices:\n");
         for d in devices {
-            s.push_str(&format!("  {}: {}\n", d.get("Source").str(), d.get("ID").str()));
+            s.push_str(&format!("  {}: {}\n", d["Source"].str(), d["ID"].str()));
         }
     }
-    let swarm = info.get("Swarm");
-    line(&mut s, " Swarm:", swarm.get("LocalNodeState").str());
+    let swarm = &info["Swarm"];
+    line(&mut s, " Swarm:", swarm["LocalNodeState"].str());
     swarm_info(&mut s, swarm);
 
-    let runtimes = info.get("Runtimes").as_object();
+    let runtimes = info["Runtimes"].members();
     if !runtimes.is_empty() {
         let mut names: Vec<&str> = runtimes.iter().map(|(k, _)| k.as_str()).collect();
         names.sort();
         line(&mut s, " Runtimes:", &names.join(" "));
-        line(&mut s, " Default Runtime:", info.get("DefaultRuntime").str());
+        line(&mut s, " Default Runtime:", info["DefaultRuntime"].str());
     }
-    let os_type = info.get("OSType").str();
+    let os_type = info["OSType"].str();
     if os_type == "linux" {
-        line(&mut s, " Init Binary:", info.get("InitBinary").str());
+        line(&mut s, " Init Binary:", info["InitBinary"].str());
         line(&mut s, " containerd version:", info.at(&["ContainerdCommit", "ID"]).str());
         line(&mut s, " runc version:", info.at(&["RuncCommit", "ID"]).str());
         line(&mut s, " init version:", info.at(&["InitCommit", "ID"]).str());
-        let secopts = strings(info.get("SecurityOptions"));
+        let secopts = strings(&info["SecurityOptions"]);
         if !secopts.is_empty() {
             s.push_str(" Security Options:\n");
             for so in secopts {
@@ -201,79 +203,79 @@ pub fn server_info(info: &Json) -> String {
         }
     }
     if os_type == "windows" {
-        line(&mut s, " Default Isolation:", info.get("Isolation").str());
+        line(&mut s, " Default Isolation:", info["Isolation"].str());
     }
-    line_non_empty(&mut s, " Kernel Version:", info.get("KernelVersion").str());
-    line_non_empty(&mut s, " Operating System:", info.get("OperatingSystem").str());
+    line_non_empty(&mut s, " Kernel Version:", info["KernelVersion"].str());
+    line_non_empty(&mut s, " Operating System:", info["OperatingSystem"].str());
     line_non_empty(&mut s, " OSType:", os_type);
-    line_non_empty(&mut s, " Architecture:", info.get("Architecture").str());
-    line(&mut s, " CPUs:", &num(info.get("NCPU")));
-    line(&mut s, " Total Memory:", &bytes_size(info.get("MemTotal").as_f64().unwrap_or(0.0)));
-    line_non_empty(&mut s, " Name:", info.get("Name").str());
-    line_non_empty(&mut s, " ID:", info.get("ID").str());
-    line(&mut s, " Docker Root Dir:", info.get("DockerRootDir").str());
-    line(&mut s, " Debug Mode:", boolean(info.get("Debug")));
-    if info.get("Debug").bool() {
-        line(&mut s, "  File Descriptors:", &num(info.get("NFd")));
-        line(&mut s, "  Goroutines:", &num(info.get("NGoroutines")));
-        line(&mut s, "  System Time:", info.get("SystemTime").str());
-        line(&mut s, "  EventsListeners:", &num(info.get("NEventsListener")));
+    line_non_empty(&mut s, " Architecture:", info["Architecture"].str());
+    line(&mut s, " CPUs:", &num(&info["NCPU"]));
+    line(&mut s, " Total Memory:", &bytes_size(info["MemTotal"].as_f64().unwrap_or(0.0)));
+    line_non_empty(&mut s, " Name:", info["Name"].str());
+    line_non_empty(&mut s, " ID:", info["ID"].str());
+    line(&mut s, " Docker Root Dir:", info["DockerRootDir"].str());
+    line(&mut s, " Debug Mode:", boolean(&info["Debug"]));
+    if info["Debug"].bool() {
+        line(&mut s, "  File Descriptors:", &num(&info["NFd"]));
+        line(&mut s, "  Goroutines:", &num(&info["NGoroutines"]));
+        line(&mut s, "  System Time:", info["SystemTime"].str());
+        line(&mut s, "  EventsListeners:", &num(&info["NEventsListener"]));
     }
-    line_non_empty(&mut s, " HTTP Proxy:", info.get("HttpProxy").str());
-    line_non_empty(&mut s, " HTTPS Proxy:", info.get("HttpsProxy").str());
-    line_non_empty(&mut s, " No Proxy:", info.get("NoProxy").str());
-    let labels = strings(info.get("Labels"));
+    line_non_empty(&mut s, " HTTP Proxy:", info["HttpProxy"].str());
+    line_non_empty(&mut s, " HTTPS Proxy:", info["HttpsProxy"].str());
+    line_non_empty(&mut s, " No Proxy:", info["NoProxy"].str());
+    let labels = strings(&info["Labels"]);
     if !labels.is_empty() {
         s.push_str(" Labels:\n");
         for l in labels {
             s.push_str(&format!("  {l}\n"));
         }
     }
-    line(&mut s, " Experimental:", boolean(info.get("ExperimentalBuild")));
-    let reg = info.get("RegistryConfig");
-    let cidrs = strings(reg.get("InsecureRegistryCIDRs"));
-    let index_configs = reg.get("IndexConfigs").as_object();
+    line(&mut s, " Experimental:", boolean(&info["ExperimentalBuild"]));
+    let reg = &info["RegistryConfig"];
+    let cidrs = strings(&reg["InsecureRegistryCIDRs"]);
+    let index_configs = reg["IndexConfigs"].members();
     if !reg.is_null() && (!cidrs.is_empty() || !index_configs.is_empty()) {
         s.push_str(" Insecure Registries:\n");
         for (_, c) in index_configs {
-            if !c.get("Secure").bool() {
-                s.push_str(&format!("  {}\n", c.get("Name").str()));
+            if !c["Secure"].bool() {
+                s.push_str(&format!("  {}\n", c["Name"].str()));
             }
         }
         for c in cidrs {
             s.push_str(&format!("  {c}\n"));
         }
     }
-    let mirrors = strings(reg.get("Mirrors"));
+    let mirrors = strings(&reg["Mirrors"]);
     if !mirrors.is_empty() {
         s.push_str(" Registry Mirrors:\n");
         for m in mirrors {
             s.push_str(&format!("  {m}\n"));
         }
     }
-    line(&mut s, " Live Restore Enabled:", boolean(info.get("LiveRestoreEnabled")));
-    line_non_empty(&mut s, " Product License:", info.get("ProductLicense").str());
-    let pools = info.get("DefaultAddressPools").as_array();
+    line(&mut s, " Live Restore Enabled:", boolean(&info["LiveRestoreEnabled"]));
+    line_non_empty(&mut s, " Product License:", info["ProductLicense"].str());
+    let pools = info["DefaultAddressPools"].items();
     if !pools.is_empty() {
         s.push_str(" Default Address Pools:\n");
         for p in pools {
-            s.push_str(&format!("   Base: {}, Size: {}\n", p.get("Base").str(), num(p.get("Size"))));
+            s.push_str(&format!("   Base: {}, Size: {}\n", p["Base"].str(), num(&p["Size"])));
         }
     }
-    let fw = info.get("FirewallBackend");
+    let fw = &info["FirewallBackend"];
     if !fw.is_null() {
-        line(&mut s, " Firewall Backend:", fw.get("Driver").str());
-        for pair in fw.get("Info").as_array() {
+        line(&mut s, " Firewall Backend:", fw["Driver"].str());
+        for pair in fw["Info"].items() {
             let p = strings(pair);
             if p.len() >= 2 {
                 s.push_str(&format!("  {}: {}\n", p[0], p[1]));
             }
         }
     }
-    let nri = info.get("NRI");
+    let nri = &info["NRI"];
     if !nri.is_null() {
         s.push_str(" NRI:\n");
-        for pair in nri.get("Info").as_array() {
+        for pair in nri["Info"].items() {
             let p = strings(pair);
             if p.len() >= 2 {
                 s.push_str(&format!("  {}: {}\n", p[0], p[1]));
@@ -284,64 +286,64 @@ pub fn server_info(info: &Json) -> String {
     s
 }
 
-fn swarm_info(s: &mut String, swarm: &Json) {
-    let state = swarm.get("LocalNodeState").str();
+fn swarm_info(s: &mut String, swarm: &Value) {
+    let state = swarm["LocalNodeState"].str();
     if state == "inactive" || state == "locked" || state.is_empty() {
         return;
     }
-    line(s, "  NodeID:", swarm.get("NodeID").str());
-    let error = swarm.get("Error").str();
+    line(s, "  NodeID:", swarm["NodeID"].str());
+    let error = swarm["Error"].str();
     if !error.is_empty() {
         line(s, "  Error:", error);
     }
-    let control = swarm.get("ControlAvailable").bool();
+    let control = swarm["ControlAvailable"].bool();
     line(s, "  Is Manager:", if control { "true" } else { "false" });
-    let cluster = swarm.get("Cluster");
+    let cluster = &swarm["Cluster"];
     if !cluster.is_null() && control && error.is_empty() && state != "error" {
-        line(s, "  ClusterID:", cluster.get("ID").str());
-        line(s, "  Managers:", &num(swarm.get("Managers")));
-        line(s, "  Nodes:", &num(swarm.get("Nodes")));
-        if !cluster.get("DefaultAddrPool").is_null() {
-            let pools: String = strings(cluster.get("DefaultAddrPool")).iter().map(|p| format!("{p}  ")).collect();
+        line(s, "  ClusterID:", cluster["ID"].str());
+        line(s, "  Managers:", &num(&swarm["Managers"]));
+        line(s, "  Nodes:", &num(&swarm["Nodes"]));
+        if !cluster["DefaultAddrPool"].is_null() {
+            let pools: String = strings(&cluster["DefaultAddrPool"]).iter().map(|p| format!("{p}  ")).collect();
             line(s, "  Default Address Pool:", &pools);
-            line(s, "  SubnetSize:", &num(cluster.get("SubnetSize")));
+            line(s, "  SubnetSize:", &num(&cluster["SubnetSize"]));
         }
-        if cluster.get("DataPathPort").as_u64().unwrap_or(0) > 0 {
-            line(s, "  Data Path Port:", &num(cluster.get("DataPathPort")));
+        if cluster["DataPathPort"].as_u64().unwrap_or(0) > 0 {
+            line(s, "  Data Path Port:", &num(&cluster["DataPathPort"]));
         }
-        let spec = cluster.get("Spec");
+        let spec = &cluster["Spec"];
         s.push_str("  Orchestration:\n");
         line(s, "   Task History Retention Limit:", &num(spec.at(&["Orchestration", "TaskHistoryRetentionLimit"])));
         s.push_str("  Raft:\n");
-        let raft = spec.get("Raft");
-        line(s, "   Snapshot Interval:", &num(raft.get("SnapshotInterval")));
-        if raft.has("KeepOldSnapshots") && !raft.get("KeepOldSnapshots").is_null() {
-            s.push_str(&format!("   Number of Old Snapshots to Retain: {}\n", num(raft.get("KeepOldSnapshots"))));
+        let raft = &spec["Raft"];
+        line(s, "   Snapshot Interval:", &num(&raft["SnapshotInterval"]));
+        if raft.has("KeepOldSnapshots") && !raft["KeepOldSnapshots"].is_null() {
+            s.push_str(&format!("   Number of Old Snapshots to Retain: {}\n", num(&raft["KeepOldSnapshots"])));
         }
-        line(s, "   Heartbeat Tick:", &num(raft.get("HeartbeatTick")));
-        line(s, "   Election Tick:", &num(raft.get("ElectionTick")));
+        line(s, "   Heartbeat Tick:", &num(&raft["HeartbeatTick"]));
+        line(s, "   Election Tick:", &num(&raft["ElectionTick"]));
         s.push_str("  Dispatcher:\n");
         line(s, "   Heartbeat Period:", &human_duration(spec.at(&["Dispatcher", "HeartbeatPeriod"]).as_i64().unwrap_or(0)));
         s.push_str("  CA Configuration:\n");
-        let ca = spec.get("CAConfig");
-        line(s, "   Expiry Duration:", &human_duration(ca.get("NodeCertExpiry").as_i64().unwrap_or(0)));
-        line(s, "   Force Rotate:", &num(ca.get("ForceRotate")));
-        let signing = ca.get("SigningCACert").str().trim();
+        let ca = &spec["CAConfig"];
+        line(s, "   Expiry Duration:", &human_duration(ca["NodeCertExpiry"].as_i64().unwrap_or(0)));
+        line(s, "   Force Rotate:", &num(&ca["ForceRotate"]));
+        let signing = ca["SigningCACert"].str().trim();
         if !signing.is_empty() {
             s.push_str(&format!("   Signing CA Certificate: \n{signing}\n\n"));
         }
-        let ext = ca.get("ExternalCAs").as_array();
+        let ext = ca["ExternalCAs"].items();
         if !ext.is_empty() {
             s.push_str("   External CAs:\n");
             for e in ext {
-                s.push_str(&format!("     {}: {}\n", e.get("Protocol").str(), e.get("URL").str()));
+                s.push_str(&format!("     {}: {}\n", e["Protocol"].str(), e["URL"].str()));
             }
         }
         line(s, "  Autolock Managers:", boolean(spec.at(&["EncryptionConfig", "AutoLockManagers"])));
-        line(s, "  Root Rotation In Progress:", boolean(cluster.get("RootRotationInProgress")));
+        line(s, "  Root Rotation In Progress:", boolean(&cluster["RootRotationInProgress"]));
     }
-    line(s, "  Node Address:", swarm.get("NodeAddr").str());
-    let mut managers: Vec<&str> = swarm.get("RemoteManagers").as_array().iter().map(|m| m.get("Addr").str()).collect();
+    line(s, "  Node Address:", swarm["NodeAddr"].str());
+    let mut managers: Vec<&str> = swarm["RemoteManagers"].items().iter().map(|m| m["Addr"].str()).collect();
     if !managers.is_empty() {
         managers.sort();
         s.push_str("  Manager Addresses:\n");
@@ -370,7 +372,7 @@ mod tests {
 
     #[test]
     fn swarm_section_like_docker() {
-        let info = Json::parse(INFO).unwrap();
+        let info = json::parse(INFO).unwrap();
         let out = server_info(&info);
         let want_swarm = " Swarm: active
   NodeID: qo2dfdig9mmxqkawulggepdih
@@ -406,7 +408,7 @@ mod tests {
 
     #[test]
     fn inactive_swarm_is_one_line() {
-        let info = Json::parse(r#"{"Swarm":{"LocalNodeState":"inactive","NodeID":""}}"#).unwrap();
+        let info = json::parse(r#"{"Swarm":{"LocalNodeState":"inactive","NodeID":""}}"#).unwrap();
         let out = server_info(&info);
         assert!(out.contains(" Swarm: inactive\n Kernel") || out.contains(" Swarm: inactive\n CPUs"), "{out}");
     }

@@ -9,7 +9,7 @@ use crate::json;
 
 pub enum InspectFormat {
     Indented,
-    Json,
+    Value,
     Template(String),
 }
 
@@ -17,7 +17,7 @@ impl InspectFormat {
     pub fn from_flag(f: &str) -> InspectFormat {
         match f {
             "" => InspectFormat::Indented,
-            "json" => InspectFormat::Json,
+            "json" => InspectFormat::Value,
             t => InspectFormat::Template(t.to_string()),
         }
     }
@@ -64,7 +64,7 @@ pub fn inspect(env: &mut Env, refs: &[String], format: &InspectFormat, get: impl
         }
         _ if raws.is_empty() => "[]\n".to_string(),
         InspectFormat::Indented => format!("{}\n", json::indent(&format!("[{}]", raws.join(",")), "    ")),
-        InspectFormat::Json => format!("{}\n", json::compact(&format!("[{}]", raws.join(",")))),
+        InspectFormat::Value => format!("{}\n", json::compact(&format!("[{}]", raws.join(",")))),
     };
     env.print(&text)?;
     CliError::join(errors)

@@ -22,7 +22,9 @@ use std::io::{BufRead, Write};
 
 use crate::client::{path_segment, Client};
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 pub struct Env<'a> {
     pub client: &'a Client,
@@ -63,7 +65,7 @@ pub fn node_reference(client: &Client, reference: &str) -> CliResult<String> {
     Ok(id.to_string())
 }
 
-pub fn get_node(client: &Client, id: &str) -> CliResult<Json> {
+pub fn get_node(client: &Client, id: &str) -> CliResult<Value> {
     client.get(&format!("/nodes/{}", path_segment(id)))
 }
 

@@ -18,7 +18,9 @@ use crate::commands::inspect::{inspect, InspectFormat};
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{self, natural_cmp, truncate_id};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::timestamp::Timestamp;
 
 #[derive(Subcommand, Debug)]
@@ -199,8 +201,8 @@ fn kv_map(values: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn map_json(m: &BTreeMap<String, String>) -> Json {
-    Json::Obj(m.iter().map(|(k, v)| (k.clone(), Json::from(v.as_str()))).collect())
+fn map_json(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
 }
 
 /// An IPv4-mapped IPv6 address as IPv4 (Go's `IP.To4`).
@@ -327,56 +329,59 @@ fn ipam_configs(a: &CreateArgs) -> Result<Vec<PoolConfig>, String> {
 
 /// The body of `POST /networks/create`, as the docker CLI sends it (its
 /// `CreateRequest`: the options in Go field order, then `Name`).
-pub fn create_request(a: &CreateArgs) -> Result<Json, String> {
+pub fn create_request(a: &CreateArgs) -> Result<Value, String> {
     let pools = ipam_configs(a)?;
-    let config: Vec<Json> = pools
+    let config: Vec<Value> = pools
         .into_iter()
         .map(|p| {
-            let mut fields = vec![("Subnet", Json::from(p.subnet))];
+            let mut fields = vec![("Subnet", Value::from(p.subnet))];
             if !p.ip_range.is_empty() {
-                fields.push(("IPRange", Json::from(p.ip_range)));
+                fields.push(("IPRange", Value::from(p.ip_range)));
             }
             if !p.gateway.is_empty() {
-                fields.push(("Gateway", Json::from(p.gateway)));
+                fields.push(("Gateway", Value::from(p.gateway)));
             }
             if !p.aux.is_empty() {
                 fields.push(("AuxiliaryAddresses", map_json(&p.aux)));
             }
-            Json::object(fields)
+            json::object(fields)
         })
         .collect();
-    let ipam = Json::object([
-        ("Driver", Json::from(a.ipam_driver.as_str())),
+    let ipam = json::object([
+        ("Driver", Value::from(a.ipam_driver.as_str())),
         ("Options", map_json(&kv_map(&a.ipam_opt))),
-        ("Config", Json::Arr(config)),
+        ("Config", Value::Array(config)),
     ]);
-    let mut body = vec![("Driver", Json::from(a.driver.as_str())), ("Scope", Json::from(a.scope.as_str()))];
+    let mut body = vec![("Driver", Value::from(a.driver.as_str())), ("Scope", Value::from(a.scope.as_str()))];
     if let Some(v6) = a.ipv6 {
-        body.push(("EnableIPv6", Json::Bool(v6)));
+        body.push(("EnableIPv6", Value::Bool(v6)));
     }
     body.extend([
         ("IPAM", ipam),
-        ("Internal", Json::Bool(a.internal)),
-        ("Attachable", Json::Bool(a.attachable)),
-        ("Ingress", Json::Bool(a.ingress)),
-        ("ConfigOnly", Json::Bool(a.config_only)),
-        ("ConfigFrom", if a.config_from.is_empty() { Json::Null } else { Json::object([("Network", Json::from(a.config_from.as_str()))]) }),
+        ("Internal", Value::Bool(a.internal)),
+        ("Attachable", Value::Bool(a.attachable)),
+        ("Ingress", Value::Bool(a.ingress)),
+        ("ConfigOnly", Value::Bool(a.config_only)),
+        (
+            "ConfigFrom",
+            if a.config_from.is_empty() { Value::Null } else { json::object([("Network", Value::from(a.config_from.as_str()))]) },
+        ),
         ("Options", map_json(&kv_map(&a.opt))),
         ("Labels", map_json(&kv_map(&a.label))),
-        ("Name", Json::from(a.name.as_str())),
+        ("Name", Value::from(a.name.as_str())),
     ]);
-    Ok(Json::object(body))
+    Ok(json::object(body))
 }
 
 fn create(env: &mut Env, a: &CreateArgs) -> CliResult {
     let body = create_request(a).map_err(CliError::new)?;
     let resp = env.client.post("/networks/create", Some(&body))?;
     // What the daemon keeps but does not act on (the docker CLI drops it).
-    let warning = resp.get("Warning").str();
+    let warning = resp["Warning"].str();
     if !warning.is_empty() {
         env.eprintln(warning);
     }
-    env.println(resp.get("Id").str())
+    env.println(resp["Id"].str())
 }
 
 // ------------------------------------------------------------------- ls
@@ -393,7 +398,7 @@ fn network_list_format(source: &str, quiet: bool) -> &str {
     }
 }
 
-fn network_header() -> Json {
+fn network_header() -> Value {
     format::header_obj(&[
         ("ID", "NETWORK ID"),
         ("Name", "NAME"),
@@ -410,32 +415,32 @@ fn network_header() -> Json {
 /// The fields docker's network list context offers to `--format` (its
 /// `{{json .}}` marshals them in name order). Labels are joined in key
 /// order (docker's order is Go's map order, i.e. any).
-pub fn network_row(n: &Json, trunc: bool) -> Json {
-    let id = n.get("Id").str();
-    let mut labels: Vec<String> = n.get("Labels").as_object().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
+pub fn network_row(n: &Value, trunc: bool) -> Value {
+    let id = n["Id"].str();
+    let mut labels: Vec<String> = n["Labels"].members().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
     labels.sort();
-    let created = n.get("Created").str();
+    let created = n["Created"].str();
     let created = Timestamp::parse(created).map(|t| t.go_string()).unwrap_or_else(|| created.to_string());
     // Shoal's overlays are IPv4 networks; the 1.44 API has no EnableIPv4.
-    let ipv4 = n.get("EnableIPv4").as_bool().unwrap_or(true);
-    Json::object([
-        ("CreatedAt", Json::from(created)),
-        ("Driver", Json::from(n.get("Driver").str())),
-        ("ID", Json::from(if trunc { truncate_id(id) } else { id.to_string() })),
-        ("IPv4", Json::from(ipv4.to_string())),
-        ("IPv6", Json::from(n.get("EnableIPv6").bool().to_string())),
-        ("Internal", Json::from(n.get("Internal").bool().to_string())),
-        ("Labels", Json::from(labels.join(","))),
-        ("Name", Json::from(n.get("Name").str())),
-        ("Scope", Json::from(n.get("Scope").str())),
+    let ipv4 = n["EnableIPv4"].as_bool().unwrap_or(true);
+    json::object([
+        ("CreatedAt", Value::from(created)),
+        ("Driver", Value::from(n["Driver"].str())),
+        ("ID", Value::from(if trunc { truncate_id(id) } else { id.to_string() })),
+        ("IPv4", Value::from(ipv4.to_string())),
+        ("IPv6", Value::from(n["EnableIPv6"].bool().to_string())),
+        ("Internal", Value::from(n["Internal"].bool().to_string())),
+        ("Labels", Value::from(labels.join(","))),
+        ("Name", Value::from(n["Name"].str())),
+        ("Scope", Value::from(n["Scope"].str())),
     ])
 }
 
 /// Renders a network list: sorted by name (natural order).
-pub fn render_network_list(networks: &[Json], format: &str, quiet: bool, no_trunc: bool) -> CliResult<String> {
-    let mut networks: Vec<&Json> = networks.iter().collect();
-    networks.sort_by(|a, b| natural_cmp(a.get("Name").str(), b.get("Name").str()));
-    let rows: Vec<Json> = networks.iter().map(|n| network_row(n, !no_trunc)).collect();
+pub fn render_network_list(networks: &[Value], format: &str, quiet: bool, no_trunc: bool) -> CliResult<String> {
+    let mut networks: Vec<&Value> = networks.iter().collect();
+    networks.sort_by(|a, b| natural_cmp(a["Name"].str(), b["Name"].str()));
+    let rows: Vec<Value> = networks.iter().map(|n| network_row(n, !no_trunc)).collect();
     format::write_rows(network_list_format(format, quiet), &network_header(), &rows)
 }
 
@@ -443,7 +448,7 @@ fn ls(env: &mut Env, a: LsArgs) -> CliResult {
     let filters = Filters::from_flags(&a.filter)?;
     let list = env.client.get(&format!("/networks{}", filters.query()))?;
     let format = a.format.filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into());
-    let text = render_network_list(list.as_array(), &format, a.quiet, a.no_trunc)?;
+    let text = render_network_list(list.items(), &format, a.quiet, a.no_trunc)?;
     env.print(&text)
 }
 
@@ -503,7 +508,7 @@ fn rm(env: &mut Env, a: &RmArgs, stdin: &mut dyn BufRead) -> CliResult {
             continue;
         }
         if let Ok(n) = env.client.get(&network_path(name, false)) {
-            if n.get("Ingress").bool() && !confirm(env, stdin, INGRESS_WARNING)? {
+            if n["Ingress"].bool() && !confirm(env, stdin, INGRESS_WARNING)? {
                 continue;
             }
         }
@@ -518,8 +523,8 @@ fn rm(env: &mut Env, a: &RmArgs, stdin: &mut dyn BufRead) -> CliResult {
 
 /// What `network prune` prints for the daemon's answer (nothing when
 /// nothing went).
-pub fn prune_report(resp: &Json) -> String {
-    let deleted = resp.get("NetworksDeleted").as_array();
+pub fn prune_report(resp: &Value) -> String {
+    let deleted = resp["NetworksDeleted"].items();
     if deleted.is_empty() {
         return String::new();
     }
@@ -611,10 +616,10 @@ mod tests {
         );
         let a = parse_create(&["--ipv6", "--ingress", "--config-only", "-d", "bridge", "--subnet", "10.1.0.0/24,10.2.0.0/24", "n"]);
         let v = create_request(&a).unwrap();
-        assert_eq!(v.get("EnableIPv6"), &Json::Bool(true));
-        assert_eq!(v.get("Driver").str(), "bridge");
-        assert!(v.get("Ingress").bool() && v.get("ConfigOnly").bool());
-        assert_eq!(v.at(&["IPAM", "Config"]).as_array().len(), 2, "--subnet takes a comma-separated list");
+        assert_eq!(v["EnableIPv6"], Value::Bool(true));
+        assert_eq!(v["Driver"].str(), "bridge");
+        assert!(v["Ingress"].bool() && v["ConfigOnly"].bool());
+        assert_eq!(v.at(&["IPAM", "Config"]).items().len(), 2, "--subnet takes a comma-separated list");
     }
 
     #[test]
@@ -685,7 +690,7 @@ mod tests {
 
     #[test]
     fn tables_match_docker() {
-        let nets = [Json::parse(NET).unwrap(), Json::parse(INGRESS).unwrap()];
+        let nets = [json::parse(NET).unwrap(), json::parse(INGRESS).unwrap()];
         assert_eq!(
             render_network_list(&nets, "table", false, false).unwrap(),
             "NETWORK ID     NAME      DRIVER    SCOPE\n\
@@ -718,7 +723,7 @@ mod tests {
             "network_id: kq2n3w9hxv0z\nname: appnet\ndriver: overlay\nscope: swarm\n\n"
         );
         // Natural order of names, as docker sorts.
-        let named = |n: &str| Json::object([("Name", Json::from(n)), ("Id", Json::from(n))]);
+        let named = |n: &str| json::object([("Name", Value::from(n)), ("Id", Value::from(n))]);
         let list = [named("net10"), named("net2"), named("a")];
         assert_eq!(render_network_list(&list, "{{.Name}}", false, false).unwrap(), "a\nnet2\nnet10\n");
     }
@@ -810,6 +815,6 @@ mod tests {
             (last.method.as_str(), last.target.as_str()),
             ("POST", "/v1.44/networks/prune?filters=%7B%22label%22%3A%7B%22team%3Da%22%3Atrue%7D%7D")
         );
-        assert_eq!(prune_report(&Json::parse(r#"{"NetworksDeleted":null}"#).unwrap()), "");
+        assert_eq!(prune_report(&json::parse(r#"{"NetworksDeleted":null}"#).unwrap()), "");
     }
 }

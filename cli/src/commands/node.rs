@@ -9,7 +9,9 @@ use crate::commands::tasks::{self, TaskListOptions};
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{self, bytes_size, natural_cmp, pretty_print};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 use crate::timestamp::Timestamp;
 
 #[derive(Subcommand, Debug)]
@@ -139,7 +141,7 @@ fn node_list_format(source: &str, quiet: bool) -> String {
     }
 }
 
-fn node_header() -> Json {
+fn node_header() -> Value {
     format::header_obj(&[
         ("ID", "ID"),
         ("Self", ""),
@@ -152,69 +154,69 @@ fn node_header() -> Json {
     ])
 }
 
-fn tls_info_empty(t: &Json) -> bool {
-    t.get("TrustRoot").str().is_empty() && t.get("CertIssuerSubject").str().is_empty() && t.get("CertIssuerPublicKey").str().is_empty()
+fn tls_info_empty(t: &Value) -> bool {
+    t["TrustRoot"].str().is_empty() && t["CertIssuerSubject"].str().is_empty() && t["CertIssuerPublicKey"].str().is_empty()
 }
 
 /// MANAGER STATUS: "Leader", else the reachability ("Reachable",
 /// "Unreachable"), empty for workers.
-pub fn manager_status(node: &Json) -> String {
-    let ms = node.get("ManagerStatus");
+pub fn manager_status(node: &Value) -> String {
+    let ms = &node["ManagerStatus"];
     if ms.is_null() {
         return String::new();
     }
-    if ms.get("Leader").bool() {
+    if ms["Leader"].bool() {
         "Leader".into()
     } else {
-        pretty_print(ms.get("Reachability").str())
+        pretty_print(ms["Reachability"].str())
     }
 }
 
 /// The fields docker's node list context offers to `--format` (its
 /// `{{json .}}` marshals them in name order).
-pub fn node_row(node: &Json, swarm_info: &Json) -> Json {
-    let id = node.get("ID").str();
+pub fn node_row(node: &Value, swarm_info: &Value) -> Value {
+    let id = node["ID"].str();
     let cluster_tls = swarm_info.at(&["Cluster", "TLSInfo"]);
     let node_tls = node.at(&["Description", "TLSInfo"]);
     let tls_status = if tls_info_empty(cluster_tls) || tls_info_empty(node_tls) {
         "Unknown"
-    } else if cluster_tls.get("TrustRoot") == node_tls.get("TrustRoot")
-        && cluster_tls.get("CertIssuerSubject") == node_tls.get("CertIssuerSubject")
-        && cluster_tls.get("CertIssuerPublicKey") == node_tls.get("CertIssuerPublicKey")
+    } else if cluster_tls["TrustRoot"] == node_tls["TrustRoot"]
+        && cluster_tls["CertIssuerSubject"] == node_tls["CertIssuerSubject"]
+        && cluster_tls["CertIssuerPublicKey"] == node_tls["CertIssuerPublicKey"]
     {
         "Ready"
     } else {
         "Needs Rotation"
     };
-    Json::object([
-        ("Availability", Json::from(pretty_print(node.at(&["Spec", "Availability"]).str()))),
-        ("EngineVersion", Json::from(node.at(&["Description", "Engine", "EngineVersion"]).str())),
-        ("Hostname", Json::from(node.at(&["Description", "Hostname"]).str())),
-        ("ID", Json::from(id)),
-        ("ManagerStatus", Json::from(manager_status(node))),
-        ("Self", Json::Bool(!id.is_empty() && id == swarm_info.get("NodeID").str())),
-        ("Status", Json::from(pretty_print(node.at(&["Status", "State"]).str()))),
-        ("TLSStatus", Json::from(tls_status)),
+    json::object([
+        ("Availability", Value::from(pretty_print(node.at(&["Spec", "Availability"]).str()))),
+        ("EngineVersion", Value::from(node.at(&["Description", "Engine", "EngineVersion"]).str())),
+        ("Hostname", Value::from(node.at(&["Description", "Hostname"]).str())),
+        ("ID", Value::from(id)),
+        ("ManagerStatus", Value::from(manager_status(node))),
+        ("Self", Value::Bool(!id.is_empty() && id == swarm_info["NodeID"].str())),
+        ("Status", Value::from(pretty_print(node.at(&["Status", "State"]).str()))),
+        ("TLSStatus", Value::from(tls_status)),
     ])
 }
 
 /// Renders a node list: sorted by hostname (natural order), then ID.
-pub fn render_node_list(nodes: &[Json], info: &Json, format: &str, quiet: bool) -> CliResult<String> {
-    let mut nodes: Vec<&Json> = nodes.iter().collect();
+pub fn render_node_list(nodes: &[Value], info: &Value, format: &str, quiet: bool) -> CliResult<String> {
+    let mut nodes: Vec<&Value> = nodes.iter().collect();
     nodes.sort_by(|a, b| {
         natural_cmp(a.at(&["Description", "Hostname"]).str(), b.at(&["Description", "Hostname"]).str())
-            .then_with(|| a.get("ID").str().cmp(b.get("ID").str()))
+            .then_with(|| a["ID"].str().cmp(b["ID"].str()))
     });
-    let swarm = info.get("Swarm");
-    let rows: Vec<Json> = nodes.iter().map(|n| node_row(n, swarm)).collect();
+    let swarm = &info["Swarm"];
+    let rows: Vec<Value> = nodes.iter().map(|n| node_row(n, swarm)).collect();
     format::write_rows(&node_list_format(format, quiet), &node_header(), &rows)
 }
 
 fn ls(env: &mut Env, args: LsArgs) -> CliResult {
     let filters = Filters::from_flags(&args.filter)?;
     let nodes = env.client.get(&format!("/nodes{}", filters.query()))?;
-    let nodes = nodes.as_array();
-    let info = if !nodes.is_empty() && !args.quiet { env.client.get("/info")? } else { Json::Null };
+    let nodes = nodes.items();
+    let info = if !nodes.is_empty() && !args.quiet { env.client.get("/info")? } else { Value::Null };
     let format = args.format.filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into());
     let text = render_node_list(nodes, &info, &format, args.quiet)?;
     env.print(&text)
@@ -251,35 +253,35 @@ fn inspect_nodes(env: &mut Env, args: InspectArgs) -> CliResult {
 }
 
 /// docker's `node inspect --pretty` view (tabs as docker prints them).
-pub fn pretty_node(node: &Json) -> String {
+pub fn pretty_node(node: &Value) -> String {
     let mut s = String::new();
-    let spec = node.get("Spec");
-    let desc = node.get("Description");
-    let status = node.get("Status");
-    s.push_str(&format!("ID:\t\t\t{}", node.get("ID").str()));
-    if !spec.get("Name").str().is_empty() {
-        s.push_str(&format!("\nName:\t\t\t{}", spec.get("Name").str()));
+    let spec = &node["Spec"];
+    let desc = &node["Description"];
+    let status = &node["Status"];
+    s.push_str(&format!("ID:\t\t\t{}", node["ID"].str()));
+    if !spec["Name"].str().is_empty() {
+        s.push_str(&format!("\nName:\t\t\t{}", spec["Name"].str()));
     }
-    push_labels(&mut s, "Labels", spec.get("Labels"));
-    s.push_str(&format!("\nHostname:              \t{}", desc.get("Hostname").str()));
-    let created = node.get("CreatedAt").str();
+    push_labels(&mut s, "Labels", &spec["Labels"]);
+    s.push_str(&format!("\nHostname:              \t{}", desc["Hostname"].str()));
+    let created = node["CreatedAt"].str();
     let joined = Timestamp::parse(created).map(|t| t.go_string()).unwrap_or_else(|| created.to_string());
     s.push_str(&format!("\nJoined at:             \t{}", pretty_print(&joined)));
     s.push_str("\nStatus:");
-    s.push_str(&format!("\n State:\t\t\t{}", pretty_print(status.get("State").str())));
-    if !status.get("Message").str().is_empty() {
-        s.push_str(&format!("\n Message:              \t{}", pretty_print(status.get("Message").str())));
+    s.push_str(&format!("\n State:\t\t\t{}", pretty_print(status["State"].str())));
+    if !status["Message"].str().is_empty() {
+        s.push_str(&format!("\n Message:              \t{}", pretty_print(status["Message"].str())));
     }
-    s.push_str(&format!("\n Availability:         \t{}", pretty_print(spec.get("Availability").str())));
-    if !status.get("Addr").str().is_empty() {
-        s.push_str(&format!("\n Address:\t\t{}", status.get("Addr").str()));
+    s.push_str(&format!("\n Availability:         \t{}", pretty_print(spec["Availability"].str())));
+    if !status["Addr"].str().is_empty() {
+        s.push_str(&format!("\n Address:\t\t{}", status["Addr"].str()));
     }
-    let ms = node.get("ManagerStatus");
+    let ms = &node["ManagerStatus"];
     if !ms.is_null() {
         s.push_str("\nManager Status:");
-        s.push_str(&format!("\n Address:\t\t{}", ms.get("Addr").str()));
-        s.push_str(&format!("\n Raft Status:\t\t{}", pretty_print(ms.get("Reachability").str())));
-        s.push_str(if ms.get("Leader").bool() { "\n Leader:\t\tYes" } else { "\n Leader:\t\tNo" });
+        s.push_str(&format!("\n Address:\t\t{}", ms["Addr"].str()));
+        s.push_str(&format!("\n Raft Status:\t\t{}", pretty_print(ms["Reachability"].str())));
+        s.push_str(if ms["Leader"].bool() { "\n Leader:\t\tYes" } else { "\n Leader:\t\tNo" });
     }
     s.push_str("\nPlatform:");
     s.push_str(&format!("\n Operating System:\t{}", desc.at(&["Platform", "OS"]).str()));
@@ -289,12 +291,12 @@ pub fn pretty_node(node: &Json) -> String {
     s.push_str(&format!("\n CPUs:\t\t\t{}", nano / 1_000_000_000));
     let mem = desc.at(&["Resources", "MemoryBytes"]).as_f64().unwrap_or(0.0);
     s.push_str(&format!("\n Memory:\t\t{}", if mem == 0.0 { String::new() } else { bytes_size(mem) }));
-    let plugins = desc.at(&["Engine", "Plugins"]).as_array();
+    let plugins = desc.at(&["Engine", "Plugins"]).items();
     if !plugins.is_empty() {
         let mut by_type: Vec<(String, Vec<String>)> = Vec::new();
         for p in plugins {
-            let t = p.get("Type").str().to_string();
-            let n = p.get("Name").str().to_string();
+            let t = p["Type"].str().to_string();
+            let n = p["Name"].str().to_string();
             match by_type.iter_mut().find(|(k, _)| *k == t) {
                 Some((_, names)) => names.push(n),
                 None => by_type.push((t, vec![n])),
@@ -313,22 +315,22 @@ pub fn pretty_node(node: &Json) -> String {
     }
     s.push_str(&format!("\nEngine Version:\t\t{}", desc.at(&["Engine", "EngineVersion"]).str()));
     push_labels(&mut s, "Engine Labels", desc.at(&["Engine", "Labels"]));
-    let tls = desc.get("TLSInfo");
+    let tls = &desc["TLSInfo"];
     if !tls_info_empty(tls) {
         s.push_str("\nTLS Info:\n TrustRoot:\n");
-        s.push_str(tls.get("TrustRoot").str());
-        s.push_str(&format!("\n Issuer Subject:\t{}", tls.get("CertIssuerSubject").str()));
-        s.push_str(&format!("\n Issuer Public Key:\t{}", tls.get("CertIssuerPublicKey").str()));
+        s.push_str(tls["TrustRoot"].str());
+        s.push_str(&format!("\n Issuer Subject:\t{}", tls["CertIssuerSubject"].str()));
+        s.push_str(&format!("\n Issuer Public Key:\t{}", tls["CertIssuerPublicKey"].str()));
     }
     s
 }
 
-fn push_labels(s: &mut String, title: &str, labels: &Json) {
-    let mut pairs: Vec<&(String, Json)> = labels.as_object().iter().collect();
+fn push_labels(s: &mut String, title: &str, labels: &Value) {
+    let mut pairs: Vec<(&String, &Value)> = labels.members().iter().collect();
     if pairs.is_empty() {
         return;
     }
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
     s.push_str(&format!("\n{title}:"));
     for (k, v) in pairs {
         if v.str().is_empty() {
@@ -346,7 +348,7 @@ fn push_labels(s: &mut String, title: &str, labels: &Json) {
 fn update_nodes(
     env: &mut Env,
     nodes: &[String],
-    mut merge: impl FnMut(&mut Env, &mut Json) -> CliResult<bool>,
+    mut merge: impl FnMut(&mut Env, &mut Value) -> CliResult<bool>,
     mut success: impl FnMut(&mut Env, &str) -> CliResult,
 ) -> CliResult {
     for name in nodes {
@@ -354,9 +356,9 @@ fn update_nodes(
         if !merge(env, &mut node)? {
             continue;
         }
-        let id = node.get("ID").str().to_string();
+        let id = node["ID"].str().to_string();
         let version = node.at(&["Version", "Index"]).as_u64().unwrap_or(0);
-        let spec = node.get("Spec").clone();
+        let spec = node["Spec"].clone();
         env.client.post(&format!("/nodes/{}/update{}", path_segment(&id), query(&[("version", version.to_string())])), Some(&spec))?;
         success(env, name)?;
     }
@@ -364,7 +366,7 @@ fn update_nodes(
 }
 
 /// Applies `node update` flags to a node's spec.
-pub fn merge_node_update(args: &UpdateArgs, node: &mut Json) -> CliResult {
+pub fn merge_node_update(args: &UpdateArgs, node: &mut Value) -> CliResult {
     let spec = node.entry(&["Spec"]);
     if let Some(role) = &args.role {
         spec.set("Role", role.as_str().into());
@@ -374,7 +376,7 @@ pub fn merge_node_update(args: &UpdateArgs, node: &mut Json) -> CliResult {
     }
     let labels = spec.entry(&["Labels"]);
     if labels.is_null() {
-        *labels = Json::Obj(Vec::new());
+        *labels = Value::Object(Map::new());
     }
     for kv in &args.label_add {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
@@ -399,7 +401,7 @@ fn set_role(env: &mut Env, nodes: &[String], role: &'static str) -> CliResult {
         nodes,
         |env, node| {
             if node.at(&["Spec", "Role"]).str() == role {
-                let id = node.get("ID").str().to_string();
+                let id = node["ID"].str().to_string();
                 env.println(&format!("Node {id} is already a {role}."))?;
                 return Ok(false);
             }
@@ -448,11 +450,11 @@ fn ps(env: &mut Env, args: PsArgs) -> CliResult {
     for r in &refs {
         let result = node_reference(env.client, r).and_then(|id| get_node(env.client, &id)).and_then(|node| {
             let mut f = base.clone();
-            f.add("node", node.get("ID").str());
+            f.add("node", node["ID"].str());
             env.client.get(&format!("/tasks{}", f.query()))
         });
         match result {
-            Ok(tasks) => all.extend(tasks.as_array().iter().cloned()),
+            Ok(tasks) => all.extend(tasks.items().iter().cloned()),
             Err(e) => errors.push(e),
         }
     }
@@ -475,12 +477,12 @@ mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
 
-    fn node(id: &str, host: &str, state: &str, avail: &str, manager: Option<(bool, &str)>) -> Json {
+    fn node(id: &str, host: &str, state: &str, avail: &str, manager: Option<(bool, &str)>) -> Value {
         let ms = match manager {
             Some((leader, reach)) => format!(r#","ManagerStatus":{{"Leader":{leader},"Reachability":"{reach}","Addr":"10.0.0.1:2377"}}"#),
             None => String::new(),
         };
-        Json::parse(&format!(
+        json::parse(&format!(
             r#"{{"ID":"{id}","Version":{{"Index":7}},"CreatedAt":"2009-11-10T23:00:00Z","Spec":{{"Labels":{{}},"Role":"{}","Availability":"{avail}"}},
                "Description":{{"Hostname":"{host}","Platform":{{"Architecture":"x86_64","OS":"linux"}},
                "Resources":{{"NanoCPUs":2000000000,"MemoryBytes":20971520}},"Engine":{{"EngineVersion":"0.1.0"}}}},
@@ -490,8 +492,8 @@ mod tests {
         .unwrap()
     }
 
-    fn info(self_id: &str) -> Json {
-        Json::parse(&format!(r#"{{"Swarm":{{"NodeID":"{self_id}","LocalNodeState":"active"}}}}"#)).unwrap()
+    fn info(self_id: &str) -> Value {
+        json::parse(&format!(r#"{{"Swarm":{{"NodeID":"{self_id}","LocalNodeState":"active"}}}}"#)).unwrap()
     }
 
     #[test]
@@ -509,7 +511,7 @@ mod tests {
              aaaaaaaaaaaaaaaaaaaaaaaa3     node-2     Ready     Pause          Unreachable      0.1.0\n\
              zzzzzzzzzzzzzzzzzzzzzzzz2     node-10    Down      Drain                           0.1.0\n"
         );
-        let q = render_node_list(&nodes, &Json::Null, "table", true).unwrap();
+        let q = render_node_list(&nodes, &Value::Null, "table", true).unwrap();
         assert_eq!(q, "tjjggogqpnpj2phbfbz8jd5oq\naaaaaaaaaaaaaaaaaaaaaaaa3\nzzzzzzzzzzzzzzzzzzzzzzzz2\n");
         let j = render_node_list(&nodes[1..2], &info("x"), "json", false).unwrap();
         assert_eq!(
@@ -522,7 +524,7 @@ mod tests {
 
     #[test]
     fn empty_list_prints_header() {
-        let out = render_node_list(&[], &Json::Null, "table", false).unwrap();
+        let out = render_node_list(&[], &Value::Null, "table", false).unwrap();
         assert_eq!(out, "ID        HOSTNAME   STATUS    AVAILABILITY   MANAGER STATUS   ENGINE VERSION\n");
     }
 
@@ -532,11 +534,11 @@ mod tests {
         n.entry(&["Spec"]).set("Name", "defaultNodeName".into());
         n.entry(&["Description", "Engine"]).set(
             "Plugins",
-            Json::parse(r#"[{"Type":"Volume","Name":"local"},{"Type":"Network","Name":"bridge"},{"Type":"Network","Name":"overlay"}]"#)
+            json::parse(r#"[{"Type":"Volume","Name":"local"},{"Type":"Network","Name":"bridge"},{"Type":"Network","Name":"overlay"}]"#)
                 .unwrap(),
         );
-        n.entry(&["Description", "Engine"]).set("Labels", Json::parse(r#"{"engine":"label"}"#).unwrap());
-        n.entry(&["Description", "Resources"]).set("NanoCPUs", Json::from(0i64));
+        n.entry(&["Description", "Engine"]).set("Labels", json::parse(r#"{"engine":"label"}"#).unwrap());
+        n.entry(&["Description", "Resources"]).set("NanoCPUs", Value::from(0i64));
         let want = [
             "ID:\t\t\tnodeID",
             "Name:\t\t\tdefaultNodeName",
@@ -577,7 +579,7 @@ mod tests {
             ..Default::default()
         };
         merge_node_update(&args, &mut n).unwrap();
-        assert_eq!(n.get("Spec").to_compact(), r#"{"Labels":{"type":"frontend","flag":""},"Role":"worker","Availability":"drain"}"#);
+        assert_eq!(n["Spec"].to_compact(), r#"{"Labels":{"type":"frontend","flag":""},"Role":"worker","Availability":"drain"}"#);
         let rm = UpdateArgs { label_rm: vec!["nope".into()], node: "x".into(), ..Default::default() };
         assert_eq!(merge_node_update(&rm, &mut n).unwrap_err().message, "key nope doesn't exist in node's labels");
     }

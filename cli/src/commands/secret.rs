@@ -14,7 +14,9 @@ use crate::duration::ago;
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{self, natural_cmp};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 use crate::timestamp::{now_unix_nanos, Timestamp};
 
 #[derive(Subcommand, Debug)]
@@ -122,14 +124,15 @@ fn validate_label(value: &str) -> Result<String, String> {
 }
 
 /// `k=v` or `k` (empty value), as docker's `ConvertKVStringsToMap`.
-fn labels_json(labels: &[String]) -> Json {
-    let mut pairs: Vec<(String, Json)> = Vec::new();
+fn labels_json(labels: &[String]) -> Value {
+    let mut pairs = Map::new();
     for l in labels {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        pairs.retain(|(x, _)| x != k);
-        pairs.push((k.to_string(), Json::from(v)));
+        // A label given again moves to the end.
+        pairs.shift_remove(k);
+        pairs.insert(k.to_string(), Value::from(v));
     }
-    Json::Obj(pairs)
+    Value::Object(pairs)
 }
 
 /// Go's wording for an OS error ("no such file or directory").
@@ -194,39 +197,39 @@ pub fn run_config(env: &mut Env, cmd: ConfigCommand) -> CliResult {
 }
 
 fn create_secret(env: &mut Env, a: SecretCreateArgs, stdin: &mut dyn Read) -> CliResult {
-    let mut spec = vec![("Name", Json::from(a.name.as_str())), ("Labels", labels_json(&a.label))];
+    let mut spec = vec![("Name", Value::from(a.name.as_str())), ("Labels", labels_json(&a.label))];
     match &a.driver {
         Some(d) if !d.is_empty() => {
             if a.file.is_some() {
                 return Err(CliError::new("when using secret driver secret data must be empty"));
             }
-            spec.push(("Driver", Json::object([("Name", Json::from(d.as_str()))])));
+            spec.push(("Driver", json::object([("Name", Value::from(d.as_str()))])));
         }
         _ => {
             let data = read_data(a.file.as_deref(), "secret", stdin).map_err(CliError::new)?;
-            spec.push(("Data", Json::from(shoal_api::base64::encode(&data))));
+            spec.push(("Data", Value::from(shoal_api::base64::encode(&data))));
         }
     }
     if let Some(t) = a.template_driver.filter(|t| !t.is_empty()) {
-        spec.push(("Templating", Json::object([("Name", Json::from(t))])));
+        spec.push(("Templating", json::object([("Name", Value::from(t))])));
     }
-    let resp = env.client.post("/secrets/create", Some(&Json::object(spec)))?;
-    env.println(resp.get("ID").str())
+    let resp = env.client.post("/secrets/create", Some(&json::object(spec)))?;
+    env.println(resp["ID"].str())
 }
 
 fn create_config(env: &mut Env, a: ConfigCreateArgs, stdin: &mut dyn Read) -> CliResult {
     let data =
         read_data(Some(&a.file), "config", stdin).map_err(|e| CliError::new(format!("error reading content from {:?}: {e}", a.file)))?;
     let mut spec = vec![
-        ("Name", Json::from(a.name.as_str())),
+        ("Name", Value::from(a.name.as_str())),
         ("Labels", labels_json(&a.label)),
-        ("Data", Json::from(shoal_api::base64::encode(&data))),
+        ("Data", Value::from(shoal_api::base64::encode(&data))),
     ];
     if let Some(t) = a.template_driver.filter(|t| !t.is_empty()) {
-        spec.push(("Templating", Json::object([("Name", Json::from(t))])));
+        spec.push(("Templating", json::object([("Name", Value::from(t))])));
     }
-    let resp = env.client.post("/configs/create", Some(&Json::object(spec)))?;
-    env.println(resp.get("ID").str())
+    let resp = env.client.post("/configs/create", Some(&json::object(spec)))?;
+    env.println(resp["ID"].str())
 }
 
 /// What differs between secrets and configs.
@@ -234,7 +237,7 @@ pub struct Kind {
     path: &'static str,
     table: &'static str,
     header: &'static [(&'static str, &'static str)],
-    pretty: fn(&Json) -> String,
+    pretty: fn(&Value) -> String,
 }
 
 pub const SECRETS: Kind = Kind {
@@ -258,33 +261,33 @@ pub const CONFIGS: Kind = Kind {
     pretty: pretty_config,
 };
 
-fn labels_text(labels: &Json) -> String {
-    let mut pairs: Vec<String> = labels.as_object().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
+fn labels_text(labels: &Value) -> String {
+    let mut pairs: Vec<String> = labels.members().iter().map(|(k, v)| format!("{k}={}", v.str())).collect();
     pairs.sort();
     pairs.join(",")
 }
 
 /// The fields docker's list context offers to `--format`.
-fn row(obj: &Json, now: i128) -> Json {
+fn row(obj: &Value, now: i128) -> Value {
     let since = |key: &str| {
-        let t = Timestamp::parse(obj.get(key).str()).map(|t| t.unix_nanos()).unwrap_or(now);
+        let t = Timestamp::parse(obj[key].str()).map(|t| t.unix_nanos()).unwrap_or(now);
         ago((now - t).clamp(0, i64::MAX as i128) as i64)
     };
-    let spec = obj.get("Spec");
-    Json::object([
-        ("CreatedAt", Json::from(since("CreatedAt"))),
-        ("Driver", Json::from(spec.at(&["Driver", "Name"]).str())),
-        ("ID", Json::from(obj.get("ID").str())),
-        ("Labels", Json::from(labels_text(spec.get("Labels")))),
-        ("Name", Json::from(spec.get("Name").str())),
-        ("UpdatedAt", Json::from(since("UpdatedAt"))),
+    let spec = &obj["Spec"];
+    json::object([
+        ("CreatedAt", Value::from(since("CreatedAt"))),
+        ("Driver", Value::from(spec.at(&["Driver", "Name"]).str())),
+        ("ID", Value::from(obj["ID"].str())),
+        ("Labels", Value::from(labels_text(&spec["Labels"]))),
+        ("Name", Value::from(spec["Name"].str())),
+        ("UpdatedAt", Value::from(since("UpdatedAt"))),
     ])
 }
 
-pub fn render_list(kind: &Kind, objs: &[Json], format: &str, quiet: bool, now: i128) -> CliResult<String> {
-    let mut objs: Vec<&Json> = objs.iter().collect();
+pub fn render_list(kind: &Kind, objs: &[Value], format: &str, quiet: bool, now: i128) -> CliResult<String> {
+    let mut objs: Vec<&Value> = objs.iter().collect();
     objs.sort_by(|a, b| natural_cmp(a.at(&["Spec", "Name"]).str(), b.at(&["Spec", "Name"]).str()));
-    let rows: Vec<Json> = objs.iter().map(|o| row(o, now)).collect();
+    let rows: Vec<Value> = objs.iter().map(|o| row(o, now)).collect();
     let format = match format {
         format::TABLE_FORMAT_KEY if quiet => format::DEFAULT_QUIET_FORMAT,
         format::TABLE_FORMAT_KEY => kind.table,
@@ -297,7 +300,7 @@ fn ls(env: &mut Env, kind: &Kind, a: LsArgs) -> CliResult {
     let filters = Filters::from_flags(&a.filter)?;
     let list = env.client.get(&format!("/{}{}", kind.path, filters.query()))?;
     let format = a.format.filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into());
-    let text = render_list(kind, list.as_array(), &format, a.quiet, now_unix_nanos())?;
+    let text = render_list(kind, list.items(), &format, a.quiet, now_unix_nanos())?;
     env.print(&text)
 }
 
@@ -336,12 +339,12 @@ fn rm(env: &mut Env, kind: &Kind, a: RmArgs) -> CliResult {
     CliError::join(errors)
 }
 
-fn go_time(ts: &Json) -> String {
+fn go_time(ts: &Value) -> String {
     Timestamp::parse(ts.str()).map(|t| t.go_string()).unwrap_or_else(|| ts.str().to_string())
 }
 
-fn push_labels(s: &mut String, labels: &Json) {
-    let mut pairs: Vec<(String, String)> = labels.as_object().iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect();
+fn push_labels(s: &mut String, labels: &Value) {
+    let mut pairs: Vec<(String, String)> = labels.members().iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect();
     if pairs.is_empty() {
         return;
     }
@@ -357,24 +360,24 @@ fn push_labels(s: &mut String, labels: &Json) {
 }
 
 /// docker's `secret inspect --pretty` (its spacing, verbatim).
-pub fn pretty_secret(obj: &Json) -> String {
-    let spec = obj.get("Spec");
-    let mut s = format!("ID:              {}\nName:              {}", obj.get("ID").str(), spec.get("Name").str());
-    push_labels(&mut s, spec.get("Labels"));
+pub fn pretty_secret(obj: &Value) -> String {
+    let spec = &obj["Spec"];
+    let mut s = format!("ID:              {}\nName:              {}", obj["ID"].str(), spec["Name"].str());
+    push_labels(&mut s, &spec["Labels"]);
     s.push_str(&format!("\nDriver:            {}", spec.at(&["Driver", "Name"]).str()));
-    s.push_str(&format!("\nCreated at:        {}", go_time(obj.get("CreatedAt"))));
-    s.push_str(&format!("\nUpdated at:        {}", go_time(obj.get("UpdatedAt"))));
+    s.push_str(&format!("\nCreated at:        {}", go_time(&obj["CreatedAt"])));
+    s.push_str(&format!("\nUpdated at:        {}", go_time(&obj["UpdatedAt"])));
     s
 }
 
 /// docker's `config inspect --pretty`, data included.
-pub fn pretty_config(obj: &Json) -> String {
-    let spec = obj.get("Spec");
-    let mut s = format!("ID:\t\t\t{}\nName:\t\t\t{}", obj.get("ID").str(), spec.get("Name").str());
-    push_labels(&mut s, spec.get("Labels"));
-    s.push_str(&format!("\nCreated at:            \t{}", go_time(obj.get("CreatedAt"))));
-    s.push_str(&format!("\nUpdated at:            \t{}", go_time(obj.get("UpdatedAt"))));
-    let data = shoal_api::base64::decode(spec.get("Data").str()).unwrap_or_default();
+pub fn pretty_config(obj: &Value) -> String {
+    let spec = &obj["Spec"];
+    let mut s = format!("ID:\t\t\t{}\nName:\t\t\t{}", obj["ID"].str(), spec["Name"].str());
+    push_labels(&mut s, &spec["Labels"]);
+    s.push_str(&format!("\nCreated at:            \t{}", go_time(&obj["CreatedAt"])));
+    s.push_str(&format!("\nUpdated at:            \t{}", go_time(&obj["UpdatedAt"])));
+    let data = shoal_api::base64::decode(spec["Data"].str()).unwrap_or_default();
     s.push_str(&format!("\nData:\n{}", String::from_utf8_lossy(&data)));
     s
 }
@@ -382,13 +385,12 @@ pub fn pretty_config(obj: &Json) -> String {
 /// docker's `ParseSecrets`/`ParseConfigs` for `service create|update`: the
 /// references the flags named get their IDs from the daemon; an unknown
 /// name is refused before anything is sent ("secret not found: x").
-pub fn resolve_references(client: &crate::client::Client, container_spec: &mut Json) -> CliResult {
+pub fn resolve_references(client: &crate::client::Client, container_spec: &mut Value) -> CliResult {
     for (list_key, id_key, name_key, path, noun) in
         [("Secrets", "SecretID", "SecretName", "secrets", "secret"), ("Configs", "ConfigID", "ConfigName", "configs", "config")]
     {
-        let Json::Arr(refs) = container_spec.get(list_key).clone() else { continue };
-        let wanted: Vec<String> =
-            refs.iter().filter(|r| r.get(id_key).str().is_empty()).map(|r| r.get(name_key).str().to_string()).collect();
+        let Value::Array(refs) = container_spec[list_key].clone() else { continue };
+        let wanted: Vec<String> = refs.iter().filter(|r| r[id_key].str().is_empty()).map(|r| r[name_key].str().to_string()).collect();
         if wanted.is_empty() {
             continue;
         }
@@ -396,27 +398,27 @@ pub fn resolve_references(client: &crate::client::Client, container_spec: &mut J
         for r in &refs {
             let target = r.at(&["File", "Name"]).str();
             if noun == "secret" && !target.is_empty() && targets.contains(&target) {
-                return Err(CliError::new(format!("duplicate secret target for {} not allowed", r.get(name_key).str())));
+                return Err(CliError::new(format!("duplicate secret target for {} not allowed", r[name_key].str())));
             }
             targets.push(target);
         }
-        let filters = Json::object([("name", Json::Obj(wanted.iter().map(|n| (n.clone(), Json::Bool(true))).collect()))]);
+        let filters = json::object([("name", Value::Object(wanted.iter().map(|n| (n.clone(), Value::Bool(true))).collect()))]);
         let found = client.get(&format!("/{path}?filters={}", url_encode(&filters.to_compact())))?;
         let mut resolved = Vec::new();
         for mut r in refs {
-            if r.get(id_key).str().is_empty() {
-                let name = r.get(name_key).str().to_string();
+            if r[id_key].str().is_empty() {
+                let name = r[name_key].str().to_string();
                 let id = found
-                    .as_array()
+                    .items()
                     .iter()
                     .find(|o| o.at(&["Spec", "Name"]).str() == name)
-                    .map(|o| o.get("ID").str().to_string())
+                    .map(|o| o["ID"].str().to_string())
                     .ok_or_else(|| CliError::new(format!("{noun} not found: {name}")))?;
-                r.set(id_key, Json::from(id));
+                r.set(id_key, Value::from(id));
             }
             resolved.push(r);
         }
-        container_spec.set(list_key, Json::Arr(resolved));
+        container_spec.set(list_key, Value::Array(resolved));
     }
     Ok(())
 }
@@ -480,7 +482,7 @@ mod tests {
 
     #[test]
     fn tables_match_docker() {
-        let secret = Json::parse(SECRET).unwrap();
+        let secret = json::parse(SECRET).unwrap();
         let now = Timestamp::parse("2026-01-01T10:05:00Z").unwrap().unix_nanos();
         let text = render_list(&SECRETS, std::slice::from_ref(&secret), "table", false, now).unwrap();
         assert_eq!(
@@ -490,7 +492,7 @@ mod tests {
         );
         assert_eq!(render_list(&SECRETS, std::slice::from_ref(&secret), "table", true, now).unwrap(), "ktnbjxoalbkvbvedmg1urrz8h\n");
         assert_eq!(render_list(&SECRETS, &[secret], "{{.Name}} {{.Labels}}", false, now).unwrap(), "db_pw env=prod,tier=\n");
-        let config = Json::parse(CONFIG).unwrap();
+        let config = json::parse(CONFIG).unwrap();
         let text = render_list(&CONFIGS, &[config], "table", false, now).unwrap();
         assert_eq!(
             text,
@@ -501,13 +503,13 @@ mod tests {
 
     #[test]
     fn pretty_views_match_docker() {
-        let s = pretty_secret(&Json::parse(SECRET).unwrap());
+        let s = pretty_secret(&json::parse(SECRET).unwrap());
         assert_eq!(
             s,
             "ID:              ktnbjxoalbkvbvedmg1urrz8h\nName:              db_pw\nLabels:\n - env=prod\n - tier\nDriver:            \n\
              Created at:        2026-01-01 10:00:00.5 +0000 UTC\nUpdated at:        2026-01-01 10:00:00.5 +0000 UTC"
         );
-        let c = pretty_config(&Json::parse(CONFIG).unwrap());
+        let c = pretty_config(&json::parse(CONFIG).unwrap());
         assert!(
             c.starts_with("ID:\t\t\tc0nfig1d00000000000000000\nName:\t\t\tsite\nCreated at:            \t2026-01-01 10:00:00 +0000 UTC"),
             "{c}"
@@ -533,13 +535,13 @@ mod tests {
     fn service_references_resolve_by_name() {
         let d =
             FakeDaemon::start(|r| if r.target.starts_with("/v1.44/secrets") { (200, format!("[{SECRET}]")) } else { (200, "[]".into()) });
-        let mut cs = Json::parse(r#"{"Secrets":[{"File":{"Name":"db_pw","UID":"0","GID":"0","Mode":292},"SecretName":"db_pw"}]}"#).unwrap();
+        let mut cs = json::parse(r#"{"Secrets":[{"File":{"Name":"db_pw","UID":"0","GID":"0","Mode":292},"SecretName":"db_pw"}]}"#).unwrap();
         resolve_references(&d.client(), &mut cs).unwrap();
-        assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretID").str(), "ktnbjxoalbkvbvedmg1urrz8h");
-        let mut missing = Json::parse(r#"{"Configs":[{"File":{"Name":"/x"},"ConfigName":"site"}]}"#).unwrap();
+        assert_eq!(cs.at(&["Secrets"]).items()[0]["SecretID"].str(), "ktnbjxoalbkvbvedmg1urrz8h");
+        let mut missing = json::parse(r#"{"Configs":[{"File":{"Name":"/x"},"ConfigName":"site"}]}"#).unwrap();
         assert_eq!(resolve_references(&d.client(), &mut missing).unwrap_err().message, "config not found: site");
         let mut dup =
-            Json::parse(r#"{"Secrets":[{"File":{"Name":"t"},"SecretName":"a"},{"File":{"Name":"t"},"SecretName":"b"}]}"#).unwrap();
+            json::parse(r#"{"Secrets":[{"File":{"Name":"t"},"SecretName":"a"},{"File":{"Name":"t"},"SecretName":"b"}]}"#).unwrap();
         assert_eq!(resolve_references(&d.client(), &mut dup).unwrap_err().message, "duplicate secret target for b not allowed");
     }
 }

@@ -10,7 +10,9 @@ use crate::client::query;
 use crate::commands::swarm_ca::{self, CaArgs};
 use crate::duration::parse_go_duration;
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 #[derive(Subcommand, Debug)]
 pub enum SwarmCommand {
@@ -80,7 +82,7 @@ impl SwarmSpecArgs {
     }
 
     /// Applies the given flags to a swarm spec (docker's `mergeSwarmSpec`).
-    pub fn merge(&self, spec: &mut Json, trust_root: Option<&str>) -> CliResult {
+    pub fn merge(&self, spec: &mut Value, trust_root: Option<&str>) -> CliResult {
         if let Some(n) = self.task_history_limit {
             spec.entry(&["Orchestration"]).set("TaskHistoryRetentionLimit", n.into());
         }
@@ -98,7 +100,7 @@ impl SwarmSpecArgs {
 }
 
 impl CaSpecArgs {
-    pub fn merge(&self, spec: &mut Json, ca_cert: Option<&str>) -> CliResult {
+    pub fn merge(&self, spec: &mut Value, ca_cert: Option<&str>) -> CliResult {
         if let Some(d) = self.cert_expiry {
             spec.entry(&["CAConfig"]).set("NodeCertExpiry", d.into());
         }
@@ -106,21 +108,21 @@ impl CaSpecArgs {
             let mut cas = Vec::new();
             for v in &self.external_ca {
                 let mut ca = parse_external_ca(v)?;
-                if ca.get("CACert").str().is_empty() {
+                if ca["CACert"].str().is_empty() {
                     if let Some(c) = ca_cert {
                         ca.set("CACert", c.into());
                     }
                 }
                 cas.push(ca);
             }
-            spec.entry(&["CAConfig"]).set("ExternalCAs", Json::Arr(cas));
+            spec.entry(&["CAConfig"]).set("ExternalCAs", Value::Array(cas));
         }
         Ok(())
     }
 }
 
 /// `protocol=cfssl,url=https://…[,cacert=FILE][,k=v…]`.
-pub fn parse_external_ca(spec: &str) -> CliResult<Json> {
+pub fn parse_external_ca(spec: &str) -> CliResult<Value> {
     let mut protocol = None;
     let mut url = None;
     let mut cacert = String::new();
@@ -146,22 +148,22 @@ pub fn parse_external_ca(spec: &str) -> CliResult<Json> {
                 }
                 cacert = contents;
             }
-            _ => options.push((key.to_string(), Json::from(value))),
+            _ => options.push((key.to_string(), Value::from(value))),
         }
     }
     let protocol = protocol.ok_or_else(|| CliError::new("the external-ca option needs a protocol= parameter"))?;
     let url = url.ok_or_else(|| CliError::new("the external-ca option needs a url= parameter"))?;
-    let mut ca = Json::object([("Protocol", Json::from(protocol)), ("URL", Json::from(url))]);
+    let mut ca = json::object([("Protocol", Value::from(protocol)), ("URL", Value::from(url))]);
     if !options.is_empty() {
-        ca.set("Options", Json::Obj(options));
+        ca.set("Options", Value::Object(options.into_iter().collect()));
     }
     ca.set("CACert", cacert.into());
     Ok(ca)
 }
 
 /// A Go zero-valued swarm `Spec`, as the docker CLI sends it to `/swarm/init`.
-fn zero_spec() -> Json {
-    Json::parse(
+fn zero_spec() -> Value {
+    json::parse(
         r#"{"Labels":null,"Orchestration":{},"Raft":{"ElectionTick":0,"HeartbeatTick":0},"Dispatcher":{},"CAConfig":{},"TaskDefaults":{},"EncryptionConfig":{"AutoLockManagers":false}}"#,
     )
     .expect("static JSON")
@@ -346,17 +348,17 @@ fn init(env: &mut Env, a: InitArgs) -> CliResult {
     if a.autolock {
         spec.entry(&["EncryptionConfig"]).set("AutoLockManagers", true.into());
     }
-    let body = Json::object([
-        ("ListenAddr", Json::from(a.listen_addr)),
-        ("AdvertiseAddr", Json::from(a.advertise_addr)),
-        ("DataPathAddr", Json::from(a.data_path_addr)),
-        ("DataPathPort", Json::from(a.data_path_port)),
-        ("ForceNewCluster", Json::from(a.force_new_cluster)),
+    let body = json::object([
+        ("ListenAddr", Value::from(a.listen_addr)),
+        ("AdvertiseAddr", Value::from(a.advertise_addr)),
+        ("DataPathAddr", Value::from(a.data_path_addr)),
+        ("DataPathPort", Value::from(a.data_path_port)),
+        ("ForceNewCluster", Value::from(a.force_new_cluster)),
         ("Spec", spec),
-        ("AutoLockManagers", Json::from(a.autolock)),
-        ("Availability", Json::from(a.availability.unwrap_or_default())),
-        ("DefaultAddrPool", Json::from(a.default_addr_pool)),
-        ("SubnetSize", Json::from(a.default_addr_pool_mask_length)),
+        ("AutoLockManagers", Value::from(a.autolock)),
+        ("Availability", Value::from(a.availability.unwrap_or_default())),
+        ("DefaultAddrPool", Value::from(a.default_addr_pool)),
+        ("SubnetSize", Value::from(a.default_addr_pool_mask_length)),
     ]);
     let node_id = match env.client.post("/swarm/init", Some(&body)) {
         Ok(v) => v.str().to_string(),
@@ -376,7 +378,7 @@ fn init(env: &mut Env, a: InitArgs) -> CliResult {
     env.println(&format!("To add a manager to this swarm, run '{prog} swarm join-token manager' and follow the instructions."))?;
     if a.autolock {
         let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
-        print_unlock_command(env, key.get("UnlockKey").str())?;
+        print_unlock_command(env, key["UnlockKey"].str())?;
     }
     Ok(())
 }
@@ -393,9 +395,9 @@ fn manager_addr(env: &mut Env, node_id: &str) -> CliResult<Option<String>> {
         }
     }
     if let Ok(info) = env.client.get("/info") {
-        for peer in info.at(&["Swarm", "RemoteManagers"]).as_array() {
-            if peer.get("NodeID").str() == node_id && !peer.get("Addr").str().is_empty() {
-                return Ok(Some(peer.get("Addr").str().to_string()));
+        for peer in info.at(&["Swarm", "RemoteManagers"]).items() {
+            if peer["NodeID"].str() == node_id && !peer["Addr"].str().is_empty() {
+                return Ok(Some(peer["Addr"].str().to_string()));
             }
         }
     }
@@ -434,13 +436,13 @@ Remember to store this key in a password manager, since without it you\nwill not
 }
 
 fn join(env: &mut Env, a: JoinArgs) -> CliResult {
-    let body = Json::object([
-        ("ListenAddr", Json::from(a.listen_addr)),
-        ("AdvertiseAddr", Json::from(a.advertise_addr)),
-        ("DataPathAddr", Json::from(a.data_path_addr)),
-        ("RemoteAddrs", Json::from(vec![a.remote])),
-        ("JoinToken", Json::from(a.token)),
-        ("Availability", Json::from(a.availability.unwrap_or_default())),
+    let body = json::object([
+        ("ListenAddr", Value::from(a.listen_addr)),
+        ("AdvertiseAddr", Value::from(a.advertise_addr)),
+        ("DataPathAddr", Value::from(a.data_path_addr)),
+        ("RemoteAddrs", Value::from(vec![a.remote])),
+        ("JoinToken", Value::from(a.token)),
+        ("Availability", Value::from(a.availability.unwrap_or_default())),
     ]);
     env.client.post("/swarm/join", Some(&body))?;
     let info = env.client.get("/info")?;
@@ -452,7 +454,14 @@ fn join(env: &mut Env, a: JoinArgs) -> CliResult {
 }
 
 /// `POST /swarm/update?version=…&rotate…` with the given spec.
-pub fn swarm_update(env: &mut Env, version: u64, spec: &Json, rotate_worker: bool, rotate_manager: bool, rotate_unlock: bool) -> CliResult {
+pub fn swarm_update(
+    env: &mut Env,
+    version: u64,
+    spec: &Value,
+    rotate_worker: bool,
+    rotate_manager: bool,
+    rotate_unlock: bool,
+) -> CliResult {
     let q = query(&[
         ("version", version.to_string()),
         ("rotateWorkerToken", rotate_worker.to_string()),
@@ -463,7 +472,7 @@ pub fn swarm_update(env: &mut Env, version: u64, spec: &Json, rotate_worker: boo
     Ok(())
 }
 
-pub fn swarm_version(sw: &Json) -> u64 {
+pub fn swarm_version(sw: &Value) -> u64 {
     sw.at(&["Version", "Index"]).as_u64().unwrap_or(0)
 }
 
@@ -475,7 +484,7 @@ fn join_token(env: &mut Env, a: JoinTokenArgs) -> CliResult {
     }
     if a.rotate {
         let sw = env.client.get("/swarm")?;
-        swarm_update(env, swarm_version(&sw), sw.get("Spec"), worker, manager, false)?;
+        swarm_update(env, swarm_version(&sw), &sw["Spec"], worker, manager, false)?;
         if !a.quiet {
             env.print(&format!("Successfully rotated {} join token.\n\n", a.role))?;
         }
@@ -511,7 +520,7 @@ fn update(env: &mut Env, a: UpdateArgs) -> CliResult {
     env.println("Swarm updated.")?;
     if cur_autolock && !prev_autolock {
         let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
-        print_unlock_command(env, key.get("UnlockKey").str())?;
+        print_unlock_command(env, key["UnlockKey"].str())?;
     }
     Ok(())
 }
@@ -522,13 +531,13 @@ fn unlock_key(env: &mut Env, a: UnlockKeyArgs) -> CliResult {
         if !sw.at(&["Spec", "EncryptionConfig", "AutoLockManagers"]).bool() {
             return Err(CliError::new("cannot rotate because autolock is not turned on"));
         }
-        swarm_update(env, swarm_version(&sw), sw.get("Spec"), false, false, true)?;
+        swarm_update(env, swarm_version(&sw), &sw["Spec"], false, false, true)?;
         if !a.quiet {
             env.println("Successfully rotated manager unlock key.")?;
         }
     }
     let key = env.client.get("/swarm/unlockkey").map_err(|e| CliError::new(format!("could not fetch unlock key: {e}")))?;
-    let key = key.get("UnlockKey").str().to_string();
+    let key = key["UnlockKey"].str().to_string();
     if key.is_empty() {
         return Err(CliError::new("no unlock key is set"));
     }
@@ -546,7 +555,7 @@ fn unlock(env: &mut Env) -> CliResult {
         _ => return Err(CliError::new("error: swarm is not locked")),
     }
     let key = read_key("Enter unlock key: ")?;
-    env.client.post("/swarm/unlock", Some(&Json::object([("UnlockKey", Json::from(key))])))?;
+    env.client.post("/swarm/unlock", Some(&json::object([("UnlockKey", Value::from(key))])))?;
     Ok(())
 }
 

@@ -10,7 +10,9 @@ use clap::Args;
 use super::swarm::{swarm_update, swarm_version, CaSpecArgs};
 use super::Env;
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 use crate::sha256;
 
 /// How long to follow a rotation before leaving it to run in the background.
@@ -71,7 +73,7 @@ pub fn run(env: &mut Env, a: CaArgs) -> CliResult {
         return Err(CliError::new("the --ca-cert flag requires that a --ca-key flag and/or --external-ca flag be provided as well"));
     }
     let old_root = sw.at(&["TLSInfo", "TrustRoot"]).str().to_string();
-    let mut spec = sw.get("Spec").clone();
+    let mut spec = sw["Spec"].clone();
     rotation_spec(&mut spec, &a)?;
     swarm_update(env, swarm_version(&sw), &spec, false, false, false)?;
     if a.detach {
@@ -86,7 +88,7 @@ pub fn run(env: &mut Env, a: CaArgs) -> CliResult {
 }
 
 /// The spec change that asks for a rotation (docker's `updateSwarmSpec`).
-pub fn rotation_spec(spec: &mut Json, a: &CaArgs) -> CliResult {
+pub fn rotation_spec(spec: &mut Value, a: &CaArgs) -> CliResult {
     let cert = a.ca_cert.clone().unwrap_or_default();
     let key = a.ca_key.clone().unwrap_or_default();
     a.ca.merge(spec, Some(&cert))?;
@@ -99,13 +101,13 @@ pub fn rotation_spec(spec: &mut Json, a: &CaArgs) -> CliResult {
         }
     }
     if cert.is_empty() && key.is_empty() {
-        let n = ca.get("ForceRotate").as_u64().unwrap_or(0);
+        let n = ca["ForceRotate"].as_u64().unwrap_or(0);
         ca.set("ForceRotate", (n + 1).into());
     }
     Ok(())
 }
 
-fn display_trust_root(env: &mut Env, sw: &Json) -> CliResult {
+fn display_trust_root(env: &mut Env, sw: &Value) -> CliResult {
     let root = sw.at(&["TLSInfo", "TrustRoot"]).str();
     if root.is_empty() {
         return Err(CliError::new("no CA information available"));
@@ -126,29 +128,29 @@ pub struct RotationProgress {
 /// issuer matches the cluster's, with its trust root when the roots match.
 /// If no node reports TLS information at all, the rotation counts as done
 /// once the cluster's root changed and no rotation is in progress.
-pub fn rotation_progress(sw: &Json, nodes: &[Json], old_root: &str) -> RotationProgress {
-    let desired = sw.get("TLSInfo");
-    let in_progress = sw.get("RootRotationInProgress").bool();
+pub fn rotation_progress(sw: &Value, nodes: &[Value], old_root: &str) -> RotationProgress {
+    let desired = &sw["TLSInfo"];
+    let in_progress = sw["RootRotationInProgress"].bool();
     let total = nodes.len();
     let mut certs = 0;
     let mut roots = 0;
     let mut any_reported = false;
     for n in nodes {
         let t = n.at(&["Description", "TLSInfo"]);
-        if !t.get("TrustRoot").str().is_empty() || !t.get("CertIssuerPublicKey").str().is_empty() {
+        if !t["TrustRoot"].str().is_empty() || !t["CertIssuerPublicKey"].str().is_empty() {
             any_reported = true;
         }
-        if t.get("CertIssuerPublicKey").str() == desired.get("CertIssuerPublicKey").str()
-            && t.get("CertIssuerSubject").str() == desired.get("CertIssuerSubject").str()
+        if t["CertIssuerPublicKey"].str() == desired["CertIssuerPublicKey"].str()
+            && t["CertIssuerSubject"].str() == desired["CertIssuerSubject"].str()
         {
             certs += 1;
         }
-        if t.get("TrustRoot").str() == desired.get("TrustRoot").str() {
+        if t["TrustRoot"].str() == desired["TrustRoot"].str() {
             roots += 1;
         }
     }
     if !any_reported {
-        let changed = desired.get("TrustRoot").str() != old_root;
+        let changed = desired["TrustRoot"].str() != old_root;
         let done = changed && !in_progress;
         let n = if done { total } else { 0 };
         return RotationProgress { certs: n, roots: n, total, done };
@@ -190,7 +192,7 @@ fn follow_rotation(env: &mut Env, old_root: &str, quiet: bool) -> CliResult<bool
             return Ok(true);
         }
         let nodes = env.client.get("/nodes")?;
-        let p = rotation_progress(&sw, nodes.as_array(), old_root);
+        let p = rotation_progress(&sw, nodes.items(), old_root);
         done = p.done;
         if !quiet {
             let lines = progress_lines(&sha256::digest(sw.at(&["TLSInfo", "TrustRoot"]).str().as_bytes()), &p, tty);
@@ -230,17 +232,18 @@ fn follow_rotation(env: &mut Env, old_root: &str, quiet: bool) -> CliResult<bool
 mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
+    use crate::json;
 
-    fn sw(root: &str, in_progress: bool) -> Json {
-        Json::parse(&format!(
+    fn sw(root: &str, in_progress: bool) -> Value {
+        json::parse(&format!(
             r#"{{"Version":{{"Index":3}},"Spec":{{"CAConfig":{{"ForceRotate":1}}}},"RootRotationInProgress":{in_progress},
                 "TLSInfo":{{"TrustRoot":"{root}","CertIssuerSubject":"subj-{root}","CertIssuerPublicKey":"key-{root}"}}}}"#
         ))
         .unwrap()
     }
 
-    fn node_with(root: &str, issuer: &str) -> Json {
-        Json::parse(&format!(
+    fn node_with(root: &str, issuer: &str) -> Value {
+        json::parse(&format!(
             r#"{{"Description":{{"TLSInfo":{{"TrustRoot":"{root}","CertIssuerSubject":"subj-{issuer}","CertIssuerPublicKey":"key-{issuer}"}}}}}}"#
         ))
         .unwrap()
@@ -257,14 +260,14 @@ mod tests {
         let nodes = vec![node_with("new", "new"), node_with("new", "new")];
         assert!(rotation_progress(&sw("new", false), &nodes, "old").done);
         // nodes that report nothing: follow the cluster's root only
-        let bare = vec![Json::parse("{}").unwrap()];
+        let bare = vec![json::parse("{}").unwrap()];
         assert!(!rotation_progress(&sw("old", false), &bare, "old").done);
         assert!(rotation_progress(&sw("new", false), &bare, "old").done);
     }
 
     #[test]
     fn rotation_spec_bumps_force_rotate() {
-        let mut spec = sw("x", false).get("Spec").clone();
+        let mut spec = sw("x", false)["Spec"].clone();
         rotation_spec(&mut spec, &CaArgs::default()).unwrap();
         assert_eq!(spec.to_compact(), r#"{"CAConfig":{"ForceRotate":2}}"#);
     }

@@ -9,7 +9,9 @@ use super::volume::{volume_header, volume_row};
 use super::Env;
 use crate::error::{CliError, CliResult};
 use crate::format::{header_obj, human_size, is_table, template_string, write_rows};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::reference::Reference;
 
 #[derive(Subcommand, Debug)]
@@ -43,13 +45,13 @@ const VOLUMES_TABLE: &str = "table {{.Name}}\t{{.Links}}\t{{.Size}}";
 const BUILD_CACHE_TABLE: &str =
     "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}";
 
-fn summary_row(kind: &str, total: usize, active: usize, size: String, reclaimable: String) -> Json {
-    crate::template::context(Json::object([
-        ("Active", Json::from(active.to_string().as_str())),
-        ("Reclaimable", Json::from(reclaimable.as_str())),
-        ("Size", Json::from(size.as_str())),
-        ("TotalCount", Json::from(total.to_string().as_str())),
-        ("Type", Json::from(kind)),
+fn summary_row(kind: &str, total: usize, active: usize, size: String, reclaimable: String) -> Value {
+    crate::template::context(json::object([
+        ("Active", Value::from(active.to_string().as_str())),
+        ("Reclaimable", Value::from(reclaimable.as_str())),
+        ("Size", Value::from(size.as_str())),
+        ("TotalCount", Value::from(total.to_string().as_str())),
+        ("Type", Value::from(kind)),
     ]))
 }
 
@@ -62,10 +64,10 @@ fn with_percent(reclaimable: i64, total: i64) -> String {
 }
 
 /// The four summary rows (docker's `diskUsage*Context`s).
-pub fn summary_rows(du: &Json) -> Vec<Json> {
-    let images = du.get("Images").as_array();
-    let layers = du.get("LayersSize").as_i64().unwrap_or(0);
-    let i64_of = |j: &Json, k: &str, d: i64| j.get(k).as_i64().unwrap_or(d);
+pub fn summary_rows(du: &Value) -> Vec<Value> {
+    let images = du["Images"].items();
+    let layers = du["LayersSize"].as_i64().unwrap_or(0);
+    let i64_of = |j: &Value, k: &str, d: i64| j[k].as_i64().unwrap_or(d);
     let used: i64 = images
         .iter()
         .filter(|i| i64_of(i, "Containers", 0) != 0 && i64_of(i, "Size", 0) != -1 && i64_of(i, "SharedSize", 0) != -1)
@@ -78,8 +80,8 @@ pub fn summary_rows(du: &Json) -> Vec<Json> {
         human_size(layers as f64),
         with_percent(layers - used, layers),
     );
-    let containers = du.get("Containers").as_array();
-    let active = |c: &Json| matches!(c.get("State").str(), "running" | "paused" | "restarting");
+    let containers = du["Containers"].items();
+    let active = |c: &Value| matches!(c["State"].str(), "running" | "paused" | "restarting");
     let total_rw: i64 = containers.iter().map(|c| i64_of(c, "SizeRw", 0)).sum();
     let idle_rw: i64 = containers.iter().filter(|c| !active(c)).map(|c| i64_of(c, "SizeRw", 0)).sum();
     let container_row = summary_row(
@@ -89,8 +91,8 @@ pub fn summary_rows(du: &Json) -> Vec<Json> {
         human_size(total_rw as f64),
         with_percent(idle_rw, total_rw),
     );
-    let volumes = du.get("Volumes").as_array();
-    let usage = |v: &Json, k: &str| v.get("UsageData").get(k).as_i64().unwrap_or(0);
+    let volumes = du["Volumes"].items();
+    let usage = |v: &Value, k: &str| v["UsageData"][k].as_i64().unwrap_or(0);
     let sized = || volumes.iter().filter(|v| usage(v, "Size") != -1);
     let vol_total: i64 = sized().map(|v| usage(v, "Size")).sum();
     let vol_free: i64 = sized().filter(|v| usage(v, "RefCount") == 0).map(|v| usage(v, "Size")).sum();
@@ -101,20 +103,20 @@ pub fn summary_rows(du: &Json) -> Vec<Json> {
         human_size(vol_total as f64),
         with_percent(vol_free, vol_total),
     );
-    let cache = du.get("BuildCache").as_array();
-    let builder: i64 = cache.iter().filter(|c| !c.get("Shared").bool()).map(|c| i64_of(c, "Size", 0)).sum();
-    let in_use: i64 = cache.iter().filter(|c| c.get("InUse").bool() && !c.get("Shared").bool()).map(|c| i64_of(c, "Size", 0)).sum();
+    let cache = du["BuildCache"].items();
+    let builder: i64 = cache.iter().filter(|c| !c["Shared"].bool()).map(|c| i64_of(c, "Size", 0)).sum();
+    let in_use: i64 = cache.iter().filter(|c| c["InUse"].bool() && !c["Shared"].bool()).map(|c| i64_of(c, "Size", 0)).sum();
     let cache_row = summary_row(
         "Build Cache",
         cache.len(),
-        cache.iter().filter(|c| c.get("InUse").bool()).count(),
+        cache.iter().filter(|c| c["InUse"].bool()).count(),
         human_size(builder as f64),
         human_size((builder - in_use) as f64),
     );
     vec![image_row, container_row, volume_row, cache_row]
 }
 
-fn build_cache_header() -> Json {
+fn build_cache_header() -> Value {
     header_obj(&[
         ("CacheType", "CACHE TYPE"),
         ("CreatedSince", "CREATED"),
@@ -131,12 +133,11 @@ fn build_cache_header() -> Json {
 
 /// `system df -v`'s rows: images under their first tag, containers,
 /// volumes (build cache records are never kept by Shoal).
-fn verbose_rows(du: &Json, trunc: bool, now: i128) -> (Vec<Json>, Vec<Json>, Vec<Json>) {
+fn verbose_rows(du: &Value, trunc: bool, now: i128) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     let mut images = Vec::new();
-    for i in du.get("Images").as_array() {
-        let tags = i.get("RepoTags").as_array();
-        let dangling =
-            (tags.is_empty() && i.get("RepoDigests").as_array().is_empty()) || (tags.len() == 1 && tags[0].str() == "<none>:<none>");
+    for i in du["Images"].items() {
+        let tags = i["RepoTags"].items();
+        let dangling = (tags.is_empty() && i["RepoDigests"].items().is_empty()) || (tags.len() == 1 && tags[0].str() == "<none>:<none>");
         let (mut repo, mut tag) = ("<none>".to_string(), "<none>".to_string());
         if !tags.is_empty() && !dangling {
             let Ok(r) = Reference::parse_normalized(tags[0].str()) else { continue };
@@ -147,17 +148,16 @@ fn verbose_rows(du: &Json, trunc: bool, now: i128) -> (Vec<Json>, Vec<Json>, Vec
         }
         images.push(image_row(i, &repo, &tag, "", trunc, now));
     }
-    let containers = du
-        .get("Containers")
-        .as_array()
+    let containers = du["Containers"]
+        .items()
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            c.set("SizeRootFs", Json::from(0i64));
+            c.set("SizeRootFs", Value::from(0i64));
             container_row(&c, trunc, now)
         })
         .collect();
-    let volumes = du.get("Volumes").as_array().iter().map(volume_row).collect();
+    let volumes = du["Volumes"].items().iter().map(volume_row).collect();
     (images, containers, volumes)
 }
 
@@ -188,11 +188,11 @@ fn df(env: &mut Env, a: DfArgs) -> CliResult {
         out.push_str(&write_rows(BUILD_CACHE_TABLE, &build_cache_header(), &[])?);
         return env.print(&out);
     }
-    let data = Json::object([
-        ("Images", Json::Arr(images)),
-        ("Containers", Json::Arr(containers)),
-        ("Volumes", Json::Arr(volumes)),
-        ("BuildCache", Json::Arr(Vec::new())),
+    let data = json::object([
+        ("Images", Value::Array(images)),
+        ("Containers", Value::Array(containers)),
+        ("Volumes", Value::Array(volumes)),
+        ("BuildCache", Value::Array(Vec::new())),
     ]);
     let t = crate::format::parse_template(&template_string(&format))?;
     let text = t.execute(&data).map_err(|e| CliError::new(format!("template parsing error: {e}")))?;

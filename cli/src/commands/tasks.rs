@@ -9,7 +9,9 @@ use crate::client::{path_segment, Client};
 use crate::duration::ago;
 use crate::error::CliResult;
 use crate::format::{self, ellipsis, natural_cmp, pretty_print, truncate_id};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::timestamp::{now_unix_nanos, Timestamp};
 
 pub const DEFAULT_TASK_TABLE_FORMAT: &str =
@@ -109,12 +111,11 @@ fn elapsed_since(ts: &str, now: i128) -> i64 {
 }
 
 /// One row of the task table.
-pub fn task_row(task: &Json, name: &str, node: &str, trunc: bool, now: i128) -> Json {
-    let id = task.get("ID").str();
-    let status = task.get("Status");
-    let current =
-        format!("{} {}", pretty_print(status.get("State").str()), ago(elapsed_since(status.get("Timestamp").str(), now)).to_lowercase());
-    let mut err = status.get("Err").str().to_string();
+pub fn task_row(task: &Value, name: &str, node: &str, trunc: bool, now: i128) -> Value {
+    let id = task["ID"].str();
+    let status = &task["Status"];
+    let current = format!("{} {}", pretty_print(status["State"].str()), ago(elapsed_since(status["Timestamp"].str(), now)).to_lowercase());
+    let mut err = status["Err"].str().to_string();
     if trunc {
         err = ellipsis(&err, MAX_ERR_LENGTH);
     }
@@ -123,30 +124,25 @@ pub fn task_row(task: &Json, name: &str, node: &str, trunc: bool, now: i128) -> 
     }
     let ports: Vec<String> = status
         .at(&["PortStatus", "Ports"])
-        .as_array()
+        .items()
         .iter()
         .map(|p| {
-            format!(
-                "*:{}->{}/{}",
-                p.get("PublishedPort").as_u64().unwrap_or(0),
-                p.get("TargetPort").as_u64().unwrap_or(0),
-                p.get("Protocol").str()
-            )
+            format!("*:{}->{}/{}", p["PublishedPort"].as_u64().unwrap_or(0), p["TargetPort"].as_u64().unwrap_or(0), p["Protocol"].str())
         })
         .collect();
-    Json::object([
-        ("CurrentState", Json::from(current)),
-        ("DesiredState", Json::from(pretty_print(task.get("DesiredState").str()))),
-        ("Error", Json::from(err)),
-        ("ID", Json::from(if trunc { truncate_id(id) } else { id.to_string() })),
-        ("Image", Json::from(display_image(task.at(&["Spec", "ContainerSpec", "Image"]).str(), trunc))),
-        ("Name", Json::from(name)),
-        ("Node", Json::from(node)),
-        ("Ports", Json::from(ports.join(","))),
+    json::object([
+        ("CurrentState", Value::from(current)),
+        ("DesiredState", Value::from(pretty_print(task["DesiredState"].str()))),
+        ("Error", Value::from(err)),
+        ("ID", Value::from(if trunc { truncate_id(id) } else { id.to_string() })),
+        ("Image", Value::from(display_image(task.at(&["Spec", "ContainerSpec", "Image"]).str(), trunc))),
+        ("Name", Value::from(name)),
+        ("Node", Value::from(node)),
+        ("Ports", Value::from(ports.join(","))),
     ])
 }
 
-fn task_header() -> Json {
+fn task_header() -> Value {
     format::header_obj(&[
         ("ID", "ID"),
         ("Name", "NAME"),
@@ -161,7 +157,7 @@ fn task_header() -> Json {
 
 /// Renders tasks whose names and node names are already resolved:
 /// `named` holds (task, name, node name).
-pub fn render_tasks(mut named: Vec<(Json, String, String)>, opts: &TaskListOptions, now: i128) -> CliResult<String> {
+pub fn render_tasks(mut named: Vec<(Value, String, String)>, opts: &TaskListOptions, now: i128) -> CliResult<String> {
     // By name (natural order), newest first within a name.
     named.sort_by(|a, b| {
         natural_cmp(&a.1, &b.1).then_with(|| {
@@ -183,14 +179,14 @@ pub fn render_tasks(mut named: Vec<(Json, String, String)>, opts: &TaskListOptio
 }
 
 /// Resolves names and prints tasks.
-pub fn print(env: &mut Env, tasks: Vec<Json>, opts: &TaskListOptions) -> CliResult {
+pub fn print(env: &mut Env, tasks: Vec<Value>, opts: &TaskListOptions) -> CliResult {
     let mut resolver = Resolver::new(env.client, opts.no_resolve);
     let mut named = Vec::with_capacity(tasks.len());
     for t in tasks {
-        let service = resolver.service(t.get("ServiceID").str());
-        let slot = t.get("Slot").as_u64().unwrap_or(0);
-        let name = if slot != 0 { format!("{service}.{slot}") } else { format!("{service}.{}", t.get("NodeID").str()) };
-        let node = resolver.node(t.get("NodeID").str());
+        let service = resolver.service(t["ServiceID"].str());
+        let slot = t["Slot"].as_u64().unwrap_or(0);
+        let name = if slot != 0 { format!("{service}.{slot}") } else { format!("{service}.{}", t["NodeID"].str()) };
+        let node = resolver.node(t["NodeID"].str());
         named.push((t, name, node));
     }
     let text = render_tasks(named, opts, now_unix_nanos())?;
@@ -201,8 +197,8 @@ pub fn print(env: &mut Env, tasks: Vec<Json>, opts: &TaskListOptions) -> CliResu
 mod tests {
     use super::*;
 
-    fn task(id: &str, state: &str, desired: &str, ts: &str, created: &str, err: &str) -> Json {
-        Json::parse(&format!(
+    fn task(id: &str, state: &str, desired: &str, ts: &str, created: &str, err: &str) -> Value {
+        json::parse(&format!(
             r#"{{"ID":"{id}","CreatedAt":"{created}","DesiredState":"{desired}","Spec":{{"ContainerSpec":{{"Image":"nginx:1.11.3-alpine@sha256:abc"}}}},
                 "Status":{{"State":"{state}","Timestamp":"{ts}","Err":"{err}","PortStatus":{{"Ports":[{{"Protocol":"tcp","TargetPort":80,"PublishedPort":8080}}]}}}}}}"#
         ))

@@ -8,7 +8,9 @@ use super::{go_arch, Env, CLIENT_VERSION};
 use crate::client::API_VERSION;
 use crate::error::{CliError, CliResult};
 use crate::format::{parse_template, JSON_FORMAT, JSON_FORMAT_KEY};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 use crate::tabwriter::tabwrite;
 use crate::timestamp::Timestamp;
 
@@ -19,14 +21,14 @@ pub struct VersionArgs {
     pub format: Option<String>,
 }
 
-pub fn client_version() -> Json {
-    Json::object([
-        ("Version", Json::from(CLIENT_VERSION)),
-        ("ApiVersion", Json::from(API_VERSION)),
-        ("DefaultAPIVersion", Json::from(API_VERSION)),
-        ("Os", Json::from(std::env::consts::OS)),
-        ("Arch", Json::from(go_arch())),
-        ("Context", Json::from("default")),
+pub fn client_version() -> Value {
+    json::object([
+        ("Version", Value::from(CLIENT_VERSION)),
+        ("ApiVersion", Value::from(API_VERSION)),
+        ("DefaultAPIVersion", Value::from(API_VERSION)),
+        ("Os", Value::from(std::env::consts::OS)),
+        ("Arch", Value::from(go_arch())),
+        ("Context", Value::from("default")),
     ])
 }
 
@@ -36,60 +38,60 @@ fn reformat_date(s: &str) -> String {
 
 /// docker's `newServerVersion`: the `/version` answer with an "Engine"
 /// component guaranteed and build times made readable.
-pub fn server_version(v: &Json) -> Json {
+pub fn server_version(v: &Value) -> Value {
     let mut components = Vec::new();
     let mut found_engine = false;
-    let mut out = Json::object([
-        ("Platform", Json::object([("Name", Json::from(v.at(&["Platform", "Name"]).str()))])),
-        ("Version", v.get("Version").clone()),
-        ("ApiVersion", v.get("ApiVersion").clone()),
-        ("MinAPIVersion", v.get("MinAPIVersion").clone()),
-        ("Os", v.get("Os").clone()),
-        ("Arch", v.get("Arch").clone()),
+    let mut out = json::object([
+        ("Platform", json::object([("Name", Value::from(v.at(&["Platform", "Name"]).str()))])),
+        ("Version", v["Version"].clone()),
+        ("ApiVersion", v["ApiVersion"].clone()),
+        ("MinAPIVersion", v["MinAPIVersion"].clone()),
+        ("Os", v["Os"].clone()),
+        ("Arch", v["Arch"].clone()),
     ]);
-    for c in v.get("Components").as_array() {
+    for c in v["Components"].items() {
         let mut c = c.clone();
-        if c.get("Name").str() == "Engine" {
+        if c["Name"].str() == "Engine" {
             found_engine = true;
-            let details = c.get("Details").clone();
-            let bt = details.get("BuildTime").str().to_string();
+            let details = c["Details"].clone();
+            let bt = details["BuildTime"].str().to_string();
             if !bt.is_empty() {
                 c.entry(&["Details"]).set("BuildTime", reformat_date(&bt).into());
             }
             for k in ["GitCommit", "GoVersion", "KernelVersion"] {
-                out.set(k, Json::from(details.get(k).str()));
+                out.set(k, Value::from(details[k].str()));
             }
-            out.set("Experimental", Json::Bool(details.get("Experimental").str() == "true"));
-            out.set("BuildTime", Json::from(bt));
+            out.set("Experimental", Value::Bool(details["Experimental"].str() == "true"));
+            out.set("BuildTime", Value::from(bt));
         }
         components.push(c);
     }
     if !found_engine {
-        components.push(Json::object([
-            ("Name", Json::from("Engine")),
-            ("Version", v.get("Version").clone()),
+        components.push(json::object([
+            ("Name", Value::from("Engine")),
+            ("Version", v["Version"].clone()),
             (
                 "Details",
-                Json::object([
-                    ("ApiVersion", v.get("ApiVersion").clone()),
-                    ("MinAPIVersion", v.get("MinAPIVersion").clone()),
-                    ("Os", v.get("Os").clone()),
-                    ("Arch", v.get("Arch").clone()),
+                json::object([
+                    ("ApiVersion", v["ApiVersion"].clone()),
+                    ("MinAPIVersion", v["MinAPIVersion"].clone()),
+                    ("Os", v["Os"].clone()),
+                    ("Arch", v["Arch"].clone()),
                 ]),
             ),
         ]));
     }
-    out.set("Components", Json::Arr(components));
+    out.set("Components", Value::Array(components));
     out
 }
 
 /// The default layout, with tabs between labels and values (aligned later).
-pub fn render_default(client: &Json, server: Option<&Json>) -> String {
+pub fn render_default(client: &Value, server: Option<&Value>) -> String {
     let mut s = String::from("Client:\n");
-    s.push_str(&format!(" Version:\t{}\n", client.get("Version").str()));
-    s.push_str(&format!(" API version:\t{}\n", client.get("ApiVersion").str()));
-    s.push_str(&format!(" OS/Arch:\t{}/{}\n", client.get("Os").str(), client.get("Arch").str()));
-    s.push_str(&format!(" Context:\t{}", client.get("Context").str()));
+    s.push_str(&format!(" Version:\t{}\n", client["Version"].str()));
+    s.push_str(&format!(" API version:\t{}\n", client["ApiVersion"].str()));
+    s.push_str(&format!(" OS/Arch:\t{}/{}\n", client["Os"].str(), client["Arch"].str()));
+    s.push_str(&format!(" Context:\t{}", client["Context"].str()));
     if let Some(sv) = server {
         s.push_str("\n\nServer:");
         let name = sv.at(&["Platform", "Name"]).str();
@@ -97,26 +99,26 @@ pub fn render_default(client: &Json, server: Option<&Json>) -> String {
             s.push(' ');
             s.push_str(name);
         }
-        for c in sv.get("Components").as_array() {
-            let cname = c.get("Name").str();
-            let d = c.get("Details");
+        for c in sv["Components"].items() {
+            let cname = c["Name"].str();
+            let d = &c["Details"];
             s.push_str(&format!("\n {cname}:"));
             if cname == "Engine" {
-                s.push_str(&format!("\n  Version:\t{}", c.get("Version").str()));
-                s.push_str(&format!("\n  API version:\t{} (minimum version {})", d.get("ApiVersion").str(), d.get("MinAPIVersion").str()));
+                s.push_str(&format!("\n  Version:\t{}", c["Version"].str()));
+                s.push_str(&format!("\n  API version:\t{} (minimum version {})", d["ApiVersion"].str(), d["MinAPIVersion"].str()));
                 for (label, key) in [("Go version", "GoVersion"), ("Git commit", "GitCommit"), ("Built", "BuildTime")] {
-                    let v = d.get(key).str();
+                    let v = d[key].str();
                     if !v.is_empty() {
                         s.push_str(&format!("\n  {label}:\t{v}"));
                     }
                 }
-                s.push_str(&format!("\n  OS/Arch:\t{}/{}", d.get("Os").str(), d.get("Arch").str()));
-                let exp = d.get("Experimental").str();
+                s.push_str(&format!("\n  OS/Arch:\t{}/{}", d["Os"].str(), d["Arch"].str()));
+                let exp = d["Experimental"].str();
                 s.push_str(&format!("\n  Experimental:\t{}", if exp.is_empty() { "false" } else { exp }));
             } else {
-                s.push_str(&format!("\n  Version:\t{}", c.get("Version").str()));
-                let mut keys: Vec<&(String, Json)> = d.as_object().iter().collect();
-                keys.sort_by(|a, b| a.0.cmp(&b.0));
+                s.push_str(&format!("\n  Version:\t{}", c["Version"].str()));
+                let mut keys: Vec<(&String, &Value)> = d.members().iter().collect();
+                keys.sort_by(|a, b| a.0.cmp(b.0));
                 for (k, v) in keys {
                     s.push_str(&format!("\n  {k}:\t{}", crate::template::go_print(v)));
                 }
@@ -139,7 +141,7 @@ pub fn run(env: &mut Env, args: VersionArgs) -> CliResult {
     let text = match &tmpl {
         None => render_default(&client, server.as_ref().ok()),
         Some(t) => {
-            let data = Json::object([("Client", client.clone()), ("Server", server.as_ref().ok().cloned().unwrap_or(Json::Null))]);
+            let data = json::object([("Client", client.clone()), ("Server", server.as_ref().ok().cloned().unwrap_or(Value::Null))]);
             t.execute(&data).map_err(|e| CliError::new(format!("template: {e}")))?
         }
     };
@@ -153,18 +155,18 @@ mod tests {
 
     #[test]
     fn default_layout() {
-        let v = Json::parse(
+        let v = json::parse(
             r#"{"Platform":{"Name":"Shoal"},"Version":"0.1.0","ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64",
                 "Components":[{"Name":"Engine","Version":"0.1.0","Details":{"ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64",
                 "BuildTime":"2018-07-09T23:38:38Z","Experimental":"false"}},{"Name":"runc","Version":"1.1.12","Details":{"GitCommit":"v1.1.12"}}]}"#,
         )
         .unwrap();
-        let client = Json::object([
-            ("Version", Json::from("0.1.0")),
-            ("ApiVersion", Json::from("1.44")),
-            ("Os", Json::from("linux")),
-            ("Arch", Json::from("amd64")),
-            ("Context", Json::from("default")),
+        let client = json::object([
+            ("Version", Value::from("0.1.0")),
+            ("ApiVersion", Value::from("1.44")),
+            ("Os", Value::from("linux")),
+            ("Arch", Value::from("amd64")),
+            ("Context", Value::from("default")),
         ]);
         let out = tabwrite(&format!("{}\n", render_default(&client, Some(&server_version(&v)))), 20, 1);
         assert_eq!(
@@ -191,8 +193,8 @@ Server: Shoal
 
     #[test]
     fn engine_component_is_added() {
-        let v = Json::parse(r#"{"Version":"0.1.0","ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"arm64"}"#).unwrap();
+        let v = json::parse(r#"{"Version":"0.1.0","ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"arm64"}"#).unwrap();
         let sv = server_version(&v);
-        assert_eq!(sv.get("Components").as_array()[0].at(&["Details", "Arch"]).str(), "arm64");
+        assert_eq!(sv["Components"].items()[0].at(&["Details", "Arch"]).str(), "arm64");
     }
 }

@@ -10,7 +10,9 @@ use super::{CliError, CliResult, Env};
 use crate::client::{path_segment, query};
 use crate::filters::Filters;
 use crate::format::{header_obj, human_size, natural_cmp, write_rows};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 use crate::template::METHOD_PREFIX;
 
 #[derive(Subcommand, Debug)]
@@ -113,24 +115,23 @@ fn validate_label(v: &str) -> CliResult<()> {
     Ok(())
 }
 
-fn kv_map(values: &[String]) -> Json {
-    let mut m: Vec<(String, Json)> = Vec::new();
+fn kv_map(values: &[String]) -> Value {
+    let mut m = Map::new();
     for v in values {
         let (k, val) = v.split_once('=').unwrap_or((v, ""));
-        m.retain(|(key, _)| key != k);
-        m.push((k.to_string(), Json::from(val)));
+        m.insert(k.to_string(), Value::from(val));
     }
-    m.sort_by(|a, b| a.0.cmp(&b.0));
-    Json::Obj(m)
+    m.sort_keys();
+    Value::Object(m)
 }
 
 /// The `/volumes/create` body docker's CLI sends.
-pub fn create_body(a: &CreateArgs, name: &str) -> Json {
-    Json::object([
-        ("Driver", Json::from(a.driver.as_str())),
+pub fn create_body(a: &CreateArgs, name: &str) -> Value {
+    json::object([
+        ("Driver", Value::from(a.driver.as_str())),
         ("DriverOpts", kv_map(&a.opt)),
         ("Labels", kv_map(&a.label)),
-        ("Name", Json::from(name)),
+        ("Name", Value::from(name)),
     ])
 }
 
@@ -147,16 +148,16 @@ fn create(env: &mut Env, a: CreateArgs) -> CliResult {
         validate_label(l)?;
     }
     let vol = env.client.post("/volumes/create", Some(&create_body(&a, &name)))?;
-    env.println(vol.get("Name").str())
+    env.println(vol["Name"].str())
 }
 
 /// Sorted map keys, as Go marshals a map.
-fn sorted_map(v: &Json) -> Json {
+fn sorted_map(v: &Value) -> Value {
     match v {
-        Json::Obj(m) => {
+        Value::Object(m) => {
             let mut m = m.clone();
-            m.sort_by(|a, b| a.0.cmp(&b.0));
-            Json::Obj(m)
+            m.sort_keys();
+            Value::Object(m)
         }
         other => other.clone(),
     }
@@ -164,34 +165,34 @@ fn sorted_map(v: &Json) -> Json {
 
 /// A volume as the docker CLI marshals its `volume.Volume`: Go's field
 /// order, maps sorted, empty optional fields left out.
-pub fn docker_volume(v: &Json) -> Json {
+pub fn docker_volume(v: &Value) -> Value {
     let mut out = Vec::new();
     let opt = |k: &str| {
-        let x = v.get(k);
+        let x = &v[k];
         let empty = match x {
-            Json::Null => true,
-            Json::Str(s) => s.is_empty(),
-            Json::Obj(m) => m.is_empty() && k == "Status",
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Object(m) => m.is_empty() && k == "Status",
             _ => false,
         };
         (!empty).then(|| (k.to_string(), sorted_map(x)))
     };
     out.extend(opt("ClusterVolume"));
     out.extend(opt("CreatedAt"));
-    out.push(("Driver".to_string(), Json::from(v.get("Driver").str())));
-    out.push(("Labels".to_string(), sorted_map(v.get("Labels"))));
-    out.push(("Mountpoint".to_string(), Json::from(v.get("Mountpoint").str())));
-    out.push(("Name".to_string(), Json::from(v.get("Name").str())));
-    out.push(("Options".to_string(), sorted_map(v.get("Options"))));
-    out.push(("Scope".to_string(), Json::from(v.get("Scope").str())));
+    out.push(("Driver".to_string(), Value::from(v["Driver"].str())));
+    out.push(("Labels".to_string(), sorted_map(&v["Labels"])));
+    out.push(("Mountpoint".to_string(), Value::from(v["Mountpoint"].str())));
+    out.push(("Name".to_string(), Value::from(v["Name"].str())));
+    out.push(("Options".to_string(), sorted_map(&v["Options"])));
+    out.push(("Scope".to_string(), Value::from(v["Scope"].str())));
     let opt2 = |k: &str| {
-        let x = v.get(k);
-        let empty = matches!(x, Json::Null) || matches!(x, Json::Obj(m) if m.is_empty() && k == "Status");
+        let x = &v[k];
+        let empty = matches!(x, Value::Null) || matches!(x, Value::Object(m) if m.is_empty() && k == "Status");
         (!empty).then(|| (k.to_string(), sorted_map(x)))
     };
     out.extend(opt2("Status"));
     out.extend(opt2("UsageData"));
-    Json::Obj(out)
+    Value::Object(out.into_iter().collect())
 }
 
 fn inspect(env: &mut Env, a: InspectArgs) -> CliResult {
@@ -203,7 +204,7 @@ fn inspect(env: &mut Env, a: InspectArgs) -> CliResult {
     super::inspect::inspect(env, &a.names, &InspectFormat::from_flag(&a.format), get)
 }
 
-pub fn volume_header() -> Json {
+pub fn volume_header() -> Value {
     header_obj(&[
         ("Availability", "AVAILABILITY"),
         ("Driver", "DRIVER"),
@@ -220,21 +221,20 @@ pub fn volume_header() -> Json {
 }
 
 /// docker's `volumeContext` for one volume.
-pub fn volume_row(v: &Json) -> Json {
-    let labels = v.get("Labels").as_object().to_vec();
-    let mut joined: Vec<String> = labels.iter().map(|(k, x)| format!("{k}={}", x.str())).collect();
+pub fn volume_row(v: &Value) -> Value {
+    let mut joined: Vec<String> = v["Labels"].members().iter().map(|(k, x)| format!("{k}={}", x.str())).collect();
     joined.sort();
-    let usage = v.get("UsageData");
+    let usage = &v["UsageData"];
     let (links, size) = if usage.is_null() {
         ("N/A".to_string(), "N/A".to_string())
     } else {
-        (usage.get("RefCount").as_i64().unwrap_or(0).to_string(), human_size(usage.get("Size").as_i64().unwrap_or(0) as f64))
+        (usage["RefCount"].as_i64().unwrap_or(0).to_string(), human_size(usage["Size"].as_i64().unwrap_or(0) as f64))
     };
-    let cluster = v.get("ClusterVolume");
+    let cluster = &v["ClusterVolume"];
     let (group, availability, status) = if cluster.is_null() {
         ("N/A".to_string(), "N/A".to_string(), "N/A".to_string())
     } else {
-        let n = cluster.get("PublishStatus").as_array().len();
+        let n = cluster["PublishStatus"].items().len();
         let status = if cluster.at(&["Info", "VolumeID"]).str().is_empty() {
             "pending creation".to_string()
         } else {
@@ -246,33 +246,33 @@ pub fn volume_row(v: &Json) -> Json {
         };
         (cluster.at(&["Spec", "Group"]).str().to_string(), cluster.at(&["Spec", "Availability"]).str().to_string(), status)
     };
-    crate::template::context(Json::object([
-        ("Availability", Json::from(availability.as_str())),
-        ("Driver", Json::from(v.get("Driver").str())),
-        ("Group", Json::from(group.as_str())),
-        ("Labels", Json::from(joined.join(",").as_str())),
-        ("Links", Json::from(links.as_str())),
-        ("Mountpoint", Json::from(v.get("Mountpoint").str())),
-        ("Name", Json::from(v.get("Name").str())),
-        ("Scope", Json::from(v.get("Scope").str())),
-        ("Size", Json::from(size.as_str())),
-        ("Status", Json::from(status.as_str())),
-        (&format!("{METHOD_PREFIX}Label"), Json::Obj(labels)),
+    crate::template::context(json::object([
+        ("Availability", Value::from(availability.as_str())),
+        ("Driver", Value::from(v["Driver"].str())),
+        ("Group", Value::from(group.as_str())),
+        ("Labels", Value::from(joined.join(",").as_str())),
+        ("Links", Value::from(links.as_str())),
+        ("Mountpoint", Value::from(v["Mountpoint"].str())),
+        ("Name", Value::from(v["Name"].str())),
+        ("Scope", Value::from(v["Scope"].str())),
+        ("Size", Value::from(size.as_str())),
+        ("Status", Value::from(status.as_str())),
+        (&format!("{METHOD_PREFIX}Label"), Value::Object(v["Labels"].members().clone())),
     ]))
 }
 
 fn ls(env: &mut Env, a: LsArgs) -> CliResult {
     let filters = Filters::from_flags(&a.filter).map_err(CliError::new)?;
     let resp = env.client.get(&format!("/volumes{}", filters.query()))?;
-    let mut vols: Vec<Json> = resp.get("Volumes").as_array().to_vec();
-    vols.sort_by(|x, y| natural_cmp(x.get("Name").str(), y.get("Name").str()));
+    let mut vols: Vec<Value> = resp["Volumes"].items().to_vec();
+    vols.sort_by(|x, y| natural_cmp(x["Name"].str(), y["Name"].str()));
     let source = a.format.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| "table".into());
     let format = match source.as_str() {
         "table" if a.quiet => "{{.Name}}".to_string(),
         "table" => "table {{.Driver}}\t{{.Name}}".to_string(),
         f => f.to_string(),
     };
-    let rows: Vec<Json> = vols.iter().map(volume_row).collect();
+    let rows: Vec<Value> = vols.iter().map(volume_row).collect();
     env.print(&write_rows(&format, &volume_header(), &rows)?)
 }
 
@@ -307,7 +307,7 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
         return Err(CliError::cancelled("volume prune has been cancelled"));
     }
     let report = env.client.post(&format!("/volumes/prune{}", filters.query()), None)?;
-    let deleted = report.get("VolumesDeleted").as_array();
+    let deleted = report["VolumesDeleted"].items();
     let mut reclaimed = 0;
     if !deleted.is_empty() {
         let mut out = String::from("Deleted Volumes:\n");
@@ -316,7 +316,7 @@ fn prune(env: &mut Env, a: PruneArgs, stdin: &mut dyn BufRead) -> CliResult {
             out.push('\n');
         }
         env.println(&out)?;
-        reclaimed = report.get("SpaceReclaimed").as_u64().unwrap_or(0);
+        reclaimed = report["SpaceReclaimed"].as_u64().unwrap_or(0);
     }
     env.println(&format!("Total reclaimed space: {}", human_size(reclaimed as f64)))
 }
@@ -355,12 +355,12 @@ mod tests {
 
     #[test]
     fn inspect_marshals_as_docker_s_struct() {
-        let v = docker_volume(&Json::parse(V1).unwrap());
+        let v = docker_volume(&json::parse(V1).unwrap());
         assert_eq!(
             v.to_compact(),
             r#"{"CreatedAt":"2026-01-02T03:04:05Z","Driver":"local","Labels":{"a":"b","tier":"db"},"Mountpoint":"/var/lib/shoal/volumes/v10/_data","Name":"v10","Options":{},"Scope":"local"}"#
         );
-        let v = docker_volume(&Json::parse(V2).unwrap());
+        let v = docker_volume(&json::parse(V2).unwrap());
         assert_eq!(
             v.to_compact(),
             r#"{"Driver":"local","Labels":null,"Mountpoint":"/m/v2/_data","Name":"v2","Options":null,"Scope":"local","UsageData":{"RefCount":1,"Size":6}}"#

@@ -8,7 +8,9 @@ use super::opts::{self, PortList};
 use super::progress;
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default, Clone, PartialEq)]
 pub struct CreateArgs {
@@ -31,7 +33,7 @@ pub struct CreateArgs {
     pub env: Vec<String>,
     /// Attach a filesystem mount to the service
     #[arg(long = "mount", value_name = "mount", value_parser = opts::mount)]
-    pub mount: Vec<Json>,
+    pub mount: Vec<Value>,
     /// Placement constraints
     #[arg(long = "constraint", value_name = "list")]
     pub constraint: Vec<String>,
@@ -40,13 +42,13 @@ pub struct CreateArgs {
     pub placement_pref: Vec<String>,
     /// Network attachments
     #[arg(long = "network", value_name = "network", value_parser = opts::network)]
-    pub network: Vec<Json>,
+    pub network: Vec<Value>,
     /// Specify secrets to expose to the service
     #[arg(long = "secret", value_name = "secret", value_parser = opts::secret)]
-    pub secret: Vec<Json>,
+    pub secret: Vec<Value>,
     /// Specify configurations to expose to the service
     #[arg(long = "config", value_name = "config", value_parser = opts::config)]
-    pub config: Vec<Json>,
+    pub config: Vec<Value>,
     /// Publish a port as a node port
     #[arg(short = 'p', long = "publish", value_name = "port", value_parser = opts::publish)]
     pub publish: Vec<PortList>,
@@ -61,7 +63,7 @@ pub struct CreateArgs {
     pub sysctl: Vec<String>,
     /// Ulimit options
     #[arg(long = "ulimit", value_name = "ulimit", value_parser = opts::ulimit)]
-    pub ulimit: Vec<Json>,
+    pub ulimit: Vec<Value>,
     /// Set one or more custom host-to-IP mappings (host:ip)
     #[arg(long = "host", value_name = "list", value_parser = opts::extra_host)]
     pub host: Vec<String>,
@@ -94,11 +96,11 @@ fn make_env(list: &[String]) -> Vec<String> {
     cur
 }
 
-fn service_mode(a: &CreateArgs) -> CliResult<Json> {
+fn service_mode(a: &CreateArgs) -> CliResult<Value> {
     let f = &a.flags;
     let replicas = |r: Option<u64>| match r {
-        Some(n) => Json::object([("Replicas", Json::from(n))]),
-        None => Json::Obj(Vec::new()),
+        Some(n) => json::object([("Replicas", Value::from(n))]),
+        None => Value::Object(Map::new()),
     };
     let err = |m: &str| Err(CliError::new(m));
     Ok(match a.mode.as_str() {
@@ -112,23 +114,23 @@ fn service_mode(a: &CreateArgs) -> CliResult<Json> {
             if f.max_concurrent.is_some() {
                 return err("max-concurrent can only be used with replicated-job mode");
             }
-            Json::object([("Global", Json::Obj(Vec::new()))])
+            json::object([("Global", Value::Object(Map::new()))])
         }
         "replicated" => {
             if f.max_concurrent.is_some() {
                 return err("max-concurrent can only be used with replicated-job mode");
             }
-            Json::object([("Replicated", replicas(f.replicas))])
+            json::object([("Replicated", replicas(f.replicas))])
         }
         "replicated-job" => {
             let mut job = Vec::new();
             if let Some(c) = f.max_concurrent.or(f.replicas) {
-                job.push(("MaxConcurrent", Json::from(c)));
+                job.push(("MaxConcurrent", Value::from(c)));
             }
             if let Some(n) = f.replicas {
-                job.push(("TotalCompletions", Json::from(n)));
+                job.push(("TotalCompletions", Value::from(n)));
             }
-            Json::object([("ReplicatedJob", Json::object(job))])
+            json::object([("ReplicatedJob", json::object(job))])
         }
         "global-job" => {
             if f.replicas_max_per_node.unwrap_or(0) > 0 {
@@ -140,7 +142,7 @@ fn service_mode(a: &CreateArgs) -> CliResult<Json> {
             if f.replicas.is_some() {
                 return err("replicas can only be used with replicated or replicated-job mode");
             }
-            Json::object([("GlobalJob", Json::Obj(Vec::new()))])
+            json::object([("GlobalJob", Value::Object(Map::new()))])
         }
         m => return Err(CliError::new(format!("Unknown mode: {m}, only replicated and global supported"))),
     })
@@ -148,7 +150,7 @@ fn service_mode(a: &CreateArgs) -> CliResult<Json> {
 
 /// The `ServiceSpec` the flags describe, in Go's field order with
 /// `omitempty` applied, as docker sends it.
-pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
+pub fn build_spec(a: &CreateArgs) -> CliResult<Value> {
     let f = &a.flags;
     let env = make_env(&a.env);
     let health = f.health_config().map_err(CliError::new)?;
@@ -162,25 +164,25 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
     let (image, args) = a.image_and_args.split_first().map(|(i, r)| (i.clone(), r.to_vec())).unwrap_or_default();
 
     // ContainerSpec
-    let mut cs: Vec<(&str, Json)> = vec![("Image", Json::from(image))];
+    let mut cs: Vec<(&str, Value)> = vec![("Image", Value::from(image))];
     let labels = opts::kv_map(&a.container_label);
-    if !labels.as_object().is_empty() {
+    if !labels.members().is_empty() {
         cs.push(("Labels", labels));
     }
     if let Some(ep) = &f.entrypoint {
         if !ep.0.is_empty() {
-            cs.push(("Command", Json::from(ep.0.clone())));
+            cs.push(("Command", Value::from(ep.0.clone())));
         }
     }
     if !args.is_empty() {
-        cs.push(("Args", Json::from(args)));
+        cs.push(("Args", Value::from(args)));
     }
-    let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(Json::from);
+    let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(Value::from);
     if let Some(h) = nonempty(&f.hostname) {
         cs.push(("Hostname", h));
     }
     if !env.is_empty() {
-        cs.push(("Env", Json::from(env)));
+        cs.push(("Env", Value::from(env)));
     }
     if let Some(d) = nonempty(&f.workdir) {
         cs.push(("Dir", d));
@@ -189,23 +191,23 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
         cs.push(("User", u));
     }
     if !a.group.is_empty() {
-        cs.push(("Groups", Json::from(a.group.clone())));
+        cs.push(("Groups", Value::from(a.group.clone())));
     }
     if let Some(p) = opts::privileges(&a.security_opt) {
         cs.push(("Privileges", p));
     }
-    cs.push(("Init", Json::Bool(a.init)));
+    cs.push(("Init", Value::Bool(a.init)));
     if let Some(s) = nonempty(&f.stop_signal) {
         cs.push(("StopSignal", s));
     }
     if f.tty == Some(true) {
-        cs.push(("TTY", Json::Bool(true)));
+        cs.push(("TTY", Value::Bool(true)));
     }
     if f.read_only == Some(true) {
-        cs.push(("ReadOnly", Json::Bool(true)));
+        cs.push(("ReadOnly", Value::Bool(true)));
     }
     if !a.mount.is_empty() {
-        cs.push(("Mounts", Json::Arr(a.mount.clone())));
+        cs.push(("Mounts", Value::Array(a.mount.clone())));
     }
     if let Some(g) = f.stop_grace_period {
         cs.push(("StopGracePeriod", g.into()));
@@ -214,118 +216,118 @@ pub fn build_spec(a: &CreateArgs) -> CliResult<Json> {
         cs.push(("Healthcheck", h));
     }
     if !a.host.is_empty() {
-        cs.push(("Hosts", Json::from(a.host.clone())));
+        cs.push(("Hosts", Value::from(a.host.clone())));
     }
     let mut dns = Vec::new();
     for (k, v) in [("Nameservers", &a.dns), ("Search", &a.dns_search), ("Options", &a.dns_option)] {
         if !v.is_empty() {
-            dns.push((k, Json::from(v.clone())));
+            dns.push((k, Value::from(v.clone())));
         }
     }
-    cs.push(("DNSConfig", Json::object(dns)));
+    cs.push(("DNSConfig", json::object(dns)));
     if !a.secret.is_empty() {
-        cs.push(("Secrets", Json::Arr(a.secret.clone())));
+        cs.push(("Secrets", Value::Array(a.secret.clone())));
     }
     if !a.config.is_empty() {
-        cs.push(("Configs", Json::Arr(a.config.clone())));
+        cs.push(("Configs", Value::Array(a.config.clone())));
     }
     if !a.sysctl.is_empty() {
         cs.push(("Sysctls", opts::kv_map(&a.sysctl)));
     }
     let (cap_add, cap_drop) = opts::effective_caps(&f.cap_add, &f.cap_drop);
     if !cap_add.is_empty() {
-        cs.push(("CapabilityAdd", Json::from(cap_add)));
+        cs.push(("CapabilityAdd", Value::from(cap_add)));
     }
     if !cap_drop.is_empty() {
-        cs.push(("CapabilityDrop", Json::from(cap_drop)));
+        cs.push(("CapabilityDrop", Value::from(cap_drop)));
     }
     if !a.ulimit.is_empty() {
-        cs.push(("Ulimits", Json::Arr(opts::sorted_ulimits(&a.ulimit))));
+        cs.push(("Ulimits", Value::Array(opts::sorted_ulimits(&a.ulimit))));
     }
 
     // Resources
     let mut limits = Vec::new();
     if let Some(n) = f.limit_cpu.filter(|n| *n != 0) {
-        limits.push(("NanoCPUs", Json::from(n)));
+        limits.push(("NanoCPUs", Value::from(n)));
     }
     if let Some(n) = f.limit_memory.filter(|n| *n != 0) {
-        limits.push(("MemoryBytes", Json::from(n)));
+        limits.push(("MemoryBytes", Value::from(n)));
     }
     if let Some(n) = f.limit_pids.filter(|n| *n != 0) {
-        limits.push(("Pids", Json::from(n)));
+        limits.push(("Pids", Value::from(n)));
     }
     let mut reservations = Vec::new();
     if let Some(n) = f.reserve_cpu.filter(|n| *n != 0) {
-        reservations.push(("NanoCPUs", Json::from(n)));
+        reservations.push(("NanoCPUs", Value::from(n)));
     }
     if let Some(n) = f.reserve_memory.filter(|n| *n != 0) {
-        reservations.push(("MemoryBytes", Json::from(n)));
+        reservations.push(("MemoryBytes", Value::from(n)));
     }
 
-    let mut task: Vec<(&str, Json)> = vec![
-        ("ContainerSpec", Json::object(cs)),
-        ("Resources", Json::object([("Limits", Json::object(limits)), ("Reservations", Json::object(reservations))])),
+    let mut task: Vec<(&str, Value)> = vec![
+        ("ContainerSpec", json::object(cs)),
+        ("Resources", json::object([("Limits", json::object(limits)), ("Reservations", json::object(reservations))])),
     ];
     if f.restart_changed() {
-        let mut rp = Json::Null;
+        let mut rp = Value::Null;
         f.apply_restart(&mut rp);
         task.push(("RestartPolicy", rp));
     }
     let mut placement = Vec::new();
     if !a.constraint.is_empty() {
-        placement.push(("Constraints", Json::from(a.constraint.clone())));
+        placement.push(("Constraints", Value::from(a.constraint.clone())));
     }
     if !a.placement_pref.is_empty() {
-        placement.push(("Preferences", Json::Arr(a.placement_pref.iter().map(|d| opts::spread_pref(d)).collect())));
+        placement.push(("Preferences", Value::Array(a.placement_pref.iter().map(|d| opts::spread_pref(d)).collect())));
     }
     if let Some(n) = f.replicas_max_per_node.filter(|n| *n > 0) {
-        placement.push(("MaxReplicas", Json::from(n)));
+        placement.push(("MaxReplicas", Value::from(n)));
     }
-    task.push(("Placement", Json::object(placement)));
+    task.push(("Placement", json::object(placement)));
     if !a.network.is_empty() {
         let mut nets = a.network.clone();
-        nets.sort_by(|x, y| x.get("Target").str().cmp(y.get("Target").str()));
-        task.push(("Networks", Json::Arr(nets)));
+        nets.sort_by(|x, y| x["Target"].str().cmp(y["Target"].str()));
+        task.push(("Networks", Value::Array(nets)));
     }
     if let Some(d) = f.log_driver.as_deref().filter(|d| !d.is_empty()) {
-        let mut drv = vec![("Name", Json::from(d))];
+        let mut drv = vec![("Name", Value::from(d))];
         if !f.log_opt.is_empty() {
             drv.push(("Options", opts::kv_map(&f.log_opt)));
         }
-        task.push(("LogDriver", Json::object(drv)));
+        task.push(("LogDriver", json::object(drv)));
     }
-    task.push(("ForceUpdate", Json::from(0u64)));
+    task.push(("ForceUpdate", Value::from(0u64)));
 
-    let mut spec: Vec<(&str, Json)> = Vec::new();
+    let mut spec: Vec<(&str, Value)> = Vec::new();
     if let Some(n) = a.name.as_deref().filter(|n| !n.is_empty()) {
-        spec.push(("Name", Json::from(n)));
+        spec.push(("Name", Value::from(n)));
     }
     spec.push(("Labels", opts::kv_map(&a.label)));
-    spec.push(("TaskTemplate", Json::object(task)));
+    spec.push(("TaskTemplate", json::object(task)));
     spec.push(("Mode", mode));
     if update_flags.any() {
-        let mut c = Json::Null;
+        let mut c = Value::Null;
         update_flags.apply(&mut c);
         spec.push(("UpdateConfig", c));
     }
     if rollback_flags.any() {
-        let mut c = Json::Null;
+        let mut c = Value::Null;
         rollback_flags.apply(&mut c);
         spec.push(("RollbackConfig", c));
     }
-    let mut endpoint = vec![("Mode", Json::from(f.endpoint_mode.as_deref().unwrap_or("vip").to_lowercase()))];
-    let ports: Vec<Json> = a.publish.iter().flat_map(|l| l.0.iter().map(|p| p.to_json())).collect();
+    let mut endpoint = vec![("Mode", Value::from(f.endpoint_mode.as_deref().unwrap_or("vip").to_lowercase()))];
+    let ports: Vec<Value> = a.publish.iter().flat_map(|l| l.0.iter().map(|p| p.to_json())).collect();
     if !ports.is_empty() {
-        endpoint.push(("Ports", Json::Arr(ports)));
+        endpoint.push(("Ports", Value::Array(ports)));
     }
-    spec.push(("EndpointSpec", Json::object(endpoint)));
-    let mut spec = Json::object(spec);
+    spec.push(("EndpointSpec", json::object(endpoint)));
+    let mut spec = json::object(spec);
     opts::tag_spec_image(&mut spec);
     Ok(spec)
 }
 
 /// `--with-registry-auth`: the client's credentials for the spec's image.
-pub(super) fn registry_auth(wanted: bool, spec: &Json) -> CliResult<Option<String>> {
+pub(super) fn registry_auth(wanted: bool, spec: &Value) -> CliResult<Option<String>> {
     if !wanted {
         return Ok(None);
     }
@@ -337,10 +339,10 @@ pub fn run(env: &mut Env, a: CreateArgs) -> CliResult {
     crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
     let auth = registry_auth(a.flags.with_registry_auth, &spec)?;
     let resp = env.client.post_auth("/services/create", Some(&spec), auth.as_deref())?;
-    for w in resp.get("Warnings").as_array() {
+    for w in resp["Warnings"].items() {
         env.eprintln(w.str());
     }
-    let id = resp.get("ID").str().to_string();
+    let id = resp["ID"].str().to_string();
     env.println(&id)?;
     if a.flags.detach {
         return Ok(());
@@ -369,7 +371,7 @@ mod tests {
         }
     }
 
-    fn spec(args: &[&str]) -> Json {
+    fn spec(args: &[&str]) -> Value {
         build_spec(&parse(args)).unwrap()
     }
 
@@ -380,7 +382,7 @@ mod tests {
             r#"{"Name":"web","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"busybox:latest","Args":["sleep","1000"],"Init":false,"DNSConfig":{}},"Resources":{"Limits":{},"Reservations":{}},"Placement":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":6}},"EndpointSpec":{"Mode":"vip"}}"#
         );
         // no --replicas: the daemon's default (1)
-        assert_eq!(spec(&["nginx"]).get("Mode").to_compact(), r#"{"Replicated":{}}"#);
+        assert_eq!(spec(&["nginx"])["Mode"].to_compact(), r#"{"Replicated":{}}"#);
     }
 
     #[test]
@@ -428,26 +430,26 @@ mod tests {
             "DNSRR",
             "nginx",
         ]);
-        let t = s.get("TaskTemplate");
+        let t = &s["TaskTemplate"];
         assert_eq!(
-            t.get("Resources").to_compact(),
+            t["Resources"].to_compact(),
             r#"{"Limits":{"NanoCPUs":250000000,"MemoryBytes":67108864},"Reservations":{"NanoCPUs":100000000,"MemoryBytes":33554432}}"#
         );
-        assert_eq!(t.get("RestartPolicy").to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#);
+        assert_eq!(t["RestartPolicy"].to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#);
         assert_eq!(
-            t.get("Placement").to_compact(),
+            t["Placement"].to_compact(),
             r#"{"Constraints":["node.role == manager","node.labels.type == frontend"],"Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}],"MaxReplicas":2}"#
         );
         assert_eq!(t.at(&["ContainerSpec", "StopGracePeriod"]).as_i64(), Some(30_000_000_000));
         assert_eq!(
-            s.get("UpdateConfig").to_compact(),
+            s["UpdateConfig"].to_compact(),
             r#"{"Parallelism":2,"Delay":10000000000,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"stop-first"}"#
         );
         assert_eq!(
-            s.get("RollbackConfig").to_compact(),
+            s["RollbackConfig"].to_compact(),
             r#"{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"start-first"}"#
         );
-        assert_eq!(s.get("EndpointSpec").to_compact(), r#"{"Mode":"dnsrr"}"#);
+        assert_eq!(s["EndpointSpec"].to_compact(), r#"{"Mode":"dnsrr"}"#);
     }
 
     #[test]
@@ -496,20 +498,20 @@ mod tests {
             "nginx",
         ]);
         let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
-        assert_eq!(cs.get("Env").to_compact(), r#"["B=2","A=3"]"#);
-        assert_eq!(s.get("Labels").to_compact(), r#"{"com.example":"x","flag":""}"#);
-        assert_eq!(cs.get("Labels").to_compact(), r#"{"c":"d"}"#);
+        assert_eq!(cs["Env"].to_compact(), r#"["B=2","A=3"]"#);
+        assert_eq!(s["Labels"].to_compact(), r#"{"com.example":"x","flag":""}"#);
+        assert_eq!(cs["Labels"].to_compact(), r#"{"c":"d"}"#);
         assert_eq!(
             s.at(&["EndpointSpec", "Ports"]).to_compact(),
             r#"[{"Protocol":"tcp","TargetPort":80,"PublishedPort":80,"PublishMode":"ingress"},{"Protocol":"udp","TargetPort":9090,"PublishedPort":9090,"PublishMode":"host"}]"#
         );
-        assert_eq!(cs.get("Mounts").to_compact(), r#"[{"Type":"bind","Source":"/srv","Target":"/srv","ReadOnly":true}]"#);
-        assert_eq!(cs.get("Healthcheck").to_compact(), r#"{"Test":["CMD-SHELL","curl -f localhost"],"Interval":5000000000,"Retries":3}"#);
-        assert_eq!(cs.get("Command").to_compact(), r#"["sh","-c"]"#);
-        assert_eq!((cs.get("User").str(), cs.get("Dir").str(), cs.get("Hostname").str()), ("nobody", "/tmp", "h"));
-        assert_eq!((cs.get("Init").bool(), cs.get("ReadOnly").bool()), (true, true));
-        assert_eq!(cs.get("CapabilityAdd").to_compact(), r#"["CAP_NET_ADMIN"]"#);
-        assert_eq!(cs.at(&["Secrets"]).as_array()[0].get("SecretName").str(), "db_pw");
+        assert_eq!(cs["Mounts"].to_compact(), r#"[{"Type":"bind","Source":"/srv","Target":"/srv","ReadOnly":true}]"#);
+        assert_eq!(cs["Healthcheck"].to_compact(), r#"{"Test":["CMD-SHELL","curl -f localhost"],"Interval":5000000000,"Retries":3}"#);
+        assert_eq!(cs["Command"].to_compact(), r#"["sh","-c"]"#);
+        assert_eq!((cs["User"].str(), cs["Dir"].str(), cs["Hostname"].str()), ("nobody", "/tmp", "h"));
+        assert_eq!((cs["Init"].bool(), cs["ReadOnly"].bool()), (true, true));
+        assert_eq!(cs["CapabilityAdd"].to_compact(), r#"["CAP_NET_ADMIN"]"#);
+        assert_eq!(cs.at(&["Secrets"]).items()[0]["SecretName"].str(), "db_pw");
         assert_eq!(s.at(&["TaskTemplate", "Networks"]).to_compact(), r#"[{"Target":"appnet"}]"#);
         assert_eq!(
             spec(&["--no-healthcheck", "x"]).at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(),
@@ -519,12 +521,12 @@ mod tests {
 
     #[test]
     fn modes_and_their_errors() {
-        assert_eq!(spec(&["--mode", "global", "x"]).get("Mode").to_compact(), r#"{"Global":{}}"#);
+        assert_eq!(spec(&["--mode", "global", "x"])["Mode"].to_compact(), r#"{"Global":{}}"#);
         assert_eq!(
-            spec(&["--mode", "replicated-job", "--replicas", "4", "x"]).get("Mode").to_compact(),
+            spec(&["--mode", "replicated-job", "--replicas", "4", "x"])["Mode"].to_compact(),
             r#"{"ReplicatedJob":{"MaxConcurrent":4,"TotalCompletions":4}}"#
         );
-        assert_eq!(spec(&["--mode", "global-job", "x"]).get("Mode").to_compact(), r#"{"GlobalJob":{}}"#);
+        assert_eq!(spec(&["--mode", "global-job", "x"])["Mode"].to_compact(), r#"{"GlobalJob":{}}"#);
         let err = |args: &[&str]| build_spec(&parse(args)).unwrap_err().message;
         assert_eq!(err(&["--mode", "global", "--replicas", "2", "x"]), "replicas can only be used with replicated or replicated-job mode");
         assert_eq!(err(&["--mode", "bogus", "x"]), "Unknown mode: bogus, only replicated and global supported");
@@ -555,10 +557,10 @@ mod tests {
             "x",
         ]);
         let cs = s.at(&["TaskTemplate", "ContainerSpec"]);
-        assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.5 db"]"#);
-        assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.0.0.2"],"Search":["example.test"],"Options":["ndots:2"]}"#);
-        assert_eq!(cs.get("Sysctls").to_compact(), r#"{"net.core.somaxconn":"1024"}"#);
-        assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":2048,"Soft":1024},{"Name":"nproc","Hard":64,"Soft":64}]"#);
+        assert_eq!(cs["Hosts"].to_compact(), r#"["10.0.0.5 db"]"#);
+        assert_eq!(cs["DNSConfig"].to_compact(), r#"{"Nameservers":["10.0.0.2"],"Search":["example.test"],"Options":["ndots:2"]}"#);
+        assert_eq!(cs["Sysctls"].to_compact(), r#"{"net.core.somaxconn":"1024"}"#);
+        assert_eq!(cs["Ulimits"].to_compact(), r#"[{"Name":"nofile","Hard":2048,"Soft":1024},{"Name":"nproc","Hard":64,"Soft":64}]"#);
     }
 
     #[test]
@@ -602,9 +604,8 @@ mod tests {
                 "--security-opt",
                 "no-new-privileges",
                 "x"
-            ])
-            .get("Privileges")
-            .to_compact(),
+            ])["Privileges"]
+                .to_compact(),
             r#"{"CredentialSpec":null,"SELinuxContext":null,"Seccomp":{"Mode":"unconfined"},"AppArmor":{"Mode":"disabled"},"NoNewPrivileges":true}"#
         );
         let dir = std::env::temp_dir().join(format!("shoal-cli-seccomp-{}", std::process::id()));
@@ -613,10 +614,10 @@ mod tests {
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#;
         std::fs::write(&good, profile).unwrap();
         let p = cs(&["--security-opt", &format!("seccomp={}", good.display()), "--security-opt", "no-new-privileges=false", "x"]);
-        let p = p.get("Privileges");
+        let p = &p["Privileges"];
         assert_eq!(p.at(&["Seccomp", "Mode"]).str(), "custom");
         assert_eq!(shoal_api::base64::decode(p.at(&["Seccomp", "Profile"]).str()).unwrap(), profile);
-        assert!(p.has("NoNewPrivileges") && !p.get("NoNewPrivileges").bool());
+        assert!(p.has("NoNewPrivileges") && !p["NoNewPrivileges"].bool());
         // What the CLI sends is what the API reads.
         let typed: shoal_api::task::Privileges = serde_json::from_str(&p.to_compact()).unwrap();
         typed.validate().unwrap();

@@ -6,7 +6,9 @@
 use clap::Args;
 
 use super::opts::{self, Words};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 
 /// SwarmKit's `defaults.Service`.
 pub const DEFAULT_RESTART_DELAY: i64 = 5_000_000_000;
@@ -171,26 +173,26 @@ pub struct ServiceFlags {
 
 /// `UpdateConfig` JSON in Go's field order (zero durations and empty
 /// strings omitted, as `omitempty` does).
-pub fn update_config_json(parallelism: u64, delay: i64, failure_action: &str, monitor: i64, ratio: f32, order: &str) -> Json {
-    let mut f = vec![("Parallelism", Json::from(parallelism))];
+pub fn update_config_json(parallelism: u64, delay: i64, failure_action: &str, monitor: i64, ratio: f32, order: &str) -> Value {
+    let mut f = vec![("Parallelism", Value::from(parallelism))];
     if delay != 0 {
-        f.push(("Delay", Json::from(delay)));
+        f.push(("Delay", Value::from(delay)));
     }
     if !failure_action.is_empty() {
-        f.push(("FailureAction", Json::from(failure_action)));
+        f.push(("FailureAction", Value::from(failure_action)));
     }
     if monitor != 0 {
-        f.push(("Monitor", Json::from(monitor)));
+        f.push(("Monitor", Value::from(monitor)));
     }
-    f.push(("MaxFailureRatio", Json::Num(opts::format_f32(ratio))));
+    f.push(("MaxFailureRatio", json::number(&opts::format_f32(ratio)).unwrap_or_default()));
     if !order.is_empty() {
-        f.push(("Order", Json::from(order)));
+        f.push(("Order", Value::from(order)));
     }
-    Json::object(f)
+    json::object(f)
 }
 
 /// SwarmKit's default update (and rollback) config.
-pub fn default_update_config() -> Json {
+pub fn default_update_config() -> Value {
     update_config_json(1, 0, "pause", DEFAULT_MONITOR, 0.0, "stop-first")
 }
 
@@ -215,21 +217,21 @@ impl UpdateFlags<'_> {
     }
 
     /// Applies the set flags to an existing config (or the defaults).
-    pub fn apply(&self, cfg: &mut Json) {
+    pub fn apply(&self, cfg: &mut Value) {
         if cfg.is_null() {
             *cfg = default_update_config();
         }
         let cur = cfg.clone();
-        let parallelism = self.parallelism.unwrap_or_else(|| cur.get("Parallelism").as_u64().unwrap_or(0));
-        let delay = self.delay.unwrap_or_else(|| cur.get("Delay").as_i64().unwrap_or(0));
-        let monitor = self.monitor.unwrap_or_else(|| cur.get("Monitor").as_i64().unwrap_or(0));
-        let action = self.failure_action.unwrap_or_else(|| cur.get("FailureAction").str()).to_string();
-        let ratio = self.max_failure_ratio.unwrap_or_else(|| cur.get("MaxFailureRatio").as_f64().unwrap_or(0.0) as f32);
-        let order = self.order.unwrap_or_else(|| cur.get("Order").str()).to_string();
+        let parallelism = self.parallelism.unwrap_or_else(|| cur["Parallelism"].as_u64().unwrap_or(0));
+        let delay = self.delay.unwrap_or_else(|| cur["Delay"].as_i64().unwrap_or(0));
+        let monitor = self.monitor.unwrap_or_else(|| cur["Monitor"].as_i64().unwrap_or(0));
+        let action = self.failure_action.unwrap_or_else(|| cur["FailureAction"].str()).to_string();
+        let ratio = self.max_failure_ratio.unwrap_or_else(|| cur["MaxFailureRatio"].as_f64().unwrap_or(0.0) as f32);
+        let order = self.order.unwrap_or_else(|| cur["Order"].str()).to_string();
         let mut fresh = update_config_json(parallelism, delay, &action, monitor, ratio, &order);
         // keep any fields we do not know about
         const KNOWN: [&str; 6] = ["Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order"];
-        for (k, v) in cur.as_object() {
+        for (k, v) in cur.members() {
             if !KNOWN.contains(&k.as_str()) {
                 fresh.set(k, v.clone());
             }
@@ -269,7 +271,7 @@ impl ServiceFlags {
     }
 
     /// Applies the restart flags to a policy (SwarmKit's default when null).
-    pub fn apply_restart(&self, policy: &mut Json) {
+    pub fn apply_restart(&self, policy: &mut Value) {
         if policy.is_null() {
             *policy = default_restart_policy();
         }
@@ -297,7 +299,7 @@ impl ServiceFlags {
     }
 
     /// `--health-*` / `--no-healthcheck` for `create` (docker's `toHealthConfig`).
-    pub fn health_config(&self) -> Result<Option<Json>, String> {
+    pub fn health_config(&self) -> Result<Option<Value>, String> {
         let have = self.health_cmd.as_deref().is_some_and(|c| !c.is_empty())
             || self.health_interval.is_some()
             || self.health_timeout.is_some()
@@ -308,23 +310,23 @@ impl ServiceFlags {
             if have {
                 return Err("--no-healthcheck conflicts with --health-* options".into());
             }
-            return Ok(Some(Json::object([("Test", Json::from(vec!["NONE".to_string()]))])));
+            return Ok(Some(json::object([("Test", Value::from(vec!["NONE".to_string()]))])));
         }
         if !have {
             return Ok(None);
         }
-        let mut h = Json::Obj(Vec::new());
+        let mut h = Value::Object(Map::new());
         self.apply_health_values(&mut h);
         Ok(Some(h))
     }
 
     /// Writes the set health flags into a `HealthConfig`.
-    pub fn apply_health_values(&self, h: &mut Json) {
+    pub fn apply_health_values(&self, h: &mut Value) {
         if let Some(cmd) = &self.health_cmd {
             if cmd.is_empty() {
                 h.remove("Test");
             } else {
-                h.set("Test", Json::from(vec!["CMD-SHELL".to_string(), cmd.clone()]));
+                h.set("Test", Value::from(vec!["CMD-SHELL".to_string(), cmd.clone()]));
             }
         }
         let fields = [
@@ -347,6 +349,6 @@ impl ServiceFlags {
 }
 
 /// SwarmKit's default restart policy (`any`, 5 s, unlimited attempts).
-pub fn default_restart_policy() -> Json {
-    Json::object([("Condition", Json::from("any")), ("Delay", Json::from(DEFAULT_RESTART_DELAY)), ("MaxAttempts", Json::from(0u64))])
+pub fn default_restart_policy() -> Value {
+    json::object([("Condition", Value::from("any")), ("Delay", Value::from(DEFAULT_RESTART_DELAY)), ("MaxAttempts", Value::from(0u64))])
 }

@@ -9,7 +9,9 @@ use crate::commands::Env;
 use crate::duration::{ago, format_go_duration};
 use crate::error::{CliError, CliResult};
 use crate::format::bytes_size;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 use crate::timestamp::{now_unix_nanos, Timestamp};
 
 use super::opts::format_f32;
@@ -91,53 +93,53 @@ fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-fn strings(v: &Json) -> Vec<String> {
-    v.as_array().iter().map(|s| s.str().to_string()).collect()
+fn strings(v: &Value) -> Vec<String> {
+    v.items().iter().map(|s| s.str().to_string()).collect()
 }
 
-fn sorted_pairs(v: &Json) -> Vec<(String, String)> {
-    let mut p: Vec<(String, String)> = v.as_object().iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect();
+fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = v.members().iter().map(|(k, v)| (k.clone(), v.str().to_string())).collect();
     p.sort();
     p
 }
 
-fn since(ts: &Json, now: i128) -> String {
+fn since(ts: &Value, now: i128) -> String {
     let t = Timestamp::parse(ts.str()).map(|t| t.unix_nanos()).unwrap_or(now);
     ago((now - t).clamp(0, i64::MAX as i128) as i64)
 }
 
-fn push_update_config(s: &mut String, title: &str, order_label: &str, c: &Json) {
-    let n = |k: &str| c.get(k).as_i64().unwrap_or(0);
-    s.push_str(&format!("\n{title}:\n Parallelism:\t{}", c.get("Parallelism").as_u64().unwrap_or(0)));
+fn push_update_config(s: &mut String, title: &str, order_label: &str, c: &Value) {
+    let n = |k: &str| c[k].as_i64().unwrap_or(0);
+    s.push_str(&format!("\n{title}:\n Parallelism:\t{}", c["Parallelism"].as_u64().unwrap_or(0)));
     if n("Delay") > 0 {
         s.push_str(&format!("\n Delay:\t\t{}", format_go_duration(n("Delay"))));
     }
-    s.push_str(&format!("\n On failure:\t{}", c.get("FailureAction").str()));
+    s.push_str(&format!("\n On failure:\t{}", c["FailureAction"].str()));
     if n("Monitor") > 0 {
         s.push_str(&format!("\n Monitoring Period: {}", format_go_duration(n("Monitor"))));
     }
-    s.push_str(&format!("\n Max failure ratio: {}", format_f32(c.get("MaxFailureRatio").as_f64().unwrap_or(0.0) as f32)));
-    s.push_str(&format!("\n {order_label}{}", c.get("Order").str()));
+    s.push_str(&format!("\n Max failure ratio: {}", format_f32(c["MaxFailureRatio"].as_f64().unwrap_or(0.0) as f32)));
+    s.push_str(&format!("\n {order_label}{}", c["Order"].str()));
 }
 
-fn push_file_refs(s: &mut String, title: &str, refs: &Json, name_key: &str) {
-    if refs.as_array().is_empty() {
+fn push_file_refs(s: &mut String, title: &str, refs: &Value, name_key: &str) {
+    if refs.items().is_empty() {
         return;
     }
     s.push_str(&format!("\n{title}:"));
-    for r in refs.as_array() {
-        s.push_str(&format!("\n Target:\t{}\n  Source:\t{}", r.at(&["File", "Name"]).str(), r.get(name_key).str()));
+    for r in refs.items() {
+        s.push_str(&format!("\n Target:\t{}\n  Source:\t{}", r.at(&["File", "Name"]).str(), r[name_key].str()));
     }
 }
 
 /// docker's `service inspect --pretty` template, rendered.
-pub fn pretty_service(svc: &Json, now: i128) -> String {
-    let spec = svc.get("Spec");
-    let task = spec.get("TaskTemplate");
-    let cs = task.get("ContainerSpec");
+pub fn pretty_service(svc: &Value, now: i128) -> String {
+    let spec = &svc["Spec"];
+    let task = &spec["TaskTemplate"];
+    let cs = &task["ContainerSpec"];
     let mut s = String::new();
-    s.push_str(&format!("\nID:\t\t{}\nName:\t\t{}", svc.get("ID").str(), spec.get("Name").str()));
-    let labels = sorted_pairs(spec.get("Labels"));
+    s.push_str(&format!("\nID:\t\t{}\nName:\t\t{}", svc["ID"].str(), spec["Name"].str()));
+    let labels = sorted_pairs(&spec["Labels"]);
     if !labels.is_empty() {
         s.push_str("\nLabels:");
         for (k, v) in labels {
@@ -148,7 +150,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
         }
     }
     s.push_str("\nService Mode:");
-    let mode = spec.get("Mode");
+    let mode = &spec["Mode"];
     if mode.has("Global") {
         s.push_str("\tGlobal");
     } else if mode.has("Replicated") {
@@ -158,45 +160,44 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             s.push_str(&format!("\n Replicas:\t{}", r.as_u64().unwrap_or(0)));
         }
     }
-    let us = svc.get("UpdateStatus");
-    if !us.is_null() && !us.get("State").str().is_empty() {
-        s.push_str(&format!("\nUpdateStatus:\n State:\t\t{}", us.get("State").str()));
-        if !us.get("StartedAt").is_null() {
-            s.push_str(&format!("\n Started:\t{}", since(us.get("StartedAt"), now)));
+    let us = &svc["UpdateStatus"];
+    if !us.is_null() && !us["State"].str().is_empty() {
+        s.push_str(&format!("\nUpdateStatus:\n State:\t\t{}", us["State"].str()));
+        if !us["StartedAt"].is_null() {
+            s.push_str(&format!("\n Started:\t{}", since(&us["StartedAt"], now)));
         }
-        if us.get("State").str() == "completed" && !us.get("CompletedAt").is_null() {
-            s.push_str(&format!("\n Completed:\t{}", since(us.get("CompletedAt"), now)));
+        if us["State"].str() == "completed" && !us["CompletedAt"].is_null() {
+            s.push_str(&format!("\n Completed:\t{}", since(&us["CompletedAt"], now)));
         }
-        s.push_str(&format!("\n Message:\t{}", us.get("Message").str()));
+        s.push_str(&format!("\n Message:\t{}", us["Message"].str()));
     }
     s.push_str("\nPlacement:");
-    let placement = task.get("Placement");
-    let constraints = strings(placement.get("Constraints"));
+    let placement = &task["Placement"];
+    let constraints = strings(&placement["Constraints"]);
     if !constraints.is_empty() {
         s.push_str(&format!("\n Constraints:\t{}", go_list(&constraints)));
     }
-    let prefs: Vec<String> = placement
-        .get("Preferences")
-        .as_array()
+    let prefs: Vec<String> = placement["Preferences"]
+        .items()
         .iter()
-        .filter(|p| !p.get("Spread").is_null())
+        .filter(|p| !p["Spread"].is_null())
         .map(|p| format!("spread={}", p.at(&["Spread", "SpreadDescriptor"]).str()))
         .collect();
     if !prefs.is_empty() {
         s.push_str(&format!("\n Preferences:   {}", go_list(&prefs)));
     }
-    let max = placement.get("MaxReplicas").as_u64().unwrap_or(0);
+    let max = placement["MaxReplicas"].as_u64().unwrap_or(0);
     if max > 0 {
         s.push_str(&format!("\n Max Replicas Per Node:   {max}"));
     }
-    if !spec.get("UpdateConfig").is_null() {
-        push_update_config(&mut s, "UpdateConfig", "Update order:      ", spec.get("UpdateConfig"));
+    if !spec["UpdateConfig"].is_null() {
+        push_update_config(&mut s, "UpdateConfig", "Update order:      ", &spec["UpdateConfig"]);
     }
-    if !spec.get("RollbackConfig").is_null() {
-        push_update_config(&mut s, "RollbackConfig", "Rollback order:    ", spec.get("RollbackConfig"));
+    if !spec["RollbackConfig"].is_null() {
+        push_update_config(&mut s, "RollbackConfig", "Rollback order:    ", &spec["RollbackConfig"]);
     }
-    s.push_str(&format!("\nContainerSpec:\n Image:\t\t{}", cs.get("Image").str()));
-    let args = strings(cs.get("Args"));
+    s.push_str(&format!("\nContainerSpec:\n Image:\t\t{}", cs["Image"].str()));
+    let args = strings(&cs["Args"]);
     if !args.is_empty() {
         s.push_str("\n Args:\t\t");
         for a in args {
@@ -204,7 +205,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             s.push(' ');
         }
     }
-    let env = strings(cs.get("Env"));
+    let env = strings(&cs["Env"]);
     if !env.is_empty() {
         s.push_str("\n Env:\t\t");
         for e in env {
@@ -212,16 +213,16 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             s.push(' ');
         }
     }
-    if !cs.get("Dir").str().is_empty() {
-        s.push_str(&format!("\n Dir:\t\t{}", cs.get("Dir").str()));
+    if !cs["Dir"].str().is_empty() {
+        s.push_str(&format!("\n Dir:\t\t{}", cs["Dir"].str()));
     }
-    if !cs.get("Init").is_null() {
-        s.push_str(&format!("\n Init:\t\t{}", cs.get("Init").bool()));
+    if !cs["Init"].is_null() {
+        s.push_str(&format!("\n Init:\t\t{}", cs["Init"].bool()));
     }
-    if !cs.get("User").str().is_empty() {
-        s.push_str(&format!("\n User: {}", cs.get("User").str()));
+    if !cs["User"].str().is_empty() {
+        s.push_str(&format!("\n User: {}", cs["User"].str()));
     }
-    let (cap_add, cap_drop) = (strings(cs.get("CapabilityAdd")), strings(cs.get("CapabilityDrop")));
+    let (cap_add, cap_drop) = (strings(&cs["CapabilityAdd"]), strings(&cs["CapabilityDrop"]));
     if !cap_add.is_empty() || !cap_drop.is_empty() {
         s.push_str("\nCapabilities:");
         if !cap_add.is_empty() {
@@ -231,7 +232,7 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             s.push_str(&format!("\n Drop: {}", cap_drop.join(", ")));
         }
     }
-    let sysctls = sorted_pairs(cs.get("Sysctls"));
+    let sysctls = sorted_pairs(&cs["Sysctls"]);
     if !sysctls.is_empty() {
         s.push_str("\nSysCtls:");
         for (k, v) in sysctls {
@@ -241,13 +242,10 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             }
         }
     }
-    let mut ulimits: Vec<(String, String)> = cs
-        .get("Ulimits")
-        .as_array()
+    let mut ulimits: Vec<(String, String)> = cs["Ulimits"]
+        .items()
         .iter()
-        .map(|u| {
-            (u.get("Name").str().to_string(), format!("{}:{}", u.get("Soft").as_i64().unwrap_or(0), u.get("Hard").as_i64().unwrap_or(0)))
-        })
+        .map(|u| (u["Name"].str().to_string(), format!("{}:{}", u["Soft"].as_i64().unwrap_or(0), u["Hard"].as_i64().unwrap_or(0))))
         .collect();
     if !ulimits.is_empty() {
         ulimits.sort();
@@ -256,28 +254,28 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
             s.push_str(&format!("\n {k}: {v}"));
         }
     }
-    let mounts = cs.get("Mounts").as_array();
+    let mounts = cs["Mounts"].items();
     if !mounts.is_empty() {
         s.push_str("\nMounts:");
     }
     for m in mounts {
         s.push_str(&format!(
             "\n Target:\t{}\n  Source:\t{}\n  ReadOnly:\t{}\n  Type:\t\t{}",
-            m.get("Target").str(),
-            m.get("Source").str(),
-            m.get("ReadOnly").bool(),
-            m.get("Type").str()
+            m["Target"].str(),
+            m["Source"].str(),
+            m["ReadOnly"].bool(),
+            m["Type"].str()
         ));
     }
-    push_file_refs(&mut s, "Configs", cs.get("Configs"), "ConfigName");
-    push_file_refs(&mut s, "Secrets", cs.get("Secrets"), "SecretName");
-    let log = task.get("LogDriver");
+    push_file_refs(&mut s, "Configs", &cs["Configs"], "ConfigName");
+    push_file_refs(&mut s, "Secrets", &cs["Secrets"], "SecretName");
+    let log = &task["LogDriver"];
     if !log.is_null() {
         s.push_str("\nLog Driver:");
-        if !log.get("Name").str().is_empty() {
-            s.push_str(&format!("\n Name:\t\t{}", log.get("Name").str()));
+        if !log["Name"].str().is_empty() {
+            s.push_str(&format!("\n Name:\t\t{}", log["Name"].str()));
         }
-        let opts = sorted_pairs(log.get("Options"));
+        let opts = sorted_pairs(&log["Options"]);
         if !opts.is_empty() {
             s.push_str("\n LogOpts:");
             for (k, v) in opts {
@@ -289,11 +287,11 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
         }
         s.push('\n');
     }
-    let res = task.get("Resources");
+    let res = &task["Resources"];
     if !res.is_null() {
         s.push_str("\nResources:");
-        let r = res.get("Reservations");
-        let (rcpu, rmem) = (r.get("NanoCPUs").as_i64().unwrap_or(0), r.get("MemoryBytes").as_i64().unwrap_or(0));
+        let r = &res["Reservations"];
+        let (rcpu, rmem) = (r["NanoCPUs"].as_i64().unwrap_or(0), r["MemoryBytes"].as_i64().unwrap_or(0));
         if rcpu > 0 || rmem > 0 {
             s.push_str("\n Reservations:");
             if rcpu > 0 {
@@ -303,9 +301,9 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
                 s.push_str(&format!("\n  Memory:\t{}", bytes_size(rmem as f64)));
             }
         }
-        let l = res.get("Limits");
+        let l = &res["Limits"];
         let (lcpu, lmem, lpids) =
-            (l.get("NanoCPUs").as_i64().unwrap_or(0), l.get("MemoryBytes").as_i64().unwrap_or(0), l.get("Pids").as_i64().unwrap_or(0));
+            (l["NanoCPUs"].as_i64().unwrap_or(0), l["MemoryBytes"].as_i64().unwrap_or(0), l["Pids"].as_i64().unwrap_or(0));
         if lcpu > 0 || lmem > 0 || lpids > 0 {
             s.push_str("\n Limits:");
             if lcpu > 0 {
@@ -320,40 +318,40 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
     if pids > 0 {
         s.push_str(&format!("\n  PIDs:\t\t{pids}"));
     }
-    let networks = task.get("Networks").as_array();
+    let networks = task["Networks"].items();
     if !networks.is_empty() {
         s.push_str("\nNetworks:");
         for n in networks {
-            s.push_str(&format!(" {}", n.get("Target").str()));
+            s.push_str(&format!(" {}", n["Target"].str()));
         }
         s.push(' ');
     }
     s.push_str(&format!("\nEndpoint Mode:\t{}", spec.at(&["EndpointSpec", "Mode"]).str()));
-    let ports = svc.at(&["Endpoint", "Ports"]).as_array();
+    let ports = svc.at(&["Endpoint", "Ports"]).items();
     if !ports.is_empty() {
         s.push_str("\nPorts:");
         for p in ports {
             s.push_str(&format!(
                 "\n PublishedPort = {}\n  Protocol = {}\n  TargetPort = {}\n  PublishMode = {}",
-                p.get("PublishedPort").as_u64().unwrap_or(0),
-                p.get("Protocol").str(),
-                p.get("TargetPort").as_u64().unwrap_or(0),
-                p.get("PublishMode").str()
+                p["PublishedPort"].as_u64().unwrap_or(0),
+                p["Protocol"].str(),
+                p["TargetPort"].as_u64().unwrap_or(0),
+                p["PublishMode"].str()
             ));
         }
         s.push(' ');
     }
-    let h = cs.get("Healthcheck");
+    let h = &cs["Healthcheck"];
     if !h.is_null() {
-        let d = |k: &str| format_go_duration(h.get(k).as_i64().unwrap_or(0));
+        let d = |k: &str| format_go_duration(h[k].as_i64().unwrap_or(0));
         s.push_str(&format!(
             "\n Healthcheck:\n  Interval = {}\n  Retries = {}\n  StartPeriod =\t{}\n  Timeout =\t{}",
             d("Interval"),
-            h.get("Retries").as_i64().unwrap_or(0),
+            h["Retries"].as_i64().unwrap_or(0),
             d("StartPeriod"),
             d("Timeout")
         ));
-        let tests = strings(h.get("Test"));
+        let tests = strings(&h["Test"]);
         if !tests.is_empty() {
             s.push_str("\n  Tests:");
             for t in tests {
@@ -370,11 +368,12 @@ pub fn pretty_service(svc: &Json, now: i128) -> String {
 mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
+    use crate::json;
 
     /// docker/cli's `service-inspect-pretty.golden` service.
     #[test]
     fn pretty_matches_dockers_golden_file() {
-        let svc = Json::parse(
+        let svc = json::parse(
             r#"{"ID":"de179gar9d0o7ltdybungplod","Spec":{"Name":"my_service","Labels":{"com.label":"foo"},
             "TaskTemplate":{"ContainerSpec":{"Image":"foo/bar@sha256:this_is_a_test",
               "Configs":[{"File":{"Name":"/configtest.conf"},"ConfigName":"configtest.conf"}],
@@ -400,7 +399,7 @@ mod tests {
             serde_json::from_str(r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"EndpointSpec":{"Mode":"vip"}}"#)
                 .unwrap();
         let svc = shoal_api::service::Service { id: "x".into(), spec, ..Default::default() }.with_defaults();
-        let svc = Json::parse(&serde_json::to_string(&svc).unwrap()).unwrap();
+        let svc = serde_json::to_value(&svc).unwrap();
         let want = "\nID:\t\tx\nName:\t\tweb\nService Mode:\tReplicated\n Replicas:\t1\nPlacement:\nUpdateConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\nRollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\nContainerSpec:\n Image:\t\tbusybox\nResources:\nEndpoint Mode:\tvip\n";
         assert_eq!(pretty_service(&svc, 0), want);
     }
@@ -408,7 +407,7 @@ mod tests {
     #[test]
     fn pretty_with_update_config_and_status() {
         let now = Timestamp::parse("2024-01-01T00:01:00Z").unwrap().unix_nanos();
-        let svc = Json::parse(
+        let svc = json::parse(
             r#"{"ID":"x","Spec":{"Name":"web","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"busybox:1.36","Args":["sleep","1000"],"Env":["A=1"],"Init":false,
               "CapabilityAdd":["CAP_NET_ADMIN"]},"Resources":{"Limits":{},"Reservations":{"NanoCPUs":250000000,"MemoryBytes":67108864}},
               "Placement":{"Constraints":["node.role == manager","node.labels.x == y"],"Preferences":[{"Spread":{"SpreadDescriptor":"node.labels.zone"}}],"MaxReplicas":2}},

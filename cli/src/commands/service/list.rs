@@ -11,7 +11,9 @@ use crate::commands::Env;
 use crate::error::CliResult;
 use crate::filters::Filters;
 use crate::format::{self, natural_cmp, truncate_id};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct LsArgs {
@@ -40,7 +42,7 @@ fn list_format(source: &str, quiet: bool) -> String {
     }
 }
 
-fn header() -> Json {
+fn header() -> Value {
     format::header_obj(&[
         ("ID", "ID"),
         ("Name", "NAME"),
@@ -52,7 +54,7 @@ fn header() -> Json {
 }
 
 /// "replicated", "global", "replicated job", "global job".
-pub fn mode_name(service: &Json) -> &'static str {
+pub fn mode_name(service: &Value) -> &'static str {
     let m = service.at(&["Spec", "Mode"]);
     if m.has("Global") {
         "global"
@@ -67,9 +69,9 @@ pub fn mode_name(service: &Json) -> &'static str {
     }
 }
 
-fn replicas(service: &Json) -> String {
-    let st = service.get("ServiceStatus");
-    let n = |k: &str| st.get(k).as_u64().unwrap_or(0);
+fn replicas(service: &Value) -> String {
+    let st = &service["ServiceStatus"];
+    let n = |k: &str| st[k].as_u64().unwrap_or(0);
     let (running, desired, completed) = (n("RunningTasks"), n("DesiredTasks"), n("CompletedTasks"));
     let mode = service.at(&["Spec", "Mode"]);
     if mode.has("ReplicatedJob") {
@@ -93,17 +95,17 @@ fn replicas(service: &Json) -> String {
 
 /// The published ingress ports, with consecutive ones grouped into ranges
 /// (`*:80-81->80-81/tcp`), as docker's service list shows them.
-pub fn ports(service: &Json) -> String {
+pub fn ports(service: &Value) -> String {
     let mut list: Vec<(String, u32, u32, String)> = service
         .at(&["Endpoint", "Ports"])
-        .as_array()
+        .items()
         .iter()
         .map(|p| {
             (
-                p.get("Protocol").str().to_string(),
-                p.get("PublishedPort").as_u64().unwrap_or(0) as u32,
-                p.get("TargetPort").as_u64().unwrap_or(0) as u32,
-                p.get("PublishMode").str().to_string(),
+                p["Protocol"].str().to_string(),
+                p["PublishedPort"].as_u64().unwrap_or(0) as u32,
+                p["TargetPort"].as_u64().unwrap_or(0) as u32,
+                p["PublishMode"].str().to_string(),
             )
         })
         .collect();
@@ -145,31 +147,31 @@ pub fn ports(service: &Json) -> String {
 
 /// The fields docker's service list context offers (`{{json .}}` marshals
 /// them in name order).
-pub fn service_row(service: &Json) -> Json {
-    Json::object([
-        ("ID", Json::from(truncate_id(service.get("ID").str()))),
-        ("Image", Json::from(display_image(service.at(&["Spec", "TaskTemplate", "ContainerSpec", "Image"]).str(), true))),
-        ("Mode", Json::from(mode_name(service))),
-        ("Name", Json::from(service.at(&["Spec", "Name"]).str())),
-        ("Ports", Json::from(ports(service))),
-        ("Replicas", Json::from(replicas(service))),
+pub fn service_row(service: &Value) -> Value {
+    json::object([
+        ("ID", Value::from(truncate_id(service["ID"].str()))),
+        ("Image", Value::from(display_image(service.at(&["Spec", "TaskTemplate", "ContainerSpec", "Image"]).str(), true))),
+        ("Mode", Value::from(mode_name(service))),
+        ("Name", Value::from(service.at(&["Spec", "Name"]).str())),
+        ("Ports", Value::from(ports(service))),
+        ("Replicas", Value::from(replicas(service))),
     ])
 }
 
-pub fn render(services: &[Json], format: &str, quiet: bool) -> CliResult<String> {
-    let mut services: Vec<&Json> = services.iter().collect();
+pub fn render(services: &[Value], format: &str, quiet: bool) -> CliResult<String> {
+    let mut services: Vec<&Value> = services.iter().collect();
     services.sort_by(|a, b| natural_cmp(a.at(&["Spec", "Name"]).str(), b.at(&["Spec", "Name"]).str()));
-    let rows: Vec<Json> = services.iter().map(|s| service_row(s)).collect();
+    let rows: Vec<Value> = services.iter().map(|s| service_row(s)).collect();
     format::write_rows(&list_format(format, quiet), &header(), &rows)
 }
 
 /// docker's `AppendServiceStatus`: counts from the task list for services
 /// the daemon sent without a `ServiceStatus`.
-fn append_service_status(env: &Env, services: &mut [Json]) -> CliResult {
+fn append_service_status(env: &Env, services: &mut [Value]) -> CliResult {
     let mut filter = Filters::new();
     let mut status: HashMap<String, (u64, u64)> = HashMap::new();
     for s in services.iter_mut() {
-        if !s.get("ServiceStatus").is_null() {
+        if !s["ServiceStatus"].is_null() {
             continue;
         }
         let mode = s.at(&["Spec", "Mode"]);
@@ -180,8 +182,8 @@ fn append_service_status(env: &Env, services: &mut [Json]) -> CliResult {
         } else {
             continue;
         };
-        s.set("ServiceStatus", Json::object([("RunningTasks", Json::from(0u64)), ("DesiredTasks", Json::from(desired))]));
-        let id = s.get("ID").str().to_string();
+        s.set("ServiceStatus", json::object([("RunningTasks", Value::from(0u64)), ("DesiredTasks", Value::from(desired))]));
+        let id = s["ID"].str().to_string();
         filter.add("service", &id);
         status.insert(id, (0, 0));
     }
@@ -189,24 +191,24 @@ fn append_service_status(env: &Env, services: &mut [Json]) -> CliResult {
         return Ok(());
     }
     let tasks = env.client.get(&format!("/tasks{}", filter.query()))?;
-    if tasks.as_array().is_empty() {
+    if tasks.items().is_empty() {
         return Ok(());
     }
     let nodes = env.client.get("/nodes")?;
     let active: BTreeSet<&str> =
-        nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n.get("ID").str()).collect();
-    for t in tasks.as_array() {
-        let Some(st) = status.get_mut(t.get("ServiceID").str()) else { continue };
-        if t.get("DesiredState").str() != "shutdown" {
+        nodes.items().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n["ID"].str()).collect();
+    for t in tasks.items() {
+        let Some(st) = status.get_mut(t["ServiceID"].str()) else { continue };
+        if t["DesiredState"].str() != "shutdown" {
             st.1 += 1;
         }
-        if active.contains(t.get("NodeID").str()) && t.at(&["Status", "State"]).str() == "running" {
+        if active.contains(t["NodeID"].str()) && t.at(&["Status", "State"]).str() == "running" {
             st.0 += 1;
         }
     }
     for s in services.iter_mut() {
-        if let Some((running, desired)) = status.get(s.get("ID").str()) {
-            s.set("ServiceStatus", Json::object([("RunningTasks", Json::from(*running)), ("DesiredTasks", Json::from(*desired))]));
+        if let Some((running, desired)) = status.get(s["ID"].str()) {
+            s.set("ServiceStatus", json::object([("RunningTasks", Value::from(*running)), ("DesiredTasks", Value::from(*desired))]));
         }
     }
     Ok(())
@@ -222,7 +224,7 @@ pub fn run(env: &mut Env, a: LsArgs) -> CliResult {
         params.push(("status", "true".to_string()));
     }
     let list = env.client.get(&format!("/services{}", query(&params)))?;
-    let mut services = list.as_array().to_vec();
+    let mut services = list.items().to_vec();
     if !a.quiet {
         append_service_status(env, &mut services)?;
     }
@@ -236,11 +238,11 @@ mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
 
-    fn svc(id: &str, name: &str, mode: &str, image: &str, status: Option<(u64, u64)>, ports: &str) -> Json {
+    fn svc(id: &str, name: &str, mode: &str, image: &str, status: Option<(u64, u64)>, ports: &str) -> Value {
         let st = status
             .map(|(r, d)| format!(r#","ServiceStatus":{{"RunningTasks":{r},"DesiredTasks":{d},"CompletedTasks":0}}"#))
             .unwrap_or_default();
-        Json::parse(&format!(
+        json::parse(&format!(
             r#"{{"ID":"{id}","Spec":{{"Name":"{name}","TaskTemplate":{{"ContainerSpec":{{"Image":"{image}"}}}},"Mode":{mode}}},"Endpoint":{{"Ports":[{ports}]}}{st}}}"#
         ))
         .unwrap()
@@ -301,7 +303,7 @@ mod tests {
         assert_eq!(ports(&s), "*:80-81->80-81/tcp, *:82->80/tcp, *:53->53/udp");
         let p = [port("tcp", 8080, 80, "ingress"), port("tcp", 8081, 80, "ingress")].join(",");
         assert_eq!(ports(&svc("x", "x", "{}", "x", None, &p)), "*:8080-8081->80/tcp");
-        let with_max = Json::parse(r#"{"Spec":{"Mode":{"Replicated":{"Replicas":4}},"TaskTemplate":{"Placement":{"MaxReplicas":2}}},"ServiceStatus":{"RunningTasks":1,"DesiredTasks":4}}"#).unwrap();
+        let with_max = json::parse(r#"{"Spec":{"Mode":{"Replicated":{"Replicas":4}},"TaskTemplate":{"Placement":{"MaxReplicas":2}}},"ServiceStatus":{"RunningTasks":1,"DesiredTasks":4}}"#).unwrap();
         assert_eq!(replicas(&with_max), "1/4 (max 2 per node)");
     }
 

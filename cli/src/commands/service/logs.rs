@@ -11,6 +11,7 @@ use clap::Args;
 use crate::client::{path_segment, query};
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
+use crate::json::JsonExt;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct LogsArgs {
@@ -156,8 +157,8 @@ impl Formatter<'_> {
         let node_name = self.resolve("nodes", node);
         let service_name = self.resolve("services", service);
         let t = self.env_client.get(&format!("/tasks/{}", path_segment(task)))?;
-        let slot = t.get("Slot").as_u64().unwrap_or(0);
-        let id = t.get("ID").str();
+        let slot = t["Slot"].as_u64().unwrap_or(0);
+        let id = t["ID"].str();
         let mut name = format!("{service_name}.{slot}");
         if !self.args.no_task_ids {
             if self.args.no_trunc {
@@ -212,7 +213,7 @@ pub fn run(env: &mut Env, a: LogsArgs) -> CliResult {
             ("services", tty, replicas.map(digits).unwrap_or(1))
         }
         Err(e) if e.http_status == Some(404) => match client.get(&format!("/tasks/{}", path_segment(&a.target))) {
-            Ok(t) => ("tasks", t.at(&["Spec", "ContainerSpec", "TTY"]).bool(), digits(t.get("Slot").as_u64().unwrap_or(0))),
+            Ok(t) => ("tasks", t.at(&["Spec", "ContainerSpec", "TTY"]).bool(), digits(t["Slot"].as_u64().unwrap_or(0))),
             Err(e) if e.http_status == Some(404) => return Err(CliError::new(format!("no such task or service: {}", a.target))),
             Err(e) => return Err(e),
         },

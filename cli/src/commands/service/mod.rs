@@ -20,6 +20,7 @@ use clap::{Args, Subcommand};
 use crate::client::{path_segment, query};
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
+use crate::json::JsonExt;
 
 #[derive(Subcommand, Debug)]
 pub enum ServiceCommand {
@@ -100,13 +101,13 @@ fn rollback(env: &mut Env, a: RollbackArgs) -> CliResult {
     let version = service.at(&["Version", "Index"]).as_u64().unwrap_or(0);
     let path = format!(
         "/services/{}/update{}",
-        path_segment(service.get("ID").str()),
+        path_segment(service["ID"].str()),
         query(&[("rollback", "previous".into()), ("version", version.to_string())])
     );
-    let mut spec = service.get("Spec").clone();
+    let mut spec = service["Spec"].clone();
     opts::tag_spec_image(&mut spec);
     let resp = env.client.post(&path, Some(&spec))?;
-    for w in resp.get("Warnings").as_array() {
+    for w in resp["Warnings"].items() {
         env.eprintln(w.str());
     }
     env.println(&a.service)?;
@@ -151,11 +152,11 @@ fn scale_one(env: &mut Env, name: &str, n: u64) -> CliResult {
         return Err(CliError::new("scale can only be used with replicated or replicated-job mode"));
     }
     let version = service.at(&["Version", "Index"]).as_u64().unwrap_or(0);
-    let path = format!("/services/{}/update{}", path_segment(service.get("ID").str()), query(&[("version", version.to_string())]));
-    let mut spec = service.get("Spec").clone();
+    let path = format!("/services/{}/update{}", path_segment(service["ID"].str()), query(&[("version", version.to_string())]));
+    let mut spec = service["Spec"].clone();
     opts::tag_spec_image(&mut spec);
     let resp = env.client.post(&path, Some(&spec))?;
-    for w in resp.get("Warnings").as_array() {
+    for w in resp["Warnings"].items() {
         env.eprintln(w.str());
     }
     Ok(())

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use crate::duration::parse_go_duration;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 // ------------------------------------------------------------ image names
 
@@ -107,12 +109,12 @@ pub fn image_with_default_tag(image: &str) -> Option<String> {
 }
 
 /// Applies [`image_with_default_tag`] to a spec's container image.
-pub fn tag_spec_image(spec: &mut Json) {
+pub fn tag_spec_image(spec: &mut Value) {
     let cs = spec.at(&["TaskTemplate", "ContainerSpec"]);
     if cs.is_null() {
         return;
     }
-    if let Some(tagged) = image_with_default_tag(cs.get("Image").str()) {
+    if let Some(tagged) = image_with_default_tag(cs["Image"].str()) {
         spec.entry(&["TaskTemplate", "ContainerSpec"]).set("Image", tagged.into());
     }
 }
@@ -328,30 +330,30 @@ pub fn security_opt(s: &str) -> Result<SecurityOpt, String> {
 
 /// The `Privileges` that `--security-opt` values ask for (a later value
 /// for the same thing wins), in Go's field order; `None` without any.
-pub fn privileges(list: &[SecurityOpt]) -> Option<Json> {
+pub fn privileges(list: &[SecurityOpt]) -> Option<Value> {
     if list.is_empty() {
         return None;
     }
     let (mut seccomp, mut apparmor, mut nnp) = (None, None, false);
     for o in list {
         match o {
-            SecurityOpt::SeccompUnconfined => seccomp = Some(Json::object([("Mode", Json::from("unconfined"))])),
+            SecurityOpt::SeccompUnconfined => seccomp = Some(json::object([("Mode", Value::from("unconfined"))])),
             SecurityOpt::SeccompProfile(data) => {
-                seccomp = Some(Json::object([("Mode", Json::from("custom")), ("Profile", Json::from(shoal_api::base64::encode(data)))]))
+                seccomp = Some(json::object([("Mode", Value::from("custom")), ("Profile", Value::from(shoal_api::base64::encode(data)))]))
             }
-            SecurityOpt::AppArmorUnconfined => apparmor = Some(Json::object([("Mode", Json::from("disabled"))])),
+            SecurityOpt::AppArmorUnconfined => apparmor = Some(json::object([("Mode", Value::from("disabled"))])),
             SecurityOpt::NoNewPrivileges(b) => nnp = *b,
         }
     }
-    let mut p = vec![("CredentialSpec", Json::Null), ("SELinuxContext", Json::Null)];
+    let mut p = vec![("CredentialSpec", Value::Null), ("SELinuxContext", Value::Null)];
     if let Some(s) = seccomp {
         p.push(("Seccomp", s));
     }
     if let Some(a) = apparmor {
         p.push(("AppArmor", a));
     }
-    p.push(("NoNewPrivileges", Json::Bool(nnp)));
-    Some(Json::object(p))
+    p.push(("NoNewPrivileges", Value::Bool(nnp)));
+    Some(json::object(p))
 }
 
 /// `opts.ValidateEnv`: `KEY=value` as is; a bare `KEY` takes its value from
@@ -409,7 +411,7 @@ const ULIMIT_NAMES: &[&str] = &[
 
 /// `--ulimit name=soft[:hard]` (go-units' `ParseUlimit`) as a swarm
 /// `Ulimit`; a missing hard limit equals the soft one.
-pub fn ulimit(s: &str) -> Result<Json, String> {
+pub fn ulimit(s: &str) -> Result<Value, String> {
     let Some((name, limits)) = s.split_once('=') else { return Err(format!("invalid ulimit argument: {s}")) };
     if !ULIMIT_NAMES.contains(&name) {
         return Err(format!("invalid ulimit type: {name}"));
@@ -420,14 +422,14 @@ pub fn ulimit(s: &str) -> Result<Json, String> {
     if soft > hard {
         return Err(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"));
     }
-    Ok(Json::object([("Name", Json::from(name.to_string())), ("Hard", Json::from(hard)), ("Soft", Json::from(soft))]))
+    Ok(json::object([("Name", Value::from(name.to_string())), ("Hard", Value::from(hard)), ("Soft", Value::from(soft))]))
 }
 
 /// The ulimits by name (the CLI keeps them in a map), one per name.
-pub fn sorted_ulimits(list: &[Json]) -> Vec<Json> {
-    let mut by_name: BTreeMap<String, Json> = BTreeMap::new();
+pub fn sorted_ulimits(list: &[Value]) -> Vec<Value> {
+    let mut by_name: BTreeMap<String, Value> = BTreeMap::new();
     for u in list {
-        by_name.insert(u.get("Name").as_str().unwrap_or("").to_string(), u.clone());
+        by_name.insert(u["Name"].as_str().unwrap_or("").to_string(), u.clone());
     }
     by_name.into_values().collect()
 }
@@ -470,13 +472,13 @@ pub fn dns_search(s: &str) -> Result<String, String> {
 
 /// `opts.ConvertKVStringsToMap` as a JSON object (keys sorted, as Go
 /// marshals maps).
-pub fn kv_map(list: &[String]) -> Json {
+pub fn kv_map(list: &[String]) -> Value {
     let mut m = BTreeMap::new();
     for kv in list {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         m.insert(k.to_string(), v.to_string());
     }
-    Json::Obj(m.into_iter().map(|(k, v)| (k, Json::Str(v))).collect())
+    Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
 }
 
 /// `--placement-pref spread=node.labels.zone`: the spread descriptor.
@@ -492,8 +494,8 @@ pub fn placement_pref(s: &str) -> Result<String, String> {
     }
 }
 
-pub fn spread_pref(descriptor: &str) -> Json {
-    Json::object([("Spread", Json::object([("SpreadDescriptor", Json::from(descriptor))]))])
+pub fn spread_pref(descriptor: &str) -> Value {
+    json::object([("Spread", json::object([("SpreadDescriptor", Value::from(descriptor))]))])
 }
 
 /// Shell words (`--entrypoint`, `--args`), as google/shlex splits them.
@@ -584,21 +586,21 @@ pub struct Port {
 }
 
 impl Port {
-    pub fn to_json(&self) -> Json {
-        let mut fields = vec![("Protocol", Json::from(self.protocol.as_str())), ("TargetPort", Json::from(self.target))];
+    pub fn to_json(&self) -> Value {
+        let mut fields = vec![("Protocol", Value::from(self.protocol.as_str())), ("TargetPort", Value::from(self.target))];
         if self.published != 0 {
-            fields.push(("PublishedPort", Json::from(self.published)));
+            fields.push(("PublishedPort", Value::from(self.published)));
         }
-        fields.push(("PublishMode", Json::from(self.mode.as_str())));
-        Json::object(fields)
+        fields.push(("PublishMode", Value::from(self.mode.as_str())));
+        json::object(fields)
     }
 
-    pub fn from_json(v: &Json) -> Port {
+    pub fn from_json(v: &Value) -> Port {
         Port {
-            protocol: v.get("Protocol").str().to_string(),
-            target: v.get("TargetPort").as_u64().unwrap_or(0) as u32,
-            published: v.get("PublishedPort").as_u64().unwrap_or(0) as u32,
-            mode: v.get("PublishMode").str().to_string(),
+            protocol: v["Protocol"].str().to_string(),
+            target: v["TargetPort"].as_u64().unwrap_or(0) as u32,
+            published: v["PublishedPort"].as_u64().unwrap_or(0) as u32,
+            mode: v["PublishMode"].str().to_string(),
         }
     }
 
@@ -790,18 +792,18 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
 // ----------------------------------------------------------------- mounts
 
 /// `--mount type=bind,source=/a,target=/b,readonly` as a `mount.Mount`.
-pub fn mount(s: &str) -> Result<Json, String> {
+pub fn mount(s: &str) -> Result<Value, String> {
     let mut typ = "volume".to_string();
     let mut source = String::new();
     let mut target = String::new();
     let mut read_only = false;
     let mut consistency = String::new();
-    let mut bind: Vec<(&str, Json)> = Vec::new();
-    let mut volume: Vec<(&str, Json)> = Vec::new();
+    let mut bind: Vec<(&str, Value)> = Vec::new();
+    let mut volume: Vec<(&str, Value)> = Vec::new();
     let mut volume_labels: BTreeMap<String, String> = BTreeMap::new();
     let mut driver_name = String::new();
     let mut driver_opts: Option<BTreeMap<String, String>> = None;
-    let mut tmpfs: Vec<(&str, Json)> = Vec::new();
+    let mut tmpfs: Vec<(&str, Value)> = Vec::new();
     let mut has_volume_opts = false;
     let mut has_bind_opts = false;
     let parse_bool = |key: &str, v: &str| boolean(v).map_err(|_| format!("invalid value for {key}: {v}"));
@@ -816,12 +818,12 @@ pub fn mount(s: &str) -> Result<Json, String> {
                 "volume-nocopy" => {
                     has_volume_opts = true;
                     volume.retain(|(k, _)| *k != "NoCopy");
-                    volume.push(("NoCopy", Json::Bool(true)));
+                    volume.push(("NoCopy", Value::Bool(true)));
                 }
                 "bind-nonrecursive" => {
                     has_bind_opts = true;
                     bind.retain(|(k, _)| *k != "NonRecursive");
-                    bind.push(("NonRecursive", Json::Bool(true)));
+                    bind.push(("NonRecursive", Value::Bool(true)));
                 }
                 _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
             }
@@ -843,19 +845,19 @@ pub fn mount(s: &str) -> Result<Json, String> {
             "bind-propagation" => {
                 has_bind_opts = true;
                 bind.retain(|(k, _)| *k != "Propagation");
-                bind.insert(0, ("Propagation", Json::from(val.to_lowercase())));
+                bind.insert(0, ("Propagation", Value::from(val.to_lowercase())));
             }
             "bind-nonrecursive" => {
                 has_bind_opts = true;
                 let b = parse_bool(&key, &val)?;
                 bind.retain(|(k, _)| *k != "NonRecursive");
-                bind.push(("NonRecursive", Json::Bool(b)));
+                bind.push(("NonRecursive", Value::Bool(b)));
             }
             "volume-nocopy" => {
                 has_volume_opts = true;
                 let b = boolean(&val).map_err(|_| format!("invalid value for volume-nocopy: {val}"))?;
                 volume.retain(|(k, _)| *k != "NoCopy");
-                volume.push(("NoCopy", Json::Bool(b)));
+                volume.push(("NoCopy", Value::Bool(b)));
             }
             "volume-label" => {
                 has_volume_opts = true;
@@ -878,17 +880,17 @@ pub fn mount(s: &str) -> Result<Json, String> {
             }
             "volume-subpath" => {
                 has_volume_opts = true;
-                volume.push(("Subpath", Json::from(val)));
+                volume.push(("Subpath", Value::from(val)));
             }
             "tmpfs-size" => {
                 let n = ram_in_bytes(&val).map_err(|_| format!("invalid value for {key}: {val}"))?;
                 tmpfs.retain(|(k, _)| *k != "SizeBytes");
-                tmpfs.insert(0, ("SizeBytes", Json::from(n)));
+                tmpfs.insert(0, ("SizeBytes", Value::from(n)));
             }
             "tmpfs-mode" => {
                 let n = u32::from_str_radix(&val, 8).map_err(|_| format!("invalid value for {key}: {val}"))?;
                 tmpfs.retain(|(k, _)| *k != "Mode");
-                tmpfs.push(("Mode", Json::from(n)));
+                tmpfs.push(("Mode", Value::from(n)));
             }
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
@@ -908,40 +910,40 @@ pub fn mount(s: &str) -> Result<Json, String> {
     if !tmpfs.is_empty() && typ != "tmpfs" {
         return Err(format!("cannot mix 'tmpfs-*' options with mount type '{typ}'"));
     }
-    let mut m = vec![("Type", Json::from(typ))];
+    let mut m = vec![("Type", Value::from(typ))];
     if !source.is_empty() {
-        m.push(("Source", Json::from(source)));
+        m.push(("Source", Value::from(source)));
     }
-    m.push(("Target", Json::from(target)));
+    m.push(("Target", Value::from(target)));
     if read_only {
-        m.push(("ReadOnly", Json::Bool(true)));
+        m.push(("ReadOnly", Value::Bool(true)));
     }
     if !consistency.is_empty() {
-        m.push(("Consistency", Json::from(consistency)));
+        m.push(("Consistency", Value::from(consistency)));
     }
     if has_bind_opts {
-        m.push(("BindOptions", Json::object(bind)));
+        m.push(("BindOptions", json::object(bind)));
     }
     if has_volume_opts {
-        let mut v: Vec<(&str, Json)> = volume.iter().filter(|(k, b)| *k == "NoCopy" && b.bool()).cloned().collect();
+        let mut v: Vec<(&str, Value)> = volume.iter().filter(|(k, b)| *k == "NoCopy" && b.bool()).cloned().collect();
         if !volume_labels.is_empty() {
-            v.push(("Labels", Json::Obj(volume_labels.into_iter().map(|(k, v)| (k, Json::Str(v))).collect())));
+            v.push(("Labels", Value::Object(volume_labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect())));
         }
         v.extend(volume.iter().filter(|(k, _)| *k == "Subpath").cloned());
         let mut driver = Vec::new();
         if !driver_name.is_empty() {
-            driver.push(("Name", Json::from(driver_name)));
+            driver.push(("Name", Value::from(driver_name)));
         }
         if let Some(opts) = driver_opts {
-            driver.push(("Options", Json::Obj(opts.into_iter().map(|(k, v)| (k, Json::Str(v))).collect())));
+            driver.push(("Options", Value::Object(opts.into_iter().map(|(k, v)| (k, Value::String(v))).collect())));
         }
-        v.push(("DriverConfig", Json::object(driver)));
-        m.push(("VolumeOptions", Json::object(v)));
+        v.push(("DriverConfig", json::object(driver)));
+        m.push(("VolumeOptions", json::object(v)));
     }
     if !tmpfs.is_empty() {
-        m.push(("TmpfsOptions", Json::object(tmpfs)));
+        m.push(("TmpfsOptions", json::object(tmpfs)));
     }
-    Ok(Json::object(m))
+    Ok(json::object(m))
 }
 
 /// `filepath.Clean` of an absolute path.
@@ -964,16 +966,16 @@ fn clean_path(p: &str) -> String {
 /// `--secret name` or `--secret source=name,target=/path,uid=0,gid=0,mode=0400`
 /// as a `SecretReference` (by name: the daemon has no secret store yet, so
 /// no ID is looked up).
-pub fn secret(s: &str) -> Result<Json, String> {
+pub fn secret(s: &str) -> Result<Value, String> {
     file_reference(s, "SecretName", "invalid field in secret request: ")
 }
 
 /// `--config`, like `--secret` (`ConfigReference`).
-pub fn config(s: &str) -> Result<Json, String> {
+pub fn config(s: &str) -> Result<Value, String> {
     file_reference(s, "ConfigName", "invalid field in config request: ")
 }
 
-fn file_reference(s: &str, name_key: &'static str, bad_key: &str) -> Result<Json, String> {
+fn file_reference(s: &str, name_key: &'static str, bad_key: &str) -> Result<Value, String> {
     let fields = csv_fields(s)?;
     let (mut name, mut target, mut uid, mut gid, mut mode) = (String::new(), String::new(), "0".to_string(), "0".to_string(), 0o444u32);
     if fields.len() == 1 && !fields[0].contains('=') {
@@ -1003,12 +1005,17 @@ fn file_reference(s: &str, name_key: &'static str, bad_key: &str) -> Result<Json
             target = name.clone();
         }
     }
-    Ok(Json::object([
+    Ok(json::object([
         (
             "File",
-            Json::object([("Name", Json::from(target)), ("UID", Json::from(uid)), ("GID", Json::from(gid)), ("Mode", Json::from(mode))]),
+            json::object([
+                ("Name", Value::from(target)),
+                ("UID", Value::from(uid)),
+                ("GID", Value::from(gid)),
+                ("Mode", Value::from(mode)),
+            ]),
         ),
-        (name_key, Json::from(name)),
+        (name_key, Value::from(name)),
     ]))
 }
 
@@ -1016,9 +1023,9 @@ fn file_reference(s: &str, name_key: &'static str, bad_key: &str) -> Result<Json
 
 /// `--network name` or `--network name=net,alias=web,driver-opt=k=v` as a
 /// `NetworkAttachmentConfig` (by name: the daemon has no networks API yet).
-pub fn network(s: &str) -> Result<Json, String> {
+pub fn network(s: &str) -> Result<Value, String> {
     if !is_long_syntax(s) {
-        return Ok(Json::object([("Target", Json::from(s))]));
+        return Ok(json::object([("Target", Value::from(s))]));
     }
     let mut target = String::new();
     let mut aliases = Vec::new();
@@ -1045,14 +1052,14 @@ pub fn network(s: &str) -> Result<Json, String> {
     if target.is_empty() {
         return Err("network name/id is not specified".into());
     }
-    let mut fields = vec![("Target", Json::from(target))];
+    let mut fields = vec![("Target", Value::from(target))];
     if !aliases.is_empty() {
-        fields.push(("Aliases", Json::from(aliases)));
+        fields.push(("Aliases", Value::from(aliases)));
     }
     if !driver_opts.is_empty() {
-        fields.push(("DriverOpts", Json::Obj(driver_opts.into_iter().map(|(k, v)| (k, Json::Str(v))).collect())));
+        fields.push(("DriverOpts", Value::Object(driver_opts.into_iter().map(|(k, v)| (k, Value::String(v))).collect())));
     }
-    Ok(Json::object(fields))
+    Ok(json::object(fields))
 }
 
 // ----------------------------------------------------------- capabilities
@@ -1233,7 +1240,7 @@ mod tests {
         assert_eq!(mount("target=/a,shiny").unwrap_err(), "invalid field 'shiny' must be a key=value pair");
         assert_eq!(mount("type=bind,target=/a,volume-driver=x").unwrap_err(), "cannot mix 'volume-*' options with mount type 'bind'");
         let rel = mount("type=bind,source=./x/../y,target=/a").unwrap();
-        assert!(rel.get("Source").str().starts_with('/') && rel.get("Source").str().ends_with("/y"), "{rel:?}");
+        assert!(rel["Source"].str().starts_with('/') && rel["Source"].str().ends_with("/y"), "{rel:?}");
     }
 
     #[test]

@@ -23,7 +23,9 @@ use crate::duration::parse_go_duration;
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::truncate_id;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 pub const TIMEOUT_ENV: &str = "SHOAL_PROGRESS_TIMEOUT";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,12 +61,12 @@ fn terminal_state(s: &str) -> bool {
     state_num(s) > state_num("running")
 }
 
-fn state(t: &Json) -> &str {
+fn state(t: &Value) -> &str {
     t.at(&["Status", "State"]).str()
 }
 
-fn desired(t: &Json) -> &str {
-    t.get("DesiredState").str()
+fn desired(t: &Value) -> &str {
+    t["DesiredState"].str()
 }
 
 /// Newlines out, at most 75 characters (docker's `truncError`).
@@ -200,7 +202,7 @@ fn write_overall(d: &mut Display, n: u64, of: u64, rollback: bool) {
 
 /// Progress of one task on its line: the error if any, else its state
 /// while neither it nor its desired state is terminal.
-fn write_task(d: &mut Display, id: &str, task: &Json, max: i64, always: bool) {
+fn write_task(d: &mut Display, id: &str, task: &Value, max: i64, always: bool) {
     let err = task.at(&["Status", "Err"]).str();
     if !err.is_empty() {
         d.progress(id, &trunc_error(err), 0, 0);
@@ -213,7 +215,7 @@ fn write_task(d: &mut Display, id: &str, task: &Json, max: i64, always: bool) {
 
 /// Of two tasks for one slot (or node), the one to show: the lower desired
 /// state, then the lower observed state.
-fn prefer_existing(existing: &Json, task: &Json) -> bool {
+fn prefer_existing(existing: &Value, task: &Value) -> bool {
     let (ed, td) = (state_num(desired(existing)), state_num(desired(task)));
     ed < td || (ed == td && state_num(state(existing)) <= state_num(state(task)))
 }
@@ -225,21 +227,21 @@ enum Updater {
     GlobalJob { initialized: bool, total: u64, task_nodes: BTreeSet<String> },
 }
 
-fn job_iteration(service: &Json) -> u64 {
+fn job_iteration(service: &Value) -> u64 {
     service.at(&["JobStatus", "JobIteration", "Index"]).as_u64().unwrap_or(0)
 }
 
-fn task_iteration(task: &Json) -> Option<u64> {
-    let it = task.get("JobIteration");
+fn task_iteration(task: &Value) -> Option<u64> {
+    let it = &task["JobIteration"];
     if it.is_null() {
         None
     } else {
-        Some(it.get("Index").as_u64().unwrap_or(0))
+        Some(it["Index"].as_u64().unwrap_or(0))
     }
 }
 
 impl Updater {
-    fn new(service: &Json) -> CliResult<Updater> {
+    fn new(service: &Value) -> CliResult<Updater> {
         let mode = service.at(&["Spec", "Mode"]);
         if !mode.at(&["Replicated", "Replicas"]).is_null() {
             return Ok(Updater::Replicated { slot_map: HashMap::new(), initialized: false, done: false });
@@ -248,11 +250,11 @@ impl Updater {
             return Ok(Updater::Global { initialized: false, done: false });
         }
         if mode.has("ReplicatedJob") {
-            let j = mode.get("ReplicatedJob");
+            let j = &mode["ReplicatedJob"];
             return Ok(Updater::ReplicatedJob {
                 job_iteration: job_iteration(service),
-                concurrent: j.get("MaxConcurrent").as_u64().unwrap_or(0),
-                total: j.get("TotalCompletions").as_u64().unwrap_or(0),
+                concurrent: j["MaxConcurrent"].as_u64().unwrap_or(0),
+                total: j["TotalCompletions"].as_u64().unwrap_or(0),
                 initialized: false,
             });
         }
@@ -262,7 +264,7 @@ impl Updater {
         Err(CliError::new("unrecognized service mode"))
     }
 
-    fn update(&mut self, d: &mut Display, service: &Json, tasks: &[Json], active: &BTreeSet<String>, rollback: bool) -> CliResult<bool> {
+    fn update(&mut self, d: &mut Display, service: &Value, tasks: &[Value], active: &BTreeSet<String>, rollback: bool) -> CliResult<bool> {
         match self {
             Updater::Replicated { slot_map, initialized, done } => {
                 let Some(replicas) = service.at(&["Spec", "Mode", "Replicated", "Replicas"]).as_u64() else {
@@ -277,18 +279,18 @@ impl Updater {
                     }
                     *initialized = true;
                 }
-                let mut by_slot: BTreeMap<u64, &Json> = BTreeMap::new();
+                let mut by_slot: BTreeMap<u64, &Value> = BTreeMap::new();
                 for t in tasks {
                     if state_num(desired(t)) == 0 || state_num(state(t)) == 0 {
                         continue;
                     }
-                    let slot = t.get("Slot").as_u64().unwrap_or(0);
+                    let slot = t["Slot"].as_u64().unwrap_or(0);
                     if let Some(existing) = by_slot.get(&slot) {
                         if prefer_existing(existing, t) {
                             continue;
                         }
                     }
-                    let node = t.get("NodeID").str();
+                    let node = t["NodeID"].str();
                     if !node.is_empty() && !active.contains(node) {
                         continue;
                     }
@@ -317,12 +319,12 @@ impl Updater {
                 Ok(running == replicas)
             }
             Updater::Global { initialized, done } => {
-                let mut by_node: BTreeMap<&str, &Json> = BTreeMap::new();
+                let mut by_node: BTreeMap<&str, &Value> = BTreeMap::new();
                 for t in tasks {
                     if state_num(desired(t)) == 0 || state_num(state(t)) == 0 {
                         continue;
                     }
-                    let node = t.get("NodeID").str();
+                    let node = t["NodeID"].str();
                     if let Some(existing) = by_node.get(node) {
                         if prefer_existing(existing, t) {
                             continue;
@@ -372,7 +374,7 @@ impl Updater {
                     }
                     *initialized = true;
                 }
-                let mut by_slot: BTreeMap<u64, &Json> = BTreeMap::new();
+                let mut by_slot: BTreeMap<u64, &Value> = BTreeMap::new();
                 for t in tasks {
                     if task_iteration(t) != Some(*job_iteration) {
                         continue;
@@ -380,7 +382,7 @@ impl Updater {
                     if state_num(desired(t)) == 0 || state_num(state(t)) == 0 {
                         continue;
                     }
-                    let slot = t.get("Slot").as_u64().unwrap_or(0);
+                    let slot = t["Slot"].as_u64().unwrap_or(0);
                     match by_slot.get(&slot) {
                         Some(existing) if state_num(state(existing)) <= state_num(state(t)) => {}
                         _ => {
@@ -389,11 +391,11 @@ impl Updater {
                     }
                 }
                 let (mut active_tasks, mut complete) = (0, 0);
-                let empty = Json::Null;
+                let empty = Value::Null;
                 for i in 0..by_slot.len() as u64 {
                     let t = by_slot.get(&i).copied().unwrap_or(&empty);
                     if total <= MAX_PROGRESS_BARS {
-                        let slot = t.get("Slot").as_u64().unwrap_or(0);
+                        let slot = t["Slot"].as_u64().unwrap_or(0);
                         write_task(d, &format!("{}/{total}", slot + 1), t, MAX_JOB_PROGRESS, true);
                     }
                     if state_num(state(t)) < state_num("complete") {
@@ -415,16 +417,16 @@ impl Updater {
                     }
                     for t in tasks {
                         if task_iteration(t) == Some(iteration) {
-                            task_nodes.insert(t.get("NodeID").str().to_string());
+                            task_nodes.insert(t["NodeID"].str().to_string());
                         }
                     }
                     *total = task_nodes.len() as u64;
                     write_global_job_overall(d, *total, 0);
                     *initialized = true;
                 }
-                let mut by_node: BTreeMap<&str, &Json> = BTreeMap::new();
+                let mut by_node: BTreeMap<&str, &Value> = BTreeMap::new();
                 for t in tasks {
-                    let node = t.get("NodeID").str();
+                    let node = t["NodeID"].str();
                     if task_iteration(t) != Some(iteration) || !task_nodes.contains(node) {
                         continue;
                     }
@@ -548,18 +550,18 @@ pub fn wait_on_service(env: &mut Env, service_id: &str, quiet: bool) -> CliResul
     result
 }
 
-fn fetch_tasks(env: &Env, service: &Json) -> CliResult<Vec<Json>> {
+fn fetch_tasks(env: &Env, service: &Value) -> CliResult<Vec<Value>> {
     let mut f = Filters::new();
-    f.add("service", service.get("ID").str());
+    f.add("service", service["ID"].str());
     let tasks = env.client.get(&format!("/tasks{}", f.query()))?;
     // docker asks for `_up-to-date`: tasks running the current spec.
     let template = service.at(&["Spec", "TaskTemplate"]);
-    Ok(tasks.as_array().iter().filter(|t| t.get("Spec") == template).cloned().collect())
+    Ok(tasks.items().iter().filter(|t| t["Spec"] == *template).cloned().collect())
 }
 
 fn active_nodes(env: &Env) -> CliResult<BTreeSet<String>> {
     let nodes = env.client.get("/nodes")?;
-    Ok(nodes.as_array().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n.get("ID").str().to_string()).collect())
+    Ok(nodes.items().iter().filter(|n| n.at(&["Status", "State"]).str() != "down").map(|n| n["ID"].str().to_string()).collect())
 }
 
 /// The polling loop (docker's `ServiceProgress`).
@@ -579,9 +581,9 @@ pub fn watch(env: &mut Env, service_id: &str, d: &mut Display, deadline: Instant
         if updater.is_none() {
             updater = Some(Updater::new(&service)?);
         }
-        let status = service.get("UpdateStatus");
-        let status_msg = status.get("Message").str();
-        match status.get("State").str() {
+        let status = &service["UpdateStatus"];
+        let status_msg = status["Message"].str();
+        match status["State"].str() {
             "updating" => rollback = false,
             "completed" if !converged => return Ok(()),
             "paused" => return Err(CliError::new(format!("service update paused: {status_msg}"))),
@@ -614,7 +616,7 @@ pub fn watch(env: &mut Env, service_id: &str, d: &mut Display, deadline: Instant
         let active = active_nodes(env)?;
         converged = updater.as_mut().expect("set above").update(d, &service, &tasks, &active, rollback)?;
         if converged {
-            if !service.get("JobStatus").is_null() {
+            if !service["JobStatus"].is_null() {
                 d.message("", "job complete");
                 return Ok(());
             }

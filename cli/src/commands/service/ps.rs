@@ -8,6 +8,7 @@ use crate::commands::{node_reference, Env};
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format;
+use crate::json::JsonExt;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct PsArgs {
@@ -44,27 +45,27 @@ fn service_filter(env: &Env, a: &PsArgs) -> CliResult<(Filters, Vec<String>)> {
     let mut notfound = Vec::new();
     let mut count = 0;
     'services: for s in &a.services {
-        for svc in id_list.as_array() {
-            if svc.get("ID").str() == s {
+        for svc in id_list.items() {
+            if svc["ID"].str() == s {
                 filter.add("service", s);
                 count += 1;
                 continue 'services;
             }
         }
-        for svc in name_list.as_array() {
+        for svc in name_list.items() {
             if svc.at(&["Spec", "Name"]).str() == s {
-                filter.add("service", svc.get("ID").str());
+                filter.add("service", svc["ID"].str());
                 count += 1;
                 continue 'services;
             }
         }
         let mut found = false;
-        for svc in id_list.as_array() {
-            if svc.get("ID").str().starts_with(s.as_str()) {
+        for svc in id_list.items() {
+            if svc["ID"].str().starts_with(s.as_str()) {
                 if found {
                     return Err(CliError::new(format!("multiple services found with provided prefix: {s}")));
                 }
-                filter.add("service", svc.get("ID").str());
+                filter.add("service", svc["ID"].str());
                 count += 1;
                 found = true;
             }
@@ -96,7 +97,7 @@ pub fn run(env: &mut Env, a: PsArgs) -> CliResult {
         quiet: a.quiet,
         format: a.format.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into()),
     };
-    tasks::print(env, list.as_array().to_vec(), &opts)?;
+    tasks::print(env, list.items().to_vec(), &opts)?;
     if !notfound.is_empty() {
         return Err(CliError::new(notfound.join("\n")));
     }
@@ -107,7 +108,9 @@ pub fn run(env: &mut Env, a: PsArgs) -> CliResult {
 mod tests {
     use super::*;
     use crate::client::testing::FakeDaemon;
-    use crate::json::Json;
+    use serde_json::Value;
+
+    use crate::json;
 
     const SERVICES: &str = r#"[{"ID":"abc123def456ghi789jkl0mno","Spec":{"Name":"web"}},{"ID":"abd999","Spec":{"Name":"db"}}]"#;
 
@@ -144,10 +147,10 @@ mod tests {
                 "GET" if t == "/v1.44/nodes/n1" => (200, r#"{"ID":"n1","Description":{"Hostname":"node-2"}}"#.into()),
                 "GET" if t.starts_with("/v1.44/tasks?filters=") => {
                     let running_only = t.contains("desired-state");
-                    let all: Json = Json::parse(&tasks).unwrap();
-                    let keep: Vec<Json> =
-                        all.as_array().iter().filter(|x| !running_only || x.get("DesiredState").str() == "running").cloned().collect();
-                    (200, Json::Arr(keep).to_compact())
+                    let all: Value = json::parse(&tasks).unwrap();
+                    let keep: Vec<Value> =
+                        all.items().iter().filter(|x| !running_only || x["DesiredState"].str() == "running").cloned().collect();
+                    (200, Value::Array(keep).to_compact())
                 }
                 _ => (404, r#"{"message":"nope"}"#.into()),
             }

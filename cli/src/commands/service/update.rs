@@ -12,7 +12,9 @@ use super::progress;
 use crate::client::{path_segment, query};
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::{Map, Value};
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default, Clone, PartialEq)]
 pub struct UpdateArgs {
@@ -71,25 +73,25 @@ pub struct UpdateArgs {
     pub publish_rm: Vec<PortList>,
     /// Add or update a mount on a service
     #[arg(long = "mount-add", value_name = "mount", value_parser = opts::mount)]
-    pub mount_add: Vec<Json>,
+    pub mount_add: Vec<Value>,
     /// Remove a mount by its target path
     #[arg(long = "mount-rm", value_name = "list")]
     pub mount_rm: Vec<String>,
     /// Add or update a secret on a service
     #[arg(long = "secret-add", value_name = "secret", value_parser = opts::secret)]
-    pub secret_add: Vec<Json>,
+    pub secret_add: Vec<Value>,
     /// Remove a secret
     #[arg(long = "secret-rm", value_name = "list")]
     pub secret_rm: Vec<String>,
     /// Add or update a config file on a service
     #[arg(long = "config-add", value_name = "config", value_parser = opts::config)]
-    pub config_add: Vec<Json>,
+    pub config_add: Vec<Value>,
     /// Remove a configuration file
     #[arg(long = "config-rm", value_name = "list")]
     pub config_rm: Vec<String>,
     /// Add a network
     #[arg(long = "network-add", value_name = "network", value_parser = opts::network)]
-    pub network_add: Vec<Json>,
+    pub network_add: Vec<Value>,
     /// Remove a network
     #[arg(long = "network-rm", value_name = "list")]
     pub network_rm: Vec<String>,
@@ -131,7 +133,7 @@ pub struct UpdateArgs {
     pub sysctl_rm: Vec<String>,
     /// Add or update a ulimit option
     #[arg(long = "ulimit-add", value_name = "ulimit", value_parser = opts::ulimit)]
-    pub ulimit_add: Vec<Json>,
+    pub ulimit_add: Vec<Value>,
     /// Remove a ulimit option
     #[arg(long = "ulimit-rm", value_name = "list")]
     pub ulimit_rm: Vec<String>,
@@ -142,7 +144,7 @@ pub struct UpdateArgs {
 // ---------------------------------------------------------------- helpers
 
 /// Sets a string field, dropping it when empty (Go's `omitempty`).
-fn set_str(obj: &mut Json, key: &str, v: &str) {
+fn set_str(obj: &mut Value, key: &str, v: &str) {
     if v.is_empty() {
         obj.remove(key);
     } else {
@@ -150,7 +152,7 @@ fn set_str(obj: &mut Json, key: &str, v: &str) {
     }
 }
 
-fn set_num(obj: &mut Json, key: &str, v: i64) {
+fn set_num(obj: &mut Value, key: &str, v: i64) {
     if v == 0 {
         obj.remove(key);
     } else {
@@ -158,44 +160,44 @@ fn set_num(obj: &mut Json, key: &str, v: i64) {
     }
 }
 
-fn set_bool(obj: &mut Json, key: &str, v: bool) {
+fn set_bool(obj: &mut Value, key: &str, v: bool) {
     if v {
-        obj.set(key, Json::Bool(true));
+        obj.set(key, Value::Bool(true));
     } else {
         obj.remove(key);
     }
 }
 
-fn set_list(obj: &mut Json, key: &str, v: Vec<Json>) {
+fn set_list(obj: &mut Value, key: &str, v: Vec<Value>) {
     if v.is_empty() {
         obj.remove(key);
     } else {
-        obj.set(key, Json::Arr(v));
+        obj.set(key, Value::Array(v));
     }
 }
 
-fn strings(v: &Json) -> Vec<String> {
-    v.as_array().iter().map(|s| s.str().to_string()).collect()
+fn strings(v: &Value) -> Vec<String> {
+    v.items().iter().map(|s| s.str().to_string()).collect()
 }
 
 /// docker's `updateLabels`: removals, then additions; keys sorted as a Go
 /// map marshals them.
-fn update_map(parent: &mut Json, key: &str, rm: &[String], add: &[String]) {
-    let cur = parent.get(key);
+fn update_map(parent: &mut Value, key: &str, rm: &[String], add: &[String]) {
+    let cur = &parent[key];
     if cur.is_null() && add.is_empty() {
         return;
     }
     if rm.is_empty() && add.is_empty() {
         return;
     }
-    let mut m: BTreeMap<String, Json> = cur.as_object().iter().cloned().collect();
+    let mut m: BTreeMap<String, Value> = cur.members().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for k in rm {
         m.remove(k);
     }
-    if let Json::Obj(added) = opts::kv_map(add) {
+    if let Value::Object(added) = opts::kv_map(add) {
         m.extend(added);
     }
-    parent.set(key, Json::Obj(m.into_iter().collect()));
+    parent.set(key, Value::Object(m.into_iter().collect()));
 }
 
 fn env_key(v: &str) -> &str {
@@ -227,28 +229,28 @@ pub fn update_constraints(cur: &[String], add: &[String], rm: &[String]) -> Vec<
 
 /// `--mount-add` (replacing by target) and `--mount-rm` (by target),
 /// sorted by source then target (docker's `updateMounts`).
-pub fn update_mounts(cur: &[Json], add: &[Json], rm: &[String]) -> CliResult<Vec<Json>> {
-    let mut by_target: BTreeMap<String, Json> = BTreeMap::new();
+pub fn update_mounts(cur: &[Value], add: &[Value], rm: &[String]) -> CliResult<Vec<Value>> {
+    let mut by_target: BTreeMap<String, Value> = BTreeMap::new();
     for m in add {
-        let t = m.get("Target").str().to_string();
+        let t = m["Target"].str().to_string();
         if by_target.insert(t, m.clone()).is_some() {
             return Err(CliError::new("duplicate mount target"));
         }
     }
     for m in cur {
-        by_target.entry(m.get("Target").str().to_string()).or_insert_with(|| m.clone());
+        by_target.entry(m["Target"].str().to_string()).or_insert_with(|| m.clone());
     }
-    let mut out: Vec<Json> = by_target.into_values().filter(|m| !rm.iter().any(|r| r == m.get("Target").str())).collect();
+    let mut out: Vec<Value> = by_target.into_values().filter(|m| !rm.iter().any(|r| r == m["Target"].str())).collect();
     out.sort_by(|a, b| {
-        let (sa, sb) = (a.get("Source").str(), b.get("Source").str());
-        sa.cmp(sb).then_with(|| a.get("Target").str().cmp(b.get("Target").str()))
+        let (sa, sb) = (a["Source"].str(), b["Source"].str());
+        sa.cmp(sb).then_with(|| a["Target"].str().cmp(b["Target"].str()))
     });
     Ok(out)
 }
 
 /// `--publish-add` and `--publish-rm` (docker's `updatePorts`): removal
 /// matches target port, protocol and mode; the result is sorted.
-pub fn update_ports(cur: &[Json], add: &[Port], rm: &[Port]) -> Vec<Json> {
+pub fn update_ports(cur: &[Value], add: &[Port], rm: &[Port]) -> Vec<Value> {
     let eq_or_default = |a: &str, b: &str, def: &str| a == b || (a.is_empty() && b == def) || (b.is_empty() && a == def);
     let mut set: BTreeMap<String, Port> = BTreeMap::new();
     for p in cur.iter().map(Port::from_json) {
@@ -274,9 +276,9 @@ pub fn update_ports(cur: &[Json], add: &[Port], rm: &[Port]) -> Vec<Json> {
 
 /// docker's `updateCapabilities`: adding wins over dropping; adding a
 /// dropped capability un-drops it (and the reverse); `RESET` clears a list.
-pub fn update_capabilities(cs: &mut Json, add: &[String], drop: &[String]) {
-    let mut cap_add = opts::capabilities_set(&strings(cs.get("CapabilityAdd")));
-    let mut cap_drop = opts::capabilities_set(&strings(cs.get("CapabilityDrop")));
+pub fn update_capabilities(cs: &mut Value, add: &[String], drop: &[String]) {
+    let mut cap_add = opts::capabilities_set(&strings(&cs["CapabilityAdd"]));
+    let mut cap_drop = opts::capabilities_set(&strings(&cs["CapabilityDrop"]));
     let mut to_add = opts::capabilities_set(add);
     let mut to_drop = opts::capabilities_set(drop);
     if to_add.remove("RESET") {
@@ -295,11 +297,11 @@ pub fn update_capabilities(cs: &mut Json, add: &[String], drop: &[String]) {
             cap_add.insert(c.clone());
         }
     }
-    let list = |s: BTreeSet<String>| -> Vec<Json> {
+    let list = |s: BTreeSet<String>| -> Vec<Value> {
         if s.contains("ALL") {
-            vec![Json::from("ALL")]
+            vec![Value::from("ALL")]
         } else {
-            s.into_iter().map(Json::Str).collect()
+            s.into_iter().map(Value::String).collect()
         }
     };
     set_list(cs, "CapabilityDrop", list(cap_drop));
@@ -307,7 +309,7 @@ pub fn update_capabilities(cs: &mut Json, add: &[String], drop: &[String]) {
 }
 
 /// docker's `updateHealthcheck`.
-fn update_healthcheck(f: &ServiceFlags, cs: &mut Json) -> CliResult {
+fn update_healthcheck(f: &ServiceFlags, cs: &mut Value) -> CliResult {
     if f.no_healthcheck.is_none() && !f.health_settings() {
         return Ok(());
     }
@@ -315,38 +317,37 @@ fn update_healthcheck(f: &ServiceFlags, cs: &mut Json) -> CliResult {
         if f.health_settings() {
             return Err(CliError::new("--no-healthcheck conflicts with --health-* options"));
         }
-        cs.set("Healthcheck", Json::object([("Test", Json::from(vec!["NONE".to_string()]))]));
+        cs.set("Healthcheck", json::object([("Test", Value::from(vec!["NONE".to_string()]))]));
         return Ok(());
     }
     let h = cs.entry(&["Healthcheck"]);
     if h.is_null() {
-        *h = Json::Obj(Vec::new());
+        *h = Value::Object(Map::new());
     }
-    if h.get("Test").as_array().first().map(|t| t.str()) == Some("NONE") {
+    if h["Test"].items().first().map(|t| t.str()) == Some("NONE") {
         h.remove("Test");
     }
     f.apply_health_values(h);
     Ok(())
 }
 
-fn update_networks(task: &mut Json, add: &[Json], rm: &[String]) -> CliResult {
-    let mut nets: Vec<Json> =
-        task.get("Networks").as_array().iter().filter(|n| !rm.iter().any(|r| r == n.get("Target").str())).cloned().collect();
+fn update_networks(task: &mut Value, add: &[Value], rm: &[String]) -> CliResult {
+    let mut nets: Vec<Value> = task["Networks"].items().iter().filter(|n| !rm.iter().any(|r| r == n["Target"].str())).cloned().collect();
     for n in add {
-        let target = n.get("Target").str();
-        if nets.iter().any(|x| x.get("Target").str() == target) {
+        let target = n["Target"].str();
+        if nets.iter().any(|x| x["Target"].str() == target) {
             return Err(CliError::new(format!("service is already attached to network {target}")));
         }
         nets.push(n.clone());
     }
-    nets.sort_by(|a, b| a.get("Target").str().cmp(b.get("Target").str()));
+    nets.sort_by(|a, b| a["Target"].str().cmp(b["Target"].str()));
     set_list(task, "Networks", nets);
     Ok(())
 }
 
 /// Secrets or configs: removal by name, then additions.
-fn update_references(cs: &mut Json, key: &str, name_key: &str, add: &[Json], rm: &[String]) {
-    let mut refs: Vec<Json> = cs.get(key).as_array().iter().filter(|r| !rm.iter().any(|x| x == r.get(name_key).str())).cloned().collect();
+fn update_references(cs: &mut Value, key: &str, name_key: &str, add: &[Value], rm: &[String]) {
+    let mut refs: Vec<Value> = cs[key].items().iter().filter(|r| !rm.iter().any(|x| x == r[name_key].str())).cloned().collect();
     refs.extend(add.iter().cloned());
     set_list(cs, key, refs);
 }
@@ -401,7 +402,7 @@ fn update_list(cur: &[String], add: &[String], rm: &[String]) -> Vec<String> {
 
 /// Applies the flags to a service spec (docker's `updateService` plus the
 /// secrets and configs of `runUpdate`).
-pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
+pub fn merge(a: &UpdateArgs, spec: &mut Value) -> CliResult {
     let f = &a.flags;
     update_map(spec, "Labels", &a.label_rm, &a.label_add);
     let task = spec.entry(&["TaskTemplate"]);
@@ -412,22 +413,22 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
             set_str(cs, "Image", i);
         }
         if let Some(w) = &a.args {
-            set_list(cs, "Args", w.0.iter().map(Json::from).collect());
+            set_list(cs, "Args", w.0.iter().map(|s| Value::from(s.as_str())).collect());
         }
         if let Some(w) = &f.entrypoint {
-            set_list(cs, "Command", w.0.iter().map(Json::from).collect());
+            set_list(cs, "Command", w.0.iter().map(|s| Value::from(s.as_str())).collect());
         }
-        let env = update_env(&strings(cs.get("Env")), &a.env_rm, &a.env_add);
-        set_list(cs, "Env", env.into_iter().map(Json::Str).collect());
+        let env = update_env(&strings(&cs["Env"]), &a.env_rm, &a.env_add);
+        set_list(cs, "Env", env.into_iter().map(Value::String).collect());
         for (key, v) in [("Dir", &f.workdir), ("User", &f.user), ("Hostname", &f.hostname)] {
             if let Some(v) = v {
                 set_str(cs, key, v);
             }
         }
         if let Some(i) = a.init {
-            cs.set("Init", Json::Bool(i));
+            cs.set("Init", Value::Bool(i));
         }
-        let mounts = update_mounts(cs.get("Mounts").as_array(), &a.mount_add, &a.mount_rm)?;
+        let mounts = update_mounts(cs["Mounts"].items(), &a.mount_add, &a.mount_rm)?;
         set_list(cs, "Mounts", mounts);
         if let Some(g) = f.stop_grace_period {
             cs.set("StopGracePeriod", g.into());
@@ -436,7 +437,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
     if f.limit_cpu.is_some() || f.limit_memory.is_some() || f.limit_pids.is_some() {
         let limits = task.entry(&["Resources", "Limits"]);
         if limits.is_null() {
-            *limits = Json::Obj(Vec::new());
+            *limits = Value::Object(Map::new());
         }
         for (key, v) in [("NanoCPUs", f.limit_cpu), ("MemoryBytes", f.limit_memory), ("Pids", f.limit_pids)] {
             if let Some(v) = v {
@@ -447,7 +448,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
     if f.reserve_cpu.is_some() || f.reserve_memory.is_some() {
         let res = task.entry(&["Resources", "Reservations"]);
         if res.is_null() {
-            *res = Json::Obj(Vec::new());
+            *res = Value::Object(Map::new());
         }
         for (key, v) in [("NanoCPUs", f.reserve_cpu), ("MemoryBytes", f.reserve_memory)] {
             if let Some(v) = v {
@@ -460,14 +461,13 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
     }
     if !a.constraint_add.is_empty() || !a.constraint_rm.is_empty() {
         let placement = task.entry(&["Placement"]);
-        let cons = update_constraints(&strings(placement.get("Constraints")), &a.constraint_add, &a.constraint_rm);
-        set_list(placement, "Constraints", cons.into_iter().map(Json::Str).collect());
+        let cons = update_constraints(&strings(&placement["Constraints"]), &a.constraint_add, &a.constraint_rm);
+        set_list(placement, "Constraints", cons.into_iter().map(Value::String).collect());
     }
     if !a.placement_pref_add.is_empty() || !a.placement_pref_rm.is_empty() {
         let placement = task.entry(&["Placement"]);
-        let mut prefs: Vec<Json> = placement
-            .get("Preferences")
-            .as_array()
+        let mut prefs: Vec<Value> = placement["Preferences"]
+            .items()
             .iter()
             .filter(|p| {
                 let d = p.at(&["Spread", "SpreadDescriptor"]);
@@ -485,15 +485,15 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         set_num(task.entry(&["Placement"]), "MaxReplicas", n as i64);
     }
     if let Some(d) = f.log_driver.as_deref().filter(|d| !d.is_empty()) {
-        let mut drv = vec![("Name", Json::from(d))];
+        let mut drv = vec![("Name", Value::from(d))];
         if !f.log_opt.is_empty() {
             drv.push(("Options", opts::kv_map(&f.log_opt)));
         }
-        task.set("LogDriver", Json::object(drv));
+        task.set("LogDriver", json::object(drv));
     }
     if a.force {
-        let n = task.get("ForceUpdate").as_u64().unwrap_or(0);
-        task.set("ForceUpdate", Json::from(n + 1));
+        let n = task["ForceUpdate"].as_u64().unwrap_or(0);
+        task.set("ForceUpdate", Value::from(n + 1));
     }
     {
         let cs = task.entry(&["ContainerSpec"]);
@@ -513,8 +513,8 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         update_references(cs, "Secrets", "SecretName", &a.secret_add, &a.secret_rm);
         update_references(cs, "Configs", "ConfigName", &a.config_add, &a.config_rm);
         if !a.host_add.is_empty() || !a.host_rm.is_empty() {
-            let hosts = update_hosts(&strings(cs.get("Hosts")), &a.host_add, &a.host_rm);
-            set_list(cs, "Hosts", hosts.into_iter().map(Json::Str).collect());
+            let hosts = update_hosts(&strings(&cs["Hosts"]), &a.host_add, &a.host_rm);
+            set_list(cs, "Hosts", hosts.into_iter().map(Value::String).collect());
         }
         for (key, add, rm) in [
             ("Nameservers", &a.dns_add, &a.dns_rm),
@@ -523,20 +523,20 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         ] {
             if !add.is_empty() || !rm.is_empty() {
                 let dns = cs.entry(&["DNSConfig"]);
-                let list = update_list(&strings(dns.get(key)), add, rm);
-                set_list(dns, key, list.into_iter().map(Json::Str).collect());
+                let list = update_list(&strings(&dns[key]), add, rm);
+                set_list(dns, key, list.into_iter().map(Value::String).collect());
             }
         }
         if !a.group_add.is_empty() || !a.group_rm.is_empty() {
-            let groups = update_list(&strings(cs.get("Groups")), &a.group_add, &a.group_rm);
-            set_list(cs, "Groups", groups.into_iter().map(Json::Str).collect());
+            let groups = update_list(&strings(&cs["Groups"]), &a.group_add, &a.group_rm);
+            set_list(cs, "Groups", groups.into_iter().map(Value::String).collect());
         }
         if !a.sysctl_add.is_empty() || !a.sysctl_rm.is_empty() {
             update_map(cs, "Sysctls", &a.sysctl_rm, &a.sysctl_add);
         }
         if !a.ulimit_add.is_empty() || !a.ulimit_rm.is_empty() {
-            let mut list: Vec<Json> =
-                cs.get("Ulimits").as_array().iter().filter(|u| !a.ulimit_rm.iter().any(|r| r == u.get("Name").str())).cloned().collect();
+            let mut list: Vec<Value> =
+                cs["Ulimits"].items().iter().filter(|u| !a.ulimit_rm.iter().any(|r| r == u["Name"].str())).cloned().collect();
             list.extend(a.ulimit_add.iter().cloned());
             set_list(cs, "Ulimits", opts::sorted_ulimits(&list));
         }
@@ -564,7 +564,7 @@ pub fn merge(a: &UpdateArgs, spec: &mut Json) -> CliResult {
         let ep = spec.entry(&["EndpointSpec"]);
         let add: Vec<Port> = a.publish_add.iter().flat_map(|l| l.0.clone()).collect();
         let rm: Vec<Port> = a.publish_rm.iter().flat_map(|l| l.0.clone()).collect();
-        let ports = update_ports(ep.get("Ports").as_array(), &add, &rm);
+        let ports = update_ports(ep["Ports"].items(), &add, &rm);
         set_list(ep, "Ports", ports);
     }
     Ok(())
@@ -575,11 +575,11 @@ pub fn run(env: &mut Env, a: UpdateArgs) -> CliResult {
     if a.rollback && a.other_than_rollback() {
         return Err(CliError::new("other flags may not be combined with --rollback"));
     }
-    let mut spec = service.get("Spec").clone();
+    let mut spec = service["Spec"].clone();
     merge(&a, &mut spec)?;
     crate::commands::secret::resolve_references(env.client, spec.entry(&["TaskTemplate", "ContainerSpec"]))?;
     opts::tag_spec_image(&mut spec);
-    let id = service.get("ID").str();
+    let id = service["ID"].str();
     let version = service.at(&["Version", "Index"]).as_u64().unwrap_or(0);
     let mut params = vec![("registryAuthFrom", "spec".to_string())];
     if a.rollback {
@@ -589,7 +589,7 @@ pub fn run(env: &mut Env, a: UpdateArgs) -> CliResult {
     let auth = super::create::registry_auth(a.flags.with_registry_auth, &spec)?;
     let path = format!("/services/{}/update{}", path_segment(id), query(&params));
     let resp = env.client.post_auth(&path, Some(&spec), auth.as_deref())?;
-    for w in resp.get("Warnings").as_array() {
+    for w in resp["Warnings"].items() {
         env.eprintln(w.str());
     }
     env.println(&a.service)?;
@@ -626,8 +626,8 @@ mod tests {
         "Resources":{"Limits":{},"Reservations":{}},"Placement":{"Constraints":["node.role == worker"]},"ForceUpdate":0},
         "Mode":{"Replicated":{"Replicas":3}},"EndpointSpec":{"Mode":"vip","Ports":[{"Protocol":"tcp","TargetPort":80,"PublishedPort":8080,"PublishMode":"ingress"}]}}"#;
 
-    fn merged(args: &[&str]) -> Json {
-        let mut spec = Json::parse(SPEC).unwrap();
+    fn merged(args: &[&str]) -> Value {
+        let mut spec = json::parse(SPEC).unwrap();
         let mut v = args.to_vec();
         v.push("web");
         merge(&parse(&v), &mut spec).unwrap();
@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn label_and_constraint_add_rm() {
         let s = merged(&["--label-add", "c=3", "--label-rm", "a", "--label-add", "b=x"]);
-        assert_eq!(s.get("Labels").to_compact(), r#"{"b":"x","c":"3"}"#);
+        assert_eq!(s["Labels"].to_compact(), r#"{"b":"x","c":"3"}"#);
         let s = merged(&[
             "--constraint-add",
             "node.labels.zone == b",
@@ -696,20 +696,20 @@ mod tests {
             "--stop-grace-period",
             "1m",
         ]);
-        let t = s.get("TaskTemplate");
+        let t = &s["TaskTemplate"];
         assert_eq!(t.at(&["ContainerSpec", "Image"]).str(), "nginx:1.11.3-alpine");
         assert_eq!(t.at(&["ContainerSpec", "Args"]).to_compact(), r#"["-g","daemon off;"]"#);
         assert_eq!(
-            t.get("Resources").to_compact(),
+            t["Resources"].to_compact(),
             r#"{"Limits":{"NanoCPUs":500000000,"MemoryBytes":134217728},"Reservations":{"NanoCPUs":100000000}}"#
         );
         assert_eq!(s.at(&["Mode", "Replicated", "Replicas"]).as_u64(), Some(5));
         assert_eq!(
-            s.get("UpdateConfig").to_compact(),
+            s["UpdateConfig"].to_compact(),
             r#"{"Parallelism":2,"Delay":10000000000,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0,"Order":"stop-first"}"#
         );
-        assert_eq!(t.get("RestartPolicy").to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":0}"#);
-        assert_eq!(t.get("ForceUpdate").as_u64(), Some(1));
+        assert_eq!(t["RestartPolicy"].to_compact(), r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":0}"#);
+        assert_eq!(t["ForceUpdate"].as_u64(), Some(1));
         assert!(t.at(&["ContainerSpec", "ReadOnly"]).bool());
         assert_eq!(t.at(&["ContainerSpec", "StopGracePeriod"]).as_i64(), Some(60_000_000_000));
         let s = merged(&["--read-only=false", "--limit-memory", "0"]);
@@ -724,7 +724,7 @@ mod tests {
             s.at(&["TaskTemplate", "ContainerSpec", "Mounts"]).to_compact(),
             r#"[{"Type":"tmpfs","Target":"/t"},{"Type":"bind","Source":"/b","Target":"/a"}]"#
         );
-        let mut spec = Json::parse(SPEC).unwrap();
+        let mut spec = json::parse(SPEC).unwrap();
         let a = parse(&["--mount-add", "target=/x", "--mount-add", "target=/x", "web"]);
         assert_eq!(merge(&a, &mut spec).unwrap_err().message, "duplicate mount target");
 
@@ -734,14 +734,14 @@ mod tests {
             r#"[{"Protocol":"tcp","TargetPort":90,"PublishedPort":9090,"PublishMode":"ingress"}]"#
         );
         let s = merged(&["--publish-rm", "target=80,protocol=udp"]);
-        assert_eq!(s.at(&["EndpointSpec", "Ports"]).as_array().len(), 1, "udp removal leaves the tcp port");
+        assert_eq!(s.at(&["EndpointSpec", "Ports"]).items().len(), 1, "udp removal leaves the tcp port");
         let s = merged(&["--publish-rm", "80"]);
-        assert!(!s.get("EndpointSpec").has("Ports"));
+        assert!(!s["EndpointSpec"].has("Ports"));
     }
 
     #[test]
     fn capabilities_healthcheck_and_errors() {
-        let mut cs = Json::parse(r#"{"CapabilityAdd":["CAP_NET_ADMIN"],"CapabilityDrop":["CAP_CHOWN"]}"#).unwrap();
+        let mut cs = json::parse(r#"{"CapabilityAdd":["CAP_NET_ADMIN"],"CapabilityDrop":["CAP_CHOWN"]}"#).unwrap();
         update_capabilities(&mut cs, &["chown".into(), "sys_time".into()], &["net_admin".into()]);
         assert_eq!(cs.to_compact(), r#"{"CapabilityAdd":["CAP_SYS_TIME"]}"#);
         let s = merged(&["--health-cmd", "true", "--health-retries", "2"]);
@@ -749,7 +749,7 @@ mod tests {
         let s = merged(&["--no-healthcheck"]);
         assert_eq!(s.at(&["TaskTemplate", "ContainerSpec", "Healthcheck"]).to_compact(), r#"{"Test":["NONE"]}"#);
 
-        let mut spec = Json::parse(&SPEC.replace(r#"{"Replicated":{"Replicas":3}}"#, r#"{"Global":{}}"#)).unwrap();
+        let mut spec = json::parse(&SPEC.replace(r#"{"Replicated":{"Replicas":3}}"#, r#"{"Global":{}}"#)).unwrap();
         assert_eq!(
             merge(&parse(&["--replicas", "2", "web"]), &mut spec).unwrap_err().message,
             "replicas can only be used with replicated mode"
@@ -782,15 +782,15 @@ mod tests {
         }
         assert_eq!(String::from_utf8(out).unwrap(), "web\nweb\n");
         let reqs = d.requests();
-        let body = Json::parse(&reqs[1].body).unwrap();
+        let body = json::parse(&reqs[1].body).unwrap();
         assert_eq!(body.at(&["TaskTemplate", "ContainerSpec", "Image"]).str(), "busybox:1.36");
-        assert_eq!(body.get("Name").str(), "web");
+        assert_eq!(body["Name"].str(), "web");
         assert_eq!(body.at(&["Mode", "Replicated", "Replicas"]).as_u64(), Some(3));
     }
 
     #[test]
     fn hosts_dns_sysctls_and_ulimits_are_added_and_removed() {
-        let mut spec = Json::parse(
+        let mut spec = json::parse(
             r#"{"TaskTemplate":{"ContainerSpec":{"Hosts":["10.0.0.5 db","10.0.0.6 cache"],"DNSConfig":{"Nameservers":["10.1.1.1"]},"Sysctls":{"a":"1"},"Ulimits":[{"Name":"nproc","Hard":64,"Soft":64}]}}}"#,
         )
         .unwrap();
@@ -817,15 +817,15 @@ mod tests {
         ]);
         merge(&a, &mut spec).unwrap();
         let cs = spec.at(&["TaskTemplate", "ContainerSpec"]);
-        assert_eq!(cs.get("Hosts").to_compact(), r#"["10.0.0.6 cache","10.0.0.7 web"]"#);
-        assert_eq!(cs.get("DNSConfig").to_compact(), r#"{"Nameservers":["10.2.2.2"]}"#);
-        assert_eq!(cs.get("Sysctls").to_compact(), r#"{"b":"2"}"#);
-        assert_eq!(cs.get("Groups").to_compact(), r#"["audio"]"#);
-        assert_eq!(cs.get("Ulimits").to_compact(), r#"[{"Name":"nofile","Hard":20,"Soft":10}]"#);
+        assert_eq!(cs["Hosts"].to_compact(), r#"["10.0.0.6 cache","10.0.0.7 web"]"#);
+        assert_eq!(cs["DNSConfig"].to_compact(), r#"{"Nameservers":["10.2.2.2"]}"#);
+        assert_eq!(cs["Sysctls"].to_compact(), r#"{"b":"2"}"#);
+        assert_eq!(cs["Groups"].to_compact(), r#"["audio"]"#);
+        assert_eq!(cs["Ulimits"].to_compact(), r#"[{"Name":"nofile","Hard":20,"Soft":10}]"#);
         assert_eq!(update_hosts(&["10.0.0.5 db".into(), "10.0.0.9 db".into()], &[], &["db:10.0.0.9".into()]), vec!["10.0.0.5 db"]);
         // Without these flags the spec is left alone (no empty DNSConfig).
-        let mut bare = Json::parse(r#"{"TaskTemplate":{"ContainerSpec":{"Image":"x"}}}"#).unwrap();
+        let mut bare = json::parse(r#"{"TaskTemplate":{"ContainerSpec":{"Image":"x"}}}"#).unwrap();
         merge(&parse(&["--replicas", "2", "web"]), &mut bare).ok();
-        assert!(bare.at(&["TaskTemplate", "ContainerSpec"]).get("DNSConfig").is_null());
+        assert!(bare.at(&["TaskTemplate", "ContainerSpec"])["DNSConfig"].is_null());
     }
 }

@@ -26,7 +26,9 @@ use crate::commands::service::progress;
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct DeployArgs {
@@ -76,8 +78,8 @@ fn read_cluster(env: &Env, stack: &str) -> CliResult<(Current, Ids)> {
     let current = Current {
         services: stack_objects(env.client, "services", stack)?,
         networks: stack_objects(env.client, "networks", stack)?,
-        secrets: secrets.as_array().to_vec(),
-        configs: configs.as_array().to_vec(),
+        secrets: secrets.items().to_vec(),
+        configs: configs.items().to_vec(),
     };
     Ok((current, ids))
 }
@@ -96,10 +98,10 @@ fn check_externals(env: &Env, plan: &shoal_compose::Plan, ids: &Ids) -> CliResul
                 )))
             }
             Err(e) => return Err(e),
-            Ok(n) if n.get("Scope").str() != "swarm" => {
+            Ok(n) if n["Scope"].str() != "swarm" => {
                 return Err(CliError::new(format!(
                     "network {name:?} is declared as external, but it is not in the right scope: {:?} instead of \"swarm\"",
-                    n.get("Scope").str()
+                    n["Scope"].str()
                 )))
             }
             Ok(_) => {}
@@ -136,7 +138,7 @@ pub fn run(env: &mut Env, a: DeployArgs) -> CliResult {
     wait_converged(env, &service_ids, a.quiet)
 }
 
-fn post_json(env: &Env, path: &str, body: &Json, what: &str) -> CliResult<Json> {
+fn post_json(env: &Env, path: &str, body: &Value, what: &str) -> CliResult<Value> {
     env.client.post(path, Some(body)).map_err(|e| CliError::new(format!("failed to {what}: {}", e.message)))
 }
 
@@ -173,7 +175,7 @@ fn apply(
     }
     // The new secrets and configs have IDs now.
     if !changes.create_secrets.is_empty() || !changes.create_configs.is_empty() {
-        let ids = Ids::from_lists(&Json::Arr(vec![]), &env.client.get("/secrets")?, &env.client.get("/configs")?);
+        let ids = Ids::from_lists(&Value::Array(vec![]), &env.client.get("/secrets")?, &env.client.get("/configs")?);
         for s in &mut changes.services {
             diff::fill_reference_ids(&mut s.spec, &ids);
         }
@@ -199,10 +201,10 @@ fn apply(
                     .client
                     .post_auth("/services/create", Some(&s.spec), auth.as_deref())
                     .map_err(|e| CliError::new(format!("failed to create service {}: {}", s.full_name, e.message)))?;
-                for w in resp.get("Warnings").as_array() {
+                for w in resp["Warnings"].items() {
                     env.eprintln(w.str());
                 }
-                resp.get("ID").str().to_string()
+                resp["ID"].str().to_string()
             }
             ServiceAction::Update { id, version } => {
                 env.println(&diff::updating_service(&s.full_name, id))?;
@@ -211,7 +213,7 @@ fn apply(
                     .client
                     .post_auth(&path, Some(&s.spec), auth.as_deref())
                     .map_err(|e| CliError::new(format!("failed to update service {}: {}", s.full_name, e.message)))?;
-                for w in resp.get("Warnings").as_array() {
+                for w in resp["Warnings"].items() {
                     env.eprintln(w.str());
                 }
                 id.clone()
@@ -261,14 +263,14 @@ fn apply(
 
 // ------------------------------------------------------------ depends_on
 
-fn mode_total(service: &Json) -> (Option<u64>, bool) {
+fn mode_total(service: &Value) -> (Option<u64>, bool) {
     let m = service.at(&["Spec", "Mode"]);
     if m.has("Replicated") {
         (Some(m.at(&["Replicated", "Replicas"]).as_u64().unwrap_or(1)), false)
     } else if m.has("ReplicatedJob") {
-        let j = m.get("ReplicatedJob");
-        let conc = j.get("MaxConcurrent").as_u64().unwrap_or(1).max(1);
-        (Some(j.get("TotalCompletions").as_u64().unwrap_or(conc)), true)
+        let j = &m["ReplicatedJob"];
+        let conc = j["MaxConcurrent"].as_u64().unwrap_or(1).max(1);
+        (Some(j["TotalCompletions"].as_u64().unwrap_or(conc)), true)
     } else if m.has("GlobalJob") {
         (None, true)
     } else {
@@ -276,16 +278,16 @@ fn mode_total(service: &Json) -> (Option<u64>, bool) {
     }
 }
 
-fn state(t: &Json) -> &str {
+fn state(t: &Value) -> &str {
     t.at(&["Status", "State"]).str()
 }
 
 /// Whether `condition` holds for a service with these tasks (of its
 /// current spec). Shoal reports a task with a health check running only
 /// after a passing probe, so running tasks of such a service are healthy.
-pub fn condition_met(service: &Json, tasks: &[Json], condition: Condition) -> bool {
+pub fn condition_met(service: &Value, tasks: &[Value], condition: Condition) -> bool {
     let (total, job) = mode_total(service);
-    let live: Vec<&Json> = tasks.iter().filter(|t| t.get("DesiredState").str() == "running").collect();
+    let live: Vec<&Value> = tasks.iter().filter(|t| t["DesiredState"].str() == "running").collect();
     let running = live.iter().filter(|t| state(t) == "running").count() as u64;
     let complete = tasks.iter().filter(|t| state(t) == "complete").count() as u64;
     match condition {
@@ -307,32 +309,32 @@ pub fn condition_met(service: &Json, tasks: &[Json], condition: Condition) -> bo
 }
 
 /// The newest error among the tasks, for messages: `task <id>: <error>`.
-pub fn last_task_error(tasks: &[Json]) -> Option<String> {
-    let mut with_err: Vec<&Json> =
+pub fn last_task_error(tasks: &[Value]) -> Option<String> {
+    let mut with_err: Vec<&Value> =
         tasks.iter().filter(|t| !t.at(&["Status", "Err"]).str().is_empty() || matches!(state(t), "failed" | "rejected")).collect();
     with_err.sort_by(|a, b| a.at(&["Status", "Timestamp"]).str().cmp(b.at(&["Status", "Timestamp"]).str()));
     let t = with_err.last()?;
     let err = t.at(&["Status", "Err"]).str();
     let msg = if err.is_empty() { t.at(&["Status", "Message"]).str() } else { err };
-    Some(format!("task {}: {msg}", t.get("ID").str()))
+    Some(format!("task {}: {msg}", t["ID"].str()))
 }
 
 /// `tasks: new, running` when no task has an error to show.
-fn task_states(tasks: &[Json]) -> Option<String> {
+fn task_states(tasks: &[Value]) -> Option<String> {
     let states: Vec<&str> = tasks.iter().map(state).collect();
     (!states.is_empty()).then(|| format!("tasks: {}", states.join(", ")))
 }
 
-fn current_tasks(env: &Env, service: &Json) -> CliResult<Vec<Json>> {
+fn current_tasks(env: &Env, service: &Value) -> CliResult<Vec<Value>> {
     let mut f = Filters::new();
-    f.add("service", service.get("ID").str());
+    f.add("service", service["ID"].str());
     let tasks = env.client.get(&format!("/tasks{}", f.query()))?;
     let template = service.at(&["Spec", "TaskTemplate"]);
     let iteration = service.at(&["JobStatus", "JobIteration", "Index"]).as_u64();
     Ok(tasks
-        .as_array()
+        .items()
         .iter()
-        .filter(|t| t.get("Spec") == template)
+        .filter(|t| t["Spec"] == *template)
         .filter(|t| iteration.is_none() || t.at(&["JobIteration", "Index"]).as_u64() == iteration)
         .cloned()
         .collect())
@@ -406,16 +408,17 @@ fn wait_converged(env: &mut Env, services: &[(String, String, bool)], quiet: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json;
 
-    fn task(st: &str, desired: &str, err: &str, ts: &str) -> Json {
-        Json::parse(&format!(
+    fn task(st: &str, desired: &str, err: &str, ts: &str) -> Value {
+        json::parse(&format!(
             r#"{{"ID":"t-{st}-{ts}","DesiredState":"{desired}","Status":{{"State":"{st}","Err":"{err}","Timestamp":"{ts}"}}}}"#
         ))
         .unwrap()
     }
 
-    fn svc(mode: &str) -> Json {
-        Json::parse(&format!(r#"{{"ID":"s","Spec":{{"Mode":{mode}}}}}"#)).unwrap()
+    fn svc(mode: &str) -> Value {
+        json::parse(&format!(r#"{{"ID":"s","Spec":{{"Mode":{mode}}}}}"#)).unwrap()
     }
 
     #[test]

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use shoal_api::service::ServiceSpec;
 
 use crate::commands::service::opts::tag_spec_image;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 /// The label docker puts on everything a stack owns.
 pub const LABEL_NAMESPACE: &str = shoal_compose::LABEL_NAMESPACE;
@@ -41,12 +43,12 @@ pub struct Ids {
 
 impl Ids {
     /// From `GET /networks`, `/secrets` and `/configs` answers.
-    pub fn from_lists(networks: &Json, secrets: &Json, configs: &Json) -> Ids {
-        let spec_names = |l: &Json| -> BTreeMap<String, String> {
-            l.as_array().iter().map(|o| (o.at(&["Spec", "Name"]).str().to_string(), o.get("ID").str().to_string())).collect()
+    pub fn from_lists(networks: &Value, secrets: &Value, configs: &Value) -> Ids {
+        let spec_names = |l: &Value| -> BTreeMap<String, String> {
+            l.items().iter().map(|o| (o.at(&["Spec", "Name"]).str().to_string(), o["ID"].str().to_string())).collect()
         };
         Ids {
-            networks: networks.as_array().iter().map(|n| (n.get("Name").str().to_string(), n.get("Id").str().to_string())).collect(),
+            networks: networks.items().iter().map(|n| (n["Name"].str().to_string(), n["Id"].str().to_string())).collect(),
             secrets: spec_names(secrets),
             configs: spec_names(configs),
         }
@@ -57,12 +59,12 @@ impl Ids {
 #[derive(Clone, Debug, Default)]
 pub struct Current {
     /// `GET /services` objects.
-    pub services: Vec<Json>,
+    pub services: Vec<Value>,
     /// `GET /networks` objects (`Name`, `Id`).
-    pub networks: Vec<Json>,
+    pub networks: Vec<Value>,
     /// `GET /secrets` and `/configs` objects (`ID`, `Version`, `Spec`).
-    pub secrets: Vec<Json>,
-    pub configs: Vec<Json>,
+    pub secrets: Vec<Value>,
+    pub configs: Vec<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +82,7 @@ pub struct ServiceChange {
     pub full_name: String,
     pub action: ServiceAction,
     /// The spec to send (create or update).
-    pub spec: Json,
+    pub spec: Value,
 }
 
 /// An object that exists: (name, ID, version).
@@ -94,13 +96,13 @@ pub struct Existing {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Changes {
     /// Network create bodies, for networks the stack does not have yet.
-    pub create_networks: Vec<(String, Json)>,
+    pub create_networks: Vec<(String, Value)>,
     /// Secrets and configs: created when missing; those that exist get
     /// docker's update (labels may change; the daemon refuses new data).
-    pub create_secrets: Vec<(String, Json)>,
-    pub update_secrets: Vec<(Existing, Json)>,
-    pub create_configs: Vec<(String, Json)>,
-    pub update_configs: Vec<(Existing, Json)>,
+    pub create_secrets: Vec<(String, Value)>,
+    pub update_secrets: Vec<(Existing, Value)>,
+    pub create_configs: Vec<(String, Value)>,
+    pub update_configs: Vec<(Existing, Value)>,
     /// In the plan's order (dependencies first).
     pub services: Vec<ServiceChange>,
     /// `--prune`: the stack's objects the file no longer names.
@@ -113,64 +115,60 @@ pub struct Changes {
 /// The plan with its bodies as the CLI's JSON.
 #[derive(Clone, Debug, Default)]
 pub struct PlanJson {
-    pub networks: Vec<(String, Json)>,
-    pub secrets: Vec<(String, Json)>,
-    pub configs: Vec<(String, Json)>,
+    pub networks: Vec<(String, Value)>,
+    pub secrets: Vec<(String, Value)>,
+    pub configs: Vec<(String, Value)>,
     /// (compose name, spec).
-    pub services: Vec<(String, Json)>,
-}
-
-pub fn to_json(v: &serde_json::Value) -> Json {
-    Json::parse(&v.to_string()).expect("serde_json writes valid JSON")
+    pub services: Vec<(String, Value)>,
 }
 
 impl PlanJson {
     pub fn from_plan(plan: &shoal_compose::Plan) -> PlanJson {
-        let res = |l: &[shoal_compose::Resource]| l.iter().map(|r| (r.name.clone(), to_json(&r.spec))).collect();
+        let res = |l: &[shoal_compose::Resource]| l.iter().map(|r| (r.name.clone(), r.spec.clone())).collect();
         PlanJson {
             networks: res(&plan.networks),
             secrets: res(&plan.secrets),
             configs: res(&plan.configs),
-            services: plan.services.iter().map(|s| (s.name.clone(), to_json(&s.spec))).collect(),
+            services: plan.services.iter().map(|s| (s.name.clone(), s.spec.clone())).collect(),
         }
     }
 }
 
-fn existing(o: &Json, name: &str) -> Existing {
-    let id = if o.has("Id") { o.get("Id") } else { o.get("ID") };
+fn existing(o: &Value, name: &str) -> Existing {
+    let id = if o.has("Id") { &o["Id"] } else { &o["ID"] };
     Existing { name: name.to_string(), id: id.str().to_string(), version: o.at(&["Version", "Index"]).as_u64().unwrap_or(0) }
 }
 
-fn spec_name(o: &Json) -> &str {
+fn spec_name(o: &Value) -> &str {
     o.at(&["Spec", "Name"]).str()
 }
 
 /// Fills `SecretID`/`ConfigID` for references by name that `ids` knows.
-pub fn fill_reference_ids(spec: &mut Json, ids: &Ids) {
+pub fn fill_reference_ids(spec: &mut Value, ids: &Ids) {
     let cs = spec.entry(&["TaskTemplate", "ContainerSpec"]);
     for (list, id_key, name_key, known) in
         [("Secrets", "SecretID", "SecretName", &ids.secrets), ("Configs", "ConfigID", "ConfigName", &ids.configs)]
     {
-        let Json::Arr(refs) = cs.get(list).clone() else { continue };
+        let Value::Array(refs) = cs[list].clone() else { continue };
         let refs = refs
             .into_iter()
             .map(|mut r| {
-                if r.get(id_key).str().is_empty() {
-                    if let Some(id) = known.get(r.get(name_key).str()) {
-                        r.set(id_key, Json::from(id.as_str()));
+                if r[id_key].str().is_empty() {
+                    if let Some(id) = known.get(r[name_key].str()) {
+                        r.set(id_key, Value::from(id.as_str()));
                     }
                 }
                 r
             })
             .collect();
-        cs.set(list, Json::Arr(refs));
+        cs.set(list, Value::Array(refs));
     }
 }
 
 /// The spec to send for a planned service: IDs filled, image tagged, and
 /// for an existing service docker's `--resolve-image` and `ForceUpdate`
 /// rules applied.
-pub fn prepare_spec(planned: &Json, existing: Option<&Json>, ids: &Ids, resolve: ResolveImage) -> Json {
+pub fn prepare_spec(planned: &Value, existing: Option<&Value>, ids: &Ids, resolve: ResolveImage) -> Value {
     let mut spec = planned.clone();
     fill_reference_ids(&mut spec, ids);
     tag_spec_image(&mut spec);
@@ -187,35 +185,35 @@ pub fn prepare_spec(planned: &Json, existing: Option<&Json>, ids: &Ids, resolve:
         }
         // Stack deploy has no --force: keep the service's counter.
         let force = svc.at(&["Spec", "TaskTemplate", "ForceUpdate"]).clone();
-        spec.entry(&["TaskTemplate"]).set("ForceUpdate", if force.is_null() { Json::from(0u64) } else { force });
+        spec.entry(&["TaskTemplate"]).set("ForceUpdate", if force.is_null() { Value::from(0u64) } else { force });
     }
     spec
 }
 
 /// Reads a spec as the daemon does, with network targets by ID (a name the
 /// cluster does not know stays a name, so it differs from any ID).
-fn typed(spec: &Json, ids: &Ids) -> Option<ServiceSpec> {
+fn typed(spec: &Value, ids: &Ids) -> Option<ServiceSpec> {
     let mut spec = spec.clone();
     let nets = spec.at(&["TaskTemplate", "Networks"]).clone();
-    if let Json::Arr(list) = nets {
-        let mut list: Vec<Json> = list
+    if let Value::Array(list) = nets {
+        let mut list: Vec<Value> = list
             .into_iter()
             .map(|mut n| {
-                if let Some(id) = ids.networks.get(n.get("Target").str()) {
-                    n.set("Target", Json::from(id.as_str()));
+                if let Some(id) = ids.networks.get(n["Target"].str()) {
+                    n.set("Target", Value::from(id.as_str()));
                 }
                 n
             })
             .collect();
-        list.sort_by(|a, b| a.get("Target").str().cmp(b.get("Target").str()));
-        spec.entry(&["TaskTemplate"]).set("Networks", Json::Arr(list));
+        list.sort_by(|a, b| a["Target"].str().cmp(b["Target"].str()));
+        spec.entry(&["TaskTemplate"]).set("Networks", Value::Array(list));
     }
-    serde_json::from_str(&spec.to_compact()).ok()
+    serde_json::from_value(spec).ok()
 }
 
 /// Whether sending `prepared` to a service that has `current` (its `Spec`)
 /// would change nothing.
-pub fn same_spec(prepared: &Json, current: &Json, ids: &Ids) -> bool {
+pub fn same_spec(prepared: &Value, current: &Value, ids: &Ids) -> bool {
     match (typed(prepared, ids), typed(current, ids)) {
         // As the daemon keeps them: moby's defaults for parts sent.
         (Some(a), Some(b)) => a.as_docker_stores() == b.as_docker_stores(),
@@ -226,7 +224,7 @@ pub fn same_spec(prepared: &Json, current: &Json, ids: &Ids) -> bool {
 /// Everything a deploy of `plan` does to a stack that has `current`.
 pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveImage, stack: &str, prune: bool) -> Changes {
     let mut c = Changes::default();
-    let have_net: BTreeMap<&str, &Json> = current.networks.iter().map(|n| (n.get("Name").str(), n)).collect();
+    let have_net: BTreeMap<&str, &Value> = current.networks.iter().map(|n| (n["Name"].str(), n)).collect();
     for (name, body) in &plan.networks {
         if !have_net.contains_key(name.as_str()) {
             c.create_networks.push((name.clone(), body.clone()));
@@ -242,24 +240,23 @@ pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveIm
             match known.get(name) {
                 None => create.push((name.clone(), body.clone())),
                 Some(id) => {
-                    let version =
-                        all.iter().find(|o| o.get("ID").str() == id).and_then(|o| o.at(&["Version", "Index"]).as_u64()).unwrap_or(0);
+                    let version = all.iter().find(|o| o["ID"].str() == id).and_then(|o| o.at(&["Version", "Index"]).as_u64()).unwrap_or(0);
                     update.push((Existing { name: name.clone(), id: id.clone(), version }, body.clone()));
                 }
             }
         }
     }
 
-    let have_svc: BTreeMap<&str, &Json> = current.services.iter().map(|s| (spec_name(s), s)).collect();
+    let have_svc: BTreeMap<&str, &Value> = current.services.iter().map(|s| (spec_name(s), s)).collect();
     for (name, planned) in &plan.services {
-        let full_name = planned.get("Name").str().to_string();
+        let full_name = planned["Name"].str().to_string();
         let found = have_svc.get(full_name.as_str()).copied();
         let spec = prepare_spec(planned, found, ids, resolve);
         let action = match found {
             None => ServiceAction::Create,
             Some(svc) => {
-                let id = svc.get("ID").str().to_string();
-                if same_spec(&spec, svc.get("Spec"), ids) {
+                let id = svc["ID"].str().to_string();
+                if same_spec(&spec, &svc["Spec"], ids) {
                     ServiceAction::Unchanged { id }
                 } else {
                     ServiceAction::Update { id, version: svc.at(&["Version", "Index"]).as_u64().unwrap_or(0) }
@@ -270,16 +267,16 @@ pub fn changes(plan: &PlanJson, current: &Current, ids: &Ids, resolve: ResolveIm
     }
 
     if prune {
-        let label_ok = |o: &Json, labels: &[&str]| o.at(labels).get(LABEL_NAMESPACE).str() == stack;
-        let named = |list: &[(String, Json)], n: &str| list.iter().any(|(name, _)| name == n);
+        let label_ok = |o: &Value, labels: &[&str]| o.at(labels)[LABEL_NAMESPACE].str() == stack;
+        let named = |list: &[(String, Value)], n: &str| list.iter().any(|(name, _)| name == n);
         for s in &current.services {
             let n = spec_name(s);
-            if label_ok(s, &["Spec", "Labels"]) && !plan.services.iter().any(|(_, spec)| spec.get("Name").str() == n) {
+            if label_ok(s, &["Spec", "Labels"]) && !plan.services.iter().any(|(_, spec)| spec["Name"].str() == n) {
                 c.remove_services.push(existing(s, n));
             }
         }
         for n in &current.networks {
-            let name = n.get("Name").str();
+            let name = n["Name"].str();
             if label_ok(n, &["Labels"]) && !named(&plan.networks, name) {
                 c.remove_networks.push(existing(n, name));
             }
@@ -363,9 +360,10 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json;
 
-    fn j(s: &str) -> Json {
-        Json::parse(s).unwrap()
+    fn j(s: &str) -> Value {
+        json::parse(s).unwrap()
     }
 
     fn plan() -> PlanJson {
@@ -393,26 +391,26 @@ mod tests {
 
     /// The services as the daemon would hold them after a deploy of `plan`:
     /// references by ID, networks by ID, ForceUpdate 0, image tagged.
-    fn deployed(plan: &PlanJson, ids: &Ids) -> Vec<Json> {
+    fn deployed(plan: &PlanJson, ids: &Ids) -> Vec<Value> {
         plan.services
             .iter()
             .enumerate()
             .map(|(i, (_, spec))| {
                 let mut spec = prepare_spec(spec, None, ids, ResolveImage::Always);
-                let nets: Vec<Json> = spec
+                let nets: Vec<Value> = spec
                     .at(&["TaskTemplate", "Networks"])
-                    .as_array()
+                    .items()
                     .iter()
                     .map(|n| {
                         let mut n = n.clone();
-                        n.set("Target", Json::from(ids.networks[n.get("Target").str()].as_str()));
+                        n.set("Target", Value::from(ids.networks[n["Target"].str()].as_str()));
                         n
                     })
                     .collect();
-                spec.entry(&["TaskTemplate"]).set("Networks", Json::Arr(nets));
-                spec.entry(&["TaskTemplate"]).set("ForceUpdate", Json::from(0u64));
+                spec.entry(&["TaskTemplate"]).set("Networks", Value::Array(nets));
+                spec.entry(&["TaskTemplate"]).set("ForceUpdate", Value::from(0u64));
                 spec.set("Mode", j(r#"{"Replicated":{"Replicas":2}}"#));
-                Json::object([("ID", Json::from(format!("svc{i}"))), ("Version", j(r#"{"Index":7}"#)), ("Spec", spec)])
+                json::object([("ID", Value::from(format!("svc{i}"))), ("Version", j(r#"{"Index":7}"#)), ("Spec", spec)])
             })
             .collect()
     }
@@ -428,7 +426,7 @@ mod tests {
         }
     }
 
-    fn labelled_net(name: &str, id: &str) -> Json {
+    fn labelled_net(name: &str, id: &str) -> Value {
         j(&format!(r#"{{"Name":"{name}","Id":"{id}","Labels":{{"com.docker.stack.namespace":"app"}}}}"#))
     }
 
@@ -469,7 +467,7 @@ mod tests {
         );
         assert!(c.remove_services.is_empty() && c.remove_networks.is_empty() && c.remove_secrets.is_empty());
         // The secret reference got its ID, as the daemon keeps it.
-        assert_eq!(c.services[1].spec.at(&["TaskTemplate", "ContainerSpec", "Secrets"]).as_array()[0].get("SecretID").str(), "s1");
+        assert_eq!(c.services[1].spec.at(&["TaskTemplate", "ContainerSpec", "Secrets"]).items()[0]["SecretID"].str(), "s1");
     }
 
     #[test]
@@ -490,7 +488,7 @@ mod tests {
         // Not the stack's: never pruned.
         current.services.push(j(r#"{"ID":"svcx","Version":{"Index":2},"Spec":{"Name":"other","Labels":{}}}"#));
         let mut p = plan();
-        p.services[1].1.entry(&["TaskTemplate", "ContainerSpec"]).set("Env", Json::from(vec!["MODE=fast".to_string()]));
+        p.services[1].1.entry(&["TaskTemplate", "ContainerSpec"]).set("Env", Value::from(vec!["MODE=fast".to_string()]));
 
         let c = changes(&p, &current, &ids, ResolveImage::Always, "app", false);
         assert_eq!(c.services[0].action, ServiceAction::Unchanged { id: "svc0".into() });

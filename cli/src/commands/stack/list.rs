@@ -13,7 +13,9 @@ use crate::commands::Env;
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{self, natural_cmp};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::{self, JsonExt};
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct LsArgs {
@@ -62,14 +64,14 @@ const STACK_TABLE_FORMAT: &str = "table {{.Name}}\t{{.Services}}";
 
 /// (stack name, number of services), from services carrying the label,
 /// in natural order of names.
-pub fn summarize(services: &[Json]) -> CliResult<Vec<(String, usize)>> {
+pub fn summarize(services: &[Value]) -> CliResult<Vec<(String, usize)>> {
     let mut out: Vec<(String, usize)> = Vec::new();
     for s in services {
         let labels = s.at(&["Spec", "Labels"]);
         if !labels.has(LABEL_NAMESPACE) {
-            return Err(CliError::new(format!("cannot get label {LABEL_NAMESPACE} for service {}", s.get("ID").str())));
+            return Err(CliError::new(format!("cannot get label {LABEL_NAMESPACE} for service {}", s["ID"].str())));
         }
-        let name = labels.get(LABEL_NAMESPACE).str();
+        let name = labels[LABEL_NAMESPACE].str();
         match out.iter_mut().find(|(n, _)| n == name) {
             Some((_, count)) => *count += 1,
             None => out.push((name.to_string(), 1)),
@@ -81,8 +83,8 @@ pub fn summarize(services: &[Json]) -> CliResult<Vec<(String, usize)>> {
 
 pub fn render_stacks(stacks: &[(String, usize)], format: &str) -> CliResult<String> {
     let format = if format.is_empty() || format == format::TABLE_FORMAT_KEY { STACK_TABLE_FORMAT } else { format };
-    let rows: Vec<Json> =
-        stacks.iter().map(|(n, c)| Json::object([("Name", Json::from(n.as_str())), ("Services", Json::from(c.to_string()))])).collect();
+    let rows: Vec<Value> =
+        stacks.iter().map(|(n, c)| json::object([("Name", Value::from(n.as_str())), ("Services", Value::from(c.to_string()))])).collect();
     format::write_rows(format, &format::header_obj(&[("Name", "NAME"), ("Services", "SERVICES")]), &rows)
 }
 
@@ -90,7 +92,7 @@ pub fn ls(env: &mut Env, a: LsArgs) -> CliResult {
     let mut f = Filters::new();
     f.add("label", LABEL_NAMESPACE);
     let services = env.client.get(&format!("/services{}", f.query()))?;
-    let stacks = summarize(services.as_array())?;
+    let stacks = summarize(services.items())?;
     let text = render_stacks(&stacks, a.format.as_deref().unwrap_or(""))?;
     env.print(&text)
 }
@@ -103,12 +105,12 @@ pub fn services(env: &mut Env, a: ServicesArgs) -> CliResult {
         params.push(("status", "true".to_string()));
     }
     let list = env.client.get(&format!("/services{}", query(&params)))?;
-    if list.as_array().is_empty() {
+    if list.items().is_empty() {
         env.eprintln(&format!("Nothing found in stack: {}", a.stack));
         return Ok(());
     }
     let format = a.format.filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into());
-    let text = render_services(list.as_array(), &format, a.quiet)?;
+    let text = render_services(list.items(), &format, a.quiet)?;
     env.print(&text)
 }
 
@@ -123,7 +125,7 @@ fn task_filter(env: &Env, stack: &str, user: &[String]) -> CliResult<Option<Filt
     }
     let mut f = Filters::from_flags(user)?;
     for s in &services {
-        f.add("service", s.get("ID").str());
+        f.add("service", s["ID"].str());
     }
     Ok(Some(f))
 }
@@ -133,7 +135,7 @@ pub fn ps(env: &mut Env, a: PsArgs) -> CliResult {
     let nothing = || CliError::new(format!("nothing found in stack: {}", a.stack));
     let Some(filter) = task_filter(env, &a.stack, &a.filter)? else { return Err(nothing()) };
     let list = env.client.get(&format!("/tasks{}", filter.query()))?;
-    if list.as_array().is_empty() {
+    if list.items().is_empty() {
         return Err(nothing());
     }
     let opts = TaskListOptions {
@@ -142,16 +144,16 @@ pub fn ps(env: &mut Env, a: PsArgs) -> CliResult {
         quiet: a.quiet,
         format: a.format.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| format::TABLE_FORMAT_KEY.into()),
     };
-    tasks::print(env, list.as_array().to_vec(), &opts)
+    tasks::print(env, list.items().to_vec(), &opts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn svc(id: &str, stack: Option<&str>) -> Json {
+    fn svc(id: &str, stack: Option<&str>) -> Value {
         let labels = stack.map(|s| format!(r#"{{"{LABEL_NAMESPACE}":"{s}"}}"#)).unwrap_or_else(|| "{}".into());
-        Json::parse(&format!(r#"{{"ID":"{id}","Spec":{{"Name":"x","Labels":{labels}}}}}"#)).unwrap()
+        json::parse(&format!(r#"{{"ID":"{id}","Spec":{{"Name":"x","Labels":{labels}}}}}"#)).unwrap()
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::client::Client;
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 use self::diff::LABEL_NAMESPACE;
 
@@ -123,9 +125,9 @@ pub fn stack_filter(stack: &str, user: &[String]) -> CliResult<Filters> {
 
 /// The stack's objects of one kind (`services`, `networks`, `secrets`,
 /// `configs`).
-pub fn stack_objects(client: &Client, kind: &str, stack: &str) -> CliResult<Vec<Json>> {
+pub fn stack_objects(client: &Client, kind: &str, stack: &str) -> CliResult<Vec<Value>> {
     let f = stack_filter(stack, &[])?;
-    Ok(client.get(&format!("/{kind}{}", f.query()))?.as_array().to_vec())
+    Ok(client.get(&format!("/{kind}{}", f.query()))?.items().to_vec())
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use super::{stack_objects, validate_stack_name, wait_timeout};
 use crate::client::path_segment;
 use crate::commands::Env;
 use crate::error::{CliError, CliResult};
-use crate::json::Json;
+use serde_json::Value;
+
+use crate::json::JsonExt;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct RmArgs {
@@ -23,20 +25,20 @@ pub struct RmArgs {
 }
 
 /// One object to remove: (kind, name, path to DELETE).
-fn removals(services: &[Json], secrets: &[Json], configs: &[Json], networks: &[Json]) -> Vec<(&'static str, String, String)> {
+fn removals(services: &[Value], secrets: &[Value], configs: &[Value], networks: &[Value]) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
-    let mut svcs: Vec<&Json> = services.iter().collect();
+    let mut svcs: Vec<&Value> = services.iter().collect();
     svcs.sort_by(|a, b| a.at(&["Spec", "Name"]).str().cmp(b.at(&["Spec", "Name"]).str()));
     for s in svcs {
-        out.push(("service", s.at(&["Spec", "Name"]).str().to_string(), format!("/services/{}", path_segment(s.get("ID").str()))));
+        out.push(("service", s.at(&["Spec", "Name"]).str().to_string(), format!("/services/{}", path_segment(s["ID"].str()))));
     }
     for (kind, list, path) in [("secret", secrets, "secrets"), ("config", configs, "configs")] {
         for o in list {
-            out.push((kind, o.at(&["Spec", "Name"]).str().to_string(), format!("/{path}/{}", path_segment(o.get("ID").str()))));
+            out.push((kind, o.at(&["Spec", "Name"]).str().to_string(), format!("/{path}/{}", path_segment(o["ID"].str()))));
         }
     }
     for n in networks {
-        out.push(("network", n.get("Name").str().to_string(), format!("/networks/{}", path_segment(n.get("Id").str()))));
+        out.push(("network", n["Name"].str().to_string(), format!("/networks/{}", path_segment(n["Id"].str()))));
     }
     out
 }
@@ -59,10 +61,10 @@ pub fn remove_all(env: &mut Env, list: &[(&str, String, String)]) -> CliResult<b
 pub fn wait_tasks_gone(env: &Env, services: &BTreeSet<String>, deadline: Instant) -> CliResult {
     loop {
         let tasks = env.client.get("/tasks")?;
-        let left: Vec<&Json> = tasks
-            .as_array()
+        let left: Vec<&Value> = tasks
+            .items()
             .iter()
-            .filter(|t| services.contains(t.get("ServiceID").str()))
+            .filter(|t| services.contains(t["ServiceID"].str()))
             .filter(|t| {
                 !matches!(t.at(&["Status", "State"]).str(), "complete" | "shutdown" | "failed" | "rejected" | "orphaned" | "remove")
             })
@@ -71,7 +73,7 @@ pub fn wait_tasks_gone(env: &Env, services: &BTreeSet<String>, deadline: Instant
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let ids: Vec<&str> = left.iter().map(|t| t.get("ID").str()).collect();
+            let ids: Vec<&str> = left.iter().map(|t| t["ID"].str()).collect();
             return Err(CliError::new(format!("tasks still running after {:?}: {}", wait_timeout(), ids.join(", "))));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -98,7 +100,7 @@ pub fn run(env: &mut Env, a: RmArgs) -> CliResult {
             continue;
         }
         if !a.detach.unwrap_or(false) {
-            let ids: BTreeSet<String> = services.iter().map(|s| s.get("ID").str().to_string()).collect();
+            let ids: BTreeSet<String> = services.iter().map(|s| s["ID"].str().to_string()).collect();
             if let Err(e) = wait_tasks_gone(env, &ids, Instant::now() + wait_timeout()) {
                 errors.push(CliError::new(format!("failed to wait on tasks of stack: {stack}: {}", e.message)));
             }
