@@ -7,29 +7,12 @@ use shoal_api::ApiError;
 
 /// IPv4 addresses of the system's interfaces (name, address), loopback excluded.
 pub fn interface_addrs() -> Vec<(String, Ipv4Addr)> {
-    let mut out = Vec::new();
-    // SAFETY: getifaddrs fills a linked list we only read and then free.
-    unsafe {
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
-        }
-        let mut cur = head;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            if !ifa.ifa_addr.is_null() && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET {
-                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-                if !ip.is_loopback() {
-                    out.push((name, ip));
-                }
-            }
-            cur = ifa.ifa_next;
-        }
-        libc::freeifaddrs(head);
-    }
-    out
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    addrs
+        .filter_map(|ifa| Some((ifa.address?.as_sockaddr_in()?.ip(), ifa.interface_name)))
+        .filter(|(ip, _)| !ip.is_loopback())
+        .map(|(ip, name)| (name, ip))
+        .collect()
 }
 
 /// Splits "host[:port]" or an interface name into (ip, port).
@@ -86,6 +69,18 @@ fn pick_single(addrs: &[(String, Ipv4Addr)]) -> Result<IpAddr, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_addresses_skip_loopback_and_resolve_by_name() {
+        let addrs = interface_addrs();
+        for (name, ip) in &addrs {
+            assert!(!name.is_empty() && !ip.is_loopback(), "{name} {ip}");
+        }
+        // An interface with one IPv4 address resolves to it by name.
+        if let Some((name, ip)) = addrs.iter().find(|(n, _)| addrs.iter().filter(|(m, _)| m == n).count() == 1) {
+            assert_eq!(resolve(&format!("{name}:4000"), 2377, "x").unwrap(), (IpAddr::V4(*ip), 4000));
+        }
+    }
 
     #[test]
     fn resolves_ip_and_port_forms() {

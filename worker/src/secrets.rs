@@ -17,6 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use nix::mount::{MntFlags, MsFlags};
 use shoal_api::secret::{Config, FileTarget, Secret};
 use shoal_api::task::ContainerSpec;
 
@@ -197,23 +198,17 @@ fn mount_tmpfs(dir: &Path, size: usize) -> Result<(), String> {
     let data = std::ffi::CString::new(format!("mode=0700,size={size}")).expect("no NUL");
     // Not noexec here: a config may be a script; each secret's bind mount
     // into the container is noexec.
-    let flags = libc::MS_NOSUID | libc::MS_NODEV;
-    // SAFETY: valid NUL-terminated strings that outlive the call.
-    let rc = unsafe { libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) };
-    if rc != 0 {
-        return Err(format!("mounting a tmpfs on {}: {}", dir.display(), std::io::Error::last_os_error()));
-    }
-    Ok(())
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    nix::mount::mount(Some(c"tmpfs"), target.as_c_str(), Some(c"tmpfs"), flags, Some(data.as_c_str()))
+        .map_err(|e| format!("mounting a tmpfs on {}: {}", dir.display(), std::io::Error::from(e)))
 }
 
 fn unmount(dir: &Path) -> Result<(), String> {
     let target = cstr(dir)?;
-    // SAFETY: a valid NUL-terminated path. Detached, so a straggler holding
-    // it open does not keep the secret's mount point busy.
-    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(format!("unmounting {}: {}", dir.display(), std::io::Error::last_os_error()));
-    }
-    Ok(())
+    // Detached, so a straggler holding it open does not keep the secret's
+    // mount point busy.
+    nix::mount::umount2(target.as_c_str(), MntFlags::MNT_DETACH)
+        .map_err(|e| format!("unmounting {}: {}", dir.display(), std::io::Error::from(e)))
 }
 
 /// Whether `dir` is a mount point in our mount namespace.

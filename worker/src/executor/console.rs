@@ -2,8 +2,10 @@
 //! master end over a unix socket (`--console-socket`); shoald keeps it to
 //! read the output, write the input and resize it.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 /// Where the console sockets go: short (a socket path has at most 107
 /// bytes, a bundle path with a 64-digit ID is longer) and private to root,
@@ -24,11 +26,12 @@ pub fn socket_path(tag: &str) -> Result<PathBuf, String> {
 /// Sets the terminal's size (rows, columns), as `docker exec -it` and
 /// `docker run -it` ask when the client's window changes.
 pub fn set_size(fd: &OwnedFd, rows: u16, cols: u16) -> std::io::Result<()> {
+    // The request number and struct come from libc (nix has no winsize
+    // setter); the call goes through nix's ioctl wrapper.
+    nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
     let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    unsafe { tiocswinsz(fd.as_raw_fd(), &ws) }?;
     Ok(())
 }
 
@@ -50,30 +53,90 @@ pub fn receive_fd(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd
     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).map_err(|e| e.to_string())?;
     let mut data = [0u8; 4096];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // Room for one control message carrying one fd.
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain data; the pointers set below stay valid for the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: a valid socket and a msghdr whose buffers outlive the call.
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!("receiving the terminal from runc: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: walking the control messages recvmsg filled in.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
-                return Ok(OwnedFd::from_raw_fd(fd));
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    // Room for control messages (64 bytes, as many as 12 fds); runc sends one fd.
+    let mut control = nix::cmsg_space!([RawFd; 12]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| format!("receiving the terminal from runc: {}", std::io::Error::from(e)))?;
+    for cmsg in msg.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
     Err("runc sent no terminal".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{IoSlice, Read, Write};
+
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use nix::sys::socket::{sendmsg, ControlMessage};
+
+    #[test]
+    fn the_descriptor_runc_sends_is_received_close_on_exec() {
+        let dir = std::env::temp_dir().join(format!("shoal-console-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (r, mut w) = std::io::pipe().unwrap();
+        let sender = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                let fds = [r.as_raw_fd()];
+                sendmsg::<()>(conn.as_raw_fd(), &[IoSlice::new(b"x")], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+                    .unwrap();
+            }
+        });
+        let got = receive_fd(&listener).unwrap();
+        sender.join().unwrap();
+        let flags = FdFlag::from_bits_truncate(fcntl(&got, FcntlArg::F_GETFD).unwrap());
+        assert!(flags.contains(FdFlag::FD_CLOEXEC));
+        w.write_all(b"hi").unwrap();
+        drop(w);
+        let mut text = String::new();
+        std::fs::File::from(got).read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hi", "the received end is the pipe's");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn nothing_sent_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("shoal-console-none-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let sender = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                conn.write_all(b"x").unwrap();
+            }
+        });
+        assert_eq!(receive_fd(&listener).unwrap_err(), "runc sent no terminal");
+        sender.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_terminal_size_is_set() {
+        nix::ioctl_read_bad!(tiocgwinsz, libc::TIOCGWINSZ, libc::winsize);
+        let master = OwnedFd::from(std::fs::OpenOptions::new().read(true).write(true).open("/dev/ptmx").unwrap());
+        set_size(&master, 40, 120).unwrap();
+        let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ writes one winsize to a valid pointer.
+        unsafe { tiocgwinsz(master.as_raw_fd(), &mut ws) }.unwrap();
+        assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
+        // Not a terminal: the system's error.
+        let (r, _w) = std::io::pipe().unwrap();
+        let e = set_size(&OwnedFd::from(r), 1, 1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
+    }
 }

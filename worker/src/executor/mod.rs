@@ -536,7 +536,7 @@ impl Executor {
             // Last resort: the init pid directly (still our child, so the
             // pid cannot have been reused before we reap it).
             tracing::warn!(container = %c.id, "SIGKILL through runc: {e}");
-            unsafe { libc::kill(c.pid, libc::SIGKILL) };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL);
         }
         c.exit.wait_timeout(Duration::from_secs(30)).ok_or_else(|| format!("container {} did not exit after SIGKILL", c.id))
     }

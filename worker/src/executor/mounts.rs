@@ -10,13 +10,17 @@
 //! a bad mount rejects the task. [`prepare`] creates and fills volumes.
 
 use std::collections::{HashSet, VecDeque};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::Spec;
 use shoal_api::task::Mount;
 
@@ -196,14 +200,6 @@ pub fn prepare(c: &ContainerInput, volumes: &VolumeStore, staging: &Path) -> Res
     Ok(out)
 }
 
-/// The layout of `open_how` (linux/openat2.h), the argument of openat2(2).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// Opens `sub` below the directory `root` as an `O_PATH` descriptor with
 /// openat2(2) and `RESOLVE_IN_ROOT`: the kernel resolves every component,
 /// symlinks and `..` included, as if `root` were `/`, so the result is
@@ -213,24 +209,10 @@ struct OpenHow {
 pub fn open_in_root(root: &Path, sub: &str) -> io::Result<OwnedFd> {
     let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let sub_c = CString::new(sub).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a valid C string; the returned descriptor is owned below.
-    let dir = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if dir < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `dir` was just opened and nothing else owns it.
-    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    let dir = nix::fcntl::open(root_c.as_c_str(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
     let how =
-        OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS };
-    // SAFETY: valid descriptor and C string; `how` is a live open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), sub_c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    Ok(nix::fcntl::openat2(&dir, sub_c.as_c_str(), how)?)
 }
 
 /// A volume's `Subpath`, made safe to hand to runc. runc bind-mounts the
@@ -242,31 +224,27 @@ pub fn open_in_root(root: &Path, sub: &str) -> io::Result<OwnedFd> {
 /// bundle that no container can reach; runc gets the staging path.
 fn stage_subpath(data: &Path, sub: &str, staging: &Path, n: usize) -> Result<PathBuf, String> {
     let fd = open_in_root(data, sub).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => format!("cannot access path {}: no such file or directory", data.join(sub).display()),
+        Some(e) if e == Errno::ENOENT as i32 => format!("cannot access path {}: no such file or directory", data.join(sub).display()),
         _ => format!("cannot access path {} inside its volume: {e}", data.join(sub).display()),
     })?;
-    // SAFETY: fstat on a live descriptor into a zeroed stat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(format!("cannot access path {}: {}", data.join(sub).display(), io::Error::last_os_error()));
-    }
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot access path {}: {}", data.join(sub).display(), io::Error::from(e)))?;
     let err = |what: &str, p: &Path, e: io::Error| format!("staging volume subpath {sub}: {what} {}: {e}", p.display());
     std::fs::create_dir_all(staging).map_err(|e| err("creating", staging, e))?;
     std::fs::set_permissions(staging, std::fs::Permissions::from_mode(0o700)).map_err(|e| err("chmod", staging, e))?;
     let point = staging.join(n.to_string());
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
         std::fs::create_dir(&point).map_err(|e| err("creating", &point, e))?;
     } else {
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&point).map_err(|e| err("creating", &point, e))?;
     }
     let src = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
     let dst = CString::new(point.as_os_str().as_bytes()).map_err(|_| format!("staging volume subpath {sub}: bad path"))?;
-    // SAFETY: valid C strings; a bind mount takes no type or data.
-    let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) };
-    if r != 0 {
-        let e = io::Error::last_os_error();
+    // A bind mount takes no type or data.
+    if let Err(e) =
+        nix::mount::mount(Some(src.as_c_str()), dst.as_c_str(), None::<&CStr>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&CStr>)
+    {
         let _ = std::fs::remove_dir(&point).or_else(|_| std::fs::remove_file(&point));
-        return Err(err("bind-mounting", &point, e));
+        return Err(err("bind-mounting", &point, e.into()));
     }
     Ok(point)
 }
@@ -290,12 +268,9 @@ pub fn release_staged(staging: &Path) -> Result<(), String> {
         let p = e.path();
         let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("bad path {}", p.display()))?;
         // Lazily, so a busy mount still goes; EINVAL: not (or no longer) a mount.
-        // SAFETY: a valid C string.
-        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(format!("unmounting {}: {e}", p.display()));
-            }
+        match nix::mount::umount2(c.as_c_str(), MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(format!("unmounting {}: {}", p.display(), io::Error::from(e))),
         }
         // remove_dir / remove_file never follow into a mount: a point still
         // mounted fails with EBUSY rather than emptying the volume.

@@ -21,6 +21,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+
 /// How often the reaper looks (and so the longest a stray zombie lives:
 /// two scans).
 pub const SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -69,10 +73,13 @@ impl Reaper {
             if super::supervise::watched().lock().unwrap().contains(pid) {
                 continue;
             }
-            let mut status = 0;
-            // SAFETY: waitpid on one pid, without blocking.
-            if unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) } == *pid {
-                reaped += 1;
+            let pid = Pid::from_raw(*pid);
+            // EINVAL (which waitpid itself cannot give here): nix reaped it
+            // but has no name for the signal that killed it.
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(status) if status.pid() == Some(pid) => reaped += 1,
+                Err(Errno::EINVAL) => reaped += 1,
+                _ => {}
             }
         }
         if reaped > 0 {

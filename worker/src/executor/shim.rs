@@ -26,12 +26,17 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::waitpid;
+use nix::unistd::{dup2_raw, setsid, Pid};
 use serde::{Deserialize, Serialize};
 
 use super::runc::Runc;
@@ -95,12 +100,13 @@ impl ShimRecord {
     /// A pidfd of the shim if it still runs (`None`: it has ended). Opened
     /// before the start time is compared, so the pidfd is of this shim.
     pub fn open_if_alive(&self) -> Result<Option<OwnedFd>, String> {
+        // nix has no pidfd calls: the raw system call.
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.shim_pid, 0) };
         if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ESRCH) => Ok(None),
-                _ => Err(format!("pidfd_open({}): {e}", self.shim_pid)),
+            return match Errno::last() {
+                Errno::ESRCH => Ok(None),
+                e => Err(format!("pidfd_open({}): {}", self.shim_pid, std::io::Error::from(e))),
             };
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -112,16 +118,18 @@ impl ShimRecord {
     /// into a bundle being deleted.
     pub fn kill_and_wait(&self) -> Result<(), String> {
         let Some(fd) = self.open_if_alive()? else { return Ok(()) };
+        // nix has no pidfd calls: the raw system call.
+        // SAFETY: a live pidfd, a signal number and no siginfo.
         let r =
             unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0) };
         if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(format!("killing the shim {}: {e}", self.shim_pid));
+            let e = Errno::last();
+            if e != Errno::ESRCH {
+                return Err(format!("killing the shim {}: {}", self.shim_pid, std::io::Error::from(e)));
             }
         }
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        if unsafe { libc::poll(&mut p, 1, 10_000) } == 0 {
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut p, PollTimeout::from(10_000u16)) == Ok(0) {
             return Err(format!("the shim {} did not end after SIGKILL", self.shim_pid));
         }
         Ok(())
@@ -153,16 +161,20 @@ pub fn start(shim: &ShimCommand, runc: &Runc, id: &str, bundle: &Path, log: &Pat
     cmd.args(&shim.args).arg(&runc.bin).arg(&runc.root).arg(id).arg(bundle).arg(log);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(shim_log);
     let w = ready_w.as_raw_fd();
-    // Between fork and exec: only async-signal-safe calls.
+    // Between fork and exec: only async-signal-safe calls (these nix
+    // wrappers take descriptors, not paths, and allocate nothing).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            setsid()?;
+            // SAFETY: `w` stays open in the child until exec.
+            let w = BorrowedFd::borrow_raw(w);
             // dup2 clears close-on-exec on the copy; already fd 3, clear it.
-            let r = if w == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(w, 3) };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
+            if w.as_raw_fd() == 3 {
+                fcntl(w, FcntlArg::F_SETFD(FdFlag::empty()))?;
+            } else {
+                // SAFETY: fd 3 is the shim's to have; the copy must survive
+                // the exec, so it is released, not closed.
+                let _ = dup2_raw(w, 3)?.into_raw_fd();
             }
             Ok(())
         });
@@ -183,8 +195,7 @@ pub fn start(shim: &ShimCommand, runc: &Runc, id: &str, bundle: &Path, log: &Pat
         return Ok(record);
     }
     // Failed: the shim exits at once; reap it so it leaves no zombie.
-    let mut status = 0;
-    unsafe { libc::waitpid(shim_pid, &mut status, 0) };
+    let _ = waitpid(Pid::from_raw(shim_pid), None);
     match answer.strip_prefix("err ") {
         Some(e) => Err(e.to_string()),
         None => {
@@ -207,9 +218,7 @@ pub fn main(args: &[String]) -> i32 {
     let started = (|| -> Result<(i32, crate::logs::capture::CaptureDone), String> {
         // The container's init is reparented to us when `runc run -d`
         // returns: its exit status comes here.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(format!("prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error()));
-        }
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| format!("prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::from(e)))?;
         let (read_ends, write_ends) = crate::logs::capture::pipes().map_err(|e| format!("creating output pipes: {e}"))?;
         let logs = crate::logs::capture::spawn(id, read_ends, Path::new(log)).map_err(|e| format!("capturing output to {log}: {e}"))?;
         let runc = Runc { bin: runc_bin.into(), root: runc_root.into() };
@@ -240,11 +249,14 @@ pub fn main(args: &[String]) -> i32 {
 fn wait_for(pid: i32) -> i32 {
     loop {
         let mut status: libc::c_int = 0;
+        // libc, not nix: nix's waitpid loses the status of a process killed
+        // by a real-time signal (see `supervise::ExitWatch::spawn_then`).
+        // SAFETY: waitpid into a local status.
         let r = unsafe { libc::waitpid(-1, &mut status, 0) };
         if r == pid {
             return super::supervise::exit_code(status);
         }
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        if r < 0 && Errno::last() != Errno::EINTR {
             return 255; // no child left: nothing to wait for
         }
     }
@@ -269,6 +281,20 @@ mod tests {
         assert!(live.open_if_alive().unwrap().is_some());
         let reused = ShimRecord { shim_start: live.shim_start + 1, ..live.clone() };
         assert!(reused.open_if_alive().unwrap().is_none(), "same pid, other start time: not our shim");
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by child.wait() below
+    fn kill_and_wait_ends_a_live_shim_and_then_finds_nothing() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = child.id() as i32;
+        let rec = ShimRecord { shim_pid: pid, shim_start: start_time(pid).unwrap(), pid: 1 };
+        rec.kill_and_wait().unwrap();
+        // Ended (a zombie until reaped): killed by our SIGKILL.
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(rec.open_if_alive().unwrap().is_none(), "reaped: ESRCH");
+        rec.kill_and_wait().unwrap();
     }
 
     #[test]

@@ -52,8 +52,8 @@ pub struct SpecOptions {
 /// The NOFILE limit to give containers: 1048576, or our own hard limit if
 /// lower (raising it needs CAP_SYS_RESOURCE, which we may not have).
 pub fn nofile_limit() -> (u64, u64) {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 { r.rlim_max.min(1_048_576) } else { 1024 };
+    use nix::sys::resource::{getrlimit, Resource};
+    let hard = getrlimit(Resource::RLIMIT_NOFILE).map(|(_, max)| max.min(1_048_576)).unwrap_or(1024);
     (hard, hard)
 }
 

@@ -23,10 +23,13 @@
 //! the container cannot be stopped. `orphans` reaps exactly those.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::logs::capture::CaptureDone;
 
@@ -34,10 +37,7 @@ use crate::logs::capture::CaptureDone;
 /// start the thread that reaps the orphans this brings (see `orphans`).
 /// The daemon calls it once at start, before starting containers.
 pub fn become_subreaper() -> Result<(), String> {
-    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if r != 0 {
-        return Err(format!("prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error()));
-    }
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| format!("prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::from(e)))?;
     static REAPER: Once = Once::new();
     REAPER.call_once(|| {
         let spawned = std::thread::Builder::new().name("orphan-reaper".into()).stack_size(128 * 1024).spawn(|| {
@@ -116,9 +116,9 @@ impl ExitWatch {
             .name("wait-adopted".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
                 // Readable once the process has ended; EINTR is tried again.
-                while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
+                while poll(&mut p, PollTimeout::NONE).is_err() {}
                 finish();
             })
             .map_err(|e| format!("starting wait thread: {e}"))?;
@@ -135,12 +135,15 @@ impl ExitWatch {
             .spawn(move || {
                 let code = loop {
                     let mut status: libc::c_int = 0;
+                    // libc, not nix: nix's waitpid reaps a process killed by a
+                    // real-time signal, then fails (EINVAL: not in its Signal
+                    // enum), and the 128 + n code would be lost.
+                    // SAFETY: waitpid on one pid into a local status.
                     let r = unsafe { libc::waitpid(pid, &mut status, 0) };
                     if r == pid {
                         break exit_code(status);
                     }
-                    let err = std::io::Error::last_os_error();
-                    if err.raw_os_error() == Some(libc::EINTR) {
+                    if Errno::last() == Errno::EINTR {
                         continue;
                     }
                     // ECHILD: not our child (no subreaper?) or already reaped.
@@ -207,6 +210,35 @@ mod tests {
         assert_eq!(exit_code(3 << 8), 3);
         assert_eq!(exit_code(libc::SIGKILL), 137);
         assert_eq!(exit_code(libc::SIGTERM), 143);
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by ExitWatch's waitpid
+    fn a_real_time_signal_gives_128_plus_its_number() {
+        // Why the waitpid stays on libc: nix's cannot name signal 40.
+        let child = std::process::Command::new("/bin/sh").args(["-c", "kill -40 $$"]).spawn().unwrap();
+        let w = ExitWatch::spawn(child.id() as i32).unwrap();
+        assert_eq!(w.wait_timeout(Duration::from_secs(10)), Some(168));
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by child.wait() below
+    fn an_adopted_shim_is_seen_ending_through_its_pidfd() {
+        let dir = std::env::temp_dir().join(format!("shoal-adopt-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exit_file = dir.join(super::super::shim::EXIT_FILE);
+        std::fs::write(&exit_file, "7").unwrap();
+        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let pid = child.id() as i32;
+        let rec = super::super::shim::ShimRecord { shim_pid: pid, shim_start: super::super::shim::start_time(pid).unwrap(), pid: 1 };
+        let pidfd = rec.open_if_alive().unwrap();
+        assert!(pidfd.is_some());
+        let logs = CaptureDone::default();
+        let w = ExitWatch::adopt_shim(pidfd, exit_file, logs.clone()).unwrap();
+        assert_eq!(w.wait_timeout(Duration::from_secs(10)), Some(7), "the code the shim wrote");
+        assert!(logs.is_done());
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

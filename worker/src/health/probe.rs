@@ -6,10 +6,15 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use super::state::{go_duration, limit_output, ProbeResult, MAX_OUTPUT};
 use crate::executor::runc::Runc;
@@ -70,6 +75,7 @@ fn exec(runc: &Runc, id: &str, bundle: &Path, command: &[String], timeout: Durat
 /// reaping it; false on timeout. A pidfd becomes readable when the process
 /// exits, so poll(2) gives the timed wait std's `Child` lacks.
 fn wait_exit(pid: i32, timeout: Duration) -> bool {
+    // nix has no pidfd calls: the raw system call.
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
     if fd < 0 {
@@ -81,18 +87,12 @@ fn wait_exit(pid: i32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r > 0 {
-            return true;
-        }
-        if r == 0 {
-            return false;
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return true;
+        let left_ms = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut p, left_ms) {
+            Ok(0) => return false,
+            Err(Errno::EINTR) => {}
+            Ok(_) | Err(_) => return true,
         }
     }
 }
@@ -102,17 +102,11 @@ fn wait_exit(pid: i32, timeout: Duration) -> bool {
 /// (runc had not started it yet) runc exec itself is killed.
 fn kill_probe(pid_file: &Path, runc_pid: i32) {
     let pid = std::fs::read_to_string(pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
-    // SAFETY: kill(2) with a pid and a signal.
-    unsafe {
-        match pid {
-            Some(p) if p > 0 => {
-                libc::kill(p, libc::SIGKILL);
-            }
-            _ => {
-                libc::kill(runc_pid, libc::SIGKILL);
-            }
-        }
-    }
+    let target = match pid {
+        Some(p) if p > 0 => p,
+        _ => runc_pid,
+    };
+    let _ = kill(Pid::from_raw(target), Signal::SIGKILL);
 }
 
 fn read_head(path: &Path) -> String {

@@ -22,6 +22,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::store::{write_atomic, Store};
@@ -137,42 +142,35 @@ fn mount_overlay(target: &Path, data: &str, chdir: Option<&Path>) -> io::Result<
     let fstype = cstr(b"overlay")?;
     let target_c = cstr(target.as_os_str().as_bytes())?;
     let data_c = cstr(data.as_bytes())?;
+    // With &CStr arguments nix passes the pointers through: no allocation.
+    let mount_it =
+        || mount(Some(source.as_c_str()), target_c.as_c_str(), Some(fstype.as_c_str()), MsFlags::empty(), Some(data_c.as_c_str()));
     let Some(dir) = chdir else {
-        // SAFETY: all pointers are valid NUL-terminated strings.
-        let r = unsafe { libc::mount(source.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), 0, data_c.as_ptr().cast()) };
-        return if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+        return Ok(mount_it()?);
     };
     let dir_c = cstr(dir.as_os_str().as_bytes())?;
     // SAFETY: the child only makes raw system calls (chdir, mount, _exit),
     // which are async-signal-safe, on memory prepared before the fork.
-    unsafe {
-        let pid = libc::fork();
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
+    let child = match unsafe { fork() }? {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
+            let r = nix::unistd::chdir(dir_c.as_c_str()).and_then(|()| mount_it());
+            // The exit code is the errno (read raw: nix maps numbers it does
+            // not know to 0). nix has no _exit(2), and std's exit runs atexit
+            // handlers: libc.
+            // SAFETY: _exit ends the child at once.
+            unsafe { libc::_exit(if r.is_ok() { 0 } else { Errno::last_raw() }) }
         }
-        if pid == 0 {
-            if libc::chdir(dir_c.as_ptr()) != 0 {
-                libc::_exit(*libc::__errno_location());
-            }
-            let r = libc::mount(source.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), 0, data_c.as_ptr().cast());
-            libc::_exit(if r == 0 { 0 } else { *libc::__errno_location() });
-        }
-        let mut status = 0;
-        loop {
-            if libc::waitpid(pid, &mut status, 0) >= 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-            Ok(())
-        } else if libc::WIFEXITED(status) {
-            Err(io::Error::from_raw_os_error(libc::WEXITSTATUS(status)))
-        } else {
-            Err(io::Error::other("mount helper process died"))
+    };
+    loop {
+        match waitpid(child, None) {
+            Err(Errno::EINTR) => {}
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+            Ok(WaitStatus::Exited(_, code)) => return Err(io::Error::from_raw_os_error(code)),
+            // Killed by a signal. EINVAL (which waitpid itself cannot give
+            // here): nix reaped it but has no name for its signal.
+            Ok(_) | Err(Errno::EINVAL) => return Err(io::Error::other("mount helper process died")),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -202,13 +200,9 @@ pub fn remove(store: &Store, container_id: &str) -> Result<()> {
         let target = cstr(merged.as_os_str().as_bytes()).map_err(|e| ImageError::io("unmount", e))?;
         // Lazy detach, as Docker's overlay2 does: a process still holding a
         // file open must not keep the mount (and the task) around.
-        // SAFETY: target is a valid C string.
-        let r = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(ImageError::io(format!("unmounting {}", merged.display()), e));
-            }
+        match umount2(target.as_c_str(), MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(ImageError::io(format!("unmounting {}", merged.display()), e.into())),
         }
         if is_mountpoint(&merged) {
             return Err(ImageError::internal(format!("{} is still mounted", merged.display())));
@@ -256,8 +250,7 @@ mod tests {
         fn drop(&mut self) {
             for e in fs::read_dir(self.0.join("rootfs")).into_iter().flatten().flatten() {
                 if let Ok(c) = cstr(e.path().join("merged").as_os_str().as_bytes()) {
-                    // SAFETY: valid C string.
-                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                    let _ = umount2(c.as_c_str(), MntFlags::MNT_DETACH);
                 }
             }
             let _ = fs::remove_dir_all(&self.0);

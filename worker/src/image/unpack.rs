@@ -30,6 +30,10 @@ use std::os::unix::fs::{symlink, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
+use nix::fcntl::AT_FDCWD;
+use nix::sys::stat::{makedev, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
 use super::digest::{Digest, HashingReader};
@@ -293,7 +297,7 @@ pub fn unpack_tar_limited(reader: impl Read, dest: &Path, limit: u64) -> Result<
                 check_whiteout_target(hidden, &raw_path)?;
                 let target = parent.join(hidden);
                 remove_existing(&target)?;
-                mknod(&target, libc::S_IFCHR, 0).map_err(|e| io_err(&target, "creating whiteout", e))?;
+                mknod(&target, SFlag::S_IFCHR, 0).map_err(|e| io_err(&target, "creating whiteout", e))?;
                 let h = entry.header();
                 lchown(&target, h.uid().unwrap_or(0), h.gid().unwrap_or(0)).map_err(|e| io_err(&target, "chown", e))?;
             }
@@ -377,14 +381,14 @@ pub fn unpack_tar_limited(reader: impl Read, dest: &Path, limit: u64) -> Result<
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let fmt = match kind {
-                    EntryType::Char => libc::S_IFCHR,
-                    EntryType::Block => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
+                    EntryType::Char => SFlag::S_IFCHR,
+                    EntryType::Block => SFlag::S_IFBLK,
+                    _ => SFlag::S_IFIFO,
                 };
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 remove_existing(&target)?;
-                mknod(&target, fmt, libc::makedev(major, minor)).map_err(|e| io_err(&target, "mknod", e))?;
+                mknod(&target, fmt, makedev(major.into(), minor.into())).map_err(|e| io_err(&target, "mknod", e))?;
             }
             other => {
                 tracing::debug!(entry = %raw_path.display(), kind = ?other, "skipping unsupported tar entry");
@@ -587,16 +591,10 @@ impl Times {
     }
 
     fn apply(&self, path: &Path) -> io::Result<()> {
-        let ts = [
-            libc::timespec { tv_sec: self.atime.0 as libc::time_t, tv_nsec: self.atime.1 as _ },
-            libc::timespec { tv_sec: self.mtime.0 as libc::time_t, tv_nsec: self.mtime.1 as _ },
-        ];
+        let atime = TimeSpec::new(self.atime.0 as _, self.atime.1 as _);
+        let mtime = TimeSpec::new(self.mtime.0 as _, self.mtime.1 as _);
         let p = cstr(path)?;
-        // SAFETY: p is a valid C string; ts has two timespecs as required.
-        let r = unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        nix::sys::stat::utimensat(AT_FDCWD, p.as_c_str(), &atime, &mtime, UtimensatFlags::NoFollowSymlink)?;
         Ok(())
     }
 }
@@ -629,27 +627,24 @@ fn cstr(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-fn mknod(path: &Path, kind: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+fn mknod(path: &Path, kind: SFlag, dev: libc::dev_t) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    if unsafe { libc::mknod(p.as_ptr(), kind | 0o600, dev) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::stat::mknod(p.as_c_str(), kind, Mode::from_bits_truncate(0o600), dev)?;
     Ok(())
 }
 
+/// lchown(2), which nix spells as fchownat with `AT_SYMLINK_NOFOLLOW`.
 fn lchown(path: &Path, uid: u64, gid: u64) -> io::Result<()> {
     let p = cstr(path)?;
-    // SAFETY: p is a valid C string.
-    if unsafe { libc::lchown(p.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let (uid, gid) = (Uid::from_raw(uid as libc::uid_t), Gid::from_raw(gid as libc::gid_t));
+    fchownat(AT_FDCWD, p.as_c_str(), Some(uid), Some(gid), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
     Ok(())
 }
 
 pub(crate) fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let p = cstr(path)?;
     let n = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
+    // nix has no xattr calls (and rustix is not in the worker's tree): libc.
     // SAFETY: valid C strings; value pointer and length describe a slice.
     let r = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     if r != 0 {
@@ -663,6 +658,7 @@ pub(crate) fn get_xattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
     let p = cstr(path)?;
     let n = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
     let mut buf = vec![0u8; 256];
+    // nix has no xattr calls: libc, as in `set_xattr`.
     // SAFETY: valid C strings; buf is writable for its length.
     let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if r < 0 {

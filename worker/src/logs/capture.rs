@@ -9,11 +9,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use shoal_rpc::logs::LogStream;
 
 use super::format::{encode, Splitter};
@@ -40,14 +43,10 @@ impl ReadEnds {
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
     // Close-on-exec on both ends: no other child (another container's runc)
     // may inherit them, or the reader would never see end of file. The
     // runtime gets the write ends through dup2, which clears the flag.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
 }
 
 pub fn pipes() -> io::Result<(ReadEnds, WriteEnds)> {
@@ -103,30 +102,31 @@ fn capture(ends: ReadEnds, mut file: File) -> io::Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
     let mut out = Vec::new();
     while open.iter().any(Option::is_some) {
-        let mut pfds: Vec<libc::pollfd> = open
-            .iter()
-            .map(|fd| libc::pollfd { fd: fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1), events: libc::POLLIN, revents: 0 })
-            .collect();
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        // Which of the two streams has something (data, end of file or an
+        // error): only the open ones are polled.
+        let mut ready = [false; 2];
+        {
+            let (slots, mut pfds): (Vec<usize>, Vec<PollFd>) =
+                open.iter().enumerate().filter_map(|(i, fd)| Some((i, PollFd::new(fd.as_ref()?.as_fd(), PollFlags::POLLIN)))).unzip();
+            match poll(&mut pfds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
-            return Err(e);
+            for (i, p) in slots.into_iter().zip(&pfds) {
+                // `None`: events nix has no name for, which count too.
+                ready[i] = p.revents().is_none_or(|r| !r.is_empty());
+            }
         }
         for i in 0..2 {
-            if pfds[i].revents == 0 {
+            if !ready[i] {
                 continue;
             }
             let Some(fd) = open[i].as_ref() else { continue };
-            let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            let n = if r >= 0 {
-                r as usize
-            } else if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            } else {
-                0 // a broken pipe ends this stream like end of file
+            let n = match nix::unistd::read(fd, &mut buf) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(_) => 0, // a broken pipe ends this stream like end of file
             };
             let time = shoal_api::time::now_rfc3339();
             let mut emit = |piece: &[u8]| out.extend_from_slice(&encode(streams[i], &time, piece));

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd::geteuid;
+
 use super::overlays::tests as overlays_tests;
 use super::*;
 
@@ -34,12 +37,11 @@ fn ping_ok(ns: Option<&Path>, addr: Ipv4Addr) -> bool {
     let file = ns.map(|p| netns::open(p).unwrap());
     if let Some(f) = &file {
         let fd = f.as_raw_fd();
-        // SAFETY: only setns between fork and exec.
+        // SAFETY: only setns between fork and exec; the file stays open
+        // until the command has run.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                setns(std::os::fd::BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET)?;
                 Ok(())
             });
         }
@@ -65,11 +67,11 @@ fn config(dir: &Path, name: &str) -> NetworkConfig {
 
 #[test]
 fn gateway_bridge_connects_task_namespaces() {
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this test builds network namespaces and must run as root");
+    assert!(geteuid().is_root(), "this test builds network namespaces and must run as root");
     assert!(nft_available(), "nft is missing: apt-get install -y nftables");
-    // SAFETY: moves only this test's thread (and the threads and processes
+    // Moves only this test's thread (and the threads and processes
     // it starts) into a fresh network namespace.
-    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare: {}", std::io::Error::last_os_error());
+    unshare(CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("unshare: {}", std::io::Error::from(e)));
 
     let dir = std::env::temp_dir().join(format!("shoal-net-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -177,10 +179,10 @@ fn names_fit_the_kernel_limit() {
 
 #[test]
 fn tasks_on_an_overlay_get_their_legs_in_order_and_the_sandbox_goes_with_the_last() {
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this test builds network namespaces and must run as root");
+    assert!(geteuid().is_root(), "this test builds network namespaces and must run as root");
     assert!(nft_available(), "nft is missing: apt-get install -y nftables");
-    // SAFETY: moves only this test's thread into a fresh network namespace.
-    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare: {}", std::io::Error::last_os_error());
+    // Moves only this test's thread into a fresh network namespace.
+    unshare(CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("unshare: {}", std::io::Error::from(e)));
     let dir = std::env::temp_dir().join(format!("shoal-net-ov-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
