@@ -31,10 +31,7 @@ pub const FILE_MODE: u32 = 0o600;
 /// Sets the process umask to 077 (for the daemon and what it spawns; the
 /// container process gets its own umask from the runtime spec).
 pub fn restrict_umask() {
-    // SAFETY: umask only changes this process's file-creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
 }
 
 /// Creates `root` if needed and makes it, its top-level folders and the
