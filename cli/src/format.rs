@@ -126,15 +126,25 @@ pub fn human_size(size: f64) -> String {
     human_size_prec(size, 4)
 }
 
-/// Go's `time.Unix(secs, 0).String()` in the local zone:
-/// "2026-01-02 03:04:05 +0000 UTC".
-pub fn go_local_time(secs: i64) -> String {
+/// The local time at `secs` (Go's `time.Local`: `TZ`, else
+/// /etc/localtime). libc's localtime_r: neither nix nor rustix has one,
+/// and the `time` crate refuses the local offset once threads run.
+fn local_tm(secs: i64) -> Option<libc::tm> {
     let t = secs as libc::time_t;
     // SAFETY: localtime_r writes only into `tm`, which we own.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        return String::new();
-    }
+    (!unsafe { libc::localtime_r(&t, &mut tm) }.is_null()).then_some(tm)
+}
+
+/// The local zone's offset from UTC at `secs`, in seconds (0 if unknown).
+pub fn local_offset(secs: i64) -> i64 {
+    local_tm(secs).map(|tm| tm.tm_gmtoff).unwrap_or(0)
+}
+
+/// Go's `time.Unix(secs, 0).String()` in the local zone:
+/// "2026-01-02 03:04:05 +0000 UTC".
+pub fn go_local_time(secs: i64) -> String {
+    let Some(tm) = local_tm(secs) else { return String::new() };
     let off = tm.tm_gmtoff;
     let zone = if tm.tm_zone.is_null() {
         String::new()

@@ -18,6 +18,7 @@ mod reference;
 mod registry_auth;
 mod sha256;
 mod tabwriter;
+mod term;
 mod timestamp;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -200,9 +201,7 @@ fn run(cli: Cli) -> CliResult {
 fn main() {
     // Die quietly on a closed pipe (`shoal node ls | head`), as Go programs do.
     // SAFETY: setting a signal disposition before any threads start.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(()) => 0,

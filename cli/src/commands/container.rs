@@ -12,6 +12,7 @@ use crate::client::{path_segment, query, Client};
 use crate::error::{CliError, CliResult};
 use crate::filters::Filters;
 use crate::format::{ellipsis, go_local_time, header_obj, human_size_prec, truncate_id, write_rows};
+use crate::term::is_tty;
 use serde_json::Value;
 
 use crate::json::{self, JsonExt};
@@ -554,21 +555,6 @@ pub fn exec_config(a: &ExecArgs, env: Vec<String>, console: Option<(u16, u16)>) 
     ])
 }
 
-fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
-/// The terminal size of `fd` (rows, columns), 0 × 0 when not a terminal.
-fn tty_size(fd: i32) -> (u16, u16) {
-    // SAFETY: TIOCGWINSZ fills the winsize we own.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } != 0 {
-        return (0, 0);
-    }
-    (ws.ws_row, ws.ws_col)
-}
-
 /// The exec's end as the CLI's exit: its code (0 is success).
 pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
     let lookup = |k: &str| std::env::var(k).ok();
@@ -578,7 +564,7 @@ pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
     if !a.detach && a.interactive && a.tty && !is_tty(0) {
         return Err(CliError::new("the input device is not a TTY"));
     }
-    let console = a.tty.then(|| tty_size(1));
+    let console = a.tty.then(crate::term::stdout_size);
     let created = env.client.post(&format!("/containers/{}/exec", path_segment(&a.container)), Some(&exec_config(&a, vars, console)))?;
     let id = created["Id"].str().to_string();
     if id.is_empty() {
@@ -601,7 +587,7 @@ pub fn run_exec(env: &mut Env, a: ExecArgs) -> CliResult {
 
 fn stream_exec(env: &mut Env, a: &ExecArgs, id: &str, conn: crate::client::Hijacked) -> CliResult {
     let crate::client::Hijacked { mut reader, writer } = conn;
-    let raw = (a.tty && a.interactive && is_tty(0)).then(RawTerminal::enter).flatten();
+    let raw = (a.tty && a.interactive && is_tty(0)).then(crate::term::Mode::raw).flatten();
     if a.tty && is_tty(0) {
         watch_resizes(env.client.clone(), id.to_string());
     }
@@ -698,46 +684,14 @@ fn scan_escape(keys: &[u8], pending: &mut Vec<u8>, input: &[u8]) -> Escape {
     Escape::Pass(out)
 }
 
-/// Standard input in raw mode (moby/term's `MakeRaw`), restored on drop.
-struct RawTerminal {
-    saved: libc::termios,
-}
-
-impl RawTerminal {
-    fn enter() -> Option<RawTerminal> {
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with termios values we own.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return None;
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            t.c_cc[libc::VMIN] = 1;
-            t.c_cc[libc::VTIME] = 0;
-            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
-                return None;
-            }
-            Some(RawTerminal { saved })
-        }
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        // SAFETY: restores the attributes read in `enter`.
-        unsafe {
-            libc::tcsetattr(0, libc::TCSANOW, &self.saved);
-        }
-    }
-}
-
 static WINCH_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 extern "C" fn on_winch(_: libc::c_int) {
     let fd = WINCH_PIPE.load(std::sync::atomic::Ordering::SeqCst);
     if fd >= 0 {
-        // SAFETY: write(2) is async-signal-safe.
+        // Raw write(2): async-signal-safe, on the descriptor number the
+        // handler can reach (an atomic, not an owned descriptor).
+        // SAFETY: writes one byte from a static buffer.
         unsafe {
             libc::write(fd, b"w".as_ptr().cast(), 1);
         }
@@ -748,7 +702,7 @@ extern "C" fn on_winch(_: libc::c_int) {
 /// once and on every SIGWINCH.
 fn watch_resizes(client: Client, id: String) {
     let resize = move |client: &Client| {
-        let (h, w) = tty_size(1);
+        let (h, w) = crate::term::stdout_size();
         if h == 0 && w == 0 {
             return true;
         }
@@ -769,21 +723,19 @@ fn watch_resizes(client: Client, id: String) {
             eprintln!("failed to resize tty, using default size");
         });
     }
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe(2) fills the two descriptors; the handler only writes.
-    unsafe {
-        if libc::pipe(fds.as_mut_ptr()) != 0 {
-            return;
-        }
-        WINCH_PIPE.store(fds[1], std::sync::atomic::Ordering::SeqCst);
-        libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t);
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    use std::os::fd::IntoRawFd;
+    let Ok((read_end, write_end)) = nix::unistd::pipe() else { return };
+    // The write end lives as long as the process (the handler may run any time).
+    WINCH_PIPE.store(write_end.into_raw_fd(), std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: the handler only writes a byte to the pipe (async-signal-safe).
+    if unsafe { signal(Signal::SIGWINCH, SigHandler::Handler(on_winch)) }.is_err() {
+        return;
     }
     std::thread::spawn(move || {
         let mut b = [0u8; 16];
-        loop {
-            // SAFETY: reads into our buffer from the pipe we created.
-            let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), b.len()) };
-            if n <= 0 {
+        while let Ok(n) = nix::unistd::read(&read_end, &mut b) {
+            if n == 0 {
                 return;
             }
             resize(&client);

@@ -71,7 +71,7 @@ pub fn run(env: &mut Env, a: EventsArgs) -> CliResult {
         }
         let ev = json::parse(&line).map_err(CliError::new)?;
         let text = match &template {
-            None => event_line(&ev, local_offset_seconds),
+            None => event_line(&ev, crate::format::local_offset),
             Some((true, t)) => t.execute(&ev).map_err(CliError::new)?,
             Some((false, t)) => t.execute(&go_fields(&ev)).map_err(CliError::new)?,
         };
@@ -147,20 +147,6 @@ pub fn format_time(unix_nanos: i64, offset: i64) -> String {
     };
     let (y, m, d) = (t.year(), t.month() as u8, t.day());
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}{zone}", t.hour(), t.minute(), t.second(), t.nanosecond())
-}
-
-/// The local zone's offset from UTC at `unix_secs` (what Go's `time.Local`
-/// uses: `TZ`, else /etc/localtime).
-fn local_offset_seconds(unix_secs: i64) -> i64 {
-    let t = unix_secs as libc::time_t;
-    // SAFETY: localtime_r writes only into `tm`, which we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if ok {
-        tm.tm_gmtoff
-    } else {
-        0
-    }
 }
 
 #[cfg(test)]

@@ -317,25 +317,11 @@ fn pull(env: &mut Env, a: PullArgs) -> CliResult {
     }
     let auth = crate::registry_auth::header_for(&r.familiar_string())?.unwrap_or_else(|| "e30=".to_string());
     let resp = env.client.send_with("POST", &format!("/images/create{}", query(&params)), None, &[("X-Registry-Auth", &auth)])?;
-    let terminal = !a.quiet && is_terminal(1);
+    let terminal = !a.quiet && crate::term::is_tty(1);
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if a.quiet { &mut sink } else { env.out };
-    display_json_messages(BufReader::new(resp.body), out, terminal, terminal_width(1))?;
+    display_json_messages(BufReader::new(resp.body), out, terminal, crate::term::stdout_width())?;
     env.println(&r.to_string())
-}
-
-fn is_terminal(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
-fn terminal_width(fd: i32) -> usize {
-    // SAFETY: TIOCGWINSZ fills the winsize we own.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } != 0 || ws.ws_col == 0 {
-        return 200;
-    }
-    ws.ws_col as usize
 }
 
 /// moby's `JSONProgress.String`: the bar (on terminals wider than 110),
@@ -440,9 +426,9 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
         let nanos = jm["timeNano"].as_i64().unwrap_or(0);
         let secs = jm["time"].as_i64().unwrap_or(0);
         if nanos != 0 {
-            text.push_str(&format!("{} ", super::events::format_time(nanos, local_offset(nanos / 1_000_000_000))));
+            text.push_str(&format!("{} ", super::events::format_time(nanos, crate::format::local_offset(nanos / 1_000_000_000))));
         } else if secs != 0 {
-            text.push_str(&format!("{} ", super::events::format_time(secs * 1_000_000_000, local_offset(secs))));
+            text.push_str(&format!("{} ", super::events::format_time(secs * 1_000_000_000, crate::format::local_offset(secs))));
         }
         if !id.is_empty() {
             text.push_str(&format!("{id}: "));
@@ -467,17 +453,6 @@ pub fn display_json_messages(input: impl BufRead, out: &mut dyn Write, terminal:
         out.flush().map_err(werr)?;
     }
     Ok(())
-}
-
-fn local_offset(secs: i64) -> i64 {
-    let t = secs as libc::time_t;
-    // SAFETY: localtime_r writes only into `tm`, which we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        0
-    } else {
-        tm.tm_gmtoff
-    }
 }
 
 // ------------------------------------------------------------------ inspect, rm, prune

@@ -565,23 +565,13 @@ fn read_key(prompt: &str) -> CliResult<String> {
     if stdin.is_terminal() {
         print!("{prompt}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        let fd = 0;
-        // SAFETY: termios calls on stdin with a zeroed, then filled, struct.
-        let mut term: libc::termios = unsafe { std::mem::zeroed() };
-        let have_term = unsafe { libc::tcgetattr(fd, &mut term) } == 0;
-        if have_term {
-            let mut noecho = term;
-            noecho.c_lflag &= !libc::ECHO;
-            noecho.c_lflag |= libc::ECHONL;
-            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &noecho) };
-        }
+        let quiet = crate::term::Mode::no_echo();
         let mut line = String::new();
         let r = stdin.lock().read_line(&mut line);
-        if have_term {
-            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
-        } else {
+        if quiet.is_none() {
             println!();
         }
+        drop(quiet);
         r?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_string());
     }

@@ -148,7 +148,7 @@ fn kill_shims(bundles: &Path) {
         let stat = fs::read_to_string(format!("/proc/{}/stat", shim.shim_pid)).unwrap_or_default();
         let start = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(19)).and_then(|t| t.parse::<u64>().ok());
         if shim.shim_pid > 0 && start == Some(shim.shim_start) {
-            unsafe { libc::kill(shim.shim_pid, libc::SIGKILL) };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim.shim_pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -241,16 +241,11 @@ fn remove_tree(dir: &Path) -> Result<(), String> {
 }
 
 fn umount_detach(path: &Path) -> Result<(), String> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: umount2 with a valid C string.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()), // not (or no longer) a mount point
-        _ => Err(format!("cannot unmount {}: {err}", path.display())),
+    use nix::errno::Errno;
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        // EINVAL, ENOENT: not (or no longer) a mount point.
+        Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+        Err(e) => Err(format!("cannot unmount {}: {}", path.display(), std::io::Error::from(e))),
     }
 }
 
@@ -287,9 +282,7 @@ fn release_netns_dir() {
     let mounted = fs::read_to_string("/proc/self/mountinfo").map(|m| mount_points(&m).iter().any(|p| p == dir)).unwrap_or(false);
     if empty && mounted {
         // Not detached: if someone just bound a new namespace there, this fails (EBUSY).
-        let c = std::ffi::CString::new("/run/netns").expect("no NUL");
-        // SAFETY: umount2 with a valid C string.
-        unsafe { libc::umount2(c.as_ptr(), 0) };
+        let _ = nix::mount::umount2(dir, nix::mount::MntFlags::empty());
     }
 }
 

@@ -162,8 +162,7 @@ pub fn run(cmd: LabCommand) -> Result<(), String> {
 }
 
 fn require_root() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err("shoal lab manages network namespaces and must run as root".into());
     }
     Ok(())

@@ -89,17 +89,16 @@ pub fn open_netns(name: &str) -> Result<fs::File, String> {
 /// machine's mounts, /sys/fs/cgroup included, as a daemon on a real host would.
 /// (`ip netns exec` would also remount /sys, which hides the cgroup mounts.)
 pub fn enter_netns(cmd: &mut Command, netns: &fs::File, detach: bool) {
-    use std::os::unix::io::AsRawFd;
+    use std::os::unix::io::{AsRawFd, BorrowedFd};
     let fd = netns.as_raw_fd();
-    // SAFETY: only async-signal-safe calls (setsid, setns) between fork and exec.
+    // SAFETY: only async-signal-safe calls (setsid, setns; nix allocates
+    // nothing for either) between fork and exec; `netns` outlives the spawn.
     unsafe {
         cmd.pre_exec(move || {
-            if detach && libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
+            if detach {
+                nix::unistd::setsid()?;
             }
-            if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            nix::sched::setns(BorrowedFd::borrow_raw(fd), nix::sched::CloneFlags::CLONE_NEWNET)?;
             Ok(())
         });
     }
@@ -207,16 +206,11 @@ pub fn daemons_under(root: &Path) -> Vec<u32> {
     found
 }
 
-pub fn signal(pid: u32, sig: libc::c_int) -> Result<(), String> {
-    // SAFETY: plain kill(2).
-    if unsafe { libc::kill(pid as libc::pid_t, sig) } == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESRCH) {
-        Ok(())
-    } else {
-        Err(format!("cannot signal process {pid}: {err}"))
+/// Sends `sig` to `pid`; a process already gone is not an error.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) -> Result<(), String> {
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(format!("cannot signal process {pid}: {}", std::io::Error::from(e))),
     }
 }
 
@@ -235,7 +229,7 @@ pub fn wait_gone(pids: &[u32], timeout: Duration) -> Vec<u32> {
 /// SIGTERM, wait up to `grace`, then SIGKILL and wait for the end.
 pub fn terminate(pids: &[u32], grace: Duration) -> Result<(), String> {
     for &pid in pids {
-        signal(pid, libc::SIGTERM)?;
+        signal(pid, nix::sys::signal::Signal::SIGTERM)?;
     }
     let left = wait_gone(pids, grace);
     kill(&left)
@@ -244,7 +238,7 @@ pub fn terminate(pids: &[u32], grace: Duration) -> Result<(), String> {
 /// SIGKILL and wait until the processes are gone.
 pub fn kill(pids: &[u32]) -> Result<(), String> {
     for &pid in pids {
-        signal(pid, libc::SIGKILL)?;
+        signal(pid, nix::sys::signal::Signal::SIGKILL)?;
     }
     let left = wait_gone(pids, Duration::from_secs(10));
     if left.is_empty() {

@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Runtime files of every lab (state, sockets); on tmpfs.
@@ -278,27 +277,23 @@ pub fn list_labs() -> Vec<String> {
 /// An exclusive advisory lock on a lab (flock on `<run dir>/lock`), so that two
 /// `shoal lab` commands do not interleave their read-modify-write of the state.
 pub struct LabLock {
-    _file: fs::File,
+    _lock: nix::fcntl::Flock<fs::File>,
 }
 
 impl LabLock {
     pub fn acquire(lab: &str) -> Result<LabLock, String> {
         let path = lock_path(lab);
-        let file = fs::OpenOptions::new()
+        let mut file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         loop {
-            // SAFETY: flock on a descriptor we own.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(LabLock { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("cannot lock {}: {err}", path.display()));
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) {
+                Ok(lock) => return Ok(LabLock { _lock: lock }),
+                Err((f, nix::errno::Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::from(e))),
             }
         }
     }

@@ -468,6 +468,8 @@ fn write_global_job_overall(d: &mut Display, total: u64, complete: u64) {
 
 // ------------------------------------------------------------------ wait
 
+use nix::sys::signal::{signal, SigHandler, Signal};
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
@@ -477,24 +479,23 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// Catches Ctrl-C while waiting, as docker does, and restores the previous
 /// disposition when dropped.
 struct SigintGuard {
-    previous: libc::sighandler_t,
+    previous: Option<SigHandler>,
 }
 
 impl SigintGuard {
     fn install() -> SigintGuard {
         INTERRUPTED.store(false, Ordering::SeqCst);
-        let handler = on_sigint as extern "C" fn(libc::c_int);
         // SAFETY: the handler only stores to an atomic.
-        let previous = unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+        let previous = unsafe { signal(Signal::SIGINT, SigHandler::Handler(on_sigint)) }.ok();
         SigintGuard { previous }
     }
 }
 
 impl Drop for SigintGuard {
     fn drop(&mut self) {
-        // SAFETY: restoring the disposition saved in `install`.
-        unsafe {
-            libc::signal(libc::SIGINT, self.previous);
+        if let Some(previous) = self.previous {
+            // SAFETY: puts back the disposition `install` replaced.
+            let _ = unsafe { signal(Signal::SIGINT, previous) };
         }
     }
 }
@@ -513,25 +514,13 @@ pub fn timeout_from(value: Option<&str>) -> Duration {
     }
 }
 
-/// The terminal's width (200 when it cannot be read, as docker assumes).
-fn terminal_width() -> usize {
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 {
-            return ws.ws_col as usize;
-        }
-    }
-    200
-}
-
 /// How this process's stdout shows progress.
 pub fn stdout_mode(quiet: bool) -> Mode {
     use std::io::IsTerminal;
     if quiet {
         Mode::Quiet
     } else if !cfg!(test) && std::io::stdout().is_terminal() {
-        Mode::Tty { width: terminal_width() }
+        Mode::Tty { width: crate::term::stdout_width() }
     } else {
         Mode::Final
     }
