@@ -375,6 +375,14 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_tokens_stay_out_of_debug_output() {
+        let join = wire::JoinRequest { token: "SWMTKN-1-secret".into(), ..Default::default() };
+        let key = wire::SecretsKeyResponse { key: "c2VjcmV0".into(), unlock_key: Some("SWMKEY-1-x".into()) };
+        let shown = format!("{join:?} {key:?}");
+        assert!(!shown.contains("secret") && !shown.contains("c2VjcmV0") && !shown.contains("SWMKEY"), "{shown}");
+    }
+
+    #[test]
     fn log_events_cross_the_wire_whole() {
         let line = LogLine { task_id: "t".into(), stream: LogStream::Stderr, time: "2024-01-01T00:00:00Z".into(), data: "x\n".into() };
         for ev in [

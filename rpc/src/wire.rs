@@ -41,7 +41,9 @@ pub struct Members {
 
 // ---- Join ----
 
+/// `Debug` leaves the token out.
 #[derive(Clone, PartialEq, prost::Message)]
+#[prost(skip_debug)]
 pub struct JoinRequest {
     #[prost(string, tag = "1")]
     pub token: String,
@@ -367,9 +369,9 @@ pub struct Pong {
     pub node_id: String,
 }
 
-/// Key material as text; never logged (`Debug` is prost's, so callers
-/// move it into `KeyText` at once).
+/// Key material as text; `Debug` leaves it out.
 #[derive(Clone, PartialEq, prost::Message)]
+#[prost(skip_debug)]
 pub struct SecretsKeyResponse {
     #[prost(string, tag = "1")]
     pub key: String,
@@ -474,6 +476,23 @@ pub struct RaftConfState {
     pub learners_next: Vec<u64>,
     #[prost(bool, tag = "5")]
     pub auto_leave: bool,
+}
+
+impl std::fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinRequest")
+            .field("token", &"<redacted>")
+            .field("advertise_addr", &self.advertise_addr)
+            .field("raft_addr", &self.raft_addr)
+            .field("raft_id", &self.raft_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SecretsKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsKeyResponse(<redacted>)")
+    }
 }
 
 /// The generated services (see `build.rs`).
