@@ -552,7 +552,10 @@ impl Wake for Unpark {
 /// sockets this replaced did.
 fn block_on<F: Future>(timeout: Duration, fut: F) -> io::Result<F::Output> {
     let _context = runtime()?.enter();
-    let mut fut = pin!(tokio::time::timeout(timeout, fut));
+    // Out of tokio's cooperative budgeting: called from inside a task, the
+    // task's budget would run out and never be renewed (the task does not
+    // yield while this blocks), and every read would then stay pending.
+    let mut fut = pin!(tokio::task::unconstrained(tokio::time::timeout(timeout, fut)));
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {
@@ -677,6 +680,131 @@ mod tests {
         h.join().unwrap();
         let seen = h2.join().unwrap();
         assert!(!seen[0].to_lowercase().contains("authorization"), "{}", seen[0]);
+    }
+
+    #[test]
+    fn head_post_reasons_and_large_streamed_bodies() {
+        // 4 MiB in chunks of 64 KiB: more than one of hyper's reads.
+        let blob: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for c in blob.chunks(64 << 10) {
+            chunked.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            chunked.extend_from_slice(c);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let (port, h) = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nDocker-Content-Digest: sha256:x\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+            b"HTTP/1.1 404 Nope\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            b"HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n".to_vec(),
+            chunked,
+        ]);
+        let c = Client::default();
+        let url = |p: &str| Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap();
+        let r = c.send(Request::new("HEAD", url("/v2/x/manifests/latest"))).unwrap();
+        assert_eq!((r.status, r.content_length(), r.header("docker-content-digest")), (200, Some(100), Some("sha256:x")));
+        assert!(r.read_body(1000).unwrap().is_empty());
+        let r = c.send(Request::new("POST", url("/token")).header("Content-Type", "application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(r.read_body(10).unwrap(), b"{}");
+        let r = c.send(Request::new("GET", url("/n"))).unwrap();
+        assert_eq!((r.status, r.reason.as_str()), (404, "Nope"));
+        let r = c.send(Request::new("GET", url("/e"))).unwrap();
+        assert_eq!((r.status, r.reason.as_str()), (500, ""));
+        let mut body = c.send(Request::new("GET", url("/blob"))).unwrap().into_body();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1000];
+        loop {
+            let n = body.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == blob, "{} bytes instead of {}", got.len(), blob.len());
+        assert_eq!(body.read(&mut buf).unwrap(), 0);
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("HEAD /v2/x/manifests/latest HTTP/1.1\r\n"), "{}", seen[0]);
+        assert!(seen[1].starts_with("POST /token HTTP/1.1\r\n"), "{}", seen[1]);
+        assert!(seen[1].contains("Content-Type: application/x-www-form-urlencoded\r\n"), "{}", seen[1]);
+        assert!(seen[1].contains("Content-Length: 0\r\n"), "{}", seen[1]);
+        assert!(!seen[2].to_lowercase().contains("content-length"), "{}", seen[2]);
+        assert!(seen[2].contains("Connection: close\r\n") && seen[2].contains("User-Agent: shoal/"), "{}", seen[2]);
+    }
+
+    #[test]
+    fn bodies_that_stop_early_and_oversized_heads_fail() {
+        let (port, h) = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123".to_vec(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab".to_vec(),
+            format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "a".repeat(MAX_HEADER_BYTES)).into_bytes(),
+            Vec::new(),
+        ]);
+        let c = Client::default();
+        let url = |p: &str| Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap();
+        let mut body = c.send(Request::new("GET", url("/short"))).unwrap().into_body();
+        let mut got = Vec::new();
+        let e = body.read_to_end(&mut got).unwrap_err();
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::UnexpectedEof, "connection closed before the end of the body"));
+        assert_eq!(got, b"0123");
+        // A truncated body never turns into a clean end.
+        assert_eq!(body.read(&mut [0u8; 8]).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let r = c.send(Request::new("GET", url("/chunk"))).unwrap();
+        let e = r.read_body(100).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        let e = c.send(Request::new("GET", url("/big"))).err().unwrap();
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/big\": response headers too large"));
+        let e = c.send(Request::new("GET", url("/none"))).err().unwrap();
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/none\": connection closed before a response"));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn stops_after_ten_redirects() {
+        let (port, h) = serve(vec![b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n".to_vec(); MAX_REDIRECTS + 1]);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/start")).unwrap();
+        let e = Client::default().send(Request::new("GET", url)).err().unwrap();
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/again\": stopped after 10 redirects"));
+        assert_eq!(h.join().unwrap().len(), MAX_REDIRECTS + 1);
+    }
+
+    /// The daemon calls the client from `spawn_blocking`; tests and tools
+    /// from plain threads; a careless caller from async code directly.
+    #[test]
+    fn works_with_or_without_an_ambient_runtime() {
+        // Many socket reads: tokio's cooperative budget of an async caller
+        // must not stall the client (it did before `unconstrained`).
+        const LEN: usize = 96 << 20;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = l.accept().unwrap();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n").as_bytes()).unwrap();
+                let piece = [b'x'; 64 << 10];
+                for _ in 0..LEN / piece.len() {
+                    s.write_all(&piece).unwrap();
+                }
+            }
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let get = move || {
+            let mut body = Client::default().send(Request::new("GET", url.clone())).unwrap().into_body();
+            io::copy(&mut body, &mut io::sink()).unwrap()
+        };
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let get2 = get.clone();
+        assert_eq!(multi.block_on(async { tokio::task::spawn_blocking(get2).await.unwrap() }), LEN as u64);
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(single.block_on(async { get() }), LEN as u64);
+        h.join().unwrap();
+        let e = block_on(Duration::from_millis(20), std::future::pending::<()>()).unwrap_err();
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::TimedOut, "i/o timeout"));
     }
 
     #[test]
