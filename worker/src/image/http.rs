@@ -12,7 +12,7 @@
 //! decompressing, writing files) as much as network work, so callers run it
 //! on a blocking thread (`tokio::task::spawn_blocking`). Each blocking call
 //! polls hyper on the caller's thread while a small shared runtime (one
-//! thread, see [`runtime`]) watches the sockets, so the client works with
+//! thread, see `runtime()`) watches the sockets, so the client works with
 //! or without an ambient tokio runtime, and a body is read one frame at a
 //! time as the caller asks for it (blobs are never buffered whole).
 
