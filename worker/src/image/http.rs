@@ -1,25 +1,50 @@
 //! A small blocking HTTP/1.1 client, just enough for the registry API.
 //!
-//! Why hand-written: the registry protocol needs GET/HEAD/POST of small JSON
-//! documents, streamed blob downloads, redirects and a handful of headers.
-//! An HTTP client library would bring a second async stack and a large
-//! dependency tree into the worker for that. One request per connection
-//! (`Connection: close`) keeps the code simple; a pull makes few requests
-//! and most of the time goes into the blob bodies.
+//! The protocol is hyper's (its client connection API: request writing,
+//! response parsing, length/chunked/close-delimited bodies); this module
+//! adds what the registry code needs on top: URLs, connecting (TCP, then
+//! TLS through [`TlsConnector`]), redirects, timeouts, size bounds, and
+//! Go-style transport errors. One request per connection
+//! (`Connection: close`) keeps it simple; a pull makes few requests and
+//! most of the time goes into the blob bodies.
 //!
-//! Blocking I/O is deliberate: a pull is file-system work (hashing,
+//! Blocking is deliberate: a pull is file-system work (hashing,
 //! decompressing, writing files) as much as network work, so callers run it
-//! on a blocking thread (`tokio::task::spawn_blocking`).
+//! on a blocking thread (`tokio::task::spawn_blocking`). Each blocking call
+//! polls hyper on the caller's thread while a small shared runtime (one
+//! thread, see `runtime()`) watches the sockets, so the client works with
+//! or without an ambient tokio runtime, and a body is read one frame at a
+//! time as the caller asks for it (blobs are never buffered whole).
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::future::{poll_fn, Future};
+use std::io::{self, Read};
+use std::net::ToSocketAddrs;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Buf, Bytes, Incoming};
+use hyper::client::conn::http1;
+use hyper::ext::ReasonPhrase;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// A registry that stops sending for this long is treated as gone.
+/// A registry that stops sending for this long is treated as gone: the
+/// bound on each wait (TLS handshake; request and response head; each
+/// piece of a body).
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
+/// The response head (status line, headers) and a chunked body's trailers.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// hyper also bounds the number of header lines (its default is 100).
+const MAX_HEADERS: usize = 1024;
 const MAX_REDIRECTS: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,15 +189,19 @@ fn invalid(msg: String) -> io::Error {
 }
 
 /// What carries the bytes: a plain TCP stream, or TLS over one.
-pub trait Connection: Read + Write + Send {}
-impl<T: Read + Write + Send> Connection for T {}
+pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Connection for T {}
+
+/// A TLS handshake in progress (see [`TlsConnector::connect`]).
+pub type Handshake<'a> = Pin<Box<dyn Future<Output = io::Result<Box<dyn Connection>>> + Send + 'a>>;
 
 /// Opens connections for `https://` URLs. The registry module supplies one
 /// when TLS is available; without it only plain HTTP works.
 pub trait TlsConnector: Send + Sync {
-    /// Wraps `tcp` in TLS for `url`'s host. `verify` false skips certificate
-    /// checks (Docker's behaviour for registries marked insecure).
-    fn connect(&self, url: &Url, tcp: TcpStream, verify: bool) -> io::Result<Box<dyn Connection>>;
+    /// Wraps `tcp` in TLS for `url`'s host, handshake included. `verify`
+    /// false skips certificate checks (Docker's behaviour for registries
+    /// marked insecure).
+    fn connect<'a>(&'a self, url: &'a Url, tcp: TcpStream, verify: bool) -> Handshake<'a>;
 }
 
 /// One request.
@@ -200,6 +229,8 @@ impl<'a> Request<'a> {
 pub struct Response {
     pub status: u16,
     pub reason: String,
+    /// Names as hyper gives them (lower case); look them up with
+    /// [`Response::header`], which ignores case.
     pub headers: Vec<(String, String)>,
     /// The URL that answered (after redirects).
     pub url: Url,
@@ -238,93 +269,62 @@ impl Response {
     }
 }
 
-/// A response body: fixed length, chunked, or up to connection close.
+type Conn = http1::Connection<TokioIo<Box<dyn Connection>>, Full<Bytes>>;
+
+/// A response body, pulled from the connection one frame per read: hyper
+/// does the framing (length, chunked, until close); nothing is read ahead
+/// of the caller beyond hyper's read buffer.
 pub struct Body {
-    stream: Option<BufReader<Box<dyn Connection>>>,
-    kind: BodyKind,
+    /// Bytes of the last frame not yet handed out.
+    chunk: Bytes,
+    state: BodyState,
 }
 
-enum BodyKind {
-    Empty,
-    Length(u64),
-    /// Bytes left in the current chunk; `None` before the first chunk header.
-    Chunked(Option<u64>),
-    UntilClose,
-}
-
-impl Body {
-    fn empty() -> Body {
-        Body { stream: None, kind: BodyKind::Empty }
-    }
+enum BodyState {
+    Open {
+        conn: Option<Pin<Box<Conn>>>,
+        incoming: Incoming,
+    },
+    Done,
+    /// A read failed: later reads fail the same way (a truncated body must
+    /// never look complete).
+    Failed(io::ErrorKind, String),
 }
 
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(stream) = self.stream.as_mut() else { return Ok(0) };
-        match &mut self.kind {
-            BodyKind::Empty => Ok(0),
-            BodyKind::Length(left) => {
-                if *left == 0 || buf.is_empty() {
+        loop {
+            if !self.chunk.is_empty() {
+                let n = buf.len().min(self.chunk.len());
+                buf[..n].copy_from_slice(&self.chunk[..n]);
+                self.chunk.advance(n);
+                return Ok(n);
+            }
+            let (conn, incoming) = match &mut self.state {
+                _ if buf.is_empty() => return Ok(0),
+                BodyState::Done => return Ok(0),
+                BodyState::Failed(kind, msg) => return Err(io::Error::new(*kind, msg.clone())),
+                BodyState::Open { conn, incoming } => (conn, incoming),
+            };
+            let frame = block_on(IO_TIMEOUT, drive(conn, incoming.frame())).and_then(|r| match r {
+                Some(Ok(frame)) => Ok(Some(frame)),
+                Some(Err(e)) => Err(hyper_error(e, true)),
+                None => Ok(None),
+            });
+            match frame {
+                // Trailers carry nothing a registry client needs.
+                Ok(Some(frame)) => self.chunk = frame.into_data().unwrap_or_default(),
+                Ok(None) => {
+                    self.state = BodyState::Done;
                     return Ok(0);
                 }
-                let want = buf.len().min(*left as usize);
-                let n = stream.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the end of the body"));
+                Err(e) => {
+                    self.state = BodyState::Failed(e.kind(), e.to_string());
+                    return Err(e);
                 }
-                *left -= n as u64;
-                Ok(n)
             }
-            BodyKind::UntilClose => stream.read(buf),
-            BodyKind::Chunked(state) => loop {
-                match state {
-                    Some(0) => {
-                        // End of a chunk: its CRLF, then the next size line.
-                        let mut crlf = String::new();
-                        read_line(stream, &mut crlf)?;
-                        *state = None;
-                    }
-                    Some(left) => {
-                        let want = buf.len().min(*left as usize);
-                        let n = stream.read(&mut buf[..want])?;
-                        if n == 0 {
-                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a chunk"));
-                        }
-                        *left -= n as u64;
-                        return Ok(n);
-                    }
-                    None => {
-                        let mut line = String::new();
-                        read_line(stream, &mut line)?;
-                        let size = line.trim().split(';').next().unwrap_or("");
-                        let size = u64::from_str_radix(size.trim(), 16).map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
-                        if size == 0 {
-                            // Trailers, up to the empty line.
-                            loop {
-                                let mut t = String::new();
-                                if read_line(stream, &mut t)? == 0 || t.trim().is_empty() {
-                                    break;
-                                }
-                            }
-                            self.kind = BodyKind::Empty;
-                            return Ok(0);
-                        }
-                        *state = Some(size);
-                    }
-                }
-            },
         }
     }
-}
-
-fn read_line(r: &mut impl BufRead, line: &mut String) -> io::Result<usize> {
-    let mut raw = Vec::new();
-    let n = r.by_ref().take(MAX_HEADER_BYTES as u64).read_until(b'\n', &mut raw)?;
-    if n == MAX_HEADER_BYTES && !raw.ends_with(b"\n") {
-        return Err(invalid("header line too long".into()));
-    }
-    line.push_str(&String::from_utf8_lossy(&raw));
-    Ok(n)
 }
 
 /// The client: stateless apart from the TLS connector.
@@ -397,102 +397,181 @@ impl Client {
     fn send_once(&self, req: &Request<'_>) -> Result<Response, TransportError> {
         let url = &req.url;
         let dial_addr = format!("{}:{}", url.host, url.port);
-        let tcp = connect(url.bare_host(), url.port).map_err(|e| self.error(req, e, Some(dial_addr.clone())))?;
-        let conn: Box<dyn Connection> = match url.scheme {
-            Scheme::Http => Box::new(tcp),
-            Scheme::Https => match &self.tls {
-                Some(tls) => tls.connect(url, tcp, req.verify_tls).map_err(|e| self.error(req, e, None))?,
-                None => return Err(self.error(req, invalid("https is not available in this build".into()), None)),
-            },
+        let dial_error = |e| self.error(req, e, Some(dial_addr.clone()));
+        let tcp = connect(url.bare_host(), url.port).map_err(dial_error)?;
+        let conn = block_on(IO_TIMEOUT, async {
+            let tcp = TcpStream::from_std(tcp).map_err(|e| (e, true))?;
+            let conn: Box<dyn Connection> = match url.scheme {
+                Scheme::Http => Box::new(tcp),
+                Scheme::Https => match &self.tls {
+                    Some(tls) => tls.connect(url, tcp, req.verify_tls).await.map_err(|e| (e, false))?,
+                    None => return Err((invalid("https is not available in this build".into()), false)),
+                },
+            };
+            Ok(conn)
+        });
+        let conn = match conn {
+            Ok(Ok(conn)) => conn,
+            Ok(Err((e, true))) => return Err(dial_error(e)),
+            Ok(Err((e, false))) | Err(e) => return Err(self.error(req, e, None)),
         };
         self.exchange(req, conn).map_err(|e| self.error(req, e, None))
     }
 
-    fn exchange(&self, req: &Request<'_>, mut conn: Box<dyn Connection>) -> io::Result<Response> {
-        let mut head = format!("{} {} HTTP/1.1\r\nHost: {}\r\n", req.method, req.url.target, req.url.authority());
-        head.push_str(concat!("User-Agent: shoal/", env!("CARGO_PKG_VERSION"), "\r\n"));
-        head.push_str("Connection: close\r\n");
+    fn exchange(&self, req: &Request<'_>, conn: Box<dyn Connection>) -> io::Result<Response> {
+        let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| invalid(format!("invalid method {}", req.method)))?;
+        let target: Uri = req.url.target.parse().map_err(|_| invalid(format!("invalid URL {}", req.url)))?;
+        let mut builder = hyper::Request::builder().method(method).uri(target);
+        let headers = builder.headers_mut().expect("a request under construction");
+        let authority = HeaderValue::from_str(&req.url.authority()).map_err(|_| invalid(format!("invalid URL {}", req.url)))?;
+        headers.insert(header::HOST, authority);
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(concat!("shoal/", env!("CARGO_PKG_VERSION"))));
+        // One request per connection: a pull makes few requests and spends
+        // its time in the blob bodies.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         for (k, v) in &req.headers {
-            if v.contains(['\r', '\n']) || k.contains(['\r', '\n', ':']) {
-                return Err(invalid(format!("invalid header {k}")));
-            }
-            head.push_str(&format!("{k}: {v}\r\n"));
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| invalid(format!("invalid header {k}")))?;
+            let value = HeaderValue::from_str(v).map_err(|_| invalid(format!("invalid header {k}")))?;
+            headers.append(name, value);
         }
         if !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH") {
-            head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
         }
-        head.push_str("\r\n");
-        conn.write_all(head.as_bytes())?;
-        conn.write_all(req.body)?;
-        conn.flush()?;
+        let request = builder.body(Full::new(Bytes::copy_from_slice(req.body))).map_err(|e| invalid(e.to_string()))?;
 
-        let mut stream = BufReader::with_capacity(64 * 1024, conn);
-        let (status, reason, headers) = read_head(&mut stream)?;
-        let mut resp = Response { status, reason, headers, url: req.url.clone(), body: Body::empty() };
-        let no_body = req.method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
-        let chunked = resp.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let kind = if no_body {
-            BodyKind::Empty
-        } else if chunked {
-            BodyKind::Chunked(None)
-        } else if let Some(len) = resp.header("content-length") {
-            BodyKind::Length(len.trim().parse().map_err(|_| invalid(format!("bad Content-Length {len:?}")))?)
-        } else {
-            BodyKind::UntilClose
+        let head = block_on(IO_TIMEOUT, async {
+            let (mut sender, conn) = http1::Builder::new()
+                // Header names go out as Docker's client writes them
+                // (`Content-Type`), not lower-cased.
+                .title_case_headers(true)
+                .max_header_size(MAX_HEADER_BYTES)
+                .max_headers(MAX_HEADERS)
+                // As lenient as the hand-written parser this replaced.
+                .allow_spaces_after_header_name_in_responses(true)
+                .allow_obsolete_multiline_headers_in_responses(true)
+                .ignore_invalid_headers_in_responses(true)
+                .handshake::<_, Full<Bytes>>(TokioIo::new(conn))
+                .await
+                .map_err(|e| hyper_error(e, false))?;
+            let mut conn = Some(Box::pin(conn));
+            let resp = drive(&mut conn, sender.send_request(request)).await;
+            resp.map(|r| (r, conn)).map_err(|e| hyper_error(e, false))
+        })??;
+        let (resp, conn) = head;
+        let (parts, incoming) = resp.into_parts();
+        let reason = match parts.extensions.get::<ReasonPhrase>() {
+            Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
+            None => parts.status.canonical_reason().unwrap_or("").to_string(),
         };
-        resp.body = Body { stream: Some(stream), kind };
-        Ok(resp)
+        let headers =
+            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).trim().to_string())).collect();
+        let body = Body { chunk: Bytes::new(), state: BodyState::Open { conn, incoming } };
+        Ok(Response { status: parts.status.as_u16(), reason, headers, url: req.url.clone(), body })
     }
 }
 
-type Head = (u16, String, Vec<(String, String)>);
+/// Polls `fut` while also driving the connection it needs (hyper's
+/// connection future does the actual reading and writing). No task is
+/// spawned: the socket is only read while a caller waits for data.
+async fn drive<F: Future>(conn: &mut Option<Pin<Box<Conn>>>, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if let Some(c) = conn.as_mut() {
+            // Its result reaches `fut` too (hyper hands connection errors to
+            // the pending response or body), so it needs no handling here.
+            if c.as_mut().poll(cx).is_ready() {
+                *conn = None;
+            }
+        }
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
 
-fn read_head(stream: &mut impl BufRead) -> io::Result<Head> {
-    let mut total = 0;
+/// hyper's errors as the I/O errors this module has always returned.
+fn hyper_error(e: hyper::Error, in_body: bool) -> io::Error {
+    if e.is_parse_too_large() {
+        return invalid("response headers too large".into());
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    let mut cause = None;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            cause = Some(io);
+            break;
+        }
+        source = s.source();
+    }
+    let eof = e.is_incomplete_message() || cause.is_some_and(|c| c.kind() == io::ErrorKind::UnexpectedEof);
+    match cause {
+        _ if eof && in_body => io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the end of the body"),
+        _ if eof => io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"),
+        Some(io) => io::Error::new(io.kind(), io.to_string()),
+        None if e.is_parse() => invalid(format!("malformed HTTP response: {e}")),
+        None => io::Error::other(e.to_string()),
+    }
+}
+
+/// The runtime whose reactor and timers serve the client's sockets: one
+/// worker thread, started on first use and shared by the process. Callers
+/// block on their own thread (see [`block_on`]), so it works the same from
+/// a `spawn_blocking` thread of the daemon's runtime, from a plain thread,
+/// or from a test with no runtime at all.
+fn runtime() -> io::Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("shoal-registry-io")
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|e| format!("starting the registry client's I/O thread: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(e.clone()))
+}
+
+/// Wakes the thread blocked in [`block_on`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `fut` to completion on the calling thread, giving up after
+/// `timeout` (an error of kind `TimedOut`). Unlike `Handle::block_on` this
+/// never panics inside an async context: it just blocks, as the blocking
+/// sockets this replaced did.
+fn block_on<F: Future>(timeout: Duration, fut: F) -> io::Result<F::Output> {
+    let _context = runtime()?.enter();
+    // Out of tokio's cooperative budgeting: called from inside a task, the
+    // task's budget would run out and never be renewed (the task does not
+    // yield while this blocks), and every read would then stay pending.
+    let mut fut = pin!(tokio::task::unconstrained(tokio::time::timeout(timeout, fut)));
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
     loop {
-        let mut status_line = String::new();
-        if read_line(stream, &mut status_line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"));
+        if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            return r.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
         }
-        let mut parts = status_line.trim_end().splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if !version.starts_with("HTTP/1.") {
-            return Err(invalid(format!("malformed HTTP response {:?}", status_line.trim_end())));
-        }
-        let status: u16 =
-            parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| invalid(format!("malformed HTTP status line {status_line:?}")))?;
-        let reason = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            let n = read_line(stream, &mut line)?;
-            total += n;
-            if total > MAX_HEADER_BYTES {
-                return Err(invalid("response headers too large".into()));
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        // "100 Continue" and friends precede the real response.
-        if (100..200).contains(&status) && status != 101 {
-            continue;
-        }
-        return Ok((status, reason, headers));
+        std::thread::park();
     }
 }
 
-fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+fn connect(host: &str, port: u16) -> io::Result<std::net::TcpStream> {
     let mut last = None;
     for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
             Ok(s) => {
-                s.set_read_timeout(Some(IO_TIMEOUT))?;
-                s.set_write_timeout(Some(IO_TIMEOUT))?;
+                s.set_nonblocking(true)?;
                 s.set_nodelay(true)?;
                 return Ok(s);
             }
@@ -505,6 +584,7 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
     #[test]
@@ -600,6 +680,131 @@ mod tests {
         h.join().unwrap();
         let seen = h2.join().unwrap();
         assert!(!seen[0].to_lowercase().contains("authorization"), "{}", seen[0]);
+    }
+
+    #[test]
+    fn head_post_reasons_and_large_streamed_bodies() {
+        // 4 MiB in chunks of 64 KiB: more than one of hyper's reads.
+        let blob: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for c in blob.chunks(64 << 10) {
+            chunked.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            chunked.extend_from_slice(c);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let (port, h) = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nDocker-Content-Digest: sha256:x\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+            b"HTTP/1.1 404 Nope\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            b"HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n".to_vec(),
+            chunked,
+        ]);
+        let c = Client::default();
+        let url = |p: &str| Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap();
+        let r = c.send(Request::new("HEAD", url("/v2/x/manifests/latest"))).unwrap();
+        assert_eq!((r.status, r.content_length(), r.header("docker-content-digest")), (200, Some(100), Some("sha256:x")));
+        assert!(r.read_body(1000).unwrap().is_empty());
+        let r = c.send(Request::new("POST", url("/token")).header("Content-Type", "application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(r.read_body(10).unwrap(), b"{}");
+        let r = c.send(Request::new("GET", url("/n"))).unwrap();
+        assert_eq!((r.status, r.reason.as_str()), (404, "Nope"));
+        let r = c.send(Request::new("GET", url("/e"))).unwrap();
+        assert_eq!((r.status, r.reason.as_str()), (500, ""));
+        let mut body = c.send(Request::new("GET", url("/blob"))).unwrap().into_body();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1000];
+        loop {
+            let n = body.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == blob, "{} bytes instead of {}", got.len(), blob.len());
+        assert_eq!(body.read(&mut buf).unwrap(), 0);
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("HEAD /v2/x/manifests/latest HTTP/1.1\r\n"), "{}", seen[0]);
+        assert!(seen[1].starts_with("POST /token HTTP/1.1\r\n"), "{}", seen[1]);
+        assert!(seen[1].contains("Content-Type: application/x-www-form-urlencoded\r\n"), "{}", seen[1]);
+        assert!(seen[1].contains("Content-Length: 0\r\n"), "{}", seen[1]);
+        assert!(!seen[2].to_lowercase().contains("content-length"), "{}", seen[2]);
+        assert!(seen[2].contains("Connection: close\r\n") && seen[2].contains("User-Agent: shoal/"), "{}", seen[2]);
+    }
+
+    #[test]
+    fn bodies_that_stop_early_and_oversized_heads_fail() {
+        let (port, h) = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123".to_vec(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab".to_vec(),
+            format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "a".repeat(MAX_HEADER_BYTES)).into_bytes(),
+            Vec::new(),
+        ]);
+        let c = Client::default();
+        let url = |p: &str| Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap();
+        let mut body = c.send(Request::new("GET", url("/short"))).unwrap().into_body();
+        let mut got = Vec::new();
+        let e = body.read_to_end(&mut got).unwrap_err();
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::UnexpectedEof, "connection closed before the end of the body"));
+        assert_eq!(got, b"0123");
+        // A truncated body never turns into a clean end.
+        assert_eq!(body.read(&mut [0u8; 8]).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let r = c.send(Request::new("GET", url("/chunk"))).unwrap();
+        let e = r.read_body(100).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        let e = c.send(Request::new("GET", url("/big"))).err().unwrap();
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/big\": response headers too large"));
+        let e = c.send(Request::new("GET", url("/none"))).err().unwrap();
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/none\": connection closed before a response"));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn stops_after_ten_redirects() {
+        let (port, h) = serve(vec![b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n".to_vec(); MAX_REDIRECTS + 1]);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/start")).unwrap();
+        let e = Client::default().send(Request::new("GET", url)).err().unwrap();
+        assert_eq!(e.to_string(), format!("Get \"http://127.0.0.1:{port}/again\": stopped after 10 redirects"));
+        assert_eq!(h.join().unwrap().len(), MAX_REDIRECTS + 1);
+    }
+
+    /// The daemon calls the client from `spawn_blocking`; tests and tools
+    /// from plain threads; a careless caller from async code directly.
+    #[test]
+    fn works_with_or_without_an_ambient_runtime() {
+        // Many socket reads: tokio's cooperative budget of an async caller
+        // must not stall the client (it did before `unconstrained`).
+        const LEN: usize = 96 << 20;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = l.accept().unwrap();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n").as_bytes()).unwrap();
+                let piece = [b'x'; 64 << 10];
+                for _ in 0..LEN / piece.len() {
+                    s.write_all(&piece).unwrap();
+                }
+            }
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let get = move || {
+            let mut body = Client::default().send(Request::new("GET", url.clone())).unwrap().into_body();
+            io::copy(&mut body, &mut io::sink()).unwrap()
+        };
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let get2 = get.clone();
+        assert_eq!(multi.block_on(async { tokio::task::spawn_blocking(get2).await.unwrap() }), LEN as u64);
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(single.block_on(async { get() }), LEN as u64);
+        h.join().unwrap();
+        let e = block_on(Duration::from_millis(20), std::future::pending::<()>()).unwrap_err();
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::TimedOut, "i/o timeout"));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -17,9 +16,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
 
-use super::http::{Connection, TlsConnector, Url};
+use super::http::{Connection, Handshake, TlsConnector, Url};
 
 /// Where distributions keep the CA bundle (Debian, RHEL, Alpine/others).
 const SYSTEM_BUNDLES: &[&str] = &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
@@ -115,18 +115,20 @@ fn system_roots() -> &'static RootCertStore {
 }
 
 impl TlsConnector for Connector {
-    fn connect(&self, url: &Url, tcp: TcpStream, verify: bool) -> io::Result<Box<dyn Connection>> {
-        let config = self.config_for(&url.authority(), verify)?;
-        let name = ServerName::try_from(url.bare_host().to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", url.host)))?;
-        let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
-        let mut stream = StreamOwned::new(conn, tcp);
-        // Handshake now, so a TLS failure is a connection error (and an
-        // insecure registry can fall back to plain HTTP).
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).map_err(|e| io::Error::new(e.kind(), format!("tls: {e}")))?;
-        }
-        Ok(Box::new(stream))
+    fn connect<'a>(&'a self, url: &'a Url, tcp: TcpStream, verify: bool) -> Handshake<'a> {
+        Box::pin(async move {
+            let config = self.config_for(&url.authority(), verify)?;
+            let name = ServerName::try_from(url.bare_host().to_string())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", url.host)))?;
+            // The whole handshake happens here, so a TLS failure is a
+            // connection error (and an insecure registry can fall back to
+            // plain HTTP).
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("tls: {e}")))?;
+            Ok(Box::new(stream) as Box<dyn Connection>)
+        })
     }
 }
 
@@ -173,6 +175,7 @@ impl ServerCertVerifier for NoVerification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::StreamOwned;
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
