@@ -495,6 +495,21 @@ impl std::fmt::Debug for SecretsKeyResponse {
     }
 }
 
+/// raft-rs's `eraftpb.ConfChange`, the payload of a membership-change
+/// entry (which reaches followers inside a `RaftMessage`'s entries), read
+/// by prost for the same reason.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RaftConfChange {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int32, tag = "2")]
+    pub change_type: i32,
+    #[prost(uint64, tag = "3")]
+    pub node_id: u64,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub context: bytes::Bytes,
+}
+
 /// The generated services (see `build.rs`).
 pub mod join {
     include!(concat!(env!("OUT_DIR"), "/shoal.cluster.v1.Join.rs"));

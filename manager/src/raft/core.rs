@@ -10,7 +10,6 @@ use std::sync::{Arc, RwLock};
 
 use ::raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message};
 use ::raft::{Config, RawNode, SnapshotStatus, StateRole};
-use protobuf::Message as _;
 use shoal_api::ApiError;
 use tokio::sync::oneshot;
 
@@ -375,7 +374,7 @@ impl Core {
                     }
                 }
                 EntryType::EntryConfChange => {
-                    let cc = ConfChange::parse_from_bytes(&e.data).map_err(|e| e.to_string())?;
+                    let cc = super::wire::decode_conf_change(&e.data)?;
                     let cs = self.raw.apply_conf_change(&cc).map_err(|e| format!("conf change: {e}"))?;
                     if self.raw.raft.state == StateRole::Leader && !cs.voters.contains(&self.raw.raft.id) {
                         // A leader that applied its own removal (a change an

@@ -268,7 +268,7 @@ fn apply_to_store(st: &mut Store, e: &Entry) {
             }
         }
         EntryType::EntryConfChange => {
-            if let Ok(cc) = ConfChange::parse_from_bytes(&e.data) {
+            if let Ok(cc) = super::wire::decode_conf_change(&e.data) {
                 apply_membership(st, &cc);
             }
         }

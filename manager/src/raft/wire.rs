@@ -1,12 +1,14 @@
 //! Raft messages on the wire: raft-rs's `eraftpb::Message` to and from the
 //! cluster protocol's `RaftMessage` (the same fields and numbers, read by
-//! prost). raft-rs 0.7 links the `protobuf` 2 crate (CVE-2025-53605: a
-//! crafted message overflows the stack); with this, no byte from the
-//! network reaches that crate's parser.
+//! prost), and the membership changes those messages carry in their
+//! entries (`ConfChange`). raft-rs 0.7 links the `protobuf` 2 crate
+//! (CVE-2025-53605: a crafted message overflows the stack); with this, no
+//! byte from the network reaches that crate's parser (it reads only this
+//! node's own sealed WAL and snapshot).
 
 use prost::Message as _;
-use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata};
-use shoal_rpc::wire::{RaftConfState, RaftEntry, RaftMessage, RaftSnapshot, RaftSnapshotMetadata};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata};
+use shoal_rpc::wire::{RaftConfChange, RaftConfState, RaftEntry, RaftMessage, RaftSnapshot, RaftSnapshotMetadata};
 
 /// A message, encoded for `Managers.Raft`.
 pub fn encode(m: &Message) -> Vec<u8> {
@@ -18,6 +20,18 @@ pub fn encode(m: &Message) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Message, String> {
     let w = RaftMessage::decode(bytes).map_err(|e| format!("bad raft message: {e}"))?;
     from_wire(w)
+}
+
+/// The membership change a `EntryConfChange` entry holds.
+pub fn decode_conf_change(bytes: &[u8]) -> Result<ConfChange, String> {
+    let w = RaftConfChange::decode(bytes).map_err(|e| format!("bad conf change: {e}"))?;
+    let change_type = match w.change_type {
+        0 => ConfChangeType::AddNode,
+        1 => ConfChangeType::RemoveNode,
+        2 => ConfChangeType::AddLearnerNode,
+        t => return Err(format!("bad conf change: change type {t}")),
+    };
+    Ok(ConfChange { id: w.id, change_type, node_id: w.node_id, context: w.context, ..Default::default() })
 }
 
 fn to_wire(m: &Message) -> RaftMessage {
@@ -164,6 +178,16 @@ mod tests {
         let theirs = m.write_to_bytes().unwrap();
         assert_eq!(decode(&theirs).unwrap(), m);
         assert_eq!(Message::parse_from_bytes(&encode(&m)).unwrap(), m);
+    }
+
+    #[test]
+    fn conf_changes_read_as_raft_rs_writes_them() {
+        for change_type in [ConfChangeType::AddNode, ConfChangeType::RemoveNode, ConfChangeType::AddLearnerNode] {
+            let cc = ConfChange { id: 9, change_type, node_id: 0xabc, context: b"10.0.0.1:2377".to_vec().into(), ..Default::default() };
+            assert_eq!(decode_conf_change(&cc.write_to_bytes().unwrap()).unwrap(), cc);
+        }
+        let odd = RaftConfChange { change_type: 7, ..Default::default() };
+        assert!(decode_conf_change(&odd.encode_to_vec()).unwrap_err().contains("change type 7"));
     }
 
     #[test]
