@@ -39,17 +39,6 @@ impl From<ApiError> for CallError {
     }
 }
 
-impl CallError {
-    /// For an API caller: a refusal as it was, anything else as 503.
-    pub fn into_api(self) -> ApiError {
-        match self {
-            CallError::Api(e) => e,
-            CallError::NotLeader { .. } => ApiError::no_leader(),
-            CallError::Transport(e) => ApiError::unavailable(e),
-        }
-    }
-}
-
 /// An answer that is not the one asked for, for the wire.
 pub fn from_call_error(e: CallError) -> Status {
     match e {

@@ -77,13 +77,19 @@ mod tests {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     use nix::sys::socket::{sendmsg, ControlMessage};
 
-    #[test]
-    fn the_descriptor_runc_sends_is_received_close_on_exec() {
-        let dir = std::env::temp_dir().join(format!("shoal-console-test-{}", std::process::id()));
+    /// A console socket in a folder of its own (removed by the test).
+    fn listen(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::os::unix::net::UnixListener) {
+        let dir = std::env::temp_dir().join(format!("shoal-console-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.sock");
         let _ = std::fs::remove_file(&path);
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        (dir, path, listener)
+    }
+
+    #[test]
+    fn the_descriptor_runc_sends_is_received_close_on_exec() {
+        let (dir, path, listener) = listen("test");
         let (r, mut w) = std::io::pipe().unwrap();
         let sender = std::thread::spawn({
             let path = path.clone();
@@ -108,11 +114,7 @@ mod tests {
 
     #[test]
     fn nothing_sent_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("shoal-console-none-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (dir, path, listener) = listen("none");
         let sender = std::thread::spawn({
             let path = path.clone();
             move || {
