@@ -1,17 +1,20 @@
-//! A small blocking HTTP/1.1 client for the Engine API on a unix socket.
-//!
-//! One connection per request (`Connection: close`), bodies read by
-//! `Content-Length`, chunked transfer coding, or until the server closes.
+//! The Engine API client: requests to the daemon's unix socket over the
+//! shared blocking HTTP/1.1 client on hyper (`shoal_http_client`), one
+//! connection per request (`Connection: close`), and Docker's error texts.
 //! Paths are given without the version prefix; `/v1.44` is added here.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use crate::error::{CliError, CliResult};
 use serde_json::Value;
+use shoal_http_client::{unix, Options, Request, Upgrade};
 
 use crate::json::{self, JsonExt};
+
+/// A response with its body unread (`body` is `Read`).
+pub use shoal_http_client::Response;
 
 pub const API_VERSION: &str = "1.44";
 pub const DEFAULT_HOST: &str = "unix:///run/shoal/shoal.sock";
@@ -56,41 +59,36 @@ impl Host {
     }
 }
 
-/// The head of a response plus a reader for its (decoded) body.
-#[allow(dead_code)] // headers are for streams and `/_ping` (Swarm, Api-Version)
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Box<dyn Read + Send>,
+/// What the CLI does with a response.
+pub trait ResponseExt {
+    fn read_all(&mut self) -> CliResult<Vec<u8>>;
+    fn text(&mut self) -> CliResult<String>;
+    fn is_success(&self) -> bool;
 }
 
-#[allow(dead_code)]
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    pub fn read_all(&mut self) -> CliResult<Vec<u8>> {
+impl ResponseExt for Response {
+    fn read_all(&mut self) -> CliResult<Vec<u8>> {
         let mut buf = Vec::new();
         self.body.read_to_end(&mut buf).map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))?;
         Ok(buf)
     }
 
-    pub fn text(&mut self) -> CliResult<String> {
+    fn text(&mut self) -> CliResult<String> {
         Ok(String::from_utf8_lossy(&self.read_all()?).into_owned())
     }
 
-    pub fn is_success(&self) -> bool {
+    fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }
 
 /// A hijacked connection: the daemon's raw stream and the socket to write
-/// stdin to (`shutdown(Write)` is docker's `CloseWrite`).
+/// stdin to (`shutdown(Write)` is docker's `CloseWrite`). A daemon that
+/// streams in a plain answer instead of switching protocols leaves no way
+/// to write: `writer` is `None`.
 pub struct Hijacked {
     pub reader: Box<dyn Read + Send>,
-    pub writer: UnixStream,
+    pub writer: Option<UnixStream>,
 }
 
 #[derive(Clone, Debug)]
@@ -108,9 +106,9 @@ impl Client {
         &self.host
     }
 
-    fn connect(&self) -> CliResult<UnixStream> {
+    fn connect(&self) -> CliResult<unix::UnixStream> {
         let Host::Unix(path) = &self.host;
-        UnixStream::connect(path).map_err(|e| {
+        unix::connect(path).map_err(|e| {
             if e.kind() == io::ErrorKind::PermissionDenied {
                 CliError::new(format!(
                     "permission denied while trying to connect to the Shoal daemon socket at {}: dial unix {}: connect: permission denied",
@@ -131,10 +129,12 @@ impl Client {
 
     /// [`Client::open`] with extra request headers (`X-Registry-Auth`).
     pub fn open_with(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> CliResult<Response> {
-        let mut stream = self.connect()?;
-        let request = build_request(method, &format!("/v{API_VERSION}{path}"), body, headers);
-        stream.write_all(&request).map_err(|e| CliError::new(format!("error during connect: {e}")))?;
-        read_response(Box::new(stream), method == "HEAD").map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))
+        let io = self.connect()?;
+        let target = format!("/v{API_VERSION}{path}");
+        let mut req = request(method, &target, body, "close");
+        req.headers.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // No deadline: logs and events follow for as long as the user wants.
+        shoal_http_client::send(io, &req, &Options::default()).map_err(|e| CliError::new(format!("error during connect: {e}")))
     }
 
     /// A POST that asks to take the connection over (`Upgrade: tcp`), as
@@ -142,22 +142,24 @@ impl Client {
     /// stream and the socket to write to; a daemon that answers without
     /// upgrading gives its body as the stream.
     pub fn hijack(&self, path: &str, body: &Value) -> CliResult<Hijacked> {
-        let mut stream = self.connect()?;
+        let io = self.connect()?;
         let bytes = body.to_compact().into_bytes();
-        let mut request = build_request("POST", &format!("/v{API_VERSION}{path}"), Some(&bytes), &[("Upgrade", "tcp")]);
-        // build_request says `Connection: close`; an upgrade says `Upgrade`.
-        let text = String::from_utf8_lossy(&request).replacen("Connection: close\r\n", "Connection: Upgrade\r\n", 1);
-        request = text.into_bytes();
-        stream.write_all(&request).map_err(|e| CliError::new(format!("error during connect: {e}")))?;
-        let reader = stream.try_clone().map_err(|e| CliError::new(format!("error during connect: {e}")))?;
-        let mut resp =
-            read_response(Box::new(reader), false).map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))?;
-        if resp.status != 101 && !resp.is_success() {
-            let (status, reason) = (resp.status, resp.reason.clone());
-            let text = resp.text().unwrap_or_default();
-            return Err(CliError::daemon(status, &error_message(status, &reason, &text)));
+        let target = format!("/v{API_VERSION}{path}");
+        let req = request("POST", &target, Some(&bytes), "Upgrade").header("Upgrade", "tcp");
+        let failed = |e: io::Error| CliError::new(format!("error during connect: {e}"));
+        match shoal_http_client::send_upgrade(io, &req, &Options::default()).map_err(failed)? {
+            Upgrade::Switched { io, read_buf } => {
+                let socket = unix::into_blocking(io).map_err(failed)?;
+                let reader = io::Cursor::new(read_buf).chain(socket.try_clone().map_err(failed)?);
+                Ok(Hijacked { reader: Box::new(reader), writer: Some(socket) })
+            }
+            Upgrade::Answered(mut resp) if !resp.is_success() => {
+                let (status, reason) = (resp.status, resp.reason.clone());
+                let text = resp.text().unwrap_or_default();
+                Err(CliError::daemon(status, &error_message(status, &reason, &text)))
+            }
+            Upgrade::Answered(resp) => Ok(Hijacked { reader: Box::new(resp.body), writer: None }),
         }
-        Ok(Hijacked { reader: resp.body, writer: stream })
     }
 
     /// Sends a request; a non-2xx answer becomes "Error response from daemon: …".
@@ -230,144 +232,17 @@ fn error_message(status: u16, reason: &str, body: &str) -> String {
     format!("{status} {reason}").trim().to_lowercase()
 }
 
-fn build_request(method: &str, target: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: shoal\r\nUser-Agent: Shoal-Client/{} ({})\r\nConnection: close\r\n",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::OS
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    match body {
-        Some(b) => head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len())),
-        None if method == "POST" || method == "PUT" => head.push_str("Content-Length: 0\r\n"),
-        None => {}
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
+/// The request as docker's client writes it, with `Connection: close`
+/// (one request per connection) or `Upgrade`.
+fn request<'a>(method: &'a str, target: &'a str, body: Option<&'a [u8]>, connection: &str) -> Request<'a> {
+    let mut req = Request::new(method, target)
+        .header("Host", "shoal")
+        .header("User-Agent", format!("Shoal-Client/{} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::OS))
+        .header("Connection", connection);
     if let Some(b) = body {
-        out.extend_from_slice(b);
+        req = req.header("Content-Type", "application/json").body(b);
     }
-    out
-}
-
-/// Reads a status line and headers, and wraps the rest in the right body reader.
-pub fn read_response(stream: Box<dyn Read + Send>, head_only: bool) -> io::Result<Response> {
-    let mut reader = BufReader::new(stream);
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    let (status, reason, headers) = loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(bad("the daemon closed the connection without a response"));
-        }
-        let line = line.trim_end();
-        let mut parts = line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if !version.starts_with("HTTP/1.") {
-            return Err(bad(&format!("malformed HTTP status line {line:?}")));
-        }
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| bad("malformed HTTP status code"))?;
-        let reason = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Err(bad("unexpected end of response headers"));
-            }
-            let h = h.trim_end_matches(['\r', '\n']);
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        // Skip interim 1xx responses (not 101: the connection is ours now).
-        if (100..200).contains(&status) && status != 101 {
-            continue;
-        }
-        break (status, reason, headers);
-    };
-    let find = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let body: Box<dyn Read + Send> = if head_only || status == 204 || status == 304 {
-        Box::new(io::empty())
-    } else if find("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        Box::new(ChunkedReader::new(reader))
-    } else if let Some(len) = find("Content-Length") {
-        let n: u64 = len.parse().map_err(|_| bad("malformed Content-Length"))?;
-        Box::new(reader.take(n))
-    } else {
-        Box::new(reader)
-    };
-    Ok(Response { status, reason, headers, body })
-}
-
-/// Decodes `Transfer-Encoding: chunked`.
-pub struct ChunkedReader<R: BufRead> {
-    inner: R,
-    remaining: u64,
-    done: bool,
-    first: bool,
-}
-
-impl<R: BufRead> ChunkedReader<R> {
-    pub fn new(inner: R) -> Self {
-        ChunkedReader { inner, remaining: 0, done: false, first: true }
-    }
-
-    fn next_chunk(&mut self) -> io::Result<()> {
-        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-        if !self.first {
-            // CRLF after the previous chunk's data
-            let mut crlf = String::new();
-            self.inner.read_line(&mut crlf)?;
-            if !crlf.trim_end_matches(['\r', '\n']).is_empty() {
-                return Err(bad("malformed chunked encoding"));
-            }
-        }
-        self.first = false;
-        let mut line = String::new();
-        if self.inner.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected EOF in chunked body"));
-        }
-        let size = line.trim_end_matches(['\r', '\n']);
-        let size = size.split(';').next().unwrap_or("").trim();
-        let n = u64::from_str_radix(size, 16).map_err(|_| bad("malformed chunk size"))?;
-        if n == 0 {
-            // trailers until an empty line (or EOF)
-            loop {
-                let mut t = String::new();
-                if self.inner.read_line(&mut t)? == 0 || t.trim_end_matches(['\r', '\n']).is_empty() {
-                    break;
-                }
-            }
-            self.done = true;
-        }
-        self.remaining = n;
-        Ok(())
-    }
-}
-
-impl<R: BufRead> Read for ChunkedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.remaining == 0 {
-            if self.done {
-                return Ok(0);
-            }
-            self.next_chunk()?;
-        }
-        let want = buf.len().min(self.remaining as usize);
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected EOF in chunked body"));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
-    }
+    req
 }
 
 /// Percent-encodes a query component.
@@ -502,37 +377,7 @@ pub mod testing {
 mod tests {
     use super::testing::FakeDaemon;
     use super::*;
-
-    #[test]
-    fn chunked_decoding() {
-        let raw = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\n";
-        let mut r = ChunkedReader::new(&raw[..]);
-        let mut out = String::new();
-        r.read_to_string(&mut out).unwrap();
-        assert_eq!(out, "Wikipedia in\r\n\r\nchunks.");
-    }
-
-    #[test]
-    fn chunked_truncated_is_an_error() {
-        let raw = b"a\r\nabc";
-        let mut r = ChunkedReader::new(&raw[..]);
-        let mut out = Vec::new();
-        assert!(r.read_to_end(&mut out).is_err());
-    }
-
-    #[test]
-    fn response_parsing() {
-        let raw =
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nApi-Version: 1.44\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
-                .to_vec();
-        let mut r = read_response(Box::new(io::Cursor::new(raw)), false).unwrap();
-        assert_eq!(r.status, 200);
-        assert_eq!(r.header("api-version"), Some("1.44"));
-        assert_eq!(r.text().unwrap(), "{}");
-        let raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nhelloEXTRA".to_vec();
-        let mut r = read_response(Box::new(io::Cursor::new(raw)), false).unwrap();
-        assert_eq!(r.text().unwrap(), "hello");
-    }
+    use std::io::{BufRead, BufReader, Write};
 
     #[test]
     fn hosts() {
@@ -601,8 +446,9 @@ mod tests {
         });
         let c = Client::new(Host::Unix(sock));
         let mut h = c.hijack("/exec/x/start", &json::object::<&str>([])).unwrap();
-        h.writer.write_all(b"typed").unwrap();
-        h.writer.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut writer = h.writer.unwrap();
+        writer.write_all(b"typed").unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
         let mut got = String::new();
         h.reader.read_to_string(&mut got).unwrap();
         assert_eq!(got, "first;typed");
@@ -610,6 +456,16 @@ mod tests {
         assert!(head.starts_with("POST /v1.44/exec/x/start HTTP/1.1\r\n"), "{head}");
         assert!(head.contains("Connection: Upgrade\r\n") && head.contains("Upgrade: tcp\r\n") && !head.contains("close"), "{head}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hijack_answered_without_switching_streams_the_body() {
+        let d = FakeDaemon::start(|_| (200, "plain stream".into()));
+        let mut h = d.client().hijack("/exec/x/start", &Value::Null).unwrap();
+        assert!(h.writer.is_none());
+        let mut got = String::new();
+        h.reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "plain stream");
     }
 
     #[test]

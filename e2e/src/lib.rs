@@ -3,9 +3,7 @@
 //! and the Engine API on each host's socket. The lab is torn down when the
 //! `Lab` value drops, also when a test fails.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -213,39 +211,20 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// One Engine API call on the daemon's socket: (status, body as JSON, or
+/// `Null`); status 0 when no answer came within 30 s.
 pub fn api_call(socket: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let Ok(mut s) = UnixStream::connect(socket) else { return (0, Value::Null) };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    use shoal_http_client::{send, unix, Options, Request};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return (0, Value::Null);
+    let mut req = Request::new(method, path).header("Host", "shoal").header("Connection", "close");
+    if !body.is_empty() {
+        req = req.header("Content-Type", "application/json").body(body.as_bytes());
     }
-    let mut raw = Vec::new();
-    if s.read_to_end(&mut raw).is_err() {
-        return (0, Value::Null);
-    }
-    let raw = text(&raw);
-    let Some((head, body)) = raw.split_once("\r\n\r\n") else { return (0, Value::Null) };
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let opts = Options { timeout: Some(Duration::from_secs(30)), ..Options::default() };
+    let Ok(resp) = unix::connect(Path::new(socket)).and_then(|io| send(io, &req, &opts)) else { return (0, Value::Null) };
+    let status = resp.status;
+    let Ok(raw) = resp.read_body(64 << 20) else { return (0, Value::Null) };
+    (status, serde_json::from_slice(&raw).unwrap_or(Value::Null))
 }
 
 /// Hostname -> node JSON, from a node list.

@@ -594,8 +594,9 @@ fn stream_exec(env: &mut Env, a: &ExecArgs, id: &str, conn: crate::client::Hijac
     let interactive = a.interactive;
     let escape = if a.tty && interactive { Some(detach_keys(&a.detach_keys)) } else { None };
     // Standard input on its own thread; the output decides when we end.
+    // A daemon that did not switch protocols left nothing to write to.
     std::thread::spawn(move || {
-        let mut w = writer;
+        let Some(mut w) = writer else { return };
         if interactive {
             let mut stdin = io::stdin();
             let mut buf = [0u8; 4096];

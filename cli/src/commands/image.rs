@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::inspect::InspectFormat;
 use super::{CliError, CliResult, Env};
-use crate::client::{path_segment, query};
+use crate::client::{path_segment, query, ResponseExt};
 use crate::filters::Filters;
 use crate::format::{go_local_time, header_obj, human_size, human_size_prec, is_table, truncate_id, write_rows};
 use serde_json::Value;

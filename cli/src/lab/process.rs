@@ -5,7 +5,6 @@ use super::state::NodeState;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -248,15 +247,14 @@ pub fn kill(pids: &[u32]) -> Result<(), String> {
     }
 }
 
-/// `GET path` over the unix socket, with `timeout` on every read and
-/// write; returns status and body (read by the CLI's own client code).
+/// `GET path` over the unix socket, with `timeout` on each wait (the
+/// answer's head, then each piece of its body); returns status and body.
 pub fn http_get(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
     let err = |e: std::io::Error| format!("{}: {e}", socket.display());
-    let mut s = UnixStream::connect(socket).map_err(err)?;
-    s.set_read_timeout(Some(timeout)).map_err(err)?;
-    s.set_write_timeout(Some(timeout)).map_err(err)?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n\r\n").map_err(err)?;
-    let mut r = crate::client::read_response(Box::new(s), false).map_err(err)?;
+    let io = shoal_http_client::unix::connect(socket).map_err(err)?;
+    let req = shoal_http_client::Request::new("GET", path).header("Host", "shoal").header("Connection", "close");
+    let opts = shoal_http_client::Options { timeout: Some(timeout), ..Default::default() };
+    let mut r = shoal_http_client::send(io, &req, &opts).map_err(err)?;
     let mut body = Vec::new();
     r.body.read_to_end(&mut body).map_err(err)?;
     Ok((r.status, body))
@@ -387,9 +385,14 @@ mod tests {
             let n = c.read(&mut head).unwrap();
             assert!(head[..n].starts_with(b"GET /_ping HTTP/1.1\r\n"));
             c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n").unwrap();
+            listener
         });
         assert_eq!(http_get(&sock, "/_ping", Duration::from_secs(5)).unwrap(), (200, b"[1,2]".to_vec()));
-        server.join().unwrap();
+        let listener = server.join().unwrap();
+        // A daemon that accepts and never answers: the probe gives up.
+        let e = http_get(&sock, "/_ping", Duration::from_millis(100)).unwrap_err();
+        assert_eq!(e, format!("{}: i/o timeout", sock.display()));
+        drop(listener);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `reference` | `busybox` → `docker.io/library/busybox:latest`, Docker's rules and errors |
 //! | `digest` | `sha256:…` digests; hashing while streaming |
-//! | `http`, `tls` | a small blocking HTTP/1.1 client on hyper; rustls for https registries |
+//! | `http`, `tls` | the registry's HTTP client (URLs, redirects, Go-style errors) over the shared blocking client on hyper; rustls for https registries |
 //! | `auth` | `X-Registry-Auth` credentials, `WWW-Authenticate` challenges |
 //! | `manifest` | manifests, indexes, image config, platform matching |
 //! | `registry` | the registry API v2: ping, token auth, manifests, blobs |

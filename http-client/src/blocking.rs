@@ -1,0 +1,79 @@
+//! Running hyper's futures to completion on the caller's thread.
+//!
+//! The sockets are registered with one small runtime shared by the
+//! process (one worker thread, started on first use), whose reactor and
+//! timers wake the caller; the caller polls the future itself and parks
+//! in between. So the client works the same from a plain thread, from a
+//! `spawn_blocking` thread of a daemon's runtime, from a test with no
+//! runtime at all, and even from inside an async task (where it blocks,
+//! as a blocking socket would).
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use tokio::runtime::{EnterGuard, Runtime};
+
+fn runtime() -> io::Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("shoal-http-io")
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|e| format!("starting the HTTP client's I/O thread: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(e.clone()))
+}
+
+/// Enters the shared runtime's context, for work with its sockets outside
+/// [`block_on`] (such as turning an upgraded socket back into a std one).
+pub fn enter() -> io::Result<EnterGuard<'static>> {
+    Ok(runtime()?.enter())
+}
+
+/// Wakes the thread blocked in [`block_on`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `fut` to completion on the calling thread; with a `timeout`, gives
+/// up after it with an error of kind `TimedOut` ("i/o timeout", Go's
+/// words). Unlike tokio's `Handle::block_on` this never panics inside an
+/// async context.
+pub fn block_on<F: Future>(timeout: Option<Duration>, fut: F) -> io::Result<F::Output> {
+    let _context = enter()?;
+    let fut = async move {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")),
+            None => Ok(fut.await),
+        }
+    };
+    // Out of tokio's cooperative budgeting: called from inside a task, the
+    // task's budget would run out and never be renewed (the task does not
+    // yield while this blocks), and every read would then stay pending.
+    let mut fut = pin!(tokio::task::unconstrained(fut));
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            return r;
+        }
+        std::thread::park();
+    }
+}

@@ -1,0 +1,28 @@
+//! Unix sockets, the Engine API's transport: connecting one for
+//! [`send`](crate::send), and taking an upgraded one back as a blocking
+//! socket (a CLI copies stdin and stdout over it on two threads).
+
+use std::io;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+
+/// A connected socket, ready for [`send`](crate::send).
+pub use tokio::net::UnixStream;
+
+/// Connects to the socket at `path`. The connect itself is the blocking
+/// one, so its errors are the system's as they are (permission denied,
+/// no such file, connection refused).
+pub fn connect(path: &Path) -> io::Result<UnixStream> {
+    let s = StdUnixStream::connect(path)?;
+    s.set_nonblocking(true)?;
+    let _rt = crate::enter()?;
+    UnixStream::from_std(s)
+}
+
+/// An upgraded connection as a blocking socket again.
+pub fn into_blocking(s: UnixStream) -> io::Result<StdUnixStream> {
+    let _rt = crate::enter()?;
+    let s = s.into_std()?;
+    s.set_nonblocking(false)?;
+    Ok(s)
+}
