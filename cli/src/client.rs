@@ -246,16 +246,7 @@ fn request<'a>(method: &'a str, target: &'a str, body: Option<&'a [u8]>, connect
 }
 
 /// Percent-encodes a query component.
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use shoal_http_client::escape as url_encode;
 
 /// Builds `?k=v&k2=v2` (empty when there are no parameters).
 pub fn query(params: &[(&str, String)]) -> String {

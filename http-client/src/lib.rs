@@ -22,3 +22,22 @@ pub mod unix;
 pub use blocking::{block_on, enter};
 pub use exchange::{send, send_upgrade, Body, Io, Options, Request, Response, Upgrade};
 pub use hyper::body::Bytes;
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Percent-encodes a query component or a path segment (`%20` for a
+/// space, so it reads the same in both).
+pub fn escape(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_all_but_unreserved_characters() {
+        assert_eq!(super::escape("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+        assert_eq!(super::escape("x y~-_.é"), "x%20y~-_.%C3%A9");
+        assert_eq!(super::escape(r#"{"role":{"manager":true}}"#), "%7B%22role%22%3A%7B%22manager%22%3Atrue%7D%7D");
+    }
+}

@@ -155,17 +155,7 @@ fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
 }
 
 /// Percent-encodes a query component (everything but RFC 3986 unreserved).
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use shoal_http_client::escape as query_escape;
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
@@ -378,12 +368,6 @@ mod tests {
         assert_eq!(u.join("blob").unwrap().target, "/v2/a/b/manifests/blob");
         assert_eq!(u.join("http://10.0.0.1/x").unwrap().host, "10.0.0.1");
         assert_eq!(u.join("//h2:1/y").unwrap().to_string(), "http://h2:1/y");
-    }
-
-    #[test]
-    fn escapes_queries() {
-        assert_eq!(query_escape("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
-        assert_eq!(query_escape("x y~"), "x%20y~");
     }
 
     /// Serves canned raw responses, one per connection, and returns what
