@@ -202,6 +202,9 @@ fn main() {
     // Die quietly on a closed pipe (`shoal node ls | head`), as Go programs do.
     // SAFETY: setting a signal disposition before any threads start.
     let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    // Nothing here is async: each request's thread waits on its socket
+    // itself (no I/O thread to hop through).
+    shoal_http_client::drive_on_calling_threads();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(()) => 0,

@@ -19,7 +19,7 @@ mod blocking;
 mod exchange;
 pub mod unix;
 
-pub use blocking::{block_on, enter};
+pub use blocking::{block_on, drive_on_calling_threads, enter};
 pub use exchange::{send, send_upgrade, Body, Io, Options, Request, Response, Upgrade};
 pub use hyper::body::Bytes;
 
