@@ -23,7 +23,7 @@ mod timestamp;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::client::{Client, Host};
+use crate::client::{Client, Host, TlsFlags};
 use crate::commands::info::InfoArgs;
 use crate::commands::node::NodeCommand;
 use crate::commands::service::ServiceCommand;
@@ -38,6 +38,21 @@ struct Cli {
     /// Daemon socket to connect to (default unix:///run/shoal/shoal.sock, or $SHOAL_HOST)
     #[arg(short = 'H', long = "host", global = true, value_name = "host")]
     host: Option<String>,
+    /// Use TLS; implied by --tlsverify (tcp:// hosts)
+    #[arg(long, global = true)]
+    tls: bool,
+    /// Use TLS and verify the remote (or $SHOAL_TLS_VERIFY)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "bool")]
+    tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA (default $SHOAL_CERT_PATH/ca.pem, else ~/.shoal/ca.pem)
+    #[arg(long, global = true, value_name = "string")]
+    tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file (default cert.pem beside the CA, if present)
+    #[arg(long, global = true, value_name = "string")]
+    tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file (default key.pem beside the CA, if present)
+    #[arg(long, global = true, value_name = "string")]
+    tlskey: Option<std::path::PathBuf>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -167,7 +182,12 @@ fn run(cli: Cli) -> CliResult {
         }
     }
     let host = Host::select(cli.host.as_deref())?;
-    let client = Client::new(host);
+    let tls = TlsFlags { tls: cli.tls, tlsverify: cli.tlsverify, tlscacert: cli.tlscacert, tlscert: cli.tlscert, tlskey: cli.tlskey };
+    let tls = match host {
+        Host::Tcp { .. } => tls.resolve(&|k| std::env::var(k).ok())?,
+        Host::Unix(_) => None,
+    };
+    let client = Client::with_tls(host, tls)?;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut out = stdout.lock();

@@ -149,4 +149,54 @@ fn tcp_api_requires_client_certificates() {
         "{{.Name}}",
     ]);
     assert!(!other_ca.status.success(), "a certificate from another CA must be refused");
+
+    // The same with `shoal` (Docker's flags, SHOAL_* in place of DOCKER_*).
+    let shoal = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(bin("shoal"));
+        c.args(["-H", &format!("tcp://127.0.0.1:{port}")]).args(args);
+        for k in ["SHOAL_HOST", "SHOAL_TLS_VERIFY", "SHOAL_CERT_PATH"] {
+            c.env_remove(k);
+        }
+        c.env("HOME", dir).envs(env.iter().copied()).output().expect("run shoal")
+    };
+    let flags = ["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("client.pem"), "--tlskey", &p("client-key.pem")];
+    let ok = shoal(&[&flags[..], &["info", "--format", "{{.Name}} {{.Swarm.LocalNodeState}}"]].concat(), &[]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout).trim(), "tls-node inactive");
+    // A body of a few MB each way over TLS: an image loaded, then listed.
+    let image = shoal_e2e::build_busybox_image(dir);
+    let load = shoal(&[&flags[..], &["image", "load", "-q", "-i", image.to_str().unwrap()]].concat(), &[]);
+    assert!(load.status.success(), "{}", text(&load.stderr));
+    let ls = shoal(&[&flags[..], &["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]].concat(), &[]);
+    assert_eq!(text(&ls.stdout).trim(), "shoal-test/busy:1", "{}", text(&ls.stderr));
+    // SHOAL_TLS_VERIFY and SHOAL_CERT_PATH with Docker's file names.
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    for (from, to) in [("ca.pem", "ca.pem"), ("client.pem", "cert.pem"), ("client-key.pem", "key.pem")] {
+        std::fs::copy(dir.join(from), certs.join(to)).unwrap();
+    }
+    let certs_s = certs.display().to_string();
+    let by_env = shoal(&["version", "--format", "{{.Server.Version}}"], &[("SHOAL_TLS_VERIFY", "1"), ("SHOAL_CERT_PATH", &certs_s)]);
+    assert!(by_env.status.success(), "{}", text(&by_env.stderr));
+    // Refusals, each with its reason.
+    let no_cert = shoal(&["--tlsverify", "--tlscacert", &p("ca.pem"), "info"], &[]);
+    assert!(!no_cert.status.success(), "a client without a certificate must be refused");
+    assert!(
+        text(&no_cert.stderr).starts_with(&format!("error during connect: Get \"https://127.0.0.1:{port}/v1.44/info\": ")),
+        "{}",
+        text(&no_cert.stderr)
+    );
+    let other = shoal(
+        &["--tlsverify", "--tlscacert", &p("other-ca.pem"), "--tlscert", &p("client.pem"), "--tlskey", &p("client-key.pem"), "info"],
+        &[],
+    );
+    // Both test CAs are named "test-ca": rustls finds the issuer by name, and the signature fails.
+    assert!(text(&other.stderr).contains("tls: invalid peer certificate: BadSignature"), "{}", text(&other.stderr));
+    let plain = shoal(&["info"], &[]);
+    assert!(!plain.status.success(), "plain HTTP to a TLS listener gets no answer");
+    let missing = shoal(&["--tlsverify", "--tlscacert", &p("nope.pem"), "info"], &[]);
+    assert_eq!(
+        text(&missing.stderr).trim(),
+        format!("could not read CA certificate \"{0}\": open {0}: no such file or directory", p("nope.pem"))
+    );
 }

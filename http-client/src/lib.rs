@@ -14,14 +14,22 @@
 //!
 //! One request per connection (`Connection: close`): every caller makes
 //! few requests, and each opens a connection of its own.
+//!
+//! Beside it: `unix` (the Engine API's socket), `tcp` (with TLS), `tls` (rustls client
+//! configurations as Docker's `--tls`/`--tlsverify` make them), and
+//! `duplex` (an upgraded connection as blocking reader and writer halves).
 
 mod blocking;
+pub mod duplex;
 mod exchange;
+pub mod tcp;
+pub mod tls;
 pub mod unix;
 
 pub use blocking::{block_on, drive_on_calling_threads, enter};
 pub use exchange::{send, send_upgrade, Body, Io, Options, Request, Response, Upgrade};
 pub use hyper::body::Bytes;
+pub use rustls::ClientConfig;
 
 /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
 const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');

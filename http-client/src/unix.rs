@@ -1,6 +1,4 @@
-//! Unix sockets, the Engine API's transport: connecting one for
-//! [`send`](crate::send), and taking an upgraded one back as a blocking
-//! socket (a CLI copies stdin and stdout over it on two threads).
+//! Unix sockets, the Engine API's local transport.
 
 use std::io;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -17,12 +15,4 @@ pub fn connect(path: &Path) -> io::Result<UnixStream> {
     s.set_nonblocking(true)?;
     let _rt = crate::enter()?;
     UnixStream::from_std(s)
-}
-
-/// An upgraded connection as a blocking socket again.
-pub fn into_blocking(s: UnixStream) -> io::Result<StdUnixStream> {
-    let _rt = crate::enter()?;
-    let s = s.into_std()?;
-    s.set_nonblocking(false)?;
-    Ok(s)
 }

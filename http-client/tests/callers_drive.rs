@@ -63,3 +63,36 @@ fn calling_threads_drive_their_own_requests() {
     assert_eq!(got, b"hello");
     server.join().unwrap();
 }
+
+/// An exec's two threads in this mode: one waits for the daemon's output
+/// (and so drives the reactor) while the other writes stdin and then
+/// detaches.
+#[test]
+fn a_reader_and_a_writer_share_the_reactor() {
+    shoal_http_client::drive_on_calling_threads();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let io: Box<dyn shoal_http_client::Io> = Box::new(tcp(port));
+    let (mut server, _) = l.accept().unwrap();
+    let (mut r, mut w) = shoal_http_client::duplex::split(io, shoal_http_client::Bytes::new());
+    let (got_reply, reply_read) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 5];
+        r.read_exact(&mut buf).unwrap();
+        got_reply.send(buf).unwrap();
+        // Then waits until the writer detaches.
+        r.read(&mut [0u8; 8]).unwrap()
+    });
+    w.write_all(b"typed").unwrap();
+    let mut got = [0u8; 5];
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"typed");
+    server.write_all(b"reply").unwrap();
+    assert_eq!(&reply_read.recv().unwrap(), b"reply");
+    // The reader now waits in the reactor; writes still go out.
+    w.write_all(b"again").unwrap();
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"again");
+    w.close();
+    assert_eq!(reader.join().unwrap(), 0);
+}

@@ -612,7 +612,7 @@ fn stream_exec(env: &mut Env, a: &ExecArgs, id: &str, conn: crate::client::Hijac
                         Escape::Pass(b) => b,
                         Escape::Detach => {
                             DETACHED.store(true, std::sync::atomic::Ordering::SeqCst);
-                            let _ = w.shutdown(std::net::Shutdown::Both);
+                            w.close();
                             return;
                         }
                     },
@@ -622,7 +622,7 @@ fn stream_exec(env: &mut Env, a: &ExecArgs, id: &str, conn: crate::client::Hijac
                 }
             }
         }
-        let _ = w.shutdown(std::net::Shutdown::Write);
+        let _ = w.close_write();
     });
     let result = if a.tty { copy_flushing(&mut reader, env.out).map(|_| ()) } else { stdcopy(&mut reader, env.out, env.err) };
     drop(raw);

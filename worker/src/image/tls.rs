@@ -12,11 +12,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
+use shoal_http_client::tls::NoVerification;
 use tokio::net::TcpStream;
 
 use super::http::{Connection, Handshake, TlsConnector, Url};
@@ -59,7 +59,7 @@ impl Connector {
             }
             builder.with_root_certificates(roots)
         } else {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(Self::provider())))
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification::new()))
         };
         let client_cert = dir.as_ref().and_then(|d| {
             files_with_ext(d, "cert").into_iter().find_map(|cert| {
@@ -118,57 +118,12 @@ impl TlsConnector for Connector {
     fn connect<'a>(&'a self, url: &'a Url, tcp: TcpStream, verify: bool) -> Handshake<'a> {
         Box::pin(async move {
             let config = self.config_for(&url.authority(), verify)?;
-            let name = ServerName::try_from(url.bare_host().to_string())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", url.host)))?;
             // The whole handshake happens here, so a TLS failure is a
             // connection error (and an insecure registry can fall back to
             // plain HTTP).
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("tls: {e}")))?;
+            let stream = shoal_http_client::tls::handshake(tcp, config, url.bare_host()).await?;
             Ok(Box::new(stream) as Box<dyn Connection>)
         })
-    }
-}
-
-/// Accepts any certificate, but still checks that the handshake was
-/// signed by the key in it (what Go's InsecureSkipVerify also keeps).
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -1,64 +1,29 @@
-//! The Engine API client: requests to the daemon's unix socket over the
-//! shared blocking HTTP/1.1 client on hyper (`shoal_http_client`), one
-//! connection per request (`Connection: close`), and Docker's error texts.
-//! Paths are given without the version prefix; `/v1.44` is added here.
+//! The Engine API client: requests to the daemon (its unix socket, or
+//! `tcp://` with Docker's TLS flags: `host`) over the shared blocking
+//! HTTP/1.1 client on hyper (`shoal_http_client`), one connection per
+//! request (`Connection: close`), and Docker's error texts. Paths are
+//! given without the version prefix; `/v1.44` is added here.
 
 use std::io::{self, Read};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{CliError, CliResult};
 use serde_json::Value;
-use shoal_http_client::{unix, Options, Request, Upgrade};
+use shoal_http_client::duplex::{self, Writer};
+use shoal_http_client::tcp::{self, ConnectError};
+use shoal_http_client::tls::ClientFiles;
+use shoal_http_client::{unix, ClientConfig, Io, Options, Request, Upgrade};
 
 use crate::json::{self, JsonExt};
+
+mod host;
+pub use host::{Host, TlsFlags};
 
 /// A response with its body unread (`body` is `Read`).
 pub use shoal_http_client::Response;
 
 pub const API_VERSION: &str = "1.44";
-pub const DEFAULT_HOST: &str = "unix:///run/shoal/shoal.sock";
-pub const HOST_ENV: &str = "SHOAL_HOST";
-
-/// Where the daemon listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Host {
-    Unix(PathBuf),
-}
-
-impl Host {
-    /// `-H` flag, else `SHOAL_HOST`, else the default socket.
-    pub fn select(flag: Option<&str>) -> CliResult<Host> {
-        let env = std::env::var(HOST_ENV).ok().filter(|s| !s.is_empty());
-        let spec = flag.map(str::to_string).or(env).unwrap_or_else(|| DEFAULT_HOST.to_string());
-        Host::parse(&spec)
-    }
-
-    pub fn parse(spec: &str) -> CliResult<Host> {
-        let spec = spec.trim();
-        if let Some(path) = spec.strip_prefix("unix://") {
-            if path.is_empty() {
-                return Err(CliError::new(format!("invalid host \"{spec}\": missing socket path")));
-            }
-            return Ok(Host::Unix(PathBuf::from(path)));
-        }
-        if spec.starts_with('/') {
-            return Ok(Host::Unix(PathBuf::from(spec)));
-        }
-        if spec.starts_with("tcp://") {
-            return Err(CliError::new("tcp:// hosts need TLS client certificates; not supported by this build yet"));
-        }
-        Err(CliError::new(format!("invalid host \"{spec}\": expected unix:///path/to/shoal.sock")))
-    }
-
-    /// The host as the user would write it (`unix:///run/shoal/shoal.sock`).
-    pub fn url(&self) -> String {
-        match self {
-            Host::Unix(p) => format!("unix://{}", p.display()),
-        }
-    }
-}
-
 /// What the CLI does with a response.
 pub trait ResponseExt {
     fn read_all(&mut self) -> CliResult<Vec<u8>>;
@@ -82,23 +47,39 @@ impl ResponseExt for Response {
     }
 }
 
-/// A hijacked connection: the daemon's raw stream and the socket to write
-/// stdin to (`shutdown(Write)` is docker's `CloseWrite`). A daemon that
-/// streams in a plain answer instead of switching protocols leaves no way
-/// to write: `writer` is `None`.
+/// A hijacked connection: the daemon's raw stream and where to write
+/// stdin to (`Writer::close_write` is docker's `CloseWrite`). A daemon
+/// that streams in a plain answer instead of switching protocols leaves
+/// no way to write: `writer` is `None`.
 pub struct Hijacked {
     pub reader: Box<dyn Read + Send>,
-    pub writer: Option<UnixStream>,
+    pub writer: Option<Writer>,
 }
+
+/// Docker's dial timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct Client {
     host: Host,
+    /// For a `tcp://` host with `--tls` or `--tlsverify`.
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Client {
+    #[cfg(test)]
     pub fn new(host: Host) -> Client {
-        Client { host }
+        Client { host, tls: None }
+    }
+
+    /// A client whose TCP connections use TLS with `files` (a unix socket
+    /// ignores them, as Docker's client does).
+    pub fn with_tls(host: Host, files: Option<ClientFiles>) -> CliResult<Client> {
+        let tls = match (&host, files) {
+            (Host::Tcp { .. }, Some(files)) => Some(shoal_http_client::tls::client_config(&files).map_err(CliError::new)?),
+            _ => None,
+        };
+        Ok(Client { host, tls })
     }
 
     #[allow(dead_code)]
@@ -106,19 +87,43 @@ impl Client {
         &self.host
     }
 
-    fn connect(&self) -> CliResult<unix::UnixStream> {
-        let Host::Unix(path) = &self.host;
-        unix::connect(path).map_err(|e| {
-            if e.kind() == io::ErrorKind::PermissionDenied {
-                CliError::new(format!(
+    /// `Get "https://host:2376/v1.44/info"`: how Docker's errors name a
+    /// request.
+    fn request_name(&self, method: &str, target: &str) -> String {
+        let mut m = method.to_lowercase();
+        if let Some(first) = m.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{m} \"{scheme}://{}{target}\"", self.host.authority())
+    }
+
+    fn connect(&self, method: &str, target: &str) -> CliResult<Box<dyn Io>> {
+        let cannot_connect =
+            || CliError::new(format!("Cannot connect to the Shoal daemon at {}. Is the shoald daemon running?", self.host.url()));
+        match &self.host {
+            Host::Unix(path) => match unix::connect(path) {
+                Ok(io) => Ok(Box::new(io)),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(CliError::new(format!(
                     "permission denied while trying to connect to the Shoal daemon socket at {}: dial unix {}: connect: permission denied",
                     self.host.url(),
                     path.display()
-                ))
-            } else {
-                CliError::new(format!("Cannot connect to the Shoal daemon at {}. Is the shoald daemon running?", self.host.url()))
-            }
-        })
+                ))),
+                Err(_) => Err(cannot_connect()),
+            },
+            Host::Tcp { host, port } => match tcp::connect(host, *port, self.tls.clone(), CONNECT_TIMEOUT) {
+                Ok(io) => Ok(io),
+                Err(ConnectError::Dial(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(cannot_connect()),
+                Err(ConnectError::Dial(e)) => Err(CliError::new(format!(
+                    "error during connect: {}: dial tcp {}: {e}",
+                    self.request_name(method, target),
+                    self.host.authority()
+                ))),
+                Err(ConnectError::Tls(e)) => {
+                    Err(CliError::new(format!("error during connect: {}: {e}", self.request_name(method, target))))
+                }
+            },
+        }
     }
 
     /// Sends a request and returns the response head with its body unread,
@@ -129,29 +134,29 @@ impl Client {
 
     /// [`Client::open`] with extra request headers (`X-Registry-Auth`).
     pub fn open_with(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> CliResult<Response> {
-        let io = self.connect()?;
         let target = format!("/v{API_VERSION}{path}");
+        let io = self.connect(method, &target)?;
         let mut req = request(method, &target, body, "close");
         req.headers.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         // No deadline: logs and events follow for as long as the user wants.
-        shoal_http_client::send(io, &req, &Options::default()).map_err(|e| CliError::new(format!("error during connect: {e}")))
+        shoal_http_client::send(io, &req, &Options::default())
+            .map_err(|e| CliError::new(format!("error during connect: {}: {e}", self.request_name(method, &target))))
     }
 
     /// A POST that asks to take the connection over (`Upgrade: tcp`), as
     /// docker's client does for exec and attach. Returns the daemon's
-    /// stream and the socket to write to; a daemon that answers without
+    /// stream and the writing half; a daemon that answers without
     /// upgrading gives its body as the stream.
     pub fn hijack(&self, path: &str, body: &Value) -> CliResult<Hijacked> {
-        let io = self.connect()?;
-        let bytes = body.to_compact().into_bytes();
         let target = format!("/v{API_VERSION}{path}");
+        let io = self.connect("POST", &target)?;
+        let bytes = body.to_compact().into_bytes();
         let req = request("POST", &target, Some(&bytes), "Upgrade").header("Upgrade", "tcp");
-        let failed = |e: io::Error| CliError::new(format!("error during connect: {e}"));
+        let failed = |e: io::Error| CliError::new(format!("error during connect: {}: {e}", self.request_name("POST", &target)));
         match shoal_http_client::send_upgrade(io, &req, &Options::default()).map_err(failed)? {
             Upgrade::Switched { io, read_buf } => {
-                let socket = unix::into_blocking(io).map_err(failed)?;
-                let reader = io::Cursor::new(read_buf).chain(socket.try_clone().map_err(failed)?);
-                Ok(Hijacked { reader: Box::new(reader), writer: Some(socket) })
+                let (reader, writer) = duplex::split(io, read_buf);
+                Ok(Hijacked { reader: Box::new(reader), writer: Some(writer) })
             }
             Upgrade::Answered(mut resp) if !resp.is_success() => {
                 let (status, reason) = (resp.status, resp.reason.clone());
@@ -371,17 +376,6 @@ mod tests {
     use std::io::{BufRead, BufReader, Write};
 
     #[test]
-    fn hosts() {
-        assert_eq!(Host::parse("unix:///tmp/x.sock").unwrap(), Host::Unix("/tmp/x.sock".into()));
-        assert_eq!(Host::parse("/tmp/x.sock").unwrap().url(), "unix:///tmp/x.sock");
-        assert_eq!(
-            Host::parse("tcp://1.2.3.4:2376").unwrap_err().message,
-            "tcp:// hosts need TLS client certificates; not supported by this build yet"
-        );
-        assert!(Host::parse("ssh://x").is_err());
-    }
-
-    #[test]
     fn encoding() {
         assert_eq!(url_encode(r#"{"role":{"manager":true}}"#), "%7B%22role%22%3A%7B%22manager%22%3Atrue%7D%7D");
         assert_eq!(query(&[("force", "true".into()), ("v", "a b".into())]), "?force=true&v=a%20b");
@@ -439,7 +433,7 @@ mod tests {
         let mut h = c.hijack("/exec/x/start", &json::object::<&str>([])).unwrap();
         let mut writer = h.writer.unwrap();
         writer.write_all(b"typed").unwrap();
-        writer.shutdown(std::net::Shutdown::Write).unwrap();
+        writer.close_write().unwrap();
         let mut got = String::new();
         h.reader.read_to_string(&mut got).unwrap();
         assert_eq!(got, "first;typed");
@@ -464,6 +458,51 @@ mod tests {
         let d = FakeDaemon::start(|_| (409, r#"{"message":"Container abc is not running"}"#.into()));
         let err = d.client().hijack("/exec/x/start", &Value::Null).err().unwrap();
         assert_eq!(err.message, "Error response from daemon: Container abc is not running");
+    }
+
+    #[test]
+    fn tcp_hosts_plain_and_refused() {
+        // A plain-HTTP daemon on loopback (Docker's `tcp://` without TLS).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"ID\":\"tcp\"}").unwrap();
+            head
+        });
+        let c = Client::with_tls(Host::parse(&format!("tcp://127.0.0.1:{port}")).unwrap(), None).unwrap();
+        assert_eq!(c.get("/info").unwrap().at(&["ID"]).str(), "tcp");
+        assert!(server.join().unwrap().starts_with("GET /v1.44/info HTTP/1.1\r\n"));
+        // Nobody listens there any more.
+        let e = c.get("/info").unwrap_err();
+        assert_eq!(e.message, format!("Cannot connect to the Shoal daemon at tcp://127.0.0.1:{port}. Is the shoald daemon running?"));
+        // TLS to a server that does not speak it: the handshake fails, named.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let _ = s.read(&mut [0u8; 1024]);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let files = shoal_http_client::tls::ClientFiles { verify: false, ..Default::default() };
+        let c = Client::with_tls(Host::parse(&format!("tcp://127.0.0.1:{port}")).unwrap(), Some(files)).unwrap();
+        let e = c.get("/info").unwrap_err();
+        assert!(
+            e.message.starts_with(&format!("error during connect: Get \"https://127.0.0.1:{port}/v1.44/info\": tls: ")),
+            "{}",
+            e.message
+        );
+        server.join().unwrap();
     }
 
     #[test]
