@@ -378,7 +378,15 @@ mod tests {
     fn keys_and_tokens_stay_out_of_debug_output() {
         let join = wire::JoinRequest { token: "SWMTKN-1-secret".into(), ..Default::default() };
         let key = wire::SecretsKeyResponse { key: "c2VjcmV0".into(), unlock_key: Some("SWMKEY-1-x".into()) };
-        let shown = format!("{join:?} {key:?}");
+        let domain = JoinRequest {
+            token: "SWMTKN-1-secret".into(),
+            csr_pem: String::new(),
+            advertise_addr: String::new(),
+            raft_addr: String::new(),
+            raft_id: 0,
+            description: Default::default(),
+        };
+        let shown = format!("{join:?} {key:?} {domain:?}");
         assert!(!shown.contains("secret") && !shown.contains("c2VjcmV0") && !shown.contains("SWMKEY"), "{shown}");
     }
 

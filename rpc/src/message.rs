@@ -66,7 +66,8 @@ impl std::fmt::Debug for KeyText {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `Debug` leaves the token out (a join token is a credential).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct JoinRequest {
     pub token: String,
     pub csr_pem: String,
@@ -76,6 +77,18 @@ pub struct JoinRequest {
     pub raft_addr: String,
     pub raft_id: u64,
     pub description: NodeDescription,
+}
+
+impl std::fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinRequest")
+            .field("token", &"<redacted>")
+            .field("advertise_addr", &self.advertise_addr)
+            .field("raft_addr", &self.raft_addr)
+            .field("raft_id", &self.raft_id)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
