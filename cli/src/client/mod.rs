@@ -24,6 +24,7 @@ pub use host::{Host, TlsFlags};
 pub use shoal_http_client::Response;
 
 pub const API_VERSION: &str = "1.44";
+
 /// What the CLI does with a response.
 pub trait ResponseExt {
     fn read_all(&mut self) -> CliResult<Vec<u8>>;
@@ -82,11 +83,6 @@ impl Client {
         Ok(Client { host, tls })
     }
 
-    #[allow(dead_code)]
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-
     /// `Get "https://host:2376/v1.44/info"`: how Docker's errors name a
     /// request.
     fn request_name(&self, method: &str, target: &str) -> String {
@@ -136,7 +132,7 @@ impl Client {
     pub fn open_with(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> CliResult<Response> {
         let target = format!("/v{API_VERSION}{path}");
         let io = self.connect(method, &target)?;
-        let mut req = request(method, &target, body, "close");
+        let mut req = self.request(method, &target, body, "close");
         req.headers.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         // No deadline: logs and events follow for as long as the user wants.
         shoal_http_client::send(io, &req, &Options::default())
@@ -151,7 +147,7 @@ impl Client {
         let target = format!("/v{API_VERSION}{path}");
         let io = self.connect("POST", &target)?;
         let bytes = body.to_compact().into_bytes();
-        let req = request("POST", &target, Some(&bytes), "Upgrade").header("Upgrade", "tcp");
+        let req = self.request("POST", &target, Some(&bytes), "Upgrade").header("Upgrade", "tcp");
         let failed = |e: io::Error| CliError::new(format!("error during connect: {}: {e}", self.request_name("POST", &target)));
         match shoal_http_client::send_upgrade(io, &req, &Options::default()).map_err(failed)? {
             Upgrade::Switched { io, read_buf } => {
@@ -165,6 +161,24 @@ impl Client {
             }
             Upgrade::Answered(resp) => Ok(Hijacked { reader: Box::new(resp.body), writer: None }),
         }
+    }
+
+    /// The request as docker's client writes it, with `Connection: close`
+    /// (one request per connection) or `Upgrade`; `Host` is the daemon's
+    /// address for TCP.
+    fn request<'a>(&self, method: &'a str, target: &'a str, body: Option<&'a [u8]>, connection: &str) -> Request<'a> {
+        let host = match &self.host {
+            Host::Unix(_) => "shoal".to_string(),
+            Host::Tcp { .. } => self.host.authority(),
+        };
+        let mut req = Request::new(method, target)
+            .header("Host", host)
+            .header("User-Agent", format!("Shoal-Client/{} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::OS))
+            .header("Connection", connection);
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        req
     }
 
     /// Sends a request; a non-2xx answer becomes "Error response from daemon: …".
@@ -235,19 +249,6 @@ fn error_message(status: u16, reason: &str, body: &str) -> String {
         return t.to_string();
     }
     format!("{status} {reason}").trim().to_lowercase()
-}
-
-/// The request as docker's client writes it, with `Connection: close`
-/// (one request per connection) or `Upgrade`.
-fn request<'a>(method: &'a str, target: &'a str, body: Option<&'a [u8]>, connection: &str) -> Request<'a> {
-    let mut req = Request::new(method, target)
-        .header("Host", "shoal")
-        .header("User-Agent", format!("Shoal-Client/{} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::OS))
-        .header("Connection", connection);
-    if let Some(b) = body {
-        req = req.header("Content-Type", "application/json").body(b);
-    }
-    req
 }
 
 /// Percent-encodes a query component.
@@ -482,7 +483,8 @@ mod tests {
         });
         let c = Client::with_tls(Host::parse(&format!("tcp://127.0.0.1:{port}")).unwrap(), None).unwrap();
         assert_eq!(c.get("/info").unwrap().at(&["ID"]).str(), "tcp");
-        assert!(server.join().unwrap().starts_with("GET /v1.44/info HTTP/1.1\r\n"));
+        let head = server.join().unwrap();
+        assert!(head.starts_with("GET /v1.44/info HTTP/1.1\r\n") && head.contains(&format!("Host: 127.0.0.1:{port}\r\n")), "{head}");
         // Nobody listens there any more.
         let e = c.get("/info").unwrap_err();
         assert_eq!(e.message, format!("Cannot connect to the Shoal daemon at tcp://127.0.0.1:{port}. Is the shoald daemon running?"));
