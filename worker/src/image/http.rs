@@ -16,7 +16,6 @@ use std::time::Duration;
 
 pub use shoal_http_client::Body;
 use shoal_http_client::{block_on, Options};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -162,8 +161,7 @@ fn invalid(msg: String) -> io::Error {
 }
 
 /// What carries the bytes: a plain TCP stream, or TLS over one.
-pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Connection for T {}
+pub use shoal_http_client::Io as Connection;
 
 /// A TLS handshake in progress (see [`TlsConnector::connect`]).
 pub type Handshake<'a> = Pin<Box<dyn Future<Output = io::Result<Box<dyn Connection>>> + Send + 'a>>;
