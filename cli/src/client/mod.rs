@@ -376,6 +376,19 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
 
+    /// A request's head, read up to its blank line.
+    fn read_head(reader: &mut impl BufRead) -> String {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                return head;
+            }
+            head.push_str(&line);
+        }
+    }
+
     #[test]
     fn encoding() {
         assert_eq!(url_encode(r#"{"role":{"manager":true}}"#), "%7B%22role%22%3A%7B%22manager%22%3Atrue%7D%7D");
@@ -412,15 +425,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
+            let head = read_head(&mut reader);
             let mut body = vec![0u8; 2];
             reader.read_exact(&mut body).unwrap();
             conn.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nfirst;").unwrap();
@@ -469,15 +474,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
+            let head = read_head(&mut reader);
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"ID\":\"tcp\"}").unwrap();
             head
         });
