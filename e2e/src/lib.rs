@@ -287,3 +287,44 @@ pub fn run_in_pty(socket: &str, command: &str, typed: &[u8], limit: std::time::D
     script.stdout.take().unwrap().read_to_string(&mut shown).unwrap();
     (status.code(), shown)
 }
+
+/// [`run_in_pty`] typed as a user would: each step waits (up to `limit`)
+/// until the terminal has shown its text since the previous step, then
+/// types its bytes. Returns the exit code and everything shown.
+pub fn run_in_pty_steps(socket: &str, command: &str, steps: &[(&str, &[u8])], limit: std::time::Duration) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut script = Command::new("script")
+        .args(["-qec", &format!("stty rows 30 cols 100; {command}"), "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{socket}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let mut out = script.stdout.take().unwrap();
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut typing = script.stdin.take().unwrap();
+    let mut seen = 0;
+    for (wait, typed) in steps {
+        seen = wait_for(limit, &format!("{wait:?} on the terminal of {command}"), || {
+            let all = text(&shown.lock().unwrap());
+            all[seen.min(all.len())..].find(wait).map(|at| seen + at + wait.len())
+        });
+        typing.write_all(typed).unwrap();
+    }
+    let status = wait_for(limit, &format!("{command} to end"), || script.try_wait().unwrap());
+    drop(typing);
+    reader.join().unwrap();
+    let all = text(&shown.lock().unwrap());
+    (status.code(), all)
+}

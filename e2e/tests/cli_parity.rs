@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use shoal_e2e::registry::LabRegistry;
-use shoal_e2e::{bin, build_busybox_image, run_in_pty, text, wait_for, Lab};
+use shoal_e2e::{bin, build_busybox_image, run_in_pty, run_in_pty_steps, text, wait_for, Lab};
 
 const LONG: Duration = Duration::from_secs(90);
 const REG_IP: &str = "192.168.77.11";
@@ -202,6 +202,16 @@ fn shoal_cli_prints_what_the_docker_cli_prints() {
     // Detached: runs on, listed in the container's ExecIDs.
     lab.shoal_ok(W, &["exec", "-d", &name, "sleep", "300"]);
     assert_eq!(lab.docker_ok(W, &["inspect", "-f", "{{len .ExecIDs}}", &name]).trim(), "1");
+    // ctrl-p ctrl-q detaches from an -it exec: the CLI ends as docker's
+    // does (the writer closes the stream the reader waits on).
+    let docker_exec = format!("docker exec -it {name} sh");
+    // Typed once the shell shows its prompt: bytes typed before the CLI
+    // puts the terminal in raw mode are the terminal's (^Q is flow control).
+    let detach =
+        |command: &str| run_in_pty_steps(&lab.socket(W), command, &[("# ", b"echo before-$((1+1))\n"), ("before-2", b"\x10\x11")], LONG);
+    let ((code, shown), (dcode, dshown)) = (detach(&shoal_exec), detach(&docker_exec));
+    assert_eq!(code, dcode, "shoal: {shown}\ndocker: {dshown}");
+    assert!(shown.contains("read escape sequence") && dshown.contains("read escape sequence"), "shoal: {shown}\ndocker: {dshown}");
 
     // system df, and in-use refusals.
     same(&lab, &["system", "df"]);
