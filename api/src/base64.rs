@@ -1,81 +1,56 @@
 //! Standard base64 (RFC 4648, with padding), as Go's `encoding/json` writes
 //! `[]byte` fields such as a secret's or config's `Data`.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-/// RFC 4648's URL-safe alphabet (Docker's `X-Registry-Auth`).
-const URL_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE};
+use base64::engine::DecodePaddingMode;
+use base64::{DecodeError, Engine};
+
+/// Go's decoder: padding optional, unused trailing bits ignored (Go's
+/// encodings are not `Strict()` by default).
+const DECODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true),
+);
 
 pub fn encode(data: &[u8]) -> String {
-    encode_with(data, ALPHABET)
+    STANDARD.encode(data)
 }
 
 /// URL-safe base64, with padding (Go's `base64.URLEncoding`).
 pub fn encode_url(data: &[u8]) -> String {
-    encode_with(data, URL_ALPHABET)
-}
-
-fn encode_with(data: &[u8], alphabet: &[u8; 64]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    URL_SAFE.encode(data)
 }
 
 /// Decodes standard base64; padding may be left out. The error names the
 /// offending input byte, as Go's decoder does.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
-    let bytes = text.as_bytes();
-    let trimmed = text.trim_end_matches('=');
-    if bytes.len() - trimmed.len() > 2 || trimmed.len() % 4 == 1 {
-        return Err(format!("illegal base64 data at input byte {}", trimmed.len()));
-    }
-    decode_sextets(trimmed, false)
+    DECODER.decode(text).map_err(|e| go_error(&e, text.len()))
 }
 
 /// Decodes either alphabet, with or without padding, line breaks skipped
 /// (what older clients sent as `X-Registry-Auth`, and `auths` entries).
 pub fn decode_any(text: &str) -> Result<Vec<u8>, String> {
-    decode_sextets(text.trim().trim_end_matches('='), true)
+    let standard: String = text
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n'))
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    DECODER.decode(&standard).map_err(|e| go_error(&e, standard.len()))
 }
 
-fn decode_sextets(text: &str, lenient: bool) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for (i, c) in text.bytes().enumerate() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'-' if lenient => 62,
-            b'_' if lenient => 63,
-            b'\n' | b'\r' if lenient => continue,
-            _ => return Err(format!("illegal base64 data at input byte {i}")),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // A lone trailing sextet cannot encode a byte.
-    if bits >= 6 {
-        return Err(format!("illegal base64 data at input byte {}", text.len()));
-    }
-    Ok(out)
+/// Go's text: `illegal base64 data at input byte N`.
+fn go_error(e: &DecodeError, len: usize) -> String {
+    let at = match e {
+        DecodeError::InvalidByte(at, _) | DecodeError::InvalidLastSymbol(at, _) => *at,
+        DecodeError::InvalidLength(_) | DecodeError::InvalidPadding => len,
+    };
+    format!("illegal base64 data at input byte {at}")
 }
 
 /// Serde for `Option<Vec<u8>>` written as a base64 string (absent when None).
@@ -116,6 +91,11 @@ mod tests {
         assert_eq!(decode_any("-_8").unwrap(), b"\xfb\xff");
         assert_eq!(decode_any("Zm9v\nYg==\n").unwrap(), b"foob");
         assert!(decode("-_8=").is_err(), "the strict decoder wants the standard alphabet");
+        // Padding in full, in part or not at all; unused low bits ignored (Go's non-strict decoding).
+        for text in ["Zg==", "Zg=", "Zg", "Zh=="] {
+            assert_eq!(decode(text).unwrap(), b"f", "{text}");
+        }
+        assert_eq!(decode_any(" Zm9v\r\nYg== ").unwrap(), b"foob");
     }
 
     #[test]

@@ -1,41 +1,22 @@
-//! PEM helpers. Decoding uses rustls-pki-types; encoding is done here because
-//! the bootstrap verifier only ever sees DER from the wire and neither rustls
-//! nor our direct dependencies expose an encoder.
+//! PEM helpers: decoding with rustls-pki-types, encoding with the `pem`
+//! crate (the bootstrap verifier only ever sees DER from the wire).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use crate::Error;
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/// Standard base64 with padding.
 pub fn base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            // A chunk of k bytes yields k+1 significant characters.
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Encodes DER as a PEM block with 64-column lines (RFC 7468).
+/// Encodes DER as a PEM block with 64-column lines and LF line ends
+/// (RFC 7468).
 pub(crate) fn encode(label: &str, der: &[u8]) -> String {
-    let body = base64(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    let block = pem::Pem::new(label, der);
+    pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 /// All certificates in a PEM string, in order. Errors if there are none, since
