@@ -124,12 +124,10 @@ mod tests {
     fn daemon() -> FakeDaemon {
         let now = crate::timestamp::now_unix_nanos();
         let secs = (now / 1_000_000_000) as i64;
+        // an RFC 3339 time `ago` seconds before now
         let ts = |ago: i64| {
-            // an RFC 3339 time `ago` seconds before now
-            let t = secs - ago;
-            let (days, rem) = (t.div_euclid(86400), t.rem_euclid(86400));
-            let (y, m, d) = civil(days);
-            format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+            let t = time::OffsetDateTime::from_unix_timestamp(secs - ago).unwrap();
+            t.format(&time::format_description::well_known::Rfc3339).unwrap()
         };
         let tasks = format!(
             "[{},{},{}]",
@@ -155,18 +153,6 @@ mod tests {
                 _ => (404, r#"{"message":"nope"}"#.into()),
             }
         })
-    }
-
-    fn civil(z: i64) -> (i64, i64, i64) {
-        let z = z + 719468;
-        let era = z.div_euclid(146097);
-        let doe = z - era * 146097;
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
     }
 
     fn ps(d: &FakeDaemon, a: PsArgs) -> (CliResult, String) {
