@@ -34,16 +34,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Go's text for a failed file read (`open /x: no such file or directory`).
 fn open_error(path: &Path, e: &io::Error) -> String {
-    let text = match e.raw_os_error() {
-        Some(code) => {
-            let s = io::Error::from_raw_os_error(code).to_string();
-            let s = s.split(" (os error").next().unwrap_or("").to_string();
-            let mut c = s.chars();
-            c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
-        }
-        None => e.to_string(),
-    };
-    format!("open {}: {text}", path.display())
+    format!("open {}: {}", path.display(), crate::os_error_text(e))
 }
 
 /// A client configuration from those files, with Docker's error texts.
@@ -51,18 +42,16 @@ pub fn client_config(files: &ClientFiles) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
     let builder = if files.verify {
         let mut roots = RootCertStore::empty();
-        if let Some(ca) = &files.ca {
-            let bad = |e: String| format!("could not read CA certificate {:?}: {e}", ca.display().to_string());
-            let pem = std::fs::read(ca).map_err(|e| bad(open_error(ca, &e)))?;
-            let mut added = 0;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| bad(e.to_string()))?;
-                roots.add(cert).map_err(|e| bad(e.to_string()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(format!("failed to append certificates from PEM file: {:?}", ca.display().to_string()));
-            }
+        // Only the given CA is trusted (Docker's client trusts no other), so
+        // checking without one could only ever refuse.
+        let Some(ca) = &files.ca else { return Err("--tlsverify needs a CA certificate (--tlscacert)".into()) };
+        let bad = |e: String| format!("could not read CA certificate {:?}: {e}", ca.display().to_string());
+        let pem = std::fs::read(ca).map_err(|e| bad(open_error(ca, &e)))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("failed to append certificates from PEM file: {:?}", ca.display().to_string()));
         }
         builder.with_root_certificates(roots)
     } else {
@@ -314,6 +303,8 @@ mod tests {
         assert_eq!(e, "could not load X509 key pair: tls: failed to find any PEM data in key input");
         let e = client_config(&ClientFiles { cert: pki.path("client.pem"), ..ClientFiles::default() }).unwrap_err();
         assert!(e.contains("needs both --tlscert and --tlskey"), "{e}");
+        let e = client_config(&ClientFiles { verify: true, ..ClientFiles::default() }).unwrap_err();
+        assert_eq!(e, "--tlsverify needs a CA certificate (--tlscacert)");
         // Without verification the CA file is not read at all (Docker's `--tls`).
         client_config(&ClientFiles { verify: false, ca: Some(missing), ..ClientFiles::default() }).unwrap();
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::{CliError, CliResult};
 use serde_json::Value;
 use shoal_http_client::duplex::{self, Writer};
-use shoal_http_client::tcp::{self, ConnectError};
+use shoal_http_client::tcp;
 use shoal_http_client::tls::ClientFiles;
 use shoal_http_client::{unix, ClientConfig, Io, Options, Request, Upgrade};
 
@@ -86,12 +86,8 @@ impl Client {
     /// `Get "https://host:2376/v1.44/info"`: how Docker's errors name a
     /// request.
     fn request_name(&self, method: &str, target: &str) -> String {
-        let mut m = method.to_lowercase();
-        if let Some(first) = m.get_mut(0..1) {
-            first.make_ascii_uppercase();
-        }
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        format!("{m} \"{scheme}://{}{target}\"", self.host.authority())
+        shoal_http_client::request_name(method, &format!("{scheme}://{}{target}", self.host.authority()))
     }
 
     fn connect(&self, method: &str, target: &str) -> CliResult<Box<dyn Io>> {
@@ -109,15 +105,8 @@ impl Client {
             },
             Host::Tcp { host, port } => match tcp::connect(host, *port, self.tls.clone(), CONNECT_TIMEOUT) {
                 Ok(io) => Ok(io),
-                Err(ConnectError::Dial(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(cannot_connect()),
-                Err(ConnectError::Dial(e)) => Err(CliError::new(format!(
-                    "error during connect: {}: dial tcp {}: {e}",
-                    self.request_name(method, target),
-                    self.host.authority()
-                ))),
-                Err(ConnectError::Tls(e)) => {
-                    Err(CliError::new(format!("error during connect: {}: {e}", self.request_name(method, target))))
-                }
+                Err(e) if e.refused() => Err(cannot_connect()),
+                Err(e) => Err(CliError::new(format!("error during connect: {}: {e}", self.request_name(method, target)))),
             },
         }
     }

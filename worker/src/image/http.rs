@@ -238,21 +238,16 @@ pub struct TransportError {
     pub method: String,
     pub url: String,
     pub source: io::Error,
-    dial: Option<String>,
+    /// Where a failed dial went: the host (no brackets) and port.
+    dial: Option<(String, u16)>,
 }
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut method = self.method.to_lowercase();
-        if let Some(first) = method.get_mut(0..1) {
-            first.make_ascii_uppercase();
-        }
-        write!(f, "{method} \"{}\": ", self.url)?;
-        match (&self.dial, self.source.kind()) {
-            (Some(addr), io::ErrorKind::ConnectionRefused) => write!(f, "dial tcp {addr}: connect: connection refused"),
-            (Some(addr), io::ErrorKind::TimedOut) => write!(f, "dial tcp {addr}: i/o timeout"),
-            (Some(addr), _) => write!(f, "dial tcp {addr}: {}", self.source),
-            (None, _) => write!(f, "{}", self.source),
+        write!(f, "{}: ", shoal_http_client::request_name(&self.method, &self.url))?;
+        match &self.dial {
+            Some((host, port)) => f.write_str(&shoal_http_client::tcp::dial_error(host, *port, &self.source)),
+            None => write!(f, "{}", self.source),
         }
     }
 }
@@ -287,14 +282,13 @@ impl Client {
         Err(self.error(&req, invalid("stopped after 10 redirects".into()), None))
     }
 
-    fn error(&self, req: &Request<'_>, source: io::Error, dial: Option<String>) -> TransportError {
+    fn error(&self, req: &Request<'_>, source: io::Error, dial: Option<(String, u16)>) -> TransportError {
         TransportError { method: req.method.to_string(), url: req.url.to_string(), source, dial }
     }
 
     fn send_once(&self, req: &Request<'_>) -> Result<Response, TransportError> {
         let url = &req.url;
-        let dial_addr = format!("{}:{}", url.host, url.port);
-        let dial_error = |e| self.error(req, e, Some(dial_addr.clone()));
+        let dial_error = |e| self.error(req, e, Some((url.bare_host().to_string(), url.port)));
         let tcp = connect(url.bare_host(), url.port).map_err(dial_error)?;
         let conn = block_on(Some(IO_TIMEOUT), async {
             let tcp = TcpStream::from_std(tcp).map_err(|e| (e, true))?;
