@@ -460,7 +460,9 @@ mod tests {
         assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::TimedOut, "i/o timeout"));
         let (mut silent, _) = l.accept().unwrap();
         assert!(silent.read(&mut [0u8; 1024]).unwrap() > 0);
-        // And in a body that stops coming.
+        // And in a body that stops coming: long enough that the head
+        // surely comes within it on a loaded machine.
+        let opts = Options { timeout: Some(Duration::from_secs(1)), ..Options::default() };
         let h = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             assert!(s.read(&mut [0u8; 1024]).unwrap() > 0);

@@ -56,7 +56,7 @@ fn calling_threads_drive_their_own_requests() {
     let body = std::thread::spawn(move || r.read_body(100).unwrap()).join().unwrap();
     assert_eq!(body, b"helloworld");
     // Deadlines still hold.
-    let opts = Options { timeout: Some(Duration::from_millis(500)), ..Options::default() };
+    let opts = Options { timeout: Some(Duration::from_secs(1)), ..Options::default() };
     let mut body = send(tcp(port), &Request::new("GET", "/"), &opts).unwrap().body;
     let mut got = Vec::new();
     assert_eq!(body.read_to_end(&mut got).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
@@ -79,7 +79,7 @@ fn a_reader_and_a_writer_share_the_reactor() {
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 5];
         r.read_exact(&mut buf).unwrap();
-        got_reply.send(buf).unwrap();
+        got_reply.send((buf, thread_id())).unwrap();
         // Then waits until the writer detaches.
         r.read(&mut [0u8; 8]).unwrap()
     });
@@ -88,11 +88,36 @@ fn a_reader_and_a_writer_share_the_reactor() {
     server.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"typed");
     server.write_all(b"reply").unwrap();
-    assert_eq!(&reply_read.recv().unwrap(), b"reply");
+    let (reply, tid) = reply_read.recv().unwrap();
+    assert_eq!(&reply, b"reply");
     // The reader now waits in the reactor; writes still go out.
+    wait_until_blocked(&tid);
     w.write_all(b"again").unwrap();
     server.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"again");
+    // And a close wakes the reader from its wait.
+    wait_until_blocked(&tid);
     w.close();
     assert_eq!(reader.join().unwrap(), 0);
+}
+
+/// This thread's ID, for [`wait_until_blocked`].
+fn thread_id() -> String {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Waits (10 s at most) until thread `tid` of this process sleeps in the
+/// kernel: a reader blocked in its wait, so a close must wake it.
+fn wait_until_blocked(tid: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        // The state follows the command name, which is in parentheses.
+        if stat.rsplit_once(')').unwrap().1.trim_start().starts_with('S') {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "thread {tid} never blocked");
+        std::thread::yield_now();
+    }
 }
