@@ -6,8 +6,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use base64::engine::DecodePaddingMode;
 use base64::{DecodeError, Engine};
 
-/// Go's decoder: padding optional, unused trailing bits ignored (Go's
-/// encodings are not `Strict()` by default).
+/// The decoder: padding optional (more lenient than Go's `StdEncoding`,
+/// which wants it), unused trailing bits ignored (Go's encodings are not
+/// `Strict()` by default).
 const DECODER: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true),
@@ -96,6 +97,12 @@ mod tests {
             assert_eq!(decode(text).unwrap(), b"f", "{text}");
         }
         assert_eq!(decode_any(" Zm9v\r\nYg== ").unwrap(), b"foob");
+        // Padding beyond what the length calls for is refused, as Go does
+        // (the hand-written decoder before this accepted "Zm9v=").
+        for (text, at) in [("Zm9v=", 4), ("Zm9v==", 4), ("Zg===", 2)] {
+            assert_eq!(decode(text).unwrap_err(), format!("illegal base64 data at input byte {at}"), "{text}");
+            assert!(decode_any(text).is_err(), "{text}");
+        }
     }
 
     #[test]

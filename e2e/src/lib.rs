@@ -212,7 +212,8 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
 }
 
 /// One Engine API call on the daemon's socket: (status, body as JSON, or
-/// `Null`); status 0 when no answer came within 30 s.
+/// `Null`); status 0 when no whole answer came (none within 30 s, a cut
+/// body, or one over 64 MiB).
 pub fn api_call(socket: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     use shoal_http_client::{send, unix, Options, Request};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -271,21 +272,7 @@ pub fn build_image_with_cmd(dir: &std::path::Path, tag: &str, file: &str, cmd: &
 /// `typed` into it and waits up to `limit` for the end: the exit code and
 /// everything the terminal showed.
 pub fn run_in_pty(socket: &str, command: &str, typed: &[u8], limit: std::time::Duration) -> (Option<i32>, String) {
-    use std::io::{Read, Write};
-    let mut script = Command::new("script")
-        .args(["-qec", &format!("stty rows 30 cols 100; {command}"), "/dev/null"])
-        .env("DOCKER_HOST", format!("unix://{socket}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut typing = script.stdin.take().unwrap();
-    typing.write_all(typed).unwrap();
-    let status = wait_for(limit, &format!("{command} to end"), || script.try_wait().unwrap());
-    drop(typing);
-    let mut shown = String::new();
-    script.stdout.take().unwrap().read_to_string(&mut shown).unwrap();
-    (status.code(), shown)
+    run_in_pty_steps(socket, command, &[("", typed)], limit)
 }
 
 /// [`run_in_pty`] typed as a user would: each step waits (up to `limit`)
@@ -317,8 +304,10 @@ pub fn run_in_pty_steps(socket: &str, command: &str, steps: &[(&str, &[u8])], li
     let mut seen = 0;
     for (wait, typed) in steps {
         seen = wait_for(limit, &format!("{wait:?} on the terminal of {command}"), || {
-            let all = text(&shown.lock().unwrap());
-            all[seen.min(all.len())..].find(wait).map(|at| seen + at + wait.len())
+            let all = shown.lock().unwrap();
+            let after = &all[seen.min(all.len())..];
+            let at = if wait.is_empty() { Some(0) } else { after.windows(wait.len()).position(|w| w == wait.as_bytes()) };
+            at.map(|at| seen + at + wait.len())
         });
         typing.write_all(typed).unwrap();
     }

@@ -28,7 +28,8 @@ pub struct ClientFiles {
     pub key: Option<PathBuf>,
 }
 
-fn provider() -> Arc<CryptoProvider> {
+/// rustls's ring provider (the cluster's choice too).
+pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 

@@ -38,7 +38,7 @@ impl Host {
 
     /// Docker's forms: `unix:///path`, `/path`, `tcp://host:port`,
     /// `tcp://[v6]:port`, `host:port` (TCP); a missing host is
-    /// 127.0.0.1, a missing port 2375.
+    /// `localhost`, a missing port 2375 (Docker's defaults).
     pub fn parse(spec: &str) -> CliResult<Host> {
         let spec = spec.trim();
         if let Some(path) = spec.strip_prefix("unix://") {
@@ -77,7 +77,7 @@ impl Host {
             "" => DEFAULT_TCP_PORT,
             p => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad(&format!("invalid port \"{p}\"")))?,
         };
-        let host = if host.is_empty() { "127.0.0.1" } else { host };
+        let host = if host.is_empty() { "localhost" } else { host };
         Ok(Host::Tcp { host: host.to_string(), port })
     }
 
@@ -129,7 +129,7 @@ impl TlsFlags {
         }
         let dir = match env(CERT_PATH_ENV).filter(|d| !d.is_empty()) {
             Some(d) => PathBuf::from(d),
-            None => PathBuf::from(env("HOME").unwrap_or_default()).join(".shoal"),
+            None => home(env)?.join(".shoal"),
         };
         let default_if_present = |name: &str| Some(dir.join(name)).filter(|p: &PathBuf| Path::exists(p));
         Ok(Some(ClientFiles {
@@ -138,6 +138,19 @@ impl TlsFlags {
             cert: self.tlscert.clone().or_else(|| default_if_present("cert.pem")),
             key: self.tlskey.clone().or_else(|| default_if_present("key.pem")),
         }))
+    }
+}
+
+/// `$HOME`, else the user's home in the password database: never a
+/// relative path (a CA and a key must not come from wherever the CLI
+/// happens to run).
+fn home(env: &dyn Fn(&str) -> Option<String>) -> CliResult<PathBuf> {
+    if let Some(h) = env("HOME").filter(|h| h.starts_with('/')) {
+        return Ok(PathBuf::from(h));
+    }
+    match nix::unistd::User::from_uid(nix::unistd::geteuid()) {
+        Ok(Some(user)) if user.dir.is_absolute() => Ok(user.dir),
+        _ => Err(CliError::new("cannot find the home directory for the default TLS files: set $HOME or $SHOAL_CERT_PATH")),
     }
 }
 
@@ -155,7 +168,7 @@ mod tests {
         assert_eq!(Host::parse("/tmp/x.sock").unwrap().url(), "unix:///tmp/x.sock");
         assert_eq!(Host::parse("tcp://10.0.0.1:2376").unwrap(), tcp("10.0.0.1", 2376));
         assert_eq!(Host::parse("tcp://10.0.0.1").unwrap(), tcp("10.0.0.1", 2375));
-        assert_eq!(Host::parse("tcp://:2376").unwrap(), tcp("127.0.0.1", 2376));
+        assert_eq!(Host::parse("tcp://:2376").unwrap(), tcp("localhost", 2376));
         assert_eq!(Host::parse("manager-1:2376").unwrap(), tcp("manager-1", 2376));
         assert_eq!(Host::parse("tcp://[::1]:2376").unwrap(), tcp("::1", 2376));
         assert_eq!(Host::parse("tcp://[::1]:2376").unwrap().url(), "tcp://[::1]:2376");
@@ -201,6 +214,12 @@ mod tests {
         let home = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
         let files = TlsFlags { tlsverify: Some(true), ..TlsFlags::default() }.resolve(&home).unwrap().unwrap();
         assert_eq!(files.ca, Some(PathBuf::from("/home/u/.shoal/ca.pem")));
+        // Without $HOME (or with a relative one): the user's entry, never ".shoal/".
+        let relative = |k: &str| (k == "HOME").then(|| "somewhere".to_string());
+        for env in [&none as &dyn Fn(&str) -> Option<String>, &relative] {
+            let files = TlsFlags { tlsverify: Some(true), ..TlsFlags::default() }.resolve(env).unwrap().unwrap();
+            assert!(files.ca.unwrap().is_absolute());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

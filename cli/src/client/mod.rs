@@ -25,6 +25,11 @@ pub use shoal_http_client::Response;
 
 pub const API_VERSION: &str = "1.44";
 
+/// The most the CLI reads of an answer it keeps whole (a `tcp://` daemon
+/// is at the other end of a network; `service ps` of 100,000 tasks is
+/// about 100 MB). Streams (logs, events, pulls) are read as they come.
+const MAX_BODY: u64 = 1 << 30;
+
 /// What the CLI does with a response.
 pub trait ResponseExt {
     fn read_all(&mut self) -> CliResult<Vec<u8>>;
@@ -35,7 +40,11 @@ pub trait ResponseExt {
 impl ResponseExt for Response {
     fn read_all(&mut self) -> CliResult<Vec<u8>> {
         let mut buf = Vec::new();
-        self.body.read_to_end(&mut buf).map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))?;
+        let read = (&mut self.body).take(MAX_BODY + 1).read_to_end(&mut buf);
+        read.map_err(|e| CliError::new(format!("error reading response from daemon: {e}")))?;
+        if buf.len() as u64 > MAX_BODY {
+            return Err(CliError::new(format!("error reading response from daemon: response body exceeds {MAX_BODY} bytes")));
+        }
         Ok(buf)
     }
 
@@ -143,11 +152,7 @@ impl Client {
                 let (reader, writer) = duplex::split(io, read_buf);
                 Ok(Hijacked { reader: Box::new(reader), writer: Some(writer) })
             }
-            Upgrade::Answered(mut resp) if !resp.is_success() => {
-                let (status, reason) = (resp.status, resp.reason.clone());
-                let text = resp.text().unwrap_or_default();
-                Err(CliError::daemon(status, &error_message(status, &reason, &text)))
-            }
+            Upgrade::Answered(mut resp) if !resp.is_success() => Err(refusal(&mut resp)),
             Upgrade::Answered(resp) => Ok(Hijacked { reader: Box::new(resp.body), writer: None }),
         }
     }
@@ -180,10 +185,7 @@ impl Client {
         let bytes = body.map(|b| b.to_compact().into_bytes());
         let mut resp = self.open_with(method, path, bytes.as_deref(), headers)?;
         if !resp.is_success() {
-            let status = resp.status;
-            let reason = resp.reason.clone();
-            let text = resp.text().unwrap_or_default();
-            return Err(CliError::daemon(status, &error_message(status, &reason, &text)));
+            return Err(refusal(&mut resp));
         }
         Ok(resp)
     }
@@ -223,6 +225,12 @@ pub fn parse_body(text: &str) -> CliResult<Value> {
         return Ok(Value::Null);
     }
     json::parse(text).map_err(|e| CliError::new(format!("error decoding response from daemon: {e}")))
+}
+
+/// A non-2xx answer as "Error response from daemon: …".
+fn refusal(resp: &mut Response) -> CliError {
+    let text = resp.text().unwrap_or_default();
+    CliError::daemon(resp.status, &error_message(resp.status, &resp.reason, &text))
 }
 
 /// Docker's error body is `{"message": "..."}`; fall back to the text, then

@@ -4,7 +4,7 @@
 use super::state::NodeState;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -254,10 +254,9 @@ pub fn http_get(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, Ve
     let io = shoal_http_client::unix::connect(socket).map_err(err)?;
     let req = shoal_http_client::Request::new("GET", path).header("Host", "shoal").header("Connection", "close");
     let opts = shoal_http_client::Options { timeout: Some(timeout), ..Default::default() };
-    let mut r = shoal_http_client::send(io, &req, &opts).map_err(err)?;
-    let mut body = Vec::new();
-    r.body.read_to_end(&mut body).map_err(err)?;
-    Ok((r.status, body))
+    let r = shoal_http_client::send(io, &req, &opts).map_err(err)?;
+    let status = r.status;
+    Ok((status, r.read_body(64 << 20).map_err(err)?))
 }
 
 /// Whether the daemon at `socket` answers `GET /_ping` with 200.
@@ -336,6 +335,7 @@ pub fn log_excerpt(node: &NodeState, lines: usize) -> String {
 mod tests {
     use super::*;
     use crate::lab::state::plan;
+    use std::io::Read;
 
     #[test]
     fn daemon_command_line() {

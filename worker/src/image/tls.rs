@@ -12,7 +12,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
@@ -36,18 +35,15 @@ impl Connector {
         Connector { certs_dir, verified: Mutex::new(HashMap::new()) }
     }
 
-    fn provider() -> Arc<CryptoProvider> {
-        Arc::new(ring::default_provider())
-    }
-
     fn config_for(&self, authority: &str, verify: bool) -> io::Result<Arc<ClientConfig>> {
         let key = format!("{verify}/{authority}");
         if let Some(c) = self.verified.lock().unwrap().get(&key) {
             return Ok(c.clone());
         }
         let dir = self.certs_dir.as_ref().map(|d| d.join(authority.replace(['[', ']'], "")));
-        let builder =
-            ClientConfig::builder_with_provider(Self::provider()).with_safe_default_protocol_versions().map_err(io::Error::other)?;
+        let builder = ClientConfig::builder_with_provider(shoal_http_client::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?;
         let builder = if verify {
             let mut roots = system_roots().clone();
             if let Some(dir) = &dir {
@@ -145,7 +141,7 @@ mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
         let cert = params.signed_by(&key, &ca_issuer).unwrap();
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        let server = rustls::ServerConfig::builder_with_provider(shoal_http_client::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
