@@ -36,22 +36,22 @@ use crate::error::{CliError, CliResult};
 #[command(name = "shoal", about = "Run and manage a Shoal cluster (Docker Swarm mode compatible)", disable_version_flag = true)]
 struct Cli {
     /// Daemon socket to connect to (default unix:///run/shoal/shoal.sock, or $SHOAL_HOST)
-    #[arg(short = 'H', long = "host", global = true, value_name = "host")]
+    #[arg(short = 'H', long = "host", global = true, help_heading = "Global Options", value_name = "host")]
     host: Option<String>,
     /// Use TLS; implied by --tlsverify (tcp:// hosts)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Options")]
     tls: bool,
     /// Use TLS and verify the remote (or $SHOAL_TLS_VERIFY)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "bool")]
+    #[arg(long, global = true, help_heading = "Global Options", num_args = 0..=1, default_missing_value = "true", value_name = "bool")]
     tlsverify: Option<bool>,
     /// Trust certs signed only by this CA (default $SHOAL_CERT_PATH/ca.pem, else ~/.shoal/ca.pem)
-    #[arg(long, global = true, value_name = "string")]
+    #[arg(long, global = true, help_heading = "Global Options", value_name = "string")]
     tlscacert: Option<std::path::PathBuf>,
     /// Path to TLS certificate file (default cert.pem beside the CA, if present)
-    #[arg(long, global = true, value_name = "string")]
+    #[arg(long, global = true, help_heading = "Global Options", value_name = "string")]
     tlscert: Option<std::path::PathBuf>,
     /// Path to TLS key file (default key.pem beside the CA, if present)
-    #[arg(long, global = true, value_name = "string")]
+    #[arg(long, global = true, help_heading = "Global Options", value_name = "string")]
     tlskey: Option<std::path::PathBuf>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
