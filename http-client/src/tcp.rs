@@ -51,18 +51,27 @@ pub fn dial_error(host: &str, port: u16, e: &io::Error) -> String {
     format!("dial tcp {addr}: connect: {}", crate::os_error_text(e))
 }
 
-/// Connects to `host:port`, then shakes hands with `tls` if given; both
-/// within `timeout`. `host` is a name or an address (IPv6 without
-/// brackets); with TLS the server's certificate must name it.
-pub fn connect(host: &str, port: u16, tls: Option<Arc<ClientConfig>>, timeout: Duration) -> Result<Box<dyn Io>, ConnectError> {
+/// How long connecting may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Name lookup and the TCP connection, all addresses together.
+    pub dial: Duration,
+    /// The TLS handshake.
+    pub handshake: Duration,
+}
+
+/// Connects to `host:port`, then shakes hands with `tls` if given. `host`
+/// is a name or an address (IPv6 without brackets); with TLS the server's
+/// certificate must name it.
+pub fn connect(host: &str, port: u16, tls: Option<Arc<ClientConfig>>, timeouts: Timeouts) -> Result<Box<dyn Io>, ConnectError> {
     // A timeout here is block_on's own error ("i/o timeout").
-    let tcp = match block_on(Some(timeout), TcpStream::connect((host, port))) {
+    let tcp = match block_on(Some(timeouts.dial), TcpStream::connect((host, port))) {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(error)) | Err(error) => return Err(ConnectError::Dial { host: host.to_string(), port, error }),
     };
     let _ = tcp.set_nodelay(true);
     let Some(config) = tls else { return Ok(Box::new(tcp)) };
-    match block_on(Some(timeout), crate::tls::handshake(tcp, config, host)) {
+    match block_on(Some(timeouts.handshake), crate::tls::handshake(tcp, config, host)) {
         Ok(Ok(stream)) => Ok(Box::new(stream)),
         Ok(Err(e)) | Err(e) => Err(ConnectError::Tls(e)),
     }

@@ -66,8 +66,8 @@ pub struct Hijacked {
     pub writer: Option<Writer>,
 }
 
-/// Docker's dial timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Docker's dial timeout, used for the TLS handshake too.
+const CONNECT_TIMEOUT: tcp::Timeouts = tcp::Timeouts { dial: Duration::from_secs(30), handshake: Duration::from_secs(30) };
 
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -92,11 +92,12 @@ impl Client {
         Ok(Client { host, tls })
     }
 
-    /// `Get "https://host:2376/v1.44/info"`: how Docker's errors name a
-    /// request.
-    fn request_name(&self, method: &str, target: &str) -> String {
+    /// `error during connect: Get "https://host:2376/v1.44/info": …`:
+    /// Docker's words for a request that got no answer.
+    fn during_connect(&self, method: &str, target: &str, e: impl std::fmt::Display) -> CliError {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        shoal_http_client::request_name(method, &format!("{scheme}://{}{target}", self.host.authority()))
+        let name = shoal_http_client::request_name(method, &format!("{scheme}://{}{target}", self.host.authority()));
+        CliError::new(format!("error during connect: {name}: {e}"))
     }
 
     fn connect(&self, method: &str, target: &str) -> CliResult<Box<dyn Io>> {
@@ -115,7 +116,7 @@ impl Client {
             Host::Tcp { host, port } => match tcp::connect(host, *port, self.tls.clone(), CONNECT_TIMEOUT) {
                 Ok(io) => Ok(io),
                 Err(e) if e.refused() => Err(cannot_connect()),
-                Err(e) => Err(CliError::new(format!("error during connect: {}: {e}", self.request_name(method, target)))),
+                Err(e) => Err(self.during_connect(method, target, e)),
             },
         }
     }
@@ -133,8 +134,7 @@ impl Client {
         let mut req = self.request(method, &target, body, "close");
         req.headers.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         // No deadline: logs and events follow for as long as the user wants.
-        shoal_http_client::send(io, &req, &Options::default())
-            .map_err(|e| CliError::new(format!("error during connect: {}: {e}", self.request_name(method, &target))))
+        shoal_http_client::send(io, &req, &Options::default()).map_err(|e| self.during_connect(method, &target, e))
     }
 
     /// A POST that asks to take the connection over (`Upgrade: tcp`), as
@@ -146,8 +146,7 @@ impl Client {
         let io = self.connect("POST", &target)?;
         let bytes = body.to_compact().into_bytes();
         let req = self.request("POST", &target, Some(&bytes), "Upgrade").header("Upgrade", "tcp");
-        let failed = |e: io::Error| CliError::new(format!("error during connect: {}: {e}", self.request_name("POST", &target)));
-        match shoal_http_client::send_upgrade(io, &req, &Options::default()).map_err(failed)? {
+        match shoal_http_client::send_upgrade(io, &req, &Options::default()).map_err(|e| self.during_connect("POST", &target, e))? {
             Upgrade::Switched { io, read_buf } => {
                 let (reader, writer) = duplex::split(io, read_buf);
                 Ok(Hijacked { reader: Box::new(reader), writer: Some(writer) })

@@ -1,22 +1,21 @@
-//! The registry's HTTP client: URLs, connecting (TCP, then TLS through
-//! [`TlsConnector`]), redirects, and Go-style transport errors, over the
-//! shared blocking client on hyper (`shoal_http_client`: request writing,
-//! response parsing, bodies read one frame at a time, size bounds).
+//! The registry's HTTP client: URLs, the TLS configuration per registry
+//! ([`TlsConnector`]), redirects, and Go-style transport errors, over the
+//! shared blocking client on hyper (`shoal_http_client`: connecting with
+//! TLS, request writing, response parsing, bodies read one frame at a
+//! time, size bounds).
 //!
 //! Blocking is deliberate: a pull is file-system work (hashing,
 //! decompressing, writing files) as much as network work, so callers run it
 //! on a blocking thread (`tokio::task::spawn_blocking`).
 
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::net::ToSocketAddrs;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_http_client::tcp::{self, ConnectError};
 pub use shoal_http_client::Body;
-use shoal_http_client::{block_on, Options};
-use tokio::net::TcpStream;
+use shoal_http_client::{ClientConfig, Options};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A registry that stops sending for this long is treated as gone: the
@@ -160,19 +159,13 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-/// What carries the bytes: a plain TCP stream, or TLS over one.
-pub use shoal_http_client::Io as Connection;
-
-/// A TLS handshake in progress (see [`TlsConnector::connect`]).
-pub type Handshake<'a> = Pin<Box<dyn Future<Output = io::Result<Box<dyn Connection>>> + Send + 'a>>;
-
-/// Opens connections for `https://` URLs. The registry module supplies one
-/// when TLS is available; without it only plain HTTP works.
+/// Gives the TLS configuration for `https://` URLs. The registry module
+/// supplies one when TLS is available; without it only plain HTTP works.
 pub trait TlsConnector: Send + Sync {
-    /// Wraps `tcp` in TLS for `url`'s host, handshake included. `verify`
-    /// false skips certificate checks (Docker's behaviour for registries
-    /// marked insecure).
-    fn connect<'a>(&'a self, url: &'a Url, tcp: TcpStream, verify: bool) -> Handshake<'a>;
+    /// The configuration for `url`'s registry. `verify` false skips
+    /// certificate checks (Docker's behaviour for registries marked
+    /// insecure).
+    fn config(&self, url: &Url, verify: bool) -> io::Result<Arc<ClientConfig>>;
 }
 
 /// One request.
@@ -227,7 +220,7 @@ impl Response {
 /// The client: stateless apart from the TLS connector.
 #[derive(Clone, Default)]
 pub struct Client {
-    tls: Option<std::sync::Arc<dyn TlsConnector>>,
+    tls: Option<Arc<dyn TlsConnector>>,
 }
 
 /// A request failed before an HTTP status came back. Formatted as Go's
@@ -259,7 +252,7 @@ impl std::error::Error for TransportError {
 }
 
 impl Client {
-    pub fn new(tls: Option<std::sync::Arc<dyn TlsConnector>>) -> Client {
+    pub fn new(tls: Option<Arc<dyn TlsConnector>>) -> Client {
         Client { tls }
     }
 
@@ -288,24 +281,21 @@ impl Client {
 
     fn send_once(&self, req: &Request<'_>) -> Result<Response, TransportError> {
         let url = &req.url;
-        let dial_error = |e| self.error(req, e, Some((url.bare_host().to_string(), url.port)));
-        let tcp = connect(url.bare_host(), url.port).map_err(dial_error)?;
-        let conn = block_on(Some(IO_TIMEOUT), async {
-            let tcp = TcpStream::from_std(tcp).map_err(|e| (e, true))?;
-            let conn: Box<dyn Connection> = match url.scheme {
-                Scheme::Http => Box::new(tcp),
-                Scheme::Https => match &self.tls {
-                    Some(tls) => tls.connect(url, tcp, req.verify_tls).await.map_err(|e| (e, false))?,
-                    None => return Err((invalid("https is not available in this build".into()), false)),
-                },
-            };
-            Ok(conn)
-        });
-        let conn = match conn {
-            Ok(Ok(conn)) => conn,
-            Ok(Err((e, true))) => return Err(dial_error(e)),
-            Ok(Err((e, false))) | Err(e) => return Err(self.error(req, e, None)),
+        let tls = match (url.scheme, &self.tls) {
+            (Scheme::Http, _) => None,
+            (Scheme::Https, Some(tls)) => Some(tls.config(url, req.verify_tls).map_err(|e| self.error(req, e, None))?),
+            (Scheme::Https, None) => return Err(self.error(req, invalid("https is not available in this build".into()), None)),
         };
+        // The whole handshake happens here, so a TLS failure is a
+        // connection error (and an insecure registry can fall back to
+        // plain HTTP).
+        let conn =
+            tcp::connect(url.bare_host(), url.port, tls, tcp::Timeouts { dial: CONNECT_TIMEOUT, handshake: IO_TIMEOUT }).map_err(|e| {
+                match e {
+                    ConnectError::Dial { host, port, error } => self.error(req, error, Some((host, port))),
+                    ConnectError::Tls(e) => self.error(req, e, None),
+                }
+            })?;
         let mut request = shoal_http_client::Request::new(req.method, &url.target)
             .header("Host", url.authority())
             .header("User-Agent", concat!("shoal/", env!("CARGO_PKG_VERSION")))
@@ -320,21 +310,6 @@ impl Client {
             Err(e) => Err(self.error(req, e, None)),
         }
     }
-}
-
-fn connect(host: &str, port: u16) -> io::Result<std::net::TcpStream> {
-    let mut last = None;
-    for addr in (host, port).to_socket_addrs()? {
-        match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                s.set_nonblocking(true)?;
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host")))
 }
 
 #[cfg(test)]

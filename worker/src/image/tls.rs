@@ -16,9 +16,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use shoal_http_client::tls::NoVerification;
-use tokio::net::TcpStream;
 
-use super::http::{Connection, Handshake, TlsConnector, Url};
+use super::http::{TlsConnector, Url};
 
 /// Where distributions keep the CA bundle (Debian, RHEL, Alpine/others).
 const SYSTEM_BUNDLES: &[&str] = &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
@@ -111,15 +110,8 @@ fn system_roots() -> &'static RootCertStore {
 }
 
 impl TlsConnector for Connector {
-    fn connect<'a>(&'a self, url: &'a Url, tcp: TcpStream, verify: bool) -> Handshake<'a> {
-        Box::pin(async move {
-            let config = self.config_for(&url.authority(), verify)?;
-            // The whole handshake happens here, so a TLS failure is a
-            // connection error (and an insecure registry can fall back to
-            // plain HTTP).
-            let stream = shoal_http_client::tls::handshake(tcp, config, url.bare_host()).await?;
-            Ok(Box::new(stream) as Box<dyn Connection>)
-        })
+    fn config(&self, url: &Url, verify: bool) -> io::Result<Arc<ClientConfig>> {
+        self.config_for(&url.authority(), verify)
     }
 }
 
