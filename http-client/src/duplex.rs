@@ -103,27 +103,6 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    /// This thread's ID, for [`wait_until_blocked`].
-    fn thread_id() -> String {
-        let link = std::fs::read_link("/proc/thread-self").unwrap();
-        link.file_name().unwrap().to_string_lossy().into_owned()
-    }
-
-    /// Waits (10 s at most) until thread `tid` of this process sleeps in the
-    /// kernel: a reader blocked in its wait, so a close must wake it.
-    fn wait_until_blocked(tid: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-            // The state follows the command name, which is in parentheses.
-            if stat.rsplit_once(')').unwrap().1.trim_start().starts_with('S') {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "thread {tid} never blocked");
-            std::thread::yield_now();
-        }
-    }
-
     fn pair() -> (Box<dyn Io>, std::net::TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
@@ -148,20 +127,5 @@ mod tests {
         server.write_all(b"answer").unwrap();
         drop(server);
         assert_eq!(reader.join().unwrap(), "ahead;answer");
-    }
-
-    #[test]
-    fn closing_ends_a_reader_that_waits_for_a_silent_server() {
-        let (io, server) = pair();
-        let (mut r, mut w) = split(io, Bytes::new());
-        let (tid_tx, tid) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            tid_tx.send(thread_id()).unwrap();
-            r.read(&mut [0u8; 16]).unwrap()
-        });
-        wait_until_blocked(&tid.recv().unwrap());
-        w.close();
-        assert_eq!(reader.join().unwrap(), 0);
-        drop(server);
     }
 }

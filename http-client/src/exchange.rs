@@ -200,13 +200,22 @@ fn builder(opts: &Options) -> http1::Builder {
 /// the caller reads [`Response::body`].
 pub fn send<T: Io>(io: T, req: &Request<'_>, opts: &Options) -> io::Result<Response> {
     let request = req.build()?;
-    let (resp, conn) = block_on(opts.timeout, async {
-        let (mut sender, conn) = builder(opts).handshake::<_, Full<Bytes>>(TokioIo::new(io)).await.map_err(|e| hyper_error(e, false))?;
-        let mut conn: Option<Driver> = Some(Box::pin(conn));
-        let resp = drive(&mut conn, sender.send_request(request)).await.map_err(|e| hyper_error(e, false))?;
-        Ok::<_, io::Error>((resp, conn))
-    })??;
+    let (resp, conn) = block_on(opts.timeout, exchange(io, request, opts, false))??;
     Ok(response(resp, conn, opts.timeout))
+}
+
+/// Writes the request and reads the response head; the connection's
+/// driver comes back with it (it still carries the body, or the upgrade).
+async fn exchange<T: Io>(
+    io: T,
+    request: hyper::Request<Full<Bytes>>,
+    opts: &Options,
+    upgrades: bool,
+) -> io::Result<(hyper::Response<Incoming>, Option<Driver>)> {
+    let (mut sender, conn) = builder(opts).handshake::<_, Full<Bytes>>(TokioIo::new(io)).await.map_err(|e| hyper_error(e, false))?;
+    let mut conn: Option<Driver> = Some(if upgrades { Box::pin(conn.with_upgrades()) } else { Box::pin(conn) });
+    let resp = drive(&mut conn, sender.send_request(request)).await.map_err(|e| hyper_error(e, false))?;
+    Ok((resp, conn))
 }
 
 /// The answer to a request that asked to take the connection over
@@ -226,9 +235,7 @@ pub fn send_upgrade<T: Io>(io: T, req: &Request<'_>, opts: &Options) -> io::Resu
     let request = req.build()?;
     let timeout = opts.timeout;
     block_on(timeout, async {
-        let (mut sender, conn) = builder(opts).handshake::<_, Full<Bytes>>(TokioIo::new(io)).await.map_err(|e| hyper_error(e, false))?;
-        let mut conn: Option<Driver> = Some(Box::pin(conn.with_upgrades()));
-        let mut resp = drive(&mut conn, sender.send_request(request)).await.map_err(|e| hyper_error(e, false))?;
+        let (mut resp, mut conn) = exchange(io, request, opts, true).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Upgrade::Answered(response(resp, conn, timeout)));
         }
